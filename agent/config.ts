@@ -1,0 +1,143 @@
+import { CODEC_NAMES, type CodecName } from '../core/codec/types.ts';
+import { UsageError } from '../core/errors.ts';
+import type { LogFormat } from './log.ts';
+
+/** The agent's whole configuration, parsed once at the CLI edge. */
+export interface Config {
+  /** repository URL; undefined only for commands that do not need it */
+  repo: string | undefined;
+  compression: CodecName;
+  /** codec-specific level; undefined means the codec's default */
+  compressionLevel: number | undefined;
+  logFormat: LogFormat;
+  verbose: boolean;
+  /** parallel part uploads/downloads in backup-push/backup-fetch */
+  concurrency: number;
+  /** raw bytes per backup tar part before a new part is started */
+  partSize: number;
+  /** how many times a transient storage failure is retried */
+  retries: number;
+  pg: {
+    host: string | undefined;
+    port: number | undefined;
+    user: string | undefined;
+    database: string | undefined;
+    password: string | undefined;
+  };
+}
+
+type Kind = 'string' | 'int' | 'enum' | 'bool' | 'size';
+
+/** One row per setting: environment variable, --flag, type, default. The README's reference is this table. */
+export interface ConfigEntry {
+  env: string;
+  flag: string;
+  kind: Kind;
+  values?: readonly string[];
+  default?: string;
+  min?: number;
+  max?: number;
+  description: string;
+}
+
+export const CONFIG_TABLE: readonly ConfigEntry[] = [
+  { env: 'GCWAL_REPO', flag: 'repo', kind: 'string', description: 'repository URL: file:///absolute/path or gs://bucket/optional/prefix' },
+  { env: 'GCWAL_COMPRESSION', flag: 'compression', kind: 'enum', values: CODEC_NAMES, default: 'lzo', description: 'codec for new objects (reads use whatever an object was written with)' },
+  { env: 'GCWAL_COMPRESSION_LEVEL', flag: 'compression-level', kind: 'int', min: -7, max: 22, description: 'codec level (zstd 1-22, gzip 1-9; lzo has one level)' },
+  { env: 'GCWAL_LOG_FORMAT', flag: 'log-format', kind: 'enum', values: ['text', 'json'], default: 'text', description: 'stderr log format; json lines carry a severity field for Cloud Logging' },
+  { env: 'GCWAL_VERBOSE', flag: 'verbose', kind: 'bool', default: 'false', description: 'log debug detail' },
+  { env: 'GCWAL_CONCURRENCY', flag: 'concurrency', kind: 'int', default: '4', min: 1, max: 64, description: 'backup parts transferred in parallel' },
+  { env: 'GCWAL_PART_SIZE', flag: 'part-size', kind: 'size', default: '256MiB', min: 1024 * 1024, description: 'raw bytes per backup tar part (accepts KiB, MiB, GiB)' },
+  { env: 'GCWAL_RETRIES', flag: 'retries', kind: 'int', default: '5', min: 0, max: 100, description: 'retries of a transient storage failure before giving up' },
+  { env: 'PGHOST', flag: 'pghost', kind: 'string', description: 'PostgreSQL host or socket directory (libpq)' },
+  { env: 'PGPORT', flag: 'pgport', kind: 'int', min: 1, max: 65535, description: 'PostgreSQL port (libpq)' },
+  { env: 'PGUSER', flag: 'pguser', kind: 'string', description: 'PostgreSQL user (libpq)' },
+  { env: 'PGDATABASE', flag: 'pgdatabase', kind: 'string', description: 'PostgreSQL database (libpq)' },
+  { env: 'PGPASSWORD', flag: 'pgpassword', kind: 'string', description: 'PostgreSQL password (libpq; prefer ~/.pgpass)' },
+];
+
+/** Parse `256MiB`, `1GiB`, `4096` into bytes. */
+export function parseSize(text: string): number | undefined {
+  const m = /^(\d+)\s*(B|KiB|MiB|GiB|K|M|G)?$/i.exec(text.trim());
+  if (!m) return undefined;
+  const unit = (m[2] ?? 'B').toUpperCase()[0];
+  const mult = unit === 'K' ? 1024 : unit === 'M' ? 1024 ** 2 : unit === 'G' ? 1024 ** 3 : 1;
+  return Number(m[1]) * mult;
+}
+
+function parseValue(entry: ConfigEntry, raw: string, source: string): string | number | boolean {
+  const bad = (what: string) => new UsageError(`${source} ${what}`, `fix ${entry.env}: ${entry.description}`);
+  switch (entry.kind) {
+    case 'string':
+      if (raw === '') throw bad('is empty');
+      return raw;
+    case 'enum':
+      if (!entry.values!.includes(raw)) throw bad(`must be one of ${entry.values!.join(', ')}, not "${raw}"`);
+      return raw;
+    case 'bool':
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off|)$/i.test(raw)) return false;
+      throw bad(`must be true or false, not "${raw}"`);
+    case 'int':
+    case 'size': {
+      const n = entry.kind === 'size' ? parseSize(raw) : /^-?\d+$/.test(raw.trim()) ? Number(raw) : undefined;
+      if (n === undefined || !Number.isSafeInteger(n)) throw bad(`must be ${entry.kind === 'size' ? 'a size like 256MiB' : 'an integer'}, not "${raw}"`);
+      if (entry.min !== undefined && n < entry.min) throw bad(`must be at least ${entry.min}, not ${n}`);
+      if (entry.max !== undefined && n > entry.max) throw bad(`must be at most ${entry.max}, not ${n}`);
+      return n;
+    }
+  }
+}
+
+/**
+ * Build the config from `--flags` (already split out of argv) and the environment.
+ * A flag wins over its variable. Throws UsageError naming the variable on any
+ * malformed value. Does not check that GCWAL_REPO is set: commands that need
+ * a repository call `requireRepo`.
+ */
+export function parseConfig(flags: Readonly<Record<string, string | boolean | undefined>>, env: Readonly<Record<string, string | undefined>>): Config {
+  const v: Record<string, string | number | boolean | undefined> = {};
+  for (const entry of CONFIG_TABLE) {
+    const flag = flags[entry.flag];
+    const fromFlag = flag === true ? 'true' : typeof flag === 'string' ? flag : undefined;
+    const raw = fromFlag ?? env[entry.env] ?? entry.default;
+    const source = fromFlag !== undefined ? `--${entry.flag}` : env[entry.env] !== undefined ? entry.env : `default of ${entry.env}`;
+    v[entry.env] = raw === undefined ? undefined : parseValue(entry, raw, source);
+  }
+  return {
+    repo: v.GCWAL_REPO as string | undefined,
+    compression: v.GCWAL_COMPRESSION as CodecName,
+    compressionLevel: v.GCWAL_COMPRESSION_LEVEL as number | undefined,
+    logFormat: v.GCWAL_LOG_FORMAT as LogFormat,
+    verbose: v.GCWAL_VERBOSE as boolean,
+    concurrency: v.GCWAL_CONCURRENCY as number,
+    partSize: v.GCWAL_PART_SIZE as number,
+    retries: v.GCWAL_RETRIES as number,
+    pg: {
+      host: v.PGHOST as string | undefined,
+      port: v.PGPORT as number | undefined,
+      user: v.PGUSER as string | undefined,
+      database: v.PGDATABASE as string | undefined,
+      password: v.PGPASSWORD as string | undefined,
+    },
+  };
+}
+
+const REPO_EXAMPLE = 'e.g. GCWAL_REPO=file:///var/lib/gcwal or GCWAL_REPO=gs://my-bucket/prod-db';
+
+/** The repository URL, validated; throws UsageError with an example when missing or malformed. */
+export function requireRepo(config: Config): string {
+  const repo = config.repo;
+  if (!repo) throw new UsageError('GCWAL_REPO is not set', `set it to the repository URL, ${REPO_EXAMPLE}`);
+  if (repo.startsWith('file://')) {
+    const path = repo.slice('file://'.length);
+    if (!path.startsWith('/')) throw new UsageError(`GCWAL_REPO "${repo}" is not an absolute file:// URL`, `use three slashes and an absolute path, ${REPO_EXAMPLE}`);
+    return repo;
+  }
+  if (repo.startsWith('gs://')) {
+    const bucket = repo.slice(5).split('/')[0];
+    if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) throw new UsageError(`GCWAL_REPO "${repo}" has an invalid bucket name`, `bucket names are 3-63 lowercase letters, digits, dashes, dots, ${REPO_EXAMPLE}`);
+    return repo;
+  }
+  throw new UsageError(`GCWAL_REPO "${repo}" is not a file:// or gs:// URL`, REPO_EXAMPLE);
+}

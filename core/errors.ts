@@ -1,0 +1,129 @@
+/**
+ * Every error gcwal raises on purpose: a stable `code`, a one-line lowercase
+ * `message` (no trailing period), a `hint` saying what to do, and the process
+ * exit code the CLI maps it to. Exit codes are part of the public contract
+ * (documented in the README) because archive_command/restore_command read them.
+ */
+export class GcwalError extends Error {
+  /** stable machine-readable code, e.g. `not_found` */
+  readonly code: string;
+  /** what the user should do next; one line */
+  readonly hint: string;
+  /** process exit code the CLI uses for this error */
+  readonly exitCode: number;
+
+  constructor(code: string, message: string, hint: string, exitCode: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = hint;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Exit codes, one per error class. 1 is reserved for "really not there". */
+export const ExitCode = {
+  ok: 0,
+  notFound: 1,
+  usage: 2,
+  invalidInput: 3,
+  clusterMismatch: 4,
+  conflict: 5,
+  corrupt: 6,
+  storage: 7,
+  auth: 8,
+  postgres: 9,
+  destinationNotEmpty: 10,
+  internal: 11,
+  /** wal-fetch during archive recovery: > 125 makes PostgreSQL stop instead of promoting early */
+  recoveryFatal: 126,
+} as const;
+
+/** The object, backup or file asked for does not exist (and nothing else went wrong). */
+export class NotFoundError extends GcwalError {
+  constructor(message: string, hint = 'check the name and the repository', options?: { cause?: unknown }) {
+    super('not_found', message, hint, ExitCode.notFound, options);
+  }
+}
+
+/** Bad command line or configuration. */
+export class UsageError extends GcwalError {
+  constructor(message: string, hint = 'run gcwal --help', options?: { cause?: unknown }) {
+    super('usage', message, hint, ExitCode.usage, options);
+  }
+}
+
+/** The input file is missing, unreadable, or not what it claims to be (e.g. not WAL). */
+export class InvalidInputError extends GcwalError {
+  constructor(message: string, hint: string, options?: { cause?: unknown }) {
+    super('invalid_input', message, hint, ExitCode.invalidInput, options);
+  }
+}
+
+/** WAL or a backup from a different cluster (system identifier) than the repository holds. */
+export class ClusterMismatchError extends GcwalError {
+  constructor(message: string, hint = 'point GCWAL_REPO at this cluster\'s own repository', options?: { cause?: unknown }) {
+    super('cluster_mismatch', message, hint, ExitCode.clusterMismatch, options);
+  }
+}
+
+/** Different content already exists under the same name; nothing was overwritten. */
+export class ConflictError extends GcwalError {
+  constructor(message: string, hint: string, options?: { cause?: unknown }) {
+    super('conflict', message, hint, ExitCode.conflict, options);
+  }
+}
+
+/** Storage-level: a create-only write found the object already present. */
+export class AlreadyExistsError extends GcwalError {
+  constructor(key: string, options?: { cause?: unknown }) {
+    super('already_exists', `object ${key} already exists`, 'objects are never overwritten; compare contents or use another name', ExitCode.conflict, options);
+  }
+}
+
+/** An object failed verification (size, checksum, codec, manifest). */
+export class CorruptObjectError extends GcwalError {
+  constructor(message: string, hint = 'the object in the repository is damaged; restore from another backup or re-archive it from the source', options?: { cause?: unknown }) {
+    super('corrupt', message, hint, ExitCode.corrupt, options);
+  }
+}
+
+/**
+ * The repository could not be reached or read/written (I/O, network, 5xx).
+ * `transient` says whether retrying may help.
+ */
+export class StorageError extends GcwalError {
+  readonly transient: boolean;
+  constructor(message: string, transient: boolean, hint = 'check the repository is reachable and retry', options?: { cause?: unknown }) {
+    super('storage', message, hint, ExitCode.storage, options);
+    this.transient = transient;
+  }
+}
+
+/** Credentials missing, rejected, or lacking a permission. Never reported as not found. */
+export class AuthError extends GcwalError {
+  constructor(message: string, hint: string, options?: { cause?: unknown }) {
+    super('auth', message, hint, ExitCode.auth, options);
+  }
+}
+
+/** PostgreSQL could not be reached or refused a query. */
+export class PostgresError extends GcwalError {
+  constructor(message: string, hint = 'check PGHOST, PGPORT, PGUSER, PGDATABASE and that the server is running', options?: { cause?: unknown }) {
+    super('postgres', message, hint, ExitCode.postgres, options);
+  }
+}
+
+/** A restore destination that must be empty is not. */
+export class DestinationNotEmptyError extends GcwalError {
+  constructor(path: string) {
+    super('destination_not_empty', `destination ${path} is not empty`, 'restore into a new or empty directory', ExitCode.destinationNotEmpty);
+  }
+}
+
+/** Turn anything thrown into a GcwalError, keeping the original as `cause`. */
+export function asGcwalError(err: unknown): GcwalError {
+  if (err instanceof GcwalError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new GcwalError('internal', `unexpected error: ${message.split('\n')[0]}`, 'this is a bug in gcwal; please report it with the log', ExitCode.internal, { cause: err });
+}
