@@ -1,0 +1,62 @@
+import { AlreadyExistsError, ClusterMismatchError, CorruptObjectError } from './errors.ts';
+import { REPOSITORY_KEY } from './layout.ts';
+import { readSmallObject, writeSmallObject } from './storage/objects.ts';
+import type { CallOptions, Storage } from './storage/types.ts';
+
+/** Which cluster a repository belongs to. Written once by the first push; never rewritten. */
+export interface RepositoryIdentity {
+  format: 1;
+  /** pg_control system identifier, decimal string */
+  systemIdentifier: string;
+  walSegmentSize: number;
+  created: string;
+}
+
+/** The repository's identity, or undefined when nothing was ever pushed. */
+export async function readRepositoryIdentity(storage: Storage, options: CallOptions = {}): Promise<RepositoryIdentity | undefined> {
+  const info = await storage.stat(REPOSITORY_KEY, options);
+  if (!info) return undefined;
+  const body = await readSmallObject(storage, REPOSITORY_KEY, { ...options, limit: 1024 * 1024 });
+  let parsed: Partial<RepositoryIdentity>;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new CorruptObjectError(`${REPOSITORY_KEY} in ${storage.url} is not valid json`, 'restore it from a copy or point GCWAL_REPO at a fresh location');
+  }
+  if (parsed.format !== 1 || typeof parsed.systemIdentifier !== 'string' || typeof parsed.walSegmentSize !== 'number') {
+    throw new CorruptObjectError(`${REPOSITORY_KEY} in ${storage.url} is not a gcwal repository identity`, 'restore it from a copy or point GCWAL_REPO at a fresh location');
+  }
+  return parsed as RepositoryIdentity;
+}
+
+/**
+ * Make sure the repository belongs to this cluster: creates the identity when
+ * absent (create-only, so two first pushes racing agree), otherwise compares.
+ * Throws ClusterMismatchError when the system identifier or segment size differ.
+ * Idempotent.
+ */
+export async function ensureRepositoryIdentity(
+  storage: Storage,
+  cluster: { systemIdentifier: string; walSegmentSize: number },
+  options: CallOptions = {},
+): Promise<RepositoryIdentity> {
+  let identity = await readRepositoryIdentity(storage, options);
+  if (!identity) {
+    const fresh: RepositoryIdentity = { format: 1, systemIdentifier: cluster.systemIdentifier, walSegmentSize: cluster.walSegmentSize, created: new Date().toISOString() };
+    try {
+      await writeSmallObject(storage, REPOSITORY_KEY, JSON.stringify(fresh, null, 2) + '\n', { ...options, contentType: 'application/json' });
+      return fresh;
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      identity = await readRepositoryIdentity(storage, options);
+      if (!identity) throw err;
+    }
+  }
+  if (identity.systemIdentifier !== cluster.systemIdentifier) {
+    throw new ClusterMismatchError(`repository ${storage.url} belongs to cluster ${identity.systemIdentifier}, not to this cluster ${cluster.systemIdentifier}`);
+  }
+  if (identity.walSegmentSize !== cluster.walSegmentSize) {
+    throw new ClusterMismatchError(`repository ${storage.url} holds ${identity.walSegmentSize}-byte WAL segments, this cluster writes ${cluster.walSegmentSize}-byte ones`);
+  }
+  return identity;
+}
