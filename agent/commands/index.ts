@@ -1,0 +1,13 @@
+import type { Command } from './types.ts';
+
+/**
+ * Every command, loaded on demand so `wal-push` does not pay for the
+ * modules of `backup-push` at start-up (archive_command runs once per segment).
+ */
+export const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  'wal-push': { summary: 'archive one WAL file (archive_command)', load: async () => (await import('./wal-push.ts')).walPush },
+  'wal-fetch': { summary: 'restore one WAL file (restore_command)', load: async () => (await import('./wal-fetch.ts')).walFetch },
+  'backup-push': { summary: 'take a base backup of a running cluster', load: async () => (await import('./backup-push.ts')).backupPush },
+  'backup-fetch': { summary: 'restore a base backup and set up point-in-time recovery', load: async () => (await import('./backup-fetch.ts')).backupFetch },
+  'backup-list': { summary: 'list the backups in the repository', load: async () => (await import('./backup-list.ts')).backupList },
+};

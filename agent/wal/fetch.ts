@@ -1,0 +1,80 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { CorruptObjectError, GcwalError, InvalidInputError, StorageError } from '../../core/errors.ts';
+import { walObjectKey } from '../../core/layout.ts';
+import { openDecoded } from '../../core/storage/decode.ts';
+import type { Storage } from '../../core/storage/types.ts';
+import { classifyWalFileName } from '../../core/wal/name.ts';
+import type { Logger } from '../log.ts';
+
+export interface FetchOptions {
+  /** retries of a transient failure (and one retry of a corrupt read) */
+  retries: number;
+  log: Logger;
+  signal?: AbortSignal;
+  /** base backoff in ms; doubled per attempt, with jitter */
+  backoffMs?: number;
+}
+
+/**
+ * Restore one WAL file from the repository to `dest`, atomically: the
+ * content is decoded into a temp file next to `dest`, verified (stored and
+ * raw size and CRC32C), fsynced, then renamed. Returns 'not-found' only when
+ * the repository really has no such object; every other failure throws (a
+ * transient one after `retries` attempts) and leaves `dest` untouched.
+ */
+export async function fetchWalFile(storage: Storage, name: string, dest: string, options: FetchOptions): Promise<'fetched' | 'not-found'> {
+  if (!classifyWalFileName(name)) {
+    throw new InvalidInputError(`${name} is not a WAL file name`, 'restore_command passes %f, a segment, .partial, .history or .backup name');
+  }
+  const key = walObjectKey(name);
+  const backoff = options.backoffMs ?? 200;
+  let corruptRetried = false;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const info = await storage.stat(key, { signal: options.signal });
+      if (!info) return 'not-found';
+      await downloadTo(storage, info, dest, options.signal);
+      return 'fetched';
+    } catch (err) {
+      const retryable = (err instanceof StorageError && err.transient) || (err instanceof CorruptObjectError && !corruptRetried);
+      if (!retryable || attempt >= options.retries || options.signal?.aborted) throw err;
+      if (err instanceof CorruptObjectError) corruptRetried = true;
+      const delay = Math.min(backoff * 2 ** attempt, 10_000) * (0.5 + Math.random() / 2);
+      options.log.warn(`fetching ${name} failed, retrying`, { attempt: attempt + 1, error: (err as GcwalError).message, delayMs: Math.round(delay) });
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+async function downloadTo(storage: Storage, info: Parameters<typeof openDecoded>[1], dest: string, signal?: AbortSignal): Promise<void> {
+  const dir = path.dirname(dest);
+  const tmp = path.join(dir, `.${path.basename(dest)}.gcwal-${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    const decoded = await openDecoded(storage, info, { signal });
+    await pipeline(decoded, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }), { signal });
+    const handle = await fs.open(tmp, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(tmp, dest);
+    const dirHandle = await fs.open(dir, 'r');
+    try {
+      await dirHandle.sync();
+    } finally {
+      await dirHandle.close();
+    }
+  } catch (err) {
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    if (err instanceof GcwalError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ABORT_ERR') throw new StorageError(`fetching ${info.key} was cancelled`, false, 'the command was interrupted');
+    if (code && /^E[A-Z]+$/.test(code)) throw new StorageError(`writing ${dest} failed: ${code}`, false, `check that ${dir} exists and is writable with free space`, { cause: err });
+    throw new CorruptObjectError(`reading ${info.key} failed: ${(err as Error).message}`, undefined, { cause: err });
+  }
+}

@@ -1,0 +1,155 @@
+import { createReadStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { crc32c, crc32cBase64 } from '../../core/checksum/crc32c.ts';
+import { getCodec } from '../../core/codec/index.ts';
+import type { CodecName } from '../../core/codec/types.ts';
+import { AlreadyExistsError, ConflictError, CorruptObjectError, InvalidInputError } from '../../core/errors.ts';
+import { Meta, walObjectKey } from '../../core/layout.ts';
+import { ensureRepositoryIdentity, readRepositoryIdentity } from '../../core/repository.ts';
+import { recordedRawChecksum } from '../../core/storage/decode.ts';
+import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
+import { checkSegmentHeader, parseLongPageHeader } from '../../core/wal/header.ts';
+import { classifyWalFileName } from '../../core/wal/name.ts';
+
+export interface PushOptions {
+  codec: CodecName;
+  level: number | undefined;
+  signal?: AbortSignal;
+}
+
+export interface PushResult {
+  /** archived now, or found already archived with identical content */
+  status: 'archived' | 'already-archived';
+  key: string;
+  rawSize: number;
+  storedSize: number;
+}
+
+/** Bytes of the long page header we read to check a segment (it is 40 bytes). */
+const HEADER_BYTES = 64;
+
+/**
+ * Archive one file from pg_wal. Checks a segment's long page header against
+ * its name and the repository's cluster, then streams file → compress →
+ * storage (create-only). Idempotent: identical content already archived is
+ * success; different content is ConflictError and nothing is overwritten.
+ * The raw size and CRC32C are computed in a first pass because they travel
+ * as object metadata, which must be known when an upload starts; the upload
+ * pass re-checks them and fails the write (nothing finalised) if the file
+ * changed in between.
+ */
+export async function pushWalFile(storage: Storage, filePath: string, options: PushOptions): Promise<PushResult> {
+  const name = path.basename(filePath);
+  const kind = classifyWalFileName(name);
+  if (!kind) {
+    throw new InvalidInputError(`${name} is not a WAL file name`, 'pass a segment, .partial, .history or .backup file from pg_wal, as archive_command\'s %p');
+  }
+  const { size, crc, head } = await scanFile(filePath, options.signal);
+
+  const metadata: Record<string, string> = {
+    [Meta.codec]: options.codec,
+    [Meta.rawSize]: String(size),
+    [Meta.rawCrc32c]: crc32cBase64(crc),
+  };
+  if (kind.kind === 'segment' || kind.kind === 'partial') {
+    const segmentName = kind.kind === 'segment' ? name : kind.segmentName;
+    const header = parseLongPageHeader(head);
+    const checked = checkSegmentHeader(header, segmentName);
+    if (size !== checked.segmentSize) {
+      throw new InvalidInputError(`${name} is ${size} bytes but its header says segments are ${checked.segmentSize} bytes`, 'the file is truncated or not a WAL segment; do not archive it');
+    }
+    await ensureRepositoryIdentity(storage, { systemIdentifier: checked.systemIdentifier, walSegmentSize: checked.segmentSize }, { signal: options.signal });
+    metadata[Meta.systemId] = checked.systemIdentifier;
+  } else {
+    // History and .backup files carry no system identifier; they still may
+    // only go into a repository some cluster has claimed (or a fresh one).
+    const identity = await readRepositoryIdentity(storage, { signal: options.signal });
+    if (identity) metadata[Meta.systemId] = identity.systemIdentifier;
+  }
+
+  const key = walObjectKey(name);
+  const existing = await storage.stat(key, { signal: options.signal });
+  if (existing) return compareExisting(storage, existing, { size, crc }, name, options.signal);
+
+  const codec = getCodec(options.codec);
+  const source = createReadStream(filePath, { highWaterMark: 1024 * 1024, signal: options.signal });
+  try {
+    const info = await storage.write(key, source.pipe(expectSameContent(size, crc, name)).pipe(codec.compressor(options.level)), {
+      metadata,
+      contentType: 'application/octet-stream',
+      signal: options.signal,
+    });
+    return { status: 'archived', key, rawSize: size, storedSize: info.size };
+  } catch (err) {
+    if (!(err instanceof AlreadyExistsError)) throw err;
+    // Lost a race with another push of the same name: decide by content.
+    const now = await storage.stat(key, { signal: options.signal });
+    if (!now) throw err;
+    return compareExisting(storage, now, { size, crc }, name, options.signal);
+  }
+}
+
+async function scanFile(filePath: string, signal?: AbortSignal): Promise<{ size: number; crc: number; head: Buffer }> {
+  try {
+    const st = await fs.stat(filePath);
+    if (!st.isFile()) throw new InvalidInputError(`${filePath} is not a regular file`, 'pass the path of a WAL file, as archive_command\'s %p');
+  } catch (err) {
+    if (err instanceof InvalidInputError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new InvalidInputError(`${filePath} does not exist`, 'pass the path of a WAL file relative to the data directory, as archive_command\'s %p');
+    throw new InvalidInputError(`cannot read ${filePath}: ${code}`, 'check the file\'s permissions for the user running gcwal');
+  }
+  let size = 0;
+  let crc = 0;
+  const headParts: Buffer[] = [];
+  let headLen = 0;
+  for await (const chunk of createReadStream(filePath, { highWaterMark: 1024 * 1024, signal })) {
+    const buf = chunk as Buffer;
+    if (headLen < HEADER_BYTES) {
+      headParts.push(buf.subarray(0, HEADER_BYTES - headLen));
+      headLen += Math.min(buf.length, HEADER_BYTES - headLen);
+    }
+    size += buf.length;
+    crc = crc32c(buf, crc);
+  }
+  return { size, crc, head: Buffer.concat(headParts) };
+}
+
+/** Fails the upload (so nothing is finalised) if the file changed since the first pass. */
+function expectSameContent(size: number, crc: number, name: string): Transform {
+  let seen = 0;
+  let running = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      seen += chunk.length;
+      running = crc32c(chunk, running);
+      done(null, chunk);
+    },
+    flush(done: TransformCallback) {
+      if (seen !== size || running !== crc) return done(new InvalidInputError(`${name} changed while it was being archived`, 'PostgreSQL must not modify a segment it asked to archive; retry, and check nothing else writes to pg_wal'));
+      done();
+    },
+  });
+}
+
+async function compareExisting(storage: Storage, existing: ObjectInfo, local: { size: number; crc: number }, name: string, _signal?: AbortSignal): Promise<PushResult> {
+  const want = { size: local.size, crc32c: crc32cBase64(local.crc) };
+  let have: { size: number; crc32c: string };
+  try {
+    have = recordedRawChecksum(existing);
+  } catch (err) {
+    if (!(err instanceof CorruptObjectError)) throw err;
+    // Metadata lost (a crash between data and metadata): the object cannot be
+    // restored anyway, but replacing it is a human decision.
+    throw new ConflictError(`${name} is already archived but its metadata is missing`, `check ${storage.url}/${existing.key} by hand; remove it if it is damaged, then archive again`);
+  }
+  if (have.size === want.size && have.crc32c === want.crc32c) {
+    return { status: 'already-archived', key: existing.key, rawSize: local.size, storedSize: existing.size };
+  }
+  throw new ConflictError(
+    `${name} is already archived with different content (${have.size} bytes, crc32c ${have.crc32c}; local ${want.size} bytes, crc32c ${want.crc32c})`,
+    'two clusters may be archiving into one repository, or the archive is damaged; investigate before archiving further',
+  );
+}
