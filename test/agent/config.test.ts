@@ -1,0 +1,55 @@
+import test from 'ava';
+import { parseConfig, parseSize, requireRepo } from '../../agent/config.ts';
+
+test('defaults apply when nothing is set', (t) => {
+  const c = parseConfig({}, {});
+  t.is(c.repo, undefined);
+  t.is(c.compression, 'lzo');
+  t.is(c.compressionLevel, undefined);
+  t.is(c.logFormat, 'text');
+  t.is(c.concurrency, 4);
+  t.is(c.partSize, 256 * 1024 * 1024);
+  t.is(c.retries, 5);
+  t.false(c.verbose);
+});
+
+test('environment variables are read and a flag wins over its variable', (t) => {
+  const env = { GCWAL_REPO: 'file:///a', GCWAL_COMPRESSION: 'zstd', GCWAL_COMPRESSION_LEVEL: '3', PGPORT: '5433', PGHOST: '/tmp' };
+  const c = parseConfig({ compression: 'gzip' }, env);
+  t.is(c.repo, 'file:///a');
+  t.is(c.compression, 'gzip');
+  t.is(c.compressionLevel, 3);
+  t.deepEqual(c.pg, { host: '/tmp', port: 5433, user: undefined, database: undefined, password: undefined });
+});
+
+const bad: [string, Record<string, string>, RegExp][] = [
+  ['an unknown codec', { GCWAL_COMPRESSION: 'brotli' }, /GCWAL_COMPRESSION must be one of lzo, zstd, gzip, none, not "brotli"/],
+  ['a non-numeric level', { GCWAL_COMPRESSION_LEVEL: 'fast' }, /GCWAL_COMPRESSION_LEVEL must be an integer/],
+  ['a port out of range', { PGPORT: '70000' }, /PGPORT must be at most 65535/],
+  ['a malformed size', { GCWAL_PART_SIZE: 'big' }, /GCWAL_PART_SIZE must be a size like 256MiB/],
+  ['a tiny part size', { GCWAL_PART_SIZE: '10' }, /GCWAL_PART_SIZE must be at least/],
+  ['a bad log format', { GCWAL_LOG_FORMAT: 'xml' }, /GCWAL_LOG_FORMAT must be one of text, json/],
+];
+for (const [what, env, message] of bad) {
+  test(`${what} is a usage error naming the variable`, (t) => {
+    const err = t.throws(() => parseConfig({}, env), { message });
+    t.is((err as { exitCode?: number }).exitCode, 2);
+  });
+}
+
+test('sizes accept binary units', (t) => {
+  t.is(parseSize('4096'), 4096);
+  t.is(parseSize('1KiB'), 1024);
+  t.is(parseSize('256MiB'), 256 * 1024 ** 2);
+  t.is(parseSize('2G'), 2 * 1024 ** 3);
+  t.is(parseSize('1.5G'), undefined);
+});
+
+test('the repository URL is required and validated with an example', (t) => {
+  t.throws(() => requireRepo(parseConfig({}, {})), { message: 'GCWAL_REPO is not set' });
+  t.throws(() => requireRepo(parseConfig({}, { GCWAL_REPO: 's3://x' })), { message: /is not a file:\/\/ or gs:\/\/ URL/ });
+  t.throws(() => requireRepo(parseConfig({}, { GCWAL_REPO: 'file://relative/path' })), { message: /is not an absolute file:\/\/ URL/ });
+  t.throws(() => requireRepo(parseConfig({}, { GCWAL_REPO: 'gs://Bad_Bucket' })), { message: /has an invalid bucket name/ });
+  t.is(requireRepo(parseConfig({}, { GCWAL_REPO: 'file:///var/lib/gcwal' })), 'file:///var/lib/gcwal');
+  t.is(requireRepo(parseConfig({}, { GCWAL_REPO: 'gs://my-bucket/prod' })), 'gs://my-bucket/prod');
+});
