@@ -68,19 +68,22 @@ export interface LongPageHeader {
  * Read the long page header from the first bytes of a WAL segment (at least
  * LONG_PAGE_HEADER_SIZE of them). Only checks that it is a long header:
  * throws InvalidInputError ("not a WAL segment") when `buf` is too short or
- * XLP_LONG_HEADER is unset in either byte order. `what` names the source in
- * messages. Use checkSegmentHeader to validate the values.
+ * xlp_info, read in either byte order, is not a flag byte with
+ * XLP_LONG_HEADER set. `what` names the source in messages (the file name).
+ * Use checkSegmentHeader to validate the values.
  */
 export function parseLongPageHeader(buf: Buffer, what = 'file'): LongPageHeader {
   const hint = 'pass a WAL segment file from pg_wal';
   if (buf.length < LONG_PAGE_HEADER_SIZE) {
     throw new InvalidInputError(`not a WAL segment: ${what} has ${buf.length} bytes, fewer than the ${LONG_PAGE_HEADER_SIZE}-byte page header`, hint);
   }
-  // xlp_info of a long header is a small flag set with bit 1 on, so it reads
-  // as 0x000N in the writer's byte order and 0x0N00 (bit 1 off) in the other.
+  // xlp_info of a long header is a few flag bits with XLP_LONG_HEADER among
+  // them, so it reads as 0x000N in the writer's byte order and as 0x0N00 in
+  // the other; text or other binary data rarely fits either.
+  const isLongInfo = (info: number) => (info & 0xff00) === 0 && (info & XLP_LONG_HEADER) !== 0;
   let byteOrder: 'little' | 'big';
-  if (buf.readUInt16LE(2) & XLP_LONG_HEADER) byteOrder = 'little';
-  else if (buf.readUInt16BE(2) & XLP_LONG_HEADER) byteOrder = 'big';
+  if (isLongInfo(buf.readUInt16LE(2))) byteOrder = 'little';
+  else if (isLongInfo(buf.readUInt16BE(2))) byteOrder = 'big';
   else throw new InvalidInputError(`not a WAL segment: ${what} does not start with a long page header`, hint);
   const le = byteOrder === 'little';
   const u16 = (at: number) => (le ? buf.readUInt16LE(at) : buf.readUInt16BE(at));
