@@ -1,0 +1,127 @@
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { makeTempDir } from './tmp.ts';
+import { assertReachableByOthers, runningAsRoot } from './users.ts';
+
+/** The project root (test/helpers/../..). */
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** A built gcwal copied where the postgres user can run it. */
+export interface InstalledAgent {
+  /** absolute path of the executable `gcwal` wrapper: use it in archive_command and with runGcwal */
+  command: string;
+  /** the install directory: gcwal.mjs, its source map, node_modules with the external packages */
+  dir: string;
+  /** remove the install directory */
+  cleanup(): Promise<void>;
+}
+
+export interface InstallOptions {
+  /** directory holding the build output; default <project>/dist */
+  distDir?: string;
+  /** extra node options for the wrapper, e.g. ['--enable-source-maps'] */
+  nodeArgs?: readonly string[];
+}
+
+/**
+ * Copy the bundled CLI (dist/gcwal.mjs and its source map) and the external
+ * packages it loads at run time (listed by the build in
+ * dist/gcwal.externals.json, plus their dependencies, found by reading each
+ * package.json recursively) into a fresh world-readable temp directory, and
+ * write an executable `gcwal` shell wrapper that runs it with this Node.
+ *
+ * Why a copy: archive_command runs gcwal as the postgres user, and CI may
+ * check the project out under a directory only root can enter (/root/...).
+ * Call it once per test file, in `test.before`, and `cleanup` in
+ * `test.after.always`. Rejects with "run npm run build" when there is no build,
+ * and when this Node binary is not executable by other users.
+ */
+export async function installAgent(options: InstallOptions = {}): Promise<InstalledAgent> {
+  const dist = options.distDir ?? path.join(projectRoot, 'dist');
+  const bundle = path.join(dist, 'gcwal.mjs');
+  if (!existsSync(bundle)) throw new Error(`${bundle} does not exist: run npm run build`);
+  if (runningAsRoot()) {
+    await assertReachableByOthers(process.execPath, 'execute', 'install Node where every user can run it (e.g. /usr/bin/node)');
+  }
+  const externals = JSON.parse(await readFile(path.join(dist, 'gcwal.externals.json'), 'utf8')) as string[];
+  const packages = await runtimePackages(externals, projectRoot);
+
+  const tmp = await makeTempDir('agent');
+  try {
+    await copyFile(bundle, path.join(tmp.path, 'gcwal.mjs'));
+    if (existsSync(`${bundle}.map`)) await copyFile(`${bundle}.map`, path.join(tmp.path, 'gcwal.mjs.map'));
+    for (const dir of packages) {
+      await cp(dir, path.join(tmp.path, path.relative(projectRoot, dir)), { recursive: true, verbatimSymlinks: true });
+    }
+    const command = path.join(tmp.path, 'gcwal');
+    const nodeArgs = (options.nodeArgs ?? []).map(shellQuote).join(' ');
+    await writeFile(command, `#!/bin/sh\nexec ${shellQuote(process.execPath)} ${nodeArgs ? `${nodeArgs} ` : ''}${shellQuote(path.join(tmp.path, 'gcwal.mjs'))} "$@"\n`);
+    await chmod(command, 0o755);
+    // A checkout made with umask 077 would give postgres nothing to read.
+    await makeWorldReadable(tmp.path);
+    return { command, dir: tmp.path, cleanup: tmp.cleanup };
+  } catch (err) {
+    await tmp.cleanup();
+    throw err;
+  }
+}
+
+/**
+ * The package directories needed at run time for `names`: each package, and
+ * recursively its `dependencies` and installed `optionalDependencies`, resolved
+ * the way Node does (nearest node_modules first, then upwards, but not above
+ * `root`). Type-only `@types/*` packages are left out. Directories nested
+ * inside another returned directory are omitted since copying the outer one
+ * brings them along. Rejects when a required package is not installed.
+ */
+export async function runtimePackages(names: readonly string[], root: string): Promise<string[]> {
+  const found = new Set<string>();
+  const visit = async (name: string, fromDir: string, optional: boolean): Promise<void> => {
+    if (name.startsWith('@types/')) return;
+    const dir = resolvePackageDir(name, fromDir, root);
+    if (dir === undefined) {
+      if (optional) return;
+      throw new Error(`package ${name} (needed at run time by the bundle) is not installed under ${root}: run npm ci`);
+    }
+    if (found.has(dir)) return;
+    found.add(dir);
+    const manifest = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as {
+      dependencies?: Record<string, string>;
+      optionalDependencies?: Record<string, string>;
+    };
+    const optionalDeps = Object.keys(manifest.optionalDependencies ?? {});
+    for (const dep of Object.keys(manifest.dependencies ?? {})) await visit(dep, dir, optionalDeps.includes(dep));
+    for (const dep of optionalDeps) await visit(dep, dir, true);
+  };
+  for (const name of names) await visit(name, root, false);
+  const dirs = [...found].sort();
+  return dirs.filter((dir) => !dirs.some((outer) => outer !== dir && dir.startsWith(outer + path.sep)));
+}
+
+/** Node's lookup: <dir>/node_modules/<name> for `fromDir` and each ancestor up to `root`. */
+function resolvePackageDir(name: string, fromDir: string, root: string): string | undefined {
+  for (let dir = fromDir; ; dir = path.dirname(dir)) {
+    if (path.basename(dir) !== 'node_modules') {
+      const candidate = path.join(dir, 'node_modules', name);
+      if (existsSync(path.join(candidate, 'package.json'))) return candidate;
+    }
+    if (dir === root || !dir.startsWith(root + path.sep)) return undefined;
+  }
+}
+
+/** Directories 0755; files 0644, or 0755 when any execute bit was set. */
+async function makeWorldReadable(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) await makeWorldReadable(full);
+    else if (entry.isFile()) await chmod(full, (await stat(full)).mode & 0o111 ? 0o755 : 0o644);
+  }
+}
+
+/** Single-quote for /bin/sh. */
+function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", "'\\''")}'`;
+}
