@@ -1,0 +1,205 @@
+import * as fs from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import type pg from 'pg';
+import type { BackupMeta, ManifestEntry } from '../../core/backup/meta.ts';
+import { serializeBackupMeta } from '../../core/backup/meta.ts';
+import { getCodec } from '../../core/codec/index.ts';
+import { ConflictError, UsageError } from '../../core/errors.ts';
+import { backupManifestKey, backupMetaKey, backupName, backupPrefix, Meta } from '../../core/layout.ts';
+import { ensureRepositoryIdentity } from '../../core/repository.ts';
+import { writeSmallObject } from '../../core/storage/objects.ts';
+import type { Storage } from '../../core/storage/types.ts';
+import { formatLsn } from '../../core/wal/lsn.ts';
+import { segmentNumberOfEndLsn, segmentNumberOfLsn, walSegmentName } from '../../core/wal/name.ts';
+import type { Config } from '../config.ts';
+import type { Logger } from '../log.ts';
+import { connectPostgres } from '../pg/connect.ts';
+import type { Progress } from '../progress.ts';
+import { CONTROL_FILE } from './exclude.ts';
+import { parseBackupLabel, readClusterInfo, startBackup, stopBackup, type BackupStart, type ClusterInfo } from './pg-backup.ts';
+import { planParts } from './plan.ts';
+import { writeParts } from './parts.ts';
+import { walkDataDirectory } from './walk.ts';
+
+/** Everything pushBackup needs; built by the backup-push command. */
+export interface PushOptions {
+  /** data directory as given on the command line, absolute */
+  pgdata: string;
+  storage: Storage;
+  config: Pick<Config, 'compression' | 'compressionLevel' | 'concurrency' | 'partSize' | 'retries' | 'pg'>;
+  log: Logger;
+  signal: AbortSignal;
+  /** gcwal's version, recorded in backup.json */
+  version: string;
+  /** a progress display for the copy (a silent one when not interactive) */
+  progress: (label: string, totalBytes: number, totalFiles: number) => Progress;
+}
+
+/**
+ * Resolve both paths through symlinks and refuse when they differ: copying
+ * another directory than the server's would produce a backup of the wrong
+ * cluster (or of nothing) that only fails at restore time.
+ */
+async function checkDataDirectory(given: string, serverDir: string): Promise<string> {
+  let mine: string;
+  try {
+    mine = await fs.realpath(given);
+  } catch (err) {
+    throw new UsageError(`data directory ${given} does not exist or is not readable (${(err as NodeJS.ErrnoException).code})`, 'pass the data directory of the running server (SHOW data_directory)');
+  }
+  const theirs = await fs.realpath(serverDir).catch(() => undefined);
+  if (theirs === undefined) {
+    throw new UsageError(`the server's data directory ${serverDir} is not on this host`, 'run backup-push on the database host, connected to the local server');
+  }
+  if (mine !== theirs) {
+    throw new UsageError(`${given} is not the data directory of the server at PGHOST/PGPORT, which is ${serverDir}`, 'pass the server\'s data directory, or point PGHOST/PGPORT at the server that runs on this one');
+  }
+  return mine;
+}
+
+/** Whether anything (a finished backup or the parts of a failed one) is stored under the backup's folder. */
+async function folderInUse(storage: Storage, name: string, signal: AbortSignal): Promise<boolean> {
+  for await (const _ of storage.list(backupPrefix(name), { signal })) return true;
+  return false;
+}
+
+/**
+ * `base_<start segment>`; when that folder is taken (two backups starting in
+ * one segment, or the parts of a failed attempt) the start LSN's low 32 bits
+ * are appended, which sorts after the plain name. Throws ConflictError if
+ * both are taken.
+ */
+async function chooseName(storage: Storage, startSegment: string, start: BackupStart, signal: AbortSignal): Promise<string> {
+  const plain = backupName(startSegment);
+  if (!(await folderInUse(storage, plain, signal))) return plain;
+  const suffixed = `${plain}_${(start.lsn & 0xFFFF_FFFFn).toString(16).toUpperCase().padStart(8, '0')}`;
+  if (!(await folderInUse(storage, suffixed, signal))) return suffixed;
+  throw new ConflictError(`backup folders ${plain} and ${suffixed} are both in use`, 'wait for the other backup-push to finish, then run it again');
+}
+
+/** Write manifest.jsonl (uncompressed JSON lines) and return its record for backup.json. */
+async function writeManifest(storage: Storage, name: string, entries: readonly ManifestEntry[], signal: AbortSignal): Promise<BackupMeta['manifest']> {
+  const key = backupManifestKey(name);
+  const lines = function* () {
+    for (const entry of entries) yield Buffer.from(JSON.stringify(entry) + '\n');
+  };
+  const info = await storage.write(key, Readable.from(lines()), { signal, metadata: { [Meta.codec]: 'none' }, contentType: 'application/x-ndjson' });
+  return { key, storedSize: info.size, storedCrc32c: info.crc32c, entries: entries.length };
+}
+
+/** The copy between start and stop: walk, tar parts, stop with wait for archive. */
+async function copyAndStop(client: pg.Client, info: ClusterInfo, pgdata: string, name: string, options: PushOptions) {
+  const { log, signal, config } = options;
+  const walk = await walkDataDirectory(pgdata, {
+    pgMajor: info.major,
+    signal,
+    onSkip: (path, reason, level) => (level === 'warn' ? log.warn : log.debug)(`skipping ${path}: ${reason}`),
+  });
+  const plans = planParts(walk.entries, config.partSize, [CONTROL_FILE]);
+  log.debug('copying the data directory', { files: walk.fileCount, bytes: walk.totalBytes, parts: plans.length, tablespaces: walk.tablespaces.length });
+  const progress = options.progress(`backup ${name}`, walk.totalBytes, walk.fileCount);
+  const written = await writeParts(plans, {
+    storage: options.storage,
+    backupName: name,
+    codec: getCodec(config.compression),
+    level: config.compressionLevel,
+    concurrency: config.concurrency,
+    retries: config.retries,
+    signal,
+    onRetry: (index, attempt, err) => log.warn(`uploading part ${index} failed, retrying (${attempt}/${config.retries})`, { error: err.message }),
+    onProgress: (bytes, files) => progress.add(bytes, files),
+    onSkip: (path, reason) => log.debug(`skipping ${path}: ${reason}`),
+  });
+  progress.done();
+  log.info('data copied, stopping the backup and waiting for its WAL to be archived');
+  const stop = await stopBackup(client, info.versionNum, true);
+  const links = walk.entries
+    .filter((e) => e.type === 'symlink')
+    .map((e): ManifestEntry => ({ path: e.path, type: 'symlink', size: 0, mode: e.mode, mtime: e.mtime.toISOString(), target: e.target }));
+  return { walk, written, stop, manifest: [...links, ...written.manifest] };
+}
+
+/**
+ * Take a base backup of the running cluster whose data directory is
+ * `pgdata` into the repository, with PostgreSQL's non-exclusive backup API
+ * on a single session. Writes the parts, then manifest.jsonl, then (last,
+ * making the backup visible) backup.json, and returns the metadata.
+ *
+ * Throws UsageError when `pgdata` is not the server's data directory,
+ * ClusterMismatchError when the repository holds another cluster,
+ * PostgresError for connection and SQL failures, InvalidInputError for
+ * unreadable files, storage errors as the driver raises them. On any failure
+ * after the backup started the backup is stopped (the server is not left in
+ * backup mode) and no backup.json is written; parts already stored remain as
+ * invisible orphans.
+ */
+export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
+  const { storage, log, signal, config } = options;
+  const { client, where } = await connectPostgres(config.pg, { applicationName: 'gcwal backup-push', signal });
+  // PostgreSQL aborts a non-exclusive backup when its session ends, so
+  // closing the connection is how an interrupt leaves the server clean.
+  const onAbort = () => void client.end().catch(() => {});
+  signal.addEventListener('abort', onAbort, { once: true });
+  client.on('notice', (notice) => log.warn(`postgresql: ${notice.message ?? ''}`));
+  try {
+    const info = await readClusterInfo(client);
+    const pgdata = await checkDataDirectory(options.pgdata, info.dataDirectory);
+    await ensureRepositoryIdentity(storage, { systemIdentifier: info.systemIdentifier, walSegmentSize: info.walSegmentSize }, { signal });
+    if (info.archiveMode === 'off') log.warn('archive_mode is off: the WAL this backup needs will not reach the repository', { hint: 'set archive_mode = on and archive_command to gcwal wal-push' });
+    log.debug('connected', { server: where, version: info.version, systemIdentifier: info.systemIdentifier });
+
+    const startTime = new Date();
+    const start = await startBackup(client, info.versionNum, `gcwal ${startTime.toISOString()}`);
+    let stopped = false;
+    try {
+      const startSegment = walSegmentName(start.timeline, segmentNumberOfLsn(start.lsn, info.walSegmentSize), info.walSegmentSize);
+      const name = await chooseName(storage, startSegment, start, signal);
+      log.info(`backup ${name} started`, { startLsn: formatLsn(start.lsn) });
+
+      const { walk, written, stop, manifest } = await copyAndStop(client, info, pgdata, name, options);
+      stopped = true;
+      const stopTime = new Date();
+
+      const label = parseBackupLabel(stop.backupLabel);
+      const timeline = label.timeline ?? start.timeline;
+      if (label.walFile !== startSegment) log.warn(`backup label starts in ${label.walFile}, not ${startSegment} as the name says`);
+      const manifestRecord = await writeManifest(storage, name, manifest, signal);
+      const files = manifest.filter((e) => e.type === 'file');
+      const meta: BackupMeta = {
+        format: 1,
+        name,
+        systemIdentifier: info.systemIdentifier,
+        pgVersionNum: info.versionNum,
+        pgVersion: info.version,
+        walSegmentSize: info.walSegmentSize,
+        timeline,
+        startLsn: formatLsn(label.lsn),
+        stopLsn: formatLsn(stop.lsn),
+        startWalSegment: label.walFile,
+        stopWalSegment: walSegmentName(timeline, segmentNumberOfEndLsn(stop.lsn, info.walSegmentSize), info.walSegmentSize),
+        startTime: startTime.toISOString(),
+        stopTime: stopTime.toISOString(),
+        rawSize: files.reduce((n, e) => n + e.size, 0),
+        storedSize: written.parts.reduce((n, p) => n + p.storedSize, 0),
+        fileCount: files.length,
+        codec: config.compression,
+        parts: written.parts,
+        tablespaces: walk.tablespaces,
+        backupLabel: stop.backupLabel,
+        tablespaceMap: stop.tablespaceMap,
+        manifest: manifestRecord,
+        gcwalVersion: options.version,
+      };
+      await writeSmallObject(storage, backupMetaKey(name), serializeBackupMeta(meta), { signal, contentType: 'application/json', metadata: { [Meta.codec]: 'none' } });
+      return meta;
+    } catch (err) {
+      if (!stopped) {
+        await stopBackup(client, info.versionNum, false).catch((stopErr) => log.debug('could not stop the backup after the failure; the server aborts it when the session ends', { error: (stopErr as Error).message }));
+      }
+      throw err;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    await client.end().catch(() => {});
+  }
+}

@@ -1,0 +1,57 @@
+import * as path from 'node:path';
+import { ExitCode } from '../../core/errors.ts';
+import { pushBackup } from '../backup/push.ts';
+import { createProgress, formatBytes, formatDuration } from '../progress.ts';
+import { VERSION } from '../version.ts';
+import type { Command } from './types.ts';
+
+/** `gcwal backup-push <pgdata>`: a base backup of the running cluster. */
+export const backupPush: Command = {
+  name: 'backup-push',
+  summary: 'take a base backup of a running cluster',
+  usage: 'gcwal backup-push <pgdata>',
+  details: `
+Takes a base backup of the running server whose data directory is <pgdata>,
+with PostgreSQL's non-exclusive backup API (pg_backup_start/pg_backup_stop)
+on one connection (PGHOST, PGPORT, PGUSER, PGDATABASE; a superuser or a role
+allowed to run the backup functions). Run it on the database host as the
+postgres OS user: the files are read directly from <pgdata>.
+
+The data directory is stored as compressed tar parts of about GCWAL_PART_SIZE
+raw bytes, GCWAL_CONCURRENCY at a time, then manifest.jsonl and, last,
+backup.json; the backup is visible to backup-list and backup-fetch only once
+backup.json exists. Left out, as pg_basebackup does: the contents of pg_wal,
+pg_replslot, pg_stat_tmp, pg_dynshmem, pg_notify, pg_serial, pg_snapshots
+and pg_subtrans (the directories are kept), postmaster.pid/.opts,
+pg_internal.init, old backup_label/tablespace_map/backup_manifest,
+pgsql_tmp*, temporary relations and unlogged relations' data (their init
+forks are kept). Tablespaces are followed and stored under pg_tblspc/<oid>/.
+
+The command succeeds only after PostgreSQL has archived the WAL the backup
+needs (pg_backup_stop waits for it), so archive_command must be working.
+Prints the backup's name on stdout. On failure the server's backup mode is
+ended and no backup.json is written (uploaded parts stay, invisible).`,
+  options: {},
+  positionals: 1,
+  async run(ctx, [pgdata]) {
+    const storage = await ctx.storage();
+    const started = Date.now();
+    const meta = await pushBackup({
+      pgdata: path.resolve(ctx.cwd, pgdata),
+      storage,
+      config: ctx.config,
+      log: ctx.log,
+      signal: ctx.signal,
+      version: VERSION,
+      progress: (label, totalBytes, totalFiles) => createProgress({ out: ctx.stderr, interactive: ctx.interactive, label, totalBytes, totalFiles }),
+    });
+    const seconds = (Date.now() - started) / 1000;
+    const rate = seconds > 0 ? meta.rawSize / seconds : 0;
+    ctx.log.info(
+      `backup ${meta.name} done: ${formatBytes(meta.rawSize)} raw, ${formatBytes(meta.storedSize)} stored, ${meta.fileCount} files in ${formatDuration(seconds)} (${(rate / 1e6).toFixed(1)} MB/s)`,
+      { name: meta.name, rawSize: meta.rawSize, storedSize: meta.storedSize, files: meta.fileCount, seconds: Math.round(seconds * 10) / 10, startLsn: meta.startLsn, stopLsn: meta.stopLsn },
+    );
+    ctx.stdout.write(`${meta.name}\n`);
+    return ExitCode.ok;
+  },
+};
