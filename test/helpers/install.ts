@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execOk } from './exec.ts';
 import { makeTempDir } from './tmp.ts';
 import { assertReachableByOthers, runningAsRoot } from './users.ts';
 
@@ -52,15 +53,14 @@ export async function installAgent(options: InstallOptions = {}): Promise<Instal
   try {
     await copyFile(bundle, path.join(tmp.path, 'gcwal.mjs'));
     if (existsSync(`${bundle}.map`)) await copyFile(`${bundle}.map`, path.join(tmp.path, 'gcwal.mjs.map'));
-    for (const dir of packages) {
-      await cp(dir, path.join(tmp.path, path.relative(projectRoot, dir)), { recursive: true, verbatimSymlinks: true });
-    }
+    await copyPackages(packages, projectRoot, tmp.path);
     const command = path.join(tmp.path, 'gcwal');
     const nodeArgs = (options.nodeArgs ?? []).map(shellQuote).join(' ');
     await writeFile(command, `#!/bin/sh\nexec ${shellQuote(process.execPath)} ${nodeArgs ? `${nodeArgs} ` : ''}${shellQuote(path.join(tmp.path, 'gcwal.mjs'))} "$@"\n`);
     await chmod(command, 0o755);
     // A checkout made with umask 077 would give postgres nothing to read.
-    await makeWorldReadable(tmp.path);
+    // X: execute only for directories and files that were executable already.
+    await execOk('chmod', ['-R', 'u=rwX,go=rX', tmp.path]);
     return { command, dir: tmp.path, cleanup: tmp.cleanup };
   } catch (err) {
     await tmp.cleanup();
@@ -111,13 +111,20 @@ function resolvePackageDir(name: string, fromDir: string, root: string): string 
   }
 }
 
-/** Directories 0755; files 0644, or 0755 when any execute bit was set. */
-async function makeWorldReadable(dir: string): Promise<void> {
-  await chmod(dir, 0o755);
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) await makeWorldReadable(full);
-    else if (entry.isFile()) await chmod(full, (await stat(full)).mode & 0o111 ? 0o755 : 0o644);
+/**
+ * Copy each package directory to the same place relative to `to` as it has
+ * relative to `from`. coreutils cp, one call per destination directory:
+ * several times faster than fs.cp for the ~700 small files involved.
+ */
+async function copyPackages(dirs: readonly string[], from: string, to: string): Promise<void> {
+  const byParent = new Map<string, string[]>();
+  for (const dir of dirs) {
+    const parent = path.dirname(path.join(to, path.relative(from, dir)));
+    byParent.set(parent, [...(byParent.get(parent) ?? []), dir]);
+  }
+  for (const [parent, sources] of byParent) {
+    await mkdir(parent, { recursive: true });
+    await execOk('cp', ['-R', '--', ...sources, parent]);
   }
 }
 
