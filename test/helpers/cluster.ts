@@ -96,8 +96,8 @@ export interface Cluster {
  */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const tmp = await makeTempDir('pg', { owner: 'postgres' });
+  const pgdata = path.join(tmp.path, 'data');
   try {
-    const pgdata = path.join(tmp.path, 'data');
     const initdbArgs = ['-D', pgdata, '--auth=trust', '-U', 'postgres', '--no-sync', '--locale=C', '--encoding=UTF8'];
     if (options.walSegSizeMB !== undefined) initdbArgs.push(`--wal-segsize=${options.walSegSizeMB}`);
     initdbArgs.push(...(options.initdbArgs ?? []));
@@ -115,14 +115,11 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     if (options.archiveCommand !== undefined) settings.archive_command = options.archiveCommand;
     if (options.archiveTimeout !== undefined) settings.archive_timeout = options.archiveTimeout;
     await appendSettings(path.join(pgdata, 'postgresql.conf'), { ...settings, ...options.settings });
-
-    const cluster = new TestCluster(tmp, pgdata, options);
-    await cluster.startOnFreePort();
-    return cluster;
   } catch (err) {
     await tmp.cleanup();
     throw err;
   }
+  return startOrDestroy(new TestCluster(tmp, pgdata, options), true);
 }
 
 /**
@@ -141,11 +138,23 @@ export async function startClusterFromDirectory(pgdata: string, options: StartFr
     if (options.settings) await appendSettings(path.join(pgdata, 'postgresql.auto.conf'), options.settings);
     if (runningAsRoot()) await execOk('chown', ['-R', 'postgres:postgres', pgdata]);
     await chmod(pgdata, 0o700);
-    const cluster = new TestCluster(tmp, pgdata, options);
-    await cluster.startOnFreePort(options.wait ?? true);
-    return cluster;
   } catch (err) {
     await tmp.cleanup();
+    throw err;
+  }
+  return startOrDestroy(new TestCluster(tmp, pgdata, options), options.wait ?? true);
+}
+
+/**
+ * Start, or clean up and rethrow: pg_ctl can give up waiting while the server
+ * keeps starting, and a server must not be left running on a removed directory.
+ */
+async function startOrDestroy(cluster: TestCluster, wait: boolean): Promise<Cluster> {
+  try {
+    await cluster.startOnFreePort(wait);
+    return cluster;
+  } catch (err) {
+    await cluster.destroy();
     throw err;
   }
 }
