@@ -15,7 +15,7 @@
  *   --outdir  defaults to dist
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -68,6 +68,8 @@ if (!existsSync(entry)) {
 }
 
 await mkdir(outdir, { recursive: true });
+// A failed build must not leave the previous bundle behind for tests to run.
+for (const file of [outfile, `${outfile}.map`, path.join(outdir, 'gcwal.externals.json')]) await rm(file, { force: true });
 const started = performance.now();
 let result;
 try {
