@@ -1,0 +1,116 @@
+import * as path from 'node:path';
+import { UsageError } from '../../core/errors.ts';
+import { describeTarget, parseRecoveryOptions, type RecoveryPlan } from '../../core/restore/recovery-config.ts';
+import { requireRepo } from '../config.ts';
+import { createProgress } from '../progress.ts';
+import { fetchBackup, type FetchResult } from '../restore/fetch.ts';
+import type { Command } from './types.ts';
+
+type Options = Record<string, string | boolean | string[] | undefined>;
+
+function str(options: Options, name: string): string | undefined {
+  const v = options[name];
+  if (Array.isArray(v)) throw new UsageError(`--${name} is given more than once`, `give --${name} once`);
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** The recovery plan from the command's options; undefined when no recovery was asked for. */
+export function recoveryPlanFromOptions(options: Options): RecoveryPlan | undefined {
+  return parseRecoveryOptions({
+    recovery: options.recovery === true,
+    targetTime: str(options, 'target-time'),
+    targetLsn: str(options, 'target-lsn'),
+    targetName: str(options, 'target-name'),
+    targetImmediate: options['target-immediate'] === true,
+    targetTimeline: str(options, 'target-timeline'),
+    targetAction: str(options, 'target-action'),
+    targetExclusive: options['target-exclusive'] === true,
+  });
+}
+
+/** The lines printed on stdout once the restore succeeded: what was done and the next step. */
+export function nextSteps(result: FetchResult, plan: RecoveryPlan | undefined, runningAsRoot: boolean): string {
+  const { meta, dest } = result;
+  const lines = [`restored ${meta.name} into ${dest} (${result.files} files)`];
+  for (const t of result.tablespaces) lines.push(`tablespace ${t.oid} restored into ${t.target}`);
+  if (plan) {
+    lines.push(`recovery.signal written: PostgreSQL will replay WAL from the repository up to ${describeTarget(plan)}`);
+  } else {
+    lines.push(`no recovery configured: PostgreSQL needs WAL ${meta.startWalSegment} to ${meta.stopWalSegment} in ${path.join(dest, 'pg_wal')} to start; run backup-fetch with --recovery (or a --target-* option) to fetch it from the repository instead`);
+  }
+  if (runningAsRoot) {
+    const dirs = [dest, ...result.tablespaces.map((t) => t.target)].map(shellArg).join(' ');
+    lines.push(`the files belong to root; PostgreSQL runs as its own user: chown -R postgres:postgres ${dirs}`);
+  }
+  lines.push(`start PostgreSQL with: pg_ctl -D ${shellArg(dest)} start`);
+  return lines.join('\n') + '\n';
+}
+
+function shellArg(s: string): string {
+  return /^[A-Za-z0-9_\/.,:@%+=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `gcwal backup-fetch <dest> <name|LATEST>`: restore a base backup and set up recovery. */
+export const backupFetch: Command = {
+  name: 'backup-fetch',
+  summary: 'restore a base backup and set up point-in-time recovery',
+  usage: 'gcwal backup-fetch <dest> <name|LATEST> [--recovery | --target-time TIME | --target-lsn LSN | --target-name NAME | --target-immediate]',
+  details: `
+Restores a base backup (a name from backup-list, or LATEST for the newest
+complete one) into dest, which must not exist or be empty; it is created with
+mode 0700. Every part and every file is verified (size and CRC32C) against the
+backup's metadata and manifest while it streams; nothing is copied to a
+temporary place. Tablespaces go back to their original directories, which
+must be absent or empty, unless --tablespace-map relocates them.
+
+While it runs, dest holds .gcwal-restore-incomplete and no global/pg_control,
+so PostgreSQL cannot start it; backup_label, tablespace_map and the recovery
+settings are written only once everything is verified. If it fails, delete
+dest (and the tablespace directories) and run it again.
+
+With --recovery or any --target-* option, recovery.signal is created and
+postgresql.auto.conf gets restore_command = 'env GCWAL_REPO=... gcwal wal-fetch
+%f %p' and the target settings; without them, WAL must be provided by hand.
+Time targets need a time zone (e.g. "2024-05-01 12:30:00+00").
+
+gcwal does not change file ownership: when run as root, chown the directories
+to the PostgreSQL user before starting it (the command prints how).
+Exit codes: 1 no such backup, 2 bad options, 6 the backup is damaged,
+10 dest or a tablespace directory is not empty.`,
+  options: {
+    'tablespace-map': { type: 'string', multiple: true, placeholder: 'OID=DIR', description: 'restore a tablespace elsewhere (OID=/new/dir or /old/dir=/new/dir; repeatable)' },
+    recovery: { type: 'boolean', description: 'set up archive recovery to the end of the archive' },
+    'target-time': { type: 'string', placeholder: 'TIME', description: 'recover up to this time (with time zone, e.g. "2024-05-01 12:30:00+00")' },
+    'target-lsn': { type: 'string', placeholder: 'LSN', description: 'recover up to this WAL location, e.g. 0/3000060' },
+    'target-name': { type: 'string', placeholder: 'NAME', description: 'recover up to this restore point (pg_create_restore_point)' },
+    'target-immediate': { type: 'boolean', description: 'stop as soon as the backup is consistent' },
+    'target-timeline': { type: 'string', placeholder: 'TLI', description: 'timeline to follow: latest (default), current, or a number' },
+    'target-action': { type: 'string', placeholder: 'ACTION', description: 'at the target: pause (default), promote or shutdown' },
+    'target-exclusive': { type: 'boolean', description: 'stop just before the target instead of just after it' },
+    'gcwal-command': { type: 'string', placeholder: 'PATH', description: 'gcwal executable restore_command runs (default gcwal, found on the server\'s PATH)' },
+  },
+  positionals: 2,
+  async run(ctx, [destArg, name], options) {
+    const plan = recoveryPlanFromOptions(options);
+    const mappings = options['tablespace-map'];
+    const repoUrl = requireRepo(ctx.config);
+    const storage = await ctx.storage();
+    const result = await fetchBackup(storage, {
+      dest: path.resolve(ctx.cwd, destArg),
+      backup: name,
+      tablespaceMappings: Array.isArray(mappings) ? mappings : typeof mappings === 'string' ? [mappings] : [],
+      recovery: plan,
+      repoUrl,
+      gcwalCommand: str(options, 'gcwal-command') ?? 'gcwal',
+      concurrency: ctx.config.concurrency,
+      log: ctx.log,
+      progress: (meta) => createProgress({ out: ctx.stderr, interactive: ctx.interactive, totalBytes: meta.rawSize, totalFiles: meta.fileCount, label: `restore ${meta.name}` }),
+      signal: ctx.signal,
+    });
+    const runningAsRoot = process.getuid?.() === 0;
+    if (runningAsRoot) ctx.log.warn(`restored as root: chown the restored directories to the PostgreSQL user before starting it`);
+    ctx.log.info(`restored ${result.meta.name}`, { files: result.files, bytes: result.bytes });
+    ctx.stdout.write(nextSteps(result, plan, runningAsRoot));
+    return 0;
+  },
+};

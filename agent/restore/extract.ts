@@ -1,0 +1,178 @@
+/**
+ * Unpack one part (an uncompressed tar stream) onto disk, checking every
+ * entry against the manifest as it goes. Each file is streamed straight to
+ * its final place with backpressure, so memory stays bounded whatever the
+ * file sizes; its size and CRC32C are verified on the way.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { Readable, Transform, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { extract as tarExtract, type ExtractEvents } from 'tar-stream';
+import type { ManifestEntry } from '../../core/backup/meta.ts';
+import { verifyingStream } from '../../core/checksum/verify.ts';
+import { CorruptObjectError, GcwalError } from '../../core/errors.ts';
+import { quoteForMessage } from '../../core/wal/quote.ts';
+import type { Progress } from '../progress.ts';
+import { type DirectorySet, fileHandleSink } from './disk.ts';
+import { checkBackupPath, placeBackupPath } from './paths.ts';
+
+/**
+ * Files written under a temporary name and renamed into place only once the
+ * whole restore is verified. Without global/pg_control PostgreSQL refuses to
+ * start, so a half-restored directory can never be mistaken for a cluster.
+ */
+export const HELD_BACK = new Set(['global/pg_control']);
+
+/** Suffix of a held-back file until the restore completes. */
+export const HELD_BACK_SUFFIX = '.gcwal-restoring';
+
+/** One entry of a tar stream as tar-stream yields it: a readable with its header. */
+type TarEntry = ExtractEvents['entry'][1];
+
+/** Shared by every part of one restore. */
+export interface ExtractTarget {
+  backupName: string;
+  /** the data directory being restored */
+  dest: string;
+  /** tablespace OID → absolute target directory */
+  tablespaces: ReadonlyMap<string, string>;
+  manifest: ReadonlyMap<string, ManifestEntry>;
+  /** backup paths met so far in any part; a path met twice is corruption */
+  seen: Set<string>;
+  dirs: DirectorySet;
+  progress: Progress;
+}
+
+/** What one part held. */
+export interface ExtractResult {
+  files: number;
+  bytes: number;
+}
+
+function corrupt(message: string): CorruptObjectError {
+  return new CorruptObjectError(message, 'the backup is damaged; restore another backup');
+}
+
+/**
+ * Read the tar stream `source` (already decompressed) of part `partIndex` and
+ * write its entries under the restore targets. Throws CorruptObjectError,
+ * naming the file and the backup, for an unsafe path, an entry the manifest
+ * does not list (or lists in another part, or with another type or size), a
+ * path met twice, a file whose bytes do not match the manifest's size and
+ * CRC32C, or a tar the parser rejects. Files get the manifest's mode and
+ * mtime and are fsynced before the call returns. Stops with the signal.
+ */
+export async function extractPart(source: Readable, partIndex: number, target: ExtractTarget, signal?: AbortSignal): Promise<ExtractResult> {
+  const where = `part ${partIndex} of backup ${target.backupName}`;
+  const extract = tarExtract();
+  const feeding = pipeline(source, extract as unknown as Writable, { signal });
+  feeding.catch(() => {}); // awaited below; its error also ends the iteration
+  const entries = extract[Symbol.asyncIterator]();
+  const result: ExtractResult = { files: 0, bytes: 0 };
+  try {
+    for (;;) {
+      let next: IteratorResult<TarEntry>;
+      try {
+        next = await entries.next();
+      } catch (err) {
+        throw tarError(err, where);
+      }
+      if (next.done) break;
+      const written = await restoreEntry(next.value, partIndex, target, where, signal);
+      if (written !== undefined) {
+        result.files++;
+        result.bytes += written;
+      }
+    }
+    await feeding.catch((err) => {
+      throw tarError(err, where);
+    });
+  } catch (err) {
+    source.destroy();
+    await entries.return?.();
+    // When the bytes coming in failed (checksum, codec, storage), that is
+    // the cause; what it did to the file being written is only a symptom.
+    const upstream = await feeding.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    throw upstream instanceof GcwalError ? upstream : err;
+  }
+  return result;
+}
+
+/** A parse error of tar-stream becomes CorruptObjectError; our own and abort errors pass. */
+function tarError(err: unknown, where: string): unknown {
+  if (err instanceof GcwalError || (err as Error)?.name === 'AbortError') return err;
+  return new CorruptObjectError(`${where} is not a valid tar stream: ${(err as Error)?.message ?? String(err)}`, 'the backup is damaged; restore another backup', { cause: err });
+}
+
+async function drain(entry: TarEntry): Promise<void> {
+  for await (const _ of entry as AsyncIterable<unknown>) {
+    // non-file entries carry no data; reading keeps the parser moving
+  }
+}
+
+/** Restore one tar entry; returns the byte count for a file, undefined otherwise. */
+async function restoreEntry(entry: TarEntry, partIndex: number, target: ExtractTarget, where: string, signal?: AbortSignal): Promise<number | undefined> {
+  const header = entry.header;
+  const relative = checkBackupPath(header.name, where);
+  const name = `${quoteForMessage(relative, 200)} in ${where}`;
+  const listed = target.manifest.get(relative);
+  if (!listed) throw corrupt(`${name} is not in the manifest`);
+  if (target.seen.has(relative)) throw corrupt(`${name} appears twice in the backup`);
+  target.seen.add(relative);
+  const tarType = header.type === 'contiguous-file' ? 'file' : header.type;
+  if (tarType !== listed.type) throw corrupt(`${name} is a ${header.type} but the manifest lists a ${listed.type}`);
+  if (listed.part !== undefined && listed.part !== partIndex) throw corrupt(`${name} belongs to part ${listed.part} according to the manifest`);
+
+  const place = placeBackupPath(relative, target.dest, target.tablespaces, where);
+  switch (listed.type) {
+    case 'directory':
+      // The root of a tablespace (pg_tblspc/<oid> as a directory) is its target, created beforehand.
+      if (!place.tablespaceLink) await target.dirs.ensure(place.absolute);
+      await drain(entry);
+      return undefined;
+    case 'symlink':
+      // Only the links of pg_tblspc are part of a backup; restore creates them
+      // itself, pointing at the chosen targets. Any other link could make
+      // later entries write outside the data directory.
+      if (!place.tablespaceLink) throw corrupt(`${name} is a symbolic link outside pg_tblspc`);
+      await drain(entry);
+      return undefined;
+    case 'file':
+      if (place.tablespaceLink) throw corrupt(`${name} is a file where a tablespace link belongs`);
+      if (header.size !== listed.size) throw corrupt(`${name} holds ${header.size} bytes but the manifest says ${listed.size}`);
+      await writeFile(entry, listed, relative, place.absolute, target, where, signal);
+      return listed.size;
+  }
+}
+
+async function writeFile(entry: TarEntry, listed: ManifestEntry, relative: string, absolute: string, target: ExtractTarget, where: string, signal?: AbortSignal): Promise<void> {
+  const file = HELD_BACK.has(relative) ? absolute + HELD_BACK_SUFFIX : absolute;
+  await target.dirs.ensure(path.dirname(file));
+  // 'wx': the targets were empty, so an existing name (or a symbolic link
+  // planted under it) means something is wrong; never follow or overwrite.
+  const fh = await fs.open(file, 'wx', 0o600);
+  try {
+    const progress = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        target.progress.add(chunk.length);
+        done(null, chunk);
+      },
+    });
+    const verify = verifyingStream({ size: listed.size, crc32c: listed.crc32c ?? '' }, `file ${quoteForMessage(relative, 200)} of backup ${target.backupName} (${where})`);
+    // Read the entry through its async iterator: if the parser was destroyed
+    // before this point, the entry ends early (and fails verification) instead
+    // of leaving a pipeline waiting for events that were already emitted.
+    await pipeline(Readable.from(entry as AsyncIterable<Buffer>, { objectMode: false }), verify, progress, fileHandleSink(fh), { signal });
+    await fh.chmod(listed.mode & 0o7777);
+    const mtime = new Date(listed.mtime);
+    await fh.utimes(mtime, mtime);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  target.progress.add(0, 1);
+}

@@ -1,0 +1,170 @@
+/**
+ * backup-fetch: restore a base backup from the repository into an empty
+ * directory and, on request, set up point-in-time recovery.
+ *
+ * Not half-written, by design: files are written in place (a temp name and a
+ * rename for each of thousands of files would double the metadata work), but
+ * the data directory carries a marker (`.gcwal-restore-incomplete`) from the
+ * first write until the very end, global/pg_control is written under a
+ * temporary name and renamed last, and backup_label/recovery.signal appear
+ * only after every part and file is verified. A failed restore therefore
+ * leaves a directory PostgreSQL refuses to start (no control file), with the
+ * marker saying why; the error's hint says to delete it and retry.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { BackupMeta } from '../../core/backup/meta.ts';
+import { resolveBackup } from '../../core/backup/list.ts';
+import { asGcwalError, CorruptObjectError, DestinationNotEmptyError, type GcwalError, NotFoundError } from '../../core/errors.ts';
+import { recoveryConfigBlock, type RecoveryPlan } from '../../core/restore/recovery-config.ts';
+import type { Storage } from '../../core/storage/types.ts';
+import type { Logger } from '../log.ts';
+import type { Progress } from '../progress.ts';
+import { checkTarget, createTarget, INCOMPLETE_MARKER, tightenDataDirectoryMode } from './destination.ts';
+import { DirectorySet, writeFileDurably } from './disk.ts';
+import type { ExtractTarget } from './extract.ts';
+import { finalizeRestore } from './finalize.ts';
+import { readManifest } from './manifest.ts';
+import { restorePart } from './part.ts';
+import { backupTablespaces, planTablespaces, type TablespaceTarget } from './tablespaces.ts';
+
+/** What fetchBackup needs. */
+export interface FetchOptions {
+  /** absolute path of the data directory to create or fill */
+  dest: string;
+  /** backup name or LATEST */
+  backup: string;
+  /** `--tablespace-map` values: OID=/new/path or /old/path=/new/path */
+  tablespaceMappings: readonly string[];
+  /** recovery to set up; undefined leaves the directory without recovery settings */
+  recovery: RecoveryPlan | undefined;
+  /** repository URL written into restore_command */
+  repoUrl: string;
+  /** gcwal executable restore_command runs */
+  gcwalCommand: string;
+  /** parts restored in parallel */
+  concurrency: number;
+  log: Logger;
+  /** progress display, created once the backup's size is known */
+  progress: (meta: BackupMeta) => Progress;
+  signal?: AbortSignal;
+}
+
+/** What fetchBackup restored. */
+export interface FetchResult {
+  meta: BackupMeta;
+  dest: string;
+  tablespaces: TablespaceTarget[];
+  files: number;
+  bytes: number;
+}
+
+/**
+ * Restore the backup named in `options` into `options.dest`.
+ *
+ * Before writing anything: throws DestinationNotEmptyError when dest or a
+ * tablespace target has entries, NotFoundError (hint: backup-list) for an
+ * unknown backup, UsageError for bad tablespace mappings or recovery values,
+ * CorruptObjectError for a damaged manifest. Afterwards, any failure
+ * (CorruptObjectError naming the file and backup, storage errors, abort)
+ * leaves the marker file in dest and says so in the error's hint.
+ */
+export async function fetchBackup(storage: Storage, options: FetchOptions): Promise<FetchResult> {
+  const { dest, log, signal } = options;
+  const destState = await checkTarget(dest, 'destination').catch(async (err) => {
+    if (err instanceof DestinationNotEmptyError && (await hasIncompleteMarker(dest))) log.warn(`${dest} holds an unfinished restore (${INCOMPLETE_MARKER}); delete the directory and run backup-fetch again`);
+    throw err;
+  });
+
+  const meta = await resolveBackup(storage, options.backup, signal);
+  const tablespaces = planTablespaces(backupTablespaces(meta), options.tablespaceMappings, dest, meta.name);
+  const tablespaceStates = [];
+  for (const t of tablespaces) tablespaceStates.push(await checkTarget(t.target, `tablespace ${t.oid} target`));
+  // Built now so a value PostgreSQL's configuration cannot hold fails before any write.
+  const recoveryBlock = options.recovery && recoveryConfigBlock({ plan: options.recovery, repoUrl: options.repoUrl, gcwalCommand: options.gcwalCommand, backupName: meta.name });
+  const manifest = await readManifest(storage, meta, signal);
+  log.info(`restoring ${meta.name} into ${dest}`, { parts: meta.parts.length, files: meta.fileCount, bytes: meta.rawSize });
+
+  // First writes: the directories and the marker.
+  const dirs = new DirectorySet();
+  const progress = options.progress(meta);
+  const created = destState === 'absent' ? await createTarget(dest) : [];
+  if (destState === 'empty' && (await tightenDataDirectoryMode(dest))) log.info(`changed the mode of ${dest} to 0700, as PostgreSQL requires`);
+  try {
+    await writeFileDurably(path.join(dest, INCOMPLETE_MARKER), `gcwal backup-fetch of ${meta.name} started ${new Date().toISOString()}; this directory is not usable until it finishes\n`);
+    for (const [i, t] of tablespaces.entries()) {
+      if (tablespaceStates[i] === 'absent') created.push(...(await createTarget(t.target)));
+      dirs.add(t.target);
+    }
+    dirs.add(dest);
+    // Parents of created targets gained an entry: fsync them too.
+    for (const dir of created) dirs.add(path.dirname(dir));
+
+    const target: ExtractTarget = {
+      backupName: meta.name,
+      dest,
+      tablespaces: new Map(tablespaces.map((t) => [t.oid, t.target])),
+      manifest,
+      seen: new Set(),
+      dirs,
+      progress,
+    };
+    const totals = await restoreParts(storage, meta, target, options.concurrency, signal).finally(() => progress.done());
+    await finalizeRestore({ meta, dest, tablespaces, manifest, seen: target.seen, dirs, recoveryBlock });
+    return { meta, dest, tablespaces, ...totals };
+  } catch (err) {
+    throw withIncompleteHint(err, dest, tablespaces);
+  }
+}
+
+/** Restore every part, `concurrency` at a time; the first failure stops the others. */
+async function restoreParts(storage: Storage, meta: BackupMeta, target: ExtractTarget, concurrency: number, signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
+  const stop = new AbortController();
+  const combined = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
+  const totals = { files: 0, bytes: 0 };
+  let next = 0;
+  let failure: unknown;
+  const lane = async () => {
+    while (next < meta.parts.length && failure === undefined) {
+      const index = next++;
+      try {
+        const part = meta.parts[index];
+        const result = await restorePart(storage, part, index, target, combined).catch((err) => {
+          throw err instanceof NotFoundError ? new CorruptObjectError(`part ${index} (${part.key}) of backup ${meta.name} is missing from the repository`, 'the backup is damaged; restore another backup', { cause: err }) : err;
+        });
+        totals.files += result.files;
+        totals.bytes += result.bytes;
+      } catch (err) {
+        // Keep the first error: the others are mostly the aborts it caused.
+        if (failure === undefined) failure = err;
+        stop.abort();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, meta.parts.length)) }, lane));
+  if (failure !== undefined) throw failure;
+  return totals;
+}
+
+/**
+ * The error, its hint extended with what to do about the unfinished
+ * directory. The error keeps its class (callers and tests match on it).
+ */
+function withIncompleteHint(err: unknown, dest: string, tablespaces: readonly TablespaceTarget[]): GcwalError {
+  const e = asGcwalError(err);
+  const others = tablespaces.length > 0 ? ` and the tablespace directories ${tablespaces.map((t) => t.target).join(', ')}` : '';
+  const extra = `${dest} is incomplete (marker ${INCOMPLETE_MARKER}); delete it${others} before restoring again`;
+  // GcwalError.hint is readonly for consumers; here the error is ours, just thrown, not yet seen by anyone.
+  Object.defineProperty(e, 'hint', { value: `${e.hint}; ${extra}`, enumerable: true });
+  return e;
+}
+
+/** Whether `dir` holds the marker of an unfinished restore (for a clearer refusal). */
+async function hasIncompleteMarker(dir: string): Promise<boolean> {
+  try {
+    await fs.access(path.join(dir, INCOMPLETE_MARKER));
+    return true;
+  } catch {
+    return false;
+  }
+}
