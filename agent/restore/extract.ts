@@ -44,6 +44,32 @@ export interface ExtractTarget {
   progress: Progress;
 }
 
+/**
+ * What one attempt at a part changed, so a failed attempt can be undone and
+ * the part read again (a transient storage error halfway through a part).
+ */
+export interface PartLedger {
+  /** backup paths this attempt added to `seen` */
+  paths: string[];
+  /** files it created (under their on-disk names) */
+  files: string[];
+  /** bytes and files it reported to the progress display */
+  bytes: number;
+  count: number;
+}
+
+/** An empty ledger for a new attempt. */
+export function newLedger(): PartLedger {
+  return { paths: [], files: [], bytes: 0, count: 0 };
+}
+
+/** Undo an attempt: delete its files, forget its paths, take back its progress. */
+export async function undoAttempt(ledger: PartLedger, target: ExtractTarget): Promise<void> {
+  for (const file of ledger.files) await fs.rm(file, { force: true });
+  for (const p of ledger.paths) target.seen.delete(p);
+  target.progress.add(-ledger.bytes, -ledger.count);
+}
+
 /** What one part held. */
 export interface ExtractResult {
   files: number;
@@ -63,7 +89,7 @@ function corrupt(message: string): CorruptObjectError {
  * CRC32C, or a tar the parser rejects. Files get the manifest's mode and
  * mtime and are fsynced before the call returns. Stops with the signal.
  */
-export async function extractPart(source: Readable, partIndex: number, target: ExtractTarget, signal?: AbortSignal): Promise<ExtractResult> {
+export async function extractPart(source: Readable, partIndex: number, target: ExtractTarget, ledger: PartLedger, signal?: AbortSignal): Promise<ExtractResult> {
   const where = `part ${partIndex} of backup ${target.backupName}`;
   const extract = tarExtract();
   const feeding = pipeline(source, extract as unknown as Writable, { signal });
@@ -79,7 +105,7 @@ export async function extractPart(source: Readable, partIndex: number, target: E
         throw tarError(err, where);
       }
       if (next.done) break;
-      const written = await restoreEntry(next.value, partIndex, target, where, signal);
+      const written = await restoreEntry(next.value, partIndex, target, ledger, where, signal);
       if (written !== undefined) {
         result.files++;
         result.bytes += written;
@@ -115,7 +141,7 @@ async function drain(entry: TarEntry): Promise<void> {
 }
 
 /** Restore one tar entry; returns the byte count for a file, undefined otherwise. */
-async function restoreEntry(entry: TarEntry, partIndex: number, target: ExtractTarget, where: string, signal?: AbortSignal): Promise<number | undefined> {
+async function restoreEntry(entry: TarEntry, partIndex: number, target: ExtractTarget, ledger: PartLedger, where: string, signal?: AbortSignal): Promise<number | undefined> {
   const header = entry.header;
   const relative = checkBackupPath(header.name, where);
   const name = `${quoteForMessage(relative, 200)} in ${where}`;
@@ -123,6 +149,7 @@ async function restoreEntry(entry: TarEntry, partIndex: number, target: ExtractT
   if (!listed) throw corrupt(`${name} is not in the manifest`);
   if (target.seen.has(relative)) throw corrupt(`${name} appears twice in the backup`);
   target.seen.add(relative);
+  ledger.paths.push(relative);
   const tarType = header.type === 'contiguous-file' ? 'file' : header.type;
   if (tarType !== listed.type) throw corrupt(`${name} is a ${header.type} but the manifest lists a ${listed.type}`);
   if (listed.part !== undefined && listed.part !== partIndex) throw corrupt(`${name} belongs to part ${listed.part} according to the manifest`);
@@ -144,21 +171,23 @@ async function restoreEntry(entry: TarEntry, partIndex: number, target: ExtractT
     case 'file':
       if (place.tablespaceLink) throw corrupt(`${name} is a file where a tablespace link belongs`);
       if (header.size !== listed.size) throw corrupt(`${name} holds ${header.size} bytes but the manifest says ${listed.size}`);
-      await writeFile(entry, listed, relative, place.absolute, target, where, signal);
+      await writeFile(entry, listed, relative, place.absolute, target, ledger, where, signal);
       return listed.size;
   }
 }
 
-async function writeFile(entry: TarEntry, listed: ManifestEntry, relative: string, absolute: string, target: ExtractTarget, where: string, signal?: AbortSignal): Promise<void> {
+async function writeFile(entry: TarEntry, listed: ManifestEntry, relative: string, absolute: string, target: ExtractTarget, ledger: PartLedger, where: string, signal?: AbortSignal): Promise<void> {
   const file = HELD_BACK.has(relative) ? absolute + HELD_BACK_SUFFIX : absolute;
   await target.dirs.ensure(path.dirname(file));
   // 'wx': the targets were empty, so an existing name (or a symbolic link
   // planted under it) means something is wrong; never follow or overwrite.
   const fh = await fs.open(file, 'wx', 0o600);
+  ledger.files.push(file);
   try {
     const progress = new Transform({
       transform(chunk: Buffer, _encoding, done) {
         target.progress.add(chunk.length);
+        ledger.bytes += chunk.length;
         done(null, chunk);
       },
     });
@@ -175,4 +204,5 @@ async function writeFile(entry: TarEntry, listed: ManifestEntry, relative: strin
     await fh.close();
   }
   target.progress.add(0, 1);
+  ledger.count++;
 }

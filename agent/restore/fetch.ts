@@ -15,7 +15,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { BackupMeta } from '../../core/backup/meta.ts';
 import { resolveBackup } from '../../core/backup/list.ts';
-import { asGcwalError, CorruptObjectError, DestinationNotEmptyError, type GcwalError, NotFoundError } from '../../core/errors.ts';
+import { asGcwalError, DestinationNotEmptyError, type GcwalError } from '../../core/errors.ts';
 import { recoveryConfigBlock, type RecoveryPlan } from '../../core/restore/recovery-config.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import type { Logger } from '../log.ts';
@@ -25,7 +25,7 @@ import { DirectorySet, writeFileDurably } from './disk.ts';
 import type { ExtractTarget } from './extract.ts';
 import { finalizeRestore } from './finalize.ts';
 import { readManifest } from './manifest.ts';
-import { restorePart } from './part.ts';
+import { restoreParts } from './parts.ts';
 import { backupTablespaces, planTablespaces, type TablespaceTarget } from './tablespaces.ts';
 
 /** What fetchBackup needs. */
@@ -44,6 +44,8 @@ export interface FetchOptions {
   gcwalCommand: string;
   /** parts restored in parallel */
   concurrency: number;
+  /** retries of a part after a transient storage failure */
+  retries: number;
   log: Logger;
   /** progress display, created once the backup's size is known */
   progress: (meta: BackupMeta) => Progress;
@@ -109,41 +111,12 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
       dirs,
       progress,
     };
-    const totals = await restoreParts(storage, meta, target, options.concurrency, signal).finally(() => progress.done());
+    const totals = await restoreParts(storage, meta, target, { concurrency: options.concurrency, retries: options.retries, log, signal }).finally(() => progress.done());
     await finalizeRestore({ meta, dest, tablespaces, manifest, seen: target.seen, dirs, recoveryBlock });
     return { meta, dest, tablespaces, ...totals };
   } catch (err) {
     throw withIncompleteHint(err, dest, tablespaces);
   }
-}
-
-/** Restore every part, `concurrency` at a time; the first failure stops the others. */
-async function restoreParts(storage: Storage, meta: BackupMeta, target: ExtractTarget, concurrency: number, signal?: AbortSignal): Promise<{ files: number; bytes: number }> {
-  const stop = new AbortController();
-  const combined = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
-  const totals = { files: 0, bytes: 0 };
-  let next = 0;
-  let failure: unknown;
-  const lane = async () => {
-    while (next < meta.parts.length && failure === undefined) {
-      const index = next++;
-      try {
-        const part = meta.parts[index];
-        const result = await restorePart(storage, part, index, target, combined).catch((err) => {
-          throw err instanceof NotFoundError ? new CorruptObjectError(`part ${index} (${part.key}) of backup ${meta.name} is missing from the repository`, 'the backup is damaged; restore another backup', { cause: err }) : err;
-        });
-        totals.files += result.files;
-        totals.bytes += result.bytes;
-      } catch (err) {
-        // Keep the first error: the others are mostly the aborts it caused.
-        if (failure === undefined) failure = err;
-        stop.abort();
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, meta.parts.length)) }, lane));
-  if (failure !== undefined) throw failure;
-  return totals;
 }
 
 /**

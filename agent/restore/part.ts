@@ -10,16 +10,17 @@ import { CorruptObjectError } from '../../core/errors.ts';
 import { verifyingStream } from '../../core/checksum/verify.ts';
 import { codecFromName } from '../../core/codec/index.ts';
 import type { Storage } from '../../core/storage/types.ts';
-import { type ExtractResult, type ExtractTarget, extractPart } from './extract.ts';
+import { type ExtractResult, type ExtractTarget, extractPart, type PartLedger } from './extract.ts';
 
 /**
  * Stream part `index` (described by `part`) from `storage` onto disk.
  * Throws CorruptObjectError when the stored or raw bytes do not match the
  * part's sizes and CRC32Cs, the codec rejects them, the tar is malformed, an
  * entry does not match the manifest, or the part holds a different number of
- * files than recorded. Everything it wrote is verified once it returns.
+ * files than recorded. Everything it wrote is verified once it returns;
+ * `ledger` records what it changed, for undoAttempt when it fails.
  */
-export async function restorePart(storage: Storage, part: BackupPart, index: number, target: ExtractTarget, signal?: AbortSignal): Promise<ExtractResult> {
+export async function restorePart(storage: Storage, part: BackupPart, index: number, target: ExtractTarget, ledger: PartLedger, signal?: AbortSignal): Promise<ExtractResult> {
   const codec = codecFromName(part.codec, part.key);
   const stored = await storage.read(part.key, { signal });
   const raw = new PassThrough();
@@ -36,7 +37,7 @@ export async function restorePart(storage: Storage, part: BackupPart, index: num
   feeding.catch(() => {});
   let result: ExtractResult;
   try {
-    result = await extractPart(raw, index, target, signal);
+    result = await extractPart(raw, index, target, ledger, signal);
     await feeding;
   } catch (err) {
     // Codec errors know nothing of backups: say which part they came from.

@@ -3,17 +3,18 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Writable } from 'node:stream';
+import { Transform, Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { INCOMPLETE_MARKER } from '../../../agent/restore/destination.ts';
 import { fetchBackup, type FetchOptions } from '../../../agent/restore/fetch.ts';
 import { createLogger } from '../../../agent/log.ts';
 import { createProgress } from '../../../agent/progress.ts';
 import { CODEC_NAMES } from '../../../core/codec/types.ts';
-import { CorruptObjectError, DestinationNotEmptyError, GcwalError, NotFoundError, UsageError } from '../../../core/errors.ts';
+import { CorruptObjectError, DestinationNotEmptyError, GcwalError, NotFoundError, StorageError, UsageError } from '../../../core/errors.ts';
 import { backupPartKey } from '../../../core/layout.ts';
 import { recoveryConfigBlock, type RecoveryPlan } from '../../../core/restore/recovery-config.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
+import type { Storage } from '../../../core/storage/types.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { BACKUP_LABEL, BACKUP_NAME, type FixtureEntry, type FixtureOptions, writeFixtureBackup } from './fixture.ts';
 
@@ -81,6 +82,7 @@ function options(env: Env, more: Partial<FetchOptions> = {}): FetchOptions {
     repoUrl: env.storage.url,
     gcwalCommand: 'gcwal',
     concurrency: 2,
+    retries: 0,
     log: createLogger(sink, 'text'),
     progress: (meta) => createProgress({ out: sink, interactive: false, label: meta.name }),
     ...more,
@@ -166,12 +168,12 @@ test('a directory the manifest lists but no part holds is created with its mode'
 });
 
 /** Assert the restore failed as PostgreSQL-safe: no label, no signal, no control file, the marker left. */
-async function assertUnstartable(t: ExecutionContext, env: Env, err: Error | undefined) {
+async function assertUnstartable(t: ExecutionContext, env: Env, err: GcwalError | undefined) {
   t.false(existsSync(path.join(env.dest, 'backup_label')), 'backup_label must not be written');
   t.false(existsSync(path.join(env.dest, 'recovery.signal')), 'recovery.signal must not be written');
   t.false(existsSync(path.join(env.dest, 'global/pg_control')), 'pg_control must not be in place');
   t.true(existsSync(path.join(env.dest, INCOMPLETE_MARKER)));
-  t.regex((err as CorruptObjectError).hint, new RegExp(`${env.dest} is incomplete \\(marker ${INCOMPLETE_MARKER.replace('.', '\\.')}\\); delete it`));
+  t.regex(err!.hint, new RegExp(`${env.dest} is incomplete \\(marker ${INCOMPLETE_MARKER.replace('.', '\\.')}\\); delete it`));
 }
 
 const damaged: { name: string; fixture: Partial<FixtureOptions>; message: RegExp }[] = [
@@ -341,4 +343,58 @@ test('an aborted restore stops and leaves the marker', async (t) => {
   t.regex(err!.hint, /is incomplete/);
   t.true(existsSync(path.join(env.dest, INCOMPLETE_MARKER)));
   t.false(existsSync(path.join(env.dest, 'backup_label')));
+});
+
+/** The repository, except that reading `key` fails halfway the first `failures` times. */
+function flaky(storage: FileStorage, key: string, failures: number, transient: boolean): Storage {
+  let left = failures;
+  return {
+    url: storage.url,
+    stat: (k, o) => storage.stat(k, o),
+    list: (p, o) => storage.list(p, o),
+    write: (k, s, o) => storage.write(k, s, o),
+    delete: (k, o) => storage.delete(k, o),
+    async read(k, o) {
+      const stream = await storage.read(k, o);
+      if (k !== key || left-- <= 0) return stream;
+      let seen = 0;
+      return stream.pipe(
+        new Transform({
+          transform(chunk: Buffer, _e, done) {
+            seen += chunk.length;
+            if (seen > 1024 * 1024) return done(new StorageError(`connection reset reading ${k}`, transient));
+            done(null, chunk);
+          },
+        }),
+      );
+    },
+  };
+}
+
+test('a part whose read fails transiently halfway is read again from its start', async (t) => {
+  const env = await setup(t);
+  const meta = await backup(env);
+  const storage = flaky(env.storage, backupPartKey(BACKUP_NAME, 1), 2, true);
+  const result = await fetchBackup(storage, options(env, { retries: 2, tablespaceMappings: [`16385=${path.join(env.tmp, 'moved')}`] }));
+  t.is(result.files, meta.fileCount);
+  t.deepEqual(await readFile(path.join(env.dest, 'base/1/1259')), BIG);
+  t.is(env.log.join('').match(/reading part 1 of base_000000010000000000000004 failed, retrying it/g)?.length, 2);
+  t.true(existsSync(path.join(env.dest, 'backup_label')));
+});
+
+test('a part whose read keeps failing fails the restore once the retries are spent', async (t) => {
+  const env = await setup(t);
+  await backup(env);
+  const storage = flaky(env.storage, backupPartKey(BACKUP_NAME, 1), 3, true);
+  const err = await t.throwsAsync(fetchBackup(storage, options(env, { retries: 2, tablespaceMappings: [`16385=${path.join(env.tmp, 'moved')}`] })), { instanceOf: StorageError });
+  t.regex(err!.message, /connection reset reading backups\/base_000000010000000000000004\/part_00001\.tar/);
+  await assertUnstartable(t, env, err);
+});
+
+test('a permanent storage failure is not retried', async (t) => {
+  const env = await setup(t);
+  await backup(env);
+  const storage = flaky(env.storage, backupPartKey(BACKUP_NAME, 1), 1, false);
+  await t.throwsAsync(fetchBackup(storage, options(env, { retries: 5, tablespaceMappings: [`16385=${path.join(env.tmp, 'moved')}`] })), { instanceOf: StorageError });
+  t.notRegex(env.log.join(''), /retrying/);
 });

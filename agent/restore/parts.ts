@@ -1,0 +1,75 @@
+/**
+ * All parts of a backup, `concurrency` at a time, each retried from its
+ * start after a transient storage failure (what the attempt wrote is deleted
+ * first). The first real failure stops the others.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BackupMeta } from '../../core/backup/meta.ts';
+import { CorruptObjectError, NotFoundError, StorageError } from '../../core/errors.ts';
+import type { Storage } from '../../core/storage/types.ts';
+import type { Logger } from '../log.ts';
+import { type ExtractTarget, newLedger, undoAttempt } from './extract.ts';
+import { restorePart } from './part.ts';
+
+/** How restoreParts runs. */
+export interface PartsOptions {
+  concurrency: number;
+  /** retries of a part after a transient storage failure */
+  retries: number;
+  /** first retry delay in milliseconds, doubled each time (default 200, capped at 10 s) */
+  backoffMs?: number;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+/**
+ * Restore every part of `meta` into `target`. Returns the files and bytes
+ * written. Throws the first failure: CorruptObjectError (a part missing from
+ * the repository counts as corruption of the backup), a StorageError that is
+ * permanent or still failing after `retries`, or the abort.
+ */
+export async function restoreParts(storage: Storage, meta: BackupMeta, target: ExtractTarget, options: PartsOptions): Promise<{ files: number; bytes: number }> {
+  const stop = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+  const totals = { files: 0, bytes: 0 };
+  let next = 0;
+  let failure: unknown;
+
+  const one = async (index: number) => {
+    const part = meta.parts[index];
+    const backoff = options.backoffMs ?? 200;
+    for (let attempt = 0; ; attempt++) {
+      const ledger = newLedger();
+      try {
+        return await restorePart(storage, part, index, target, ledger, signal);
+      } catch (err) {
+        if (err instanceof NotFoundError) {
+          throw new CorruptObjectError(`part ${index} (${part.key}) of backup ${meta.name} is missing from the repository`, 'the backup is damaged; restore another backup', { cause: err });
+        }
+        if (!(err instanceof StorageError && err.transient) || attempt >= options.retries || signal.aborted) throw err;
+        await undoAttempt(ledger, target);
+        const delay = Math.min(backoff * 2 ** attempt, 10_000) * (0.5 + Math.random() / 2);
+        options.log.warn(`reading part ${index} of ${meta.name} failed, retrying it (${attempt + 1}/${options.retries})`, { error: err.message, delayMs: Math.round(delay) });
+        await sleep(delay, undefined, { signal });
+      }
+    }
+  };
+
+  const lane = async () => {
+    while (next < meta.parts.length && failure === undefined) {
+      const index = next++;
+      try {
+        const result = await one(index);
+        totals.files += result.files;
+        totals.bytes += result.bytes;
+      } catch (err) {
+        // Keep the first error: the others are mostly the aborts it caused.
+        if (failure === undefined) failure = err;
+        stop.abort();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.concurrency, meta.parts.length)) }, lane));
+  if (failure !== undefined) throw failure;
+  return totals;
+}
