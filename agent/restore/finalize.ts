@@ -30,11 +30,13 @@ export interface FinalizeInput {
 }
 
 /**
- * Throw CorruptObjectError naming the first file or link the manifest lists
- * but no part held (`total` says how many are missing).
+ * Throw CorruptObjectError naming the first file the manifest lists but no
+ * part held. Directories and tablespace links need not be in a part: restore
+ * creates them from the manifest and the metadata (backup-push keeps the
+ * links in the manifest only).
  */
 export function checkNothingMissing(manifest: ReadonlyMap<string, ManifestEntry>, seen: ReadonlySet<string>, backupName: string): void {
-  const missing = [...manifest.values()].filter((e) => e.type !== 'directory' && !seen.has(e.path));
+  const missing = [...manifest.values()].filter((e) => e.type === 'file' && !seen.has(e.path));
   if (missing.length === 0) return;
   const more = missing.length > 1 ? ` (and ${missing.length - 1} more)` : '';
   throw new CorruptObjectError(`${missing[0].type} ${missing[0].path} of backup ${backupName} is in the manifest but in none of its parts${more}`, 'the backup is damaged; restore another backup');

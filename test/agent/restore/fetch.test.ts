@@ -160,6 +160,15 @@ test('without a mapping a tablespace goes back to its original, empty directory'
   t.is(await readFile(path.join(env.original, 'PG_15_202209061/5/16386'), 'utf8'), 'tablespace data');
 });
 
+test('a tablespace link listed in the manifest only (as backup-push writes it) is restored from the metadata', async (t) => {
+  const env = await setup(t);
+  await backup(env, { tarEntries: (_part, e) => e.filter((x) => x.type !== 'symlink'), manifest: (m) => m.map((e) => (e.type === 'symlink' ? { ...e, part: undefined } : e)) });
+  const moved = path.join(env.tmp, 'moved');
+  await fetchBackup(env.storage, options(env, { tablespaceMappings: [`/${path.relative('/', env.original)}=${moved}`] }));
+  t.is(await readlink(path.join(env.dest, 'pg_tblspc/16385')), moved);
+  t.is(await readFile(path.join(env.dest, 'pg_tblspc/16385/PG_15_202209061/5/16386'), 'utf8'), 'tablespace data');
+});
+
 test('a directory the manifest lists but no part holds is created with its mode', async (t) => {
   const env = await setup(t);
   await backup(env, { manifest: (m) => [...m, { path: 'pg_stat_tmp', type: 'directory', size: 0, mode: 0o750, mtime: '2024-05-01T00:00:00Z' }] });
