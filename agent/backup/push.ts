@@ -16,7 +16,7 @@ import type { Logger } from '../log.ts';
 import { connectPostgres } from '../pg/connect.ts';
 import type { Progress } from '../progress.ts';
 import { CONTROL_FILE } from './exclude.ts';
-import { parseBackupLabel, readClusterInfo, startBackup, stopBackup, type BackupStart, type ClusterInfo } from './pg-backup.ts';
+import { parseBackupLabel, readClusterInfo, startBackup, stopBackup, type ClusterInfo } from './pg-backup.ts';
 import { planParts } from './plan.ts';
 import { writeParts } from './parts.ts';
 import { walkDataDirectory } from './walk.ts';
@@ -58,7 +58,7 @@ async function checkDataDirectory(given: string, serverDir: string): Promise<str
 }
 
 /** Whether anything (a finished backup or the parts of a failed one) is stored under the backup's folder. */
-async function folderInUse(storage: Storage, name: string, signal: AbortSignal): Promise<boolean> {
+async function folderInUse(storage: Storage, name: string, signal?: AbortSignal): Promise<boolean> {
   for await (const _ of storage.list(backupPrefix(name), { signal })) return true;
   return false;
 }
@@ -69,10 +69,10 @@ async function folderInUse(storage: Storage, name: string, signal: AbortSignal):
  * are appended, which sorts after the plain name. Throws ConflictError if
  * both are taken.
  */
-async function chooseName(storage: Storage, startSegment: string, start: BackupStart, signal: AbortSignal): Promise<string> {
+export async function chooseBackupName(storage: Storage, startSegment: string, startLsn: bigint, signal?: AbortSignal): Promise<string> {
   const plain = backupName(startSegment);
   if (!(await folderInUse(storage, plain, signal))) return plain;
-  const suffixed = `${plain}_${(start.lsn & 0xFFFF_FFFFn).toString(16).toUpperCase().padStart(8, '0')}`;
+  const suffixed = `${plain}_${(startLsn & 0xFFFF_FFFFn).toString(16).toUpperCase().padStart(8, '0')}`;
   if (!(await folderInUse(storage, suffixed, signal))) return suffixed;
   throw new ConflictError(`backup folders ${plain} and ${suffixed} are both in use`, 'wait for the other backup-push to finish, then run it again');
 }
@@ -153,7 +153,7 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
     let stopped = false;
     try {
       const startSegment = walSegmentName(start.timeline, segmentNumberOfLsn(start.lsn, info.walSegmentSize), info.walSegmentSize);
-      const name = await chooseName(storage, startSegment, start, signal);
+      const name = await chooseBackupName(storage, startSegment, start.lsn, signal);
       log.info(`backup ${name} started`, { startLsn: formatLsn(start.lsn) });
 
       const { walk, written, stop, manifest } = await copyAndStop(client, info, pgdata, name, options);

@@ -1,6 +1,16 @@
 import test from 'ava';
-import { parseBackupLabel, parseGucBytes, shortVersion } from '../../../agent/backup/pg-backup.ts';
+import { realpathSync } from 'node:fs';
+import { parseBackupLabel, parseGucBytes, readClusterInfo, shortVersion, startBackup, stopBackup } from '../../../agent/backup/pg-backup.ts';
+import { connectPostgres } from '../../../agent/pg/connect.ts';
 import { InvalidInputError, PostgresError } from '../../../core/errors.ts';
+import { formatLsn } from '../../../core/wal/lsn.ts';
+import { startCluster, type Cluster } from '../../helpers/cluster.ts';
+
+async function session(t: { teardown: (fn: () => Promise<void> | void) => void }, cluster: Cluster) {
+  const { client } = await connectPostgres({ host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres', password: undefined });
+  t.teardown(() => client.end());
+  return client;
+}
 
 const sizes: [string, number][] = [
   ['16MB', 16 * 1024 * 1024],
@@ -47,4 +57,59 @@ test('a backup label without START TIMELINE has no timeline', (t) => {
 
 test('text that is not a backup label is refused', (t) => {
   t.throws(() => parseBackupLabel('LABEL: x\n'), { instanceOf: InvalidInputError });
+});
+
+test('the server settings a backup needs are read from a real server', async (t) => {
+  const cluster = await startCluster({ walSegSizeMB: 1 });
+  t.teardown(() => cluster.destroy());
+  const client = await session(t, cluster);
+  const info = await readClusterInfo(client);
+  const [control] = await cluster.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
+  t.is(info.systemIdentifier, control.id);
+  t.is(info.walSegmentSize, 1024 * 1024);
+  t.is(realpathSync(info.dataDirectory), realpathSync(cluster.pgdata));
+  t.true(info.versionNum >= 130000);
+  t.is(info.major, Math.floor(info.versionNum / 10000));
+  t.regex(info.version, /^\d+(\.\d+)?$/);
+  t.false(info.inRecovery);
+  t.is(info.archiveMode, 'on');
+});
+
+test('a backup started and stopped on one session gives a label that matches its start', async (t) => {
+  const cluster = await startCluster({ archiveCommand: '/bin/true' });
+  t.teardown(() => cluster.destroy());
+  const client = await session(t, cluster);
+  const info = await readClusterInfo(client);
+  const start = await startBackup(client, info.versionNum, 'gcwal test');
+  t.is(start.timeline, 1);
+  const stop = await stopBackup(client, info.versionNum, true);
+  t.true(stop.lsn > start.lsn);
+  const label = parseBackupLabel(stop.backupLabel);
+  t.is(label.lsn, start.lsn);
+  t.is(label.timeline, 1);
+  t.regex(stop.backupLabel, /^LABEL: gcwal test$/m);
+  t.is(stop.tablespaceMap, '');
+  t.is(formatLsn(label.lsn), formatLsn(start.lsn));
+});
+
+test('stopping without waiting ends backup mode, so the session can start another', async (t) => {
+  const cluster = await startCluster();
+  t.teardown(() => cluster.destroy());
+  const client = await session(t, cluster);
+  const info = await readClusterInfo(client);
+  await startBackup(client, info.versionNum, 'first');
+  // Starting twice in one session is refused by the server...
+  await t.throwsAsync(startBackup(client, info.versionNum, 'again'), { instanceOf: PostgresError, message: /sqlstate 55000/ });
+  // ...and once stopped (archiving is not configured, so waiting would hang) it is allowed again.
+  await stopBackup(client, info.versionNum, false);
+  await t.notThrowsAsync(startBackup(client, info.versionNum, 'second'));
+  await stopBackup(client, info.versionNum, false);
+});
+
+test('stopping a backup that was never started is a postgres error', async (t) => {
+  const cluster = await startCluster();
+  t.teardown(() => cluster.destroy());
+  const client = await session(t, cluster);
+  const info = await readClusterInfo(client);
+  await t.throwsAsync(stopBackup(client, info.versionNum, false), { instanceOf: PostgresError, message: /^stopping the backup failed: .*not in progress/ });
 });

@@ -1,0 +1,40 @@
+import test from 'ava';
+import { connectPostgres, pgQuery, resolvePgHost } from '../../../agent/pg/connect.ts';
+import { PostgresError } from '../../../core/errors.ts';
+import { startCluster } from '../../helpers/cluster.ts';
+import { freePort } from '../../helpers/ports.ts';
+
+const pgConfig = (env: Readonly<Record<string, string>>) => ({ host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, database: env.PGDATABASE, password: undefined });
+
+test('without PGHOST the first socket directory holding the port\'s socket is used, as libpq does', (t) => {
+  t.is(resolvePgHost('db.example', 5432, () => true), 'db.example');
+  t.is(resolvePgHost(undefined, 5433, (p) => p === '/tmp/.s.PGSQL.5433'), '/tmp');
+  t.is(resolvePgHost(undefined, 5432, (p) => p.startsWith('/var/run/postgresql/')), '/var/run/postgresql');
+  t.is(resolvePgHost(undefined, 5432, () => false), 'localhost');
+});
+
+test('a server that does not answer is a postgres error naming where we tried', async (t) => {
+  const port = await freePort();
+  const err = await t.throwsAsync(connectPostgres({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres', password: undefined }), { instanceOf: PostgresError });
+  t.regex(err!.message, new RegExp(`^could not connect to postgresql at 127\\.0\\.0\\.1:${port} as postgres: .*ECONNREFUSED`));
+  t.is(err!.code, 'postgres');
+});
+
+test('a session runs queries, and a failing statement is a postgres error with the server\'s message', async (t) => {
+  const cluster = await startCluster();
+  t.teardown(() => cluster.destroy());
+  const { client, where } = await connectPostgres(pgConfig(cluster.env));
+  t.teardown(() => client.end());
+  t.is(where, `${cluster.host}:${cluster.port}`);
+  const [row] = await pgQuery<{ n: number }>(client, 'adding', 'SELECT $1::int + 1 AS n', [41]);
+  t.is(row.n, 42);
+  const err = await t.throwsAsync(pgQuery(client, 'reading a table', 'SELECT * FROM no_such_table'), { instanceOf: PostgresError });
+  t.is(err!.message, 'reading a table failed: relation "no_such_table" does not exist (sqlstate 42P01)');
+});
+
+test('an unknown database is a postgres error with the server\'s message', async (t) => {
+  const cluster = await startCluster();
+  t.teardown(() => cluster.destroy());
+  const err = await t.throwsAsync(connectPostgres({ ...pgConfig(cluster.env), database: 'nope' }), { instanceOf: PostgresError });
+  t.regex(err!.message, /database "nope" does not exist/);
+});
