@@ -14,8 +14,15 @@ import { Meta } from '../../core/layout.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import { checkBackupPath } from './paths.ts';
 
-/** Split a byte stream into UTF-8 lines (without the newline); a last line without newline counts. */
-export async function* readLines(stream: AsyncIterable<Buffer | string>): AsyncGenerator<string> {
+/** Longest manifest line accepted: a path is at most a few KiB; this bounds memory on a damaged manifest. */
+const MAX_LINE = 1024 * 1024;
+
+/**
+ * Split a byte stream into UTF-8 lines (without the newline); a last line
+ * without newline counts. Throws CorruptObjectError naming `where` when a
+ * line exceeds `maxLine` characters.
+ */
+export async function* readLines(stream: AsyncIterable<Buffer | string>, where: string, maxLine = MAX_LINE): AsyncGenerator<string> {
   const decoder = new StringDecoder('utf8');
   let rest = '';
   for await (const chunk of stream) {
@@ -25,6 +32,7 @@ export async function* readLines(stream: AsyncIterable<Buffer | string>): AsyncG
       yield rest.slice(0, nl);
       rest = rest.slice(nl + 1);
     }
+    if (rest.length > maxLine) throw new CorruptObjectError(`${where} has a line longer than ${maxLine} characters`, 'the backup manifest is damaged; restore another backup');
   }
   rest += decoder.end();
   if (rest !== '') yield rest;
@@ -73,7 +81,7 @@ export async function readManifest(storage: Storage, meta: BackupMeta, signal?: 
 
   const entries = new Map<string, ManifestEntry>();
   let lineNo = 0;
-  for await (const line of readLines(decoded as Readable)) {
+  for await (const line of readLines(decoded as Readable, where)) {
     lineNo++;
     if (line.trim() === '') continue;
     let value: unknown;
