@@ -74,7 +74,11 @@ async function printCommandHelp(name: string, io: MainIo): Promise<number> {
 function parseCommandLine(command: Command, args: string[]) {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
   for (const entry of CONFIG_TABLE) options[entry.flag] = { type: entry.kind === 'bool' ? 'boolean' : 'string' };
-  for (const [flag, spec] of Object.entries(command.options)) options[flag] = { type: spec.type, multiple: spec.multiple, short: spec.short };
+  for (const [flag, spec] of Object.entries(command.options)) {
+    options[flag] = { type: spec.type };
+    if (spec.multiple) options[flag].multiple = true;
+    if (spec.short) options[flag].short = spec.short;
+  }
   let parsed;
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
