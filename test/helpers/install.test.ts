@@ -35,8 +35,10 @@ test('the install directory is readable by every user', async (t) => {
   const { dir, command } = t.context.agent;
   t.is((await stat(dir)).mode & 0o777, 0o755);
   t.is((await stat(command)).mode & 0o777, 0o755);
-  t.is((await stat(path.join(dir, 'gcwal.mjs'))).mode & 0o777, 0o644);
+  // Readable by all (the bundle may also be executable: esbuild keeps the entry's shebang).
+  t.is((await stat(path.join(dir, 'gcwal.mjs'))).mode & 0o444, 0o444);
   t.is((await stat(path.join(dir, 'gcwal.mjs.map'))).mode & 0o777, 0o644);
+  t.is((await stat(path.join(dir, 'node_modules', 'lzo', 'package.json'))).mode & 0o777, 0o644);
 });
 
 test('each external package loads from the install as it does from the project', async (t) => {
