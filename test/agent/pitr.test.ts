@@ -52,17 +52,22 @@ test('a cluster archived under load restores to a point in time, then follows a 
   await source.query('CREATE TABLE items (id bigserial PRIMARY KEY, batch text NOT NULL, payload text)');
 
   // Batch A under load: four writers and WAL switches at the same time.
-  const writers = Array.from({ length: 4 }, async (_, w) => {
-    for (let i = 0; i < 5; i++) await insertBatch(source, 'A', 4000);
-    return w;
+  let writing = true;
+  const writers = Array.from({ length: 4 }, async () => {
+    for (let i = 0; i < 5; i++) {
+      await insertBatch(source, 'A', 4000);
+      if (i % 2 === 1) await source.switchWal();
+    }
   });
   const switcher = (async () => {
-    for (let i = 0; i < 6; i++) {
-      await sleep(150);
+    while (writing) {
+      await sleep(100);
       await source.switchWal();
     }
   })();
-  await Promise.all([...writers, switcher]);
+  await Promise.all(writers);
+  writing = false;
+  await switcher;
   await source.waitForArchived(await source.switchWal(), 60_000);
   const [{ archived }] = await source.query<{ archived: string }>('SELECT archived_count AS archived FROM pg_stat_archiver');
   t.true(Number(archived) >= 6, `only ${archived} segments archived`);
