@@ -76,12 +76,24 @@ export function roundTripSuite(name: CodecName, options: { verifies: boolean }):
     }
   });
 
-  test(`${name} rejects a stream with one byte flipped in its data`, async (t) => {
-    const packed = await runThrough(codec.compressor(), [mixedData(600 * KiB, 24)]);
-    for (const offset of [Math.floor(packed.length / 3), Math.floor(packed.length / 2), packed.length - 40]) {
+  test(`${name} rejects or exactly restores a stream with one byte changed in its data`, async (t) => {
+    // Some bytes of a compressed stream do not affect the output (padding
+    // bits, unused table entries), and the tools accept those changes too.
+    // What must never happen is different output without an error.
+    const data = mixedData(600 * KiB, 24);
+    const packed = await runThrough(codec.compressor(), [data]);
+    let rejected = 0;
+    for (let offset = 64; offset < packed.length - 8; offset += Math.floor(packed.length / 23)) {
       const damaged = Buffer.from(packed);
       damaged[offset]! ^= 0x10;
-      await assertCorrupt(t, runThrough(codec.decompressor(), [damaged]), undefined, `flip at ${offset}`);
+      try {
+        const restored = await runThrough(codec.decompressor(), [damaged]);
+        t.true(restored.equals(data), `change at ${offset} gave different data without an error`);
+      } catch (err) {
+        t.is((err as { code?: string }).code, 'corrupt', `change at ${offset}: ${(err as Error).message}`);
+        rejected++;
+      }
     }
+    t.true(rejected >= 20, `${rejected} of 23 changes rejected`);
   });
 }
