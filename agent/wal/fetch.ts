@@ -71,6 +71,9 @@ async function downloadTo(storage: Storage, info: Parameters<typeof openDecoded>
     }
   } catch (err) {
     await fs.rm(tmp, { force: true }).catch(() => {});
+    if (err instanceof CorruptObjectError && !err.message.includes(info.key)) {
+      throw new CorruptObjectError(`${info.key}: ${err.message}`, err.hint, { cause: err });
+    }
     if (err instanceof GcwalError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ABORT_ERR') throw new StorageError(`fetching ${info.key} was cancelled`, false, 'the command was interrupted');
