@@ -17,6 +17,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { ExitCode, GcwalError } from '../errors.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -45,8 +47,8 @@ export interface LzoBlockDecoder {
   readonly usable: boolean;
   /**
    * Decode one LZO1X block whose uncompressed length is `outputLength`
-   * (at most {@link LZO_WASM_MAX_BLOCK}; `input.length + 8` must not exceed
-   * it either). Throws an Error (with the module's reason) when the data does
+   * (at most {@link LZO_WASM_MAX_BLOCK}, and so must `input.length` be).
+   * Throws an Error (with the module's reason) when the data does
    * not decode; the decoder is then unusable.
    */
   decode(input: Uint8Array, outputLength: number): Buffer;
@@ -54,21 +56,36 @@ export interface LzoBlockDecoder {
 
 /**
  * Instantiate a fresh wasm module (a few milliseconds; about 32 MiB of
- * address space, touched only as blocks use it). Output the module would
- * print is discarded: gcwal reports errors itself.
+ * address space, touched only as blocks use it). What the module would print
+ * is discarded: gcwal reports errors itself.
  */
 export async function loadLzoWasm(): Promise<LzoBlockDecoder> {
-  const loaded = require('lzo-wasm/lzo-wasm.js') as { default?: CreateModule } | CreateModule;
-  const create = typeof loaded === 'function' ? loaded : loaded.default;
-  if (typeof create !== 'function') throw new Error('lzo-wasm/lzo-wasm.js does not export createModule');
+  const create = await loadCreateModule();
   const wasmBinary = await readFile(require.resolve('lzo-wasm/lzo-wasm.wasm'));
-  const messages: string[] = [];
-  const keep = (text: string) => {
-    messages.push(text);
-    if (messages.length > 10) messages.shift();
-  };
-  const module = await create({ wasmBinary, print: keep, printErr: keep });
+  const discard = () => {};
+  const module = await create({ wasmBinary, print: discard, printErr: discard });
   return new WasmDecoder(module);
+}
+
+/**
+ * lzo-wasm.js is an ES module in a package that does not say so. Node 20.19+
+ * and 22.12+ require() it (detecting the syntax); import() is the fallback for
+ * releases that detect ESM syntax only there.
+ */
+async function loadCreateModule(): Promise<CreateModule> {
+  let loaded: unknown;
+  try {
+    loaded = require('lzo-wasm/lzo-wasm.js');
+  } catch (requireError) {
+    try {
+      loaded = await import(pathToFileURL(require.resolve('lzo-wasm/lzo-wasm.js')).href);
+    } catch {
+      throw new GcwalError('internal', `cannot load the lzo decoder (lzo-wasm) on node ${process.versions.node}`, 'use node 20.19 or later, or 22.12 or later', ExitCode.internal, { cause: requireError });
+    }
+  }
+  const create = typeof loaded === 'function' ? loaded : (loaded as { default?: unknown }).default;
+  if (typeof create !== 'function') throw new Error('lzo-wasm/lzo-wasm.js does not export createModule');
+  return create as CreateModule;
 }
 
 class WasmDecoder implements LzoBlockDecoder {
@@ -85,7 +102,7 @@ class WasmDecoder implements LzoBlockDecoder {
   decode(input: Uint8Array, outputLength: number): Buffer {
     const module = this.#module;
     if (!module) throw new Error('lzo decoder was discarded after a failure');
-    if (!Number.isInteger(outputLength) || outputLength <= 0 || outputLength > LZO_WASM_MAX_BLOCK || input.length + INPUT_PADDING > LZO_WASM_MAX_BLOCK) {
+    if (!Number.isInteger(outputLength) || outputLength <= 0 || outputLength > LZO_WASM_MAX_BLOCK || input.length > LZO_WASM_MAX_BLOCK) {
       throw new RangeError(`lzo block of ${input.length} -> ${outputLength} bytes is outside the decoder's limits`);
     }
     const inputPointer = module._malloc(input.length + INPUT_PADDING);

@@ -6,10 +6,11 @@
  */
 import { createRequire } from 'node:module';
 import { Transform, type TransformCallback } from 'node:stream';
+import { crc32 } from 'node:zlib';
 import { CorruptObjectError, UsageError } from '../errors.ts';
+import { adler32 } from './adler32.ts';
 import { ByteQueue } from './byte-queue.ts';
 import { loadLzoWasm, LZO_WASM_MAX_BLOCK, type LzoBlockDecoder } from './lzo-wasm.ts';
-import { adler32 } from './adler32.ts';
 import {
   encodeBlock,
   encodeHeader,
@@ -23,7 +24,6 @@ import {
   type BlockHead,
   type LzopHeader,
 } from './lzop-format.ts';
-import { crc32 } from 'node:zlib';
 import type { Codec } from './types.ts';
 
 const require = createRequire(import.meta.url);

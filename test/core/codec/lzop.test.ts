@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { getCodec } from '../../../core/codec/index.ts';
 import { Flag, Method, parseBlockHead, parseHeader, type LzopHeader } from '../../../core/codec/lzop-format.ts';
+import { UsageError } from '../../../core/errors.ts';
 import { mixedData, randomData, requireTool, runThrough, runTool, splitAt } from './helpers.ts';
 import { roundTripSuite } from './round-trip.ts';
 
@@ -141,4 +142,8 @@ test('lzo decompresses a file lzop compressed by name, with its name, mode and t
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('lzo refuses a compression level, having only one', (t) => {
+  t.throws(() => codec.compressor(3), { instanceOf: UsageError, message: 'compression level 3 is not available for lzo' });
 });
