@@ -72,10 +72,15 @@ async function write(sink: Sink, pack: Pack, chunk: Buffer, signal: AbortSignal)
 
 /** Start an entry; the promise settles when the tar stream has taken all of it. */
 function startEntry(pack: Pack, header: Parameters<Pack['entry']>[0]): { sink: Sink; done: Promise<void> } {
-  let sink!: Sink;
+  let settle!: (err?: Error | null) => void;
   const done = new Promise<void>((resolve, reject) => {
-    sink = pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    settle = (err) => (err ? reject(err) : resolve());
   });
+  // When copying fails midway, the entry is destroyed and nobody awaits
+  // `done` any more: the failure is reported once, by whoever failed first.
+  done.catch(() => {});
+  const sink = pack.entry(header, settle);
+  sink.on('error', () => {});
   return { sink, done };
 }
 
@@ -190,6 +195,9 @@ export async function writePart(plan: PlannedPart, options: PartWriterOptions): 
   const inner: PartWriterOptions = { ...options, signal };
 
   const pack = tar.pack();
+  // Failures reach us through the promises below; without a listener the
+  // 'error' that destroy(err) emits would crash the process.
+  pack.on('error', () => {});
   const meter = new ChecksumMeter();
   const compressor = options.codec.compressor(options.level);
   const manifest: ManifestEntry[] = [];
