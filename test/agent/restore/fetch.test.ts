@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform, Writable } from 'node:stream';
+import { pipeline as pipelineCallback, Transform, Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { INCOMPLETE_MARKER } from '../../../agent/restore/destination.ts';
 import { fetchBackup, type FetchOptions } from '../../../agent/restore/fetch.ts';
@@ -367,15 +367,15 @@ function flaky(storage: FileStorage, key: string, failures: number, transient: b
       const stream = await storage.read(k, o);
       if (k !== key || left-- <= 0) return stream;
       let seen = 0;
-      return stream.pipe(
-        new Transform({
-          transform(chunk: Buffer, _e, done) {
-            seen += chunk.length;
-            if (seen > 1024 * 1024) return done(new StorageError(`connection reset reading ${k}`, transient));
-            done(null, chunk);
-          },
-        }),
-      );
+      const failing = new Transform({
+        transform(chunk: Buffer, _e, done) {
+          seen += chunk.length;
+          if (seen > 1024 * 1024) return done(new StorageError(`connection reset reading ${k}`, transient));
+          done(null, chunk);
+        },
+      });
+      // The callback form destroys the file stream too when either side fails.
+      return pipelineCallback(stream, failing, () => {});
     },
   };
 }
