@@ -28,7 +28,7 @@ export interface Progress {
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
-/** `1536` → `1.5 KiB`; binary units, one decimal above bytes. */
+/** `1536` → `1.5 KiB`; binary units, whole bytes, one decimal above. */
 export function formatBytes(n: number): string {
   let value = n;
   let unit = 0;
@@ -36,7 +36,7 @@ export function formatBytes(n: number): string {
     value /= 1024;
     unit++;
   }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
+  return unit === 0 ? `${Math.round(value)} B` : `${value.toFixed(1)} ${UNITS[unit]}`;
 }
 
 /** Seconds as `m:ss` or `h:mm:ss`. */
@@ -77,7 +77,8 @@ export function createProgress(options: ProgressOptions): Progress {
     parts.push(`${formatBytes(rate)}/s`);
     if (totalFiles !== undefined) parts.push(`${files}/${totalFiles} files`);
     else if (files > 0) parts.push(`${files} files`);
-    if (!finished && totalBytes !== undefined && rate > 0 && bytes < totalBytes) parts.push(`ETA ${formatDuration((totalBytes - bytes) / rate)}`);
+    // The rate of the first second is noise (a few bytes in a few ms): no ETA yet.
+    if (!finished && totalBytes !== undefined && elapsed >= 1 && rate > 0 && bytes < totalBytes) parts.push(`ETA ${formatDuration((totalBytes - bytes) / rate)}`);
     else if (finished) parts.push(`in ${formatDuration(elapsed)}`);
     return parts.join('  ');
   };

@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { BackupMeta, ManifestEntry } from '../../core/backup/meta.ts';
 import { serializeBackupMeta } from '../../core/backup/meta.ts';
 import { getCodec } from '../../core/codec/index.ts';
-import { ConflictError, UsageError } from '../../core/errors.ts';
+import { ConflictError, ExitCode, GcwalError, UsageError } from '../../core/errors.ts';
 import { backupManifestKey, backupMetaKey, backupName, backupPrefix, Meta } from '../../core/layout.ts';
 import { ensureRepositoryIdentity } from '../../core/repository.ts';
 import { writeSmallObject } from '../../core/storage/objects.ts';
@@ -140,7 +140,9 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
   // closing the connection is how an interrupt leaves the server clean.
   const onAbort = () => void client.end().catch(() => {});
   signal.addEventListener('abort', onAbort, { once: true });
-  client.on('notice', (notice) => log.warn(`postgresql: ${notice.message ?? ''}`));
+  // pg_backup_stop reports its wait for the archiver as notices; warnings
+  // (e.g. "still waiting for all required WAL segments") deserve attention.
+  client.on('notice', (notice) => (notice.severity === 'WARNING' ? log.warn : log.info)(`postgresql: ${notice.message ?? ''}`));
   try {
     const info = await readClusterInfo(client);
     const pgdata = await checkDataDirectory(options.pgdata, info.dataDirectory);
@@ -198,6 +200,12 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
       }
       throw err;
     }
+  } catch (err) {
+    if (!signal.aborted) throw err;
+    // Whatever failed first (a query on the closed session, an aborted
+    // upload) is only a symptom: report the interruption itself.
+    const why = signal.reason instanceof Error ? signal.reason.message : 'cancelled';
+    throw new GcwalError('interrupted', `backup-push ${why}: no backup was recorded`, 'run gcwal backup-push again; parts already uploaded stay invisible', ExitCode.internal, { cause: err });
   } finally {
     signal.removeEventListener('abort', onAbort);
     await client.end().catch(() => {});
