@@ -5,7 +5,7 @@ import tar from 'tar-stream';
 import type { BackupPart, ManifestEntry } from '../../core/backup/meta.ts';
 import { ChecksumMeter, crc32c, crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import type { Codec } from '../../core/codec/types.ts';
-import { InvalidInputError } from '../../core/errors.ts';
+import { GcwalError, InvalidInputError } from '../../core/errors.ts';
 import { Meta } from '../../core/layout.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import type { PlannedPart } from './plan.ts';
@@ -183,7 +183,9 @@ async function fill(pack: Pack, plan: PlannedPart, options: PartWriterOptions, m
  * compressor → `storage.write` (create-only; the object carries its codec in
  * its metadata). Memory stays bounded by the read chunk and the codec's and
  * driver's buffers, whatever the part's size. If anything fails, the upload
- * is aborted (the driver publishes nothing) and the first error is thrown.
+ * is aborted (the driver publishes nothing) and the cause is thrown: the
+ * first error if it is a GcwalError (storage, unreadable file), else the
+ * upload's or the copy's GcwalError, else the first error.
  */
 export async function writePart(plan: PlannedPart, options: PartWriterOptions): Promise<WrittenPart> {
   const controller = new AbortController();
@@ -231,8 +233,13 @@ export async function writePart(plan: PlannedPart, options: PartWriterOptions): 
   } catch (err) {
     controller.abort(err);
     pack.destroy(err as Error);
-    await Promise.allSettled([upload, piping, filling]);
-    throw err;
+    const settled = await Promise.allSettled([upload, piping, filling]);
+    if (err instanceof GcwalError) throw err;
+    // A driver that fails usually destroys its source too, and the
+    // pipeline's "premature close" may settle first: report the cause (the
+    // upload's error, then a file's) rather than its echo.
+    const cause = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason instanceof GcwalError);
+    throw cause ? cause.reason : err;
   } finally {
     outer.removeEventListener('abort', onOuterAbort);
   }

@@ -14,7 +14,7 @@ import { walkDataDirectory } from '../../../agent/backup/walk.ts';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { getCodec } from '../../../core/codec/index.ts';
 import type { Codec } from '../../../core/codec/types.ts';
-import { InvalidInputError } from '../../../core/errors.ts';
+import { InvalidInputError, StorageError } from '../../../core/errors.ts';
 import { backupPartKey, Meta } from '../../../core/layout.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
 import type { Storage } from '../../../core/storage/types.ts';
@@ -205,4 +205,55 @@ test('the last part is uploaded only after every other part is stored', async (t
   t.is(events.filter((e) => e.startsWith('end')).length, plans.length);
   // The others did run in parallel.
   t.true(events.slice(0, 4).every((e) => e.startsWith('start')));
+});
+
+/** The real driver, except that the first upload of `key` fails with `error` after taking some bytes. */
+function failingOnce(storage: Storage, key: string, error: Error): Storage {
+  let failed = false;
+  return {
+    url: storage.url,
+    stat: (k, o) => storage.stat(k, o),
+    read: (k, o) => storage.read(k, o),
+    list: (p, o) => storage.list(p, o),
+    delete: (k, o) => storage.delete(k, o),
+    write: async (k, s, o) => {
+      if (k !== key || failed) return storage.write(k, s, o);
+      failed = true;
+      for await (const _ of s) break; // the connection drops after the first chunk
+      throw error;
+    },
+  };
+}
+
+test('a part whose upload fails transiently is rebuilt and uploaded again', async (t) => {
+  const files: Record<string, Buffer> = {};
+  for (let i = 0; i < 6; i++) files[`f${i}`] = randomBytes(60_000);
+  const { pgdata, storage } = await setup(files);
+  const walk = await walkDataDirectory(pgdata, { pgMajor: 15 });
+  const plans = planParts(walk.entries, 100_000);
+  const key = backupPartKey('base_000000010000000000000002', 1);
+  const retries: string[] = [];
+  let bytes = 0;
+  let done = 0;
+  const result = await writeParts(plans, options(failingOnce(storage, key, new StorageError('connection reset', true)), {
+    retries: 2,
+    onRetry: (index, attempt, err) => retries.push(`${index}/${attempt}: ${err.message}`),
+    onProgress: (b, f) => { bytes += b; done += f; },
+  }));
+  t.deepEqual(retries, ['1/1: connection reset']);
+  t.is(bytes, walk.totalBytes);
+  t.is(done, walk.fileCount);
+  const { entries } = await extractPart(storage, key, getCodec('gzip'));
+  t.deepEqual(entries.map((e) => e.data), plans[1].entries.map((e) => files[e.path]));
+  t.is(result.parts[1].rawSize, entries.reduce((n, e) => n + 512 + Math.ceil(e.data.length / 512) * 512, 1024));
+});
+
+test('a part whose upload fails for good is not retried', async (t) => {
+  const { pgdata, storage } = await setup({ a: randomBytes(1000) });
+  const walk = await walkDataDirectory(pgdata, { pgMajor: 15 });
+  const key = backupPartKey('base_000000010000000000000002', 0);
+  let retried = false;
+  await t.throwsAsync(writeParts(planParts(walk.entries, 1 << 20), options(failingOnce(storage, key, new StorageError('permission denied', false)), { retries: 5, onRetry: () => (retried = true) })), { message: 'permission denied' });
+  t.false(retried);
+  t.is(await storage.stat(key), undefined);
 });
