@@ -17,6 +17,12 @@ export interface Config {
   partSize: number;
   /** how many times a transient storage failure is retried */
   retries: number;
+  gcs: {
+    endpoint: string | undefined;
+    impersonate: string | undefined;
+    projectId: string | undefined;
+    chunkSize: number;
+  };
   pg: {
     host: string | undefined;
     port: number | undefined;
@@ -49,6 +55,11 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'GCWAL_CONCURRENCY', flag: 'concurrency', kind: 'int', default: '4', min: 1, max: 64, description: 'backup parts transferred in parallel' },
   { env: 'GCWAL_PART_SIZE', flag: 'part-size', kind: 'size', default: '256MiB', min: 1024 * 1024, description: 'raw bytes per backup tar part (accepts KiB, MiB, GiB)' },
   { env: 'GCWAL_RETRIES', flag: 'retries', kind: 'int', default: '5', min: 0, max: 100, description: 'retries of a transient storage failure before giving up' },
+  { env: 'GCWAL_GCS_ENDPOINT', flag: 'gcs-endpoint', kind: 'string', description: 'Cloud Storage API root for an emulator or private endpoint, e.g. http://127.0.0.1:9023 (default: Google)' },
+  { env: 'STORAGE_EMULATOR_HOST', flag: 'storage-emulator-host', kind: 'string', description: 'the standard emulator variable; used when GCWAL_GCS_ENDPOINT is not set' },
+  { env: 'GCWAL_IMPERSONATE_SERVICE_ACCOUNT', flag: 'impersonate-service-account', kind: 'string', description: 'act as this service account, with a token minted by the ambient credentials (needs roles/iam.serviceAccountTokenCreator on it)' },
+  { env: 'GOOGLE_CLOUD_PROJECT', flag: 'project', kind: 'string', description: 'project id for Cloud Storage calls (optional; the agent needs none for object access)' },
+  { env: 'GCWAL_UPLOAD_CHUNK_SIZE', flag: 'upload-chunk-size', kind: 'size', default: '8MiB', min: 256 * 1024, description: 'resumable upload chunk (a multiple of 256KiB); bounds memory per upload' },
   { env: 'PGHOST', flag: 'pghost', kind: 'string', description: 'PostgreSQL host or socket directory (libpq)' },
   { env: 'PGPORT', flag: 'pgport', kind: 'int', min: 1, max: 65535, description: 'PostgreSQL port (libpq)' },
   { env: 'PGUSER', flag: 'pguser', kind: 'string', description: 'PostgreSQL user (libpq)' },
@@ -113,6 +124,12 @@ export function parseConfig(flags: Readonly<Record<string, string | boolean | un
     concurrency: v.GCWAL_CONCURRENCY as number,
     partSize: v.GCWAL_PART_SIZE as number,
     retries: v.GCWAL_RETRIES as number,
+    gcs: {
+      endpoint: ((v.GCWAL_GCS_ENDPOINT ?? v.STORAGE_EMULATOR_HOST) as string | undefined)?.replace(/\/+$/, ''),
+      impersonate: v.GCWAL_IMPERSONATE_SERVICE_ACCOUNT as string | undefined,
+      projectId: v.GOOGLE_CLOUD_PROJECT as string | undefined,
+      chunkSize: v.GCWAL_UPLOAD_CHUNK_SIZE as number,
+    },
     pg: {
       host: v.PGHOST as string | undefined,
       port: v.PGPORT as number | undefined,

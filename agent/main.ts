@@ -50,7 +50,9 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     const cfg = config;
     const ctx: CommandContext = {
       config: cfg,
-      storage: () => (storage ??= openStorage(requireRepo(cfg))),
+      storage: () => (storage ??= openStorage(requireRepo(cfg), {
+        gcs: { endpoint: cfg.gcs.endpoint, impersonate: cfg.gcs.impersonate, projectId: cfg.gcs.projectId, chunkSize: cfg.gcs.chunkSize, retries: cfg.retries, concurrency: Math.max(cfg.concurrency * 2, 4) },
+      })),
       log,
       signal: io.signal,
       stdout: io.stdout,

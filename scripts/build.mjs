@@ -26,9 +26,11 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /**
  * Packages loaded at run time from node_modules rather than bundled: native
  * addons (their .node files are found relative to their own package directory
- * by `bindings`/require) and wasm loaders (read their .wasm beside them).
+ * by `bindings`/require), wasm loaders (read their .wasm beside them), and
+ * the Cloud Storage client (large, loaded only for gs:// repositories, and its
+ * google-auth-library must be the copy it depends on).
  */
-const EXTERNAL_PACKAGES = ['lzo', 'zstd-napi', 'fast-crc32c', 'sse4_crc32', 'lzo-wasm'];
+const EXTERNAL_PACKAGES = ['lzo', 'zstd-napi', 'fast-crc32c', 'sse4_crc32', 'lzo-wasm', '@google-cloud/storage'];
 
 /**
  * Optional peers that some bundled packages require() inside try/catch and

@@ -1,0 +1,91 @@
+import { AlreadyExistsError, AuthError, CorruptObjectError, GcwalError, NotFoundError, StorageError } from '../errors.ts';
+
+/** What a failed call was doing, for messages. */
+export interface CallSite {
+  op: 'stat' | 'read' | 'write' | 'list' | 'delete' | 'auth';
+  /** full object name in the bucket, or a prefix for list */
+  name: string;
+  bucket: string;
+  /** the identity the driver authenticates as, when known */
+  identity?: string;
+}
+
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'ENETUNREACH', 'EHOSTUNREACH']);
+const AUTH_PATTERNS = /default credentials|access token|refresh|invalid_grant|unauthorized_client|impersonat|metadata|computeMetadata|credential|invalid_scope|service account/i;
+
+function httpStatus(err: unknown): number | undefined {
+  const e = err as { code?: unknown; status?: unknown; response?: { status?: unknown } };
+  if (typeof e?.code === 'number') return e.code;
+  if (typeof e?.status === 'number') return e.status;
+  if (typeof e?.response?.status === 'number') return e.response.status;
+  return undefined;
+}
+
+function reasonOf(err: unknown): string | undefined {
+  const errors = (err as { errors?: { reason?: string }[] })?.errors;
+  return Array.isArray(errors) ? errors.find((e) => e?.reason)?.reason : undefined;
+}
+
+function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return (message.split('\n')[0] || 'unknown error').replace(/\.$/, '');
+}
+
+/**
+ * Translate whatever @google-cloud/storage, gaxios or google-auth-library
+ * threw into gcwal's error classes. Missing objects become NotFoundError only
+ * on a real 404 of a read; credentials problems become AuthError naming the
+ * identity; 408/429/5xx and dropped connections are transient StorageErrors.
+ */
+export function mapGcsError(err: unknown, site: CallSite): GcwalError {
+  if (err instanceof GcwalError) return err;
+  const where = site.op === 'list' ? `listing gs://${site.bucket}/${site.name}` : `${site.op} gs://${site.bucket}/${site.name}`;
+  const status = httpStatus(err);
+  const code = (err as { code?: unknown })?.code;
+  const who = site.identity ? `as ${site.identity}` : 'with the application default credentials';
+  if (code === 'ABORT_ERR' || (err as Error)?.name === 'AbortError') {
+    return new StorageError(`${where} was cancelled`, false, 'the command was interrupted', { cause: err });
+  }
+  if (code === 'FILE_NO_UPLOAD' || code === 'FILE_NO_UPLOAD_DELETE' || code === 'CONTENT_DOWNLOAD_MISMATCH') {
+    return new StorageError(`${where}: checksum mismatch in transit (${firstLine(err)})`, true, 'the data was damaged on the network; retry', { cause: err });
+  }
+  if (status === 404 && (site.op === 'read' || site.op === 'stat' || site.op === 'delete')) {
+    return new NotFoundError(`object gs://${site.bucket}/${site.name} does not exist`, 'check the name and GCWAL_REPO', { cause: err });
+  }
+  if (status === 404) {
+    return new StorageError(`${where}: bucket ${site.bucket} not found`, false, 'check the bucket name in GCWAL_REPO and that it exists', { cause: err });
+  }
+  if (status === 412 && site.op === 'write') return new AlreadyExistsError(site.name, { cause: err });
+  if (status === 401) {
+    return new AuthError(`${where} was refused ${who}: not authenticated (${firstLine(err)})`, 'check the host\'s credentials: the metadata server, GOOGLE_APPLICATION_CREDENTIALS or GCWAL_IMPERSONATE_SERVICE_ACCOUNT; the token may have been revoked', { cause: err });
+  }
+  if (status === 403) {
+    if (reasonOf(err) === 'retentionPolicyNotMet') {
+      return new StorageError(`${where} is blocked by the bucket's retention policy`, false, 'objects younger than the retention period cannot be deleted or replaced', { cause: err });
+    }
+    const need = site.op === 'write' ? 'storage.objects.create' : site.op === 'list' ? 'storage.objects.list' : site.op === 'delete' ? 'storage.objects.delete' : 'storage.objects.get';
+    return new AuthError(`${where} was refused ${who}: permission denied (${firstLine(err)})`, `grant ${need} on bucket ${site.bucket} (roles/storage.objectCreator and roles/storage.objectViewer for the agent)`, { cause: err });
+  }
+  if (status === 408 || status === 429 || (status !== undefined && status >= 500)) {
+    return new StorageError(`${where} failed with HTTP ${status} after retries (${firstLine(err)})`, true, 'Cloud Storage is overloaded or unavailable; retry later', { cause: err });
+  }
+  if (typeof code === 'string' && TRANSIENT_CODES.has(code)) {
+    return new StorageError(`${where} failed: ${code}`, true, 'check the network path to Cloud Storage (or GCWAL_GCS_ENDPOINT) and retry', { cause: err });
+  }
+  const message = firstLine(err);
+  if (/socket hang up|connection|premature|aborted|reset|timeout/i.test(message)) {
+    return new StorageError(`${where} failed: ${message}`, true, 'check the network path to Cloud Storage and retry', { cause: err });
+  }
+  if (AUTH_PATTERNS.test(message)) {
+    return new AuthError(`${where}: could not obtain credentials ${who} (${message})`, 'on GCE/GKE check the attached service account; elsewhere set GOOGLE_APPLICATION_CREDENTIALS to a key, external_account or impersonated_service_account file', { cause: err });
+  }
+  if (status === 400) {
+    return new CorruptObjectError(`${where} was rejected as invalid: ${message}`, 'this is likely a bug in gcwal; please report it', { cause: err });
+  }
+  return new StorageError(`${where} failed: ${message}`, false, 'check the repository and retry', { cause: err });
+}
+
+/** Whether an error from the client library is a rate-limit answer (drives the adaptive limiter). */
+export function isRateLimited(err: unknown): boolean {
+  return httpStatus(err) === 429;
+}

@@ -1,0 +1,281 @@
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Bucket, Storage as GcsClient, File } from '@google-cloud/storage';
+import { createRequire } from 'node:module';
+import type { AuthClient, GoogleAuth } from 'google-auth-library';
+import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
+import { UsageError } from '../errors.ts';
+import { isRateLimited, mapGcsError, type CallSite } from './gcs-errors.ts';
+import { AdaptiveLimiter } from './throttle.ts';
+import type { CallOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
+
+/** Scope the agent asks for: object read/write, nothing else. */
+export const GCS_SCOPES = ['https://www.googleapis.com/auth/devstorage.read_write'];
+
+export interface GcsStorageOptions {
+  /** API root of an emulator or private endpoint, e.g. http://127.0.0.1:9023; undefined = Google */
+  endpoint?: string;
+  /** act as this service account (its token minted with the ambient credentials) */
+  impersonate?: string;
+  projectId?: string;
+  /** resumable upload chunk size in bytes, a multiple of 256 KiB; bounds upload memory per stream */
+  chunkSize?: number;
+  /** retries of a failed request inside the client library */
+  retries?: number;
+  /** maximum concurrent transfers; halves on 429 and recovers */
+  concurrency?: number;
+}
+
+interface ParsedUrl {
+  bucket: string;
+  prefix: string;
+}
+
+/** Split `gs://bucket/some/prefix` into bucket and a key prefix ending in `/` (or empty). */
+export function parseGsUrl(url: string): ParsedUrl {
+  const m = /^gs:\/\/([^/]+)\/?(.*)$/.exec(url);
+  if (!m) throw new UsageError(`"${url}" is not a gs:// URL`, 'use gs://bucket or gs://bucket/prefix');
+  const prefix = m[2].replace(/\/+$/, '');
+  return { bucket: m[1], prefix: prefix ? `${prefix}/` : '' };
+}
+
+/** CRC32C validator for the client library, on the hardware implementation. */
+function crc32cGenerator() {
+  let value = 0;
+  return {
+    update(data: Buffer) {
+      value = crc32c(data, value);
+    },
+    validate(expected: string) {
+      return crc32cBase64(value) === expected;
+    },
+    toString() {
+      return crc32cBase64(value);
+    },
+  };
+}
+
+function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries((m.metadata as Record<string, unknown>) ?? {})) if (v !== null && v !== undefined) metadata[k] = String(v);
+  return { key, size: Number(m.size), crc32c: String(m.crc32c ?? ''), metadata, created: new Date(String(m.timeCreated ?? m.updated ?? 0)) };
+}
+
+/**
+ * `gs://bucket/prefix` repository on @google-cloud/storage.
+ *
+ * - Authenticates with Application Default Credentials (metadata server,
+ *   workload identity, GOOGLE_APPLICATION_CREDENTIALS key, external_account,
+ *   impersonated_service_account), optionally impersonating a service account.
+ * - Writes are resumable uploads, create-only (`ifGenerationMatch: 0`), in
+ *   chunks of `chunkSize` so memory stays bounded; a failed or aborted source
+ *   never finalises the object. The agent never overwrites, composes or deletes.
+ * - CRC32C (hardware) is checked by the client on every upload and whole
+ *   download; callers verify ranged reads themselves.
+ * - Requests are retried by the client on 408/429/5xx and dropped connections
+ *   with exponential backoff and jitter; 429s also halve concurrency.
+ */
+export class GcsStorage implements Storage {
+  readonly url: string;
+  private readonly bucketName: string;
+  private readonly prefix: string;
+  private readonly limiter: AdaptiveLimiter;
+  private readonly chunkSize: number;
+  private clientPromise: Promise<{ client: GcsClient; bucket: Bucket; auth: GoogleAuth | AuthClient }> | undefined;
+  private identity: string | undefined;
+
+  constructor(url: string, private readonly options: GcsStorageOptions = {}) {
+    const parsed = parseGsUrl(url);
+    this.url = url.replace(/\/+$/, '');
+    this.bucketName = parsed.bucket;
+    this.prefix = parsed.prefix;
+    this.limiter = new AdaptiveLimiter(options.concurrency ?? 8);
+    this.chunkSize = options.chunkSize ?? 8 * 1024 * 1024;
+  }
+
+  /** The library is loaded on first use: it costs start-up time wal-push on file:// should not pay. */
+  private client() {
+    this.clientPromise ??= (async () => {
+      const { Storage: GcsStorageClient, IdempotencyStrategy } = await import('@google-cloud/storage');
+      // Use the google-auth-library the storage client itself depends on:
+      // its auth clients must match the client's own version of the library.
+      const { GoogleAuth, Impersonated } = createRequire(import.meta.resolve('@google-cloud/storage'))('google-auth-library') as typeof import('google-auth-library');
+      const auth = new GoogleAuth({ scopes: GCS_SCOPES, projectId: this.options.projectId });
+      let authClient: GoogleAuth | AuthClient = auth;
+      if (this.options.impersonate) {
+        this.identity = this.options.impersonate;
+        authClient = new Impersonated({ sourceClient: await auth.getClient(), targetPrincipal: this.options.impersonate, targetScopes: GCS_SCOPES, lifetime: 3600, delegates: [] });
+      }
+      const limiter = this.limiter;
+      const client = new GcsStorageClient({
+        authClient: authClient as never,
+        projectId: this.options.projectId,
+        apiEndpoint: this.options.endpoint,
+        useAuthWithCustomEndpoint: true,
+        crc32cGenerator,
+        retryOptions: {
+          autoRetry: true,
+          maxRetries: this.options.retries ?? 5,
+          retryDelayMultiplier: 2,
+          maxRetryDelay: 32,
+          totalTimeout: 300,
+          idempotencyStrategy: IdempotencyStrategy.RetryConditional,
+          retryableErrorFn: (err) => {
+            if (isRateLimited(err)) limiter.throttled();
+            const status = typeof err.code === 'number' ? err.code : undefined;
+            if (status !== undefined) return status === 408 || status === 429 || status >= 500;
+            return /ECONNRESET|ETIMEDOUT|EPIPE|EAI_AGAIN|ECONNREFUSED|socket hang up|premature|connection/i.test(`${err.code ?? ''} ${err.message ?? ''}`);
+          },
+        },
+      });
+      return { client, bucket: client.bucket(this.bucketName), auth: authClient };
+    })();
+    return this.clientPromise;
+  }
+
+  private site(op: CallSite['op'], key: string): CallSite {
+    return { op, name: this.prefix + key, bucket: this.bucketName, identity: this.identity };
+  }
+
+  /** Best effort: learn which identity we act as, so auth errors can name it. */
+  private async learnIdentity(): Promise<void> {
+    if (this.identity) return;
+    try {
+      const { auth } = await this.client();
+      const creds = await (auth as GoogleAuth).getCredentials?.();
+      if (creds?.client_email) this.identity = creds.client_email;
+    } catch {
+      // The error being reported is more useful than this one.
+    }
+  }
+
+  private async fail(err: unknown, op: CallSite['op'], key: string): Promise<never> {
+    const mapped = mapGcsError(err, this.site(op, key));
+    if (mapped.code === 'auth') {
+      await this.learnIdentity();
+      throw mapGcsError(err, this.site(op, key));
+    }
+    throw mapped;
+  }
+
+  private file(key: string): Promise<File> {
+    return this.client().then(({ bucket }) => bucket.file(this.prefix + key));
+  }
+
+  async stat(key: string, options: CallOptions = {}): Promise<ObjectInfo | undefined> {
+    options.signal?.throwIfAborted();
+    try {
+      const file = await this.file(key);
+      const [m] = await this.limiter.run(() => file.getMetadata());
+      this.limiter.succeeded();
+      return infoFromMetadata(key, m as Record<string, unknown>);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 404) return undefined;
+      return this.fail(err, 'stat', key);
+    }
+  }
+
+  async read(key: string, options: ReadOptions = {}): Promise<Readable> {
+    options.signal?.throwIfAborted();
+    let file: File;
+    try {
+      file = await this.file(key);
+    } catch (err) {
+      return this.fail(err, 'read', key);
+    }
+    const ranged = options.start !== undefined || options.end !== undefined;
+    const source = file.createReadStream({ start: options.start, end: options.end, validation: ranged ? false : 'crc32c' });
+    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    // Surface a 404 or auth failure as a rejected promise before handing out
+    // the stream; later failures (a reset mid-body) destroy `out` mapped.
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: unknown) => {
+        source.destroy();
+        reject(err);
+      };
+      source.once('error', onError);
+      source.once('response', () => {
+        source.off('error', onError);
+        resolve();
+      });
+      options.signal?.addEventListener('abort', () => onError(options.signal!.reason), { once: true });
+    }).catch((err) => this.fail(err, 'read', key));
+    source.on('error', (err) => out.destroy(mapGcsError(err, this.site('read', key))));
+    options.signal?.addEventListener('abort', () => source.destroy(), { once: true });
+    source.pipe(out);
+    return out;
+  }
+
+  async write(key: string, source: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
+    try {
+      return await this.limiter.run(async () => {
+        const file = await this.file(key);
+        const metadata = { contentType: options.contentType ?? 'application/octet-stream', metadata: options.metadata ?? {} };
+        const preconditionOpts = { ifGenerationMatch: 0 };
+        // The session is created with createResumableUpload, which sends the
+        // credentials even to a custom endpoint; the chunk PUTs then go to
+        // the session URI, which is itself the authorisation (as on GCS).
+        const [uri] = await file.createResumableUpload({ metadata, preconditionOpts });
+        let size = 0;
+        let crc = 0;
+        const meter = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            size += chunk.length;
+            crc = crc32c(chunk, crc);
+            done(null, chunk);
+          },
+        });
+        const sink = file.createWriteStream({ uri, resumable: true, chunkSize: this.chunkSize, metadata, preconditionOpts, validation: 'crc32c' });
+        await pipeline(source, meter, sink, { signal: options.signal });
+        this.limiter.succeeded();
+        const m = (file.metadata ?? {}) as Record<string, unknown>;
+        const info = infoFromMetadata(key, m);
+        // The library already compared its CRC32C with the server's; keep ours
+        // as the record when the response lacked fields (never expected).
+        if (!info.crc32c) info.crc32c = crc32cBase64(crc);
+        if (!Number.isFinite(info.size)) info.size = size;
+        return info;
+      });
+    } catch (err) {
+      source.destroy();
+      return this.fail(err, 'write', key);
+    }
+  }
+
+  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    let bucket: Bucket;
+    try {
+      bucket = (await this.client()).bucket;
+    } catch (err) {
+      return this.fail(err, 'list', prefix);
+    }
+    let pageToken: string | undefined;
+    const startOffset = options.startAfter !== undefined ? this.prefix + options.startAfter : undefined;
+    do {
+      options.signal?.throwIfAborted();
+      let items: Record<string, unknown>[];
+      try {
+        const [, next, response] = await this.limiter.run(() => bucket.getFiles({ prefix: this.prefix + prefix, autoPaginate: false, maxResults: 1000, pageToken, startOffset }));
+        items = ((response as { items?: Record<string, unknown>[] })?.items ?? []);
+        pageToken = (next as { pageToken?: string } | null)?.pageToken;
+      } catch (err) {
+        return this.fail(err, 'list', prefix);
+      }
+      for (const m of items) {
+        const key = String(m.name).slice(this.prefix.length);
+        if (options.startAfter !== undefined && key <= options.startAfter) continue;
+        yield infoFromMetadata(key, m);
+      }
+    } while (pageToken);
+  }
+
+  async delete(key: string, options: CallOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted();
+    try {
+      const file = await this.file(key);
+      await this.limiter.run(() => file.delete({ ignoreNotFound: true }));
+    } catch (err) {
+      return this.fail(err, 'delete', key);
+    }
+  }
+}
