@@ -98,6 +98,7 @@ async function copyAndStop(client: pg.Client, info: ClusterInfo, pgdata: string,
   const plans = planParts(walk.entries, config.partSize, [CONTROL_FILE]);
   log.debug('copying the data directory', { files: walk.fileCount, bytes: walk.totalBytes, parts: plans.length, tablespaces: walk.tablespaces.length });
   const progress = options.progress(`backup ${name}`, walk.totalBytes, walk.fileCount);
+  // done() also on failure: the error must not land on the progress line.
   const written = await writeParts(plans, {
     storage: options.storage,
     backupName: name,
@@ -109,8 +110,7 @@ async function copyAndStop(client: pg.Client, info: ClusterInfo, pgdata: string,
     onRetry: (index, attempt, err) => log.warn(`uploading part ${index} failed, retrying (${attempt}/${config.retries})`, { error: err.message }),
     onProgress: (bytes, files) => progress.add(bytes, files),
     onSkip: (path, reason) => log.debug(`skipping ${path}: ${reason}`),
-  });
-  progress.done();
+  }).finally(() => progress.done());
   log.info('data copied, stopping the backup and waiting for its WAL to be archived');
   const stop = await stopBackup(client, info.versionNum, true);
   const links = walk.entries
