@@ -17,6 +17,8 @@ export const EXIT_CODES: readonly [number, string][] = [
   [ExitCode.postgres, 'PostgreSQL could not be reached or refused a query'],
   [ExitCode.destinationNotEmpty, 'the restore destination is not empty'],
   [ExitCode.internal, 'unexpected internal error (a bug)'],
+  [ExitCode.localIo, 'a local file could not be read or written (disk full, permissions)'],
+  [ExitCode.interrupted, 'interrupted (SIGINT/SIGTERM); nothing was left half-written'],
   [ExitCode.recoveryFatal, 'wal-fetch during archive recovery hit a persistent error: PostgreSQL stops instead of promoting early'],
 ];
 

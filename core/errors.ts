@@ -35,6 +35,8 @@ export const ExitCode = {
   postgres: 9,
   destinationNotEmpty: 10,
   internal: 11,
+  localIo: 12,
+  interrupted: 130,
   /** wal-fetch during archive recovery: > 125 makes PostgreSQL stop instead of promoting early */
   recoveryFatal: 126,
 } as const;
@@ -121,9 +123,35 @@ export class DestinationNotEmptyError extends GcwalError {
   }
 }
 
+/** Reading or writing the local file system failed (disk full, permissions, I/O error). */
+export class LocalIoError extends GcwalError {
+  constructor(message: string, hint: string, options?: { cause?: unknown }) {
+    super('local_io', message, hint, ExitCode.localIo, options);
+  }
+}
+
+/** Map a Node file-system error on a local path to LocalIoError with a hint. */
+export function localIoError(err: unknown, what: string): GcwalError {
+  if (err instanceof GcwalError) return err;
+  const code = (err as NodeJS.ErrnoException)?.code ?? 'unknown';
+  const hint =
+    code === 'ENOSPC' || code === 'EDQUOT' ? 'the file system is full; free space and retry'
+    : code === 'EACCES' || code === 'EPERM' ? 'check the permissions of the path for the user running gcwal'
+    : code === 'EROFS' ? 'the file system is read-only'
+    : 'check the local disk and retry';
+  return new LocalIoError(`${what} failed: ${code}`, hint, { cause: err });
+}
+
 /** Turn anything thrown into a GcwalError, keeping the original as `cause`. */
 export function asGcwalError(err: unknown): GcwalError {
   if (err instanceof GcwalError) return err;
+  const e = err as { name?: string; code?: string } | undefined;
+  if (e?.name === 'AbortError' || e?.code === 'ABORT_ERR') {
+    return new GcwalError('interrupted', 'interrupted before finishing', 'nothing was left half-written; run the command again', ExitCode.interrupted, { cause: err });
+  }
+  if (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) {
+    return localIoError(err, err instanceof Error ? err.message.split(':')[0] : 'a file operation');
+  }
   const message = err instanceof Error ? err.message : String(err);
   return new GcwalError('internal', `unexpected error: ${message.split('\n')[0]}`, 'this is a bug in gcwal; please report it with the log', ExitCode.internal, { cause: err });
 }

@@ -25,6 +25,8 @@ nothing is overwritten.`,
       codec: ctx.config.compression,
       level: ctx.config.compressionLevel,
       signal: ctx.signal,
+      retries: ctx.config.retries,
+      onRetry: (attempt, err) => ctx.log.warn(`archiving ${path.basename(file)} failed, retrying`, { attempt, error: err.message }),
     });
     const fields = { key: result.key, rawBytes: result.rawSize, storedBytes: result.storedSize, ms: Date.now() - started };
     if (result.status === 'archived') ctx.log.debug(`archived ${path.basename(file)}`, fields);

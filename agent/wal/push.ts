@@ -5,7 +5,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { crc32c, crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import { getCodec } from '../../core/codec/index.ts';
 import type { CodecName } from '../../core/codec/types.ts';
-import { AlreadyExistsError, ConflictError, CorruptObjectError, InvalidInputError } from '../../core/errors.ts';
+import { AlreadyExistsError, ConflictError, CorruptObjectError, InvalidInputError, StorageError } from '../../core/errors.ts';
 import { Meta, walObjectKey } from '../../core/layout.ts';
 import { ensureRepositoryIdentity, readRepositoryIdentity } from '../../core/repository.ts';
 import { recordedRawChecksum } from '../../core/storage/decode.ts';
@@ -17,6 +17,10 @@ export interface PushOptions {
   codec: CodecName;
   level: number | undefined;
   signal?: AbortSignal;
+  /** whole-upload retries after a transient storage failure (the driver retries requests too) */
+  retries?: number;
+  /** called before each retry, for logging */
+  onRetry?: (attempt: number, err: StorageError) => void;
 }
 
 export interface PushResult {
@@ -74,20 +78,29 @@ export async function pushWalFile(storage: Storage, filePath: string, options: P
   if (existing) return compareExisting(storage, existing, { size, crc }, name, options.signal);
 
   const codec = getCodec(options.codec);
-  const source = createReadStream(filePath, { highWaterMark: 1024 * 1024, signal: options.signal });
-  try {
-    const info = await storage.write(key, source.pipe(expectSameContent(size, crc, name)).pipe(codec.compressor(options.level)), {
-      metadata,
-      contentType: 'application/octet-stream',
-      signal: options.signal,
-    });
-    return { status: 'archived', key, rawSize: size, storedSize: info.size };
-  } catch (err) {
-    if (!(err instanceof AlreadyExistsError)) throw err;
-    // Lost a race with another push of the same name: decide by content.
-    const now = await storage.stat(key, { signal: options.signal });
-    if (!now) throw err;
-    return compareExisting(storage, now, { size, crc }, name, options.signal);
+  for (let attempt = 0; ; attempt++) {
+    const source = createReadStream(filePath, { highWaterMark: 1024 * 1024, signal: options.signal });
+    try {
+      const info = await storage.write(key, source.pipe(expectSameContent(size, crc, name)).pipe(codec.compressor(options.level)), {
+        metadata,
+        contentType: 'application/octet-stream',
+        signal: options.signal,
+      });
+      return { status: 'archived', key, rawSize: size, storedSize: info.size };
+    } catch (err) {
+      source.destroy();
+      if (err instanceof StorageError && err.transient && attempt < (options.retries ?? 0) && !options.signal?.aborted) {
+        options.onRetry?.(attempt + 1, err);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 8000) * (0.5 + Math.random() / 2)));
+        continue;
+      }
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      // Lost a race with another push of the same name, or a retried create
+      // whose first attempt did land: decide by content.
+      const now = await storage.stat(key, { signal: options.signal });
+      if (!now) throw err;
+      return compareExisting(storage, now, { size, crc }, name, options.signal);
+    }
   }
 }
 
