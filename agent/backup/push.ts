@@ -205,7 +205,7 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
     // Whatever failed first (a query on the closed session, an aborted
     // upload) is only a symptom: report the interruption itself.
     const why = signal.reason instanceof Error ? signal.reason.message : 'cancelled';
-    throw new GcwalError('interrupted', `backup-push ${why}: no backup was recorded`, 'run gcwal backup-push again; parts already uploaded stay invisible', ExitCode.internal, { cause: err });
+    throw new GcwalError('interrupted', `backup-push ${why}: no backup was recorded`, 'run gcwal backup-push again; parts already uploaded stay invisible', ExitCode.interrupted, { cause: err });
   } finally {
     signal.removeEventListener('abort', onAbort);
     await client.end().catch(() => {});
