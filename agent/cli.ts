@@ -3,9 +3,12 @@
  * The process entry: the only place that reads process.env and argv and
  * calls process.exit. Everything else is in main.ts.
  */
+import { setMaxListeners } from 'node:events';
 import { main } from './main.ts';
 
 const controller = new AbortController();
+// Every stream of a backup or restore listens to this one signal.
+setMaxListeners(0, controller.signal);
 let interrupted = 0;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
