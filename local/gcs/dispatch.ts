@@ -1,0 +1,126 @@
+/**
+ * One request from arrival to answer: route it, apply the fault plan,
+ * authenticate, run the operation, and turn any failure into Google's JSON
+ * error body. A request whose connection is gone gets no answer at all.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { deleteBucket, getBucket, insertBucket, listBuckets, patchBucket } from './buckets-api.ts';
+import { authenticate, type Backend, type RequestContext } from './context.ts';
+import { composeObject, rewriteObject } from './copy.ts';
+import { handleDownload } from './download.ts';
+import { ApiError, sendError } from './errors.ts';
+import type { Fault, FaultInjector } from './faults.ts';
+import { deleteObject, getObject, listObjects, patchObject } from './objects-api.ts';
+import { handleSessionDelete, handleSessionPut } from './resumable.ts';
+import { downloads, route, uploadsBody, type Route } from './router.ts';
+import { handleUploadPost } from './uploads.ts';
+
+/** Counters reported by the emulator's stats(). */
+export interface RequestCounters {
+  requests: number;
+  faults: number;
+}
+
+/** What the request handler needs besides the request. */
+export interface DispatchState {
+  backend: Backend;
+  counters: RequestCounters;
+  /** the current fault plan, if any (read per request, so setFaults applies at once) */
+  faults(): FaultInjector | undefined;
+}
+
+function faultError(status: 429 | 503): ApiError {
+  return status === 429
+    ? new ApiError(429, 'rateLimitExceeded', 'The rate of change requests to the object exceeds the rate limit. Please reduce the rate of create, update, and delete requests.')
+    : new ApiError(503, 'backendError', 'We encountered an internal error. Please try again.');
+}
+
+/** Read part of the request body, then drop the connection without answering. */
+async function resetUpload(req: IncomingMessage): Promise<void> {
+  const length = Number(req.headers['content-length'] ?? NaN);
+  const want = Number.isFinite(length) ? Math.min(Math.floor(length / 2), 64 * 1024) : 1;
+  let seen = 0;
+  if (want > 0) {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      seen += chunk.length;
+      if (seen >= want) break;
+    }
+  }
+  req.socket.destroy();
+}
+
+async function run(ctx: RequestContext, r: Route): Promise<void> {
+  switch (r.op) {
+    case 'bucket.list':
+      return listBuckets(ctx);
+    case 'bucket.insert':
+      return insertBucket(ctx);
+    case 'bucket.get':
+      return getBucket(ctx, r.bucket);
+    case 'bucket.patch':
+      return patchBucket(ctx, r.bucket);
+    case 'bucket.delete':
+      return deleteBucket(ctx, r.bucket);
+    case 'object.list':
+      return listObjects(ctx, r.bucket);
+    case 'object.get':
+      return getObject(ctx, r.bucket, r.name);
+    case 'object.download':
+      return handleDownload(ctx, r.bucket, r.name);
+    case 'object.patch':
+      return patchObject(ctx, r.bucket, r.name, false);
+    case 'object.update':
+      return patchObject(ctx, r.bucket, r.name, true);
+    case 'object.delete':
+      return deleteObject(ctx, r.bucket, r.name);
+    case 'object.compose':
+      return composeObject(ctx, r.bucket, r.name);
+    case 'object.rewrite':
+    case 'object.copy':
+      return rewriteObject(ctx, { bucket: r.bucket, name: r.name }, { bucket: r.destBucket, name: r.destName }, r.op === 'object.rewrite' ? 'rewrite' : 'copy');
+    case 'upload.post':
+      return handleUploadPost(ctx, r.bucket);
+    case 'upload.session.put':
+      return handleSessionPut(ctx, r.uploadId);
+    case 'upload.session.delete':
+      return handleSessionDelete(ctx, r.uploadId);
+  }
+}
+
+/** Handle one request that arrived over `scheme`. Never rejects. */
+export async function dispatch(state: DispatchState, req: IncomingMessage, res: ServerResponse, scheme: 'http' | 'https'): Promise<void> {
+  state.counters.requests++;
+  const method = req.method ?? 'GET';
+  const baseUrl = `${scheme}://${req.headers.host ?? `127.0.0.1:${req.socket.localPort}`}`;
+  try {
+    const url = new URL(req.url ?? '/', baseUrl);
+    const r = route(method, url);
+    let fault: Fault | undefined = state.faults()?.decide({
+      method,
+      path: req.url ?? '/',
+      uploadsBody: uploadsBody(r, method, url, req.headers as Record<string, string>),
+      downloads: downloads(r),
+    });
+    if (fault) {
+      state.counters.faults++;
+      if (fault.kind === 'slow') {
+        await sleep(fault.ms);
+        fault = undefined;
+      } else if (fault.kind === 'status') {
+        throw faultError(fault.status);
+      } else if (fault.kind === 'reset-upload') {
+        return await resetUpload(req);
+      }
+    }
+    // A resumable session URI is itself the authorisation to upload to it (as on GCS),
+    // but a token that is sent must still be valid.
+    const identity = authenticate(req, state.backend.access);
+    await run({ req, res, url, baseUrl, identity, fault, backend: state.backend }, r);
+  } catch (err) {
+    if (req.socket.destroyed) return;
+    sendError(res, err);
+    // Let the connection be reused: read and discard what the client still sends.
+    if (!req.readableEnded) req.resume();
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Fault injection: decides, per request, whether to fail it and how. Kinds
+ * that only make sense for some requests (resetting an upload body needs an
+ * upload, resetting a download needs a download) are drawn only from the
+ * kinds that apply to the request at hand; a request to which none applies
+ * is left alone. With a seed the sequence of decisions is reproducible.
+ */
+
+/** See GcsEmulatorOptions / GcsEmulator.setFaults in server.ts. */
+export interface FaultPlan {
+  /** 0..1: probability a matching request is faulted */
+  rate: number;
+  kinds: ('429' | '503' | 'reset-upload' | 'reset-download' | 'slow')[];
+  /** delay for `slow` (default 2000 ms) */
+  slowMs?: number;
+  /** deterministic sequence when given */
+  seed?: number;
+  /** the next `count` matching requests get this status, then `rate` applies */
+  burst?: { status: 429 | 503; count: number };
+  /** which requests may be faulted: method and request target (path and query as sent); default all */
+  match?: (method: string, path: string) => boolean;
+}
+
+/** What to do to one request. */
+export type Fault =
+  | { kind: 'status'; status: 429 | 503 }
+  | { kind: 'reset-upload' }
+  | { kind: 'reset-download' }
+  | { kind: 'slow'; ms: number };
+
+/** What a request is, as far as faults care. */
+export interface FaultTarget {
+  method: string;
+  /** path and query as the client sent them */
+  path: string;
+  /** the request carries object bytes (multipart/media upload or resumable chunk) */
+  uploadsBody: boolean;
+  /** the request downloads object bytes */
+  downloads: boolean;
+}
+
+/** mulberry32: a small, good-enough PRNG so a seed gives a repeatable plan. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A plan being applied: keeps the burst counter and the random sequence. */
+export class FaultInjector {
+  private readonly plan: FaultPlan;
+  private readonly random: () => number;
+  private burstLeft: number;
+
+  constructor(plan: FaultPlan) {
+    if (!(plan.rate >= 0 && plan.rate <= 1)) throw new RangeError(`fault rate ${plan.rate} is not between 0 and 1`);
+    this.plan = plan;
+    this.random = plan.seed === undefined ? Math.random : mulberry32(plan.seed);
+    this.burstLeft = plan.burst?.count ?? 0;
+  }
+
+  /** The fault for this request, or undefined to handle it normally. */
+  decide(target: FaultTarget): Fault | undefined {
+    if (this.plan.match && !this.plan.match(target.method, target.path)) return undefined;
+    if (this.burstLeft > 0 && this.plan.burst) {
+      this.burstLeft--;
+      return { kind: 'status', status: this.plan.burst.status };
+    }
+    if (this.plan.rate <= 0 || this.plan.kinds.length === 0) return undefined;
+    if (this.random() >= this.plan.rate) return undefined;
+    const applicable = this.plan.kinds.filter(
+      (kind) => (kind !== 'reset-upload' || target.uploadsBody) && (kind !== 'reset-download' || target.downloads),
+    );
+    if (applicable.length === 0) return undefined;
+    const kind = applicable[Math.floor(this.random() * applicable.length)];
+    switch (kind) {
+      case '429':
+        return { kind: 'status', status: 429 };
+      case '503':
+        return { kind: 'status', status: 503 };
+      case 'slow':
+        return { kind: 'slow', ms: this.plan.slowMs ?? 2000 };
+      default:
+        return { kind };
+    }
+  }
+}
