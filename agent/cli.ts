@@ -25,6 +25,8 @@ const code = await main(process.argv.slice(2), process.env, {
   signal: controller.signal,
 });
 // Let stdout/stderr drain before exiting (pipes are asynchronous).
-process.exitCode = interrupted || code;
+// A command that finishes cleanly after a signal (gcwal local) exits 0;
+// one that was cut short reports the signal.
+process.exitCode = interrupted && code !== 0 ? interrupted : code;
 await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
 process.exit(process.exitCode);

@@ -9,5 +9,6 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<Com
   'wal-fetch': { summary: 'restore one WAL file (restore_command)', load: async () => (await import('./wal-fetch.ts')).walFetch },
   'backup-push': { summary: 'take a base backup of a running cluster', load: async () => (await import('./backup-push.ts')).backupPush },
   'backup-fetch': { summary: 'restore a base backup and set up point-in-time recovery', load: async () => (await import('./backup-fetch.ts')).backupFetch },
+  local: { summary: 'run a local GCS emulator and metadata server for development', load: async () => (await import('./local.ts')).local },
   'backup-list': { summary: 'list the backups in the repository', load: async () => (await import('./backup-list.ts')).backupList },
 };
