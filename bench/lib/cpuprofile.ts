@@ -1,0 +1,66 @@
+/**
+ * Summaries of V8 `.cpuprofile` files (what `node --cpu-prof` writes): self
+ * time per function and per kind of code, averaged over several runs.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fixed, formatTable } from './stats.ts';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+
+interface Profile {
+  nodes: ProfileNode[];
+  startTime: number;
+  endTime: number;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Which kind of code a profile node is, for the category totals. */
+function category(frame: ProfileNode['callFrame']): string {
+  if (frame.functionName.startsWith('(')) return frame.functionName; // (program), (garbage collection), (idle), (root)
+  if (frame.url.endsWith('gcwal.mjs')) return 'gcwal bundle JavaScript';
+  if (frame.url.startsWith('node:')) return 'Node.js internal JavaScript';
+  if (frame.url === '') return 'native functions (addons, V8 builtins)';
+  return `other JavaScript (${path.basename(frame.url)})`;
+}
+
+function label(frame: ProfileNode['callFrame']): string {
+  const name = frame.functionName || '(anonymous)';
+  if (!frame.url) return name;
+  return `${name} ${path.basename(frame.url)}:${frame.lineNumber + 1}`;
+}
+
+/**
+ * Average self time per run (ms) by category and the top `top` functions,
+ * as two Markdown tables. `wallMs`, the median wall time of the profiled
+ * runs, gives the time outside the profile (bootstrap before the profiler
+ * starts, writing the profile at exit).
+ */
+export async function summariseProfiles(files: readonly string[], wallMs: number, top = 15): Promise<string> {
+  const byCategory = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  let profiled = 0;
+  for (const file of files) {
+    const profile = JSON.parse(await readFile(file, 'utf8')) as Profile;
+    const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
+    profiled += (profile.endTime - profile.startTime) / 1000;
+    for (let i = 0; i < profile.samples.length; i++) {
+      const frame = nodes.get(profile.samples[i])!.callFrame;
+      // timeDeltas[i] is the time since the previous sample: it belongs to sample i.
+      const ms = (profile.timeDeltas[i] ?? 0) / 1000;
+      byCategory.set(category(frame), (byCategory.get(category(frame)) ?? 0) + ms);
+      byFunction.set(label(frame), (byFunction.get(label(frame)) ?? 0) + ms);
+    }
+  }
+  const runs = Math.max(1, files.length);
+  const perRun = (ms: number) => fixed(ms / runs, 1);
+  const categories = [...byCategory].sort((a, b) => b[1] - a[1]).map(([name, ms]) => [name, perRun(ms)]);
+  categories.push(['= profiled time', perRun(profiled)]);
+  categories.push(['outside the profile (median wall − profiled)', fixed(wallMs - profiled / runs, 1)]);
+  const functions = [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, ms]) => [name, perRun(ms)]);
+  return [formatTable(['self time by kind', 'ms/run'], categories), '', formatTable([`top ${top} functions by self time`, 'ms/run'], functions)].join('\n');
+}

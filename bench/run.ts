@@ -1,0 +1,60 @@
+/**
+ * `npm run bench [-- wal|backup] [options]`: run the benchmarks and print
+ * their tables (Markdown) on stdout; progress goes to stderr.
+ *
+ *   wal       only the wal-push benchmark
+ *   backup    only the backup-push/backup-fetch benchmark
+ *   (none)    both, wal first
+ *
+ *   --scale N          pgbench scale of the backup database (default 70, about 1.05 GiB)
+ *   --small-scale N    a second, smaller backup database for the memory comparison (default 10; 0 skips it)
+ *   --segments N       WAL segments each wal-push command pushes (default 30)
+ *   --no-breakdown     skip the measurement of where gcwal wal-push spends its time
+ *
+ * Run as root (PostgreSQL and every measured command run as the postgres
+ * user) on a machine with PostgreSQL 15, pgbackrest, lzop and /usr/bin/time.
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { runBackupBench } from './backup.ts';
+import { withCleanups } from './lib/cleanup.ts';
+import { runWalBench } from './wal-push.ts';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    scale: { type: 'string', default: '70' },
+    'small-scale': { type: 'string', default: '10' },
+    segments: { type: 'string', default: '30' },
+    'no-breakdown': { type: 'boolean', default: false },
+  },
+});
+
+function count(name: string, text: string, min: number): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer of at least ${min}, not "${text}"`);
+  return n;
+}
+
+const which = positionals[0] ?? 'all';
+if (!['wal', 'backup', 'all'].includes(which) || positionals.length > 1) {
+  throw new Error(`usage: npm run bench -- [wal|backup] [--scale N] [--small-scale N] [--segments N] [--no-breakdown]; got ${positionals.join(' ')}`);
+}
+const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
+const started = new Date();
+const header = `# gcwal benchmarks, ${started.toISOString()} — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}`;
+process.stdout.write(`${header}\n`);
+const segments = count('segments', values.segments, 3);
+const scale = count('scale', values.scale, 1);
+const smallScale = count('small-scale', values['small-scale'], 0);
+await withCleanups(async (cleanups) => {
+  if (which !== 'backup') {
+    const report = await runWalBench({ segments, scale: 10, breakdown: !values['no-breakdown'], log }, cleanups);
+    process.stdout.write(`\n${report}\n`);
+  }
+  if (which !== 'wal') {
+    const report = await runBackupBench({ scale, smallScale, log }, cleanups);
+    process.stdout.write(`\n${report}\n`);
+  }
+});
+log(`done in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`);
