@@ -27,7 +27,8 @@ function reasonOf(err: unknown): string | undefined {
 }
 
 function firstLine(err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err);
+  const raw = (err as { message?: unknown })?.message;
+  const message = typeof raw === 'string' ? raw : String(err);
   return (message.split('\n')[0] || 'unknown error').replace(/\.$/, '');
 }
 

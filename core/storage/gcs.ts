@@ -186,23 +186,36 @@ export class GcsStorage implements Storage {
     const ranged = options.start !== undefined || options.end !== undefined;
     const source = file.createReadStream({ start: options.start, end: options.end, validation: ranged ? false : 'crc32c' });
     const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-    // Surface a 404 or auth failure as a rejected promise before handing out
-    // the stream; later failures (a reset mid-body) destroy `out` mapped.
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: unknown) => {
-        source.destroy();
-        reject(err);
-      };
-      source.once('error', onError);
-      source.once('response', () => {
-        source.off('error', onError);
+    // The request starts once the stream is read, so pipe first; surface a
+    // 404 or an auth failure as a rejected promise before handing out the
+    // stream, and later failures (a reset mid-body) as a mapped error on it.
+    let responded = false;
+    const settled = new Promise<void>((resolve, reject) => {
+      // The library emits 'response' for error statuses too, then 'error'.
+      source.on('response', (res: { statusCode?: number; status?: number }) => {
+        const status = res?.statusCode ?? res?.status ?? 200;
+        if (status >= 300) return;
+        responded = true;
         resolve();
       });
-      options.signal?.addEventListener('abort', () => onError(options.signal!.reason), { once: true });
-    }).catch((err) => this.fail(err, 'read', key));
-    source.on('error', (err) => out.destroy(mapGcsError(err, this.site('read', key))));
-    options.signal?.addEventListener('abort', () => source.destroy(), { once: true });
+      source.on('error', (err) => {
+        if (!responded) reject(err);
+        else out.destroy(mapGcsError(err, this.site('read', key)));
+      });
+      options.signal?.addEventListener('abort', () => {
+        source.destroy();
+        if (!responded) reject(options.signal!.reason);
+        else out.destroy(mapGcsError(options.signal!.reason, this.site('read', key)));
+      }, { once: true });
+    });
     source.pipe(out);
+    try {
+      await settled;
+    } catch (err) {
+      source.destroy();
+      out.destroy();
+      return this.fail(err, 'read', key);
+    }
     return out;
   }
 

@@ -32,12 +32,14 @@ export function parseChunkRange(header: string | undefined): ChunkRange {
   if (header === undefined || header.trim() === '') return { kind: 'data', start: 0, final: true };
   const query = /^\s*bytes\s+\*\/(\*|\d+)\s*$/i.exec(header);
   if (query) return { kind: 'query', total: query[1] === '*' ? undefined : Number(query[1]) };
-  const data = /^\s*bytes\s+(\d+)-(\d+|\*)\/(\*|\d+)\s*$/i.exec(header);
+  // `bytes 0--1/0` is how the Node client finalises an empty upload in chunked mode.
+  const data = /^\s*bytes\s+(\d+)-(-1|\d+|\*)\/(\*|\d+)\s*$/i.exec(header);
   if (!data) throw invalid(`Invalid Content-Range header: ${header}`);
   const start = Number(data[1]);
   const end = data[2] === '*' ? undefined : Number(data[2]);
   const total = data[3] === '*' ? undefined : Number(data[3]);
-  if (end !== undefined && end < start) throw invalid(`Invalid Content-Range header: ${header}`);
+  const emptyFinal = end !== undefined && end === start - 1 && total === start;
+  if (end !== undefined && end < start && !emptyFinal) throw invalid(`Invalid Content-Range header: ${header}`);
   return { kind: 'data', start, end, total, final: total !== undefined || end === undefined };
 }
 
