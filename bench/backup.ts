@@ -21,6 +21,7 @@ import { makeTempDir } from '../test/helpers/tmp.ts';
 import { startCluster } from '../test/helpers/cluster.ts';
 import type { Cleanups } from './lib/cleanup.ts';
 import { dataDirBytes, emptyRestoreDir, verifyRestore } from './lib/datadir.ts';
+import { profileGcwal } from './lib/cpuprofile.ts';
 import { configurePgBackRest, createStanza } from './lib/pgbackrest.ts';
 import { pgTool } from './lib/pgtool.ts';
 import { postgresEnv, runMeasured, runOk, type MeasuredRun } from './lib/proc.ts';
@@ -32,6 +33,8 @@ export interface BackupBenchOptions {
   scale: number;
   /** a second, smaller scale for the memory comparison; 0 to skip */
   smallScale: number;
+  /** also CPU-profile one more gcwal backup-push and backup-fetch at the main scale */
+  profile: boolean;
   log: (line: string) => void;
 }
 
@@ -54,6 +57,8 @@ export interface ScaleResult {
   rawBytes: number;
   initSeconds: number;
   rows: OpRow[];
+  /** CPU profile summaries (Markdown), when asked for */
+  profiles: string[];
 }
 
 /** The gcwal peak RSS limit the issue sets: 200 MB. */
@@ -70,12 +75,15 @@ export async function runBackupBench(options: BackupBenchOptions, parent: Cleanu
     cleanups.add('the installed agent', agent.cleanup);
     const scales = [...new Set([options.smallScale, options.scale].filter((s) => s > 0))].sort((a, b) => a - b);
     const results: ScaleResult[] = [];
-    for (const scale of scales) results.push(await cleanups.scope(`scale ${scale}`, (scoped) => benchScale(agent, scale, options.log, scoped)));
+    for (const scale of scales) {
+      const profile = options.profile && scale === options.scale;
+      results.push(await cleanups.scope(`scale ${scale}`, (scoped) => benchScale(agent, scale, profile, options.log, scoped)));
+    }
     return formatBackupReport(results);
   });
 }
 
-async function benchScale(agent: InstalledAgent, scale: number, log: (line: string) => void, cleanups: Cleanups): Promise<ScaleResult> {
+async function benchScale(agent: InstalledAgent, scale: number, profile: boolean, log: (line: string) => void, cleanups: Cleanups): Promise<ScaleResult> {
   const work = await makeTempDir('bench-backup', { owner: 'postgres' });
   cleanups.add('the backup bench directory', work.cleanup);
   const cluster = await startCluster({ archiveCommand: 'true', settings: { max_wal_size: '4GB', checkpoint_timeout: '30min' }, timeoutSeconds: 300 });
@@ -136,7 +144,16 @@ async function benchScale(agent: InstalledAgent, scale: number, log: (line: stri
     await measure(`pgbackrest restore process-max=${processMax}`, 'pgbackrest', args, pgEnv);
     await verify(dest);
   }
-  return { scale, rawBytes, initSeconds: init.ms / 1000, rows };
+  const profiles: string[] = [];
+  if (profile) {
+    for (const [command, args] of [['backup-push', [cluster.pgdata]], ['backup-fetch', [path.join(work.path, 'restore-profiled'), backupName]]] as const) {
+      log(`backup: scale ${scale}: gcwal ${command} under node --cpu-prof`);
+      await cluster.query('CHECKPOINT');
+      const { ms, summary } = await profileGcwal(agent.dir, [command, ...args], { env: gcwalEnv, cwd: work.path, dir: path.join(work.path, `profile-${command}`) });
+      profiles.push(`#### gcwal ${command}, CPU profile (${(ms / 1000).toFixed(1)} s wall while profiled), main thread self time\n\n${summary}`);
+    }
+  }
+  return { scale, rawBytes, initSeconds: init.ms / 1000, rows, profiles };
 }
 
 /** The stored size of a gcwal backup, from backup-list --json. */
@@ -167,6 +184,7 @@ export function formatBackupReport(results: readonly ScaleResult[]): string {
         r.rows.map((o) => [o.name, fixed(o.seconds, 2), fixed(o.mibPerSecond), fixed(o.maxRssKiB / 1024), fixed(o.treePeakKiB / 1024), o.storedBytes === undefined ? '-' : mib(o.storedBytes), o.check]),
       ),
     );
+    for (const p of r.profiles) parts.push('', p);
   }
   parts.push('', `gcwal peak RSS target: under 200 MB (${fixed(RSS_TARGET_BYTES / 1024 / 1024)} MiB) at every size:`);
   for (const op of ['gcwal backup-push', 'gcwal backup-fetch']) {

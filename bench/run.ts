@@ -10,6 +10,7 @@
  *   --small-scale N    a second, smaller backup database for the memory comparison (default 10; 0 skips it)
  *   --segments N       WAL segments each wal-push command pushes (default 30)
  *   --no-breakdown     skip the measurement of where gcwal wal-push spends its time
+ *   --profile          CPU-profile one more gcwal backup-push and backup-fetch at --scale
  *
  * Run as root (PostgreSQL and every measured command run as the postgres
  * user) on a machine with PostgreSQL 15, pgbackrest, lzop and /usr/bin/time.
@@ -27,6 +28,7 @@ const { values, positionals } = parseArgs({
     'small-scale': { type: 'string', default: '10' },
     segments: { type: 'string', default: '30' },
     'no-breakdown': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
   },
 });
 
@@ -38,7 +40,7 @@ function count(name: string, text: string, min: number): number {
 
 const which = positionals[0] ?? 'all';
 if (!['wal', 'backup', 'all'].includes(which) || positionals.length > 1) {
-  throw new Error(`usage: npm run bench -- [wal|backup] [--scale N] [--small-scale N] [--segments N] [--no-breakdown]; got ${positionals.join(' ')}`);
+  throw new Error(`usage: npm run bench -- [wal|backup] [--scale N] [--small-scale N] [--segments N] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
 }
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const started = new Date();
@@ -53,7 +55,7 @@ await withCleanups(async (cleanups) => {
     process.stdout.write(`\n${report}\n`);
   }
   if (which !== 'wal') {
-    const report = await runBackupBench({ scale, smallScale, log }, cleanups);
+    const report = await runBackupBench({ scale, smallScale, profile: values.profile, log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }
 });

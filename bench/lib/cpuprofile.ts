@@ -2,8 +2,10 @@
  * Summaries of V8 `.cpuprofile` files (what `node --cpu-prof` writes): self
  * time per function and per kind of code, averaged over several runs.
  */
-import { readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { execOk } from '../../test/helpers/exec.ts';
+import { runOk } from './proc.ts';
 import { fixed, formatTable } from './stats.ts';
 
 interface ProfileNode {
@@ -63,4 +65,18 @@ export async function summariseProfiles(files: readonly string[], wallMs: number
   categories.push(['outside the profile (median wall − profiled)', fixed(wallMs - profiled / runs, 1)]);
   const functions = [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, ms]) => [name, perRun(ms)]);
   return [formatTable(['self time by kind', 'ms/run'], categories), '', formatTable([`top ${top} functions by self time`, 'ms/run'], functions)].join('\n');
+}
+
+/**
+ * Run the installed bundle (`<installDir>/gcwal.mjs`) with `args` as the
+ * postgres user under `node --cpu-prof` (the wrapper script cannot pass it:
+ * Node refuses --cpu-prof in NODE_OPTIONS), and summarise the profile.
+ * `dir` receives the profile; it is created and handed to postgres.
+ */
+export async function profileGcwal(installDir: string, args: readonly string[], options: { env: Record<string, string>; cwd: string; dir: string }): Promise<{ ms: number; summary: string }> {
+  await mkdir(options.dir, { recursive: true });
+  await execOk('chown', ['postgres:postgres', options.dir]);
+  const run = await runOk(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${options.dir}`, path.join(installDir, 'gcwal.mjs'), ...args], { env: options.env, cwd: options.cwd });
+  const files = (await readdir(options.dir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(options.dir, f));
+  return { ms: run.ms, summary: await summariseProfiles(files, run.ms, 20) };
 }
