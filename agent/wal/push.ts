@@ -17,7 +17,7 @@ export interface PushOptions {
   codec: CodecName;
   level: number | undefined;
   signal?: AbortSignal;
-  /** whole-upload retries after a transient storage failure (the driver retries requests too) */
+  /** retries of the whole push after a transient storage failure (the driver retries requests too) */
   retries?: number;
   /** called before each retry, for logging */
   onRetry?: (attempt: number, err: StorageError) => void;
@@ -45,6 +45,18 @@ const HEADER_BYTES = 64;
  * changed in between.
  */
 export async function pushWalFile(storage: Storage, filePath: string, options: PushOptions): Promise<PushResult> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await pushOnce(storage, filePath, options);
+    } catch (err) {
+      if (!(err instanceof StorageError && err.transient) || attempt >= (options.retries ?? 0) || options.signal?.aborted) throw err;
+      options.onRetry?.(attempt + 1, err);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 8000) * (0.5 + Math.random() / 2)));
+    }
+  }
+}
+
+async function pushOnce(storage: Storage, filePath: string, options: PushOptions): Promise<PushResult> {
   const name = path.basename(filePath);
   const kind = classifyWalFileName(name);
   if (!kind) {
@@ -78,29 +90,22 @@ export async function pushWalFile(storage: Storage, filePath: string, options: P
   if (existing) return compareExisting(storage, existing, { size, crc }, name, options.signal);
 
   const codec = getCodec(options.codec);
-  for (let attempt = 0; ; attempt++) {
-    const source = createReadStream(filePath, { highWaterMark: 1024 * 1024, signal: options.signal });
-    try {
-      const info = await storage.write(key, source.pipe(expectSameContent(size, crc, name)).pipe(codec.compressor(options.level)), {
-        metadata,
-        contentType: 'application/octet-stream',
-        signal: options.signal,
-      });
-      return { status: 'archived', key, rawSize: size, storedSize: info.size };
-    } catch (err) {
-      source.destroy();
-      if (err instanceof StorageError && err.transient && attempt < (options.retries ?? 0) && !options.signal?.aborted) {
-        options.onRetry?.(attempt + 1, err);
-        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 8000) * (0.5 + Math.random() / 2)));
-        continue;
-      }
-      if (!(err instanceof AlreadyExistsError)) throw err;
-      // Lost a race with another push of the same name, or a retried create
-      // whose first attempt did land: decide by content.
-      const now = await storage.stat(key, { signal: options.signal });
-      if (!now) throw err;
-      return compareExisting(storage, now, { size, crc }, name, options.signal);
-    }
+  const source = createReadStream(filePath, { highWaterMark: 1024 * 1024, signal: options.signal });
+  try {
+    const info = await storage.write(key, source.pipe(expectSameContent(size, crc, name)).pipe(codec.compressor(options.level)), {
+      metadata,
+      contentType: 'application/octet-stream',
+      signal: options.signal,
+    });
+    return { status: 'archived', key, rawSize: size, storedSize: info.size };
+  } catch (err) {
+    source.destroy();
+    if (!(err instanceof AlreadyExistsError)) throw err;
+    // Lost a race with another push of the same name, or a retried create
+    // whose first attempt did land: decide by content.
+    const now = await storage.stat(key, { signal: options.signal });
+    if (!now) throw err;
+    return compareExisting(storage, now, { size, crc }, name, options.signal);
   }
 }
 

@@ -13,12 +13,19 @@ export interface CallSite {
 const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'ENETUNREACH', 'EHOSTUNREACH']);
 const AUTH_PATTERNS = /default credentials|access token|refresh|invalid_grant|unauthorized_client|impersonat|metadata|computeMetadata|credential|invalid_scope|service account/i;
 
-function httpStatus(err: unknown): number | undefined {
+/**
+ * The HTTP status of an error from @google-cloud/storage (ApiError.code),
+ * gaxios (response.status, sometimes a numeric string in code) or
+ * teeny-request, or undefined for network-level failures.
+ */
+export function httpStatus(err: unknown): number | undefined {
   const e = err as { code?: unknown; status?: unknown; response?: { status?: unknown } };
-  if (typeof e?.code === 'number') return e.code;
-  if (typeof e?.status === 'number') return e.status;
-  if (typeof e?.response?.status === 'number') return e.response.status;
-  return undefined;
+  for (const v of [e?.code, e?.status, e?.response?.status]) {
+    if (typeof v === 'number' && v >= 100 && v < 600) return v;
+    if (typeof v === 'string' && /^[1-5]\d\d$/.test(v)) return Number(v);
+  }
+  const m = /status code (\d{3})/.exec(String((err as { message?: unknown })?.message ?? ''));
+  return m ? Number(m[1]) : undefined;
 }
 
 function reasonOf(err: unknown): string | undefined {

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import type { AuthClient, GoogleAuth } from 'google-auth-library';
 import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { UsageError } from '../errors.ts';
-import { isRateLimited, mapGcsError, type CallSite } from './gcs-errors.ts';
+import { httpStatus, isRateLimited, mapGcsError, type CallSite } from './gcs-errors.ts';
 import { AdaptiveLimiter } from './throttle.ts';
 import type { CallOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
 
@@ -122,9 +122,9 @@ export class GcsStorage implements Storage {
           idempotencyStrategy: IdempotencyStrategy.RetryConditional,
           retryableErrorFn: (err) => {
             if (isRateLimited(err)) limiter.throttled();
-            const status = typeof err.code === 'number' ? err.code : undefined;
+            const status = httpStatus(err);
             if (status !== undefined) return status === 408 || status === 429 || status >= 500;
-            return /ECONNRESET|ETIMEDOUT|EPIPE|EAI_AGAIN|ECONNREFUSED|socket hang up|premature|connection/i.test(`${err.code ?? ''} ${err.message ?? ''}`);
+            return /ECONNRESET|ETIMEDOUT|EPIPE|EAI_AGAIN|ECONNREFUSED|socket hang up|premature|connection|network/i.test(`${err.code ?? ''} ${err.message ?? ''}`);
           },
         },
       });

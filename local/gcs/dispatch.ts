@@ -118,7 +118,7 @@ export async function dispatch(state: DispatchState, req: IncomingMessage, res: 
     const identity = authenticate(req, state.backend.access);
     await run({ req, res, url, baseUrl, identity, fault, backend: state.backend }, r);
   } catch (err) {
-    if (req.socket.destroyed) return;
+    if (!req.socket || req.socket.destroyed) return;
     sendError(res, err);
     // Let the connection be reused: read and discard what the client still sends.
     if (!req.readableEnded) req.resume();

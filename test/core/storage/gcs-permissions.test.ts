@@ -28,7 +28,7 @@ test.serial('a create-and-read identity can write and read under a retention pol
   const err = await t.throwsAsync(s.delete('k'));
   t.is((err as { code?: string }).code, 'auth');
   t.regex(err!.message, /delete gs:\/\/gcwal-local\/perm\/k was refused as gcwal-agent@gcwal-local\.iam\.gserviceaccount\.com: permission denied/);
-  t.regex((err as { hint: string }).hint, /storage\.objects\.delete/);
+  t.regex((err as unknown as { hint: string }).hint, /storage\.objects\.delete/);
   const again = await t.throwsAsync(s.write('k', Readable.from([Buffer.from('other')])));
   t.is((again as { code?: string }).code, 'already_exists');
 });
