@@ -29,10 +29,16 @@ export function digests(hash: RunningHash): { crc32c: string; md5Hash: string } 
   return { crc32c: crc32cBase64(hash.crc), md5Hash: hash.md5.copy().digest('base64') };
 }
 
+function addToHash(hash: RunningHash, chunk: Buffer): void {
+  hash.size += chunk.length;
+  hash.crc = crc32c(chunk, hash.crc);
+  hash.md5.update(chunk);
+}
+
 /** Recompute size and checksums from a file (after an interrupted append). */
 export async function hashFile(file: string): Promise<RunningHash> {
   const hash = newHash();
-  await pipeline(createReadStream(file), hashing(hash, 0));
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) addToHash(hash, chunk);
   return hash;
 }
 
@@ -53,9 +59,7 @@ export function hashing(hash: RunningHash, skip: number): Transform {
         chunk = chunk.subarray(toSkip);
         toSkip = 0;
       }
-      hash.size += chunk.length;
-      hash.crc = crc32c(chunk, hash.crc);
-      hash.md5.update(chunk);
+      addToHash(hash, chunk);
       callback(null, chunk);
     },
   });

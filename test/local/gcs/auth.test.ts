@@ -1,0 +1,136 @@
+process.env.METADATA_SERVER_DETECTION = 'none';
+
+import test from 'ava';
+import { Storage } from '@google-cloud/storage';
+import type { AccessControl, Permission } from '../../../local/auth/types.ts';
+import { logRequests, raw, startTestEmulator } from './harness.ts';
+
+const ALL: Permission[] = [
+  'storage.buckets.get', 'storage.buckets.create', 'storage.buckets.update', 'storage.buckets.delete',
+  'storage.objects.create', 'storage.objects.delete', 'storage.objects.get', 'storage.objects.list', 'storage.objects.update',
+];
+
+/** A tiny authority: tokens name identities, identities hold permissions (on every bucket). */
+function authority(grants: Record<string, { token: string; permissions: Permission[] }>): AccessControl & { identified: number } {
+  const byToken = new Map(Object.entries(grants).map(([identity, g]) => [g.token, identity]));
+  const held = new Map(Object.entries(grants).map(([identity, g]) => [identity, new Set(g.permissions)]));
+  const access = {
+    identified: 0,
+    identify(token: string) {
+      access.identified++;
+      return byToken.get(token);
+    },
+    allowed: (identity: string, permission: Permission) => held.get(identity)?.has(permission) ?? false,
+  };
+  return access;
+}
+
+const GRANTS = {
+  'admin@test.iam.gserviceaccount.com': { token: 'admin-token', permissions: ALL },
+  'reader@test.iam.gserviceaccount.com': { token: 'reader-token', permissions: ['storage.objects.get', 'storage.objects.list'] as Permission[] },
+  'writer@test.iam.gserviceaccount.com': { token: 'writer-token', permissions: ['storage.objects.create', 'storage.objects.get', 'storage.objects.list'] as Permission[] },
+};
+
+/**
+ * A Node client that sends `token` on every request. The client skips auth
+ * for a custom apiEndpoint, and `useAuthWithCustomEndpoint` does not reach
+ * the resumable uploader that save()/createWriteStream() use (their POST and
+ * PUTs go out without Authorization). A request interceptor does: its headers
+ * are applied to JSON and multipart requests and, through
+ * `customRequestOptions`, to every resumable POST and PUT. (Note: an
+ * OAuth2Client from google-auth-library 10 given as `authClient` to storage
+ * 7.22 adds no header at all: v10 returns fetch `Headers`, which storage's
+ * v9 GoogleAuth spreads into an empty object.)
+ */
+function clientWithToken(url: string, token: string): Storage {
+  const storage = new Storage({ apiEndpoint: url, projectId: 'test' });
+  storage.interceptors.push({
+    request: (options) => ({ ...options, headers: { ...options.headers, Authorization: `Bearer ${token}` } }),
+  });
+  return storage;
+}
+
+const code = (err: unknown) => (err as { code?: number }).code;
+
+test('the token interceptor carries Authorization on every request, resumable PUTs included', async (t) => {
+  const access = authority(GRANTS);
+  const { emu } = await startTestEmulator(t, { access });
+  await emu.createBucket('bkt');
+  const log = logRequests(emu);
+  const file = clientWithToken(emu.url, 'admin-token').bucket('bkt').file('obj');
+  await new Promise<void>((resolve, reject) => {
+    const stream = file.createWriteStream({ chunkSize: 256 * 1024, preconditionOpts: { ifGenerationMatch: 0 } });
+    stream.on('finish', resolve).on('error', reject);
+    stream.end(Buffer.alloc(600 * 1024, 1));
+  });
+  await file.save('x', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } }).catch(() => undefined);
+  await file.getMetadata();
+  await file.download();
+  await file.delete();
+  t.true(log.filter((line) => line.includes('upload_id=')).length >= 3, log.join('\n'));
+  t.is(access.identified, log.length, log.join('\n'));
+});
+
+test('a request without a token is 401 required and an unknown token 401 Invalid Credentials', async (t) => {
+  const { emu } = await startTestEmulator(t, { access: authority(GRANTS) });
+  await emu.createBucket('bkt');
+  const anonymous = await raw(`${emu.url}/storage/v1/b/bkt/o`);
+  t.is(anonymous.status, 401);
+  t.is(anonymous.json().error.errors[0].reason, 'required');
+  t.regex(anonymous.json().error.message, /^Anonymous caller does not have storage\.objects\.list access/);
+  const unknown = await raw(`${emu.url}/storage/v1/b/bkt/o`, { headers: { Authorization: 'Bearer nope' } });
+  t.is(unknown.status, 401);
+  t.is(unknown.json().error.message, 'Invalid Credentials');
+  // pgBackRest sends the bare token: accepted too.
+  const bare = await raw(`${emu.url}/storage/v1/b/bkt/o`, { headers: { Authorization: 'reader-token' } });
+  t.is(bare.status, 200);
+  const err = await t.throwsAsync(new Storage({ apiEndpoint: emu.url, projectId: 'test' }).bucket('bkt').getFiles());
+  t.is(code(err), 401);
+});
+
+test('an identity lacking storage.objects.delete gets 403 with GCS\'s message', async (t) => {
+  const { emu } = await startTestEmulator(t, { access: authority(GRANTS) });
+  await emu.createBucket('bkt');
+  await clientWithToken(emu.url, 'admin-token').bucket('bkt').file('obj').save('x', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
+  const reader = clientWithToken(emu.url, 'reader-token').bucket('bkt').file('obj');
+  t.is((await reader.download())[0].toString(), 'x');
+  const err = await t.throwsAsync(reader.delete());
+  t.is(code(err), 403);
+  t.is(
+    (err as Error).message,
+    "reader@test.iam.gserviceaccount.com does not have storage.objects.delete access to the Google Cloud Storage object. Permission 'storage.objects.delete' denied on resource (or it may not exist).",
+  );
+  t.true((await reader.exists())[0]);
+});
+
+for (const resumable of [false, true]) {
+  test(`a create-only identity creates new objects but cannot replace one (${resumable ? 'resumable' : 'multipart'})`, async (t) => {
+    const { emu } = await startTestEmulator(t, { access: authority(GRANTS) });
+    await emu.createBucket('bkt');
+    const file = clientWithToken(emu.url, 'writer-token').bucket('bkt').file('obj');
+    await file.save('first', { resumable, preconditionOpts: { ifGenerationMatch: 0 } });
+    const [metadata] = await file.getMetadata();
+    // Replacing needs storage.objects.delete as well.
+    const err = await t.throwsAsync(file.save('second', { resumable, preconditionOpts: { ifGenerationMatch: Number(metadata.generation) } }), { any: true });
+    t.is(code(err), 403);
+    t.is((await file.download())[0].toString(), 'first');
+  });
+}
+
+test('bucket get and insert need the bucket permissions; createBucket() from code bypasses auth', async (t) => {
+  const { emu } = await startTestEmulator(t, { access: authority(GRANTS) });
+  await emu.createBucket('bkt');
+  const reader = clientWithToken(emu.url, 'reader-token');
+  t.is(code(await t.throwsAsync(reader.bucket('bkt').getMetadata())), 403);
+  t.is(code(await t.throwsAsync(reader.createBucket('other'))), 403);
+  const admin = clientWithToken(emu.url, 'admin-token');
+  await admin.createBucket('other');
+  t.is((await admin.bucket('other').getMetadata())[0].name, 'other');
+});
+
+test('without an AccessControl anyone may do anything', async (t) => {
+  const { emu } = await startTestEmulator(t);
+  await emu.createBucket('bkt');
+  const response = await raw(`${emu.url}/storage/v1/b/bkt/o`, { headers: { Authorization: 'Bearer whatever' } });
+  t.is(response.status, 200);
+});
