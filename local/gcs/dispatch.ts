@@ -38,6 +38,9 @@ function faultError(status: 429 | 503): ApiError {
 
 /** Read part of the request body, then drop the connection without answering. */
 async function resetUpload(req: IncomingMessage): Promise<void> {
+  // Keep the socket: breaking out of the iteration below destroys `req`,
+  // after which req.socket is null and the connection would stay open.
+  const socket = req.socket;
   const length = Number(req.headers['content-length'] ?? NaN);
   const want = Number.isFinite(length) ? Math.min(Math.floor(length / 2), 64 * 1024) : 1;
   let seen = 0;
@@ -47,7 +50,7 @@ async function resetUpload(req: IncomingMessage): Promise<void> {
       if (seen >= want) break;
     }
   }
-  req.socket.destroy();
+  socket.destroy();
 }
 
 async function run(ctx: RequestContext, r: Route): Promise<void> {
