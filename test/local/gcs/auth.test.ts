@@ -45,7 +45,11 @@ const GRANTS = {
 function clientWithToken(url: string, token: string): Storage {
   const storage = new Storage({ apiEndpoint: url, projectId: 'test' });
   storage.interceptors.push({
-    request: (options) => ({ ...options, headers: { ...options.headers, Authorization: `Bearer ${token}` } }),
+    request: (options) => {
+      options.headers = { ...options.headers, Authorization: `Bearer ${token}` };
+      // The client always passes `uri` (the typings allow `url` instead).
+      return options as typeof options & { uri: string };
+    },
   });
   return storage;
 }

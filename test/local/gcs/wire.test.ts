@@ -124,7 +124,7 @@ test('a resumable session acknowledges chunks with 308, answers status queries, 
   const location = start.headers.location as string;
   // Absolute, from the Host the client used, with the upload id pgBackRest reads from the header.
   t.true(location.startsWith(`http://localhost:${port}/upload/storage/v1/b/bkt/o?`), location);
-  t.is(new URL(location).searchParams.get('upload_id'), start.headers['x-guploader-uploadid']);
+  t.is(new URL(location).searchParams.get('upload_id'), start.headers['x-guploader-uploadid'] as string);
   const session = location.replace('localhost', '127.0.0.1');
   const put = (range: string, body = '') => raw(session, { method: 'PUT', headers: { 'Content-Range': range, 'Content-Length': Buffer.byteLength(body) }, body });
   const data = '0123456789abcdefghij';
