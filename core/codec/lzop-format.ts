@@ -18,9 +18,42 @@
  *     compressed_len < uncompressed_len; equal lengths mean a stored block),
  *     data
  */
-import { crc32 } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { CorruptObjectError } from '../errors.ts';
 import { adler32 } from './adler32.ts';
+
+/**
+ * Native CRC-32 (`zlib.crc32`, Node 20.15+ and 22.2+), or undefined on an
+ * older Node. A namespace import, not `import { crc32 }`: a named import of
+ * an export the running Node lacks fails the whole bundle at link time.
+ */
+export const nativeCrc32: ((data: Uint8Array) => number) | undefined = typeof zlib.crc32 === 'function' ? zlib.crc32 : undefined;
+
+/** The reflected CRC-32 table (polynomial 0xEDB88320), for Node versions without zlib.crc32. */
+const CRC32_TABLE: Readonly<Int32Array> = (() => {
+  const table = new Int32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c;
+  }
+  return table;
+})();
+
+/** CRC-32 in JavaScript, a byte at a time: only for reading CRC-32 streams on a Node without zlib.crc32. */
+export function tableCrc32(data: Uint8Array): number {
+  let c = -1;
+  for (let i = 0; i < data.length; i++) c = CRC32_TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
+/**
+ * CRC-32 (ISO-HDLC, as zlib and lzop compute it) of `data`, unsigned: native
+ * when this Node has it, a table-driven loop otherwise.
+ */
+export function crc32(data: Uint8Array): number {
+  return nativeCrc32 ? nativeCrc32(data) >>> 0 : tableCrc32(data);
+}
 
 export const LZOP_MAGIC: Readonly<Buffer> = Buffer.from([0x89, 0x4c, 0x5a, 0x4f, 0x00, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -86,7 +119,7 @@ export interface LzopHeader {
 export type Parse<T> = T | { need: number };
 
 function headerChecksum(flags: number, bytes: Uint8Array): number {
-  return flags & Flag.headerCrc32 ? crc32(bytes) >>> 0 : adler32(bytes);
+  return flags & Flag.headerCrc32 ? crc32(bytes) : adler32(bytes);
 }
 
 const hex = (value: number, digits = 8): string => `0x${value.toString(16).padStart(digits, '0')}`;
@@ -264,9 +297,9 @@ export function encodeBlock(flags: number, raw: Buffer, packed: Buffer | undefin
   const data = packed ?? raw;
   const sums: number[] = [];
   if (flags & Flag.adler32D) sums.push(adler32(raw));
-  if (flags & Flag.crc32D) sums.push(crc32(raw) >>> 0);
+  if (flags & Flag.crc32D) sums.push(crc32(raw));
   if (packed && flags & Flag.adler32C) sums.push(adler32(packed));
-  if (packed && flags & Flag.crc32C) sums.push(crc32(packed) >>> 0);
+  if (packed && flags & Flag.crc32C) sums.push(crc32(packed));
   const out = Buffer.allocUnsafe(8 + 4 * sums.length + data.length);
   out.writeUInt32BE(raw.length, 0);
   out.writeUInt32BE(data.length, 4);

@@ -6,18 +6,19 @@
  */
 import { createRequire } from 'node:module';
 import { Transform, type TransformCallback } from 'node:stream';
-import { crc32 } from 'node:zlib';
 import { CorruptObjectError, UsageError } from '../errors.ts';
 import { adler32 } from './adler32.ts';
 import { ByteQueue } from './byte-queue.ts';
 import { loadLzoWasm, LZO_WASM_MAX_BLOCK, type LzoBlockDecoder } from './lzo-wasm.ts';
 import {
+  crc32,
   encodeBlock,
   encodeHeader,
   endMarker,
   Flag,
   LZOP_BLOCK_SIZE,
   Method,
+  nativeCrc32,
   parseBlockHead,
   parseHeader,
   undoFilter,
@@ -33,10 +34,15 @@ interface NativeLzo {
 }
 
 /**
- * Flags of the streams we write: lzop's default Adler-32 of the data, plus
- * Adler-32 of the compressed bytes so damage is caught before decoding.
+ * Block checksums of the streams we write: of the data, and of the compressed
+ * bytes so damage is caught before decoding. CRC-32 (lzop's `--crc32` kind)
+ * when Node has a native one: zlib.crc32 is about 4 times faster than
+ * Adler-32 in JavaScript (3.8 vs 15.4 ms per 16 MiB), which was a fifth of a
+ * WAL push. Otherwise Adler-32, lzop's default. `lzop -d` verifies either.
+ * The header keeps its Adler-32 (F_H_CRC32 would raise version_needed to
+ * 0x1001 for 30 bytes' worth of checksum).
  */
-const WRITE_FLAGS = Flag.osUnix | Flag.adler32D | Flag.adler32C;
+const WRITE_FLAGS = nativeCrc32 ? Flag.osUnix | Flag.crc32D | Flag.crc32C : Flag.osUnix | Flag.adler32D | Flag.adler32C;
 
 /**
  * The header we write: what `lzop` 1.03 writes for a regular file with its
@@ -202,7 +208,7 @@ class LzopDecompressor extends Transform {
       raw = header.filter ? Buffer.from(data) : data;
     } else {
       verify(n, 'adler32', 'compressed', head.adler32C, () => adler32(data));
-      verify(n, 'crc32', 'compressed', head.crc32C, () => crc32(data) >>> 0);
+      verify(n, 'crc32', 'compressed', head.crc32C, () => crc32(data));
       if (head.uncompressedLength > LZO_WASM_MAX_BLOCK) {
         throw new CorruptObjectError(
           `lzo block ${n} holds ${head.uncompressedLength} bytes; gcwal decodes blocks of up to ${LZO_WASM_MAX_BLOCK} (lzop writes ${LZOP_BLOCK_SIZE})`,
@@ -223,7 +229,7 @@ class LzopDecompressor extends Transform {
     }
     if (header.filter) undoFilter(raw, header.filter);
     verify(n, 'adler32', 'uncompressed', head.adler32D, () => adler32(raw));
-    verify(n, 'crc32', 'uncompressed', head.crc32D, () => crc32(raw) >>> 0);
+    verify(n, 'crc32', 'uncompressed', head.crc32D, () => crc32(raw));
     return raw;
   }
 }

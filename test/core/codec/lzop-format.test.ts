@@ -1,13 +1,16 @@
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import test from 'ava';
 import { adler32 } from '../../../core/codec/adler32.ts';
 import {
   encodeBlock,
   encodeHeader,
   Flag,
+  crc32,
   LZOP_MAGIC,
   Method,
   parseBlockHead,
   parseHeader,
+  tableCrc32,
   undoFilter,
   type LzopHeader,
 } from '../../../core/codec/lzop-format.ts';
@@ -138,4 +141,21 @@ test('undoing an lzop filter restores the bytes it was applied to', (t) => {
       t.true(filtered.equals(data), `filter ${n}, ${length} bytes`);
     }
   }
+});
+
+test('the table CRC-32 used on Node without zlib.crc32 agrees with zlib', (t) => {
+  t.is(tableCrc32(Buffer.from('123456789')), 0xcbf43926);
+  t.is(tableCrc32(Buffer.alloc(0)), 0);
+  for (const length of [1, 3, 255, 4096, 100_003]) {
+    const data = randomData(length, length);
+    t.is(tableCrc32(data), zlibCrc32(data) >>> 0, `${length} bytes`);
+    t.is(crc32(data), zlibCrc32(data) >>> 0, `${length} bytes`);
+  }
+});
+
+test('a block written with CRC-32 flags carries the CRC-32 of its data and of its compressed bytes', (t) => {
+  const flags = Flag.crc32D | Flag.crc32C;
+  const raw = Buffer.alloc(100, 'a');
+  const head = parseBlockHead(encodeBlock(flags, raw, Buffer.from('packed')), flags, 0);
+  t.like(head, { crc32D: zlibCrc32(raw) >>> 0, crc32C: zlibCrc32(Buffer.from('packed')) >>> 0, adler32D: undefined, adler32C: undefined, size: 16 });
 });

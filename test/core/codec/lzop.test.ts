@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { getCodec } from '../../../core/codec/index.ts';
-import { Flag, Method, parseBlockHead, parseHeader, type LzopHeader } from '../../../core/codec/lzop-format.ts';
+import { createRequire } from 'node:module';
+import { encodeBlock, encodeHeader, endMarker, Flag, Method, nativeCrc32, parseBlockHead, parseHeader, type LzopHeader } from '../../../core/codec/lzop-format.ts';
 import { UsageError } from '../../../core/errors.ts';
 import { mixedData, randomData, requireTool, runThrough, runTool, splitAt } from './helpers.ts';
 import { roundTripSuite } from './round-trip.ts';
@@ -50,9 +51,30 @@ test('lzo writes 256 KiB blocks, stored as they are when they do not compress', 
   t.deepEqual(lengths, [256 * KiB, 256 * KiB, 4]);
   t.deepEqual(stored, [false, true, true]);
   t.is(header.method, Method.lzo1x1);
-  t.is(header.flags, Flag.osUnix | Flag.adler32D | Flag.adler32C);
   t.is(header.name, '');
   t.is(header.mtime, 0);
+});
+
+test('lzo checksums each block and its compressed bytes with CRC-32 when Node has a native one, else Adler-32', async (t) => {
+  const { header } = layout(await runThrough(codec.compressor(), [Buffer.from('hello')]));
+  t.is(header.flags, nativeCrc32 ? Flag.osUnix | Flag.crc32D | Flag.crc32C : Flag.osUnix | Flag.adler32D | Flag.adler32C);
+  t.is(header.versionNeeded, 0x0940);
+});
+
+test('lzo decompresses streams gcwal wrote with Adler-32 block checksums', async (t) => {
+  // Objects archived before gcwal switched to CRC-32 carry Adler-32 of the
+  // data and of the compressed bytes; they must restore forever.
+  const lzo = createRequire(import.meta.url)('lzo') as { compress(b: Buffer): Buffer };
+  const data = Buffer.concat([Buffer.alloc(256 * KiB, 'compressible '), randomData(100 * KiB, 34)]);
+  const flags = Flag.osUnix | Flag.adler32D | Flag.adler32C;
+  const header: LzopHeader = { version: 0x1030, libVersion: 0x2090, versionNeeded: 0x0940, method: Method.lzo1x1, level: 5, flags, filter: 0, mode: 0o100644, mtime: 0, name: '' };
+  const blocks = [data.subarray(0, 256 * KiB), data.subarray(256 * KiB)].map((raw) => {
+    const packed = lzo.compress(raw);
+    return encodeBlock(flags, raw, packed.length < raw.length ? packed : undefined);
+  });
+  const stream = Buffer.concat([encodeHeader(header), ...blocks, endMarker()]);
+  t.deepEqual(layout(stream).stored, [false, true]);
+  t.true((await runThrough(codec.decompressor(), [stream])).equals(data));
 });
 
 test('lzo decompresses a stream split inside every block length and checksum', async (t) => {
