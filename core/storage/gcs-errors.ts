@@ -81,7 +81,8 @@ export function mapGcsError(err: unknown, site: CallSite): GcwalError {
     return new StorageError(`${where} failed: ${code}`, true, 'check the network path to Cloud Storage (or GCWAL_GCS_ENDPOINT) and retry', { cause: err });
   }
   const message = firstLine(err);
-  if (/socket hang up|connection|premature|aborted|reset|timeout/i.test(message)) {
+  const causeCode = (err as { cause?: { code?: unknown } })?.cause?.code;
+  if (/socket hang up|connection|premature|aborted|reset|timeout|terminated|fetch failed|other side closed/i.test(message) || (typeof causeCode === 'string' && (TRANSIENT_CODES.has(causeCode) || causeCode.startsWith('UND_ERR')))) {
     return new StorageError(`${where} failed: ${message}`, true, 'check the network path to Cloud Storage and retry', { cause: err });
   }
   if (AUTH_PATTERNS.test(message)) {

@@ -1,4 +1,4 @@
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Bucket, Storage as GcsClient, File } from '@google-cloud/storage';
 import { createRequire } from 'node:module';
@@ -53,6 +53,12 @@ function crc32cGenerator() {
       return crc32cBase64(value);
     },
   };
+}
+
+/** Exponential backoff with full jitter, capped at 32 s. */
+function backoff(attempt: number): Promise<void> {
+  const ms = Math.min(32_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
@@ -176,47 +182,55 @@ export class GcsStorage implements Storage {
   }
 
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
-    options.signal?.throwIfAborted();
-    let file: File;
-    try {
-      file = await this.file(key);
-    } catch (err) {
-      return this.fail(err, 'read', key);
+    // Downloads use fetch with the client's credentials rather than
+    // File.createReadStream: in @google-cloud/storage 7 a connection reset in
+    // the middle of a body leaves that stream stalled forever, with no error
+    // and no end. Here a reset is an error the caller can retry.
+    const name = this.prefix + key;
+    const base = this.options.endpoint ?? 'https://storage.googleapis.com';
+    const url = `${base}/storage/v1/b/${encodeURIComponent(this.bucketName)}/o/${encodeURIComponent(name)}?alt=media`;
+    const retries = this.options.retries ?? 5;
+    for (let attempt = 0; ; attempt++) {
+      options.signal?.throwIfAborted();
+      let response: Response;
+      try {
+        const { auth } = await this.client();
+        const headers = new Headers(Object.entries((await (auth as GoogleAuth).getRequestHeaders()) as unknown as Record<string, string>));
+        if (options.start !== undefined || options.end !== undefined) headers.set('Range', `bytes=${options.start ?? 0}-${options.end ?? ''}`);
+        headers.set('Accept-Encoding', 'identity');
+        response = await this.limiter.run(() => fetch(url, { headers, signal: options.signal }));
+      } catch (err) {
+        const mapped = mapGcsError(err, this.site('read', key));
+        if (mapped.code === 'storage' && (mapped as { transient?: boolean }).transient && attempt < retries) {
+          await backoff(attempt);
+          continue;
+        }
+        return this.fail(err, 'read', key);
+      }
+      if (response.ok && response.body) {
+        this.limiter.succeeded();
+        const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
+        const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+        body.on('error', (err) => out.destroy(mapGcsError(err, this.site('read', key))));
+        body.pipe(out);
+        return out;
+      }
+      const text = await response.text().catch(() => '');
+      let detail: { code: number; message: string; errors?: { reason?: string }[] } = { code: response.status, message: text.slice(0, 300) };
+      try {
+        const parsed = JSON.parse(text) as { error?: { message?: string; errors?: { reason?: string }[] } };
+        detail = { code: response.status, message: parsed.error?.message ?? detail.message, errors: parsed.error?.errors };
+      } catch {
+        // not JSON: keep the raw text
+      }
+      if (response.status === 429) this.limiter.throttled();
+      const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
+      if (retryable && attempt < retries) {
+        await backoff(attempt);
+        continue;
+      }
+      return this.fail(detail, 'read', key);
     }
-    const ranged = options.start !== undefined || options.end !== undefined;
-    const source = file.createReadStream({ start: options.start, end: options.end, validation: ranged ? false : 'crc32c' });
-    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-    // The request starts once the stream is read, so pipe first; surface a
-    // 404 or an auth failure as a rejected promise before handing out the
-    // stream, and later failures (a reset mid-body) as a mapped error on it.
-    let responded = false;
-    const settled = new Promise<void>((resolve, reject) => {
-      // The library emits 'response' for error statuses too, then 'error'.
-      source.on('response', (res: { statusCode?: number; status?: number }) => {
-        const status = res?.statusCode ?? res?.status ?? 200;
-        if (status >= 300) return;
-        responded = true;
-        resolve();
-      });
-      source.on('error', (err) => {
-        if (!responded) reject(err);
-        else out.destroy(mapGcsError(err, this.site('read', key)));
-      });
-      options.signal?.addEventListener('abort', () => {
-        source.destroy();
-        if (!responded) reject(options.signal!.reason);
-        else out.destroy(mapGcsError(options.signal!.reason, this.site('read', key)));
-      }, { once: true });
-    });
-    source.pipe(out);
-    try {
-      await settled;
-    } catch (err) {
-      source.destroy();
-      out.destroy();
-      return this.fail(err, 'read', key);
-    }
-    return out;
   }
 
   async write(key: string, source: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
