@@ -28,6 +28,8 @@ export interface DispatchState {
   counters: RequestCounters;
   /** the current fault plan, if any (read per request, so setFaults applies at once) */
   faults(): FaultInjector | undefined;
+  /** aborted when the emulator closes (ends `slow` delays at once) */
+  closing: AbortSignal;
 }
 
 function faultError(status: 429 | 503): ApiError {
@@ -108,7 +110,7 @@ export async function dispatch(state: DispatchState, req: IncomingMessage, res: 
     if (fault) {
       state.counters.faults++;
       if (fault.kind === 'slow') {
-        await sleep(fault.ms);
+        await sleep(fault.ms, undefined, { signal: state.closing });
         fault = undefined;
       } else if (fault.kind === 'status') {
         throw faultError(fault.status);

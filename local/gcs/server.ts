@@ -95,7 +95,8 @@ export async function startGcsEmulator(options: GcsEmulatorOptions): Promise<Gcs
   const events = new EventDispatcher(options.events ?? [], eventCounters);
   const backend: Backend = { store, sessions: new Sessions(), events, access: options.access, eventsBaseUrl: '' };
   let injector: FaultInjector | undefined;
-  const state: DispatchState = { backend, counters, faults: () => injector };
+  const closing = new AbortController();
+  const state: DispatchState = { backend, counters, faults: () => injector, closing: closing.signal };
   const sockets = new Set<Socket>();
   const handler = (scheme: 'http' | 'https') => (req: IncomingMessage, res: ServerResponse) => void dispatch(state, req, res, scheme);
 
@@ -138,11 +139,13 @@ export async function startGcsEmulator(options: GcsEmulatorOptions): Promise<Gcs
         return { ...counters, ...eventCounters };
       },
       close() {
+        closing.abort();
         closed ??= closeAll(servers, sockets, events);
         return closed;
       },
     };
   } catch (err) {
+    closing.abort();
     await closeAll(servers, sockets, events);
     throw err;
   }

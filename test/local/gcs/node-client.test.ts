@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Storage, type File } from '@google-cloud/storage';
-import { bytes, logRequests, startTestEmulator } from './harness.ts';
+import { bytes, logRequests, raw, startTestEmulator } from './harness.ts';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 
 /**
@@ -195,4 +195,42 @@ test('objects survive a restart of the emulator on the same directory', async (t
   await file.save('new', { resumable: false, preconditionOpts: { ifGenerationMatch: Number(before.generation) } });
   const [after] = await file.getMetadata();
   t.true(BigInt(after.generation!) > BigInt(before.generation!));
+});
+
+test('with STORAGE_EMULATOR_HOST the client\'s unprefixed JSON paths and upload paths both work', async (t) => {
+  const { emu } = await startTestEmulator(t);
+  await emu.createBucket('bkt');
+  const log = logRequests(emu);
+  // Read once, at construction; restored at once so concurrent tests are unaffected.
+  process.env.STORAGE_EMULATOR_HOST = emu.url;
+  let storage: Storage;
+  try {
+    storage = new Storage({ projectId: 'test' });
+  } finally {
+    delete process.env.STORAGE_EMULATOR_HOST;
+  }
+  const file = storage.bucket('bkt').file('dir/e.txt');
+  await file.save('via env', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
+  await file.save('via env, resumable', { resumable: true, preconditionOpts: { ifGenerationMatch: (await file.getMetadata())[0].generation! } });
+  t.is((await file.download())[0].toString(), 'via env, resumable');
+  t.deepEqual((await storage.bucket('bkt').getFiles({ prefix: 'dir/' }))[0].map((f: File) => f.name), ['dir/e.txt']);
+  await file.delete();
+  t.true(log.some((line) => line.startsWith('GET /b/bkt/o/dir%2Fe.txt')), log.join('\n'));
+  t.true(log.some((line) => line.startsWith('POST /upload/storage/v1/b/bkt/o?')), log.join('\n'));
+});
+
+test('close() ends keep-alive and in-flight connections and resolves promptly', async (t) => {
+  const { emu } = await startTestEmulator(t);
+  await emu.createBucket('bkt');
+  const storage = client(emu.url);
+  await storage.bucket('bkt').file('x').save('x', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
+  emu.setFaults({ rate: 1, kinds: ['slow'], slowMs: 60_000 });
+  // A raw request: the Node client would keep retrying against the closed port.
+  const hanging = raw(`${emu.url}/storage/v1/b/bkt/o/x`).catch((err: Error) => err);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const started = Date.now();
+  await emu.close();
+  t.true(Date.now() - started < 2000);
+  await emu.close();
+  t.true((await hanging) instanceof Error, 'the in-flight request was cut off');
 });
