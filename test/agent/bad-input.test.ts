@@ -151,7 +151,7 @@ for (const [where, setup, expected] of [
     await new Promise((res) => execFile('chmod', ['-R', 'a+rwx', dataDir], res));
     const r = await runGcwal(agent.command, ['wal-fetch', name, 'pg_wal/RECOVERYXLOG'], { asUser: 'postgres', env: { GCWAL_REPO: repo.url, GCWAL_RETRIES: '1' }, cwd: dataDir });
     t.is(r.code, expected, r.stderr);
-    t.regex(r.stderr, new RegExp(`error: wal/${name}: .*(crc32c|adler32|checksum)`));
+    t.regex(r.stderr, new RegExp(`error: wal/${name}: .*(crc32c?|adler32|checksum)`));
     t.notRegex(r.stderr, /not in the archive/);
     t.deepEqual(await readdir(path.join(dataDir, 'pg_wal')), [], 'no file or temp file left behind');
   });
