@@ -1,8 +1,6 @@
-import { createReadStream } from 'node:fs';
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
-import { crc32c, crc32cBase64 } from '../../core/checksum/crc32c.ts';
+import { pipeline } from 'node:stream';
+import { crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import { getCodec } from '../../core/codec/index.ts';
 import type { CodecName } from '../../core/codec/types.ts';
 import { AlreadyExistsError, ConflictError, CorruptObjectError, InvalidInputError, StorageError } from '../../core/errors.ts';
@@ -11,7 +9,8 @@ import { ensureRepositoryIdentity, readRepositoryIdentity } from '../../core/rep
 import { recordedRawChecksum } from '../../core/storage/decode.ts';
 import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
 import { checkSegmentHeader, parseLongPageHeader } from '../../core/wal/header.ts';
-import { classifyWalFileName } from '../../core/wal/name.ts';
+import { classifyWalFileName, type WalFileName } from '../../core/wal/name.ts';
+import { readWalSource, type WalSource } from './source.ts';
 
 export interface PushOptions {
   codec: CodecName;
@@ -21,6 +20,8 @@ export interface PushOptions {
   retries?: number;
   /** called before each retry, for logging */
   onRetry?: (attempt: number, err: StorageError) => void;
+  /** files up to this size are read once into memory; larger ones are read twice (default WHOLE_FILE_LIMIT, 64 MiB) */
+  wholeFileLimit?: number;
 }
 
 export interface PushResult {
@@ -31,23 +32,29 @@ export interface PushResult {
   storedSize: number;
 }
 
-/** Bytes of the long page header we read to check a segment (it is 40 bytes). */
-const HEADER_BYTES = 64;
-
 /**
  * Archive one file from pg_wal. Checks a segment's long page header against
- * its name and the repository's cluster, then streams file → compress →
+ * its name and the repository's cluster, then sends file → compress →
  * storage (create-only). Idempotent: identical content already archived is
  * success; different content is ConflictError and nothing is overwritten.
- * The raw size and CRC32C are computed in a first pass because they travel
- * as object metadata, which must be known when an upload starts; the upload
- * pass re-checks them and fails the write (nothing finalised) if the file
- * changed in between.
+ * The raw size and CRC32C travel as object metadata, which must be known
+ * when an upload starts, so the file is read before uploading: once into
+ * memory when it is at most `wholeFileLimit` bytes (every default-sized
+ * segment), else in a checksum pass and again in an upload pass that fails
+ * the write (nothing finalised) if the file changed in between. Transient
+ * storage failures retry the whole push, without reading the file again
+ * when it is in memory.
  */
 export async function pushWalFile(storage: Storage, filePath: string, options: PushOptions): Promise<PushResult> {
+  const name = path.basename(filePath);
+  const kind = classifyWalFileName(name);
+  if (!kind) {
+    throw new InvalidInputError(`${name} is not a WAL file name`, 'pass a segment, .partial, .history or .backup file from pg_wal, as archive_command\'s %p');
+  }
+  const source = await readWalSource(filePath, { wholeFileLimit: options.wholeFileLimit, signal: options.signal });
   for (let attempt = 0; ; attempt++) {
     try {
-      return await pushOnce(storage, filePath, options);
+      return await pushOnce(storage, name, kind, source, options);
     } catch (err) {
       if (!(err instanceof StorageError && err.transient) || attempt >= (options.retries ?? 0) || options.signal?.aborted) throw err;
       options.onRetry?.(attempt + 1, err);
@@ -56,13 +63,8 @@ export async function pushWalFile(storage: Storage, filePath: string, options: P
   }
 }
 
-async function pushOnce(storage: Storage, filePath: string, options: PushOptions): Promise<PushResult> {
-  const name = path.basename(filePath);
-  const kind = classifyWalFileName(name);
-  if (!kind) {
-    throw new InvalidInputError(`${name} is not a WAL file name`, 'pass a segment, .partial, .history or .backup file from pg_wal, as archive_command\'s %p');
-  }
-  const { size, crc, head } = await scanFile(filePath, options.signal);
+async function pushOnce(storage: Storage, name: string, kind: WalFileName, source: WalSource, options: PushOptions): Promise<PushResult> {
+  const { size, crc, head } = source;
 
   const metadata: Record<string, string> = {
     [Meta.codec]: options.codec,
@@ -90,16 +92,19 @@ async function pushOnce(storage: Storage, filePath: string, options: PushOptions
   if (existing) return compareExisting(storage, existing, { size, crc }, name, options.signal);
 
   const codec = getCodec(options.codec);
-  const source = createReadStream(filePath, { highWaterMark: 1024 * 1024, signal: options.signal });
+  // The callback form returns the compressor and destroys it with a read
+  // error or a "changed while archived" failure, which fails the write.
+  const content = source.open(options.signal);
+  const compressed = pipeline(content, codec.compressor(options.level), () => {});
   try {
-    const info = await storage.write(key, source.pipe(expectSameContent(size, crc, name)).pipe(codec.compressor(options.level)), {
+    const info = await storage.write(key, compressed, {
       metadata,
       contentType: 'application/octet-stream',
       signal: options.signal,
     });
     return { status: 'archived', key, rawSize: size, storedSize: info.size };
   } catch (err) {
-    source.destroy();
+    content.destroy();
     if (!(err instanceof AlreadyExistsError)) throw err;
     // Lost a race with another push of the same name, or a retried create
     // whose first attempt did land: decide by content.
@@ -107,49 +112,6 @@ async function pushOnce(storage: Storage, filePath: string, options: PushOptions
     if (!now) throw err;
     return compareExisting(storage, now, { size, crc }, name, options.signal);
   }
-}
-
-async function scanFile(filePath: string, signal?: AbortSignal): Promise<{ size: number; crc: number; head: Buffer }> {
-  try {
-    const st = await fs.stat(filePath);
-    if (!st.isFile()) throw new InvalidInputError(`${filePath} is not a regular file`, 'pass the path of a WAL file, as archive_command\'s %p');
-  } catch (err) {
-    if (err instanceof InvalidInputError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new InvalidInputError(`${filePath} does not exist`, 'pass the path of a WAL file relative to the data directory, as archive_command\'s %p');
-    throw new InvalidInputError(`cannot read ${filePath}: ${code}`, 'check the file\'s permissions for the user running gcwal');
-  }
-  let size = 0;
-  let crc = 0;
-  const headParts: Buffer[] = [];
-  let headLen = 0;
-  for await (const chunk of createReadStream(filePath, { highWaterMark: 1024 * 1024, signal })) {
-    const buf = chunk as Buffer;
-    if (headLen < HEADER_BYTES) {
-      headParts.push(buf.subarray(0, HEADER_BYTES - headLen));
-      headLen += Math.min(buf.length, HEADER_BYTES - headLen);
-    }
-    size += buf.length;
-    crc = crc32c(buf, crc);
-  }
-  return { size, crc, head: Buffer.concat(headParts) };
-}
-
-/** Fails the upload (so nothing is finalised) if the file changed since the first pass. */
-function expectSameContent(size: number, crc: number, name: string): Transform {
-  let seen = 0;
-  let running = 0;
-  return new Transform({
-    transform(chunk: Buffer, _enc, done: TransformCallback) {
-      seen += chunk.length;
-      running = crc32c(chunk, running);
-      done(null, chunk);
-    },
-    flush(done: TransformCallback) {
-      if (seen !== size || running !== crc) return done(new InvalidInputError(`${name} changed while it was being archived`, 'PostgreSQL must not modify a segment it asked to archive; retry, and check nothing else writes to pg_wal'));
-      done();
-    },
-  });
 }
 
 async function compareExisting(storage: Storage, existing: ObjectInfo, local: { size: number; crc: number }, name: string, _signal?: AbortSignal): Promise<PushResult> {

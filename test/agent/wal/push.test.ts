@@ -1,0 +1,124 @@
+import test from 'ava';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { createLogger } from '../../../agent/log.ts';
+import { fetchWalFile } from '../../../agent/wal/fetch.ts';
+import { pushWalFile } from '../../../agent/wal/push.ts';
+import { ConflictError, StorageError } from '../../../core/errors.ts';
+import { FileStorage } from '../../../core/storage/file.ts';
+import type { Storage, WriteOptions } from '../../../core/storage/types.ts';
+import { startCluster, type Cluster } from '../../helpers/cluster.ts';
+import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+
+let work: TempDir;
+let cluster: Cluster;
+/** a real 1 MiB segment, copied out of pg_wal by archive_command */
+let segment: string;
+
+test.before(async () => {
+  work = await makeTempDir('wal-push', { owner: 'postgres' });
+  const copies = path.join(work.path, 'copies');
+  cluster = await startCluster({ walSegSizeMB: 1, archiveCommand: `mkdir -p ${copies} && cp %p ${copies}/%f` });
+  await cluster.query('CREATE TABLE filler AS SELECT generate_series(1, 5000) AS n');
+  const name = await cluster.switchWal();
+  await cluster.waitForArchived(name);
+  segment = path.join(copies, name);
+});
+
+test.after.always(async () => {
+  await cluster?.destroy();
+  await work?.cleanup();
+});
+
+let counter = 0;
+function freshRepo(): FileStorage {
+  return new FileStorage(pathToFileURL(path.join(work.path, `repo-${++counter}`)).href);
+}
+
+const log = createLogger(new PassThrough(), 'text');
+
+async function fetched(storage: Storage, name: string): Promise<Buffer> {
+  const dir = path.join(work.path, `fetched-${++counter}`);
+  await mkdir(dir);
+  await fetchWalFile(storage, name, path.join(dir, 'seg'), { retries: 0, log });
+  return readFile(path.join(dir, 'seg'));
+}
+
+/** Wraps a storage so its first `failures` writes under wal/ read a little of the upload and then throw `error`. */
+function failingWrites(inner: Storage, failures: number, error: () => Error): Storage & { writes: number } {
+  const wrapped = {
+    url: inner.url,
+    writes: 0,
+    stat: inner.stat.bind(inner),
+    read: inner.read.bind(inner),
+    list: inner.list.bind(inner),
+    delete: inner.delete.bind(inner),
+    async write(key: string, source: Readable, options?: WriteOptions) {
+      if (!key.startsWith('wal/')) return inner.write(key, source, options);
+      wrapped.writes++;
+      if (wrapped.writes > failures) return inner.write(key, source, options);
+      for await (const _chunk of source) break;
+      throw error();
+    },
+  };
+  return wrapped;
+}
+
+const paths = [
+  { how: 'read whole', wholeFileLimit: undefined },
+  { how: 'scanned and streamed', wholeFileLimit: 0 },
+];
+
+for (const { how, wholeFileLimit } of paths) {
+  test(`a segment ${how} is archived durably and restores byte for byte`, async (t) => {
+    const storage = freshRepo();
+    const result = await pushWalFile(storage, segment, { codec: 'lzo', level: undefined, wholeFileLimit });
+    const name = path.basename(segment);
+    t.like(result, { status: 'archived', key: `wal/${name}`, rawSize: 1024 * 1024 });
+    t.true((await fetched(storage, name)).equals(await readFile(segment)));
+  });
+
+  test(`a transient storage failure while a segment ${how} uploads is retried and leaves one object`, async (t) => {
+    const storage = failingWrites(freshRepo(), 2, () => new StorageError('upload interrupted', true));
+    const retries: number[] = [];
+    const result = await pushWalFile(storage, segment, { codec: 'zstd', level: undefined, wholeFileLimit, retries: 3, onRetry: (n) => retries.push(n) });
+    t.is(result.status, 'archived');
+    t.deepEqual(retries, [1, 2]);
+    t.is(storage.writes, 3);
+    t.true((await fetched(storage, path.basename(segment))).equals(await readFile(segment)));
+  });
+}
+
+test('the two ways of reading a segment store the same object with the same metadata', async (t) => {
+  const whole = freshRepo();
+  const streamed = freshRepo();
+  await pushWalFile(whole, segment, { codec: 'lzo', level: undefined });
+  await pushWalFile(streamed, segment, { codec: 'lzo', level: undefined, wholeFileLimit: 0 });
+  const key = `wal/${path.basename(segment)}`;
+  const [a, b] = [await whole.stat(key), await streamed.stat(key)];
+  t.deepEqual(a?.metadata, b?.metadata);
+  t.is(a?.crc32c, b?.crc32c);
+  t.true((await readFile(path.join(whole.root, key))).equals(await readFile(path.join(streamed.root, key))));
+});
+
+test('a permanent storage failure is not retried and stores nothing', async (t) => {
+  const inner = freshRepo();
+  const storage = failingWrites(inner, 1, () => new StorageError('permission denied', false));
+  await t.throwsAsync(pushWalFile(storage, segment, { codec: 'lzo', level: undefined, retries: 3 }), { instanceOf: StorageError, message: 'permission denied' });
+  t.is(storage.writes, 1);
+  t.is(await inner.stat(`wal/${path.basename(segment)}`), undefined);
+});
+
+test('pushing a segment again is success; different content under its name is a conflict', async (t) => {
+  const storage = freshRepo();
+  t.is((await pushWalFile(storage, segment, { codec: 'lzo', level: undefined })).status, 'archived');
+  t.is((await pushWalFile(storage, segment, { codec: 'zstd', level: undefined })).status, 'already-archived');
+  const altered = path.join(work.path, `altered-${++counter}`, path.basename(segment));
+  await mkdir(path.dirname(altered));
+  const bytes = await readFile(segment);
+  bytes[bytes.length - 1]! ^= 0xff;
+  await writeFile(altered, bytes);
+  await t.throwsAsync(pushWalFile(storage, altered, { codec: 'lzo', level: undefined }), { instanceOf: ConflictError, message: /already archived with different content/ });
+});
