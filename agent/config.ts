@@ -17,6 +17,8 @@ export interface Config {
   partSize: number;
   /** how many times a transient storage failure is retried */
   retries: number;
+  /** cap on one backoff wait, seconds */
+  retryMaxDelay: number;
   gcs: {
     endpoint: string | undefined;
     impersonate: string | undefined;
@@ -55,6 +57,7 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'GCWAL_CONCURRENCY', flag: 'concurrency', kind: 'int', default: '4', min: 1, max: 64, description: 'backup parts transferred in parallel' },
   { env: 'GCWAL_PART_SIZE', flag: 'part-size', kind: 'size', default: '256MiB', min: 1024 * 1024, description: 'raw bytes per backup tar part (accepts KiB, MiB, GiB)' },
   { env: 'GCWAL_RETRIES', flag: 'retries', kind: 'int', default: '5', min: 0, max: 100, description: 'retries of a transient storage failure before giving up' },
+  { env: 'GCWAL_RETRY_MAX_DELAY', flag: 'retry-max-delay', kind: 'int', default: '32', min: 1, max: 600, description: 'longest wait in seconds between retries of a storage request (backoff doubles from 1 s up to this)' },
   { env: 'GCWAL_GCS_ENDPOINT', flag: 'gcs-endpoint', kind: 'string', description: 'Cloud Storage API root for an emulator or private endpoint, e.g. http://127.0.0.1:9023 (default: Google)' },
   { env: 'STORAGE_EMULATOR_HOST', flag: 'storage-emulator-host', kind: 'string', description: 'the standard emulator variable; used when GCWAL_GCS_ENDPOINT is not set' },
   { env: 'GCWAL_IMPERSONATE_SERVICE_ACCOUNT', flag: 'impersonate-service-account', kind: 'string', description: 'act as this service account, with a token minted by the ambient credentials (needs roles/iam.serviceAccountTokenCreator on it)' },
@@ -124,6 +127,7 @@ export function parseConfig(flags: Readonly<Record<string, string | boolean | un
     concurrency: v.GCWAL_CONCURRENCY as number,
     partSize: v.GCWAL_PART_SIZE as number,
     retries: v.GCWAL_RETRIES as number,
+    retryMaxDelay: v.GCWAL_RETRY_MAX_DELAY as number,
     gcs: {
       endpoint: ((v.GCWAL_GCS_ENDPOINT ?? v.STORAGE_EMULATOR_HOST) as string | undefined)?.replace(/\/+$/, ''),
       impersonate: v.GCWAL_IMPERSONATE_SERVICE_ACCOUNT as string | undefined,

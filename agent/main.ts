@@ -51,7 +51,7 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     const ctx: CommandContext = {
       config: cfg,
       storage: () => (storage ??= openStorage(requireRepo(cfg), {
-        gcs: { endpoint: cfg.gcs.endpoint, impersonate: cfg.gcs.impersonate, projectId: cfg.gcs.projectId, chunkSize: cfg.gcs.chunkSize, retries: cfg.retries, concurrency: Math.max(cfg.concurrency * 2, 4) },
+        gcs: { endpoint: cfg.gcs.endpoint, impersonate: cfg.gcs.impersonate, projectId: cfg.gcs.projectId, chunkSize: cfg.gcs.chunkSize, retries: cfg.retries, maxRetryDelaySeconds: cfg.retryMaxDelay, concurrency: Math.max(cfg.concurrency * 2, 4) },
       })),
       log,
       signal: io.signal,

@@ -1,4 +1,4 @@
-import { AlreadyExistsError, ClusterMismatchError, CorruptObjectError } from './errors.ts';
+import { AlreadyExistsError, ClusterMismatchError, CorruptObjectError, NotFoundError } from './errors.ts';
 import { REPOSITORY_KEY } from './layout.ts';
 import { readSmallObject, writeSmallObject } from './storage/objects.ts';
 import type { CallOptions, Storage } from './storage/types.ts';
@@ -14,9 +14,14 @@ export interface RepositoryIdentity {
 
 /** The repository's identity, or undefined when nothing was ever pushed. */
 export async function readRepositoryIdentity(storage: Storage, options: CallOptions = {}): Promise<RepositoryIdentity | undefined> {
-  const info = await storage.stat(REPOSITORY_KEY, options);
-  if (!info) return undefined;
-  const body = await readSmallObject(storage, REPOSITORY_KEY, { ...options, limit: 1024 * 1024 });
+  // One request, not stat-then-read: wal-push pays for this on every segment.
+  let body: Buffer;
+  try {
+    body = await readSmallObject(storage, REPOSITORY_KEY, { ...options, limit: 1024 * 1024 });
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
   let parsed: Partial<RepositoryIdentity>;
   try {
     parsed = JSON.parse(body.toString('utf8'));

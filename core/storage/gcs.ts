@@ -22,6 +22,8 @@ export interface GcsStorageOptions {
   chunkSize?: number;
   /** retries of a failed request inside the client library */
   retries?: number;
+  /** cap on one backoff wait in seconds (default 32) */
+  maxRetryDelaySeconds?: number;
   /** maximum concurrent transfers; halves on 429 and recovers */
   concurrency?: number;
 }
@@ -55,9 +57,9 @@ function crc32cGenerator() {
   };
 }
 
-/** Exponential backoff with full jitter, capped at 32 s. */
-function backoff(attempt: number): Promise<void> {
-  const ms = Math.min(32_000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
+/** Exponential backoff with jitter, capped at `maxSeconds`. */
+function backoff(attempt: number, maxSeconds = 32): Promise<void> {
+  const ms = Math.min(maxSeconds * 1000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
@@ -123,7 +125,7 @@ export class GcsStorage implements Storage {
           autoRetry: true,
           maxRetries: this.options.retries ?? 5,
           retryDelayMultiplier: 2,
-          maxRetryDelay: 32,
+          maxRetryDelay: this.options.maxRetryDelaySeconds ?? 32,
           totalTimeout: 300,
           idempotencyStrategy: IdempotencyStrategy.RetryConditional,
           retryableErrorFn: (err) => {
@@ -202,7 +204,7 @@ export class GcsStorage implements Storage {
       } catch (err) {
         const mapped = mapGcsError(err, this.site('read', key));
         if (mapped.code === 'storage' && (mapped as { transient?: boolean }).transient && attempt < retries) {
-          await backoff(attempt);
+          await backoff(attempt, this.options.maxRetryDelaySeconds);
           continue;
         }
         return this.fail(err, 'read', key);
@@ -226,7 +228,7 @@ export class GcsStorage implements Storage {
       if (response.status === 429) this.limiter.throttled();
       const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
       if (retryable && attempt < retries) {
-        await backoff(attempt);
+        await backoff(attempt, this.options.maxRetryDelaySeconds);
         continue;
       }
       return this.fail(detail, 'read', key);

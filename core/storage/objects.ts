@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { NotFoundError } from '../errors.ts';
+import { CorruptObjectError } from '../errors.ts';
 import type { CallOptions, ObjectInfo, Storage, WriteOptions } from './types.ts';
 
 /**
@@ -16,7 +16,7 @@ export async function readSmallObject(storage: Storage, key: string, options: Ca
     total += (chunk as Buffer).length;
     if (total > limit) {
       stream.destroy();
-      throw new NotFoundError(`object ${key} is larger than ${limit} bytes`, 'this is not a gcwal metadata object');
+      throw new CorruptObjectError(`object ${key} is larger than ${limit} bytes`, 'this is not a gcwal metadata object; check the repository');
     }
     chunks.push(chunk as Buffer);
   }

@@ -54,7 +54,7 @@ test('with 20% of requests failing, 50 archived segments are stored once each an
   cluster = await startCluster({
     walSegSizeMB: 1,
     archiveCommand: `cp %p ${copies}/%f && ${agent.command} wal-push %p`,
-    serverEnv: { ...stack.env, GCWAL_RETRIES: '8' },
+    serverEnv: { ...stack.env, GCWAL_RETRIES: '8', GCWAL_RETRY_MAX_DELAY: '1' },
   });
   await cluster.query('CREATE TABLE t (id serial, pad text)');
   stack.emulator.setFaults({ rate: 0.2, kinds: ['429', '503', 'reset-upload', 'reset-download'], seed: 20261125 });
@@ -83,7 +83,7 @@ test('with 20% of requests failing, 50 archived segments are stored once each an
   await mkdir(restoreDir);
   await chmod(restoreDir, 0o777);
   for (const name of segments) {
-    const r = await runGcwal(agent.command, ['wal-fetch', name, path.join(restoreDir, name)], { env: { ...stack.env, GCWAL_RETRIES: '8' } });
+    const r = await runGcwal(agent.command, ['wal-fetch', name, path.join(restoreDir, name)], { env: { ...stack.env, GCWAL_RETRIES: '8', GCWAL_RETRY_MAX_DELAY: '1' } });
     t.is(r.code, 0, `${name}: ${r.stderr}`);
     t.true((await readFile(path.join(restoreDir, name))).equals(await readFile(path.join(copies, name))), `${name} differs`);
   }
