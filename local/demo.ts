@@ -1,17 +1,19 @@
 /**
  * `npm run demo`: the main job on the embedded default. A throwaway
- * PostgreSQL cluster is archived into a file:// repository, backed up,
+ * PostgreSQL cluster is archived into Cloud Storage — the local stack's GCS
+ * emulator, reached through gs:// with a token from the metadata-server
+ * stand-in, the same code path and keyless auth as production — backed up,
  * written to, "accidentally" emptied, and restored to the moment before the
  * accident into a second data directory; the data is compared and everything
  * is cleaned up. Exits non-zero if the restored data does not match.
  */
-import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCluster, startClusterFromDirectory, type Cluster } from '../test/helpers/cluster.ts';
 import { installAgent } from '../test/helpers/install.ts';
 import { runGcwal } from '../test/helpers/run.ts';
 import { makeTempDir } from '../test/helpers/tmp.ts';
+import { startLocalStack, type LocalStack } from './stack.ts';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 let stepNo = 0;
@@ -22,16 +24,20 @@ function say(text: string): void {
   console.log(`   ${text}`);
 }
 
-async function dirBytes(dir: string): Promise<{ files: number; bytes: number }> {
+/** Objects and stored bytes under the stack's prefix, listed as an admin would. */
+async function bucketUsage(stack: LocalStack, prefix: string): Promise<{ files: number; bytes: number }> {
   let files = 0;
   let bytes = 0;
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!e.isFile()) continue;
-    const full = path.join(e.parentPath, e.name);
-    if (full.includes(`${path.sep}.gcwal${path.sep}`)) continue;
-    files++;
-    bytes += (await stat(full)).size;
-  }
+  let pageToken = '';
+  do {
+    const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(prefix)}${pageToken ? `&pageToken=${pageToken}` : ''}`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } });
+    const body = (await res.json()) as { items?: { size: string }[]; nextPageToken?: string };
+    for (const item of body.items ?? []) {
+      files++;
+      bytes += Number(item.size);
+    }
+    pageToken = body.nextPageToken ?? '';
+  } while (pageToken);
   return { files, bytes };
 }
 
@@ -47,11 +53,18 @@ async function main(): Promise<number> {
   const agent = await installAgent();
   const work = await makeTempDir('demo', { owner: 'postgres' });
   const clusters: Cluster[] = [];
+  let stack: LocalStack | undefined;
   try {
-    const repo = `file://${path.join(work.path, 'repository')}`;
-    const env = { GCWAL_REPO: repo };
     console.log(bold('gcwal demo: archive, back up, and restore a PostgreSQL cluster to a point in time'));
     say(`working in ${work.path} (removed at the end)`);
+
+    step('Start the local Google Cloud stand-ins: a GCS emulator and a metadata server');
+    stack = await startLocalStack({ prefix: 'demo-cluster' });
+    const env = { ...stack.env };
+    const repo = env.GCWAL_REPO;
+    say(`GCS emulator at ${stack.emulator.url}, bucket ${stack.bucket}; metadata server at ${stack.metadata.host}`);
+    say(`the agent runs as ${stack.agentIdentity}, allowed to create and read objects only (no delete)`);
+    say('no key file anywhere: gcwal gets its token from the metadata server, as on a GCE VM');
 
     step('Start a throwaway PostgreSQL cluster that archives its WAL with gcwal');
     const source = await startCluster({ archiveCommand: `${agent.command} wal-push %p`, serverEnv: env });
@@ -102,9 +115,9 @@ async function main(): Promise<number> {
     say(`restored cluster on port ${restored.port}: ${back.rows} orders, fingerprint ${back.md5}`);
 
     step('Summary');
-    const stored = await dirBytes(path.join(work.path, 'repository'));
+    const stored = await bucketUsage(stack, 'demo-cluster/');
     const ok = back.rows === good.rows && back.md5 === good.md5;
-    say(`repository: ${stored.files} objects, ${mib(stored.bytes)} stored (lzop-compressed WAL and backup parts)`);
+    say(`repository ${repo}: ${stored.files} objects, ${mib(stored.bytes)} stored (lzop-compressed WAL and backup parts)`);
     say(`data before the delete: ${good.rows} orders ${good.md5}`);
     say(`data after the restore: ${back.rows} orders ${back.md5}`);
     say(ok ? bold('MATCH: the restore holds exactly the data committed before the target time') : bold('MISMATCH: the restored data differs'));
@@ -112,6 +125,7 @@ async function main(): Promise<number> {
     return ok ? 0 : 1;
   } finally {
     for (const c of clusters.reverse()) await c.destroy().catch(() => {});
+    await stack?.close();
     await work.cleanup();
     await agent.cleanup();
   }
