@@ -37,13 +37,16 @@ export interface PushResult {
  * its name and the repository's cluster, then sends file → compress →
  * storage (create-only). Idempotent: identical content already archived is
  * success; different content is ConflictError and nothing is overwritten.
+ *
  * The raw size and CRC32C travel as object metadata, which must be known
  * when an upload starts, so the file is read before uploading: once into
  * memory when it is at most `wholeFileLimit` bytes (every default-sized
  * segment), else in a checksum pass and again in an upload pass that fails
- * the write (nothing finalised) if the file changed in between. Transient
- * storage failures retry the whole push, without reading the file again
- * when it is in memory.
+ * the write (nothing finalised) if the file changed in between. While it is
+ * read, the header is checked and the repository asked for its identity and
+ * for the object, so the file's I/O and the repository's round trips
+ * overlap. Transient storage failures retry the whole push, without reading
+ * the file again when it is in memory.
  */
 export async function pushWalFile(storage: Storage, filePath: string, options: PushOptions): Promise<PushResult> {
   const name = path.basename(filePath);
@@ -52,65 +55,95 @@ export async function pushWalFile(storage: Storage, filePath: string, options: P
     throw new InvalidInputError(`${name} is not a WAL file name`, 'pass a segment, .partial, .history or .backup file from pg_wal, as archive_command\'s %p');
   }
   const source = await readWalSource(filePath, { wholeFileLimit: options.wholeFileLimit, signal: options.signal });
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await pushOnce(storage, name, kind, source, options);
-    } catch (err) {
-      if (!(err instanceof StorageError && err.transient) || attempt >= (options.retries ?? 0) || options.signal?.aborted) throw err;
-      options.onRetry?.(attempt + 1, err);
-      await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 8000) * (0.5 + Math.random() / 2)));
+  try {
+    const cluster = checkLocalFile(name, kind, source);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await pushOnce(storage, name, cluster, source, options);
+      } catch (err) {
+        if (!(err instanceof StorageError && err.transient) || attempt >= (options.retries ?? 0) || options.signal?.aborted) throw err;
+        options.onRetry?.(attempt + 1, err);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 8000) * (0.5 + Math.random() / 2)));
+      }
     }
+  } finally {
+    source.release();
   }
 }
 
-async function pushOnce(storage: Storage, name: string, kind: WalFileName, source: WalSource, options: PushOptions): Promise<PushResult> {
-  const { size, crc, head } = source;
+/** A segment's cluster, from its header; undefined for history and .backup files, which carry none. */
+type SegmentCluster = { systemIdentifier: string; walSegmentSize: number } | undefined;
+
+/** The checks that need only the file: header against name, size against header. */
+function checkLocalFile(name: string, kind: WalFileName, source: WalSource): SegmentCluster {
+  if (kind.kind !== 'segment' && kind.kind !== 'partial') return undefined;
+  const checked = checkSegmentHeader(parseLongPageHeader(source.head), kind.kind === 'segment' ? name : kind.segmentName);
+  if (source.size !== checked.segmentSize) {
+    throw new InvalidInputError(`${name} is ${source.size} bytes but its header says segments are ${checked.segmentSize} bytes`, 'the file is truncated or not a WAL segment; do not archive it');
+  }
+  return { systemIdentifier: checked.systemIdentifier, walSegmentSize: checked.segmentSize };
+}
+
+async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster, source: WalSource, options: PushOptions): Promise<PushResult> {
+  const key = walObjectKey(name);
+  const signal = options.signal;
+  // Making the compressor loads the codec's native library (a few ms of the
+  // main thread): do it while libuv's threads read the file. An invalid level
+  // is reported only when the compressor is needed, as before.
+  const codec = getCodec(options.codec);
+  const early = (() => {
+    try {
+      return { compressor: codec.compressor(options.level) };
+    } catch (err) {
+      return { error: err };
+    }
+  })();
+  // Both run while the file is still being read; a local failure is
+  // reported before a repository one, as it would be one after the other.
+  const [read, remote] = await Promise.allSettled([
+    source.checksum(),
+    (async () => {
+      let systemIdentifier: string | undefined;
+      if (cluster) {
+        await ensureRepositoryIdentity(storage, cluster, { signal });
+        systemIdentifier = cluster.systemIdentifier;
+      } else {
+        // History and .backup files carry no system identifier; they still may
+        // only go into a repository some cluster has claimed (or a fresh one).
+        systemIdentifier = (await readRepositoryIdentity(storage, { signal }))?.systemIdentifier;
+      }
+      return { systemIdentifier, existing: await storage.stat(key, { signal }) };
+    })(),
+  ]);
+  if (read.status === 'rejected' || remote.status === 'rejected' || remote.value.existing) early.compressor?.destroy();
+  if (read.status === 'rejected') throw read.reason;
+  if (remote.status === 'rejected') throw remote.reason;
+  const local = { size: source.size, crc: read.value };
+  const { systemIdentifier, existing } = remote.value;
+  if (existing) return compareExisting(storage, existing, local, name, signal);
+  if (!early.compressor) throw early.error;
 
   const metadata: Record<string, string> = {
     [Meta.codec]: options.codec,
-    [Meta.rawSize]: String(size),
-    [Meta.rawCrc32c]: crc32cBase64(crc),
+    [Meta.rawSize]: String(local.size),
+    [Meta.rawCrc32c]: crc32cBase64(local.crc),
   };
-  if (kind.kind === 'segment' || kind.kind === 'partial') {
-    const segmentName = kind.kind === 'segment' ? name : kind.segmentName;
-    const header = parseLongPageHeader(head);
-    const checked = checkSegmentHeader(header, segmentName);
-    if (size !== checked.segmentSize) {
-      throw new InvalidInputError(`${name} is ${size} bytes but its header says segments are ${checked.segmentSize} bytes`, 'the file is truncated or not a WAL segment; do not archive it');
-    }
-    await ensureRepositoryIdentity(storage, { systemIdentifier: checked.systemIdentifier, walSegmentSize: checked.segmentSize }, { signal: options.signal });
-    metadata[Meta.systemId] = checked.systemIdentifier;
-  } else {
-    // History and .backup files carry no system identifier; they still may
-    // only go into a repository some cluster has claimed (or a fresh one).
-    const identity = await readRepositoryIdentity(storage, { signal: options.signal });
-    if (identity) metadata[Meta.systemId] = identity.systemIdentifier;
-  }
-
-  const key = walObjectKey(name);
-  const existing = await storage.stat(key, { signal: options.signal });
-  if (existing) return compareExisting(storage, existing, { size, crc }, name, options.signal);
-
-  const codec = getCodec(options.codec);
+  if (systemIdentifier !== undefined) metadata[Meta.systemId] = systemIdentifier;
   // The callback form returns the compressor and destroys it with a read
   // error or a "changed while archived" failure, which fails the write.
-  const content = source.open(options.signal);
-  const compressed = pipeline(content, codec.compressor(options.level), () => {});
+  const content = source.open(signal);
+  const compressed = pipeline(content, early.compressor, () => {});
   try {
-    const info = await storage.write(key, compressed, {
-      metadata,
-      contentType: 'application/octet-stream',
-      signal: options.signal,
-    });
-    return { status: 'archived', key, rawSize: size, storedSize: info.size };
+    const info = await storage.write(key, compressed, { metadata, contentType: 'application/octet-stream', signal });
+    return { status: 'archived', key, rawSize: local.size, storedSize: info.size };
   } catch (err) {
     content.destroy();
     if (!(err instanceof AlreadyExistsError)) throw err;
     // Lost a race with another push of the same name, or a retried create
     // whose first attempt did land: decide by content.
-    const now = await storage.stat(key, { signal: options.signal });
+    const now = await storage.stat(key, { signal });
     if (!now) throw err;
-    return compareExisting(storage, now, { size, crc }, name, options.signal);
+    return compareExisting(storage, now, local, name, signal);
   }
 }
 

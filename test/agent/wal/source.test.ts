@@ -42,7 +42,7 @@ for (const size of sizes) {
       const bytes = pattern(size);
       const source = await readWalSource(await file(bytes), { wholeFileLimit });
       t.is(source.size, size);
-      t.is(source.crc, crc32c(bytes));
+      t.is(await source.checksum(), crc32c(bytes));
       t.true(source.head.equals(bytes.subarray(0, HEAD_BYTES)));
       // equals(), not deepEqual: ava's deep comparison of megabytes takes seconds
       t.true((await collect(source.open())).equals(bytes));
@@ -55,6 +55,7 @@ test('a streamed file that changes after its scan fails the upload stream', asyn
   const bytes = pattern(2 * 1024 * 1024);
   const p = await file(bytes);
   const source = await readWalSource(p, { wholeFileLimit: 0 });
+  await source.checksum();
   bytes[bytes.length - 1]! ^= 0xff;
   await writeFile(p, bytes);
   const err = await t.throwsAsync(collect(source.open()), { instanceOf: InvalidInputError });
@@ -65,6 +66,7 @@ test('a file read whole is not read again: later changes do not reach the upload
   const bytes = pattern(4096);
   const p = await file(bytes);
   const source = await readWalSource(p);
+  await source.checksum();
   await writeFile(p, 'replaced');
   t.true((await collect(source.open())).equals(bytes));
 });
@@ -84,11 +86,21 @@ test('a missing file, a directory and an unopenable path are invalid input with 
   }
 });
 
-test('an aborted read rejects with the abort, not as invalid input', async (t) => {
-  const controller = new AbortController();
-  controller.abort();
-  const p = await file(pattern(10));
-  const err = await readWalSource(p, { signal: controller.signal }).then(() => undefined, (e: unknown) => e as { name?: string });
-  t.false(err instanceof InvalidInputError);
+for (const [how, wholeFileLimit] of [['read whole', WHOLE_FILE_LIMIT], ['scanned', 0]] as const) {
+  test(`an aborted read of a file ${how} rejects with the abort, not as invalid input`, async (t) => {
+    const controller = new AbortController();
+    const source = await readWalSource(await file(pattern(10)), { signal: controller.signal, wholeFileLimit });
+    controller.abort();
+    const err = await source.checksum().then(() => undefined, (e: unknown) => e as { name?: string });
+    t.false(err instanceof InvalidInputError);
+    t.is(err?.name, 'AbortError');
+  });
+}
+
+test('a failed push can release a read still running in the background', async (t) => {
+  const source = await readWalSource(await file(pattern(3 * 1024 * 1024)));
+  source.release();
+  source.release();
+  const err = await source.checksum().then(() => undefined, (e: unknown) => e as { name?: string });
   t.is(err?.name, 'AbortError');
 });
