@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 /**
- * Bundle the CLI into one ES module, dist/gcwal.mjs, so that `gcwal wal-push`
- * (run by PostgreSQL's archiver once per WAL segment) loads one file instead of
- * resolving and compiling a few hundred TypeScript and node_modules files.
+ * Bundle the CLI into ES modules: the entry dist/gcwal.mjs and chunks beside
+ * it (dist/*.mjs), so that `gcwal wal-push` (run by PostgreSQL's archiver
+ * once per WAL segment) loads a few files instead of resolving and compiling
+ * a few hundred TypeScript and node_modules files. Code splitting puts each
+ * command's modules, loaded by the dynamic imports in
+ * agent/commands/index.ts, in chunks of their own, so wal-push does not
+ * compile backup-push, restore or the PostgreSQL client at start-up. Every
+ * dist/*.mjs file belongs to the build and must be installed together.
  *
  * Native and wasm packages cannot be bundled: they stay external and are
  * resolved at run time from the node_modules next to (or above) the bundle.
@@ -15,7 +20,7 @@
  *   --outdir  defaults to dist
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -70,15 +75,23 @@ if (!existsSync(entry)) {
 }
 
 await mkdir(outdir, { recursive: true });
-// A failed build must not leave the previous bundle behind for tests to run.
-for (const file of [outfile, `${outfile}.map`, path.join(outdir, 'gcwal.externals.json')]) await rm(file, { force: true });
+// A failed build must not leave the previous bundle behind for tests to run,
+// and chunk names carry a content hash, so old chunks would pile up.
+for (const file of await readdir(outdir)) {
+  if (/\.mjs(\.map)?$/.test(file) || file === 'gcwal.externals.json') await rm(path.join(outdir, file), { force: true });
+}
 const started = performance.now();
 let result;
 try {
   result = await esbuild.build({
     absWorkingDir: root,
-    entryPoints: [entry],
-    outfile,
+    entryPoints: { gcwal: entry },
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    // Chunks beside the entry (one flat directory to install), named so a
+    // stack trace still says which modules a frame came from.
+    chunkNames: '[name]-[hash]',
+    splitting: true,
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -105,6 +118,10 @@ try {
 
 await writeFile(path.join(outdir, 'gcwal.externals.json'), JSON.stringify(EXTERNAL_PACKAGES, null, 2) + '\n');
 
-const bytes = result.metafile.outputs[path.relative(root, outfile)]?.bytes ?? 0;
+const outputs = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.mjs'));
+const bytes = (file) => result.metafile.outputs[file]?.bytes ?? 0;
+const total = outputs.reduce((sum, [, output]) => sum + output.bytes, 0);
 const ms = Math.round(performance.now() - started);
-process.stdout.write(`build: ${path.relative(root, outfile)} ${(bytes / 1024).toFixed(0)} KiB in ${ms} ms\n`);
+process.stdout.write(
+  `build: ${path.relative(root, outfile)} ${(bytes(path.relative(root, outfile)) / 1024).toFixed(0)} KiB + ${outputs.length - 1} chunks, ${(total / 1024).toFixed(0)} KiB in all, in ${ms} ms\n`,
+);

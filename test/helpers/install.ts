@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execOk } from './exec.ts';
@@ -13,7 +13,7 @@ export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
 export interface InstalledAgent {
   /** absolute path of the executable `gcwal` wrapper: use it in archive_command and with runGcwal */
   command: string;
-  /** the install directory: gcwal.mjs, its source map, node_modules with the external packages */
+  /** the install directory: gcwal.mjs, its chunks (*.mjs), their source maps, node_modules with the external packages */
   dir: string;
   /** remove the install directory */
   cleanup(): Promise<void>;
@@ -27,7 +27,8 @@ export interface InstallOptions {
 }
 
 /**
- * Copy the bundled CLI (dist/gcwal.mjs and its source map) and the external
+ * Copy the bundled CLI (dist/gcwal.mjs, the chunks it imports, every
+ * dist/*.mjs, and their source maps) and the external
  * packages it loads at run time (listed by the build in
  * dist/gcwal.externals.json, plus their dependencies, found by reading each
  * package.json recursively) into a fresh world-readable temp directory, and
@@ -51,8 +52,10 @@ export async function installAgent(options: InstallOptions = {}): Promise<Instal
 
   const tmp = await makeTempDir('agent');
   try {
-    await copyFile(bundle, path.join(tmp.path, 'gcwal.mjs'));
-    if (existsSync(`${bundle}.map`)) await copyFile(`${bundle}.map`, path.join(tmp.path, 'gcwal.mjs.map'));
+    // The build splits the CLI into the entry and chunks beside it (scripts/build.mjs).
+    for (const file of await readdir(dist)) {
+      if (/\.mjs(\.map)?$/.test(file)) await copyFile(path.join(dist, file), path.join(tmp.path, file));
+    }
     await copyPackages(packages, projectRoot, tmp.path);
     const command = path.join(tmp.path, 'gcwal');
     const nodeArgs = (options.nodeArgs ?? []).map(shellQuote).join(' ');
