@@ -8,7 +8,8 @@
  * Without `uploadType`, a multipart Content-Type means multipart, anything
  * else media.
  */
-import { parseGoogHash, parseJson, newHash, readSmallBody, receiveToFile } from './body.ts';
+import * as fs from 'node:fs/promises';
+import { newHash, parseGoogHash, parseJson, readSmallBody, receiveToFile, type RunningHash } from './body.ts';
 import { authorize, sendJson, type RequestContext } from './context.ts';
 import { bucketNotFound, invalid, required } from './errors.ts';
 import { checkObjectName, finalizeObject } from './finalize.ts';
@@ -36,6 +37,16 @@ export async function handleUploadPost(ctx: RequestContext, bucket: string): Pro
   }
 }
 
+/** Receive the object bytes into `tempFile`; on a broken body remove what arrived and rethrow. */
+async function receiveOrDiscard(source: Parameters<typeof receiveToFile>[0], tempFile: string, hash: RunningHash): Promise<void> {
+  try {
+    await receiveToFile(source, tempFile, hash);
+  } catch (err) {
+    await fs.rm(tempFile, { force: true });
+    throw err;
+  }
+}
+
 async function multipart(ctx: RequestContext, bucket: string, preconditions: ReturnType<typeof parsePreconditions>): Promise<void> {
   const { req, url, backend } = ctx;
   const boundary = boundaryOf(req.headers['content-type']);
@@ -46,7 +57,7 @@ async function multipart(ctx: RequestContext, bucket: string, preconditions: Ret
   checkObjectName(name);
   const tempFile = backend.store.tempPath();
   const hash = newHash();
-  await receiveToFile(media, tempFile, hash);
+  await receiveOrDiscard(media, tempFile, hash);
   const record = await finalizeObject(backend, {
     bucket,
     name,
@@ -68,7 +79,7 @@ async function media(ctx: RequestContext, bucket: string, preconditions: ReturnT
   checkObjectName(name);
   const tempFile = backend.store.tempPath();
   const hash = newHash();
-  await receiveToFile(req, tempFile, hash);
+  await receiveOrDiscard(req, tempFile, hash);
   const record = await finalizeObject(backend, {
     bucket,
     name,

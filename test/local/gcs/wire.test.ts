@@ -6,7 +6,9 @@
  */
 import test from 'ava';
 import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
 import { connect } from 'node:net';
+import path from 'node:path';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { bytes, raw, startTestEmulator } from './harness.ts';
 
@@ -84,7 +86,7 @@ for (const dialect of dialects) {
 }
 
 test('a multipart body that ends before its closing boundary is rejected and creates nothing', async (t) => {
-  const { emu } = await ready(t);
+  const { emu, dir } = await ready(t);
   const response = await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=multipart&name=cut`, {
     method: 'POST',
     headers: { 'Content-Type': 'multipart/related; boundary=xyz' },
@@ -92,6 +94,7 @@ test('a multipart body that ends before its closing boundary is rejected and cre
   });
   t.is(response.status, 400);
   t.is((await raw(`${emu.url}/storage/v1/b/bkt/o/cut`)).status, 404);
+  t.deepEqual(await readdir(path.join(dir, 'tmp')), [], 'the partial upload is not left behind');
 });
 
 test('checksums claimed in x-goog-hash or the metadata are verified: a mismatch is 400 and stores nothing', async (t) => {
