@@ -62,9 +62,9 @@ export function sendError(res: ServerResponse, err: unknown): void {
   res.end(body);
 }
 
-/** 404 for a bucket that does not exist. */
-export function bucketNotFound(bucket: string): ApiError {
-  return new ApiError(404, 'notFound', `The specified bucket does not exist.`, {});
+/** 404 for a bucket that does not exist (GCS's wording, which does not name it). */
+export function bucketNotFound(_bucket: string): ApiError {
+  return new ApiError(404, 'notFound', 'The specified bucket does not exist.');
 }
 
 /** 404 for an object that does not exist (GCS's wording). */

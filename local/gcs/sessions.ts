@@ -48,6 +48,7 @@ export class Sessions {
     return session;
   }
 
+  /** The session with this id, or undefined when unknown (never started, cancelled, failed or lost in a restart). */
   get(id: string): Session | undefined {
     return this.sessions.get(id);
   }

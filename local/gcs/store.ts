@@ -174,10 +174,12 @@ export class Store {
     return path.join(this.tmpDir, randomUUID());
   }
 
+  /** The bucket's record, or undefined when there is no such bucket. */
   bucket(name: string): BucketRecord | undefined {
     return this.buckets.get(name)?.record;
   }
 
+  /** Every bucket, by name. */
   listBuckets(): BucketRecord[] {
     return [...this.buckets.values()].map((b) => b.record).sort((a, b) => (a.name < b.name ? -1 : 1));
   }
@@ -212,6 +214,7 @@ export class Store {
     return true;
   }
 
+  /** The live version of bucket/name, or undefined when there is none. */
   get(bucket: string, name: string): ObjectRecord | undefined {
     return this.buckets.get(bucket)?.objects.get(name);
   }
