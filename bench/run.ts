@@ -1,15 +1,16 @@
 /**
- * `npm run bench [-- wal|backup] [options]`: run the benchmarks and print
+ * `npm run bench [-- wal|gcs|backup] [options]`: run the benchmarks and print
  * their tables (Markdown) on stdout; progress goes to stderr.
  *
- *   wal       only the wal-push benchmark
+ *   wal       only the wal-push benchmark (file:// repositories)
+ *   gcs       only the wal-push benchmark to gs:// on the local GCS emulator
  *   backup    only the backup-push/backup-fetch benchmark
- *   (none)    both, wal first
+ *   (none)    all three: wal, gcs, backup
  *
  *   --scale N          pgbench scale of the backup database (default 70, about 1.05 GiB)
  *   --small-scale N    a second, smaller backup database for the memory comparison (default 10; 0 skips it)
- *   --segments N       WAL segments each wal-push command pushes (default 30)
- *   --no-breakdown     skip the measurement of where gcwal wal-push spends its time
+ *   --segments N       WAL segments each wal-push command pushes, in wal and gcs (default 30)
+ *   --no-breakdown     skip the measurements of where gcwal wal-push spends its time (wal and gcs)
  *   --profile          CPU-profile one more gcwal backup-push and backup-fetch at --scale
  *
  * Run as root (PostgreSQL and every measured command run as the postgres
@@ -20,6 +21,7 @@ import { parseArgs } from 'node:util';
 import { runBackupBench } from './backup.ts';
 import { withCleanups } from './lib/cleanup.ts';
 import { runWalBench } from './wal-push.ts';
+import { runGcsWalBench } from './wal-push-gcs.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -39,8 +41,8 @@ function count(name: string, text: string, min: number): number {
 }
 
 const which = positionals[0] ?? 'all';
-if (!['wal', 'backup', 'all'].includes(which) || positionals.length > 1) {
-  throw new Error(`usage: npm run bench -- [wal|backup] [--scale N] [--small-scale N] [--segments N] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
+if (!['wal', 'gcs', 'backup', 'all'].includes(which) || positionals.length > 1) {
+  throw new Error(`usage: npm run bench -- [wal|gcs|backup] [--scale N] [--small-scale N] [--segments N] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
 }
 const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const started = new Date();
@@ -50,11 +52,15 @@ const segments = count('segments', values.segments, 3);
 const scale = count('scale', values.scale, 1);
 const smallScale = count('small-scale', values['small-scale'], 0);
 await withCleanups(async (cleanups) => {
-  if (which !== 'backup') {
+  if (which === 'wal' || which === 'all') {
     const report = await runWalBench({ segments, scale: 10, breakdown: !values['no-breakdown'], log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }
-  if (which !== 'wal') {
+  if (which === 'gcs' || which === 'all') {
+    const report = await runGcsWalBench({ segments, scale: 10, breakdown: !values['no-breakdown'], log }, cleanups);
+    process.stdout.write(`\n${report}\n`);
+  }
+  if (which === 'backup' || which === 'all') {
     const report = await runBackupBench({ scale, smallScale, profile: values.profile, log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }

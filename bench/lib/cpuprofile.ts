@@ -21,8 +21,11 @@ interface Profile {
   timeDeltas: number[];
 }
 
+/** Where a sampled function comes from: `url` is empty for native code. */
+export type CallFrame = ProfileNode['callFrame'];
+
 /** Which kind of code a profile node is, for the category totals. */
-function category(frame: ProfileNode['callFrame']): string {
+function category(frame: CallFrame): string {
   if (frame.functionName.startsWith('(')) return frame.functionName; // (program), (garbage collection), (idle), (root)
   if (frame.url.endsWith('gcwal.mjs')) return 'gcwal bundle JavaScript';
   if (frame.url.startsWith('node:')) return 'Node.js internal JavaScript';
@@ -30,7 +33,20 @@ function category(frame: ProfileNode['callFrame']): string {
   return `other JavaScript (${path.basename(frame.url)})`;
 }
 
-function label(frame: ProfileNode['callFrame']): string {
+/**
+ * Like the default categories, but JavaScript from node_modules is put
+ * under its package (`package google-auth-library`), and every `.mjs` file
+ * outside node_modules counts as the gcwal bundle (the entry and its
+ * chunks): for profiles where most of the code is library code.
+ */
+export function packageCategory(frame: CallFrame): string {
+  const inModules = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\/(?!.*\/node_modules\/)/.exec(frame.url);
+  if (!frame.functionName.startsWith('(') && inModules) return `package ${inModules[1]}`;
+  if (!frame.functionName.startsWith('(') && frame.url.endsWith('.mjs')) return 'gcwal bundle JavaScript';
+  return category(frame);
+}
+
+function label(frame: CallFrame): string {
   const name = frame.functionName || '(anonymous)';
   if (!frame.url) return name;
   return `${name} ${path.basename(frame.url)}:${frame.lineNumber + 1}`;
@@ -38,11 +54,13 @@ function label(frame: ProfileNode['callFrame']): string {
 
 /**
  * Average self time per run (ms) by category and the top `top` functions,
- * as two Markdown tables. `wallMs`, the median wall time of the profiled
+ * as two Markdown tables; `classify` names the kind of each function
+ * (default: Node internals, the gcwal bundle, native, other files by name).
+ * `wallMs`, the median wall time of the profiled
  * runs, gives the time outside the profile (bootstrap before the profiler
  * starts, writing the profile at exit).
  */
-export async function summariseProfiles(files: readonly string[], wallMs: number, top = 15): Promise<string> {
+export async function summariseProfiles(files: readonly string[], wallMs: number, top = 15, classify: (frame: CallFrame) => string = category): Promise<string> {
   const byCategory = new Map<string, number>();
   const byFunction = new Map<string, number>();
   let profiled = 0;
@@ -54,13 +72,17 @@ export async function summariseProfiles(files: readonly string[], wallMs: number
       const frame = nodes.get(profile.samples[i])!.callFrame;
       // timeDeltas[i] is the time since the previous sample: it belongs to sample i.
       const ms = (profile.timeDeltas[i] ?? 0) / 1000;
-      byCategory.set(category(frame), (byCategory.get(category(frame)) ?? 0) + ms);
+      byCategory.set(classify(frame), (byCategory.get(classify(frame)) ?? 0) + ms);
       byFunction.set(label(frame), (byFunction.get(label(frame)) ?? 0) + ms);
     }
   }
   const runs = Math.max(1, files.length);
   const perRun = (ms: number) => fixed(ms / runs, 1);
-  const categories = [...byCategory].sort((a, b) => b[1] - a[1]).map(([name, ms]) => [name, perRun(ms)]);
+  // Kinds under 0.5 ms per run are folded into one row, so a profile of library code does not list 30 packages.
+  const sorted = [...byCategory].sort((a, b) => b[1] - a[1]);
+  const small = sorted.filter(([, ms]) => ms / runs < 0.5);
+  const categories = sorted.filter(([, ms]) => ms / runs >= 0.5).map(([name, ms]) => [name, perRun(ms)]);
+  if (small.length > 0) categories.push([`${small.length} more kinds under 0.5 ms each`, perRun(small.reduce((n, [, ms]) => n + ms, 0))]);
   categories.push(['= profiled time', perRun(profiled)]);
   categories.push(['outside the profile (median wall − profiled)', fixed(wallMs - profiled / runs, 1)]);
   const functions = [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, ms]) => [name, perRun(ms)]);

@@ -1,6 +1,7 @@
 /**
- * A pgBackRest setup in a temp directory: its own config file, posix
- * repository, log and lock directories, and one stanza for a test cluster.
+ * A pgBackRest setup in a temp directory: its own config file, repository
+ * (posix in the directory, or gcs on the local emulator), log and lock
+ * directories, and one stanza for a test cluster.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,13 +17,32 @@ export interface PgBackRestOptions {
   compressType: string;
   /** process-max for backup and restore; default 1 (pgBackRest's default) */
   processMax?: number;
+  /** a gcs repository instead of the default posix one in `dir`/repo */
+  gcs?: GcsRepository;
+}
+
+/**
+ * A `repo1-type=gcs` repository: pgBackRest always speaks HTTPS to it. TLS
+ * verification is off, since the emulator's certificate is self-signed;
+ * the token is sent as it is (`repo1-gcs-key-type=token`), so it must be one
+ * the emulator's authority issued to an identity allowed to read, list,
+ * create and delete objects under `path` (stanza-create writes and checks
+ * info files there).
+ */
+export interface GcsRepository {
+  bucket: string;
+  /** `host:port` of the HTTPS endpoint */
+  endpoint: string;
+  token: string;
+  /** repo1-path: the key prefix in the bucket, starting with `/` */
+  path: string;
 }
 
 /** A configured pgBackRest: run commands with {@link PgBackRest.args}. */
 export interface PgBackRest {
   /** the config file, passed with --config */
   config: string;
-  /** the posix repository directory (repo1-path) */
+  /** repo1-path: the posix repository directory, or the key prefix in a gcs bucket (starting with `/`) */
   repo: string;
   /** `--config=… --stanza=bench <command> …extra` */
   args(command: string, ...extra: string[]): string[];
@@ -30,21 +50,36 @@ export interface PgBackRest {
 
 /**
  * Write a config for `cluster` under `dir` (a directory the postgres user
- * owns): repository, logs (file logging at pgBackRest's default level,
- * console off, errors on stderr) and locks all inside `dir`. Everything is in
+ * owns): repository (unless `options.gcs` puts it in a bucket), logs (file
+ * logging at pgBackRest's default level, console off, errors on stderr),
+ * locks and spool all inside `dir`. Everything is in
  * the file, not on the command line, so the restore_command pgBackRest writes
  * (`pgbackrest --config=… --stanza=bench archive-get`) finds it too.
  */
 export async function configurePgBackRest(dir: string, cluster: Cluster, options: PgBackRestOptions): Promise<PgBackRest> {
-  const repo = path.join(dir, 'repo');
-  for (const sub of [repo, path.join(dir, 'log'), path.join(dir, 'lock')]) await mkdir(sub, { recursive: true });
+  const repo = options.gcs?.path ?? path.join(dir, 'repo');
+  const subdirs = [path.join(dir, 'log'), path.join(dir, 'lock'), path.join(dir, 'spool')];
+  if (!options.gcs) subdirs.push(repo);
+  for (const sub of subdirs) await mkdir(sub, { recursive: true });
   const config = path.join(dir, 'pgbackrest.conf');
+  const gcs = options.gcs
+    ? [
+        'repo1-type=gcs',
+        `repo1-gcs-bucket=${options.gcs.bucket}`,
+        `repo1-gcs-endpoint=${options.gcs.endpoint}`,
+        'repo1-storage-verify-tls=n',
+        'repo1-gcs-key-type=token',
+        `repo1-gcs-key=${options.gcs.token}`,
+      ]
+    : [];
   const lines = [
     '[global]',
+    ...gcs,
     `repo1-path=${repo}`,
     'repo1-retention-full=99',
     `log-path=${path.join(dir, 'log')}`,
     `lock-path=${path.join(dir, 'lock')}`,
+    `spool-path=${path.join(dir, 'spool')}`,
     'log-level-console=off',
     'log-level-stderr=error',
     `compress-type=${options.compressType}`,
