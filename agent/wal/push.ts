@@ -29,6 +29,8 @@ export interface PushResult {
   status: 'archived' | 'already-archived';
   key: string;
   rawSize: number;
+  /** CRC32C of the raw file, base64 (GCS style) */
+  rawCrc32c: string;
   storedSize: number;
 }
 
@@ -135,7 +137,7 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
   const compressed = pipeline(content, early.compressor, () => {});
   try {
     const info = await storage.write(key, compressed, { metadata, contentType: 'application/octet-stream', signal });
-    return { status: 'archived', key, rawSize: local.size, storedSize: info.size };
+    return { status: 'archived', key, rawSize: local.size, rawCrc32c: metadata[Meta.rawCrc32c]!, storedSize: info.size };
   } catch (err) {
     content.destroy();
     if (!(err instanceof AlreadyExistsError)) throw err;
@@ -159,7 +161,7 @@ async function compareExisting(storage: Storage, existing: ObjectInfo, local: { 
     throw new ConflictError(`${name} is already archived but its metadata is missing`, `check ${storage.url}/${existing.key} by hand; remove it if it is damaged, then archive again`);
   }
   if (have.size === want.size && have.crc32c === want.crc32c) {
-    return { status: 'already-archived', key: existing.key, rawSize: local.size, storedSize: existing.size };
+    return { status: 'already-archived', key: existing.key, rawSize: local.size, rawCrc32c: want.crc32c, storedSize: existing.size };
   }
   throw new ConflictError(
     `${name} is already archived with different content (${have.size} bytes, crc32c ${have.crc32c}; local ${want.size} bytes, crc32c ${want.crc32c})`,

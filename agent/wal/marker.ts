@@ -1,0 +1,138 @@
+/**
+ * "Pushed ahead" markers: when wal-push archives a segment PostgreSQL has not
+ * asked for yet (see ahead.ts), it leaves a marker in a private directory of
+ * pg_wal, `pg_wal/.gcwal-pushed/<name>`, written only after the object is
+ * durable. When PostgreSQL then runs archive_command for that segment, the
+ * marker answers at once: no file read, no repository round trip, not even
+ * the repository's client library loaded. pgBackRest's asynchronous archiving
+ * answers from its spool's status files the same way.
+ *
+ * A marker is trusted only for the same repository URL and the same local
+ * file (device, inode, size and modification time as when it was pushed): a
+ * segment PostgreSQL has marked ready is never modified, so an unchanged file
+ * has the content that was archived. Anything else makes the marker stale:
+ * it is removed and the segment is pushed normally (which is idempotent).
+ * PostgreSQL's own archive_status directory is only ever read.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+
+/** Name of the marker directory inside pg_wal. */
+export const MARKER_DIR = '.gcwal-pushed';
+
+/** Which local file a marker vouches for: decimal strings, since inode numbers may exceed 2^53. */
+export interface FileIdentity {
+  dev: string;
+  ino: string;
+  size: string;
+  mtimeNs: string;
+}
+
+/** One marker's content. */
+export interface PushedMarker {
+  format: 1;
+  /** the repository URL the object was archived to */
+  repo: string;
+  /** the pg_wal file name */
+  name: string;
+  /** the archived object's key, raw size and raw CRC32C (base64), for the log */
+  key: string;
+  rawSize: number;
+  rawCrc32c: string;
+  file: FileIdentity;
+}
+
+/** The identity of the file at `filePath` now, or undefined when it does not exist. */
+export async function fileIdentity(filePath: string): Promise<FileIdentity | undefined> {
+  try {
+    const st = await fs.stat(filePath, { bigint: true });
+    if (!st.isFile()) return undefined;
+    return { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs) };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Whether two identities name the same unchanged file. */
+export function sameFile(a: FileIdentity, b: FileIdentity): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
+}
+
+/** Serialise a marker (one JSON line). */
+export function formatMarker(marker: PushedMarker): string {
+  return JSON.stringify(marker) + '\n';
+}
+
+/** Parse a marker; undefined for anything that is not a complete marker of this format. */
+export function parseMarker(text: string): PushedMarker | undefined {
+  let value: Partial<PushedMarker>;
+  try {
+    value = JSON.parse(text) as Partial<PushedMarker>;
+  } catch {
+    return undefined;
+  }
+  const file = value?.file as Partial<FileIdentity> | undefined;
+  const strings = [value?.repo, value?.name, value?.key, value?.rawCrc32c, file?.dev, file?.ino, file?.size, file?.mtimeNs];
+  if (value?.format !== 1 || typeof value.rawSize !== 'number' || strings.some((s) => typeof s !== 'string')) return undefined;
+  return value as PushedMarker;
+}
+
+/**
+ * Record that `marker.name` of the pg_wal directory `walDir` is durably
+ * archived. Written to a temporary name and renamed, so a reader never sees
+ * half a marker; not fsynced, since a lost marker only means the segment is
+ * pushed again and found already archived. The directory is created 0700.
+ */
+export async function writeMarker(walDir: string, marker: PushedMarker): Promise<void> {
+  const dir = path.join(walDir, MARKER_DIR);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  // Unique enough with 'wx' (exclusive create); node:crypto is not worth its
+  // load time on archive_command's start-up path for a temporary name.
+  const tmp = path.join(dir, `.${marker.name}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`);
+  try {
+    await fs.writeFile(tmp, formatMarker(marker), { mode: 0o600, flag: 'wx' });
+    await fs.rename(tmp, path.join(dir, marker.name));
+  } catch (err) {
+    await fs.rm(tmp, { force: true }).catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * Consume the marker for `name` in `walDir`, if any: it is removed either
+ * way, and returned only when it vouches for this repository and for the
+ * file as it is now (`filePath`). Read failures count as no marker.
+ */
+export async function takeMarker(walDir: string, name: string, repo: string, filePath: string): Promise<PushedMarker | undefined> {
+  const markerPath = path.join(walDir, MARKER_DIR, name);
+  let text: string;
+  try {
+    text = await fs.readFile(markerPath, 'utf8');
+  } catch {
+    return undefined;
+  }
+  await fs.rm(markerPath, { force: true }).catch(() => {});
+  const marker = parseMarker(text);
+  if (!marker || marker.name !== name || marker.repo !== repo) return undefined;
+  const now = await fileIdentity(filePath).catch(() => undefined);
+  return now && sameFile(now, marker.file) ? marker : undefined;
+}
+
+/**
+ * Remove markers whose segment PostgreSQL will not ask about any more (not
+ * `.ready` in archive_status), so a marker left by an interrupted run cannot
+ * pile up. `ready` holds the names still waiting. Failures are ignored.
+ */
+export async function pruneMarkers(walDir: string, ready: ReadonlySet<string>): Promise<void> {
+  const dir = path.join(walDir, MARKER_DIR);
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!ready.has(name)) await fs.rm(path.join(dir, name), { force: true }).catch(() => {});
+  }
+}
