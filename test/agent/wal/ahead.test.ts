@@ -4,7 +4,7 @@
  * then run as archive_command runs it, as postgres in the data directory.
  */
 import test from 'ava';
-import { chmod, readdir, readFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pushAhead, readySegments } from '../../../agent/wal/ahead.ts';
@@ -42,6 +42,30 @@ const walDir = () => path.join(cluster.pgdata, 'pg_wal');
 const gcwal = (args: string[], env: Record<string, string> = {}) => runGcwal(agent.command, args, { asUser: 'postgres', env: { GCWAL_REPO: repo, GCWAL_VERBOSE: 'true', ...env }, cwd: cluster.pgdata });
 const markers = async () => (await readdir(path.join(walDir(), MARKER_DIR)).catch(() => [] as string[])).sort();
 const archived = async () => (await readdir(path.join(repoDir, 'wal')).catch(() => [] as string[])).sort();
+
+test.serial('a segment that cannot be pushed ahead is reported, left unmarked, and does not stop the others', async (t) => {
+  // A copy of pg_wal with three ready segments, the middle one failing to push.
+  const { next } = await readySegments(walDir(), 'none', 3);
+  const copy = path.join(work.path, 'copy', 'pg_wal');
+  await mkdir(path.join(copy, 'archive_status'), { recursive: true });
+  for (const name of next) {
+    await copyFile(path.join(walDir(), name), path.join(copy, name));
+    await writeFile(path.join(copy, 'archive_status', `${name}.ready`), '');
+  }
+  const failed: string[] = [];
+  const marked = await pushAhead(copy, 'none', {
+    repo,
+    push: async (file) => {
+      const name = path.basename(file);
+      if (name === next[1]) throw new Error('no space left');
+      return { status: 'archived', key: `wal/${name}`, rawSize: 1, rawCrc32c: 'AAAAAA==', storedSize: 1 };
+    },
+    onError: (name) => failed.push(name),
+  });
+  t.deepEqual(marked, [next[0], next[2]]);
+  t.deepEqual(failed, [next[1]]);
+  t.deepEqual((await readdir(path.join(copy, MARKER_DIR))).sort(), [next[0], next[2]]);
+});
 
 test.serial('the ready segments are listed oldest first, without the one being pushed', async (t) => {
   const { next, ready } = await readySegments(walDir(), 'none', 100);
