@@ -35,7 +35,7 @@ export interface GcsBreakdownOptions {
 /** Runs per whole-process figure. */
 const RUNS = 11;
 
-/** The measuring scripts, copied into the install directory so their imports resolve as the bundle's do. */
+/** The step-timing script; it is copied into the install directory so its imports resolve as the bundle's do. */
 const STEPS_SCRIPT = fileURLToPath(new URL('./gcs-steps.mjs', import.meta.url));
 
 /** Measure and return the breakdown as Markdown. */
