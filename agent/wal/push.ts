@@ -114,15 +114,17 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
         // only go into a repository some cluster has claimed (or a fresh one).
         systemIdentifier = (await readRepositoryIdentity(storage, { signal }))?.systemIdentifier;
       }
-      return { systemIdentifier, existing: await storage.stat(key, { signal }) };
+      // No stat of the key first: the write below is create-only, and an
+      // existing object (a re-push after a crash) comes back as
+      // AlreadyExistsError, compared then. One round trip fewer per segment.
+      return { systemIdentifier };
     })(),
   ]);
-  if (read.status === 'rejected' || remote.status === 'rejected' || remote.value.existing) early.compressor?.destroy();
+  if (read.status === 'rejected' || remote.status === 'rejected') early.compressor?.destroy();
   if (read.status === 'rejected') throw read.reason;
   if (remote.status === 'rejected') throw remote.reason;
   const local = { size: source.size, crc: read.value };
-  const { systemIdentifier, existing } = remote.value;
-  if (existing) return compareExisting(storage, existing, local, name, signal);
+  const { systemIdentifier } = remote.value;
   if (!early.compressor) throw early.error;
 
   const metadata: Record<string, string> = {
