@@ -3,10 +3,9 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
-import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
+import { ChecksumMeter, crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { AlreadyExistsError, GcwalError, NotFoundError, StorageError, UsageError } from '../errors.ts';
 import type { CallOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
 
@@ -112,20 +111,12 @@ export class FileStorage implements Storage {
     const tmpName = `${process.pid}-${randomBytes(6).toString('hex')}`;
     const tmpData = path.join(tmpDir, tmpName);
     const tmpMeta = `${tmpData}.json`;
-    let size = 0;
-    let crc = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        size += chunk.length;
-        crc = crc32c(chunk, crc);
-        done(null, chunk);
-      },
-    });
+    const meter = new ChecksumMeter();
     try {
       const out = createWriteStream(tmpData, { flags: 'wx', highWaterMark: 1024 * 1024 });
       await pipeline(source, meter, out, { signal: options.signal });
       await fsyncPath(tmpData);
-      const info: ObjectInfo = { key, size, crc32c: crc32cBase64(crc), metadata: { ...(options.metadata ?? {}) }, created: new Date() };
+      const info: ObjectInfo = { key, size: meter.bytes, crc32c: meter.base64, metadata: { ...(options.metadata ?? {}) }, created: new Date() };
       const sidecar: Sidecar = { size: info.size, crc32c: info.crc32c, metadata: info.metadata, created: info.created.toISOString() };
       await fs.writeFile(tmpMeta, JSON.stringify(sidecar));
       await fsyncPath(tmpMeta);

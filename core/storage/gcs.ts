@@ -1,4 +1,4 @@
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Bucket, Storage as GcsClient, File } from '@google-cloud/storage';
 import { createRequire } from 'node:module';
@@ -287,17 +287,14 @@ export class GcsStorage implements Storage {
         const file = await this.file(key);
         const metadata = { contentType: options.contentType ?? 'application/octet-stream', metadata: options.metadata ?? {} };
         const preconditionOpts = { ifGenerationMatch: 0 };
-        // The session is created with createResumableUpload, which sends the
-        // credentials even to a custom endpoint; the chunk PUTs then go to
-        // the session URI, which is itself the authorisation (as on GCS).
         // An object that fits in one chunk (every compressed WAL segment with
         // the default 8 MiB) goes up as one multipart request carrying its
         // metadata, as pgBackRest does below its chunk size; only larger ones
         // pay for a resumable session. Memory stays bounded by chunkSize.
+        // Both paths validate CRC32C (validation: 'crc32c'): the library
+        // compares its own with the server's and fails the write when they
+        // differ or the server reports none, so the response is the record.
         const head = await takeHead(source, this.chunkSize, options.signal);
-        let size = head.bytes;
-        let crc = 0;
-        for (const c of head.chunks) crc = crc32c(c, crc);
         if (head.ended) {
           options.signal?.throwIfAborted();
           await file.save(Buffer.concat(head.chunks, head.bytes), { resumable: false, metadata, preconditionOpts, validation: 'crc32c' });
@@ -312,29 +309,10 @@ export class GcsStorage implements Storage {
             for await (const chunk of source) yield chunk as Buffer;
           })());
           const sink = file.createWriteStream({ uri, offset: 0, resumable: true, chunkSize: this.chunkSize, metadata, preconditionOpts, validation: 'crc32c' });
-          // The head is already counted: meter only what follows it.
-          let skip = head.bytes;
-          const meter = new Transform({
-            transform(chunk: Buffer, _enc, done) {
-              const counted = skip >= chunk.length ? undefined : chunk.subarray(skip);
-              skip = Math.max(0, skip - chunk.length);
-              if (counted) {
-                size += counted.length;
-                crc = crc32c(counted, crc);
-              }
-              done(null, chunk);
-            },
-          });
-          await pipeline(rest, meter, sink, { signal: options.signal });
+          await pipeline(rest, sink, { signal: options.signal });
         }
         this.limiter.succeeded();
-        const m = (file.metadata ?? {}) as Record<string, unknown>;
-        const info = infoFromMetadata(key, m);
-        // The library already compared its CRC32C with the server's; keep ours
-        // as the record when the response lacked fields (never expected).
-        if (!info.crc32c) info.crc32c = crc32cBase64(crc);
-        if (!Number.isFinite(info.size)) info.size = size;
-        return info;
+        return infoFromMetadata(key, (file.metadata ?? {}) as Record<string, unknown>);
       });
     } catch (err) {
       source.destroy();
