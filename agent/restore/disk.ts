@@ -7,6 +7,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
+import { fsyncPath } from '../../core/fsync.ts';
 
 /**
  * The directories a restore created or wrote into. `ensure` creates a
@@ -57,14 +58,7 @@ export class DirectorySet {
 }
 
 /** fsync a directory so entries created or renamed in it are durable. */
-export async function syncDirectory(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+export const syncDirectory: (dir: string) => Promise<void> = fsyncPath;
 
 async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
   let offset = 0;

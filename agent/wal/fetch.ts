@@ -3,6 +3,7 @@ import { createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { fsyncPath } from '../../core/fsync.ts';
 import { CorruptObjectError, GcwalError, InvalidInputError, StorageError } from '../../core/errors.ts';
 import { walObjectKey } from '../../core/layout.ts';
 import { openDecoded } from '../../core/storage/decode.ts';
@@ -56,19 +57,9 @@ async function downloadTo(storage: Storage, info: Parameters<typeof openDecoded>
   try {
     const decoded = await openDecoded(storage, info, { signal });
     await pipeline(decoded, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }), { signal });
-    const handle = await fs.open(tmp, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await fsyncPath(tmp);
     await fs.rename(tmp, dest);
-    const dirHandle = await fs.open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await fsyncPath(dir);
   } catch (err) {
     await fs.rm(tmp, { force: true }).catch(() => {});
     if (err instanceof CorruptObjectError && !err.message.includes(info.key)) {

@@ -147,11 +147,11 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
     // whose first attempt did land: decide by content.
     const now = await storage.stat(key, { signal });
     if (!now) throw err;
-    return compareExisting(storage, now, local, name, signal);
+    return compareExisting(storage, now, local, name);
   }
 }
 
-async function compareExisting(storage: Storage, existing: ObjectInfo, local: { size: number; crc: number }, name: string, _signal?: AbortSignal): Promise<PushResult> {
+async function compareExisting(storage: Storage, existing: ObjectInfo, local: { size: number; crc: number }, name: string): Promise<PushResult> {
   const want = { size: local.size, crc32c: crc32cBase64(local.crc) };
   let have: { size: number; crc32c: string };
   try {

@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { ChecksumMeter, crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
+import { fsyncPath } from '../fsync.ts';
 import { AlreadyExistsError, GcwalError, NotFoundError, StorageError, UsageError } from '../errors.ts';
 import type { CallOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
 
@@ -198,15 +199,6 @@ async function exists(p: string): Promise<boolean> {
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return false;
     throw mapFsError(err, `stat ${p}`);
-  }
-}
-
-async function fsyncPath(p: string): Promise<void> {
-  const handle = await fs.open(p, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 
