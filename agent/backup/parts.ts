@@ -4,6 +4,7 @@ import { StorageError } from '../../core/errors.ts';
 import { backupPartKey } from '../../core/layout.ts';
 import type { PlannedPart } from './plan.ts';
 import { writePart, type PartWriterOptions } from './tar-parts.ts';
+import { backoffDelay } from '../../core/backoff.ts';
 
 /** Options for writeParts: those of one part, minus its key. */
 export interface PartsOptions extends Omit<PartWriterOptions, 'key'> {
@@ -77,7 +78,7 @@ export async function writeParts(plans: readonly PlannedPart[], options: PartsOp
         if (!(err instanceof StorageError && err.transient) || attempt >= options.retries || controller.signal.aborted) throw err;
         options.onProgress?.(-bytes, -files);
         options.onRetry?.(plan.index, attempt + 1, err);
-        await sleep(Math.min(30_000, 500 * 2 ** attempt), undefined, { signal: controller.signal });
+        await sleep(backoffDelay(attempt, 500, 30_000, false), undefined, { signal: controller.signal });
       }
     }
   };

@@ -10,6 +10,7 @@ import type { Storage } from '../../core/storage/types.ts';
 import type { Logger } from '../log.ts';
 import { type ExtractTarget, newLedger, undoAttempt } from './extract.ts';
 import { restorePart } from './part.ts';
+import { backoffDelay } from '../../core/backoff.ts';
 
 /** How restoreParts runs. */
 export interface PartsOptions {
@@ -48,7 +49,7 @@ export async function restoreParts(storage: Storage, meta: BackupMeta, target: E
         }
         if (!(err instanceof StorageError && err.transient) || attempt >= options.retries || signal.aborted) throw err;
         await undoAttempt(ledger, target);
-        const delay = Math.min(backoff * 2 ** attempt, 10_000) * (0.5 + Math.random() / 2);
+        const delay = backoffDelay(attempt, backoff, 10_000);
         options.log.warn(`reading part ${index} of ${meta.name} failed, retrying it (${attempt + 1}/${options.retries})`, { error: err.message, delayMs: Math.round(delay) });
         await sleep(delay, undefined, { signal });
       }

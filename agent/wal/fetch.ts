@@ -10,6 +10,7 @@ import { openDecoded } from '../../core/storage/decode.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import { classifyWalFileName } from '../../core/wal/name.ts';
 import type { Logger } from '../log.ts';
+import { backoffDelay } from '../../core/backoff.ts';
 
 export interface FetchOptions {
   /** retries of a transient failure (and one retry of a corrupt read) */
@@ -44,7 +45,7 @@ export async function fetchWalFile(storage: Storage, name: string, dest: string,
       const retryable = (err instanceof StorageError && err.transient) || (err instanceof CorruptObjectError && !corruptRetried);
       if (!retryable || attempt >= options.retries || options.signal?.aborted) throw err;
       if (err instanceof CorruptObjectError) corruptRetried = true;
-      const delay = Math.min(backoff * 2 ** attempt, 10_000) * (0.5 + Math.random() / 2);
+      const delay = backoffDelay(attempt, backoff, 10_000);
       options.log.warn(`fetching ${name} failed, retrying`, { attempt: attempt + 1, error: (err as GcwalError).message, delayMs: Math.round(delay) });
       await new Promise((resolve) => setTimeout(resolve, delay));
     }

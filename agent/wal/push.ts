@@ -11,6 +11,7 @@ import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
 import { checkSegmentHeader, parseLongPageHeader } from '../../core/wal/header.ts';
 import { classifyWalFileName, type WalFileName } from '../../core/wal/name.ts';
 import { readWalSource, type WalSource } from './source.ts';
+import { backoffDelay } from '../../core/backoff.ts';
 
 export interface PushOptions {
   codec: CodecName;
@@ -65,7 +66,7 @@ export async function pushWalFile(storage: Storage, filePath: string, options: P
       } catch (err) {
         if (!(err instanceof StorageError && err.transient) || attempt >= (options.retries ?? 0) || options.signal?.aborted) throw err;
         options.onRetry?.(attempt + 1, err);
-        await new Promise((resolve) => setTimeout(resolve, Math.min(250 * 2 ** attempt, 8000) * (0.5 + Math.random() / 2)));
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, 250, 8000)));
       }
     }
   } finally {

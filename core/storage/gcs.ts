@@ -8,6 +8,7 @@ import { UsageError } from '../errors.ts';
 import { httpStatus, isRateLimited, mapGcsError, type CallSite } from './gcs-errors.ts';
 import { AdaptiveLimiter } from './throttle.ts';
 import type { CallOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
+import { backoffDelay } from '../backoff.ts';
 
 /** Scope the agent asks for: object read/write, nothing else. */
 export const GCS_SCOPES = ['https://www.googleapis.com/auth/devstorage.read_write'];
@@ -101,10 +102,9 @@ function takeHead(source: Readable, limit: number, signal?: AbortSignal): Promis
   });
 }
 
-/** Exponential backoff with jitter, capped at `maxSeconds`. */
+/** Wait before retry `attempt`, capped at `maxSeconds`. */
 function backoff(attempt: number, maxSeconds = 32): Promise<void> {
-  const ms = Math.min(maxSeconds * 1000, 250 * 2 ** attempt) * (0.5 + Math.random() / 2);
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, 250, maxSeconds * 1000)));
 }
 
 function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
