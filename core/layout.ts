@@ -70,3 +70,10 @@ export const Meta = {
   rawCrc32c: 'gcwal-raw-crc32c',
   systemId: 'gcwal-system-id',
 } as const;
+
+/**
+ * The pipeline's catalogue (see core/catalogue/types.ts). The only object
+ * gcwal ever replaces, and only the functions do, with generation
+ * preconditions; the agent reads it.
+ */
+export const CATALOGUE_KEY = 'catalogue/catalogue.json';

@@ -1,0 +1,131 @@
+/**
+ * The catalogue: what the archive holds and what it can restore, kept in the
+ * repository by the pipeline's functions (see functions/) and read by
+ * `gcwal status` and `gcwal delete`. It is a pure data structure; every change
+ * goes through `applyCatalogueEvents` (core/catalogue/apply.ts), which is
+ * idempotent and order-independent, so duplicate and late object events are
+ * harmless.
+ */
+
+/** Where an object stands in validation. */
+export type ValidationState = 'pending' | 'valid' | 'corrupt';
+
+/** One object under `wal/`: a segment, a `.history`, a `.backup` or a `.partial` file. */
+export interface CatalogueWalEntry {
+  /** the pg_wal file name, e.g. `000000010000000000000003` */
+  name: string;
+  /** GCS generation (decimal string) of the object this entry describes */
+  generation: string;
+  /** stored bytes */
+  size: number;
+  /** when the object was created (object timeCreated), ISO */
+  created: string;
+  state: ValidationState;
+  /** one line, for `corrupt` */
+  problem?: string;
+  /** when validation finished, ISO */
+  validated?: string;
+}
+
+/** One data part of a backup, as seen by the pipeline. */
+export interface CataloguePartEntry {
+  key: string;
+  generation: string;
+  size: number;
+  created: string;
+  state: ValidationState;
+  problem?: string;
+  validated?: string;
+}
+
+/** A backup whose `backup.json` has landed. */
+export interface CatalogueBackup {
+  name: string;
+  /** generation of its backup.json */
+  generation: string;
+  /** the whole backup: parts, manifest and metadata checked together */
+  state: ValidationState;
+  problem?: string;
+  validated?: string;
+  systemIdentifier: string;
+  pgVersionNum: number;
+  timeline: number;
+  startLsn: string;
+  stopLsn: string;
+  startWalSegment: string;
+  stopWalSegment: string;
+  startTime: string;
+  stopTime: string;
+  rawSize: number;
+  storedSize: number;
+  /** object keys of its parts, manifest and metadata (what deleting the backup removes) */
+  keys: string[];
+}
+
+/** Alert severities, as Cloud Logging names them. */
+export type AlertSeverity = 'CRITICAL' | 'ERROR' | 'WARNING' | 'INFO';
+
+/** What went wrong; stable strings consumers may switch on. */
+export type AlertKind =
+  | 'corrupt-object'
+  | 'wal-gap'
+  | 'timeline-without-history'
+  | 'archiving-stalled'
+  | 'backup-too-old'
+  | 'no-valid-backup'
+  | 'objects-unvalidated';
+
+/** An incident the pipeline has announced and not yet seen clear. */
+export interface OpenAlert {
+  /** stable incident id: the same problem always gets the same id (dedup key) */
+  id: string;
+  kind: AlertKind;
+  severity: AlertSeverity;
+  summary: string;
+  details: Record<string, unknown>;
+  /** ISO time it was first raised */
+  opened: string;
+}
+
+/** An object deletion already seen, so a late finalize of the same generation stays deleted. */
+export interface Tombstone {
+  generation: string;
+  /** ISO time of the delete */
+  deleted: string;
+}
+
+/** The whole catalogue object (`catalogue/catalogue.json`). */
+export interface Catalogue {
+  format: 1;
+  /** the repository's cluster, once known (from gcwal.json or the first validated segment) */
+  systemIdentifier?: string;
+  walSegmentSize?: number;
+  /** ISO time of the last change */
+  updated: string;
+  /** by pg_wal file name */
+  wal: Record<string, CatalogueWalEntry>;
+  /** by object key (`backups/<name>/part_NNNNN.tar`) */
+  parts: Record<string, CataloguePartEntry>;
+  /** by backup name */
+  backups: Record<string, CatalogueBackup>;
+  /** by object key; trimmed after a week */
+  tombstones: Record<string, Tombstone>;
+  /** by alert id */
+  alerts: Record<string, OpenAlert>;
+  /** ISO creation time of the newest WAL object seen (archiving-stalled watchdog) */
+  lastWalArrival?: string;
+}
+
+/** The events a catalogue absorbs. Keys are relative to the repository root. */
+export type CatalogueEvent =
+  | { type: 'finalized'; key: string; generation: string; size: number; created: string }
+  | { type: 'deleted'; key: string; generation: string; time: string }
+  | { type: 'validated'; key: string; generation: string; ok: boolean; problem?: string; time: string; backup?: BackupSummaryForCatalogue; systemIdentifier?: string; walSegmentSize?: number };
+
+/** What validation of a backup.json tells the catalogue about the backup. */
+export type BackupSummaryForCatalogue = Omit<CatalogueBackup, 'generation' | 'state' | 'problem' | 'validated'>;
+
+/** An empty catalogue. */
+export function emptyCatalogue(now: Date): Catalogue {
+  return { format: 1, updated: now.toISOString(), wal: {}, parts: {}, backups: {}, tombstones: {}, alerts: {} };
+}
