@@ -1,5 +1,8 @@
 import { CODEC_NAMES, type CodecName } from '../core/codec/types.ts';
+import { readConfigTable, type ConfigEntry } from '../core/config/table.ts';
 import { UsageError } from '../core/errors.ts';
+
+export { parseSize, type ConfigEntry } from '../core/config/table.ts';
 import type { LogFormat } from './log.ts';
 
 /** The agent's whole configuration, parsed once at the CLI edge. */
@@ -34,20 +37,6 @@ export interface Config {
   };
 }
 
-type Kind = 'string' | 'int' | 'enum' | 'bool' | 'size';
-
-/** One row per setting: environment variable, --flag, type, default. The README's reference is this table. */
-export interface ConfigEntry {
-  env: string;
-  flag: string;
-  kind: Kind;
-  values?: readonly string[];
-  default?: string;
-  min?: number;
-  max?: number;
-  description: string;
-}
-
 export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'GCWAL_REPO', flag: 'repo', kind: 'string', description: 'repository URL: file:///absolute/path or gs://bucket/optional/prefix' },
   { env: 'GCWAL_COMPRESSION', flag: 'compression', kind: 'enum', values: CODEC_NAMES, default: 'lzo', description: 'codec for new objects (reads use whatever an object was written with)' },
@@ -70,39 +59,6 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'PGPASSWORD', flag: 'pgpassword', kind: 'string', description: 'PostgreSQL password (libpq; prefer ~/.pgpass)' },
 ];
 
-/** Parse `256MiB`, `1GiB`, `4096` into bytes. */
-export function parseSize(text: string): number | undefined {
-  const m = /^(\d+)\s*(B|KiB|MiB|GiB|K|M|G)?$/i.exec(text.trim());
-  if (!m) return undefined;
-  const unit = (m[2] ?? 'B').toUpperCase()[0];
-  const mult = unit === 'K' ? 1024 : unit === 'M' ? 1024 ** 2 : unit === 'G' ? 1024 ** 3 : 1;
-  return Number(m[1]) * mult;
-}
-
-function parseValue(entry: ConfigEntry, raw: string, source: string): string | number | boolean {
-  const bad = (what: string) => new UsageError(`${source} ${what}`, `fix ${entry.env}: ${entry.description}`);
-  switch (entry.kind) {
-    case 'string':
-      if (raw === '') throw bad('is empty');
-      return raw;
-    case 'enum':
-      if (!entry.values!.includes(raw)) throw bad(`must be one of ${entry.values!.join(', ')}, not "${raw}"`);
-      return raw;
-    case 'bool':
-      if (/^(1|true|yes|on)$/i.test(raw)) return true;
-      if (/^(0|false|no|off|)$/i.test(raw)) return false;
-      throw bad(`must be true or false, not "${raw}"`);
-    case 'int':
-    case 'size': {
-      const n = entry.kind === 'size' ? parseSize(raw) : /^-?\d+$/.test(raw.trim()) ? Number(raw) : undefined;
-      if (n === undefined || !Number.isSafeInteger(n)) throw bad(`must be ${entry.kind === 'size' ? 'a size like 256MiB' : 'an integer'}, not "${raw}"`);
-      if (entry.min !== undefined && n < entry.min) throw bad(`must be at least ${entry.min}, not ${n}`);
-      if (entry.max !== undefined && n > entry.max) throw bad(`must be at most ${entry.max}, not ${n}`);
-      return n;
-    }
-  }
-}
-
 /**
  * Build the config from `--flags` (already split out of argv) and the environment.
  * A flag wins over its variable. Throws UsageError naming the variable on any
@@ -110,14 +66,7 @@ function parseValue(entry: ConfigEntry, raw: string, source: string): string | n
  * a repository call `requireRepo`.
  */
 export function parseConfig(flags: Readonly<Record<string, string | boolean | undefined>>, env: Readonly<Record<string, string | undefined>>): Config {
-  const v: Record<string, string | number | boolean | undefined> = {};
-  for (const entry of CONFIG_TABLE) {
-    const flag = flags[entry.flag];
-    const fromFlag = flag === true ? 'true' : typeof flag === 'string' ? flag : undefined;
-    const raw = fromFlag ?? env[entry.env] ?? entry.default;
-    const source = fromFlag !== undefined ? `--${entry.flag}` : env[entry.env] !== undefined ? entry.env : `default of ${entry.env}`;
-    v[entry.env] = raw === undefined ? undefined : parseValue(entry, raw, source);
-  }
+  const v = readConfigTable(CONFIG_TABLE, flags, env);
   return {
     repo: v.GCWAL_REPO as string | undefined,
     compression: v.GCWAL_COMPRESSION as CodecName,
