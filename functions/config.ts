@@ -16,6 +16,8 @@ export interface FunctionsConfig {
   thresholds: { stallSeconds: number; backupMaxAgeSeconds: number; unvalidatedSeconds: number; gapGraceSeconds: number };
   /** Cloud Storage API root for an emulator; undefined = Google */
   gcsEndpoint: string | undefined;
+  /** host:port of a Pub/Sub emulator; undefined = Google */
+  pubsubEmulatorHost: string | undefined;
 }
 
 /** One row per setting; Terraform's `environment_variables` use exactly these names (a test checks). */
@@ -35,6 +37,7 @@ export const FUNCTIONS_CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'GCWAL_GAP_GRACE_MINUTES', flag: 'gap-grace-minutes', kind: 'int', default: '5', min: 0, max: 100_000, description: 'a missing segment is a gap once a later one has been archived this long' },
   { env: 'GCWAL_GCS_ENDPOINT', flag: 'gcs-endpoint', kind: 'string', description: 'Cloud Storage API root for an emulator (default: Google)' },
   { env: 'STORAGE_EMULATOR_HOST', flag: 'storage-emulator-host', kind: 'string', description: 'the standard emulator variable; used when GCWAL_GCS_ENDPOINT is not set' },
+  { env: 'PUBSUB_EMULATOR_HOST', flag: 'pubsub-emulator-host', kind: 'string', description: 'host:port of a Pub/Sub emulator (default: Google)' },
 ];
 
 /**
@@ -70,5 +73,6 @@ export function readFunctionsConfig(env: Readonly<Record<string, string | undefi
       gapGraceSeconds: minutes('GCWAL_GAP_GRACE_MINUTES'),
     },
     gcsEndpoint: ((v.GCWAL_GCS_ENDPOINT ?? v.STORAGE_EMULATOR_HOST) as string | undefined)?.replace(/\/+$/, ''),
+    pubsubEmulatorHost: v.PUBSUB_EMULATOR_HOST as string | undefined,
   };
 }
