@@ -7,6 +7,8 @@
  * harmless.
  */
 
+import type { AlertMessage } from '../alerts/types.ts';
+
 /** Where an object stands in validation. */
 export type ValidationState = 'pending' | 'valid' | 'corrupt';
 
@@ -114,6 +116,14 @@ export interface Catalogue {
   alerts: Record<string, OpenAlert>;
   /** ISO creation time of the newest WAL object seen (archiving-stalled watchdog) */
   lastWalArrival?: string;
+  /**
+   * Alert messages committed but not yet confirmed published. A function
+   * commits an alert change and its messages in one write, publishes, then
+   * removes them; if it dies in between, the next function run publishes
+   * them, so an alert is never lost (a consumer may see one twice, with the
+   * same id).
+   */
+  outbox?: AlertMessage[];
 }
 
 /** The events a catalogue absorbs. Keys are relative to the repository root. */
