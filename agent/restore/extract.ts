@@ -10,12 +10,13 @@ import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract as tarExtract, type ExtractEvents } from 'tar-stream';
 import type { ManifestEntry } from '../../core/backup/meta.ts';
+import { checkBackupPath } from '../../core/backup/paths.ts';
 import { verifyingStream } from '../../core/checksum/verify.ts';
 import { CorruptObjectError, GcwalError } from '../../core/errors.ts';
 import { quoteForMessage } from '../../core/wal/quote.ts';
 import type { Progress } from '../progress.ts';
 import { type DirectorySet, fileHandleSink } from './disk.ts';
-import { checkBackupPath, placeBackupPath } from './paths.ts';
+import { placeBackupPath } from './paths.ts';
 
 /**
  * Files written under a temporary name and renamed into place only once the

@@ -7,24 +7,6 @@ import * as path from 'node:path';
 import { CorruptObjectError } from '../../core/errors.ts';
 import { quoteForMessage } from '../../core/wal/quote.ts';
 
-/**
- * Check a data-directory-relative path from a manifest or a tar header and
- * return it without a trailing slash. Throws CorruptObjectError (naming
- * `where`) for empty, absolute, `.`/`..` or empty components, and NUL bytes.
- */
-export function checkBackupPath(name: string, where: string): string {
-  const trimmed = name.endsWith('/') ? name.slice(0, -1) : name;
-  const bad = (why: string) => new CorruptObjectError(`${where} holds an unsafe path ${quoteForMessage(name)}: ${why}`, 'the backup is damaged or was not written by gcwal; restore another backup');
-  if (trimmed === '') throw bad('empty');
-  if (trimmed.includes('\0')) throw bad('contains a NUL byte');
-  if (trimmed.startsWith('/')) throw bad('absolute');
-  for (const part of trimmed.split('/')) {
-    if (part === '..') throw bad('goes up with ..');
-    if (part === '' || part === '.') throw bad('has an empty or . component');
-  }
-  return trimmed;
-}
-
 /** Where one backup path goes. */
 export interface Placement {
   /** absolute path on disk */

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { Readable } from 'node:stream';
-import { checkManifestEntry, readLines } from '../../../agent/restore/manifest.ts';
+import { checkManifestEntry, readLines } from '../../../core/backup/manifest.ts';
 import { CorruptObjectError } from '../../../core/errors.ts';
 
 async function lines(chunks: string[], max?: number): Promise<string[]> {
