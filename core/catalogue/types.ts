@@ -27,6 +27,19 @@ export interface CatalogueWalEntry {
   problem?: string;
   /** when validation finished, ISO */
   validated?: string;
+  /**
+   * For a `.history` file whose content was read (by validation or a
+   * listing): its lines, oldest ancestor first. Lets the catalogue follow
+   * timeline forks without reading the file again.
+   */
+  history?: CatalogueHistoryLine[];
+}
+
+/** One line of a timeline history file: WAL of `parentTimeline` before `switchLsn` belongs to the child. */
+export interface CatalogueHistoryLine {
+  parentTimeline: number;
+  /** `%X/%X`, as PostgreSQL prints it */
+  switchLsn: string;
 }
 
 /** One data part of a backup, as seen by the pipeline. */
@@ -130,7 +143,7 @@ export interface Catalogue {
 export type CatalogueEvent =
   | { type: 'finalized'; key: string; generation: string; size: number; created: string }
   | { type: 'deleted'; key: string; generation: string; time: string }
-  | { type: 'validated'; key: string; generation: string; ok: boolean; problem?: string; time: string; backup?: BackupSummaryForCatalogue; systemIdentifier?: string; walSegmentSize?: number };
+  | { type: 'validated'; key: string; generation: string; ok: boolean; problem?: string; time: string; backup?: BackupSummaryForCatalogue; systemIdentifier?: string; walSegmentSize?: number; history?: CatalogueHistoryLine[] };
 
 /** What validation of a backup.json tells the catalogue about the backup. */
 export type BackupSummaryForCatalogue = Omit<CatalogueBackup, 'generation' | 'state' | 'problem' | 'validated'>;
