@@ -1,0 +1,131 @@
+/**
+ * Run a Cloud Function locally under the real functions-framework CLI (the
+ * same server Cloud Run functions wrap around the code), one child process
+ * per function on a free port. The child sees only the environment it is
+ * given, as a deployed function sees only its configured variables.
+ *
+ * Storage triggers: the GCS emulator's `cloudevent` target POSTs binary-mode
+ * CloudEvents straight to `url`. Pub/Sub triggers: a push subscription POSTs
+ * a raw `{subscription, message}` body, which the framework turns into a
+ * `google.cloud.pubsub.topic.v1.messagePublished` CloudEvent only when the
+ * request path names the topic; {@link pubsubPushEndpoint} builds that URL.
+ */
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { spawnGroup, waitUntilReady } from '../process/child.ts';
+import { onFreePort, PortTakenError } from '../process/port.ts';
+
+/** How to run one function. */
+export interface FunctionOptions {
+  /** the module that exports the function (a file, e.g. dist/functions/index.mjs) */
+  source: string;
+  /** the exported name to serve */
+  target: string;
+  signatureType: 'cloudevent' | 'http';
+  /**
+   * the function's environment, complete: nothing is inherited from this
+   * process. The runner adds FUNCTION_TARGET, FUNCTION_SIGNATURE_TYPE and
+   * K_SERVICE (the target), as the platform does.
+   */
+  env?: Readonly<Record<string, string>>;
+  /** default a free port (retried if taken meanwhile); the framework listens on every interface */
+  port?: number;
+  /** how long to wait for the server to answer; default 60 s */
+  readyTimeoutMs?: number;
+}
+
+/** A function being served. */
+export interface RunningFunction {
+  /** `http://127.0.0.1:PORT` (no trailing slash) */
+  readonly url: string;
+  readonly target: string;
+  /** what the framework and the function wrote to stdout and stderr so far (the last 1 MiB) */
+  logs(): string;
+  /** stop the process (SIGTERM, then SIGKILL) and everything it started; idempotent */
+  close(): Promise<void>;
+}
+
+/**
+ * Start the functions-framework CLI for `options.target`; resolves once it
+ * answers HTTP on its port. Rejects with the framework's output if the module
+ * or the target cannot be loaded (it exits then) or on timeout; nothing is
+ * left running then.
+ */
+export async function startFunction(options: FunctionOptions): Promise<RunningFunction> {
+  const source = path.resolve(options.source);
+  if (!existsSync(source)) throw new Error(`function source ${source} does not exist (run npm run build to bundle the functions)`);
+  const cli = frameworkCli();
+  const what = `function ${options.target}`;
+  const env: Record<string, string> = {
+    ...options.env,
+    FUNCTION_TARGET: options.target,
+    FUNCTION_SIGNATURE_TYPE: options.signatureType,
+    K_SERVICE: options.target,
+  };
+  return onFreePort(options.port, async (port) => {
+    const child = await spawnGroup({
+      what,
+      command: process.execPath,
+      args: [cli, `--target=${options.target}`, `--signature-type=${options.signatureType}`, `--source=${source}`, `--port=${port}`],
+      env,
+      cwd: path.dirname(source),
+    });
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitUntilReady(what, {
+        child,
+        timeoutMs: options.readyTimeoutMs ?? 60_000,
+        fatal: () => {
+          const bind = /^.*EADDRINUSE.*$/m.exec(child.logs());
+          return bind ? new PortTakenError(port, bind[0].trim()) : undefined;
+        },
+        // Any HTTP answer means the server listens: the framework only binds
+        // after the module and the target have loaded.
+        probe: async () => {
+          const res = await fetch(`${url}/`, { signal: AbortSignal.timeout(5000) });
+          await res.arrayBuffer();
+          return true;
+        },
+      });
+    } catch (err) {
+      await child.stop();
+      throw err;
+    }
+    return {
+      url,
+      target: options.target,
+      logs: () => child.logs(),
+      close: () => child.stop(),
+    };
+  });
+}
+
+/**
+ * The push endpoint for a Pub/Sub-triggered function: `functionUrl` with a
+ * path naming the topic, from which the framework builds the CloudEvent's
+ * source `//pubsub.googleapis.com/projects/P/topics/T`.
+ */
+export function pubsubPushEndpoint(functionUrl: string, projectId: string, topic: string): string {
+  return `${functionUrl.replace(/\/+$/, '')}/projects/${encodeURIComponent(projectId)}/topics/${encodeURIComponent(topic)}`;
+}
+
+/**
+ * The framework's CLI script, as its package.json `bin` names it. The
+ * package's `exports` hide package.json, so it is found from the resolved
+ * entry point upwards.
+ */
+function frameworkCli(): string {
+  const require = createRequire(import.meta.url);
+  let dir = path.dirname(require.resolve('@google-cloud/functions-framework'));
+  for (;;) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string; bin?: Record<string, string> };
+      if (pkg.name === '@google-cloud/functions-framework' && pkg.bin?.['functions-framework']) return path.join(dir, pkg.bin['functions-framework']);
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('cannot find the functions-framework CLI (is @google-cloud/functions-framework installed?)');
+    dir = parent;
+  }
+}
