@@ -83,6 +83,27 @@ export class AlreadyExistsError extends GcwalError {
   }
 }
 
+/**
+ * Storage-level: a conditional replace or delete found another generation of
+ * the object live (or none at all) than the one it was made for; nothing was
+ * changed. Callers doing read-modify-write read again and retry.
+ */
+export class PreconditionFailedError extends GcwalError {
+  /** the object key */
+  readonly key: string;
+  /** the generation the call required */
+  readonly expected: string;
+  /** the live generation when the driver knows it (`undefined` = unknown, `'0'` = no object) */
+  readonly actual: string | undefined;
+  constructor(key: string, expected: string, actual?: string, options?: { cause?: unknown }) {
+    const found = actual === undefined ? 'another generation is live' : actual === '0' ? 'the object does not exist' : `generation ${actual} is live`;
+    super('precondition_failed', `object ${key} changed: expected generation ${expected}, ${found}`, 'someone else changed the object first; read it again and retry', ExitCode.conflict, options);
+    this.key = key;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
 /** An object failed verification (size, checksum, codec, manifest). */
 export class CorruptObjectError extends GcwalError {
   constructor(message: string, hint = 'the object in the repository is damaged; restore from another backup or re-archive it from the source', options?: { cause?: unknown }) {

@@ -1,14 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type BigIntStats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ChecksumMeter, crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { fsyncPath } from '../fsync.ts';
-import { AlreadyExistsError, GcwalError, NotFoundError, StorageError, UsageError } from '../errors.ts';
-import type { CallOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
+import { AlreadyExistsError, GcwalError, NotFoundError, PreconditionFailedError, UsageError } from '../errors.ts';
+import { isErrno, mapFsError } from './file-errors.ts';
+import { acquireLock, inspectLock, settleJournal } from './file-lock.ts';
+import { normaliseGeneration } from './generation.ts';
+import type { CallOptions, DeleteOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
 
 /** Private area inside the repository root: metadata sidecars and temp files. */
 const PRIVATE_DIR = '.gcwal';
@@ -18,7 +22,31 @@ interface Sidecar {
   crc32c: string;
   metadata: Record<string, string>;
   created: string;
+  /** decimal; absent in sidecars written before generations existed */
+  generation?: string;
+  /** inode of the data file this sidecar was written for (decimal); absent likewise */
+  ino?: string;
 }
+
+/** What is on disk for a key. */
+interface OnDisk {
+  st: BigIntStats;
+  sidecar: Sidecar | undefined;
+  /** the sidecar was written for this very data file (a replace is not half-way) */
+  matches: boolean;
+}
+
+/** A temp file holding a complete, fsynced copy of a source stream. */
+interface Received {
+  size: number;
+  crc32c: string;
+  mtimeNs: bigint;
+  ino: bigint;
+}
+
+/** How long a conditional call waits for a create or a replace of the same key to finish its second rename. */
+const SETTLE_TRIES = 50;
+const SETTLE_WAIT_MS = 20;
 
 /**
  * `file:///absolute/path` repository. Each object is a plain file at
@@ -32,6 +60,20 @@ interface Sidecar {
  * between the link and the sidecar rename leaves an object without metadata;
  * `stat` then recomputes size and CRC32C from the data and reports no
  * metadata, which readers treat as an object they cannot decode.
+ *
+ * Generations: the sidecar records one, the data file's mtime in
+ * nanoseconds when it was written (for a replace, at least the previous
+ * generation + 1, so it only grows). An object whose sidecar predates
+ * generations, or that has none, reports its data file's mtime in ns, which
+ * is stable while the file is untouched and equals what a sidecar being
+ * written for it will record.
+ *
+ * Conditional replace and delete (ifGenerationMatch) run under a per-key lock
+ * file (see file-lock.ts): the new data is streamed to a temp file and
+ * fsynced first, then under the lock the live generation is checked, the
+ * sidecar written, and data then sidecar renamed into place; a crash between
+ * the two renames is finished by whoever next finds the lock stale. Readers
+ * never see a partial file: each rename swaps a whole file.
  */
 export class FileStorage implements Storage {
   readonly url: string;
@@ -52,22 +94,66 @@ export class FileStorage implements Storage {
     return path.join(this.root, PRIVATE_DIR, 'meta', ...key.split('/')) + '.json';
   }
 
+  private lockPath(key: string): string {
+    return path.join(this.root, PRIVATE_DIR, 'locks', ...key.split('/')) + '.lock';
+  }
+
   async stat(key: string, options: CallOptions = {}): Promise<ObjectInfo | undefined> {
-    options.signal?.throwIfAborted();
+    for (let attempt = 0; ; attempt++) {
+      options.signal?.throwIfAborted();
+      const disk = await this.onDisk(key);
+      if (!disk) return undefined;
+      // A sidecar written for another data file: a replace is between its two
+      // renames (wait for it, or finish it if its holder died) or the
+      // repository was copied (no lock; the sidecar is still right).
+      if (!disk.matches && attempt < SETTLE_TRIES) {
+        const lock = await inspectLock(this.lockPath(key)).catch((err) => {
+          throw mapFsError(err, `inspect the lock of ${key}`);
+        });
+        if (lock !== 'none') {
+          if (lock === 'live') await sleep(SETTLE_WAIT_MS, undefined, { signal: options.signal });
+          continue;
+        }
+      }
+      return this.infoOf(key, disk, options.signal);
+    }
+  }
+
+  private async onDisk(key: string): Promise<OnDisk | undefined> {
     const dataPath = this.dataPath(key);
-    let st;
+    let st: BigIntStats;
     try {
-      st = await fs.stat(dataPath);
+      st = await fs.stat(dataPath, { bigint: true });
     } catch (err) {
       if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
       throw mapFsError(err, `stat ${key}`);
     }
     if (!st.isFile()) return undefined;
     const sidecar = await this.readSidecar(key);
-    if (sidecar) return { key, size: sidecar.size, crc32c: sidecar.crc32c, metadata: sidecar.metadata, created: new Date(sidecar.created) };
+    return { st, sidecar, matches: sidecar !== undefined && (sidecar.ino === undefined || sidecar.ino === st.ino.toString()) };
+  }
+
+  private async infoOf(key: string, disk: OnDisk, signal?: AbortSignal): Promise<ObjectInfo> {
+    const { st, sidecar } = disk;
+    const generation = sidecar?.generation ?? st.mtimeNs.toString();
+    if (sidecar) return { key, size: sidecar.size, crc32c: sidecar.crc32c, metadata: sidecar.metadata, created: new Date(sidecar.created), generation };
     // Data without sidecar: a crash between link and rename. Report what we can.
-    const { size, checksum } = await checksumFile(dataPath, options.signal);
-    return { key, size, crc32c: checksum, metadata: {}, created: st.mtime };
+    const { size, checksum } = await checksumFile(this.dataPath(key), signal);
+    return { key, size, crc32c: checksum, metadata: {}, created: new Date(Number(st.mtimeMs)), generation };
+  }
+
+  /**
+   * The live generation, or undefined when there is no object; call under the
+   * key's lock. Waits briefly for a create that has linked its data but not
+   * yet renamed its sidecar, so a replace never races its second rename.
+   */
+  private async liveGeneration(key: string, signal?: AbortSignal): Promise<string | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      const disk = await this.onDisk(key);
+      if (!disk) return undefined;
+      if (disk.sidecar || attempt >= SETTLE_TRIES) return disk.sidecar?.generation ?? disk.st.mtimeNs.toString();
+      await sleep(SETTLE_WAIT_MS, undefined, { signal });
+    }
   }
 
   private async readSidecar(key: string): Promise<Sidecar | undefined> {
@@ -93,34 +179,64 @@ export class FileStorage implements Storage {
     return handle.createReadStream({ start: options.start, end: options.end, signal: options.signal, highWaterMark: 256 * 1024, autoClose: true });
   }
 
+  /**
+   * Create-only (see Storage.write), or with `ifGenerationMatch` a
+   * conditional replace under the key's lock.
+   */
   async write(key: string, source: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
-    const dataPath = this.dataPath(key);
-    const tmpDir = path.join(this.root, PRIVATE_DIR, 'tmp');
-    const metaPath = this.metaPath(key);
+    let expected: string | undefined;
     try {
-      await fs.mkdir(tmpDir, { recursive: true });
-      await fs.mkdir(path.dirname(dataPath), { recursive: true });
-      await fs.mkdir(path.dirname(metaPath), { recursive: true });
+      expected = normaliseGeneration(options.ifGenerationMatch);
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
+    return expected === undefined || expected === '0' ? this.create(key, source, options) : this.replace(key, source, expected, options);
+  }
+
+  /** Make the directories a write of `key` needs; destroys `source` on failure. */
+  private async prepare(key: string, source: Readable, withLock: boolean): Promise<void> {
+    try {
+      await fs.mkdir(path.join(this.root, PRIVATE_DIR, 'tmp'), { recursive: true });
+      await fs.mkdir(path.dirname(this.dataPath(key)), { recursive: true });
+      await fs.mkdir(path.dirname(this.metaPath(key)), { recursive: true });
+      if (withLock) await fs.mkdir(path.dirname(this.lockPath(key)), { recursive: true });
     } catch (err) {
       source.destroy();
       throw mapFsError(err, `create directories for ${key}`);
     }
+  }
+
+  private tempPaths(): { tmpData: string; tmpMeta: string } {
+    const tmpData = path.join(this.root, PRIVATE_DIR, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}`);
+    return { tmpData, tmpMeta: `${tmpData}.json` };
+  }
+
+  /** Stream `source` into a new file at `tmpData` and fsync it. */
+  private async receive(source: Readable, tmpData: string, signal?: AbortSignal): Promise<Received> {
+    const meter = new ChecksumMeter();
+    const out = createWriteStream(tmpData, { flags: 'wx', highWaterMark: 1024 * 1024 });
+    await pipeline(source, meter, out, { signal });
+    await fsyncPath(tmpData);
+    const st = await fs.stat(tmpData, { bigint: true });
+    return { size: meter.bytes, crc32c: meter.base64, mtimeNs: st.mtimeNs, ino: st.ino };
+  }
+
+  private async create(key: string, source: Readable, options: WriteOptions): Promise<ObjectInfo> {
+    const dataPath = this.dataPath(key);
+    const metaPath = this.metaPath(key);
+    await this.prepare(key, source, false);
     if (await exists(dataPath)) {
       source.destroy();
       throw new AlreadyExistsError(key);
     }
-    const tmpName = `${process.pid}-${randomBytes(6).toString('hex')}`;
-    const tmpData = path.join(tmpDir, tmpName);
-    const tmpMeta = `${tmpData}.json`;
-    const meter = new ChecksumMeter();
+    const { tmpData, tmpMeta } = this.tempPaths();
     try {
-      const out = createWriteStream(tmpData, { flags: 'wx', highWaterMark: 1024 * 1024 });
-      await pipeline(source, meter, out, { signal: options.signal });
-      await fsyncPath(tmpData);
-      const info: ObjectInfo = { key, size: meter.bytes, crc32c: meter.base64, metadata: { ...(options.metadata ?? {}) }, created: new Date() };
-      const sidecar: Sidecar = { size: info.size, crc32c: info.crc32c, metadata: info.metadata, created: info.created.toISOString() };
-      await fs.writeFile(tmpMeta, JSON.stringify(sidecar));
-      await fsyncPath(tmpMeta);
+      const received = await this.receive(source, tmpData, options.signal);
+      // The generation is the data file's mtime, which link(2) keeps: a stat
+      // between the link and the sidecar rename reports the same generation.
+      const info = infoFor(key, received, received.mtimeNs, options);
+      await writeSidecar(tmpMeta, info, received.ino);
       try {
         await fs.link(tmpData, dataPath);
       } catch (err) {
@@ -136,6 +252,50 @@ export class FileStorage implements Storage {
     } finally {
       await fs.rm(tmpData, { force: true }).catch(() => {});
       await fs.rm(tmpMeta, { force: true }).catch(() => {});
+    }
+  }
+
+  private async replace(key: string, source: Readable, expected: string, options: WriteOptions): Promise<ObjectInfo> {
+    const dataPath = this.dataPath(key);
+    const metaPath = this.metaPath(key);
+    await this.prepare(key, source, true);
+    const { tmpData, tmpMeta } = this.tempPaths();
+    // Once the data is renamed into place the sidecar must follow even if
+    // this call fails: then the temp sidecar and, if need be, the lock stay
+    // for settleJournal.
+    let committed = false;
+    let settled = true;
+    try {
+      // The slow part, streaming the body, happens before the lock is taken.
+      const received = await this.receive(source, tmpData, options.signal);
+      const release = await acquireLock(this.lockPath(key), { tmpData, tmpMeta, metaPath }, { signal: options.signal });
+      try {
+        const live = await this.liveGeneration(key, options.signal);
+        if (live !== expected) throw new PreconditionFailedError(key, expected, live ?? '0');
+        const floor = BigInt(live) + 1n;
+        const info = infoFor(key, received, received.mtimeNs > floor ? received.mtimeNs : floor, options);
+        await writeSidecar(tmpMeta, info, received.ino);
+        options.signal?.throwIfAborted();
+        await fs.rename(tmpData, dataPath);
+        committed = true;
+        await fs.rename(tmpMeta, metaPath);
+        await fsyncPath(path.dirname(dataPath));
+        await fsyncPath(path.dirname(metaPath));
+        return info;
+      } catch (err) {
+        if (committed) settled = await settleJournal({ tmpData, tmpMeta, metaPath }).then(() => true, () => false);
+        throw err;
+      } finally {
+        // An unsettled replace keeps its lock: a later caller finds it stale and finishes the job.
+        if (settled) await release();
+      }
+    } catch (err) {
+      throw err instanceof GcwalError ? err : mapFsError(err, `replace ${key}`);
+    } finally {
+      if (settled) {
+        await fs.rm(tmpData, { force: true }).catch(() => {});
+        await fs.rm(tmpMeta, { force: true }).catch(() => {});
+      }
     }
   }
 
@@ -173,16 +333,51 @@ export class FileStorage implements Storage {
     }
   }
 
-  async delete(key: string, options: CallOptions = {}): Promise<void> {
+  /**
+   * Idempotent delete (see Storage.delete), under the key's lock so a
+   * conditional delete checks and removes one and the same generation.
+   */
+  async delete(key: string, options: DeleteOptions = {}): Promise<void> {
     options.signal?.throwIfAborted();
-    for (const p of [this.dataPath(key), this.metaPath(key)]) {
+    const expected = normaliseGeneration(options.ifGenerationMatch);
+    const lockPath = this.lockPath(key);
+    try {
+      await fs.mkdir(path.dirname(lockPath), { recursive: true });
+      const release = await acquireLock(lockPath, {}, { signal: options.signal });
       try {
-        await fs.unlink(p);
-      } catch (err) {
-        if (!isErrno(err, 'ENOENT')) throw mapFsError(err, `delete ${key}`);
+        if (expected !== undefined) {
+          const live = await this.liveGeneration(key, options.signal);
+          if (live === undefined) return;
+          if (live !== expected) throw new PreconditionFailedError(key, expected, live);
+        }
+        // Sidecar first: a create racing this delete then either still finds
+        // the data (AlreadyExists) or lands whole, sidecar and all, after it.
+        for (const p of [this.metaPath(key), this.dataPath(key)]) {
+          try {
+            await fs.unlink(p);
+          } catch (err) {
+            if (!isErrno(err, 'ENOENT') && !isErrno(err, 'ENOTDIR')) throw err;
+          }
+        }
+      } finally {
+        await release();
       }
+    } catch (err) {
+      throw mapFsError(err, `delete ${key}`);
     }
   }
+}
+
+/** ObjectInfo of a received object about to be committed with `generation`. */
+function infoFor(key: string, received: Received, generation: bigint, options: WriteOptions): ObjectInfo {
+  return { key, size: received.size, crc32c: received.crc32c, metadata: { ...(options.metadata ?? {}) }, created: new Date(), generation: generation.toString() };
+}
+
+/** Write a sidecar to a temp path and fsync it. */
+async function writeSidecar(tmpMeta: string, info: ObjectInfo, ino: bigint): Promise<void> {
+  const sidecar: Sidecar = { size: info.size, crc32c: info.crc32c, metadata: info.metadata, created: info.created.toISOString(), generation: info.generation, ino: ino.toString() };
+  await fs.writeFile(tmpMeta, JSON.stringify(sidecar), { flag: 'wx' });
+  await fsyncPath(tmpMeta);
 }
 
 function checkKey(key: string): void {
@@ -210,19 +405,4 @@ async function checksumFile(p: string, signal?: AbortSignal): Promise<{ size: nu
     crc = crc32c(chunk as Buffer, crc);
   }
   return { size, checksum: crc32cBase64(crc) };
-}
-
-function isErrno(err: unknown, code: string): boolean {
-  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
-}
-
-/** Map a filesystem error to StorageError with a hint; never NotFound (callers decide that). */
-function mapFsError(err: unknown, what: string): GcwalError {
-  if (err instanceof GcwalError) return err;
-  const code = (err as NodeJS.ErrnoException)?.code ?? 'unknown';
-  const message = `${what} failed: ${code}`;
-  if (code === 'EACCES' || code === 'EPERM') return new StorageError(message, false, 'check that the user running gcwal can read and write the repository directory', { cause: err });
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new StorageError(message, false, 'the repository file system is full; free space and retry', { cause: err });
-  if (code === 'ABORT_ERR') return new StorageError(`${what} was cancelled`, false, 'the operation was interrupted', { cause: err });
-  return new StorageError(message, code === 'EIO' || code === 'EAGAIN' || code === 'EBUSY', 'check the repository file system and retry', { cause: err });
 }

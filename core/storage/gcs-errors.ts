@@ -1,4 +1,4 @@
-import { AlreadyExistsError, AuthError, CorruptObjectError, GcwalError, NotFoundError, StorageError } from '../errors.ts';
+import { AlreadyExistsError, AuthError, CorruptObjectError, GcwalError, NotFoundError, PreconditionFailedError, StorageError } from '../errors.ts';
 
 /** What a failed call was doing, for messages. */
 export interface CallSite {
@@ -8,6 +8,8 @@ export interface CallSite {
   bucket: string;
   /** the identity the driver authenticates as, when known */
   identity?: string;
+  /** the ifGenerationMatch the call carried (`'0'` = create-only) */
+  expectedGeneration?: string;
 }
 
 const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'ENETUNREACH', 'EHOSTUNREACH']);
@@ -44,6 +46,8 @@ function firstLine(err: unknown): string {
  * threw into gcwal's error classes. Missing objects become NotFoundError only
  * on a real 404 of a read; credentials problems become AuthError naming the
  * identity; 408/429/5xx and dropped connections are transient StorageErrors.
+ * A 412 is AlreadyExistsError for a create-only write and
+ * PreconditionFailedError for a call made for a given generation.
  */
 export function mapGcsError(err: unknown, site: CallSite): GcwalError {
   if (err instanceof GcwalError) return err;
@@ -62,6 +66,12 @@ export function mapGcsError(err: unknown, site: CallSite): GcwalError {
   }
   if (status === 404) {
     return new StorageError(`${where}: bucket ${site.bucket} not found`, false, 'check the bucket name in GCWAL_REPO and that it exists', { cause: err });
+  }
+  if (status === 412 && site.expectedGeneration !== undefined && site.expectedGeneration !== '0') {
+    return new PreconditionFailedError(site.name, site.expectedGeneration, undefined, { cause: err });
+  }
+  if (status === 412 && site.op === 'delete' && site.expectedGeneration === '0') {
+    return new PreconditionFailedError(site.name, '0', undefined, { cause: err });
   }
   if (status === 412 && site.op === 'write') return new AlreadyExistsError(site.name, { cause: err });
   if (status === 401) {

@@ -7,7 +7,8 @@ import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { UsageError } from '../errors.ts';
 import { httpStatus, isRateLimited, mapGcsError, type CallSite } from './gcs-errors.ts';
 import { AdaptiveLimiter } from './throttle.ts';
-import type { CallOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
+import type { CallOptions, DeleteOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
+import { normaliseGeneration } from './generation.ts';
 import { backoffDelay } from '../backoff.ts';
 
 /** Scope the agent asks for: object read/write, nothing else. */
@@ -110,7 +111,7 @@ function backoff(attempt: number, maxSeconds = 32): Promise<void> {
 function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries((m.metadata as Record<string, unknown>) ?? {})) if (v !== null && v !== undefined) metadata[k] = String(v);
-  return { key, size: Number(m.size), crc32c: String(m.crc32c ?? ''), metadata, created: new Date(String(m.timeCreated ?? m.updated ?? 0)) };
+  return { key, size: Number(m.size), crc32c: String(m.crc32c ?? ''), metadata, created: new Date(String(m.timeCreated ?? m.updated ?? 0)), generation: String(m.generation ?? '0') };
 }
 
 /**
@@ -122,6 +123,8 @@ function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
  * - Writes are resumable uploads, create-only (`ifGenerationMatch: 0`), in
  *   chunks of `chunkSize` so memory stays bounded; a failed or aborted source
  *   never finalises the object. The agent never overwrites, composes or deletes.
+ *   Only the catalogue is replaced, with `ifGenerationMatch: <generation>`;
+ *   deletes may carry one too. A 412 on those is PreconditionFailedError.
  * - CRC32C (hardware) is checked by the client on every upload and whole
  *   download; callers verify ranged reads themselves.
  * - Requests are retried by the client on 408/429/5xx and dropped connections
@@ -187,8 +190,8 @@ export class GcsStorage implements Storage {
     return this.clientPromise;
   }
 
-  private site(op: CallSite['op'], key: string): CallSite {
-    return { op, name: this.prefix + key, bucket: this.bucketName, identity: this.identity };
+  private site(op: CallSite['op'], key: string, expectedGeneration?: string): CallSite {
+    return { op, name: this.prefix + key, bucket: this.bucketName, identity: this.identity, expectedGeneration };
   }
 
   /** Best effort: learn which identity we act as, so auth errors can name it. */
@@ -203,11 +206,11 @@ export class GcsStorage implements Storage {
     }
   }
 
-  private async fail(err: unknown, op: CallSite['op'], key: string): Promise<never> {
-    const mapped = mapGcsError(err, this.site(op, key));
+  private async fail(err: unknown, op: CallSite['op'], key: string, expectedGeneration?: string): Promise<never> {
+    const mapped = mapGcsError(err, this.site(op, key, expectedGeneration));
     if (mapped.code === 'auth') {
       await this.learnIdentity();
-      throw mapGcsError(err, this.site(op, key));
+      throw mapGcsError(err, this.site(op, key, expectedGeneration));
     }
     throw mapped;
   }
@@ -282,11 +285,20 @@ export class GcsStorage implements Storage {
   }
 
   async write(key: string, source: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
+    let expected: string;
+    try {
+      expected = normaliseGeneration(options.ifGenerationMatch) ?? '0';
+    } catch (err) {
+      source.destroy();
+      throw err;
+    }
     try {
       return await this.limiter.run(async () => {
         const file = await this.file(key);
         const metadata = { contentType: options.contentType ?? 'application/octet-stream', metadata: options.metadata ?? {} };
-        const preconditionOpts = { ifGenerationMatch: 0 };
+        // '0': create-only. A generation: replace exactly that one (the
+        // client then also retries the upload, the request being idempotent).
+        const preconditionOpts = { ifGenerationMatch: expected };
         // An object that fits in one chunk (every compressed WAL segment with
         // the default 8 MiB) goes up as one multipart request carrying its
         // metadata, as pgBackRest does below its chunk size; only larger ones
@@ -316,7 +328,7 @@ export class GcsStorage implements Storage {
       });
     } catch (err) {
       source.destroy();
-      return this.fail(err, 'write', key);
+      return this.fail(err, 'write', key, expected);
     }
   }
 
@@ -347,13 +359,15 @@ export class GcsStorage implements Storage {
     } while (pageToken);
   }
 
-  async delete(key: string, options: CallOptions = {}): Promise<void> {
+  async delete(key: string, options: DeleteOptions = {}): Promise<void> {
     options.signal?.throwIfAborted();
+    const expected = normaliseGeneration(options.ifGenerationMatch);
     try {
       const file = await this.file(key);
-      await this.limiter.run(() => file.delete({ ignoreNotFound: true }));
+      // With a generation the delete is idempotent, so the client retries it.
+      await this.limiter.run(() => file.delete(expected === undefined ? { ignoreNotFound: true } : { ignoreNotFound: true, ifGenerationMatch: expected }));
     } catch (err) {
-      return this.fail(err, 'delete', key);
+      return this.fail(err, 'delete', key, expected);
     }
   }
 }

@@ -149,4 +149,119 @@ export function storageContract(test: TestFn, name: string, open: () => Promise<
     t.is(total, 24 * chunk.length);
     t.true(maxChunk <= 8 * 1024 * 1024);
   });
+
+  test(`${name}: write, stat and list report the same generation, a decimal number`, async (t) => {
+    const s = await open();
+    const info = await s.write('g/one', Readable.from([Buffer.from('1')]));
+    t.regex(info.generation, /^[1-9]\d*$/);
+    t.is((await s.stat('g/one'))?.generation, info.generation);
+    const listed: string[] = [];
+    for await (const i of s.list('g/')) listed.push(i.generation);
+    t.deepEqual(listed, [info.generation]);
+  });
+
+  test(`${name}: a replace with the live generation succeeds and the generation grows`, async (t) => {
+    const s = await open();
+    const first = await s.write('cat', Readable.from([Buffer.from('version 1')]), { metadata: { 'gcwal-codec': 'none' } });
+    const second = await s.write('cat', Readable.from([Buffer.from('version 2, longer')]), { ifGenerationMatch: first.generation, metadata: { 'gcwal-codec': 'none', v: '2' } });
+    t.not(second.generation, first.generation);
+    t.true(BigInt(second.generation) > BigInt(first.generation));
+    t.is(second.size, 17);
+    const st = await s.stat('cat');
+    t.is(st?.generation, second.generation);
+    t.is(st?.size, 17);
+    t.is(st?.crc32c, crc32cBase64(crc32c(Buffer.from('version 2, longer'))));
+    t.deepEqual(st?.metadata, { 'gcwal-codec': 'none', v: '2' });
+    t.is((await collect(await s.read('cat'))).toString(), 'version 2, longer');
+    // Identical bytes are still a new generation.
+    const third = await s.write('cat', Readable.from([Buffer.from('version 2, longer')]), { ifGenerationMatch: second.generation });
+    t.true(BigInt(third.generation) > BigInt(second.generation));
+  });
+
+  test(`${name}: a replace with a stale generation fails and leaves the object intact`, async (t) => {
+    const s = await open();
+    const first = await s.write('cat', Readable.from([Buffer.from('one')]));
+    const second = await s.write('cat', Readable.from([Buffer.from('two')]), { ifGenerationMatch: first.generation });
+    const err = await t.throwsAsync(s.write('cat', Readable.from([Buffer.from('three')]), { ifGenerationMatch: first.generation }));
+    t.is((err as { code?: string }).code, 'precondition_failed');
+    t.is((err as { exitCode?: number }).exitCode, 5);
+    t.regex(err!.message, /^object \S*cat changed: expected generation \d+/);
+    t.is((await s.stat('cat'))?.generation, second.generation);
+    t.is((await collect(await s.read('cat'))).toString(), 'two');
+  });
+
+  test(`${name}: a replace of a missing object fails`, async (t) => {
+    const s = await open();
+    const err = await t.throwsAsync(s.write('ghost', Readable.from([Buffer.from('x')]), { ifGenerationMatch: '1234' }));
+    t.is((err as { code?: string }).code, 'precondition_failed');
+    t.is(await s.stat('ghost'), undefined);
+  });
+
+  test(`${name}: generation '0' is create-only, as no precondition is`, async (t) => {
+    const s = await open();
+    const info = await s.write('c', Readable.from([Buffer.from('first')]), { ifGenerationMatch: '0' });
+    for (const ifGenerationMatch of ['0', undefined]) {
+      const err = await t.throwsAsync(s.write('c', Readable.from([Buffer.from('second')]), { ifGenerationMatch }));
+      t.is((err as { code?: string }).code, 'already_exists');
+    }
+    t.is((await s.stat('c'))?.generation, info.generation);
+    t.is((await collect(await s.read('c'))).toString(), 'first');
+  });
+
+  test(`${name}: a replace whose source fails leaves the object as it was`, async (t) => {
+    const s = await open();
+    const first = await s.write('cat', Readable.from([Buffer.from('intact')]));
+    await t.throwsAsync(s.write('cat', failingSource([Buffer.alloc(100_000, 1)]), { ifGenerationMatch: first.generation }));
+    t.is((await s.stat('cat'))?.generation, first.generation);
+    t.is((await collect(await s.read('cat'))).toString(), 'intact');
+    // and the generation is still the live one
+    await t.notThrowsAsync(s.write('cat', Readable.from([Buffer.from('next')]), { ifGenerationMatch: first.generation }));
+  });
+
+  test(`${name}: a delete with the live generation removes the object`, async (t) => {
+    const s = await open();
+    const info = await s.write('d', Readable.from([Buffer.from('x')]));
+    await s.delete('d', { ifGenerationMatch: info.generation });
+    t.is(await s.stat('d'), undefined);
+    // missing is still success
+    await t.notThrowsAsync(s.delete('d', { ifGenerationMatch: info.generation }));
+  });
+
+  test(`${name}: a delete with a stale generation fails and keeps the object`, async (t) => {
+    const s = await open();
+    const first = await s.write('d', Readable.from([Buffer.from('x')]));
+    const second = await s.write('d', Readable.from([Buffer.from('y')]), { ifGenerationMatch: first.generation });
+    const err = await t.throwsAsync(s.delete('d', { ifGenerationMatch: first.generation }));
+    t.is((err as { code?: string }).code, 'precondition_failed');
+    t.is((await s.stat('d'))?.generation, second.generation);
+    t.is((await collect(await s.read('d'))).toString(), 'y');
+  });
+
+  test(`${name}: an object deleted and created again has a newer generation`, async (t) => {
+    const s = await open();
+    const first = await s.write('again', Readable.from([Buffer.from('x')]));
+    await s.delete('again');
+    const second = await s.write('again', Readable.from([Buffer.from('x')]));
+    t.true(BigInt(second.generation) > BigInt(first.generation));
+  });
+
+  test(`${name}: of concurrent replaces from one generation exactly one wins`, async (t) => {
+    const s = await open();
+    const base = await s.write('race', Readable.from([Buffer.from('base')]));
+    const n = 8;
+    const results = await Promise.allSettled(
+      Array.from({ length: n }, (_, i) => s.write('race', Readable.from([Buffer.from(`writer ${i} `.repeat(1000))]), { ifGenerationMatch: base.generation })),
+    );
+    const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [{ i, info: r.value }] : []));
+    t.is(won.length, 1);
+    for (const r of results) if (r.status === 'rejected') t.is((r.reason as { code?: string }).code, 'precondition_failed');
+    t.is((await collect(await s.read('race'))).toString(), `writer ${won[0].i} `.repeat(1000));
+    t.is((await s.stat('race'))?.generation, won[0].info.generation);
+  });
+
+  test(`${name}: a generation that is not a decimal number is refused`, async (t) => {
+    const s = await open();
+    await t.throwsAsync(s.write('bad', Readable.from([Buffer.from('x')]), { ifGenerationMatch: 'abc' }), { message: /invalid generation/ });
+    await t.throwsAsync(s.delete('bad', { ifGenerationMatch: '-1' }), { message: /invalid generation/ });
+  });
 }

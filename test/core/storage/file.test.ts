@@ -1,10 +1,12 @@
 import test from 'ava';
-import { mkdtemp, rm, writeFile, readFile, mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, rm, writeFile, readFile, mkdir, stat, rename, utimes } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FileStorage } from '../../../core/storage/file.ts';
+import { readSmallObject } from '../../../core/storage/objects.ts';
+import { exec } from '../../helpers/exec.ts';
 import { collect, storageContract } from './contract.ts';
 
 const dirs: string[] = [];
@@ -40,4 +42,135 @@ test('file: keys that escape the root are refused', async (t) => {
   for (const key of ['../x', 'a/../../x', '/abs', 'a//b', '.gcwal/meta/x']) {
     await t.throwsAsync(s.write(key, Readable.from([Buffer.from('x')])), { message: /invalid object key/ }, key);
   }
+});
+
+/** A pid that is certainly not running: a child that has already exited. */
+async function deadPid(): Promise<number> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['-e', '']);
+  await new Promise((resolve) => child.once('exit', resolve));
+  return child.pid!;
+}
+
+function lockPathOf(s: FileStorage, key: string): string {
+  return join(s.root, '.gcwal', 'locks', ...key.split('/')) + '.lock';
+}
+
+test('file: an object whose sidecar predates generations has a stable generation and can be replaced', async (t) => {
+  const s = await fresh();
+  await s.write('catalogue/catalogue.json', Readable.from([Buffer.from('{"v":1}')]));
+  // Rewrite the sidecar the way the driver wrote it before generations existed.
+  const metaPath = join(s.root, '.gcwal', 'meta', 'catalogue', 'catalogue.json.json');
+  const { generation: _g, ino: _i, ...legacy } = JSON.parse(await readFile(metaPath, 'utf8')) as Record<string, unknown>;
+  await writeFile(metaPath, JSON.stringify(legacy));
+  const first = await s.stat('catalogue/catalogue.json');
+  const again = await s.stat('catalogue/catalogue.json');
+  t.is(first?.generation, again?.generation);
+  t.is(first?.generation, (await stat(join(s.root, 'catalogue', 'catalogue.json'), { bigint: true })).mtimeNs.toString());
+  const replaced = await s.write('catalogue/catalogue.json', Readable.from([Buffer.from('{"v":2}')]), { ifGenerationMatch: first!.generation });
+  t.true(BigInt(replaced.generation) > BigInt(first!.generation));
+  t.is((await readSmallObject(s, 'catalogue/catalogue.json')).toString(), '{"v":2}');
+});
+
+test('file: an object without a sidecar reports the generation its sidecar would have recorded', async (t) => {
+  const s = await fresh();
+  const info = await s.write('k', Readable.from([Buffer.from('data')]));
+  await rm(join(s.root, '.gcwal', 'meta', 'k.json'));
+  t.is((await s.stat('k'))?.generation, info.generation);
+});
+
+test('file: a lock left by a process that died is broken at once', async (t) => {
+  const s = await fresh();
+  const info = await s.write('cat', Readable.from([Buffer.from('one')]));
+  await mkdir(join(s.root, '.gcwal', 'locks'), { recursive: true });
+  await writeFile(lockPathOf(s, 'cat'), JSON.stringify({ pid: await deadPid(), host: hostname(), nonce: 'n', acquired: new Date().toISOString() }));
+  const started = Date.now();
+  await s.write('cat', Readable.from([Buffer.from('two')]), { ifGenerationMatch: info.generation });
+  t.true(Date.now() - started < 5000);
+  t.is((await readSmallObject(s, 'cat')).toString(), 'two');
+  await t.throwsAsync(stat(lockPathOf(s, 'cat')), { code: 'ENOENT' });
+});
+
+test('file: a lock older than the stale limit is broken even when its owner cannot be checked', async (t) => {
+  const s = await fresh();
+  const info = await s.write('cat', Readable.from([Buffer.from('one')]));
+  await mkdir(join(s.root, '.gcwal', 'locks'), { recursive: true });
+  // Empty: its owner crashed before writing who it was (or it is on another host).
+  await writeFile(lockPathOf(s, 'cat'), '');
+  const old = new Date(Date.now() - 120_000);
+  await utimes(lockPathOf(s, 'cat'), old, old);
+  await s.delete('cat', { ifGenerationMatch: info.generation });
+  t.is(await s.stat('cat'), undefined);
+});
+
+test('file: a replace waits while another live process holds the lock', async (t) => {
+  const s = await fresh();
+  const info = await s.write('cat', Readable.from([Buffer.from('one')]));
+  await mkdir(join(s.root, '.gcwal', 'locks'), { recursive: true });
+  // This very process is alive: the lock is respected until removed.
+  await writeFile(lockPathOf(s, 'cat'), JSON.stringify({ pid: process.pid, host: hostname(), nonce: 'held', acquired: new Date().toISOString() }));
+  let done = false;
+  const pending = s.write('cat', Readable.from([Buffer.from('two')]), { ifGenerationMatch: info.generation }).then((r) => {
+    done = true;
+    return r;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  t.false(done);
+  t.is((await readSmallObject(s, 'cat')).toString(), 'one');
+  await rm(lockPathOf(s, 'cat'));
+  await pending;
+  t.is((await readSmallObject(s, 'cat')).toString(), 'two');
+});
+
+test('file: a replace that died between its two renames is finished by the next reader', async (t) => {
+  const s = await fresh();
+  const v1 = await s.write('cat', Readable.from([Buffer.from('one')]));
+  // Stage v2 through the driver under another key, then move its files into
+  // the state a crash after the data rename leaves: new data live, the new
+  // sidecar still in the temp dir, the lock naming both.
+  const v2 = await s.write('staging', Readable.from([Buffer.from('two, new')]), { metadata: { v: '2' } });
+  const tmpMeta = join(s.root, '.gcwal', 'tmp', 'crashed.json');
+  await rename(join(s.root, '.gcwal', 'meta', 'staging.json'), tmpMeta);
+  await rename(join(s.root, 'staging'), join(s.root, 'cat'));
+  await mkdir(join(s.root, '.gcwal', 'locks'), { recursive: true });
+  const journal = { tmpData: join(s.root, '.gcwal', 'tmp', 'crashed'), tmpMeta, metaPath: join(s.root, '.gcwal', 'meta', 'cat.json') };
+  await writeFile(lockPathOf(s, 'cat'), JSON.stringify({ ...journal, pid: await deadPid(), host: hostname(), nonce: 'dead', acquired: new Date().toISOString() }));
+  const st = await s.stat('cat');
+  t.is(st?.generation, v2.generation);
+  t.is(st?.size, 8);
+  t.deepEqual(st?.metadata, { v: '2' });
+  t.not(st?.generation, v1.generation);
+  await t.throwsAsync(stat(lockPathOf(s, 'cat')), { code: 'ENOENT' });
+  t.is((await readSmallObject(s, 'cat')).toString(), 'two, new');
+});
+
+test('file: a replace that died before renaming anything is undone', async (t) => {
+  const s = await fresh();
+  const v1 = await s.write('cat', Readable.from([Buffer.from('one')]));
+  const tmpDir = join(s.root, '.gcwal', 'tmp');
+  const journal = { tmpData: join(tmpDir, 'crashed'), tmpMeta: join(tmpDir, 'crashed.json'), metaPath: join(s.root, '.gcwal', 'meta', 'cat.json') };
+  await writeFile(journal.tmpData, 'half');
+  await writeFile(journal.tmpMeta, '{}');
+  await mkdir(join(s.root, '.gcwal', 'locks'), { recursive: true });
+  await writeFile(lockPathOf(s, 'cat'), JSON.stringify({ ...journal, pid: await deadPid(), host: hostname(), nonce: 'dead', acquired: new Date().toISOString() }));
+  const v2 = await s.write('cat', Readable.from([Buffer.from('two')]), { ifGenerationMatch: v1.generation });
+  t.is((await s.stat('cat'))?.generation, v2.generation);
+  await t.throwsAsync(stat(journal.tmpData), { code: 'ENOENT' });
+  await t.throwsAsync(stat(journal.tmpMeta), { code: 'ENOENT' });
+});
+
+test('file: read-modify-write from several processes at once loses no update', async (t) => {
+  const s = await fresh();
+  await s.write('counter', Readable.from([Buffer.from('{"by":[]}')]));
+  const worker = fileURLToPath(new URL('./cas-worker.ts', import.meta.url));
+  const processes = 4;
+  const iterations = 15;
+  const results = await Promise.all(
+    Array.from({ length: processes }, (_, i) => exec(process.execPath, ['--import=tsx', worker, s.url, 'counter', String(iterations), `w${i}`], { env: process.env, timeoutMs: 120_000 })),
+  );
+  for (const r of results) t.is(r.code, 0, r.stderr);
+  const body = JSON.parse((await readSmallObject(s, 'counter')).toString()) as { by: string[] };
+  t.is(body.by.length, processes * iterations);
+  t.is(new Set(body.by).size, processes * iterations);
+  t.log(`conflicts retried: ${results.map((r) => r.stdout.trim()).join(', ')}`);
 });

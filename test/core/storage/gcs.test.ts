@@ -59,3 +59,20 @@ test('gcs: an upload larger than one chunk streams through in chunks', async (t)
   t.is(info.size, body.length);
   t.deepEqual(await collect(await s.read('big')), body);
 });
+
+test('gcs: a replace through a resumable upload honours the generation', async (t) => {
+  const s = new GcsStorage(`gs://${stack.bucket}/resumable-${++counter}`, { endpoint: stack.emulator.url, chunkSize: 256 * 1024 });
+  const body = (n: number) => Buffer.alloc(600 * 1024, n);
+  const first = await s.write('big', Readable.from([body(1)]));
+  const second = await s.write('big', Readable.from([body(2)]), { ifGenerationMatch: first.generation });
+  t.true(BigInt(second.generation) > BigInt(first.generation));
+  const err = await t.throwsAsync(s.write('big', Readable.from([body(3)]), { ifGenerationMatch: first.generation }));
+  t.is((err as { code?: string }).code, 'precondition_failed');
+  t.deepEqual(await collect(await s.read('big')), body(2));
+  // Of concurrent resumable replaces from one generation exactly one lands.
+  const results = await Promise.allSettled([4, 5, 6, 7].map((n) => s.write('big', Readable.from([body(n)]), { ifGenerationMatch: second.generation })));
+  const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [4 + i] : []));
+  t.is(won.length, 1);
+  for (const r of results) if (r.status === 'rejected') t.is((r.reason as { code?: string }).code, 'precondition_failed');
+  t.deepEqual(await collect(await s.read('big')), body(won[0]));
+});
