@@ -1,0 +1,319 @@
+/**
+ * What the catalogue says about restorability, computed on demand and never
+ * stored: per timeline the contiguous runs of WAL, the holes in them, forks
+ * without their history file, and the recoverable windows. Pure functions of
+ * the catalogue; WAL names are read with the catalogue's segment size.
+ */
+import { isPlaceholderBackup } from './apply.ts';
+import type { Catalogue, CatalogueBackup, CatalogueWalEntry } from './types.ts';
+import { formatLsn, MAX_LSN, parseLsn } from '../wal/lsn.ts';
+import { classifyWalFileName, DEFAULT_SEGMENT_SIZE, historyFileName, isValidSegmentSize, parseWalSegmentName, segmentNumberOfLsn, walSegmentName } from '../wal/name.ts';
+
+/** A segment of the catalogue with its number. */
+export interface TimelineSegment {
+  segNo: bigint;
+  entry: CatalogueWalEntry;
+}
+
+/** A run of consecutive segments of one timeline, with how many are in each validation state. */
+export interface WalRange {
+  timeline: number;
+  first: string;
+  last: string;
+  segments: number;
+  valid: number;
+  pending: number;
+  corrupt: number;
+}
+
+/**
+ * Missing segments of one timeline: `count` segments from `missing` on,
+ * between `after` and `before` (both present). `after` is absent for a hole
+ * at the start of a timeline, between the switch point its history file
+ * names and its first segment.
+ */
+export interface WalGap {
+  timeline: number;
+  after?: string;
+  missing: string;
+  count: number;
+  before: string;
+}
+
+/** A point recovery can stop at. */
+export interface RestorePoint {
+  /** `%X/%X` */
+  lsn: string;
+  /** ISO; for the end of WAL approximate (when its last segment was archived) */
+  time: string;
+}
+
+/** One stretch of restorable points: from the end of a backup to the end of the unbroken WAL after it. */
+export interface RecoverableSpan {
+  /** the earliest point: the stop of the oldest backup starting this stretch */
+  from: RestorePoint & { backup: string };
+  /** the end of the last segment of the unbroken run of WAL from that backup's start */
+  to: RestorePoint & { segment: string };
+  /** segments the restore needs that are not yet validated (present, but unchecked) */
+  unvalidatedSegments: number;
+}
+
+/**
+ * The recoverable window of one timeline: `earliest` and `latest` are the
+ * ends of the first and last of its `spans` (absent when it has none: no
+ * valid backup with unbroken WAL). `newestWal` is its highest segment.
+ */
+export interface TimelineWindow {
+  timeline: number;
+  earliest?: RestorePoint & { backup: string };
+  latest?: RestorePoint & { segment: string };
+  spans: RecoverableSpan[];
+  newestWal?: { name: string; created: string };
+}
+
+/** The segment size the catalogue's names are read with: its own, else 16 MiB. */
+export function catalogueSegmentSize(catalogue: Catalogue): number {
+  return catalogue.walSegmentSize !== undefined && isValidSegmentSize(catalogue.walSegmentSize) ? catalogue.walSegmentSize : DEFAULT_SEGMENT_SIZE;
+}
+
+/**
+ * The catalogue's WAL segments by timeline, ascending. `.partial`,
+ * `.history` and `.backup` files are not segments, and names that cannot
+ * exist at the segment size are left out.
+ */
+export function timelineSegments(catalogue: Catalogue): Map<number, TimelineSegment[]> {
+  const segSize = catalogueSegmentSize(catalogue);
+  const byTimeline = new Map<number, TimelineSegment[]>();
+  for (const entry of Object.values(catalogue.wal)) {
+    if (classifyWalFileName(entry.name)?.kind !== 'segment') continue;
+    let id;
+    try {
+      id = parseWalSegmentName(entry.name, segSize);
+    } catch {
+      continue;
+    }
+    const list = byTimeline.get(id.timeline) ?? [];
+    list.push({ segNo: id.segNo, entry });
+    byTimeline.set(id.timeline, list);
+  }
+  for (const list of byTimeline.values()) list.sort((a, b) => (a.segNo < b.segNo ? -1 : a.segNo > b.segNo ? 1 : 0));
+  return new Map([...byTimeline].sort(([a], [b]) => a - b));
+}
+
+/** [first, last] index pairs of the runs of consecutive segment numbers in an ascending list. */
+function runs(list: readonly { segNo: bigint }[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < list.length; i++) {
+    if (i > 0 && list[i].segNo === list[i - 1].segNo + 1n) out[out.length - 1][1] = i;
+    else out.push([i, i]);
+  }
+  return out;
+}
+
+/** The contiguous runs of WAL per timeline, by timeline then position. */
+export function walRanges(catalogue: Catalogue): WalRange[] {
+  const out: WalRange[] = [];
+  for (const [timeline, list] of timelineSegments(catalogue)) {
+    for (const [i, j] of runs(list)) {
+      const range: WalRange = { timeline, first: list[i].entry.name, last: list[j].entry.name, segments: j - i + 1, valid: 0, pending: 0, corrupt: 0 };
+      for (let k = i; k <= j; k++) range[list[k].entry.state]++;
+      out.push(range);
+    }
+  }
+  return out;
+}
+
+/** A parsed history line. */
+interface Ancestor {
+  parentTimeline: number;
+  switchLsn: bigint;
+}
+
+/**
+ * The ancestors of `timeline` from its `.history` entry (oldest first), `[]`
+ * for timeline 1, undefined when the history is unknown (file missing, not
+ * read yet, or unreadable).
+ */
+function ancestorsOf(catalogue: Catalogue, timeline: number): Ancestor[] | undefined {
+  if (timeline === 1) return [];
+  const lines = catalogue.wal[historyFileName(timeline)]?.history;
+  if (!lines) return undefined;
+  try {
+    return lines.map((line) => ({ parentTimeline: line.parentTimeline, switchLsn: parseLsn(line.switchLsn) }));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The holes in each timeline's WAL: between its first and last present
+ * segments, and (when its history is known) between its switch point and its
+ * first segment. Corrupt segments are present, not holes.
+ */
+export function walGaps(catalogue: Catalogue): WalGap[] {
+  const segSize = catalogueSegmentSize(catalogue);
+  const out: WalGap[] = [];
+  for (const [timeline, list] of timelineSegments(catalogue)) {
+    const switchedAt = ancestorsOf(catalogue, timeline)?.at(-1)?.switchLsn;
+    if (switchedAt !== undefined) {
+      const begin = segmentNumberOfLsn(switchedAt, segSize);
+      if (list[0].segNo > begin) out.push({ timeline, missing: walSegmentName(timeline, begin, segSize), count: Number(list[0].segNo - begin), before: list[0].entry.name });
+    }
+    for (let i = 1; i < list.length; i++) {
+      const prev = list[i - 1];
+      if (list[i].segNo === prev.segNo + 1n) continue;
+      out.push({ timeline, after: prev.entry.name, missing: walSegmentName(timeline, prev.segNo + 1n, segSize), count: Number(list[i].segNo - prev.segNo - 1n), before: list[i].entry.name });
+    }
+  }
+  return out;
+}
+
+/** Timelines whose WAL files or backups are present, in ascending order. */
+function presentTimelines(catalogue: Catalogue): number[] {
+  const timelines = new Set<number>();
+  for (const name of Object.keys(catalogue.wal)) {
+    const kind = classifyWalFileName(name);
+    if (kind && kind.kind !== 'history') timelines.add(kind.timeline);
+  }
+  for (const backup of Object.values(catalogue.backups)) if (!isPlaceholderBackup(backup)) timelines.add(backup.timeline);
+  return [...timelines].sort((a, b) => a - b);
+}
+
+/**
+ * Timelines after the first that have WAL or a backup but no `.history` file
+ * in `wal/`: recovery cannot follow the fork onto them.
+ */
+export function timelinesWithoutHistory(catalogue: Catalogue): number[] {
+  return presentTimelines(catalogue).filter((timeline) => timeline > 1 && !catalogue.wal[historyFileName(timeline)]);
+}
+
+/** Which timeline's file holds segment numbers from `fromSeg` up to (excluding) `toSeg` when restoring onto a timeline. */
+interface PathStep {
+  timeline: number;
+  fromSeg: bigint;
+  toSeg?: bigint;
+  /** the LSN where the restore leaves this timeline */
+  leaveLsn?: bigint;
+}
+
+/**
+ * How recovery onto `timeline` reads WAL: as PostgreSQL's
+ * XLogFileReadAnyTLI does, each segment from the newest timeline on the
+ * history that had begun by that segment (the segment holding a switch point
+ * comes from the child). Unknown history: the timeline's own files only.
+ */
+function restorePath(catalogue: Catalogue, timeline: number, segSize: number): PathStep[] {
+  const ancestors = ancestorsOf(catalogue, timeline) ?? [];
+  const steps: PathStep[] = [];
+  let fromSeg = 0n;
+  for (const { parentTimeline, switchLsn } of ancestors) {
+    const toSeg = segmentNumberOfLsn(switchLsn, segSize);
+    steps.push({ timeline: parentTimeline, fromSeg, toSeg, leaveLsn: switchLsn });
+    fromSeg = toSeg;
+  }
+  steps.push({ timeline, fromSeg });
+  return steps;
+}
+
+function usableBackup(catalogue: Catalogue, backup: CatalogueBackup): boolean {
+  if (backup.state !== 'valid' || isPlaceholderBackup(backup)) return false;
+  return catalogue.systemIdentifier === undefined || backup.systemIdentifier === catalogue.systemIdentifier;
+}
+
+function lsnOrUndefined(text: string): bigint | undefined {
+  try {
+    return parseLsn(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Index of `segNo` in an ascending list, or -1. */
+function indexOf(list: readonly TimelineSegment[], segNo: bigint): number {
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid].segNo === segNo) return mid;
+    if (list[mid].segNo < segNo) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
+function windowOf(catalogue: Catalogue, timeline: number, segments: Map<number, TimelineSegment[]>, segSize: number): TimelineWindow {
+  const steps = restorePath(catalogue, timeline, segSize);
+  // The segments a restore onto this timeline reads, in order; corrupt ones
+  // cannot be replayed, so they break the run like missing ones.
+  const path: TimelineSegment[] = [];
+  for (const step of steps) {
+    for (const s of segments.get(step.timeline) ?? []) {
+      if (s.segNo >= step.fromSeg && (step.toSeg === undefined || s.segNo < step.toSeg) && s.entry.state !== 'corrupt') path.push(s);
+    }
+  }
+  const runEnd = new Array<number>(path.length);
+  for (const [i, j] of runs(path)) for (let k = i; k <= j; k++) runEnd[k] = j;
+  const pendingBefore = [0];
+  for (const s of path) pendingBefore.push(pendingBefore.at(-1)! + (s.entry.state === 'pending' ? 1 : 0));
+
+  const candidates: { backup: CatalogueBackup; stop: bigint }[] = [];
+  for (const backup of Object.values(catalogue.backups)) {
+    if (!usableBackup(catalogue, backup)) continue;
+    const step = steps.find((s) => s.timeline === backup.timeline);
+    const stop = lsnOrUndefined(backup.stopLsn);
+    // A backup on an ancestor counts only if it ended before the fork away from it.
+    if (!step || stop === undefined || (step.leaveLsn !== undefined && stop > step.leaveLsn)) continue;
+    candidates.push({ backup, stop });
+  }
+  candidates.sort((a, b) => (a.stop < b.stop ? -1 : a.stop > b.stop ? 1 : a.backup.name < b.backup.name ? -1 : 1));
+
+  const byRun = new Map<number, RecoverableSpan>();
+  for (const { backup } of candidates) {
+    let startSeg: bigint;
+    let stopSeg: bigint;
+    try {
+      startSeg = parseWalSegmentName(backup.startWalSegment, segSize).segNo;
+      stopSeg = parseWalSegmentName(backup.stopWalSegment, segSize).segNo;
+    } catch {
+      continue;
+    }
+    const first = indexOf(path, startSeg);
+    if (first < 0) continue;
+    const last = runEnd[first];
+    if (path[last].segNo < stopSeg || byRun.has(last)) continue;
+    const endLsn = (path[last].segNo + 1n) * BigInt(segSize);
+    byRun.set(last, {
+      from: { backup: backup.name, lsn: backup.stopLsn, time: backup.stopTime },
+      to: { lsn: formatLsn(endLsn > MAX_LSN ? MAX_LSN : endLsn), time: path[last].entry.created, segment: path[last].entry.name },
+      unvalidatedSegments: pendingBefore[last + 1] - pendingBefore[first],
+    });
+  }
+  const spans = [...byRun].sort(([a], [b]) => a - b).map(([, span]) => span);
+  const own = segments.get(timeline);
+  const newest = own?.at(-1)?.entry;
+  const window: TimelineWindow = { timeline, spans };
+  if (spans.length > 0) {
+    window.earliest = spans[0].from;
+    window.latest = spans.at(-1)!.to;
+  }
+  if (newest) window.newestWal = { name: newest.name, created: newest.created };
+  return window;
+}
+
+/**
+ * The recoverable window of every timeline with WAL or a backup, ascending.
+ * A span starts at the stop of a valid backup whose WAL, from its start
+ * segment through its stop segment, is present and not corrupt; it ends at
+ * the end of the last segment of the unbroken run from that start segment.
+ * Restoring onto a timeline after a fork reads its ancestors' segments before
+ * the switch points its `.history` names, so a backup taken on an ancestor
+ * before the fork counts for it; without a readable history only the
+ * timeline's own backups and segments count. Backups of another cluster than
+ * the catalogue's are ignored.
+ */
+export function recoverableWindows(catalogue: Catalogue): TimelineWindow[] {
+  const segSize = catalogueSegmentSize(catalogue);
+  const segments = timelineSegments(catalogue);
+  const timelines = new Set([...segments.keys(), ...presentTimelines(catalogue)]);
+  return [...timelines].sort((a, b) => a - b).map((timeline) => windowOf(catalogue, timeline, segments, segSize));
+}
