@@ -10,6 +10,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startPubSubEmulator, type PubSubEmulator } from '../../../local/pubsub/emulator.ts';
+import { freePort } from '../../../local/process/port.ts';
 import { startLocalStack } from '../../../local/stack.ts';
 import { childEnv } from '../../helpers/users.ts';
 
@@ -157,6 +158,13 @@ test('a port held by another emulator is reported, not mistaken for ready, and n
   const error = await t.throwsAsync(startPubSubEmulator({ projectId: PROJECT, port, env: await childEnv() }));
   t.regex(error!.message, new RegExp(`port ${port} was taken.*BindException`, 's'));
   t.deepEqual((await processesMentioning(`--port=${port}`)).map((p) => p.pid).sort(), before.sort());
+});
+
+test('an emulator that is not ready in time is stopped, and the error shows how far it got', async (t) => {
+  const port = await freePort();
+  const error = await t.throwsAsync(startPubSubEmulator({ projectId: PROJECT, port, readyTimeoutMs: 500, env: await childEnv() }));
+  t.regex(error!.message, /^the pub\/sub emulator was not ready after 0\.5 s \(a loaded machine may need a longer timeout\); its last output:\n/);
+  t.deepEqual([...(await processesMentioning(`127.0.0.1:${port}`)), ...(await processesMentioning(`--port=${port}`))], []);
 });
 
 test('without gcloud on PATH the start fails at once with a clear error', async (t) => {
