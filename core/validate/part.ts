@@ -1,0 +1,59 @@
+/**
+ * Validation of one data part of a backup (`backups/<name>/part_NNNNN.tar`):
+ * decoded through its codec and read as a tar stream to its end.
+ */
+import { pipeline } from 'node:stream';
+import { ChecksumMeter } from '../checksum/crc32c.ts';
+import { Meta } from '../layout.ts';
+import type { ObjectInfo, Storage } from '../storage/types.ts';
+import { failed, openDecodedObject, resultOfError } from './decode.ts';
+import { scanTar, type TarEntryFacts, type TarScan } from './tar.ts';
+import type { ValidateOptions, ValidationResult } from './types.ts';
+
+/** A part read to its end: the tar's totals and the decoded bytes' size and CRC32C. */
+export interface PartScan extends TarScan {
+  rawSize: number;
+  /** base64 (GCS style) */
+  rawCrc32c: string;
+}
+
+/**
+ * Stream part `info` through stored-bytes verification, its codec and the
+ * tar parser, calling `onEntry` per entry (see scanTar; `hashFiles` computes
+ * each file's CRC32C). `where` names the part in messages. Rejects like
+ * openDecodedObject and scanTar.
+ */
+export async function scanPart(storage: Storage, info: ObjectInfo, where: string, onEntry: (entry: TarEntryFacts) => void, options: { hashFiles: boolean; signal?: AbortSignal }): Promise<PartScan> {
+  const decoded = await openDecodedObject(storage, info, options.signal);
+  const meter = new ChecksumMeter();
+  const scan = await scanTar(pipeline(decoded, meter, () => {}), where, onEntry, options);
+  return { ...scan, rawSize: meter.bytes, rawCrc32c: meter.base64 };
+}
+
+/**
+ * Validate the part `info` on its own (as its storage event reports it): the
+ * stored bytes must match `info`'s size and CRC32C, decode with the codec its
+ * metadata names, and form a complete tar stream with safe paths; when its
+ * metadata records a raw size and CRC32C (gcwal records them in backup.json
+ * instead), the decoded bytes must match them. Resolves `{ ok: true, rawSize,
+ * rawCrc32c, details: { entries, files, fileBytes } }` (the caller compares
+ * them with backup.json when it has one) or `{ ok: false, problem }`.
+ * Rejects only with the driver's errors, an abort, or a bug.
+ */
+export async function validateBackupPart(storage: Storage, info: ObjectInfo, options: ValidateOptions = {}): Promise<ValidationResult> {
+  try {
+    const scan = await scanPart(storage, info, info.key, () => {}, { hashFiles: false, signal: options.signal });
+    const details = { entries: scan.entries, files: scan.files, fileBytes: scan.fileBytes };
+    const recordedSize = info.metadata[Meta.rawSize];
+    const recordedCrc = info.metadata[Meta.rawCrc32c];
+    if (recordedSize !== undefined && Number(recordedSize) !== scan.rawSize) {
+      return failed(`${info.key} decodes to ${scan.rawSize} bytes, but its metadata records ${recordedSize}`, details);
+    }
+    if (recordedCrc !== undefined && recordedCrc !== scan.rawCrc32c) {
+      return failed(`${info.key} decodes to bytes with crc32c ${scan.rawCrc32c}, but its metadata records ${recordedCrc}`, details);
+    }
+    return { ok: true, rawSize: scan.rawSize, rawCrc32c: scan.rawCrc32c, details };
+  } catch (err) {
+    return resultOfError(err, info.key);
+  }
+}
