@@ -215,8 +215,18 @@ function restorePath(catalogue: Catalogue, timeline: number, segSize: number): P
   return steps;
 }
 
-function usableBackup(catalogue: Catalogue, backup: CatalogueBackup): boolean {
-  if (backup.state !== 'valid' || isPlaceholderBackup(backup)) return false;
+/** How recoverableWindows judges backups. */
+export interface WindowOptions {
+  /**
+   * Count backups not yet validated as if valid. For a catalogue built from
+   * a listing, where nothing is validated; the pipeline's catalogue leaves it off.
+   */
+  includePending?: boolean;
+}
+
+function usableBackup(catalogue: Catalogue, backup: CatalogueBackup, options: WindowOptions): boolean {
+  if (isPlaceholderBackup(backup)) return false;
+  if (backup.state !== 'valid' && !(options.includePending && backup.state === 'pending')) return false;
   return catalogue.systemIdentifier === undefined || backup.systemIdentifier === catalogue.systemIdentifier;
 }
 
@@ -241,7 +251,7 @@ function indexOf(list: readonly TimelineSegment[], segNo: bigint): number {
   return -1;
 }
 
-function windowOf(catalogue: Catalogue, timeline: number, segments: Map<number, TimelineSegment[]>, segSize: number): TimelineWindow {
+function windowOf(catalogue: Catalogue, timeline: number, segments: Map<number, TimelineSegment[]>, segSize: number, options: WindowOptions): TimelineWindow {
   const steps = restorePath(catalogue, timeline, segSize);
   // The segments a restore onto this timeline reads, in order; corrupt ones
   // cannot be replayed, so they break the run like missing ones.
@@ -258,7 +268,7 @@ function windowOf(catalogue: Catalogue, timeline: number, segments: Map<number, 
 
   const candidates: { backup: CatalogueBackup; stop: bigint }[] = [];
   for (const backup of Object.values(catalogue.backups)) {
-    if (!usableBackup(catalogue, backup)) continue;
+    if (!usableBackup(catalogue, backup, options)) continue;
     const step = steps.find((s) => s.timeline === backup.timeline);
     const stop = lsnOrUndefined(backup.stopLsn);
     // A backup on an ancestor counts only if it ended before the fork away from it.
@@ -309,11 +319,12 @@ function windowOf(catalogue: Catalogue, timeline: number, segments: Map<number, 
  * the switch points its `.history` names, so a backup taken on an ancestor
  * before the fork counts for it; without a readable history only the
  * timeline's own backups and segments count. Backups of another cluster than
- * the catalogue's are ignored.
+ * the catalogue's are ignored, and so are backups not validated unless
+ * `options.includePending`.
  */
-export function recoverableWindows(catalogue: Catalogue): TimelineWindow[] {
+export function recoverableWindows(catalogue: Catalogue, options: WindowOptions = {}): TimelineWindow[] {
   const segSize = catalogueSegmentSize(catalogue);
   const segments = timelineSegments(catalogue);
   const timelines = new Set([...segments.keys(), ...presentTimelines(catalogue)]);
-  return [...timelines].sort((a, b) => a - b).map((timeline) => windowOf(catalogue, timeline, segments, segSize));
+  return [...timelines].sort((a, b) => a - b).map((timeline) => windowOf(catalogue, timeline, segments, segSize, options));
 }

@@ -144,3 +144,11 @@ test('recoverableWindows works at 1 MiB segments across an xlogid boundary', (t)
   const c = catalogueOf([0xFFE, 0xFFF, 0x1000].map((n) => walEntry(name(n), at(n - 0xFF0))), [b], { walSegmentSize: MiB });
   t.deepEqual(recoverableWindows(c).map(brief), [{ timeline: 1, spans: [[b.name, '0/FFE0138', '1/100000', name(0x1000), 0]], earliest: [b.name, '0/FFE0138', b.stopTime], latest: ['1/100000', at(0x10)] }]);
 });
+
+test('recoverableWindows counts backups awaiting validation only when asked to', (t) => {
+  const c = catalogueOf(segments(1, 1, 5, 'pending'), [backup(B2, 'pending')]);
+  t.deepEqual(recoverableWindows(c)[0].spans, []);
+  t.deepEqual(recoverableWindows(c, { includePending: true }).map(brief), [
+    { timeline: 1, spans: [[B2.name, B2.stopLsn, lsnIn(6, 0), seg(1, 5), 4]], earliest: [B2.name, B2.stopLsn, B2.stopTime], latest: [lsnIn(6, 0), at(5)] },
+  ]);
+});
