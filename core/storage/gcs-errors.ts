@@ -81,7 +81,8 @@ export function mapGcsError(err: unknown, site: CallSite): GcwalError {
     if (reasonOf(err) === 'retentionPolicyNotMet') {
       return new StorageError(`${where} is blocked by the bucket's retention policy`, false, 'objects younger than the retention period cannot be deleted or replaced', { cause: err });
     }
-    const need = site.op === 'write' ? 'storage.objects.create' : site.op === 'list' ? 'storage.objects.list' : site.op === 'delete' ? 'storage.objects.delete' : 'storage.objects.get';
+    const replacing = site.op === 'write' && site.expectedGeneration !== undefined && site.expectedGeneration !== '0';
+    const need = replacing ? 'storage.objects.create and storage.objects.delete' : site.op === 'write' ? 'storage.objects.create' : site.op === 'list' ? 'storage.objects.list' : site.op === 'delete' ? 'storage.objects.delete' : 'storage.objects.get';
     return new AuthError(`${where} was refused ${who}: permission denied (${firstLine(err)})`, `grant ${need} on bucket ${site.bucket} (roles/storage.objectCreator and roles/storage.objectViewer for the agent)`, { cause: err });
   }
   if (status === 408 || status === 429 || (status !== undefined && status >= 500)) {

@@ -171,7 +171,8 @@ export class GcsStorage implements Storage {
         useAuthWithCustomEndpoint: true,
         crc32cGenerator,
         retryOptions: {
-          autoRetry: true,
+          // maxRetries 0 alone still retries with the library's default count.
+          autoRetry: (this.options.retries ?? 5) > 0,
           maxRetries: this.options.retries ?? 5,
           retryDelayMultiplier: 2,
           maxRetryDelay: this.options.maxRetryDelaySeconds ?? 32,
