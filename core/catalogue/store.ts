@@ -1,0 +1,258 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelay } from '../backoff.ts';
+import { AlreadyExistsError, CorruptObjectError, NotFoundError, PreconditionFailedError, StorageError } from '../errors.ts';
+import { CATALOGUE_KEY, Meta } from '../layout.ts';
+import { readSmallObject, writeSmallObject } from '../storage/objects.ts';
+import type { Storage } from '../storage/types.ts';
+import { emptyCatalogue, type Catalogue } from './types.ts';
+
+/**
+ * Reading and updating the catalogue object (`CATALOGUE_KEY`, JSON, codec
+ * none). Updates are optimistic: read with its generation, change, write
+ * back only if that generation is still live, and start over when someone
+ * else wrote first. Several function instances may update at once.
+ */
+
+/** A change to the catalogue: pure and idempotent (it may run several times; see updateCatalogue). */
+export type CatalogueChange = (catalogue: Catalogue) => Catalogue;
+
+/** The catalogue as read, with the generation to make a conditional write against. */
+export interface CatalogueSnapshot {
+  catalogue: Catalogue;
+  /** generation of the object read; `'0'` when there is none yet */
+  generation: string;
+}
+
+/** The outcome of a committed update. */
+export interface CatalogueUpdate extends CatalogueSnapshot {
+  /** the catalogue the change was applied to (the live one at the time of the write) */
+  previous: Catalogue;
+}
+
+export interface ReadCatalogueOptions {
+  signal?: AbortSignal;
+  /** clock for the `updated` time of an empty catalogue (default: the system clock) */
+  now?: () => Date;
+}
+
+export interface UpdateCatalogueOptions extends ReadCatalogueOptions {
+  /** attempts before giving up when others keep writing first (default 25) */
+  maxAttempts?: number;
+}
+
+/** Largest catalogue read, well under V8's string limit. */
+const CATALOGUE_LIMIT = 256 * 1024 * 1024;
+const DEFAULT_ATTEMPTS = 25;
+/** Between lost races: from ~0.1 s up to 3 s, jittered so the losers spread out. */
+const RETRY_BASE_MS = 100;
+const RETRY_MAX_MS = 3000;
+
+/**
+ * Read the catalogue. A missing object is an empty catalogue with generation
+ * `'0'`; an object that is not a catalogue throws CorruptObjectError;
+ * storage and auth failures throw as they are (never "empty").
+ *
+ * The generation is taken before the body is read: if the object is replaced
+ * in between, the body is newer than the generation, and a conditional write
+ * against it fails and is retried, so no update is lost either way.
+ */
+export async function readCatalogue(storage: Storage, options: ReadCatalogueOptions = {}): Promise<CatalogueSnapshot> {
+  const read = await readRaw(storage, options);
+  if (!read) return { catalogue: emptyCatalogue((options.now ?? (() => new Date()))()), generation: '0' };
+  return { catalogue: parseCatalogue(read.text, where(storage)), generation: read.generation };
+}
+
+async function readRaw(storage: Storage, options: ReadCatalogueOptions): Promise<{ text: string; generation: string } | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    const info = await storage.stat(CATALOGUE_KEY, { signal: options.signal });
+    if (!info) return undefined;
+    try {
+      const body = await readSmallObject(storage, CATALOGUE_KEY, { signal: options.signal, limit: CATALOGUE_LIMIT });
+      return { text: body.toString('utf8'), generation: info.generation };
+    } catch (err) {
+      // Deleted between stat and read: look again (a few times, then say so).
+      if (!(err instanceof NotFoundError) || attempt >= 2) throw err;
+    }
+  }
+}
+
+function where(storage: Storage): string {
+  return `${storage.url}/${CATALOGUE_KEY}`;
+}
+
+const MAPS = ['wal', 'parts', 'backups', 'tombstones', 'alerts'] as const;
+
+/** Parse catalogue JSON; CorruptObjectError unless it is a format-1 catalogue. */
+function parseCatalogue(text: string, location: string): Catalogue {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new CorruptObjectError(`catalogue ${location} is not valid json: ${(err as Error).message.split('\n')[0]}`, 'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing', { cause: err });
+  }
+  const record = value as Record<string, unknown> | null;
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
+    throw new CorruptObjectError(`catalogue ${location} is not a json object`, 'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing');
+  }
+  if (record.format !== 1) {
+    throw new CorruptObjectError(`catalogue ${location} has format ${JSON.stringify(record.format)}, expected 1`, 'a newer gcwal may have written it; upgrade gcwal, or move the catalogue aside to rebuild it');
+  }
+  for (const name of MAPS) {
+    const map = record[name];
+    if (map === undefined) record[name] = {};
+    else if (typeof map !== 'object' || map === null || Array.isArray(map)) {
+      throw new CorruptObjectError(`catalogue ${location} has an invalid "${name}" field`, 'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing');
+    }
+  }
+  return record as unknown as Catalogue;
+}
+
+/**
+ * Read, change, and write the catalogue back only if it is still the
+ * generation read (create-only when there was none); when another writer got
+ * there first (PreconditionFailedError, AlreadyExistsError), wait a jittered
+ * backoff and start over, up to `maxAttempts` times, then throw a transient
+ * StorageError. A change that alters nothing (same JSON, `updated` aside)
+ * writes nothing and returns the live generation. `updated` is set to `now()`.
+ *
+ * `change` gets its own copy, so it may modify it or return a new object. It
+ * must be idempotent: it runs once per attempt, and after an ambiguous
+ * failure (a write that landed but whose answer was lost reads as a lost
+ * race) it runs again on a catalogue that already has its effect.
+ * CorruptObjectError, storage and auth errors, aborts and anything `change`
+ * throws are not retried.
+ */
+export async function updateCatalogue(storage: Storage, change: CatalogueChange, options: UpdateCatalogueOptions = {}): Promise<CatalogueUpdate> {
+  const now = options.now ?? (() => new Date());
+  const maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_ATTEMPTS);
+  let lastConflict: unknown;
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    if (attempt > 0) await sleep(backoffDelay(attempt - 1, RETRY_BASE_MS, RETRY_MAX_MS), undefined, { signal: options.signal });
+    options.signal?.throwIfAborted();
+    const read = await readRaw(storage, options);
+    const generation = read?.generation ?? '0';
+    const previous = read ? parseCatalogue(read.text, where(storage)) : emptyCatalogue(now());
+    // A second parse rather than a clone: the change may modify its copy freely.
+    const working = read ? parseCatalogue(read.text, where(storage)) : emptyCatalogue(now());
+    const changed = change(working);
+    if (JSON.stringify({ ...changed, updated: previous.updated }) === JSON.stringify(previous)) {
+      return { catalogue: changed, generation, previous };
+    }
+    const next: Catalogue = { ...changed, updated: now().toISOString() };
+    try {
+      const info = await writeSmallObject(storage, CATALOGUE_KEY, JSON.stringify(next), {
+        signal: options.signal,
+        ifGenerationMatch: generation,
+        metadata: { [Meta.codec]: 'none' },
+        contentType: 'application/json',
+      });
+      return { catalogue: next, generation: info.generation, previous };
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError) && !(err instanceof AlreadyExistsError)) throw err;
+      lastConflict = err;
+    }
+  }
+  throw new StorageError(`catalogue ${where(storage)} kept changing: gave up after ${maxAttempts} attempts`, true, 'too many writers at once; retry later', { cause: lastConflict });
+}
+
+export interface CatalogueBatcherOptions extends UpdateCatalogueOptions {
+  /** how long a first change waits for others to join its write (default 100 ms) */
+  windowMs?: number;
+}
+
+interface Pending {
+  change: CatalogueChange;
+  resolve: (update: CatalogueUpdate) => void;
+  reject: (err: unknown) => void;
+  failed?: { error: unknown };
+}
+
+/** Thrown inside a batch's combined change when one member throws, to rerun the batch without it. */
+class MemberFailed extends Error {}
+
+/**
+ * Coalesces the catalogue changes of one process into few writes (GCS allows
+ * about one write per second to one object name). A change submitted while
+ * nothing is pending waits `windowMs` for others; changes submitted during
+ * that window or while a write is in flight are applied together, in
+ * submission order, by one updateCatalogue. Create one per process (or per
+ * function instance) and pass it where it is needed; it holds no global state.
+ */
+export class CatalogueBatcher {
+  private queue: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private readonly windowMs: number;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly options: CatalogueBatcherOptions = {},
+  ) {
+    this.windowMs = options.windowMs ?? 100;
+  }
+
+  /**
+   * Queue `change` (same contract as for updateCatalogue). Resolves with the
+   * update that committed it (shared by its whole batch), or rejects with
+   * what failed that batch, or with what `change` itself threw (the rest of
+   * its batch is then committed without it).
+   */
+  submit(change: CatalogueChange): Promise<CatalogueUpdate> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ change, resolve, reject });
+      if (!this.running && !this.timer) this.timer = setTimeout(() => this.start(), this.windowMs);
+    });
+  }
+
+  /** Commit what is queued now, without waiting out the window; resolves when everything submitted so far has settled. */
+  async flush(): Promise<void> {
+    while (this.running || this.queue.length > 0) {
+      if (!this.running) this.start();
+      await this.running;
+    }
+  }
+
+  private start(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.running = this.drain().finally(() => {
+      this.running = undefined;
+      // Changes that arrived during the last write have waited long enough.
+      if (this.queue.length > 0) this.start();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    const batch = this.queue.splice(0);
+    let live = batch;
+    while (live.length > 0) {
+      const members = live;
+      try {
+        const update = await updateCatalogue(this.storage, (catalogue) => combine(members, catalogue), this.options);
+        for (const member of members) member.resolve(update);
+        return;
+      } catch (err) {
+        if (!(err instanceof MemberFailed)) {
+          for (const member of members) member.reject(err);
+          return;
+        }
+        for (const member of members) if (member.failed) member.reject(member.failed.error);
+        live = members.filter((member) => !member.failed);
+      }
+    }
+  }
+}
+
+/** Apply every member in order; a member that throws is marked and the whole attempt abandoned. */
+function combine(members: Pending[], catalogue: Catalogue): Catalogue {
+  let result = catalogue;
+  for (const member of members) {
+    try {
+      result = member.change(result);
+    } catch (error) {
+      member.failed = { error };
+      throw new MemberFailed();
+    }
+  }
+  return result;
+}
