@@ -91,10 +91,12 @@ export class FileStorage implements Storage {
   }
 
   private metaPath(key: string): string {
+    checkKey(key);
     return path.join(this.root, PRIVATE_DIR, 'meta', ...key.split('/')) + '.json';
   }
 
   private lockPath(key: string): string {
+    checkKey(key);
     return path.join(this.root, PRIVATE_DIR, 'locks', ...key.split('/')) + '.lock';
   }
 
@@ -103,13 +105,14 @@ export class FileStorage implements Storage {
       options.signal?.throwIfAborted();
       const disk = await this.onDisk(key);
       if (!disk) return undefined;
-      // A sidecar written for another data file: a replace is between its two
-      // renames (wait for it, or finish it if its holder died) or the
-      // repository was copied (no lock; the sidecar is still right).
+      // No sidecar, or one written for another data file: a replace or
+      // delete may be between its two steps (wait for it, or finish it if its
+      // holder died). Without a lock it is a crashed create or a copied
+      // repository: report what is there.
       if (!disk.matches && attempt < SETTLE_TRIES) {
-        const lock = await inspectLock(this.lockPath(key)).catch((err) => {
-          throw mapFsError(err, `inspect the lock of ${key}`);
-        });
+        // A reader that cannot settle a dead holder's work (read-only access)
+        // still reports what it sees.
+        const lock = await inspectLock(this.lockPath(key)).catch(() => 'none' as const);
         if (lock !== 'none') {
           if (lock === 'live') await sleep(SETTLE_WAIT_MS, undefined, { signal: options.signal });
           continue;

@@ -41,6 +41,8 @@ test('file: keys that escape the root are refused', async (t) => {
   const s = await fresh();
   for (const key of ['../x', 'a/../../x', '/abs', 'a//b', '.gcwal/meta/x']) {
     await t.throwsAsync(s.write(key, Readable.from([Buffer.from('x')])), { message: /invalid object key/ }, key);
+    await t.throwsAsync(s.delete(key), { message: /invalid object key/ }, key);
+    await t.throwsAsync(s.delete(key, { ifGenerationMatch: '1' }), { message: /invalid object key/ }, key);
   }
 });
 
