@@ -95,8 +95,8 @@ export interface ManifestSurvey {
   suspects: Set<number>;
 }
 
-/** 53 bits of hash of a path: CRC32C and 21 bits of FNV-1a, a candidate filter for repeats. */
-function pathHash(path: string): number {
+/** 53 bits of hash of a path (CRC32C and 21 bits of FNV-1a): a candidate filter for repeats, exact only with findRepeatedPath. */
+export function pathHash(path: string): number {
   let fnv = 0x811c9dc5;
   for (let i = 0; i < path.length; i++) fnv = Math.imul(fnv ^ path.charCodeAt(i), 0x01000193);
   return crc32c(Buffer.from(path)) * 0x200000 + (fnv & 0x1fffff);

@@ -4,6 +4,7 @@
  */
 import { pipeline } from 'node:stream';
 import { ChecksumMeter } from '../checksum/crc32c.ts';
+import { CorruptObjectError } from '../errors.ts';
 import { Meta } from '../layout.ts';
 import type { ObjectInfo, Storage } from '../storage/types.ts';
 import { failed, openDecodedObject, resultOfError } from './decode.ts';
@@ -20,14 +21,22 @@ export interface PartScan extends TarScan {
 /**
  * Stream part `info` through stored-bytes verification, its codec and the
  * tar parser, calling `onEntry` per entry (see scanTar; `hashFiles` computes
- * each file's CRC32C). `where` names the part in messages. Rejects like
- * openDecodedObject and scanTar.
+ * each file's CRC32C). `where` names the part in messages, and is put
+ * before those that do not name it. Rejects like openDecodedObject and scanTar.
  */
 export async function scanPart(storage: Storage, info: ObjectInfo, where: string, onEntry: (entry: TarEntryFacts) => void, options: { hashFiles: boolean; signal?: AbortSignal }): Promise<PartScan> {
-  const decoded = await openDecodedObject(storage, info, options.signal);
-  const meter = new ChecksumMeter();
-  const scan = await scanTar(pipeline(decoded, meter, () => {}), where, onEntry, options);
-  return { ...scan, rawSize: meter.bytes, rawCrc32c: meter.base64 };
+  try {
+    const decoded = await openDecodedObject(storage, info, options.signal);
+    const meter = new ChecksumMeter();
+    const scan = await scanTar(pipeline(decoded, meter, () => {}), where, onEntry, options);
+    return { ...scan, rawSize: meter.bytes, rawCrc32c: meter.base64 };
+  } catch (err) {
+    // Codec errors know nothing of parts: say which one they came from.
+    if (err instanceof CorruptObjectError && !err.message.includes(info.key)) {
+      throw new CorruptObjectError(`${where}: ${err.message}`, err.hint, { cause: err });
+    }
+    throw err;
+  }
 }
 
 /**
