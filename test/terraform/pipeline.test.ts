@@ -107,7 +107,7 @@ test('the functions get exactly the variables of their configuration table, minu
 
 test('the variables behind the functions\' settings default to the configuration table\'s defaults', (t) => {
   const rootDefault = (name: string) => String(root.variables.get(name)?.default);
-  const tableDefault = (env: string) => FUNCTIONS_CONFIG_TABLE.find((row) => row.env === env)?.default;
+  const tableDefault = (env: string) => String(FUNCTIONS_CONFIG_TABLE.find((row) => row.env === env)?.default);
   const pairs: [string, string][] = [
     ['GCWAL_STALL_MINUTES', 'stall_minutes'],
     ['GCWAL_BACKUP_MAX_AGE_HOURS', 'backup_max_age_hours'],
