@@ -35,6 +35,27 @@ function reasonOf(err: unknown): string | undefined {
   return Array.isArray(errors) ? errors.find((e) => e?.reason)?.reason : undefined;
 }
 
+/**
+ * How GCS words a missing bucket: the JSON API answers 404 `notFound` with
+ * "The specified bucket does not exist." (the same reason as a missing
+ * object, so only the message tells them apart), the XML API `NoSuchBucket`.
+ * Anchored at the start: a missing object's message ("No such object:
+ * <bucket>/<name>") carries the object name, which could contain anything.
+ */
+const BUCKET_MISSING = [/^\s*the specified bucket does not exist/i, /<Code>NoSuchBucket<\/Code>/];
+
+/**
+ * Whether a 404 says the bucket itself does not exist, judged from the error
+ * body's message and its `errors[].message` (an ApiError of the client
+ * library, or the parsed body of a download). Any other 404 is about the object.
+ */
+export function isBucketMissing(err: unknown): boolean {
+  if (httpStatus(err) !== 404) return false;
+  const e = err as { message?: unknown; errors?: { message?: unknown }[] } | undefined;
+  const texts = [e?.message, ...(Array.isArray(e?.errors) ? e.errors.map((x) => x?.message) : [])];
+  return texts.some((text) => typeof text === 'string' && BUCKET_MISSING.some((re) => re.test(text)));
+}
+
 function firstLine(err: unknown): string {
   const raw = (err as { message?: unknown })?.message;
   const message = typeof raw === 'string' ? raw : String(err);
@@ -44,7 +65,8 @@ function firstLine(err: unknown): string {
 /**
  * Translate whatever @google-cloud/storage, gaxios or google-auth-library
  * threw into gcwal's error classes. Missing objects become NotFoundError only
- * on a real 404 of a read; credentials problems become AuthError naming the
+ * on a real 404 of a read; a missing bucket is a non-transient StorageError
+ * for every operation, never NotFoundError; credentials problems become AuthError naming the
  * identity; 408/429/5xx and dropped connections are transient StorageErrors.
  * A 412 is AlreadyExistsError for a create-only write and
  * PreconditionFailedError for a call made for a given generation.
@@ -60,6 +82,11 @@ export function mapGcsError(err: unknown, site: CallSite): GcwalError {
   }
   if (code === 'FILE_NO_UPLOAD' || code === 'FILE_NO_UPLOAD_DELETE' || code === 'CONTENT_DOWNLOAD_MISMATCH') {
     return new StorageError(`${where}: checksum mismatch in transit (${firstLine(err)})`, true, 'the data was damaged on the network; retry', { cause: err });
+  }
+  // Before the object case: a mistyped bucket must never read as "no such
+  // object", or wal-fetch would exit 1 and end archive recovery early.
+  if (isBucketMissing(err)) {
+    return new StorageError(`${where}: bucket ${site.bucket} does not exist`, false, `check the bucket name in GCWAL_REPO (gs://${site.bucket}); create the bucket first if it is new`, { cause: err });
   }
   if (status === 404 && (site.op === 'read' || site.op === 'stat' || site.op === 'delete')) {
     return new NotFoundError(`object gs://${site.bucket}/${site.name} does not exist`, 'check the name and GCWAL_REPO', { cause: err });

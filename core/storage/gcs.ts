@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import type { AuthClient, GoogleAuth } from 'google-auth-library';
 import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { UsageError } from '../errors.ts';
-import { httpStatus, isRateLimited, mapGcsError, type CallSite } from './gcs-errors.ts';
+import { httpStatus, isBucketMissing, isRateLimited, mapGcsError, type CallSite } from './gcs-errors.ts';
 import { AdaptiveLimiter } from './throttle.ts';
 import type { CallOptions, DeleteOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
 import { normaliseGeneration } from './generation.ts';
@@ -228,7 +228,8 @@ export class GcsStorage implements Storage {
       this.limiter.succeeded();
       return infoFromMetadata(key, m as Record<string, unknown>);
     } catch (err) {
-      if ((err as { code?: unknown }).code === 404) return undefined;
+      // GCS answers 404 for a missing bucket too: that is an error, not "absent".
+      if (httpStatus(err) === 404 && !isBucketMissing(err)) return undefined;
       return this.fail(err, 'stat', key);
     }
   }
@@ -366,8 +367,11 @@ export class GcsStorage implements Storage {
     try {
       const file = await this.file(key);
       // With a generation the delete is idempotent, so the client retries it.
-      await this.limiter.run(() => file.delete(expected === undefined ? { ignoreNotFound: true } : { ignoreNotFound: true, ifGenerationMatch: expected }));
+      // Not the library's ignoreNotFound: it swallows every 404, a missing
+      // bucket's included, and a delete there must fail rather than "succeed".
+      await this.limiter.run(() => file.delete(expected === undefined ? {} : { ifGenerationMatch: expected }));
     } catch (err) {
+      if (httpStatus(err) === 404 && !isBucketMissing(err)) return;
       return this.fail(err, 'delete', key, expected);
     }
   }

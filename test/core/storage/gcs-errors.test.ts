@@ -1,0 +1,56 @@
+/**
+ * mapGcsError on 404s: GCS gives a missing bucket and a missing object the
+ * same status and reason (`notFound`), so only the message tells them apart.
+ * The shapes are those the driver sees: an ApiError of @google-cloud/storage
+ * (code, merged message, errors[]) and the parsed or raw body of a download.
+ */
+import test from 'ava';
+import { isBucketMissing, mapGcsError, type CallSite } from '../../../core/storage/gcs-errors.ts';
+
+const BUCKET_MESSAGE = 'The specified bucket does not exist.';
+
+/** An ApiError as the client library builds it from a JSON error body. */
+function apiError(status: number, message: string, reason = 'notFound'): Error {
+  return Object.assign(new Error(message), { code: status, errors: [{ domain: 'global', reason, message }] });
+}
+
+const cases: [string, unknown, boolean][] = [
+  ['a JSON API error for a missing bucket', apiError(404, BUCKET_MESSAGE), true],
+  ['a merged multi-line message that starts with the bucket wording', apiError(404, `${BUCKET_MESSAGE}\nsomething else`), true],
+  ['a download body parsed by the driver', { code: 404, message: BUCKET_MESSAGE, errors: [{ reason: 'notFound' }] }, true],
+  ['only errors[].message carrying the wording', { code: 404, message: 'Not Found', errors: [{ reason: 'notFound', message: BUCKET_MESSAGE }] }, true],
+  ['an XML API NoSuchBucket body', { code: 404, message: `<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchBucket</Code><Message>${BUCKET_MESSAGE}</Message></Error>` }, true],
+  ['a missing object', apiError(404, 'No such object: b/wal/000000010000000000000001'), false],
+  ['a missing object named like the bucket message', apiError(404, `No such object: b/${BUCKET_MESSAGE}`), false],
+  ['a bare 404', { code: 404, message: 'Not Found' }, false],
+  ['the bucket wording on another status', apiError(403, BUCKET_MESSAGE, 'forbidden'), false],
+  ['no status at all', new Error(BUCKET_MESSAGE), false],
+];
+
+for (const [what, err, expected] of cases) {
+  test(`isBucketMissing is ${expected} for ${what}`, (t) => {
+    t.is(isBucketMissing(err), expected);
+  });
+}
+
+const ops: CallSite['op'][] = ['stat', 'read', 'write', 'list', 'delete'];
+
+for (const op of ops) {
+  test(`a missing bucket on ${op} maps to a non-transient storage error with exit 7`, (t) => {
+    const mapped = mapGcsError(apiError(404, BUCKET_MESSAGE), { op, name: 'repo/wal/000000010000000000000001', bucket: 'typo-bucket' });
+    t.is(mapped.code, 'storage');
+    t.is(mapped.exitCode, 7);
+    t.false((mapped as { transient?: boolean }).transient);
+    t.regex(mapped.message, /bucket typo-bucket does not exist/);
+    t.notRegex(mapped.message, /\n|\.$/);
+    t.regex(mapped.hint, /GCWAL_REPO/);
+  });
+}
+
+for (const op of ['stat', 'read', 'delete'] as const) {
+  test(`a missing object on ${op} still maps to not found`, (t) => {
+    const mapped = mapGcsError(apiError(404, 'No such object: b/repo/k'), { op, name: 'repo/k', bucket: 'b' });
+    t.is(mapped.code, 'not_found');
+    t.is(mapped.exitCode, 1);
+  });
+}
