@@ -39,7 +39,7 @@ export function checkHistoryText(text: string, timeline: number, name: string): 
   }
   const last = entries.at(-1);
   if (!last) throw new InvalidInputError(`${name} lists no parent timeline`, damaged);
-  return { kind: 'history', timeline, parents: entries.map((e) => e.parentTimeline), switchLsn: formatLsn(last.switchLsn) };
+  return { kind: 'history', timeline, parents: entries.map((e) => e.parentTimeline), switchLsn: formatLsn(last.switchLsn), history: entries.map((e) => ({ parentTimeline: e.parentTimeline, switchLsn: formatLsn(e.switchLsn) })) };
 }
 
 const START = /^START WAL LOCATION: ([0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}) \(file ([0-9A-F]{24})\)$/m;
