@@ -28,4 +28,4 @@ export interface AlertMessage {
  */
 export type PipelineEventMessage =
   | { format: 1; kind: 'validated'; repository: string; key: string; generation: string; ok: boolean; problem?: string; time: string; rawSize?: number; durationMs?: number }
-  | { format: 1; kind: 'pruned'; repository: string; deleted: { key: string; reason: string }[]; kept: number; time: string };
+  | { format: 1; kind: 'pruned'; repository: string; dryRun: boolean; deleted: { key: string; reason: string }[]; skipped: { key: string; reason: string }[]; deletedBackups: string[]; keptBackups: string[]; kept: number; warnings: string[]; time: string };

@@ -1,0 +1,57 @@
+/**
+ * Carrying out a retention plan: delete exactly the planned generations, in
+ * the plan's order (each backup's backup.json first, so an interrupted run
+ * never leaves a backup that looks whole). Shared by the prune function and
+ * `gcwal delete --confirm`.
+ */
+import { PreconditionFailedError } from '../errors.ts';
+import type { Storage } from '../storage/types.ts';
+import type { PlannedObject, RetentionPlan } from './types.ts';
+
+export interface ExecutionReport {
+  /** deleted (or already gone) */
+  deleted: PlannedObject[];
+  /** left alone because the object changed after planning, or its backup's metadata did */
+  skipped: { object: PlannedObject; why: string }[];
+}
+
+export interface ExecuteOptions {
+  signal?: AbortSignal;
+  /** called after each delete, e.g. to show progress */
+  onDeleted?: (object: PlannedObject) => void;
+}
+
+/**
+ * Delete what `plan.delete` lists. An object whose live generation is not
+ * the planned one was replaced after planning: it is skipped, and so is the
+ * rest of its backup when it was the backup's metadata. A missing object
+ * counts as deleted (idempotent: running a plan twice is harmless). Any other
+ * failure (network, permission) stops the run and is rethrown, with the
+ * report of what was already done attached as the error's `report`
+ * property, so the caller can still record it.
+ */
+export async function executeRetentionPlan(storage: Storage, plan: RetentionPlan, options: ExecuteOptions = {}): Promise<ExecutionReport> {
+  const report: ExecutionReport = { deleted: [], skipped: [] };
+  const abandoned = new Set<string>();
+  for (const object of plan.delete) {
+    options.signal?.throwIfAborted();
+    if (object.backup !== undefined && abandoned.has(object.backup)) {
+      report.skipped.push({ object, why: `backup ${object.backup} changed after planning` });
+      continue;
+    }
+    try {
+      await storage.delete(object.key, { signal: options.signal, ...(object.generation !== undefined ? { ifGenerationMatch: object.generation } : {}) });
+      report.deleted.push(object);
+      options.onDeleted?.(object);
+    } catch (err) {
+      if (err instanceof PreconditionFailedError) {
+        report.skipped.push({ object, why: `${object.key} changed after planning` });
+        if (object.kind === 'backup' && object.backup !== undefined) abandoned.add(object.backup);
+        continue;
+      }
+      if (err instanceof Error) (err as Error & { report?: ExecutionReport }).report = report;
+      throw err;
+    }
+  }
+  return report;
+}

@@ -1,0 +1,119 @@
+/**
+ * The functions' one way to change the catalogue: absorb events, re-evaluate
+ * alerts, and queue the alert messages in the catalogue's outbox, all in one
+ * conditional write; then publish the outbox and remove what was published.
+ * An alert is announced once per incident (the open set lives in the
+ * catalogue, changed only by compare-and-swap), and never lost: a crash
+ * between the write and the publish leaves the messages in the outbox for the
+ * next run. A consumer may see a message twice; it carries a stable id.
+ */
+import { alertMessage, diffAlerts, evaluateAlerts } from '../../core/alerts/evaluate.ts';
+import type { AlertMessage } from '../../core/alerts/types.ts';
+import { applyCatalogueEvents } from '../../core/catalogue/apply.ts';
+import { CatalogueBatcher, readCatalogue, type CatalogueUpdate } from '../../core/catalogue/store.ts';
+import type { Catalogue, CatalogueEvent } from '../../core/catalogue/types.ts';
+import type { Runtime } from './runtime.ts';
+
+/** Identity of an outbox message: an incident's open or resolved announcement at one time. */
+function messageKey(m: AlertMessage): string {
+  return `${m.id}\u0000${m.status}\u0000${m.time}`;
+}
+
+/**
+ * Apply `events`, then bring the open alerts in line with what is true at
+ * `now`, queueing a message for every alert opened or resolved. Pure and
+ * idempotent: applied again to its own result it changes nothing (the
+ * catalogue store may run it twice when an answer was lost).
+ */
+export function absorb(catalogue: Catalogue, events: readonly CatalogueEvent[], now: Date, rt: Pick<Runtime, 'config'>): Catalogue {
+  const applied = applyCatalogueEvents(catalogue, events, now);
+  const current = evaluateAlerts(applied, now, rt.config.thresholds);
+  const diff = diffAlerts(applied.alerts, current, now);
+  if (diff.opened.length === 0 && diff.resolved.length === 0) return applied;
+  const cluster = applied.systemIdentifier;
+  const messages = [
+    ...diff.opened.map((a) => alertMessage(a, 'open', cluster, rt.config.repo, now)),
+    ...diff.resolved.map((a) => alertMessage(a, 'resolved', cluster, rt.config.repo, now)),
+  ];
+  return { ...applied, alerts: diff.next, outbox: [...(applied.outbox ?? []), ...messages] };
+}
+
+/** One per process: batches catalogue writes and serialises outbox flushes. */
+export class Pipeline {
+  private batcher: Promise<CatalogueBatcher> | undefined;
+  private flushing: Promise<number> | undefined;
+  private flushAgain = false;
+
+  constructor(private readonly rt: Runtime) {}
+
+  private getBatcher(): Promise<CatalogueBatcher> {
+    this.batcher ??= this.rt.catalogueStorage().then((storage) => new CatalogueBatcher(storage, { now: () => this.rt.now() }));
+    return this.batcher;
+  }
+
+  /** Commit `events` (may be empty: alerts are re-evaluated at now) and publish what it announces. */
+  async record(events: readonly CatalogueEvent[]): Promise<CatalogueUpdate> {
+    const batcher = await this.getBatcher();
+    const update = await batcher.submit((c) => absorb(c, events, this.rt.now(), this.rt));
+    await this.flushOutbox(update.catalogue);
+    return update;
+  }
+
+  /**
+   * Publish every message in the outbox and remove the published ones. Calls
+   * made while a flush runs share it plus one follow-up, so a message is not
+   * published twice by one process. Throws (after removing what did get
+   * published) when Pub/Sub refuses one; the rest stay queued.
+   */
+  flushOutbox(seen?: Catalogue): Promise<number> {
+    if (seen && (seen.outbox ?? []).length === 0 && !this.flushing) return Promise.resolve(0);
+    if (this.flushing) {
+      this.flushAgain = true;
+      return this.flushing;
+    }
+    const run = async (): Promise<number> => {
+      let total = 0;
+      do {
+        this.flushAgain = false;
+        total += await this.flushOnce();
+      } while (this.flushAgain);
+      return total;
+    };
+    this.flushing = run().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private async flushOnce(): Promise<number> {
+    const batcher = await this.getBatcher();
+    const storage = await this.rt.catalogueStorage();
+    const { catalogue } = await readCatalogue(storage, { now: () => this.rt.now() });
+    const outbox = catalogue.outbox ?? [];
+    if (outbox.length === 0) return 0;
+    const published = new Set<string>();
+    let failure: unknown;
+    for (const message of outbox) {
+      try {
+        await this.rt.publisher.publishJson(this.rt.config.alertsTopic, message, { id: message.id, status: message.status, kind: message.kind, severity: message.severity });
+        published.add(messageKey(message));
+        this.rt.log.log(message.status === 'open' ? (message.severity === 'INFO' ? 'INFO' : message.severity === 'WARNING' ? 'WARNING' : 'ERROR') : 'INFO', `alert ${message.status}: ${message.summary}`, { alert: message });
+      } catch (err) {
+        failure = err;
+        break;
+      }
+    }
+    if (published.size > 0) {
+      await batcher.submit((c) => {
+        const rest = (c.outbox ?? []).filter((m) => !published.has(messageKey(m)));
+        if (rest.length === (c.outbox ?? []).length) return c;
+        const next = { ...c };
+        if (rest.length === 0) delete next.outbox;
+        else next.outbox = rest;
+        return next;
+      });
+    }
+    if (failure !== undefined) throw failure;
+    return published.size;
+  }
+}

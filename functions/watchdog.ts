@@ -1,0 +1,29 @@
+/**
+ * watchdog (Pub/Sub, from Cloud Scheduler): re-evaluate the alerts at the
+ * current time — archiving stalled, newest backup too old, objects waiting
+ * for validation — and publish what opened or cleared, plus anything a
+ * crashed run left in the outbox.
+ */
+import { cloudEvent } from '@google-cloud/functions-framework';
+import type { OpenAlert } from '../core/catalogue/types.ts';
+import { Pipeline } from './lib/pipeline.ts';
+import { createRuntime, lazyRuntime, type Runtime } from './lib/runtime.ts';
+import type { IncomingEvent } from './lib/storage-event.ts';
+
+export type WatchdogOutcome = { open: OpenAlert[] };
+
+/** Build the handler. Idempotent: a second run at the same time announces nothing new. */
+export function makeWatchdogHandler(runtime: () => Runtime): (event: IncomingEvent) => Promise<WatchdogOutcome> {
+  let pipeline: Pipeline | undefined;
+  return async () => {
+    const rt = runtime();
+    pipeline ??= new Pipeline(rt);
+    const update = await pipeline.record([]);
+    await pipeline.flushOutbox();
+    const open = Object.values(update.catalogue.alerts);
+    rt.log.log(open.length > 0 ? 'WARNING' : 'INFO', `watchdog: ${open.length} open alerts`, { open: open.map((a) => a.id) });
+    return { open };
+  };
+}
+
+cloudEvent('watchdog', makeWatchdogHandler(lazyRuntime(() => createRuntime(process.env))));
