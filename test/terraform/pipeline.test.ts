@@ -54,7 +54,7 @@ test('validate fires on finalized objects, catalogue on finalized and deleted on
   const deleted = pipeline.resources.get('google_eventarc_trigger.catalogue_deleted')!;
   const criteria = Object.fromEntries((deleted.matching_criteria as Body[]).map((c) => [c.attribute, resolveLocal(pipeline, c.value)]));
   t.deepEqual(criteria, { type: DELETED, bucket: '${var.bucket_name}' });
-  t.is(block(deleted, 'destination', 'cloud_run_service')?.service, '${google_cloudfunctions2_function.function["catalogue"].service_config[0].service}');
+  t.is(block(deleted, 'destination', 'cloud_run_service')?.service, '${google_cloudfunctions2_function.function["catalogue"].name}');
 });
 
 test('the storage triggers deliver the event types core turns into catalogue events', (t) => {

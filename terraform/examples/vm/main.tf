@@ -17,6 +17,12 @@ module "gcwal" {
   alert_email_addresses = var.alert_email_addresses
 }
 
+resource "google_project_service" "compute" {
+  project            = var.project_id
+  service            = "compute.googleapis.com"
+  disable_on_destroy = false
+}
+
 resource "google_compute_instance" "db" {
   project      = var.project_id
   zone         = var.zone
@@ -57,4 +63,6 @@ resource "google_compute_instance" "db" {
     agent_env_lines = module.gcwal.agent_env_lines
     archive_command = module.gcwal.archive_command
   })
+
+  depends_on = [google_project_service.compute]
 }

@@ -14,11 +14,22 @@ module "gcwal" {
   alert_email_addresses = var.alert_email_addresses
 }
 
+# The token exchange (STS) and acting as the agent (IAM Credentials).
+resource "google_project_service" "federation" {
+  for_each = toset(["sts.googleapis.com", "iamcredentials.googleapis.com"])
+
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
 resource "google_iam_workload_identity_pool" "hosts" {
   project                   = var.project_id
   workload_identity_pool_id = var.pool_id
   display_name              = "gcwal database hosts"
   description               = "Database hosts outside Google Cloud that archive into gcwal."
+
+  depends_on = [google_project_service.federation]
 }
 
 resource "google_iam_workload_identity_pool_provider" "oidc" {

@@ -206,7 +206,8 @@ resource "google_eventarc_trigger" "catalogue_deleted" {
 
   destination {
     cloud_run_service {
-      service = google_cloudfunctions2_function.function["catalogue"].service_config[0].service
+      # a 2nd gen function's Cloud Run service has the function's name
+      service = google_cloudfunctions2_function.function["catalogue"].name
       region  = var.region
     }
   }
@@ -219,7 +220,7 @@ resource "google_cloud_run_v2_service_iam_member" "trigger_invokes" {
 
   project  = var.project_id
   location = var.region
-  name     = each.value.service_config[0].service
+  name     = each.value.name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${var.trigger_service_account_email}"
 }
