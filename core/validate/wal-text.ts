@@ -5,6 +5,7 @@
  * of their decoded bytes; each throws InvalidInputError with a one-line
  * message naming the file.
  */
+import type { CatalogueHistoryLine } from '../catalogue/types.ts';
 import { InvalidInputError } from '../errors.ts';
 import { parseHistoryFile } from '../wal/history.ts';
 import { formatLsn, parseLsn } from '../wal/lsn.ts';
@@ -27,7 +28,8 @@ export function decodeText(bytes: Buffer, name: string): string {
 /**
  * Check the history file of `timeline` (named `name`): it must parse as
  * PostgreSQL reads it and, as every timeline after the first has a parent,
- * list at least one ancestor. Returns what it says, for the catalogue.
+ * list at least one ancestor. Returns what it says, for the catalogue:
+ * `history`, its lines oldest ancestor first (CatalogueHistoryLine).
  */
 export function checkHistoryText(text: string, timeline: number, name: string): Record<string, unknown> {
   let entries;
