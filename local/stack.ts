@@ -1,9 +1,10 @@
 /**
  * The local GCS stack in one call: a token authority with IAM, the GCS
  * emulator enforcing it, a bucket, and a metadata-server stand-in that hands
- * the agent's service account its tokens. The agent reaches it with nothing
- * but environment variables and its normal keyless ADC path, so what runs
- * here is what runs on a VM.
+ * the agent's service account its tokens; with `pipeline`, also the
+ * serverless pipeline (local/pipeline.ts: Pub/Sub emulator and the four
+ * functions). The agent reaches it with nothing but environment variables and
+ * its normal keyless ADC path, so what runs here is what runs on a VM.
  */
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -14,6 +15,7 @@ import type { Role } from './auth/iam.ts';
 import type { EventTarget } from './gcs/events.ts';
 import { startGcsEmulator, type GcsEmulator } from './gcs/server.ts';
 import { startMetadataServer, type MetadataServer } from './metadata/server.ts';
+import { pipelineSettings, startPipeline, type LocalPipeline, type PipelineOptions } from './pipeline.ts';
 
 export interface LocalStackOptions {
   /** state directory, created if missing and kept; default a fresh temp dir removed by close() */
@@ -32,8 +34,10 @@ export interface LocalStackOptions {
   retentionPeriodSeconds?: number;
   /** key prefix inside the bucket for GCWAL_REPO */
   prefix?: string;
-  /** where the emulator delivers storage events */
+  /** where the emulator delivers storage events (the pipeline's targets are added to these) */
   events?: EventTarget[];
+  /** also run the pipeline (Pub/Sub emulator and the four functions); `{}` for its defaults */
+  pipeline?: PipelineOptions;
 }
 
 /** A running local stack. */
@@ -48,17 +52,21 @@ export interface LocalStack {
   readonly adminIdentity: string;
   /** the state directory */
   readonly dir: string;
+  /** the pipeline, when `pipeline` was given */
+  readonly pipeline: LocalPipeline | undefined;
   /**
    * The variables the agent needs on top of an environment without other
    * Google credentials (no GOOGLE_APPLICATION_CREDENTIALS, no gcloud ADC file):
    * GCWAL_REPO, STORAGE_EMULATOR_HOST, GCWAL_GCS_ENDPOINT, GCE_METADATA_HOST,
-   * GOOGLE_CLOUD_PROJECT, and NODE_EXTRA_CA_CERTS with https. Deliberately no
+   * GOOGLE_CLOUD_PROJECT, NODE_EXTRA_CA_CERTS with https, and
+   * PUBSUB_EMULATOR_HOST with the pipeline (for gcloud and clients reading
+   * its topics; the agent itself does not publish). Deliberately no
    * METADATA_SERVER_DETECTION: the agent detects the stand-in the normal way.
    */
   readonly env: Readonly<Record<string, string>>;
   /** a bearer token for `adminIdentity`, reused while it stays valid */
   adminToken(): string;
-  /** stop both servers and remove the state dir if the stack created it; idempotent */
+  /** stop everything (the pipeline first) and remove the state dir if the stack created it; idempotent */
   close(): Promise<void>;
 }
 
@@ -75,6 +83,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const agentIdentity = options.agentIdentity ?? `gcwal-agent@${projectId}.iam.gserviceaccount.com`;
   const adminIdentity = `gcwal-admin@${projectId}.iam.gserviceaccount.com`;
   const prefix = normalisePrefix(options.prefix);
+  // Checked before anything starts, like the bucket name.
+  if (options.pipeline) pipelineSettings(options.pipeline);
   if (!/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/.test(bucket)) {
     throw new UsageError(`invalid bucket name "${bucket}"`, 'bucket names are 3-63 lowercase letters, digits, dashes, underscores and dots, starting and ending with a letter or digit');
   }
@@ -111,6 +121,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     if (options.https && emulator.caCertPath) env.NODE_EXTRA_CA_CERTS = emulator.caCertPath;
 
     let admin: string | undefined;
+    const adminToken = () => {
+      if (admin === undefined || authority.identify(admin) !== adminIdentity) admin = authority.issue(adminIdentity).token;
+      return admin;
+    };
+    let pipeline: LocalPipeline | undefined;
+    if (options.pipeline) {
+      pipeline = await startPipeline({ emulator, authority, bucket, projectId, repo: env.GCWAL_REPO, events: options.events ?? [], adminToken }, options.pipeline);
+      cleanups.push(() => pipeline!.close());
+      env.PUBSUB_EMULATOR_HOST = pipeline.pubsubHost;
+    }
+
     let closing: Promise<void> | undefined;
     return {
       emulator,
@@ -121,11 +142,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       agentIdentity,
       adminIdentity,
       dir,
+      pipeline,
       env: Object.freeze(env),
-      adminToken() {
-        if (admin === undefined || authority.identify(admin) !== adminIdentity) admin = authority.issue(adminIdentity).token;
-        return admin;
-      },
+      adminToken,
       close() {
         closing ??= runCleanups(cleanups);
         return closing;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -44,11 +44,11 @@ async function startLocal(args: string[]) {
   return { child, env, lines, exited, stderr: () => stderr };
 }
 
-test('gcwal local prints the agent env, serves tokens and the bucket, and stops cleanly on SIGTERM', async (t) => {
+test('gcwal local --no-pipeline prints the agent env, serves tokens and the bucket, and stops cleanly on SIGTERM', async (t) => {
   const tmp = await makeTempDir('local-cmd');
   t.teardown(() => tmp.cleanup());
   const dir = path.join(tmp.path, 'state');
-  const local = await startLocal(['--dir', dir, '--bucket', 'cmd-bucket']);
+  const local = await startLocal(['--dir', dir, '--bucket', 'cmd-bucket', '--no-pipeline']);
   t.teardown(() => void local.child.kill('SIGKILL'));
 
   t.deepEqual(local.lines.slice(0, -1).map((l) => l.split('=')[0]).sort(), [...REQUIRED].sort());
@@ -75,6 +75,44 @@ test('gcwal local prints the agent env, serves tokens and the bucket, and stops 
   t.true(await refused(Number(new URL(local.env.STORAGE_EMULATOR_HOST).port)), 'emulator port closed');
   t.true(await refused(Number(local.env.GCE_METADATA_HOST.split(':')[1])), 'metadata port closed');
   t.true((await readdir(dir)).length > 0, 'the --dir state is kept');
+});
+
+/** Pids of live (not zombie) processes whose command line mentions `needle`. */
+async function processesMentioning(needle: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const cmdline = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).replaceAll('\0', ' ');
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    if (cmdline.includes(needle) && stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z') found.push(Number(entry));
+  }
+  return found;
+}
+
+test('gcwal local runs the pipeline by default, prints PUBSUB_EMULATOR_HOST and the project before ready, and stops it all on SIGTERM', async (t) => {
+  const local = await startLocal(['--bucket', 'pipe-bucket']);
+  t.teardown(() => void local.child.kill('SIGKILL'));
+  t.deepEqual(local.lines.slice(0, -1).map((l) => l.split('=')[0]).sort(), [...REQUIRED, 'PUBSUB_EMULATOR_HOST'].sort());
+  t.regex(local.env.PUBSUB_EMULATOR_HOST, /^127\.0\.0\.1:\d+$/);
+  t.is(local.env.GOOGLE_CLOUD_PROJECT, 'gcwal-local');
+  const topics = await fetch(`http://${local.env.PUBSUB_EMULATOR_HOST}/v1/projects/gcwal-local/topics`);
+  t.is(topics.status, 200);
+  const names = ((await topics.json()) as { topics: { name: string }[] }).topics.map((x) => x.name.split('/').pop()).sort();
+  t.deepEqual(names, ['gcwal-alerts', 'gcwal-events', 'gcwal-prune', 'gcwal-watchdog']);
+  const running = /functions=\{([^}]*)\}/.exec(local.stderr());
+  t.truthy(running, local.stderr());
+  const urls = [...running![1].matchAll(/"(\w+)":"(http:[^"]+)"/g)].map((m) => [m[1], m[2]] as const);
+  t.deepEqual(urls.map(([name]) => name).sort(), ['catalogue', 'prune', 'validate', 'watchdog']);
+  const pubsubPort = local.env.PUBSUB_EMULATOR_HOST.split(':')[1];
+  t.not((await processesMentioning(`--host-port=127.0.0.1:${pubsubPort}`)).length, 0);
+
+  local.child.kill('SIGTERM');
+  const { code } = await local.exited;
+  t.is(code, 0, local.stderr());
+  t.true(await refused(Number(pubsubPort)), 'pub/sub port closed');
+  for (const [name, url] of urls) t.true(await refused(Number(new URL(url).port)), `${name} port closed`);
+  t.deepEqual(await processesMentioning(`--host-port=127.0.0.1:${pubsubPort}`), [], 'no emulator process left');
+  for (const [, url] of urls) t.deepEqual(await processesMentioning(`--port=${new URL(url).port}`), [], 'no function process left');
 });
 
 test('gcwal local refuses a bad bucket name with a usage error', async (t) => {
