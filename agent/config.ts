@@ -35,6 +35,20 @@ export interface Config {
     database: string | undefined;
     password: string | undefined;
   };
+  /** where the pipeline keeps its catalogue, when not in the repository (status, delete) */
+  catalogueRepo: string | undefined;
+  /** the retention policy `gcwal delete` plans with; each undefined when not set */
+  retention: {
+    retainFull: number | undefined;
+    retainDays: number | undefined;
+    walRetainDays: number | undefined;
+  };
+  /** when `gcwal status` turns a listing's facts into alerts (the functions' thresholds), in seconds */
+  thresholds: {
+    stallSeconds: number;
+    backupMaxAgeSeconds: number;
+    gapGraceSeconds: number;
+  };
 }
 
 export const CONFIG_TABLE: readonly ConfigEntry[] = [
@@ -57,6 +71,14 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'PGUSER', flag: 'pguser', kind: 'string', description: 'PostgreSQL user (libpq)' },
   { env: 'PGDATABASE', flag: 'pgdatabase', kind: 'string', description: 'PostgreSQL database (libpq)' },
   { env: 'PGPASSWORD', flag: 'pgpassword', kind: 'string', description: 'PostgreSQL password (libpq; prefer ~/.pgpass)' },
+  // The pipeline's settings, under the names functions/config.ts gives them, so one environment serves both.
+  { env: 'GCWAL_CATALOGUE_REPO', flag: 'catalogue-repo', kind: 'string', description: 'where the pipeline keeps its catalogue, if not in the repository (status and delete read it)' },
+  { env: 'GCWAL_RETAIN_FULL', flag: 'retain-full', kind: 'int', min: 1, max: 10_000, description: 'delete keeps the newest N full backups' },
+  { env: 'GCWAL_RETAIN_DAYS', flag: 'retain-days', kind: 'int', min: 1, max: 36_500, description: 'delete keeps every backup needed to restore to any point in the last D days' },
+  { env: 'GCWAL_WAL_RETAIN_DAYS', flag: 'wal-retain-days', kind: 'int', min: 1, max: 36_500, description: 'delete keeps WAL for at least this many days (at least the backup window)' },
+  { env: 'GCWAL_STALL_MINUTES', flag: 'stall-minutes', kind: 'int', default: '30', min: 1, max: 100_000, description: 'status without a catalogue: alert when no WAL has arrived for this long' },
+  { env: 'GCWAL_BACKUP_MAX_AGE_HOURS', flag: 'backup-max-age-hours', kind: 'int', default: '36', min: 1, max: 100_000, description: 'status without a catalogue: alert when the newest full backup is older than this' },
+  { env: 'GCWAL_GAP_GRACE_MINUTES', flag: 'gap-grace-minutes', kind: 'int', default: '5', min: 0, max: 100_000, description: 'status without a catalogue: a missing segment is a gap once a later one has been archived this long' },
 ];
 
 /**
@@ -89,6 +111,17 @@ export function parseConfig(flags: Readonly<Record<string, string | boolean | un
       user: v.PGUSER as string | undefined,
       database: v.PGDATABASE as string | undefined,
       password: v.PGPASSWORD as string | undefined,
+    },
+    catalogueRepo: v.GCWAL_CATALOGUE_REPO as string | undefined,
+    retention: {
+      retainFull: v.GCWAL_RETAIN_FULL as number | undefined,
+      retainDays: v.GCWAL_RETAIN_DAYS as number | undefined,
+      walRetainDays: v.GCWAL_WAL_RETAIN_DAYS as number | undefined,
+    },
+    thresholds: {
+      stallSeconds: (v.GCWAL_STALL_MINUTES as number) * 60,
+      backupMaxAgeSeconds: (v.GCWAL_BACKUP_MAX_AGE_HOURS as number) * 3600,
+      gapGraceSeconds: (v.GCWAL_GAP_GRACE_MINUTES as number) * 60,
     },
   };
 }

@@ -73,9 +73,18 @@ postgresql.auto.conf gets restore_command = 'env GCWAL_REPO=... gcwal wal-fetch
 %f %p' and the target settings; without them, WAL must be provided by hand.
 Time targets need a time zone (e.g. "2024-05-01 12:30:00+00").
 
+Recovery cannot stop before the backup it starts from is consistent (its
+stop time and LSN, see backup-list). With --target-time or --target-lsn,
+LATEST therefore means the newest backup that ended at or before the target,
+and a target before the end of the named backup, or with LATEST before the
+end of every backup (before the earliest restorable point, as gcwal status
+shows it), is refused with exit 2 before anything is written, naming the
+earliest point that can be restored to.
+
 gcwal does not change file ownership: when run as root, chown the directories
 to the PostgreSQL user before starting it (the command prints how).
-Exit codes: 1 no such backup, 2 bad options, 6 the backup is damaged,
+Exit codes: 1 no such backup, 2 bad options or a target before the
+earliest restorable point, 6 the backup is damaged,
 10 dest or a tablespace directory is not empty.`,
   options: {
     'tablespace-map': { type: 'string', multiple: true, placeholder: 'OID=DIR', description: 'restore a tablespace elsewhere (OID=/new/dir or /old/dir=/new/dir; repeatable)' },

@@ -11,4 +11,6 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<Com
   'backup-fetch': { summary: 'restore a base backup and set up point-in-time recovery', load: async () => (await import('./backup-fetch.ts')).backupFetch },
   local: { summary: 'run a local GCS emulator and metadata server for development', load: async () => (await import('./local.ts')).local },
   'backup-list': { summary: 'list the backups in the repository', load: async () => (await import('./backup-list.ts')).backupList },
+  status: { summary: 'what can be restored to which point, the newest WAL, backups and open alerts', load: async () => (await import('./status.ts')).status },
+  delete: { summary: 'apply a retention policy: a dry run unless --confirm', load: async () => (await import('./delete.ts')).deleteCommand },
 };

@@ -14,8 +14,8 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { BackupMeta } from '../../core/backup/meta.ts';
-import { resolveBackup } from '../../core/backup/list.ts';
 import { asGcwalError, DestinationNotEmptyError, type GcwalError } from '../../core/errors.ts';
+import { resolveBackupForTarget } from '../../core/restore/choose-backup.ts';
 import { recoveryConfigBlock, type RecoveryPlan } from '../../core/restore/recovery-config.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import type { Logger } from '../log.ts';
@@ -66,7 +66,9 @@ export interface FetchResult {
  *
  * Before writing anything: throws DestinationNotEmptyError when dest or a
  * tablespace target has entries, NotFoundError (hint: backup-list) for an
- * unknown backup, UsageError for bad tablespace mappings or recovery values,
+ * unknown backup, UsageError for bad tablespace mappings or recovery values
+ * and for a time or LSN target before the backup's end (LATEST takes the
+ * newest backup that ended by the target; see core/restore/choose-backup.ts),
  * CorruptObjectError for a damaged manifest. Afterwards, any failure
  * (CorruptObjectError naming the file and backup, storage errors, abort)
  * leaves the marker file in dest and says so in the error's hint.
@@ -78,7 +80,11 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
     throw err;
   });
 
-  const meta = await resolveBackup(storage, options.backup, signal);
+  // A time or LSN target picks (for LATEST) or must follow (for a name) the
+  // backup's end: refused here, before any write, rather than by PostgreSQL
+  // after the whole restore.
+  const { meta, newerSkipped } = await resolveBackupForTarget(storage, options.backup, options.recovery?.target, signal);
+  if (newerSkipped > 0) log.info(`restoring ${meta.name}, the newest backup that ended before the recovery target (${newerSkipped} newer backup${newerSkipped === 1 ? '' : 's'} ended after it)`);
   const tablespaces = planTablespaces(backupTablespaces(meta), options.tablespaceMappings, dest, meta.name);
   const tablespaceStates = [];
   for (const t of tablespaces) tablespaceStates.push(await checkTarget(t.target, `tablespace ${t.oid} target`));

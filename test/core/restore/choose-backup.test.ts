@@ -1,0 +1,71 @@
+import test from 'ava';
+import type { BackupMeta } from '../../../core/backup/meta.ts';
+import { UsageError } from '../../../core/errors.ts';
+import { checkTargetAfterBackup, chooseBackupForTarget, targetTimeMicros } from '../../../core/restore/choose-backup.ts';
+import { normalizeTargetTime, type RecoveryTarget } from '../../../core/restore/recovery-config.ts';
+
+function backup(name: string, stopTime: string, stopLsn: string): BackupMeta {
+  return { name, stopTime, stopLsn, startTime: stopTime, startLsn: stopLsn } as BackupMeta;
+}
+
+// Oldest first, as listBackups returns them.
+const backups = [
+  backup('base_000000010000000000000002', '2024-05-01T12:00:30.456Z', '0/2000138'),
+  backup('base_000000010000000000000005', '2024-05-02T12:00:00.000Z', '0/5000100'),
+  backup('base_000000010000000000000009', '2024-05-03T12:00:00.000Z', '0/9000100'),
+];
+
+const time = (text: string): RecoveryTarget => ({ kind: 'time', time: normalizeTargetTime(text) });
+const lsn = (text: string): RecoveryTarget => ({ kind: 'lsn', lsn: text });
+
+test('target times are compared to the microsecond, whatever their zone', (t) => {
+  t.is(targetTimeMicros('2024-05-01 12:00:30.456+00:00'), BigInt(Date.parse('2024-05-01T12:00:30.456Z')) * 1000n);
+  t.is(targetTimeMicros('2024-05-01 14:00:30.456789+02:00'), BigInt(Date.parse('2024-05-01T12:00:30.456Z')) * 1000n + 789n);
+  t.is(targetTimeMicros('2024-05-01 08:30:00-03:30'), BigInt(Date.parse('2024-05-01T12:00:00Z')) * 1000n);
+});
+
+const choices: [string, RecoveryTarget | undefined, string][] = [
+  ['no target takes the newest backup', undefined, 'base_000000010000000000000009'],
+  ['an immediate target takes the newest backup', { kind: 'immediate' }, 'base_000000010000000000000009'],
+  ['a named restore point takes the newest backup', { kind: 'name', name: 'before-upgrade' }, 'base_000000010000000000000009'],
+  ['a time after every backup takes the newest', time('2024-05-04 00:00:00+00'), 'base_000000010000000000000009'],
+  ['a time between two backups takes the older', time('2024-05-02 18:00:00+00'), 'base_000000010000000000000005'],
+  ['a time exactly at a backup\'s end takes that backup', time('2024-05-02 12:00:00+00'), 'base_000000010000000000000005'],
+  ['a time just before a backup\'s end takes the one before', time('2024-05-02 11:59:59.999999+00'), 'base_000000010000000000000002'],
+  ['a time at the oldest backup\'s end, in another zone, takes it', time('2024-05-01 14:00:30.456+02'), 'base_000000010000000000000002'],
+  ['an lsn between two backups takes the older', lsn('0/6000000'), 'base_000000010000000000000005'],
+  ['an lsn at a backup\'s stop takes that backup', lsn('0/9000100'), 'base_000000010000000000000009'],
+];
+for (const [title, target, expected] of choices) {
+  test(`LATEST: ${title}`, (t) => {
+    t.is(chooseBackupForTarget(backups, target, 'file:///repo').name, expected);
+  });
+}
+
+test('a time before every backup\'s end is refused, naming the earliest restorable point in a form --target-time takes', (t) => {
+  const err = t.throws(() => chooseBackupForTarget(backups, time('2024-05-01 12:00:30.455+00'), 'file:///repo'), { instanceOf: UsageError });
+  t.is(err.message, 'recovery target time 2024-05-01 12:00:30.455+00:00 is before the earliest restorable point 2024-05-01 12:00:30.456+00 (the end of backup base_000000010000000000000002, the oldest in file:///repo)');
+  t.regex(err.hint, /choose a target at or after 2024-05-01 12:00:30\.456\+00; gcwal status shows the recoverable window/);
+  t.is(err.exitCode, 2);
+  t.notThrows(() => normalizeTargetTime('2024-05-01 12:00:30.456+00'));
+});
+
+test('an lsn before every backup\'s stop is refused with the earliest stop lsn', (t) => {
+  t.throws(() => chooseBackupForTarget(backups, lsn('0/2000100'), 'file:///repo'), { instanceOf: UsageError, message: /recovery target lsn 0\/2000100 is before the earliest restorable point 0\/2000138 \(the end of backup base_000000010000000000000002/ });
+});
+
+test('the earliest point is the earliest end even when the backups are not ordered by it', (t) => {
+  const odd = [backups[1], backups[0]];
+  t.throws(() => chooseBackupForTarget(odd, time('2024-04-01 00:00:00+00'), 'file:///repo'), { message: /earliest restorable point 2024-05-01 12:00:30\.456\+00 \(the end of backup base_000000010000000000000002/ });
+});
+
+test('a named backup refuses a target before its own end and accepts one at or after it', (t) => {
+  const b = backups[1];
+  const err = t.throws(() => checkTargetAfterBackup(b, time('2024-05-02 11:00:00+00')), { instanceOf: UsageError });
+  t.is(err.message, 'recovery target time 2024-05-02 11:00:00+00:00 is before the end of backup base_000000010000000000000005 (2024-05-02 12:00:00.000+00), the earliest point it can restore to');
+  t.throws(() => checkTargetAfterBackup(b, lsn('0/5000000')), { instanceOf: UsageError, message: /lsn 0\/5000000 is before the end of backup base_000000010000000000000005 \(0\/5000100\)/ });
+  t.notThrows(() => checkTargetAfterBackup(b, time('2024-05-02 12:00:00+00')));
+  t.notThrows(() => checkTargetAfterBackup(b, lsn('0/5000100')));
+  t.notThrows(() => checkTargetAfterBackup(b, undefined));
+  t.notThrows(() => checkTargetAfterBackup(b, { kind: 'immediate' }));
+});
