@@ -10,7 +10,7 @@ import type { ExecutionReport } from '../../core/retention/execute.ts';
 import type { PlannedObject, RetentionPlan, RetentionPolicy } from '../../core/retention/plan.ts';
 import { walPosition } from '../../core/retention/wal-items.ts';
 import { formatBytes } from '../progress.ts';
-import { shortTime } from '../status/format.ts';
+import { pointTime } from '../status/format.ts';
 import type { AgentValidation } from './listing.ts';
 
 /** What `gcwal delete --json` prints. */
@@ -79,9 +79,10 @@ export function buildDeleteReport(args: {
   };
 }
 
-/** Deleted WAL as lines: consecutive segments of one timeline with one reason as a run, other files one by one. */
+/** Deleted WAL as lines: consecutive segments of one timeline with one reason as a run, then the other files one by one. */
 function walLines(objects: readonly PlannedObject[]): string[] {
   const lines: string[] = [];
+  const others: string[] = [];
   let run: { first: string; last: string; count: number; timeline?: number; code: string; position: bigint } | undefined;
   const flush = () => {
     if (run) lines.push(`  ${run.first === run.last ? run.first : `${run.first}..${run.last}`}  ${run.count} segment${run.count === 1 ? '' : 's'} (${run.code})`);
@@ -91,18 +92,19 @@ function walLines(objects: readonly PlannedObject[]): string[] {
     const name = walFileNameFromKey(o.key);
     if (name === undefined) continue;
     const position = o.kind === 'segment' ? walPosition(name) : undefined;
-    if (position !== undefined && run && run.timeline === o.timeline && run.code === o.code && position === run.position + 1n) {
+    if (position === undefined) {
+      others.push(`  ${name}  (${o.code})`);
+    } else if (run && run.timeline === o.timeline && run.code === o.code && position === run.position + 1n) {
       run.last = name;
       run.count++;
       run.position = position;
-      continue;
+    } else {
+      flush();
+      run = { first: name, last: name, count: 1, timeline: o.timeline, code: o.code, position };
     }
-    flush();
-    if (position !== undefined) run = { first: name, last: name, count: 1, timeline: o.timeline, code: o.code, position };
-    else lines.push(`  ${name}  (${o.code})`);
   }
   flush();
-  return lines;
+  return [...lines, ...others];
 }
 
 function policyText(p: DeleteReport['policy']): string {
@@ -146,7 +148,7 @@ export function formatDeletePlan(r: DeleteReport): string {
   for (const o of other) out.push(`  ${o.key}  (${o.code})`);
   out.push('');
   const w = r.plan.window;
-  head('window', w.from !== undefined ? `once applied, restorable from ${shortTime(w.from)} (${w.fromLsn}, end of backup ${w.backup}) on` : 'no kept backup is restorable: nothing is deleted');
+  head('window', w.from !== undefined ? `once applied, restorable from ${pointTime(w.from)} (${w.fromLsn}, end of backup ${w.backup}) on` : 'no kept backup is restorable: nothing is deleted');
   const t = r.totals;
   head('to delete', `${t.deleteObjects} object${t.deleteObjects === 1 ? '' : 's'} (${formatBytes(t.deleteBytes)}): ${t.deleteBackups} backup${t.deleteBackups === 1 ? '' : 's'}, ${t.deleteWal} WAL file${t.deleteWal === 1 ? '' : 's'}`);
   const keptCodes = r.plan.reasons.filter((c) => c.action === 'keep').map((c) => `${c.code} ${c.objects}`).join(', ');

@@ -12,6 +12,15 @@ export function shortTime(iso: string): string {
   return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
+/**
+ * `2024-05-01T12:34:56.789Z` → `2024-05-01 12:34:56.789Z`: a restorable
+ * point keeps its milliseconds, so a target typed from it is not refused as
+ * being before it.
+ */
+export function pointTime(iso: string): string {
+  return iso.replace('T', ' ');
+}
+
 /** A rough age: `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`. */
 export function formatAge(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
@@ -41,9 +50,9 @@ function timelineLines(t: TimelineStatus, listing: boolean): string[] {
     lines.push(`${label('restorable')}nothing: no ${listing ? '' : 'valid '}backup with unbroken WAL from its start to its end`);
   }
   for (const [i, span] of t.window.spans.entries()) {
-    lines.push(`${label(i === 0 ? 'restorable' : '')}from ${span.from.lsn} at ${shortTime(span.from.time)} (end of backup ${span.from.backup})`);
+    lines.push(`${label(i === 0 ? 'restorable' : '')}from ${span.from.lsn} at ${pointTime(span.from.time)} (end of backup ${span.from.backup})`);
     const unchecked = span.unvalidatedSegments > 0 && !listing ? `; ${span.unvalidatedSegments} segment${span.unvalidatedSegments === 1 ? '' : 's'} not validated yet` : '';
-    lines.push(`${label('')}to   ${span.to.lsn} at about ${shortTime(span.to.time)} (end of ${span.to.segment}${unchecked})`);
+    lines.push(`${label('')}to   ${span.to.lsn} at about ${pointTime(span.to.time)} (end of ${span.to.segment}${unchecked})`);
   }
   lines.push(`${label('newest wal')}${t.newestWal ? walLine(t.newestWal) : 'none'}`);
   if (t.walRanges.length === 0) lines.push(`${label('wal')}none`);

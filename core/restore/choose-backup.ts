@@ -108,7 +108,7 @@ export function checkTargetAfterBackup(backup: BackupMeta, target: RecoveryTarge
   const point = stopOf(backup, t);
   throw new UsageError(
     `${describe(t)} is before the end of backup ${backup.name} (${point}), the earliest point it can restore to`,
-    `choose a target at or after ${point}, or restore an older backup (gcwal backup-list), or pass LATEST to pick one`,
+    `choose a target at or after ${point}, or an older backup from gcwal backup-list, or LATEST to pick one`,
   );
 }
 

@@ -1,0 +1,52 @@
+/**
+ * `gcwal delete` on gs:// through the local stack, where the agent's
+ * identity may create and read objects but not delete them (as deployed):
+ * the dry run works, and --confirm stops at the first refused delete with
+ * the permission error (exit 8) and a hint saying what to do instead.
+ */
+import test from 'ava';
+import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
+import type { DeleteReport } from '../../../agent/retention/report.ts';
+import { CATALOGUE_KEY } from '../../../core/layout.ts';
+import { listObjects, writeObject } from '../../helpers/gcs-admin.ts';
+import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
+import { runGcwal } from '../../helpers/run.ts';
+import { cataloguedRepository } from './catalogued-repository.ts';
+
+const PREFIX = 'clusters/prune';
+let agent: InstalledAgent;
+let stack: LocalStack;
+
+test.before(async () => {
+  agent = await installAgent();
+  stack = await startLocalStack({ prefix: PREFIX });
+});
+test.after.always(async () => {
+  await stack?.close();
+  await agent?.cleanup();
+});
+
+test('without storage.objects.delete, delete --confirm exits 8 with a hint to use another identity or the prune function, and deletes nothing', async (t) => {
+  const put = async (key: string, body: string) => {
+    const resource = await writeObject(stack, `${PREFIX}/${key}`, Buffer.from(body));
+    return { generation: resource.generation, size: Number(resource.size) };
+  };
+  const catalogue = await cataloguedRepository(put);
+  await put(CATALOGUE_KEY, JSON.stringify(catalogue));
+  const names = async () => (await listObjects(stack, `${PREFIX}/`)).map((o) => o.name);
+  const before = await names();
+
+  const dry = await runGcwal(agent.command, ['delete', '--retain-full', '1', '--json'], { env: stack.env });
+  t.is(dry.code, 0, dry.stderr);
+  const plan = JSON.parse(dry.stdout) as DeleteReport;
+  t.is(plan.source, 'catalogue');
+  t.is(plan.plan.delete.length, 6);
+
+  const confirmed = await runGcwal(agent.command, ['delete', '--retain-full', '1', '--confirm'], { env: stack.env });
+  t.is(confirmed.code, 8, confirmed.stderr);
+  const line = confirmed.stderr.trim().split('\n').at(-1)!;
+  t.regex(line, /^gcwal: error: delete stopped after 0 of 6 objects: delete gs:\/\/.*\/clusters\/prune\/backups\/base_000000010000000000000002\/backup\.json was refused as gcwal-agent@.*: permission denied/);
+  t.regex(line, /\(the agent's own identity normally may not delete: run gcwal delete as an identity with storage\.objects\.delete on the bucket .*, or let the prune function apply the policy\)$/);
+  t.regex(confirmed.stdout, /^mode {9}deleting \(--confirm\)$/m, 'the plan was shown before the attempt');
+  t.deepEqual(await names(), before);
+});
