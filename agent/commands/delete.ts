@@ -42,9 +42,10 @@ changed meanwhile is skipped and reported. A backup's backup.json goes
 first, so an interrupted run never leaves a backup that looks whole; running
 the command again finishes the job.
 
-The agent's identity usually has no delete permission (roles/storage.
-objectCreator and objectViewer): a refused delete exits 8; use an identity
-with storage.objects.delete, or let the prune function apply the policy.
+The agent's identity usually has no delete permission (it holds
+roles/storage.objectCreator and objectViewer): a refused delete exits 8; use
+an identity with storage.objects.delete, or let the prune function apply the
+policy.
 
 Exit codes: 0 planned (and with --confirm, deleted); 2 no or a bad policy;
 6 a damaged catalogue; 7 storage errors; 8 permission denied.`,

@@ -42,6 +42,7 @@ interface Outcome {
   generation: string;
 }
 
+/** What planOverListing needs besides the plan's inputs. */
 export interface ListingPlanOptions {
   signal?: AbortSignal;
   log: Logger;

@@ -24,6 +24,7 @@ export interface ReportedWal {
   ageSeconds: number;
 }
 
+/** A restorable point. */
 export interface ReportedPoint {
   lsn: string;
   /** ISO; for the end of a window, when its last segment was archived (approximate) */
@@ -38,6 +39,7 @@ export interface ReportedSpan {
   unvalidatedSegments: number;
 }
 
+/** A run of consecutive segments of one timeline, counted by state. */
 export interface ReportedRange {
   first: string;
   last: string;
@@ -49,6 +51,7 @@ export interface ReportedRange {
   unvalidated: number;
 }
 
+/** Missing segments of one timeline. */
 export interface ReportedGap {
   /** the segment before the hole; null for a hole at the start of a timeline */
   after: string | null;
@@ -57,6 +60,7 @@ export interface ReportedGap {
   before: string;
 }
 
+/** What one timeline holds and can restore. */
 export interface TimelineStatus {
   timeline: number;
   /** a timeline after the first without its `.history` file: recovery cannot follow the fork */
@@ -69,6 +73,7 @@ export interface TimelineStatus {
   gaps: ReportedGap[];
 }
 
+/** A backup with its validation state; fields null when its backup.json could not be read. */
 export interface BackupStatus {
   name: string;
   /** null for a backup whose backup.json could not be read */
@@ -85,6 +90,7 @@ export interface BackupStatus {
   problem: string | null;
 }
 
+/** An open alert, as the pipeline announced it or as evaluated from a listing. */
 export interface AlertStatus {
   id: string;
   kind: AlertKind;

@@ -53,3 +53,29 @@ test('the repository URL is required and validated with an example', (t) => {
   t.is(requireRepo(parseConfig({}, { GCWAL_REPO: 'file:///var/lib/gcwal' })), 'file:///var/lib/gcwal');
   t.is(requireRepo(parseConfig({}, { GCWAL_REPO: 'gs://my-bucket/prod' })), 'gs://my-bucket/prod');
 });
+
+test('the pipeline\'s settings are read under the functions\' variable names, with their defaults', (t) => {
+  const d = parseConfig({}, {});
+  t.is(d.catalogueRepo, undefined);
+  t.deepEqual(d.retention, { retainFull: undefined, retainDays: undefined, walRetainDays: undefined });
+  t.deepEqual(d.thresholds, { stallSeconds: 30 * 60, backupMaxAgeSeconds: 36 * 3600, gapGraceSeconds: 5 * 60 });
+  const c = parseConfig({ 'retain-full': '3' }, {
+    GCWAL_CATALOGUE_REPO: 'gs://catalogue/prod', GCWAL_RETAIN_FULL: '7', GCWAL_RETAIN_DAYS: '14', GCWAL_WAL_RETAIN_DAYS: '30',
+    GCWAL_STALL_MINUTES: '10', GCWAL_BACKUP_MAX_AGE_HOURS: '2', GCWAL_GAP_GRACE_MINUTES: '0',
+  });
+  t.is(c.catalogueRepo, 'gs://catalogue/prod');
+  t.deepEqual(c.retention, { retainFull: 3, retainDays: 14, walRetainDays: 30 });
+  t.deepEqual(c.thresholds, { stallSeconds: 600, backupMaxAgeSeconds: 7200, gapGraceSeconds: 0 });
+});
+
+test('the settings the agent shares with the functions have the same flag, type, bounds and default in both tables', async (t) => {
+  const { FUNCTIONS_CONFIG_TABLE } = await import('../../functions/config.ts');
+  const { CONFIG_TABLE } = await import('../../agent/config.ts');
+  const shared = ['GCWAL_CATALOGUE_REPO', 'GCWAL_RETAIN_FULL', 'GCWAL_RETAIN_DAYS', 'GCWAL_WAL_RETAIN_DAYS', 'GCWAL_STALL_MINUTES', 'GCWAL_BACKUP_MAX_AGE_HOURS', 'GCWAL_GAP_GRACE_MINUTES'];
+  for (const env of shared) {
+    const pick = (row: { flag: string; kind: string; min?: number; max?: number; default?: string } | undefined) => row && { flag: row.flag, kind: row.kind, min: row.min, max: row.max, default: row.default };
+    const agentRow = pick(CONFIG_TABLE.find((r) => r.env === env));
+    t.truthy(agentRow, env);
+    t.deepEqual(agentRow, pick(FUNCTIONS_CONFIG_TABLE.find((r) => r.env === env)), env);
+  }
+});
