@@ -206,7 +206,11 @@ export function buildStatusReport(loaded: LoadedCatalogue, repository: string, n
     window: {
       earliest: w.earliest ? { lsn: w.earliest.lsn, time: w.earliest.time, backup: w.earliest.backup } : null,
       latest: w.latest ? { lsn: w.latest.lsn, time: w.latest.time, segment: w.latest.segment } : null,
-      spans: w.spans.map((s) => ({ from: { ...s.from }, to: { ...s.to }, unvalidatedSegments: s.unvalidatedSegments })),
+      spans: w.spans.map((s) => ({
+        from: { lsn: s.from.lsn, time: s.from.time, backup: s.from.backup },
+        to: { lsn: s.to.lsn, time: s.to.time, segment: s.to.segment },
+        unvalidatedSegments: s.unvalidatedSegments,
+      })),
     },
     newestWal: w.newestWal ? wal(w.newestWal.name, w.newestWal.created, now) : null,
     walRanges: ranges.filter((r) => r.timeline === w.timeline).map((r) => ({

@@ -122,7 +122,10 @@ test('the json report has exactly the documented fields', async (t) => {
   const [tl] = report.timelines as Record<string, unknown>[];
   t.deepEqual(Object.keys(tl), ['timeline', 'historyMissing', 'window', 'newestWal', 'walRanges', 'gaps']);
   t.deepEqual(Object.keys(tl.window as object), ['earliest', 'latest', 'spans']);
-  t.deepEqual(Object.keys((tl.window as { spans: object[] }).spans[0]), ['from', 'to', 'unvalidatedSegments']);
+  const [span] = (tl.window as { spans: { from: object; to: object }[] }).spans;
+  t.deepEqual(Object.keys(span), ['from', 'to', 'unvalidatedSegments']);
+  t.deepEqual(Object.keys(span.from), ['lsn', 'time', 'backup']);
+  t.deepEqual(Object.keys(span.to), ['lsn', 'time', 'segment']);
   t.deepEqual(Object.keys((report.backups as object[])[0]), ['name', 'timeline', 'startTime', 'stopTime', 'startLsn', 'stopLsn', 'startWalSegment', 'stopWalSegment', 'rawSize', 'storedSize', 'state', 'problem']);
   t.deepEqual(Object.keys((report.alerts as object[])[0]), ['id', 'kind', 'severity', 'summary', 'opened', 'details']);
   t.deepEqual(Object.keys(report.newestWal as object), ['name', 'created', 'ageSeconds']);
