@@ -2,7 +2,8 @@
  * watchdog (Pub/Sub, from Cloud Scheduler): re-evaluate the alerts at the
  * current time — archiving stalled, newest backup too old, objects waiting
  * for validation — and publish what opened or cleared, plus anything a
- * crashed run left in the outbox.
+ * failed or crashed run left in the outbox (once it has waited
+ * OUTBOX_CLAIM_MS, see lib/pipeline.ts).
  */
 import { cloudEvent } from '@google-cloud/functions-framework';
 import type { OpenAlert } from '../core/catalogue/types.ts';

@@ -6,6 +6,13 @@
  * catalogue, changed only by compare-and-swap), and never lost: a crash
  * between the write and the publish leaves the messages in the outbox for the
  * next run. A consumer may see a message twice; it carries a stable id.
+ *
+ * Several instances commit to the one catalogue, and each sees the others'
+ * queued messages in what it reads; if every instance published the whole
+ * outbox, one committed while another instance's publish was in flight would
+ * go out twice. So an instance publishes the messages its own writes queued,
+ * and others' only once they have waited OUTBOX_CLAIM_MS (their instance
+ * failed to publish or died).
  */
 import { alertMessage, diffAlerts, evaluateAlerts } from '../../core/alerts/evaluate.ts';
 import type { AlertMessage } from '../../core/alerts/types.ts';
@@ -13,6 +20,13 @@ import { applyCatalogueEvents } from '../../core/catalogue/apply.ts';
 import { CatalogueBatcher, readCatalogue, type CatalogueUpdate } from '../../core/catalogue/store.ts';
 import type { Catalogue, CatalogueEvent } from '../../core/catalogue/types.ts';
 import type { Runtime } from './runtime.ts';
+
+/**
+ * How long a queued message is left to the instance whose write queued it;
+ * after that, any run publishes it. Far longer than a commit and a publish
+ * take, short next to the watchdog's schedule.
+ */
+export const OUTBOX_CLAIM_MS = 60_000;
 
 /** Identity of an outbox message: an incident's open or resolved announcement at one time. */
 function messageKey(m: AlertMessage): string {
@@ -43,6 +57,8 @@ export class Pipeline {
   private batcher: Promise<CatalogueBatcher> | undefined;
   private flushing: Promise<number> | undefined;
   private flushAgain = false;
+  /** keys of messages this instance's writes queued and it has not yet published */
+  private readonly mine = new Set<string>();
 
   constructor(private readonly rt: Runtime) {}
 
@@ -55,15 +71,19 @@ export class Pipeline {
   async record(events: readonly CatalogueEvent[]): Promise<CatalogueUpdate> {
     const batcher = await this.getBatcher();
     const update = await batcher.submit((c) => absorb(c, events, this.rt.now(), this.rt));
+    const before = new Set((update.previous.outbox ?? []).map(messageKey));
+    for (const m of update.catalogue.outbox ?? []) if (!before.has(messageKey(m))) this.mine.add(messageKey(m));
     await this.flushOutbox(update.catalogue);
     return update;
   }
 
   /**
-   * Publish every message in the outbox and remove the published ones. Calls
-   * made while a flush runs share it plus one follow-up, so a message is not
-   * published twice by one process. Throws (after removing what did get
-   * published) when Pub/Sub refuses one; the rest stay queued.
+   * Publish the outbox messages this instance queued, and those any instance
+   * queued more than OUTBOX_CLAIM_MS ago (by the runtime's clock), and remove
+   * the published ones. Calls made while a flush runs share it plus one
+   * follow-up, so a message is not published twice by one process. Throws
+   * (after removing what did get published) when Pub/Sub refuses one; the
+   * rest stay queued.
    */
   flushOutbox(seen?: Catalogue): Promise<number> {
     if (seen && (seen.outbox ?? []).length === 0 && !this.flushing) return Promise.resolve(0);
@@ -88,8 +108,15 @@ export class Pipeline {
   private async flushOnce(): Promise<number> {
     const batcher = await this.getBatcher();
     const storage = await this.rt.catalogueStorage();
+    const claimed = [...this.mine];
     const { catalogue } = await readCatalogue(storage, { now: () => this.rt.now() });
-    const outbox = catalogue.outbox ?? [];
+    // What another run published (after the claim ran out) is no longer ours to publish.
+    const queued = new Set((catalogue.outbox ?? []).map(messageKey));
+    for (const key of claimed) if (!queued.has(key)) this.mine.delete(key);
+    const now = this.rt.now().getTime();
+    // A time that does not parse cannot be waited out: treat it as abandoned.
+    const abandoned = (m: AlertMessage) => !(now - Date.parse(m.time) < OUTBOX_CLAIM_MS);
+    const outbox = (catalogue.outbox ?? []).filter((m) => this.mine.has(messageKey(m)) || abandoned(m));
     if (outbox.length === 0) return 0;
     const published = new Set<string>();
     let failure: unknown;
@@ -97,6 +124,7 @@ export class Pipeline {
       try {
         await this.rt.publisher.publishJson(this.rt.config.alertsTopic, message, { id: message.id, status: message.status, kind: message.kind, severity: message.severity });
         published.add(messageKey(message));
+        this.mine.delete(messageKey(message));
         this.rt.log.log(message.status === 'open' ? (message.severity === 'INFO' ? 'INFO' : message.severity === 'WARNING' ? 'WARNING' : 'ERROR') : 'INFO', `alert ${message.status}: ${message.summary}`, { alert: message });
       } catch (err) {
         failure = err;
