@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 /**
  * Bundle the CLI into ES modules: the entry dist/gcwal.mjs and chunks beside
- * it (dist/*.mjs), so that `gcwal wal-push` (run by PostgreSQL's archiver
- * once per WAL segment) loads a few files instead of resolving and compiling
+ * it (dist/*.mjs), plus dist/gcwal, the sh launcher that runs it (the
+ * package's bin; from scripts/launcher.sh, see scripts/launcher.mjs), so
+ * that `gcwal wal-push` (run by PostgreSQL's archiver once per WAL segment)
+ * loads a few files instead of resolving and compiling
  * a few hundred TypeScript and node_modules files. Code splitting puts each
  * command's modules, loaded by the dynamic imports in
  * agent/commands/index.ts, in chunks of their own, so wal-push does not
  * compile backup-push, restore or the PostgreSQL client at start-up. Every
- * dist/*.mjs file belongs to the build and must be installed together.
+ * dist/*.mjs file belongs to the build and must be installed together, with
+ * dist/gcwal beside them. The launcher answers an archive_command call for a
+ * segment already archived ahead without starting Node at all.
  *
  * Native and wasm packages cannot be bundled: they stay external and are
  * resolved at run time from the node_modules next to (or above) the bundle.
@@ -25,6 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as esbuild from 'esbuild';
+import { writeLauncher } from './launcher.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -78,7 +83,7 @@ await mkdir(outdir, { recursive: true });
 // A failed build must not leave the previous bundle behind for tests to run,
 // and chunk names carry a content hash, so old chunks would pile up.
 for (const file of await readdir(outdir)) {
-  if (/\.mjs(\.map)?$/.test(file) || file === 'gcwal.externals.json') await rm(path.join(outdir, file), { force: true });
+  if (/\.mjs(\.map)?$/.test(file) || file === 'gcwal.externals.json' || file === 'gcwal') await rm(path.join(outdir, file), { force: true });
 }
 const started = performance.now();
 let result;
@@ -117,6 +122,9 @@ try {
 }
 
 await writeFile(path.join(outdir, 'gcwal.externals.json'), JSON.stringify(EXTERNAL_PACKAGES, null, 2) + '\n');
+// Node from PATH (as `#!/usr/bin/env node` would), the bundle beside the
+// launcher wherever npm links it from.
+await writeLauncher(path.join(outdir, 'gcwal'));
 
 const outputs = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.mjs'));
 const bytes = (file) => result.metafile.outputs[file]?.bytes ?? 0;

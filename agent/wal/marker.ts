@@ -13,6 +13,15 @@
  * has the content that was archived. Anything else makes the marker stale:
  * it is removed and the segment is pushed normally (which is idempotent).
  * PostgreSQL's own archive_status directory is only ever read.
+ *
+ * A marker file is two lines. The first is the same check as one line of
+ * text, `gcwal-marker 1 <name> <dev> <ino> <size> <mtime> <repo>`, with the
+ * numbers in decimal and the mtime as GNU `stat -c %.9Y` prints it
+ * (seconds.nanoseconds): the sh launcher (scripts/launcher.sh) rebuilds it
+ * with `stat` and $GCWAL_REPO and answers the call without starting Node
+ * when the two are equal. It never writes, so a marker it answered from
+ * stays until the next wal-push prunes it. The second line is the JSON
+ * record this module reads; a marker whose two lines disagree is no marker.
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -59,22 +68,50 @@ export function sameFile(a: FileIdentity, b: FileIdentity): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
 }
 
-/** Serialise a marker (one JSON line). */
-export function formatMarker(marker: PushedMarker): string {
-  return JSON.stringify(marker) + '\n';
+const DECIMAL = /^(0|[1-9][0-9]*)$/;
+const NS_PER_S = 1_000_000_000n;
+
+/**
+ * The line the sh launcher compares with its own: `gcwal-marker 1 <name>
+ * <dev> <ino> <size> <seconds>.<9-digit nanoseconds> <repo>`, byte for byte
+ * what it builds from `stat -L -c '%d %i %s %.9Y'` (st_dev in decimal, as
+ * Node's bigint stat gives it) and $GCWAL_REPO. Undefined when the shell
+ * could never produce it: a repository URL with a control character (a
+ * newline would split the line), a time before 1970 (stat prints those
+ * differently), a field that is not a plain decimal number.
+ */
+export function shellLine(marker: PushedMarker): string | undefined {
+  const { name, repo, file } = marker;
+  if (/[\x00-\x1f\x7f]/.test(repo) || /[\x00-\x20\x7f]/.test(name)) return undefined;
+  if (![file.dev, file.ino, file.size, file.mtimeNs].every((n) => DECIMAL.test(n))) return undefined;
+  const ns = BigInt(file.mtimeNs);
+  const mtime = `${ns / NS_PER_S}.${String(ns % NS_PER_S).padStart(9, '0')}`;
+  return `gcwal-marker 1 ${name} ${file.dev} ${file.ino} ${file.size} ${mtime} ${repo}`;
 }
 
-/** Parse a marker; undefined for anything that is not a complete marker of this format. */
+/** Serialise a marker: the shell's line (empty when it has none), then one JSON line. */
+export function formatMarker(marker: PushedMarker): string {
+  return `${shellLine(marker) ?? ''}\n${JSON.stringify(marker)}\n`;
+}
+
+/**
+ * Parse a marker; undefined for anything that is not a complete marker of
+ * this format, including one whose first line is not exactly the shell line
+ * of its JSON (so the launcher and Node never trust different markers).
+ */
 export function parseMarker(text: string): PushedMarker | undefined {
+  const newline = text.indexOf('\n');
+  if (newline < 0 || !text.endsWith('\n')) return undefined;
   let value: Partial<PushedMarker>;
   try {
-    value = JSON.parse(text) as Partial<PushedMarker>;
+    value = JSON.parse(text.slice(newline + 1)) as Partial<PushedMarker>;
   } catch {
     return undefined;
   }
   const file = value?.file as Partial<FileIdentity> | undefined;
   const strings = [value?.repo, value?.name, value?.key, value?.rawCrc32c, file?.dev, file?.ino, file?.size, file?.mtimeNs];
   if (value?.format !== 1 || typeof value.rawSize !== 'number' || strings.some((s) => typeof s !== 'string')) return undefined;
+  if (text.slice(0, newline) !== (shellLine(value as PushedMarker) ?? '')) return undefined;
   return value as PushedMarker;
 }
 
@@ -121,8 +158,9 @@ export async function takeMarker(walDir: string, name: string, repo: string, fil
 
 /**
  * Remove markers whose segment PostgreSQL will not ask about any more (not
- * `.ready` in archive_status), so a marker left by an interrupted run cannot
- * pile up. `ready` holds the names still waiting. Failures are ignored.
+ * `.ready` in archive_status), so markers left by an interrupted run, and
+ * those the sh launcher answered from (it never removes one), cannot pile
+ * up. `ready` holds the names still waiting. Failures are ignored.
  */
 export async function pruneMarkers(walDir: string, ready: ReadonlySet<string>): Promise<void> {
   const dir = path.join(walDir, MARKER_DIR);

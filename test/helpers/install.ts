@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeLauncher } from '../../scripts/launcher.mjs';
 import { execOk } from './exec.ts';
 import { makeTempDir } from './tmp.ts';
 import { assertReachableByOthers, runningAsRoot } from './users.ts';
@@ -11,7 +12,7 @@ export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
 
 /** A built gcwal copied where the postgres user can run it. */
 export interface InstalledAgent {
-  /** absolute path of the executable `gcwal` wrapper: use it in archive_command and with runGcwal */
+  /** absolute path of the executable `gcwal` launcher (scripts/launcher.sh): use it in archive_command and with runGcwal */
   command: string;
   /** the install directory: gcwal.mjs, its chunks (*.mjs), their source maps, node_modules with the external packages */
   dir: string;
@@ -24,6 +25,12 @@ export interface InstallOptions {
   distDir?: string;
   /** extra node options for the wrapper, e.g. ['--enable-source-maps'] */
   nodeArgs?: readonly string[];
+  /**
+   * the Node binary the wrapper runs; default this process's. A test points
+   * it at a program that records or refuses its calls, to see which calls
+   * the launcher answers without Node.
+   */
+  node?: string;
 }
 
 /**
@@ -32,7 +39,9 @@ export interface InstallOptions {
  * packages it loads at run time (listed by the build in
  * dist/gcwal.externals.json, plus their dependencies, found by reading each
  * package.json recursively) into a fresh world-readable temp directory, and
- * write an executable `gcwal` shell wrapper that runs it with this Node.
+ * write the executable `gcwal` launcher beside it from the same template as
+ * the build's dist/gcwal (scripts/launcher.sh, fast path included), running
+ * it with this Node.
  *
  * Why a copy: archive_command runs gcwal as the postgres user, and CI may
  * check the project out under a directory only root can enter (/root/...).
@@ -44,8 +53,9 @@ export async function installAgent(options: InstallOptions = {}): Promise<Instal
   const dist = options.distDir ?? path.join(projectRoot, 'dist');
   const bundle = path.join(dist, 'gcwal.mjs');
   if (!existsSync(bundle)) throw new Error(`${bundle} does not exist: run npm run build`);
+  const node = options.node ?? process.execPath;
   if (runningAsRoot()) {
-    await assertReachableByOthers(process.execPath, 'execute', 'install Node where every user can run it (e.g. /usr/bin/node)');
+    await assertReachableByOthers(node, 'execute', 'install Node where every user can run it (e.g. /usr/bin/node)');
   }
   const externals = JSON.parse(await readFile(path.join(dist, 'gcwal.externals.json'), 'utf8')) as string[];
   const packages = await runtimePackages(externals, projectRoot);
@@ -58,9 +68,7 @@ export async function installAgent(options: InstallOptions = {}): Promise<Instal
     }
     await copyPackages(packages, projectRoot, tmp.path);
     const command = path.join(tmp.path, 'gcwal');
-    const nodeArgs = (options.nodeArgs ?? []).map(shellQuote).join(' ');
-    await writeFile(command, `#!/bin/sh\nexec ${shellQuote(process.execPath)} ${nodeArgs ? `${nodeArgs} ` : ''}${shellQuote(path.join(tmp.path, 'gcwal.mjs'))} "$@"\n`);
-    await chmod(command, 0o755);
+    await writeLauncher(command, { node, nodeArgs: options.nodeArgs ?? [], bundle: path.join(tmp.path, 'gcwal.mjs') });
     // A checkout made with umask 077 would give postgres nothing to read.
     // X: execute only for directories and files that were executable already.
     await execOk('chmod', ['-R', 'u=rwX,go=rX', tmp.path]);
@@ -129,9 +137,4 @@ async function copyPackages(dirs: readonly string[], from: string, to: string): 
     await mkdir(parent, { recursive: true });
     await execOk('cp', ['-R', '--', ...sources, parent]);
   }
-}
-
-/** Single-quote for /bin/sh. */
-function shellQuote(value: string): string {
-  return `'${value.replaceAll("'", "'\\''")}'`;
 }

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileIdentity, formatMarker, MARKER_DIR, parseMarker, pruneMarkers, takeMarker, writeMarker, type PushedMarker } from '../../../agent/wal/marker.ts';
+import { fileIdentity, formatMarker, MARKER_DIR, parseMarker, pruneMarkers, shellLine, takeMarker, writeMarker, type PushedMarker } from '../../../agent/wal/marker.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 
 let work: TempDir;
@@ -37,11 +37,39 @@ test('a marker survives formatting and parsing unchanged', async (t) => {
 
 test('anything but a complete marker parses as none', (t) => {
   const file = { dev: '1', ino: '2', size: '3', mtimeNs: '4' };
-  const good = { format: 1, repo: REPO, name: NAME, key: 'k', rawSize: 1, rawCrc32c: 'c', file };
-  for (const text of ['', 'not json', 'null', '[]', JSON.stringify({ ...good, format: 2 }), JSON.stringify({ ...good, repo: 5 }), JSON.stringify({ ...good, file: { ...file, ino: 2 } }), JSON.stringify({ ...good, rawSize: '1' })]) {
+  const good: PushedMarker = { format: 1, repo: REPO, name: NAME, key: 'k', rawSize: 1, rawCrc32c: 'c', file };
+  const line = shellLine(good)!;
+  const json = (value: unknown) => `${line}\n${JSON.stringify(value)}\n`;
+  for (const text of [
+    '',
+    'not json',
+    `${line}\nnull\n`,
+    `${line}\n[]\n`,
+    json({ ...good, format: 2 }),
+    json({ ...good, repo: 5 }),
+    json({ ...good, file: { ...file, ino: 2 } }),
+    json({ ...good, rawSize: '1' }),
+    // the format before the shell line, and lines that do not match the record
+    JSON.stringify(good) + '\n',
+    `\n${JSON.stringify(good)}\n`,
+    json({ ...good, repo: 'file:///elsewhere' }),
+    json({ ...good, file: { ...file, mtimeNs: '5' } }),
+    `${line} \n${JSON.stringify(good)}\n`,
+    // cut short, or with more after the record
+    `${line}\n${JSON.stringify(good)}`,
+    `${line}\n${JSON.stringify(good)}\nmore\n`,
+  ]) {
     t.is(parseMarker(text), undefined, text);
   }
-  t.truthy(parseMarker(JSON.stringify(good)));
+  t.deepEqual(parseMarker(json(good)), good);
+  t.is(formatMarker(good), json(good));
+});
+
+test('a marker whose repository the shell cannot match has an empty first line and still serves Node', (t) => {
+  const odd: PushedMarker = { format: 1, repo: 'file:///srv/a\nb', name: NAME, key: 'k', rawSize: 1, rawCrc32c: 'c', file: { dev: '1', ino: '2', size: '3', mtimeNs: '4' } };
+  t.is(shellLine(odd), undefined);
+  t.true(formatMarker(odd).startsWith('\n{'));
+  t.deepEqual(parseMarker(formatMarker(odd)), odd);
 });
 
 test('a marker for this repository and the unchanged file is taken once', async (t) => {

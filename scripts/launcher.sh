@@ -1,0 +1,79 @@
+#!/bin/sh
+# gcwal launcher: runs the bundled CLI (gcwal.mjs) with Node, except for the
+# one call it can answer without Node.
+#
+# PostgreSQL's archiver starts `gcwal wal-push pg_wal/<segment>` once per
+# segment. When an earlier wal-push has archived that segment ahead (see
+# agent/wal/ahead.ts), it left a marker in pg_wal/.gcwal-pushed/<segment>
+# whose first line names the repository and the file exactly (see
+# agent/wal/marker.ts). Rebuilding that line here and finding it equal
+# answers the call in a few milliseconds; starting Node only to read the
+# marker costs 60 ms or more. Anything else, including any doubt, goes to
+# Node, which checks the marker again and pushes the segment if need be
+# (idempotent). This script never writes anything: Node removes stale
+# markers.
+#
+# This file is a template. scripts/launcher.mjs fills in the settings below:
+# the build writes dist/gcwal (the package's bin), the test harness writes
+# the wrapper of its installed copy. Keep it POSIX sh.
+
+# The Node binary (a command name looked up on PATH, or a path).
+gcwal_node=@NODE@
+# The bundle to run; empty means gcwal.mjs beside this launcher once
+# symbolic links (npm's bin link) are followed.
+gcwal_bundle=@BUNDLE@
+
+# Succeeds only when the marker for the file $1 (archive_command's %p:
+# pg_wal/<name> relative to the data directory, or an absolute path) vouches
+# for this repository ($GCWAL_REPO) and this very file as it is now: same
+# name, device, inode, size and modification time (nanoseconds).
+gcwal_pushed_ahead() {
+  # Node would parse a leading dash as an option; a trailing slash names no file.
+  case $1 in '' | -* | */) return 1 ;; esac
+  gcwal_name=${1##*/}
+  # Only full segment names are ever pushed ahead.
+  [ "${#gcwal_name}" -eq 24 ] || return 1
+  case $gcwal_name in *[!0-9A-F]*) return 1 ;; esac
+  # (for /<name> the directory part is empty: the marker is /.gcwal-pushed/<name>)
+  case $1 in */*) gcwal_dir=${1%/*} ;; *) gcwal_dir=. ;; esac
+  # The marker is one line per field set; a newline in the URL cannot be matched.
+  case $GCWAL_REPO in *'
+'*) return 1 ;; esac
+  gcwal_marker=$gcwal_dir/.gcwal-pushed/$gcwal_name
+  [ -f "$gcwal_marker" ] && [ -r "$gcwal_marker" ] && [ -f "$1" ] || return 1
+  # Only a complete first line counts (read fails without its newline).
+  IFS= read -r gcwal_line 2>/dev/null <"$gcwal_marker" || return 1
+  # -L: follow a symbolic link as Node's stat does. LC_ALL=C: a locale must
+  # not turn the decimal point of %.9Y into a comma.
+  gcwal_id=$(LC_ALL=C stat -L -c '%d %i %s %.9Y' -- "$1" 2>/dev/null) || return 1
+  [ "x$gcwal_line" = "xgcwal-marker 1 $gcwal_name $gcwal_id $GCWAL_REPO" ]
+}
+
+# Exactly `gcwal wal-push <path>` with the repository in the environment and
+# not verbose (a verbose run logs what it did, so Node answers it).
+if [ "$#" -eq 2 ] && [ "$1" = wal-push ] && [ -n "${GCWAL_REPO-}" ]; then
+  case ${GCWAL_VERBOSE-} in
+    '' | 0 | [Ff][Aa][Ll][Ss][Ee] | [Nn][Oo] | [Oo][Ff][Ff])
+      if gcwal_pushed_ahead "$2"; then exit 0; fi
+      ;;
+  esac
+fi
+
+if [ -z "$gcwal_bundle" ]; then
+  gcwal_self=$0
+  gcwal_hops=0
+  while [ -h "$gcwal_self" ] && [ "$gcwal_hops" -lt 40 ]; do
+    gcwal_link=$(readlink -- "$gcwal_self") || break
+    case $gcwal_link in
+      /*) gcwal_self=$gcwal_link ;;
+      *) case $gcwal_self in */*) gcwal_self=${gcwal_self%/*}/$gcwal_link ;; *) gcwal_self=$gcwal_link ;; esac ;;
+    esac
+    gcwal_hops=$((gcwal_hops + 1))
+  done
+  case $gcwal_self in */*) gcwal_bundle=${gcwal_self%/*}/gcwal.mjs ;; *) gcwal_bundle=gcwal.mjs ;; esac
+fi
+if [ ! -f "$gcwal_bundle" ]; then
+  echo "gcwal: error: the bundle $gcwal_bundle is missing (reinstall gcwal, or run npm run build in a checkout)" >&2
+  exit 11
+fi
+exec "$gcwal_node" @NODE_ARGS@ "$gcwal_bundle" "$@"
