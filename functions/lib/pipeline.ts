@@ -35,15 +35,19 @@ function messageKey(m: AlertMessage): string {
 
 /**
  * Apply `events`, then bring the open alerts in line with what is true at
- * `now`, queueing a message for every alert opened or resolved. Pure and
- * idempotent: applied again to its own result it changes nothing (the
+ * `now`, queueing a message for every alert opened or resolved. A continuing
+ * incident keeps its opening time and takes its current summary and details
+ * (what `gcwal status` shows and a resolution repeats), unannounced. Pure and
+ * idempotent: applied again to its own result it returns that result (the
  * catalogue store may run it twice when an answer was lost).
  */
 export function absorb(catalogue: Catalogue, events: readonly CatalogueEvent[], now: Date, rt: Pick<Runtime, 'config'>): Catalogue {
   const applied = applyCatalogueEvents(catalogue, events, now);
   const current = evaluateAlerts(applied, now, rt.config.thresholds);
   const diff = diffAlerts(applied.alerts, current, now);
-  if (diff.opened.length === 0 && diff.resolved.length === 0) return applied;
+  if (diff.opened.length === 0 && diff.resolved.length === 0) {
+    return JSON.stringify(diff.next) === JSON.stringify(applied.alerts) ? applied : { ...applied, alerts: diff.next };
+  }
   const cluster = applied.systemIdentifier;
   const messages = [
     ...diff.opened.map((a) => alertMessage(a, 'open', cluster, rt.config.repo, now)),

@@ -70,6 +70,23 @@ test('absorb is idempotent: applied again to its own result it returns that resu
   t.is(absorb(once, [verdict(2, false)], new Date(T(3)), { config }).outbox?.length, 1, 'a continuing incident is not announced again');
 });
 
+test('absorb keeps a continuing incident\'s opening time and takes its current details, announcing nothing', (t) => {
+  const now = new Date(T(0));
+  const arrived = [finalized(1, '1001', T(0)), finalized(2, '1002', T(0))];
+  const pending = absorb(emptyCatalogue(now), arrived, now, { config });
+  const late = new Date(T(16));
+  const opened = frozen(absorb(pending, [], late, { config }));
+  t.like(opened.alerts['objects-unvalidated'], { opened: late.toISOString(), details: { count: 2 } });
+  t.is(opened.outbox?.length, 1);
+
+  const later = new Date(T(17));
+  const one = absorb(opened, [verdict(1, true, T(17), '1001')], later, { config });
+  t.like(one.alerts['objects-unvalidated'], { opened: late.toISOString(), details: { count: 1, oldest: `wal/${SEG(2)}` } });
+  t.regex(one.alerts['objects-unvalidated'].summary, /^1 object has waited/);
+  t.is(one.outbox?.length, 1, 'nothing more announced');
+  t.is(absorb(one, [], later, { config }), one);
+});
+
 test('absorb queues a resolution when an incident clears, keeping what is still unpublished', (t) => {
   const now = new Date(T(2));
   const opened = absorb(emptyCatalogue(now), [finalized(1), verdict(1, true), finalized(2), verdict(2, false)], now, { config });
@@ -145,14 +162,15 @@ test('a message its instance could not publish goes out from any instance once t
   const now = new Date().toISOString();
   // Pub/Sub refuses everything for the instance that commits the incidents.
   await t.throwsAsync(pipelineWith(repo.runtime(), failingPublisher()).record([finalized(1, '3', now), verdict(1, false, now, '3'), finalized(2, '4', now), verdict(2, false, now, '4')]));
+  const queued = Date.parse((await repo.catalogue()).outbox!.map((m) => m.time).sort().at(-1)!);
   t.is((await repo.catalogue()).outbox?.length, 2);
 
-  const soon = new Pipeline(repo.runtime({ now: () => new Date(Date.parse(now) + OUTBOX_CLAIM_MS - 5000) }));
+  const soon = new Pipeline(repo.runtime({ now: () => new Date(queued + OUTBOX_CLAIM_MS - 5000) }));
   t.is(await soon.flushOutbox(), 0);
   t.deepEqual(await repo.alerts.quiet(500), []);
 
   // Later, three flushes asked for at once on one instance share one run.
-  const later = new Pipeline(repo.runtime({ now: () => new Date(Date.parse(now) + OUTBOX_CLAIM_MS + 1000) }));
+  const later = new Pipeline(repo.runtime({ now: () => new Date(queued + OUTBOX_CLAIM_MS + 1000) }));
   const counts = await Promise.all([later.flushOutbox(), later.flushOutbox(), later.flushOutbox()]);
   t.is(counts[0], 2);
   const all = await repo.alerts.quiet();
