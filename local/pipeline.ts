@@ -10,6 +10,7 @@
  * deletes) and get its tokens from a metadata-server stand-in of their own,
  * so they authenticate keylessly as a deployed function does.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AlertMessage, PipelineEventMessage } from '../core/alerts/types.ts';
@@ -122,6 +123,8 @@ export interface LocalPipeline {
   close(): Promise<void>;
 }
 
+const WITHOUT = 'or start the stack without the pipeline (gcwal local --no-pipeline)';
+
 const DEFAULT_SOURCE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/functions/index.mjs');
 
 /**
@@ -149,11 +152,15 @@ export function pipelineSettings(options: PipelineOptions): Record<string, strin
 /**
  * Start the pipeline on `host` (whose GCS emulator is already serving).
  * Grants the functions' identity roles/storage.objectAdmin on the bucket.
- * On any failure what was started is stopped again and the host's event
- * targets are restored before the error is rethrown.
+ * Throws UsageError for bad settings (see pipelineSettings), a missing
+ * functions bundle, or no gcloud on `toolEnv`'s PATH. On any failure what was
+ * started is stopped again and the host's event targets are restored before
+ * the error is rethrown.
  */
 export async function startPipeline(host: PipelineHost, options: PipelineOptions = {}): Promise<LocalPipeline> {
   const settings = pipelineSettings(options);
+  const source = options.source ?? DEFAULT_SOURCE;
+  if (!existsSync(source)) throw new UsageError(`the functions bundle ${source} does not exist`, `run npm run build to bundle the functions, ${WITHOUT}`);
   const identity = `gcwal-functions@${host.projectId}.iam.gserviceaccount.com`;
   const prefix = repoPrefix(host.repo, host.bucket);
   const cleanups: (() => Promise<void>)[] = [];
@@ -163,7 +170,10 @@ export async function startPipeline(host: PipelineHost, options: PipelineOptions
     cleanups.push(() => metadata.close());
 
     // The functions' env names the emulator's port, so it starts first.
-    const pubsub = await startPubSubEmulator({ projectId: host.projectId, ...(options.toolEnv ? { env: options.toolEnv } : {}) });
+    const pubsub = await startPubSubEmulator({ projectId: host.projectId, ...(options.toolEnv ? { env: options.toolEnv } : {}) }).catch((err: Error) => {
+      if ((err.cause as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT') throw err;
+      throw new UsageError('cannot run gcloud for the pub/sub emulator: it is not on PATH', `install the Google Cloud CLI with its pubsub-emulator component and a Java runtime, ${WITHOUT}`, { cause: err });
+    });
     cleanups.push(() => pubsub.close());
     const functionEnv: Record<string, string> = {
       GCWAL_REPO: host.repo,
@@ -177,7 +187,6 @@ export async function startPipeline(host: PipelineHost, options: PipelineOptions
       ...settings,
       GCE_METADATA_HOST: metadata.host,
     };
-    const source = options.source ?? DEFAULT_SOURCE;
     const started = await Promise.allSettled(PIPELINE_FUNCTIONS.map((target) => startFunction({ source, target, signatureType: 'cloudevent', env: functionEnv })));
     for (const result of started) if (result.status === 'fulfilled') cleanups.push(() => result.value.close());
     const failed = started.find((r) => r.status === 'rejected');

@@ -82,7 +82,8 @@ export function openInbox<T = unknown>(client: InboxClientOptions, subscription:
   const start = () => {
     if (running || closed) return;
     running = (import('@google-cloud/pubsub') as Promise<PubSubModule>).then(({ PubSub }) => {
-      const pubsub = new PubSub({ ...client });
+      // The universe named up front: otherwise the gRPC stub asks ADC for it, which probes for a metadata server and warns when there is none.
+      const pubsub = new PubSub({ ...client, universeDomain: 'googleapis.com' });
       const sub: Subscription = pubsub.subscription(subscription);
       sub.on('message', (m) => {
         const text = m.data.toString('utf8');

@@ -119,6 +119,16 @@ for (const [what, env, pattern] of [
   });
 }
 
+for (const [what, options, pattern] of [
+  ['a missing functions bundle', { source: '/nonexistent/index.mjs' }, /^the functions bundle \/nonexistent\/index\.mjs does not exist$/],
+  ['no gcloud on PATH', { toolEnv: { PATH: '/nonexistent' } }, /^cannot run gcloud for the pub\/sub emulator: it is not on PATH$/],
+] as const) {
+  test(`${what} is a usage error that says how to do without the pipeline`, async (t) => {
+    const err = await t.throwsAsync(startLocalStack({ bucket: 'pipe-refused', pipeline: options }), { instanceOf: UsageError, message: pattern });
+    t.regex(err!.hint, /gcwal local --no-pipeline/);
+  });
+}
+
 test('without a retention policy the pipeline keeps the newest 7 full backups, so the functions accept their config', (t) => {
   t.deepEqual(pipelineSettings({}), { GCWAL_RETAIN_FULL: '7' });
   t.deepEqual(pipelineSettings({ retainDays: 10, walRetainDays: 20 }), { GCWAL_RETAIN_DAYS: '10', GCWAL_WAL_RETAIN_DAYS: '20' });
