@@ -27,7 +27,7 @@ export function makeCatalogueHandler(runtime: () => Runtime): (event: IncomingEv
     const location = repositoryLocation(rt.config.repo);
     const ev = parseStorageEvent(event, location);
     if (!ev) return ignored(rt, event, 'not an object event in the repository');
-    const change = catalogueEventFromObjectResource(ev.kind, event.data as StorageObjectResource, location.prefix, ev.time);
+    const change = catalogueEventFromObjectResource(ev.kind, ev.resource as StorageObjectResource, location.prefix, ev.time);
     if (!change) return ignored(rt, event, `${ev.key} is not catalogued`);
     const update = await pipeline.record([change]);
     const changed = update.catalogue !== update.previous && JSON.stringify({ ...update.catalogue, updated: '' }) !== JSON.stringify({ ...update.previous, updated: '' });

@@ -30,6 +30,8 @@ export interface StorageObjectEvent {
   created: string;
   /** when the event happened, ISO */
   time: string;
+  /** the object resource (the event's data, parsed when it came as JSON text) */
+  resource: Record<string, unknown>;
 }
 
 /** Where a gs:// repository lives, e.g. from parseGsUrl. */
@@ -75,6 +77,7 @@ export function parseStorageEvent(event: IncomingEvent, repository: RepositoryLo
     size: Number.isFinite(size) ? size : 0,
     created,
     time: event.time ?? created,
+    resource: data,
   };
 }
 

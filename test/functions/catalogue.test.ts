@@ -124,6 +124,15 @@ test('the catalogue\'s own writes and objects outside the repository are ignored
   t.deepEqual(Object.keys((await repo.catalogue()).wal), [segments[4]]);
 });
 
+test('an event whose object arrives as JSON text is catalogued like any other', async (t) => {
+  const repo = await h.repo(t);
+  const [event] = await pushAll(repo, [segments[6]]);
+  // A body functions-framework did not parse (not sent as application/json) reaches the handler as text.
+  const outcome = await catalogueFn(repo.runtime())({ ...event, data: JSON.stringify(event.data) });
+  t.like(outcome, { status: 'recorded', changed: true, event: { type: 'finalized', key: walObjectKey(segments[6]), generation: event.data.generation } });
+  t.like((await repo.catalogue()).wal[segments[6]], { generation: event.data.generation, state: 'pending' });
+});
+
 test('50 concurrent events of one cluster, with duplicates, across instances end in a complete, consistent catalogue', async (t) => {
   const repo = await h.repo(t);
   const names = segments.slice(0, 50);
