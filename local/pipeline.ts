@@ -125,7 +125,15 @@ export interface LocalPipeline {
 
 const WITHOUT = 'or start the stack without the pipeline (gcwal local --no-pipeline)';
 
-const DEFAULT_SOURCE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../dist/functions/index.mjs');
+/**
+ * The bundled functions beside this module: <project>/dist/functions when it
+ * runs from source (tsx), dist/functions when it runs bundled into dist/.
+ */
+function defaultSource(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const candidates = [path.resolve(here, '../dist/functions/index.mjs'), path.resolve(here, 'functions/index.mjs')];
+  return candidates.find((c) => existsSync(c)) ?? candidates[0];
+}
 
 /**
  * The functions' settings from `options`, checked. Throws UsageError for a
@@ -159,7 +167,7 @@ export function pipelineSettings(options: PipelineOptions): Record<string, strin
  */
 export async function startPipeline(host: PipelineHost, options: PipelineOptions = {}): Promise<LocalPipeline> {
   const settings = pipelineSettings(options);
-  const source = options.source ?? DEFAULT_SOURCE;
+  const source = options.source ?? defaultSource();
   if (!existsSync(source)) throw new UsageError(`the functions bundle ${source} does not exist`, `run npm run build to bundle the functions, ${WITHOUT}`);
   const identity = `gcwal-functions@${host.projectId}.iam.gserviceaccount.com`;
   const prefix = repoPrefix(host.repo, host.bucket);
