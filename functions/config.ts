@@ -42,7 +42,8 @@ export const FUNCTIONS_CONFIG_TABLE: readonly ConfigEntry[] = [
 
 /**
  * Read the functions' configuration from an environment. Throws UsageError
- * naming the variable when one is malformed, when GCWAL_REPO is missing, or
+ * naming the variable when one is malformed, when GCWAL_REPO is missing,
+ * when GCWAL_WAL_RETAIN_DAYS is shorter than GCWAL_RETAIN_DAYS, or
  * when neither retention setting is present (prune would have no policy; the
  * other functions still need the check so a mis-deployed stack fails on its
  * first event, loudly, not on the first prune).
@@ -52,19 +53,28 @@ export function readFunctionsConfig(env: Readonly<Record<string, string | undefi
   const repo = v.GCWAL_REPO as string | undefined;
   if (!repo) throw new UsageError('GCWAL_REPO is not set for the functions', 'set it in the functions\' environment, e.g. GCWAL_REPO=gs://my-bucket/prod-db');
   if (!/^(gs|file):\/\//.test(repo)) throw new UsageError(`GCWAL_REPO "${repo}" is not a gs:// or file:// URL`, 'e.g. GCWAL_REPO=gs://my-bucket/prod-db');
+  const catalogueRepo = v.GCWAL_CATALOGUE_REPO as string | undefined;
+  if (catalogueRepo !== undefined && !/^(gs|file):\/\//.test(catalogueRepo)) {
+    throw new UsageError(`GCWAL_CATALOGUE_REPO "${catalogueRepo}" is not a gs:// or file:// URL`, 'e.g. GCWAL_CATALOGUE_REPO=gs://my-catalogue-bucket/prod-db, or leave it unset to keep the catalogue in the repository');
+  }
   const retainFull = v.GCWAL_RETAIN_FULL as number | undefined;
   const retainDays = v.GCWAL_RETAIN_DAYS as number | undefined;
+  const walRetainDays = v.GCWAL_WAL_RETAIN_DAYS as number | undefined;
   if (retainFull === undefined && retainDays === undefined) {
     throw new UsageError('no retention policy: neither GCWAL_RETAIN_FULL nor GCWAL_RETAIN_DAYS is set', 'set at least one, e.g. GCWAL_RETAIN_FULL=7 or GCWAL_RETAIN_DAYS=14');
+  }
+  // planRetention refuses this too, but only at the first prune and naming no variable.
+  if (walRetainDays !== undefined && retainDays !== undefined && walRetainDays < retainDays) {
+    throw new UsageError(`GCWAL_WAL_RETAIN_DAYS ${walRetainDays} is shorter than GCWAL_RETAIN_DAYS ${retainDays}`, 'the WAL window can only extend the backup window: set GCWAL_WAL_RETAIN_DAYS to at least GCWAL_RETAIN_DAYS, or leave it unset');
   }
   const minutes = (name: string) => (v[name] as number) * 60;
   return {
     repo,
-    catalogueRepo: (v.GCWAL_CATALOGUE_REPO as string | undefined) ?? repo,
+    catalogueRepo: catalogueRepo ?? repo,
     projectId: v.GOOGLE_CLOUD_PROJECT as string | undefined,
     eventsTopic: v.GCWAL_EVENTS_TOPIC as string,
     alertsTopic: v.GCWAL_ALERTS_TOPIC as string,
-    retention: { retainFull, retainDays, walRetainDays: v.GCWAL_WAL_RETAIN_DAYS as number | undefined },
+    retention: { retainFull, retainDays, walRetainDays },
     pruneDryRun: v.GCWAL_PRUNE_DRY_RUN as boolean,
     thresholds: {
       stallSeconds: minutes('GCWAL_STALL_MINUTES'),
