@@ -91,7 +91,14 @@ async function processesMentioning(needle: string): Promise<number[]> {
 
 test('gcwal local runs the pipeline by default, prints PUBSUB_EMULATOR_HOST and the project before ready, and stops it all on SIGTERM', async (t) => {
   const local = await startLocal(['--bucket', 'pipe-bucket']);
-  t.teardown(() => void local.child.kill('SIGKILL'));
+  // SIGTERM, not SIGKILL: a killed gcwal local cannot stop the emulator and functions it started.
+  t.teardown(async () => {
+    if (local.child.exitCode !== null || local.child.signalCode !== null) return;
+    local.child.kill('SIGTERM');
+    const timer = setTimeout(() => local.child.kill('SIGKILL'), 30_000);
+    await local.exited;
+    clearTimeout(timer);
+  });
   t.deepEqual(local.lines.slice(0, -1).map((l) => l.split('=')[0]).sort(), [...REQUIRED, 'PUBSUB_EMULATOR_HOST'].sort());
   t.regex(local.env.PUBSUB_EMULATOR_HOST, /^127\.0\.0\.1:\d+$/);
   t.is(local.env.GOOGLE_CLOUD_PROJECT, 'gcwal-local');
