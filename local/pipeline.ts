@@ -18,7 +18,7 @@ import { emptyCatalogue, type Catalogue } from '../core/catalogue/types.ts';
 import type { CatalogueSnapshot } from '../core/catalogue/store.ts';
 import { UsageError } from '../core/errors.ts';
 import { CATALOGUE_KEY } from '../core/layout.ts';
-import { FUNCTIONS_CONFIG_TABLE } from '../functions/config.ts';
+import { FUNCTIONS_CONFIG_TABLE, readFunctionsConfig } from '../functions/config.ts';
 import type { TokenAuthority } from './auth/authority.ts';
 import { pubsubPushEndpoint, startFunction, type RunningFunction } from './functions/runner.ts';
 import type { EventTarget, GcsEmulator } from './gcs/server.ts';
@@ -136,10 +136,10 @@ function defaultSource(): string {
 }
 
 /**
- * The functions' settings from `options`, checked. Throws UsageError for a
- * name outside FUNCTIONS_CONFIG_TABLE or one the stack owns, so a typo fails
- * before anything starts; values are checked by the functions' own config
- * reader (readFunctionsConfig) in the test of the stack.
+ * The functions' settings from `options`, checked as the functions will read
+ * them (readFunctionsConfig), so a typo or a bad value fails before anything
+ * starts rather than on the first event. Throws UsageError naming the
+ * variable, for a name outside FUNCTIONS_CONFIG_TABLE, or one the stack owns.
  */
 export function pipelineSettings(options: PipelineOptions): Record<string, string> {
   const known = new Set(FUNCTIONS_CONFIG_TABLE.map((e) => e.env));
@@ -154,6 +154,7 @@ export function pipelineSettings(options: PipelineOptions): Record<string, strin
     if (STACK_OWNED.has(name)) throw new UsageError(`${name} is set by the local stack`, 'leave it out of the pipeline env');
     settings[name] = value;
   }
+  readFunctionsConfig({ GCWAL_REPO: 'gs://settings-check', ...settings });
   return settings;
 }
 

@@ -112,6 +112,7 @@ test('a watchdog tick runs the watchdog', async (t) => {
 for (const [what, env, pattern] of [
   ['a name the functions do not know', { GCWAL_STALL_MINUTS: '1' }, /^GCWAL_STALL_MINUTS is not a setting of the functions$/],
   ['a name the stack sets itself', { GCWAL_REPO: 'gs://elsewhere' }, /^GCWAL_REPO is set by the local stack$/],
+  ['a value the functions would refuse', { GCWAL_STALL_MINUTES: '0' }, /GCWAL_STALL_MINUTES/],
 ] as const) {
   test(`pipeline env with ${what} is refused before anything starts`, async (t) => {
     t.throws(() => pipelineSettings({ env }), { instanceOf: UsageError, message: pattern });
