@@ -19,8 +19,8 @@ export type PruneOutcome = { message: Extract<PipelineEventMessage, { kind: 'pru
 /**
  * Build the handler. Any message on its topic triggers one run; a duplicate
  * delivery plans again over the updated catalogue and finds nothing more to
- * delete. Rejects on storage or Pub/Sub errors after recording and
- * publishing what it did delete.
+ * delete. Rejects on storage or Pub/Sub errors after recording (as far as it
+ * can) and publishing what it did delete.
  */
 export function makePruneHandler(runtime: () => Runtime): (event: IncomingEvent) => Promise<PruneOutcome> {
   let pipeline: Pipeline | undefined;
@@ -43,7 +43,15 @@ export function makePruneHandler(runtime: () => Runtime): (event: IncomingEvent)
       const events: CatalogueEvent[] = report.deleted
         .filter((o) => o.generation !== undefined)
         .map((o) => ({ type: 'deleted', key: o.key, generation: o.generation!, time: rt.now().toISOString() }));
-      if (events.length > 0) await pipeline.record(events);
+      // What was deleted is announced even when recording it (or an alert it
+      // resolves) fails: a redelivery would find nothing left to report.
+      if (events.length > 0) {
+        try {
+          await pipeline.record(events);
+        } catch (err) {
+          failure ??= err;
+        }
+      }
     }
     const deletedSet = new Set(report.deleted.map((o) => o.key));
     const message: PruneOutcome['message'] = {

@@ -19,7 +19,10 @@ import type { Storage } from '../../core/storage/types.ts';
 import type { Runtime } from '../../functions/lib/runtime.ts';
 import { makePruneHandler } from '../../functions/prune.ts';
 import { makeValidateHandler } from '../../functions/validate.ts';
-import { schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';
+import { OUTBOX_CLAIM_MS } from '../../functions/lib/pipeline.ts';
+import type { Publisher } from '../../functions/lib/publisher.ts';
+import { makeWatchdogHandler } from '../../functions/watchdog.ts';
+import { failingPublisher, flipped, schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
 
 let h: Harness;
@@ -67,14 +70,16 @@ async function listing(storage: Storage): Promise<Map<string, string>> {
 /**
  * A repository with a copy of the agent's objects (bytes and metadata), each
  * validated by the validate function from its finalize event, four instances
- * at once.
+ * at once. The objects in `damage` are copied with a byte flipped.
  */
-async function catalogued(t: Parameters<Harness['repo']>[0], env: Record<string, string> = {}): Promise<{ repo: TestRepo; catalogue: Catalogue }> {
+async function catalogued(t: Parameters<Harness['repo']>[0], env: Record<string, string> = {}, damage: string[] = []): Promise<{ repo: TestRepo; catalogue: Catalogue }> {
   const repo = await h.repo(t, env);
   const events = [];
   for await (const info of source.storage.list('')) {
     if (info.key === CATALOGUE_KEY) continue;
-    const stored = await repo.storage.write(info.key, await source.storage.read(info.key), { metadata: info.metadata });
+    const stored = damage.includes(info.key)
+      ? await repo.put(info.key, flipped((await source.stored(info.key)).bytes, 64), info.metadata)
+      : await repo.storage.write(info.key, await source.storage.read(info.key), { metadata: info.metadata });
     events.push(await repo.event(info.key, 'finalized', stored.generation));
   }
   const instances = Array.from({ length: 4 }, () => makeValidateHandler(() => repo.runtime()));
@@ -177,4 +182,33 @@ test('a policy that keeps every backup deletes only the wal from before the olde
   t.deepEqual(message.warnings, ['only 3 restorable backups, fewer than retain-full 5; all are kept']);
   const after = await listing(repo.storage);
   t.deepEqual([...before.keys()].filter((k) => !after.has(k)), early);
+});
+
+test('when announcing the alert a prune resolves fails, it still publishes what it deleted, and the resolution goes out later', async (t) => {
+  const first = (await wal.archived()).find((n) => /^[0-9A-F]{24}$/.test(n))!;
+  const { repo, catalogue } = await catalogued(t, { GCWAL_RETAIN_FULL: '1' }, [walObjectKey(first)]);
+  const id = `corrupt-object:${walObjectKey(first)}:${catalogue.wal[first].generation}`;
+  t.deepEqual(Object.keys(catalogue.alerts), [id]);
+  await repo.alerts.waitFor((ms) => ms.find((m) => m.id === id), 'the corrupt-object alert');
+
+  const now = new Date();
+  const rt = repo.runtime({ now: () => now });
+  // Pub/Sub refuses the alerts topic only: the test needs one topic to fail on cue.
+  const publisher: Publisher = {
+    publishJson: (topic, body, attributes) => (topic === rt.config.alertsTopic ? failingPublisher().publishJson(topic, body) : rt.publisher.publishJson(topic, body, attributes)),
+    close: () => rt.publisher.close(),
+  };
+  await t.throwsAsync(makePruneHandler(() => ({ ...rt, publisher }))(schedulerEvent('gcwal-prune')), { message: new RegExp(`could not publish to pub/sub topic ${rt.config.alertsTopic}`) });
+
+  const pruned = await repo.events.waitFor((ms) => ms.find((m) => m.kind === 'pruned'), 'the pruned message');
+  t.true(pruned.deleted.some((d: { key: string }) => d.key === walObjectKey(first)));
+  t.false((await listing(repo.storage)).has(walObjectKey(first)));
+  const stuck = await repo.catalogue();
+  t.deepEqual(stuck.alerts, {});
+  t.deepEqual(stuck.outbox?.map((m) => [m.id, m.status]), [[id, 'resolved']]);
+
+  // The watchdog's next scheduled run publishes the resolution.
+  await makeWatchdogHandler(() => repo.runtime({ now: () => new Date(now.getTime() + OUTBOX_CLAIM_MS + 60_000) }))(schedulerEvent('gcwal-watchdog'));
+  t.deepEqual((await repo.alerts.quiet()).map((m) => `${m.id} ${m.status}`), [`${id} open`, `${id} resolved`]);
+  t.is((await repo.catalogue()).outbox, undefined);
 });
