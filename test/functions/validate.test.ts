@@ -229,3 +229,14 @@ test('events the function does not validate are ignored without touching the cat
   t.deepEqual((await repo.catalogue()).wal, {});
   t.deepEqual(await repo.events.quiet(), []);
 });
+
+test('with GCWAL_CATALOGUE_REPO the catalogue is kept there and nothing is written into the watched repository', async (t) => {
+  const elsewhere = await h.repo(t);
+  const repo = await h.repo(t, { GCWAL_CATALOGUE_REPO: elsewhere.url });
+  const info = await pushWal(repo.storage, wal, segments[0]);
+  t.like(await validate(repo.runtime())(await repo.event(walObjectKey(segments[0]), 'finalized', info.generation)), { result: { ok: true } });
+  t.like((await elsewhere.catalogue()).wal[segments[0]], { generation: info.generation, state: 'valid' });
+  const keys: string[] = [];
+  for await (const o of repo.storage.list('')) keys.push(o.key);
+  t.deepEqual(keys, ['gcwal.json', walObjectKey(segments[0])]);
+});
