@@ -98,6 +98,9 @@ test('a prune tick reaches the prune function through its push subscription, and
   await pipeline.tick('prune');
   const report = await pipeline.nextEvent((e) => e.kind === 'pruned', 30_000);
   t.like(report, { kind: 'pruned', repository: 'gs://pipe-wiring/db/one', dryRun: true, deleted: [], kept: 0 });
+  // The function logs after it publishes, and its stdout reaches us through a pipe: wait for the line.
+  const deadline = Date.now() + 10_000;
+  while (!/"message":"prune would delete 0 objects/.test(pipeline.logs().prune) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   t.regex(pipeline.logs().prune, /"message":"prune would delete 0 objects/);
 });
 
