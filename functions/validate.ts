@@ -52,7 +52,7 @@ export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEve
       rt.log.log('ERROR', `cannot validate ${ev.key}: ${result.problem}`, { key: ev.key });
       return { status: 'validated', key: ev.key, generation: ev.generation, result };
     }
-    await pipeline.record(catalogueEvents(ev, result, rt.now()));
+    await pipeline.record(catalogueEvents(ev, result, rt.now()), identity);
     const message: PipelineEventMessage = {
       format: 1,
       kind: 'validated',

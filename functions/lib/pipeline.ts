@@ -41,8 +41,12 @@ function messageKey(m: AlertMessage): string {
  * idempotent: applied again to its own result it returns that result (the
  * catalogue store may run it twice when an answer was lost).
  */
-export function absorb(catalogue: Catalogue, events: readonly CatalogueEvent[], now: Date, rt: Pick<Runtime, 'config'>): Catalogue {
-  const applied = applyCatalogueEvents(catalogue, events, now);
+export function absorb(catalogue: Catalogue, events: readonly CatalogueEvent[], now: Date, rt: Pick<Runtime, 'config'>, repository?: RepositoryCluster): Catalogue {
+  let applied = applyCatalogueEvents(catalogue, events, now);
+  // gcwal.json is written once and never changes, so taking the cluster from
+  // it is as idempotent as the join; without it, alerts raised before the
+  // first good segment would name no cluster.
+  if (repository && applied.systemIdentifier === undefined) applied = { ...applied, systemIdentifier: repository.systemIdentifier, walSegmentSize: applied.walSegmentSize ?? repository.walSegmentSize };
   const current = evaluateAlerts(applied, now, rt.config.thresholds);
   const diff = diffAlerts(applied.alerts, current, now);
   if (diff.opened.length === 0 && diff.resolved.length === 0) {
@@ -54,6 +58,12 @@ export function absorb(catalogue: Catalogue, events: readonly CatalogueEvent[], 
     ...diff.resolved.map((a) => alertMessage(a, 'resolved', cluster, rt.config.repo, now)),
   ];
   return { ...applied, alerts: diff.next, outbox: [...(applied.outbox ?? []), ...messages] };
+}
+
+/** The repository's cluster as gcwal.json records it. */
+export interface RepositoryCluster {
+  systemIdentifier: string;
+  walSegmentSize: number;
 }
 
 /** One per process: batches catalogue writes and serialises outbox flushes. */
@@ -72,9 +82,9 @@ export class Pipeline {
   }
 
   /** Commit `events` (may be empty: alerts are re-evaluated at now) and publish what it announces. */
-  async record(events: readonly CatalogueEvent[]): Promise<CatalogueUpdate> {
+  async record(events: readonly CatalogueEvent[], cluster?: RepositoryCluster): Promise<CatalogueUpdate> {
     const batcher = await this.getBatcher();
-    const update = await batcher.submit((c) => absorb(c, events, this.rt.now(), this.rt));
+    const update = await batcher.submit((c) => absorb(c, events, this.rt.now(), this.rt, cluster));
     const before = new Set((update.previous.outbox ?? []).map(messageKey));
     for (const m of update.catalogue.outbox ?? []) if (!before.has(messageKey(m))) this.mine.add(messageKey(m));
     await this.flushOutbox(update.catalogue);

@@ -61,6 +61,17 @@ test('absorb records events and queues one open message for a new incident', (t)
   t.is(start.outbox, undefined, 'the input is left alone');
 });
 
+test('an alert raised before any good segment names the cluster gcwal.json records', (t) => {
+  const now = new Date(T(2));
+  const bad: CatalogueEvent = { type: 'validated', key: `wal/${SEG(1)}`, generation: '1001', ok: false, time: T(1), problem: 'raw crc32c mismatch' };
+  const without = absorb(emptyCatalogue(now), [finalized(1), bad], now, { config });
+  t.is(without.outbox?.[0]?.cluster, 'unknown');
+  const withIdentity = absorb(emptyCatalogue(now), [finalized(1), bad], now, { config }, { systemIdentifier: CLUSTER, walSegmentSize: 16 * 1024 * 1024 });
+  t.is(withIdentity.outbox?.[0]?.cluster, CLUSTER);
+  t.is(withIdentity.systemIdentifier, CLUSTER);
+  t.is(absorb(withIdentity, [finalized(1), bad], now, { config }, { systemIdentifier: CLUSTER, walSegmentSize: 16 * 1024 * 1024 }), withIdentity, 'still idempotent');
+});
+
 test('absorb is idempotent: applied again to its own result it returns that result', (t) => {
   const now = new Date(T(2));
   const events = [finalized(1), verdict(1, true), finalized(2), verdict(2, false)];
