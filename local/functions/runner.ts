@@ -12,6 +12,7 @@
  */
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { spawnGroup, waitUntilReady } from '../process/child.ts';
 import { onFreePort, PortTakenError } from '../process/port.ts';
@@ -80,13 +81,11 @@ export async function startFunction(options: FunctionOptions): Promise<RunningFu
           const bind = /^.*EADDRINUSE.*$/m.exec(child.logs());
           return bind ? new PortTakenError(port, bind[0].trim()) : undefined;
         },
-        // Any HTTP answer means the server listens: the framework only binds
-        // after the module and the target have loaded.
-        probe: async () => {
-          const res = await fetch(`${url}/`, { signal: AbortSignal.timeout(5000) });
-          await res.arrayBuffer();
-          return true;
-        },
+        // An accepted connection means the server listens: the framework only
+        // binds after the module and the target have loaded. A TCP probe, not
+        // a GET: the framework's event middleware logs a TypeError for a
+        // request without a body.
+        probe: () => canConnect(port),
       });
     } catch (err) {
       await child.stop();
@@ -128,4 +127,21 @@ function frameworkCli(): string {
     if (parent === dir) throw new Error('cannot find the functions-framework CLI (is @google-cloud/functions-framework installed?)');
     dir = parent;
   }
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:port (rejects when nothing does). */
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.setTimeout(5000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      reject(new Error(`no answer on port ${port}`));
+    });
+    socket.once('error', reject);
+  });
 }
