@@ -6,6 +6,7 @@
  */
 import { isPlaceholderBackup } from './apply.ts';
 import type { Catalogue, CatalogueBackup, CatalogueWalEntry } from './types.ts';
+import { compareTimes } from './keys.ts';
 import { formatLsn, MAX_LSN, parseLsn } from '../wal/lsn.ts';
 import { classifyWalFileName, DEFAULT_SEGMENT_SIZE, historyFileName, isValidSegmentSize, parseWalSegmentName, segmentNumberOfLsn, walSegmentName } from '../wal/name.ts';
 
@@ -294,7 +295,9 @@ function windowOf(catalogue: Catalogue, timeline: number, segments: Map<number, 
     const endLsn = (path[last].segNo + 1n) * BigInt(segSize);
     byRun.set(last, {
       from: { backup: backup.name, lsn: backup.stopLsn, time: backup.stopTime },
-      to: { lsn: formatLsn(endLsn > MAX_LSN ? MAX_LSN : endLsn), time: path[last].entry.created, segment: path[last].entry.name },
+      // The last segment can have been archived before the backup recorded
+      // its stop (pg_backup_stop waits for it): the span never ends before it starts.
+      to: { lsn: formatLsn(endLsn > MAX_LSN ? MAX_LSN : endLsn), time: laterTime(path[last].entry.created, backup.stopTime), segment: path[last].entry.name },
       unvalidatedSegments: pendingBefore[last + 1] - pendingBefore[first],
     });
   }
@@ -327,4 +330,8 @@ export function recoverableWindows(catalogue: Catalogue, options: WindowOptions 
   const segments = timelineSegments(catalogue);
   const timelines = new Set([...segments.keys(), ...presentTimelines(catalogue)]);
   return [...timelines].sort((a, b) => a - b).map((timeline) => windowOf(catalogue, timeline, segments, segSize, options));
+}
+
+function laterTime(a: string, b: string): string {
+  return compareTimes(a, b) >= 0 ? a : b;
 }

@@ -152,3 +152,12 @@ test('recoverableWindows counts backups awaiting validation only when asked to',
     { timeline: 1, spans: [[B2.name, B2.stopLsn, lsnIn(6, 0), seg(1, 5), 4]], earliest: [B2.name, B2.stopLsn, B2.stopTime], latest: [lsnIn(6, 0), at(5)] },
   ]);
 });
+
+test('recoverableWindows never ends a span before it starts when the last segment was archived before the backup recorded its stop', (t) => {
+  // pg_backup_stop waits until its segment is archived, so that segment's object is older than the backup's stopTime.
+  const late = summary(1, 2, 3, at(30));
+  const [window] = recoverableWindows(catalogueOf(segments(1, 1, 3), [backup(late)]));
+  t.is(window.earliest?.time, at(30));
+  t.is(window.latest?.time, at(30));
+  t.is(window.latest?.lsn, lsnIn(4, 0));
+});
