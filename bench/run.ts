@@ -1,31 +1,36 @@
 /**
- * `npm run bench [-- wal|gcs|backup|validate|backlog] [options]`: run the benchmarks and print
+ * `npm run bench [-- wal|gcs|backup|validate|functions|backlog] [options]`: run the benchmarks and print
  * their tables (Markdown) on stdout; progress goes to stderr.
  *
  *   wal       only the wal-push benchmark (file:// repositories)
  *   gcs       only the wal-push benchmark to gs:// on the local GCS emulator
  *   backup    only the backup-push/backup-fetch benchmark
  *   validate  only the validation benchmark (a 16 MiB segment, a 1 GiB part, in fresh processes)
+ *   functions only the functions' cold start (each bundle under the functions-framework,
+ *             spawn to first handled event, on the local stack with the Pub/Sub emulator)
  *   backlog   only the archiver-driven benchmark: PostgreSQL's archiver drains a
  *             backlog of segments (not part of the default run)
- *   (none)    wal, gcs, backup, validate
+ *   (none)    wal, gcs, backup, validate, functions
  *
  *   --scale N          pgbench scale of the backup database, and of validate's (default 70, about 1.05 GiB)
  *   --small-scale N    a second, smaller backup database for the memory comparison (default 10; 0 skips it)
  *   --segments N       WAL segments each wal-push command pushes, in wal and gcs (default 30);
  *                      fresh processes per segment configuration in validate (default 30, at most 10 used);
  *                      the backlog's size in backlog (default 40)
- *   --rounds N         backlog: drains per tool, in alternating order (default 2)
+ *   --rounds N         backlog: drains per tool, in alternating order (default 2);
+ *                      functions: timed cold starts per function (default 5)
  *   --repo file|gcs|both   backlog: which repositories (default both)
  *   --no-breakdown     skip the measurements of where gcwal wal-push spends its time (wal and gcs)
  *   --profile          CPU-profile one more gcwal backup-push and backup-fetch at --scale
  *
  * Run as root (PostgreSQL and every measured command run as the postgres
- * user) on a machine with PostgreSQL 15, pgbackrest, lzop and /usr/bin/time.
+ * user) on a machine with PostgreSQL 15, pgbackrest, lzop and /usr/bin/time
+ * (and gcloud with its Pub/Sub emulator and Java for functions).
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { runBackupBench } from './backup.ts';
+import { runFunctionsBench } from './function-cold-start.ts';
 import { withCleanups } from './lib/cleanup.ts';
 import { runBacklogBench } from './wal-backlog.ts';
 import { runWalBench } from './wal-push.ts';
@@ -38,7 +43,7 @@ const { values, positionals } = parseArgs({
     scale: { type: 'string', default: '70' },
     'small-scale': { type: 'string', default: '10' },
     segments: { type: 'string' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string' },
     repo: { type: 'string', default: 'both' },
     'no-breakdown': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
@@ -52,8 +57,8 @@ function count(name: string, text: string, min: number): number {
 }
 
 const which = positionals[0] ?? 'all';
-if (!['wal', 'gcs', 'backup', 'validate', 'backlog', 'all'].includes(which) || positionals.length > 1) {
-  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|backlog] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
+if (!['wal', 'gcs', 'backup', 'validate', 'functions', 'backlog', 'all'].includes(which) || positionals.length > 1) {
+  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|functions|backlog] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
 }
 const repo = values.repo;
 if (repo !== 'file' && repo !== 'gcs' && repo !== 'both') throw new Error(`--repo must be file, gcs or both, not "${repo}"`);
@@ -62,7 +67,7 @@ const started = new Date();
 const header = `# gcwal benchmarks, ${started.toISOString()} — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}`;
 process.stdout.write(`${header}\n`);
 const segments = count('segments', values.segments ?? (which === 'backlog' ? '40' : '30'), 3);
-const rounds = count('rounds', values.rounds, 1);
+const rounds = count('rounds', values.rounds ?? (which === 'backlog' ? '2' : '5'), 1);
 const scale = count('scale', values.scale, 1);
 const smallScale = count('small-scale', values['small-scale'], 0);
 await withCleanups(async (cleanups) => {
@@ -84,6 +89,10 @@ await withCleanups(async (cleanups) => {
   }
   if (which === 'validate' || which === 'all') {
     const report = await runValidateBench({ runs: Math.min(segments, 10), scale, log }, cleanups);
+    process.stdout.write(`\n${report}\n`);
+  }
+  if (which === 'functions' || which === 'all') {
+    const report = await runFunctionsBench({ rounds, log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }
 });
