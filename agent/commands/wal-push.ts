@@ -19,7 +19,7 @@ same content again exits 0; different content under an existing name exits 5
 and nothing is overwritten.
 
 When PostgreSQL has fallen behind (further segments marked ready in
-pg_wal/archive_status), up to 4 of them are archived in the same run and
+pg_wal/archive_status), up to 8 of them are archived in the same run and
 marked in pg_wal/.gcwal-pushed/, so that the calls for them return at once
 without reading the file or contacting the repository. A marker counts only
 for the same repository and the unchanged file; otherwise the segment is
@@ -47,6 +47,8 @@ pushed as usual.`,
       signal: ctx.signal,
       retries: ctx.config.retries,
       onRetry: (attempt, err) => ctx.log.warn(`archiving ${name} failed, retrying`, { attempt, error: err.message }),
+      // The segments pushed ahead are this cluster's too: gcwal.json is read once per run, not once per segment.
+      identity: {},
     };
     const result = await pushWalFile(storage, filePath, options);
     const fields = { key: result.key, rawBytes: result.rawSize, storedBytes: result.storedSize, ms: Date.now() - started };

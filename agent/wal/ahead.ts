@@ -20,8 +20,14 @@ import type { PushResult } from './push.ts';
 /** PostgreSQL's status directory beside the segments. */
 const ARCHIVE_STATUS = 'archive_status';
 
-/** Segments archived ahead per wal-push at most. */
-export const AHEAD_LIMIT = 4;
+/**
+ * Segments archived ahead per wal-push at most. The run's fixed cost (Node,
+ * the bundle, the Cloud Storage client, the first connection: most of a
+ * gs:// run) is shared by 1 + AHEAD_LIMIT segments; 8 rather than 4 cut the
+ * drain of a backlog to gs:// per segment (bench/README.md, "Push-ahead
+ * batch"), while one run still ends within about a second or two.
+ */
+export const AHEAD_LIMIT = 8;
 
 /** Ahead pushes in flight at once: overlaps one's I/O with another's compression while bounding memory. */
 export const AHEAD_CONCURRENCY = 2;

@@ -23,6 +23,20 @@ export interface PushOptions {
   onRetry?: (attempt: number, err: StorageError) => void;
   /** files up to this size are read once into memory; larger ones are read twice (default WHOLE_FILE_LIMIT, 64 MiB) */
   wholeFileLimit?: number;
+  /**
+   * Shared by the pushes of one run into one repository (wal-push's segment
+   * and those it pushes ahead): records the cluster whose identity the
+   * repository was found to hold, so later segments of that same cluster do
+   * not read gcwal.json again. Sound because gcwal.json is create-only and
+   * never replaced or deleted by gcwal; a segment of any other cluster, or
+   * of another segment size, is still checked against the repository.
+   */
+  identity?: IdentityMemo;
+}
+
+/** See PushOptions.identity; start with `{}`. */
+export interface IdentityMemo {
+  confirmed?: { systemIdentifier: string; walSegmentSize: number };
 }
 
 export interface PushResult {
@@ -108,7 +122,11 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
     (async () => {
       let systemIdentifier: string | undefined;
       if (cluster) {
-        await ensureRepositoryIdentity(storage, cluster, { signal });
+        const memo = options.identity;
+        if (memo?.confirmed?.systemIdentifier !== cluster.systemIdentifier || memo.confirmed.walSegmentSize !== cluster.walSegmentSize) {
+          await ensureRepositoryIdentity(storage, cluster, { signal });
+          if (memo) memo.confirmed = { systemIdentifier: cluster.systemIdentifier, walSegmentSize: cluster.walSegmentSize };
+        }
         systemIdentifier = cluster.systemIdentifier;
       } else {
         // History and .backup files carry no system identifier; they still may

@@ -71,7 +71,7 @@ test.serial("PostgreSQL's archiver archives a backlog once each, the shell answe
   const [stats] = await cluster.query<{ archived_count: string; failed_count: string }>('SELECT archived_count, failed_count FROM pg_stat_archiver');
   t.is(Number(stats!.failed_count), 0);
   t.is(Number(stats!.archived_count), ready.length);
-  // Node ran for every fifth segment, which pushed the next AHEAD_LIMIT; the shell answered those alone.
+  // Node ran for one segment in every AHEAD_LIMIT + 1, which pushed the next AHEAD_LIMIT; the shell answered those alone.
   const viaNode = ready.filter((_, i) => i % (AHEAD_LIMIT + 1) === 0);
   t.deepEqual(await nodeCalls(), viaNode);
   t.deepEqual((await readdir(path.join(work.path, 'repo', 'wal'))).sort(), ready);

@@ -7,7 +7,7 @@ import test from 'ava';
 import { chmod, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pushAhead, readySegments } from '../../../agent/wal/ahead.ts';
+import { AHEAD_LIMIT, pushAhead, readySegments } from '../../../agent/wal/ahead.ts';
 import { MARKER_DIR } from '../../../agent/wal/marker.ts';
 import { startCluster, type Cluster } from '../../helpers/cluster.ts';
 import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
@@ -26,7 +26,8 @@ test.before(async () => {
   repoDir = path.join(work.path, 'repo');
   repo = `file://${repoDir}`;
   cluster = await startCluster({ walSegSizeMB: 1, serverEnv: { GCWAL_REPO: repo, GCWAL_VERBOSE: 'true' } });
-  for (let i = 0; i < 9; i++) {
+  // Enough for one wal-push's segment, AHEAD_LIMIT more, and one beyond them.
+  for (let i = 0; i < AHEAD_LIMIT + 5; i++) {
     await cluster.query(`CREATE TABLE filler_${i} AS SELECT generate_series(1, 3000) AS n`);
     await cluster.switchWal();
   }
@@ -69,7 +70,7 @@ test.serial('a segment that cannot be pushed ahead is reported, left unmarked, a
 
 test.serial('the ready segments are listed oldest first, without the one being pushed', async (t) => {
   const { next, ready } = await readySegments(walDir(), 'none', 100);
-  t.true(next.length >= 9, next.join(' '));
+  t.true(next.length >= AHEAD_LIMIT + 2, next.join(' '));
   t.deepEqual(next, [...next].sort());
   t.true(next.every((name) => ready.has(name)));
   const [first, second, third] = next;
@@ -82,8 +83,8 @@ test.serial('wal-push archives the next ready segments ahead and marks them; the
   const [first, ...rest] = next;
   const r = await gcwal(['wal-push', `pg_wal/${first}`]);
   t.is(r.code, 0, r.stderr);
-  t.regex(r.stderr, /archived 4 more ready segments ahead/);
-  const ahead = rest.slice(0, 4);
+  t.regex(r.stderr, new RegExp(`archived ${AHEAD_LIMIT} more ready segments ahead`));
+  const ahead = rest.slice(0, AHEAD_LIMIT);
   t.deepEqual(await markers(), ahead);
   t.deepEqual(await archived(), [first, ...ahead].sort());
 
@@ -93,7 +94,7 @@ test.serial('wal-push archives the next ready segments ahead and marks them; the
     const marked = await gcwal(['wal-push', `pg_wal/${ahead[0]}`]);
     t.is(marked.code, 0, marked.stderr);
     t.regex(marked.stderr, /was archived ahead by an earlier wal-push/);
-    const unmarked = await gcwal(['wal-push', `pg_wal/${rest[4]}`]);
+    const unmarked = await gcwal(['wal-push', `pg_wal/${rest[AHEAD_LIMIT]}`]);
     t.is(unmarked.code, 7, unmarked.stderr);
   } finally {
     await chmod(repoDir, 0o755);

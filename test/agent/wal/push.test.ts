@@ -6,9 +6,11 @@ import { pathToFileURL } from 'node:url';
 import { createLogger } from '../../../agent/log.ts';
 import { fetchWalFile } from '../../../agent/wal/fetch.ts';
 import { pushWalFile } from '../../../agent/wal/push.ts';
-import { ConflictError, StorageError } from '../../../core/errors.ts';
+import { ClusterMismatchError, ConflictError, StorageError } from '../../../core/errors.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
-import type { Storage, WriteOptions } from '../../../core/storage/types.ts';
+import type { ReadOptions, Storage, WriteOptions } from '../../../core/storage/types.ts';
+import { REPOSITORY_KEY } from '../../../core/layout.ts';
+import { parseLongPageHeader } from '../../../core/wal/header.ts';
 import { startCluster, type Cluster } from '../../helpers/cluster.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 
@@ -121,4 +123,48 @@ test('pushing a segment again is success; different content under its name is a 
   bytes[bytes.length - 1]! ^= 0xff;
   await writeFile(altered, bytes);
   await t.throwsAsync(pushWalFile(storage, altered, { codec: 'lzo', level: undefined }), { instanceOf: ConflictError, message: /already archived with different content/ });
+});
+
+/** Wraps a storage to count the reads of gcwal.json. */
+function countingIdentityReads(inner: Storage): Storage & { identityReads: number } {
+  const wrapped = {
+    url: inner.url,
+    identityReads: 0,
+    stat: inner.stat.bind(inner),
+    write: inner.write.bind(inner),
+    list: inner.list.bind(inner),
+    delete: inner.delete.bind(inner),
+    read(key: string, options?: ReadOptions) {
+      if (key === REPOSITORY_KEY) wrapped.identityReads++;
+      return inner.read(key, options);
+    },
+  };
+  return wrapped;
+}
+
+test('pushes sharing an identity memo read gcwal.json once; a memo of another cluster is checked against the repository', async (t) => {
+  const storage = countingIdentityReads(freshRepo());
+  const identity = {};
+  t.is((await pushWalFile(storage, segment, { codec: 'lzo', level: undefined, identity })).status, 'archived');
+  t.is(storage.identityReads, 1);
+  t.is((await pushWalFile(storage, segment, { codec: 'lzo', level: undefined, identity })).status, 'already-archived');
+  t.is(storage.identityReads, 1, 'the second push trusted the memo');
+  const { systemIdentifier } = parseLongPageHeader(await readFile(segment));
+  t.deepEqual(identity, { confirmed: { systemIdentifier, walSegmentSize: 1024 * 1024 } });
+
+  // A segment of another cluster (its system identifier changed) is refused even with the memo filled.
+  const foreign = path.join(work.path, `foreign-${++counter}`, path.basename(segment));
+  await mkdir(path.dirname(foreign));
+  const bytes = await readFile(segment);
+  bytes.writeBigUInt64LE(bytes.readBigUInt64LE(24) ^ 1n, 24);
+  await writeFile(foreign, bytes);
+  await t.throwsAsync(pushWalFile(storage, foreign, { codec: 'lzo', level: undefined, identity }), { instanceOf: ClusterMismatchError });
+  t.is(storage.identityReads, 2);
+  t.deepEqual(identity, { confirmed: { systemIdentifier, walSegmentSize: 1024 * 1024 } }, 'a failed check does not change the memo');
+
+  // A memo naming another cluster does not vouch for this one: the repository is read again.
+  const stale = { confirmed: { systemIdentifier: '1', walSegmentSize: 1024 * 1024 } };
+  t.is((await pushWalFile(storage, segment, { codec: 'lzo', level: undefined, identity: stale })).status, 'already-archived');
+  t.is(storage.identityReads, 3);
+  t.deepEqual(stale, { confirmed: { systemIdentifier, walSegmentSize: 1024 * 1024 } });
 });
