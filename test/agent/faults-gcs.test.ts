@@ -65,8 +65,10 @@ test('with 20% of requests failing, 50 archived segments are stored once each an
     last = await cluster.switchWal();
   }
   await cluster.waitForArchived(last, 300_000);
-  const faultsDuringArchive = stack.emulator.stats().faults;
-  t.true(faultsDuringArchive >= 20, `only ${faultsDuringArchive} faults were injected`);
+  const { faults: faultsDuringArchive, requests } = stack.emulator.stats();
+  // Push-ahead makes one identity read and one upload per segment or fewer
+  // (about 60 requests for 50 segments), so 20% is about a dozen faults.
+  t.true(faultsDuringArchive >= 5, `only ${faultsDuringArchive} faults were injected in ${requests} requests`);
 
   const segments = (await readdir(copies)).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort();
   t.true(segments.length >= 50, `${segments.length} segments archived`);
