@@ -25,6 +25,7 @@ import type { EventTarget, GcsEmulator } from './gcs/server.ts';
 import { startMetadataServer, type MetadataServer } from './metadata/server.ts';
 import { openInbox, type Inbox, type InboxMessage } from './pubsub/inbox.ts';
 import { startPubSubEmulator, type PubSubEmulator } from './pubsub/emulator.ts';
+import { runCleanups } from './process/cleanups.ts';
 
 /** The four functions, by the name each registers with the framework. */
 export const PIPELINE_FUNCTIONS = ['validate', 'catalogue', 'prune', 'watchdog'] as const;
@@ -288,17 +289,4 @@ async function fetchCatalogue(host: PipelineHost, name: string): Promise<Catalog
   const generation = res.headers.get('x-goog-generation');
   if (!generation) throw new Error(`reading gs://${host.bucket}/${name} returned no generation`);
   return { catalogue: JSON.parse(text) as Catalogue, generation };
-}
-
-/** Run cleanups newest first; all run even if one fails, and the first failure is rethrown. */
-async function runCleanups(cleanups: readonly (() => Promise<void>)[]): Promise<void> {
-  let first: unknown;
-  for (const cleanup of [...cleanups].reverse()) {
-    try {
-      await cleanup();
-    } catch (err) {
-      first ??= err;
-    }
-  }
-  if (first !== undefined) throw first;
 }

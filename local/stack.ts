@@ -16,6 +16,7 @@ import type { EventTarget } from './gcs/events.ts';
 import { startGcsEmulator, type GcsEmulator } from './gcs/server.ts';
 import { startMetadataServer, type MetadataServer } from './metadata/server.ts';
 import { pipelineSettings, startPipeline, type LocalPipeline, type PipelineOptions } from './pipeline.ts';
+import { runCleanups } from './process/cleanups.ts';
 
 export interface LocalStackOptions {
   /** state directory, created if missing and kept; default a fresh temp dir removed by close() */
@@ -154,19 +155,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await runCleanups(cleanups).catch(() => {});
     throw err;
   }
-}
-
-/** Run cleanups newest first; all run even if one fails, and the first failure is rethrown. */
-async function runCleanups(cleanups: readonly (() => Promise<void>)[]): Promise<void> {
-  let first: unknown;
-  for (const cleanup of [...cleanups].reverse()) {
-    try {
-      await cleanup();
-    } catch (err) {
-      first ??= err;
-    }
-  }
-  if (first !== undefined) throw first;
 }
 
 function normalisePrefix(prefix: string | undefined): string {
