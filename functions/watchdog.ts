@@ -19,8 +19,9 @@ export function makeWatchdogHandler(runtime: () => Runtime): (event: IncomingEve
   return async () => {
     const rt = runtime();
     pipeline ??= new Pipeline(rt);
+    // record() also publishes the outbox: what this run queued and what a
+    // failed instance left behind longer than the claim.
     const update = await pipeline.record([]);
-    await pipeline.flushOutbox();
     const open = Object.values(update.catalogue.alerts);
     rt.log.log(open.length > 0 ? 'WARNING' : 'INFO', `watchdog: ${open.length} open alerts`, { open: open.map((a) => a.id) });
     return { open };
