@@ -6,7 +6,7 @@
  */
 import { evaluateAlerts, type AlertThresholds } from '../../core/alerts/evaluate.ts';
 import { isPlaceholderBackup } from '../../core/catalogue/apply.ts';
-import { recoverableWindows, timelinesWithoutHistory, walGaps, walRanges } from '../../core/catalogue/derive.ts';
+import { recoverableWindows, timelinesWithoutHistory, walGaps, walRanges, type RecoverableSpan, type RestorePoint } from '../../core/catalogue/derive.ts';
 import { compareTimes } from '../../core/catalogue/keys.ts';
 import type { AlertKind, AlertSeverity, Catalogue, CatalogueBackup, OpenAlert, ValidationState } from '../../core/catalogue/types.ts';
 import { parseLsn } from '../../core/wal/lsn.ts';
@@ -24,20 +24,11 @@ export interface ReportedWal {
   ageSeconds: number;
 }
 
-/** A restorable point. */
-export interface ReportedPoint {
-  lsn: string;
-  /** ISO; for the end of a window, when its last segment was archived (approximate) */
-  time: string;
-}
+/** A restorable point: the catalogue's own shape (core/catalogue/derive.ts). */
+export type ReportedPoint = RestorePoint;
 
-/** One stretch of restorable points. */
-export interface ReportedSpan {
-  from: ReportedPoint & { backup: string };
-  to: ReportedPoint & { segment: string };
-  /** segments the restore needs that are not validated yet */
-  unvalidatedSegments: number;
-}
+/** One stretch of restorable points, as the catalogue derives it. */
+export type ReportedSpan = RecoverableSpan;
 
 /** A run of consecutive segments of one timeline, counted by state. */
 export interface ReportedRange {
