@@ -30,7 +30,7 @@ export function makeCatalogueHandler(runtime: () => Runtime): (event: IncomingEv
     const change = catalogueEventFromObjectResource(ev.kind, ev.resource as StorageObjectResource, location.prefix, ev.time);
     if (!change) return ignored(rt, event, `${ev.key} is not catalogued`);
     const update = await pipeline.record([change]);
-    const changed = update.catalogue !== update.previous && JSON.stringify({ ...update.catalogue, updated: '' }) !== JSON.stringify({ ...update.previous, updated: '' });
+    const changed = update.written;
     rt.log.log('DEBUG', `catalogued ${ev.kind} ${ev.key}`, { key: ev.key, generation: ev.generation, changed });
     return { status: 'recorded', event: change, changed };
   };

@@ -27,6 +27,8 @@ export interface CatalogueSnapshot {
 export interface CatalogueUpdate extends CatalogueSnapshot {
   /** the catalogue the change was applied to (the live one at the time of the write) */
   previous: Catalogue;
+  /** whether a new catalogue was written; false when the change altered nothing but `updated` */
+  written: boolean;
 }
 
 export interface ReadCatalogueOptions {
@@ -136,7 +138,7 @@ export async function updateCatalogue(storage: Storage, change: CatalogueChange,
     const working = read ? parseCatalogue(read.text, where(storage)) : emptyCatalogue(now());
     const changed = change(working);
     if (JSON.stringify({ ...changed, updated: previous.updated }) === JSON.stringify(previous)) {
-      return { catalogue: changed, generation, previous };
+      return { catalogue: changed, generation, previous, written: false };
     }
     const next: Catalogue = { ...changed, updated: now().toISOString() };
     try {
@@ -146,7 +148,7 @@ export async function updateCatalogue(storage: Storage, change: CatalogueChange,
         metadata: { [Meta.codec]: 'none' },
         contentType: 'application/json',
       });
-      return { catalogue: next, generation: info.generation, previous };
+      return { catalogue: next, generation: info.generation, previous, written: true };
     } catch (err) {
       if (!(err instanceof PreconditionFailedError) && !(err instanceof AlreadyExistsError)) throw err;
       lastConflict = err;
