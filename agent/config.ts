@@ -1,6 +1,7 @@
 import { CODEC_NAMES, type CodecName } from '../core/codec/types.ts';
 import { readConfigTable, type ConfigEntry } from '../core/config/table.ts';
 import { UsageError } from '../core/errors.ts';
+import type { GcsStorageOptions } from '../core/storage/gcs.ts';
 
 export { parseSize, type ConfigEntry } from '../core/config/table.ts';
 import type { LogFormat } from './log.ts';
@@ -130,17 +131,29 @@ const REPO_EXAMPLE = 'e.g. GCWAL_REPO=file:///var/lib/gcwal or GCWAL_REPO=gs://m
 
 /** The repository URL, validated; throws UsageError with an example when missing or malformed. */
 export function requireRepo(config: Config): string {
-  const repo = config.repo;
-  if (!repo) throw new UsageError('GCWAL_REPO is not set', `set it to the repository URL, ${REPO_EXAMPLE}`);
-  if (repo.startsWith('file://')) {
-    const path = repo.slice('file://'.length);
-    if (!path.startsWith('/')) throw new UsageError(`GCWAL_REPO "${repo}" is not an absolute file:// URL`, `use three slashes and an absolute path, ${REPO_EXAMPLE}`);
-    return repo;
+  if (!config.repo) throw new UsageError('GCWAL_REPO is not set', `set it to the repository URL, ${REPO_EXAMPLE}`);
+  return checkRepoUrl(config.repo, 'GCWAL_REPO', REPO_EXAMPLE);
+}
+
+/**
+ * Check a repository URL given in `variable`: an absolute file:// URL or a
+ * gs:// URL with a valid bucket name. Returns it unchanged; throws
+ * UsageError naming the variable, with `example` in the hint.
+ */
+export function checkRepoUrl(url: string, variable: string, example: string): string {
+  if (url.startsWith('file://')) {
+    if (!url.slice('file://'.length).startsWith('/')) throw new UsageError(`${variable} "${url}" is not an absolute file:// URL`, `use three slashes and an absolute path, ${example}`);
+    return url;
   }
-  if (repo.startsWith('gs://')) {
-    const bucket = repo.slice(5).split('/')[0];
-    if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) throw new UsageError(`GCWAL_REPO "${repo}" has an invalid bucket name`, `bucket names are 3-63 lowercase letters, digits, dashes, dots, ${REPO_EXAMPLE}`);
-    return repo;
+  if (url.startsWith('gs://')) {
+    const bucket = url.slice(5).split('/')[0];
+    if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) throw new UsageError(`${variable} "${url}" has an invalid bucket name`, `bucket names are 3-63 lowercase letters, digits, dashes, dots, ${example}`);
+    return url;
   }
-  throw new UsageError(`GCWAL_REPO "${repo}" is not a file:// or gs:// URL`, REPO_EXAMPLE);
+  throw new UsageError(`${variable} "${url}" is not a file:// or gs:// URL`, example);
+}
+
+/** The Cloud Storage driver's options from the config, for the repository and the catalogue alike. */
+export function gcsStorageOptions(cfg: Config): GcsStorageOptions {
+  return { endpoint: cfg.gcs.endpoint, impersonate: cfg.gcs.impersonate, projectId: cfg.gcs.projectId, chunkSize: cfg.gcs.chunkSize, retries: cfg.retries, maxRetryDelaySeconds: cfg.retryMaxDelay, concurrency: Math.max(cfg.concurrency * 2, 4) };
 }

@@ -5,7 +5,7 @@ import { openStorage } from '../core/storage/open.ts';
 import type { Storage } from '../core/storage/types.ts';
 import { COMMANDS } from './commands/index.ts';
 import type { Command } from './commands/types.ts';
-import { CONFIG_TABLE, parseConfig, requireRepo, type Config } from './config.ts';
+import { CONFIG_TABLE, gcsStorageOptions, parseConfig, requireRepo, type Config } from './config.ts';
 import type { CommandContext } from './context.ts';
 import { helpForCommand, mainHelp } from './help.ts';
 import { createLogger } from './log.ts';
@@ -50,9 +50,7 @@ export async function main(argv: readonly string[], env: Readonly<Record<string,
     const cfg = config;
     const ctx: CommandContext = {
       config: cfg,
-      storage: () => (storage ??= openStorage(requireRepo(cfg), {
-        gcs: { endpoint: cfg.gcs.endpoint, impersonate: cfg.gcs.impersonate, projectId: cfg.gcs.projectId, chunkSize: cfg.gcs.chunkSize, retries: cfg.retries, maxRetryDelaySeconds: cfg.retryMaxDelay, concurrency: Math.max(cfg.concurrency * 2, 4) },
-      })),
+      storage: () => (storage ??= openStorage(requireRepo(cfg), { gcs: gcsStorageOptions(cfg) })),
       log,
       signal: io.signal,
       stdout: io.stdout,

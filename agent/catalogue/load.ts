@@ -7,11 +7,10 @@
 import { buildCatalogueFromListing } from '../../core/catalogue/listing.ts';
 import { readCatalogue } from '../../core/catalogue/store.ts';
 import type { Catalogue } from '../../core/catalogue/types.ts';
-import { UsageError } from '../../core/errors.ts';
 import { CATALOGUE_KEY } from '../../core/layout.ts';
 import { openStorage } from '../../core/storage/open.ts';
 import type { Storage } from '../../core/storage/types.ts';
-import type { Config } from '../config.ts';
+import { checkRepoUrl, gcsStorageOptions } from '../config.ts';
 import type { CommandContext } from '../context.ts';
 
 /** The catalogue a command works from, and where it came from. */
@@ -29,14 +28,6 @@ export interface LoadedCatalogue {
   generation: string;
 }
 
-/** Check GCWAL_CATALOGUE_REPO the way requireRepo checks GCWAL_REPO; UsageError naming the variable. */
-function catalogueRepoUrl(url: string): string {
-  const example = 'e.g. GCWAL_CATALOGUE_REPO=gs://my-catalogue-bucket/prod-db';
-  if (url.startsWith('file:///')) return url;
-  if (url.startsWith('gs://') && /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(url.slice(5).split('/')[0])) return url;
-  throw new UsageError(`GCWAL_CATALOGUE_REPO "${url}" is not an absolute file:// URL or a gs:// URL with a valid bucket`, example);
-}
-
 /**
  * The storage holding the catalogue: the repository itself, or the one
  * GCWAL_CATALOGUE_REPO names (opened with the same Cloud Storage settings
@@ -46,12 +37,7 @@ export async function catalogueStorage(ctx: Pick<CommandContext, 'config' | 'sto
   const repo = await ctx.storage();
   const url = ctx.config.catalogueRepo;
   if (url === undefined || url.replace(/\/+$/, '') === repo.url.replace(/\/+$/, '')) return repo;
-  return openStorage(catalogueRepoUrl(url), { gcs: gcsOptions(ctx.config) });
-}
-
-// The same mapping agent/main.ts applies for the repository.
-function gcsOptions(cfg: Config) {
-  return { endpoint: cfg.gcs.endpoint, impersonate: cfg.gcs.impersonate, projectId: cfg.gcs.projectId, chunkSize: cfg.gcs.chunkSize, retries: cfg.retries, maxRetryDelaySeconds: cfg.retryMaxDelay, concurrency: Math.max(cfg.concurrency * 2, 4) };
+  return openStorage(checkRepoUrl(url, 'GCWAL_CATALOGUE_REPO', 'e.g. GCWAL_CATALOGUE_REPO=gs://my-catalogue-bucket/prod-db'), { gcs: gcsStorageOptions(ctx.config) });
 }
 
 /**
