@@ -8,7 +8,7 @@
 import { cloudEvent } from '@google-cloud/functions-framework';
 import { classifyCatalogueKey } from '../core/catalogue/keys.ts';
 import type { CatalogueEvent, CatalogueHistoryLine } from '../core/catalogue/types.ts';
-import { readRepositoryIdentity } from '../core/repository.ts';
+import { readRepositoryIdentity, type RepositoryIdentity } from '../core/repository.ts';
 import type { ObjectInfo, Storage } from '../core/storage/types.ts';
 import { validateBackup, validateBackupPart, validateWalObject, type ValidationResult, type WalExpectations } from '../core/validate/index.ts';
 import type { BackupSummaryForCatalogue } from '../core/catalogue/types.ts';
@@ -30,6 +30,8 @@ export type ValidateOutcome =
  */
 export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEvent) => Promise<ValidateOutcome> {
   let pipeline: Pipeline | undefined;
+  // gcwal.json is create-only and never rewritten: once read, an instance keeps it.
+  let identity: RepositoryIdentity | undefined;
   return async (event) => {
     const rt = runtime();
     pipeline ??= new Pipeline(rt);
@@ -43,7 +45,7 @@ export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEve
     if (BigInt(info.generation) !== BigInt(ev.generation)) return ignored(rt, event, `${ev.key} generation ${ev.generation} was replaced by ${info.generation}`);
 
     const started = Date.now();
-    const identity = await readRepositoryIdentity(storage);
+    identity ??= await readRepositoryIdentity(storage);
     const expect: WalExpectations = identity ? { systemIdentifier: identity.systemIdentifier, walSegmentSize: identity.walSegmentSize } : {};
     const result = await validateObject(storage, info, what.kind, expect);
     const durationMs = Date.now() - started;
