@@ -250,6 +250,31 @@ test('the launcher passes node options and arguments with spaces and quotes thro
   t.is(r.code, STUB_EXIT);
 });
 
+const CA = '/etc/ssl/certs/some-bundle.crt';
+const caCases: { what: string; args: string[]; env?: Record<string, string | undefined>; kept: boolean }[] = [
+  { what: 'wal-push into a file:// repository', args: ['wal-push', `pg_wal/${NAME}`], kept: false },
+  { what: 'wal-fetch from a file:// repository', args: ['wal-fetch', NAME, `pg_wal/RECOVERYXLOG`], kept: false },
+  { what: 'wal-push into a gs:// repository', args: ['wal-push', `pg_wal/${NAME}`], env: { GCWAL_REPO: 'gs://bucket/db' }, kept: true },
+  { what: 'wal-fetch from a gs:// repository', args: ['wal-fetch', NAME, 'x'], env: { GCWAL_REPO: 'gs://bucket/db' }, kept: true },
+  { what: 'wal-push with --repo among the arguments', args: ['wal-push', '--repo', 'gs://bucket/db', `pg_wal/${NAME}`], kept: true },
+  { what: 'wal-push with --repo=…', args: ['wal-push', '--repo=gs://bucket/db', `pg_wal/${NAME}`], kept: true },
+  { what: 'wal-push with GCWAL_REPO unset', args: ['wal-push', `pg_wal/${NAME}`], env: { GCWAL_REPO: undefined }, kept: true },
+  { what: 'backup-push (it may connect to PostgreSQL over TLS)', args: ['backup-push', '/data'], kept: true },
+  { what: 'status (the catalogue may be on gs://)', args: ['status'], kept: true },
+];
+for (const [index, { what, args, env, kept }] of caCases.entries()) {
+  test(`NODE_EXTRA_CA_CERTS is ${kept ? 'passed to Node' : 'dropped before Node starts'} for ${what}`, async (t) => {
+    const launcher = path.join(work.path, `gcwal-ca-probe-${index}`);
+    const probe = path.join(work.path, `ca-probe-node-${index}`);
+    await writeFile(probe, `#!/bin/sh\nprintf '%s\\n' "\${NODE_EXTRA_CA_CERTS-unset}"\nexit ${STUB_EXIT}\n`, { mode: 0o755 });
+    await writeLauncher(launcher, { node: probe, bundle });
+    const dir = await dataDir({ marked: false });
+    const r = await run(launcher, args, dir.data, { NODE_EXTRA_CA_CERTS: CA, ...env });
+    t.is(r.code, STUB_EXIT, r.stderr);
+    t.is(r.stdout, `${kept ? CA : 'unset'}\n`);
+  });
+}
+
 // --- the build and the package ----------------------------------------------
 
 const packageJson = async () => JSON.parse(await readFile(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
