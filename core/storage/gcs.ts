@@ -1,28 +1,35 @@
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Bucket, Storage as GcsClient, File } from '@google-cloud/storage';
-import { createRequire } from 'node:module';
-import type { AuthClient, GoogleAuth } from 'google-auth-library';
-import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
-import { UsageError } from '../errors.ts';
-import { httpStatus, isBucketMissing, isRateLimited, mapGcsError, type CallSite } from './gcs-errors.ts';
+import type { Bucket, File } from '@google-cloud/storage';
+import { GcwalError, UsageError } from '../errors.ts';
+import { httpStatus, isBucketMissing, mapGcsError, type CallSite } from './gcs-errors.ts';
+import { GcsHttpClient } from './gcs-http.ts';
+import { createLibraryClient } from './gcs-library.ts';
+import { GoogleAuthTokens, loadGoogleAuth, MetadataServerTokens, type LibraryAuth, type TokenSource } from './gcs-token.ts';
+import { normaliseGeneration } from './generation.ts';
+import { takeHead } from './take-head.ts';
 import { AdaptiveLimiter } from './throttle.ts';
 import type { CallOptions, DeleteOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
-import { normaliseGeneration } from './generation.ts';
-import { backoffDelay } from '../backoff.ts';
 
-/** Scope the agent asks for: object read/write, nothing else. */
-export const GCS_SCOPES = ['https://www.googleapis.com/auth/devstorage.read_write'];
+export { GCS_SCOPES } from './gcs-token.ts';
 
 export interface GcsStorageOptions {
   /** API root of an emulator or private endpoint, e.g. http://127.0.0.1:9023; undefined = Google */
   endpoint?: string;
   /** act as this service account (its token minted with the ambient credentials) */
   impersonate?: string;
+  /**
+   * Get the driver's own tokens straight from this metadata server
+   * (`host[:port]`, as GCE_METADATA_HOST) rather than through
+   * google-auth-library. The config edge sets it only where Application
+   * Default Credentials would end up at the metadata server anyway;
+   * ignored with `impersonate`.
+   */
+  metadataServer?: { host: string };
   projectId?: string;
   /** resumable upload chunk size in bytes, a multiple of 256 KiB; bounds upload memory per stream */
   chunkSize?: number;
-  /** retries of a failed request inside the client library */
+  /** retries of a failed request */
   retries?: number;
   /** cap on one backoff wait in seconds (default 32) */
   maxRetryDelaySeconds?: number;
@@ -43,71 +50,6 @@ export function parseGsUrl(url: string): ParsedUrl {
   return { bucket: m[1], prefix: prefix ? `${prefix}/` : '' };
 }
 
-/** CRC32C validator for the client library, on the hardware implementation. */
-function crc32cGenerator() {
-  let value = 0;
-  return {
-    update(data: Buffer) {
-      value = crc32c(data, value);
-    },
-    validate(expected: string) {
-      return crc32cBase64(value) === expected;
-    },
-    toString() {
-      return crc32cBase64(value);
-    },
-  };
-}
-
-/**
- * Buffer the start of `source`, up to `limit` bytes or its end, whichever
- * comes first; the stream is left paused after the head for the caller to go on reading.
- */
-function takeHead(source: Readable, limit: number, signal?: AbortSignal): Promise<{ chunks: Buffer[]; bytes: number; ended: boolean }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    const onAbort = () => {
-      cleanup();
-      source.destroy();
-      reject(signal!.reason ?? new Error('aborted'));
-    };
-    const cleanup = () => {
-      source.off('data', onData);
-      source.off('end', onEnd);
-      source.off('error', onError);
-      signal?.removeEventListener('abort', onAbort);
-    };
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      bytes += chunk.length;
-      if (bytes >= limit) {
-        source.pause();
-        cleanup();
-        resolve({ chunks, bytes, ended: false });
-      }
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve({ chunks, bytes, ended: true });
-    };
-    const onError = (err: unknown) => {
-      cleanup();
-      reject(err);
-    };
-    source.on('data', onData);
-    source.once('end', onEnd);
-    source.once('error', onError);
-  });
-}
-
-/** Wait before retry `attempt`, capped at `maxSeconds`. */
-function backoff(attempt: number, maxSeconds = 32): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, 250, maxSeconds * 1000)));
-}
-
 function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries((m.metadata as Record<string, unknown>) ?? {})) if (v !== null && v !== undefined) metadata[k] = String(v);
@@ -115,20 +57,33 @@ function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
 }
 
 /**
- * `gs://bucket/prefix` repository on @google-cloud/storage.
+ * `gs://bucket/prefix` repository.
  *
- * - Authenticates with Application Default Credentials (metadata server,
+ * - `stat`, `read` and writes that fit in one chunk (every compressed WAL
+ *   segment with the default 8 MiB) go through GcsHttpClient, a small JSON
+ *   API client on node:http/node:https: a write is one multipart request
+ *   carrying the metadata and the CRC32C, which the server verifies before
+ *   the object exists (as pgBackRest does below its chunk size). Larger
+ *   writes (resumable uploads in chunks of `chunkSize`, so memory stays
+ *   bounded), `list` and `delete` use @google-cloud/storage, loaded only
+ *   when one of them is called.
+ * - Tokens: with `metadataServer` (and no `impersonate`) the driver's own
+ *   requests take them straight from the metadata server; otherwise from
+ *   google-auth-library's Application Default Credentials (metadata server,
  *   workload identity, GOOGLE_APPLICATION_CREDENTIALS key, external_account,
- *   impersonated_service_account), optionally impersonating a service account.
- * - Writes are resumable uploads, create-only (`ifGenerationMatch: 0`), in
- *   chunks of `chunkSize` so memory stays bounded; a failed or aborted source
- *   never finalises the object. The agent never overwrites, composes or deletes.
- *   Only the catalogue is replaced, with `ifGenerationMatch: <generation>`;
- *   deletes may carry one too. A 412 on those is PreconditionFailedError.
- * - CRC32C (hardware) is checked by the client on every upload and whole
- *   download; callers verify ranged reads themselves.
- * - Requests are retried by the client on 408/429/5xx and dropped connections
- *   with exponential backoff and jitter; 429s also halve concurrency.
+ *   impersonated_service_account), optionally impersonating a service
+ *   account. The client library always authenticates through the latter.
+ * - Writes are create-only (`ifGenerationMatch: 0`); a failed or aborted
+ *   source never finalises the object. The agent never overwrites, composes
+ *   or deletes. Only the catalogue is replaced, with
+ *   `ifGenerationMatch: <generation>`; deletes may carry one too. A 412 on
+ *   those is PreconditionFailedError.
+ * - CRC32C (hardware) is checked on every upload and, by the client library,
+ *   on whole downloads it makes; callers verify what `read` returns themselves.
+ * - Requests are retried on 408/429/5xx and dropped connections with
+ *   exponential backoff and jitter; 429s also halve concurrency. A
+ *   connection dropped in the middle of a download is an error of the stream
+ *   `read` returned, never a short read.
  */
 export class GcsStorage implements Storage {
   readonly url: string;
@@ -136,7 +91,10 @@ export class GcsStorage implements Storage {
   private readonly prefix: string;
   private readonly limiter: AdaptiveLimiter;
   private readonly chunkSize: number;
-  private clientPromise: Promise<{ client: GcsClient; bucket: Bucket; auth: GoogleAuth | AuthClient }> | undefined;
+  private readonly tokens: TokenSource;
+  private readonly http: GcsHttpClient;
+  private authPromise: Promise<LibraryAuth> | undefined;
+  private clientPromise: Promise<{ bucket: Bucket }> | undefined;
   private identity: string | undefined;
 
   constructor(url: string, private readonly options: GcsStorageOptions = {}) {
@@ -146,48 +104,20 @@ export class GcsStorage implements Storage {
     this.prefix = parsed.prefix;
     this.limiter = new AdaptiveLimiter(options.concurrency ?? 8);
     this.chunkSize = options.chunkSize ?? 8 * 1024 * 1024;
+    this.identity = options.impersonate;
+    this.tokens = options.metadataServer && !options.impersonate ? new MetadataServerTokens({ host: options.metadataServer.host }) : new GoogleAuthTokens(() => this.libraryAuth());
+    this.http = new GcsHttpClient({ endpoint: options.endpoint, tokens: this.tokens, retries: options.retries, maxRetryDelaySeconds: options.maxRetryDelaySeconds, limiter: this.limiter });
   }
 
-  /** The library is loaded on first use: it costs start-up time wal-push on file:// should not pay. */
-  private client() {
-    this.clientPromise ??= (async () => {
-      // require() its CommonJS build: measured 60-100 ms faster to load than
-      // import() of its ESM build, and wal-push pays it once per segment.
-      const { Storage: GcsStorageClient, IdempotencyStrategy } = createRequire(import.meta.url)('@google-cloud/storage') as typeof import('@google-cloud/storage');
-      // Use the google-auth-library the storage client itself depends on:
-      // its auth clients must match the client's own version of the library.
-      const { GoogleAuth, Impersonated } = createRequire(import.meta.resolve('@google-cloud/storage'))('google-auth-library') as typeof import('google-auth-library');
-      const auth = new GoogleAuth({ scopes: GCS_SCOPES, projectId: this.options.projectId });
-      let authClient: GoogleAuth | AuthClient = auth;
-      if (this.options.impersonate) {
-        this.identity = this.options.impersonate;
-        authClient = new Impersonated({ sourceClient: await auth.getClient(), targetPrincipal: this.options.impersonate, targetScopes: GCS_SCOPES, lifetime: 3600, delegates: [] });
-      }
-      const limiter = this.limiter;
-      const client = new GcsStorageClient({
-        authClient: authClient as never,
-        projectId: this.options.projectId,
-        apiEndpoint: this.options.endpoint,
-        useAuthWithCustomEndpoint: true,
-        crc32cGenerator,
-        retryOptions: {
-          // maxRetries 0 alone still retries with the library's default count.
-          autoRetry: (this.options.retries ?? 5) > 0,
-          maxRetries: this.options.retries ?? 5,
-          retryDelayMultiplier: 2,
-          maxRetryDelay: this.options.maxRetryDelaySeconds ?? 32,
-          totalTimeout: 300,
-          idempotencyStrategy: IdempotencyStrategy.RetryConditional,
-          retryableErrorFn: (err) => {
-            if (isRateLimited(err)) limiter.throttled();
-            const status = httpStatus(err);
-            if (status !== undefined) return status === 408 || status === 429 || status >= 500;
-            return /ECONNRESET|ETIMEDOUT|EPIPE|EAI_AGAIN|ECONNREFUSED|socket hang up|premature|connection|network/i.test(`${err.code ?? ''} ${err.message ?? ''}`);
-          },
-        },
-      });
-      return { client, bucket: client.bucket(this.bucketName), auth: authClient };
-    })();
+  /** google-auth-library's credentials, loaded on first use (about 70 ms): shared by the token source and the client library. */
+  private libraryAuth(): Promise<LibraryAuth> {
+    this.authPromise ??= loadGoogleAuth({ projectId: this.options.projectId, impersonate: this.options.impersonate });
+    return this.authPromise;
+  }
+
+  /** The client library, loaded on first use: it costs start-up time that stat, read and small writes do not pay. */
+  private client(): Promise<{ bucket: Bucket }> {
+    this.clientPromise ??= this.libraryAuth().then(({ client }) => createLibraryClient(this.options, client, this.limiter, this.bucketName));
     return this.clientPromise;
   }
 
@@ -195,22 +125,11 @@ export class GcsStorage implements Storage {
     return { op, name: this.prefix + key, bucket: this.bucketName, identity: this.identity, expectedGeneration };
   }
 
-  /** Best effort: learn which identity we act as, so auth errors can name it. */
-  private async learnIdentity(): Promise<void> {
-    if (this.identity) return;
-    try {
-      const { auth } = await this.client();
-      const creds = await (auth as GoogleAuth).getCredentials?.();
-      if (creds?.client_email) this.identity = creds.client_email;
-    } catch {
-      // The error being reported is more useful than this one.
-    }
-  }
-
   private async fail(err: unknown, op: CallSite['op'], key: string, expectedGeneration?: string): Promise<never> {
     const mapped = mapGcsError(err, this.site(op, key, expectedGeneration));
-    if (mapped.code === 'auth') {
-      await this.learnIdentity();
+    if (mapped.code === 'auth' && !(err instanceof GcwalError) && !this.identity) {
+      // Best effort: learn which identity we act as, so the message can name it.
+      this.identity = await this.tokens.identity();
       throw mapGcsError(err, this.site(op, key, expectedGeneration));
     }
     throw mapped;
@@ -223,10 +142,7 @@ export class GcsStorage implements Storage {
   async stat(key: string, options: CallOptions = {}): Promise<ObjectInfo | undefined> {
     options.signal?.throwIfAborted();
     try {
-      const file = await this.file(key);
-      const [m] = await this.limiter.run(() => file.getMetadata());
-      this.limiter.succeeded();
-      return infoFromMetadata(key, m as Record<string, unknown>);
+      return infoFromMetadata(key, await this.http.getMetadata(this.bucketName, this.prefix + key, { signal: options.signal }));
     } catch (err) {
       // GCS answers 404 for a missing bucket too: that is an error, not "absent".
       if (httpStatus(err) === 404 && !isBucketMissing(err)) return undefined;
@@ -235,54 +151,19 @@ export class GcsStorage implements Storage {
   }
 
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
-    // Downloads use fetch with the client's credentials rather than
-    // File.createReadStream: in @google-cloud/storage 7 a connection reset in
-    // the middle of a body leaves that stream stalled forever, with no error
-    // and no end. Here a reset is an error the caller can retry.
-    const name = this.prefix + key;
-    const base = this.options.endpoint ?? 'https://storage.googleapis.com';
-    const url = `${base}/storage/v1/b/${encodeURIComponent(this.bucketName)}/o/${encodeURIComponent(name)}?alt=media`;
-    const retries = this.options.retries ?? 5;
-    for (let attempt = 0; ; attempt++) {
-      options.signal?.throwIfAborted();
-      let response: Response;
-      try {
-        const { auth } = await this.client();
-        const headers = new Headers(Object.entries((await (auth as GoogleAuth).getRequestHeaders()) as unknown as Record<string, string>));
-        if (options.start !== undefined || options.end !== undefined) headers.set('Range', `bytes=${options.start ?? 0}-${options.end ?? ''}`);
-        headers.set('Accept-Encoding', 'identity');
-        response = await this.limiter.run(() => fetch(url, { headers, signal: options.signal }));
-      } catch (err) {
-        const mapped = mapGcsError(err, this.site('read', key));
-        if (mapped.code === 'storage' && (mapped as { transient?: boolean }).transient && attempt < retries) {
-          await backoff(attempt, this.options.maxRetryDelaySeconds);
-          continue;
-        }
-        return this.fail(err, 'read', key);
-      }
-      if (response.ok && response.body) {
-        this.limiter.succeeded();
-        const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
-        const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-        body.on('error', (err) => out.destroy(mapGcsError(err, this.site('read', key))));
-        body.pipe(out);
-        return out;
-      }
-      const text = await response.text().catch(() => '');
-      let detail: { code: number; message: string; errors?: { reason?: string }[] } = { code: response.status, message: text.slice(0, 300) };
-      try {
-        const parsed = JSON.parse(text) as { error?: { message?: string; errors?: { reason?: string }[] } };
-        detail = { code: response.status, message: parsed.error?.message ?? detail.message, errors: parsed.error?.errors };
-      } catch {
-        // not JSON: keep the raw text
-      }
-      if (response.status === 429) this.limiter.throttled();
-      const retryable = response.status === 408 || response.status === 429 || response.status >= 500;
-      if (retryable && attempt < retries) {
-        await backoff(attempt, this.options.maxRetryDelaySeconds);
-        continue;
-      }
-      return this.fail(detail, 'read', key);
+    // Not File.createReadStream: in @google-cloud/storage 7 a connection reset
+    // in the middle of a body leaves that stream stalled forever, with no
+    // error and no end. Here a reset is an error the caller can retry.
+    options.signal?.throwIfAborted();
+    try {
+      return await this.http.download(this.bucketName, this.prefix + key, {
+        start: options.start,
+        end: options.end,
+        signal: options.signal,
+        wrapError: (err) => mapGcsError(err, this.site('read', key)),
+      });
+    } catch (err) {
+      return this.fail(err, 'read', key);
     }
   }
 
@@ -294,37 +175,36 @@ export class GcsStorage implements Storage {
       source.destroy();
       throw err;
     }
+    const contentType = options.contentType ?? 'application/octet-stream';
     try {
+      // An object that fits in one chunk goes up in one multipart request;
+      // only larger ones pay for the client library and a resumable session.
+      // Memory stays bounded by chunkSize per write.
+      const head = await takeHead(source, this.chunkSize, options.signal);
+      if (head.ended) {
+        options.signal?.throwIfAborted();
+        const stored = await this.http.upload(this.bucketName, this.prefix + key, head.chunks, { ifGenerationMatch: expected, contentType, metadata: options.metadata, signal: options.signal });
+        return infoFromMetadata(key, stored);
+      }
       return await this.limiter.run(async () => {
         const file = await this.file(key);
-        const metadata = { contentType: options.contentType ?? 'application/octet-stream', metadata: options.metadata ?? {} };
+        const metadata = { contentType, metadata: options.metadata ?? {} };
         // '0': create-only. A generation: replace exactly that one (the
         // client then also retries the upload, the request being idempotent).
         const preconditionOpts = { ifGenerationMatch: expected };
-        // An object that fits in one chunk (every compressed WAL segment with
-        // the default 8 MiB) goes up as one multipart request carrying its
-        // metadata, as pgBackRest does below its chunk size; only larger ones
-        // pay for a resumable session. Memory stays bounded by chunkSize.
-        // Both paths validate CRC32C (validation: 'crc32c'): the library
-        // compares its own with the server's and fails the write when they
-        // differ or the server reports none, so the response is the record.
-        const head = await takeHead(source, this.chunkSize, options.signal);
-        if (head.ended) {
-          options.signal?.throwIfAborted();
-          await file.save(Buffer.concat(head.chunks, head.bytes), { resumable: false, metadata, preconditionOpts, validation: 'crc32c' });
-        } else {
-          // The session is created with createResumableUpload, which sends the
-          // credentials even to a custom endpoint; the chunk PUTs then go to
-          // the session URI, which is itself the authorisation (as on GCS).
-          // offset 0: the session is new, so skip asking it how much it holds.
-          const [uri] = await file.createResumableUpload({ metadata, preconditionOpts });
-          const rest = Readable.from((async function* () {
-            yield* head.chunks;
-            for await (const chunk of source) yield chunk as Buffer;
-          })());
-          const sink = file.createWriteStream({ uri, offset: 0, resumable: true, chunkSize: this.chunkSize, metadata, preconditionOpts, validation: 'crc32c' });
-          await pipeline(rest, sink, { signal: options.signal });
-        }
+        // The session is created with createResumableUpload, which sends the
+        // credentials even to a custom endpoint; the chunk PUTs then go to
+        // the session URI, which is itself the authorisation (as on GCS).
+        // offset 0: the session is new, so skip asking it how much it holds.
+        // validation 'crc32c': the library compares its own CRC32C with the
+        // server's and fails the write when they differ or there is none.
+        const [uri] = await file.createResumableUpload({ metadata, preconditionOpts });
+        const rest = Readable.from((async function* () {
+          yield* head.chunks;
+          for await (const chunk of source) yield chunk as Buffer;
+        })());
+        const sink = file.createWriteStream({ uri, offset: 0, resumable: true, chunkSize: this.chunkSize, metadata, preconditionOpts, validation: 'crc32c' });
+        await pipeline(rest, sink, { signal: options.signal });
         this.limiter.succeeded();
         return infoFromMetadata(key, (file.metadata ?? {}) as Record<string, unknown>);
       });

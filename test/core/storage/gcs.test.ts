@@ -1,7 +1,9 @@
 /**
  * The Storage contract on gs://, against the local GCS emulator with auth
  * enforced: the driver gets its token through the metadata-server stand-in
- * (Application Default Credentials, no key file), exactly as on a GCE VM.
+ * (no key file), exactly as on a GCE VM, once for each token source: asked
+ * directly (the `metadataServer` option, what the agent uses there) and
+ * through google-auth-library's Application Default Credentials.
  */
 import test from 'ava';
 import { Readable } from 'node:stream';
@@ -28,10 +30,15 @@ function fresh(): Promise<GcsStorage> {
   return Promise.resolve(new GcsStorage(`gs://${stack.bucket}/contract-${++counter}`, { endpoint: stack.emulator.url, retries: 2 }));
 }
 
+function freshDirect(): Promise<GcsStorage> {
+  return Promise.resolve(new GcsStorage(`gs://${stack.bucket}/contract-${++counter}`, { endpoint: stack.emulator.url, retries: 2, metadataServer: { host: stack.metadata.host } }));
+}
+
 storageContract(test, 'gcs', fresh);
+storageContract(test, 'gcs with tokens from the metadata server', freshDirect);
 
 test('gcs: objects live under the URL prefix in the bucket', async (t) => {
-  const s = new GcsStorage(`gs://${stack.bucket}/deep/prefix/`, { endpoint: stack.emulator.url });
+  const s = new GcsStorage(`gs://${stack.bucket}/deep/prefix/`, { endpoint: stack.emulator.url, metadataServer: { host: stack.metadata.host } });
   await s.write('wal/000000010000000000000001', Readable.from([Buffer.from('x')]));
   const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=deep/`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } });
   const body = (await res.json()) as { items: { name: string }[] };

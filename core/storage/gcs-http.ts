@@ -1,0 +1,351 @@
+/**
+ * A minimal client of the Cloud Storage JSON API over node:http/node:https,
+ * for the three calls a WAL segment needs: object metadata, a (ranged)
+ * download, and a one-request multipart upload. It exists for start-up
+ * time: @google-cloud/storage costs 120-170 ms to load and Node's fetch
+ * another 25-40 ms on first use, paid by every archive_command call.
+ *
+ * Answers that are not 2xx become GcsHttpError, shaped like the client
+ * library's ApiError so mapGcsError, httpStatus and isBucketMissing read them
+ * alike. Wire formats: /work/shared/GCS-API.md, sections 2.1, 2.3, 2.6.
+ */
+import { randomBytes } from 'node:crypto';
+import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { PassThrough, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffDelay } from '../backoff.ts';
+import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
+import { GcwalError } from '../errors.ts';
+import type { TokenSource } from './gcs-token.ts';
+import { AdaptiveLimiter } from './throttle.ts';
+
+/** Google's API root. */
+export const DEFAULT_ENDPOINT = 'https://storage.googleapis.com';
+
+export interface GcsHttpOptions {
+  /** API root, e.g. http://127.0.0.1:9023 (no scheme means https, as the client library reads it); default Google's */
+  endpoint?: string;
+  tokens: TokenSource;
+  /** retries of a request answered 408/429/5xx or cut off at the connection; default 5 */
+  retries?: number;
+  /** cap on one backoff wait in seconds; default 32 */
+  maxRetryDelaySeconds?: number;
+  /** bounds concurrent requests; 429s halve it. Default: a limiter of 8 of its own */
+  limiter?: AdaptiveLimiter;
+  /** a request fails (and is retried) when its connection is idle this long before the answer is in; default 60 s */
+  timeoutMs?: number;
+  /** the same for a download's body, which a slow consumer may hold back; default 300 s */
+  bodyTimeoutMs?: number;
+}
+
+/** One entry of Google's `error.errors` list. */
+export interface GcsErrorDetail {
+  domain?: string;
+  reason?: string;
+  message?: string;
+}
+
+/**
+ * A non-2xx answer: `code` is the HTTP status, `message` Google's
+ * `error.message` (or the start of a body that is not Google's JSON),
+ * `errors` its `error.errors`.
+ */
+export class GcsHttpError extends Error {
+  readonly code: number;
+  readonly errors: GcsErrorDetail[];
+  constructor(status: number, message: string, errors: GcsErrorDetail[] = []) {
+    super(message);
+    this.name = 'GcsHttpError';
+    this.code = status;
+    this.errors = errors;
+  }
+}
+
+export interface DownloadOptions {
+  /** first byte, inclusive */
+  start?: number;
+  /** last byte, inclusive */
+  end?: number;
+  signal?: AbortSignal;
+  /** turns an error in the middle of the body into what the reader should see; default as it is */
+  wrapError?: (err: unknown) => Error;
+}
+
+export interface UploadOptions {
+  /** `'0'`: create-only; else replace only this live generation */
+  ifGenerationMatch: string;
+  contentType?: string;
+  metadata?: Record<string, string>;
+  /** the CRC32C to claim for the body (base64, big-endian); default computed from it. The server checks it. */
+  crc32c?: string;
+  signal?: AbortSignal;
+}
+
+/** Dropped or refused connections, worth another try (a keep-alive socket the server closed is one). */
+const RETRYABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNABORTED', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_STREAM_PREMATURE_CLOSE']);
+/** The most bytes of a JSON answer (object resource or error) read into memory. */
+const ANSWER_LIMIT = 4 * 1024 * 1024;
+
+interface Exchange {
+  method: 'GET' | 'POST';
+  /** path and query under the endpoint */
+  path: string;
+  headers?: Record<string, string>;
+  body?: readonly Buffer[];
+  signal?: AbortSignal;
+  /** hand a 2xx answer over unread (downloads) */
+  stream?: boolean;
+}
+
+type Outcome = { res: IncomingMessage; req: ClientRequest } | { status: number; body: Buffer };
+
+/**
+ * The client. One keep-alive Agent per instance; every request carries the
+ * token source's headers and honours its AbortSignal. Retries 408, 429, 5xx
+ * and connection-level failures with exponential backoff and jitter (every
+ * request made here is safe to repeat: reads, and uploads that are
+ * create-only or generation-matched, whose repeat after a lost answer gets
+ * 412); a 429 also halves the limiter. A 401 drops the cached token and tries
+ * once more.
+ */
+export class GcsHttpClient {
+  private readonly base: string;
+  private readonly lib: typeof http | typeof https;
+  private readonly agent: http.Agent;
+  private readonly tokens: TokenSource;
+  private readonly retries: number;
+  private readonly maxDelayMs: number;
+  private readonly limiter: AdaptiveLimiter;
+  private readonly timeoutMs: number;
+  private readonly bodyTimeoutMs: number;
+
+  constructor(options: GcsHttpOptions) {
+    const endpoint = (options.endpoint ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
+    this.base = /^https?:\/\//i.test(endpoint) ? endpoint : `https://${endpoint}`;
+    this.lib = this.base.toLowerCase().startsWith('https:') ? https : http;
+    this.agent = new this.lib.Agent({ keepAlive: true });
+    this.tokens = options.tokens;
+    this.retries = options.retries ?? 5;
+    this.maxDelayMs = (options.maxRetryDelaySeconds ?? 32) * 1000;
+    this.limiter = options.limiter ?? new AdaptiveLimiter(8);
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.bodyTimeoutMs = options.bodyTimeoutMs ?? 300_000;
+  }
+
+  /** The object resource of `name` (its JSON, as GCS sends it). A missing object or bucket is a GcsHttpError 404. */
+  async getMetadata(bucket: string, name: string, options: { signal?: AbortSignal } = {}): Promise<Record<string, unknown>> {
+    return this.json({ method: 'GET', path: objectPath(bucket, name), signal: options.signal });
+  }
+
+  /**
+   * The object's bytes, or the inclusive range `start`-`end`, as a stream
+   * that errors (never ends early) when the connection drops mid-body: the
+   * bytes received are checked against Content-Length, and a premature close
+   * is an error (ERR_STREAM_PREMATURE_CLOSE or the socket's own).
+   */
+  async download(bucket: string, name: string, options: DownloadOptions = {}): Promise<Readable> {
+    // identity: bytes exactly as stored, so lengths and checksums hold.
+    const headers: Record<string, string> = { 'Accept-Encoding': 'identity' };
+    if (options.start !== undefined || options.end !== undefined) headers.Range = `bytes=${options.start ?? 0}-${options.end ?? ''}`;
+    const outcome = await this.call({ method: 'GET', path: `${objectPath(bucket, name)}?alt=media`, headers, signal: options.signal, stream: true });
+    if (!('res' in outcome)) throw new Error('internal: a download answered without a stream');
+    outcome.req.setTimeout(this.bodyTimeoutMs);
+    return checkedBody(outcome.res, options.wrapError ?? ((err) => err as Error), options.signal);
+  }
+
+  /**
+   * Create (or, with a generation, replace) `name` with the concatenation of
+   * `body` in one multipart request carrying its metadata and CRC32C, which
+   * the server verifies before the object exists. Resolves with the new
+   * object resource once its `crc32c` is checked against the bytes sent
+   * (FILE_NO_UPLOAD error when it differs). A failed precondition is a
+   * GcsHttpError 412.
+   */
+  async upload(bucket: string, name: string, body: readonly Buffer[], options: UploadOptions): Promise<Record<string, unknown>> {
+    let crc = 0;
+    for (const part of body) crc = crc32c(part, crc);
+    const actual = crc32cBase64(crc);
+    const contentType = options.contentType ?? 'application/octet-stream';
+    const boundary = `gcwal-${randomBytes(16).toString('hex')}`;
+    const resource = JSON.stringify({ name, contentType, metadata: options.metadata ?? {}, crc32c: options.crc32c ?? actual });
+    const head = Buffer.from(`--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${resource}\r\n--${boundary}\r\nContent-Type: ${contentType}\r\n\r\n`);
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    const query = `uploadType=multipart&ifGenerationMatch=${encodeURIComponent(options.ifGenerationMatch)}`;
+    const stored = await this.json({
+      method: 'POST',
+      path: `/upload/storage/v1/b/${encodeURIComponent(bucket)}/o?${query}`,
+      headers: { 'Content-Type': `multipart/related; boundary=${boundary}` },
+      body: [head, ...body, tail],
+      signal: options.signal,
+    });
+    if (stored.crc32c !== actual) {
+      throw Object.assign(new Error(`gs://${bucket}/${name} generation ${String(stored.generation)} was stored with CRC32C ${String(stored.crc32c)}, not the ${actual} of the bytes sent`), { code: 'FILE_NO_UPLOAD' });
+    }
+    return stored;
+  }
+
+  /** Close idle connections (in-flight requests go on). */
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private async json(exchange: Exchange): Promise<Record<string, unknown>> {
+    const outcome = await this.call(exchange);
+    if ('res' in outcome) throw new Error('internal: a JSON call answered with a stream');
+    try {
+      return JSON.parse(outcome.body.toString('utf8')) as Record<string, unknown>;
+    } catch {
+      throw new Error(`Cloud Storage answered HTTP ${outcome.status} with a body that is not JSON: ${outcome.body.subarray(0, 200).toString('utf8')}`);
+    }
+  }
+
+  /** One call with its retries; resolves with a 2xx answer, throws everything else. */
+  private async call(exchange: Exchange): Promise<Outcome> {
+    let refreshed = false;
+    for (let attempt = 0; ; ) {
+      exchange.signal?.throwIfAborted();
+      let outcome: Outcome;
+      try {
+        outcome = await this.limiter.run(() => this.once(exchange));
+      } catch (err) {
+        if (exchange.signal?.aborted || err instanceof GcwalError || !retryable(err) || attempt >= this.retries) throw err;
+        await this.backoff(attempt++, exchange.signal);
+        continue;
+      }
+      const status = 'res' in outcome ? (outcome.res.statusCode ?? 0) : outcome.status;
+      if (status >= 200 && status < 300) {
+        this.limiter.succeeded();
+        return outcome;
+      }
+      const body = 'body' in outcome ? outcome.body : Buffer.alloc(0);
+      // A token revoked or expired early: one more try with a fresh one, not counted.
+      if (status === 401 && !refreshed && this.tokens.invalidate()) {
+        refreshed = true;
+        continue;
+      }
+      if (status === 429) this.limiter.throttled();
+      if ((status === 408 || status === 429 || status >= 500) && attempt < this.retries) {
+        await this.backoff(attempt++, exchange.signal);
+        continue;
+      }
+      throw errorOf(status, body);
+    }
+  }
+
+  /** One request: headers from the token source, the answer's body read unless it is a 2xx to be streamed. */
+  private async once(exchange: Exchange): Promise<Outcome> {
+    const auth = await this.tokens.headers(exchange.signal);
+    const { req, res } = await this.request(exchange, auth);
+    const status = res.statusCode ?? 0;
+    if (exchange.stream && status >= 200 && status < 300) return { res, req };
+    return { status, body: await readAnswer(res) };
+  }
+
+  private request(exchange: Exchange, auth: Record<string, string>): Promise<{ req: ClientRequest; res: IncomingMessage }> {
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string | number> = { ...auth, 'User-Agent': 'gcwal', ...exchange.headers };
+      if (exchange.body) headers['Content-Length'] = exchange.body.reduce((n, b) => n + b.length, 0);
+      const req = this.lib.request(`${this.base}${exchange.path}`, { method: exchange.method, headers, agent: this.agent, signal: exchange.signal, timeout: this.timeoutMs }, (res) => resolve({ req, res }));
+      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer from Cloud Storage for ${Math.round(this.timeoutMs / 1000)} s`), { code: 'ETIMEDOUT' })));
+      req.on('error', reject);
+      for (const part of exchange.body ?? []) req.write(part);
+      req.end();
+    });
+  }
+
+  private async backoff(attempt: number, signal: AbortSignal | undefined): Promise<void> {
+    await sleep(backoffDelay(attempt, 250, this.maxDelayMs), undefined, { signal });
+  }
+}
+
+function objectPath(bucket: string, name: string): string {
+  return `/storage/v1/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(name)}`;
+}
+
+function retryable(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  if (typeof e?.code === 'string' && RETRYABLE_CODES.has(e.code)) return true;
+  return /socket hang up|other side closed|premature close/i.test(String(e?.message ?? ''));
+}
+
+/** A GcsHttpError from an answer: Google's JSON error body when it is one, else the start of the text. */
+function errorOf(status: number, body: Buffer): GcsHttpError {
+  const text = body.toString('utf8');
+  try {
+    const parsed = JSON.parse(text) as { error?: { message?: unknown; errors?: unknown } };
+    if (parsed?.error && typeof parsed.error.message === 'string') {
+      return new GcsHttpError(status, parsed.error.message, Array.isArray(parsed.error.errors) ? (parsed.error.errors as GcsErrorDetail[]) : []);
+    }
+  } catch {
+    // not JSON: keep the raw text
+  }
+  return new GcsHttpError(status, text.slice(0, 300).trim() || `HTTP ${status}`);
+}
+
+/** The whole body of an answer, up to ANSWER_LIMIT bytes. */
+function readAnswer(res: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    res.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > ANSWER_LIMIT) res.destroy(new Error(`Cloud Storage answered more than ${ANSWER_LIMIT} bytes where JSON was expected`));
+      else chunks.push(chunk);
+    });
+    res.on('error', reject);
+    res.on('end', () => (res.complete ? resolve(Buffer.concat(chunks)) : reject(prematureClose(bytes, undefined))));
+  });
+}
+
+function prematureClose(received: number, expected: number | undefined): Error {
+  const of = expected === undefined ? '' : ` of ${expected}`;
+  return Object.assign(new Error(`the connection closed after ${received}${of} bytes`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+}
+
+/**
+ * The download's body as a stream that ends only when every byte announced
+ * has arrived. Any failure (socket error, close before the end, a length
+ * other than Content-Length, the signal) destroys it with `wrap(err)`; a
+ * consumer that stops early destroys the connection.
+ */
+function checkedBody(res: IncomingMessage, wrap: (err: unknown) => Error, signal: AbortSignal | undefined): Readable {
+  const declared = res.headers['content-length'];
+  const expected = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
+  let received = 0;
+  let settled = false;
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const onAbort = () => fail(signal!.reason);
+  const settle = () => {
+    settled = true;
+    signal?.removeEventListener('abort', onAbort);
+  };
+  const fail = (err: unknown) => {
+    if (settled) return;
+    settle();
+    res.destroy();
+    out.destroy(wrap(err));
+  };
+  res.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    if (!out.write(chunk)) res.pause();
+  });
+  out.on('drain', () => res.resume());
+  res.on('end', () => {
+    if (settled) return;
+    if (!res.complete || (expected !== undefined && received !== expected)) return fail(prematureClose(received, expected));
+    settle();
+    out.end();
+  });
+  res.on('error', fail);
+  // 'close' without 'end': the connection went away mid-body.
+  res.on('close', () => fail(prematureClose(received, expected)));
+  out.on('close', () => {
+    if (settled) return;
+    settle();
+    res.destroy();
+  });
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
+  return out;
+}
