@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { CODEC_NAMES, type CodecName } from '../core/codec/types.ts';
 import { readConfigTable, type ConfigEntry } from '../core/config/table.ts';
 import { UsageError } from '../core/errors.ts';
@@ -28,6 +30,12 @@ export interface Config {
     impersonate: string | undefined;
     projectId: string | undefined;
     chunkSize: number;
+    /**
+     * The metadata server the driver takes its own tokens from directly, set
+     * only where Application Default Credentials would end up there anyway
+     * (see `directMetadataServer`); undefined means google-auth-library.
+     */
+    metadataServer: { host: string } | undefined;
   };
   pg: {
     host: string | undefined;
@@ -88,8 +96,13 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
  * malformed value. Does not check that GCWAL_REPO is set: commands that need
  * a repository call `requireRepo`.
  */
-export function parseConfig(flags: Readonly<Record<string, string | boolean | undefined>>, env: Readonly<Record<string, string | undefined>>): Config {
+export function parseConfig(
+  flags: Readonly<Record<string, string | boolean | undefined>>,
+  env: Readonly<Record<string, string | undefined>>,
+  fileExists: (file: string) => boolean = existsSync,
+): Config {
   const v = readConfigTable(CONFIG_TABLE, flags, env);
+  const impersonate = v.GCWAL_IMPERSONATE_SERVICE_ACCOUNT as string | undefined;
   return {
     repo: v.GCWAL_REPO as string | undefined,
     compression: v.GCWAL_COMPRESSION as CodecName,
@@ -102,9 +115,10 @@ export function parseConfig(flags: Readonly<Record<string, string | boolean | un
     retryMaxDelay: v.GCWAL_RETRY_MAX_DELAY as number,
     gcs: {
       endpoint: ((v.GCWAL_GCS_ENDPOINT ?? v.STORAGE_EMULATOR_HOST) as string | undefined)?.replace(/\/+$/, ''),
-      impersonate: v.GCWAL_IMPERSONATE_SERVICE_ACCOUNT as string | undefined,
+      impersonate,
       projectId: v.GOOGLE_CLOUD_PROJECT as string | undefined,
       chunkSize: v.GCWAL_UPLOAD_CHUNK_SIZE as number,
+      metadataServer: directMetadataServer(env, impersonate, fileExists),
     },
     pg: {
       host: v.PGHOST as string | undefined,
@@ -153,7 +167,31 @@ export function checkRepoUrl(url: string, variable: string, example: string): st
   throw new UsageError(`${variable} "${url}" is not a file:// or gs:// URL`, example);
 }
 
+/**
+ * The metadata server whose tokens the gs:// driver may fetch itself,
+ * skipping google-auth-library (about 70 ms of start-up per wal-push): only
+ * when that library's Application Default Credentials would end up there
+ * too, i.e. when all hold: no impersonation, no GOOGLE_APPLICATION_CREDENTIALS,
+ * METADATA_SERVER_DETECTION is not `none`, and no gcloud ADC file
+ * (`$CLOUDSDK_CONFIG/application_default_credentials.json` or
+ * `$HOME/.config/gcloud/application_default_credentials.json`) exists. The
+ * host is the one gcp-metadata uses: GCE_METADATA_IP, else
+ * GCE_METADATA_HOST, else 169.254.169.254. Undefined otherwise.
+ */
+export function directMetadataServer(env: Readonly<Record<string, string | undefined>>, impersonate: string | undefined, fileExists: (file: string) => boolean): { host: string } | undefined {
+  if (impersonate) return undefined;
+  // google-auth-library reads the variable in either case.
+  if (env.GOOGLE_APPLICATION_CREDENTIALS || env.google_application_credentials) return undefined;
+  if (env.METADATA_SERVER_DETECTION?.trim().toLowerCase() === 'none') return undefined;
+  const adcFiles = [
+    env.CLOUDSDK_CONFIG && path.join(env.CLOUDSDK_CONFIG, 'application_default_credentials.json'),
+    env.HOME && path.join(env.HOME, '.config', 'gcloud', 'application_default_credentials.json'),
+  ];
+  if (adcFiles.some((file) => file && fileExists(file))) return undefined;
+  return { host: env.GCE_METADATA_IP || env.GCE_METADATA_HOST || '169.254.169.254' };
+}
+
 /** The Cloud Storage driver's options from the config, for the repository and the catalogue alike. */
 export function gcsStorageOptions(cfg: Config): GcsStorageOptions {
-  return { endpoint: cfg.gcs.endpoint, impersonate: cfg.gcs.impersonate, projectId: cfg.gcs.projectId, chunkSize: cfg.gcs.chunkSize, retries: cfg.retries, maxRetryDelaySeconds: cfg.retryMaxDelay, concurrency: Math.max(cfg.concurrency * 2, 4) };
+  return { endpoint: cfg.gcs.endpoint, impersonate: cfg.gcs.impersonate, metadataServer: cfg.gcs.metadataServer, projectId: cfg.gcs.projectId, chunkSize: cfg.gcs.chunkSize, retries: cfg.retries, maxRetryDelaySeconds: cfg.retryMaxDelay, concurrency: Math.max(cfg.concurrency * 2, 4) };
 }

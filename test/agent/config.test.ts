@@ -1,5 +1,8 @@
 import test from 'ava';
-import { parseConfig, parseSize, requireRepo } from '../../agent/config.ts';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { gcsStorageOptions, parseConfig, parseSize, requireRepo } from '../../agent/config.ts';
+import { makeTempDir } from '../helpers/tmp.ts';
 
 test('defaults apply when nothing is set', (t) => {
   const c = parseConfig({}, {});
@@ -78,4 +81,44 @@ test('the settings the agent shares with the functions have the same flag, type,
     t.truthy(agentRow, env);
     t.deepEqual(agentRow, pick(FUNCTIONS_CONFIG_TABLE.find((r) => r.env === env)), env);
   }
+});
+
+/** Where a gcloud ADC file may be, for the rows below. */
+const HOME_ADC = '/home/pg/.config/gcloud/application_default_credentials.json';
+const SDK_ADC = '/etc/gcloud/application_default_credentials.json';
+const HOME = { HOME: '/home/pg' };
+
+// [what, environment, flags, ADC files that exist, the metadata server the driver asks itself]
+const tokenSources: [string, Record<string, string>, Record<string, string>, string[], string | undefined][] = [
+  ['nothing set: the default metadata address', {}, {}, [], '169.254.169.254'],
+  ['GCE_METADATA_HOST', { ...HOME, GCE_METADATA_HOST: '127.0.0.1:8080' }, {}, [], '127.0.0.1:8080'],
+  ['GCE_METADATA_IP, which gcp-metadata prefers to GCE_METADATA_HOST', { GCE_METADATA_IP: '10.0.0.2', GCE_METADATA_HOST: 'metadata.internal' }, {}, [], '10.0.0.2'],
+  ['METADATA_SERVER_DETECTION other than none', { METADATA_SERVER_DETECTION: 'assume-present' }, {}, [], '169.254.169.254'],
+  ['an ADC file elsewhere than where gcloud keeps it', { ...HOME, CLOUDSDK_CONFIG: '/etc/gcloud' }, {}, ['/home/pg/other.json'], '169.254.169.254'],
+  ['GCWAL_IMPERSONATE_SERVICE_ACCOUNT', { GCWAL_IMPERSONATE_SERVICE_ACCOUNT: 'sa@p.iam.gserviceaccount.com' }, {}, [], undefined],
+  ['--impersonate-service-account', {}, { 'impersonate-service-account': 'sa@p.iam.gserviceaccount.com' }, [], undefined],
+  ['GOOGLE_APPLICATION_CREDENTIALS', { GOOGLE_APPLICATION_CREDENTIALS: '/etc/gcwal/wif.json' }, {}, [], undefined],
+  ['google_application_credentials in lower case', { google_application_credentials: '/etc/gcwal/key.json' }, {}, [], undefined],
+  ['METADATA_SERVER_DETECTION=none', { METADATA_SERVER_DETECTION: 'none' }, {}, [], undefined],
+  ['METADATA_SERVER_DETECTION=None with spaces', { METADATA_SERVER_DETECTION: ' None ' }, {}, [], undefined],
+  ['a gcloud ADC file under HOME', HOME, {}, [HOME_ADC], undefined],
+  ['a gcloud ADC file under CLOUDSDK_CONFIG', { ...HOME, CLOUDSDK_CONFIG: '/etc/gcloud' }, {}, [SDK_ADC], undefined],
+];
+for (const [what, env, flags, files, host] of tokenSources) {
+  test(`the driver ${host ? 'asks the metadata server itself' : 'leaves tokens to google-auth-library'} with ${what}`, (t) => {
+    const asked: string[] = [];
+    const c = parseConfig(flags, env, (file) => (asked.push(file), files.includes(file)));
+    t.deepEqual(c.gcs.metadataServer, host === undefined ? undefined : { host });
+    t.deepEqual(gcsStorageOptions(c).metadataServer, c.gcs.metadataServer);
+    if (host !== undefined && env.HOME) t.true(asked.includes(HOME_ADC), 'the ADC file under HOME was looked for');
+  });
+}
+
+test('a real gcloud ADC file on disk turns the direct metadata source off', async (t) => {
+  const home = await makeTempDir('config-home');
+  t.teardown(() => home.cleanup());
+  t.deepEqual(parseConfig({}, { HOME: home.path }).gcs.metadataServer, { host: '169.254.169.254' });
+  await mkdir(path.join(home.path, '.config', 'gcloud'), { recursive: true });
+  await writeFile(path.join(home.path, '.config', 'gcloud', 'application_default_credentials.json'), '{}');
+  t.is(parseConfig({}, { HOME: home.path }).gcs.metadataServer, undefined);
 });
