@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../../core/random-token.ts';
 import { createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -54,7 +54,7 @@ export async function fetchWalFile(storage: Storage, name: string, dest: string,
 
 async function downloadTo(storage: Storage, info: Parameters<typeof openDecoded>[1], dest: string, signal?: AbortSignal): Promise<void> {
   const dir = path.dirname(dest);
-  const tmp = path.join(dir, `.${path.basename(dest)}.gcwal-${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = path.join(dir, `.${path.basename(dest)}.gcwal-${randomToken(4)}.tmp`);
   try {
     const decoded = await openDecoded(storage, info, { signal });
     await pipeline(decoded, createWriteStream(tmp, { flags: 'wx', mode: 0o600 }), { signal });

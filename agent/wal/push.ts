@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { pipeline } from 'node:stream';
+import { PassThrough, pipeline } from 'node:stream';
 import { crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import { getCodec } from '../../core/codec/index.ts';
 import type { CodecName } from '../../core/codec/types.ts';
@@ -115,6 +115,14 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
       return { error: err };
     }
   })();
+  // Compression starts at once on the pieces already read and runs ahead
+  // into a buffer while the checksum and the repository's answer come in:
+  // the object's metadata must be known before the write starts, its bytes
+  // need not wait for that. The callback form of pipeline returns the last
+  // stream and destroys it with a read error or a "changed while archived"
+  // failure, which fails the write (nothing finalised).
+  const content = early.compressor ? source.open(signal) : undefined;
+  const compressed = content && early.compressor ? pipeline(content, early.compressor, new PassThrough({ highWaterMark: runAheadBytes(source.size) }), () => {}) : undefined;
   // Both run while the file is still being read; a local failure is
   // reported before a repository one, as it would be one after the other.
   const [read, remote] = await Promise.allSettled([
@@ -139,12 +147,15 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
       return { systemIdentifier };
     })(),
   ]);
-  if (read.status === 'rejected' || remote.status === 'rejected') early.compressor?.destroy();
+  if (read.status === 'rejected' || remote.status === 'rejected') {
+    content?.destroy();
+    compressed?.destroy();
+  }
   if (read.status === 'rejected') throw read.reason;
   if (remote.status === 'rejected') throw remote.reason;
   const local = { size: source.size, crc: read.value };
   const { systemIdentifier } = remote.value;
-  if (!early.compressor) throw early.error;
+  if (!compressed || !content) throw early.error;
 
   const metadata: Record<string, string> = {
     [Meta.codec]: options.codec,
@@ -152,10 +163,6 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
     [Meta.rawCrc32c]: crc32cBase64(local.crc),
   };
   if (systemIdentifier !== undefined) metadata[Meta.systemId] = systemIdentifier;
-  // The callback form returns the compressor and destroys it with a read
-  // error or a "changed while archived" failure, which fails the write.
-  const content = source.open(signal);
-  const compressed = pipeline(content, early.compressor, () => {});
   try {
     const info = await storage.write(key, compressed, { metadata, contentType: 'application/octet-stream', signal });
     return { status: 'archived', key, rawSize: local.size, rawCrc32c: metadata[Meta.rawCrc32c]!, storedSize: info.size };
@@ -168,6 +175,15 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
     if (!now) throw err;
     return compareExisting(storage, now, local, name);
   }
+}
+
+/**
+ * How much compressed output may wait for the write to start: the whole
+ * object for a file read into memory (compressed, at most its size plus
+ * lzop's few bytes per block), else 16 MiB, so a large file's memory stays bounded.
+ */
+function runAheadBytes(size: number): number {
+  return Math.max(64 * 1024, Math.min(size + (size >> 4), 16 * 1024 * 1024));
 }
 
 async function compareExisting(storage: Storage, existing: ObjectInfo, local: { size: number; crc: number }, name: string): Promise<PushResult> {

@@ -31,6 +31,9 @@ export const HEAD_BYTES = 64;
 const READ_CHUNK = 1024 * 1024;
 const READS_IN_FLIGHT = 4;
 
+/** Bytes handed to the compressor between turns of the event loop: one lzop block. */
+const YIELD_EVERY = 256 * 1024;
+
 /** What wal-push knows about the local file, and how to get its contents. */
 export interface WalSource {
   /** size when opened (fstat) */
@@ -97,20 +100,29 @@ export async function readWalSource(filePath: string, options: { wholeFileLimit?
       release: () => stop.abort(),
     };
   }
-  const loaded = settled(readWhole(handle, size, filePath, signal).finally(() => handle.close().catch(() => {})));
+  const read = readWhole(handle, size, filePath, signal);
+  settled(read.done.finally(() => handle.close().catch(() => {})));
   // fast-crc32c is a native addon that takes a few milliseconds to load: load
   // it now, while the reads run on libuv's threads, not after them.
   crc32c(Buffer.alloc(0));
-  const crc = settled(loaded.then(crc32c));
+  const crc = settled(checksumPieces(read));
   return {
     size,
     head,
     checksum: () => crc,
-    // 1 MiB pieces, so compression and writing overlap instead of one 16 MiB
-    // chunk being compressed whole before the first byte is written.
-    open: () => Readable.from(pieces(loaded, READ_CHUNK), { objectMode: false }),
+    // Each 1 MiB piece as soon as it is in (and in order), so compression
+    // starts on the first megabyte while the rest is still being read.
+    open: () => Readable.from(pieces(read), { objectMode: false }),
     release: () => stop.abort(),
   };
+}
+
+/** A file being read into one buffer; piece `i` (READ_CHUNK bytes from i × READ_CHUNK) is there once `pieces[i]` resolves. */
+interface WholeRead {
+  data: Buffer;
+  pieces: Promise<void>[];
+  /** every piece read and the file found to end where fstat said; rejects if it did not */
+  done: Promise<void>;
 }
 
 /**
@@ -123,31 +135,80 @@ function settled<T>(promise: Promise<T>): Promise<T> {
   return promise;
 }
 
-async function readWhole(handle: fs.FileHandle, size: number, filePath: string, signal: AbortSignal): Promise<Buffer> {
+/**
+ * Read `size` bytes with READS_IN_FLIGHT lanes of READ_CHUNK reads (see
+ * READ_CHUNK for why). Every promise is marked handled: a piece nobody waits
+ * for any more must not end the process as an unhandled rejection.
+ */
+function readWhole(handle: fs.FileHandle, size: number, filePath: string, signal: AbortSignal): WholeRead {
   const data = Buffer.allocUnsafe(size);
+  const count = Math.ceil(size / READ_CHUNK);
+  const settle: { resolve: () => void; reject: (err: unknown) => void }[] = [];
+  const pieces = Array.from({ length: count }, () => settled(new Promise<void>((resolve, reject) => settle.push({ resolve, reject }))));
   let next = 0;
-  let short = false;
+  let failure: unknown;
   const lane = async () => {
-    while (next < size && !short) {
-      signal.throwIfAborted();
-      const offset = next;
-      const length = Math.min(READ_CHUNK, size - offset);
-      next += length;
-      const { bytesRead } = await handle.read(data, offset, length, offset);
-      if (bytesRead < length) short = true;
+    while (next < count && failure === undefined) {
+      const index = next++;
+      try {
+        signal.throwIfAborted();
+        const offset = index * READ_CHUNK;
+        const length = Math.min(READ_CHUNK, size - offset);
+        const { bytesRead } = await handle.read(data, offset, length, offset);
+        if (bytesRead < length) throw changed(filePath);
+        settle[index]!.resolve();
+      } catch (err) {
+        failure ??= err;
+      }
     }
   };
-  await Promise.all(Array.from({ length: READS_IN_FLIGHT }, lane));
-  signal.throwIfAborted();
-  // One more byte tells a file that grew after fstat from one that ended there.
-  const { bytesRead: extra } = await handle.read(Buffer.allocUnsafe(1), 0, 1, size);
-  if (short || extra !== 0) throw changed(filePath);
-  return data;
+  const done = settled(
+    (async () => {
+      await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, count) }, lane));
+      if (failure === undefined) {
+        signal.throwIfAborted();
+        // One more byte tells a file that grew after fstat from one that ended there.
+        const { bytesRead: extra } = await handle.read(Buffer.allocUnsafe(1), 0, 1, size);
+        if (extra !== 0) failure = changed(filePath);
+      }
+    })().catch((err: unknown) => {
+      failure ??= err;
+    }).then(() => {
+      // Pieces never read (or read after a failure) fail with it; resolving an already settled promise is a no-op.
+      if (failure !== undefined) for (const s of settle) s.reject(failure);
+      if (failure !== undefined) throw failure;
+    }),
+  );
+  return { data, pieces, done };
 }
 
-async function* pieces(loaded: Promise<Buffer>, size: number): AsyncGenerator<Buffer> {
-  const data = await loaded;
-  for (let offset = 0; offset < data.length; offset += size) yield data.subarray(offset, offset + size);
+/** CRC32C of the file, piece by piece as they come in; rejects as `done` does. */
+async function checksumPieces(read: WholeRead): Promise<number> {
+  let crc = 0;
+  for (let i = 0; i < read.pieces.length; i++) {
+    await read.pieces[i];
+    crc = crc32c(read.data.subarray(i * READ_CHUNK, (i + 1) * READ_CHUNK), crc);
+  }
+  await read.done;
+  return crc;
+}
+
+/** The pieces in order as they are read; fails (so no upload completes) if the file turns out to have changed. */
+async function* pieces(read: WholeRead): AsyncGenerator<Buffer> {
+  for (let i = 0; i < read.pieces.length; i++) {
+    await read.pieces[i];
+    const end = Math.min((i + 1) * READ_CHUNK, read.data.length);
+    for (let offset = i * READ_CHUNK; offset < end; offset += YIELD_EVERY) {
+      yield read.data.subarray(offset, Math.min(offset + YIELD_EVERY, end));
+      // Pieces already read resolve at once, and compressing them would run
+      // as one long stretch of promise callbacks that starves I/O: the
+      // repository's answer and the object's first writes, each a chain of
+      // file system calls, would wait for the whole file. A turn of the event
+      // loop per compression block lets them in.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  await read.done;
 }
 
 async function scanLarge(filePath: string, expectedSize: number, signal: AbortSignal): Promise<number> {

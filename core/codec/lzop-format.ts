@@ -286,6 +286,34 @@ export function parseBlockHead(buf: Buffer, flags: number, index: number): Parse
   return head;
 }
 
+/** Bytes of a block's head (lengths and the checksums `flags` calls for) before its data. */
+export function blockHeadLength(flags: number, packed: boolean): number {
+  let sums = 0;
+  if (flags & Flag.adler32D) sums++;
+  if (flags & Flag.crc32D) sums++;
+  if (packed && flags & Flag.adler32C) sums++;
+  if (packed && flags & Flag.crc32C) sums++;
+  return 8 + 4 * sums;
+}
+
+/**
+ * Write the head of one block into `target` at `offset` (blockHeadLength
+ * bytes): the lengths and the checksums `flags` calls for, of `raw` and, for
+ * a packed block, of `packed`. The data itself is the caller's to place
+ * right after it.
+ */
+export function writeBlockHead(target: Buffer, offset: number, flags: number, raw: Buffer, packed: Buffer | undefined): void {
+  if (packed && packed.length >= raw.length) throw new RangeError('a packed lzop block must be shorter than its data');
+  const sums: number[] = [];
+  if (flags & Flag.adler32D) sums.push(adler32(raw));
+  if (flags & Flag.crc32D) sums.push(crc32(raw));
+  if (packed && flags & Flag.adler32C) sums.push(adler32(packed));
+  if (packed && flags & Flag.crc32C) sums.push(crc32(packed));
+  target.writeUInt32BE(raw.length, offset);
+  target.writeUInt32BE((packed ?? raw).length, offset + 4);
+  sums.forEach((sum, i) => target.writeUInt32BE(sum, offset + 8 + 4 * i));
+}
+
 /**
  * Serialise one block with the checksums `flags` calls for. `packed` is the
  * LZO1X-compressed form of `raw`, or undefined to store `raw` as is; lzop
@@ -293,18 +321,11 @@ export function parseBlockHead(buf: Buffer, flags: number, index: number): Parse
  * must the caller (a packed block must be shorter than raw).
  */
 export function encodeBlock(flags: number, raw: Buffer, packed: Buffer | undefined): Buffer {
-  if (packed && packed.length >= raw.length) throw new RangeError('a packed lzop block must be shorter than its data');
   const data = packed ?? raw;
-  const sums: number[] = [];
-  if (flags & Flag.adler32D) sums.push(adler32(raw));
-  if (flags & Flag.crc32D) sums.push(crc32(raw));
-  if (packed && flags & Flag.adler32C) sums.push(adler32(packed));
-  if (packed && flags & Flag.crc32C) sums.push(crc32(packed));
-  const out = Buffer.allocUnsafe(8 + 4 * sums.length + data.length);
-  out.writeUInt32BE(raw.length, 0);
-  out.writeUInt32BE(data.length, 4);
-  sums.forEach((sum, i) => out.writeUInt32BE(sum, 8 + 4 * i));
-  data.copy(out, 8 + 4 * sums.length);
+  const head = blockHeadLength(flags, packed !== undefined);
+  const out = Buffer.allocUnsafe(head + data.length);
+  writeBlockHead(out, 0, flags, raw, packed);
+  data.copy(out, head);
   return out;
 }
 

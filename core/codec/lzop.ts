@@ -4,13 +4,14 @@
  * Compression is LZO1X-1 from the native `lzo` package; decoding is
  * `lzo-wasm` (lzo-wasm.ts). Both load on first use, not on import.
  */
-import { createRequire } from 'node:module';
 import { Transform, type TransformCallback } from 'node:stream';
 import { CorruptObjectError, UsageError } from '../errors.ts';
 import { adler32 } from './adler32.ts';
 import { ByteQueue } from './byte-queue.ts';
 import { loadLzoWasm, LZO_WASM_MAX_BLOCK, type LzoBlockDecoder } from './lzo-wasm.ts';
+import { loadLzoBlockCompressor, lzoCompressBound, type LzoBlockCompressor } from './lzo-native.ts';
 import {
+  blockHeadLength,
   crc32,
   encodeBlock,
   encodeHeader,
@@ -22,16 +23,11 @@ import {
   parseBlockHead,
   parseHeader,
   undoFilter,
+  writeBlockHead,
   type BlockHead,
   type LzopHeader,
 } from './lzop-format.ts';
 import type { Codec } from './types.ts';
-
-const require = createRequire(import.meta.url);
-
-interface NativeLzo {
-  compress(input: Buffer): Buffer;
-}
 
 /**
  * Block checksums of the streams we write: of the data, and of the compressed
@@ -66,15 +62,25 @@ function writeHeader(): Buffer {
   return encodeHeader(header);
 }
 
+/**
+ * Output is carved from slabs this large: a block's head and compressed data
+ * go straight into one, with no per-block allocation or copy, and the pushed
+ * chunks are views of it (a slab is freed once its last chunk is consumed).
+ */
+const SLAB_BYTES = 2 * 1024 * 1024;
+
 /** Cuts input into 256 KiB blocks and writes each compressed, or stored when compression does not help. */
 class LzopCompressor extends Transform {
-  readonly #lzo: NativeLzo;
+  readonly #compress: LzoBlockCompressor;
+  readonly #headLength = blockHeadLength(WRITE_FLAGS, true);
   #staging = Buffer.allocUnsafe(LZOP_BLOCK_SIZE);
   #filled = 0;
+  #slab = Buffer.allocUnsafe(0);
+  #used = 0;
 
-  constructor(lzo: NativeLzo) {
+  constructor(compress: LzoBlockCompressor) {
     super();
-    this.#lzo = lzo;
+    this.#compress = compress;
     this.push(writeHeader());
   }
 
@@ -86,8 +92,8 @@ class LzopCompressor extends Transform {
         this.#filled += offset;
         if (this.#filled === LZOP_BLOCK_SIZE) this.#emitStaging();
       }
-      // Whole blocks straight from the chunk; encodeBlock copies, so the
-      // writer's buffer is not retained.
+      // Whole blocks straight from the chunk; nothing pushed refers to the
+      // writer's buffer (a stored block is copied), so it is not retained.
       for (; chunk.length - offset >= LZOP_BLOCK_SIZE; offset += LZOP_BLOCK_SIZE) {
         this.#emit(chunk.subarray(offset, offset + LZOP_BLOCK_SIZE));
       }
@@ -114,8 +120,22 @@ class LzopCompressor extends Transform {
   }
 
   #emit(raw: Buffer): void {
-    const packed = this.#lzo.compress(raw);
-    this.push(encodeBlock(WRITE_FLAGS, raw, packed.length < raw.length ? packed : undefined));
+    const room = this.#headLength + lzoCompressBound(raw.length);
+    if (this.#slab.length - this.#used < room) {
+      this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, room));
+      this.#used = 0;
+    }
+    const start = this.#used;
+    const dataStart = start + this.#headLength;
+    const packedLength = this.#compress(raw, this.#slab.subarray(dataStart, start + room));
+    if (packedLength >= raw.length) {
+      // Stored as is, as lzop does when compression does not help (the slab space is reused).
+      this.push(encodeBlock(WRITE_FLAGS, raw, undefined));
+      return;
+    }
+    writeBlockHead(this.#slab, start, WRITE_FLAGS, raw, this.#slab.subarray(dataStart, dataStart + packedLength));
+    this.#used = dataStart + packedLength;
+    this.push(this.#slab.subarray(start, this.#used));
   }
 }
 
@@ -278,7 +298,7 @@ export function lzoCodec(): Codec {
     extension: '.lzo',
     compressor(level?: number): Transform {
       if (level !== undefined) throw new UsageError(`compression level ${level} is not available for lzo`, 'lzo has a single level; leave the compression level unset');
-      return new LzopCompressor(require('lzo') as NativeLzo);
+      return new LzopCompressor(loadLzoBlockCompressor());
     },
     decompressor(): Transform {
       return new LzopDecompressor(decoders);

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../random-token.ts';
 import * as fs from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
@@ -61,7 +61,7 @@ export type ReleaseLock = () => Promise<void>;
 export async function acquireLock(lockPath: string, journal: LockJournal, options: LockOptions = {}): Promise<ReleaseLock> {
   const staleMs = options.staleMs ?? DEFAULT_STALE_MS;
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  const content: LockContent = { ...journal, pid: process.pid, host: hostname(), nonce: randomBytes(8).toString('hex'), acquired: new Date().toISOString() };
+  const content: LockContent = { ...journal, pid: process.pid, host: hostname(), nonce: randomToken(8), acquired: new Date().toISOString() };
   for (let attempt = 0; ; attempt++) {
     options.signal?.throwIfAborted();
     if (await tryCreate(lockPath, content)) return () => release(lockPath, content.nonce);
@@ -153,7 +153,7 @@ async function breakIfStale(lockPath: string, staleMs: number): Promise<boolean>
   if (!first) return true;
   if (!isStale(first.content, first.mtimeMs, staleMs)) return false;
   const breakPath = `${lockPath}.break`;
-  const breakContent: LockContent = { pid: process.pid, host: hostname(), nonce: randomBytes(8).toString('hex'), acquired: new Date().toISOString() };
+  const breakContent: LockContent = { pid: process.pid, host: hostname(), nonce: randomToken(8), acquired: new Date().toISOString() };
   if (!(await tryCreate(breakPath, breakContent))) {
     // Another breaker is at it; its own break lock may be abandoned too.
     const other = await snapshot(breakPath);

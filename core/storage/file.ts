@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomToken } from '../random-token.ts';
 import { createReadStream, createWriteStream, type BigIntStats } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -211,7 +211,7 @@ export class FileStorage implements Storage {
   }
 
   private tempPaths(): { tmpData: string; tmpMeta: string } {
-    const tmpData = path.join(this.root, PRIVATE_DIR, 'tmp', `${process.pid}-${randomBytes(6).toString('hex')}`);
+    const tmpData = path.join(this.root, PRIVATE_DIR, 'tmp', `${process.pid}-${randomToken(6)}`);
     return { tmpData, tmpMeta: `${tmpData}.json` };
   }
 

@@ -1,0 +1,40 @@
+import test from 'ava';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { loadLzoBlockCompressor, lzoCompressBound, nativeBinding } from '../../../core/codec/lzo-native.ts';
+
+const require = createRequire(import.meta.url);
+const lzo = require('lzo') as { compress(input: Buffer): Buffer; decompress(input: Buffer, length: number): Buffer };
+
+const inputs: [string, Buffer][] = [
+  ['zeros', Buffer.alloc(256 * 1024)],
+  ['random bytes (incompressible)', randomBytes(256 * 1024)],
+  ['a repeated text', Buffer.from('INSERT INTO pgbench_history VALUES (1, 2, 3); '.repeat(6000)).subarray(0, 256 * 1024)],
+  ['a short block', Buffer.from('tail of a file')],
+  ['one byte', Buffer.from([7])],
+];
+
+test("the package's native binding is found, so blocks compress without the package's per-call allocation", (t) => {
+  t.truthy(nativeBinding());
+});
+
+for (const [what, input] of inputs) {
+  test(`compressing ${what} into a caller's buffer gives the package's bytes and touches nothing around them`, (t) => {
+    const compress = loadLzoBlockCompressor();
+    const room = lzoCompressBound(input.length);
+    const slab = Buffer.alloc(room + 64, 0xa5);
+    const length = compress(input, slab.subarray(32, 32 + room));
+    const expected = lzo.compress(input);
+    t.is(length, expected.length);
+    t.deepEqual(slab.subarray(32, 32 + length), expected);
+    t.true(slab.subarray(0, 32).every((b) => b === 0xa5), 'nothing written before the output');
+    t.true(slab.subarray(32 + room).every((b) => b === 0xa5), 'nothing written after the room given');
+    t.deepEqual(lzo.decompress(slab.subarray(32, 32 + length), input.length), input);
+  });
+}
+
+test('an output buffer smaller than the worst case is refused before compressing', (t) => {
+  const compress = loadLzoBlockCompressor();
+  const input = randomBytes(4096);
+  t.throws(() => compress(input, Buffer.alloc(lzoCompressBound(input.length) - 1)), { instanceOf: RangeError, message: /too small/ });
+});
