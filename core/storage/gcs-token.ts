@@ -224,16 +224,26 @@ export async function loadGoogleAuth(options: { projectId?: string; impersonate?
 
 /**
  * Tokens from google-auth-library (`load` is called on every request and
- * must cache). Its errors are passed on as they are, for mapGcsError.
+ * must cache). A failure that retrying may cure (a dropped connection, a
+ * 408/429/5xx from a token endpoint) is passed on as it is, for the caller
+ * to retry; any other (no credentials found, an unreadable key file, a
+ * refused impersonation) is an AuthError.
  */
 export class GoogleAuthTokens implements TokenSource {
   constructor(private readonly load: () => Promise<LibraryAuth>) {}
 
   async headers(signal?: AbortSignal): Promise<Record<string, string>> {
     signal?.throwIfAborted();
-    const { client } = await this.load();
-    // Version 9 answers a plain object, version 10 a Headers instance.
-    const raw = (await abortable(client.getRequestHeaders() as Promise<unknown>, signal)) as Record<string, string> | Headers;
+    let raw: Record<string, string> | Headers;
+    try {
+      const { client } = await this.load();
+      // Version 9 answers a plain object, version 10 a Headers instance.
+      raw = (await abortable(client.getRequestHeaders() as Promise<unknown>, signal)) as Record<string, string> | Headers;
+    } catch (err) {
+      if (signal?.aborted || transientLibraryError(err)) throw err;
+      const who = (await this.identity()) ?? 'the application default credentials';
+      throw new AuthError(`no access token for ${who} from google-auth-library: ${firstLine((err as Error)?.message ?? String(err))}`, LIBRARY_HINT, { cause: err });
+    }
     const out: Record<string, string> = {};
     if (typeof (raw as Headers).forEach === 'function' && typeof (raw as Headers).get === 'function') (raw as Headers).forEach((value, name) => (out[name] = value));
     else Object.assign(out, raw);
@@ -256,6 +266,16 @@ export class GoogleAuthTokens implements TokenSource {
       return undefined;
     }
   }
+}
+
+const LIBRARY_HINT = 'on GCE/GKE check the attached service account; elsewhere set GOOGLE_APPLICATION_CREDENTIALS to a key, external_account or impersonated_service_account file; with GCWAL_IMPERSONATE_SERVICE_ACCOUNT the credentials need roles/iam.serviceAccountTokenCreator on that account';
+
+/** Whether a google-auth-library failure may pass if tried again: the connection broke or the token endpoint was busy. */
+function transientLibraryError(err: unknown): boolean {
+  const e = err as { code?: unknown; status?: unknown; response?: { status?: unknown } } | undefined;
+  if (typeof e?.code === 'string' && (RETRYABLE_CODES.has(e.code) || e.code === 'ETIMEDOUT')) return true;
+  const status = Number(e?.response?.status ?? e?.status ?? (typeof e?.code === 'string' && /^\d{3}$/.test(e.code) ? e.code : NaN));
+  return status === 408 || status === 429 || status >= 500;
 }
 
 /** `promise`, or the signal's reason as soon as it aborts (the work itself goes on for other waiters). */

@@ -5,8 +5,10 @@
  */
 import test from 'ava';
 import { createServer as createHttpServer } from 'node:http';
+import { createRequire } from 'node:module';
 import { createServer as createTcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { AuthError, NotFoundError, StorageError } from '../../../core/errors.ts';
 import { GCS_SCOPES, GoogleAuthTokens, loadGoogleAuth, MetadataServerTokens } from '../../../core/storage/gcs-token.ts';
 import { freePort } from '../../../local/process/port.ts';
@@ -191,4 +193,13 @@ test.serial('google-auth-library tokens (ADC through the same metadata server) a
   const headers = await tokens.headers();
   t.is(await listStatus(headers), 200);
   t.is(await tokens.identity(), stack.agentIdentity);
+});
+
+test('credentials google-auth-library cannot use are an auth error', async (t) => {
+  const { GoogleAuth } = createRequire(import.meta.resolve('@google-cloud/storage'))('google-auth-library') as typeof import('google-auth-library');
+  const auth = new GoogleAuth({ keyFilename: path.join(stack.dir, 'no-such-key.json'), scopes: GCS_SCOPES });
+  const err = await t.throwsAsync(new GoogleAuthTokens(async () => ({ client: auth, identity: undefined })).headers());
+  t.true(err instanceof AuthError, String(err));
+  t.regex(err!.message, /^no access token for the application default credentials from google-auth-library: .*no-such-key\.json/);
+  t.regex((err as AuthError).hint, /GOOGLE_APPLICATION_CREDENTIALS/);
 });
