@@ -1,5 +1,5 @@
 import { ExitCode } from '../core/errors.ts';
-import { COMMANDS } from './commands/index.ts';
+import type { CommandTable } from './commands/table.ts';
 import type { Command } from './commands/types.ts';
 import { CONFIG_TABLE } from './config.ts';
 
@@ -26,15 +26,15 @@ function pad(s: string, n: number): string {
   return s.length >= n ? `${s}  ` : s + ' '.repeat(n - s.length);
 }
 
-/** Top-level --help text. */
-export function mainHelp(): string {
+/** Top-level --help text, listing `commands`. */
+export function mainHelp(commands: CommandTable): string {
   const lines = [
     'gcwal: continuous archiving and point-in-time recovery for PostgreSQL',
     '',
     'usage: gcwal <command> [options] [arguments]',
     '',
     'commands:',
-    ...Object.entries(COMMANDS).map(([name, c]) => `  ${pad(name, 14)}${c.summary}`),
+    ...Object.entries(commands).map(([name, c]) => `  ${pad(name, 14)}${c.summary}`),
     '',
     'configuration (environment variable, or the --flag):',
     ...CONFIG_TABLE.map((e) => `  ${pad(`${e.env} / --${e.flag}`, 44)}${e.description}${e.default !== undefined ? ` (default ${e.default})` : ''}`),

@@ -1,110 +1,12 @@
-import type { Writable } from 'node:stream';
-import { parseArgs } from 'node:util';
-import { asGcwalError, ExitCode, GcwalError, UsageError } from '../core/errors.ts';
-import { openStorage } from '../core/storage/open.ts';
-import type { Storage } from '../core/storage/types.ts';
 import { COMMANDS } from './commands/index.ts';
-import type { Command } from './commands/types.ts';
-import { CONFIG_TABLE, gcsStorageOptions, parseConfig, requireRepo, type Config } from './config.ts';
-import type { CommandContext } from './context.ts';
-import { helpForCommand, mainHelp } from './help.ts';
-import { createLogger } from './log.ts';
-import { VERSION } from './version.ts';
+import { runCommandLine, type MainIo } from './run.ts';
 
-export interface MainIo {
-  stdout: Writable;
-  stderr: Writable;
-  /** whether stderr is a terminal (progress display) */
-  interactive: boolean;
-  cwd: string;
-  signal: AbortSignal;
-}
+export type { MainIo } from './run.ts';
 
 /**
- * Run the CLI: parse `argv` (without node and script), build the config from
- * flags and `env`, run the command. Returns the exit code; never throws and
- * never calls process.exit (the entry in cli.ts does).
+ * Run the CLI with every command (see runCommandLine): returns the exit
+ * code, never throws, never calls process.exit.
  */
-export async function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: MainIo): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    if (name === 'help' && rest[0] && COMMANDS[rest[0]]) return printCommandHelp(rest[0], io);
-    io.stdout.write(mainHelp());
-    return name === undefined ? ExitCode.usage : ExitCode.ok;
-  }
-  if (name === '--version' || name === '-V' || name === 'version') {
-    io.stdout.write(`gcwal ${VERSION}\n`);
-    return ExitCode.ok;
-  }
-  const entry = COMMANDS[name];
-  if (!entry) return report(new UsageError(`unknown command "${name}"`, 'run gcwal --help for the list of commands'), io, 'text');
-  if (rest.includes('--help') || rest.includes('-h')) return printCommandHelp(name, io);
-
-  let config: Config | undefined;
-  try {
-    const command = await entry.load();
-    const { positionals, flags, options } = parseCommandLine(command, rest);
-    config = parseConfig(flags, env);
-    const log = createLogger(io.stderr, config.logFormat, config.verbose);
-    let storage: Promise<Storage> | undefined;
-    const cfg = config;
-    const ctx: CommandContext = {
-      config: cfg,
-      storage: () => (storage ??= openStorage(requireRepo(cfg), { gcs: gcsStorageOptions(cfg) })),
-      log,
-      signal: io.signal,
-      stdout: io.stdout,
-      stderr: io.stderr,
-      interactive: io.interactive,
-      env,
-      cwd: io.cwd,
-    };
-    return await command.run(ctx, positionals, options);
-  } catch (err) {
-    return report(asGcwalError(err), io, config?.logFormat ?? (env.GCWAL_LOG_FORMAT === 'json' ? 'json' : 'text'));
-  }
-}
-
-async function printCommandHelp(name: string, io: MainIo): Promise<number> {
-  io.stdout.write(helpForCommand(await COMMANDS[name].load()));
-  return ExitCode.ok;
-}
-
-/** Split argv into positionals, global config flags and the command's own options. */
-function parseCommandLine(command: Command, args: string[]) {
-  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
-  for (const entry of CONFIG_TABLE) options[entry.flag] = { type: entry.kind === 'bool' ? 'boolean' : 'string' };
-  for (const [flag, spec] of Object.entries(command.options)) {
-    options[flag] = { type: spec.type };
-    if (spec.multiple) options[flag].multiple = true;
-    if (spec.short) options[flag].short = spec.short;
-  }
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    const message = (err as Error).message.split('\n')[0].replace(/\.$/, '');
-    throw new UsageError(message.charAt(0).toLowerCase() + message.slice(1), `run gcwal ${command.name} --help`);
-  }
-  const [min, max] = typeof command.positionals === 'number' ? [command.positionals, command.positionals] : command.positionals;
-  if (parsed.positionals.length < min || parsed.positionals.length > max) {
-    throw new UsageError(`${command.name} takes ${min === max ? min : `${min} to ${max}`} argument${max === 1 ? '' : 's'}, got ${parsed.positionals.length}`, `usage: ${command.usage}`);
-  }
-  const flags: Record<string, string | boolean | undefined> = {};
-  const own: Record<string, string | boolean | string[] | undefined> = {};
-  for (const [k, v] of Object.entries(parsed.values)) {
-    if (k in command.options) own[k] = v as string | boolean | string[];
-    else flags[k] = v as string | boolean;
-  }
-  return { positionals: parsed.positionals, flags, options: own };
-}
-
-/** Print one error line (text or JSON) and return its exit code. */
-function report(err: GcwalError, io: MainIo, format: 'text' | 'json'): number {
-  if (format === 'json') {
-    io.stderr.write(JSON.stringify({ severity: 'ERROR', message: err.message, code: err.code, hint: err.hint, exitCode: err.exitCode, component: 'gcwal', time: new Date().toISOString() }) + '\n');
-  } else {
-    io.stderr.write(`gcwal: error: ${err.message} (${err.hint})\n`);
-  }
-  return err.exitCode;
+export function main(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: MainIo): Promise<number> {
+  return runCommandLine(argv, env, io, COMMANDS);
 }

@@ -10,8 +10,11 @@
  * agent/commands/index.ts, in chunks of their own, so wal-push does not
  * compile backup-push, restore or the PostgreSQL client at start-up. Every
  * dist/*.mjs file belongs to the build and must be installed together, with
- * dist/gcwal beside them. The launcher answers an archive_command call for a
- * segment already archived ahead without starting Node at all.
+ * dist/gcwal beside them. wal-push and wal-fetch also get dist/gcwal-wal.cjs,
+ * one CommonJS file from agent/cli-wal.ts that the launcher runs for them (it
+ * loads faster than the entry and its chunks). The launcher answers an
+ * archive_command call for a segment already archived ahead without starting
+ * Node at all.
  *
  * Native and wasm packages cannot be bundled: they stay external and are
  * resolved at run time from the node_modules next to (or above) the bundle.
@@ -62,6 +65,14 @@ const BANNER = [
   'const require = __gcwalCreateRequire(import.meta.url);',
 ].join('\n');
 
+/** The single-file CommonJS bundle of agent/cli-wal.ts, beside gcwal.mjs; the launcher runs it for wal-push and wal-fetch. */
+const WAL_BUNDLE = 'gcwal-wal.cjs';
+
+const CJS_BANNER = [
+  "const __gcwalImportMetaUrl = require('node:url').pathToFileURL(__filename).href;",
+  "const __gcwalImportMetaResolve = (specifier) => require('node:url').pathToFileURL(require.resolve(specifier)).href;",
+].join('\n');
+
 const { values } = parseArgs({
   options: {
     entry: { type: 'string', default: 'agent/cli.ts' },
@@ -83,7 +94,7 @@ await mkdir(outdir, { recursive: true });
 // A failed build must not leave the previous bundle behind for tests to run,
 // and chunk names carry a content hash, so old chunks would pile up.
 for (const file of await readdir(outdir)) {
-  if (/\.mjs(\.map)?$/.test(file) || file === 'gcwal.externals.json' || file === 'gcwal') await rm(path.join(outdir, file), { force: true });
+  if (/\.(mjs|cjs)(\.map)?$/.test(file) || file === 'gcwal.externals.json' || file === 'gcwal') await rm(path.join(outdir, file), { force: true });
 }
 const started = performance.now();
 let result;
@@ -121,6 +132,48 @@ try {
   process.exit(1);
 }
 
+// The WAL entry: wal-push and wal-fetch in one CommonJS file (see
+// agent/cli-wal.ts for why). Only with the default entry: a scratch --entry
+// build has no WAL entry, and the launcher then runs gcwal.mjs for everything.
+const walEntry = path.join(root, 'agent/cli-wal.ts');
+const walOutfile = path.join(outdir, WAL_BUNDLE);
+await rm(walOutfile, { force: true });
+await rm(`${walOutfile}.map`, { force: true });
+if (entry === path.resolve(root, 'agent/cli.ts')) {
+  try {
+    const wal = await esbuild.build({
+      absWorkingDir: root,
+      entryPoints: [walEntry],
+      outfile: walOutfile,
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      nodePaths: [path.join(root, 'node_modules')],
+      external: [...EXTERNAL_PACKAGES, ...OPTIONAL_ABSENT],
+      // CommonJS has no import.meta: the sources' import.meta.url (for
+      // createRequire) and import.meta.resolve (to find the Cloud Storage
+      // client's own google-auth-library) get equivalents built from
+      // __filename and require.resolve.
+      define: { 'import.meta.url': '__gcwalImportMetaUrl', 'import.meta.resolve': '__gcwalImportMetaResolve' },
+      banner: { js: CJS_BANNER },
+      minify: false,
+      sourcemap: 'linked',
+      sourcesContent: false,
+      legalComments: 'none',
+      logLevel: 'warning',
+      metafile: true,
+    });
+    if (wal.warnings.length > 0) {
+      process.stderr.write(`build: ${WAL_BUNDLE} must build without warnings (import.meta left in CommonJS would be undefined at run time)\n`);
+      process.exit(1);
+    }
+    result.walBytes = wal.metafile.outputs[path.relative(root, walOutfile)]?.bytes ?? 0;
+  } catch {
+    process.exit(1);
+  }
+}
+
 await writeFile(path.join(outdir, 'gcwal.externals.json'), JSON.stringify(EXTERNAL_PACKAGES, null, 2) + '\n');
 // Node from PATH (as `#!/usr/bin/env node` would), the bundle beside the
 // launcher wherever npm links it from.
@@ -131,5 +184,5 @@ const bytes = (file) => result.metafile.outputs[file]?.bytes ?? 0;
 const total = outputs.reduce((sum, [, output]) => sum + output.bytes, 0);
 const ms = Math.round(performance.now() - started);
 process.stdout.write(
-  `build: ${path.relative(root, outfile)} ${(bytes(path.relative(root, outfile)) / 1024).toFixed(0)} KiB + ${outputs.length - 1} chunks, ${(total / 1024).toFixed(0)} KiB in all, in ${ms} ms\n`,
+  `build: ${path.relative(root, outfile)} ${(bytes(path.relative(root, outfile)) / 1024).toFixed(0)} KiB + ${outputs.length - 1} chunks, ${(total / 1024).toFixed(0)} KiB in all${result.walBytes ? `, ${WAL_BUNDLE} ${(result.walBytes / 1024).toFixed(0)} KiB` : ''}, in ${ms} ms\n`,
 );

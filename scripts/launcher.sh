@@ -96,4 +96,13 @@ if [ ! -f "$gcwal_bundle" ]; then
   echo "gcwal: error: the bundle $gcwal_bundle is missing (reinstall gcwal, or run npm run build in a checkout)" >&2
   exit 11
 fi
+# wal-push and wal-fetch have a bundle of their own beside the main one: one
+# CommonJS file that Node loads faster than the ES module entry and its
+# chunks (see agent/cli-wal.ts). Without it, the main bundle runs them too.
+case ${1-} in
+  wal-push | wal-fetch)
+    case $gcwal_bundle in */*) gcwal_wal_bundle=${gcwal_bundle%/*}/gcwal-wal.cjs ;; *) gcwal_wal_bundle=gcwal-wal.cjs ;; esac
+    if [ -f "$gcwal_wal_bundle" ]; then gcwal_bundle=$gcwal_wal_bundle; fi
+    ;;
+esac
 exec "$gcwal_node" @NODE_ARGS@ "$gcwal_bundle" "$@"

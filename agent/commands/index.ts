@@ -1,10 +1,10 @@
-import type { Command } from './types.ts';
+import type { CommandTable } from './table.ts';
 
 /**
  * Every command, loaded on demand so `wal-push` does not pay for the
  * modules of `backup-push` at start-up (archive_command runs once per segment).
  */
-export const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+export const COMMANDS: CommandTable = {
   'wal-push': { summary: 'archive one WAL file (archive_command)', load: async () => (await import('./wal-push.ts')).walPush },
   'wal-fetch': { summary: 'restore one WAL file (restore_command)', load: async () => (await import('./wal-fetch.ts')).walFetch },
   'backup-push': { summary: 'take a base backup of a running cluster', load: async () => (await import('./backup-push.ts')).backupPush },

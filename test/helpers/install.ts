@@ -34,7 +34,7 @@ export interface InstallOptions {
 }
 
 /**
- * Copy the bundled CLI (dist/gcwal.mjs, the chunks it imports, every
+ * Copy the bundled CLI (dist/gcwal.mjs, the chunks it imports, dist/gcwal-wal.cjs, every
  * dist/*.mjs, and their source maps) and the external
  * packages it loads at run time (listed by the build in
  * dist/gcwal.externals.json, plus their dependencies, found by reading each
@@ -62,9 +62,9 @@ export async function installAgent(options: InstallOptions = {}): Promise<Instal
 
   const tmp = await makeTempDir('agent');
   try {
-    // The build splits the CLI into the entry and chunks beside it (scripts/build.mjs).
+    // The build splits the CLI into the entry and chunks beside it, plus the WAL entry gcwal-wal.cjs (scripts/build.mjs).
     for (const file of await readdir(dist)) {
-      if (/\.mjs(\.map)?$/.test(file)) await copyFile(path.join(dist, file), path.join(tmp.path, file));
+      if (/\.(mjs|cjs)(\.map)?$/.test(file)) await copyFile(path.join(dist, file), path.join(tmp.path, file));
     }
     await copyPackages(packages, projectRoot, tmp.path);
     const command = path.join(tmp.path, 'gcwal');

@@ -275,6 +275,30 @@ for (const [index, { what, args, env, kept }] of caCases.entries()) {
   });
 }
 
+const walRouting: { args: string[]; withWalBundle: boolean; runs: 'gcwal.mjs' | 'gcwal-wal.cjs' }[] = [
+  { args: ['wal-push', `pg_wal/${NAME}`], withWalBundle: true, runs: 'gcwal-wal.cjs' },
+  { args: ['wal-fetch', NAME, 'pg_wal/RECOVERYXLOG'], withWalBundle: true, runs: 'gcwal-wal.cjs' },
+  { args: ['backup-push', '/data'], withWalBundle: true, runs: 'gcwal.mjs' },
+  { args: ['--version'], withWalBundle: true, runs: 'gcwal.mjs' },
+  { args: ['wal-push', `pg_wal/${NAME}`], withWalBundle: false, runs: 'gcwal.mjs' },
+  { args: ['wal-fetch', NAME, 'pg_wal/RECOVERYXLOG'], withWalBundle: false, runs: 'gcwal.mjs' },
+];
+for (const [index, { args, withWalBundle, runs }] of walRouting.entries()) {
+  test(`${args[0]} runs ${runs}${withWalBundle ? ' when gcwal-wal.cjs is beside the bundle' : ' when there is no gcwal-wal.cjs'}, arguments unchanged`, async (t) => {
+    const dir = path.join(work.path, `routing-${index}`);
+    await mkdir(dir);
+    await writeFile(path.join(dir, 'gcwal.mjs'), '');
+    if (withWalBundle) await writeFile(path.join(dir, 'gcwal-wal.cjs'), '');
+    // Installed as npm does: the bundle found beside the launcher.
+    const launcher = path.join(dir, 'gcwal');
+    await writeLauncher(launcher, { node: path.join(work.path, 'stub-node') });
+    const data = await dataDir({ marked: false });
+    const r = await run(launcher, args, data.data);
+    t.is(r.code, STUB_EXIT, r.stderr);
+    t.is(r.stdout, [path.join(dir, runs), ...args].map((a) => `${a}\n`).join(''));
+  });
+}
+
 // --- the build and the package ----------------------------------------------
 
 const packageJson = async () => JSON.parse(await readFile(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
@@ -292,7 +316,8 @@ test("the package's bin is the sh launcher, and npm pack ships it with the whole
   t.deepEqual((await packageJson()).bin, { gcwal: 'dist/gcwal' });
   const { stdout } = await execOk('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: projectRoot, env: await childEnv() });
   const files = new Set((JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path));
-  const built = (await readdir(path.join(projectRoot, 'dist'))).filter((f) => /\.mjs$/.test(f) || f === 'gcwal' || f === 'gcwal.externals.json');
+  const built = (await readdir(path.join(projectRoot, 'dist'))).filter((f) => /\.[mc]js$/.test(f) || f === 'gcwal' || f === 'gcwal.externals.json');
+  t.true(built.includes('gcwal-wal.cjs'), 'the WAL entry is built');
   t.true(built.length > 3);
   t.deepEqual(built.filter((f) => !files.has(`dist/${f}`)), [], 'every file of the build is packed');
   t.deepEqual([...files].filter((f) => /^(dist\/(functions|npm)\/|node_modules\/|\.tmp\/)/.test(f)), [], 'nothing else from dist or the work areas');
