@@ -23,6 +23,7 @@ import { AdaptiveLimiter } from './throttle.ts';
 /** Google's API root. */
 export const DEFAULT_ENDPOINT = 'https://storage.googleapis.com';
 
+/** How a GcsHttpClient reaches Cloud Storage and how hard it tries. */
 export interface GcsHttpOptions {
   /** API root, e.g. http://127.0.0.1:9023 (no scheme means https, as the client library reads it); default Google's */
   endpoint?: string;
@@ -62,6 +63,7 @@ export class GcsHttpError extends Error {
   }
 }
 
+/** What `download` fetches and how its stream reports failures. */
 export interface DownloadOptions {
   /** first byte, inclusive */
   start?: number;
@@ -72,6 +74,7 @@ export interface DownloadOptions {
   wrapError?: (err: unknown) => Error;
 }
 
+/** The object `upload` creates: its precondition, content type, user metadata and claimed CRC32C. */
 export interface UploadOptions {
   /** `'0'`: create-only; else replace only this live generation */
   ifGenerationMatch: string;

@@ -10,6 +10,7 @@ import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { httpStatus, isRateLimited } from './gcs-errors.ts';
 import type { AdaptiveLimiter } from './throttle.ts';
 
+/** The GcsStorageOptions the client library is built with. */
 export interface LibraryClientOptions {
   endpoint?: string;
   projectId?: string;
