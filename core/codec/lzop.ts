@@ -9,79 +9,21 @@ import { CorruptObjectError, UsageError } from '../errors.ts';
 import { adler32 } from './adler32.ts';
 import { ByteQueue } from './byte-queue.ts';
 import { loadLzoWasm, LZO_WASM_MAX_BLOCK, type LzoBlockDecoder } from './lzo-wasm.ts';
-import { loadLzoBlockCompressor, lzoCompressBound, type LzoBlockCompressor } from './lzo-native.ts';
-import {
-  blockHeadLength,
-  crc32,
-  encodeBlock,
-  encodeHeader,
-  endMarker,
-  Flag,
-  LZOP_BLOCK_SIZE,
-  Method,
-  nativeCrc32,
-  parseBlockHead,
-  parseHeader,
-  undoFilter,
-  writeBlockHead,
-  type BlockHead,
-  type LzopHeader,
-} from './lzop-format.ts';
+import { LzopBlockEncoder, lzopStreamHeader } from './lzop-blocks.ts';
+import { loadLzoBlockCompressor, type LzoBlockCompressor } from './lzo-native.ts';
+import { crc32, endMarker, LZOP_BLOCK_SIZE, parseBlockHead, parseHeader, undoFilter, type BlockHead, type LzopHeader } from './lzop-format.ts';
 import type { Codec } from './types.ts';
-
-/**
- * Block checksums of the streams we write: of the data, and of the compressed
- * bytes so damage is caught before decoding. CRC-32 (lzop's `--crc32` kind)
- * when Node has a native one: zlib.crc32 is about 4 times faster than
- * Adler-32 in JavaScript (3.8 vs 15.4 ms per 16 MiB), which was a fifth of a
- * WAL push. Otherwise Adler-32, lzop's default. `lzop -d` verifies either.
- * The header keeps its Adler-32 (F_H_CRC32 would raise version_needed to
- * 0x1001 for 30 bytes' worth of checksum).
- */
-const WRITE_FLAGS = nativeCrc32 ? Flag.osUnix | Flag.crc32D | Flag.crc32C : Flag.osUnix | Flag.adler32D | Flag.adler32C;
-
-/**
- * The header we write: what `lzop` 1.03 writes for a regular file with its
- * default method (LZO1X-1, shown as level 5), minus the name and time, so the
- * same input always gives the same bytes.
- */
-function writeHeader(): Buffer {
-  const header: LzopHeader = {
-    version: 0x1030,
-    // the minilzo 2.09 inside the lzo package
-    libVersion: 0x2090,
-    versionNeeded: 0x0940,
-    method: Method.lzo1x1,
-    level: 5,
-    flags: WRITE_FLAGS,
-    filter: 0,
-    mode: 0o100644,
-    mtime: 0,
-    name: '',
-  };
-  return encodeHeader(header);
-}
-
-/**
- * Output is carved from slabs this large: a block's head and compressed data
- * go straight into one, with no per-block allocation or copy, and the pushed
- * chunks are views of it (a slab is freed once its last chunk is consumed).
- */
-const SLAB_BYTES = 2 * 1024 * 1024;
 
 /** Cuts input into 256 KiB blocks and writes each compressed, or stored when compression does not help. */
 class LzopCompressor extends Transform {
-  readonly #compress: LzoBlockCompressor;
-  readonly #headLength = blockHeadLength(WRITE_FLAGS, true);
+  readonly #blocks: LzopBlockEncoder;
   #staging = Buffer.allocUnsafe(LZOP_BLOCK_SIZE);
   #filled = 0;
-  #slab = Buffer.allocUnsafe(0);
-  #used = 0;
 
   constructor(compress: LzoBlockCompressor) {
     super();
-    this.#compress = compress;
-    this.push(writeHeader());
+    this.#blocks = new LzopBlockEncoder(compress);
+    this.push(lzopStreamHeader());
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -120,22 +62,7 @@ class LzopCompressor extends Transform {
   }
 
   #emit(raw: Buffer): void {
-    const room = this.#headLength + lzoCompressBound(raw.length);
-    if (this.#slab.length - this.#used < room) {
-      this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, room));
-      this.#used = 0;
-    }
-    const start = this.#used;
-    const dataStart = start + this.#headLength;
-    const packedLength = this.#compress(raw, this.#slab.subarray(dataStart, start + room));
-    if (packedLength >= raw.length) {
-      // Stored as is, as lzop does when compression does not help (the slab space is reused).
-      this.push(encodeBlock(WRITE_FLAGS, raw, undefined));
-      return;
-    }
-    writeBlockHead(this.#slab, start, WRITE_FLAGS, raw, this.#slab.subarray(dataStart, dataStart + packedLength));
-    this.#used = dataStart + packedLength;
-    this.push(this.#slab.subarray(start, this.#used));
+    this.push(this.#blocks.encode(raw));
   }
 }
 
