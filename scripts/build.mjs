@@ -68,6 +68,9 @@ const BANNER = [
 /** The single-file CommonJS bundle of agent/cli-wal.ts, beside gcwal.mjs; the launcher runs it for wal-push and wal-fetch. */
 const WAL_BUNDLE = 'gcwal-wal.cjs';
 
+/** The lzo helper thread's script (core/codec/lzop-worker.ts), beside the bundles; core/codec/lzop-parallel.ts finds it by this name. */
+const LZOP_WORKER = 'lzop-worker.cjs';
+
 const CJS_BANNER = [
   "const __gcwalImportMetaUrl = require('node:url').pathToFileURL(__filename).href;",
   "const __gcwalImportMetaResolve = (specifier) => require('node:url').pathToFileURL(require.resolve(specifier)).href;",
@@ -117,6 +120,7 @@ try {
     nodePaths: [path.join(root, 'node_modules')],
     external: [...EXTERNAL_PACKAGES, ...OPTIONAL_ABSENT],
     banner: { js: BANNER },
+    define: { __GCWAL_LZOP_WORKER__: JSON.stringify(LZOP_WORKER) },
     // Not minified: measured no start-up gain (V8 pre-parses either form in
     // about the same time), and a readable bundle keeps stack traces and
     // error source lines useful without the source map.
@@ -139,6 +143,7 @@ const walEntry = path.join(root, 'agent/cli-wal.ts');
 const walOutfile = path.join(outdir, WAL_BUNDLE);
 await rm(walOutfile, { force: true });
 await rm(`${walOutfile}.map`, { force: true });
+await rm(path.join(outdir, LZOP_WORKER), { force: true });
 if (entry === path.resolve(root, 'agent/cli.ts')) {
   try {
     const wal = await esbuild.build({
@@ -155,7 +160,7 @@ if (entry === path.resolve(root, 'agent/cli.ts')) {
       // createRequire) and import.meta.resolve (to find the Cloud Storage
       // client's own google-auth-library) get equivalents built from
       // __filename and require.resolve.
-      define: { 'import.meta.url': '__gcwalImportMetaUrl', 'import.meta.resolve': '__gcwalImportMetaResolve' },
+      define: { 'import.meta.url': '__gcwalImportMetaUrl', 'import.meta.resolve': '__gcwalImportMetaResolve', __GCWAL_LZOP_WORKER__: JSON.stringify(LZOP_WORKER) },
       banner: { js: CJS_BANNER },
       minify: false,
       sourcemap: 'linked',
@@ -164,8 +169,23 @@ if (entry === path.resolve(root, 'agent/cli.ts')) {
       logLevel: 'warning',
       metafile: true,
     });
-    if (wal.warnings.length > 0) {
-      process.stderr.write(`build: ${WAL_BUNDLE} must build without warnings (import.meta left in CommonJS would be undefined at run time)\n`);
+    const worker = await esbuild.build({
+      absWorkingDir: root,
+      entryPoints: [path.join(root, 'core/codec/lzop-worker.ts')],
+      outfile: path.join(outdir, LZOP_WORKER),
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      nodePaths: [path.join(root, 'node_modules')],
+      external: [...EXTERNAL_PACKAGES, ...OPTIONAL_ABSENT],
+      define: { 'import.meta.url': '__gcwalImportMetaUrl', 'import.meta.resolve': '__gcwalImportMetaResolve' },
+      banner: { js: CJS_BANNER },
+      legalComments: 'none',
+      logLevel: 'warning',
+    });
+    if (wal.warnings.length > 0 || worker.warnings.length > 0) {
+      process.stderr.write(`build: ${WAL_BUNDLE} and ${LZOP_WORKER} must build without warnings (import.meta left in CommonJS would be undefined at run time)\n`);
       process.exit(1);
     }
     result.walBytes = wal.metafile.outputs[path.relative(root, walOutfile)]?.bytes ?? 0;

@@ -1,5 +1,6 @@
 import * as path from 'node:path';
-import { PassThrough, pipeline } from 'node:stream';
+import { PassThrough, pipeline, Readable, type Transform } from 'node:stream';
+import { encodeLzopInMemory, type LzopHelper } from '../../core/codec/lzop-parallel.ts';
 import { crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import { getCodec } from '../../core/codec/index.ts';
 import type { CodecName } from '../../core/codec/types.ts';
@@ -32,6 +33,12 @@ export interface PushOptions {
    * of another segment size, is still checked against the repository.
    */
   identity?: IdentityMemo;
+  /**
+   * A started helper thread for the lzo codec (core/codec/lzop-parallel.ts):
+   * a file read whole is then compressed by this thread and the helper
+   * together. Same bytes either way; without it, this thread alone.
+   */
+  lzopHelper?: LzopHelper;
 }
 
 /** See PushOptions.identity; start with `{}`. */
@@ -71,7 +78,7 @@ export async function pushWalFile(storage: Storage, filePath: string, options: P
   if (!kind) {
     throw new InvalidInputError(`${name} is not a WAL file name`, 'pass a segment, .partial, .history or .backup file from pg_wal, as archive_command\'s %p');
   }
-  const source = await readWalSource(filePath, { wholeFileLimit: options.wholeFileLimit, signal: options.signal });
+  const source = await readWalSource(filePath, { wholeFileLimit: options.wholeFileLimit, signal: options.signal, shared: parallelLzo(options) });
   try {
     const cluster = checkLocalFile(name, kind, source);
     for (let attempt = 0; ; attempt++) {
@@ -121,8 +128,8 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
   // need not wait for that. The callback form of pipeline returns the last
   // stream and destroys it with a read error or a "changed while archived"
   // failure, which fails the write (nothing finalised).
-  const content = early.compressor ? source.open(signal) : undefined;
-  const compressed = content && early.compressor ? pipeline(content, early.compressor, new PassThrough({ highWaterMark: runAheadBytes(source.size) }), () => {}) : undefined;
+  const content = early.compressor ? compressedContent(source, early.compressor, options, signal) : undefined;
+  const compressed = content ? pipeline(content, new PassThrough({ highWaterMark: runAheadBytes(source.size) }), () => {}) : undefined;
   // Both run while the file is still being read; a local failure is
   // reported before a repository one, as it would be one after the other.
   const [read, remote] = await Promise.allSettled([
@@ -175,6 +182,26 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
     if (!now) throw err;
     return compareExisting(storage, now, local, name);
   }
+}
+
+/** Whether this push compresses with the lzo helper thread (only lzo's single level; others go the usual way). */
+function parallelLzo(options: PushOptions): boolean {
+  return options.lzopHelper !== undefined && options.codec === 'lzo' && options.level === undefined;
+}
+
+/**
+ * The compressed bytes of one upload attempt: through `compressor`, or, for
+ * lzo with a helper and a file in memory, from the parallel encoder (the
+ * compressor made for this attempt is then not needed). The callback form of
+ * pipeline returns the compressor and destroys it with a read error or a
+ * "changed while archived" failure.
+ */
+function compressedContent(source: WalSource, compressor: Transform, options: PushOptions, signal: AbortSignal | undefined): Readable {
+  if (parallelLzo(options) && source.inMemory) {
+    compressor.destroy();
+    return Readable.from(encodeLzopInMemory(source.inMemory, options.lzopHelper), { objectMode: false, signal });
+  }
+  return pipeline(source.open(signal), compressor, () => {});
 }
 
 /**

@@ -15,6 +15,7 @@ import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { crc32c } from '../../core/checksum/crc32c.ts';
+import type { InMemoryData } from '../../core/codec/lzop-parallel.ts';
 import { InvalidInputError } from '../../core/errors.ts';
 
 /** Largest file read into memory whole: 64 MiB, four times the default segment size. */
@@ -56,6 +57,12 @@ export interface WalSource {
   open(signal?: AbortSignal): Readable;
   /** stop a read still running in the background (after a failure); idempotent */
   release(): void;
+  /**
+   * For a file read whole into memory: the buffer and when its bytes are in
+   * (undefined for a large, streamed file). `until`/`done` reject as
+   * `checksum()` does when the read fails or the file changed.
+   */
+  inMemory?: InMemoryData;
 }
 
 /**
@@ -63,7 +70,7 @@ export interface WalSource {
  * the rest in the background. Throws InvalidInputError when the file is
  * missing, not a regular file or cannot be opened.
  */
-export async function readWalSource(filePath: string, options: { wholeFileLimit?: number; signal?: AbortSignal } = {}): Promise<WalSource> {
+export async function readWalSource(filePath: string, options: { wholeFileLimit?: number; signal?: AbortSignal; shared?: boolean } = {}): Promise<WalSource> {
   const limit = options.wholeFileLimit ?? WHOLE_FILE_LIMIT;
   let handle: fs.FileHandle;
   try {
@@ -100,7 +107,7 @@ export async function readWalSource(filePath: string, options: { wholeFileLimit?
       release: () => stop.abort(),
     };
   }
-  const read = readWhole(handle, size, filePath, signal);
+  const read = readWhole(handle, size, filePath, signal, options.shared ?? false);
   settled(read.done.finally(() => handle.close().catch(() => {})));
   // fast-crc32c is a native addon that takes a few milliseconds to load: load
   // it now, while the reads run on libuv's threads, not after them.
@@ -114,6 +121,13 @@ export async function readWalSource(filePath: string, options: { wholeFileLimit?
     // starts on the first megabyte while the rest is still being read.
     open: () => Readable.from(pieces(read), { objectMode: false }),
     release: () => stop.abort(),
+    inMemory: {
+      data: read.data,
+      until: async (end) => {
+        await Promise.all(read.pieces.slice(0, Math.ceil(end / READ_CHUNK)));
+      },
+      done: read.done,
+    },
   };
 }
 
@@ -140,8 +154,9 @@ function settled<T>(promise: Promise<T>): Promise<T> {
  * READ_CHUNK for why). Every promise is marked handled: a piece nobody waits
  * for any more must not end the process as an unhandled rejection.
  */
-function readWhole(handle: fs.FileHandle, size: number, filePath: string, signal: AbortSignal): WholeRead {
-  const data = Buffer.allocUnsafe(size);
+function readWhole(handle: fs.FileHandle, size: number, filePath: string, signal: AbortSignal, shared: boolean): WholeRead {
+  // Shared memory lets a worker thread read the data without a copy (see core/codec/lzop-parallel.ts).
+  const data = shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafe(size);
   const count = Math.ceil(size / READ_CHUNK);
   const settle: { resolve: () => void; reject: (err: unknown) => void }[] = [];
   const pieces = Array.from({ length: count }, () => settled(new Promise<void>((resolve, reject) => settle.push({ resolve, reject }))));

@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { createLogger } from '../../../agent/log.ts';
 import { fetchWalFile } from '../../../agent/wal/fetch.ts';
 import { pushWalFile } from '../../../agent/wal/push.ts';
+import { startLzopHelper } from '../../../core/codec/lzop-parallel.ts';
 import { ClusterMismatchError, ConflictError, StorageError } from '../../../core/errors.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
 import type { ReadOptions, Storage, WriteOptions } from '../../../core/storage/types.ts';
@@ -103,6 +104,26 @@ test('the two ways of reading a segment store the same object with the same meta
   t.deepEqual(a?.metadata, b?.metadata);
   t.is(a?.crc32c, b?.crc32c);
   t.true((await readFile(path.join(whole.root, key))).equals(await readFile(path.join(streamed.root, key))));
+});
+
+test('a segment compressed with the lzo helper thread is stored byte for byte as without it, and a stopped helper changes nothing', async (t) => {
+  const alone = freshRepo();
+  const helped = freshRepo();
+  const stopped = freshRepo();
+  const helper = startLzopHelper();
+  t.truthy(helper);
+  t.teardown(() => helper?.stop());
+  await helper!.ready;
+  await pushWalFile(alone, segment, { codec: 'lzo', level: undefined });
+  await pushWalFile(helped, segment, { codec: 'lzo', level: undefined, lzopHelper: helper });
+  await helper!.stop();
+  await pushWalFile(stopped, segment, { codec: 'lzo', level: undefined, lzopHelper: helper });
+  const key = `wal/${path.basename(segment)}`;
+  const expected = await readFile(path.join(alone.root, key));
+  for (const repo of [helped, stopped]) {
+    t.true((await readFile(path.join(repo.root, key))).equals(expected));
+    t.deepEqual((await repo.stat(key))?.metadata, (await alone.stat(key))?.metadata);
+  }
 });
 
 test('a permanent storage failure is not retried and stores nothing', async (t) => {
