@@ -72,7 +72,7 @@ async function pushWithHelper(ctx: CommandContext, filePath: string, lzopHelper:
     lzopHelper,
   };
   const result = await pushWalFile(storage, filePath, options);
-  const fields = { key: result.key, rawBytes: result.rawSize, storedBytes: result.storedSize, ms: Date.now() - started };
+  const fields = { key: result.key, rawBytes: result.rawSize, storedBytes: result.storedSize, helperBlocks: result.helperBlocks, ms: Date.now() - started };
   if (result.status === 'archived') ctx.log.debug(`archived ${name}`, fields);
   else ctx.log.info(`${name} was already archived with identical content`, fields);
 

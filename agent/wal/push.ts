@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { PassThrough, pipeline, Readable, type Transform } from 'node:stream';
-import { encodeLzopInMemory, type LzopHelper } from '../../core/codec/lzop-parallel.ts';
+import { encodeLzopInMemory, type LzopEncodeStats, type LzopHelper } from '../../core/codec/lzop-parallel.ts';
 import { crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import { getCodec } from '../../core/codec/index.ts';
 import type { CodecName } from '../../core/codec/types.ts';
@@ -54,6 +54,8 @@ export interface PushResult {
   /** CRC32C of the raw file, base64 (GCS style) */
   rawCrc32c: string;
   storedSize: number;
+  /** lzop blocks the helper thread compressed (see PushOptions.lzopHelper); 0 without one */
+  helperBlocks?: number;
 }
 
 /**
@@ -128,7 +130,8 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
   // need not wait for that. The callback form of pipeline returns the last
   // stream and destroys it with a read error or a "changed while archived"
   // failure, which fails the write (nothing finalised).
-  const content = early.compressor ? compressedContent(source, early.compressor, options, signal) : undefined;
+  const stats: LzopEncodeStats = { helperBlocks: 0 };
+  const content = early.compressor ? compressedContent(source, early.compressor, options, signal, stats) : undefined;
   const compressed = content ? pipeline(content, new PassThrough({ highWaterMark: runAheadBytes(source.size) }), () => {}) : undefined;
   // Both run while the file is still being read; a local failure is
   // reported before a repository one, as it would be one after the other.
@@ -172,7 +175,7 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
   if (systemIdentifier !== undefined) metadata[Meta.systemId] = systemIdentifier;
   try {
     const info = await storage.write(key, compressed, { metadata, contentType: 'application/octet-stream', signal });
-    return { status: 'archived', key, rawSize: local.size, rawCrc32c: metadata[Meta.rawCrc32c]!, storedSize: info.size };
+    return { status: 'archived', key, rawSize: local.size, rawCrc32c: metadata[Meta.rawCrc32c]!, storedSize: info.size, helperBlocks: stats.helperBlocks };
   } catch (err) {
     content.destroy();
     if (!(err instanceof AlreadyExistsError)) throw err;
@@ -196,10 +199,10 @@ function parallelLzo(options: PushOptions): boolean {
  * pipeline returns the compressor and destroys it with a read error or a
  * "changed while archived" failure.
  */
-function compressedContent(source: WalSource, compressor: Transform, options: PushOptions, signal: AbortSignal | undefined): Readable {
+function compressedContent(source: WalSource, compressor: Transform, options: PushOptions, signal: AbortSignal | undefined, stats: LzopEncodeStats): Readable {
   if (parallelLzo(options) && source.inMemory) {
     compressor.destroy();
-    return Readable.from(encodeLzopInMemory(source.inMemory, options.lzopHelper), { objectMode: false, signal });
+    return Readable.from(encodeLzopInMemory(source.inMemory, options.lzopHelper, stats), { objectMode: false, signal });
   }
   return pipeline(source.open(signal), compressor, () => {});
 }
