@@ -7,8 +7,10 @@
  * entry and its chunks (Node's ESM loader, a resolution per chunk). No
  * top-level await, so that it can be CommonJS.
  */
+// First, so the helper thread starts before the rest is evaluated.
+import { earlyLzopHelper } from './wal/early-helper.ts';
 import { WAL_COMMANDS } from './commands/wal-table.ts';
 import { runAsProcess } from './entry.ts';
 import { runCommandLine } from './run.ts';
 
-void runAsProcess((argv, env, io) => runCommandLine(argv, env, io, WAL_COMMANDS));
+void runAsProcess((argv, env, io) => runCommandLine(argv, env, { ...io, lzopHelper: earlyLzopHelper }, WAL_COMMANDS));

@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import type { LzopHelper } from '../core/codec/lzop-parallel.ts';
 import type { Storage } from '../core/storage/types.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';
@@ -21,4 +22,6 @@ export interface CommandContext {
   env: Readonly<Record<string, string | undefined>>;
   /** current working directory (restore_command runs in the data directory) */
   cwd: string;
+  /** wal-push's lzo helper thread, when the entry started it before anything else (see agent/wal/early-helper.ts) */
+  lzopHelper?: LzopHelper;
 }

@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
+import type { LzopHelper } from '../core/codec/lzop-parallel.ts';
 import { asGcwalError, ExitCode, GcwalError, UsageError } from '../core/errors.ts';
 import { openStorage } from '../core/storage/open.ts';
 import type { Storage } from '../core/storage/types.ts';
@@ -18,6 +19,8 @@ export interface MainIo {
   interactive: boolean;
   cwd: string;
   signal: AbortSignal;
+  /** wal-push's lzo helper thread if the entry started it early (handed to the command's context) */
+  lzopHelper?: LzopHelper;
 }
 
 /**
@@ -59,6 +62,7 @@ export async function runCommandLine(argv: readonly string[], env: Readonly<Reco
       interactive: io.interactive,
       env,
       cwd: io.cwd,
+      lzopHelper: io.lzopHelper,
     };
     return await command.run(ctx, positionals, options);
   } catch (err) {

@@ -39,12 +39,16 @@ pushed as usual.`,
     // the Cloud Storage client, which takes longer than a whole push here.
     const marker = repo ? await takeMarker(walDir, name, repo, filePath) : undefined;
     if (marker) {
+      void ctx.lzopHelper?.stop();
       ctx.log.debug(`${name} was archived ahead by an earlier wal-push`, { key: marker.key, rawBytes: marker.rawSize, ms: Date.now() - started });
       return 0;
     }
-    // Started first: its thread takes 25-40 ms to start, in parallel with
-    // everything below, and joins the compression when it is ready.
-    const lzopHelper = ctx.config.compression === 'lzo' && ctx.config.compressionLevel === undefined && availableParallelism() > 1 ? (await import('../../core/codec/lzop-parallel.ts')).startLzopHelper() : undefined;
+    // Started first (if the entry has not already): its thread takes 25-40 ms
+    // to start, in parallel with everything below, and joins the compression
+    // when it is ready. One started early for nothing is stopped.
+    const wanted = ctx.config.compression === 'lzo' && ctx.config.compressionLevel === undefined && availableParallelism() > 1;
+    if (!wanted) void ctx.lzopHelper?.stop();
+    const lzopHelper = wanted ? (ctx.lzopHelper ?? (await import('../../core/codec/lzop-parallel.ts')).startLzopHelper()) : undefined;
     try {
       return await pushWithHelper(ctx, filePath, lzopHelper, started);
     } finally {
