@@ -6,9 +6,10 @@
  * the first boundary; no line break after the closing boundary.
  *
  * The metadata part and the media part's headers are buffered (bounded);
- * the media bytes are yielded as they arrive, holding back only enough bytes
- * to recognise the closing delimiter, so large objects stream through.
+ * the media bytes stream through as they arrive, holding back one chunk
+ * to recognise a delimiter split between chunks, so large objects stream through.
  */
+import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { invalid } from './errors.ts';
 
 /** The most bytes buffered before the media part starts (metadata and headers). */
@@ -75,46 +76,83 @@ function parseHead(body: Buffer, boundary: string): { head: MultipartHead; eol: 
 
 /**
  * Parse a multipart/related body from `source`. Resolves once the head is
- * known with the head and an iterable of the media bytes; iterating it to
- * the end consumes the rest of the body and throws (400) when the body ends
- * before the closing delimiter, or rethrows when the connection breaks off,
+ * known with the head and a stream of the media bytes; reading it to the end
+ * consumes the rest of the body and fails (400) when the body ends before
+ * the closing delimiter, or with the connection's error when it breaks off,
  * so a cut-off upload is never mistaken for a complete one.
  */
-export async function parseMultipart(source: AsyncIterable<Buffer>, boundary: string): Promise<{ head: MultipartHead; media: AsyncIterable<Buffer> }> {
-  const iterator = source[Symbol.asyncIterator]();
+export async function parseMultipart(source: Readable, boundary: string): Promise<{ head: MultipartHead; media: Readable }> {
+  // Not destroyed when the head is read: the media part is piped from the same stream.
+  const iterator = source.iterator({ destroyOnReturn: false });
   let buffered: Buffer = Buffer.alloc(0);
   for (;;) {
     const parsed = parseHead(buffered, boundary);
     if (parsed) {
-      const delimiter = Buffer.from(`${parsed.eol}--${boundary}`);
-      return { head: parsed.head, media: mediaBytes(iterator, buffered.subarray(parsed.mediaStart), delimiter) };
+      await iterator.return?.();
+      const cut = new MediaCut(Buffer.from(`${parsed.eol}--${boundary}`), buffered.subarray(parsed.mediaStart));
+      // The callback form returns `cut`, destroyed with the body's error if the connection breaks.
+      return { head: parsed.head, media: pipeline(source, cut, () => {}) };
     }
     if (buffered.length > HEAD_LIMIT) throw invalid('Invalid multipart request: metadata part too large or boundary not found');
     const next = await iterator.next();
     if (next.done) throw invalid('Invalid multipart request: body ended before the media part');
-    buffered = buffered.length === 0 ? next.value : Buffer.concat([buffered, next.value]);
+    buffered = buffered.length === 0 ? (next.value as Buffer) : Buffer.concat([buffered, next.value as Buffer]);
   }
 }
 
-async function* mediaBytes(iterator: AsyncIterator<Buffer>, initial: Buffer, delimiter: Buffer): AsyncGenerator<Buffer> {
-  let pending: Buffer = initial;
-  const keep = delimiter.length - 1;
-  for (;;) {
-    const at = pending.indexOf(delimiter);
-    if (at >= 0) {
-      if (at > 0) yield pending.subarray(0, at);
-      // Whatever follows (a closing "--", further parts, an epilogue) is read and ignored.
-      for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
-        // drain
+/**
+ * Passes the media bytes through and stops at the delimiter; whatever follows
+ * it (the closing "--", further parts, an epilogue) is read and ignored.
+ * Each chunk is held until the next arrives, so that a delimiter split
+ * between two chunks is found by looking at the junction only: no chunk is
+ * copied, as a stream (not an async generator) so a body of megabytes moves
+ * at the speed of a media upload's.
+ */
+class MediaCut extends Transform {
+  readonly #delimiter: Buffer;
+  #held: Buffer;
+  #found = false;
+
+  constructor(delimiter: Buffer, initial: Buffer) {
+    super();
+    this.#delimiter = delimiter;
+    this.#held = initial;
+    this.#settle();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.#found) return callback();
+    const keep = this.#delimiter.length - 1;
+    if (chunk.length < keep) {
+      // Too short to settle the junction: join it (rare, and small).
+      this.#held = Buffer.concat([this.#held, chunk]);
+    } else {
+      const tail = this.#held.subarray(Math.max(0, this.#held.length - keep));
+      const junction = Buffer.concat([tail, chunk.subarray(0, keep)]).indexOf(this.#delimiter);
+      if (junction >= 0 && junction < tail.length) {
+        const end = this.#held.length - tail.length + junction;
+        if (end > 0) this.push(this.#held.subarray(0, end));
+        this.#found = true;
+        this.#held = Buffer.alloc(0);
+        return callback();
       }
-      return;
+      if (this.#held.length > 0) this.push(this.#held);
+      this.#held = chunk;
     }
-    if (pending.length > keep) {
-      yield pending.subarray(0, pending.length - keep);
-      pending = pending.subarray(pending.length - keep);
-    }
-    const next = await iterator.next();
-    if (next.done) throw invalid('Invalid multipart request: body ended before the closing boundary');
-    pending = pending.length === 0 ? next.value : Buffer.concat([pending, next.value]);
+    this.#settle();
+    callback();
+  }
+
+  override _flush(callback: TransformCallback): void {
+    callback(this.#found ? null : invalid('Invalid multipart request: body ended before the closing boundary'));
+  }
+
+  /** If the held bytes contain the delimiter, pass what precedes it and stop. */
+  #settle(): void {
+    const at = this.#held.indexOf(this.#delimiter);
+    if (at < 0) return;
+    if (at > 0) this.push(this.#held.subarray(0, at));
+    this.#found = true;
+    this.#held = Buffer.alloc(0);
   }
 }
