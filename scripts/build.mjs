@@ -99,11 +99,45 @@ await mkdir(outdir, { recursive: true });
 for (const file of await readdir(outdir)) {
   if (/\.(mjs|cjs)(\.map)?$/.test(file) || file === 'gcwal.externals.json' || file === 'gcwal') await rm(path.join(outdir, file), { force: true });
 }
+/** What every bundle shares. */
+const COMMON = {
+  absWorkingDir: root,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  // Resolve bare imports from the project's node_modules even when the
+  // entry lives elsewhere (a scratch entry given with --entry).
+  nodePaths: [path.join(root, 'node_modules')],
+  external: [...EXTERNAL_PACKAGES, ...OPTIONAL_ABSENT],
+  // Not minified: measured no start-up gain (V8 pre-parses either form in
+  // about the same time), and a readable bundle keeps stack traces and
+  // error source lines useful without the source map.
+  minify: false,
+  sourcemap: 'linked',
+  sourcesContent: false,
+  legalComments: 'none',
+  logLevel: 'warning',
+  metafile: true,
+};
+
+/**
+ * The CommonJS bundles. CommonJS has no import.meta: the sources'
+ * import.meta.url (for createRequire) and import.meta.resolve (to find the
+ * Cloud Storage client's own google-auth-library) get equivalents built from
+ * __filename and require.resolve.
+ */
+const COMMON_CJS = {
+  ...COMMON,
+  format: 'cjs',
+  define: { 'import.meta.url': '__gcwalImportMetaUrl', 'import.meta.resolve': '__gcwalImportMetaResolve', __GCWAL_LZOP_WORKER__: JSON.stringify(LZOP_WORKER) },
+  banner: { js: CJS_BANNER },
+};
+
 const started = performance.now();
 let result;
 try {
   result = await esbuild.build({
-    absWorkingDir: root,
+    ...COMMON,
     entryPoints: { gcwal: entry },
     outdir,
     outExtension: { '.js': '.mjs' },
@@ -111,25 +145,9 @@ try {
     // stack trace still says which modules a frame came from.
     chunkNames: '[name]-[hash]',
     splitting: true,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
     format: 'esm',
-    // Resolve bare imports from the project's node_modules even when the
-    // entry lives elsewhere (a scratch entry given with --entry).
-    nodePaths: [path.join(root, 'node_modules')],
-    external: [...EXTERNAL_PACKAGES, ...OPTIONAL_ABSENT],
     banner: { js: BANNER },
     define: { __GCWAL_LZOP_WORKER__: JSON.stringify(LZOP_WORKER) },
-    // Not minified: measured no start-up gain (V8 pre-parses either form in
-    // about the same time), and a readable bundle keeps stack traces and
-    // error source lines useful without the source map.
-    minify: false,
-    sourcemap: 'linked',
-    sourcesContent: false,
-    legalComments: 'none',
-    logLevel: 'warning',
-    metafile: true,
   });
 } catch {
   // esbuild has already printed the errors with file and line.
@@ -137,53 +155,17 @@ try {
 }
 
 // The WAL entry: wal-push and wal-fetch in one CommonJS file (see
-// agent/cli-wal.ts for why). Only with the default entry: a scratch --entry
-// build has no WAL entry, and the launcher then runs gcwal.mjs for everything.
-const walEntry = path.join(root, 'agent/cli-wal.ts');
+// agent/cli-wal.ts for why), and the lzo helper thread's script. Only with
+// the default entry: a scratch --entry build has neither, and the launcher
+// then runs gcwal.mjs for everything (compressing on one thread).
 const walOutfile = path.join(outdir, WAL_BUNDLE);
 await rm(walOutfile, { force: true });
 await rm(`${walOutfile}.map`, { force: true });
 await rm(path.join(outdir, LZOP_WORKER), { force: true });
 if (entry === path.resolve(root, 'agent/cli.ts')) {
   try {
-    const wal = await esbuild.build({
-      absWorkingDir: root,
-      entryPoints: [walEntry],
-      outfile: walOutfile,
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'cjs',
-      nodePaths: [path.join(root, 'node_modules')],
-      external: [...EXTERNAL_PACKAGES, ...OPTIONAL_ABSENT],
-      // CommonJS has no import.meta: the sources' import.meta.url (for
-      // createRequire) and import.meta.resolve (to find the Cloud Storage
-      // client's own google-auth-library) get equivalents built from
-      // __filename and require.resolve.
-      define: { 'import.meta.url': '__gcwalImportMetaUrl', 'import.meta.resolve': '__gcwalImportMetaResolve', __GCWAL_LZOP_WORKER__: JSON.stringify(LZOP_WORKER) },
-      banner: { js: CJS_BANNER },
-      minify: false,
-      sourcemap: 'linked',
-      sourcesContent: false,
-      legalComments: 'none',
-      logLevel: 'warning',
-      metafile: true,
-    });
-    const worker = await esbuild.build({
-      absWorkingDir: root,
-      entryPoints: [path.join(root, 'core/codec/lzop-worker.ts')],
-      outfile: path.join(outdir, LZOP_WORKER),
-      bundle: true,
-      platform: 'node',
-      target: 'node20',
-      format: 'cjs',
-      nodePaths: [path.join(root, 'node_modules')],
-      external: [...EXTERNAL_PACKAGES, ...OPTIONAL_ABSENT],
-      define: { 'import.meta.url': '__gcwalImportMetaUrl', 'import.meta.resolve': '__gcwalImportMetaResolve' },
-      banner: { js: CJS_BANNER },
-      legalComments: 'none',
-      logLevel: 'warning',
-    });
+    const wal = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'agent/cli-wal.ts')], outfile: walOutfile });
+    const worker = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'core/codec/lzop-worker.ts')], outfile: path.join(outdir, LZOP_WORKER), sourcemap: false, metafile: false });
     if (wal.warnings.length > 0 || worker.warnings.length > 0) {
       process.stderr.write(`build: ${WAL_BUNDLE} and ${LZOP_WORKER} must build without warnings (import.meta left in CommonJS would be undefined at run time)\n`);
       process.exit(1);
