@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { PassThrough, pipeline, Readable, type Transform } from 'node:stream';
+import { PassThrough, pipeline, Readable } from 'node:stream';
 import { encodeLzopInMemory, type LzopEncodeStats, type LzopHelper } from '../../core/codec/lzop-parallel.ts';
 import { crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import { getCodec } from '../../core/codec/index.ts';
@@ -113,25 +113,22 @@ function checkLocalFile(name: string, kind: WalFileName, source: WalSource): Seg
 async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster, source: WalSource, options: PushOptions): Promise<PushResult> {
   const key = walObjectKey(name);
   const signal = options.signal;
-  // Making the compressor loads the codec's native library (a few ms of the
-  // main thread): do it while libuv's threads read the file. An invalid level
-  // is reported only when the compressor is needed, as before.
-  const codec = getCodec(options.codec);
+  // The compressed bytes start flowing at once, on the pieces already read,
+  // and run ahead into a buffer while the checksum and the repository's
+  // answer come in: the object's metadata must be known before the write
+  // starts, its bytes need not wait for that. Making the compressor loads
+  // the codec's native library (a few ms of the main thread), also while
+  // libuv's threads read the file. An invalid level is reported only when
+  // the compressor is needed, as before.
+  const stats: LzopEncodeStats = { helperBlocks: 0 };
   const early = (() => {
     try {
-      return { compressor: codec.compressor(options.level) };
+      return { content: compressedContent(source, options, stats) };
     } catch (err) {
       return { error: err };
     }
   })();
-  // Compression starts at once on the pieces already read and runs ahead
-  // into a buffer while the checksum and the repository's answer come in:
-  // the object's metadata must be known before the write starts, its bytes
-  // need not wait for that. The callback form of pipeline returns the last
-  // stream and destroys it with a read error or a "changed while archived"
-  // failure, which fails the write (nothing finalised).
-  const stats: LzopEncodeStats = { helperBlocks: 0 };
-  const content = early.compressor ? compressedContent(source, early.compressor, options, signal, stats) : undefined;
+  const content = early.content;
   const compressed = content ? pipeline(content, new PassThrough({ highWaterMark: runAheadBytes(source.size) }), () => {}) : undefined;
   // Both run while the file is still being read; a local failure is
   // reported before a repository one, as it would be one after the other.
@@ -193,18 +190,18 @@ function parallelLzo(options: PushOptions): boolean {
 }
 
 /**
- * The compressed bytes of one upload attempt: through `compressor`, or, for
- * lzo with a helper and a file in memory, from the parallel encoder (the
- * compressor made for this attempt is then not needed). The callback form of
- * pipeline returns the compressor and destroys it with a read error or a
- * "changed while archived" failure.
+ * The compressed bytes of one upload attempt: for lzo with a helper and a
+ * file in memory, from the parallel encoder; otherwise through the codec's
+ * compressor (the callback form of pipeline returns it and destroys it with
+ * a read error or a "changed while archived" failure). Throws what making the
+ * compressor throws (an invalid level).
  */
-function compressedContent(source: WalSource, compressor: Transform, options: PushOptions, signal: AbortSignal | undefined, stats: LzopEncodeStats): Readable {
+function compressedContent(source: WalSource, options: PushOptions, stats: LzopEncodeStats): Readable {
   if (parallelLzo(options) && source.inMemory) {
-    compressor.destroy();
-    return Readable.from(encodeLzopInMemory(source.inMemory, options.lzopHelper, stats), { objectMode: false, signal });
+    return Readable.from(encodeLzopInMemory(source.inMemory, options.lzopHelper, stats), { objectMode: false, signal: options.signal });
   }
-  return pipeline(source.open(signal), compressor, () => {});
+  const compressor = getCodec(options.codec).compressor(options.level);
+  return pipeline(source.open(options.signal), compressor, () => {});
 }
 
 /**

@@ -189,9 +189,10 @@ function readWhole(handle: fs.FileHandle, size: number, filePath: string, signal
     })().catch((err: unknown) => {
       failure ??= err;
     }).then(() => {
-      // Pieces never read (or read after a failure) fail with it; resolving an already settled promise is a no-op.
-      if (failure !== undefined) for (const s of settle) s.reject(failure);
-      if (failure !== undefined) throw failure;
+      if (failure === undefined) return;
+      // Pieces never read (or read after a failure) fail with it; rejecting an already resolved promise is a no-op.
+      for (const s of settle) s.reject(failure);
+      throw failure;
     }),
   );
   return { data, pieces, done };

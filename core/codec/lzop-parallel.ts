@@ -60,13 +60,8 @@ export class LzopHelper {
       if ('ready' in message) ready();
       else this.#listeners.get(message.id)?.(message);
     });
-    const die = () => {
-      if (this.#dead) return;
-      this.#dead = true;
-      for (const notify of this.#onDeath) notify();
-    };
-    worker.on('error', die);
-    worker.on('exit', die);
+    worker.on('error', () => this.#die());
+    worker.on('exit', () => this.#die());
   }
 
   /** whether the worker failed or was stopped (its claimed blocks are then the main thread's to redo) */
@@ -86,10 +81,17 @@ export class LzopHelper {
     };
   }
 
-  /** Stop the worker; idempotent. */
+  /** Stop the worker; idempotent. A job waiting for its blocks is told at once and encodes them itself. */
   async stop(): Promise<void> {
-    this.#dead = true;
+    this.#die();
     await this.#worker.terminate().catch(() => {});
+  }
+
+  /** Mark the worker dead and tell every job once. */
+  #die(): void {
+    if (this.#dead) return;
+    this.#dead = true;
+    for (const notify of this.#onDeath) notify();
   }
 }
 
@@ -161,7 +163,6 @@ export async function* encodeLzopInMemory(source: InMemoryData, helper: LzopHelp
     wake?.();
     wake = undefined;
   };
-  let workerDied = false;
   let detach: (() => void) | undefined;
   const shared = data.buffer instanceof SharedArrayBuffer;
   if (helper && shared && blocks > 1) {
@@ -175,10 +176,7 @@ export async function* encodeLzopInMemory(source: InMemoryData, helper: LzopHelp
             done.set(index, block);
             notify();
           },
-          () => {
-            workerDied = true;
-            notify();
-          },
+          notify,
         );
       },
       () => {},
@@ -204,9 +202,9 @@ export async function* encodeLzopInMemory(source: InMemoryData, helper: LzopHelp
           }
           claiming = false;
         }
-        if (workerDied || helper?.dead) {
-          // Blocks the worker claimed but never sent: encode them here.
-          for (let index = 0; index < blocks; index++) if (!done.has(index) && !mine.has(index)) encodeHere(index);
+        if (helper?.dead) {
+          // Blocks the worker claimed but never sent (those before `next` are already out): encode them here.
+          for (let index = next; index < blocks; index++) if (!done.has(index) && !mine.has(index)) encodeHere(index);
           continue;
         }
         await new Promise<void>((resolve) => (wake = resolve));

@@ -130,10 +130,7 @@ class MediaCut extends Transform {
       const tail = this.#held.subarray(Math.max(0, this.#held.length - keep));
       const junction = Buffer.concat([tail, chunk.subarray(0, keep)]).indexOf(this.#delimiter);
       if (junction >= 0 && junction < tail.length) {
-        const end = this.#held.length - tail.length + junction;
-        if (end > 0) this.push(this.#held.subarray(0, end));
-        this.#found = true;
-        this.#held = Buffer.alloc(0);
+        this.#stopAt(this.#held.length - tail.length + junction);
         return callback();
       }
       if (this.#held.length > 0) this.push(this.#held);
@@ -150,8 +147,12 @@ class MediaCut extends Transform {
   /** If the held bytes contain the delimiter, pass what precedes it and stop. */
   #settle(): void {
     const at = this.#held.indexOf(this.#delimiter);
-    if (at < 0) return;
-    if (at > 0) this.push(this.#held.subarray(0, at));
+    if (at >= 0) this.#stopAt(at);
+  }
+
+  /** The delimiter starts at `end` of the held bytes: pass what precedes it, ignore the rest of the body. */
+  #stopAt(end: number): void {
+    if (end > 0) this.push(this.#held.subarray(0, end));
     this.#found = true;
     this.#held = Buffer.alloc(0);
   }
