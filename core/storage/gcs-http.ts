@@ -9,7 +9,6 @@
  * library's ApiError so mapGcsError, httpStatus and isBucketMissing read them
  * alike. Wire formats: /work/shared/GCS-API.md, sections 2.1, 2.3, 2.6.
  */
-import { randomBytes } from 'node:crypto';
 import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { PassThrough, type Readable } from 'node:stream';
@@ -17,6 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffDelay } from '../backoff.ts';
 import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { GcwalError } from '../errors.ts';
+import { randomToken } from '../random-token.ts';
 import type { TokenSource } from './gcs-token.ts';
 import { AdaptiveLimiter } from './throttle.ts';
 
@@ -170,7 +170,7 @@ export class GcsHttpClient {
     for (const part of body) crc = crc32c(part, crc);
     const actual = crc32cBase64(crc);
     const contentType = options.contentType ?? 'application/octet-stream';
-    const boundary = `gcwal-${randomBytes(16).toString('hex')}`;
+    const boundary = `gcwal-${randomToken(16)}`;
     const resource = JSON.stringify({ name, contentType, metadata: options.metadata ?? {}, crc32c: options.crc32c ?? actual });
     const head = Buffer.from(`--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${resource}\r\n--${boundary}\r\nContent-Type: ${contentType}\r\n\r\n`);
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
