@@ -90,18 +90,32 @@ const RETRYABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUS
 /** The most bytes of a JSON answer (object resource or error) read into memory. */
 const ANSWER_LIMIT = 4 * 1024 * 1024;
 
-interface Exchange {
-  method: 'GET' | 'POST';
+/** One request as GcsHttpClient makes it (see {@link GcsHttpClient.exchange}). */
+export interface Exchange {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** path and query under the endpoint */
   path: string;
+  /** an absolute URL instead of `path` (a resumable session's URI) */
+  url?: string;
   headers?: Record<string, string>;
   body?: readonly Buffer[];
   signal?: AbortSignal;
   /** hand a 2xx answer over unread (downloads) */
   stream?: boolean;
+  /** statuses besides 2xx that are an answer, not an error (308 for a resumable chunk) */
+  accept?: readonly number[];
+  /** false: one attempt; the caller recovers from transient failures itself (a chunk PUT must ask where to resume) */
+  retry?: boolean;
 }
 
-type Outcome = { res: IncomingMessage; req: ClientRequest } | { status: number; body: Buffer };
+/** A read answer: status, headers and the whole body. */
+export interface Answer {
+  status: number;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+type Outcome = { res: IncomingMessage; req: ClientRequest } | Answer;
 
 /**
  * The client. One keep-alive Agent per instance; every request carries the
@@ -122,6 +136,7 @@ export class GcsHttpClient {
   private readonly limiter: AdaptiveLimiter;
   private readonly timeoutMs: number;
   private readonly bodyTimeoutMs: number;
+  #fastestTurnaround: number | undefined;
 
   constructor(options: GcsHttpOptions) {
     const endpoint = (options.endpoint ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
@@ -188,6 +203,29 @@ export class GcsHttpClient {
     return stored;
   }
 
+  /**
+   * The quickest the endpoint has answered so far: milliseconds from a
+   * request's last byte sent to its answer's headers (connection set-up
+   * excluded), over every request this client made; undefined before the
+   * first answer. What one more request costs, for a caller deciding
+   * whether to split a transfer into several.
+   */
+  get fastestTurnaroundMs(): number | undefined {
+    return this.#fastestTurnaround;
+  }
+
+  /**
+   * One request, retried as every request here is unless `exchange.retry` is
+   * false; resolves with the answer when its status is 2xx or in
+   * `exchange.accept`, throws a GcsHttpError for any other (after retries),
+   * or the connection's error.
+   */
+  async exchange(exchange: Exchange): Promise<Answer> {
+    const outcome = await this.call(exchange);
+    if ('res' in outcome) throw new Error('internal: an exchange answered with a stream');
+    return outcome;
+  }
+
   /** Close idle connections (in-flight requests go on). */
   close(): void {
     this.agent.destroy();
@@ -212,12 +250,12 @@ export class GcsHttpClient {
       try {
         outcome = await this.limiter.run(() => this.once(exchange));
       } catch (err) {
-        if (exchange.signal?.aborted || err instanceof GcwalError || !retryable(err) || attempt >= this.retries) throw err;
+        if (exchange.signal?.aborted || err instanceof GcwalError || !retryable(err) || exchange.retry === false || attempt >= this.retries) throw err;
         await this.backoff(attempt++, exchange.signal);
         continue;
       }
       const status = 'res' in outcome ? (outcome.res.statusCode ?? 0) : outcome.status;
-      if (status >= 200 && status < 300) {
+      if ((status >= 200 && status < 300) || exchange.accept?.includes(status)) {
         this.limiter.succeeded();
         return outcome;
       }
@@ -228,7 +266,7 @@ export class GcsHttpClient {
         continue;
       }
       if (status === 429) this.limiter.throttled();
-      if ((status === 408 || status === 429 || status >= 500) && attempt < this.retries) {
+      if ((status === 408 || status === 429 || status >= 500) && exchange.retry !== false && attempt < this.retries) {
         await this.backoff(attempt++, exchange.signal);
         continue;
       }
@@ -242,14 +280,24 @@ export class GcsHttpClient {
     const { req, res } = await this.request(exchange, auth);
     const status = res.statusCode ?? 0;
     if (exchange.stream && status >= 200 && status < 300) return { res, req };
-    return { status, body: await readAnswer(res) };
+    return { status, headers: res.headers, body: await readAnswer(res) };
   }
 
   private request(exchange: Exchange, auth: Record<string, string>): Promise<{ req: ClientRequest; res: IncomingMessage }> {
     return new Promise((resolve, reject) => {
       const headers: Record<string, string | number> = { ...auth, 'User-Agent': 'gcwal', ...exchange.headers };
       if (exchange.body) headers['Content-Length'] = exchange.body.reduce((n, b) => n + b.length, 0);
-      const req = this.lib.request(`${this.base}${exchange.path}`, { method: exchange.method, headers, agent: this.agent, signal: exchange.signal, timeout: this.timeoutMs }, (res) => resolve({ req, res }));
+      let sent: number | undefined;
+      const req = this.lib.request(exchange.url ?? `${this.base}${exchange.path}`, { method: exchange.method, headers, agent: this.agent, signal: exchange.signal, timeout: this.timeoutMs }, (res) => {
+        if (sent !== undefined) {
+          const turnaround = performance.now() - sent;
+          if (this.#fastestTurnaround === undefined || turnaround < this.#fastestTurnaround) this.#fastestTurnaround = turnaround;
+        }
+        resolve({ req, res });
+      });
+      // 'finish': the last byte is written to a connected socket, so the
+      // time from here to the answer leaves out connecting and TLS.
+      req.once('finish', () => (sent = performance.now()));
       req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer from Cloud Storage for ${Math.round(this.timeoutMs / 1000)} s`), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
       for (const part of exchange.body ?? []) req.write(part);
@@ -264,6 +312,16 @@ export class GcsHttpClient {
 
 function objectPath(bucket: string, name: string): string {
   return `/storage/v1/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(name)}`;
+}
+
+/**
+ * Whether a failed request is worth another try: an answer of 408, 429 or
+ * 5xx, or a dropped or refused connection. For callers that retry a request
+ * made with `retry: false` themselves.
+ */
+export function isTransientFailure(err: unknown): boolean {
+  if (err instanceof GcsHttpError) return err.code === 408 || err.code === 429 || err.code >= 500;
+  return !(err instanceof GcwalError) && retryable(err);
 }
 
 function retryable(err: unknown): boolean {

@@ -7,7 +7,18 @@ import { GcsHttpClient } from './gcs-http.ts';
 import { createLibraryClient } from './gcs-library.ts';
 import { GoogleAuthTokens, loadGoogleAuth, MetadataServerTokens, type LibraryAuth, type TokenSource } from './gcs-token.ts';
 import { normaliseGeneration } from './generation.ts';
+import { uploadPipelined } from './gcs-pipelined.ts';
 import { takeHead } from './take-head.ts';
+
+/**
+ * Writes are pipelined (sent while the source still produces) when the
+ * endpoint has answered a request within this many milliseconds: a local
+ * emulator or proxy. Cloud Storage itself takes tens of milliseconds per
+ * request, where one multipart request after the last byte is quicker.
+ */
+export const PIPELINE_TURNAROUND_MS = 10;
+/** A pipelined write starts its session once this many bytes are in and the source goes on, and sends chunks of at least this size. */
+export const PIPELINE_FROM = 2 * 1024 * 1024;
 import { AdaptiveLimiter } from './throttle.ts';
 import type { CallOptions, DeleteOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
 
@@ -63,7 +74,10 @@ function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
  *   segment with the default 8 MiB) go through GcsHttpClient, a small JSON
  *   API client on node:http/node:https: a write is one multipart request
  *   carrying the metadata and the CRC32C, which the server verifies before
- *   the object exists (as pgBackRest does below its chunk size). Larger
+ *   the object exists (as pgBackRest does below its chunk size). Against an
+ *   endpoint that has answered within PIPELINE_TURNAROUND_MS, a write still
+ *   coming in after PIPELINE_FROM bytes is sent while it comes instead, in a
+ *   resumable session of the same client (gcs-pipelined.ts). Other larger
  *   writes (resumable uploads in chunks of `chunkSize`, so memory stays
  *   bounded), `list` and `delete` use @google-cloud/storage, loaded only
  *   when one of them is called.
@@ -178,12 +192,31 @@ export class GcsStorage implements Storage {
     const contentType = options.contentType ?? 'application/octet-stream';
     try {
       // An object that fits in one chunk goes up in one multipart request;
-      // only larger ones pay for the client library and a resumable session.
-      // Memory stays bounded by chunkSize per write.
-      const head = await takeHead(source, this.chunkSize, options.signal);
+      // only larger ones pay for a resumable session. Memory stays bounded
+      // by chunkSize per write. Against an endpoint that answers within a
+      // few milliseconds, an object still coming in after PIPELINE_FROM bytes
+      // goes up while it comes (gcs-pipelined.ts): a request per chunk costs
+      // less there than waiting for the last byte.
+      const turnaround = this.http.fastestTurnaroundMs;
+      const pipelined = turnaround !== undefined && turnaround <= PIPELINE_TURNAROUND_MS;
+      const pipelineFrom = Math.min(PIPELINE_FROM, this.chunkSize);
+      const head = await takeHead(source, pipelined ? pipelineFrom : this.chunkSize, options.signal);
       if (head.ended) {
         options.signal?.throwIfAborted();
         const stored = await this.http.upload(this.bucketName, this.prefix + key, head.chunks, { ifGenerationMatch: expected, contentType, metadata: options.metadata, signal: options.signal });
+        return infoFromMetadata(key, stored);
+      }
+      if (pipelined) {
+        const stored = await uploadPipelined(this.http, this.bucketName, this.prefix + key, head.chunks, source, {
+          ifGenerationMatch: expected,
+          contentType,
+          metadata: options.metadata,
+          signal: options.signal,
+          chunkLimit: this.chunkSize,
+          minChunk: pipelineFrom,
+          retries: this.options.retries ?? 5,
+          maxRetryDelayMs: (this.options.maxRetryDelaySeconds ?? 32) * 1000,
+        });
         return infoFromMetadata(key, stored);
       }
       return await this.limiter.run(async () => {
