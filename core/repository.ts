@@ -38,14 +38,15 @@ export async function readRepositoryIdentity(storage: Storage, options: CallOpti
  * Make sure the repository belongs to this cluster: creates the identity when
  * absent (create-only, so two first pushes racing agree), otherwise compares.
  * Throws ClusterMismatchError when the system identifier or segment size differ.
- * Idempotent.
+ * Idempotent. `options.read`, when given, is a readRepositoryIdentity already
+ * under way (started before the cluster was known), used as the first read.
  */
 export async function ensureRepositoryIdentity(
   storage: Storage,
   cluster: { systemIdentifier: string; walSegmentSize: number },
-  options: CallOptions = {},
+  options: CallOptions & { read?: Promise<RepositoryIdentity | undefined> } = {},
 ): Promise<RepositoryIdentity> {
-  let identity = await readRepositoryIdentity(storage, options);
+  let identity = await (options.read ?? readRepositoryIdentity(storage, options));
   if (!identity) {
     const fresh: RepositoryIdentity = { format: 1, systemIdentifier: cluster.systemIdentifier, walSegmentSize: cluster.walSegmentSize, created: new Date().toISOString() };
     try {

@@ -6,7 +6,7 @@ import { getCodec } from '../../core/codec/index.ts';
 import type { CodecName } from '../../core/codec/types.ts';
 import { AlreadyExistsError, ConflictError, CorruptObjectError, InvalidInputError, StorageError } from '../../core/errors.ts';
 import { Meta, walObjectKey } from '../../core/layout.ts';
-import { ensureRepositoryIdentity, readRepositoryIdentity } from '../../core/repository.ts';
+import { ensureRepositoryIdentity, readRepositoryIdentity, type RepositoryIdentity } from '../../core/repository.ts';
 import { recordedRawChecksum } from '../../core/storage/decode.ts';
 import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
 import { checkSegmentHeader, parseLongPageHeader } from '../../core/wal/header.ts';
@@ -80,12 +80,17 @@ export async function pushWalFile(storage: Storage, filePath: string, options: P
   if (!kind) {
     throw new InvalidInputError(`${name} is not a WAL file name`, 'pass a segment, .partial, .history or .backup file from pg_wal, as archive_command\'s %p');
   }
+  // The repository's identity is asked for while the file is opened: the
+  // GET (and the token and connection before it) need nothing from the file.
+  // Only the answer waits for the header, and a local failure is still
+  // reported first. Not when this run has already confirmed it.
+  const identityRead = options.identity?.confirmed ? undefined : handled(readRepositoryIdentity(storage, { signal: options.signal }));
   const source = await readWalSource(filePath, { wholeFileLimit: options.wholeFileLimit, signal: options.signal, shared: parallelLzo(options) });
   try {
     const cluster = checkLocalFile(name, kind, source);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await pushOnce(storage, name, cluster, source, options);
+        return await pushOnce(storage, name, cluster, source, options, attempt === 0 ? identityRead : undefined);
       } catch (err) {
         if (!(err instanceof StorageError && err.transient) || attempt >= (options.retries ?? 0) || options.signal?.aborted) throw err;
         options.onRetry?.(attempt + 1, err);
@@ -110,7 +115,14 @@ function checkLocalFile(name: string, kind: WalFileName, source: WalSource): Seg
   return { systemIdentifier: checked.systemIdentifier, walSegmentSize: checked.segmentSize };
 }
 
-async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster, source: WalSource, options: PushOptions): Promise<PushResult> {
+/** `promise`, marked handled: it may fail before anyone awaits it, or be dropped after a local failure. */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
+/** One attempt; `identityRead` is a read of the repository's identity already under way (first attempt only). */
+async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster, source: WalSource, options: PushOptions, identityRead?: Promise<RepositoryIdentity | undefined>): Promise<PushResult> {
   const key = walObjectKey(name);
   const signal = options.signal;
   // The compressed bytes start flowing at once, on the pieces already read,
@@ -139,14 +151,14 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
       if (cluster) {
         const memo = options.identity;
         if (memo?.confirmed?.systemIdentifier !== cluster.systemIdentifier || memo.confirmed.walSegmentSize !== cluster.walSegmentSize) {
-          await ensureRepositoryIdentity(storage, cluster, { signal });
+          await ensureRepositoryIdentity(storage, cluster, { signal, read: identityRead });
           if (memo) memo.confirmed = { systemIdentifier: cluster.systemIdentifier, walSegmentSize: cluster.walSegmentSize };
         }
         systemIdentifier = cluster.systemIdentifier;
       } else {
         // History and .backup files carry no system identifier; they still may
         // only go into a repository some cluster has claimed (or a fresh one).
-        systemIdentifier = (await readRepositoryIdentity(storage, { signal }))?.systemIdentifier;
+        systemIdentifier = (await (identityRead ?? readRepositoryIdentity(storage, { signal })))?.systemIdentifier;
       }
       // No stat of the key first: the write below is create-only, and an
       // existing object (a re-push after a crash) comes back as

@@ -1,5 +1,7 @@
 import test from 'ava';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -7,7 +9,7 @@ import { createLogger } from '../../../agent/log.ts';
 import { fetchWalFile } from '../../../agent/wal/fetch.ts';
 import { pushWalFile } from '../../../agent/wal/push.ts';
 import { startLzopHelper } from '../../../core/codec/lzop-parallel.ts';
-import { ClusterMismatchError, ConflictError, StorageError } from '../../../core/errors.ts';
+import { ClusterMismatchError, ConflictError, InvalidInputError, StorageError } from '../../../core/errors.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
 import type { ReadOptions, Storage, WriteOptions } from '../../../core/storage/types.ts';
 import { REPOSITORY_KEY } from '../../../core/layout.ts';
@@ -162,6 +164,24 @@ function countingIdentityReads(inner: Storage): Storage & { identityReads: numbe
   };
   return wrapped;
 }
+
+test('the repository is asked for its identity while the file is still being opened, and a local failure is still the one reported', async (t) => {
+  const storage = countingIdentityReads(freshRepo());
+  // A FIFO under a segment's name: opening it for reading waits until a writer comes.
+  const dir = path.join(work.path, `fifo-${++counter}`);
+  await mkdir(dir);
+  const fifo = path.join(dir, path.basename(segment));
+  await promisify(execFile)('mkfifo', [fifo]);
+  const pushing = pushWalFile(storage, fifo, { codec: 'lzo', level: undefined });
+  pushing.catch(() => {});
+  const deadline = Date.now() + 10_000;
+  while (storage.identityReads === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  const readsBeforeOpen = storage.identityReads;
+  // Let the open return: the file turns out not to be a regular file.
+  await (await open(fifo, 'w')).close();
+  t.is(readsBeforeOpen, 1, 'gcwal.json was read before the file could be opened');
+  await t.throwsAsync(pushing, { instanceOf: InvalidInputError, message: /is not a regular file/ });
+});
 
 test('pushes sharing an identity memo read gcwal.json once; a memo of another cluster is checked against the repository', async (t) => {
   const storage = countingIdentityReads(freshRepo());
