@@ -27,6 +27,8 @@ export interface Config {
   retryMaxDelay: number;
   gcs: {
     endpoint: string | undefined;
+    /** PEM file of the CA certificates trusted for the storage endpoint instead of the default roots */
+    caFile: string | undefined;
     impersonate: string | undefined;
     projectId: string | undefined;
     chunkSize: number;
@@ -72,6 +74,7 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'GCWAL_RETRY_MAX_DELAY', flag: 'retry-max-delay', kind: 'int', default: '32', min: 1, max: 600, description: 'longest wait in seconds between retries of a storage request (backoff doubles from 1 s up to this)' },
   { env: 'GCWAL_GCS_ENDPOINT', flag: 'gcs-endpoint', kind: 'string', description: 'Cloud Storage API root for an emulator or private endpoint, e.g. http://127.0.0.1:9023 (default: Google)' },
   { env: 'STORAGE_EMULATOR_HOST', flag: 'storage-emulator-host', kind: 'string', description: 'the standard emulator variable; used when GCWAL_GCS_ENDPOINT is not set' },
+  { env: 'GCWAL_GCS_CA_FILE', flag: 'gcs-ca-file', kind: 'string', description: 'PEM file of the CA certificates to trust for the storage endpoint instead of the default roots (an emulator or private endpoint with its own CA); other TLS connections are unaffected' },
   { env: 'GCWAL_IMPERSONATE_SERVICE_ACCOUNT', flag: 'impersonate-service-account', kind: 'string', description: 'act as this service account, with a token minted by the ambient credentials (needs roles/iam.serviceAccountTokenCreator on it)' },
   { env: 'GOOGLE_CLOUD_PROJECT', flag: 'project', kind: 'string', description: 'project id for Cloud Storage calls (optional; the agent needs none for object access)' },
   { env: 'GCWAL_UPLOAD_CHUNK_SIZE', flag: 'upload-chunk-size', kind: 'size', default: '8MiB', min: 256 * 1024, description: 'resumable upload chunk (a multiple of 256KiB); bounds memory per upload' },
@@ -115,6 +118,7 @@ export function parseConfig(
     retryMaxDelay: v.GCWAL_RETRY_MAX_DELAY as number,
     gcs: {
       endpoint: ((v.GCWAL_GCS_ENDPOINT ?? v.STORAGE_EMULATOR_HOST) as string | undefined)?.replace(/\/+$/, ''),
+      caFile: v.GCWAL_GCS_CA_FILE as string | undefined,
       impersonate,
       projectId: v.GOOGLE_CLOUD_PROJECT as string | undefined,
       chunkSize: v.GCWAL_UPLOAD_CHUNK_SIZE as number,
@@ -193,5 +197,5 @@ export function directMetadataServer(env: Readonly<Record<string, string | undef
 
 /** The Cloud Storage driver's options from the config, for the repository and the catalogue alike. */
 export function gcsStorageOptions(cfg: Config): GcsStorageOptions {
-  return { endpoint: cfg.gcs.endpoint, impersonate: cfg.gcs.impersonate, metadataServer: cfg.gcs.metadataServer, projectId: cfg.gcs.projectId, chunkSize: cfg.gcs.chunkSize, retries: cfg.retries, maxRetryDelaySeconds: cfg.retryMaxDelay, concurrency: Math.max(cfg.concurrency * 2, 4) };
+  return { endpoint: cfg.gcs.endpoint, caFile: cfg.gcs.caFile, impersonate: cfg.gcs.impersonate, metadataServer: cfg.gcs.metadataServer, projectId: cfg.gcs.projectId, chunkSize: cfg.gcs.chunkSize, retries: cfg.retries, maxRetryDelaySeconds: cfg.retryMaxDelay, concurrency: Math.max(cfg.concurrency * 2, 4) };
 }

@@ -169,7 +169,8 @@ export async function runBacklogBench(options: BacklogBenchOptions, parent: Clea
     }
     if (stack) {
       const s = stack;
-      tools.push(gcwalTool('gcwal wal-push (lzo, gs:// https)', 'gcs', (run) => `gs://${s.bucket}/bench/backlog/${run.id}`, { ...s.env }, false));
+      // The emulator's CA comes as GCWAL_GCS_CA_FILE (in s.env); the shell's NODE_EXTRA_CA_CERTS is unset, as for file://.
+      tools.push(gcwalTool('gcwal wal-push (lzo, gs:// https)', 'gcs', (run) => `gs://${s.bucket}/bench/backlog/${run.id}`, { ...s.env }, true));
       tools.push(pgbrTool('lz4', 'gcs', false), pgbrTool('zst', 'gcs', false), pgbrTool('lz4', 'gcs', true));
     }
 

@@ -92,11 +92,15 @@ export async function runGcsWalBench(options: GcsWalBenchOptions, parent: Cleanu
     cleanups.add('the local GCS stack', () => stack.close());
     const httpsUrl = stack.emulator.httpsUrl!;
     const base = await postgresEnv();
-    // stack.env points gcwal at the HTTPS endpoint (NODE_EXTRA_CA_CERTS trusts its certificate).
-    const { NODE_EXTRA_CA_CERTS: _ca, ...plainEnv } = stack.env;
+    // stack.env points gcwal at the HTTPS endpoint, GCWAL_GCS_CA_FILE naming
+    // its certificate. The shell's NODE_EXTRA_CA_CERTS (on the machines
+    // measured, the whole system bundle, which Node parses at every start)
+    // is not passed: archive_command runs in the server's environment.
+    const { NODE_EXTRA_CA_CERTS: _shellCa, ...baseNoCa } = base;
+    const { GCWAL_GCS_CA_FILE: _ca, ...plainEnv } = stack.env;
     const gcwalEnv = {
-      https: { ...base, ...stack.env },
-      http: { ...base, ...plainEnv, GCWAL_GCS_ENDPOINT: stack.emulator.url, STORAGE_EMULATOR_HOST: stack.emulator.url },
+      https: { ...baseNoCa, ...stack.env },
+      http: { ...baseNoCa, ...plainEnv, GCWAL_GCS_ENDPOINT: stack.emulator.url, STORAGE_EMULATOR_HOST: stack.emulator.url },
     };
 
     const tools: Tool[] = [];
@@ -137,7 +141,8 @@ export async function runGcsWalBench(options: GcsWalBenchOptions, parent: Cleanu
       add({
         name: `floor-gcs-push.mjs (https, ${client}; reference)`,
         command: (seg) => [process.execPath, floor, seg, httpsUrl, `gs://${stack.bucket}/${floorPrefix}`, client].map(shellQuote).join(' '),
-        env: gcwalEnv.https,
+        // fetch (undici) takes no CA of its own: Node's process-wide setting.
+        env: client === 'fetch' ? { ...gcwalEnv.https, NODE_EXTRA_CA_CERTS: stack.env.GCWAL_GCS_CA_FILE! } : gcwalEnv.https,
         steps: new Map(),
         stored: { prefix: `${floorPrefix}/wal/`, find: (seg, names) => names.find((n) => n === `${floorPrefix}/wal/${path.basename(seg)}`) },
       });

@@ -29,7 +29,7 @@ export interface LocalStackOptions {
   agentIdentity?: string;
   /** the agent's roles on the bucket; default objectCreator + objectViewer (it never deletes) */
   agentRoles?: readonly Role[];
-  /** serve TLS too and point the agent at it (NODE_EXTRA_CA_CERTS is set in env) */
+  /** serve TLS too and point the agent at it (GCWAL_GCS_CA_FILE names its certificate in env) */
   https?: boolean;
   /** bucket retention policy, in seconds */
   retentionPeriodSeconds?: number;
@@ -59,7 +59,7 @@ export interface LocalStack {
    * The variables the agent needs on top of an environment without other
    * Google credentials (no GOOGLE_APPLICATION_CREDENTIALS, no gcloud ADC file):
    * GCWAL_REPO, STORAGE_EMULATOR_HOST, GCWAL_GCS_ENDPOINT, GCE_METADATA_HOST,
-   * GOOGLE_CLOUD_PROJECT, NODE_EXTRA_CA_CERTS with https, and
+   * GOOGLE_CLOUD_PROJECT, GCWAL_GCS_CA_FILE with https, and
    * PUBSUB_EMULATOR_HOST with the pipeline (for gcloud and clients reading
    * its topics; the agent itself does not publish). Deliberately no
    * METADATA_SERVER_DETECTION: the agent detects the stand-in the normal way.
@@ -119,7 +119,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       GCE_METADATA_HOST: metadata.host,
       GOOGLE_CLOUD_PROJECT: projectId,
     };
-    if (options.https && emulator.caCertPath) env.NODE_EXTRA_CA_CERTS = emulator.caCertPath;
+    // gcwal's own setting, not Node's NODE_EXTRA_CA_CERTS: that one Node 20
+    // loads, with its whole root store, as every process starts (20 ms).
+    if (options.https && emulator.caCertPath) env.GCWAL_GCS_CA_FILE = emulator.caCertPath;
 
     let admin: string | undefined;
     const adminToken = () => {

@@ -24,7 +24,7 @@ through its normal keyless credentials path. For development only: tokens
 and data are local and nothing is durable beyond --dir.`,
   options: {
     dir: { type: 'string', placeholder: 'DIR', description: 'keep the emulator\'s data in DIR (default: a temporary directory removed on exit)' },
-    https: { type: 'boolean', description: 'serve TLS and point the agent at it (sets NODE_EXTRA_CA_CERTS)' },
+    https: { type: 'boolean', description: 'serve TLS and point the agent at it (sets GCWAL_GCS_CA_FILE)' },
     bucket: { type: 'string', placeholder: 'NAME', description: 'bucket to create (default gcwal-local)' },
     'no-pipeline': { type: 'boolean', description: 'run only the emulator and the metadata server, without Pub/Sub and the functions' },
   },

@@ -67,9 +67,12 @@ for (let offset = 0; offset < data.length; offset += BLOCK) {
 const stored = Buffer.concat(parts);
 step('compress (LZO1X-1, native CRC-32 framing)');
 
-// One keep-alive connection to the storage endpoint for both requests.
+// One keep-alive connection to the storage endpoint for both requests,
+// trusting GCWAL_GCS_CA_FILE when it is set, as gcwal does (fetch cannot be
+// given a CA: that variant needs NODE_EXTRA_CA_CERTS).
 const storageLib = endpoint.startsWith('https:') ? https : http;
-const agent = new storageLib.Agent({ keepAlive: true, maxSockets: 1 });
+const ca = storageLib === https && process.env.GCWAL_GCS_CA_FILE ? { ca: readFileSync(process.env.GCWAL_GCS_CA_FILE) } : {};
+const agent = new storageLib.Agent({ keepAlive: true, maxSockets: 1, ...ca });
 
 /** One request; resolves with the status and the whole response body. `body` is a list of buffers sent in turn. */
 const nodeCall = (lib, url, { method = 'GET', headers = {}, body = [], via } = {}) =>

@@ -38,6 +38,8 @@ export interface GcsHttpOptions {
   timeoutMs?: number;
   /** the same for a download's body, which a slow consumer may hold back; default 300 s */
   bodyTimeoutMs?: number;
+  /** CA certificates (PEM) trusted for an https endpoint instead of the default roots */
+  ca?: Buffer;
 }
 
 /** One entry of Google's `error.errors` list. */
@@ -142,7 +144,7 @@ export class GcsHttpClient {
     const endpoint = (options.endpoint ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
     this.base = /^https?:\/\//i.test(endpoint) ? endpoint : `https://${endpoint}`;
     this.lib = this.base.toLowerCase().startsWith('https:') ? https : http;
-    this.agent = new this.lib.Agent({ keepAlive: true });
+    this.agent = options.ca && this.lib === https ? new https.Agent({ keepAlive: true, ca: options.ca }) : new this.lib.Agent({ keepAlive: true });
     this.tokens = options.tokens;
     this.retries = options.retries ?? 5;
     this.maxDelayMs = (options.maxRetryDelaySeconds ?? 32) * 1000;

@@ -3,6 +3,7 @@
  * uploads, listings and deletes: loaded on first use only, because it costs
  * 120-170 ms of start-up that wal-push and wal-fetch never need.
  */
+import https from 'node:https';
 import { createRequire } from 'node:module';
 import type { Bucket, Storage as GcsClient } from '@google-cloud/storage';
 import type { AuthClient, GoogleAuth } from 'google-auth-library';
@@ -13,6 +14,8 @@ import type { AdaptiveLimiter } from './throttle.ts';
 /** The GcsStorageOptions the client library is built with. */
 export interface LibraryClientOptions {
   endpoint?: string;
+  /** CA certificates (PEM) trusted for the endpoint instead of the default roots */
+  ca?: Buffer;
   projectId?: string;
   retries?: number;
   maxRetryDelaySeconds?: number;
@@ -66,5 +69,27 @@ export function createLibraryClient(options: LibraryClientOptions, authClient: G
       },
     },
   });
+  if (options.ca) trustOnly(client, options.ca);
   return { client, bucket: client.bucket(bucketName) };
+}
+
+/**
+ * Make every request of `client` trust `ca` instead of the default roots.
+ * JSON API calls go through teeny-request, which ignores a request's
+ * `agent` but builds its keep-alive agent from `pool`; resumable uploads go
+ * through gaxios, which takes `agent` (the library hands both the options
+ * its interceptors return). teeny-request keeps that agent for the process,
+ * whose one endpoint this is.
+ */
+function trustOnly(client: GcsClient, ca: Buffer): void {
+  const agent = new https.Agent({ keepAlive: true, ca });
+  client.interceptors.push({
+    request: (reqOpts) => {
+      const opts = reqOpts as typeof reqOpts & { agent?: unknown; forever?: boolean; pool?: object };
+      opts.agent = agent;
+      opts.forever = true;
+      opts.pool = { ...(opts.pool ?? {}), ca };
+      return reqOpts as never;
+    },
+  });
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Bucket, File } from '@google-cloud/storage';
@@ -30,6 +31,14 @@ export interface GcsStorageOptions {
   /** act as this service account (its token minted with the ambient credentials) */
   impersonate?: string;
   /**
+   * A PEM file of the CA certificates to trust for the endpoint instead of
+   * the default roots (an emulator's or a private endpoint's own CA). Read
+   * when the driver is made; a file that cannot be read is a UsageError.
+   * Scoped to this driver's connections, unlike NODE_EXTRA_CA_CERTS, which
+   * Node 20 loads (with its whole root store) as every process starts.
+   */
+  caFile?: string;
+  /**
    * Get the driver's own tokens straight from this metadata server
    * (`host[:port]`, as GCE_METADATA_HOST) rather than through
    * google-auth-library. The config edge sets it only where Application
@@ -40,6 +49,8 @@ export interface GcsStorageOptions {
   projectId?: string;
   /** resumable upload chunk size in bytes, a multiple of 256 KiB; bounds upload memory per stream */
   chunkSize?: number;
+  /** writes are pipelined against an endpoint that has answered within this many ms; default PIPELINE_TURNAROUND_MS */
+  pipelineTurnaroundMs?: number;
   /** retries of a failed request */
   retries?: number;
   /** cap on one backoff wait in seconds (default 32) */
@@ -59,6 +70,20 @@ export function parseGsUrl(url: string): ParsedUrl {
   if (!m) throw new UsageError(`"${url}" is not a gs:// URL`, 'use gs://bucket or gs://bucket/prefix');
   const prefix = m[2].replace(/\/+$/, '');
   return { bucket: m[1], prefix: prefix ? `${prefix}/` : '' };
+}
+
+/** The certificates of GCWAL_GCS_CA_FILE; a UsageError naming the file when it cannot be read or holds none. */
+function readCaFile(file: string): Buffer {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`cannot read the CA file ${file} (GCWAL_GCS_CA_FILE): ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'point GCWAL_GCS_CA_FILE at a readable PEM file of the certificates that sign the storage endpoint, or unset it to trust the default roots', { cause: err });
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new UsageError(`the CA file ${file} (GCWAL_GCS_CA_FILE) holds no PEM certificate`, 'give a PEM file with one or more BEGIN CERTIFICATE blocks, or unset GCWAL_GCS_CA_FILE');
+  }
+  return pem;
 }
 
 function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
@@ -107,6 +132,7 @@ export class GcsStorage implements Storage {
   private readonly chunkSize: number;
   private readonly tokens: TokenSource;
   private readonly http: GcsHttpClient;
+  private readonly ca: Buffer | undefined;
   private authPromise: Promise<LibraryAuth> | undefined;
   private clientPromise: Promise<{ bucket: Bucket }> | undefined;
   private identity: string | undefined;
@@ -120,7 +146,8 @@ export class GcsStorage implements Storage {
     this.chunkSize = options.chunkSize ?? 8 * 1024 * 1024;
     this.identity = options.impersonate;
     this.tokens = options.metadataServer && !options.impersonate ? new MetadataServerTokens({ host: options.metadataServer.host }) : new GoogleAuthTokens(() => this.libraryAuth());
-    this.http = new GcsHttpClient({ endpoint: options.endpoint, tokens: this.tokens, retries: options.retries, maxRetryDelaySeconds: options.maxRetryDelaySeconds, limiter: this.limiter });
+    this.ca = options.caFile === undefined ? undefined : readCaFile(options.caFile);
+    this.http = new GcsHttpClient({ endpoint: options.endpoint, tokens: this.tokens, retries: options.retries, maxRetryDelaySeconds: options.maxRetryDelaySeconds, limiter: this.limiter, ca: this.ca });
   }
 
   /** google-auth-library's credentials, loaded on first use (about 70 ms): shared by the token source and the client library. */
@@ -131,7 +158,7 @@ export class GcsStorage implements Storage {
 
   /** The client library, loaded on first use: it costs start-up time that stat, read and small writes do not pay. */
   private client(): Promise<{ bucket: Bucket }> {
-    this.clientPromise ??= this.libraryAuth().then(({ client }) => createLibraryClient(this.options, client, this.limiter, this.bucketName));
+    this.clientPromise ??= this.libraryAuth().then(({ client }) => createLibraryClient({ ...this.options, ca: this.ca }, client, this.limiter, this.bucketName));
     return this.clientPromise;
   }
 
@@ -198,7 +225,7 @@ export class GcsStorage implements Storage {
       // goes up while it comes (gcs-pipelined.ts): a request per chunk costs
       // less there than waiting for the last byte.
       const turnaround = this.http.fastestTurnaroundMs;
-      const pipelined = turnaround !== undefined && turnaround <= PIPELINE_TURNAROUND_MS;
+      const pipelined = turnaround !== undefined && turnaround <= (this.options.pipelineTurnaroundMs ?? PIPELINE_TURNAROUND_MS);
       const pipelineFrom = Math.min(PIPELINE_FROM, this.chunkSize);
       const head = await takeHead(source, pipelined ? pipelineFrom : this.chunkSize, options.signal);
       if (head.ended) {
