@@ -17,21 +17,4 @@ import { startLzopHelper, type LzopHelper } from '../../core/codec/lzop-parallel
  * the helper when the configuration says another codec.
  */
 export const earlyLzopHelper: LzopHelper | undefined =
-  process.argv[2] === 'wal-push' && (process.env.GCWAL_COMPRESSION ?? 'lzo') === 'lzo' && !process.env.GCWAL_COMPRESSION_LEVEL && availableParallelism() > 1
-    ? startLzopHelper({ primeTls: tlsAhead(process.argv.slice(3), process.env) })
-    : undefined;
-
-/**
- * Whether a wal-push with these arguments (after the command name) and this
- * environment will likely open TLS connections: a gs:// repository (from
- * GCWAL_REPO or a --repo argument) on an endpoint that is not plain http.
- * The helper then builds the root certificate store while this thread is
- * still loading (see LzopWorkerData.primeTls); a wrong guess costs the
- * helper 20 ms, never correctness. Pure.
- */
-export function tlsAhead(args: readonly string[], env: Readonly<Record<string, string | undefined>>): boolean {
-  const repos = [env.GCWAL_REPO, ...args.map((arg) => arg.replace(/^--repo=/, ''))];
-  if (!repos.some((repo) => repo?.startsWith('gs://'))) return false;
-  const endpoint = env.GCWAL_GCS_ENDPOINT ?? env.STORAGE_EMULATOR_HOST ?? '';
-  return !endpoint.toLowerCase().startsWith('http://');
-}
+  process.argv[2] === 'wal-push' && (process.env.GCWAL_COMPRESSION ?? 'lzo') === 'lzo' && !process.env.GCWAL_COMPRESSION_LEVEL && availableParallelism() > 1 ? startLzopHelper() : undefined;

@@ -100,10 +100,10 @@ export class LzopHelper {
  * TypeScript sources (tests, tsx), the source itself behind tsx's loader,
  * which a worker thread does not inherit. Undefined when neither is there.
  */
-function createWorker(workerData: LzopWorkerData): Worker | undefined {
+function createWorker(): Worker | undefined {
   if (typeof __GCWAL_LZOP_WORKER__ === 'string') {
     const script = new URL(__GCWAL_LZOP_WORKER__, import.meta.url);
-    return existsSync(script) ? new Worker(script, { workerData }) : undefined;
+    return existsSync(script) ? new Worker(script) : undefined;
   }
   const source = new URL('./lzop-worker.ts', import.meta.url);
   let tsx: string;
@@ -113,29 +113,17 @@ function createWorker(workerData: LzopWorkerData): Worker | undefined {
     return undefined;
   }
   if (!existsSync(source)) return undefined;
-  return new Worker(`import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(source.href)}); });`, { eval: true, workerData });
-}
-
-/** What the worker is told at start (lzop-worker.ts). */
-export interface LzopWorkerData {
-  /**
-   * Build Node's root certificate store before anything else. The store is
-   * one per process and built on first use, 20 ms on the VMs measured: made
-   * here, it is ready when the main thread opens its first TLS connection
-   * (a gs:// repository), which then does not wait for it.
-   */
-  primeTls?: boolean;
+  return new Worker(`import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(source.href)}); });`, { eval: true });
 }
 
 /**
  * Start the helper worker now, so it is ready by the time there is data to
- * encode (see LzopWorkerData for `options`). Undefined when the worker's
- * script is missing or the worker cannot be created: encoding then runs on
- * the main thread alone.
+ * encode. Undefined when the worker's script is missing or the worker cannot
+ * be created: encoding then runs on the main thread alone.
  */
-export function startLzopHelper(options: LzopWorkerData = {}): LzopHelper | undefined {
+export function startLzopHelper(): LzopHelper | undefined {
   try {
-    const worker = createWorker(options);
+    const worker = createWorker();
     return worker ? new LzopHelper(worker) : undefined;
   } catch {
     return undefined;

@@ -6,23 +6,14 @@
  * ArrayBuffer, transferred). It stops when the counter passes the last block;
  * the main thread assembles the blocks in order. Runs as a Worker only.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { loadLzoBlockCompressor } from './lzo-native.ts';
 import { LzopBlockEncoder } from './lzop-blocks.ts';
 import { LZOP_BLOCK_SIZE } from './lzop-format.ts';
-import type { LzopJob, LzopWorkerData } from './lzop-parallel.ts';
+import type { LzopJob } from './lzop-parallel.ts';
 
 const port = parentPort;
 if (!port) throw new Error('lzop-worker.ts runs as a worker thread only');
-if ((workerData as LzopWorkerData | undefined)?.primeTls) {
-  try {
-    // Only for its side effect: Node builds the process's root store on first
-    // use. Loaded here only: a worker that need not prime never loads TLS.
-    process.getBuiltinModule('node:tls').createSecureContext();
-  } catch {
-    // The main thread will meet the same failure where it can report it.
-  }
-}
 const encoder = new LzopBlockEncoder(loadLzoBlockCompressor());
 
 port.on('message', (job: LzopJob) => {
