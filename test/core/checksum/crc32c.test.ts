@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import test from 'ava';
-import { ChecksumMeter, crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
+import { createRequire } from 'node:module';
+import { ChecksumMeter, crc32c, crc32cBase64, loadCrc32c } from '../../../core/checksum/crc32c.ts';
 import { randomData, randomChunks } from '../codec/helpers.ts';
 
 // RFC 3720 (iSCSI) appendix B.4 and the common check value
@@ -51,4 +52,14 @@ test('a checksum meter that saw nothing reports zero bytes and the empty crc32c'
   });
   t.is(meter.bytes, 0);
   t.is(meter.base64, 'AAAAAA==');
+});
+
+test("the hardware implementation is loaded straight from sse4_crc32's build, the same function fast-crc32c picks", (t) => {
+  const require = createRequire(import.meta.url);
+  const fast = require('fast-crc32c') as { calculate: (data: Buffer, initial?: number) => number };
+  const loaded = loadCrc32c();
+  t.not(loaded as unknown, fast, 'not the fallback (the package itself)');
+  t.is(loaded.calculate, fast.calculate, 'but the very function the package exports');
+  const data = randomData(100_003, 9);
+  t.is(loaded.calculate(data, 0), crc32c(data));
 });

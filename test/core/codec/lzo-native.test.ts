@@ -1,6 +1,7 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
+import path from 'node:path';
 import { loadLzoBlockCompressor, lzoCompressBound, nativeBinding } from '../../../core/codec/lzo-native.ts';
 
 const require = createRequire(import.meta.url);
@@ -16,6 +17,11 @@ const inputs: [string, Buffer][] = [
 
 test("the package's native binding is found, so blocks compress without the package's per-call allocation", (t) => {
   t.truthy(nativeBinding());
+});
+
+test('the binding is loaded straight from where npm builds it, the very module the package loads', (t) => {
+  const built = path.join(path.dirname(require.resolve('lzo/package.json')), 'build', 'Release', 'node_lzo.node');
+  t.is(nativeBinding(), require(built));
 });
 
 for (const [what, input] of inputs) {
