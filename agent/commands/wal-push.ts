@@ -3,7 +3,6 @@ import * as path from 'node:path';
 import type { LzopHelper } from '../../core/codec/lzop-parallel.ts';
 import type { CommandContext } from '../context.ts';
 import type { Command } from './types.ts';
-import { lzoHelperWanted } from '../wal/helper-policy.ts';
 import { takeMarker } from '../wal/marker.ts';
 import type { PushOptions } from '../wal/push.ts';
 
@@ -47,7 +46,7 @@ pushed as usual.`,
     // Started first (if the entry has not already): its thread takes 25-40 ms
     // to start, in parallel with everything below, and joins the compression
     // when it is ready. One started early for nothing is stopped.
-    const wanted = ctx.config.compression === 'lzo' && ctx.config.compressionLevel === undefined && availableParallelism() > 1 && lzoHelperWanted(ctx.config.repo);
+    const wanted = ctx.config.compression === 'lzo' && ctx.config.compressionLevel === undefined && availableParallelism() > 1;
     if (!wanted) void ctx.lzopHelper?.stop();
     const lzopHelper = wanted ? (ctx.lzopHelper ?? (await import('../../core/codec/lzop-parallel.ts')).startLzopHelper()) : undefined;
     try {

@@ -3,13 +3,12 @@
  * starts wal-push's lzo helper thread while the rest of the bundle is still
  * being evaluated, because the thread needs 25-40 ms to start and the
  * compression it joins begins soon after. It reads the command name and the
- * codec and the repository from process.argv and process.env, as entries
- * do; whether the helper is then used is decided by wal-push from the
- * configuration (it stops one it does not need).
+ * codec from process.argv and process.env, as entries do; whether the helper
+ * is then used is decided by wal-push from the configuration (it stops one
+ * it does not need).
  */
 import { availableParallelism } from 'node:os';
 import { startLzopHelper, type LzopHelper } from '../../core/codec/lzop-parallel.ts';
-import { lzoHelperWanted } from './helper-policy.ts';
 
 /**
  * The helper if this process is a `wal-push` on a machine with more than one
@@ -18,21 +17,4 @@ import { lzoHelperWanted } from './helper-policy.ts';
  * the helper when the configuration says another codec.
  */
 export const earlyLzopHelper: LzopHelper | undefined =
-  process.argv[2] === 'wal-push' && (process.env.GCWAL_COMPRESSION ?? 'lzo') === 'lzo' && !process.env.GCWAL_COMPRESSION_LEVEL && availableParallelism() > 1 && earlyRepoWantsHelper(process.argv.slice(3), process.env)
-    ? startLzopHelper()
-    : undefined;
-
-/**
- * lzoHelperWanted for the repository this wal-push will likely use, before
- * the configuration is read: GCWAL_REPO, or a --repo argument, which takes
- * precedence. wal-push decides again from the configuration (it may still
- * start a helper, later, or stop this one). Pure.
- */
-export function earlyRepoWantsHelper(args: readonly string[], env: Readonly<Record<string, string | undefined>>): boolean {
-  let repo = env.GCWAL_REPO;
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--repo') repo = args[i + 1];
-    else if (args[i]!.startsWith('--repo=')) repo = args[i]!.slice('--repo='.length);
-  }
-  return lzoHelperWanted(repo);
-}
+  process.argv[2] === 'wal-push' && (process.env.GCWAL_COMPRESSION ?? 'lzo') === 'lzo' && !process.env.GCWAL_COMPRESSION_LEVEL && availableParallelism() > 1 ? startLzopHelper() : undefined;
