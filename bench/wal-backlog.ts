@@ -122,7 +122,7 @@ export async function runBacklogBench(options: BacklogBenchOptions, parent: Clea
         // An untimed push of an earlier segment writes gcwal.json, as in a repository already in use.
         await runOk('sh', ['-c', `${gcwal} wal-push ${shellQuote(backlog.warmup)}`], { env: { ...base, ...env } });
         return {
-          archiveCommand: `${unsetCa ? 'unset NODE_EXTRA_CA_CERTS; ' : ''}${inline(env)} ${gcwal} wal-push %p`,
+          archiveCommand: `${unsetCa ? 'unset NODE_EXTRA_CA_CERTS SSL_CERT_FILE; ' : ''}${inline(env)} ${gcwal} wal-push %p`,
           async verify(names, dir) {
             // wal-push creates it only when it archives a segment ahead: proof that this bench exercises push-ahead.
             if (names.length > 1 && !existsSync(path.join(run.cluster.pgdata, 'pg_wal', '.gcwal-pushed'))) throw new Error(`${name}: no segment was pushed ahead (pg_wal/.gcwal-pushed does not exist)`);
@@ -163,13 +163,13 @@ export async function runBacklogBench(options: BacklogBenchOptions, parent: Clea
     };
     if (useFile) {
       tools.push(gcwalTool('gcwal wal-push (lzo, file://)', 'file', (run) => `file://${path.join(run.dir, 'repo')}`, {}, false));
-      if (base.NODE_EXTRA_CA_CERTS) tools.push(gcwalTool('gcwal wal-push (lzo, file://, NODE_EXTRA_CA_CERTS unset)', 'file', (run) => `file://${path.join(run.dir, 'repo')}`, {}, true));
+      if (base.NODE_EXTRA_CA_CERTS) tools.push(gcwalTool('gcwal wal-push (lzo, file://, NODE_EXTRA_CA_CERTS and SSL_CERT_FILE unset)', 'file', (run) => `file://${path.join(run.dir, 'repo')}`, {}, true));
       tools.push(pgbrTool('lz4', 'file', false), pgbrTool('zst', 'file', false), pgbrTool('lz4', 'file', true));
       tools.push({ name: 'true (the archiver alone)', group: 'file', prepare: async () => ({ archiveCommand: 'true', verify: async () => undefined }) });
     }
     if (stack) {
       const s = stack;
-      // The emulator's CA comes as GCWAL_GCS_CA_FILE (in s.env); the shell's NODE_EXTRA_CA_CERTS is unset, as for file://.
+      // The emulator's CA comes as GCWAL_GCS_CA_FILE (in s.env); the shell's NODE_EXTRA_CA_CERTS and SSL_CERT_FILE are unset, as for file://.
       tools.push(gcwalTool('gcwal wal-push (lzo, gs:// https)', 'gcs', (run) => `gs://${s.bucket}/bench/backlog/${run.id}`, { ...s.env }, true));
       tools.push(pgbrTool('lz4', 'gcs', false), pgbrTool('zst', 'gcs', false), pgbrTool('lz4', 'gcs', true));
     }

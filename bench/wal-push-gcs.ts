@@ -93,10 +93,12 @@ export async function runGcsWalBench(options: GcsWalBenchOptions, parent: Cleanu
     const httpsUrl = stack.emulator.httpsUrl!;
     const base = await postgresEnv();
     // stack.env points gcwal at the HTTPS endpoint, GCWAL_GCS_CA_FILE naming
-    // its certificate. The shell's NODE_EXTRA_CA_CERTS (on the machines
-    // measured, the whole system bundle, which Node parses at every start)
-    // is not passed: archive_command runs in the server's environment.
-    const { NODE_EXTRA_CA_CERTS: _shellCa, ...baseNoCa } = base;
+    // its certificate. The shell's NODE_EXTRA_CA_CERTS and SSL_CERT_FILE (on
+    // the machines measured, both name the whole system bundle, which Node
+    // and OpenSSL parse in full at start or first use) are not passed:
+    // archive_command runs in the environment of a server started by its
+    // service manager, which sets neither.
+    const { NODE_EXTRA_CA_CERTS: _shellCa, SSL_CERT_FILE: _shellCaFile, ...baseNoCa } = base;
     const { GCWAL_GCS_CA_FILE: _ca, ...plainEnv } = stack.env;
     const gcwalEnv = {
       https: { ...baseNoCa, ...stack.env },

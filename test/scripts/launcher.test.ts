@@ -8,7 +8,7 @@
  * the package's bin are checked at the end.
  */
 import test from 'ava';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -69,7 +69,8 @@ async function dataDir(options: { marked?: boolean; repo?: string; base?: string
 
 /** Run a launcher; `env` adds to (or with undefined removes from) the test's environment, with GCWAL_REPO=REPO by default. */
 async function run(launcher: string, args: readonly string[], cwd: string, env: Record<string, string | undefined> = {}, shell: readonly string[] = []) {
-  const e = await childEnv({ GCWAL_REPO: REPO, ...env });
+  // Node's own roots unless a test is about the trust store: the stub then sees exactly the bundle and the arguments.
+  const e = await childEnv({ GCWAL_REPO: REPO, GCWAL_CA_STORE: 'node', ...env });
   return shell.length > 0 ? exec(shell[0]!, [...shell.slice(1), launcher, ...args], { env: e, cwd }) : exec(launcher, args, { env: e, cwd });
 }
 
@@ -233,7 +234,7 @@ test('filling the template quotes every setting for sh and refuses a broken temp
   const text = await renderLauncher({ node: "/opt/it's/node", nodeArgs: ['--max-old-space-size=64', 'a b'], bundle: '/x/gcwal.mjs' });
   t.true(text.includes(`gcwal_node='/opt/it'\\''s/node'\n`));
   t.true(text.includes(`gcwal_bundle='/x/gcwal.mjs'\n`));
-  t.true(text.includes(`exec "$gcwal_node" '--max-old-space-size=64' 'a b' "$gcwal_bundle" "$@"\n`));
+  t.true(text.includes(`exec "$gcwal_node" '--max-old-space-size=64' 'a b' \${gcwal_ca_flag:+"$gcwal_ca_flag"} "$gcwal_bundle" "$@"\n`));
   t.false(/@[A-Z_]+@/.test(text), 'no placeholder left');
   t.is((await execOk('sh', ['-n', '-c', text])).code, 0);
   t.throws(() => fillLauncher('gcwal_node=@NODE@\n', {}), { message: /@NODE_ARGS@ exactly once/ });
@@ -353,4 +354,42 @@ test('without its bundle the launcher says what is missing and what to do', asyn
   t.is(r.stdout, '');
   t.is(r.stderr, `gcwal: error: the bundle ${dir}/gcwal.mjs is missing (reinstall gcwal, or run npm run build in a checkout)\n`);
   t.is(r.code, 11);
+});
+
+/** A probe "Node" that prints its arguments and then SSL_CERT_DIR. */
+async function trustProbe(index: number): Promise<string> {
+  const launcher = path.join(work.path, `gcwal-trust-${index}`);
+  const probe = path.join(work.path, `trust-probe-node-${index}`);
+  await writeFile(probe, `#!/bin/sh\nprintf '%s\\n' "$@" "dir=\${SSL_CERT_DIR-unset}"\nexit ${STUB_EXIT}\n`, { mode: 0o755 });
+  await writeLauncher(launcher, { node: probe, bundle });
+  return launcher;
+}
+
+test('by default Node trusts the system store: --use-openssl-ca with the hashed directory found, exported', async (t) => {
+  const launcher = await trustProbe(1);
+  const dir = await dataDir({ marked: false });
+  const hashed = ['/etc/ssl/certs', '/etc/pki/tls/certs'].find((d) => existsSync(d) && readdirSync(d).some((f) => /\.0$/.test(f)));
+  const r = await run(launcher, ['wal-push', `pg_wal/${NAME}`], dir.data, { GCWAL_CA_STORE: undefined, SSL_CERT_DIR: undefined });
+  t.is(r.code, STUB_EXIT, r.stderr);
+  if (!hashed) {
+    t.is(r.stdout, `${bundle}\nwal-push\npg_wal/${NAME}\ndir=unset\n`, 'no hashed directory here: Node keeps its own roots');
+    return;
+  }
+  t.is(r.stdout, `--use-openssl-ca\n${bundle}\nwal-push\npg_wal/${NAME}\ndir=${hashed}\n`);
+});
+
+test('an SSL_CERT_DIR already set is used as it is', async (t) => {
+  const launcher = await trustProbe(2);
+  const dir = await dataDir({ marked: false });
+  const r = await run(launcher, ['backup-list'], dir.data, { GCWAL_CA_STORE: 'system', SSL_CERT_DIR: '/opt/my/certs' });
+  t.is(r.code, STUB_EXIT, r.stderr);
+  t.is(r.stdout, `--use-openssl-ca\n${bundle}\nbackup-list\ndir=/opt/my/certs\n`);
+});
+
+test('GCWAL_CA_STORE=node keeps Node\'s bundled roots and leaves SSL_CERT_DIR alone', async (t) => {
+  const launcher = await trustProbe(3);
+  const dir = await dataDir({ marked: false });
+  const r = await run(launcher, ['wal-fetch', NAME, 'x'], dir.data, { GCWAL_CA_STORE: 'node', SSL_CERT_DIR: undefined });
+  t.is(r.code, STUB_EXIT, r.stderr);
+  t.is(r.stdout, `${bundle}\nwal-fetch\n${NAME}\nx\ndir=unset\n`);
 });
