@@ -11,13 +11,14 @@
  */
 import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import { PassThrough, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffDelay } from '../backoff.ts';
 import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { GcwalError } from '../errors.ts';
 import { randomToken } from '../random-token.ts';
 import type { TokenSource } from './gcs-token.ts';
+import { checkedBody, readAnswer } from './gcs-http-body.ts';
 import { AdaptiveLimiter } from './throttle.ts';
 
 /** Google's API root. */
@@ -89,8 +90,6 @@ export interface UploadOptions {
 
 /** Dropped or refused connections, worth another try (a keep-alive socket the server closed is one). */
 const RETRYABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNABORTED', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_STREAM_PREMATURE_CLOSE']);
-/** The most bytes of a JSON answer (object resource or error) read into memory. */
-const ANSWER_LIMIT = 4 * 1024 * 1024;
 
 /** One request as GcsHttpClient makes it (see {@link GcsHttpClient.exchange}). */
 export interface Exchange {
@@ -344,71 +343,4 @@ function errorOf(status: number, body: Buffer): GcsHttpError {
     // not JSON: keep the raw text
   }
   return new GcsHttpError(status, text.slice(0, 300).trim() || `HTTP ${status}`);
-}
-
-/** The whole body of an answer, up to ANSWER_LIMIT bytes. */
-function readAnswer(res: IncomingMessage): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    res.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-      if (bytes > ANSWER_LIMIT) res.destroy(new Error(`Cloud Storage answered more than ${ANSWER_LIMIT} bytes where JSON was expected`));
-      else chunks.push(chunk);
-    });
-    res.on('error', reject);
-    res.on('end', () => (res.complete ? resolve(Buffer.concat(chunks)) : reject(prematureClose(bytes, undefined))));
-  });
-}
-
-function prematureClose(received: number, expected: number | undefined): Error {
-  const of = expected === undefined ? '' : ` of ${expected}`;
-  return Object.assign(new Error(`the connection closed after ${received}${of} bytes`), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
-}
-
-/**
- * The download's body as a stream that ends only when every byte announced
- * has arrived. Any failure (socket error, close before the end, a length
- * other than Content-Length, the signal) destroys it with `wrap(err)`; a
- * consumer that stops early destroys the connection.
- */
-function checkedBody(res: IncomingMessage, wrap: (err: unknown) => Error, signal: AbortSignal | undefined): Readable {
-  const declared = res.headers['content-length'];
-  const expected = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
-  let received = 0;
-  let settled = false;
-  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const onAbort = () => fail(signal!.reason);
-  const settle = () => {
-    settled = true;
-    signal?.removeEventListener('abort', onAbort);
-  };
-  const fail = (err: unknown) => {
-    if (settled) return;
-    settle();
-    res.destroy();
-    out.destroy(wrap(err));
-  };
-  res.on('data', (chunk: Buffer) => {
-    received += chunk.length;
-    if (!out.write(chunk)) res.pause();
-  });
-  out.on('drain', () => res.resume());
-  res.on('end', () => {
-    if (settled) return;
-    if (!res.complete || (expected !== undefined && received !== expected)) return fail(prematureClose(received, expected));
-    settle();
-    out.end();
-  });
-  res.on('error', fail);
-  // 'close' without 'end': the connection went away mid-body.
-  res.on('close', () => fail(prematureClose(received, expected)));
-  out.on('close', () => {
-    if (settled) return;
-    settle();
-    res.destroy();
-  });
-  if (signal?.aborted) onAbort();
-  else signal?.addEventListener('abort', onAbort, { once: true });
-  return out;
 }
