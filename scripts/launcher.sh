@@ -86,10 +86,17 @@ esac
 # 20 ms of every archive_command call to gs:// on the VMs measured. Only with
 # a directory of hashed certificates (SSL_CERT_DIR if set, else the system's
 # usual place, exported so that a Node whose OpenSSL looks elsewhere finds
-# it); GCWAL_CA_STORE=node keeps Node's bundled roots. SSL_CERT_FILE, when
-# set, is then honoured too.
+# it); GCWAL_CA_STORE=node (or --ca-store node, which wins, as flags do)
+# keeps Node's bundled roots. SSL_CERT_FILE, when set, is then honoured too.
 gcwal_ca_flag=
-case ${GCWAL_CA_STORE-system} in
+gcwal_ca_store=${GCWAL_CA_STORE-system}
+gcwal_prev_arg=
+for gcwal_arg in "$@"; do
+  case $gcwal_prev_arg in --ca-store) gcwal_ca_store=$gcwal_arg ;; esac
+  case $gcwal_arg in --ca-store=*) gcwal_ca_store=${gcwal_arg#--ca-store=} ;; esac
+  gcwal_prev_arg=$gcwal_arg
+done
+case $gcwal_ca_store in
   system)
     if [ -n "${SSL_CERT_DIR-}" ]; then
       gcwal_ca_flag=--use-openssl-ca

@@ -393,3 +393,13 @@ test('GCWAL_CA_STORE=node keeps Node\'s bundled roots and leaves SSL_CERT_DIR al
   t.is(r.code, STUB_EXIT, r.stderr);
   t.is(r.stdout, `${bundle}\nwal-fetch\n${NAME}\nx\ndir=unset\n`);
 });
+
+for (const [index, args] of [['--ca-store', 'node', 'backup-list'], ['--ca-store=node', 'backup-list']].entries()) {
+  test(`${args.slice(0, -1).join(' ')} on the command line wins over GCWAL_CA_STORE=system`, async (t) => {
+    const launcher = await trustProbe(10 + index);
+    const dir = await dataDir({ marked: false });
+    const r = await run(launcher, args, dir.data, { GCWAL_CA_STORE: 'system', SSL_CERT_DIR: '/opt/my/certs' });
+    t.is(r.code, STUB_EXIT, r.stderr);
+    t.is(r.stdout, `${bundle}\n${args.join('\n')}\ndir=/opt/my/certs\n`);
+  });
+}
