@@ -277,16 +277,22 @@ export class GcsHttpClient {
 
   /** One request: headers from the token source, the answer's body read unless it is a 2xx to be streamed. */
   private async once(exchange: Exchange): Promise<Outcome> {
-    const auth = await this.tokens.headers(exchange.signal);
-    const { req, res } = await this.request(exchange, auth);
+    const { req, res } = await this.request(exchange, this.tokens.headers(exchange.signal));
     const status = res.statusCode ?? 0;
     if (exchange.stream && status >= 200 && status < 300) return { res, req };
     return { status, headers: res.headers, body: await readAnswer(res) };
   }
 
-  private request(exchange: Exchange, auth: Record<string, string>): Promise<{ req: ClientRequest; res: IncomingMessage }> {
+  /**
+   * Send `exchange` once `auth` (the token's headers) is in. The request is
+   * made at once, so its connection (and TLS handshake, the first time) is
+   * set up while the token is still being fetched; Node sends nothing before
+   * end(), and the headers are complete by then. A token that fails aborts
+   * the connection and is the error.
+   */
+  private request(exchange: Exchange, auth: Promise<Record<string, string>>): Promise<{ req: ClientRequest; res: IncomingMessage }> {
     return new Promise((resolve, reject) => {
-      const headers: Record<string, string | number> = { ...auth, 'User-Agent': 'gcwal', ...exchange.headers };
+      const headers: Record<string, string | number> = { 'User-Agent': 'gcwal', ...exchange.headers };
       if (exchange.body) headers['Content-Length'] = exchange.body.reduce((n, b) => n + b.length, 0);
       let sent: number | undefined;
       const req = this.lib.request(exchange.url ?? `${this.base}${exchange.path}`, { method: exchange.method, headers, agent: this.agent, signal: exchange.signal, timeout: this.timeoutMs }, (res) => {
@@ -301,8 +307,17 @@ export class GcsHttpClient {
       req.once('finish', () => (sent = performance.now()));
       req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer from Cloud Storage for ${Math.round(this.timeoutMs / 1000)} s`), { code: 'ETIMEDOUT' })));
       req.on('error', reject);
-      for (const part of exchange.body ?? []) req.write(part);
-      req.end();
+      auth.then(
+        (tokenHeaders) => {
+          for (const [name, value] of Object.entries(tokenHeaders)) if (!req.hasHeader(name)) req.setHeader(name, value);
+          for (const part of exchange.body ?? []) req.write(part);
+          req.end();
+        },
+        (err: unknown) => {
+          reject(err);
+          req.destroy();
+        },
+      );
     });
   }
 

@@ -7,6 +7,8 @@
  * fault plans are per emulator.
  */
 import test, { type ExecutionContext } from 'ava';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { AlreadyExistsError, AuthError, NotFoundError, StorageError } from '../../../core/errors.ts';
@@ -210,4 +212,55 @@ test('an abort stops a request waiting for its answer and a download in its body
   await new Promise((resolve) => stream.once('readable', resolve));
   body.abort();
   await t.throwsAsync(collect(stream), { any: true, name: 'AbortError' });
+});
+
+/** A token source whose one token arrives (or fails) when the test says so. */
+function heldToken(): { tokens: { headers(): Promise<Record<string, string>>; invalidate(): boolean; identity(): Promise<string | undefined> }; give(): void; fail(err: Error): void } {
+  let give!: () => void;
+  let fail!: (err: Error) => void;
+  const token = new Promise<Record<string, string>>((resolve, reject) => {
+    give = () => resolve({ Authorization: 'Bearer held' });
+    fail = reject;
+  });
+  return { tokens: { headers: () => token, invalidate: () => false, identity: async () => undefined }, give, fail };
+}
+
+/** A plain HTTP server that counts connections and records each request's Authorization, answering 404 JSON. */
+async function countingServer(t: ExecutionContext): Promise<{ url: string; connections: () => number; auth: (string | undefined)[] }> {
+  const auth: (string | undefined)[] = [];
+  let connections = 0;
+  const server = createServer((req, res) => {
+    auth.push(req.headers.authorization);
+    res.writeHead(404, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: { code: 404, message: 'No such object: b/o' } }));
+  });
+  server.on('connection', () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, connections: () => connections, auth };
+}
+
+test('the connection is set up while the token is still being fetched, and the request goes out with it', async (t) => {
+  const server = await countingServer(t);
+  const held = heldToken();
+  const c = new GcsHttpClient({ endpoint: server.url, tokens: held.tokens, retries: 0 });
+  t.teardown(() => c.close());
+  const asked = c.getMetadata('b', 'o');
+  for (let i = 0; i < 200 && server.connections() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  t.is(server.connections(), 1, 'connected before the token came');
+  t.deepEqual(server.auth, [], 'nothing sent before the token came');
+  held.give();
+  t.is(((await t.throwsAsync(asked)) as GcsHttpError).code, 404);
+  t.deepEqual(server.auth, ['Bearer held']);
+});
+
+test('a token that cannot be had is the error, and no request is sent', async (t) => {
+  const server = await countingServer(t);
+  const held = heldToken();
+  const c = new GcsHttpClient({ endpoint: server.url, tokens: held.tokens, retries: 0 });
+  t.teardown(() => c.close());
+  const asked = c.getMetadata('b', 'o');
+  held.fail(new AuthError('no token here', 'give one'));
+  const err = await t.throwsAsync(asked);
+  t.true(err instanceof AuthError, String(err));
+  t.deepEqual(server.auth, []);
 });
