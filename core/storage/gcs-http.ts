@@ -309,9 +309,16 @@ export class GcsHttpClient {
       req.on('error', reject);
       auth.then(
         (tokenHeaders) => {
-          for (const [name, value] of Object.entries(tokenHeaders)) if (!req.hasHeader(name)) req.setHeader(name, value);
-          for (const part of exchange.body ?? []) req.write(part);
-          req.end();
+          // Aborted (or timed out) while the token came: the error is already out.
+          if (req.destroyed) return;
+          try {
+            for (const [name, value] of Object.entries(tokenHeaders)) if (!req.hasHeader(name)) req.setHeader(name, value);
+            for (const part of exchange.body ?? []) req.write(part);
+            req.end();
+          } catch (err) {
+            reject(err);
+            req.destroy();
+          }
         },
         (err: unknown) => {
           reject(err);

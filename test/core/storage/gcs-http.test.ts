@@ -264,3 +264,17 @@ test('a token that cannot be had is the error, and no request is sent', async (t
   t.true(err instanceof AuthError, String(err));
   t.deepEqual(server.auth, []);
 });
+
+test('an abort while the token is still coming rejects at once, and the token arriving later sends nothing', async (t) => {
+  const server = await countingServer(t);
+  const held = heldToken();
+  const c = new GcsHttpClient({ endpoint: server.url, tokens: held.tokens, retries: 0 });
+  t.teardown(() => c.close());
+  const controller = new AbortController();
+  const asked = c.getMetadata('b', 'o', { signal: controller.signal });
+  controller.abort();
+  await t.throwsAsync(asked);
+  held.give();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  t.deepEqual(server.auth, [], 'no request went out');
+});
