@@ -30,6 +30,7 @@ import type { IncomingEvent } from '../../functions/lib/storage-event.ts';
 import { startPubSubEmulator, type PubSubEmulator } from '../../local/pubsub/emulator.ts';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
 import { childEnv } from '../helpers/users.ts';
+import { adoptStackEnv } from '../helpers/stack-env.ts';
 
 export const PROJECT = 'gcwal-functions-test';
 export const FUNCTIONS_IDENTITY = `gcwal-functions@${PROJECT}.iam.gserviceaccount.com`;
@@ -185,12 +186,7 @@ export async function startHarness(): Promise<Harness> {
     }),
     startPubSubEmulator({ projectId: PROJECT, env: await childEnv() }),
   ]);
-  // google-auth-library reads its environment itself, as on a real host; no
-  // gcloud ADC file of this machine may win over the metadata server.
-  for (const [k, v] of Object.entries(stack.env)) process.env[k] = v;
-  process.env.HOME = stack.dir;
-  process.env.CLOUDSDK_CONFIG = stack.dir;
-  delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+  adoptStackEnv(stack);
 
   const client = new PubSub(pubsub.clientOptions);
   let counter = 0;

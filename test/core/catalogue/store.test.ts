@@ -16,6 +16,7 @@ import { GcsStorage } from '../../../core/storage/gcs.ts';
 import { readSmallObject, writeSmallObject } from '../../../core/storage/objects.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
+import { adoptStackEnv } from '../../helpers/stack-env.ts';
 
 let stack: LocalStack;
 let counter = 0;
@@ -23,11 +24,7 @@ const dirs: string[] = [];
 
 test.before(async () => {
   stack = await startLocalStack({ agentRoles: ['roles/storage.objectAdmin'] });
-  // google-auth-library reads its environment itself, as on a real host.
-  for (const [k, v] of Object.entries(stack.env)) process.env[k] = v;
-  process.env.HOME = stack.dir;
-  process.env.CLOUDSDK_CONFIG = stack.dir;
-  delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+  adoptStackEnv(stack);
 });
 test.after.always(async () => {
   await stack?.close();

@@ -19,6 +19,7 @@ import { GcsStorage } from '../../../core/storage/gcs.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
 import { collect } from './contract.ts';
+import { adoptStackEnv } from '../../helpers/stack-env.ts';
 
 const MISSING = 'no-such-bucket';
 
@@ -28,11 +29,7 @@ let counter = 0;
 test.before(async () => {
   stack = await startLocalStack();
   stack.authority.grant(stack.agentIdentity, 'roles/storage.objectAdmin');
-  // google-auth-library reads its environment itself, as on a real host.
-  for (const [k, v] of Object.entries(stack.env)) process.env[k] = v;
-  process.env.HOME = stack.dir;
-  process.env.CLOUDSDK_CONFIG = stack.dir;
-  delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+  adoptStackEnv(stack);
 });
 test.after.always(async () => {
   await stack?.close();

@@ -15,16 +15,13 @@ import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
 import { bytes } from '../../local/gcs/harness.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { collect } from './contract.ts';
+import { adoptStackEnv } from '../../helpers/stack-env.ts';
 
 let s: LocalStack;
 
 test.before(async () => {
   s = await startLocalStack({ https: true, agentRoles: ['roles/storage.objectAdmin'] });
-  // google-auth-library (behind the client library) reads its environment itself, as on a real host.
-  for (const [k, v] of Object.entries(s.env)) process.env[k] = v;
-  process.env.HOME = s.dir;
-  process.env.CLOUDSDK_CONFIG = s.dir;
-  delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+  adoptStackEnv(s);
   // The emulator's certificate must come from caFile alone.
   delete process.env.NODE_EXTRA_CA_CERTS;
 });

@@ -13,16 +13,13 @@ import { AuthError, NotFoundError, StorageError } from '../../../core/errors.ts'
 import { GCS_SCOPES, GoogleAuthTokens, loadGoogleAuth, MetadataServerTokens } from '../../../core/storage/gcs-token.ts';
 import { freePort } from '../../../local/process/port.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
+import { adoptStackEnv } from '../../helpers/stack-env.ts';
 
 let stack: LocalStack;
 
 test.before(async () => {
   stack = await startLocalStack();
-  // google-auth-library reads its environment itself, as on a real host.
-  for (const [k, v] of Object.entries(stack.env)) process.env[k] = v;
-  process.env.HOME = stack.dir;
-  process.env.CLOUDSDK_CONFIG = stack.dir;
-  delete process.env.GOOGLE_APPLICATION_CREDENTIALS;
+  adoptStackEnv(stack);
 });
 test.after.always(async () => {
   await stack?.close();
