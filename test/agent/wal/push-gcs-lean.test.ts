@@ -10,10 +10,10 @@
  * packages are loaded through require(), see core/storage/gcs-library.ts).
  */
 import test from 'ava';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
-import { startCluster, type Cluster } from '../../helpers/cluster.ts';
+import { startWalSource, type WalSource } from '../../functions/wal-source.ts';
 import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
 import { runGcwal } from '../../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
@@ -37,7 +37,7 @@ const HEAVY = /(^|[\\/])(@google-cloud[\\/]storage|google-auth-library)([\\/]|$)
 let agent: InstalledAgent;
 let work: TempDir;
 let stack: LocalStack;
-let cluster: Cluster;
+let wal: WalSource;
 let segment: string;
 let reports = 0;
 
@@ -48,18 +48,13 @@ test.before(async () => {
   await chmod(preload, 0o644);
   agent = await installAgent({ nodeArgs: ['--require', preload] });
   stack = await startLocalStack({ prefix: 'lean' });
-  const copies = path.join(work.path, 'copies');
-  await mkdir(copies, { mode: 0o777 });
-  await chmod(copies, 0o777);
-  cluster = await startCluster({ walSegSizeMB: 1, archiveCommand: `cp %p ${copies}/%f` });
-  await cluster.query('CREATE TABLE filler AS SELECT generate_series(1, 5000) AS n');
-  const name = await cluster.switchWal();
-  await cluster.waitForArchived(name);
-  segment = path.join(copies, name);
+  wal = await startWalSource();
+  const [name] = await wal.produce(1);
+  segment = wal.file(name!);
 });
 
 test.after.always(async () => {
-  await cluster?.destroy();
+  await wal?.stop();
   await stack?.close();
   await work?.cleanup();
   await agent?.cleanup();
