@@ -239,11 +239,17 @@ async function countingServer(t: ExecutionContext): Promise<{ url: string; conne
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, connections: () => connections, auth };
 }
 
-test('the connection is set up while the token is still being fetched, and the request goes out with it', async (t) => {
+/** A client of a countingServer whose token is held back until the test gives (or fails) it. */
+async function heldClient(t: ExecutionContext) {
   const server = await countingServer(t);
   const held = heldToken();
   const c = new GcsHttpClient({ endpoint: server.url, tokens: held.tokens, retries: 0 });
   t.teardown(() => c.close());
+  return { server, held, c };
+}
+
+test('the connection is set up while the token is still being fetched, and the request goes out with it', async (t) => {
+  const { server, held, c } = await heldClient(t);
   const asked = c.getMetadata('b', 'o');
   for (let i = 0; i < 200 && server.connections() === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
   t.is(server.connections(), 1, 'connected before the token came');
@@ -254,10 +260,7 @@ test('the connection is set up while the token is still being fetched, and the r
 });
 
 test('a token that cannot be had is the error, and no request is sent', async (t) => {
-  const server = await countingServer(t);
-  const held = heldToken();
-  const c = new GcsHttpClient({ endpoint: server.url, tokens: held.tokens, retries: 0 });
-  t.teardown(() => c.close());
+  const { server, held, c } = await heldClient(t);
   const asked = c.getMetadata('b', 'o');
   held.fail(new AuthError('no token here', 'give one'));
   const err = await t.throwsAsync(asked);
@@ -266,10 +269,7 @@ test('a token that cannot be had is the error, and no request is sent', async (t
 });
 
 test('an abort while the token is still coming rejects at once, and the token arriving later sends nothing', async (t) => {
-  const server = await countingServer(t);
-  const held = heldToken();
-  const c = new GcsHttpClient({ endpoint: server.url, tokens: held.tokens, retries: 0 });
-  t.teardown(() => c.close());
+  const { server, held, c } = await heldClient(t);
   const controller = new AbortController();
   const asked = c.getMetadata('b', 'o', { signal: controller.signal });
   controller.abort();
