@@ -1,8 +1,8 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { lzoCodec } from '../../../core/codec/lzop.ts';
-import { encodeLzopInMemory, startLzopHelper, type InMemoryData, type LzopEncodeStats } from '../../../core/codec/lzop-parallel.ts';
+import { encodeLzopInMemory, startLzopHelper, type InMemoryData, type LzopEncodeStats, type LzopHelper } from '../../../core/codec/lzop-parallel.ts';
 import { execOk } from '../../helpers/exec.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -58,21 +58,25 @@ const sizes: [string, () => Buffer][] = [
   ['a 16 MiB segment', () => walLike(16 * 1024 * 1024)],
 ];
 
+/** A started helper, ready, stopped when the test ends; fails the test when the worker script is not found from source. */
+async function readyHelper(t: ExecutionContext): Promise<LzopHelper> {
+  const helper = startLzopHelper();
+  if (!helper) throw new Error('the worker script is not found from source');
+  t.teardown(() => helper.stop());
+  await helper.ready;
+  return helper;
+}
+
 for (const [what, make] of sizes) {
   test(`with the helper, ${what} encodes to the streaming compressor's bytes`, async (t) => {
-    const helper = startLzopHelper();
-    t.truthy(helper, 'the worker script is found from source');
-    t.teardown(() => helper?.stop());
-    await helper!.ready;
+    const helper = await readyHelper(t);
     const data = make();
     t.true((await collect(encodeLzopInMemory(inMemory(data), helper))).equals(await streamed(data)));
   });
 }
 
 test('a ready helper encodes part of a 16 MiB segment, and lzop -d restores the whole', async (t) => {
-  const helper = startLzopHelper()!;
-  t.teardown(() => helper.stop());
-  await helper.ready;
+  const helper = await readyHelper(t);
   const data = walLike(16 * 1024 * 1024);
   const stats: LzopEncodeStats = { helperBlocks: 0 };
   const encoded = await collect(encodeLzopInMemory(inMemory(data), helper, stats));
@@ -103,9 +107,7 @@ test('a helper stopped in the middle leaves its blocks to this thread, and the s
 });
 
 test('without shared memory this thread encodes alone, with the same bytes', async (t) => {
-  const helper = startLzopHelper()!;
-  t.teardown(() => helper.stop());
-  await helper.ready;
+  const helper = await readyHelper(t);
   const data = walLike(3 * 1024 * 1024);
   const stats: LzopEncodeStats = { helperBlocks: 0 };
   t.true((await collect(encodeLzopInMemory(inMemory(data, { shared: false }), helper, stats))).equals(await streamed(data)));
