@@ -198,10 +198,7 @@ export class GcsHttpClient {
       body: [head, ...body, tail],
       signal: options.signal,
     });
-    if (stored.crc32c !== actual) {
-      throw Object.assign(new Error(`gs://${bucket}/${name} generation ${String(stored.generation)} was stored with CRC32C ${String(stored.crc32c)}, not the ${actual} of the bytes sent`), { code: 'FILE_NO_UPLOAD' });
-    }
-    return stored;
+    return checkStored(stored, bucket, name, { crc32c: actual });
   }
 
   /**
@@ -235,11 +232,7 @@ export class GcsHttpClient {
   private async json(exchange: Exchange): Promise<Record<string, unknown>> {
     const outcome = await this.call(exchange);
     if ('res' in outcome) throw new Error('internal: a JSON call answered with a stream');
-    try {
-      return JSON.parse(outcome.body.toString('utf8')) as Record<string, unknown>;
-    } catch {
-      throw new Error(`Cloud Storage answered HTTP ${outcome.status} with a body that is not JSON: ${outcome.body.subarray(0, 200).toString('utf8')}`);
-    }
+    return jsonAnswer(outcome);
   }
 
   /** One call with its retries; resolves with a 2xx answer, throws everything else. */
@@ -267,7 +260,7 @@ export class GcsHttpClient {
         continue;
       }
       if (status === 429) this.limiter.throttled();
-      if ((status === 408 || status === 429 || status >= 500) && exchange.retry !== false && attempt < this.retries) {
+      if (transientStatus(status) && exchange.retry !== false && attempt < this.retries) {
         await this.backoff(attempt++, exchange.signal);
         continue;
       }
@@ -343,8 +336,34 @@ function objectPath(bucket: string, name: string): string {
  * made with `retry: false` themselves.
  */
 export function isTransientFailure(err: unknown): boolean {
-  if (err instanceof GcsHttpError) return err.code === 408 || err.code === 429 || err.code >= 500;
+  if (err instanceof GcsHttpError) return transientStatus(err.code);
   return !(err instanceof GcwalError) && retryable(err);
+}
+
+/** 408, 429 and 5xx: answers worth another try. */
+function transientStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** The JSON of a 2xx answer (an object resource); an Error naming the status when the body is not JSON. */
+export function jsonAnswer(answer: Pick<Answer, 'status' | 'body'>): Record<string, unknown> {
+  try {
+    return JSON.parse(answer.body.toString('utf8')) as Record<string, unknown>;
+  } catch {
+    throw new Error(`Cloud Storage answered HTTP ${answer.status} with a body that is not JSON: ${answer.body.subarray(0, 200).toString('utf8')}`);
+  }
+}
+
+/**
+ * `stored` (an upload's resource), once its `crc32c`, and its `size` when
+ * given, are those of the bytes sent; else a FILE_NO_UPLOAD error (the
+ * client library's code for it, which mapGcsError reads as damage in transit).
+ */
+export function checkStored(stored: Record<string, unknown>, bucket: string, name: string, sent: { crc32c: string; size?: number }): Record<string, unknown> {
+  const sizeDiffers = sent.size !== undefined && Number(stored.size) !== sent.size;
+  if (stored.crc32c === sent.crc32c && !sizeDiffers) return stored;
+  const what = sent.size === undefined ? `CRC32C ${String(stored.crc32c)}, not the ${sent.crc32c} of the bytes sent` : `${String(stored.size)} bytes and CRC32C ${String(stored.crc32c)}, not the ${sent.size} bytes and ${sent.crc32c} sent`;
+  throw Object.assign(new Error(`gs://${bucket}/${name} generation ${String(stored.generation)} was stored with ${what}`), { code: 'FILE_NO_UPLOAD' });
 }
 
 function retryable(err: unknown): boolean {

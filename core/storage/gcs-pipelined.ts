@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffDelay } from '../backoff.ts';
 import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
-import { GcsHttpError, isTransientFailure, type Answer, type GcsHttpClient } from './gcs-http.ts';
+import { checkStored, GcsHttpError, isTransientFailure, jsonAnswer, type Answer, type GcsHttpClient } from './gcs-http.ts';
 
 /** Chunks other than the last are multiples of this (GCS's rule). */
 export const CHUNK_QUANTUM = 256 * 1024;
@@ -103,7 +103,7 @@ export async function uploadPipelined(client: GcsHttpClient, bucket: string, nam
         // Where to go on from: the session says what it has persisted.
         answer = await client.exchange({ method: 'PUT', path: '', url: session, headers: { 'Content-Range': 'bytes */*' }, body: [], signal: options.signal, accept: [308] });
       }
-      if (answer.status !== 308) return checkStored(answer, bucket, name, held);
+      if (answer.status !== 308) return checkStored(jsonAnswer(answer), bucket, name, { crc32c: crc32cBase64(held.crc), size: held.total });
       held.acknowledge(persistedEnd(answer));
       waiters.wake();
     }
@@ -143,21 +143,6 @@ function persistedEnd(answer: Answer): number {
   const m = /^bytes=0-(\d+)$/.exec(String(range).trim());
   if (!m) throw new GcsHttpError(502, `Cloud Storage answered a resumable chunk with an unreadable Range header: ${String(range)}`);
   return Number(m[1]) + 1;
-}
-
-/** The finished upload's resource, once its size and CRC32C are those of the bytes sent. */
-function checkStored(answer: Answer, bucket: string, name: string, held: HeldBytes): Record<string, unknown> {
-  let stored: Record<string, unknown>;
-  try {
-    stored = JSON.parse(answer.body.toString('utf8')) as Record<string, unknown>;
-  } catch {
-    throw new Error(`Cloud Storage answered HTTP ${answer.status} to the last chunk with a body that is not JSON: ${answer.body.subarray(0, 200).toString('utf8')}`);
-  }
-  const actual = crc32cBase64(held.crc);
-  if (stored.crc32c !== actual || Number(stored.size) !== held.total) {
-    throw Object.assign(new Error(`gs://${bucket}/${name} generation ${String(stored.generation)} was stored with ${String(stored.size)} bytes and CRC32C ${String(stored.crc32c)}, not the ${held.total} bytes and ${actual} sent`), { code: 'FILE_NO_UPLOAD' });
-  }
-  return stored;
 }
 
 /** Best effort: a cancelled session can never finalise (GCS answers 499). */
