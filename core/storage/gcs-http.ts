@@ -132,7 +132,8 @@ export class GcsHttpClient {
   private readonly lib: typeof http | typeof https;
   private readonly agent: http.Agent;
   private readonly tokens: TokenSource;
-  private readonly retries: number;
+  /** retries of one request (GcsHttpOptions.retries); callers that resume on their own (gcs-pipelined.ts) use the same budget */
+  readonly retries: number;
   private readonly maxDelayMs: number;
   private readonly limiter: AdaptiveLimiter;
   private readonly timeoutMs: number;
@@ -321,7 +322,8 @@ export class GcsHttpClient {
     });
   }
 
-  private async backoff(attempt: number, signal: AbortSignal | undefined): Promise<void> {
+  /** Wait before retry `attempt` (0 for the first): exponential backoff with jitter, capped at maxRetryDelaySeconds; rejects when `signal` aborts. */
+  async backoff(attempt: number, signal: AbortSignal | undefined): Promise<void> {
     await sleep(backoffDelay(attempt, 250, this.maxDelayMs), undefined, { signal });
   }
 }

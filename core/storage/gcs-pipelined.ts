@@ -11,8 +11,6 @@
  * Storage itself. Wire format: /work/shared/GCS-API.md, section 2.2.
  */
 import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { backoffDelay } from '../backoff.ts';
 import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { checkStored, GcsHttpError, isTransientFailure, jsonAnswer, type Answer, type GcsHttpClient } from './gcs-http.ts';
 
@@ -29,10 +27,6 @@ export interface PipelinedUploadOptions {
   chunkLimit: number;
   /** a chunk goes up once this many bytes wait (a multiple of CHUNK_QUANTUM, at most chunkLimit) */
   minChunk: number;
-  /** failed chunk PUTs resumed per upload before giving up */
-  retries: number;
-  /** cap on one backoff wait */
-  maxRetryDelayMs: number;
 }
 
 /**
@@ -40,7 +34,7 @@ export interface PipelinedUploadOptions {
  * `source` as object `name`. Resolves with the object resource once the
  * server holds every byte and its `crc32c` matches ours. A chunk that fails
  * transiently (408, 429, 5xx, a dropped connection) is resumed from the
- * offset the session reports, up to `retries` times; any other failure, a
+ * offset the session reports, up to the client's `retries` times (with its backoff); any other failure, a
  * source error or the signal rejects, cancels the session (best effort) and
  * leaves no object. A failed precondition is a GcsHttpError 412, as for
  * GcsHttpClient.upload. Not idempotent by itself: create-only is what makes
@@ -77,7 +71,7 @@ export async function uploadPipelined(client: GcsHttpClient, bucket: string, nam
   let session: string | undefined;
   try {
     session = await startSession(client, bucket, name, options);
-    let retriesLeft = options.retries;
+    let retriesLeft = client.retries;
     for (;;) {
       if (failure) throw failure.error;
       options.signal?.throwIfAborted();
@@ -98,7 +92,7 @@ export async function uploadPipelined(client: GcsHttpClient, bucket: string, nam
         answer = await client.exchange({ method: 'PUT', path: '', url: session, headers, body: held.first(size), signal: options.signal, accept: [308], retry: false });
       } catch (err) {
         if (!isTransientFailure(err) || retriesLeft <= 0 || options.signal?.aborted) throw err;
-        await sleep(backoffDelay(options.retries - retriesLeft, 250, options.maxRetryDelayMs), undefined, { signal: options.signal });
+        await client.backoff(client.retries - retriesLeft, options.signal);
         retriesLeft--;
         // Where to go on from: the session says what it has persisted.
         answer = await client.exchange({ method: 'PUT', path: '', url: session, headers: { 'Content-Range': 'bytes */*' }, body: [], signal: options.signal, accept: [308] });

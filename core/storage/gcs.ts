@@ -10,6 +10,8 @@ import { GoogleAuthTokens, loadGoogleAuth, MetadataServerTokens, type LibraryAut
 import { normaliseGeneration } from './generation.ts';
 import { uploadPipelined } from './gcs-pipelined.ts';
 import { takeHead } from './take-head.ts';
+import { AdaptiveLimiter } from './throttle.ts';
+import type { CallOptions, DeleteOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
 
 /**
  * Writes are pipelined (sent while the source still produces) when the
@@ -20,8 +22,6 @@ import { takeHead } from './take-head.ts';
 export const PIPELINE_TURNAROUND_MS = 10;
 /** A pipelined write starts its session once this many bytes are in and the source goes on, and sends chunks of at least this size. */
 export const PIPELINE_FROM = 2 * 1024 * 1024;
-import { AdaptiveLimiter } from './throttle.ts';
-import type { CallOptions, DeleteOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
 
 export { GCS_SCOPES } from './gcs-token.ts';
 
@@ -241,8 +241,6 @@ export class GcsStorage implements Storage {
           signal: options.signal,
           chunkLimit: this.chunkSize,
           minChunk: pipelineFrom,
-          retries: this.options.retries ?? 5,
-          maxRetryDelayMs: (this.options.maxRetryDelaySeconds ?? 32) * 1000,
         });
         return infoFromMetadata(key, stored);
       }

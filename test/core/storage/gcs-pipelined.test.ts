@@ -27,8 +27,8 @@ async function stack(t: ExecutionContext): Promise<LocalStack> {
   return s;
 }
 
-function client(s: LocalStack): GcsHttpClient {
-  const c = new GcsHttpClient({ endpoint: s.emulator.url, tokens: new MetadataServerTokens({ host: s.metadata.host }), retries: 3, maxRetryDelaySeconds: 0.05 });
+function client(s: LocalStack, retries = 5): GcsHttpClient {
+  const c = new GcsHttpClient({ endpoint: s.emulator.url, tokens: new MetadataServerTokens({ host: s.metadata.host }), retries, maxRetryDelaySeconds: 0.02 });
   return c;
 }
 
@@ -36,8 +36,6 @@ const options = (extra: Partial<PipelinedUploadOptions> = {}): PipelinedUploadOp
   ifGenerationMatch: '0',
   chunkLimit: 2 * MiB,
   minChunk: 1 * MiB,
-  retries: 5,
-  maxRetryDelayMs: 20,
   ...extra,
 });
 
@@ -86,13 +84,13 @@ test('an object still coming in goes up in chunks while it comes and is stored w
 
 test('chunks that are refused or cut off are resumed from what the session holds, and the object is exact', async (t) => {
   const s = await stack(t);
-  const http = client(s);
+  const http = client(s, 20);
   const data = bytes(6 * MiB + 1, 3);
   let faulted = 0;
   // One session PUT in three fails (a 503, or a reset in mid-body): the
   // first chunk, then every third PUT counting the status queries.
   spy(s, ['503', 'reset-upload'], (method, target) => method === 'PUT' && target.includes('upload_id=') && ++faulted % 3 === 1, 11);
-  const stored = await uploadPipelined(http, s.bucket, 'p/faults', [], slowSource(data, 512 * KiB), options({ retries: 20 }));
+  const stored = await uploadPipelined(http, s.bucket, 'p/faults', [], slowSource(data, 512 * KiB), options());
   t.true(faulted >= 6, `${faulted} session PUTs seen`);
   t.is(stored.crc32c, crc32cBase64(crc32c(data)));
   t.true((await collect(await http.download(s.bucket, 'p/faults'))).equals(data));
