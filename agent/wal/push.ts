@@ -6,6 +6,7 @@ import { getCodec } from '../../core/codec/index.ts';
 import type { CodecName } from '../../core/codec/types.ts';
 import { AlreadyExistsError, ConflictError, CorruptObjectError, InvalidInputError, StorageError } from '../../core/errors.ts';
 import { Meta, walObjectKey } from '../../core/layout.ts';
+import { handled } from '../../core/handled.ts';
 import { ensureRepositoryIdentity, readRepositoryIdentity, type RepositoryIdentity } from '../../core/repository.ts';
 import { recordedRawChecksum } from '../../core/storage/decode.ts';
 import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
@@ -113,12 +114,6 @@ function checkLocalFile(name: string, kind: WalFileName, source: WalSource): Seg
     throw new InvalidInputError(`${name} is ${source.size} bytes but its header says segments are ${checked.segmentSize} bytes`, 'the file is truncated or not a WAL segment; do not archive it');
   }
   return { systemIdentifier: checked.systemIdentifier, walSegmentSize: checked.segmentSize };
-}
-
-/** `promise`, marked handled: it may fail before anyone awaits it, or be dropped after a local failure. */
-function handled<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(() => {});
-  return promise;
 }
 
 /** One attempt; `identityRead` is a read of the repository's identity already under way (first attempt only). */

@@ -17,6 +17,7 @@ import { pipeline, Readable, Transform, type TransformCallback } from 'node:stre
 import { crc32c } from '../../core/checksum/crc32c.ts';
 import type { InMemoryData } from '../../core/codec/lzop-parallel.ts';
 import { InvalidInputError } from '../../core/errors.ts';
+import { handled } from '../../core/handled.ts';
 
 /** Largest file read into memory whole: 64 MiB, four times the default segment size. */
 export const WHOLE_FILE_LIMIT = 64 * 1024 * 1024;
@@ -103,7 +104,7 @@ export async function readWalSource(filePath: string, options: { wholeFileLimit?
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   if (size > limit) {
     await handle.close().catch(() => {});
-    const scanned = settled(scanLarge(filePath, size, signal));
+    const scanned = handled(scanLarge(filePath, size, signal));
     return {
       size,
       head,
@@ -115,11 +116,11 @@ export async function readWalSource(filePath: string, options: { wholeFileLimit?
     };
   }
   const read = readWhole(handle, size, filePath, signal, options.shared ?? false);
-  settled(read.done.finally(() => handle.close().catch(() => {})));
+  handled(read.done.finally(() => handle.close().catch(() => {})));
   // fast-crc32c is a native addon that takes a few milliseconds to load: load
   // it now, while the reads run on libuv's threads, not after them.
   crc32c(Buffer.alloc(0));
-  const crc = settled(checksumPieces(read));
+  const crc = handled(checksumPieces(read));
   return {
     size,
     head,
@@ -147,16 +148,6 @@ interface WholeRead {
 }
 
 /**
- * The promise itself, marked as handled: a background read may fail before
- * anyone awaits it (or when nobody will), which must not end the process as
- * an unhandled rejection. Whoever awaits it still gets the error.
- */
-function settled<T>(promise: Promise<T>): Promise<T> {
-  promise.catch(() => {});
-  return promise;
-}
-
-/**
  * Read `size` bytes with READS_IN_FLIGHT lanes of READ_CHUNK reads (see
  * READ_CHUNK for why). Every promise is marked handled: a piece nobody waits
  * for any more must not end the process as an unhandled rejection.
@@ -166,7 +157,7 @@ function readWhole(handle: fs.FileHandle, size: number, filePath: string, signal
   const data = shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafe(size);
   const count = Math.ceil(size / READ_CHUNK);
   const settle: { resolve: () => void; reject: (err: unknown) => void }[] = [];
-  const pieces = Array.from({ length: count }, () => settled(new Promise<void>((resolve, reject) => settle.push({ resolve, reject }))));
+  const pieces = Array.from({ length: count }, () => handled(new Promise<void>((resolve, reject) => settle.push({ resolve, reject }))));
   let next = 0;
   let failure: unknown;
   const lane = async () => {
@@ -184,7 +175,7 @@ function readWhole(handle: fs.FileHandle, size: number, filePath: string, signal
       }
     }
   };
-  const done = settled(
+  const done = handled(
     (async () => {
       await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, count) }, lane));
       if (failure === undefined) {
