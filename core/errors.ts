@@ -36,6 +36,8 @@ export const ExitCode = {
   destinationNotEmpty: 10,
   internal: 11,
   localIo: 12,
+  /** the repository has no gcwal.json: never created (gcwal repo-create), or GCWAL_REPO points at the wrong place */
+  repoMissing: 13,
   interrupted: 130,
   /** wal-fetch during archive recovery: > 125 makes PostgreSQL stop instead of promoting early */
   recoveryFatal: 126,
@@ -45,6 +47,18 @@ export const ExitCode = {
 export class NotFoundError extends GcwalError {
   constructor(message: string, hint = 'check the name and the repository', options?: { cause?: unknown }) {
     super('not_found', message, hint, ExitCode.notFound, options);
+  }
+}
+
+/**
+ * The repository has no identity (gcwal.json): it was never created with
+ * `gcwal repo-create`, or GCWAL_REPO names the wrong place (a typo, an
+ * unmounted volume, a missing bucket). Never created implicitly: a push into
+ * the wrong place would start a second archive nobody restores from.
+ */
+export class RepositoryMissingError extends GcwalError {
+  constructor(url: string, detail = 'has no gcwal.json', options?: { cause?: unknown }) {
+    super('repo_missing', `repository ${url} ${detail}`, 'check GCWAL_REPO; if this is a new repository, create it once with gcwal repo-create (with the same PGHOST/PGPORT settings as backup-push)', ExitCode.repoMissing, options);
   }
 }
 

@@ -1,4 +1,4 @@
-import { AlreadyExistsError, ClusterMismatchError, CorruptObjectError, NotFoundError } from './errors.ts';
+import { AlreadyExistsError, ClusterMismatchError, CorruptObjectError, NotFoundError, RepositoryMissingError } from './errors.ts';
 import { REPOSITORY_KEY } from './layout.ts';
 import { readSmallObject, writeSmallObject } from './storage/objects.ts';
 import type { CallOptions, Storage } from './storage/types.ts';
@@ -12,7 +12,7 @@ export interface RepositoryIdentity {
   created: string;
 }
 
-/** The repository's identity, or undefined when nothing was ever pushed. */
+/** The repository's identity, or undefined when it has none (never created). */
 export async function readRepositoryIdentity(storage: Storage, options: CallOptions = {}): Promise<RepositoryIdentity | undefined> {
   // One request, not stat-then-read: wal-push pays for this on every segment.
   let body: Buffer;
@@ -65,4 +65,24 @@ export async function ensureRepositoryIdentity(
     throw new ClusterMismatchError(`repository ${storage.url} holds ${identity.walSegmentSize}-byte WAL segments, this cluster writes ${cluster.walSegmentSize}-byte ones`);
   }
   return identity;
+}
+
+/** The repository's identity; RepositoryMissingError when it has none. */
+export async function requireRepositoryIdentity(storage: Storage, options: CallOptions & { read?: Promise<RepositoryIdentity | undefined> } = {}): Promise<RepositoryIdentity> {
+  const identity = await (options.read ?? readRepositoryIdentity(storage, options));
+  if (!identity) throw new RepositoryMissingError(storage.url);
+  return identity;
+}
+
+/**
+ * Create the repository's identity for `cluster` (gcwal repo-create), or
+ * confirm an existing one is this cluster's: idempotent for the same cluster,
+ * ClusterMismatchError for another. The only place a repository is created.
+ */
+export function createRepositoryIdentity(
+  storage: Storage,
+  cluster: { systemIdentifier: string; walSegmentSize: number },
+  options: CallOptions = {},
+): Promise<RepositoryIdentity> {
+  return ensureRepositoryIdentity(storage, cluster, options);
 }
