@@ -10,7 +10,7 @@ import { authenticate, type Backend, type RequestContext } from './context.ts';
 import { composeObject, rewriteObject } from './copy.ts';
 import { handleDownload } from './download.ts';
 import { ApiError, sendError } from './errors.ts';
-import type { Fault, FaultInjector } from './faults.ts';
+import { corruptInTransit, type Fault, type FaultInjector } from './faults.ts';
 import { deleteObject, getObject, listObjects, patchObject } from './objects-api.ts';
 import { handleSessionDelete, handleSessionPut } from './resumable.ts';
 import { downloads, route, uploadsBody, type Route } from './router.ts';
@@ -116,6 +116,8 @@ export async function dispatch(state: DispatchState, req: IncomingMessage, res: 
         throw faultError(fault.status);
       } else if (fault.kind === 'reset-upload') {
         return await resetUpload(req);
+      } else if (fault.kind === 'corrupt-upload') {
+        corruptInTransit(req);
       }
     }
     // A resumable session URI is itself the authorisation to upload to it (as on GCS),

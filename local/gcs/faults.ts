@@ -5,12 +5,13 @@
  * kinds that apply to the request at hand; a request to which none applies
  * is left alone. With a seed the sequence of decisions is reproducible.
  */
+import type { IncomingMessage } from 'node:http';
 
 /** See GcsEmulatorOptions / GcsEmulator.setFaults in server.ts. */
 export interface FaultPlan {
   /** 0..1: probability a matching request is faulted */
   rate: number;
-  kinds: ('429' | '503' | 'reset-upload' | 'reset-download' | 'slow')[];
+  kinds: ('429' | '503' | 'reset-upload' | 'reset-download' | 'corrupt-upload' | 'slow')[];
   /** delay for `slow` (default 2000 ms) */
   slowMs?: number;
   /** deterministic sequence when given */
@@ -26,6 +27,7 @@ export type Fault =
   | { kind: 'status'; status: 429 | 503 }
   | { kind: 'reset-upload' }
   | { kind: 'reset-download' }
+  | { kind: 'corrupt-upload' }
   | { kind: 'slow'; ms: number };
 
 /** What a request is, as far as faults care. */
@@ -74,7 +76,7 @@ export class FaultInjector {
     if (this.plan.rate <= 0 || this.plan.kinds.length === 0) return undefined;
     if (this.random() >= this.plan.rate) return undefined;
     const applicable = this.plan.kinds.filter(
-      (kind) => (kind !== 'reset-upload' || target.uploadsBody) && (kind !== 'reset-download' || target.downloads),
+      (kind) => ((kind !== 'reset-upload' && kind !== 'corrupt-upload') || target.uploadsBody) && (kind !== 'reset-download' || target.downloads),
     );
     if (applicable.length === 0) return undefined;
     const kind = applicable[Math.floor(this.random() * applicable.length)];
@@ -89,4 +91,29 @@ export class FaultInjector {
         return { kind };
     }
   }
+}
+
+/**
+ * Damage `req`'s body in transit (a `corrupt-upload` fault): the byte in the
+ * middle of what the client sends (by Content-Length) arrives flipped, so a
+ * multipart body keeps its framing and a resumable chunk its length, and
+ * only a checksum can tell. The parser pushes body bytes through
+ * `req.push`, which is wrapped here before the handler reads any.
+ */
+export function corruptInTransit(req: IncomingMessage): void {
+  const length = Number(req.headers['content-length'] ?? NaN);
+  let at = Number.isFinite(length) && length > 0 ? Math.floor(length / 2) : 0;
+  const push = req.push.bind(req);
+  req.push = (chunk: unknown, encoding?: BufferEncoding) => {
+    if (at >= 0 && Buffer.isBuffer(chunk)) {
+      if (at < chunk.length) {
+        const copy = Buffer.from(chunk);
+        copy[at] = copy[at]! ^ 0xff;
+        at = -1;
+        return push(copy, encoding);
+      }
+      at -= chunk.length;
+    }
+    return push(chunk, encoding);
+  };
 }

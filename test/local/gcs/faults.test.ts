@@ -5,6 +5,7 @@ import { request } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Storage } from '@google-cloud/storage';
+import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { FaultInjector, type FaultTarget } from '../../../local/gcs/faults.ts';
 import { bytes, raw, startTestEmulator } from './harness.ts';
 
@@ -117,4 +118,22 @@ test('a seeded plan makes the same decisions every time', (t) => {
   // reset-upload never applies to a download.
   const kinds = Array.from({ length: 200 }, () => new FaultInjector({ rate: 1, kinds: ['reset-upload'] }).decide(target));
   t.true(kinds.every((k) => k === undefined));
+});
+
+test('a corrupted upload arrives with one byte flipped: a media upload is stored damaged, one that claims its CRC32C is refused', async (t) => {
+  const { emu } = await startTestEmulator(t);
+  await emu.createBucket('bkt');
+  const data = bytes(100_000, 5);
+  emu.setFaults({ rate: 1, kinds: ['corrupt-upload'], match: isUpload });
+  const stored = await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=damaged`, { method: 'POST', body: data });
+  t.is(stored.status, 200);
+  const claimed = await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=checked`, { method: 'POST', body: data, headers: { 'x-goog-hash': `crc32c=${crc32cBase64(crc32c(data))}` } });
+  t.is(claimed.status, 400);
+  t.regex(claimed.json().error.message, /CRC32C/);
+  emu.setFaults(undefined);
+  const back = (await raw(`${emu.url}/storage/v1/b/bkt/o/damaged?alt=media`)).body;
+  t.is(back.length, data.length);
+  const differing = [...back].flatMap((b, i) => (b === data[i] ? [] : [i]));
+  t.deepEqual(differing, [data.length / 2]);
+  t.is((await raw(`${emu.url}/storage/v1/b/bkt/o/checked`)).status, 404);
 });
