@@ -15,9 +15,10 @@ export const EXIT_CODES: readonly [number, string][] = [
   [ExitCode.storage, 'the repository could not be read or written (after retries)'],
   [ExitCode.auth, 'credentials missing or lacking a permission'],
   [ExitCode.postgres, 'PostgreSQL could not be reached or refused a query'],
-  [ExitCode.destinationNotEmpty, 'the restore destination is not empty'],
+  [ExitCode.destinationNotEmpty, 'the restore destination, or the location repo-create was given, is not empty'],
   [ExitCode.internal, 'unexpected internal error (a bug)'],
   [ExitCode.localIo, 'a local file could not be read or written (disk full, permissions)'],
+  [ExitCode.repoMissing, 'the repository does not exist (no gcwal.json, a missing directory or bucket): check GCWAL_REPO, or create it with gcwal repo-create'],
   [ExitCode.interrupted, 'interrupted (SIGINT/SIGTERM); nothing was left half-written'],
   [ExitCode.recoveryFatal, 'wal-fetch during archive recovery hit a persistent error: PostgreSQL stops instead of promoting early'],
 ];

@@ -57,8 +57,19 @@ export class NotFoundError extends GcwalError {
  * the wrong place would start a second archive nobody restores from.
  */
 export class RepositoryMissingError extends GcwalError {
-  constructor(url: string, detail = 'has no gcwal.json', options?: { cause?: unknown }) {
-    super('repo_missing', `repository ${url} ${detail}`, 'check GCWAL_REPO; if this is a new repository, create it once with gcwal repo-create (with the same PGHOST/PGPORT settings as backup-push)', ExitCode.repoMissing, options);
+  constructor(url: string, detail = 'has no gcwal.json', options?: { cause?: unknown; hint?: string }) {
+    super('repo_missing', `repository ${url} ${detail}`, options?.hint ?? 'check GCWAL_REPO; if this is a new repository, create it once with gcwal repo-create (with the same PGHOST/PGPORT settings as backup-push)', ExitCode.repoMissing, options);
+  }
+}
+
+/**
+ * gcwal repo-create found objects but no gcwal.json where the repository is
+ * to be: another tool's files, or an archive whose identity was lost. Not
+ * adopted without --force.
+ */
+export class RepositoryNotEmptyError extends GcwalError {
+  constructor(url: string, found: string) {
+    super('repo_not_empty', `repository ${url} is not empty (it holds ${found}) but has no gcwal.json`, 'point GCWAL_REPO at an empty or new location; if this is this cluster\'s own archive whose gcwal.json was lost, run gcwal repo-create --force', ExitCode.destinationNotEmpty);
   }
 }
 

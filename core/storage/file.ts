@@ -85,6 +85,34 @@ export class FileStorage implements Storage {
     this.root = fileURLToPath(this.url.startsWith('file:///') ? this.url : `file://${url.slice(7)}`);
   }
 
+  /**
+   * Create the root directory (and missing parents) with mode 0700, for
+   * gcwal repo-create; resolves true when it did not exist. Writes never
+   * create the root: a missing one (an unmounted volume, a typo) is
+   * RepositoryMissingError, not a fresh archive.
+   */
+  async createRoot(): Promise<boolean> {
+    if (await exists(this.root)) return false;
+    try {
+      await fs.mkdir(this.root, { recursive: true, mode: 0o700 });
+      await fs.chmod(this.root, 0o700);
+      await fsyncPath(path.dirname(this.root));
+    } catch (err) {
+      throw mapFsError(err, `create directory ${this.root}`);
+    }
+    return true;
+  }
+
+  /** The root's entries other than gcwal's private area and a mount point's lost+found; undefined when the root does not exist. */
+  async rootEntries(): Promise<string[] | undefined> {
+    try {
+      return (await fs.readdir(this.root)).filter((name) => name !== PRIVATE_DIR && name !== 'lost+found');
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw mapFsError(err, `list ${this.root}`);
+    }
+  }
+
   private dataPath(key: string): string {
     checkKey(key);
     return path.join(this.root, ...key.split('/'));

@@ -26,6 +26,7 @@ const BUCKET_PERMISSIONS: readonly Permission[] = [
   'storage.buckets.create',
   'storage.buckets.delete',
   'storage.buckets.get',
+  'storage.buckets.list',
   'storage.buckets.update',
 ];
 

@@ -8,6 +8,7 @@
 /** The IAM permissions the emulator checks (a subset of GCS's). */
 export type Permission =
   | 'storage.buckets.get'
+  | 'storage.buckets.list'
   | 'storage.buckets.create'
   | 'storage.buckets.update'
   | 'storage.buckets.delete'

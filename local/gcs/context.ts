@@ -9,6 +9,7 @@ import type { AccessControl, Permission } from '../auth/types.ts';
 import { ApiError } from './errors.ts';
 import type { EventDispatcher } from './events.ts';
 import type { Fault } from './faults.ts';
+import { ROUTE_TABLE, type Route } from './router.ts';
 import type { Store } from './store.ts';
 import type { Sessions } from './sessions.ts';
 
@@ -73,13 +74,39 @@ export function authorize(ctx: RequestContext, permission: Permission, bucket: s
 }
 
 /** {@link authorize} for an identity remembered elsewhere (a resumable session's creator). */
-export function authorizeIdentity(access: AccessControl | undefined, identity: string | undefined, permission: Permission, bucket: string, on: 'object' | 'bucket' = 'object'): void {
+export function authorizeIdentity(access: AccessControl | undefined, identity: string | undefined, permission: Permission, bucket: string, on: 'object' | 'bucket' | 'project' = 'object'): void {
   if (!access) return;
-  const what = `${permission} access to the Google Cloud Storage ${on}. Permission '${permission}' denied on resource (or it may not exist).`;
+  const resource = on === 'project' ? 'Google Cloud project' : `Google Cloud Storage ${on}`;
+  const what = `${permission} access to the ${resource}. Permission '${permission}' denied on resource (or it may not exist).`;
   if (identity === undefined) {
     throw new ApiError(401, 'required', `Anonymous caller does not have ${what}`, { 'WWW-Authenticate': 'Bearer realm="https://accounts.google.com/"' });
   }
   if (!access.allowed(identity, permission, bucket)) throw new ApiError(403, 'forbidden', `${identity} does not have ${what}`);
+}
+
+/** The bucket argument of a project-wide permission: a grant on every bucket holds it (local/auth ALL_BUCKETS). */
+const PROJECT = '*';
+
+/**
+ * Throw unless the caller may call `route` at all, as ROUTE_TABLE says: 401
+ * for an anonymous caller, 403 for one lacking the route's permission. A
+ * resumable session's data requests pass without a token when their URI
+ * names a live session of that bucket; otherwise an anonymous one is 401 (a
+ * guessed or stale session id tells nothing to a caller with no credential),
+ * and an authenticated one reaches the handler (404 for an unknown session).
+ * Handlers still check what else an operation needs (compose and rewrite
+ * read their sources and create their destination).
+ */
+export function authorizeRoute(ctx: RequestContext, route: Route): void {
+  const { access } = ROUTE_TABLE[route.op];
+  if ('session' in access) {
+    if (ctx.identity !== undefined || !('uploadId' in route)) return;
+    if (ctx.backend.sessions.get(route.uploadId)?.bucket === route.bucket) return;
+    authorizeIdentity(ctx.backend.access, undefined, 'storage.objects.create', route.bucket);
+    return;
+  }
+  const bucket = access.on === 'project' || !('bucket' in route) ? PROJECT : route.bucket;
+  authorizeIdentity(ctx.backend.access, ctx.identity, access.permission, bucket, access.on);
 }
 
 /** Send a JSON body with status `status` (default 200). */

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deleteBucket, getBucket, insertBucket, listBuckets, patchBucket } from './buckets-api.ts';
-import { authenticate, type Backend, type RequestContext } from './context.ts';
+import { authenticate, authorizeRoute, type Backend, type RequestContext } from './context.ts';
 import { composeObject, rewriteObject } from './copy.ts';
 import { handleDownload } from './download.ts';
 import { ApiError, sendError } from './errors.ts';
@@ -101,7 +101,9 @@ export async function dispatch(state: DispatchState, req: IncomingMessage, res: 
   try {
     const url = new URL(req.url ?? '/', baseUrl);
     const r = route(method, url);
-    let fault: Fault | undefined = state.faults()?.decide({
+    const injector = state.faults();
+    if (injector?.latencyMs) await sleep(injector.latencyMs, undefined, { signal: state.closing });
+    let fault: Fault | undefined = injector?.decide({
       method,
       path: req.url ?? '/',
       uploadsBody: uploadsBody(r, method, url, req.headers as Record<string, string>),
@@ -120,10 +122,12 @@ export async function dispatch(state: DispatchState, req: IncomingMessage, res: 
         corruptInTransit(req);
       }
     }
-    // A resumable session URI is itself the authorisation to upload to it (as on GCS),
-    // but a token that is sent must still be valid.
+    // Every route checks its caller here, before its handler reads anything (ROUTE_TABLE);
+    // a token that is sent must be valid even where the session URI would do.
     const identity = authenticate(req, state.backend.access);
-    await run({ req, res, url, baseUrl, identity, fault, backend: state.backend }, r);
+    const ctx: RequestContext = { req, res, url, baseUrl, identity, fault, backend: state.backend };
+    authorizeRoute(ctx, r);
+    await run(ctx, r);
   } catch (err) {
     if (!req.socket || req.socket.destroyed) return;
     sendError(res, err);

@@ -5,6 +5,7 @@
  * `/storage/v1/upload/storage/v1` and gcloud's `/resumable/upload/storage/v1`,
  * downloads by `?alt=media` or `/download/storage/v1`. Pure: no I/O.
  */
+import type { Permission } from '../auth/types.ts';
 import { ApiError, invalid } from './errors.ts';
 
 /** One operation with its parsed arguments. */
@@ -16,6 +17,51 @@ export type Route =
   | { op: 'object.rewrite' | 'object.copy'; bucket: string; name: string; destBucket: string; destName: string }
   | { op: 'upload.post'; bucket: string }
   | { op: 'upload.session.put' | 'upload.session.delete'; bucket: string; uploadId: string };
+
+/** An operation's name. */
+export type Op = Route['op'];
+
+/**
+ * What an operation asks of its caller, checked before its handler runs
+ * (context.ts authorizeRoute): an IAM permission on the project (held
+ * through a grant on every bucket) or on the route's bucket; or, for the
+ * data requests of a resumable upload, the session URI itself, which on GCS
+ * is the credential for them ("the session URI acts as an authentication
+ * token"). Nothing else in the JSON API answers an anonymous caller.
+ */
+export type RouteAccess = { permission: Permission; on: 'project' | 'bucket' | 'object' } | { session: true };
+
+/** One operation's access rule, and a request that reaches it. */
+export interface RouteEntry {
+  access: RouteAccess;
+  /** a request the router maps to this operation, on bucket `bkt` and object `obj` (tests walk the table with it) */
+  sample: { method: string; path: string };
+}
+
+/**
+ * Every operation the emulator serves. Keyed by the Route union, so a new
+ * operation does not compile until it says who may call it.
+ */
+export const ROUTE_TABLE: { readonly [K in Op]: RouteEntry } = Object.freeze({
+  'bucket.list': { access: { permission: 'storage.buckets.list', on: 'project' }, sample: { method: 'GET', path: '/b?project=p' } },
+  'bucket.insert': { access: { permission: 'storage.buckets.create', on: 'project' }, sample: { method: 'POST', path: '/storage/v1/b?project=p' } },
+  'bucket.get': { access: { permission: 'storage.buckets.get', on: 'bucket' }, sample: { method: 'GET', path: '/storage/v1/b/bkt' } },
+  'bucket.patch': { access: { permission: 'storage.buckets.update', on: 'bucket' }, sample: { method: 'PATCH', path: '/storage/v1/b/bkt' } },
+  'bucket.delete': { access: { permission: 'storage.buckets.delete', on: 'bucket' }, sample: { method: 'DELETE', path: '/storage/v1/b/bkt' } },
+  'object.list': { access: { permission: 'storage.objects.list', on: 'bucket' }, sample: { method: 'GET', path: '/storage/v1/b/bkt/o' } },
+  'object.get': { access: { permission: 'storage.objects.get', on: 'object' }, sample: { method: 'GET', path: '/storage/v1/b/bkt/o/obj' } },
+  'object.download': { access: { permission: 'storage.objects.get', on: 'object' }, sample: { method: 'GET', path: '/download/storage/v1/b/bkt/o/obj?alt=media' } },
+  'object.patch': { access: { permission: 'storage.objects.update', on: 'object' }, sample: { method: 'PATCH', path: '/storage/v1/b/bkt/o/obj' } },
+  'object.update': { access: { permission: 'storage.objects.update', on: 'object' }, sample: { method: 'PUT', path: '/storage/v1/b/bkt/o/obj' } },
+  'object.delete': { access: { permission: 'storage.objects.delete', on: 'object' }, sample: { method: 'DELETE', path: '/storage/v1/b/bkt/o/obj' } },
+  // compose and rewrite also check reading the sources and creating the destination in their handlers
+  'object.compose': { access: { permission: 'storage.objects.create', on: 'object' }, sample: { method: 'POST', path: '/storage/v1/b/bkt/o/obj/compose' } },
+  'object.rewrite': { access: { permission: 'storage.objects.get', on: 'object' }, sample: { method: 'POST', path: '/storage/v1/b/bkt/o/obj/rewriteTo/b/bkt/o/copy' } },
+  'object.copy': { access: { permission: 'storage.objects.get', on: 'object' }, sample: { method: 'POST', path: '/storage/v1/b/bkt/o/obj/copyTo/b/bkt/o/copy' } },
+  'upload.post': { access: { permission: 'storage.objects.create', on: 'object' }, sample: { method: 'POST', path: '/upload/storage/v1/b/bkt/o?uploadType=media&name=obj' } },
+  'upload.session.put': { access: { session: true }, sample: { method: 'PUT', path: '/upload/storage/v1/b/bkt/o?uploadType=resumable&upload_id=guessed' } },
+  'upload.session.delete': { access: { session: true }, sample: { method: 'DELETE', path: '/upload/storage/v1/b/bkt/o?uploadType=resumable&upload_id=guessed' } },
+});
 
 function decode(segment: string): string {
   try {

@@ -3,10 +3,11 @@ process.env.METADATA_SERVER_DETECTION = 'none';
 import test from 'ava';
 import { Storage } from '@google-cloud/storage';
 import type { AccessControl, Permission } from '../../../local/auth/types.ts';
+import { route, ROUTE_TABLE, type Op } from '../../../local/gcs/router.ts';
 import { logRequests, raw, startTestEmulator } from './harness.ts';
 
 const ALL: Permission[] = [
-  'storage.buckets.get', 'storage.buckets.create', 'storage.buckets.update', 'storage.buckets.delete',
+  'storage.buckets.get', 'storage.buckets.list', 'storage.buckets.create', 'storage.buckets.update', 'storage.buckets.delete',
   'storage.objects.create', 'storage.objects.delete', 'storage.objects.get', 'storage.objects.list', 'storage.objects.update',
 ];
 
@@ -137,4 +138,75 @@ test('without an AccessControl anyone may do anything', async (t) => {
   await emu.createBucket('bkt');
   const response = await raw(`${emu.url}/storage/v1/b/bkt/o`, { headers: { Authorization: 'Bearer whatever' } });
   t.is(response.status, 200);
+});
+
+const OPS = Object.keys(ROUTE_TABLE) as Op[];
+
+test('every sample request of the route table reaches its own operation', (t) => {
+  for (const op of OPS) {
+    const { method, path } = ROUTE_TABLE[op].sample;
+    t.is(route(method, new URL(path, 'http://h')).op, op, `${method} ${path}`);
+  }
+});
+
+/**
+ * Every route of the table, from the router itself, answers an anonymous
+ * caller 401, and a caller holding every permission but the route's own 403:
+ * on an emulator with a bucket and an object, so no answer can be a 404.
+ */
+test('every route of the emulator answers 401 without a token and 403 without its permission', async (t) => {
+  const lacking = (permission: Permission) => `all-but-${permission}`;
+  const access: AccessControl = {
+    identify: (token) => (token.startsWith('all-but-') ? `${token}@test.iam.gserviceaccount.com` : undefined),
+    allowed: (identity, permission) => !identity.startsWith(`${lacking(permission)}@`),
+  };
+  const { emu } = await startTestEmulator(t, { access });
+  await emu.createBucket('bkt');
+  const admin = 'all-but-none';
+  await clientWithToken(emu.url, admin).bucket('bkt').file('obj').save('x', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
+  t.true(OPS.length >= 17, 'the table lists every operation');
+  for (const op of OPS) {
+    const { method, path } = ROUTE_TABLE[op].sample;
+    const anonymous = await raw(`${emu.url}${path}`, { method });
+    t.is(anonymous.status, 401, `${op}: ${method} ${path} answered ${anonymous.status} ${anonymous.body.toString().slice(0, 200)}`);
+    t.is(anonymous.json().error.errors[0].reason, 'required', op);
+    const rule = ROUTE_TABLE[op].access;
+    if (!('permission' in rule)) continue;
+    const denied = await raw(`${emu.url}${path}`, { method, headers: { Authorization: `Bearer ${lacking(rule.permission)}` } });
+    t.is(denied.status, 403, `${op}: ${method} ${path} without ${rule.permission} answered ${denied.status} ${denied.body.toString().slice(0, 200)}`);
+    t.regex(denied.json().error.message, new RegExp(`does not have ${rule.permission.replaceAll('.', '\\.')} access`), op);
+  }
+  t.is((await clientWithToken(emu.url, admin).bucket('bkt').file('obj').download())[0].toString(), 'x', 'nothing was changed');
+});
+
+test('a resumable session URI is the credential for its data requests, as on GCS, but only for a live session of its bucket', async (t) => {
+  const { emu } = await startTestEmulator(t, { access: authority(GRANTS) });
+  await emu.createBucket('bkt');
+  await emu.createBucket('other');
+  const start = await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=resumable&name=obj&ifGenerationMatch=0`, {
+    method: 'POST',
+    headers: { Authorization: 'Bearer writer-token', 'Content-Type': 'application/json' },
+    body: '{}',
+  });
+  t.is(start.status, 200);
+  const session = String(start.headers.location);
+  const otherBucket = session.replace('/b/bkt/', '/b/other/');
+  t.is((await raw(otherBucket, { method: 'PUT', headers: { 'Content-Range': 'bytes */*' } })).status, 401);
+  const put = await raw(session, { method: 'PUT', headers: { 'Content-Range': 'bytes 0-4/5' }, body: 'hello' });
+  t.is(put.status, 200, put.body.toString());
+  t.is(put.json().name, 'obj');
+  // With a token, an unknown session is what it is: not found.
+  const guessed = `${emu.url}/upload/storage/v1/b/bkt/o?uploadType=resumable&upload_id=guessed`;
+  t.is((await raw(guessed, { method: 'PUT', headers: { 'Content-Range': 'bytes */*', Authorization: 'Bearer writer-token' } })).status, 404);
+});
+
+test('listing buckets needs storage.buckets.list on the project', async (t) => {
+  const { emu } = await startTestEmulator(t, { access: authority(GRANTS) });
+  await emu.createBucket('bkt');
+  t.is((await raw(`${emu.url}/b?project=p`)).status, 401);
+  const reader = await raw(`${emu.url}/b?project=p`, { headers: { Authorization: 'Bearer reader-token' } });
+  t.is(reader.status, 403);
+  t.regex(reader.json().error.message, /does not have storage\.buckets\.list access to the Google Cloud project/);
+  const [buckets] = await clientWithToken(emu.url, 'admin-token').getBuckets();
+  t.deepEqual(buckets.map((b) => b.name), ['bkt']);
 });
