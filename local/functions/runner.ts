@@ -1,8 +1,9 @@
 /**
  * Run a Cloud Function locally under the real functions-framework CLI (the
  * same server Cloud Run functions wrap around the code), one child process
- * per function on a free port. The child sees only the environment it is
- * given, as a deployed function sees only its configured variables.
+ * per function on a free port of 127.0.0.1 (never another interface). The
+ * child sees only the environment it is given, as a deployed function sees
+ * only its configured variables.
  *
  * Storage triggers: the GCS emulator's `cloudevent` target POSTs binary-mode
  * CloudEvents straight to `url`. Pub/Sub triggers: a push subscription POSTs
@@ -30,7 +31,7 @@ export interface FunctionOptions {
    * K_SERVICE (the target), as the platform does.
    */
   env?: Readonly<Record<string, string>>;
-  /** default a free port (retried if taken meanwhile); the framework listens on every interface */
+  /** default a free port (retried if taken meanwhile), on 127.0.0.1 only */
   port?: number;
   /** how long to wait for the server to answer; default 60 s */
   readyTimeoutMs?: number;
@@ -68,7 +69,7 @@ export async function startFunction(options: FunctionOptions): Promise<RunningFu
     const child = await spawnGroup({
       what,
       command: process.execPath,
-      args: [cli, `--target=${options.target}`, `--signature-type=${options.signatureType}`, `--source=${source}`, `--port=${port}`],
+      args: [`--import=${LOOPBACK_ONLY}`, cli, `--target=${options.target}`, `--signature-type=${options.signatureType}`, `--source=${source}`, `--port=${port}`],
       env,
       cwd: path.dirname(source),
     });
@@ -99,6 +100,28 @@ export async function startFunction(options: FunctionOptions): Promise<RunningFu
     };
   });
 }
+
+/**
+ * A module the function's Node loads before the framework: it makes a
+ * listen() that names no host bind 127.0.0.1. The framework has no host
+ * option and calls `server.listen(port)`, which binds every interface, so
+ * on a developer's machine the function (and what it may do with its
+ * service account's tokens) would answer the network. A data: URL, so there
+ * is no file to find from a bundled runner.
+ */
+const LOOPBACK_ONLY = `data:text/javascript,${encodeURIComponent(`
+import net from 'node:net';
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+  const [first] = args;
+  if (typeof first === 'number' || (typeof first === 'string' && /^\\d+$/.test(first))) {
+    if (typeof args[1] !== 'string') args.splice(1, 0, '127.0.0.1');
+  } else if (first && typeof first === 'object' && first.host === undefined && first.path === undefined && first.fd === undefined && first._handle === undefined) {
+    args[0] = { ...first, host: '127.0.0.1' };
+  }
+  return listen.apply(this, args);
+};
+`)}`;
 
 /**
  * The push endpoint for a Pub/Sub-triggered function: `functionUrl` with a

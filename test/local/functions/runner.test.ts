@@ -7,6 +7,7 @@
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -85,8 +86,12 @@ async function upload(name: string, body: string): Promise<{ generation: string 
 }
 
 function refused(port: number): Promise<boolean> {
+  return refusedAt('127.0.0.1', port);
+}
+
+function refusedAt(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = connect({ host, port });
     socket.once('connect', () => {
       socket.destroy();
       resolve(false);
@@ -94,6 +99,39 @@ function refused(port: number): Promise<boolean> {
     socket.once('error', () => resolve(true));
   });
 }
+
+/**
+ * The local addresses of the TCP sockets listening on `port`, from the
+ * kernel's tables (`0100007F` is 127.0.0.1, all zeros an unspecified address).
+ */
+async function listeningAddresses(port: number): Promise<string[]> {
+  const found: string[] = [];
+  for (const [file, ipv6] of [['/proc/net/tcp', false], ['/proc/net/tcp6', true]] as const) {
+    const table = await readFile(file, 'utf8').catch(() => '');
+    for (const line of table.split('\n').slice(1)) {
+      const [, local, , state] = line.trim().split(/\s+/);
+      if (!local || state !== '0A') continue;
+      const [hex, portHex] = local.split(':');
+      if (parseInt(portHex, 16) !== port) continue;
+      const bytes = Buffer.from(hex, 'hex');
+      // Each 32-bit word is in host (little-endian) order.
+      for (let i = 0; i < bytes.length; i += 4) bytes.subarray(i, i + 4).reverse();
+      found.push(ipv6 ? (bytes.every((b) => b === 0) ? '::' : bytes.toString('hex')) : [...bytes].join('.'));
+    }
+  }
+  return found.sort();
+}
+
+test('the function listens on 127.0.0.1 only, so no other address of the host reaches it', async (t) => {
+  const port = Number(new URL(fn.url).port);
+  t.deepEqual(await listeningAddresses(port), ['127.0.0.1']);
+  const others = Object.values(networkInterfaces()).flat().filter((a) => a && !a.internal && !a.address.startsWith('fe80:'));
+  if (others.length === 0) {
+    t.log('this host has no non-loopback address: only the listening address is checked');
+    return;
+  }
+  for (const a of others) t.true(await refusedAt(a!.address, port), `connecting to ${a!.address}:${port}`);
+});
 
 test('the gcs emulator delivers a finalize CloudEvent to the function under the real framework', async (t) => {
   const name = 'direct/000000010000000000000002';
