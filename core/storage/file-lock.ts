@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffDelay } from '../backoff.ts';
 import { StorageError } from '../errors.ts';
+import { FILE_MODE } from './file-dirs.ts';
 import { isErrno } from './file-errors.ts';
 
 /**
@@ -93,7 +94,7 @@ export async function inspectLock(lockPath: string, options: Pick<LockOptions, '
 async function tryCreate(lockPath: string, content: LockContent): Promise<boolean> {
   let handle;
   try {
-    handle = await fs.open(lockPath, 'wx');
+    handle = await fs.open(lockPath, 'wx', FILE_MODE);
   } catch (err) {
     if (isErrno(err, 'EEXIST')) return false;
     throw err;

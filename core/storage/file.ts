@@ -9,24 +9,16 @@ import { fileURLToPath } from 'node:url';
 import { ChecksumMeter, crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { fsyncPath } from '../fsync.ts';
 import { AlreadyExistsError, GcwalError, NotFoundError, PreconditionFailedError, UsageError } from '../errors.ts';
+import { DIRECTORY_MODE, FILE_MODE, makeDirectories } from './file-dirs.ts';
 import { isErrno, mapFsError } from './file-errors.ts';
 import { acquireLock, inspectLock, settleJournal } from './file-lock.ts';
+import { moveOrphanAside, ORPHAN_AGE_MS, sweepTemp } from './file-recovery.ts';
+import { pendingSidecarName, readSidecar, settlePendingSidecar, writeSidecarDurably, type Sidecar } from './file-sidecar.ts';
 import { normaliseGeneration } from './generation.ts';
 import type { CallOptions, DeleteOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
 
 /** Private area inside the repository root: metadata sidecars and temp files. */
 const PRIVATE_DIR = '.gcwal';
-
-interface Sidecar {
-  size: number;
-  crc32c: string;
-  metadata: Record<string, string>;
-  created: string;
-  /** decimal; absent in sidecars written before generations existed */
-  generation?: string;
-  /** inode of the data file this sidecar was written for (decimal); absent likewise */
-  ino?: string;
-}
 
 /** What is on disk for a key. */
 interface OnDisk {
@@ -54,12 +46,19 @@ const SETTLE_WAIT_MS = 20;
  * sidecar `<root>/.gcwal/meta/<key>.json`.
  *
  * Writes are durable and create-only: data goes to a temp file that is
- * fsynced, then `link(2)`ed to its final name (atomic, fails with EEXIST if
- * another writer got there first, so nothing is ever replaced), then the
- * sidecar is renamed into place and both directories are fsynced. A crash
- * between the link and the sidecar rename leaves an object without metadata;
- * `stat` then recomputes size and CRC32C from the data and reports no
- * metadata, which readers treat as an object they cannot decode.
+ * fsynced, its sidecar to a pending name derived from the key and the temp
+ * file's inode (file-sidecar.ts), fsynced with its directory; then the data
+ * is `link(2)`ed to its final name (atomic, fails with EEXIST if another
+ * writer got there first, so nothing is ever replaced), its directory
+ * fsynced, and the sidecar renamed into place. A writer killed between the
+ * link and the rename leaves data whose pending sidecar any later stat,
+ * list or write of the key renames into place (roll forward). Data with no
+ * sidecar at all (an older gcwal killed there, or a file copied in by hand)
+ * is reported without metadata, which readers treat as an object they
+ * cannot decode; a create of its key moves it to `.gcwal/orphaned/` once it
+ * is ORPHAN_AGE_MS old (roll back). Temp files of writers that died are
+ * removed after TEMP_SWEEP_AGE_MS (file-recovery.ts). Files are created 0600
+ * and directories 0700 whatever the umask (file-dirs.ts).
  *
  * Generations: the sidecar records one, the data file's mtime in
  * nanoseconds when it was written (for a replace, at least the previous
@@ -78,6 +77,8 @@ const SETTLE_WAIT_MS = 20;
 export class FileStorage implements Storage {
   readonly url: string;
   readonly root: string;
+  /** whether this instance has swept `.gcwal/tmp` (once, on its first write) */
+  private swept = false;
 
   constructor(url: string) {
     if (!url.startsWith('file://')) throw new UsageError(`"${url}" is not a file:// URL`, 'use file:///absolute/path');
@@ -123,6 +124,14 @@ export class FileStorage implements Storage {
     return path.join(this.root, PRIVATE_DIR, 'meta', ...key.split('/')) + '.json';
   }
 
+  private tmpDir(): string {
+    return path.join(this.root, PRIVATE_DIR, 'tmp');
+  }
+
+  private pendingPath(key: string, ino: bigint): string {
+    return path.join(this.tmpDir(), pendingSidecarName(key, ino));
+  }
+
   private lockPath(key: string): string {
     checkKey(key);
     return path.join(this.root, PRIVATE_DIR, 'locks', ...key.split('/')) + '.lock';
@@ -160,8 +169,13 @@ export class FileStorage implements Storage {
       throw mapFsError(err, `stat ${key}`);
     }
     if (!st.isFile()) return undefined;
-    const sidecar = await this.readSidecar(key);
-    return { st, sidecar, matches: sidecar !== undefined && (sidecar.ino === undefined || sidecar.ino === st.ino.toString()) };
+    let sidecar = await this.readSidecar(key);
+    if (!describes(sidecar, st)) {
+      // Data without its sidecar: its writer died (or is about to do it)
+      // between linking the data and renaming the sidecar. Finish the rename.
+      sidecar = (await settlePendingSidecar(this.pendingPath(key, st.ino), this.metaPath(key), st.size)) ?? (await this.readSidecar(key));
+    }
+    return { st, sidecar, matches: describes(sidecar, st) };
   }
 
   private async infoOf(key: string, disk: OnDisk, signal?: AbortSignal): Promise<ObjectInfo> {
@@ -175,28 +189,24 @@ export class FileStorage implements Storage {
 
   /**
    * The live generation, or undefined when there is no object; call under the
-   * key's lock. Waits briefly for a create that has linked its data but not
-   * yet renamed its sidecar, so a replace never races its second rename.
+   * key's lock. A create that has linked its data but not yet renamed its
+   * sidecar is finished by onDisk, so a replace never races its second rename.
    */
-  private async liveGeneration(key: string, signal?: AbortSignal): Promise<string | undefined> {
-    for (let attempt = 0; ; attempt++) {
-      const disk = await this.onDisk(key);
-      if (!disk) return undefined;
-      if (disk.sidecar || attempt >= SETTLE_TRIES) return disk.sidecar?.generation ?? disk.st.mtimeNs.toString();
-      await sleep(SETTLE_WAIT_MS, undefined, { signal });
-    }
+  private async liveGeneration(key: string): Promise<string | undefined> {
+    const disk = await this.onDisk(key);
+    if (!disk) return undefined;
+    return disk.sidecar?.generation ?? disk.st.mtimeNs.toString();
   }
 
   private async readSidecar(key: string): Promise<Sidecar | undefined> {
-    try {
-      return JSON.parse(await fs.readFile(this.metaPath(key), 'utf8')) as Sidecar;
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return undefined;
-      if (err instanceof SyntaxError) return undefined;
-      throw mapFsError(err, `read metadata of ${key}`);
-    }
+    return readSidecar(this.metaPath(key), `read metadata of ${key}`);
   }
 
+  /**
+   * The data file's bytes. No roll forward here: the data under a key is
+   * always whole (linked complete), and every reader that needs metadata
+   * stats the key first, which finishes a dead writer's sidecar rename.
+   */
   async read(key: string, options: ReadOptions = {}): Promise<Readable> {
     options.signal?.throwIfAborted();
     const dataPath = this.dataPath(key);
@@ -225,28 +235,60 @@ export class FileStorage implements Storage {
     return expected === undefined || expected === '0' ? this.create(key, source, options) : this.replace(key, source, expected, options);
   }
 
-  /** Make the directories a write of `key` needs; destroys `source` on failure. */
+  /**
+   * Make the directories a write of `key` needs (0700, each new level's
+   * parent fsynced) and, on this instance's first write, sweep temp files
+   * that dead writers left; destroys `source` on failure.
+   */
   private async prepare(key: string, source: Readable, withLock: boolean): Promise<void> {
     try {
-      await fs.mkdir(path.join(this.root, PRIVATE_DIR, 'tmp'), { recursive: true });
-      await fs.mkdir(path.dirname(this.dataPath(key)), { recursive: true });
-      await fs.mkdir(path.dirname(this.metaPath(key)), { recursive: true });
-      if (withLock) await fs.mkdir(path.dirname(this.lockPath(key)), { recursive: true });
+      // Today's implicit creation of a missing root; issue 11 part 1 replaces it (only repo-create makes the root).
+      await fs.mkdir(this.root, { recursive: true, mode: DIRECTORY_MODE });
+      const dirs = [this.tmpDir(), path.dirname(this.dataPath(key)), path.dirname(this.metaPath(key))];
+      if (withLock) dirs.push(path.dirname(this.lockPath(key)));
+      for (const dir of dirs) await makeDirectories(this.root, dir);
     } catch (err) {
       source.destroy();
       throw mapFsError(err, `create directories for ${key}`);
     }
+    if (!this.swept) {
+      this.swept = true;
+      await sweepTemp(this.tmpDir(), Date.now(), (k) => this.onDisk(k)).catch(() => []);
+    }
   }
 
-  private tempPaths(): { tmpData: string; tmpMeta: string } {
-    const tmpData = path.join(this.root, PRIVATE_DIR, 'tmp', `${process.pid}-${randomToken(6)}`);
-    return { tmpData, tmpMeta: `${tmpData}.json` };
+  private tempDataPath(): string {
+    return path.join(this.tmpDir(), `${process.pid}-${randomToken(6)}`);
+  }
+
+  /** Rename a pending sidecar onto the key's; a reader may have done so first, leaving this very sidecar there. */
+  private async placeSidecar(key: string, pending: string, ino: bigint): Promise<void> {
+    try {
+      await fs.rename(pending, this.metaPath(key));
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT') || (await this.readSidecar(key))?.ino !== ino.toString()) throw err;
+    }
+  }
+
+  /**
+   * Throw AlreadyExistsError when `key` holds an object (finishing a dead
+   * writer's sidecar rename first). Data with no sidecar at all, unwritten
+   * for ORPHAN_AGE_MS, cannot be decoded by anyone: it is moved aside so
+   * that this create can write the key (see moveOrphanAside).
+   */
+  private async clearForCreate(key: string): Promise<void> {
+    const disk = await this.onDisk(key);
+    if (!disk) return;
+    if (disk.sidecar || Date.now() - Number(disk.st.mtimeMs) < ORPHAN_AGE_MS) throw new AlreadyExistsError(key);
+    const orphanDir = path.join(this.root, PRIVATE_DIR, 'orphaned');
+    await makeDirectories(this.root, orphanDir);
+    await moveOrphanAside(this.dataPath(key), orphanDir, key, disk.st.ino);
   }
 
   /** Stream `source` into a new file at `tmpData` and fsync it. */
   private async receive(source: Readable, tmpData: string, signal?: AbortSignal): Promise<Received> {
     const meter = new ChecksumMeter();
-    const out = createWriteStream(tmpData, { flags: 'wx', highWaterMark: 1024 * 1024 });
+    const out = createWriteStream(tmpData, { flags: 'wx', mode: FILE_MODE, highWaterMark: 1024 * 1024 });
     await pipeline(source, meter, out, { signal });
     await fsyncPath(tmpData);
     const st = await fs.stat(tmpData, { bigint: true });
@@ -257,32 +299,39 @@ export class FileStorage implements Storage {
     const dataPath = this.dataPath(key);
     const metaPath = this.metaPath(key);
     await this.prepare(key, source, false);
-    if (await exists(dataPath)) {
+    try {
+      await this.clearForCreate(key);
+    } catch (err) {
       source.destroy();
-      throw new AlreadyExistsError(key);
+      throw err instanceof GcwalError ? err : mapFsError(err, `write ${key}`);
     }
-    const { tmpData, tmpMeta } = this.tempPaths();
+    const tmpData = this.tempDataPath();
+    let tmpMeta: string | undefined;
+    let linked = false;
     try {
       const received = await this.receive(source, tmpData, options.signal);
       // The generation is the data file's mtime, which link(2) keeps: a stat
       // between the link and the sidecar rename reports the same generation.
       const info = infoFor(key, received, received.mtimeNs, options);
-      await writeSidecar(tmpMeta, info, received.ino);
+      tmpMeta = this.pendingPath(key, received.ino);
+      await writeSidecarDurably(tmpMeta, sidecarFor(key, info, received.ino));
       try {
         await fs.link(tmpData, dataPath);
       } catch (err) {
         if (isErrno(err, 'EEXIST')) throw new AlreadyExistsError(key);
         throw err;
       }
-      await fs.rename(tmpMeta, metaPath);
+      linked = true;
       await fsyncPath(path.dirname(dataPath));
-      await fsyncPath(path.dirname(metaPath));
+      // Not fsynced after the rename: until it is on disk the pending sidecar is, and the next access renames it again.
+      await this.placeSidecar(key, tmpMeta, received.ino);
       return info;
     } catch (err) {
       throw err instanceof GcwalError ? err : mapFsError(err, `write ${key}`);
     } finally {
       await fs.rm(tmpData, { force: true }).catch(() => {});
-      await fs.rm(tmpMeta, { force: true }).catch(() => {});
+      // Once the data is linked, its pending sidecar is what describes it until renamed: it stays.
+      if (tmpMeta && !linked) await fs.rm(tmpMeta, { force: true }).catch(() => {});
     }
   }
 
@@ -290,7 +339,8 @@ export class FileStorage implements Storage {
     const dataPath = this.dataPath(key);
     const metaPath = this.metaPath(key);
     await this.prepare(key, source, true);
-    const { tmpData, tmpMeta } = this.tempPaths();
+    const tmpData = this.tempDataPath();
+    let tmpMeta: string | undefined;
     // Once the data is renamed into place the sidecar must follow even if
     // this call fails: then the temp sidecar and, if need be, the lock stay
     // for settleJournal.
@@ -299,19 +349,19 @@ export class FileStorage implements Storage {
     try {
       // The slow part, streaming the body, happens before the lock is taken.
       const received = await this.receive(source, tmpData, options.signal);
+      tmpMeta = this.pendingPath(key, received.ino);
       const release = await acquireLock(this.lockPath(key), { tmpData, tmpMeta, metaPath }, { signal: options.signal });
       try {
-        const live = await this.liveGeneration(key, options.signal);
+        const live = await this.liveGeneration(key);
         if (live !== expected) throw new PreconditionFailedError(key, expected, live ?? '0');
         const floor = BigInt(live) + 1n;
         const info = infoFor(key, received, received.mtimeNs > floor ? received.mtimeNs : floor, options);
-        await writeSidecar(tmpMeta, info, received.ino);
+        await writeSidecarDurably(tmpMeta, sidecarFor(key, info, received.ino));
         options.signal?.throwIfAborted();
         await fs.rename(tmpData, dataPath);
         committed = true;
-        await fs.rename(tmpMeta, metaPath);
         await fsyncPath(path.dirname(dataPath));
-        await fsyncPath(path.dirname(metaPath));
+        await this.placeSidecar(key, tmpMeta, received.ino);
         return info;
       } catch (err) {
         if (committed) settled = await settleJournal({ tmpData, tmpMeta, metaPath }).then(() => true, () => false);
@@ -325,7 +375,7 @@ export class FileStorage implements Storage {
     } finally {
       if (settled) {
         await fs.rm(tmpData, { force: true }).catch(() => {});
-        await fs.rm(tmpMeta, { force: true }).catch(() => {});
+        if (tmpMeta) await fs.rm(tmpMeta, { force: true }).catch(() => {});
       }
     }
   }
@@ -373,11 +423,17 @@ export class FileStorage implements Storage {
     const expected = normaliseGeneration(options.ifGenerationMatch);
     const lockPath = this.lockPath(key);
     try {
-      await fs.mkdir(path.dirname(lockPath), { recursive: true });
+      try {
+        await makeDirectories(this.root, path.dirname(lockPath));
+      } catch (err) {
+        // No repository root: nothing to delete.
+        if (isErrno(err, 'ENOENT') && !(await exists(this.root))) return;
+        throw err;
+      }
       const release = await acquireLock(lockPath, {}, { signal: options.signal });
       try {
         if (expected !== undefined) {
-          const live = await this.liveGeneration(key, options.signal);
+          const live = await this.liveGeneration(key);
           if (live === undefined) return;
           if (live !== expected) throw new PreconditionFailedError(key, expected, live);
         }
@@ -404,11 +460,14 @@ function infoFor(key: string, received: Received, generation: bigint, options: W
   return { key, size: received.size, crc32c: received.crc32c, metadata: { ...(options.metadata ?? {}) }, created: new Date(), generation: generation.toString() };
 }
 
-/** Write a sidecar to a temp path and fsync it. */
-async function writeSidecar(tmpMeta: string, info: ObjectInfo, ino: bigint): Promise<void> {
-  const sidecar: Sidecar = { size: info.size, crc32c: info.crc32c, metadata: info.metadata, created: info.created.toISOString(), generation: info.generation, ino: ino.toString() };
-  await fs.writeFile(tmpMeta, JSON.stringify(sidecar), { flag: 'wx' });
-  await fsyncPath(tmpMeta);
+/** The sidecar recording `info` for the data file with inode `ino`. */
+function sidecarFor(key: string, info: ObjectInfo, ino: bigint): Sidecar {
+  return { size: info.size, crc32c: info.crc32c, metadata: info.metadata, created: info.created.toISOString(), generation: info.generation, ino: ino.toString(), key };
+}
+
+/** Whether `sidecar` was written for the data file `st` (a sidecar from before inodes were recorded is taken as such). */
+function describes(sidecar: Sidecar | undefined, st: BigIntStats): sidecar is Sidecar {
+  return sidecar !== undefined && (sidecar.ino === undefined || sidecar.ino === st.ino.toString());
 }
 
 function checkKey(key: string): void {
