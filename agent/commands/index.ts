@@ -5,6 +5,7 @@ import type { CommandTable } from './table.ts';
  * modules of `backup-push` at start-up (archive_command runs once per segment).
  */
 export const COMMANDS: CommandTable = {
+  'repo-create': { summary: 'create the repository for this cluster (once, before archiving)', load: async () => (await import('./repo-create.ts')).repoCreate },
   'wal-push': { summary: 'archive one WAL file (archive_command)', load: async () => (await import('./wal-push.ts')).walPush },
   'wal-fetch': { summary: 'restore one WAL file (restore_command)', load: async () => (await import('./wal-fetch.ts')).walFetch },
   'backup-push': { summary: 'take a base backup of a running cluster', load: async () => (await import('./backup-push.ts')).backupPush },
