@@ -1,4 +1,4 @@
-import { AlreadyExistsError, AuthError, CorruptObjectError, GcwalError, NotFoundError, PreconditionFailedError, StorageError } from '../errors.ts';
+import { AlreadyExistsError, AuthError, CorruptObjectError, GcwalError, NotFoundError, PreconditionFailedError, RepositoryMissingError, StorageError } from '../errors.ts';
 
 /** What a failed call was doing, for messages. */
 export interface CallSite {
@@ -65,8 +65,8 @@ function firstLine(err: unknown): string {
 /**
  * Translate whatever @google-cloud/storage, gaxios or google-auth-library
  * threw into gcwal's error classes. Missing objects become NotFoundError only
- * on a real 404 of a read; a missing bucket is a non-transient StorageError
- * for every operation, never NotFoundError; credentials problems become AuthError naming the
+ * on a real 404 of a read; a missing bucket is RepositoryMissingError (exit
+ * 13, not retried) for every operation, never NotFoundError; credentials problems become AuthError naming the
  * identity; 408/429/5xx and dropped connections are transient StorageErrors.
  * A 412 is AlreadyExistsError for a create-only write and
  * PreconditionFailedError for a call made for a given generation.
@@ -80,13 +80,16 @@ export function mapGcsError(err: unknown, site: CallSite): GcwalError {
   if (code === 'ABORT_ERR' || (err as Error)?.name === 'AbortError') {
     return new StorageError(`${where} was cancelled`, false, 'the command was interrupted', { cause: err });
   }
-  if (code === 'FILE_NO_UPLOAD' || code === 'FILE_NO_UPLOAD_DELETE' || code === 'CONTENT_DOWNLOAD_MISMATCH') {
+  if (code === 'FILE_NO_UPLOAD' || code === 'FILE_NO_UPLOAD_DELETE' || code === 'CONTENT_DOWNLOAD_MISMATCH' || isChecksumRefusal(err)) {
     return new StorageError(`${where}: checksum mismatch in transit (${firstLine(err)})`, true, 'the data was damaged on the network; retry', { cause: err });
+  }
+  if (code === 'UPLOAD_SESSION_GONE') {
+    return new StorageError(`${where}: ${firstLine(err)}`, true, 'the upload is started again from the beginning; retry', { cause: err });
   }
   // Before the object case: a mistyped bucket must never read as "no such
   // object", or wal-fetch would exit 1 and end archive recovery early.
   if (isBucketMissing(err)) {
-    return new StorageError(`${where}: bucket ${site.bucket} does not exist`, false, `check the bucket name in GCWAL_REPO (gs://${site.bucket}); create the bucket first if it is new`, { cause: err });
+    return new RepositoryMissingError(`gs://${site.bucket}`, `cannot be used: bucket ${site.bucket} does not exist (${where})`, { cause: err, hint: `check the bucket name in GCWAL_REPO (gs://${site.bucket}); if it is new, create the bucket, then run gcwal repo-create` });
   }
   if (status === 404 && (site.op === 'read' || site.op === 'stat' || site.op === 'delete')) {
     return new NotFoundError(`object gs://${site.bucket}/${site.name} does not exist`, 'check the name and GCWAL_REPO', { cause: err });
@@ -130,6 +133,17 @@ export function mapGcsError(err: unknown, site: CallSite): GcwalError {
     return new CorruptObjectError(`${where} was rejected as invalid: ${message}`, 'this is likely a bug in gcwal; please report it', { cause: err });
   }
   return new StorageError(`${where} failed: ${message}`, false, 'check the repository and retry', { cause: err });
+}
+
+/**
+ * Whether the server refused an upload because the bytes it received do not
+ * have the CRC32C (or MD5) the client claimed for them: a 400 "Provided
+ * CRC32C … doesn't match calculated CRC32C …". No object was created.
+ */
+export function isChecksumRefusal(err: unknown): boolean {
+  if (httpStatus(err) !== 400) return false;
+  const message = String((err as { message?: unknown })?.message ?? '');
+  return /\b(crc32c|md5)\b/i.test(message) && /match/i.test(message);
 }
 
 /** Whether an error from the client library is a rate-limit answer (drives the adaptive limiter). */

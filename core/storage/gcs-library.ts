@@ -1,7 +1,8 @@
 /**
- * The @google-cloud/storage client behind the gs:// driver's resumable
- * uploads, listings and deletes: loaded on first use only, because it costs
- * 120-170 ms of start-up that wal-push and wal-fetch never need.
+ * The @google-cloud/storage client behind the gs:// driver's listings and
+ * deletes (never its writes: gcs-resumable.ts is the one resumable uploader):
+ * loaded on first use only, because it costs 120-170 ms of start-up that
+ * wal-push and wal-fetch never need.
  */
 import https from 'node:https';
 import { createRequire } from 'node:module';

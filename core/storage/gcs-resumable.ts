@@ -1,14 +1,16 @@
 /**
- * A create-only upload that sends an object while it is still being
- * produced: a resumable session whose chunks go up as soon as enough bytes
- * have arrived, and whose last chunk carries the total size and the CRC32C
- * of every byte (x-goog-hash), which the server checks before the object
- * exists. A single multipart request cannot start before the last byte is
- * known (its CRC32C comes first); this one overlaps the transfer with the
- * compression that produces it, at the price of a request per chunk. That
- * price is a few milliseconds against an endpoint that answers within a
- * few (see GcsStorage.write, which decides), and tens against Cloud
- * Storage itself. Wire format: /work/shared/GCS-API.md, section 2.2.
+ * gcwal's one resumable uploader, for every object larger than one request:
+ * a create-only (or generation-matched) session whose chunks go up as soon
+ * as enough bytes have arrived, and whose last chunk carries the total size
+ * and the CRC32C of every byte (x-goog-hash), which the server checks before
+ * the object exists. So a byte damaged anywhere on the way means the object
+ * never exists, rather than a damaged object found afterwards (which the
+ * agent, without the delete right, could not remove). Memory stays bounded
+ * by the chunk limit; a chunk that fails is resumed from the offset the
+ * session reports; a failing source or an abort cancels the session.
+ * GcsStorage.write decides the chunk sizes: the upload chunk size against
+ * Cloud Storage, smaller chunks sent while the object is still produced
+ * against a near endpoint. Wire format: /work/shared/GCS-API.md, section 2.2.
  */
 import type { Readable } from 'node:stream';
 import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
@@ -17,7 +19,7 @@ import { checkStored, GcsHttpError, isTransientFailure, jsonAnswer, type Answer,
 /** Chunks other than the last are multiples of this (GCS's rule). */
 export const CHUNK_QUANTUM = 256 * 1024;
 
-export interface PipelinedUploadOptions {
+export interface ResumableUploadOptions {
   /** `'0'`: create-only; else replace only this live generation */
   ifGenerationMatch: string;
   contentType?: string;
@@ -34,13 +36,16 @@ export interface PipelinedUploadOptions {
  * `source` as object `name`. Resolves with the object resource once the
  * server holds every byte and its `crc32c` matches ours. A chunk that fails
  * transiently (408, 429, 5xx, a dropped connection) is resumed from the
- * offset the session reports, up to the client's `retries` times (with its backoff); any other failure, a
- * source error or the signal rejects, cancels the session (best effort) and
- * leaves no object. A failed precondition is a GcsHttpError 412, as for
- * GcsHttpClient.upload. Not idempotent by itself: create-only is what makes
- * a repeat safe.
+ * offset the session reports, up to the client's `retries` times (with its
+ * backoff); any other failure, a source error or the signal rejects, cancels
+ * the session (best effort) and leaves no object. A failed precondition is a
+ * GcsHttpError 412, as for GcsHttpClient.upload; bytes the server received
+ * other than those sent, a GcsHttpError 400 naming the CRC32C; a session the
+ * server no longer knows (expired, or over after a failed finalisation whose
+ * answer was lost), an UPLOAD_SESSION_GONE error, worth a new upload. Not
+ * idempotent by itself: create-only is what makes a repeat safe.
  */
-export async function uploadPipelined(client: GcsHttpClient, bucket: string, name: string, head: readonly Buffer[], source: Readable, options: PipelinedUploadOptions): Promise<Record<string, unknown>> {
+export async function uploadResumable(client: GcsHttpClient, bucket: string, name: string, head: readonly Buffer[], source: Readable, options: ResumableUploadOptions): Promise<Record<string, unknown>> {
   const held = new HeldBytes();
   for (const chunk of head) held.add(chunk);
   const waiters = new Waiters();
@@ -70,7 +75,8 @@ export async function uploadPipelined(client: GcsHttpClient, bucket: string, nam
   options.signal?.addEventListener('abort', onAbort, { once: true });
   let session: string | undefined;
   try {
-    session = await startSession(client, bucket, name, options);
+    const uri = await startSession(client, bucket, name, options);
+    session = uri;
     let retriesLeft = client.retries;
     for (;;) {
       if (failure) throw failure.error;
@@ -89,16 +95,22 @@ export async function uploadPipelined(client: GcsHttpClient, bucket: string, nam
       if (final) headers['X-Goog-Hash'] = `crc32c=${crc32cBase64(held.crc)}`;
       let answer: Answer;
       try {
-        answer = await client.exchange({ method: 'PUT', path: '', url: session, headers, body: held.first(size), signal: options.signal, accept: [308], retry: false });
+        answer = await client.exchange({ method: 'PUT', path: '', url: uri, headers, body: held.first(size), signal: options.signal, accept: [308], retry: false });
       } catch (err) {
-        if (!isTransientFailure(err) || retriesLeft <= 0 || options.signal?.aborted) throw err;
+        if (!isTransientFailure(err) || retriesLeft <= 0 || options.signal?.aborted) throw sessionFailure(err, uri);
         await client.backoff(client.retries - retriesLeft, options.signal);
         retriesLeft--;
-        // Where to go on from: the session says what it has persisted.
-        answer = await client.exchange({ method: 'PUT', path: '', url: session, headers: { 'Content-Range': 'bytes */*' }, body: [], signal: options.signal, accept: [308] });
+        // Where to go on from: the session says what it has persisted (or,
+        // when the last chunk did land, answers with the object).
+        answer = await client.exchange({ method: 'PUT', path: '', url: uri, headers: { 'Content-Range': 'bytes */*' }, body: [], signal: options.signal, accept: [308] }).catch((e: unknown) => {
+          throw sessionFailure(e, uri);
+        });
       }
       if (answer.status !== 308) return checkStored(jsonAnswer(answer), bucket, name, { crc32c: crc32cBase64(held.crc), size: held.total });
+      const before = held.offset;
       held.acknowledge(persistedEnd(answer));
+      // The budget is per chunk: a long upload is not failed by faults spread over it.
+      if (held.offset > before) retriesLeft = client.retries;
       waiters.wake();
     }
   } catch (err) {
@@ -115,7 +127,7 @@ export async function uploadPipelined(client: GcsHttpClient, bucket: string, nam
   }
 }
 
-async function startSession(client: GcsHttpClient, bucket: string, name: string, options: PipelinedUploadOptions): Promise<string> {
+async function startSession(client: GcsHttpClient, bucket: string, name: string, options: ResumableUploadOptions): Promise<string> {
   const contentType = options.contentType ?? 'application/octet-stream';
   const query = `uploadType=resumable&ifGenerationMatch=${encodeURIComponent(options.ifGenerationMatch)}&name=${encodeURIComponent(name)}`;
   const answer = await client.exchange({
@@ -128,6 +140,17 @@ async function startSession(client: GcsHttpClient, bucket: string, name: string,
   const location = answer.headers.location;
   if (typeof location !== 'string' || location === '') throw new GcsHttpError(502, 'Cloud Storage started a resumable upload without a Location header');
   return location;
+}
+
+/**
+ * A session PUT's failure as the caller should see it: a 404 or 410 means
+ * the server no longer knows the session (GCS-API.md 2.2), which a new
+ * upload can get past; anything else as it is.
+ */
+function sessionFailure(err: unknown, session: string): unknown {
+  if (!(err instanceof GcsHttpError) || (err.code !== 404 && err.code !== 410)) return err;
+  const id = /[?&]upload_id=([^&]{1,12})/.exec(session)?.[1] ?? '';
+  return Object.assign(new Error(`the resumable upload session ${id}… is gone (HTTP ${err.code}: ${err.message})`, { cause: err }), { code: 'UPLOAD_SESSION_GONE' });
 }
 
 /** The end (exclusive) of what a 308 says the session holds: `Range: bytes=0-N`, or nothing yet. */

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import type { Bucket, File } from '@google-cloud/storage';
 import { GcwalError, UsageError } from '../errors.ts';
 import { httpStatus, isBucketMissing, mapGcsError, type CallSite } from './gcs-errors.ts';
@@ -8,20 +7,38 @@ import { GcsHttpClient } from './gcs-http.ts';
 import { createLibraryClient } from './gcs-library.ts';
 import { GoogleAuthTokens, loadGoogleAuth, MetadataServerTokens, type LibraryAuth, type TokenSource } from './gcs-token.ts';
 import { normaliseGeneration } from './generation.ts';
-import { uploadPipelined } from './gcs-pipelined.ts';
+import { CHUNK_QUANTUM, uploadResumable } from './gcs-resumable.ts';
 import { takeHead } from './take-head.ts';
 import { AdaptiveLimiter } from './throttle.ts';
 import type { CallOptions, DeleteOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from './types.ts';
 
 /**
- * Writes are pipelined (sent while the source still produces) when the
+ * Writes are streamed (sent while the source still produces) when the
  * endpoint has answered a request within this many milliseconds: a local
  * emulator or proxy. Cloud Storage itself takes tens of milliseconds per
- * request, where one multipart request after the last byte is quicker.
+ * request, where full chunks after the bytes are in are quicker.
  */
-export const PIPELINE_TURNAROUND_MS = 10;
-/** A pipelined write starts its session once this many bytes are in and the source goes on, and sends chunks of at least this size. */
-export const PIPELINE_FROM = 2 * 1024 * 1024;
+export const STREAM_TURNAROUND_MS = 10;
+/** A streamed write starts its session once this many bytes are in and the source goes on, and sends chunks of at least this size. */
+export const STREAM_FROM = 2 * 1024 * 1024;
+
+/**
+ * How GcsStorage.write sends an object:
+ * - `single-request`: it ended within the first chunk, so it goes up in one
+ *   multipart request carrying its CRC32C;
+ * - `chunked`: larger, against Cloud Storage: a resumable session
+ *   (gcs-resumable.ts) in chunks of the chunk size;
+ * - `streamed`: larger, against a near endpoint: the same session, started
+ *   after STREAM_FROM bytes and sent in smaller chunks as the bytes come.
+ * Every one of them has the server check the CRC32C and size before the
+ * object exists.
+ */
+export type UploadStrategy = 'single-request' | 'chunked' | 'streamed';
+
+/** What write reads before it decides, and the smallest chunk a resumable upload sends, for an endpoint near or not. */
+export function uploadSizes(chunkSize: number, near: boolean): { head: number; minChunk: number } {
+  return near ? { head: Math.min(STREAM_FROM, chunkSize), minChunk: Math.min(STREAM_FROM, chunkSize) } : { head: chunkSize, minChunk: chunkSize };
+}
 
 export { GCS_SCOPES } from './gcs-token.ts';
 
@@ -47,10 +64,10 @@ export interface GcsStorageOptions {
    */
   metadataServer?: { host: string };
   projectId?: string;
-  /** resumable upload chunk size in bytes, a multiple of 256 KiB; bounds upload memory per stream */
+  /** resumable upload chunk size in bytes (rounded down to a multiple of 256 KiB); bounds upload memory per stream */
   chunkSize?: number;
-  /** writes are pipelined against an endpoint that has answered within this many ms; default PIPELINE_TURNAROUND_MS */
-  pipelineTurnaroundMs?: number;
+  /** writes are streamed against an endpoint that has answered within this many ms; default STREAM_TURNAROUND_MS */
+  streamTurnaroundMs?: number;
   /** retries of a failed request */
   retries?: number;
   /** cap on one backoff wait in seconds (default 32) */
@@ -95,17 +112,15 @@ function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
 /**
  * `gs://bucket/prefix` repository.
  *
- * - `stat`, `read` and writes that fit in one chunk (every compressed WAL
- *   segment with the default 8 MiB) go through GcsHttpClient, a small JSON
- *   API client on node:http/node:https: a write is one multipart request
- *   carrying the metadata and the CRC32C, which the server verifies before
- *   the object exists (as pgBackRest does below its chunk size). Against an
- *   endpoint that has answered within PIPELINE_TURNAROUND_MS, a write still
- *   coming in after PIPELINE_FROM bytes is sent while it comes instead, in a
- *   resumable session of the same client (gcs-pipelined.ts). Other larger
- *   writes (resumable uploads in chunks of `chunkSize`, so memory stays
- *   bounded), `list` and `delete` use @google-cloud/storage, loaded only
- *   when one of them is called.
+ * - `stat`, `read` and every write go through GcsHttpClient, a small JSON
+ *   API client on node:http/node:https (see UploadStrategy): an object that
+ *   fits in one chunk (every compressed WAL segment with the default 8 MiB)
+ *   is one multipart request carrying its CRC32C, a larger one a resumable
+ *   session of our own (gcs-resumable.ts) whose last chunk carries the
+ *   CRC32C and the size. Either way the server checks them before the
+ *   object exists, so damage in transit never leaves an object behind; and
+ *   memory stays bounded by `chunkSize` per write. `list` and `delete` use
+ *   @google-cloud/storage, loaded only when one of them is called.
  * - Tokens: with `metadataServer` (and no `impersonate`) the driver's own
  *   requests take them straight from the metadata server; otherwise from
  *   google-auth-library's Application Default Credentials (metadata server,
@@ -117,8 +132,9 @@ function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
  *   or deletes. Only the catalogue is replaced, with
  *   `ifGenerationMatch: <generation>`; deletes may carry one too. A 412 on
  *   those is PreconditionFailedError.
- * - CRC32C (hardware) is checked on every upload and, by the client library,
- *   on whole downloads it makes; callers verify what `read` returns themselves.
+ * - CRC32C (hardware) is checked by the server on every upload, and the
+ *   object it reports checked against ours; callers verify what `read`
+ *   returns themselves.
  * - Requests are retried on 408/429/5xx and dropped connections with
  *   exponential backoff and jitter; 429s also halve concurrency. A
  *   connection dropped in the middle of a download is an error of the stream
@@ -143,7 +159,7 @@ export class GcsStorage implements Storage {
     this.bucketName = parsed.bucket;
     this.prefix = parsed.prefix;
     this.limiter = new AdaptiveLimiter(options.concurrency ?? 8);
-    this.chunkSize = options.chunkSize ?? 8 * 1024 * 1024;
+    this.chunkSize = Math.max(CHUNK_QUANTUM, Math.floor((options.chunkSize ?? 8 * 1024 * 1024) / CHUNK_QUANTUM) * CHUNK_QUANTUM);
     this.identity = options.impersonate;
     this.tokens = options.metadataServer && !options.impersonate ? new MetadataServerTokens({ host: options.metadataServer.host }) : new GoogleAuthTokens(() => this.libraryAuth());
     this.ca = options.caFile === undefined ? undefined : readCaFile(options.caFile);
@@ -218,54 +234,18 @@ export class GcsStorage implements Storage {
     }
     const contentType = options.contentType ?? 'application/octet-stream';
     try {
-      // An object that fits in one chunk goes up in one multipart request;
-      // only larger ones pay for a resumable session. Memory stays bounded
-      // by chunkSize per write. Against an endpoint that answers within a
-      // few milliseconds, an object still coming in after PIPELINE_FROM bytes
-      // goes up while it comes (gcs-pipelined.ts): a request per chunk costs
-      // less there than waiting for the last byte.
       const turnaround = this.http.fastestTurnaroundMs;
-      const pipelined = turnaround !== undefined && turnaround <= (this.options.pipelineTurnaroundMs ?? PIPELINE_TURNAROUND_MS);
-      const pipelineFrom = Math.min(PIPELINE_FROM, this.chunkSize);
-      const head = await takeHead(source, pipelined ? pipelineFrom : this.chunkSize, options.signal);
-      if (head.ended) {
+      const near = turnaround !== undefined && turnaround <= (this.options.streamTurnaroundMs ?? STREAM_TURNAROUND_MS);
+      const sizes = uploadSizes(this.chunkSize, near);
+      const head = await takeHead(source, sizes.head, options.signal);
+      const strategy: UploadStrategy = head.ended ? 'single-request' : near ? 'streamed' : 'chunked';
+      const name = this.prefix + key;
+      const object = { ifGenerationMatch: expected, contentType, metadata: options.metadata, signal: options.signal };
+      if (strategy === 'single-request') {
         options.signal?.throwIfAborted();
-        const stored = await this.http.upload(this.bucketName, this.prefix + key, head.chunks, { ifGenerationMatch: expected, contentType, metadata: options.metadata, signal: options.signal });
-        return infoFromMetadata(key, stored);
+        return infoFromMetadata(key, await this.http.upload(this.bucketName, name, head.chunks, object));
       }
-      if (pipelined) {
-        const stored = await uploadPipelined(this.http, this.bucketName, this.prefix + key, head.chunks, source, {
-          ifGenerationMatch: expected,
-          contentType,
-          metadata: options.metadata,
-          signal: options.signal,
-          chunkLimit: this.chunkSize,
-          minChunk: pipelineFrom,
-        });
-        return infoFromMetadata(key, stored);
-      }
-      return await this.limiter.run(async () => {
-        const file = await this.file(key);
-        const metadata = { contentType, metadata: options.metadata ?? {} };
-        // '0': create-only. A generation: replace exactly that one (the
-        // client then also retries the upload, the request being idempotent).
-        const preconditionOpts = { ifGenerationMatch: expected };
-        // The session is created with createResumableUpload, which sends the
-        // credentials even to a custom endpoint; the chunk PUTs then go to
-        // the session URI, which is itself the authorisation (as on GCS).
-        // offset 0: the session is new, so skip asking it how much it holds.
-        // validation 'crc32c': the library compares its own CRC32C with the
-        // server's and fails the write when they differ or there is none.
-        const [uri] = await file.createResumableUpload({ metadata, preconditionOpts });
-        const rest = Readable.from((async function* () {
-          yield* head.chunks;
-          for await (const chunk of source) yield chunk as Buffer;
-        })());
-        const sink = file.createWriteStream({ uri, offset: 0, resumable: true, chunkSize: this.chunkSize, metadata, preconditionOpts, validation: 'crc32c' });
-        await pipeline(rest, sink, { signal: options.signal });
-        this.limiter.succeeded();
-        return infoFromMetadata(key, (file.metadata ?? {}) as Record<string, unknown>);
-      });
+      return infoFromMetadata(key, await uploadResumable(this.http, this.bucketName, name, head.chunks, source, { ...object, chunkLimit: this.chunkSize, minChunk: sizes.minChunk }));
     } catch (err) {
       source.destroy();
       return this.fail(err, 'write', key, expected);

@@ -102,13 +102,15 @@ export async function dispatch(state: DispatchState, req: IncomingMessage, res: 
     const url = new URL(req.url ?? '/', baseUrl);
     const r = route(method, url);
     const injector = state.faults();
-    if (injector?.latencyMs) await sleep(injector.latencyMs, undefined, { signal: state.closing });
     let fault: Fault | undefined = injector?.decide({
       method,
       path: req.url ?? '/',
       uploadsBody: uploadsBody(r, method, url, req.headers as Record<string, string>),
       downloads: downloads(r),
     });
+    // Before any await: the parser pushes body bytes as soon as this returns.
+    if (fault?.kind === 'corrupt-upload') corruptInTransit(req);
+    if (injector?.latencyMs) await sleep(injector.latencyMs, undefined, { signal: state.closing });
     if (fault) {
       state.counters.faults++;
       if (fault.kind === 'slow') {
@@ -118,8 +120,6 @@ export async function dispatch(state: DispatchState, req: IncomingMessage, res: 
         throw faultError(fault.status);
       } else if (fault.kind === 'reset-upload') {
         return await resetUpload(req);
-      } else if (fault.kind === 'corrupt-upload') {
-        corruptInTransit(req);
       }
     }
     // Every route checks its caller here, before its handler reads anything (ROUTE_TABLE);

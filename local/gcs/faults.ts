@@ -18,6 +18,8 @@ export interface FaultPlan {
   seed?: number;
   /** the next `count` matching requests get this status, then `rate` applies */
   burst?: { status: 429 | 503; count: number };
+  /** every request, faulted or not, is handled this much later, as by a distant endpoint */
+  latencyMs?: number;
   /** which requests may be faulted: method and request target (path and query as sent); default all */
   match?: (method: string, path: string) => boolean;
 }
@@ -64,6 +66,11 @@ export class FaultInjector {
     this.plan = plan;
     this.random = plan.seed === undefined ? Math.random : mulberry32(plan.seed);
     this.burstLeft = plan.burst?.count ?? 0;
+  }
+
+  /** How long every request waits before it is handled (FaultPlan.latencyMs); 0 for none. */
+  get latencyMs(): number {
+    return this.plan.latencyMs ?? 0;
   }
 
   /** The fault for this request, or undefined to handle it normally. */

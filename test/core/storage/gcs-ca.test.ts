@@ -1,7 +1,7 @@
 /**
  * GCWAL_GCS_CA_FILE (GcsStorageOptions.caFile): the gs:// driver trusts the
- * emulator's own certificate over HTTPS on every path (its own client and the
- * client library's listings, deletes and resumable uploads) without
+ * emulator's own certificate over HTTPS on every path (its own client's
+ * reads and uploads, the client library's listings and deletes) without
  * NODE_EXTRA_CA_CERTS naming it, refuses the endpoint without it, and
  * reports an unusable file as a usage error.
  */
@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { NotFoundError, UsageError } from '../../../core/errors.ts';
-import { GcsStorage, PIPELINE_FROM } from '../../../core/storage/gcs.ts';
+import { GcsStorage, STREAM_FROM } from '../../../core/storage/gcs.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
 import { bytes } from '../../local/gcs/harness.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
@@ -34,22 +34,22 @@ function repo(caFile: string | undefined, prefix: string): GcsStorage {
   return new GcsStorage(`gs://${s.bucket}/${prefix}`, { endpoint: s.env.GCWAL_GCS_ENDPOINT, caFile, metadataServer: { host: s.metadata.host }, retries: 0, maxRetryDelaySeconds: 1, chunkSize: 256 * 1024 });
 }
 
-test.serial('with the CA file every path reaches the https endpoint: its own client, and the library for listings, deletes and resumable uploads', async (t) => {
+test.serial('with the CA file every path reaches the https endpoint: its own client for reads and uploads, the library for listings and deletes', async (t) => {
   t.regex(s.env.GCWAL_GCS_ENDPOINT!, /^https:/);
   const storage = repo(s.env.GCWAL_GCS_CA_FILE, 'ca');
   t.is(await storage.stat('none'), undefined);
   const small = bytes(1000, 1);
   await storage.write('small', Readable.from([small]));
-  const pipelined = bytes(PIPELINE_FROM + 512 * 1024, 2);
-  await storage.write('pipelined', Readable.from([pipelined.subarray(0, PIPELINE_FROM), pipelined.subarray(PIPELINE_FROM)]));
-  t.true((await collect(await storage.read('pipelined'))).equals(pipelined));
+  const streamed = bytes(STREAM_FROM + 512 * 1024, 2);
+  await storage.write('streamed', Readable.from([streamed.subarray(0, STREAM_FROM), streamed.subarray(STREAM_FROM)]));
+  t.true((await collect(await storage.read('streamed'))).equals(streamed));
   const listed: string[] = [];
   for await (const info of storage.list('')) listed.push(info.key);
-  t.deepEqual(listed.sort(), ['pipelined', 'small']);
+  t.deepEqual(listed.sort(), ['small', 'streamed']);
   await storage.delete('small');
   t.is(await storage.stat('small'), undefined);
 
-  // Answers slower than the pipeline threshold: a write over the chunk size goes through the library's resumable upload.
+  // Answers slower than the streaming threshold: a write over the chunk size goes up in chunks.
   const slow = repo(s.env.GCWAL_GCS_CA_FILE, 'ca-slow');
   const log: string[] = [];
   s.emulator.setFaults({ rate: 1, kinds: ['slow'], slowMs: 30, match: (method, target) => (log.push(`${method} ${target}`), method === 'GET') });
