@@ -22,6 +22,8 @@ export interface CommandContext {
   env: Readonly<Record<string, string | undefined>>;
   /** current working directory (restore_command runs in the data directory) */
   cwd: string;
+  /** the running gcwal as a command line should run it again (restore_command): an absolute path when known, see agent/self-command.ts */
+  gcwalCommand(): string;
   /** wal-push's lzo helper thread, when the entry started it before anything else (see agent/wal/early-helper.ts) */
   lzopHelper?: LzopHelper;
 }

@@ -4,7 +4,8 @@
  * process.exit. Import it from entries only.
  */
 import { setMaxListeners } from 'node:events';
-import type { MainIo } from './run.ts';
+import { reportEscaped, type MainIo } from './run.ts';
+import { LAUNCHER_ENV } from './self-command.ts';
 
 /** Runs a CLI's argv → exit code function. */
 export type CliMain = (argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: MainIo) => Promise<number>;
@@ -25,13 +26,25 @@ export async function runAsProcess(cli: CliMain): Promise<never> {
     });
   }
 
-  const code = await cli(process.argv.slice(2), process.env, {
+  const argv = process.argv.slice(2);
+  // Read once here and not passed on to the processes gcwal starts.
+  const launcher = process.env[LAUNCHER_ENV];
+  delete process.env[LAUNCHER_ENV];
+  const io: MainIo = {
     stdout: process.stdout,
     stderr: process.stderr,
     interactive: Boolean(process.stderr.isTTY),
     cwd: process.cwd(),
     signal: controller.signal,
-  });
+    self: { launcher, script: process.argv[1] },
+  };
+  // A bug that escapes every await would end Node with exit 1, "not in the
+  // archive" to restore_command's caller: it is this command's failure.
+  const escaped = (err: unknown) => process.exit(reportEscaped(argv, process.env, io, err));
+  process.on('uncaughtException', escaped);
+  process.on('unhandledRejection', escaped);
+
+  const code = await cli(argv, process.env, io);
   // Let stdout/stderr drain before exiting (pipes are asynchronous).
   // A command that finishes cleanly after a signal (gcwal local) exits 0;
   // one that was cut short reports the signal.

@@ -10,6 +10,8 @@ import { CONFIG_TABLE, gcsStorageOptions, parseConfig, requireRepo, type Config 
 import type { CommandContext } from './context.ts';
 import { helpForCommand, mainHelp } from './help.ts';
 import { createLogger } from './log.ts';
+import { failureForRecovery } from './recovery-exit.ts';
+import { fileSystemProbe, logicalCwd, selfCommand, type SelfInvocation } from './self-command.ts';
 import { VERSION } from './version.ts';
 
 export interface MainIo {
@@ -21,6 +23,8 @@ export interface MainIo {
   signal: AbortSignal;
   /** wal-push's lzo helper thread if the entry started it early (handed to the command's context) */
   lzopHelper?: LzopHelper;
+  /** how gcwal was started (the launcher's $0, Node's script), for ctx.gcwalCommand */
+  self?: SelfInvocation;
 }
 
 /**
@@ -62,12 +66,28 @@ export async function runCommandLine(argv: readonly string[], env: Readonly<Reco
       interactive: io.interactive,
       env,
       cwd: io.cwd,
+      gcwalCommand: () => selfCommand(io.self ?? { launcher: undefined, script: undefined }, logicalCwd(env.PWD, io.cwd), env.PATH, fileSystemProbe),
       lzopHelper: io.lzopHelper,
     };
     return await command.run(ctx, positionals, options);
   } catch (err) {
-    return report(asGcwalError(err), io, config?.logFormat ?? (env.GCWAL_LOG_FORMAT === 'json' ? 'json' : 'text'));
+    // Whatever failed (the command, its options, the configuration), restore_command's caller must read it right.
+    return report(failureForRecovery(name, io.cwd, asGcwalError(err)), io, config?.logFormat ?? logFormatOf(env));
   }
+}
+
+/**
+ * Report `err`, which escaped the command line `argv` (an uncaught exception,
+ * an unhandled rejection: a bug), as that command's failure, and return its
+ * exit code: Node's own exit 1 would read as "not in the archive".
+ */
+export function reportEscaped(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: Pick<MainIo, 'stderr' | 'cwd'>, err: unknown): number {
+  return report(failureForRecovery(argv[0], io.cwd, asGcwalError(err)), io, logFormatOf(env));
+}
+
+/** The log format before (or without) the configuration. */
+function logFormatOf(env: Readonly<Record<string, string | undefined>>): 'text' | 'json' {
+  return env.GCWAL_LOG_FORMAT === 'json' ? 'json' : 'text';
 }
 
 async function printCommandHelp(commands: CommandTable, name: string, io: MainIo): Promise<number> {
@@ -105,7 +125,7 @@ function parseCommandLine(command: Command, args: string[]) {
 }
 
 /** Print one error line (text or JSON) and return its exit code. */
-function report(err: GcwalError, io: MainIo, format: 'text' | 'json'): number {
+function report(err: GcwalError, io: Pick<MainIo, 'stderr'>, format: 'text' | 'json'): number {
   if (format === 'json') {
     io.stderr.write(JSON.stringify({ severity: 'ERROR', message: err.message, code: err.code, hint: err.hint, exitCode: err.exitCode, component: 'gcwal', time: new Date().toISOString() }) + '\n');
   } else {

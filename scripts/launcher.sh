@@ -23,6 +23,22 @@ gcwal_node=@NODE@
 # symbolic links (npm's bin link) are followed.
 gcwal_bundle=@BUNDLE@
 
+# Print a failure and exit: gcwal_fail CODE MESSAGE HINT "$@". PostgreSQL
+# reads an exit status 1-125 of restore_command as "not in the archive" and
+# may then end archive recovery early and promote. So, by the same rule as
+# agent/recovery-exit.ts, wal-fetch run in a data directory in archive
+# recovery (PostgreSQL runs restore_command there: PG_VERSION, and no
+# standby.signal, which a standby has) exits 126, which stops recovery; on a
+# standby and at a shell the failure keeps its own CODE.
+gcwal_fail() {
+  if [ "${4-}" = wal-fetch ] && [ -e PG_VERSION ] && [ ! -e standby.signal ]; then
+    printf 'gcwal: error: %s; stopping recovery so that it does not end early (%s, then start PostgreSQL again to resume recovery)\n' "$2" "$3" >&2
+    exit 126
+  fi
+  printf 'gcwal: error: %s (%s)\n' "$2" "$3" >&2
+  exit "$1"
+}
+
 # Succeeds only when the marker for the file $1 (archive_command's %p:
 # pg_wal/<name> relative to the data directory, or an absolute path) vouches
 # for this repository ($GCWAL_REPO) and this very file as it is now: same
@@ -130,8 +146,7 @@ if [ -z "$gcwal_bundle" ]; then
   case $gcwal_self in */*) gcwal_bundle=${gcwal_self%/*}/gcwal.mjs ;; *) gcwal_bundle=gcwal.mjs ;; esac
 fi
 if [ ! -f "$gcwal_bundle" ]; then
-  echo "gcwal: error: the bundle $gcwal_bundle is missing (reinstall gcwal, or run npm run build in a checkout)" >&2
-  exit 11
+  gcwal_fail 11 "the bundle $gcwal_bundle is missing" 'reinstall gcwal, or run npm run build in a checkout' "$@"
 fi
 # wal-push and wal-fetch have a bundle of their own beside the main one: one
 # CommonJS file that Node loads faster than the ES module entry and its
@@ -142,4 +157,9 @@ case ${1-} in
     if [ -f "$gcwal_wal_bundle" ]; then gcwal_bundle=$gcwal_wal_bundle; fi
     ;;
 esac
+# How the user ran gcwal, for Node to write where a command line runs it
+# again (backup-fetch's restore_command): $0 as given, symbolic links kept
+# (see agent/self-command.ts).
+GCWAL_LAUNCHER=$0
+export GCWAL_LAUNCHER
 exec "$gcwal_node" @NODE_ARGS@ ${gcwal_ca_flag:+"$gcwal_ca_flag"} "$gcwal_bundle" "$@"

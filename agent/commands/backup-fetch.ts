@@ -69,8 +69,12 @@ settings are written only once everything is verified. If it fails, delete
 dest (and the tablespace directories) and run it again.
 
 With --recovery or any --target-* option, recovery.signal is created and
-postgresql.auto.conf gets restore_command = 'env GCWAL_REPO=... gcwal wal-fetch
-%f %p' and the target settings; without them, WAL must be provided by hand.
+postgresql.auto.conf gets restore_command = 'env GCWAL_REPO=... /path/to/gcwal
+wal-fetch %f %p' and the target settings; without them, WAL must be provided
+by hand. /path/to/gcwal is the gcwal being run, by the absolute path it was
+run as (a symbolic link kept, a relative path made absolute, a bare name as
+found on PATH), so the restored server needs no gcwal on its PATH;
+--gcwal-command sets another.
 Time targets need a time zone (e.g. "2024-05-01 12:30:00+00").
 
 Recovery cannot stop before the backup it starts from is consistent (its
@@ -96,7 +100,7 @@ earliest restorable point, 6 the backup is damaged,
     'target-timeline': { type: 'string', placeholder: 'TLI', description: 'timeline to follow: latest (default), current, or a number' },
     'target-action': { type: 'string', placeholder: 'ACTION', description: 'at the target: pause (default), promote or shutdown' },
     'target-exclusive': { type: 'boolean', description: 'stop just before the target instead of just after it' },
-    'gcwal-command': { type: 'string', placeholder: 'PATH', description: 'gcwal executable restore_command runs (default gcwal, found on the server\'s PATH)' },
+    'gcwal-command': { type: 'string', placeholder: 'PATH', description: 'gcwal executable restore_command runs (default: this gcwal, by the absolute path it was run as)' },
   },
   positionals: 2,
   async run(ctx, [destArg, name], options) {
@@ -110,7 +114,7 @@ earliest restorable point, 6 the backup is damaged,
       tablespaceMappings: Array.isArray(mappings) ? mappings : typeof mappings === 'string' ? [mappings] : [],
       recovery: plan,
       repoUrl,
-      gcwalCommand: str(options, 'gcwal-command') ?? 'gcwal',
+      gcwalCommand: str(options, 'gcwal-command') ?? ctx.gcwalCommand(),
       concurrency: ctx.config.concurrency,
       retries: ctx.config.retries,
       log: ctx.log,
