@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { PassThrough, pipeline, Readable } from 'node:stream';
 import { encodeLzopInMemory, type LzopEncodeStats, type LzopHelper } from '../../core/codec/lzop-parallel.ts';
-import { crc32cBase64 } from '../../core/checksum/crc32c.ts';
+import { ChecksumMeter, crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import { getCodec } from '../../core/codec/index.ts';
 import type { CodecName } from '../../core/codec/types.ts';
 import { AlreadyExistsError, ConflictError, CorruptObjectError, InvalidInputError, StorageError } from '../../core/errors.ts';
@@ -9,6 +9,7 @@ import { Meta, walObjectKey } from '../../core/layout.ts';
 import { handled } from '../../core/handled.ts';
 import { ensureRepositoryIdentity, readRepositoryIdentity, type RepositoryIdentity } from '../../core/repository.ts';
 import { recordedRawChecksum } from '../../core/storage/decode.ts';
+import { holdsSameContent, type Checksum } from '../../core/storage/same-content.ts';
 import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
 import { checkSegmentHeader, parseLongPageHeader } from '../../core/wal/header.ts';
 import { classifyWalFileName, type WalFileName } from '../../core/wal/name.ts';
@@ -136,7 +137,9 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
     }
   })();
   const content = early.content;
-  const compressed = content ? pipeline(content, new PassThrough({ highWaterMark: runAheadBytes(source.size) }), () => {}) : undefined;
+  // The size and CRC32C of the bytes this attempt stores, for comparing with an object already there.
+  const storedMeter = new ChecksumMeter();
+  const compressed = content ? pipeline(content, storedMeter, new PassThrough({ highWaterMark: runAheadBytes(source.size) }), () => {}) : undefined;
   // Both run while the file is still being read; a local failure is
   // reported before a repository one, as it would be one after the other.
   const [read, remote] = await Promise.allSettled([
@@ -187,7 +190,8 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
     // whose first attempt did land: decide by content.
     const now = await storage.stat(key, { signal });
     if (!now) throw err;
-    return compareExisting(storage, now, local, name);
+    const stored = storedMeter.writableFinished ? { size: storedMeter.bytes, crc32c: storedMeter.base64 } : undefined;
+    return compareExisting(storage, now, local, name, stored, signal);
   }
 }
 
@@ -220,7 +224,17 @@ function runAheadBytes(size: number): number {
   return Math.max(64 * 1024, Math.min(size + (size >> 4), 16 * 1024 * 1024));
 }
 
-async function compareExisting(storage: Storage, existing: ObjectInfo, local: { size: number; crc: number }, name: string): Promise<PushResult> {
+/**
+ * The push found `existing` under its key: already archived when it holds
+ * this file's content, else ConflictError. The metadata the writer recorded
+ * must name this file's raw size and CRC32C (else it is another file, or
+ * cannot be restored as this one), and the content must be this file's as
+ * the storage computed it, never as the metadata claims (holdsSameContent:
+ * the stored bytes' CRC32C against those of this attempt's `stored` bytes,
+ * else the object decoded): a damaged object written with this file's
+ * metadata is not archived.
+ */
+async function compareExisting(storage: Storage, existing: ObjectInfo, local: { size: number; crc: number }, name: string, stored: Checksum | undefined, signal: AbortSignal | undefined): Promise<PushResult> {
   const want = { size: local.size, crc32c: crc32cBase64(local.crc) };
   let have: { size: number; crc32c: string };
   try {
@@ -231,11 +245,17 @@ async function compareExisting(storage: Storage, existing: ObjectInfo, local: { 
     // restored anyway, but replacing it is a human decision.
     throw new ConflictError(`${name} is already archived but its metadata is missing`, `check ${storage.url}/${existing.key} by hand; remove it if it is damaged, then archive again`);
   }
-  if (have.size === want.size && have.crc32c === want.crc32c) {
-    return { status: 'already-archived', key: existing.key, rawSize: local.size, rawCrc32c: want.crc32c, storedSize: existing.size };
+  if (have.size !== want.size || have.crc32c !== want.crc32c) {
+    throw new ConflictError(
+      `${name} is already archived with different content (${have.size} bytes, crc32c ${have.crc32c}; local ${want.size} bytes, crc32c ${want.crc32c})`,
+      'two clusters may be archiving into one repository, or the archive is damaged; investigate before archiving further',
+    );
   }
-  throw new ConflictError(
-    `${name} is already archived with different content (${have.size} bytes, crc32c ${have.crc32c}; local ${want.size} bytes, crc32c ${want.crc32c})`,
-    'two clusters may be archiving into one repository, or the archive is damaged; investigate before archiving further',
-  );
+  if (!(await holdsSameContent(storage, existing, { raw: want, stored }, { signal }))) {
+    throw new ConflictError(
+      `${name} is already archived, but the stored object (${existing.size} bytes, crc32c ${existing.crc32c}) does not hold the content its metadata records`,
+      `the archived copy is damaged: check ${storage.url}/${existing.key} by hand, remove it, then archive again while ${name} is still in pg_wal`,
+    );
+  }
+  return { status: 'already-archived', key: existing.key, rawSize: local.size, rawCrc32c: want.crc32c, storedSize: existing.size };
 }

@@ -7,8 +7,12 @@
  * attempt wrote.
  */
 import test from 'ava';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import { pushWalFile } from '../../../agent/wal/push.ts';
-import { walObjectKey } from '../../../core/layout.ts';
+import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
+import { ConflictError } from '../../../core/errors.ts';
+import { Meta, walObjectKey } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { openDecoded } from '../../../core/storage/decode.ts';
 import { GcsStorage, STREAM_TURNAROUND_MS } from '../../../core/storage/gcs.ts';
@@ -74,3 +78,42 @@ for (const endpoint of endpoints) {
     t.true((await collect(await openDecoded(storage, info!))).equals(await readFile(wal.file(name!))), 'the archived segment is byte-identical');
   });
 }
+
+/** Store `body` under `name`'s key as a push would, with `codec` and the raw size and CRC32C of the real segment in its metadata. */
+async function plant(storage: GcsStorage, name: string, body: Buffer, codec: string): Promise<void> {
+  const raw = await readFile(wal.file(name));
+  await storage.write(walObjectKey(name), Readable.from([body]), { metadata: { [Meta.codec]: codec, [Meta.rawSize]: String(raw.length), [Meta.rawCrc32c]: crc32cBase64(crc32c(raw)), [Meta.systemId]: wal.systemIdentifier } });
+}
+
+test.serial('an archived object with the segment\'s metadata but damaged bytes is a conflict, never "already archived"', async (t) => {
+  const storage = await repository();
+  const [name] = await wal.produce(1);
+  const damaged = Buffer.from(await readFile(wal.file(name!)));
+  damaged[damaged.length >> 1]! ^= 0x40;
+  await plant(storage, name!, damaged, 'none');
+  await t.throwsAsync(pushWalFile(storage, wal.file(name!), { codec: 'none', level: undefined }), { instanceOf: ConflictError, message: /does not hold the content its metadata records/ });
+});
+
+test.serial('an archived object holding the same segment compressed differently is already archived, judged by decoding it', async (t) => {
+  const storage = await repository();
+  const [name] = await wal.produce(1);
+  await plant(storage, name!, gzipSync(await readFile(wal.file(name!))), 'gzip');
+  const log: string[] = [];
+  stack.emulator.setFaults({ rate: 0, kinds: [], match: (method, target) => (log.push(`${method} ${target}`), false) });
+  const result = await pushWalFile(storage, wal.file(name!), { codec: 'none', level: undefined });
+  stack.emulator.setFaults(undefined);
+  t.is(result.status, 'already-archived');
+  t.true(log.some((line) => line.startsWith('GET ') && line.includes('%2Fwal%2F') && line.includes('alt=media')), 'the object was read back');
+});
+
+test.serial('a segment pushed twice is already archived the second time without reading the object back', async (t) => {
+  const storage = await repository();
+  const [name] = await wal.produce(1);
+  t.is((await pushWalFile(storage, wal.file(name!), { codec: 'lzo', level: undefined })).status, 'archived');
+  const log: string[] = [];
+  stack.emulator.setFaults({ rate: 0, kinds: [], match: (method, target) => (log.push(`${method} ${target}`), false) });
+  const again = await pushWalFile(storage, wal.file(name!), { codec: 'lzo', level: undefined });
+  stack.emulator.setFaults(undefined);
+  t.is(again.status, 'already-archived');
+  t.false(log.some((line) => line.includes('%2Fwal%2F') && line.includes('alt=media')), log.join('\n'));
+});
