@@ -46,6 +46,8 @@ export interface Config {
     database: string | undefined;
     password: string | undefined;
   };
+  /** backup-push: seconds to wait for the next WAL segment its backup needs to reach the repository */
+  archiveTimeout: number;
   /** where the pipeline keeps its catalogue, when not in the repository (status, delete) */
   catalogueRepo: string | undefined;
   /** the retention policy `gcwal delete` plans with; each undefined when not set */
@@ -83,7 +85,8 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'PGPORT', flag: 'pgport', kind: 'int', min: 1, max: 65535, description: 'PostgreSQL port (libpq)' },
   { env: 'PGUSER', flag: 'pguser', kind: 'string', description: 'PostgreSQL user (libpq)' },
   { env: 'PGDATABASE', flag: 'pgdatabase', kind: 'string', description: 'PostgreSQL database (libpq)' },
-  { env: 'PGPASSWORD', flag: 'pgpassword', kind: 'string', description: 'PostgreSQL password (libpq; prefer ~/.pgpass)' },
+  { env: 'PGPASSWORD', flag: 'pgpassword', kind: 'string', description: 'PostgreSQL password (libpq); the variable only, no flag; prefer ~/.pgpass (or the file PGPASSFILE names)', envOnly: { hint: 'set PGPASSWORD in the environment or, better, put the password in ~/.pgpass (or the file PGPASSFILE names), as for psql' } },
+  { env: 'GCWAL_ARCHIVE_TIMEOUT', flag: 'archive-timeout', kind: 'int', default: '60', min: 1, max: 86_400, description: 'backup-push: seconds to wait for the next WAL segment the backup needs to reach the repository before failing (the wait restarts whenever one arrives)' },
   // The pipeline's settings, under the names functions/config.ts gives them, so one environment serves both.
   { env: 'GCWAL_CATALOGUE_REPO', flag: 'catalogue-repo', kind: 'string', description: 'where the pipeline keeps its catalogue, if not in the repository (status and delete read it)' },
   { env: 'GCWAL_RETAIN_FULL', flag: 'retain-full', kind: 'int', min: 1, max: 10_000, description: 'delete keeps the newest N full backups' },
@@ -132,6 +135,7 @@ export function parseConfig(
       database: v.PGDATABASE as string | undefined,
       password: v.PGPASSWORD as string | undefined,
     },
+    archiveTimeout: v.GCWAL_ARCHIVE_TIMEOUT as number,
     catalogueRepo: v.GCWAL_CATALOGUE_REPO as string | undefined,
     retention: {
       retainFull: v.GCWAL_RETAIN_FULL as number | undefined,

@@ -19,6 +19,7 @@ export const EXIT_CODES: readonly [number, string][] = [
   [ExitCode.internal, 'unexpected internal error (a bug)'],
   [ExitCode.localIo, 'a local file could not be read or written (disk full, permissions)'],
   [ExitCode.repoMissing, 'the repository does not exist (no gcwal.json, a missing directory or bucket): check GCWAL_REPO, or create it with gcwal repo-create'],
+  [ExitCode.walNotArchived, 'backup-push: the WAL the backup needs is not archived into the repository (archive_mode off, or archive_command failing past GCWAL_ARCHIVE_TIMEOUT); no backup was recorded'],
   [ExitCode.interrupted, 'interrupted (SIGINT/SIGTERM); nothing was left half-written'],
   [ExitCode.recoveryFatal, 'wal-fetch during archive recovery hit a persistent error: PostgreSQL stops instead of promoting early'],
 ];
@@ -38,7 +39,7 @@ export function mainHelp(commands: CommandTable): string {
     ...Object.entries(commands).map(([name, c]) => `  ${pad(name, 14)}${c.summary}`),
     '',
     'configuration (environment variable, or the --flag):',
-    ...CONFIG_TABLE.map((e) => `  ${pad(`${e.env} / --${e.flag}`, 44)}${e.description}${e.default !== undefined ? ` (default ${e.default})` : ''}`),
+    ...CONFIG_TABLE.map((e) => `  ${pad(e.envOnly ? e.env : `${e.env} / --${e.flag}`, 44)}${e.description}${e.default !== undefined ? ` (default ${e.default})` : ''}`),
     '',
     'exit codes:',
     ...EXIT_CODES.map(([code, text]) => `  ${pad(String(code), 5)}${text}`),

@@ -181,6 +181,7 @@ async function bigBackup(dir: string, options: ValidateBenchOptions, cleanups: C
       signal: new AbortController().signal,
       version: 'bench',
       progress: (label) => createProgress({ out: quiet, interactive: false, label }),
+      archiveCheck: false, // archive_command is `true`: no WAL reaches this repository
     });
     await stat(path.join(dir, 'backup'));
     return { url, meta };

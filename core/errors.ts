@@ -38,6 +38,8 @@ export const ExitCode = {
   localIo: 12,
   /** the repository has no gcwal.json: never created (gcwal repo-create), or GCWAL_REPO points at the wrong place */
   repoMissing: 13,
+  /** backup-push: the WAL the backup needs is not being archived into the repository (archive_mode off, or not there within GCWAL_ARCHIVE_TIMEOUT) */
+  walNotArchived: 14,
   interrupted: 130,
   /** wal-fetch during archive recovery: > 125 makes PostgreSQL stop instead of promoting early */
   recoveryFatal: 126,
@@ -70,6 +72,17 @@ export class RepositoryMissingError extends GcwalError {
 export class RepositoryNotEmptyError extends GcwalError {
   constructor(url: string, found: string) {
     super('repo_not_empty', `repository ${url} is not empty (it holds ${found}) but has no gcwal.json`, 'point GCWAL_REPO at an empty or new location; if this is this cluster\'s own archive whose gcwal.json was lost, run gcwal repo-create --force', ExitCode.destinationNotEmpty);
+  }
+}
+
+/**
+ * backup-push: the WAL the backup needs does not reach the repository
+ * (archive_mode is off, or archive_command fails or lags past the archive
+ * timeout); such a backup cannot be restored, so it is not recorded.
+ */
+export class WalNotArchivedError extends GcwalError {
+  constructor(message: string, hint: string, options?: { cause?: unknown }) {
+    super('wal_not_archived', message, hint, ExitCode.walNotArchived, options);
   }
 }
 

@@ -101,9 +101,11 @@ export async function startBackup(client: pg.Client, versionNum: number, label: 
 
 /**
  * Stop the backup started on this session. With `waitForArchive` the call
- * returns only once the WAL the backup needs is archived (PostgreSQL logs a
- * notice every minute while it waits), so success means restorable.
- * Without it (used to clean up after a failure) it returns at once.
+ * returns only once the WAL the backup needs is archived, and waits for that
+ * without end when archiving fails; backup-push passes false and waits for
+ * the WAL in the repository itself, with a timeout (see archive-wait.ts). On
+ * a primary the stop switches to a new WAL segment either way, so the stop
+ * segment is handed to archive_command at once.
  */
 export async function stopBackup(client: pg.Client, versionNum: number, waitForArchive: boolean): Promise<BackupStop> {
   const sql = versionNum >= 150000
@@ -111,6 +113,33 @@ export async function stopBackup(client: pg.Client, versionNum: number, waitForA
     : 'SELECT lsn::text AS lsn, labelfile, spcmapfile FROM pg_stop_backup(false, $1)';
   const [row] = await pgQuery<{ lsn: string; labelfile: string | null; spcmapfile: string | null }>(client, 'stopping the backup', sql, [waitForArchive]);
   return { lsn: parseLsn(row.lsn), backupLabel: row.labelfile ?? '', tablespaceMap: row.spcmapfile ?? '' };
+}
+
+/** pg_stat_archiver: what this server's archiver last did (counts since the statistics were reset). */
+export interface ArchiverStatus {
+  archivedCount: number;
+  lastArchivedWal: string | null;
+  lastArchivedTime: Date | null;
+  failedCount: number;
+  lastFailedWal: string | null;
+  lastFailedTime: Date | null;
+}
+
+/** Read pg_stat_archiver. Throws PostgresError when the query fails. */
+export async function readArchiverStatus(client: pg.Client): Promise<ArchiverStatus> {
+  const [row] = await pgQuery<{ archived_count: string; last_archived_wal: string | null; last_archived_time: Date | null; failed_count: string; last_failed_wal: string | null; last_failed_time: Date | null }>(
+    client,
+    'reading pg_stat_archiver',
+    'SELECT archived_count::text, last_archived_wal, last_archived_time, failed_count::text, last_failed_wal, last_failed_time FROM pg_stat_archiver',
+  );
+  return {
+    archivedCount: Number(row.archived_count),
+    lastArchivedWal: row.last_archived_wal,
+    lastArchivedTime: row.last_archived_time,
+    failedCount: Number(row.failed_count),
+    lastFailedWal: row.last_failed_wal,
+    lastFailedTime: row.last_failed_time,
+  };
 }
 
 /** What a backup_label says about where the backup starts. */

@@ -10,13 +10,14 @@ import { ensureRepositoryIdentity } from '../../core/repository.ts';
 import { writeSmallObject } from '../../core/storage/objects.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import { formatLsn } from '../../core/wal/lsn.ts';
-import { segmentNumberOfEndLsn, segmentNumberOfLsn, walSegmentName } from '../../core/wal/name.ts';
+import { segmentNumberOfEndLsn, segmentNumberOfLsn, segmentRange, walSegmentName } from '../../core/wal/name.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { connectPostgres } from '../pg/connect.ts';
 import type { Progress } from '../progress.ts';
 import { CONTROL_FILE } from './exclude.ts';
-import { parseBackupLabel, readClusterInfo, startBackup, stopBackup, type ClusterInfo } from './pg-backup.ts';
+import { archiveModeOffError, waitForWal, walNotArchivedError } from './archive-wait.ts';
+import { parseBackupLabel, readArchiverStatus, readClusterInfo, startBackup, stopBackup, type ClusterInfo } from './pg-backup.ts';
 import { planParts } from './plan.ts';
 import { writeParts } from './parts.ts';
 import { walkDataDirectory } from './walk.ts';
@@ -33,6 +34,13 @@ export interface PushOptions {
   version: string;
   /** a progress display for the copy (a silent one when not interactive) */
   progress: (label: string, totalBytes: number, totalFiles: number) => Progress;
+  /**
+   * Refuse a primary with archive_mode = off, and record the backup only once
+   * the WAL from its start to its stop segment is in the repository, failing
+   * when none of it arrived for `timeoutSeconds`. false skips both, for WAL
+   * kept by other means (--no-archive-check).
+   */
+  archiveCheck: { timeoutSeconds: number } | false;
 }
 
 /**
@@ -87,7 +95,7 @@ async function writeManifest(storage: Storage, name: string, entries: readonly M
   return { key, storedSize: info.size, storedCrc32c: info.crc32c, entries: entries.length };
 }
 
-/** The copy between start and stop: walk, tar parts, stop with wait for archive. */
+/** The copy between start and stop: walk, tar parts, stop (the WAL is waited for by the caller). */
 async function copyAndStop(client: pg.Client, info: ClusterInfo, pgdata: string, name: string, options: PushOptions) {
   const { log, signal, config } = options;
   const walk = await walkDataDirectory(pgdata, {
@@ -111,12 +119,47 @@ async function copyAndStop(client: pg.Client, info: ClusterInfo, pgdata: string,
     onProgress: (bytes, files) => progress.add(bytes, files),
     onSkip: (path, reason) => log.debug(`skipping ${path}: ${reason}`),
   }).finally(() => progress.done());
-  log.info('data copied, stopping the backup and waiting for its WAL to be archived');
-  const stop = await stopBackup(client, info.versionNum, true);
+  log.info('data copied, stopping the backup');
+  const stop = await stopBackup(client, info.versionNum, false);
   const links = walk.entries
     .filter((e) => e.type === 'symlink')
     .map((e): ManifestEntry => ({ path: e.path, type: 'symlink', size: 0, mode: e.mode, mtime: e.mtime.toISOString(), target: e.target }));
   return { walk, written, stop, manifest: [...links, ...written.manifest] };
+}
+
+/**
+ * Refuse a primary whose WAL is never archived (archive_mode = off) unless
+ * the check is off, then only warn. A standby's own archive_mode says nothing
+ * about its primary's archiving: there the wait for the WAL is the check.
+ */
+function checkArchiveMode(info: ClusterInfo, where: string, options: PushOptions): void {
+  if (info.archiveMode === 'off' && !info.inRecovery) {
+    if (options.archiveCheck) throw archiveModeOffError(where);
+    options.log.warn('archive_mode is off: the WAL this backup needs does not reach the repository; restoring it needs that WAL from elsewhere');
+  } else if (!options.archiveCheck) {
+    options.log.warn('--no-archive-check: not checking that the WAL this backup needs reaches the repository');
+  }
+}
+
+/**
+ * Wait until every segment in `needed` is in the repository; throws
+ * WalNotArchivedError, naming what pg_stat_archiver reports, when none of
+ * the missing ones arrived for `timeoutSeconds`. The backup is already
+ * stopped: the server is not in backup mode while this waits.
+ */
+async function awaitArchived(client: pg.Client, info: ClusterInfo, name: string, needed: readonly string[], timeoutSeconds: number, options: PushOptions): Promise<void> {
+  const { log, signal, storage } = options;
+  const missing = await waitForWal(storage, needed, {
+    timeoutMs: timeoutSeconds * 1000,
+    signal,
+    onWaiting: (m) => log.info(`waiting for ${m.length === 1 ? `wal ${m[0]}` : `${m.length} wal segments, ${m[0]} to ${m[m.length - 1]},`} to reach the repository`, { timeoutSeconds }),
+  });
+  if (missing.length === 0) return;
+  const archiver = await readArchiverStatus(client).catch((err) => {
+    log.debug('could not read pg_stat_archiver', { error: (err as Error).message });
+    return undefined;
+  });
+  throw walNotArchivedError({ backup: name, missing, timeoutSeconds, archiver, standby: info.inRecovery });
 }
 
 /**
@@ -126,6 +169,8 @@ async function copyAndStop(client: pg.Client, info: ClusterInfo, pgdata: string,
  * making the backup visible) backup.json, and returns the metadata.
  *
  * Throws UsageError when `pgdata` is not the server's data directory,
+ * WalNotArchivedError when archive_mode is off on a primary or the WAL the
+ * backup needs does not reach the repository (with `archiveCheck`),
  * ClusterMismatchError when the repository holds another cluster,
  * PostgresError for connection and SQL failures, InvalidInputError for
  * unreadable files, storage errors as the driver raises them. On any failure
@@ -147,7 +192,7 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
     const info = await readClusterInfo(client);
     const pgdata = await checkDataDirectory(options.pgdata, info.dataDirectory);
     await ensureRepositoryIdentity(storage, { systemIdentifier: info.systemIdentifier, walSegmentSize: info.walSegmentSize }, { signal });
-    if (info.archiveMode === 'off') log.warn('archive_mode is off: the WAL this backup needs will not reach the repository', { hint: 'set archive_mode = on and archive_command to gcwal wal-push' });
+    checkArchiveMode(info, where, options);
     log.debug('connected', { server: where, version: info.version, systemIdentifier: info.systemIdentifier });
 
     const startTime = new Date();
@@ -165,6 +210,10 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
       const label = parseBackupLabel(stop.backupLabel);
       const timeline = label.timeline ?? start.timeline;
       if (label.walFile !== startSegment) log.warn(`backup label starts in ${label.walFile}, not ${startSegment} as the name says`);
+      if (options.archiveCheck) {
+        const needed = [...segmentRange(timeline, label.lsn, stop.lsn, info.walSegmentSize)];
+        await awaitArchived(client, info, name, needed, options.archiveCheck.timeoutSeconds, options);
+      }
       const manifestRecord = await writeManifest(storage, name, manifest, signal);
       const files = manifest.filter((e) => e.type === 'file');
       const meta: BackupMeta = {

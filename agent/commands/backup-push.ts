@@ -9,7 +9,7 @@ import type { Command } from './types.ts';
 export const backupPush: Command = {
   name: 'backup-push',
   summary: 'take a base backup of a running cluster',
-  usage: 'gcwal backup-push <pgdata>',
+  usage: 'gcwal backup-push [--no-archive-check] <pgdata>',
   details: `
 Takes a base backup of the running server whose data directory is <pgdata>,
 with PostgreSQL's non-exclusive backup API (pg_backup_start/pg_backup_stop)
@@ -27,13 +27,24 @@ pg_internal.init, old backup_label/tablespace_map/backup_manifest,
 pgsql_tmp*, temporary relations and unlogged relations' data (their init
 forks are kept). Tablespaces are followed and stored under pg_tblspc/<oid>/.
 
-The command succeeds only after PostgreSQL has archived the WAL the backup
-needs (pg_backup_stop waits for it), so archive_command must be working.
+The backup is recorded only once the WAL from its start to its stop segment
+is in the repository, so archive_command must be working (gcwal wal-push into
+the same repository). After pg_backup_stop, which ends backup mode, it polls
+the repository and fails with exit 14, naming what pg_stat_archiver reports,
+when none of the missing WAL arrived for GCWAL_ARCHIVE_TIMEOUT seconds
+(default 60). A primary with archive_mode = off is refused with exit 14
+before the backup starts. On a standby the primary archives the WAL, and the
+stop segment arrives only once the primary switches segments (archive_timeout
+there, or pg_switch_wal()). --no-archive-check skips both checks (with a
+warning), for WAL kept by other means.
+
 Prints the backup's name on stdout. On failure the server's backup mode is
 ended and no backup.json is written (uploaded parts stay, invisible).`,
-  options: {},
+  options: {
+    'no-archive-check': { type: 'boolean', description: 'do not refuse archive_mode = off nor wait for the WAL to reach the repository (warns)' },
+  },
   positionals: 1,
-  async run(ctx, [pgdata]) {
+  async run(ctx, [pgdata], options) {
     const storage = await ctx.storage();
     const started = Date.now();
     const meta = await pushBackup({
@@ -44,6 +55,7 @@ ended and no backup.json is written (uploaded parts stay, invisible).`,
       signal: ctx.signal,
       version: VERSION,
       progress: (label, totalBytes, totalFiles) => createProgress({ out: ctx.stderr, interactive: ctx.interactive, label, totalBytes, totalFiles }),
+      archiveCheck: options['no-archive-check'] === true ? false : { timeoutSeconds: ctx.config.archiveTimeout },
     });
     const seconds = (Date.now() - started) / 1000;
     const rate = seconds > 0 ? meta.rawSize / seconds : 0;

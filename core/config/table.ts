@@ -19,6 +19,12 @@ export interface ConfigEntry {
   min?: number;
   max?: number;
   description: string;
+  /**
+   * Set for a secret: the variable only, never the flag, since a command line
+   * is visible to every user of the host (ps). The flag is still recognised,
+   * to refuse it with this hint instead of as an unknown option.
+   */
+  envOnly?: { hint: string };
 }
 
 /** Parse `256MiB`, `1GiB`, `4096` into bytes. */
@@ -68,6 +74,9 @@ export function readConfigTable(
   const v: Record<string, string | number | boolean | undefined> = {};
   for (const entry of table) {
     const flag = flags[entry.flag];
+    if (entry.envOnly && flag !== undefined) {
+      throw new UsageError(`--${entry.flag} is not accepted: a command line is visible to every user of the host (ps)`, entry.envOnly.hint);
+    }
     const fromFlag = flag === true ? 'true' : typeof flag === 'string' ? flag : undefined;
     const raw = fromFlag ?? env[entry.env] ?? entry.default;
     const source = fromFlag !== undefined ? `--${entry.flag}` : env[entry.env] !== undefined ? entry.env : `default of ${entry.env}`;

@@ -2,6 +2,7 @@ import test from 'ava';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gcsStorageOptions, parseConfig, parseSize, requireRepo } from '../../agent/config.ts';
+import { UsageError } from '../../core/errors.ts';
 import { makeTempDir } from '../helpers/tmp.ts';
 
 test('defaults apply when nothing is set', (t) => {
@@ -39,6 +40,21 @@ for (const [what, env, message] of bad) {
     t.is((err as { exitCode?: number }).exitCode, 2);
   });
 }
+
+test('a password is read from PGPASSWORD only: --pgpassword, which ps would show, is a usage error that does not echo it', (t) => {
+  t.is(parseConfig({}, { PGPASSWORD: 's3cret' }).pg.password, 's3cret');
+  const err = t.throws(() => parseConfig({ pgpassword: 's3cret' }, { PGPASSWORD: 'other' }), { instanceOf: UsageError, message: '--pgpassword is not accepted: a command line is visible to every user of the host (ps)' });
+  t.is(err!.exitCode, 2);
+  t.regex(err!.hint, /PGPASSWORD .*~\/\.pgpass/);
+  t.notRegex(`${err!.message} ${err!.hint}`, /s3cret/);
+});
+
+test('backup-push waits 60 s for its WAL unless GCWAL_ARCHIVE_TIMEOUT or --archive-timeout says otherwise', (t) => {
+  t.is(parseConfig({}, {}).archiveTimeout, 60);
+  t.is(parseConfig({}, { GCWAL_ARCHIVE_TIMEOUT: '600' }).archiveTimeout, 600);
+  t.is(parseConfig({ 'archive-timeout': '5' }, { GCWAL_ARCHIVE_TIMEOUT: '600' }).archiveTimeout, 5);
+  t.throws(() => parseConfig({}, { GCWAL_ARCHIVE_TIMEOUT: '0' }), { instanceOf: UsageError, message: /GCWAL_ARCHIVE_TIMEOUT must be at least 1/ });
+});
 
 test('sizes accept binary units', (t) => {
   t.is(parseSize('4096'), 4096);

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -11,6 +11,7 @@ import { listBackups } from '../../../core/backup/list.ts';
 import type { ManifestEntry } from '../../../core/backup/meta.ts';
 import { ClusterMismatchError, ConflictError, StorageError, UsageError } from '../../../core/errors.ts';
 import { backupPartKey, REPOSITORY_KEY } from '../../../core/layout.ts';
+import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
 import { readSmallObject, writeSmallObject } from '../../../core/storage/objects.ts';
 import type { Storage } from '../../../core/storage/types.ts';
@@ -22,7 +23,16 @@ const dirs: string[] = [];
 async function repository(): Promise<FileStorage> {
   const dir = await mkdtemp(join(tmpdir(), 'gcwal-push-'));
   dirs.push(dir);
+  await mkdir(join(dir, 'repo'));
   return new FileStorage(pathToFileURL(join(dir, 'repo')).href);
+}
+
+/** A repository created for `cluster`, as gcwal repo-create does. */
+async function repositoryFor(cluster: Cluster): Promise<FileStorage> {
+  const storage = await repository();
+  const [row] = await cluster.query<{ id: string; bytes: string }>("SELECT system_identifier::text AS id, (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS bytes FROM pg_control_system()");
+  await createRepositoryIdentity(storage, { systemIdentifier: row.id, walSegmentSize: Number(row.bytes) });
+  return storage;
 }
 test.after.always(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
@@ -40,6 +50,8 @@ function pushOptions(cluster: Cluster, storage: Storage, extra: Partial<PushOpti
     signal: new AbortController().signal,
     version: '0.0.0-test',
     progress: (label) => createProgress({ out: logOut, interactive: false, label }),
+    // These clusters archive to /bin/true or nowhere: no WAL reaches the repository.
+    archiveCheck: false,
     ...extra,
   };
   return { options, log: () => log };
@@ -65,7 +77,7 @@ test('a backup of a running cluster is stored, listed, and records what the serv
   const [{ path: tsPath }] = await cluster.query<{ path: string }>("SELECT pg_relation_filepath('in_ts') AS path");
   const [{ id }] = await cluster.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
 
-  const storage = await repository();
+  const storage = await repositoryFor(cluster);
   const { options, log } = pushOptions(cluster, storage);
   const meta = await pushBackup(options);
 
@@ -128,7 +140,7 @@ test('a repository of another cluster is refused', async (t) => {
 test('a failed upload stops the backup on the server and leaves no backup.json', async (t) => {
   const cluster = await startCluster({ archiveCommand: '/bin/true' });
   t.teardown(() => cluster.destroy());
-  const real = await repository();
+  const real = await repositoryFor(cluster);
   let parts = 0;
   // The real driver, except that the second part upload fails for good.
   const failing: Storage = {
