@@ -7,20 +7,21 @@
  * the data directory carries a marker (`.gcwal-restore-incomplete`) from the
  * first write until the very end, global/pg_control is written under a
  * temporary name and renamed last, and backup_label/recovery.signal appear
- * only after every part and file is verified. A failed restore therefore
- * leaves a directory PostgreSQL refuses to start (no control file), with the
- * marker saying why; the error's hint says to delete it and retry.
+ * only after every part and file is verified. A failed or killed restore
+ * therefore leaves a directory PostgreSQL refuses to start (no control
+ * file), with the marker saying why; running backup-fetch again into it
+ * clears it (and the tablespace directories the marker names) and restores
+ * afresh, while any other non-empty directory is still refused.
  */
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { BackupMeta } from '../../core/backup/meta.ts';
-import { asGcwalError, DestinationNotEmptyError, type GcwalError } from '../../core/errors.ts';
+import { asGcwalError, type GcwalError } from '../../core/errors.ts';
 import { resolveBackupForTarget } from '../../core/restore/choose-backup.ts';
 import { recoveryConfigBlock, type RecoveryPlan } from '../../core/restore/recovery-config.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import type { Logger } from '../log.ts';
 import type { Progress } from '../progress.ts';
-import { checkTarget, createTarget, INCOMPLETE_MARKER, tightenDataDirectoryMode } from './destination.ts';
+import { checkDestination, checkTarget, clearTarget, createTarget, INCOMPLETE_MARKER, markerContent, tightenDataDirectoryMode } from './destination.ts';
 import { DirectorySet, writeFileDurably } from './disk.ts';
 import type { ExtractTarget } from './extract.ts';
 import { finalizeRestore } from './finalize.ts';
@@ -65,7 +66,8 @@ export interface FetchResult {
  * Restore the backup named in `options` into `options.dest`.
  *
  * Before writing anything: throws DestinationNotEmptyError when dest or a
- * tablespace target has entries, NotFoundError (hint: backup-list) for an
+ * tablespace target has entries (but for a restore gcwal left unfinished
+ * there, which is cleared and redone), NotFoundError (hint: backup-list) for an
  * unknown backup, UsageError for bad tablespace mappings or recovery values
  * and for a time or LSN target before the backup's end (LATEST takes the
  * newest backup that ended by the target; see core/restore/choose-backup.ts),
@@ -75,10 +77,7 @@ export interface FetchResult {
  */
 export async function fetchBackup(storage: Storage, options: FetchOptions): Promise<FetchResult> {
   const { dest, log, signal } = options;
-  const destState = await checkTarget(dest, 'destination').catch(async (err) => {
-    if (err instanceof DestinationNotEmptyError && (await hasIncompleteMarker(dest))) log.warn(`${dest} holds an unfinished restore (${INCOMPLETE_MARKER}); delete the directory and run backup-fetch again`);
-    throw err;
-  });
+  const { state: destState, markedTablespaces } = await checkDestination(dest);
 
   // A time or LSN target picks (for LATEST) or must follow (for a name) the
   // backup's end: refused here, before any write, rather than by PostgreSQL
@@ -87,7 +86,8 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   if (newerSkipped > 0) log.info(`restoring ${meta.name}, the newest backup that ended before the recovery target (${newerSkipped} newer backup${newerSkipped === 1 ? '' : 's'} ended after it)`);
   const tablespaces = planTablespaces(backupTablespaces(meta), options.tablespaceMappings, dest, meta.name);
   const tablespaceStates = [];
-  for (const t of tablespaces) tablespaceStates.push(await checkTarget(t.target, `tablespace ${t.oid} target`));
+  // A tablespace directory may be cleared only if the unfinished restore's marker names it and the user chose it again.
+  for (const t of tablespaces) tablespaceStates.push(await checkTarget(t.target, `tablespace ${t.oid} target`, markedTablespaces.includes(t.target)));
   // Built now so a value PostgreSQL's configuration cannot hold fails before any write.
   const recoveryBlock = options.recovery && recoveryConfigBlock({ plan: options.recovery, repoUrl: options.repoUrl, gcwalCommand: options.gcwalCommand, backupName: meta.name });
   const manifest = await readManifest(storage, meta, signal);
@@ -97,11 +97,19 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   const dirs = new DirectorySet();
   const progress = options.progress(meta);
   const created = destState === 'absent' ? await createTarget(dest) : [];
-  if (destState === 'empty' && (await tightenDataDirectoryMode(dest))) log.info(`changed the mode of ${dest} to 0700, as PostgreSQL requires`);
+  if (destState !== 'absent' && (await tightenDataDirectoryMode(dest))) log.info(`changed the mode of ${dest} to 0700, as PostgreSQL requires`);
   try {
-    await writeFileDurably(path.join(dest, INCOMPLETE_MARKER), `gcwal backup-fetch of ${meta.name} started ${new Date().toISOString()}; this directory is not usable until it finishes\n`);
+    // The marker names every tablespace directory before any is written, so a rerun knows which it may clear.
+    await writeFileDurably(path.join(dest, INCOMPLETE_MARKER), markerContent(meta.name, tablespaces.map((t) => t.target), new Date()));
+    if (destState === 'unfinished') {
+      log.info(`${dest} holds a restore gcwal left unfinished: clearing it to restore again`);
+      const dropped = markedTablespaces.filter((m) => !tablespaces.some((t) => t.target === m));
+      if (dropped.length > 0) log.warn(`the unfinished restore also wrote to ${dropped.join(', ')}, which this restore does not use; delete ${dropped.length === 1 ? 'it' : 'them'} by hand`);
+      await clearTarget(dest, [INCOMPLETE_MARKER]);
+    }
     for (const [i, t] of tablespaces.entries()) {
       if (tablespaceStates[i] === 'absent') created.push(...(await createTarget(t.target)));
+      if (tablespaceStates[i] === 'unfinished') await clearTarget(t.target, []);
       dirs.add(t.target);
     }
     dirs.add(dest);
@@ -132,18 +140,8 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
 function withIncompleteHint(err: unknown, dest: string, tablespaces: readonly TablespaceTarget[]): GcwalError {
   const e = asGcwalError(err);
   const others = tablespaces.length > 0 ? ` and the tablespace directories ${tablespaces.map((t) => t.target).join(', ')}` : '';
-  const extra = `${dest} is incomplete (marker ${INCOMPLETE_MARKER}); delete it${others} before restoring again`;
+  const extra = `${dest} is incomplete (marker ${INCOMPLETE_MARKER}); run the same backup-fetch again to clear it${others} and restore afresh`;
   // GcwalError.hint is readonly for consumers; here the error is ours, just thrown, not yet seen by anyone.
   Object.defineProperty(e, 'hint', { value: `${e.hint}; ${extra}`, enumerable: true });
   return e;
-}
-
-/** Whether `dir` holds the marker of an unfinished restore (for a clearer refusal). */
-async function hasIncompleteMarker(dir: string): Promise<boolean> {
-  try {
-    await fs.access(path.join(dir, INCOMPLETE_MARKER));
-    return true;
-  } catch {
-    return false;
-  }
 }

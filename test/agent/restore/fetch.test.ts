@@ -182,7 +182,7 @@ async function assertUnstartable(t: ExecutionContext, env: Env, err: GcwalError 
   t.false(existsSync(path.join(env.dest, 'recovery.signal')), 'recovery.signal must not be written');
   t.false(existsSync(path.join(env.dest, 'global/pg_control')), 'pg_control must not be in place');
   t.true(existsSync(path.join(env.dest, INCOMPLETE_MARKER)));
-  t.regex(err!.hint, new RegExp(`${env.dest} is incomplete \\(marker ${INCOMPLETE_MARKER.replace('.', '\\.')}\\); delete it`));
+  t.regex(err!.hint, new RegExp(`${env.dest} is incomplete \\(marker ${INCOMPLETE_MARKER.replace('.', '\\.')}\\); run the same backup-fetch again`));
 }
 
 const damaged: { name: string; fixture: Partial<FixtureOptions>; message: RegExp }[] = [
@@ -303,13 +303,53 @@ test('a non-empty destination is refused before anything is written', async (t) 
   t.false(existsSync(moved));
 });
 
-test('a destination holding an unfinished restore is refused with a warning that says so', async (t) => {
+test('a restore stopped half-way is cleared and done again by the next backup-fetch into the same directories', async (t) => {
+  const env = await setup(t);
+  const meta = await backup(env);
+  const moved = path.join(env.tmp, 'moved');
+  const mapped = { tablespaceMappings: [`16385=${moved}`] };
+  const controller = new AbortController();
+  const stopped = options(env, { ...mapped, signal: controller.signal, progress: () => ({ add: () => controller.abort(), done: () => {} }) });
+  await t.throwsAsync(fetchBackup(env.storage, stopped));
+  t.true(existsSync(path.join(env.dest, INCOMPLETE_MARKER)));
+  // What a kill at another moment leaves too: files of the half restore in both directories.
+  await mkdir(path.join(moved, 'PG_15_202209061'), { recursive: true });
+  await writeFile(path.join(moved, 'PG_15_202209061', 'half'), 'x');
+  await writeFile(path.join(env.dest, 'PG_VERSION'), 'half');
+
+  const result = await fetchBackup(env.storage, options(env, { ...mapped, recovery: LSN_PLAN }));
+  t.is(result.files, meta.fileCount);
+  t.false(existsSync(path.join(env.dest, INCOMPLETE_MARKER)));
+  t.false(existsSync(path.join(moved, 'PG_15_202209061', 'half')));
+  t.is(await readFile(path.join(env.dest, 'PG_VERSION'), 'utf8'), '15\n');
+  t.deepEqual(await readFile(path.join(env.dest, 'base/1/1259')), BIG);
+  t.is(await readFile(path.join(moved, 'PG_15_202209061/5/16386'), 'utf8'), 'tablespace data');
+  t.true(existsSync(path.join(env.dest, 'global/pg_control')));
+  t.regex(env.log.join(''), /left unfinished: clearing it/);
+});
+
+test('a data directory left with only the marker being written is taken as an unfinished restore', async (t) => {
   const env = await setup(t);
   await backup(env);
   await mkdir(env.dest);
-  await writeFile(path.join(env.dest, INCOMPLETE_MARKER), '');
-  await t.throwsAsync(fetchBackup(env.storage, options(env)), { instanceOf: DestinationNotEmptyError });
-  t.regex(env.log.join(''), /holds an unfinished restore/);
+  await writeFile(path.join(env.dest, `${INCOMPLETE_MARKER}.gcwal-tmp`), 'gcwal backup-fetch of');
+  await fetchBackup(env.storage, options(env, { tablespaceMappings: [`16385=${path.join(env.tmp, 'moved')}`] }));
+  t.deepEqual((await readdir(env.dest)).filter((n) => n.includes('gcwal')), []);
+});
+
+test('beside an unfinished restore, a non-empty tablespace directory its marker does not name is refused before anything is cleared', async (t) => {
+  const env = await setup(t);
+  await backup(env);
+  await mkdir(env.dest);
+  await writeFile(path.join(env.dest, INCOMPLETE_MARKER), `gcwal backup-fetch of x started y\ntablespace ${path.join(env.tmp, 'elsewhere')}\n`);
+  await writeFile(path.join(env.dest, 'PG_VERSION'), 'half');
+  const foreign = path.join(env.tmp, 'foreign');
+  await mkdir(foreign);
+  await writeFile(path.join(foreign, 'precious'), 'keep me');
+  const err = await t.throwsAsync(fetchBackup(env.storage, options(env, { tablespaceMappings: [`16385=${foreign}`] })), { instanceOf: DestinationNotEmptyError });
+  t.is(err!.exitCode, 10);
+  t.deepEqual(await readdir(foreign), ['precious']);
+  t.is(await readFile(path.join(env.dest, 'PG_VERSION'), 'utf8'), 'half');
 });
 
 test('a non-empty tablespace directory is refused before anything is written', async (t) => {
