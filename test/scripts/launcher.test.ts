@@ -403,3 +403,23 @@ for (const [index, args] of [['--ca-store', 'node', 'backup-list'], ['--ca-store
     t.is(r.stdout, `${bundle}\n${args.join('\n')}\ndir=/opt/my/certs\n`);
   });
 }
+
+test('Node learns how the launcher was run, $0 as given: a link by its own name, a relative path, a PATH lookup', async (t) => {
+  const dir = path.join(work.path, 'invoked');
+  await mkdir(path.join(dir, 'bin'), { recursive: true });
+  const probe = path.join(work.path, 'launcher-probe-node');
+  await writeFile(probe, `#!/bin/sh\nprintf '%s\\n' "\${GCWAL_LAUNCHER-unset}"\nexit ${STUB_EXIT}\n`, { mode: 0o755 });
+  await writeLauncher(path.join(dir, 'bin', 'gcwal'), { node: probe, bundle });
+  await symlink(path.join(dir, 'bin', 'gcwal'), path.join(dir, 'gcwal-link'));
+  const env = await childEnv({ GCWAL_CA_STORE: 'node', GCWAL_LAUNCHER: 'stale' });
+  const runs: [string, string[], string][] = [
+    [path.join(dir, 'gcwal-link'), [], path.join(dir, 'gcwal-link')],
+    ['./bin/gcwal', [], './bin/gcwal'],
+    ['sh', ['-c', 'gcwal --version'], path.join(dir, 'bin', 'gcwal')],
+  ];
+  for (const [file, args, expected] of runs) {
+    const r = await exec(file, args.length > 0 ? args : ['--version'], { env: { ...env, PATH: `${path.join(dir, 'bin')}:${env.PATH}` }, cwd: dir });
+    t.is(r.code, STUB_EXIT, r.stderr);
+    t.is(r.stdout, `${expected}\n`, file);
+  }
+});
