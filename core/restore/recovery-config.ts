@@ -205,7 +205,7 @@ export interface RecoveryConfigInput {
   plan: RecoveryPlan;
   /** repository URL the restore_command reads from */
   repoUrl: string;
-  /** the gcwal executable as PostgreSQL's shell should run it (default `gcwal`) */
+  /** the gcwal executable as PostgreSQL's shell should run it: an absolute path, so the server's PATH does not matter (see agent/self-command.ts) */
   gcwalCommand: string;
   /** backup restored, for the comment */
   backupName: string;
