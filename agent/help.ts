@@ -16,12 +16,12 @@ export const EXIT_CODES: readonly [number, string][] = [
   [ExitCode.auth, 'credentials missing or lacking a permission'],
   [ExitCode.postgres, 'PostgreSQL could not be reached or refused a query'],
   [ExitCode.destinationNotEmpty, 'the restore destination, or the location repo-create was given, is not empty'],
-  [ExitCode.internal, 'unexpected internal error (a bug)'],
+  [ExitCode.internal, 'unexpected internal error (a bug), or the launcher found no bundle beside it (reinstall)'],
   [ExitCode.localIo, 'a local file could not be read or written (disk full, permissions)'],
   [ExitCode.repoMissing, 'the repository does not exist (no gcwal.json, a missing directory or bucket): check GCWAL_REPO, or create it with gcwal repo-create'],
   [ExitCode.walNotArchived, 'backup-push: the WAL the backup needs is not archived into the repository (archive_mode off, or archive_command failing past GCWAL_ARCHIVE_TIMEOUT); no backup was recorded'],
   [ExitCode.interrupted, 'interrupted (SIGINT/SIGTERM); nothing was left half-written'],
-  [ExitCode.recoveryFatal, 'wal-fetch during archive recovery hit a persistent error: PostgreSQL stops instead of promoting early'],
+  [ExitCode.recoveryFatal, 'wal-fetch during archive recovery failed for any reason but "not in the archive": PostgreSQL stops instead of promoting early'],
 ];
 
 function pad(s: string, n: number): string {
