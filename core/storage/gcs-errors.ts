@@ -10,6 +10,8 @@ export interface CallSite {
   identity?: string;
   /** the ifGenerationMatch the call carried (`'0'` = create-only) */
   expectedGeneration?: string;
+  /** GCWAL_GCS_ENDPOINT, when one is set, for messages */
+  endpoint?: string;
 }
 
 const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'ENETUNREACH', 'EHOSTUNREACH']);
@@ -56,6 +58,21 @@ export function isBucketMissing(err: unknown): boolean {
   return texts.some((text) => typeof text === 'string' && BUCKET_MISSING.some((re) => re.test(text)));
 }
 
+/**
+ * Whether a 404 is Cloud Storage saying an object of `bucket` does not
+ * exist: its JSON error (reason `notFound`), or the text "No such object:
+ * <bucket>/<name>" it answers a media download with. Not a missing bucket
+ * (isBucketMissing), and not a 404 from anything else that may stand in
+ * the way (a proxy, a wrong path in GCWAL_GCS_ENDPOINT): reading one of
+ * those as "no such object" would end a recovery early.
+ */
+export function isObjectMissing(err: unknown, bucket: string): boolean {
+  if (httpStatus(err) !== 404 || isBucketMissing(err)) return false;
+  if (reasonOf(err) === 'notFound') return true;
+  const message = (err as { message?: unknown })?.message;
+  return typeof message === 'string' && message.trimStart().startsWith(`No such object: ${bucket}/`);
+}
+
 function firstLine(err: unknown): string {
   const raw = (err as { message?: unknown })?.message;
   const message = typeof raw === 'string' ? raw : String(err);
@@ -90,6 +107,10 @@ export function mapGcsError(err: unknown, site: CallSite): GcwalError {
   // object", or wal-fetch would exit 1 and end archive recovery early.
   if (isBucketMissing(err)) {
     return new RepositoryMissingError(`gs://${site.bucket}`, `cannot be used: bucket ${site.bucket} does not exist (${where})`, { cause: err, hint: `check the bucket name in GCWAL_REPO (gs://${site.bucket}); if it is new, create the bucket, then run gcwal repo-create` });
+  }
+  if (status === 404 && !isObjectMissing(err, site.bucket)) {
+    const endpoint = site.endpoint ? `GCWAL_GCS_ENDPOINT (${site.endpoint})` : 'GCWAL_GCS_ENDPOINT';
+    return new StorageError(`${where}: HTTP 404 from something other than Cloud Storage (${firstLine(err).slice(0, 120)})`, false, `a proxy or a wrong path answered instead of Cloud Storage: check ${endpoint}, the API root (e.g. https://storage.googleapis.com, no path), and any proxy in between`, { cause: err });
   }
   if (status === 404 && (site.op === 'read' || site.op === 'stat' || site.op === 'delete')) {
     return new NotFoundError(`object gs://${site.bucket}/${site.name} does not exist`, 'check the name and GCWAL_REPO', { cause: err });

@@ -8,7 +8,6 @@ import https from 'node:https';
 import { createRequire } from 'node:module';
 import type { Bucket, Storage as GcsClient } from '@google-cloud/storage';
 import type { AuthClient, GoogleAuth } from 'google-auth-library';
-import { crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { httpStatus, isRateLimited } from './gcs-errors.ts';
 import type { AdaptiveLimiter } from './throttle.ts';
 
@@ -22,22 +21,6 @@ export interface LibraryClientOptions {
   maxRetryDelaySeconds?: number;
 }
 
-/** CRC32C validator for the client library, on the hardware implementation. */
-function crc32cGenerator() {
-  let value = 0;
-  return {
-    update(data: Buffer) {
-      value = crc32c(data, value);
-    },
-    validate(expected: string) {
-      return crc32cBase64(value) === expected;
-    },
-    toString() {
-      return crc32cBase64(value);
-    },
-  };
-}
-
 /**
  * A client library instance for `bucketName`, authenticating with
  * `authClient` (from loadGoogleAuth). It retries on 408/429/5xx and dropped
@@ -48,28 +31,37 @@ export function createLibraryClient(options: LibraryClientOptions, authClient: G
   // require() its CommonJS build: measured 60-100 ms faster to load than
   // import() of its ESM build.
   const { Storage: GcsStorageClient, IdempotencyStrategy } = createRequire(import.meta.url)('@google-cloud/storage') as typeof import('@google-cloud/storage');
-  const client = new GcsStorageClient({
-    authClient: authClient as never,
-    projectId: options.projectId,
-    apiEndpoint: options.endpoint,
-    useAuthWithCustomEndpoint: true,
-    crc32cGenerator,
-    retryOptions: {
-      // maxRetries 0 alone still retries with the library's default count.
-      autoRetry: (options.retries ?? 5) > 0,
-      maxRetries: options.retries ?? 5,
-      retryDelayMultiplier: 2,
-      maxRetryDelay: options.maxRetryDelaySeconds ?? 32,
-      totalTimeout: 300,
-      idempotencyStrategy: IdempotencyStrategy.RetryConditional,
-      retryableErrorFn: (err) => {
-        if (isRateLimited(err)) limiter.throttled();
-        const status = httpStatus(err);
-        if (status !== undefined) return status === 408 || status === 429 || status >= 500;
-        return /ECONNRESET|ETIMEDOUT|EPIPE|EAI_AGAIN|ECONNREFUSED|socket hang up|premature|connection|network/i.test(`${err.code ?? ''} ${err.message ?? ''}`);
+  // The library takes its base URL from STORAGE_EMULATOR_HOST even over
+  // apiEndpoint, so listings and deletes would go elsewhere than every other
+  // call: the variable is hidden from it while it is made.
+  const emulatorHost = process.env.STORAGE_EMULATOR_HOST;
+  if (options.endpoint !== undefined) delete process.env.STORAGE_EMULATOR_HOST;
+  let client: GcsClient;
+  try {
+    client = new GcsStorageClient({
+      authClient: authClient as never,
+      projectId: options.projectId,
+      apiEndpoint: options.endpoint,
+      useAuthWithCustomEndpoint: true,
+      retryOptions: {
+        // maxRetries 0 alone still retries with the library's default count.
+        autoRetry: (options.retries ?? 5) > 0,
+        maxRetries: options.retries ?? 5,
+        retryDelayMultiplier: 2,
+        maxRetryDelay: options.maxRetryDelaySeconds ?? 32,
+        totalTimeout: 300,
+        idempotencyStrategy: IdempotencyStrategy.RetryConditional,
+        retryableErrorFn: (err) => {
+          if (isRateLimited(err)) limiter.throttled();
+          const status = httpStatus(err);
+          if (status !== undefined) return status === 408 || status === 429 || status >= 500;
+          return /ECONNRESET|ETIMEDOUT|EPIPE|EAI_AGAIN|ECONNREFUSED|socket hang up|premature|connection|network/i.test(`${err.code ?? ''} ${err.message ?? ''}`);
+        },
       },
-    },
-  });
+    });
+  } finally {
+    if (emulatorHost !== undefined) process.env.STORAGE_EMULATOR_HOST = emulatorHost;
+  }
   if (options.ca) trustOnly(client, options.ca);
   return { client, bucket: client.bucket(bucketName) };
 }
@@ -77,9 +69,9 @@ export function createLibraryClient(options: LibraryClientOptions, authClient: G
 /**
  * Make every request of `client` trust `ca` instead of the default roots.
  * JSON API calls go through teeny-request, which ignores a request's
- * `agent` but builds its keep-alive agent from `pool`; resumable uploads go
- * through gaxios, which takes `agent` (the library hands both the options
- * its interceptors return). teeny-request keeps that agent for the process,
+ * `agent` but builds its keep-alive agent from `pool` (gaxios, for other
+ * calls, takes `agent`; the library hands both the options its
+ * interceptors return). teeny-request keeps that agent for the process,
  * whose one endpoint this is.
  */
 function trustOnly(client: GcsClient, ca: Buffer): void {

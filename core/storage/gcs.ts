@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { Bucket, File } from '@google-cloud/storage';
 import { GcwalError, UsageError } from '../errors.ts';
-import { httpStatus, isBucketMissing, mapGcsError, type CallSite } from './gcs-errors.ts';
+import { isObjectMissing, mapGcsError, type CallSite } from './gcs-errors.ts';
 import { GcsHttpClient } from './gcs-http.ts';
 import { createLibraryClient } from './gcs-library.ts';
 import { GoogleAuthTokens, loadGoogleAuth, MetadataServerTokens, type LibraryAuth, type TokenSource } from './gcs-token.ts';
@@ -179,7 +179,7 @@ export class GcsStorage implements Storage {
   }
 
   private site(op: CallSite['op'], key: string, expectedGeneration?: string): CallSite {
-    return { op, name: this.prefix + key, bucket: this.bucketName, identity: this.identity, expectedGeneration };
+    return { op, name: this.prefix + key, bucket: this.bucketName, identity: this.identity, expectedGeneration, endpoint: this.options.endpoint };
   }
 
   private async fail(err: unknown, op: CallSite['op'], key: string, expectedGeneration?: string): Promise<never> {
@@ -201,8 +201,8 @@ export class GcsStorage implements Storage {
     try {
       return infoFromMetadata(key, await this.http.getMetadata(this.bucketName, this.prefix + key, { signal: options.signal }));
     } catch (err) {
-      // GCS answers 404 for a missing bucket too: that is an error, not "absent".
-      if (httpStatus(err) === 404 && !isBucketMissing(err)) return undefined;
+      // Not any 404: a missing bucket, a proxy or a wrong endpoint path is an error, not "absent".
+      if (isObjectMissing(err, this.bucketName)) return undefined;
       return this.fail(err, 'stat', key);
     }
   }
@@ -289,7 +289,7 @@ export class GcsStorage implements Storage {
       // bucket's included, and a delete there must fail rather than "succeed".
       await this.limiter.run(() => file.delete(expected === undefined ? {} : { ifGenerationMatch: expected }));
     } catch (err) {
-      if (httpStatus(err) === 404 && !isBucketMissing(err)) return;
+      if (isObjectMissing(err, this.bucketName)) return;
       return this.fail(err, 'delete', key, expected);
     }
   }

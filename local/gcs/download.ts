@@ -8,7 +8,7 @@
  */
 import { pipeline } from 'node:stream/promises';
 import { authorize, type RequestContext } from './context.ts';
-import { ApiError, objectNotFound, bucketNotFound } from './errors.ts';
+import { ApiError, objectNotFound, bucketNotFound, textError } from './errors.ts';
 import { etagOf } from './objects.ts';
 import { checkPreconditions, parsePreconditions } from './preconditions.ts';
 import { Store, type ObjectRecord } from './store.ts';
@@ -79,12 +79,13 @@ export async function handleDownload(ctx: RequestContext, bucket: string, name: 
   if (!backend.store.bucket(bucket)) throw bucketNotFound(bucket);
   const preconditions = parsePreconditions(url.searchParams);
   const opened = await backend.store.openData(bucket, name);
-  if (!opened) throw objectNotFound(bucket, name);
+  // GCS answers a media download of a missing object in text, not JSON.
+  if (!opened) throw textError(objectNotFound(bucket, name));
   const { record, fd } = opened;
   let range: ByteRange;
   try {
     const generation = url.searchParams.get('generation');
-    if (generation !== null && generation !== '' && generation !== record.generation) throw objectNotFound(bucket, name);
+    if (generation !== null && generation !== '' && generation !== record.generation) throw textError(objectNotFound(bucket, name));
     checkPreconditions(preconditions, record);
     range = resolveRange(req.headers.range, record.size);
   } catch (err) {

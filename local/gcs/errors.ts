@@ -14,6 +14,8 @@ export class ApiError extends Error {
   readonly reason: string;
   /** extra response headers, e.g. `Content-Range` on a 416 */
   readonly headers: Readonly<Record<string, string>>;
+  /** the body as text/html instead of the JSON error, where GCS answers so (see textError) */
+  text?: string;
 
   constructor(status: number, reason: string, message: string, headers: Record<string, string> = {}) {
     super(message);
@@ -53,10 +55,10 @@ export function sendError(res: ServerResponse, err: unknown): void {
     res.end();
     return;
   }
-  const body = errorBody(api);
+  const body = api.text ?? errorBody(api);
   res.writeHead(api.status, {
     ...api.headers,
-    'Content-Type': 'application/json; charset=UTF-8',
+    'Content-Type': api.text === undefined ? 'application/json; charset=UTF-8' : 'text/html; charset=UTF-8',
     'Content-Length': Buffer.byteLength(body),
   });
   res.end(body);
@@ -70,6 +72,16 @@ export function bucketNotFound(_bucket: string): ApiError {
 /** 404 for an object that does not exist (GCS's wording). */
 export function objectNotFound(bucket: string, name: string): ApiError {
   return new ApiError(404, 'notFound', `No such object: ${bucket}/${name}`);
+}
+
+/**
+ * `err` answered with its message as a text/html body, as GCS answers a
+ * media download of a missing object ("No such object: bucket/name"), and
+ * Google's front end a path no API serves.
+ */
+export function textError(err: ApiError, text = err.message): ApiError {
+  err.text = text;
+  return err;
 }
 
 /** 400 `invalid` with a message. */

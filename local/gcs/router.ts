@@ -6,7 +6,7 @@
  * downloads by `?alt=media` or `/download/storage/v1`. Pure: no I/O.
  */
 import type { Permission } from '../auth/types.ts';
-import { ApiError, invalid } from './errors.ts';
+import { ApiError, invalid, textError } from './errors.ts';
 
 /** One operation with its parsed arguments. */
 export type Route =
@@ -71,8 +71,9 @@ function decode(segment: string): string {
   }
 }
 
+/** A path no API serves: Google's front end answers an HTML page, not the JSON API's error body. */
 function notFound(method: string, path: string): ApiError {
-  return new ApiError(404, 'notFound', `Not Found: ${method} ${path}`);
+  return textError(new ApiError(404, 'notFound', `Not Found: ${method} ${path}`), `<!DOCTYPE html>\n<title>Error 404 (Not Found)!!1</title>\n<p><b>404.</b> <ins>That’s an error.</ins>\n<p>The requested URL <code>${path.replace(/[<>&"]/g, '')}</code> was not found on this server. <ins>That’s all we know.</ins>\n`);
 }
 
 /** Whether the operation sends object bytes from the client (for reset-upload faults). */

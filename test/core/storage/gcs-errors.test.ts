@@ -5,7 +5,7 @@
  * (code, merged message, errors[]) and the parsed or raw body of a download.
  */
 import test from 'ava';
-import { isBucketMissing, mapGcsError, type CallSite } from '../../../core/storage/gcs-errors.ts';
+import { isBucketMissing, isObjectMissing, mapGcsError, type CallSite } from '../../../core/storage/gcs-errors.ts';
 
 const BUCKET_MESSAGE = 'The specified bucket does not exist.';
 
@@ -54,3 +54,38 @@ for (const op of ['stat', 'read', 'delete'] as const) {
     t.is(mapped.exitCode, 1);
   });
 }
+
+const objectCases: [string, unknown, boolean][] = [
+  ['Cloud Storage\'s JSON error for a missing object', apiError(404, 'No such object: b/repo/k'), true],
+  ['the text Cloud Storage answers a media download of a missing object with', { code: 404, message: 'No such object: b/repo/k', errors: [] }, true],
+  ['a missing bucket', apiError(404, BUCKET_MESSAGE), false],
+  ['a proxy\'s page', { code: 404, message: '<html><head><title>404 Not Found</title></head><body><center>nginx</center></body></html>', errors: [] }, false],
+  ['the client library\'s merged message for a page', { code: 404, message: 'Multiple errors occurred during the request.\n\n    1. Not Found\n    2. <html>404</html>', errors: [] }, false],
+  ['Google\'s front end page for a path no API serves', { code: 404, message: '<!DOCTYPE html>\n<title>Error 404 (Not Found)!!1</title>', errors: [] }, false],
+  ['the XML API\'s NoSuchKey, from an endpoint path that is not the JSON API', { code: 404, message: '<?xml version=\'1.0\' encoding=\'UTF-8\'?><Error><Code>NoSuchKey</Code></Error>' }, false],
+  ['the text of another bucket\'s missing object', { code: 404, message: 'No such object: other/repo/k', errors: [] }, false],
+  ['a bare 404', { code: 404, message: 'Not Found' }, false],
+];
+
+for (const [what, err, expected] of objectCases) {
+  test(`isObjectMissing is ${expected} for ${what}`, (t) => {
+    t.is(isObjectMissing(err, 'b'), expected);
+  });
+}
+
+for (const op of ops) {
+  test(`a 404 from something other than Cloud Storage on ${op} is a storage error naming GCWAL_GCS_ENDPOINT, not "not found"`, (t) => {
+    const mapped = mapGcsError({ code: 404, message: '<html>404 Not Found</html>', errors: [] }, { op, name: 'repo/k', bucket: 'b', endpoint: 'https://proxy.example/gcs' });
+    t.is(mapped.code, 'storage');
+    t.false((mapped as { transient?: boolean }).transient);
+    t.regex(mapped.message, /HTTP 404 from something other than Cloud Storage/);
+    t.regex(mapped.hint, /GCWAL_GCS_ENDPOINT \(https:\/\/proxy\.example\/gcs\)/);
+  });
+}
+
+test('the server refusing an upload whose CRC32C does not match is a transient storage error: nothing was created, a retry sends it again', (t) => {
+  const mapped = mapGcsError(apiError(400, 'Provided CRC32C "AAAAAA==" doesn\'t match calculated CRC32C "BBBBBB==".', 'invalid'), { op: 'write', name: 'repo/k', bucket: 'b', expectedGeneration: '0' });
+  t.is(mapped.code, 'storage');
+  t.true((mapped as { transient?: boolean }).transient);
+  t.regex(mapped.message, /checksum mismatch in transit/);
+});
