@@ -45,6 +45,8 @@ export interface Config {
     user: string | undefined;
     database: string | undefined;
     password: string | undefined;
+    /** libpq's password file, read when the server asks for a password and PGPASSWORD is unset; undefined means ~/.pgpass */
+    passfile?: string | undefined;
   };
   /** backup-push: seconds to wait for the next WAL segment its backup needs to reach the repository */
   archiveTimeout: number;
@@ -86,6 +88,7 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'PGUSER', flag: 'pguser', kind: 'string', description: 'PostgreSQL user (libpq)' },
   { env: 'PGDATABASE', flag: 'pgdatabase', kind: 'string', description: 'PostgreSQL database (libpq)' },
   { env: 'PGPASSWORD', flag: 'pgpassword', kind: 'string', description: 'PostgreSQL password (libpq); the variable only, no flag; prefer ~/.pgpass (or the file PGPASSFILE names)', envOnly: { hint: 'set PGPASSWORD in the environment or, better, put the password in ~/.pgpass (or the file PGPASSFILE names), as for psql' } },
+  { env: 'PGPASSFILE', flag: 'pgpassfile', kind: 'string', description: 'PostgreSQL password file (libpq; default ~/.pgpass, mode 0600)' },
   { env: 'GCWAL_ARCHIVE_TIMEOUT', flag: 'archive-timeout', kind: 'int', default: '60', min: 1, max: 86_400, description: 'backup-push: seconds to wait for the next WAL segment the backup needs to reach the repository before failing (the wait restarts whenever one arrives)' },
   // The pipeline's settings, under the names functions/config.ts gives them, so one environment serves both.
   { env: 'GCWAL_CATALOGUE_REPO', flag: 'catalogue-repo', kind: 'string', description: 'where the pipeline keeps its catalogue, if not in the repository (status and delete read it)' },
@@ -134,6 +137,7 @@ export function parseConfig(
       user: v.PGUSER as string | undefined,
       database: v.PGDATABASE as string | undefined,
       password: v.PGPASSWORD as string | undefined,
+      passfile: v.PGPASSFILE as string | undefined,
     },
     archiveTimeout: v.GCWAL_ARCHIVE_TIMEOUT as number,
     catalogueRepo: v.GCWAL_CATALOGUE_REPO as string | undefined,

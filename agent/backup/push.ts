@@ -180,7 +180,7 @@ async function awaitArchived(client: pg.Client, info: ClusterInfo, name: string,
  */
 export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
   const { storage, log, signal, config } = options;
-  const { client, where } = await connectPostgres(config.pg, { applicationName: 'gcwal backup-push', signal });
+  const { client, where } = await connectPostgres(config.pg, { applicationName: 'gcwal backup-push', signal, warn: (m) => log.warn(m) });
   // PostgreSQL aborts a non-exclusive backup when its session ends, so
   // closing the connection is how an interrupt leaves the server clean.
   const onAbort = () => void client.end().catch(() => {});

@@ -3,6 +3,7 @@ import { userInfo } from 'node:os';
 import pg from 'pg';
 import { PostgresError } from '../../core/errors.ts';
 import type { Config } from '../config.ts';
+import { pgpassFile, readPgpass } from './pgpass.ts';
 
 /** libpq's default port. */
 const DEFAULT_PORT = 5432;
@@ -45,21 +46,30 @@ function firstLine(err: unknown): string {
  * password; unset values default as libpq does: socket directory, 5432, the OS
  * user, a database named like the user). Every value is passed explicitly so
  * `pg` never falls back to reading the environment behind the config's back.
- * Throws PostgresError carrying the server's or the socket's message when the
- * connection fails. The caller must `end()` the client.
+ * The password is PGPASSWORD's, else, only if the server asks for one, the
+ * password file's (`passfile`, else ~/.pgpass; `warn` hears why one is
+ * ignored). Throws PostgresError carrying the server's or the socket's
+ * message when the connection fails. The caller must `end()` the client.
  */
-export async function connectPostgres(config: Config['pg'], options: { applicationName?: string; signal?: AbortSignal } = {}): Promise<PgSession> {
+export async function connectPostgres(config: Config['pg'], options: { applicationName?: string; signal?: AbortSignal; warn?: (message: string) => void } = {}): Promise<PgSession> {
   options.signal?.throwIfAborted();
   const port = config.port ?? DEFAULT_PORT;
   const host = resolvePgHost(config.host, port);
   const user = config.user ?? userInfo().username;
   const where = `${host}:${port}`;
+  const database = config.database ?? user;
+  const fromFile = async (): Promise<string> => {
+    const file = pgpassFile(config.passfile);
+    const password = await readPgpass(file, { host, port, database, user }, options.warn);
+    if (password === undefined) throw new PostgresError(`the server asks for a password and none is set (no PGPASSWORD, no line for ${host}:${port}:${database}:${user} in ${file})`, 'set PGPASSWORD or add the line to the password file (PGPASSFILE, default ~/.pgpass, mode 0600)');
+    return password;
+  };
   const client = new pg.Client({
     host,
     port,
     user,
-    database: config.database ?? user,
-    password: config.password,
+    database,
+    password: config.password ?? fromFile,
     application_name: options.applicationName ?? 'gcwal',
     connectionTimeoutMillis: 30_000,
   });
@@ -73,7 +83,8 @@ export async function connectPostgres(config: Config['pg'], options: { applicati
   } catch (err) {
     await client.end().catch(() => {});
     options.signal?.throwIfAborted();
-    throw new PostgresError(`could not connect to postgresql at ${where} as ${user}: ${firstLine(err)}`, undefined, { cause: err });
+    const hint = err instanceof PostgresError ? err.hint : undefined;
+    throw new PostgresError(`could not connect to postgresql at ${where} as ${user}: ${firstLine(err)}`, hint, { cause: err });
   } finally {
     options.signal?.removeEventListener('abort', abort);
   }

@@ -23,7 +23,7 @@ test('environment variables are read and a flag wins over its variable', (t) => 
   t.is(c.repo, 'file:///a');
   t.is(c.compression, 'gzip');
   t.is(c.compressionLevel, 3);
-  t.deepEqual(c.pg, { host: '/tmp', port: 5433, user: undefined, database: undefined, password: undefined });
+  t.deepEqual(c.pg, { host: '/tmp', port: 5433, user: undefined, database: undefined, password: undefined, passfile: undefined });
 });
 
 const bad: [string, Record<string, string>, RegExp][] = [

@@ -1,8 +1,11 @@
 import test from 'ava';
+import { chmod, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { connectPostgres, pgQuery, resolvePgHost } from '../../../agent/pg/connect.ts';
 import { PostgresError } from '../../../core/errors.ts';
 import { startCluster } from '../../helpers/cluster.ts';
 import { freePort } from '../../helpers/ports.ts';
+import { makeTempDir } from '../../helpers/tmp.ts';
 
 const pgConfig = (env: Readonly<Record<string, string>>) => ({ host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, database: env.PGDATABASE, password: undefined });
 
@@ -37,4 +40,31 @@ test('an unknown database is a postgres error with the server\'s message', async
   t.teardown(() => cluster.destroy());
   const err = await t.throwsAsync(connectPostgres({ ...pgConfig(cluster.env), database: 'nope' }), { instanceOf: PostgresError });
   t.regex(err!.message, /database "nope" does not exist/);
+});
+
+test('a server asking for a password gets PGPASSWORD\'s, else the password file\'s, else a clear error', async (t) => {
+  const cluster = await startCluster({ initdbArgs: ['--auth-host=scram-sha-256'] });
+  t.teardown(() => cluster.destroy());
+  await cluster.query("ALTER USER postgres PASSWORD 'pa:ss'");
+  const dir = await makeTempDir('connect-pgpass');
+  t.teardown(dir.cleanup);
+  const passfile = path.join(dir.path, 'pgpass');
+  await writeFile(passfile, `127.0.0.1:${cluster.port}:postgres:postgres:pa\\:ss\n`, { mode: 0o600 });
+  // Over TCP, where the server asks for a password (its socket trusts local users).
+  const tcp = { host: '127.0.0.1', port: cluster.port, user: 'postgres', database: 'postgres', password: undefined };
+
+  const fromEnv = await connectPostgres({ ...tcp, password: 'pa:ss', passfile: path.join(dir.path, 'none') });
+  await fromEnv.client.end();
+  const fromFile = await connectPostgres({ ...tcp, passfile });
+  t.deepEqual(await pgQuery(fromFile.client, 'asking', 'SELECT current_user AS u'), [{ u: 'postgres' }]);
+  await fromFile.client.end();
+
+  const none = await t.throwsAsync(connectPostgres({ ...tcp, passfile: path.join(dir.path, 'none') }), { instanceOf: PostgresError });
+  t.is(none!.message, `could not connect to postgresql at 127.0.0.1:${cluster.port} as postgres: the server asks for a password and none is set (no PGPASSWORD, no line for 127.0.0.1:${cluster.port}:postgres:postgres in ${path.join(dir.path, 'none')})`);
+  t.regex(none!.hint, /^set PGPASSWORD or add the line to the password file/);
+
+  await chmod(passfile, 0o644);
+  const warnings: string[] = [];
+  await t.throwsAsync(connectPostgres({ ...tcp, passfile }, { warn: (m) => warnings.push(m) }), { instanceOf: PostgresError, message: /the server asks for a password and none is set/ });
+  t.deepEqual(warnings, [`password file ${passfile} has group or world access and is ignored; permissions should be u=rw (0600) or less`]);
 });
