@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gcsStorageOptions, parseConfig, parseSize, requireRepo } from '../../agent/config.ts';
 import { UsageError } from '../../core/errors.ts';
@@ -54,6 +54,17 @@ test('backup-push waits 60 s for its WAL unless GCWAL_ARCHIVE_TIMEOUT or --archi
   t.is(parseConfig({}, { GCWAL_ARCHIVE_TIMEOUT: '600' }).archiveTimeout, 600);
   t.is(parseConfig({ 'archive-timeout': '5' }, { GCWAL_ARCHIVE_TIMEOUT: '600' }).archiveTimeout, 5);
   t.throws(() => parseConfig({}, { GCWAL_ARCHIVE_TIMEOUT: '0' }), { instanceOf: UsageError, message: /GCWAL_ARCHIVE_TIMEOUT must be at least 1/ });
+});
+
+test('the README\'s configuration table names every variable of the config table, and no flag for a variable that has none', async (t) => {
+  const { CONFIG_TABLE } = await import('../../agent/config.ts');
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const start = readme.indexOf('\n## Configuration\n');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  for (const row of CONFIG_TABLE) {
+    t.true(section.includes(`\`${row.env}\``), `${row.env} is missing from the README's configuration table`);
+    if (row.envOnly) t.false(section.includes(`\`--${row.flag}\``), `the README offers --${row.flag}, which is refused`);
+  }
 });
 
 test('sizes accept binary units', (t) => {
