@@ -9,6 +9,8 @@
 import test from 'ava';
 import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createRepositoryIdentity } from '../../core/repository.ts';
+import { GcsStorage } from '../../core/storage/gcs.ts';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
 import { execOk } from '../helpers/exec.ts';
 import { installAgent, type InstalledAgent } from '../helpers/install.ts';
@@ -22,6 +24,10 @@ let certs: TempDir;
 test.before(async () => {
   agent = await installAgent();
   stack = await startLocalStack({ https: true, prefix: 'trust' });
+  // A repository that exists, so that "no such file" is the answer about the file.
+  const { GCWAL_REPO, GCWAL_GCS_ENDPOINT, GCWAL_GCS_CA_FILE } = stack.env;
+  const storage = new GcsStorage(GCWAL_REPO!, { endpoint: GCWAL_GCS_ENDPOINT, caFile: GCWAL_GCS_CA_FILE, metadataServer: { host: stack.metadata.host } });
+  await createRepositoryIdentity(storage, { systemIdentifier: '7300000000000000002', walSegmentSize: 16 * 1024 * 1024 });
   certs = await makeTempDir('trust-certs');
   await copyFile(stack.env.GCWAL_GCS_CA_FILE!, path.join(certs.path, 'gcwal-emulator.pem'));
   // The hash links OpenSSL looks certificates up by, as update-ca-certificates makes them.
