@@ -64,7 +64,7 @@ export function helpForCommand(command: Command): string {
     command.details.trim(),
     '',
     ...(opts.length ? ['options:', ...opts, ''] : []),
-    'every configuration variable is also accepted as a --flag; see gcwal --help',
+    `every configuration variable but ${CONFIG_TABLE.filter((e) => e.envOnly).map((e) => e.env).join(', ')} is also accepted as a --flag; see gcwal --help`,
     '',
   ].join('\n');
 }
