@@ -185,8 +185,8 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
   // closing the connection is how an interrupt leaves the server clean.
   const onAbort = () => void client.end().catch(() => {});
   signal.addEventListener('abort', onAbort, { once: true });
-  // pg_backup_stop reports its wait for the archiver as notices; warnings
-  // (e.g. "still waiting for all required WAL segments") deserve attention.
+  // What the server says on this session (a restartpoint on a standby, a
+  // WARNING about the backup) reaches the log; warnings deserve attention.
   client.on('notice', (notice) => (notice.severity === 'WARNING' ? log.warn : log.info)(`postgresql: ${notice.message ?? ''}`));
   try {
     const info = await readClusterInfo(client);
