@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupPart, ManifestEntry } from '../../core/backup/meta.ts';
-import { StorageError } from '../../core/errors.ts';
+import { AlreadyExistsError, StorageError } from '../../core/errors.ts';
 import { backupPartKey } from '../../core/layout.ts';
+import { adoptStoredPart } from './part-compare.ts';
 import type { PlannedPart } from './plan.ts';
 import { writePart, type PartWriterOptions } from './tar-parts.ts';
 import { backoffDelay } from '../../core/backoff.ts';
@@ -73,8 +74,15 @@ export async function writeParts(plans: readonly PlannedPart[], options: PartsOp
         results[plan.index] = await writePart(plan, { ...options, onProgress, signal: controller.signal, key });
         return;
       } catch (err) {
-        // A transient failure published nothing (create-only write), so the
-        // part can be rebuilt from the files under the same key.
+        if (err instanceof AlreadyExistsError) {
+          // An earlier attempt landed though it seemed to fail (its answer
+          // lost): kept only if it holds this part, as this attempt built it.
+          results[plan.index] = await adoptStoredPart(plan, { ...options, signal: controller.signal, key });
+          return;
+        }
+        // A transient failure is taken to have published nothing, so the
+        // part is rebuilt under the same key (create-only: if it did land,
+        // the retry meets it, above).
         if (!(err instanceof StorageError && err.transient) || attempt >= options.retries || controller.signal.aborted) throw err;
         options.onProgress?.(-bytes, -files);
         options.onRetry?.(plan.index, attempt + 1, err);
