@@ -9,15 +9,17 @@ import { cloudEvent } from '@google-cloud/functions-framework';
 import { catalogueEventFromObjectResource, type StorageObjectResource } from '../core/catalogue/apply.ts';
 import type { CatalogueEvent } from '../core/catalogue/types.ts';
 import { repositoryLocation } from './lib/location.ts';
+import { reportMalformedEvent, type MalformedOutcome } from './lib/malformed.ts';
 import { Pipeline } from './lib/pipeline.ts';
 import { createRuntime, lazyRuntime, type Runtime } from './lib/runtime.ts';
-import { parseStorageEvent, type IncomingEvent } from './lib/storage-event.ts';
+import { parseStorageEvent, type IncomingEvent, type StorageObjectEvent } from './lib/storage-event.ts';
 
-export type CatalogueOutcome = { status: 'ignored'; reason: string } | { status: 'recorded'; event: CatalogueEvent; changed: boolean };
+export type CatalogueOutcome = MalformedOutcome | { status: 'ignored'; reason: string } | { status: 'recorded'; event: CatalogueEvent; changed: boolean };
 
 /**
  * Build the handler (see makeValidateHandler for `runtime`). Rejects on
- * storage or Pub/Sub errors so the event is delivered again.
+ * storage or Pub/Sub errors so the event is delivered again; a malformed
+ * event is reported and acknowledged (lib/malformed.ts).
  */
 export function makeCatalogueHandler(runtime: () => Runtime): (event: IncomingEvent) => Promise<CatalogueOutcome> {
   let pipeline: Pipeline | undefined;
@@ -25,7 +27,12 @@ export function makeCatalogueHandler(runtime: () => Runtime): (event: IncomingEv
     const rt = runtime();
     pipeline ??= new Pipeline(rt);
     const location = repositoryLocation(rt.config.repo);
-    const ev = parseStorageEvent(event, location);
+    let ev: StorageObjectEvent | undefined;
+    try {
+      ev = parseStorageEvent(event, location);
+    } catch (err) {
+      return reportMalformedEvent(rt, pipeline, 'catalogue', event, err);
+    }
     if (!ev) return ignored(rt, event, 'not an object event in the repository');
     const change = catalogueEventFromObjectResource(ev.kind, ev.resource as StorageObjectResource, location.prefix, ev.time);
     if (!change) return ignored(rt, event, `${ev.key} is not catalogued`);

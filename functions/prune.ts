@@ -10,23 +10,32 @@ import { readCatalogue } from '../core/catalogue/store.ts';
 import type { CatalogueEvent } from '../core/catalogue/types.ts';
 import { executeRetentionPlan, type ExecutionReport } from '../core/retention/execute.ts';
 import { planRetention } from '../core/retention/plan.ts';
+import { reportMalformedEvent, type MalformedOutcome } from './lib/malformed.ts';
 import { Pipeline } from './lib/pipeline.ts';
 import { createRuntime, lazyRuntime, type Runtime } from './lib/runtime.ts';
+import { checkSchedulerEvent } from './lib/scheduler-event.ts';
 import type { IncomingEvent } from './lib/storage-event.ts';
 
-export type PruneOutcome = { message: Extract<PipelineEventMessage, { kind: 'pruned' }> };
+type PrunedMessage = Extract<PipelineEventMessage, { kind: 'pruned' }>;
+export type PruneOutcome = MalformedOutcome | { status: 'pruned'; message: PrunedMessage };
 
 /**
- * Build the handler. Any message on its topic triggers one run; a duplicate
+ * Build the handler. A scheduler message on its topic triggers one run
+ * (anything else is reported as malformed and runs nothing); a duplicate
  * delivery plans again over the updated catalogue and finds nothing more to
  * delete. Rejects on storage or Pub/Sub errors after recording (as far as it
  * can) and publishing what it did delete.
  */
 export function makePruneHandler(runtime: () => Runtime): (event: IncomingEvent) => Promise<PruneOutcome> {
   let pipeline: Pipeline | undefined;
-  return async () => {
+  return async (event) => {
     const rt = runtime();
     pipeline ??= new Pipeline(rt);
+    try {
+      checkSchedulerEvent(event, 'prune');
+    } catch (err) {
+      return reportMalformedEvent(rt, pipeline, 'prune', event, err);
+    }
     const storage = await rt.storage();
     const { catalogue } = await readCatalogue(await rt.catalogueStorage());
     const now = rt.now();
@@ -54,7 +63,7 @@ export function makePruneHandler(runtime: () => Runtime): (event: IncomingEvent)
       }
     }
     const deletedSet = new Set(report.deleted.map((o) => o.key));
-    const message: PruneOutcome['message'] = {
+    const message: PrunedMessage = {
       format: 1,
       kind: 'pruned',
       repository: rt.config.repo,
@@ -70,7 +79,7 @@ export function makePruneHandler(runtime: () => Runtime): (event: IncomingEvent)
     await rt.publisher.publishJson(rt.config.eventsTopic, message, { kind: 'pruned', dryRun: String(message.dryRun) });
     rt.log.log(plan.warnings.length > 0 ? 'WARNING' : 'INFO', `prune ${message.dryRun ? 'would delete' : 'deleted'} ${message.deleted.length} objects (${message.deletedBackups.length} backups), kept ${message.kept}`, { warnings: plan.warnings, skipped: message.skipped.length });
     if (failure !== undefined) throw failure;
-    return { message };
+    return { status: 'pruned', message };
   };
 }
 

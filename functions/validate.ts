@@ -14,19 +14,22 @@ import { validateBackup, validateBackupPart, validateWalObject, type ValidationR
 import type { BackupSummaryForCatalogue } from '../core/catalogue/types.ts';
 import type { PipelineEventMessage } from '../core/alerts/types.ts';
 import { repositoryLocation } from './lib/location.ts';
+import { reportMalformedEvent, type MalformedOutcome } from './lib/malformed.ts';
 import { Pipeline } from './lib/pipeline.ts';
 import { createRuntime, lazyRuntime, type Runtime } from './lib/runtime.ts';
 import { parseStorageEvent, type IncomingEvent, type StorageObjectEvent } from './lib/storage-event.ts';
 
 /** What one validate invocation did, for tests and logs. */
 export type ValidateOutcome =
+  | MalformedOutcome
   | { status: 'ignored'; reason: string }
   | { status: 'validated'; key: string; generation: string; result: ValidationResult };
 
 /**
  * Build the handler. `runtime` is called on each event and should return the
  * same Runtime every time (see lazyRuntime). Rejects on storage, auth or
- * Pub/Sub errors so the event is delivered again; never for bad content.
+ * Pub/Sub errors so the event is delivered again; never for bad content, nor
+ * for a malformed event (reported, see lib/malformed.ts).
  */
 export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEvent) => Promise<ValidateOutcome> {
   let pipeline: Pipeline | undefined;
@@ -35,7 +38,12 @@ export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEve
   return async (event) => {
     const rt = runtime();
     pipeline ??= new Pipeline(rt);
-    const ev = parseStorageEvent(event, repositoryLocation(rt.config.repo));
+    let ev: StorageObjectEvent | undefined;
+    try {
+      ev = parseStorageEvent(event, repositoryLocation(rt.config.repo));
+    } catch (err) {
+      return reportMalformedEvent(rt, pipeline, 'validate', event, err);
+    }
     if (!ev || ev.kind !== 'finalized') return ignored(rt, event, 'not an object finalized in the repository');
     const what = classifyCatalogueKey(ev.key);
     if (!what || what.kind === 'backup-manifest') return ignored(rt, event, `${ev.key} is checked with its backup, or not catalogued`);

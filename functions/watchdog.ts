@@ -7,24 +7,31 @@
  */
 import { cloudEvent } from '@google-cloud/functions-framework';
 import type { OpenAlert } from '../core/catalogue/types.ts';
+import { reportMalformedEvent, type MalformedOutcome } from './lib/malformed.ts';
 import { Pipeline } from './lib/pipeline.ts';
 import { createRuntime, lazyRuntime, type Runtime } from './lib/runtime.ts';
+import { checkSchedulerEvent } from './lib/scheduler-event.ts';
 import type { IncomingEvent } from './lib/storage-event.ts';
 
-export type WatchdogOutcome = { open: OpenAlert[] };
+export type WatchdogOutcome = MalformedOutcome | { status: 'evaluated'; open: OpenAlert[] };
 
 /** Build the handler. Idempotent: a second run at the same time announces nothing new. */
 export function makeWatchdogHandler(runtime: () => Runtime): (event: IncomingEvent) => Promise<WatchdogOutcome> {
   let pipeline: Pipeline | undefined;
-  return async () => {
+  return async (event) => {
     const rt = runtime();
     pipeline ??= new Pipeline(rt);
+    try {
+      checkSchedulerEvent(event, 'watchdog');
+    } catch (err) {
+      return reportMalformedEvent(rt, pipeline, 'watchdog', event, err);
+    }
     // record() also publishes the outbox: what this run queued and what a
     // failed instance left behind longer than the claim.
     const update = await pipeline.record([]);
     const open = Object.values(update.catalogue.alerts);
     rt.log.log(open.length > 0 ? 'WARNING' : 'INFO', `watchdog: ${open.length} open alerts`, { open: open.map((a) => a.id) });
-    return { open };
+    return { status: 'evaluated', open };
   };
 }
 

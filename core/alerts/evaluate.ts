@@ -11,6 +11,7 @@ import { compareTimes } from '../catalogue/keys.ts';
 import type { AlertKind, AlertSeverity, Catalogue, CatalogueBackup, OpenAlert } from '../catalogue/types.ts';
 import { backupMetaKey, WAL_PREFIX, walObjectKey } from '../layout.ts';
 import { classifyWalFileName, historyFileName, parseWalSegmentName } from '../wal/name.ts';
+import { keptMalformedEventAlerts } from './malformed.ts';
 import type { AlertMessage } from './types.ts';
 
 /** When the catalogue's facts become incidents. */
@@ -34,6 +35,7 @@ export const ALERT_SEVERITY: Readonly<Record<AlertKind, AlertSeverity>> = {
   'archiving-stalled': 'ERROR',
   'backup-too-old': 'WARNING',
   'objects-unvalidated': 'WARNING',
+  'malformed-event': 'ERROR',
 };
 
 /** At most this many keys are listed in the details of an aggregate alert. */
@@ -223,6 +225,8 @@ function unvalidatedAlert(catalogue: Catalogue, now: Date, thresholds: AlertThre
  * - `backup-too-old` (WARNING): the newest backup not known corrupt finished
  *   more than `backupMaxAgeSeconds` ago.
  * - `objects-unvalidated` (WARNING): objects pending for `unvalidatedSeconds`.
+ * - `malformed-event:<event id>` (ERROR): raised by a function that could
+ *   not read an event (see malformed.ts), kept open for a day.
  *
  * Times in the future (clock skew) never make anything old.
  */
@@ -234,6 +238,7 @@ export function evaluateAlerts(catalogue: Catalogue, now: Date, thresholds: Aler
     ...stallAlert(catalogue, now, thresholds),
     ...backupAlerts(catalogue, now, thresholds),
     ...unvalidatedAlert(catalogue, now, thresholds),
+    ...keptMalformedEventAlerts(catalogue.alerts, now),
   ].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 

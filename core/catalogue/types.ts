@@ -88,7 +88,8 @@ export type AlertKind =
   | 'archiving-stalled'
   | 'backup-too-old'
   | 'no-valid-backup'
-  | 'objects-unvalidated';
+  | 'objects-unvalidated'
+  | 'malformed-event';
 
 /** An incident the pipeline has announced and not yet seen clear. */
 export interface OpenAlert {

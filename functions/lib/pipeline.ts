@@ -18,7 +18,7 @@ import { alertMessage, diffAlerts, evaluateAlerts } from '../../core/alerts/eval
 import type { AlertMessage } from '../../core/alerts/types.ts';
 import { applyCatalogueEvents } from '../../core/catalogue/apply.ts';
 import { CatalogueBatcher, readCatalogue, type CatalogueUpdate } from '../../core/catalogue/store.ts';
-import type { Catalogue, CatalogueEvent } from '../../core/catalogue/types.ts';
+import type { Catalogue, CatalogueEvent, OpenAlert } from '../../core/catalogue/types.ts';
 import type { Runtime } from './runtime.ts';
 
 /**
@@ -39,15 +39,18 @@ function messageKey(m: AlertMessage): string {
  * incident keeps its opening time and takes its current summary and details
  * (what `gcwal status` shows and a resolution repeats), unannounced. Pure and
  * idempotent: applied again to its own result it returns that result (the
- * catalogue store may run it twice when an answer was lost).
+ * catalogue store may run it twice when an answer was lost). `raised` are
+ * incidents a function saw itself (a malformed event), opened unless open.
  */
-export function absorb(catalogue: Catalogue, events: readonly CatalogueEvent[], now: Date, rt: Pick<Runtime, 'config'>, repository?: RepositoryCluster): Catalogue {
+export function absorb(catalogue: Catalogue, events: readonly CatalogueEvent[], now: Date, rt: Pick<Runtime, 'config'>, repository?: RepositoryCluster, raised: readonly OpenAlert[] = []): Catalogue {
   let applied = applyCatalogueEvents(catalogue, events, now);
   // gcwal.json is written once and never changes, so taking the cluster from
   // it is as idempotent as the join; without it, alerts raised before the
   // first good segment would name no cluster.
   if (repository && applied.systemIdentifier === undefined) applied = { ...applied, systemIdentifier: repository.systemIdentifier, walSegmentSize: applied.walSegmentSize ?? repository.walSegmentSize };
-  const current = evaluateAlerts(applied, now, rt.config.thresholds);
+  const evaluated = evaluateAlerts(applied, now, rt.config.thresholds);
+  // A raised incident that is open already continues: announced once, whoever raises it again.
+  const current = [...evaluated, ...raised.filter((a) => !evaluated.some((e) => e.id === a.id))];
   const diff = diffAlerts(applied.alerts, current, now);
   if (diff.opened.length === 0 && diff.resolved.length === 0) {
     return JSON.stringify(diff.next) === JSON.stringify(applied.alerts) ? applied : { ...applied, alerts: diff.next };
@@ -82,9 +85,18 @@ export class Pipeline {
   }
 
   /** Commit `events` (may be empty: alerts are re-evaluated at now) and publish what it announces. */
-  async record(events: readonly CatalogueEvent[], cluster?: RepositoryCluster): Promise<CatalogueUpdate> {
+  record(events: readonly CatalogueEvent[], cluster?: RepositoryCluster): Promise<CatalogueUpdate> {
+    return this.commit(events, cluster, []);
+  }
+
+  /** Open `alert` unless it is open already (then nothing is announced), and publish what that announces. */
+  raise(alert: OpenAlert): Promise<CatalogueUpdate> {
+    return this.commit([], undefined, [alert]);
+  }
+
+  private async commit(events: readonly CatalogueEvent[], cluster: RepositoryCluster | undefined, raised: readonly OpenAlert[]): Promise<CatalogueUpdate> {
     const batcher = await this.getBatcher();
-    const update = await batcher.submit((c) => absorb(c, events, this.rt.now(), this.rt, cluster));
+    const update = await batcher.submit((c) => absorb(c, events, this.rt.now(), this.rt, cluster, raised));
     const before = new Set((update.previous.outbox ?? []).map(messageKey));
     for (const m of update.catalogue.outbox ?? []) if (!before.has(messageKey(m))) this.mine.add(messageKey(m));
     await this.flushOutbox(update.catalogue);

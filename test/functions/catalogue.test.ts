@@ -11,7 +11,7 @@ import { makeCatalogueHandler } from '../../functions/catalogue.ts';
 import type { Runtime } from '../../functions/lib/runtime.ts';
 import { makeValidateHandler } from '../../functions/validate.ts';
 import { makeWatchdogHandler } from '../../functions/watchdog.ts';
-import { flipped, schedulerEvent, startHarness, type Harness, type StorageCloudEvent, type TestRepo } from './harness.ts';
+import { flipped, ran, schedulerEvent, startHarness, type Harness, type StorageCloudEvent, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
 
 let h: Harness;
@@ -204,7 +204,7 @@ test('a segment deleted behind the pipeline\'s back becomes a gap once the grace
   // Six minutes later (grace: 5), the watchdog sees the hole has not closed.
   const later = Date.now() + 6 * 60_000;
   clock = () => new Date(later);
-  const outcome = await makeWatchdogHandler(rt)(schedulerEvent('gcwal-watchdog'));
+  const outcome = ran(await makeWatchdogHandler(rt)(schedulerEvent('gcwal-watchdog')));
   const id = `wal-gap:1:${missing}`;
   t.deepEqual(outcome.open.map((a) => a.id), [id]);
   const open = await repo.alerts.waitFor((ms) => ms.find((m) => m.id === id), 'the gap alert');

@@ -24,6 +24,7 @@ import { GcsStorage } from '../../core/storage/gcs.ts';
 import { readSmallObject } from '../../core/storage/objects.ts';
 import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
 import { jsonLogger } from '../../functions/lib/log.ts';
+import type { MalformedOutcome } from '../../functions/lib/malformed.ts';
 import type { Publisher } from '../../functions/lib/publisher.ts';
 import { createRuntime, type Runtime, type RuntimeOverrides } from '../../functions/lib/runtime.ts';
 import type { IncomingEvent } from '../../functions/lib/storage-event.ts';
@@ -284,6 +285,12 @@ export function schedulerEvent(topic: string): IncomingEvent & Record<string, un
       message: { data: Buffer.from('{}').toString('base64'), attributes: {}, messageId, publishTime },
     },
   };
+}
+
+/** The outcome of a handler that ran, failing the test when it dropped its event as malformed. */
+export function ran<T extends { status: string }>(outcome: T): Exclude<T, MalformedOutcome> {
+  if (outcome.status === 'malformed') throw new Error(`the event was dropped as malformed: ${(outcome as unknown as MalformedOutcome).problem}`);
+  return outcome as Exclude<T, MalformedOutcome>;
 }
 
 /**

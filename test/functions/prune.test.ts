@@ -22,7 +22,7 @@ import { makeValidateHandler } from '../../functions/validate.ts';
 import { OUTBOX_CLAIM_MS } from '../../functions/lib/pipeline.ts';
 import type { Publisher } from '../../functions/lib/publisher.ts';
 import { makeWatchdogHandler } from '../../functions/watchdog.ts';
-import { failingPublisher, flipped, schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';
+import { failingPublisher, flipped, ran, schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
 
 let h: Harness;
@@ -89,7 +89,7 @@ async function catalogued(t: Parameters<Harness['repo']>[0], env: Record<string,
   return { repo, catalogue };
 }
 
-const prune = (rt: Runtime) => makePruneHandler(() => rt)(schedulerEvent('gcwal-prune'));
+const prune = async (rt: Runtime) => ran(await makePruneHandler(() => rt)(schedulerEvent('gcwal-prune')));
 
 test('the source holds three valid backups and their wal, all validated', async (t) => {
   const { repo, catalogue } = await catalogued(t);

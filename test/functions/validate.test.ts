@@ -11,7 +11,7 @@ import { makeValidateHandler } from '../../functions/validate.ts';
 import { makeWatchdogHandler } from '../../functions/watchdog.ts';
 import { OUTBOX_CLAIM_MS } from '../../functions/lib/pipeline.ts';
 import type { Runtime } from '../../functions/lib/runtime.ts';
-import { failingPublisher, flipped, schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';
+import { failingPublisher, flipped, ran, schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
 
 let h: Harness;
@@ -166,7 +166,7 @@ test('an alert survives a publish failure: the next run publishes it from the ou
   // Pub/Sub is back: the watchdog's next scheduled run, a few minutes on,
   // publishes what the failed run left (see OUTBOX_CLAIM_MS).
   const later = new Date(Date.now() + OUTBOX_CLAIM_MS + 60_000);
-  const outcome = await makeWatchdogHandler(() => repo.runtime({ now: () => later }))(schedulerEvent('gcwal-watchdog'));
+  const outcome = ran(await makeWatchdogHandler(() => repo.runtime({ now: () => later }))(schedulerEvent('gcwal-watchdog')));
   t.deepEqual(outcome.open.map((a) => a.id), [id]);
   const alerts = await repo.alerts.waitFor((ms) => (ms.length > 0 ? ms : undefined), 'the alert');
   t.like(alerts[0], { id, status: 'open' });

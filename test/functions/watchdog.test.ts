@@ -11,7 +11,7 @@ import { makeCatalogueHandler } from '../../functions/catalogue.ts';
 import type { Runtime } from '../../functions/lib/runtime.ts';
 import { makeValidateHandler } from '../../functions/validate.ts';
 import { makeWatchdogHandler } from '../../functions/watchdog.ts';
-import { schedulerEvent, startHarness, type Harness, type StorageCloudEvent, type TestRepo } from './harness.ts';
+import { ran, schedulerEvent, startHarness, type Harness, type StorageCloudEvent, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
 
 let h: Harness;
@@ -29,7 +29,7 @@ test.after.always(async () => {
 });
 
 const MINUTE = 60_000;
-const tick = (rt: Runtime) => makeWatchdogHandler(() => rt)(schedulerEvent('gcwal-watchdog'));
+const tick = async (rt: Runtime) => ran(await makeWatchdogHandler(() => rt)(schedulerEvent('gcwal-watchdog')));
 
 async function push(repo: TestRepo, name: string): Promise<StorageCloudEvent> {
   const info = await pushWal(repo.storage, wal, name);

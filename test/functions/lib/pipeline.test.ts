@@ -6,6 +6,7 @@
  */
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { malformedEventAlert } from '../../../core/alerts/malformed.ts';
 import { emptyCatalogue, type Catalogue, type CatalogueEvent } from '../../../core/catalogue/types.ts';
 import { readFunctionsConfig } from '../../../functions/config.ts';
 import { absorb, OUTBOX_CLAIM_MS, Pipeline } from '../../../functions/lib/pipeline.ts';
@@ -70,6 +71,19 @@ test('an alert raised before any good segment names the cluster gcwal.json recor
   t.is(withIdentity.outbox?.[0]?.cluster, CLUSTER);
   t.is(withIdentity.systemIdentifier, CLUSTER);
   t.is(absorb(withIdentity, [finalized(1), bad], now, { config }, { systemIdentifier: CLUSTER, walSegmentSize: 16 * 1024 * 1024 }), withIdentity, 'still idempotent');
+});
+
+test('absorb opens a raised incident once: raised again, by any instance, it announces nothing', (t) => {
+  const now = new Date(T(2));
+  const alert = malformedEventAlert('validate', { id: 'ev-1' }, 'storage event "ev-1" has no object data', now);
+  const first = frozen(absorb(emptyCatalogue(now), [], now, { config }, undefined, [alert]));
+  t.deepEqual(first.outbox?.map((m) => [m.id, m.status, m.kind]), [['malformed-event:ev-1', 'open', 'malformed-event']]);
+  const outboxEmptied = frozen({ ...first, outbox: undefined });
+  const again = absorb(outboxEmptied, [], new Date(T(3)), { config }, undefined, [malformedEventAlert('catalogue', { id: 'ev-1' }, 'storage event "ev-1" has no object data', new Date(T(3)))]);
+  t.is(again.outbox, undefined);
+  t.deepEqual(Object.keys(again.alerts), ['malformed-event:ev-1']);
+  t.is(again.alerts['malformed-event:ev-1'].opened, now.toISOString());
+  t.deepEqual(absorb(outboxEmptied, [finalized(1)], new Date(T(4)), { config }).alerts, again.alerts, 'kept open by later changes');
 });
 
 test('absorb is idempotent: applied again to its own result it returns that result', (t) => {

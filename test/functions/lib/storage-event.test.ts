@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { InvalidInputError } from '../../../core/errors.ts';
-import { parseStorageEvent, type IncomingEvent, type RepositoryLocation, type StorageObjectEvent } from '../../../functions/lib/storage-event.ts';
+import { MalformedEventError, parseStorageEvent, type IncomingEvent, type RepositoryLocation, type StorageObjectEvent } from '../../../functions/lib/storage-event.ts';
 import { deliveryRequest } from '../../../local/gcs/events.ts';
 import { objectResource } from '../../../local/gcs/objects.ts';
 import type { ObjectRecord } from '../../../local/gcs/store.ts';
@@ -78,12 +78,10 @@ for (const c of decoded) {
 }
 
 const outside: { name: string; event: IncomingEvent }[] = [
-  { name: 'another bucket', event: delivered('finalized', record('prod/db1/wal/000000010000000000000003', { bucket: 'other' })) },
   { name: 'another prefix in the bucket', event: delivered('finalized', record('prod/db2/wal/000000010000000000000003')) },
   { name: 'a prefix that only starts with the same letters', event: delivered('finalized', record('prod/db1-old/wal/000000010000000000000003')) },
   { name: 'a metadata update', event: { ...delivered('finalized', record('prod/db1/wal/000000010000000000000003')), type: 'google.cloud.storage.object.v1.metadataUpdated' } },
   { name: 'an archived (noncurrent) version', event: { ...delivered('deleted', record('prod/db1/wal/000000010000000000000003')), type: 'google.cloud.storage.object.v1.archived' } },
-  { name: 'a Pub/Sub message', event: { id: '1', type: 'google.cloud.pubsub.topic.v1.messagePublished', data: { message: { data: 'e30=' } } } },
 ];
 
 for (const c of outside) {
@@ -108,23 +106,34 @@ test('falls back to the event time for a missing creation time, and to the creat
   t.like(parseStorageEvent({ ...event, data }, AT_PREFIX), { created: EVENT_TIME, time: EVENT_TIME });
   const { time: _time, ...untimed } = event;
   t.like(parseStorageEvent(untimed, AT_PREFIX), { created: CREATED, time: CREATED });
-  t.like(parseStorageEvent({ ...event, data: { ...(event.data as object), size: 'lots' } }, AT_PREFIX), { size: 0 });
 });
 
-const malformed: { name: string; data: unknown; message: RegExp }[] = [
-  { name: 'no data', data: undefined, message: /^storage event event-1 has no object data$/ },
-  { name: 'data that is not JSON', data: 'not json', message: /has no object data/ },
-  { name: 'no name', data: { bucket: 'archive', generation: '1' }, message: /lacks bucket or name/ },
-  { name: 'no bucket', data: { name: 'wal/x', generation: '1' }, message: /lacks bucket or name/ },
+const OBJ = { bucket: 'archive', name: 'prod/db1/wal/x', generation: '1' };
+const malformed: { name: string; data?: unknown; event?: Partial<IncomingEvent>; message: RegExp }[] = [
+  { name: 'no data', data: undefined, message: /^storage event "event-1" has no object data$/ },
+  { name: 'data that is not JSON', data: '{"bucket": "archive", "name":', message: /has data that is not JSON$/ },
+  { name: 'data that is JSON but not an object', data: '[1,2]', message: /has no object data$/ },
+  { name: 'bytes that are not JSON', data: Buffer.from('\x00garbage'), message: /has data that is not JSON$/ },
+  { name: 'no name', data: { bucket: 'archive', generation: '1' }, message: /has name undefined, not an object name$/ },
+  { name: 'a name that is not a string', data: { ...OBJ, name: 42 }, message: /has name 42, not an object name$/ },
+  { name: 'a name that is an object', data: { ...OBJ, name: { toString: 'x' } }, message: /has name \{"toString":"x"\}, not an object name$/ },
+  { name: 'no bucket', data: { name: 'wal/x', generation: '1' }, message: /has bucket undefined, not a bucket name$/ },
+  { name: 'a bucket that is not ours', data: { ...OBJ, bucket: 'someone-elses' }, message: /is about bucket "someone-elses", not the repository's bucket "archive"$/ },
   { name: 'no generation', data: { bucket: 'archive', name: 'prod/db1/wal/x' }, message: /lacks a generation/ },
-  { name: 'a generation that is not decimal', data: { bucket: 'archive', name: 'prod/db1/wal/x', generation: '0x1F' }, message: /has generation "0x1F"/ },
-  { name: 'a negative generation', data: { bucket: 'archive', name: 'prod/db1/wal/x', generation: -1 }, message: /has generation "-1"/ },
+  { name: 'a generation that is not decimal', data: { ...OBJ, generation: '0x1F' }, message: /has generation "0x1F"/ },
+  { name: 'a negative generation', data: { ...OBJ, generation: -1 }, message: /has generation "-1"/ },
+  { name: 'a size that is not a byte count', data: { ...OBJ, size: 'lots' }, message: /has size "lots", not a byte count$/ },
+  { name: 'a creation time that is not a time', data: { ...OBJ, timeCreated: 17 }, message: /has timeCreated 17, not a time$/ },
+  { name: 'an event time that is not a time', data: OBJ, event: { time: 'yesterday' }, message: /has time "yesterday", not a time$/ },
+  { name: 'a type that is not a storage event', data: OBJ, event: { type: 'google.cloud.pubsub.topic.v1.messagePublished' }, message: /has type "google\.cloud\.pubsub\.topic\.v1\.messagePublished", not a cloud storage object event$/ },
+  { name: 'no type', data: OBJ, event: { type: undefined }, message: /has type undefined, not a cloud storage object event$/ },
 ];
 
 for (const c of malformed) {
   test(`rejects an event with ${c.name}, which no retry can fix`, (t) => {
-    const event = { ...delivered('finalized', record('prod/db1/wal/000000010000000000000003')), data: c.data };
-    const error = t.throws(() => parseStorageEvent(event, AT_PREFIX), { instanceOf: InvalidInputError, message: c.message });
+    const event = { ...delivered('finalized', record('prod/db1/wal/000000010000000000000003')), data: c.data, ...c.event } as IncomingEvent;
+    const error = t.throws(() => parseStorageEvent(event, AT_PREFIX), { instanceOf: MalformedEventError, message: c.message });
+    t.true(error instanceof InvalidInputError);
     t.is(error?.code, 'invalid_input');
     t.regex(error?.hint ?? '', /google\.cloud\.storage\.object\.v1/);
   });
