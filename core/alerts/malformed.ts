@@ -9,8 +9,8 @@
  * event (to any instance, or to the other function on the same trigger) is
  * the incident already open and announces nothing. Nothing clears such an
  * incident, so it stays open (and in `gcwal status`) for
- * MALFORMED_EVENT_KEEP_SECONDS, longer than Eventarc retries a delivery,
- * and then resolves.
+ * MALFORMED_EVENT_KEEP_SECONDS, as long as Eventarc retries a delivery, and
+ * then resolves.
  */
 import { createHash } from 'node:crypto';
 import type { OpenAlert } from '../catalogue/types.ts';
