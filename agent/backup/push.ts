@@ -211,7 +211,8 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
       const timeline = label.timeline ?? start.timeline;
       if (label.walFile !== startSegment) log.warn(`backup label starts in ${label.walFile}, not ${startSegment} as the name says`);
       if (options.archiveCheck) {
-        const needed = [...segmentRange(timeline, label.lsn, stop.lsn, info.walSegmentSize)];
+        // At least the start segment, should a standby report its stop at the start.
+        const needed = [...segmentRange(timeline, label.lsn, stop.lsn > label.lsn ? stop.lsn : label.lsn + 1n, info.walSegmentSize)];
         await awaitArchived(client, info, name, needed, options.archiveCheck.timeoutSeconds, options);
       }
       const manifestRecord = await writeManifest(storage, name, manifest, signal);
