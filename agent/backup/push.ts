@@ -1,5 +1,4 @@
 import * as fs from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import type pg from 'pg';
 import type { BackupMeta, ManifestEntry } from '../../core/backup/meta.ts';
 import { serializeBackupMeta } from '../../core/backup/meta.ts';
@@ -7,7 +6,7 @@ import { getCodec } from '../../core/codec/index.ts';
 import { ConflictError, ExitCode, GcwalError, UsageError } from '../../core/errors.ts';
 import { backupManifestKey, backupMetaKey, backupName, backupPrefix, Meta } from '../../core/layout.ts';
 import { ensureRepositoryIdentity } from '../../core/repository.ts';
-import { writeSmallObject } from '../../core/storage/objects.ts';
+import { writeOnce } from '../../core/storage/same-content.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import { formatLsn } from '../../core/wal/lsn.ts';
 import { segmentNumberOfEndLsn, segmentNumberOfLsn, segmentRange, walSegmentName } from '../../core/wal/name.ts';
@@ -91,7 +90,7 @@ async function writeManifest(storage: Storage, name: string, entries: readonly M
   const lines = function* () {
     for (const entry of entries) yield Buffer.from(JSON.stringify(entry) + '\n');
   };
-  const info = await storage.write(key, Readable.from(lines()), { signal, metadata: { [Meta.codec]: 'none' }, contentType: 'application/x-ndjson' });
+  const info = await writeOnce(storage, key, lines, { signal, metadata: { [Meta.codec]: 'none' }, contentType: 'application/x-ndjson' });
   return { key, storedSize: info.size, storedCrc32c: info.crc32c, entries: entries.length };
 }
 
@@ -242,7 +241,8 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
         manifest: manifestRecord,
         gcwalVersion: options.version,
       };
-      await writeSmallObject(storage, backupMetaKey(name), serializeBackupMeta(meta), { signal, contentType: 'application/json', metadata: { [Meta.codec]: 'none' } });
+      // A write whose answer was lost and whose retry meets backup.json itself is done.
+      await writeOnce(storage, backupMetaKey(name), () => [Buffer.from(serializeBackupMeta(meta))], { signal, contentType: 'application/json', metadata: { [Meta.codec]: 'none' } });
       return meta;
     } catch (err) {
       if (!stopped) {

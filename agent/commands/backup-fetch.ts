@@ -54,14 +54,28 @@ function shellArg(s: string): string {
 export const backupFetch: Command = {
   name: 'backup-fetch',
   summary: 'restore a base backup and set up point-in-time recovery',
-  usage: 'gcwal backup-fetch <dest> <name|LATEST> [--recovery | --target-time TIME | --target-lsn LSN | --target-name NAME | --target-immediate]',
+  usage: 'gcwal backup-fetch <dest> <name|LATEST> [--recovery | --target-time TIME | --target-lsn LSN | --target-name NAME | --target-immediate] [--tablespace-map OID=DIR ... | --tablespaces-as-recorded]',
   details: `
 Restores a base backup (a name from backup-list, or LATEST for the newest
 complete one) into dest, which must not exist or be empty; it is created with
 mode 0700. Every part and every file is verified (size and CRC32C) against the
 backup's metadata and manifest while it streams; nothing is copied to a
-temporary place. Tablespaces go back to their original directories, which
-must be absent or empty, unless --tablespace-map relocates them.
+temporary place.
+
+Tablespaces are restored outside dest, so where they go is never taken from
+the repository alone: give each one a directory with --tablespace-map
+OID=DIR, or pass --tablespaces-as-recorded to put those not mapped back at
+the locations the backup records (shown by the refusal). Without either,
+a backup with tablespaces is refused with exit 2 before anything is written,
+naming them. Each directory must be absent or empty, and none may be,
+contain or lie inside dest or another tablespace's directory.
+
+The repository is not trusted: LATEST and a backup chosen for a target are
+only backups of the cluster gcwal.json names (a backup of another cluster
+is ignored, and refused by name with exit 4); metadata and manifest are
+checked strictly (exit 6 names the field); no path of a part, no link and no
+recorded location can write outside dest and the tablespace directories;
+setuid, setgid and sticky bits are never restored.
 
 While it runs, dest holds .gcwal-restore-incomplete and no global/pg_control,
 so PostgreSQL cannot start it; backup_label, tablespace_map and the recovery
@@ -87,11 +101,13 @@ earliest point that can be restored to.
 
 gcwal does not change file ownership: when run as root, chown the directories
 to the PostgreSQL user before starting it (the command prints how).
-Exit codes: 1 no such backup, 2 bad options or a target before the
-earliest restorable point, 6 the backup is damaged,
+Exit codes: 1 no such backup, 2 bad options, unconfirmed tablespace
+locations or a target before the earliest restorable point, 4 the backup is
+of another cluster than the repository, 6 the backup is damaged,
 10 dest or a tablespace directory is not empty.`,
   options: {
-    'tablespace-map': { type: 'string', multiple: true, placeholder: 'OID=DIR', description: 'restore a tablespace elsewhere (OID=/new/dir or /old/dir=/new/dir; repeatable)' },
+    'tablespace-map': { type: 'string', multiple: true, placeholder: 'OID=DIR', description: 'restore a tablespace into DIR (OID=/new/dir or /old/dir=/new/dir; repeatable)' },
+    'tablespaces-as-recorded': { type: 'boolean', description: 'restore the tablespaces not mapped to the locations the backup records' },
     recovery: { type: 'boolean', description: 'set up archive recovery to the end of the archive' },
     'target-time': { type: 'string', placeholder: 'TIME', description: 'recover up to this time (with time zone, e.g. "2024-05-01 12:30:00+00")' },
     'target-lsn': { type: 'string', placeholder: 'LSN', description: 'recover up to this WAL location, e.g. 0/3000060' },
@@ -112,6 +128,7 @@ earliest restorable point, 6 the backup is damaged,
       dest: path.resolve(ctx.cwd, destArg),
       backup: name,
       tablespaceMappings: Array.isArray(mappings) ? mappings : typeof mappings === 'string' ? [mappings] : [],
+      tablespacesAsRecorded: options['tablespaces-as-recorded'] === true,
       recovery: plan,
       repoUrl,
       gcwalCommand: str(options, 'gcwal-command') ?? ctx.gcwalCommand(),

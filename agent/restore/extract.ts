@@ -28,6 +28,16 @@ export const HELD_BACK = new Set(['global/pg_control']);
 /** Suffix of a held-back file until the restore completes. */
 export const HELD_BACK_SUFFIX = '.gcwal-restoring';
 
+/**
+ * The mode a restored file or directory gets from the manifest's: the
+ * permission bits only. setuid, setgid and sticky are never restored (a data
+ * directory has no use for them, and a repository anyone could write to must
+ * not plant a setuid file on the host).
+ */
+export function restoredMode(mode: number): number {
+  return mode & 0o777;
+}
+
 /** One entry of a tar stream as tar-stream yields it: a readable with its header. */
 type TarEntry = ExtractEvents['entry'][1];
 
@@ -87,8 +97,9 @@ function corrupt(message: string): CorruptObjectError {
  * naming the file and the backup, for an unsafe path, an entry the manifest
  * does not list (or lists in another part, or with another type or size), a
  * path met twice, a file whose bytes do not match the manifest's size and
- * CRC32C, or a tar the parser rejects. Files get the manifest's mode and
- * mtime and are fsynced before the call returns. Stops with the signal.
+ * CRC32C, or a tar the parser rejects. Files get the manifest's mode (its
+ * permission bits, restoredMode) and mtime and are fsynced before the call
+ * returns. Stops with the signal.
  */
 export async function extractPart(source: Readable, partIndex: number, target: ExtractTarget, ledger: PartLedger, signal?: AbortSignal): Promise<ExtractResult> {
   const where = `part ${partIndex} of backup ${target.backupName}`;
@@ -197,7 +208,7 @@ async function writeFile(entry: TarEntry, listed: ManifestEntry, relative: strin
     // before this point, the entry ends early (and fails verification) instead
     // of leaving a pipeline waiting for events that were already emitted.
     await pipeline(Readable.from(entry as AsyncIterable<Buffer>, { objectMode: false }), verify, progress, fileHandleSink(fh), { signal });
-    await fh.chmod(listed.mode & 0o7777);
+    await fh.chmod(restoredMode(listed.mode));
     const mtime = new Date(listed.mtime);
     await fh.utimes(mtime, mtime);
     await fh.sync();

@@ -37,6 +37,8 @@ export interface FetchOptions {
   backup: string;
   /** `--tablespace-map` values: OID=/new/path or /old/path=/new/path */
   tablespaceMappings: readonly string[];
+  /** `--tablespaces-as-recorded`: restore unmapped tablespaces to the locations the backup records (refused otherwise) */
+  tablespacesAsRecorded?: boolean;
   /** recovery to set up; undefined leaves the directory without recovery settings */
   recovery: RecoveryPlan | undefined;
   /** repository URL written into restore_command */
@@ -82,9 +84,10 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   // A time or LSN target picks (for LATEST) or must follow (for a name) the
   // backup's end: refused here, before any write, rather than by PostgreSQL
   // after the whole restore.
-  const { meta, newerSkipped } = await resolveBackupForTarget(storage, options.backup, options.recovery?.target, signal);
+  const { meta, newerSkipped, otherClusters } = await resolveBackupForTarget(storage, options.backup, options.recovery?.target, signal);
+  if (otherClusters.length > 0) log.warn(`ignored ${otherClusters.length} backup${otherClusters.length === 1 ? '' : 's'} of another cluster than the repository's (${otherClusters.join(', ')}); something other than this cluster's backup-push wrote ${otherClusters.length === 1 ? 'it' : 'them'}`);
   if (newerSkipped > 0) log.info(`restoring ${meta.name}, the newest backup that ended before the recovery target (${newerSkipped} newer backup${newerSkipped === 1 ? '' : 's'} ended after it)`);
-  const tablespaces = planTablespaces(backupTablespaces(meta), options.tablespaceMappings, dest, meta.name);
+  const tablespaces = planTablespaces(backupTablespaces(meta), { mappings: options.tablespaceMappings, asRecorded: options.tablespacesAsRecorded === true }, dest, meta.name);
   const tablespaceStates = [];
   // A tablespace directory may be cleared only if the unfinished restore's marker names it and the user chose it again.
   for (const t of tablespaces) tablespaceStates.push(await checkTarget(t.target, `tablespace ${t.oid} target`, markedTablespaces.includes(t.target)));

@@ -11,7 +11,7 @@ import type { BackupMeta, ManifestEntry } from '../../core/backup/meta.ts';
 import { CorruptObjectError } from '../../core/errors.ts';
 import { INCOMPLETE_MARKER } from './destination.ts';
 import { type DirectorySet, syncDirectory, writeFileDurably } from './disk.ts';
-import { HELD_BACK, HELD_BACK_SUFFIX } from './extract.ts';
+import { HELD_BACK, HELD_BACK_SUFFIX, restoredMode } from './extract.ts';
 import { placeBackupPath } from './paths.ts';
 import { writeRecoverySetup } from './recovery.ts';
 import { formatTablespaceMap, type TablespaceTarget } from './tablespaces.ts';
@@ -59,7 +59,7 @@ export async function finalizeRestore(input: FinalizeInput): Promise<void> {
     const place = placeBackupPath(entry.path, dest, tablespaceDirs, `manifest of backup ${meta.name}`);
     if (place.tablespaceLink) continue;
     await dirs.ensure(place.absolute);
-    modes.push([place.absolute, entry.mode & 0o7777]);
+    modes.push([place.absolute, restoredMode(entry.mode)]);
   }
   await dirs.ensure(path.join(dest, 'pg_wal', 'archive_status'));
   await dirs.ensure(path.join(dest, 'pg_tblspc'));

@@ -12,12 +12,15 @@ import { codecFromName } from '../../core/codec/index.ts';
 import { CorruptObjectError } from '../../core/errors.ts';
 import { Meta } from '../../core/layout.ts';
 import type { Storage } from '../../core/storage/types.ts';
+import { quoteForMessage } from '../../core/wal/quote.ts';
+import { backupTablespaces } from './tablespaces.ts';
 
 /**
  * Read the manifest of `meta` into a map path → entry. Throws
  * CorruptObjectError when its stored bytes do not match the metadata, a line
- * is not a valid entry, a path repeats, or the entry count differs from the
- * metadata's.
+ * is not a valid entry (checkManifestEntry) or lies under pg_tblspc/<oid> of
+ * no tablespace of the backup, a path repeats, or the entry count differs
+ * from the metadata's.
  */
 export async function readManifest(storage: Storage, meta: BackupMeta, signal?: AbortSignal): Promise<Map<string, ManifestEntry>> {
   const { key } = meta.manifest;
@@ -32,6 +35,7 @@ export async function readManifest(storage: Storage, meta: BackupMeta, signal?: 
   feeding.catch(() => {}); // awaited below; errors also surface through `decoded`
 
   const entries = new Map<string, ManifestEntry>();
+  const tablespaces = new Set(backupTablespaces(meta).map((t) => t.oid));
   let lineNo = 0;
   for await (const line of readLines(decoded as Readable, where)) {
     lineNo++;
@@ -43,6 +47,10 @@ export async function readManifest(storage: Storage, meta: BackupMeta, signal?: 
       throw new CorruptObjectError(`${where}: line ${lineNo} is not valid json`, 'the backup manifest is damaged; restore another backup');
     }
     const entry = checkManifestEntry(value, meta.parts.length, `${where}, line ${lineNo}`);
+    const [top, oid] = entry.path.split('/');
+    if (top === 'pg_tblspc' && oid !== undefined && !tablespaces.has(oid)) {
+      throw new CorruptObjectError(`${where}, line ${lineNo} lists ${quoteForMessage(entry.path, 200)} under pg_tblspc, but ${quoteForMessage(oid)} is not a tablespace of the backup`, 'the backup manifest is damaged; restore another backup');
+    }
     if (entries.has(entry.path)) throw new CorruptObjectError(`${where} lists ${entry.path} twice`, 'the backup manifest is damaged; restore another backup');
     entries.set(entry.path, entry);
   }

@@ -1,10 +1,12 @@
 /**
- * Tablespaces of a restore: where each one goes (its original location unless
- * `--tablespace-map` relocates it) and the tablespace_map file that tells
+ * Tablespaces of a restore: where each one goes (a `--tablespace-map`
+ * directory, or the location the backup records when the user confirmed it
+ * with `--tablespaces-as-recorded`) and the tablespace_map file that tells
  * PostgreSQL about it.
  */
 import * as path from 'node:path';
 import type { BackupMeta, BackupTablespace } from '../../core/backup/meta.ts';
+import { isTablespaceOid, tablespaceLocationProblem } from '../../core/backup/paths.ts';
 import { CorruptObjectError, UsageError } from '../../core/errors.ts';
 import { quoteForMessage } from '../../core/wal/quote.ts';
 
@@ -56,31 +58,57 @@ export function formatTablespaceMap(targets: readonly TablespaceTarget[]): strin
 
 /**
  * The backup's tablespaces: the metadata's list, or, when a writer left it
- * empty, the entries of its tablespace_map text. Throws CorruptObjectError
- * when an OID is not numeric or a location is not absolute.
+ * empty, the entries of its tablespace_map text. The locations come from the
+ * repository, which is untrusted: throws CorruptObjectError naming the field
+ * when an OID is not decimal or repeats, or a location is not an absolute,
+ * normalised path (see tablespaceLocationProblem).
  */
 export function backupTablespaces(meta: BackupMeta): BackupTablespace[] {
   const where = `backup ${meta.name}`;
-  const list = meta.tablespaces && meta.tablespaces.length > 0 ? meta.tablespaces : parseTablespaceMap(meta.tablespaceMap ?? '', where);
-  for (const ts of list) {
-    if (!/^\d+$/.test(ts.oid) || !path.isAbsolute(ts.location)) {
-      throw new CorruptObjectError(`${where} lists tablespace ${quoteForMessage(ts.oid)} at ${quoteForMessage(ts.location)}, which is not an oid and absolute path`, 'the backup metadata is damaged; restore another backup');
-    }
-  }
+  const fromList = meta.tablespaces && meta.tablespaces.length > 0;
+  const list = fromList ? meta.tablespaces : parseTablespaceMap(meta.tablespaceMap ?? '', where);
+  const seen = new Set<string>();
+  list.forEach((ts, i) => {
+    const field = fromList ? `tablespaces[${i}]` : `tablespaceMap line ${i + 1}`;
+    const damaged = (why: string) => new CorruptObjectError(`${where}: ${field} ${why}`, 'the backup metadata is damaged or was not written by gcwal; restore another backup');
+    if (!isTablespaceOid(ts.oid)) throw damaged(`has oid ${quoteForMessage(ts.oid)}, which is not an oid (decimal)`);
+    if (seen.has(ts.oid)) throw damaged(`has oid ${ts.oid}, which another tablespace has too`);
+    seen.add(ts.oid);
+    const problem = tablespaceLocationProblem(ts.location);
+    if (problem) throw damaged(`has location ${quoteForMessage(ts.location)}, which ${problem}`);
+  });
   return list;
 }
 
+/** What the user asked for the tablespaces. */
+export interface TablespaceRequest {
+  /** `--tablespace-map` values, `OID=/new/path` or `/old/path=/new/path` */
+  mappings: readonly string[];
+  /** `--tablespaces-as-recorded`: restore the tablespaces not mapped to the locations the backup records */
+  asRecorded: boolean;
+}
+
+/** Whether `inner` is `outer` or inside it (both absolute and resolved). */
+function within(inner: string, outer: string): boolean {
+  return inner === outer || inner.startsWith(outer.endsWith('/') ? outer : `${outer}/`);
+}
+
 /**
- * Decide where each tablespace goes. `mappings` are `--tablespace-map`
- * values, `OID=/new/path` or `/old/path=/new/path`; the new path must be
- * absolute. Throws UsageError for a mapping that matches no tablespace, maps
- * one twice, or sends two tablespaces (or one and the data directory `dest`)
- * to the same directory.
+ * Decide where each tablespace goes: a mapped one to its new path (which
+ * must be absolute), any other to the location the backup records, but only
+ * when `request.asRecorded` confirms it; those locations come from the
+ * repository and restore would write outside the data directory.
+ *
+ * Throws UsageError, before anything is written, naming the tablespaces
+ * whose recorded locations were not confirmed (with the options that
+ * confirm them), and for a mapping that matches no tablespace, maps one
+ * twice, or sends a tablespace to a directory that is, holds or lies inside
+ * the data directory `dest` or another tablespace's directory.
  */
-export function planTablespaces(tablespaces: readonly BackupTablespace[], mappings: readonly string[], dest: string, backupName: string): TablespaceTarget[] {
+export function planTablespaces(tablespaces: readonly BackupTablespace[], request: TablespaceRequest, dest: string, backupName: string): TablespaceTarget[] {
   const known = tablespaces.map((t) => `${t.oid} (${t.location})`).join(', ') || 'none';
   const relocated = new Map<string, string>();
-  for (const mapping of mappings) {
+  for (const mapping of request.mappings) {
     const eq = mapping.indexOf('=');
     const from = eq > 0 ? mapping.slice(0, eq) : '';
     const to = eq > 0 ? mapping.slice(eq + 1) : '';
@@ -92,12 +120,24 @@ export function planTablespaces(tablespaces: readonly BackupTablespace[], mappin
     if (relocated.has(ts.oid)) throw new UsageError(`tablespace ${ts.oid} is mapped twice`, 'give one --tablespace-map per tablespace');
     relocated.set(ts.oid, path.resolve(to));
   }
+  const unconfirmed = tablespaces.filter((t) => !relocated.has(t.oid));
+  if (unconfirmed.length > 0 && !request.asRecorded) {
+    const list = unconfirmed.map((t) => `${t.oid} at ${quoteForMessage(t.location, 200)}`).join(', ');
+    throw new UsageError(
+      `backup ${backupName} restores tablespace${unconfirmed.length === 1 ? '' : 's'} ${list}, outside the data directory; locations from the repository are used only when confirmed`,
+      `pass --tablespaces-as-recorded to restore ${unconfirmed.length === 1 ? 'it' : 'them'} there, or --tablespace-map OID=/new/dir for each`,
+    );
+  }
   const targets = tablespaces.map((ts) => ({ oid: ts.oid, original: ts.location, target: relocated.get(ts.oid) ?? path.resolve(ts.location) }));
-  const used = new Map<string, string>([[path.resolve(dest), 'the data directory']]);
+  const used: [string, string][] = [[path.resolve(dest), 'the data directory']];
   for (const t of targets) {
-    const other = used.get(t.target);
-    if (other) throw new UsageError(`tablespace ${t.oid} would be restored into ${t.target}, which is also ${other}`, 'give each tablespace its own directory with --tablespace-map OID=/new/path');
-    used.set(t.target, `the target of tablespace ${t.oid}`);
+    for (const [dir, what] of used) {
+      if (t.target === dir) throw new UsageError(`tablespace ${t.oid} would be restored into ${t.target}, which is also ${what}`, 'give each tablespace its own directory with --tablespace-map OID=/new/path');
+      if (within(t.target, dir) || within(dir, t.target)) {
+        throw new UsageError(`tablespace ${t.oid} would be restored into ${t.target}, which overlaps ${what} ${dir}`, 'give each tablespace a directory outside the data directory and the other tablespaces with --tablespace-map OID=/new/path');
+      }
+    }
+    used.push([t.target, `the target of tablespace ${t.oid}`]);
   }
   return targets;
 }

@@ -1,4 +1,4 @@
-import { CorruptObjectError, GcwalError, NotFoundError } from '../errors.ts';
+import { CorruptObjectError, type GcwalError, NotFoundError } from '../errors.ts';
 import { BACKUP_PREFIX, backupMetaKey, backupNameFromKey, isBackupName } from '../layout.ts';
 import { readSmallObject } from '../storage/objects.ts';
 import type { Storage } from '../storage/types.ts';
@@ -35,15 +35,11 @@ export function compareBackups(a: BackupMeta, b: BackupMeta): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
+/** backup.json of backup `name`, parsed strictly (parseBackupMeta). */
 async function readMeta(storage: Storage, name: string, signal?: AbortSignal): Promise<BackupMeta> {
   const key = backupMetaKey(name);
   const body = await readSmallObject(storage, key, { signal, limit: META_LIMIT });
-  const meta = parseBackupMeta(body.toString('utf8'), key);
-  if (typeof meta.startLsn !== 'string' || !/^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(meta.startLsn)) {
-    throw new CorruptObjectError(`backup metadata ${key} has an invalid start lsn`);
-  }
-  if (meta.name !== name) throw new CorruptObjectError(`backup metadata ${key} names backup ${meta.name}`, 'the object was copied into the wrong folder; move it back or delete the folder');
-  return meta;
+  return parseBackupMeta(body.toString('utf8'), key);
 }
 
 /**

@@ -6,7 +6,9 @@
 import { StringDecoder } from 'node:string_decoder';
 import { CorruptObjectError } from '../errors.ts';
 import type { ManifestEntry } from './meta.ts';
-import { checkBackupPath } from './paths.ts';
+import { quoteForMessage } from '../wal/quote.ts';
+import { CRC32C_BASE64, Fields, isoTime } from './fields.ts';
+import { checkBackupPath, isTablespaceOid } from './paths.ts';
 
 /** Longest manifest line accepted: a path is at most a few KiB; this bounds memory on a damaged manifest. */
 export const MAX_MANIFEST_LINE = 1024 * 1024;
@@ -32,25 +34,47 @@ export async function* readLines(stream: AsyncIterable<Buffer | string>, where: 
   if (rest !== '') yield rest;
 }
 
-const TYPES = new Set(['file', 'directory', 'symlink']);
+const TYPES: readonly string[] = ['file', 'directory', 'symlink'];
+const ENTRY_SHAPE = { required: ['path', 'type', 'size', 'mode', 'mtime'], optional: ['crc32c', 'part', 'target'] };
 
 /**
- * Check one parsed manifest line. Throws CorruptObjectError naming `where`
- * unless it is a well-formed entry with a safe path; files must carry a
- * CRC32C and a part index below `partCount`.
+ * Check one parsed manifest line strictly. Throws CorruptObjectError naming
+ * `where` and the field unless it is a well-formed entry: only the fields of
+ * the format, a safe path, a known type, a mode of at most 0o7777, an ISO
+ * mtime; files with a size, a CRC32C and a part index below `partCount`;
+ * directories and links with size 0 and no CRC32C; links only as
+ * `pg_tblspc/<oid>` (a tablespace), their target (never used: restore links
+ * to the directory the user chose) a string when present.
  */
 export function checkManifestEntry(value: unknown, partCount: number, where: string): ManifestEntry {
-  const e = value as Partial<ManifestEntry> | null;
-  const bad = (why: string) => new CorruptObjectError(`${where}: ${why}`, 'the backup manifest is damaged; restore another backup');
-  if (typeof e !== 'object' || e === null || typeof e.path !== 'string') throw bad('an entry without a path');
-  const p = checkBackupPath(e.path, where);
-  if (!TYPES.has(e.type as string)) throw bad(`${p} has an unknown type`);
-  if (!Number.isSafeInteger(e.mode) || (e.mode as number) < 0) throw bad(`${p} has no valid mode`);
-  if (e.type === 'file') {
-    if (!Number.isSafeInteger(e.size) || (e.size as number) < 0) throw bad(`${p} has no valid size`);
-    if (typeof e.crc32c !== 'string') throw bad(`${p} has no crc32c`);
-    if (!Number.isSafeInteger(e.part) || (e.part as number) < 0 || (e.part as number) >= partCount) throw bad(`${p} names part ${e.part}, which does not exist`);
-    if (typeof e.mtime !== 'string' || Number.isNaN(Date.parse(e.mtime))) throw bad(`${p} has no valid mtime`);
+  const hint = 'the backup manifest is damaged; restore another backup';
+  const path = typeof value === 'object' && value !== null && typeof (value as { path?: unknown }).path === 'string' ? (value as { path: string }).path : undefined;
+  if (path === undefined) throw new CorruptObjectError(`${where}: an entry without a path`, hint);
+  const p = checkBackupPath(path, where);
+  const f = Fields.of(value, '', ENTRY_SHAPE, (field, why) => new CorruptObjectError(`${where}: ${p} has ${field} that ${why}`, hint));
+  const type = f.string('type', 16);
+  if (!TYPES.includes(type)) throw f.bad('type', `is ${quoteForMessage(type)}, an unknown type`);
+  f.integer('mode', 0, 0o7777);
+  isoTime(f, 'mtime');
+  if (f.has('part')) {
+    const part = f.integer('part', 0);
+    if (part >= partCount) throw f.bad('part', `is ${part}, a part the backup does not have (it has ${partCount})`);
   }
-  return { ...(e as ManifestEntry), path: p };
+  if (type === 'file') {
+    f.count('size');
+    if (!f.has('crc32c')) throw f.bad('crc32c', 'is missing');
+    f.matching('crc32c', CRC32C_BASE64, 'a base64 crc32c');
+    if (!f.has('part')) throw f.bad('part', 'is missing');
+  } else {
+    f.integer('size', 0, 0);
+    if (f.has('crc32c')) throw f.bad('crc32c', `is set on a ${type}`);
+  }
+  if (type === 'symlink') {
+    const parts = p.split('/');
+    if (parts.length !== 2 || parts[0] !== 'pg_tblspc' || !isTablespaceOid(parts[1])) throw f.bad('type', 'is symlink outside pg_tblspc/<oid> (only tablespace links are part of a backup)');
+    if (f.has('target')) f.string('target');
+  } else if (f.has('target')) {
+    throw f.bad('target', `is set on a ${type}`);
+  }
+  return { ...(value as ManifestEntry), path: p };
 }

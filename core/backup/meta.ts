@@ -1,5 +1,11 @@
-import type { CodecName } from '../codec/types.ts';
-import { CorruptObjectError } from '../errors.ts';
+import { CODEC_NAMES, type CodecName } from '../codec/types.ts';
+import { CorruptObjectError, InvalidInputError } from '../errors.ts';
+import { backupManifestKey, backupNameFromKey, backupPartKey, isBackupName } from '../layout.ts';
+import { parseLsn } from '../wal/lsn.ts';
+import { isValidSegmentSize, MAX_TIMELINE, parseWalSegmentName, segmentNumberOfEndLsn, segmentNumberOfLsn } from '../wal/name.ts';
+import { quoteForMessage } from '../wal/quote.ts';
+import { CRC32C_BASE64, describeValue, Fields, isoTime } from './fields.ts';
+import { isTablespaceOid, tablespaceLocationProblem } from './paths.ts';
 
 /** One tar part of a backup as stored. */
 export interface BackupPart {
@@ -91,23 +97,111 @@ export function serializeBackupMeta(meta: BackupMeta): string {
   return JSON.stringify(meta, null, 2) + '\n';
 }
 
+const HINT = 'the backup metadata is damaged or was not written by gcwal; restore another backup';
+
+const META_SHAPE = {
+  required: ['format', 'name', 'systemIdentifier', 'pgVersionNum', 'pgVersion', 'walSegmentSize', 'timeline', 'startLsn', 'stopLsn', 'startWalSegment', 'stopWalSegment', 'startTime', 'stopTime', 'rawSize', 'storedSize', 'fileCount', 'codec', 'parts', 'tablespaces', 'backupLabel', 'tablespaceMap', 'manifest', 'gcwalVersion'],
+};
+const PART_SHAPE = { required: ['key', 'rawSize', 'rawCrc32c', 'storedSize', 'storedCrc32c', 'codec', 'files'] };
+const TABLESPACE_SHAPE = { required: ['oid', 'location'] };
+const MANIFEST_SHAPE = { required: ['key', 'storedSize', 'storedCrc32c', 'entries'] };
+
+/** A system identifier: the decimal form of an unsigned 64-bit number other than 0. */
+const SYSTEM_IDENTIFIER = /^[1-9][0-9]{0,19}$/;
+const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
+
 /**
- * Parse and check a backup.json body. Throws CorruptObjectError naming the
- * backup when it is not valid JSON or lacks a required field.
+ * Parse and check the body of backup.json stored at `key`, strictly: every
+ * field the format defines and no other, each of its type and in range
+ * (sizes and counts not negative, LSNs and segment names that parse, the
+ * start not after the stop, a timeline from 1, a known codec, tablespace
+ * OIDs in decimal and locations absolute and normalised), and the names
+ * agreeing with the key (the backup's folder, its parts' and manifest's
+ * keys). Throws CorruptObjectError naming the object and the field.
  */
-export function parseBackupMeta(text: string, where: string): BackupMeta {
+export function parseBackupMeta(text: string, key: string): BackupMeta {
+  // The key comes from a listing of untrusted storage: quoted unless plainly printable.
+  const where = /^[\x21-\x7e]+$/.test(key) ? key : quoteForMessage(key, 200);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    throw new CorruptObjectError(`backup metadata ${where} is not valid json`);
+    throw new CorruptObjectError(`backup metadata ${where} is not valid json`, HINT);
   }
-  const m = value as Partial<BackupMeta>;
-  const required: (keyof BackupMeta)[] = ['name', 'systemIdentifier', 'pgVersionNum', 'walSegmentSize', 'timeline', 'startLsn', 'stopLsn', 'startWalSegment', 'stopWalSegment', 'startTime', 'stopTime', 'parts', 'backupLabel', 'manifest', 'codec'];
-  if (typeof value !== 'object' || value === null || m.format !== 1) throw new CorruptObjectError(`backup metadata ${where} has an unknown format`, 'upgrade gcwal or check the object');
-  for (const key of required) {
-    if (m[key] === undefined) throw new CorruptObjectError(`backup metadata ${where} lacks ${key}`);
+  if (typeof value === 'object' && value !== null && 'format' in value && value.format !== 1) {
+    throw new CorruptObjectError(`backup metadata ${where} has format ${describeValue(value.format)}, which this gcwal does not know`, 'upgrade gcwal, or check the object');
   }
-  if (!Array.isArray(m.parts)) throw new CorruptObjectError(`backup metadata ${where} has no parts list`);
-  return m as BackupMeta;
+  const f = Fields.of(value, '', META_SHAPE, (field, why) => new CorruptObjectError(`backup metadata ${where}: ${field} ${why}`, HINT));
+
+  const name = f.string('name', 200);
+  if (!isBackupName(name)) throw f.bad('name', `is ${quoteForMessage(name)}, not a backup name`);
+  const folder = backupNameFromKey(key);
+  if (folder !== undefined && folder !== name) {
+    throw new CorruptObjectError(`backup metadata ${where}: name is ${name}, but the object is in the folder of ${quoteForMessage(folder)}`, 'the object was copied into the wrong folder; move it back or delete the folder');
+  }
+  const systemIdentifier = f.matching('systemIdentifier', SYSTEM_IDENTIFIER, 'a system identifier (decimal)');
+  if (BigInt(systemIdentifier) > 0xFFFF_FFFF_FFFF_FFFFn) throw f.bad('systemIdentifier', 'is above 2^64-1');
+  f.integer('pgVersionNum', 100000, 999999);
+  f.string('pgVersion', 64);
+  const segSize = f.integer('walSegmentSize', 1);
+  if (!isValidSegmentSize(segSize)) throw f.bad('walSegmentSize', `is ${segSize}, not a power of two from 1 MiB to 1 GiB`);
+  const timeline = f.integer('timeline', 1, MAX_TIMELINE);
+
+  const startLsn = parseLsn(f.matching('startLsn', LSN, 'an lsn'));
+  const stopLsn = parseLsn(f.matching('stopLsn', LSN, 'an lsn'));
+  if (stopLsn < startLsn) throw f.bad('stopLsn', `is ${f.raw('stopLsn')}, before startLsn ${f.raw('startLsn')}`);
+  const segment = (field: string) => {
+    try {
+      return parseWalSegmentName(f.string(field, 64), segSize);
+    } catch (err) {
+      if (err instanceof InvalidInputError) throw f.bad(field, `is not a segment name: ${err.message}`);
+      throw err;
+    }
+  };
+  if (segment('startWalSegment').segNo !== segmentNumberOfLsn(startLsn, segSize)) throw f.bad('startWalSegment', `is ${f.raw('startWalSegment')}, which does not hold startLsn ${f.raw('startLsn')}`);
+  const stop = segment('stopWalSegment');
+  if (stopLsn > 0n && stop.segNo !== segmentNumberOfEndLsn(stopLsn, segSize)) throw f.bad('stopWalSegment', `is ${f.raw('stopWalSegment')}, which does not end at stopLsn ${f.raw('stopLsn')}`);
+  if (stop.timeline !== timeline) throw f.bad('stopWalSegment', `is ${f.raw('stopWalSegment')}, not on timeline ${timeline}`);
+  if (isoTime(f, 'stopTime') < isoTime(f, 'startTime')) throw f.bad('stopTime', `is ${f.raw('stopTime')}, before startTime ${f.raw('startTime')}`);
+
+  f.count('rawSize');
+  f.count('storedSize');
+  f.count('fileCount');
+  codec(f, 'codec');
+  f.list('parts').forEach((value, i) => {
+    const p = f.element('parts', i, value, PART_SHAPE);
+    const expected = backupPartKey(name, i);
+    if (p.string('key', 1024) !== expected) throw p.bad('key', `is ${quoteForMessage(String(p.raw('key')))}, not ${expected}`);
+    for (const k of ['rawSize', 'storedSize', 'files']) p.count(k);
+    for (const k of ['rawCrc32c', 'storedCrc32c']) p.matching(k, CRC32C_BASE64, 'a base64 crc32c');
+    codec(p, 'codec');
+  });
+  const oids = new Set<string>();
+  f.list('tablespaces').forEach((value, i) => {
+    const t = f.element('tablespaces', i, value, TABLESPACE_SHAPE);
+    const oid = t.string('oid', 16);
+    if (!isTablespaceOid(oid)) throw t.bad('oid', `is ${quoteForMessage(oid)}, not an oid (decimal)`);
+    if (oids.has(oid)) throw t.bad('oid', `is ${oid}, which another tablespace has too`);
+    oids.add(oid);
+    const location = t.string('location');
+    const problem = tablespaceLocationProblem(location);
+    if (problem) throw t.bad('location', `is ${quoteForMessage(location)}, which ${problem}`);
+  });
+  const label = f.string('backupLabel', 64 * 1024);
+  if (!label.split('\n').includes(`START WAL LOCATION: ${f.raw('startLsn')} (file ${f.raw('startWalSegment')})`)) {
+    throw f.bad('backupLabel', `does not start at startLsn ${f.raw('startLsn')} in ${f.raw('startWalSegment')}`);
+  }
+  f.string('tablespaceMap', 1024 * 1024);
+  const m = f.object('manifest', MANIFEST_SHAPE);
+  if (m.string('key', 1024) !== backupManifestKey(name)) throw m.bad('key', `is ${quoteForMessage(String(m.raw('key')))}, not ${backupManifestKey(name)}`);
+  m.count('storedSize');
+  m.matching('storedCrc32c', CRC32C_BASE64, 'a base64 crc32c');
+  m.count('entries');
+  f.string('gcwalVersion', 100);
+  return value as BackupMeta;
+}
+
+function codec(f: Fields, key: string): void {
+  const text = f.string(key, 16);
+  if (!(CODEC_NAMES as readonly string[]).includes(text)) throw f.bad(key, `is ${quoteForMessage(text)}, not a codec gcwal knows (${CODEC_NAMES.join(', ')})`);
 }

@@ -23,3 +23,28 @@ export function checkBackupPath(name: string, where: string): string {
   }
   return trimmed;
 }
+
+/** Largest tablespace OID: an Oid is an unsigned 32-bit number. */
+const MAX_OID = 0xFFFF_FFFF;
+
+/** Whether `text` is a tablespace OID as PostgreSQL names pg_tblspc links: decimal, no sign, no leading zero, 1 to 2^32-1. */
+export function isTablespaceOid(text: string): boolean {
+  return /^[1-9][0-9]{0,9}$/.test(text) && Number(text) <= MAX_OID;
+}
+
+/**
+ * Why `location` (a tablespace location recorded in a backup) is unsafe to
+ * restore into, or undefined when it is an absolute, normalised path: no
+ * `.`/`..` or empty components, no trailing slash, no NUL, not `/` itself.
+ * It names a directory outside the data directory that restore would write
+ * into, so nothing but the plain form PostgreSQL records is accepted.
+ */
+export function tablespaceLocationProblem(location: string): string | undefined {
+  if (!location.startsWith('/')) return 'is not absolute';
+  if (location.includes('\0')) return 'contains a NUL byte';
+  if (location === '/') return 'is the root directory';
+  const parts = location.slice(1).split('/');
+  if (parts.includes('..')) return 'goes up with ..';
+  if (parts.some((p) => p === '' || p === '.')) return 'is not normalised (an empty or . component, or a trailing slash)';
+  return undefined;
+}

@@ -10,7 +10,8 @@
  */
 import { LATEST, listBackups, resolveBackup } from '../backup/list.ts';
 import type { BackupMeta } from '../backup/meta.ts';
-import { UsageError } from '../errors.ts';
+import { ClusterMismatchError, NotFoundError, UsageError } from '../errors.ts';
+import { requireRepositoryIdentity } from '../repository.ts';
 import type { Storage } from '../storage/types.ts';
 import { parseLsn } from '../wal/lsn.ts';
 import type { RecoveryTarget } from './recovery-config.ts';
@@ -112,22 +113,48 @@ export function checkTargetAfterBackup(backup: BackupMeta, target: RecoveryTarge
   );
 }
 
+/** The backup chosen for a restore, and what was passed over to choose it. */
+export interface ResolvedBackup {
+  meta: BackupMeta;
+  /** with LATEST and a time or LSN target: backups of the cluster newer than the target */
+  newerSkipped: number;
+  /** with LATEST: backups in the repository of another cluster than gcwal.json's, never chosen */
+  otherClusters: string[];
+}
+
 /**
- * Resolve `nameOrLatest` for a restore to `target`: LATEST is the newest
- * backup that ended by a time or LSN target (chooseBackupForTarget), or the
- * newest without one; a name must name a backup that ended by the target.
- * Returns the backup and, for LATEST, whether newer backups were passed
- * over. Throws NotFoundError as resolveBackup does, UsageError for a target
- * before the backup or before every backup.
+ * Resolve `nameOrLatest` for a restore to `target`, among the backups of the
+ * repository's own cluster only (the system identifier in gcwal.json): a
+ * backup of another cluster planted in the repository is never LATEST and
+ * never chosen for a target. LATEST is the newest backup that ended by a
+ * time or LSN target (chooseBackupForTarget), or the newest without one; a
+ * name must name a backup of this cluster that ended by the target.
+ * Throws RepositoryMissingError without gcwal.json, NotFoundError as
+ * resolveBackup does (LATEST: no backup of this cluster),
+ * ClusterMismatchError for a named backup of another cluster, UsageError for
+ * a target before the backup or before every backup, CorruptObjectError for
+ * damaged metadata.
  */
-export async function resolveBackupForTarget(storage: Storage, nameOrLatest: string, target: RecoveryTarget | undefined, signal?: AbortSignal): Promise<{ meta: BackupMeta; newerSkipped: number }> {
-  if (nameOrLatest.toUpperCase() !== LATEST || !comparable(target)) {
+export async function resolveBackupForTarget(storage: Storage, nameOrLatest: string, target: RecoveryTarget | undefined, signal?: AbortSignal): Promise<ResolvedBackup> {
+  const identity = await requireRepositoryIdentity(storage, { signal });
+  if (nameOrLatest.toUpperCase() !== LATEST) {
     const meta = await resolveBackup(storage, nameOrLatest, signal);
+    if (meta.systemIdentifier !== identity.systemIdentifier) {
+      throw new ClusterMismatchError(
+        `backup ${meta.name} is of cluster ${meta.systemIdentifier}, not of cluster ${identity.systemIdentifier} that repository ${storage.url} belongs to`,
+        'restore a backup of this repository\'s cluster (gcwal backup-list); a backup of another cluster here was put there by something other than this cluster\'s backup-push',
+      );
+    }
     checkTargetAfterBackup(meta, target);
-    return { meta, newerSkipped: 0 };
+    return { meta, newerSkipped: 0, otherClusters: [] };
   }
   const all = await listBackups(storage, signal);
-  if (all.length === 0) return { meta: await resolveBackup(storage, LATEST, signal), newerSkipped: 0 };
-  const meta = chooseBackupForTarget(all, target, storage.url);
-  return { meta, newerSkipped: all.length - 1 - all.indexOf(meta) };
+  const own = all.filter((b) => b.systemIdentifier === identity.systemIdentifier);
+  const otherClusters = all.filter((b) => b.systemIdentifier !== identity.systemIdentifier).map((b) => b.name);
+  if (own.length === 0) {
+    const message = otherClusters.length > 0 ? `no backups of cluster ${identity.systemIdentifier} in ${storage.url} (${otherClusters.length} of other clusters ignored)` : `no backups in ${storage.url}`;
+    throw new NotFoundError(message, 'run gcwal backup-push to take one');
+  }
+  const meta = chooseBackupForTarget(own, target, storage.url);
+  return { meta, newerSkipped: own.length - 1 - own.indexOf(meta), otherClusters };
 }

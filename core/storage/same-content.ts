@@ -2,13 +2,14 @@
  * Whether an object a create-only write ran into holds what the write would
  * have stored: the test behind "already archived with identical content".
  */
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ChecksumMeter } from '../checksum/crc32c.ts';
+import { ChecksumMeter, crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { verifyingStream } from '../checksum/verify.ts';
 import { codecFromName } from '../codec/index.ts';
-import { CorruptObjectError } from '../errors.ts';
+import { AlreadyExistsError, CorruptObjectError } from '../errors.ts';
 import { Meta } from '../layout.ts';
-import type { CallOptions, ObjectInfo, Storage } from './types.ts';
+import type { CallOptions, ObjectInfo, Storage, WriteOptions } from './types.ts';
 
 /** A size and a CRC32C (base64, big-endian, as GCS gives it). */
 export interface Checksum {
@@ -60,4 +61,29 @@ async function decodedChecksum(storage: Storage, existing: ObjectInfo, options: 
     }
   }, { signal: options.signal });
   return { size: meter.bytes, crc32c: meter.base64 };
+}
+
+/**
+ * Create-only write of the bytes `chunks()` yields (called again to compare,
+ * so it must yield the same bytes every time). An object already under
+ * `key` holding exactly those bytes, by the storage's own size and CRC32C,
+ * counts as written: it is the repeat of a write whose first attempt landed
+ * though its answer was lost (a driver retries such a request and meets its
+ * own object). Other content: the write's AlreadyExistsError.
+ */
+export async function writeOnce(storage: Storage, key: string, chunks: () => Iterable<Buffer>, options: WriteOptions = {}): Promise<ObjectInfo> {
+  try {
+    return await storage.write(key, Readable.from(chunks(), { objectMode: false }), options);
+  } catch (err) {
+    if (!(err instanceof AlreadyExistsError)) throw err;
+    const existing = await storage.stat(key, { signal: options.signal });
+    let crc = 0;
+    let size = 0;
+    for (const chunk of chunks()) {
+      crc = crc32c(chunk, crc);
+      size += chunk.length;
+    }
+    if (existing && existing.size === size && existing.crc32c === crc32cBase64(crc)) return existing;
+    throw err;
+  }
 }

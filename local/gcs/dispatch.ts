@@ -10,7 +10,7 @@ import { authenticate, authorizeRoute, type Backend, type RequestContext } from 
 import { composeObject, rewriteObject } from './copy.ts';
 import { handleDownload } from './download.ts';
 import { ApiError, sendError } from './errors.ts';
-import { corruptInTransit, type Fault, type FaultInjector } from './faults.ts';
+import { corruptInTransit, loseAnswer, type Fault, type FaultInjector } from './faults.ts';
 import { deleteObject, getObject, listObjects, patchObject } from './objects-api.ts';
 import { handleSessionDelete, handleSessionPut } from './resumable.ts';
 import { downloads, route, uploadsBody, type Route } from './router.ts';
@@ -110,6 +110,7 @@ export async function dispatch(state: DispatchState, req: IncomingMessage, res: 
     });
     // Before any await: the parser pushes body bytes as soon as this returns.
     if (fault?.kind === 'corrupt-upload') corruptInTransit(req);
+    if (fault?.kind === 'lose-answer') loseAnswer(req, res);
     if (injector?.latencyMs) await sleep(injector.latencyMs, undefined, { signal: state.closing });
     if (fault) {
       state.counters.faults++;

@@ -5,13 +5,13 @@
  * kinds that apply to the request at hand; a request to which none applies
  * is left alone. With a seed the sequence of decisions is reproducible.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** See GcsEmulatorOptions / GcsEmulator.setFaults in server.ts. */
 export interface FaultPlan {
   /** 0..1: probability a matching request is faulted */
   rate: number;
-  kinds: ('429' | '503' | 'reset-upload' | 'reset-download' | 'corrupt-upload' | 'slow')[];
+  kinds: ('429' | '503' | 'reset-upload' | 'reset-download' | 'corrupt-upload' | 'lose-answer' | 'slow')[];
   /** delay for `slow` (default 2000 ms) */
   slowMs?: number;
   /** deterministic sequence when given */
@@ -30,6 +30,7 @@ export type Fault =
   | { kind: 'reset-upload' }
   | { kind: 'reset-download' }
   | { kind: 'corrupt-upload' }
+  | { kind: 'lose-answer' }
   | { kind: 'slow'; ms: number };
 
 /** What a request is, as far as faults care. */
@@ -83,7 +84,7 @@ export class FaultInjector {
     if (this.plan.rate <= 0 || this.plan.kinds.length === 0) return undefined;
     if (this.random() >= this.plan.rate) return undefined;
     const applicable = this.plan.kinds.filter(
-      (kind) => ((kind !== 'reset-upload' && kind !== 'corrupt-upload') || target.uploadsBody) && (kind !== 'reset-download' || target.downloads),
+      (kind) => ((kind !== 'reset-upload' && kind !== 'corrupt-upload' && kind !== 'lose-answer') || target.uploadsBody) && (kind !== 'reset-download' || target.downloads),
     );
     if (applicable.length === 0) return undefined;
     const kind = applicable[Math.floor(this.random() * applicable.length)];
@@ -123,4 +124,20 @@ export function corruptInTransit(req: IncomingMessage): void {
     }
     return push(chunk, encoding);
   };
+}
+
+/**
+ * Lose the answer to `req` (a `lose-answer` fault): the upload is carried
+ * out in full, then the connection drops where the answer would go out, as
+ * when a response is lost on its way back. The client cannot tell whether
+ * its object was created.
+ */
+export function loseAnswer(req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket;
+  res.writeHead = (() => {
+    socket.destroy();
+    return res;
+  }) as ServerResponse['writeHead'];
+  res.write = (() => true) as ServerResponse['write'];
+  res.end = (() => res) as ServerResponse['end'];
 }

@@ -123,3 +123,46 @@ test('as root the next steps say to chown the data and tablespace directories', 
     ].join('\n'),
   );
 });
+
+test('backup-fetch of a backup with tablespaces exits 2 before writing unless their locations are confirmed or mapped', async (t) => {
+  const dir = await makeTempDir('fetch-cmd-ts');
+  t.teardown(dir.cleanup);
+  const url = pathToFileURL(path.join(dir.path, 'repo')).href;
+  const location = path.join(dir.path, 'recorded');
+  await writeFixtureBackup(new FileStorage(url), {
+    entries: [{ path: 'PG_VERSION', content: '15\n' }, { path: 'pg_tblspc/16385/PG_15_202209061', type: 'directory' }, { path: 'pg_tblspc/16385/PG_15_202209061/1', content: 'ts' }],
+    tablespaces: [{ oid: '16385', location }],
+  });
+  const refused = await run(['backup-fetch', 'data', 'LATEST'], { GCWAL_REPO: url }, dir.path);
+  t.is(refused.code, 2, refused.err);
+  t.regex(refused.err, new RegExp(`restores tablespace 16385 at "${location}", outside the data directory; .* \\(pass --tablespaces-as-recorded to restore it there, or --tablespace-map OID=/new/dir for each\\)`));
+  t.false(existsSync(path.join(dir.path, 'data')));
+  t.false(existsSync(location));
+
+  const recorded = await run(['backup-fetch', 'data', 'LATEST', '--tablespaces-as-recorded'], { GCWAL_REPO: url }, dir.path);
+  t.is(recorded.code, 0, recorded.err);
+  t.regex(recorded.out, new RegExp(`tablespace 16385 restored into ${location}\n`));
+  t.is(await readFile(path.join(location, 'PG_15_202209061/1'), 'utf8'), 'ts');
+});
+
+test('backup-fetch of a backup of another cluster by name exits 4 and writes nothing', async (t) => {
+  const { dir, env } = await repository(t);
+  const other = 'base_000000010000000000000009';
+  await writeFixtureBackup(new FileStorage(env.GCWAL_REPO), {
+    name: other,
+    entries: [{ path: 'PG_VERSION', content: '15\n' }],
+    meta: (m) => ({ ...m, systemIdentifier: '7399999999999999999', startLsn: '0/9000028', stopLsn: '0/9000100', startWalSegment: '000000010000000000000009', stopWalSegment: '000000010000000000000009', backupLabel: 'START WAL LOCATION: 0/9000028 (file 000000010000000000000009)\n' }),
+  });
+  const r = await run(['backup-fetch', 'data', other], env, dir);
+  t.is(r.code, 4, r.err);
+  t.regex(r.err, /backup base_000000010000000000000009 is of cluster 7399999999999999999, not of cluster 7300000000000000001/);
+  t.false(existsSync(path.join(dir, 'data')));
+});
+
+test('backup-fetch --help documents how tablespace locations are confirmed', async (t) => {
+  const r = await run(['backup-fetch', '--help'], {}, process.cwd());
+  t.is(r.code, 0);
+  t.regex(r.out, /--tablespaces-as-recorded/);
+  t.regex(r.out, /--tablespace-map OID=DIR/);
+  t.regex(r.out, /setuid, setgid and sticky bits are never restored/);
+});

@@ -78,6 +78,8 @@ function options(env: Env, more: Partial<FetchOptions> = {}): FetchOptions {
     dest: env.dest,
     backup: BACKUP_NAME,
     tablespaceMappings: [],
+    // The fixture's tablespace goes back to its recorded place (env.original) unless a test maps it.
+    tablespacesAsRecorded: true,
     recovery: undefined,
     repoUrl: env.storage.url,
     gcwalCommand: 'gcwal',
@@ -151,7 +153,7 @@ test('an existing empty destination is used and its mode tightened to 0700', asy
   t.true(existsSync(path.join(env.dest, 'backup_label')));
 });
 
-test('without a mapping a tablespace goes back to its original, empty directory', async (t) => {
+test('with tablespacesAsRecorded and no mapping a tablespace goes back to its recorded, empty directory', async (t) => {
   const env = await setup(t);
   await backup(env);
   await mkdir(env.original);
@@ -239,19 +241,6 @@ const damaged: { name: string; fixture: Partial<FixtureOptions>; message: RegExp
     name: 'an entry whose type differs from the manifest',
     fixture: { manifest: (m) => m.map((e) => (e.path === 'conf.d/a' ? { ...e, type: 'file', size: 0, crc32c: 'AAAAAA==' } : e)) },
     message: /"conf\.d\/a" in part 0 .* is a directory but the manifest lists a file/,
-  },
-  {
-    name: 'a symbolic link outside pg_tblspc',
-    fixture: {
-      tarEntries: (part, e) => (part === 0 ? [...e, { path: 'escape', type: 'symlink', target: '/etc' }] : e),
-      manifest: (m) => [...m, { path: 'escape', type: 'symlink', size: 0, part: 0, mode: 0o777, mtime: '2024-05-01T00:00:00Z', target: '/etc' }],
-    },
-    message: /"escape" in part 0 .* is a symbolic link outside pg_tblspc/,
-  },
-  {
-    name: 'a part missing from the repository',
-    fixture: { meta: (m) => ({ ...m, parts: m.parts.map((p, i) => (i === 2 ? { ...p, key: backupPartKey(BACKUP_NAME, 7) } : p)) }) },
-    message: /part 2 \(backups\/base_000000010000000000000004\/part_00007\.tar\) of backup base_000000010000000000000004 is missing from the repository/,
   },
 ];
 for (const { name, fixture, message } of damaged) {

@@ -4,22 +4,26 @@
  * manifest and metadata backup-push would write. Hooks let a test damage any
  * layer (tar entries, manifest lines, stored bytes, metadata).
  */
+import { mkdir } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { pack } from 'tar-stream';
 import type { BackupMeta, BackupTablespace, ManifestEntry } from '../../../core/backup/meta.ts';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { getCodec } from '../../../core/codec/index.ts';
 import type { CodecName } from '../../../core/codec/types.ts';
 import { backupManifestKey, backupMetaKey, backupPartKey, Meta } from '../../../core/layout.ts';
+import { createRepositoryIdentity } from '../../../core/repository.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 
 export interface FixtureEntry {
   path: string;
-  type?: 'file' | 'directory' | 'symlink';
+  /** `link` (a hard link) is what a hostile part may hold; the manifest lists it as a file */
+  type?: 'file' | 'directory' | 'symlink' | 'link';
   content?: Buffer | string;
   mode?: number;
   mtime?: string;
-  /** symlink target */
+  /** symlink or hard link target */
   target?: string;
   /** part holding the entry (default 0) */
   part?: number;
@@ -75,7 +79,7 @@ async function tarOf(entries: FixtureEntry[]): Promise<Buffer> {
 
 /** The manifest line backup-push would write for an entry. */
 export function manifestEntryOf(e: FixtureEntry): ManifestEntry {
-  const type = e.type ?? 'file';
+  const type = e.type === 'link' ? 'file' : (e.type ?? 'file');
   const content = bytes(e);
   return {
     path: e.path,
@@ -93,8 +97,21 @@ async function store(storage: Storage, key: string, body: Buffer, metadata: Reco
   return storage.write(key, Readable.from([body]), { metadata });
 }
 
-/** Write a complete synthetic backup to `storage` and return its metadata. */
+/** The cluster of the fixture's repository (gcwal.json) and, unless `meta` changes it, of its backups. */
+export const SYSTEM_IDENTIFIER = '7300000000000000001';
+
+/**
+ * Create the repository (its directory for file://, and gcwal.json for
+ * cluster SYSTEM_IDENTIFIER) as gcwal repo-create would; idempotent.
+ */
+export async function createFixtureRepository(storage: Storage): Promise<void> {
+  if (storage.url.startsWith('file://')) await mkdir(fileURLToPath(storage.url), { recursive: true, mode: 0o700 });
+  await createRepositoryIdentity(storage, { systemIdentifier: SYSTEM_IDENTIFIER, walSegmentSize: 16 * 1024 * 1024 });
+}
+
+/** Write a complete synthetic backup to `storage` (created first if need be) and return its metadata. */
 export async function writeFixtureBackup(storage: Storage, options: FixtureOptions): Promise<BackupMeta> {
+  await createFixtureRepository(storage);
   const name = options.name ?? BACKUP_NAME;
   const codecName = options.codec ?? 'none';
   const codec = getCodec(codecName);
@@ -128,7 +145,7 @@ export async function writeFixtureBackup(storage: Storage, options: FixtureOptio
   let meta: BackupMeta = {
     format: 1,
     name,
-    systemIdentifier: '7300000000000000001',
+    systemIdentifier: SYSTEM_IDENTIFIER,
     pgVersionNum: 150010,
     pgVersion: '15.10',
     walSegmentSize: 16 * 1024 * 1024,

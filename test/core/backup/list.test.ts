@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -14,16 +14,19 @@ const dirs: string[] = [];
 async function fresh(): Promise<FileStorage> {
   const dir = await mkdtemp(join(tmpdir(), 'gcwal-list-'));
   dirs.push(dir);
+  await mkdir(join(dir, 'repo')); // the repository's directory, as repo-create makes it
   return new FileStorage(pathToFileURL(join(dir, 'repo')).href);
 }
 test.after.always(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
-/** Metadata of a backup starting in segment `seg` of timeline 1 at `time`. */
+/** Metadata of a backup starting in segment `seg` (of timeline 1 unless overridden) at `time`. */
 function meta(seg: number, time: string, overrides: Partial<BackupMeta> = {}): BackupMeta {
-  const segment = `00000001000000000000${seg.toString(16).toUpperCase().padStart(4, '0')}`;
+  const timeline = overrides.timeline ?? 1;
+  const segment = `${timeline.toString(16).toUpperCase().padStart(8, '0')}000000000000${seg.toString(16).toUpperCase().padStart(4, '0')}`;
   const name = overrides.name ?? `base_${segment}`;
+  const startLsn = overrides.startLsn ?? `0/${(seg * 0x1000000 + 0x28).toString(16).toUpperCase()}`;
   return {
     format: 1,
     name,
@@ -31,8 +34,8 @@ function meta(seg: number, time: string, overrides: Partial<BackupMeta> = {}): B
     pgVersionNum: 150010,
     pgVersion: '15.10',
     walSegmentSize: 16 * 1024 * 1024,
-    timeline: 1,
-    startLsn: `0/${(seg * 0x1000000 + 0x28).toString(16).toUpperCase()}`,
+    timeline,
+    startLsn,
     stopLsn: `0/${(seg * 0x1000000 + 0x138).toString(16).toUpperCase()}`,
     startWalSegment: segment,
     stopWalSegment: segment,
@@ -44,7 +47,7 @@ function meta(seg: number, time: string, overrides: Partial<BackupMeta> = {}): B
     codec: 'lzo',
     parts: [],
     tablespaces: [],
-    backupLabel: `START WAL LOCATION: 0/0 (file ${segment})\n`,
+    backupLabel: `START WAL LOCATION: ${startLsn} (file ${segment})\n`,
     tablespaceMap: '',
     manifest: { key: `backups/${name}/manifest.jsonl`, storedSize: 0, storedCrc32c: 'AAAAAA==', entries: 0 },
     gcwalVersion: '0.1.0',
@@ -111,7 +114,7 @@ for (const [what, name] of unknown) {
 test('a suffixed second backup of the same segment sorts after the first', async (t) => {
   const s = await fresh();
   const first = meta(2, '2024-05-01T10:00:00.000Z');
-  const second = meta(2, '2024-05-01T10:00:00.000Z', { name: `${first.name}_02000160`, startLsn: '0/2000160' });
+  const second = meta(2, '2024-05-01T10:00:00.000Z', { name: `${first.name}_02000160`, startLsn: '0/2000160', stopLsn: '0/2000200' });
   await store(s, second);
   await store(s, first);
   t.deepEqual((await listBackups(s)).map((m) => m.name), [first.name, second.name]);

@@ -26,15 +26,29 @@ test('a line longer than the limit is corruption', async (t) => {
 });
 
 const file = { path: 'base/1/2', type: 'file', size: 3, crc32c: 'AAAAAA==', part: 1, mode: 0o600, mtime: '2024-05-01T00:00:00Z' };
+const link = { path: 'pg_tblspc/16385', type: 'symlink', size: 0, mode: 0o777, mtime: '2024-05-01T00:00:00.000Z', target: '/srv/ts' };
 const bad: [string, unknown, RegExp][] = [
   ['not an object', 'x', /an entry without a path/],
   ['an unsafe path', { ...file, path: '../x' }, /unsafe path/],
-  ['an unknown type', { ...file, type: 'fifo' }, /base\/1\/2 has an unknown type/],
-  ['a negative size', { ...file, size: -1 }, /has no valid size/],
-  ['no checksum', { ...file, crc32c: undefined }, /has no crc32c/],
-  ['a part beyond the last', { ...file, part: 2 }, /names part 2, which does not exist/],
-  ['no mode', { ...file, mode: 'rw' }, /has no valid mode/],
-  ['a bad mtime', { ...file, mtime: 'yesterday' }, /has no valid mtime/],
+  ['an unknown type', { ...file, type: 'fifo' }, /base\/1\/2 has type that is "fifo", an unknown type/],
+  ['a field the format does not define', { ...file, owner: 'root' }, /base\/1\/2 has owner that is not a field of this format/],
+  ['a negative size', { ...file, size: -1 }, /base\/1\/2 has size that is -1, below 0/],
+  ['a size that is a string', { ...file, size: '3' }, /base\/1\/2 has size that is "3", not an integer/],
+  ['no checksum', { ...file, crc32c: undefined }, /base\/1\/2 has crc32c that is missing/],
+  ['a checksum that is not base64 crc32c', { ...file, crc32c: 'nope' }, /has crc32c that is "nope", not a base64 crc32c/],
+  ['a part beyond the last', { ...file, part: 2 }, /has part that is 2, a part the backup does not have \(it has 2\)/],
+  ['a negative part', { ...file, part: -1 }, /has part that is -1, below 0/],
+  ['a file without a part', { ...file, part: undefined }, /has part that is missing/],
+  ['no mode', { ...file, mode: 'rw' }, /has mode that is "rw", not an integer/],
+  ['a mode with file type bits', { ...file, mode: 0o100644 }, /has mode that is 33188, above 4095/],
+  ['a bad mtime', { ...file, mtime: 'yesterday' }, /has mtime that is "yesterday", not an ISO time/],
+  ['a directory with a size', { path: 'base', type: 'directory', size: 5, mode: 0o700, mtime: file.mtime }, /base has size that is 5, above 0/],
+  ['a directory with a checksum', { path: 'base', type: 'directory', size: 0, crc32c: 'AAAAAA==', mode: 0o700, mtime: file.mtime }, /base has crc32c that is set on a directory/],
+  ['a file with a link target', { ...file, target: '/etc' }, /has target that is set on a file/],
+  ['a symbolic link outside pg_tblspc', { ...link, path: 'escape' }, /escape has type that is symlink outside pg_tblspc\/<oid>/],
+  ['a symbolic link deeper in pg_tblspc', { ...link, path: 'pg_tblspc/16385/x' }, /symlink outside pg_tblspc\/<oid>/],
+  ['a symbolic link under a name that is not an oid', { ...link, path: 'pg_tblspc/abc' }, /symlink outside pg_tblspc\/<oid>/],
+  ['a tablespace link whose target is not a string', { ...link, target: 7 }, /pg_tblspc\/16385 has target that is 7, not a string/],
 ];
 for (const [name, value, message] of bad) {
   test(`a manifest entry with ${name} is corruption`, (t) => {
@@ -43,6 +57,8 @@ for (const [name, value, message] of bad) {
 }
 
 test('a well-formed entry is returned with its path normalised', (t) => {
-  t.deepEqual(checkManifestEntry({ path: 'base/', type: 'directory', size: 0, mode: 0o700, mtime: 'x' }, 1, 'm'), { path: 'base', type: 'directory', size: 0, mode: 0o700, mtime: 'x' });
+  const dir = { path: 'base/', type: 'directory', size: 0, mode: 0o700, mtime: '2024-05-01T00:00:00Z' };
+  t.deepEqual(checkManifestEntry(dir, 1, 'm'), { ...dir, path: 'base' });
   t.deepEqual(checkManifestEntry(file, 2, 'm'), file);
+  t.deepEqual(checkManifestEntry(link, 1, 'm'), link);
 });

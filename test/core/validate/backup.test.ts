@@ -199,11 +199,11 @@ test('a backup of another cluster, or with another segment size, fails', async (
 });
 
 const metaFaults: [string, (m: BackupMeta) => BackupMeta, RegExp][] = [
-  ['names another backup', (m) => ({ ...m, name: 'base_000000010000000000000099' }), /names backup base_000000010000000000000099$/],
-  ['lists a part outside its folder', (m) => ({ ...m, parts: m.parts.map((p, i) => (i === 0 ? { ...p, key: 'wal/000000010000000000000001' } : p)) }), /lists part 0 as "wal\/000000010000000000000001"/],
-  ['stops before it starts', (m) => ({ ...m, stopLsn: '0/1' }), /stops at 0\/1, before it starts/],
-  ['has a start segment that does not hold its start', (m) => ({ ...m, startWalSegment: '000000010000000000000077' }), /which is not in its start segment/],
-  ['has a label for another start', (m) => ({ ...m, backupLabel: 'START WAL LOCATION: 0/1 (file 000000010000000000000000)\n' }), /holds a backup label that does not start at/],
+  ['names another backup', (m) => ({ ...m, name: 'base_000000010000000000000099' }), /name is base_000000010000000000000099, but the object is in the folder of "base_0+1[0-9A-F]+"$/],
+  ['lists a part outside its folder', (m) => ({ ...m, parts: m.parts.map((p, i) => (i === 0 ? { ...p, key: 'wal/000000010000000000000001' } : p)) }), /parts\[0\]\.key is "wal\/000000010000000000000001", not backups\//],
+  ['stops before it starts', (m) => ({ ...m, stopLsn: '0/1' }), /stopLsn is 0\/1, before startLsn/],
+  ['has a start segment that does not hold its start', (m) => ({ ...m, startWalSegment: '000000010000000000000077' }), /startWalSegment is 000000010000000000000077, which does not hold startLsn/],
+  ['has a label for another start', (m) => ({ ...m, backupLabel: 'START WAL LOCATION: 0/1 (file 000000010000000000000000)\n' }), /backupLabel does not start at startLsn/],
   ['miscounts its stored bytes', (m) => ({ ...m, storedSize: m.storedSize + 1 }), /stored bytes, but its parts add up to/],
 ];
 for (const [label, edit, problem] of metaFaults) {

@@ -60,7 +60,7 @@ test('a repeat suspected from a hash is confirmed only when the path really repe
 const damaged: [string, string | Buffer, RegExp][] = [
   ['a line that is not json', '{"path":\n', /^m: line 1 is not valid json$/],
   ['a line that is not utf-8', Buffer.concat([Buffer.from(lines([entry('a', 0)])), Buffer.from('{"path":"'), Buffer.from([0xff]), Buffer.from('"}\n')]), /^m: line 2 is not valid utf-8$/],
-  ['an entry naming a part that does not exist', lines([{ ...entry('base', 0, 'directory'), part: 7 }]), /base names part 7, which does not exist/],
+  ['an entry naming a part that does not exist', lines([{ ...entry('base', 0, 'directory'), part: 7 }]), /base has part that is 7, a part the backup does not have/],
   ['an unsafe path', lines([entry('../x', 0)]), /unsafe path/],
 ];
 for (const [label, body, problem] of damaged) {

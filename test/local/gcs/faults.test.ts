@@ -137,3 +137,12 @@ test('a corrupted upload arrives with one byte flipped: a media upload is stored
   t.deepEqual(differing, [data.length / 2]);
   t.is((await raw(`${emu.url}/storage/v1/b/bkt/o/checked`)).status, 404);
 });
+
+test('a lost answer leaves the upload done: the client sees the connection drop, the object exists', async (t) => {
+  const { emu } = await startTestEmulator(t);
+  await emu.createBucket('bkt');
+  emu.setFaults({ rate: 1, kinds: ['lose-answer'], match: isUpload });
+  await t.throwsAsync(raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=landed`, { method: 'POST', body: 'made it' }), { message: /socket hang up|ECONNRESET/ });
+  emu.setFaults(undefined);
+  t.is((await raw(`${emu.url}/storage/v1/b/bkt/o/landed?alt=media`)).body.toString(), 'made it');
+});
