@@ -4,7 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { exec, execOk, type ExecResult } from './exec.ts';
-import { pgProgram } from './pgbin.ts';
+import { pgBinDirFor, pgProgram, type PgMajor } from './pgbin.ts';
 import { freePort } from './ports.ts';
 import { makeTempDir, type TempDir } from './tmp.ts';
 import { asPostgres, childEnv, runningAsRoot } from './users.ts';
@@ -23,6 +23,12 @@ export interface ServerOptions {
   serverEnv?: Readonly<Record<string, string>>;
   /** seconds pg_ctl waits for start, stop and promote; default 60 */
   timeoutSeconds?: number;
+  /**
+   * the PostgreSQL major version whose initdb, pg_ctl and server run it
+   * (pgbin.ts's pgBinDirFor: 15 is Debian's, others the builds in
+   * node_modules); default the suite's server ({@link pgProgram})
+   */
+  pgMajor?: PgMajor;
 }
 
 export interface ClusterOptions extends ServerOptions {
@@ -95,13 +101,14 @@ export interface Cluster {
  * server log tail when that fails.
  */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const binDir = await serverBinDir(options);
   const tmp = await makeTempDir('pg', { owner: 'postgres' });
   const pgdata = path.join(tmp.path, 'data');
   try {
     const initdbArgs = ['-D', pgdata, '--auth=trust', '-U', 'postgres', '--no-sync', '--locale=C', '--encoding=UTF8'];
     if (options.walSegSizeMB !== undefined) initdbArgs.push(`--wal-segsize=${options.walSegSizeMB}`);
     initdbArgs.push(...(options.initdbArgs ?? []));
-    await runAsPostgres(pgProgram('initdb'), initdbArgs, tmp.path);
+    await runAsPostgres(binDir ? path.join(binDir, 'initdb') : pgProgram('initdb'), initdbArgs, tmp.path);
 
     const settings: Record<string, Setting> = {
       wal_level: 'replica',
@@ -119,7 +126,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await tmp.cleanup();
     throw err;
   }
-  return startOrDestroy(new TestCluster(tmp, pgdata, options), true);
+  return startOrDestroy(new TestCluster(tmp, pgdata, options, binDir), true);
 }
 
 /**
@@ -133,6 +140,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
  */
 export async function startClusterFromDirectory(pgdata: string, options: StartFromDirectoryOptions = {}): Promise<Cluster> {
   if (!existsSync(path.join(pgdata, 'PG_VERSION'))) throw new Error(`${pgdata} is not a PostgreSQL data directory (no PG_VERSION)`);
+  const binDir = await serverBinDir(options);
   const tmp = await makeTempDir('pg', { owner: 'postgres' });
   try {
     if (options.settings) await appendSettings(path.join(pgdata, 'postgresql.auto.conf'), options.settings);
@@ -142,7 +150,12 @@ export async function startClusterFromDirectory(pgdata: string, options: StartFr
     await tmp.cleanup();
     throw err;
   }
-  return startOrDestroy(new TestCluster(tmp, pgdata, options), options.wait ?? true);
+  return startOrDestroy(new TestCluster(tmp, pgdata, options, binDir), options.wait ?? true);
+}
+
+/** The bin directory of `options.pgMajor`, or undefined for the suite's default server. */
+async function serverBinDir(options: ServerOptions): Promise<string | undefined> {
+  return options.pgMajor === undefined ? undefined : pgBinDirFor(options.pgMajor);
 }
 
 /**
@@ -168,6 +181,8 @@ class TestCluster implements Cluster {
     private readonly tmp: TempDir,
     readonly pgdata: string,
     private readonly options: ServerOptions,
+    /** where pg_ctl and the server come from; default pgProgram's directory */
+    private readonly binDir?: string,
   ) {
     this.host = tmp.path;
     this.logFile = path.join(tmp.path, 'server.log');
@@ -197,7 +212,7 @@ class TestCluster implements Cluster {
 
   private async pgCtl(args: string[]): Promise<ExecResult> {
     const timeout = String(this.options.timeoutSeconds ?? 60);
-    const [file, argv] = asPostgres(pgProgram('pg_ctl'), ['-D', this.pgdata, '-t', timeout, ...args]);
+    const [file, argv] = asPostgres(this.binDir ? path.join(this.binDir, 'pg_ctl') : pgProgram('pg_ctl'), ['-D', this.pgdata, '-t', timeout, ...args]);
     const env = await childEnv({ ...this.options.serverEnv }, true);
     return exec(file, argv, { env, cwd: this.tmp.path, timeoutMs: (Number(timeout) + 30) * 1000 });
   }
