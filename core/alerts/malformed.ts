@@ -18,6 +18,13 @@ import type { OpenAlert } from '../catalogue/types.ts';
 /** How long a malformed-event alert stays open: a day, Eventarc's retry window. */
 export const MALFORMED_EVENT_KEEP_SECONDS = 24 * 3600;
 
+/**
+ * At most this many malformed-event alerts are open at once: a trigger
+ * misconfigured on a busy bucket must not page once per object or grow the
+ * catalogue without bound. Beyond it, events are only logged.
+ */
+export const MALFORMED_EVENT_MAX_OPEN = 50;
+
 /** At most this many characters of the event are kept in the alert. */
 const EXCERPT_CHARS = 500;
 
@@ -63,6 +70,21 @@ export function keptMalformedEventAlerts(open: Readonly<Record<string, OpenAlert
     const opened = Date.parse(a.opened);
     // A time that does not parse cannot be waited out: let it go.
     return !Number.isNaN(opened) && now.getTime() - opened < MALFORMED_EVENT_KEEP_SECONDS * 1000;
+  });
+}
+
+/**
+ * The alerts of `raised` that may open beside the open set `open`: all but
+ * the malformed-event alerts that are not open yet and would take their
+ * number past MALFORMED_EVENT_MAX_OPEN.
+ */
+export function admitRaisedAlerts(open: Readonly<Record<string, OpenAlert>>, raised: readonly OpenAlert[]): OpenAlert[] {
+  let count = Object.values(open).filter((a) => a.kind === 'malformed-event').length;
+  return raised.filter((a) => {
+    if (a.kind !== 'malformed-event' || Object.hasOwn(open, a.id)) return true;
+    if (count >= MALFORMED_EVENT_MAX_OPEN) return false;
+    count++;
+    return true;
   });
 }
 

@@ -15,6 +15,7 @@
  * failed to publish or died).
  */
 import { alertMessage, diffAlerts, evaluateAlerts } from '../../core/alerts/evaluate.ts';
+import { admitRaisedAlerts } from '../../core/alerts/malformed.ts';
 import type { AlertMessage } from '../../core/alerts/types.ts';
 import { applyCatalogueEvents } from '../../core/catalogue/apply.ts';
 import { CatalogueBatcher, readCatalogue, type CatalogueUpdate } from '../../core/catalogue/store.ts';
@@ -40,7 +41,8 @@ function messageKey(m: AlertMessage): string {
  * (what `gcwal status` shows and a resolution repeats), unannounced. Pure and
  * idempotent: applied again to its own result it returns that result (the
  * catalogue store may run it twice when an answer was lost). `raised` are
- * incidents a function saw itself (a malformed event), opened unless open.
+ * incidents a function saw itself (a malformed event), opened unless open
+ * (or, for malformed events, too many are open: see admitRaisedAlerts).
  */
 export function absorb(catalogue: Catalogue, events: readonly CatalogueEvent[], now: Date, rt: Pick<Runtime, 'config'>, repository?: RepositoryCluster, raised: readonly OpenAlert[] = []): Catalogue {
   let applied = applyCatalogueEvents(catalogue, events, now);
@@ -50,7 +52,7 @@ export function absorb(catalogue: Catalogue, events: readonly CatalogueEvent[], 
   if (repository && applied.systemIdentifier === undefined) applied = { ...applied, systemIdentifier: repository.systemIdentifier, walSegmentSize: applied.walSegmentSize ?? repository.walSegmentSize };
   const evaluated = evaluateAlerts(applied, now, rt.config.thresholds);
   // A raised incident that is open already continues: announced once, whoever raises it again.
-  const current = [...evaluated, ...raised.filter((a) => !evaluated.some((e) => e.id === a.id))];
+  const current = [...evaluated, ...admitRaisedAlerts(applied.alerts, raised).filter((a) => !evaluated.some((e) => e.id === a.id))];
   const diff = diffAlerts(applied.alerts, current, now);
   if (diff.opened.length === 0 && diff.resolved.length === 0) {
     return JSON.stringify(diff.next) === JSON.stringify(applied.alerts) ? applied : { ...applied, alerts: diff.next };

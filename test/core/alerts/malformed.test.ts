@@ -1,6 +1,6 @@
 import test from 'ava';
 import { diffAlerts, evaluateAlerts, type AlertThresholds } from '../../../core/alerts/evaluate.ts';
-import { MALFORMED_EVENT_KEEP_SECONDS, malformedEventAlert, malformedEventAlertId } from '../../../core/alerts/malformed.ts';
+import { admitRaisedAlerts, MALFORMED_EVENT_KEEP_SECONDS, MALFORMED_EVENT_MAX_OPEN, malformedEventAlert, malformedEventAlertId } from '../../../core/alerts/malformed.ts';
 import { emptyCatalogue } from '../../../core/catalogue/types.ts';
 
 const THRESHOLDS: AlertThresholds = { stallSeconds: 30 * 60, backupMaxAgeSeconds: 36 * 3600, unvalidatedSeconds: 15 * 60, gapGraceSeconds: 5 * 60 };
@@ -35,4 +35,13 @@ test('a malformed-event alert stays open for a day, then resolves', (t) => {
   const after = later(MALFORMED_EVENT_KEEP_SECONDS);
   t.deepEqual(evaluateAlerts(catalogue, after, THRESHOLDS), []);
   t.deepEqual(diffAlerts(catalogue.alerts, [], after).resolved, [raised]);
+});
+
+test('at most 50 malformed-event alerts are open at once, so a flood of bad events pages 50 times, not once per event', (t) => {
+  const alert = (n: number) => malformedEventAlert('catalogue', { ...EVENT, id: `ev-${n}` }, 'storage event has bucket "x", not the repository\'s bucket "b"', NOW);
+  const open = Object.fromEntries(Array.from({ length: MALFORMED_EVENT_MAX_OPEN - 1 }, (_, n) => [alert(n).id, alert(n)]));
+  const raised = [alert(1), alert(100), alert(101)];
+  t.deepEqual(admitRaisedAlerts(open, raised).map((a) => a.id), ['malformed-event:ev-1', 'malformed-event:ev-100'], 'one more fits; an open one always does');
+  const other = { ...alert(102), id: 'corrupt-object:x:1', kind: 'corrupt-object' as const };
+  t.deepEqual(admitRaisedAlerts({ ...open, [alert(100).id]: alert(100) }, [alert(101), other]).map((a) => a.id), ['corrupt-object:x:1']);
 });

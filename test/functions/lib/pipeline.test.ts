@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { malformedEventAlert } from '../../../core/alerts/malformed.ts';
+import { MALFORMED_EVENT_MAX_OPEN, malformedEventAlert } from '../../../core/alerts/malformed.ts';
 import { emptyCatalogue, type Catalogue, type CatalogueEvent } from '../../../core/catalogue/types.ts';
 import { readFunctionsConfig } from '../../../functions/config.ts';
 import { absorb, OUTBOX_CLAIM_MS, Pipeline } from '../../../functions/lib/pipeline.ts';
@@ -84,6 +84,10 @@ test('absorb opens a raised incident once: raised again, by any instance, it ann
   t.deepEqual(Object.keys(again.alerts), ['malformed-event:ev-1']);
   t.is(again.alerts['malformed-event:ev-1'].opened, now.toISOString());
   t.deepEqual(absorb(outboxEmptied, [finalized(1)], new Date(T(4)), { config }).alerts, again.alerts, 'kept open by later changes');
+  const flooded = Array.from({ length: MALFORMED_EVENT_MAX_OPEN }, (_, n) => malformedEventAlert('catalogue', { id: `flood-${n}` }, 'storage event is about bucket "x"', now));
+  const full = absorb(emptyCatalogue(now), [], now, { config }, undefined, flooded);
+  t.is(full.outbox?.length, MALFORMED_EVENT_MAX_OPEN);
+  t.is(absorb({ ...full, outbox: undefined }, [], now, { config }, undefined, [alert]).outbox, undefined, 'beyond the cap, only the log says');
 });
 
 test('absorb is idempotent: applied again to its own result it returns that result', (t) => {
