@@ -59,9 +59,15 @@ test('a cluster with a tablespace is restored with the tablespace relocated and 
   await source.query('INSERT INTO on_default SELECT generate_series(3001, 3500)');
   await source.waitForArchived(await source.switchWal(), 60_000);
 
-  // The original location is in use by the source: restoring there is refused before anything is written.
+  // The tablespace's location comes from the repository: unconfirmed, the restore stops before writing and names it.
   const refusedDest = path.join(work.path, 'refused');
-  const refused = await runGcwal(agent.command, ['backup-fetch', refusedDest, 'LATEST', '--recovery', '--gcwal-command', agent.command], { asUser: 'postgres', env: { GCWAL_REPO: repo } });
+  const unconfirmed = await runGcwal(agent.command, ['backup-fetch', refusedDest, 'LATEST', '--recovery', '--gcwal-command', agent.command], { asUser: 'postgres', env: { GCWAL_REPO: repo } });
+  t.is(unconfirmed.code, 2, unconfirmed.stderr);
+  t.regex(unconfirmed.stderr, new RegExp(`restores tablespace ${oid} at "${original}", outside the data directory; .*--tablespaces-as-recorded`));
+  t.false(existsSync(refusedDest));
+
+  // Confirmed, the original location is in use by the source: refused before anything is written.
+  const refused = await runGcwal(agent.command, ['backup-fetch', refusedDest, 'LATEST', '--recovery', '--tablespaces-as-recorded', '--gcwal-command', agent.command], { asUser: 'postgres', env: { GCWAL_REPO: repo } });
   t.is(refused.code, 10, refused.stderr);
   t.regex(refused.stderr, new RegExp(`destination ${original} is not empty`));
   t.false(existsSync(refusedDest));
