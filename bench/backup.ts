@@ -27,6 +27,7 @@ import { pgTool } from './lib/pgtool.ts';
 import { postgresEnv, runMeasured, runOk, type MeasuredRun } from './lib/proc.ts';
 import { shellQuote } from './lib/shell.ts';
 import { fixed, formatTable, mib } from './lib/stats.ts';
+import { repoCreate } from '../test/helpers/repo.ts';
 
 export interface BackupBenchOptions {
   /** pgbench scale of the main database; 70 is about 1.05 GiB */
@@ -95,6 +96,7 @@ async function benchScale(agent: InstalledAgent, scale: number, profile: boolean
 
   // Archive into both repositories from now on (the load's own WAL went to `true`).
   const repo = `file://${path.join(work.path, 'gcwal-repo')}`;
+  await repoCreate(repo, cluster);
   const pgbr = await configurePgBackRest(path.join(work.path, 'pgbackrest'), cluster, { compressType: 'lz4' });
   const archive = `GCWAL_REPO=${shellQuote(repo)} ${shellQuote(agent.command)} wal-push %p && ${['pgbackrest', ...pgbr.args('archive-push')].map(shellQuote).join(' ')} %p`;
   await cluster.query(`ALTER SYSTEM SET archive_command = '${archive.replaceAll("'", "''")}'`);

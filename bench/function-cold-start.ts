@@ -35,6 +35,7 @@ import { measureColdStart, prepareFunctionDir, prepareNoopDir, type ColdStart, t
 import { postgresEnv, runOk } from './lib/proc.ts';
 import { fixed, formatTable, median } from './lib/stats.ts';
 import { generateWal } from './lib/walgen.ts';
+import { createRepoForSegment } from './lib/repo.ts';
 
 /** How to run the functions cold-start benchmark. */
 export interface FunctionsBenchOptions {
@@ -109,6 +110,7 @@ export async function runFunctionsBench(options: FunctionsBenchOptions, parent: 
     cleanups.add('the local GCS stack', () => stack.close());
     const pushEnv = { ...(await postgresEnv()), ...stack.env, GCWAL_COMPRESSION: 'lzo' };
     log(`functions: gcwal wal-push of ${segments.length} segments (lzo) to ${stack.env.GCWAL_REPO}`);
+    await createRepoForSegment(stack.env.GCWAL_REPO, wal.warmup, stack.env);
     for (const s of [wal.warmup, ...wal.segments]) await runOk(agent.command, ['wal-push', s], { env: pushEnv });
     const objectName = (segment: string) => `${PREFIX}/${walObjectKey(segment)}`;
     const storageEvents = await capture.waitFor(segments.map(objectName), 30_000);

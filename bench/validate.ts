@@ -33,6 +33,8 @@ import { pgTool } from './lib/pgtool.ts';
 import { postgresEnv, runMeasured, runOk } from './lib/proc.ts';
 import { fixed, formatTable, median, mib } from './lib/stats.ts';
 import { generateWal } from './lib/walgen.ts';
+import { createRepoForSegment } from './lib/repo.ts';
+import { repoCreate } from '../test/helpers/repo.ts';
 
 export interface ValidateBenchOptions {
   /** fresh processes per segment configuration */
@@ -105,6 +107,7 @@ export async function runValidateBench(options: ValidateBenchOptions, parent: Cl
     for (const codec of new Set(configs.map((c) => c.codec))) {
       const url = pathToFileURL(path.join(work.path, `wal-${codec}`)).href;
       const storage = new FileStorage(url);
+      await createRepoForSegment(url, wal.segments[0]);
       for (const segment of wal.segments) await pushWalFile(storage, segment, { codec, level: undefined });
       repos.set(codec, url);
     }
@@ -172,6 +175,7 @@ async function bigBackup(dir: string, options: ValidateBenchOptions, cleanups: C
     await cluster.query('CHECKPOINT');
     options.log('validate: backup-push (lzo, 1 GiB parts)');
     const url = pathToFileURL(path.join(dir, 'backup')).href;
+    await repoCreate(url, cluster);
     const quiet = new PassThrough().resume();
     const meta = await pushBackup({
       pgdata: cluster.pgdata,

@@ -28,6 +28,7 @@ import { configurePgBackRest, createStanza, STANZA } from './lib/pgbackrest.ts';
 import { postgresEnv, runOk } from './lib/proc.ts';
 import { shellQuote } from './lib/shell.ts';
 import { fixed, formatTable, median } from './lib/stats.ts';
+import { createRepoForSegment } from './lib/repo.ts';
 
 export interface BacklogBenchOptions {
   /** segments in the backlog; default 40 */
@@ -119,7 +120,8 @@ export async function runBacklogBench(options: BacklogBenchOptions, parent: Clea
       group,
       async prepare(run) {
         const env = { ...extraEnv, GCWAL_REPO: repo(run), GCWAL_COMPRESSION: 'lzo' };
-        // An untimed push of an earlier segment writes gcwal.json, as in a repository already in use.
+        // The repository as repo-create makes it, and an untimed push of an earlier segment, as in a repository already in use.
+        await createRepoForSegment(env.GCWAL_REPO, backlog.warmup, extraEnv);
         await runOk('sh', ['-c', `${gcwal} wal-push ${shellQuote(backlog.warmup)}`], { env: { ...base, ...env } });
         return {
           archiveCommand: `${unsetCa ? 'unset NODE_EXTRA_CA_CERTS SSL_CERT_FILE; ' : ''}${inline(env)} ${gcwal} wal-push %p`,

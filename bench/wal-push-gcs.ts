@@ -26,6 +26,7 @@ import { postgresEnv, runTimed, type RunResult } from './lib/proc.ts';
 import { shellQuote } from './lib/shell.ts';
 import { fixed, formatTable, median, percentile } from './lib/stats.ts';
 import { generateWal } from './lib/walgen.ts';
+import { createRepoForSegment } from './lib/repo.ts';
 
 export interface GcsWalBenchOptions {
   /** segments pushed by each tool */
@@ -119,6 +120,8 @@ export async function runGcsWalBench(options: GcsWalBenchOptions, parent: Cleanu
     gcwalTool('lzo', 'http');
     gcwalTool('lzo', 'https');
     gcwalTool('zstd', 'https');
+    // Untimed: each repository made as gcwal repo-create would (no push creates one).
+    for (const codec of ['lzo', 'zstd']) for (const scheme of ['http', 'https'] as const) await createRepoForSegment(`gs://${stack.bucket}/bench/gcwal-${codec}-${scheme}`, wal.warmup, stack.env);
 
     stack.authority.grant(PGBR_IDENTITY, 'roles/storage.objectAdmin', stack.bucket);
     const token = stack.authority.issue(PGBR_IDENTITY, 24 * 3600).token;

@@ -23,6 +23,7 @@ import { shellQuote } from './lib/shell.ts';
 import { fixed, formatTable, median, percentile } from './lib/stats.ts';
 import { walBreakdown } from './lib/wal-breakdown.ts';
 import { generateWal } from './lib/walgen.ts';
+import { createRepoForSegment } from './lib/repo.ts';
 
 export interface WalBenchOptions {
   /** segments pushed by each tool; default 30 */
@@ -78,6 +79,7 @@ export async function runWalBench(options: WalBenchOptions, parent: Cleanups): P
     const add = (tool: Omit<Tool, 'times' | 'storedBytes'>) => tools.push({ ...tool, times: [], storedBytes: 0 });
     for (const codec of ['lzo', 'zstd'] as const) {
       const repo = path.join(work.path, `gcwal-${codec}`);
+      await createRepoForSegment(`file://${repo}`, wal.warmup);
       add({
         name: `gcwal wal-push (${codec})`,
         command: (seg) => `${shellQuote(agent.command)} wal-push ${shellQuote(seg)}`,

@@ -34,39 +34,6 @@ export async function readRepositoryIdentity(storage: Storage, options: CallOpti
   return parsed as RepositoryIdentity;
 }
 
-/**
- * Make sure the repository belongs to this cluster: creates the identity when
- * absent (create-only, so two first pushes racing agree), otherwise compares.
- * Throws ClusterMismatchError when the system identifier or segment size differ.
- * Idempotent. `options.read`, when given, is a readRepositoryIdentity already
- * under way (started before the cluster was known), used as the first read.
- */
-export async function ensureRepositoryIdentity(
-  storage: Storage,
-  cluster: { systemIdentifier: string; walSegmentSize: number },
-  options: CallOptions & { read?: Promise<RepositoryIdentity | undefined> } = {},
-): Promise<RepositoryIdentity> {
-  let identity = await (options.read ?? readRepositoryIdentity(storage, options));
-  if (!identity) {
-    const fresh: RepositoryIdentity = { format: 1, systemIdentifier: cluster.systemIdentifier, walSegmentSize: cluster.walSegmentSize, created: new Date().toISOString() };
-    try {
-      await writeSmallObject(storage, REPOSITORY_KEY, JSON.stringify(fresh, null, 2) + '\n', { ...options, contentType: 'application/json' });
-      return fresh;
-    } catch (err) {
-      if (!(err instanceof AlreadyExistsError)) throw err;
-      identity = await readRepositoryIdentity(storage, options);
-      if (!identity) throw err;
-    }
-  }
-  if (identity.systemIdentifier !== cluster.systemIdentifier) {
-    throw new ClusterMismatchError(`repository ${storage.url} belongs to cluster ${identity.systemIdentifier}, not to this cluster ${cluster.systemIdentifier}`);
-  }
-  if (identity.walSegmentSize !== cluster.walSegmentSize) {
-    throw new ClusterMismatchError(`repository ${storage.url} holds ${identity.walSegmentSize}-byte WAL segments, this cluster writes ${cluster.walSegmentSize}-byte ones`);
-  }
-  return identity;
-}
-
 /** The repository's identity; RepositoryMissingError when it has none. */
 export async function requireRepositoryIdentity(storage: Storage, options: CallOptions & { read?: Promise<RepositoryIdentity | undefined> } = {}): Promise<RepositoryIdentity> {
   const identity = await (options.read ?? readRepositoryIdentity(storage, options));
@@ -78,7 +45,8 @@ export async function requireRepositoryIdentity(storage: Storage, options: CallO
  * The repository's identity, confirmed to be `cluster`'s: RepositoryMissingError
  * when it has none (never created: a push must not start a second archive),
  * ClusterMismatchError when it belongs to another cluster or segment size.
- * Never writes. `options.read` as for ensureRepositoryIdentity.
+ * Never writes. `options.read`, when given, is a readRepositoryIdentity
+ * already under way (started before the cluster was known).
  */
 export async function requireRepositoryFor(
   storage: Storage,

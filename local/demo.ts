@@ -93,13 +93,17 @@ async function main(): Promise<number> {
       say('the archive, backup and restore below run as usual; nothing validates or alerts');
     }
 
-    step('Start a throwaway PostgreSQL cluster that archives its WAL with gcwal');
+    step('Start a throwaway PostgreSQL cluster, create its repository with gcwal repo-create, archive its WAL with gcwal');
     const source = await startCluster({ archiveCommand: `${agent.command} wal-push %p`, serverEnv: env });
     clusters.push(source);
+    // Before the first segment is ready: wal-push never creates a repository (a typo must not start a second archive).
+    const created = await runGcwal(agent.command, ['repo-create'], { asUser: 'postgres', env: { ...source.env, ...env } });
+    if (created.code !== 0) throw new Error(`repo-create failed (exit ${created.code}): ${created.stderr}`);
     const [{ version }] = await source.query<{ version: string }>("SELECT current_setting('server_version') AS version");
     say(`PostgreSQL ${version} on port ${source.port}, data in ${source.pgdata}`);
     say(`archive_command = '${agent.command} wal-push %p'`);
     say(`GCWAL_REPO=${repo}`);
+    say(`gcwal repo-create: ${repo}/gcwal.json now records this cluster's system identifier; the demo does this step for you`);
 
     step('Write some data (10,000 orders) and let PostgreSQL archive the WAL');
     await source.query('CREATE TABLE orders (id bigserial PRIMARY KEY, customer text NOT NULL, amount numeric(10,2) NOT NULL)');

@@ -5,7 +5,7 @@ import { serializeBackupMeta } from '../../core/backup/meta.ts';
 import { getCodec } from '../../core/codec/index.ts';
 import { ConflictError, ExitCode, GcwalError, UsageError } from '../../core/errors.ts';
 import { backupManifestKey, backupMetaKey, backupName, backupPrefix, Meta } from '../../core/layout.ts';
-import { ensureRepositoryIdentity } from '../../core/repository.ts';
+import { requireRepositoryFor } from '../../core/repository.ts';
 import { writeOnce } from '../../core/storage/same-content.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import { formatLsn } from '../../core/wal/lsn.ts';
@@ -170,7 +170,8 @@ async function awaitArchived(client: pg.Client, info: ClusterInfo, name: string,
  * Throws UsageError when `pgdata` is not the server's data directory,
  * WalNotArchivedError when archive_mode is off on a primary or the WAL the
  * backup needs does not reach the repository (with `archiveCheck`),
- * ClusterMismatchError when the repository holds another cluster,
+ * RepositoryMissingError when the repository has no gcwal.json (never
+ * created with gcwal repo-create), ClusterMismatchError when it holds another cluster,
  * PostgresError for connection and SQL failures, InvalidInputError for
  * unreadable files, storage errors as the driver raises them. On any failure
  * after the backup started the backup is stopped (the server is not left in
@@ -190,7 +191,7 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
   try {
     const info = await readClusterInfo(client);
     const pgdata = await checkDataDirectory(options.pgdata, info.dataDirectory);
-    await ensureRepositoryIdentity(storage, { systemIdentifier: info.systemIdentifier, walSegmentSize: info.walSegmentSize }, { signal });
+    await requireRepositoryFor(storage, { systemIdentifier: info.systemIdentifier, walSegmentSize: info.walSegmentSize }, { signal });
     checkArchiveMode(info, where, options);
     log.debug('connected', { server: where, version: info.version, systemIdentifier: info.systemIdentifier });
 

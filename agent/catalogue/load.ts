@@ -12,6 +12,7 @@ import { openStorage } from '../../core/storage/open.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import { checkRepoUrl, gcsStorageOptions } from '../config.ts';
 import type { CommandContext } from '../context.ts';
+import { requireRepositoryIdentity } from '../../core/repository.ts';
 
 /** The catalogue a command works from, and where it came from. */
 export interface LoadedCatalogue {
@@ -45,9 +46,13 @@ export async function catalogueStorage(ctx: Pick<CommandContext, 'config' | 'sto
  * build one by listing the repository (`source: 'listing'`). Never lists
  * when the catalogue exists. Throws what the storage throws, and
  * CorruptObjectError for a catalogue that does not parse (a damaged
- * catalogue is not silently replaced by a listing).
+ * catalogue is not silently replaced by a listing), RepositoryMissingError
+ * when the repository has no gcwal.json.
  */
 export async function loadCatalogue(ctx: Pick<CommandContext, 'config' | 'storage' | 'log' | 'signal'>, now: Date): Promise<LoadedCatalogue> {
+  // A repository that was never created (a typo, an unmounted volume) is an
+  // error, not an empty report: RepositoryMissingError.
+  await requireRepositoryIdentity(await ctx.storage(), { signal: ctx.signal });
   const store = await catalogueStorage(ctx);
   const location = `${store.url.replace(/\/+$/, '')}/${CATALOGUE_KEY}`;
   const read = await readCatalogue(store, { signal: ctx.signal, now: () => now });

@@ -5,6 +5,7 @@ import { requireRepo } from '../config.ts';
 import { createProgress } from '../progress.ts';
 import { fetchBackup, type FetchResult } from '../restore/fetch.ts';
 import type { Command } from './types.ts';
+import { requireRepositoryIdentity } from '../../core/repository.ts';
 
 type Options = Record<string, string | boolean | string[] | undefined>;
 
@@ -124,6 +125,8 @@ of another cluster than the repository, 6 the backup is damaged,
     const mappings = options['tablespace-map'];
     const repoUrl = requireRepo(ctx.config);
     const storage = await ctx.storage();
+    // "no such backup" (exit 1) only of a repository that exists.
+    await requireRepositoryIdentity(storage, { signal: ctx.signal });
     const result = await fetchBackup(storage, {
       dest: path.resolve(ctx.cwd, destArg),
       backup: name,

@@ -3,6 +3,7 @@ import type { BackupMeta } from '../../core/backup/meta.ts';
 import { ExitCode } from '../../core/errors.ts';
 import { formatBytes } from '../progress.ts';
 import type { Command } from './types.ts';
+import { requireRepositoryIdentity } from '../../core/repository.ts';
 
 /** `2024-05-01T12:34:56.789Z` → `2024-05-01 12:34:56Z`: readable and still unambiguous. */
 function shortTime(iso: string): string {
@@ -44,6 +45,8 @@ string). An empty repository prints [].`,
   positionals: 0,
   async run(ctx, _positionals, options) {
     const storage = await ctx.storage();
+    // An empty list is an answer only for a repository that exists.
+    await requireRepositoryIdentity(storage, { signal: ctx.signal });
     const backups = await listBackups(storage, ctx.signal, {
       onInvalid: (name, err) => ctx.log.warn(`skipping backup ${name}: ${err.message}`, { hint: err.hint }),
     });

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { fsyncPath } from '../../core/fsync.ts';
 import { CorruptObjectError, GcwalError, InvalidInputError, StorageError } from '../../core/errors.ts';
 import { walObjectKey } from '../../core/layout.ts';
+import { requireRepositoryIdentity } from '../../core/repository.ts';
 import { openDecoded } from '../../core/storage/decode.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import { classifyWalFileName } from '../../core/wal/name.ts';
@@ -25,7 +26,8 @@ export interface FetchOptions {
  * Restore one WAL file from the repository to `dest`, atomically: the
  * content is decoded into a temp file next to `dest`, verified (stored and
  * raw size and CRC32C), fsynced, then renamed. Returns 'not-found' only when
- * the repository really has no such object; every other failure throws (a
+ * the repository exists (has its gcwal.json) and has no such object; a
+ * repository without gcwal.json is RepositoryMissingError; every other failure throws (a
  * transient one after `retries` attempts) and leaves `dest` untouched.
  */
 export async function fetchWalFile(storage: Storage, name: string, dest: string, options: FetchOptions): Promise<'fetched' | 'not-found'> {
@@ -38,7 +40,13 @@ export async function fetchWalFile(storage: Storage, name: string, dest: string,
   for (let attempt = 0; ; attempt++) {
     try {
       const info = await storage.stat(key, { signal: options.signal });
-      if (!info) return 'not-found';
+      if (!info) {
+        // Only now, off the hot path: "not in the archive" ends a recovery,
+        // so it is said only of a repository that exists. One without
+        // gcwal.json (a typo, an unmounted volume) is RepositoryMissingError.
+        await requireRepositoryIdentity(storage, { signal: options.signal });
+        return 'not-found';
+      }
       await downloadTo(storage, info, dest, options.signal);
       return 'fetched';
     } catch (err) {

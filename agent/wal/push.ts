@@ -7,7 +7,7 @@ import type { CodecName } from '../../core/codec/types.ts';
 import { AlreadyExistsError, ConflictError, CorruptObjectError, InvalidInputError, StorageError } from '../../core/errors.ts';
 import { Meta, walObjectKey } from '../../core/layout.ts';
 import { handled } from '../../core/handled.ts';
-import { ensureRepositoryIdentity, readRepositoryIdentity, type RepositoryIdentity } from '../../core/repository.ts';
+import { readRepositoryIdentity, requireRepositoryFor, requireRepositoryIdentity, type RepositoryIdentity } from '../../core/repository.ts';
 import { recordedRawChecksum } from '../../core/storage/decode.ts';
 import { holdsSameContent, type Checksum } from '../../core/storage/same-content.ts';
 import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
@@ -62,7 +62,8 @@ export interface PushResult {
 
 /**
  * Archive one file from pg_wal. Checks a segment's long page header against
- * its name and the repository's cluster, then sends file → compress →
+ * its name and the repository's cluster (RepositoryMissingError when the
+ * repository has no gcwal.json: a push never creates one), then sends file → compress →
  * storage (create-only). Idempotent: identical content already archived is
  * success; different content is ConflictError and nothing is overwritten.
  *
@@ -149,14 +150,14 @@ async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster,
       if (cluster) {
         const memo = options.identity;
         if (memo?.confirmed?.systemIdentifier !== cluster.systemIdentifier || memo.confirmed.walSegmentSize !== cluster.walSegmentSize) {
-          await ensureRepositoryIdentity(storage, cluster, { signal, read: identityRead });
+          await requireRepositoryFor(storage, cluster, { signal, read: identityRead });
           if (memo) memo.confirmed = { systemIdentifier: cluster.systemIdentifier, walSegmentSize: cluster.walSegmentSize };
         }
         systemIdentifier = cluster.systemIdentifier;
       } else {
         // History and .backup files carry no system identifier; they still may
-        // only go into a repository some cluster has claimed (or a fresh one).
-        systemIdentifier = (await (identityRead ?? readRepositoryIdentity(storage, { signal })))?.systemIdentifier;
+        // only go into a repository that repo-create made.
+        systemIdentifier = (await requireRepositoryIdentity(storage, { signal, read: identityRead })).systemIdentifier;
       }
       // No stat of the key first: the write below is create-only, and an
       // existing object (a re-push after a crash) comes back as

@@ -16,6 +16,7 @@ import { packageCategory, summariseProfiles } from './cpuprofile.ts';
 import { runTimed } from './proc.ts';
 import { shellQuote } from './shell.ts';
 import { fixed, formatTable, median } from './stats.ts';
+import { createRepoForSegment } from './repo.ts';
 
 export interface GcsBreakdownOptions {
   agent: InstalledAgent;
@@ -86,9 +87,10 @@ async function medianOf(once: (i: number) => Promise<number>): Promise<number> {
   return median(times);
 }
 
-/** A gs:// repository of its own (`name`, unique) under the bench prefix, with gcwal.json written by an untimed push. */
+/** A gs:// repository of its own (`name`, unique) under the bench prefix, created as repo-create would, and an untimed push. */
 async function freshRepo(options: GcsBreakdownOptions, env: Record<string, string>, name: string): Promise<Record<string, string>> {
   const repoEnv = { ...env, GCWAL_REPO: `gs://${options.stack.bucket}/bench/breakdown/${name}` };
+  await createRepoForSegment(repoEnv.GCWAL_REPO, options.warmup, options.stack.env);
   await sh(`${shellQuote(options.agent.command)} wal-push ${shellQuote(options.warmup)}`, repoEnv);
   return repoEnv;
 }

@@ -27,6 +27,7 @@ import { postgresEnv, runTimed } from './proc.ts';
 import { shellQuote } from './shell.ts';
 import { fixed, formatTable, median } from './stats.ts';
 import { summariseProfiles } from './cpuprofile.ts';
+import { createRepoForSegment } from './repo.ts';
 
 export interface BreakdownOptions {
   agent: InstalledAgent;
@@ -113,11 +114,12 @@ async function processFigures(options: BreakdownOptions, dir: string): Promise<s
     const totals: number[] = [];
     const commands: number[] = [];
     for (let i = 0; i <= RUNS; i++) {
-      // A fresh repository per push: the first push of a repository writes gcwal.json, the rest read it.
+      // One repository per codec, created as repo-create would; every push reads its gcwal.json.
       const repo = path.join(dir, `verbose-${codec}`);
+      if (i === 0) await createRepoForSegment(`file://${repo}`, segments[0]);
       const env = { ...base, GCWAL_REPO: `file://${repo}`, GCWAL_COMPRESSION: codec, GCWAL_VERBOSE: 'true' };
       const result = await shTimed(`${gcwal} wal-push ${shellQuote(segments[i % segments.length])}`, env);
-      if (i === 0) continue; // warm-up push, which also creates gcwal.json
+      if (i === 0) continue; // warm-up push
       totals.push(result.ms);
       commands.push(Number(/ ms=(\d+)/.exec(result.stderr)?.[1] ?? Number.NaN));
       if (i % segments.length === segments.length - 1) await rm(path.join(repo, 'wal'), { recursive: true, force: true });
@@ -157,6 +159,7 @@ async function inProcessFigures(segments: readonly string[], dir: string): Promi
   const packedBytes = packed.reduce((n, b) => n + b.length, 0);
   const size = `${(packedBytes / 1024 / 1024).toFixed(1)} MiB`;
   const storage = new FileStorage(`file://${path.join(dir, 'inprocess')}`);
+  await storage.createRoot();
   const blocks: [Buffer, Buffer][] = [];
   for (let o = 0; o < data.length; o += block) blocks.push([data.subarray(o, o + block), lzo.compress(data.subarray(o, o + block))]);
   const frame = (flags: number) => blocks.map(([raw, packed]) => encodeBlock(flags, raw, packed.length < raw.length ? packed : undefined));
@@ -209,6 +212,7 @@ async function warmPush(segments: readonly string[], dir: string): Promise<numbe
   const times: number[] = [];
   for (let i = 0; i < 8; i++) {
     const storage = new FileStorage(`file://${path.join(dir, `warm-${i}`)}`);
+    await createRepoForSegment(storage.url, segments[0]);
     await pushWalFile(storage, segments[1], { codec: 'lzo', level: undefined });
     const start = performance.now();
     await pushWalFile(storage, segments[0], { codec: 'lzo', level: undefined });
@@ -270,6 +274,7 @@ async function profileRuns(options: BreakdownOptions, dir: string): Promise<stri
   await mkdir(profiles, { recursive: true });
   await execOk('chown', ['postgres:postgres', profiles]);
   const env = await postgresEnv({ GCWAL_REPO: `file://${path.join(dir, 'profiled')}` });
+  await createRepoForSegment(env.GCWAL_REPO!, options.segments[0]);
   // --cpu-prof is not allowed in NODE_OPTIONS: run the bundle with node directly, as the wrapper does.
   const node = `${shellQuote(process.execPath)} --cpu-prof --cpu-prof-dir=${shellQuote(profiles)} ${shellQuote(path.join(options.agent.dir, 'gcwal.mjs'))}`;
   const runs = Math.min(5, options.segments.length);

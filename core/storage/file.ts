@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ChecksumMeter, crc32c, crc32cBase64 } from '../checksum/crc32c.ts';
 import { fsyncPath } from '../fsync.ts';
-import { AlreadyExistsError, GcwalError, NotFoundError, PreconditionFailedError, UsageError } from '../errors.ts';
+import { AlreadyExistsError, GcwalError, NotFoundError, PreconditionFailedError, RepositoryMissingError, UsageError } from '../errors.ts';
 import { DIRECTORY_MODE, FILE_MODE, makeDirectories } from './file-dirs.ts';
 import { isErrno, mapFsError } from './file-errors.ts';
 import { acquireLock, inspectLock, settleJournal } from './file-lock.ts';
@@ -102,6 +102,12 @@ export class FileStorage implements Storage {
       throw mapFsError(err, `create directory ${this.root}`);
     }
     return true;
+  }
+
+  /** RepositoryMissingError when `err` is an ENOENT because the root directory itself is missing. */
+  private async missingRoot(err: unknown): Promise<GcwalError | undefined> {
+    if (!isErrno(err, 'ENOENT') || (await exists(this.root).catch(() => true))) return undefined;
+    return new RepositoryMissingError(this.url, `does not exist (no directory ${this.root})`, { cause: err });
   }
 
   /** The root's entries other than gcwal's private area and a mount point's lost+found; undefined when the root does not exist. */
@@ -242,14 +248,13 @@ export class FileStorage implements Storage {
    */
   private async prepare(key: string, source: Readable, withLock: boolean): Promise<void> {
     try {
-      // Today's implicit creation of a missing root; issue 11 part 1 replaces it (only repo-create makes the root).
-      await fs.mkdir(this.root, { recursive: true, mode: DIRECTORY_MODE });
+      // Never the root itself: only repo-create makes it (see createRoot).
       const dirs = [this.tmpDir(), path.dirname(this.dataPath(key)), path.dirname(this.metaPath(key))];
       if (withLock) dirs.push(path.dirname(this.lockPath(key)));
       for (const dir of dirs) await makeDirectories(this.root, dir);
     } catch (err) {
       source.destroy();
-      throw mapFsError(err, `create directories for ${key}`);
+      throw await this.missingRoot(err) ?? mapFsError(err, `create directories for ${key}`);
     }
     if (!this.swept) {
       this.swept = true;

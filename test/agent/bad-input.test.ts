@@ -11,6 +11,7 @@ import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { installAgent, type InstalledAgent } from '../helpers/install.ts';
 import { runGcwal } from '../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
+import { repoCreate } from '../helpers/repo.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;
@@ -56,8 +57,10 @@ test.after.always(async () => {
 });
 
 let repoCounter = 0;
+/** A new repository of cluster A, made as gcwal repo-create does. */
 async function freshRepo(): Promise<{ url: string; dir: string }> {
   const dir = path.join(work.path, `repo-${++repoCounter}`);
+  await repoCreate(`file://${dir}`, clusterA);
   return { url: `file://${dir}`, dir };
 }
 
@@ -124,7 +127,7 @@ test('a segment renamed to another segment name is refused with exit 3', async (
   const r = await gcwal(['wal-push', wrong], repo.url);
   t.is(r.code, 3);
   t.regex(r.stderr, /holds WAL from 0\/[0-9A-F]+, but its name places it at 0\/F000000/);
-  t.deepEqual(await repoFiles(repo.dir), []);
+  t.deepEqual(await repoFiles(repo.dir), ['gcwal.json']);
 });
 
 for (const [where, setup, expected] of [

@@ -14,6 +14,7 @@ import { installAgent, type InstalledAgent } from '../helpers/install.ts';
 import { runGcwal } from '../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
 import { postgresUser, runningAsRoot } from '../helpers/users.ts';
+import { runRepoCreate } from '../helpers/repo.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;
@@ -56,6 +57,7 @@ test('with 20% of requests failing, 50 archived segments are stored once each an
     archiveCommand: `cp %p ${copies}/%f && ${agent.command} wal-push %p`,
     serverEnv: { ...stack.env, GCWAL_RETRIES: '8', GCWAL_RETRY_MAX_DELAY: '1' },
   });
+  await runRepoCreate(agent.command, cluster, stack.env);
   await cluster.query('CREATE TABLE t (id serial, pad text)');
   stack.emulator.setFaults({ rate: 0.2, kinds: ['429', '503', 'reset-upload', 'reset-download'], seed: 20261125 });
 

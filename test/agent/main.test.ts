@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { main } from '../../agent/main.ts';
+import { createRepositoryIdentity } from '../../core/repository.ts';
+import { FileStorage } from '../../core/storage/file.ts';
 
 async function run(argv: string[], env: Record<string, string> = {}, cwd = process.cwd()) {
   const stdout = new PassThrough();
@@ -33,12 +35,13 @@ test('--version prints the package version', async (t) => {
 test('--help lists every command and the exit codes', async (t) => {
   const r = await run(['--help']);
   t.is(r.code, 0);
-  for (const c of ['wal-push', 'wal-fetch', 'backup-push', 'backup-fetch', 'backup-list']) t.true(r.out.includes(c), c);
+  for (const c of ['repo-create', 'wal-push', 'wal-fetch', 'backup-push', 'backup-fetch', 'backup-list']) t.true(r.out.includes(c), c);
   t.regex(r.out, /126 +wal-fetch during archive recovery/);
+  t.regex(r.out, /13 +the repository does not exist/);
 });
 
 test('every command has its own --help', async (t) => {
-  for (const c of ['wal-push', 'wal-fetch', 'backup-push', 'backup-fetch', 'backup-list']) {
+  for (const c of ['repo-create', 'wal-push', 'wal-fetch', 'backup-push', 'backup-fetch', 'backup-list']) {
     const r = await run([c, '--help']);
     t.is(r.code, 0, c);
     t.regex(r.out, new RegExp(`^usage: gcwal ${c}`), c);
@@ -95,11 +98,14 @@ test('wal-push of a file named like WAL that is not WAL exits 3 and archives not
   t.is(r.code, 3);
   t.regex(r.err, /not a WAL segment|unknown|magic/i);
   const list = await run(['wal-fetch', '000000010000000000000005', join(dir, 'out')], { GCWAL_REPO: `file://${dir}/repo3` });
-  t.is(list.code, 1);
+  t.is(list.code, 13, 'not even the repository was created');
 });
 
 test('wal-fetch of an unknown segment exits 1 and writes nothing', async (t) => {
   const dest = join(dir, 'RECOVERYXLOG');
+  const empty = new FileStorage(`file://${dir}/empty-repo`);
+  await empty.createRoot();
+  await createRepositoryIdentity(empty, { systemIdentifier: '7300000000000000001', walSegmentSize: 16 * 1024 * 1024 });
   const r = await run(['wal-fetch', '0000000100000000000000AA', dest], { GCWAL_REPO: `file://${dir}/empty-repo` });
   t.is(r.code, 1);
   t.regex(r.err, /0000000100000000000000AA is not in the archive/);

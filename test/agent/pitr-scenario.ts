@@ -10,6 +10,7 @@ import type { ExecutionContext } from 'ava';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startCluster, startClusterFromDirectory, type Cluster } from '../helpers/cluster.ts';
+import { runRepoCreate } from '../helpers/repo.ts';
 import type { InstalledAgent } from '../helpers/install.ts';
 import { runGcwal } from '../helpers/run.ts';
 
@@ -47,6 +48,8 @@ export async function runPitrScenario(t: ExecutionContext, { agent, workDir, env
 
   const source = await startCluster({ archiveCommand: `${agent.command} wal-push %p`, serverEnv });
   cleanups.push(() => source.destroy());
+  // Before the first segment is ready: no push creates the repository.
+  await runRepoCreate(agent.command, source, env);
   await source.query('CREATE TABLE items (id bigserial PRIMARY KEY, batch text NOT NULL, payload text)');
 
   // Batch A under load: four writers and WAL switches at the same time.

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { ensureRepositoryIdentity, readRepositoryIdentity } from '../../core/repository.ts';
+import { createRepositoryIdentity, readRepositoryIdentity, requireRepositoryFor, requireRepositoryIdentity } from '../../core/repository.ts';
 import { FileStorage } from '../../core/storage/file.ts';
 
 const dirs: string[] = [];
@@ -22,33 +22,33 @@ test('a fresh repository has no identity', async (t) => {
   t.is(await readRepositoryIdentity(await fresh()), undefined);
 });
 
-test('the first cluster claims the repository and later checks pass', async (t) => {
+test('repo-create\'s identity claims the repository for its cluster and creating it again changes nothing', async (t) => {
   const s = await fresh();
-  const first = await ensureRepositoryIdentity(s, cluster);
+  const first = await createRepositoryIdentity(s, cluster);
   t.is(first.systemIdentifier, cluster.systemIdentifier);
-  const again = await ensureRepositoryIdentity(s, cluster);
+  const again = await createRepositoryIdentity(s, cluster);
   t.is(again.created, first.created);
   t.deepEqual(await readRepositoryIdentity(s), first);
 });
 
 test('another cluster is refused with cluster_mismatch naming both identifiers', async (t) => {
   const s = await fresh();
-  await ensureRepositoryIdentity(s, cluster);
-  const err = await t.throwsAsync(ensureRepositoryIdentity(s, { ...cluster, systemIdentifier: '7311234567890123999' }));
+  await createRepositoryIdentity(s, cluster);
+  const err = await t.throwsAsync(createRepositoryIdentity(s, { ...cluster, systemIdentifier: '7311234567890123999' }));
   t.is((err as { code?: string }).code, 'cluster_mismatch');
   t.regex(err!.message, /belongs to cluster 7311234567890123456, not to this cluster 7311234567890123999/);
 });
 
 test('a different WAL segment size is refused', async (t) => {
   const s = await fresh();
-  await ensureRepositoryIdentity(s, cluster);
-  const err = await t.throwsAsync(ensureRepositoryIdentity(s, { ...cluster, walSegmentSize: 1024 * 1024 }));
+  await createRepositoryIdentity(s, cluster);
+  const err = await t.throwsAsync(createRepositoryIdentity(s, { ...cluster, walSegmentSize: 1024 * 1024 }));
   t.is((err as { code?: string }).code, 'cluster_mismatch');
 });
 
-test('racing first pushes agree on one identity', async (t) => {
+test('racing creations agree on one identity', async (t) => {
   const s = await fresh();
-  const results = await Promise.allSettled([ensureRepositoryIdentity(s, cluster), ensureRepositoryIdentity(s, cluster), ensureRepositoryIdentity(s, { ...cluster, systemIdentifier: '1' })]);
+  const results = await Promise.allSettled([createRepositoryIdentity(s, cluster), createRepositoryIdentity(s, cluster), createRepositoryIdentity(s, { ...cluster, systemIdentifier: '1' })]);
   const fulfilled = results.filter((r) => r.status === 'fulfilled');
   const stored = await readRepositoryIdentity(s);
   // Whoever won, the losers of another cluster are refused and the same cluster is accepted.
@@ -65,4 +65,23 @@ test('a damaged identity is reported as corrupt, not as absent', async (t) => {
   await writeFile(join(s.root, 'gcwal.json'), '{not json');
   const err = await t.throwsAsync(readRepositoryIdentity(s));
   t.is((err as { code?: string }).code, 'corrupt');
+});
+
+test('requiring an identity never creates one: a repository without gcwal.json is repo_missing (exit 13)', async (t) => {
+  const s = await fresh();
+  for (const call of [() => requireRepositoryIdentity(s), () => requireRepositoryFor(s, cluster)]) {
+    const err = await t.throwsAsync(call());
+    t.like(err, { code: 'repo_missing', exitCode: 13 });
+    t.regex(err!.message, /has no gcwal\.json/);
+    t.regex((err as unknown as { hint: string }).hint, /gcwal repo-create/);
+  }
+  t.is(await readRepositoryIdentity(s), undefined, 'still no identity');
+});
+
+test('requiring a cluster\'s repository accepts its own and refuses another cluster', async (t) => {
+  const s = await fresh();
+  const created = await createRepositoryIdentity(s, cluster);
+  t.deepEqual(await requireRepositoryFor(s, cluster), created);
+  const err = await t.throwsAsync(requireRepositoryFor(s, { ...cluster, systemIdentifier: '7311234567890123999' }));
+  t.is((err as { code?: string }).code, 'cluster_mismatch');
 });

@@ -22,6 +22,7 @@ import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { deleteObject, listObjects, readObject, writeObject, type ObjectResource } from '../helpers/gcs-admin.ts';
 import { installAgent, type InstalledAgent } from '../helpers/install.ts';
 import { runGcwal } from '../helpers/run.ts';
+import { runRepoCreate } from '../helpers/repo.ts';
 
 const PREFIX = 'clusters/main/';
 const OTHER = 'clusters/other';
@@ -46,6 +47,7 @@ test.before(async (t) => {
   });
   t.log(`stack with pipeline ready in ${Date.now() - started} ms`);
   source = await startCluster({ archiveCommand: `${agent.command} wal-push %p`, serverEnv: stack.env });
+  await runRepoCreate(agent.command, source, stack.env);
   cleanups.push(() => source.destroy());
   [{ id: systemIdentifier }] = await source.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
 });
@@ -175,6 +177,7 @@ test.serial('an object corrupted in the bucket in any of five ways raises one cr
   // A second, throwaway cluster archiving elsewhere in the bucket, out of the pipeline's sight.
   const other = await startCluster({ archiveCommand: `${agent.command} wal-push %p`, serverEnv: { ...stack.env, GCWAL_REPO: `gs://${stack.bucket}/${OTHER}` } });
   cleanups.push(() => other.destroy());
+  await runRepoCreate(agent.command, other, { ...stack.env, GCWAL_REPO: `gs://${stack.bucket}/${OTHER}` });
   await other.query('CREATE TABLE t (x int)');
   let otherLast = '';
   for (let i = 0; i < 6; i++) {

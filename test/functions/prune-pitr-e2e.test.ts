@@ -27,6 +27,7 @@ import { installAgent, type InstalledAgent } from '../helpers/install.ts';
 import { runGcwal } from '../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
 import { postgresUser, runningAsRoot } from '../helpers/users.ts';
+import { runRepoCreate } from '../helpers/repo.ts';
 
 const PREFIX = 'clusters/prune/';
 const ROWS = { A: 3000, B: 2000, C: 1000 };
@@ -52,6 +53,7 @@ test.before(async (t) => {
   });
   t.log(`stack with pipeline ready in ${Date.now() - started} ms`);
   source = await startCluster({ archiveCommand: `${agent.command} wal-push %p`, serverEnv: stack.env });
+  await runRepoCreate(agent.command, source, stack.env);
   cleanups.push(() => source.destroy());
 });
 

@@ -24,6 +24,7 @@ import type { Publisher } from '../../functions/lib/publisher.ts';
 import { makeWatchdogHandler } from '../../functions/watchdog.ts';
 import { failingPublisher, flipped, ran, schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
+import { createRepositoryIdentity } from '../../core/repository.ts';
 
 let h: Harness;
 let wal: WalSource;
@@ -49,6 +50,7 @@ async function backup(): Promise<BackupMeta> {
 test.before(async () => {
   [h, wal] = await Promise.all([startHarness(), startWalSource()]);
   source = await h.repo({ teardown: () => {} });
+  await createRepositoryIdentity(source.storage, { systemIdentifier: wal.systemIdentifier, walSegmentSize: wal.segmentSize });
   await wal.cluster.query("INSERT INTO t SELECT n, md5(n::text) FROM generate_series(1, 20000) AS n");
   for (let i = 0; i < 3; i++) {
     backups.push(await backup());

@@ -7,6 +7,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pushWalFile } from '../../agent/wal/push.ts';
 import { walObjectKey } from '../../core/layout.ts';
+import { createRepositoryIdentity } from '../../core/repository.ts';
 import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
 import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
@@ -65,8 +66,13 @@ export async function startWalSource(): Promise<WalSource> {
   };
 }
 
-/** Push archived file `name` with the agent's wal-push (lzo); resolves with the object. */
+/**
+ * Push archived file `name` with the agent's wal-push (lzo); resolves with
+ * the object. The repository is created for the source's cluster first, as
+ * gcwal repo-create does (idempotent), since no push creates one.
+ */
 export async function pushWal(storage: Storage, source: WalSource, name: string): Promise<ObjectInfo> {
+  await createRepositoryIdentity(storage, { systemIdentifier: source.systemIdentifier, walSegmentSize: source.segmentSize });
   await pushWalFile(storage, source.file(name), { codec: 'lzo', level: undefined });
   return (await storage.stat(walObjectKey(name)))!;
 }

@@ -11,6 +11,7 @@ test('the demo archives to gs://, sees it validated, restores to the point befor
   t.is(r.code, 0, `${r.stdout}\n${r.stderr}`);
   t.regex(r.stdout, /GCWAL_REPO=gs:\/\/gcwal-local\/demo-cluster/);
   t.regex(r.stdout, /no key file anywhere/);
+  t.regex(r.stdout, /gcwal repo-create: gs:\/\/gcwal-local\/demo-cluster\/gcwal\.json now records this cluster's system identifier/);
   // gcloud is required here, as by the pipeline's own tests: a skipped pipeline is a failure.
   t.notRegex(r.stdout, /SKIPPED/);
 

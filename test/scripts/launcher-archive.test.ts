@@ -16,6 +16,7 @@ import { startCluster, type Cluster } from '../helpers/cluster.ts';
 import { installAgent, type InstalledAgent } from '../helpers/install.ts';
 import { runGcwal } from '../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
+import { repoCreate } from '../helpers/repo.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;
@@ -34,6 +35,7 @@ test.before(async () => {
   agent = await installAgent({ node: recorder });
   repo = `file://${path.join(work.path, 'repo')}`;
   cluster = await startCluster({ walSegSizeMB: 1, serverEnv: { GCWAL_REPO: repo } });
+  await repoCreate(repo, cluster);
 });
 
 test.after.always(async () => {

@@ -37,6 +37,7 @@ async function setup(files: Record<string, Buffer>) {
     writeFileSync(join(pgdata, rel), data);
   }
   const storage = new FileStorage(pathToFileURL(join(root, 'repo')).href);
+  await storage.createRoot();
   return { root, pgdata, storage };
 }
 

@@ -8,6 +8,7 @@ import { backupTable } from '../../../agent/commands/backup-list.ts';
 import { main } from '../../../agent/main.ts';
 import { serializeBackupMeta, type BackupMeta } from '../../../core/backup/meta.ts';
 import { backupMetaKey } from '../../../core/layout.ts';
+import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 
@@ -16,7 +17,11 @@ async function repository(): Promise<{ url: string; storage: FileStorage }> {
   const dir = await mkdtemp(join(tmpdir(), 'gcwal-list-cmd-'));
   dirs.push(dir);
   const url = pathToFileURL(join(dir, 'repo')).href;
-  return { url, storage: new FileStorage(url) };
+  // Created as gcwal repo-create would: no command creates one.
+  const storage = new FileStorage(url);
+  await storage.createRoot();
+  await createRepositoryIdentity(storage, { systemIdentifier: '7300000000000000001', walSegmentSize: 16 * 1024 * 1024 });
+  return { url, storage };
 }
 test.after.always(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
@@ -58,6 +63,17 @@ const meta: BackupMeta = {
   manifest: { key: 'backups/base_000000010000000000000002/manifest.jsonl', storedSize: 10, storedCrc32c: 'AAAAAA==', entries: 1 },
   gcwalVersion: '0.1.0',
 };
+
+test('a repository that was never created is an error (exit 13) rather than an empty list', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gcwal-list-cmd-'));
+  dirs.push(dir);
+  for (const url of [pathToFileURL(join(dir, 'typo')).href, pathToFileURL(dir).href]) {
+    const r = await run(['backup-list', '--json'], url);
+    t.is(r.code, 13, r.err);
+    t.regex(r.err, /has no gcwal\.json.*gcwal repo-create/);
+    t.is(r.out, '');
+  }
+});
 
 test('an empty repository prints a friendly line, or [] as json', async (t) => {
   const { url } = await repository();

@@ -18,6 +18,7 @@ import { main } from '../../../agent/main.ts';
 import type { DeleteReport } from '../../../agent/retention/report.ts';
 import type { StatusReport } from '../../../agent/status/report.ts';
 import { CATALOGUE_KEY } from '../../../core/layout.ts';
+import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 import type { Storage } from '../../../core/storage/types.ts';
@@ -26,6 +27,7 @@ import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
 import { runGcwal } from '../../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 import { cataloguedRepository, segment } from './catalogued-repository.ts';
+import { runRepoCreate } from '../../helpers/repo.ts';
 
 const dirs: string[] = [];
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -38,7 +40,11 @@ async function repository(): Promise<{ url: string; storage: FileStorage }> {
   const dir = await mkdtemp(join(tmpdir(), 'gcwal-delete-cmd-'));
   dirs.push(dir);
   const url = pathToFileURL(join(dir, 'repo')).href;
-  return { url, storage: new FileStorage(url) };
+  // Created as gcwal repo-create would: no command creates one.
+  const storage = new FileStorage(url);
+  await storage.createRoot();
+  await createRepositoryIdentity(storage, { systemIdentifier: '7300000000000000001', walSegmentSize: 16 * 1024 * 1024 });
+  return { url, storage };
 }
 
 async function run(argv: string[], env: Record<string, string>) {
@@ -171,6 +177,7 @@ test('with two backups and --retain-full 1, the agent validates the kept backup,
   const env = { GCWAL_REPO: repo };
   const gcwal = (args: string[], extra: Record<string, string> = {}) => runGcwal(agent.command, args, { asUser: 'postgres', env: { ...env, ...extra } });
   const source = await startCluster({ archiveCommand: `${agent.command} wal-push %p`, serverEnv: env });
+  await runRepoCreate(agent.command, source, env);
   cleanups.push(() => source.destroy());
   const insert = (batch: string) => source.query("INSERT INTO items (batch, pad) SELECT $1, repeat('x', 200) FROM generate_series(1, 3000)", [batch]);
 

@@ -13,6 +13,7 @@ import { main } from '../../../agent/main.ts';
 import type { StatusReport } from '../../../agent/status/report.ts';
 import { emptyCatalogue, type Catalogue } from '../../../core/catalogue/types.ts';
 import { CATALOGUE_KEY } from '../../../core/layout.ts';
+import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
 import { formatLsn } from '../../../core/wal/lsn.ts';
 import { parseWalSegmentName } from '../../../core/wal/name.ts';
@@ -21,6 +22,7 @@ import { startCluster, type Cluster } from '../../helpers/cluster.ts';
 import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
 import { runGcwal } from '../../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { runRepoCreate } from '../../helpers/repo.ts';
 
 const dirs: string[] = [];
 let agent: InstalledAgent | undefined;
@@ -37,7 +39,11 @@ async function repository(name = 'repo'): Promise<{ url: string; storage: FileSt
   const dir = await mkdtemp(join(tmpdir(), 'gcwal-status-cmd-'));
   dirs.push(dir);
   const url = pathToFileURL(join(dir, name)).href;
-  return { url, storage: new FileStorage(url) };
+  // Created as gcwal repo-create would: no command creates one.
+  const storage = new FileStorage(url);
+  await storage.createRoot();
+  await createRepositoryIdentity(storage, { systemIdentifier: '7300000000000000001', walSegmentSize: 16 * 1024 * 1024 });
+  return { url, storage };
 }
 
 async function run(argv: string[], env: Record<string, string>) {
@@ -161,6 +167,15 @@ test('a catalogue in GCWAL_CATALOGUE_REPO is read from there', async (t) => {
   t.is(report.backups.length, 1);
 });
 
+test('a repository that was never created is an error (exit 13), not an empty report', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gcwal-status-cmd-'));
+  dirs.push(dir);
+  const { code, out, err } = await run(['status', '--json'], { GCWAL_REPO: pathToFileURL(join(dir, 'typo')).href });
+  t.is(code, 13, err);
+  t.is(out, '');
+  t.regex(err, /has no gcwal\.json.*gcwal repo-create/);
+});
+
 test('a damaged catalogue exits 6 instead of falling back to a listing', async (t) => {
   const { url, storage } = await repository();
   await writeCatalogue(storage, '{"format": 1, "wal": [');
@@ -192,6 +207,7 @@ test('without a catalogue, status lists a repository PostgreSQL archived into an
   const repo = `file://${join(work.path, 'repo')}`;
   const env = { GCWAL_REPO: repo };
   cluster = await startCluster({ archiveCommand: `${agent.command} wal-push %p`, serverEnv: env });
+  await runRepoCreate(agent.command, cluster, env);
   await cluster.query('CREATE TABLE t (id serial, pad text)');
   await cluster.query("INSERT INTO t (pad) SELECT repeat('x', 200) FROM generate_series(1, 2000)");
   await cluster.waitForArchived(await cluster.switchWal());

@@ -14,6 +14,7 @@ import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
 import { runGcwal } from '../../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 import { postgresUser, runningAsRoot } from '../../helpers/users.ts';
+import { runRepoCreate } from '../../helpers/repo.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;
@@ -41,6 +42,7 @@ test('a cluster with a tablespace is restored with the tablespace relocated and 
   const repo = `file://${path.join(work.path, 'repo')}`;
   const serverEnv = { GCWAL_REPO: repo };
   const source = await startCluster({ archiveCommand: `${agent.command} wal-push %p`, serverEnv });
+  await runRepoCreate(agent.command, source, serverEnv);
   cleanups.push(() => source.destroy());
   const original = path.join(work.path, 'ts-original');
   await postgresDir(original);

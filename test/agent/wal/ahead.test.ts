@@ -13,6 +13,7 @@ import { startCluster, type Cluster } from '../../helpers/cluster.ts';
 import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
 import { runGcwal } from '../../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { repoCreate } from '../../helpers/repo.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;
@@ -26,6 +27,7 @@ test.before(async () => {
   repoDir = path.join(work.path, 'repo');
   repo = `file://${repoDir}`;
   cluster = await startCluster({ walSegSizeMB: 1, serverEnv: { GCWAL_REPO: repo, GCWAL_VERBOSE: 'true' } });
+  await repoCreate(repo, cluster);
   // Enough for one wal-push's segment, AHEAD_LIMIT more, and one beyond them.
   for (let i = 0; i < AHEAD_LIMIT + 5; i++) {
     await cluster.query(`CREATE TABLE filler_${i} AS SELECT generate_series(1, 3000) AS n`);
@@ -104,6 +106,7 @@ test.serial('wal-push archives the next ready segments ahead and marks them; the
 
 test.serial('a marker for another repository is not trusted: the segment is pushed there', async (t) => {
   const other = `file://${path.join(work.path, 'other-repo')}`;
+  await repoCreate(other, cluster);
   const [marked] = await markers();
   const r = await gcwal(['wal-push', `pg_wal/${marked}`], { GCWAL_REPO: other });
   t.is(r.code, 0, r.stderr);

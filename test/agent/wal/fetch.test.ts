@@ -8,8 +8,9 @@ import { createLogger } from '../../../agent/log.ts';
 import { fetchWalFile } from '../../../agent/wal/fetch.ts';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { getCodec } from '../../../core/codec/index.ts';
-import { AuthError, StorageError } from '../../../core/errors.ts';
+import { AuthError, RepositoryMissingError, StorageError } from '../../../core/errors.ts';
 import { Meta } from '../../../core/layout.ts';
+import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 
@@ -29,6 +30,7 @@ const log = createLogger(new PassThrough(), 'text');
 
 async function repoWithSegment(): Promise<FileStorage> {
   const s = new FileStorage(pathToFileURL(await tmp()).href);
+  await createRepositoryIdentity(s, { systemIdentifier: '7300000000000000001', walSegmentSize: 1024 * 1024 });
   await s.write(`wal/${name}`, Readable.from([body]).pipe(getCodec('lzo').compressor()), {
     metadata: { [Meta.codec]: 'lzo', [Meta.rawSize]: String(body.length), [Meta.rawCrc32c]: crc32cBase64(crc32c(body)) },
   });
@@ -59,6 +61,29 @@ test('a segment is restored byte for byte', async (t) => {
   t.is(await fetchWalFile(s, name, join(dir, 'RECOVERYXLOG'), { retries: 0, log }), 'fetched');
   t.deepEqual(await readFile(join(dir, 'RECOVERYXLOG')), body);
   t.deepEqual(await readdir(dir), ['RECOVERYXLOG']);
+});
+
+test('a segment is fetched without reading gcwal.json; only a missing one confirms the repository exists first', async (t) => {
+  const inner = await repoWithSegment();
+  const keys: string[] = [];
+  const s: Storage = { url: inner.url, stat: (k, o) => (keys.push(`stat ${k}`), inner.stat(k, o)), read: (k, o) => (keys.push(`read ${k}`), inner.read(k, o)), write: inner.write.bind(inner), list: inner.list.bind(inner), delete: inner.delete.bind(inner) };
+  const dir = await tmp();
+  t.is(await fetchWalFile(s, name, join(dir, 'RECOVERYXLOG'), { retries: 0, log }), 'fetched');
+  t.deepEqual(keys, [`stat wal/${name}`, `read wal/${name}`]);
+  keys.length = 0;
+  t.is(await fetchWalFile(s, '000000010000000000000008', join(dir, 'RECOVERYXLOG2'), { retries: 0, log }), 'not-found');
+  t.deepEqual(keys, ['stat wal/000000010000000000000008', 'read gcwal.json']);
+});
+
+test('a missing segment of a repository without gcwal.json is repo_missing, never not-found', async (t) => {
+  for (const root of [join(await tmp(), 'unmounted'), await tmp()]) {
+    const s = new FileStorage(pathToFileURL(root).href);
+    const dir = await tmp();
+    const err = await t.throwsAsync(fetchWalFile(s, name, join(dir, 'RECOVERYXLOG'), { retries: 2, log, backoffMs: 1 }));
+    t.true(err instanceof RepositoryMissingError, String(err));
+    t.is((err as RepositoryMissingError).exitCode, 13);
+    t.deepEqual(await readdir(dir), []);
+  }
 });
 
 test('a missing segment is not-found and writes nothing', async (t) => {

@@ -3,8 +3,10 @@
  * the local GCS emulator. GCS answers 404 `notFound` for a missing bucket as
  * for a missing object; if gcwal took it for "no such WAL file", wal-fetch
  * would exit 1 and PostgreSQL would end archive recovery early and promote
- * with data missing. Instead wal-fetch fails as a storage error (126 during
- * archive recovery, so PostgreSQL stops) and wal-push exits 7 naming the bucket.
+ * with data missing. Instead the repository is missing (exit 13, naming the
+ * bucket and repo-create; 126 during archive recovery, so PostgreSQL stops),
+ * and so is one whose prefix in an existing bucket holds no gcwal.json (a
+ * typo in the prefix): nothing is pushed there, no second archive begins.
  *
  * The agent holds its roles project-wide, as with a project-level IAM
  * binding: to an identity without any permission on the bucket name GCS
@@ -67,18 +69,18 @@ test.after.always(async () => {
   await agent?.cleanup();
 });
 
-test('wal-push to a bucket that does not exist exits 7 naming the bucket and GCWAL_REPO', async (t) => {
+test('wal-push to a bucket that does not exist exits 13 naming the bucket and GCWAL_REPO', async (t) => {
   const r = await runGcwal(agent.command, ['wal-push', segment], { asUser: 'postgres', env: env() });
-  t.is(r.code, 7, r.stderr);
+  t.is(r.code, 13, r.stderr);
   t.regex(r.stderr, BUCKET_ERROR);
   t.regex(r.stderr, /GCWAL_REPO/);
   t.notRegex(r.stderr, /not found|not in the archive/i);
 });
 
 for (const [where, signals, expected] of [
-  ['outside a data directory', undefined, 7],
+  ['outside a data directory', undefined, 13],
   ['during archive recovery', ['PG_VERSION'], 126],
-  ['on a standby', ['PG_VERSION', 'standby.signal'], 7],
+  ['on a standby', ['PG_VERSION', 'standby.signal'], 13],
 ] as const) {
   test(`wal-fetch from a bucket that does not exist fails ${where} with exit ${expected}, never 1`, async (t) => {
     const dir = path.join(work.path, `fetch-${where.replace(/\W+/g, '-')}`);
@@ -95,6 +97,64 @@ for (const [where, signals, expected] of [
     t.deepEqual(await readdir(path.join(dir, 'pg_wal')), [], 'nothing written');
   });
 }
+
+/** An existing bucket, a prefix nobody ran repo-create for (a typo in GCWAL_REPO). */
+function emptyPrefixEnv(): Record<string, string> {
+  return { ...env(), GCWAL_REPO: `gs://${stack.bucket}/clusters/db1-typo` };
+}
+
+/** Every object under a prefix of the stack's bucket, as an admin lists them. */
+async function objectsUnder(prefix: string): Promise<string[]> {
+  const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(prefix)}`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } });
+  return (((await res.json()) as { items?: { name: string }[] }).items ?? []).map((i) => i.name);
+}
+
+test('wal-push into an empty prefix of an existing bucket exits 13 and starts no second archive', async (t) => {
+  const r = await runGcwal(agent.command, ['wal-push', segment], { asUser: 'postgres', env: emptyPrefixEnv() });
+  t.is(r.code, 13, r.stderr);
+  t.regex(r.stderr, /repository gs:\/\/.*\/clusters\/db1-typo has no gcwal\.json .*gcwal repo-create/);
+  t.deepEqual(await objectsUnder('clusters/db1-typo'), []);
+});
+
+for (const [where, signals, expected] of [
+  ['outside a data directory', undefined, 13],
+  ['during archive recovery', ['PG_VERSION'], 126],
+] as const) {
+  test(`wal-fetch from an empty prefix of an existing bucket fails ${where} with exit ${expected}, never 1`, async (t) => {
+    const dir = path.join(work.path, `fetch-prefix-${where.replace(/\W+/g, '-')}`);
+    await mkdir(path.join(dir, 'pg_wal'), { recursive: true });
+    for (const file of signals ?? []) await writeFile(path.join(dir, file), file === 'PG_VERSION' ? '15\n' : '');
+    await chmod(dir, 0o777);
+    await chmod(path.join(dir, 'pg_wal'), 0o777);
+    const r = await runGcwal(agent.command, ['wal-fetch', path.basename(segment), 'pg_wal/RECOVERYXLOG'], { asUser: 'postgres', env: emptyPrefixEnv(), cwd: dir });
+    t.is(r.code, expected, r.stderr);
+    t.regex(r.stderr, /has no gcwal\.json/);
+    t.deepEqual(await readdir(path.join(dir, 'pg_wal')), []);
+  });
+}
+
+test.serial('repo-create on gs:// creates the repository for the cluster, idempotently, and then the same segment archives and fetches', async (t) => {
+  const repoEnv = { ...env(), GCWAL_REPO: `gs://${stack.bucket}/clusters/db1-created` };
+  for (let i = 0; i < 2; i++) {
+    const created = await runGcwal(agent.command, ['repo-create'], { asUser: 'postgres', env: { ...cluster.env, ...repoEnv } });
+    t.is(created.code, 0, created.stderr);
+  }
+  t.deepEqual(await objectsUnder('clusters/db1-created/'), ['clusters/db1-created/gcwal.json']);
+  const pushed = await runGcwal(agent.command, ['wal-push', segment], { asUser: 'postgres', env: repoEnv });
+  t.is(pushed.code, 0, pushed.stderr);
+  const dir = path.join(work.path, 'fetch-created');
+  await mkdir(dir, { recursive: true });
+  await chmod(dir, 0o777);
+  const fetched = await runGcwal(agent.command, ['wal-fetch', path.basename(segment), path.join(dir, 'seg')], { asUser: 'postgres', env: repoEnv });
+  t.is(fetched.code, 0, fetched.stderr);
+  t.deepEqual(await readFile(path.join(dir, 'seg')), await readFile(segment));
+});
+
+test.serial('repo-create on a bucket that does not exist exits 13 and says the bucket does not exist', async (t) => {
+  const r = await runGcwal(agent.command, ['repo-create'], { asUser: 'postgres', env: { ...cluster.env, ...env() } });
+  t.is(r.code, 13, r.stderr);
+  t.regex(r.stderr, BUCKET_ERROR);
+});
 
 test('PostgreSQL in archive recovery from a bucket that does not exist stops instead of promoting', async (t) => {
   // The real consequence: restore_command as backup-fetch writes it, in a

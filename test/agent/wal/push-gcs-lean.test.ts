@@ -17,6 +17,7 @@ import { startWalSource, type WalSource } from '../../functions/wal-source.ts';
 import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
 import { runGcwal } from '../../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { runRepoCreate } from '../../helpers/repo.ts';
 
 const PRELOAD = `
 const Module = require('node:module');
@@ -49,6 +50,7 @@ test.before(async () => {
   agent = await installAgent({ nodeArgs: ['--require', preload] });
   stack = await startLocalStack({ prefix: 'lean' });
   wal = await startWalSource();
+  await runRepoCreate(agent.command, wal.cluster, { ...stack.env, GCWAL_TEST_LOAD_REPORT: path.join(work.path, 'report-repo-create.json') });
   const [name] = await wal.produce(1);
   segment = wal.file(name!);
 });

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -9,12 +9,13 @@ import { createLogger } from '../../../agent/log.ts';
 import { fetchWalFile } from '../../../agent/wal/fetch.ts';
 import { pushWalFile } from '../../../agent/wal/push.ts';
 import { startLzopHelper } from '../../../core/codec/lzop-parallel.ts';
-import { ClusterMismatchError, ConflictError, InvalidInputError, StorageError } from '../../../core/errors.ts';
+import { ClusterMismatchError, ConflictError, InvalidInputError, RepositoryMissingError, StorageError } from '../../../core/errors.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
 import type { ReadOptions, Storage, WriteOptions } from '../../../core/storage/types.ts';
 import { REPOSITORY_KEY } from '../../../core/layout.ts';
 import { parseLongPageHeader } from '../../../core/wal/header.ts';
 import { startCluster, type Cluster } from '../../helpers/cluster.ts';
+import { repoCreate } from '../../helpers/repo.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 
 let work: TempDir;
@@ -38,8 +39,11 @@ test.after.always(async () => {
 });
 
 let counter = 0;
-function freshRepo(): FileStorage {
-  return new FileStorage(pathToFileURL(path.join(work.path, `repo-${++counter}`)).href);
+/** A new repository, created for the cluster as gcwal repo-create does. */
+async function freshRepo(): Promise<FileStorage> {
+  const storage = new FileStorage(pathToFileURL(path.join(work.path, `repo-${++counter}`)).href);
+  await repoCreate(storage, cluster);
+  return storage;
 }
 
 const log = createLogger(new PassThrough(), 'text');
@@ -78,7 +82,7 @@ const paths = [
 
 for (const { how, wholeFileLimit } of paths) {
   test(`a segment ${how} is archived durably and restores byte for byte`, async (t) => {
-    const storage = freshRepo();
+    const storage = (await freshRepo());
     const result = await pushWalFile(storage, segment, { codec: 'lzo', level: undefined, wholeFileLimit });
     const name = path.basename(segment);
     t.like(result, { status: 'archived', key: `wal/${name}`, rawSize: 1024 * 1024 });
@@ -86,7 +90,7 @@ for (const { how, wholeFileLimit } of paths) {
   });
 
   test(`a transient storage failure while a segment ${how} uploads is retried and leaves one object`, async (t) => {
-    const storage = failingWrites(freshRepo(), 2, () => new StorageError('upload interrupted', true));
+    const storage = failingWrites((await freshRepo()), 2, () => new StorageError('upload interrupted', true));
     const retries: number[] = [];
     const result = await pushWalFile(storage, segment, { codec: 'zstd', level: undefined, wholeFileLimit, retries: 3, onRetry: (n) => retries.push(n) });
     t.is(result.status, 'archived');
@@ -97,8 +101,8 @@ for (const { how, wholeFileLimit } of paths) {
 }
 
 test('the two ways of reading a segment store the same object with the same metadata', async (t) => {
-  const whole = freshRepo();
-  const streamed = freshRepo();
+  const whole = (await freshRepo());
+  const streamed = (await freshRepo());
   await pushWalFile(whole, segment, { codec: 'lzo', level: undefined });
   await pushWalFile(streamed, segment, { codec: 'lzo', level: undefined, wholeFileLimit: 0 });
   const key = `wal/${path.basename(segment)}`;
@@ -109,9 +113,9 @@ test('the two ways of reading a segment store the same object with the same meta
 });
 
 test('a segment compressed with the lzo helper thread is stored byte for byte as without it, and a stopped helper changes nothing', async (t) => {
-  const alone = freshRepo();
-  const helped = freshRepo();
-  const stopped = freshRepo();
+  const alone = (await freshRepo());
+  const helped = (await freshRepo());
+  const stopped = (await freshRepo());
   const helper = startLzopHelper();
   t.truthy(helper);
   t.teardown(() => helper?.stop());
@@ -129,7 +133,7 @@ test('a segment compressed with the lzo helper thread is stored byte for byte as
 });
 
 test('a permanent storage failure is not retried and stores nothing', async (t) => {
-  const inner = freshRepo();
+  const inner = (await freshRepo());
   const storage = failingWrites(inner, 1, () => new StorageError('permission denied', false));
   await t.throwsAsync(pushWalFile(storage, segment, { codec: 'lzo', level: undefined, retries: 3 }), { instanceOf: StorageError, message: 'permission denied' });
   t.is(storage.writes, 1);
@@ -137,7 +141,7 @@ test('a permanent storage failure is not retried and stores nothing', async (t) 
 });
 
 test('pushing a segment again is success; different content under its name is a conflict', async (t) => {
-  const storage = freshRepo();
+  const storage = (await freshRepo());
   t.is((await pushWalFile(storage, segment, { codec: 'lzo', level: undefined })).status, 'archived');
   t.is((await pushWalFile(storage, segment, { codec: 'zstd', level: undefined })).status, 'already-archived');
   const altered = path.join(work.path, `altered-${++counter}`, path.basename(segment));
@@ -165,8 +169,22 @@ function countingIdentityReads(inner: Storage): Storage & { identityReads: numbe
   return wrapped;
 }
 
+test('a push into a repository without gcwal.json is repo_missing and writes nothing, for a segment and a history file', async (t) => {
+  const dir = path.join(work.path, `repo-${++counter}`);
+  const storage = new FileStorage(pathToFileURL(dir).href);
+  const history = path.join(work.path, `history-${counter}`, '00000002.history');
+  await mkdir(path.dirname(history));
+  await writeFile(history, '1\t0/3000000\tno recovery target specified\n');
+  for (const file of [segment, history]) {
+    await t.throwsAsync(pushWalFile(storage, file, { codec: 'lzo', level: undefined }), { instanceOf: RepositoryMissingError, message: /has no gcwal\.json/ });
+  }
+  await mkdir(dir);
+  await t.throwsAsync(pushWalFile(storage, segment, { codec: 'lzo', level: undefined }), { instanceOf: RepositoryMissingError });
+  t.deepEqual(await readdir(dir), [], 'an empty directory stays empty');
+});
+
 test('the repository is asked for its identity while the file is still being opened, and a local failure is still the one reported', async (t) => {
-  const storage = countingIdentityReads(freshRepo());
+  const storage = countingIdentityReads((await freshRepo()));
   // A FIFO under a segment's name: opening it for reading waits until a writer comes.
   const dir = path.join(work.path, `fifo-${++counter}`);
   await mkdir(dir);
@@ -184,7 +202,7 @@ test('the repository is asked for its identity while the file is still being ope
 });
 
 test('pushes sharing an identity memo read gcwal.json once; a memo of another cluster is checked against the repository', async (t) => {
-  const storage = countingIdentityReads(freshRepo());
+  const storage = countingIdentityReads((await freshRepo()));
   const identity = {};
   t.is((await pushWalFile(storage, segment, { codec: 'lzo', level: undefined, identity })).status, 'archived');
   t.is(storage.identityReads, 1);

@@ -9,7 +9,7 @@ import { recoverableWindows } from '../../../core/catalogue/derive.ts';
 import { buildCatalogueFromListing } from '../../../core/catalogue/listing.ts';
 import { emptyCatalogue } from '../../../core/catalogue/types.ts';
 import { backupManifestKey, backupMetaKey, backupPartKey, CATALOGUE_KEY, walObjectKey } from '../../../core/layout.ts';
-import { ensureRepositoryIdentity } from '../../../core/repository.ts';
+import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 import { formatHistoryFile } from '../../../core/wal/history.ts';
@@ -22,7 +22,9 @@ const dirs: string[] = [];
 async function fresh(): Promise<FileStorage> {
   const dir = await mkdtemp(join(tmpdir(), 'gcwal-listing-'));
   dirs.push(dir);
-  return new FileStorage(pathToFileURL(join(dir, 'repo')).href);
+  const storage = new FileStorage(pathToFileURL(join(dir, 'repo')).href);
+  await storage.createRoot();
+  return storage;
 }
 test.after.always(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
@@ -47,7 +49,7 @@ test('buildCatalogueFromListing on an empty repository gives an empty catalogue'
 
 test('buildCatalogueFromListing lists WAL, parts and backups pending, with generations, sizes and history lines', async (t) => {
   const storage = await fresh();
-  await ensureRepositoryIdentity(storage, { systemIdentifier: SYSID, walSegmentSize: SEG });
+  await createRepositoryIdentity(storage, { systemIdentifier: SYSID, walSegmentSize: SEG });
   for (const n of [1, 2, 3, 4]) await writeSmallObject(storage, walObjectKey(seg(1, n)), Buffer.alloc(100 + n));
   await writeSmallObject(storage, walObjectKey(`${seg(1, 5)}.partial`), 'p');
   await writeSmallObject(storage, walObjectKey('00000002.history'), formatHistoryFile([{ parentTimeline: 1, switchLsn: BigInt(5 * SEG + 0x100), reason: 'no recovery target specified' }]));

@@ -37,7 +37,9 @@ const drivers: { name: string; open: () => Promise<Storage> }[] = [
     open: async () => {
       const dir = await mkdtemp(join(tmpdir(), 'gcwal-catalogue-'));
       dirs.push(dir);
-      return new FileStorage(pathToFileURL(join(dir, 'repo')).href);
+      const storage = new FileStorage(pathToFileURL(join(dir, 'repo')).href);
+      await storage.createRoot();
+      return storage;
     },
   },
   { name: 'gcs', open: async () => new GcsStorage(`gs://${stack.bucket}/catalogue-${++counter}`, { endpoint: stack.emulator.url, retries: 2 }) },

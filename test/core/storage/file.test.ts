@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtemp, rm, writeFile, readFile, mkdir, stat, rename, utimes } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile, readFile, mkdir, stat, rename, utimes } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,13 +13,38 @@ const dirs: string[] = [];
 async function fresh(): Promise<FileStorage> {
   const dir = await mkdtemp(join(tmpdir(), 'gcwal-file-'));
   dirs.push(dir);
-  return new FileStorage(pathToFileURL(join(dir, 'repo')).href);
+  const s = new FileStorage(pathToFileURL(join(dir, 'repo')).href);
+  await s.createRoot();
+  return s;
 }
 test.after.always(async () => {
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
 
 storageContract(test, 'file', fresh);
+
+test('file: a write never creates a missing root directory: repo_missing, and the directory still does not exist', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gcwal-file-'));
+  dirs.push(dir);
+  const s = new FileStorage(pathToFileURL(join(dir, 'unmounted', 'repo')).href);
+  const err = await t.throwsAsync(s.write('wal/000000010000000000000001', Readable.from([Buffer.from('raw bytes')])));
+  t.like(err, { code: 'repo_missing', exitCode: 13 });
+  t.regex(err!.message, /does not exist \(no directory .*unmounted\/repo\)/);
+  await t.throwsAsync(s.write('catalogue/catalogue.json', Readable.from([Buffer.from('{}')]), { ifGenerationMatch: '5' }), { message: /does not exist/ });
+  t.is(await s.stat('wal/000000010000000000000001'), undefined);
+  t.deepEqual(await readdir(dir), [], 'nothing created');
+});
+
+test('file: createRoot makes the root and its parents with mode 0700, once', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gcwal-file-'));
+  dirs.push(dir);
+  const s = new FileStorage(pathToFileURL(join(dir, 'a', 'repo')).href);
+  t.true(await s.createRoot());
+  t.false(await s.createRoot());
+  t.is((await stat(s.root)).mode & 0o777, 0o700);
+  await s.write('wal/000000010000000000000001', Readable.from([Buffer.from('raw bytes')]));
+  t.deepEqual(await s.rootEntries(), ['wal']);
+});
 
 test('file: objects are plain files under the root so they can be read by hand', async (t) => {
   const s = await fresh();

@@ -1,8 +1,8 @@
 /**
  * A gs:// repository whose bucket does not exist (a typo in GCWAL_REPO): GCS
  * answers 404 `notFound` for it just as for a missing object, and the driver
- * must tell the two apart. Every call on the missing bucket fails with a
- * non-transient StorageError naming the bucket; "not found" (undefined,
+ * must tell the two apart. Every call on the missing bucket fails with
+ * RepositoryMissingError (exit 13) naming the bucket; "not found" (undefined,
  * NotFoundError, an empty catalogue, no identity) is kept for objects that
  * are really absent from a bucket that exists.
  *
@@ -13,7 +13,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { Readable } from 'node:stream';
 import { readCatalogue } from '../../../core/catalogue/store.ts';
-import { ExitCode, NotFoundError, StorageError } from '../../../core/errors.ts';
+import { ExitCode, NotFoundError, RepositoryMissingError, StorageError } from '../../../core/errors.ts';
 import { readRepositoryIdentity } from '../../../core/repository.ts';
 import { GcsStorage } from '../../../core/storage/gcs.ts';
 import type { Storage } from '../../../core/storage/types.ts';
@@ -52,11 +52,11 @@ async function listAll(s: Storage, prefix: string): Promise<string[]> {
 /** The error a missing bucket must produce, whatever the call. */
 function assertBucketMissing(t: ExecutionContext, err: unknown): void {
   t.false(err instanceof NotFoundError, 'a missing bucket is not a missing object');
-  t.true(err instanceof StorageError, String(err));
-  const e = err as StorageError;
-  t.is(e.code, 'storage');
-  t.is(e.exitCode, ExitCode.storage);
-  t.false(e.transient, 'retrying cannot create the bucket');
+  t.true(err instanceof RepositoryMissingError, String(err));
+  t.false(err instanceof StorageError, 'not retried: retrying cannot create the bucket');
+  const e = err as RepositoryMissingError;
+  t.is(e.code, 'repo_missing');
+  t.is(e.exitCode, ExitCode.repoMissing);
   t.regex(e.message, new RegExp(`bucket ${MISSING} does not exist`));
   t.regex(e.hint, /GCWAL_REPO/);
 }

@@ -36,11 +36,11 @@ for (const [what, err, expected] of cases) {
 const ops: CallSite['op'][] = ['stat', 'read', 'write', 'list', 'delete'];
 
 for (const op of ops) {
-  test(`a missing bucket on ${op} maps to a non-transient storage error with exit 7`, (t) => {
+  test(`a missing bucket on ${op} maps to a missing repository (exit 13), never retried`, (t) => {
     const mapped = mapGcsError(apiError(404, BUCKET_MESSAGE), { op, name: 'repo/wal/000000010000000000000001', bucket: 'typo-bucket' });
-    t.is(mapped.code, 'storage');
-    t.is(mapped.exitCode, 7);
-    t.false((mapped as { transient?: boolean }).transient);
+    t.is(mapped.code, 'repo_missing');
+    t.is(mapped.exitCode, 13);
+    t.falsy((mapped as { transient?: boolean }).transient);
     t.regex(mapped.message, /bucket typo-bucket does not exist/);
     t.notRegex(mapped.message, /\n|\.$/);
     t.regex(mapped.hint, /GCWAL_REPO/);

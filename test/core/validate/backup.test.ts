@@ -18,6 +18,7 @@ import { startCluster, type Cluster } from '../../helpers/cluster.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 import { rewriteManifest, rewritePart, writeMeta } from './backup-tamper.ts';
 import { flipped, overwriteBytes, replaceObject, storedBytes } from './tamper.ts';
+import { repoCreate } from '../../helpers/repo.ts';
 
 let cluster: Cluster;
 let work: TempDir;
@@ -27,6 +28,7 @@ const segmentSize = 1024 * 1024;
 
 async function takeBackup(codec: CodecName): Promise<{ storage: FileStorage; meta: BackupMeta }> {
   const storage = new FileStorage(pathToFileURL(path.join(work.path, codec)).href);
+  await repoCreate(storage, cluster);
   const quiet = new PassThrough().resume();
   const meta = await pushBackup({
     pgdata: cluster.pgdata,

@@ -9,7 +9,7 @@ import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { CODEC_NAMES, type CodecName } from '../../../core/codec/types.ts';
 import { NotFoundError } from '../../../core/errors.ts';
 import { Meta, walObjectKey } from '../../../core/layout.ts';
-import { readRepositoryIdentity } from '../../../core/repository.ts';
+import { createRepositoryIdentity, readRepositoryIdentity } from '../../../core/repository.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
 import type { ObjectInfo } from '../../../core/storage/types.ts';
 import { validateWalObject, type ValidationResult, type WalExpectations } from '../../../core/validate/index.ts';
@@ -35,8 +35,12 @@ function files(): Record<string, string> {
   };
 }
 
-async function repository(label: string): Promise<FileStorage> {
-  return new FileStorage(pathToFileURL(path.join(work.path, label)).href);
+/** A new repository of `of` (default the main source), created as gcwal repo-create does. */
+async function repository(label: string, of: WalSource = source): Promise<FileStorage> {
+  const storage = new FileStorage(pathToFileURL(path.join(work.path, label)).href);
+  await storage.createRoot();
+  await createRepositoryIdentity(storage, { systemIdentifier: of.systemIdentifier, walSegmentSize: of.segmentSize });
+  return storage;
 }
 
 async function push(storage: FileStorage, file: string, codec: CodecName = 'lzo'): Promise<ObjectInfo> {
@@ -142,7 +146,7 @@ for (const codec of CODEC_NAMES) {
 test('a segment of another cluster fails, by its metadata and by its header', async (t) => {
   const storage = await repository('foreign');
   await push(storage, source.segments[0]);
-  const foreign = await repository('foreign-source');
+  const foreign = await repository('foreign-source', other);
   const info = await push(foreign, other.segments[1]);
   const name = path.basename(other.segments[1]);
   await copyObject(foreign, info.key, storage, info.key);
