@@ -70,10 +70,13 @@ export interface FetchResult {
  * Before writing anything: throws DestinationNotEmptyError when dest or a
  * tablespace target has entries (but for a restore gcwal left unfinished
  * there, which is cleared and redone), NotFoundError (hint: backup-list) for an
- * unknown backup, UsageError for bad tablespace mappings or recovery values
- * and for a time or LSN target before the backup's end (LATEST takes the
- * newest backup that ended by the target; see core/restore/choose-backup.ts),
- * CorruptObjectError for a damaged manifest. Afterwards, any failure
+ * unknown backup, UsageError for bad tablespace mappings or recovery values,
+ * for tablespace locations the user did not confirm (tablespacesAsRecorded or
+ * a mapping), and for a time or LSN target before the backup's end (LATEST
+ * takes the newest backup of the repository's cluster that ended by the
+ * target; see core/restore/choose-backup.ts), ClusterMismatchError for a
+ * named backup of another cluster, CorruptObjectError for damaged metadata
+ * or manifest (parsed strictly). Afterwards, any failure
  * (CorruptObjectError naming the file and backup, storage errors, abort)
  * leaves the marker file in dest and says so in the error's hint.
  */
