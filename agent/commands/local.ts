@@ -20,8 +20,11 @@ agent needs as KEY=value lines on stdout (with the pipeline also
 PUBSUB_EMULATOR_HOST), then a line "ready", and serves until interrupted
 (Ctrl-C or SIGTERM), when it stops everything. Put the printed variables in the
 environment of PostgreSQL's archive_command and gcwal uses the emulator
-through its normal keyless credentials path. For development only: tokens
-and data are local and nothing is durable beyond --dir.`,
+through its normal keyless credentials path. The bucket starts empty: run
+gcwal repo-create with those variables and your cluster's PGHOST/PGPORT once
+before archiving into it (npm run demo does that for its own cluster). For
+development only: tokens and data are local and nothing is durable beyond
+--dir.`,
   options: {
     dir: { type: 'string', placeholder: 'DIR', description: 'keep the emulator\'s data in DIR (default: a temporary directory removed on exit)' },
     https: { type: 'boolean', description: 'serve TLS and point the agent at it (sets GCWAL_GCS_CA_FILE)' },
@@ -42,7 +45,7 @@ and data are local and nothing is durable beyond --dir.`,
     try {
       const lines = Object.entries(stack.env).map(([key, value]) => `${key}=${value}`);
       ctx.stdout.write(`${lines.join('\n')}\nready\n`);
-      ctx.log.info('local stack running; stop it with Ctrl-C', {
+      ctx.log.info('local stack running; create the repository with gcwal repo-create (these variables and your cluster\'s PGHOST/PGPORT), then archive; stop it with Ctrl-C', {
         dir: stack.dir,
         bucket: stack.bucket,
         agent: stack.agentIdentity,
