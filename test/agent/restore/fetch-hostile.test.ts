@@ -3,7 +3,10 @@
  * through the storage driver, as anyone with object-create on the bucket (a
  * compromised database host) could. Whatever they hold, nothing is written
  * outside the destination and the tablespace directories the user
- * confirmed: each test checks a sentinel path outside does not exist.
+ * confirmed (the tests of paths and locations check that a sentinel path
+ * outside does not exist), nothing is written at all when a tablespace is
+ * not confirmed or the metadata is damaged, no mode keeps an s or t bit, and
+ * LATEST is never another cluster's backup.
  */
 import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
@@ -61,7 +64,7 @@ const BASE: FixtureEntry[] = [
   { path: 'pg_tblspc', type: 'directory' },
 ];
 
-/** Nothing anywhere under `env.outside`, and no restore left where the user did not ask for one. */
+/** Nothing at or under the sentinel path `env.outside`. */
 function assertNothingOutside(t: ExecutionContext, env: Env): void {
   t.false(existsSync(env.outside), `${env.outside} must not exist`);
 }
