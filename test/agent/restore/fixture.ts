@@ -4,17 +4,15 @@
  * manifest and metadata backup-push would write. Hooks let a test damage any
  * layer (tar entries, manifest lines, stored bytes, metadata).
  */
-import { mkdir } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { pack } from 'tar-stream';
 import type { BackupMeta, BackupTablespace, ManifestEntry } from '../../../core/backup/meta.ts';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { getCodec } from '../../../core/codec/index.ts';
 import type { CodecName } from '../../../core/codec/types.ts';
 import { backupManifestKey, backupMetaKey, backupPartKey, Meta } from '../../../core/layout.ts';
-import { createRepositoryIdentity } from '../../../core/repository.ts';
 import type { Storage } from '../../../core/storage/types.ts';
+import { repoCreate } from '../../helpers/repo.ts';
 
 export interface FixtureEntry {
   path: string;
@@ -100,13 +98,9 @@ async function store(storage: Storage, key: string, body: Buffer, metadata: Reco
 /** The cluster of the fixture's repository (gcwal.json) and, unless `meta` changes it, of its backups. */
 export const SYSTEM_IDENTIFIER = '7300000000000000001';
 
-/**
- * Create the repository (its directory for file://, and gcwal.json for
- * cluster SYSTEM_IDENTIFIER) as gcwal repo-create would; idempotent.
- */
+/** Create the repository for cluster SYSTEM_IDENTIFIER, as gcwal repo-create does; idempotent. */
 export async function createFixtureRepository(storage: Storage): Promise<void> {
-  if (storage.url.startsWith('file://')) await mkdir(fileURLToPath(storage.url), { recursive: true, mode: 0o700 });
-  await createRepositoryIdentity(storage, { systemIdentifier: SYSTEM_IDENTIFIER, walSegmentSize: 16 * 1024 * 1024 });
+  await repoCreate(storage, { systemIdentifier: SYSTEM_IDENTIFIER, walSegmentSize: 16 * 1024 * 1024 });
 }
 
 /** Write a complete synthetic backup to `storage` (created first if need be) and return its metadata. */
