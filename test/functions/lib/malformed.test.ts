@@ -16,6 +16,7 @@ let stack: LocalStack;
 
 test.before(async () => {
   stack = await startLocalStack({ bucket: 'malformed-events', prefix: 'db', pipeline: { toolEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin' } } });
+  stack.pipeline!.alerts(); // starts the subscriber
 });
 
 test.after.always(async () => {
@@ -63,8 +64,12 @@ async function publish(topic: string, data: string): Promise<string> {
   return ((await res.json()) as { messageIds: string[] }).messageIds[0];
 }
 
-/** Every malformed-event alert received, once the subscriber has seen nothing new for a while. */
-async function settledAlerts(): Promise<AlertMessage[]> {
+/**
+ * Every malformed-event alert received, once each of `expected` has arrived
+ * and then nothing new for a while (for asserting nothing came twice).
+ */
+async function settledAlerts(expected: string[]): Promise<AlertMessage[]> {
+  for (const id of expected) await stack.pipeline!.nextAlert((a) => a.id === id, 60_000);
   let count = -1;
   while (count !== stack.pipeline!.alerts().length) {
     count = stack.pipeline!.alerts().length;
@@ -92,7 +97,7 @@ test.serial('a malformed storage event is acknowledged by validate and catalogue
     const statuses = [await deliver('validate', c.id, c.body, c), await deliver('catalogue', c.id, c.body, c), await deliver('validate', c.id, c.body, c)];
     t.true(statuses.every((s) => s >= 200 && s < 300), `${c.id}: ${statuses.join(', ')}\n${stack.pipeline!.logs().validate.slice(-2000)}`);
   }
-  const alerts = await settledAlerts();
+  const alerts = await settledAlerts(STORAGE_CASES.map((c) => `malformed-event:${c.id}`));
   t.deepEqual(alerts.map((a) => a.id).sort(), STORAGE_CASES.map((c) => `malformed-event:${c.id}`).sort(), 'one alert per bad event');
   for (const c of STORAGE_CASES) {
     const alert = alerts.find((a) => a.id === `malformed-event:${c.id}`)!;
@@ -107,11 +112,10 @@ test.serial('a malformed storage event is acknowledged by validate and catalogue
 });
 
 test.serial('a message on the prune or watchdog topic that is not its scheduler tick runs nothing and raises one alert', async (t) => {
-  const before = new Set((await settledAlerts()).map((a) => a.id));
+  const before = new Set((await settledAlerts([])).map((a) => a.id));
   const { topics } = stack.pipeline!;
   const sent = [await publish(topics.prune, '{"job": prune}'), await publish(topics.prune, '{"job":"watchdog"}'), await publish(topics.watchdog, '[]')];
-  for (const id of sent) await stack.pipeline!.nextAlert((a) => a.id === `malformed-event:${id}`, 60_000);
-  const fresh = (await settledAlerts()).filter((a) => !before.has(a.id));
+  const fresh = (await settledAlerts(sent.map((id) => `malformed-event:${id}`))).filter((a) => !before.has(a.id));
   t.deepEqual(fresh.map((a) => a.id).sort(), sent.map((id) => `malformed-event:${id}`).sort());
   t.regex(fresh.find((a) => a.id === `malformed-event:${sent[1]}`)!.summary, /^the prune function dropped a malformed event: scheduler message "\d+" is for job "watchdog", not prune/);
   t.false(stack.pipeline!.events().some((e) => e.data.kind === 'pruned'), 'prune did not run');
