@@ -38,7 +38,8 @@ stop segment arrives only once the primary switches segments (archive_timeout
 there, or pg_switch_wal()). --no-archive-check skips both checks (with a
 warning), for WAL kept by other means.
 
-Prints the backup's name on stdout. On failure the server's backup mode is
+Prints the backup's name on stdout. The repository must exist (gcwal
+repo-create): one without gcwal.json exits 13. On failure the server's backup mode is
 ended and no backup.json is written (uploaded parts stay, invisible).`,
   options: {
     'no-archive-check': { type: 'boolean', description: 'do not refuse archive_mode = off nor wait for the WAL to reach the repository (warns)' },

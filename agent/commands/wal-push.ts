@@ -17,7 +17,9 @@ Archives a WAL segment, .partial, .history or .backup file from pg_wal. Use as
 The file is compressed, checksummed (CRC32C) and stored in the repository,
 and the command exits 0 only once the object is durable. A segment's long
 page header is checked against its name, and its system identifier against
-the repository's: WAL from another cluster is refused (exit 4). Pushing the
+the repository's: WAL from another cluster is refused (exit 4), and a
+repository without gcwal.json (never created with gcwal repo-create, or a
+wrong GCWAL_REPO) exits 13 with nothing written. Pushing the
 same content again exits 0; different content under an existing name exits 5
 and nothing is overwritten.
 
