@@ -76,7 +76,9 @@ export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEve
       durationMs,
     };
     await rt.publisher.publishJson(rt.config.eventsTopic, message, { kind: 'validated', ok: String(result.ok), key: ev.key });
-    rt.log.log(result.ok ? 'INFO' : 'ERROR', result.ok ? `validated ${ev.key}` : `${ev.key} failed validation: ${result.problem}`, { key: ev.key, generation: ev.generation, durationMs });
+    const warning = typeof result.details?.warning === 'string' ? result.details.warning : undefined;
+    if (result.ok && warning) rt.log.log('WARNING', `validated ${ev.key}: ${warning}`, { key: ev.key, generation: ev.generation, durationMs });
+    else rt.log.log(result.ok ? 'INFO' : 'ERROR', result.ok ? `validated ${ev.key}` : `${ev.key} failed validation: ${result.problem}`, { key: ev.key, generation: ev.generation, durationMs });
     return { status: 'validated', key: ev.key, generation: ev.generation, result };
   };
 }

@@ -4,6 +4,7 @@ import type { LzopHelper } from '../../core/codec/lzop-parallel.ts';
 import type { CommandContext } from '../context.ts';
 import type { Command } from './types.ts';
 import { takeMarker } from '../wal/marker.ts';
+import { warnNewerWalOnce } from '../wal/newer-format.ts';
 import type { PushOptions } from '../wal/push.ts';
 
 /** `gcwal wal-push <path>`: archive_command. */
@@ -22,6 +23,9 @@ repository without gcwal.json (never created with gcwal repo-create, or a
 wrong GCWAL_REPO) exits 13 with nothing written. Pushing the
 same content again exits 0; different content under an existing name exits 5
 and nothing is overwritten.
+A segment from a PostgreSQL newer than this gcwal knows is archived when its
+header is consistent with its name and the repository, with a warning given
+once per pg_wal (noted in pg_wal/.gcwal-newer-wal-<magic>).
 
 When PostgreSQL has fallen behind (further segments marked ready in
 pg_wal/archive_status), up to 8 of them are archived in the same run and
@@ -78,6 +82,7 @@ async function pushWithHelper(ctx: CommandContext, filePath: string, lzopHelper:
     lzopHelper,
   };
   const result = await pushWalFile(storage, filePath, options);
+  if (result.newerWalMagic !== undefined) await warnNewerWalOnce(walDir, result.newerWalMagic, (message) => ctx.log.warn(message));
   const fields = { key: result.key, rawBytes: result.rawSize, storedBytes: result.storedSize, helperBlocks: result.helperBlocks, ms: Date.now() - started };
   if (result.status === 'archived') ctx.log.debug(`archived ${name}`, fields);
   else ctx.log.info(`${name} was already archived with identical content`, fields);

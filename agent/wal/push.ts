@@ -58,6 +58,8 @@ export interface PushResult {
   storedSize: number;
   /** lzop blocks the helper thread compressed (see PushOptions.lzopHelper); 0 without one */
   helperBlocks?: number;
+  /** a segment's page magic when it is newer than this gcwal knows (archived all the same: warn) */
+  newerWalMagic?: number;
 }
 
 /**
@@ -93,7 +95,8 @@ export async function pushWalFile(storage: Storage, filePath: string, options: P
     const cluster = checkLocalFile(name, kind, source);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await pushOnce(storage, name, cluster, source, options, attempt === 0 ? identityRead : undefined);
+        const result = await pushOnce(storage, name, cluster, source, options, attempt === 0 ? identityRead : undefined);
+        return cluster?.newerWalMagic === undefined ? result : { ...result, newerWalMagic: cluster.newerWalMagic };
       } catch (err) {
         if (!(err instanceof StorageError && err.transient) || attempt >= (options.retries ?? 0) || options.signal?.aborted) throw err;
         options.onRetry?.(attempt + 1, err);
@@ -106,16 +109,17 @@ export async function pushWalFile(storage: Storage, filePath: string, options: P
 }
 
 /** A segment's cluster, from its header; undefined for history and .backup files, which carry none. */
-type SegmentCluster = { systemIdentifier: string; walSegmentSize: number } | undefined;
+type SegmentCluster = { systemIdentifier: string; walSegmentSize: number; newerWalMagic?: number } | undefined;
 
 /** The checks that need only the file: header against name, size against header. */
 function checkLocalFile(name: string, kind: WalFileName, source: WalSource): SegmentCluster {
   if (kind.kind !== 'segment' && kind.kind !== 'partial') return undefined;
-  const checked = checkSegmentHeader(parseLongPageHeader(source.head), kind.kind === 'segment' ? name : kind.segmentName);
+  const header = parseLongPageHeader(source.head);
+  const checked = checkSegmentHeader(header, kind.kind === 'segment' ? name : kind.segmentName);
   if (source.size !== checked.segmentSize) {
     throw new InvalidInputError(`${name} is ${source.size} bytes but its header says segments are ${checked.segmentSize} bytes`, 'the file is truncated or not a WAL segment; do not archive it');
   }
-  return { systemIdentifier: checked.systemIdentifier, walSegmentSize: checked.segmentSize };
+  return { systemIdentifier: checked.systemIdentifier, walSegmentSize: checked.segmentSize, ...(checked.newerWalMagic ? { newerWalMagic: header.magic } : {}) };
 }
 
 /** One attempt; `identityRead` is a read of the repository's identity already under way (first attempt only). */

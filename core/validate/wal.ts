@@ -7,7 +7,7 @@ import { verifyingStream } from '../checksum/verify.ts';
 import { Meta, walFileNameFromKey } from '../layout.ts';
 import { recordedRawChecksum } from '../storage/decode.ts';
 import type { ObjectInfo, Storage } from '../storage/types.ts';
-import { checkSegmentHeader, LONG_PAGE_HEADER_SIZE, parseLongPageHeader } from '../wal/header.ts';
+import { checkSegmentHeader, LONG_PAGE_HEADER_SIZE, newerWalMagicWarning, parseLongPageHeader } from '../wal/header.ts';
 import { classifyWalFileName, type WalFileName } from '../wal/name.ts';
 import { failed, HeadSink, openDecodedObject, resultOfError } from './decode.ts';
 import type { ValidateOptions, ValidationResult, WalExpectations } from './types.ts';
@@ -27,7 +27,8 @@ export const WAL_TEXT_LIMIT = 4 * 1024 * 1024;
  * and the decoded ones the raw size and CRC32C in its metadata. Then, by
  * kind:
  * - segment or `.partial`: the long page header (kept alone, the rest is
- *   not held) must be that of PostgreSQL 10 to 17, name this segment's start
+ *   not held) must be that of PostgreSQL 10 to 18 or of a later release
+ *   (then `details.warning` says so and the checks below decide), name this segment's start
  *   as its page address, a timeline not after the name's, a segment size
  *   equal to the object's size and to `expect.walSegmentSize`, and the system
  *   identifier of `expect.systemIdentifier` and of the object's metadata; so
@@ -88,8 +89,9 @@ function checkContent(info: ObjectInfo, kind: WalFileName, name: string, head: B
       return { details: checkBackupHistoryText(decodeText(head, name), kind, name, expect.walSegmentSize) };
     case 'segment':
     case 'partial': {
-      const segment = checkSegmentHeader(parseLongPageHeader(head, name), name);
-      const details = {
+      const header = parseLongPageHeader(head, name);
+      const segment = checkSegmentHeader(header, name);
+      const details: Record<string, unknown> = {
         kind: kind.kind,
         timeline: segment.timeline,
         headerTimeline: segment.headerTimeline,
@@ -98,6 +100,7 @@ function checkContent(info: ObjectInfo, kind: WalFileName, name: string, head: B
         walBlockSize: segment.blockSize,
         pgMajor: segment.pgMajor,
       };
+      if (segment.newerWalMagic) details.warning = newerWalMagicWarning(header.magic);
       if (rawSize !== segment.segmentSize) {
         return { problem: `${name} is ${rawSize} bytes, but its header says segments are ${segment.segmentSize} bytes`, details };
       }

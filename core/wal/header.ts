@@ -40,7 +40,26 @@ const MAJOR_BY_MAGIC: ReadonlyMap<number, number> = new Map([
   [0xd110, 15],
   [0xd113, 16],
   [0xd116, 17],
+  [0xd118, 18],
 ]);
+
+/** The newest magic in MAJOR_BY_MAGIC. */
+export const NEWEST_KNOWN_WAL_MAGIC = 0xd118;
+/** The major version that writes NEWEST_KNOWN_WAL_MAGIC. */
+export const NEWEST_KNOWN_PG_MAJOR = 18;
+// A release bumps the magic by a few steps, so a value this far past the
+// newest known one is a later release for decades; beyond it, not WAL.
+const NEWER_MAGIC_SPAN = 0x100;
+
+/**
+ * Whether `magic` is past the newest this gcwal knows (a later PostgreSQL):
+ * its long page header has kept the same layout since 9.x, so such a segment
+ * can still be checked and archived. An unknown magic below the newest is
+ * never a release and stays unknown.
+ */
+export function isNewerWalMagic(magic: number): boolean {
+  return magic > NEWEST_KNOWN_WAL_MAGIC && magic < NEWEST_KNOWN_WAL_MAGIC + NEWER_MAGIC_SPAN;
+}
 
 /** The fields of a segment's long page header, as read. */
 export interface LongPageHeader {
@@ -102,7 +121,15 @@ export function parseLongPageHeader(buf: Buffer, what = 'file'): LongPageHeader 
   };
 }
 
-/** The PostgreSQL major version (10 to 17) that writes WAL with this page magic, or undefined. */
+/**
+ * The warning for a segment whose magic is newer than this gcwal knows (one
+ * line): what was checked, and that gcwal should be upgraded.
+ */
+export function newerWalMagicWarning(magic: number): string {
+  return `WAL page magic ${hex(magic, 4)} is newer than PostgreSQL ${NEWEST_KNOWN_PG_MAJOR}'s, the newest this gcwal knows; its segments are archived because their system identifier, segment size and page size check out, but upgrade gcwal to a release that supports this PostgreSQL`;
+}
+
+/** The PostgreSQL major version (10 to 18) that writes WAL with this page magic, or undefined. */
 export function pgMajorOfWalMagic(magic: number): number | undefined {
   return MAJOR_BY_MAGIC.get(magic);
 }
@@ -118,8 +145,10 @@ export interface SegmentIdentity {
   blockSize: number;
   /** decimal string */
   systemIdentifier: string;
-  /** PostgreSQL major version that wrote the segment */
-  pgMajor: number;
+  /** PostgreSQL major version that wrote the segment; undefined for a release newer than this gcwal knows */
+  pgMajor: number | undefined;
+  /** set when the magic is newer than any this gcwal knows (see isNewerWalMagic): warn, the segment is still WAL */
+  newerWalMagic?: true;
 }
 
 // PostgreSQL's configure accepts WAL page sizes of 1 to 64 kB, powers of two.
@@ -136,7 +165,10 @@ function hex(n: number, digits: number): string {
  * name, or a segment name with `.partial`), as PostgreSQL's WAL reader would.
  * Throws InvalidInputError with a one-line message and a hint when:
  * - the name is not a segment or partial segment name;
- * - the magic is not that of PostgreSQL 10 to 17;
+ * - the magic is not that of PostgreSQL 10 to 18, nor newer than 18's
+ *   (isNewerWalMagic: then pgMajor is undefined and newerWalMagic set, and
+ *   every check below still applies but the flags one, since a later
+ *   release may define more flags);
  * - xlp_info has bits PostgreSQL does not define;
  * - the segment size is not a power of two from 1 MiB to 1 GiB, or the WAL
  *   page size not one from 1 to 64 kB;
@@ -156,11 +188,12 @@ export function checkSegmentHeader(header: LongPageHeader, fileName: string): Se
   }
   const segmentName = kind.kind === 'segment' ? kind.name : kind.segmentName;
   const pgMajor = pgMajorOfWalMagic(header.magic);
-  if (pgMajor === undefined) {
-    throw new InvalidInputError(`${fileName} has unknown WAL page magic ${hex(header.magic, 4)}`, 'gcwal reads WAL from PostgreSQL 10 to 17; check the file is a WAL segment from a supported server');
+  const newer = pgMajor === undefined && isNewerWalMagic(header.magic);
+  if (pgMajor === undefined && !newer) {
+    throw new InvalidInputError(`${fileName} has unknown WAL page magic ${hex(header.magic, 4)}`, `gcwal reads WAL from PostgreSQL 10 to ${NEWEST_KNOWN_PG_MAJOR} and later; check the file is a WAL segment from a supported server`);
   }
   const damaged = 'the file is damaged or is not WAL; check it came from pg_wal';
-  if (header.info & ~XLP_ALL_FLAGS) throw new InvalidInputError(`${fileName} has undefined page header flags ${hex(header.info, 4)}`, damaged);
+  if (!newer && header.info & ~XLP_ALL_FLAGS) throw new InvalidInputError(`${fileName} has undefined page header flags ${hex(header.info, 4)}`, damaged);
   if (!isValidSegmentSize(header.segmentSize)) throw new InvalidInputError(`${fileName} header gives invalid segment size ${header.segmentSize}`, damaged);
   if (!isValidBlockSize(header.blockSize)) throw new InvalidInputError(`${fileName} header gives invalid WAL page size ${header.blockSize}`, damaged);
   const { timeline, segNo } = parseWalSegmentName(segmentName, header.segmentSize);
@@ -177,5 +210,7 @@ export function checkSegmentHeader(header: LongPageHeader, fileName: string): Se
       'a segment can carry an earlier timeline than its name, never a later one; check the file was not renamed',
     );
   }
-  return { timeline, headerTimeline: header.timeline, segNo, segmentSize: header.segmentSize, blockSize: header.blockSize, systemIdentifier: header.systemIdentifier, pgMajor };
+  const identity: SegmentIdentity = { timeline, headerTimeline: header.timeline, segNo, segmentSize: header.segmentSize, blockSize: header.blockSize, systemIdentifier: header.systemIdentifier, pgMajor };
+  if (newer) identity.newerWalMagic = true;
+  return identity;
 }
