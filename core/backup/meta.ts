@@ -187,8 +187,9 @@ export function parseBackupMeta(text: string, key: string): BackupMeta {
     const problem = tablespaceLocationProblem(location);
     if (problem) throw t.bad('location', `is ${quoteForMessage(location)}, which ${problem}`);
   });
-  const label = f.string('backupLabel', 64 * 1024);
-  if (!label.split('\n').includes(`START WAL LOCATION: ${f.raw('startLsn')} (file ${f.raw('startWalSegment')})`)) {
+  // Compared as numbers: PostgreSQL 18 prints LSNs zero-padded (0/04000028).
+  const start = /^START WAL LOCATION: ([0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}) \(file ([0-9A-F]{24})\)$/m.exec(f.string('backupLabel', 64 * 1024));
+  if (!start || parseLsn(start[1]) !== startLsn || start[2] !== f.raw('startWalSegment')) {
     throw f.bad('backupLabel', `does not start at startLsn ${f.raw('startLsn')} in ${f.raw('startWalSegment')}`);
   }
   f.string('tablespaceMap', 1024 * 1024);

@@ -91,6 +91,11 @@ for (const [what, change, message] of damaged) {
   });
 }
 
+test('a backup label printing its start lsn zero-padded, as PostgreSQL 18 does, matches the start lsn', (t) => {
+  const m = { ...valid(), backupLabel: 'START WAL LOCATION: 0/04000028 (file 000000010000000000000004)\n' };
+  t.deepEqual(parse(m), m);
+});
+
 test('backup metadata in the folder of another backup is refused, with a hint to move it back', (t) => {
   const err = t.throws(() => parse(valid(), backupMetaKey('base_000000010000000000000009')), { instanceOf: CorruptObjectError });
   t.is(err!.message, 'backup metadata backups/base_000000010000000000000009/backup.json: name is base_000000010000000000000004, but the object is in the folder of "base_000000010000000000000009"');
