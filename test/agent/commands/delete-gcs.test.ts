@@ -7,10 +7,10 @@
 import test from 'ava';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
 import type { DeleteReport } from '../../../agent/retention/report.ts';
-import { CATALOGUE_KEY } from '../../../core/layout.ts';
+import { CATALOGUE_KEY, REPOSITORY_KEY } from '../../../core/layout.ts';
 import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
 import { runGcwal } from '../../helpers/run.ts';
-import { cataloguedRepository } from './catalogued-repository.ts';
+import { cataloguedRepository, SEG } from './catalogued-repository.ts';
 
 const PREFIX = 'clusters/prune';
 let agent: InstalledAgent;
@@ -52,6 +52,8 @@ test('without storage.objects.delete, delete --confirm exits 8 with a hint to us
     const resource = await writeObject(`${PREFIX}/${key}`, Buffer.from(body));
     return { generation: resource.generation, size: Number(resource.size) };
   };
+  // The repository's identity, as gcwal repo-create writes it: without one, delete exits 13.
+  await put(REPOSITORY_KEY, JSON.stringify({ format: 1, systemIdentifier: '7300000000000000001', walSegmentSize: SEG, created: new Date().toISOString() }));
   const catalogue = await cataloguedRepository(put);
   await put(CATALOGUE_KEY, JSON.stringify(catalogue));
   const names = () => listNames(`${PREFIX}/`);
