@@ -20,6 +20,8 @@ import { handleUploadPost } from './uploads.ts';
 export interface RequestCounters {
   requests: number;
   faults: number;
+  /** faults injected by kind (a status fault by its status) */
+  faultKinds: Record<string, number>;
 }
 
 /** What the request handler needs besides the request. */
@@ -114,6 +116,8 @@ export async function dispatch(state: DispatchState, req: IncomingMessage, res: 
     if (injector?.latencyMs) await sleep(injector.latencyMs, undefined, { signal: state.closing });
     if (fault) {
       state.counters.faults++;
+      const kind = fault.kind === 'status' ? String(fault.status) : fault.kind;
+      state.counters.faultKinds[kind] = (state.counters.faultKinds[kind] ?? 0) + 1;
       if (fault.kind === 'slow') {
         await sleep(fault.ms, undefined, { signal: state.closing });
         fault = undefined;

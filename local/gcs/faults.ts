@@ -7,11 +7,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
+/** What can be done to a request: a status, a connection reset in an upload or a download, a byte flipped in an upload, its answer lost, a delay. */
+export type FaultKind = '429' | '503' | 'reset-upload' | 'reset-download' | 'corrupt-upload' | 'lose-answer' | 'slow';
+
 /** See GcsEmulatorOptions / GcsEmulator.setFaults in server.ts. */
 export interface FaultPlan {
   /** 0..1: probability a matching request is faulted */
   rate: number;
-  kinds: ('429' | '503' | 'reset-upload' | 'reset-download' | 'corrupt-upload' | 'lose-answer' | 'slow')[];
+  kinds: FaultKind[];
   /** delay for `slow` (default 2000 ms) */
   slowMs?: number;
   /** deterministic sequence when given */
@@ -20,8 +23,12 @@ export interface FaultPlan {
   burst?: { status: 429 | 503; count: number };
   /** every request, faulted or not, is handled this much later, as by a distant endpoint */
   latencyMs?: number;
-  /** which requests may be faulted: method and request target (path and query as sent); default all */
-  match?: (method: string, path: string) => boolean;
+  /**
+   * Which requests may be faulted: method and request target (path and
+   * query as sent); default all. A kind instead of `true` injects exactly
+   * that fault into the request when it applies, whatever `rate` says.
+   */
+  match?: (method: string, path: string) => boolean | FaultKind;
 }
 
 /** What to do to one request. */
@@ -76,18 +83,22 @@ export class FaultInjector {
 
   /** The fault for this request, or undefined to handle it normally. */
   decide(target: FaultTarget): Fault | undefined {
-    if (this.plan.match && !this.plan.match(target.method, target.path)) return undefined;
+    const verdict = this.plan.match ? this.plan.match(target.method, target.path) : true;
+    if (verdict === false) return undefined;
+    const applies = (kind: FaultKind) => ((kind !== 'reset-upload' && kind !== 'corrupt-upload' && kind !== 'lose-answer') || target.uploadsBody) && (kind !== 'reset-download' || target.downloads);
+    if (verdict !== true) return applies(verdict) ? this.fault(verdict) : undefined;
     if (this.burstLeft > 0 && this.plan.burst) {
       this.burstLeft--;
       return { kind: 'status', status: this.plan.burst.status };
     }
     if (this.plan.rate <= 0 || this.plan.kinds.length === 0) return undefined;
     if (this.random() >= this.plan.rate) return undefined;
-    const applicable = this.plan.kinds.filter(
-      (kind) => ((kind !== 'reset-upload' && kind !== 'corrupt-upload' && kind !== 'lose-answer') || target.uploadsBody) && (kind !== 'reset-download' || target.downloads),
-    );
+    const applicable = this.plan.kinds.filter(applies);
     if (applicable.length === 0) return undefined;
-    const kind = applicable[Math.floor(this.random() * applicable.length)];
+    return this.fault(applicable[Math.floor(this.random() * applicable.length)]!);
+  }
+
+  private fault(kind: FaultKind): Fault {
     switch (kind) {
       case '429':
         return { kind: 'status', status: 429 };

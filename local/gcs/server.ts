@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import type { AccessControl } from '../auth/types.ts';
 import { createBucketRecord } from './buckets-api.ts';
 import type { Backend } from './context.ts';
-import { dispatch, type DispatchState } from './dispatch.ts';
+import { dispatch, type DispatchState, type RequestCounters } from './dispatch.ts';
 import { EventDispatcher, type EventCounters, type EventTarget } from './events.ts';
 import { FaultInjector, type FaultPlan } from './faults.ts';
 import { Sessions } from './sessions.ts';
@@ -50,7 +50,7 @@ export interface GcsEmulator {
   setFaults(plan: FaultPlan | undefined): void;
   /** replace the event targets */
   setEvents(targets: EventTarget[]): void;
-  stats(): { requests: number; faults: number; eventsDelivered: number; eventsFailed: number };
+  stats(): { requests: number; faults: number; faultKinds: Record<string, number>; eventsDelivered: number; eventsFailed: number };
   /** stop listening, destroy open connections, drop undelivered events; resolves when closed */
   close(): Promise<void>;
 }
@@ -90,7 +90,7 @@ function configure(server: Server): Server {
 /** Start an emulator as `options` say; resolves once it is listening. */
 export async function startGcsEmulator(options: GcsEmulatorOptions): Promise<GcsEmulator> {
   const store = await Store.open(options.dir);
-  const counters = { requests: 0, faults: 0 };
+  const counters: RequestCounters = { requests: 0, faults: 0, faultKinds: {} };
   const eventCounters: EventCounters = { eventsDelivered: 0, eventsFailed: 0 };
   const events = new EventDispatcher(options.events ?? [], eventCounters);
   const backend: Backend = { store, sessions: new Sessions(), events, access: options.access, eventsBaseUrl: '' };
@@ -136,7 +136,7 @@ export async function startGcsEmulator(options: GcsEmulatorOptions): Promise<Gcs
         events.setTargets(targets);
       },
       stats() {
-        return { ...counters, ...eventCounters };
+        return { ...counters, faultKinds: { ...counters.faultKinds }, ...eventCounters };
       },
       close() {
         closing.abort();
