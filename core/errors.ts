@@ -60,7 +60,7 @@ export class NotFoundError extends GcwalError {
  */
 export class RepositoryMissingError extends GcwalError {
   constructor(url: string, detail = 'has no gcwal.json', options?: { cause?: unknown; hint?: string }) {
-    super('repo_missing', `repository ${url} ${detail}`, options?.hint ?? 'check GCWAL_REPO; if this is a new repository, create it once with gcwal repo-create (with the same PGHOST/PGPORT settings as backup-push)', ExitCode.repoMissing, options);
+    super('repo_missing', `repository ${url} ${detail}`, options?.hint ?? 'check GCWAL_REPO and that its volume is mounted; only if this is a new repository, create it once with gcwal repo-create (with the same PGHOST/PGPORT settings as backup-push)', ExitCode.repoMissing, options);
   }
 }
 
