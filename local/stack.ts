@@ -13,6 +13,7 @@ import { UsageError } from '../core/errors.ts';
 import { TokenAuthority } from './auth/authority.ts';
 import type { Role } from './auth/iam.ts';
 import type { EventTarget } from './gcs/events.ts';
+import { RATE_LIMIT_ENV, rateLimitFromEnv } from './gcs/rate-limit.ts';
 import { startGcsEmulator, type GcsEmulator } from './gcs/server.ts';
 import { startMetadataServer, type MetadataServer } from './metadata/server.ts';
 import { pipelineSettings, startPipeline, type LocalPipeline, type PipelineOptions } from './pipeline.ts';
@@ -39,6 +40,12 @@ export interface LocalStackOptions {
   events?: EventTarget[];
   /** also run the pipeline (Pub/Sub emulator and the four functions); `{}` for its defaults */
   pipeline?: PipelineOptions;
+  /**
+   * The emulator's least milliseconds between two mutations of one object
+   * (Cloud Storage allows about one a second); `false` turns it off. Default:
+   * GCWAL_GCS_OBJECT_RATE_LIMIT_MS when set, else one second.
+   */
+  objectRateLimitMs?: number | false;
 }
 
 /** A running local stack. */
@@ -103,7 +110,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     for (const role of options.agentRoles ?? AGENT_ROLES) authority.grant(agentIdentity, role, bucket);
     authority.grant(adminIdentity, 'roles/storage.admin');
 
-    const emulator = await startGcsEmulator({ dir, https: options.https ?? false, access: authority, events: options.events ?? [] });
+    const objectRateLimitMs = options.objectRateLimitMs ?? rateLimitFromEnv(process.env[RATE_LIMIT_ENV]);
+    const emulator = await startGcsEmulator({ dir, https: options.https ?? false, access: authority, events: options.events ?? [], objectRateLimitMs });
     cleanups.push(() => emulator.close());
     await emulator.createBucket(bucket, options.retentionPeriodSeconds === undefined ? {} : { retentionPeriodSeconds: options.retentionPeriodSeconds });
 

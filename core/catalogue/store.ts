@@ -114,7 +114,9 @@ function parseCatalogue(text: string, location: string): Catalogue {
  * generation read (create-only when there was none); when another writer got
  * there first (PreconditionFailedError, AlreadyExistsError), wait a jittered
  * backoff and start over, up to `maxAttempts` times, then throw a transient
- * StorageError. A change that alters nothing (same JSON, `updated` aside)
+ * StorageError. A transient StorageError on the write (Cloud Storage's 429
+ * when the object is written more than about once a second, a 503) is
+ * retried the same way. A change that alters nothing (same JSON, `updated` aside)
  * writes nothing and returns the live generation. `updated` is set to `now()`.
  *
  * `change` gets its own copy, so it may modify it or return a new object. It
@@ -150,7 +152,10 @@ export async function updateCatalogue(storage: Storage, change: CatalogueChange,
       });
       return { catalogue: next, generation: info.generation, previous, written: true };
     } catch (err) {
-      if (!(err instanceof PreconditionFailedError) && !(err instanceof AlreadyExistsError)) throw err;
+      // A transient failure (Cloud Storage's 429 for more than about one
+      // write a second to the object, a 503) is retried like a lost race.
+      const transient = err instanceof StorageError && err.transient;
+      if (!(err instanceof PreconditionFailedError) && !(err instanceof AlreadyExistsError) && !transient) throw err;
       lastConflict = err;
     }
   }

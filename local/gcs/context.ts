@@ -9,6 +9,7 @@ import type { AccessControl, Permission } from '../auth/types.ts';
 import { ApiError } from './errors.ts';
 import type { EventDispatcher } from './events.ts';
 import type { Fault } from './faults.ts';
+import type { MutationRateLimiter } from './rate-limit.ts';
 import { ROUTE_TABLE, type Route } from './router.ts';
 import type { Store } from './store.ts';
 import type { Sessions } from './sessions.ts';
@@ -21,6 +22,8 @@ export interface Backend {
   access: AccessControl | undefined;
   /** base URL used in event payloads (the plain-HTTP URL) */
   eventsBaseUrl: string;
+  /** one mutation per object name per interval (429 beyond); undefined = unlimited */
+  rateLimit?: MutationRateLimiter;
 }
 
 /** One request being handled. */

@@ -61,6 +61,7 @@ export async function finalizeObject(backend: Backend, pending: PendingObject): 
       if (!bucket) throw bucketNotFound(pending.bucket);
       const current = store.get(pending.bucket, pending.name);
       checkPreconditions(pending.preconditions, current);
+      backend.rateLimit?.check(pending.bucket, pending.name);
       if (current) {
         authorizeIdentity(backend.access, pending.identity, 'storage.objects.delete', pending.bucket);
         checkRetention(bucket, current);
@@ -86,6 +87,7 @@ export async function finalizeObject(backend: Backend, pending: PendingObject): 
       const expires = retentionExpiration(bucket, now);
       if (expires) record.retentionExpirationTime = expires;
       const previous = await store.commit(record, pending.tempFile);
+      backend.rateLimit?.record(pending.bucket, pending.name);
       return { record, previous };
     });
     const time = record.timeCreated;

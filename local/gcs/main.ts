@@ -2,9 +2,12 @@
  * Run the GCS emulator on its own for manual poking:
  *   node --import=tsx local/gcs/main.ts --dir D [--port P] [--https] [--https-port P] [--bucket NAME]...
  * Prints the URLs (and the certificate path with --https), then serves until
- * SIGINT or SIGTERM. Auth is not enforced.
+ * SIGINT or SIGTERM. Auth is not enforced. One mutation per object name per
+ * second, as on Google, unless GCWAL_GCS_OBJECT_RATE_LIMIT_MS says otherwise
+ * (`off`, or milliseconds).
  */
 import { parseArgs } from 'node:util';
+import { RATE_LIMIT_ENV, rateLimitFromEnv } from './rate-limit.ts';
 import { startGcsEmulator } from './server.ts';
 
 async function main(argv: string[]): Promise<void> {
@@ -27,6 +30,7 @@ async function main(argv: string[]): Promise<void> {
     dir: values.dir,
     port,
     https: values.https || values['https-port'] !== undefined ? { port: httpsPort } : undefined,
+    objectRateLimitMs: rateLimitFromEnv(process.env[RATE_LIMIT_ENV]),
   });
   for (const bucket of values.bucket ?? []) await emulator.createBucket(bucket);
   console.log(`gcs emulator listening on ${emulator.url}`);

@@ -62,6 +62,7 @@ export async function patchObject(ctx: RequestContext, bucket: string, name: str
   const record = await store.lock(bucket, name, async () => {
     const live = current(ctx, bucket, name);
     checkPreconditions(preconditions, live);
+    ctx.backend.rateLimit?.check(bucket, name);
     let patch = body;
     if (replace && typeof body === 'object' && body !== null) {
       const full: Record<string, unknown> = { metadata: null };
@@ -79,6 +80,7 @@ export async function patchObject(ctx: RequestContext, bucket: string, name: str
     next.updated = new Date().toISOString();
     if (next.metadata && Object.keys(next.metadata).length === 0) delete next.metadata;
     await store.updateObject(next);
+    ctx.backend.rateLimit?.record(bucket, name);
     return next;
   });
   sendJson(ctx.res, objectResource(record, ctx.baseUrl));
@@ -94,7 +96,9 @@ export async function deleteObject(ctx: RequestContext, bucket: string, name: st
     const live = current(ctx, bucket, name);
     checkPreconditions(preconditions, live);
     checkRetention(store.bucket(bucket)!, live);
+    ctx.backend.rateLimit?.check(bucket, name);
     await store.remove(live);
+    ctx.backend.rateLimit?.record(bucket, name);
     return live;
   });
   emitDeleted(ctx.backend, removed);

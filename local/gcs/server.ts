@@ -15,6 +15,7 @@ import type { Backend } from './context.ts';
 import { dispatch, type DispatchState, type RequestCounters } from './dispatch.ts';
 import { EventDispatcher, type EventCounters, type EventTarget } from './events.ts';
 import { FaultInjector, type FaultPlan } from './faults.ts';
+import { rateLimiterFor } from './rate-limit.ts';
 import { Sessions } from './sessions.ts';
 import { Store } from './store.ts';
 import { ensureCertificate } from './tls.ts';
@@ -34,6 +35,12 @@ export interface GcsEmulatorOptions {
   access?: AccessControl;
   /** where object events go */
   events?: EventTarget[];
+  /**
+   * Least milliseconds between two mutations of one object name, as Cloud
+   * Storage allows about one a second (429 `rateLimitExceeded` beyond).
+   * Default 1000; `false` or 0 turns the limit off.
+   */
+  objectRateLimitMs?: number | false;
 }
 
 /** A running emulator. */
@@ -93,7 +100,7 @@ export async function startGcsEmulator(options: GcsEmulatorOptions): Promise<Gcs
   const counters: RequestCounters = { requests: 0, faults: 0, faultKinds: {} };
   const eventCounters: EventCounters = { eventsDelivered: 0, eventsFailed: 0 };
   const events = new EventDispatcher(options.events ?? [], eventCounters);
-  const backend: Backend = { store, sessions: new Sessions(), events, access: options.access, eventsBaseUrl: '' };
+  const backend: Backend = { store, sessions: new Sessions(), events, access: options.access, eventsBaseUrl: '', rateLimit: rateLimiterFor(options.objectRateLimitMs) };
   let injector: FaultInjector | undefined;
   const closing = new AbortController();
   const state: DispatchState = { backend, counters, faults: () => injector, closing: closing.signal };

@@ -23,7 +23,8 @@ let counter = 0;
 const dirs: string[] = [];
 
 test.before(async () => {
-  stack = await startLocalStack({ agentRoles: ['roles/storage.objectAdmin'] });
+  // A short per-object interval: concurrent writers meet 429 rateLimitExceeded as they would on Google, without the test taking a second per write.
+  stack = await startLocalStack({ agentRoles: ['roles/storage.objectAdmin'], objectRateLimitMs: 100 });
   adoptStackEnv(stack);
 });
 test.after.always(async () => {
@@ -269,4 +270,14 @@ test.serial('gcs: a repository that keeps failing fails the read instead of read
   t.is((err as { code?: string }).code, 'storage');
   const update = await t.throwsAsync(updateCatalogue(s, addWal(segment(1)), { now }));
   t.is((update as { code?: string }).code, 'storage');
+});
+
+test('gcs: an update refused with 429 for the object\'s write rate waits and lands, even when the driver does not retry', async (t) => {
+  const storage = new GcsStorage(`gs://${stack.bucket}/catalogue-${++counter}`, { endpoint: stack.emulator.url, retries: 0 });
+  const first = await updateCatalogue(storage, addWal(segment(1)), { now });
+  // Within the emulator's interval of the first write: Cloud Storage answers 429 rateLimitExceeded.
+  const second = await updateCatalogue(storage, addWal(segment(2)), { now });
+  t.true(BigInt(second.generation) > BigInt(first.generation));
+  const { catalogue } = await readCatalogue(storage);
+  t.deepEqual(Object.keys(catalogue.wal).sort(), [segment(1), segment(2)]);
 });

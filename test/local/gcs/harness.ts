@@ -16,10 +16,15 @@ export interface TestEmulator {
   dir: string;
 }
 
-/** Start an emulator for one test; it is closed and its directory removed when the test ends. */
+/**
+ * Start an emulator for one test; it is closed and its directory removed when
+ * the test ends. The per-object rate limit is off unless `options` set
+ * `objectRateLimitMs` (undefined for the default): the wire tests rewrite one
+ * object in a row on purpose, and rate-limit.test.ts covers the limit.
+ */
 export async function startTestEmulator(t: ExecutionContext, options: Omit<GcsEmulatorOptions, 'dir'> = {}, dir?: string): Promise<TestEmulator> {
   const stateDir = dir ?? (await mkdtemp(path.join(tmpdir(), 'gcwal-gcs-')));
-  const emu = await startGcsEmulator({ ...options, dir: stateDir });
+  const emu = await startGcsEmulator({ objectRateLimitMs: false, ...options, dir: stateDir });
   t.teardown(async () => {
     await emu.close();
     if (!dir) await rm(stateDir, { recursive: true, force: true });
