@@ -1,7 +1,9 @@
 /**
  * A minimal client of the Cloud Storage JSON API over node:http/node:https,
- * for the three calls a WAL segment needs: object metadata, a (ranged)
- * download, and a one-request multipart upload. It exists for start-up
+ * for object metadata, a (ranged) download, a one-request multipart upload,
+ * and the requests of gcwal's resumable uploads (gcs-resumable.ts, through
+ * `exchange`): every call the gs:// driver makes but listings and deletes.
+ * It exists for start-up
  * time: @google-cloud/storage costs 120-170 ms to load and Node's fetch
  * another 25-40 ms on first use, paid by every archive_command call.
  *
@@ -132,7 +134,7 @@ export class GcsHttpClient {
   private readonly lib: typeof http | typeof https;
   private readonly agent: http.Agent;
   private readonly tokens: TokenSource;
-  /** retries of one request (GcsHttpOptions.retries); callers that resume on their own (gcs-pipelined.ts) use the same budget */
+  /** retries of one request (GcsHttpOptions.retries); callers that resume on their own (gcs-resumable.ts) use the same budget, per chunk */
   readonly retries: number;
   private readonly maxDelayMs: number;
   private readonly limiter: AdaptiveLimiter;
