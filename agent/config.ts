@@ -50,6 +50,12 @@ export interface Config {
   };
   /** backup-push: seconds to wait for the next WAL segment its backup needs to reach the repository */
   archiveTimeout: number;
+  /** wal-fetch's background prefetch during recovery (agent/wal/prefetcher.ts); depth 0 turns it off */
+  prefetch: {
+    depth: number;
+    concurrency: number;
+    spoolBytes: number;
+  };
   /** where the pipeline keeps its catalogue, when not in the repository (status, delete) */
   catalogueRepo: string | undefined;
   /** the retention policy `gcwal delete` plans with; each undefined when not set */
@@ -90,6 +96,9 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'PGPASSWORD', flag: 'pgpassword', kind: 'string', description: 'PostgreSQL password (libpq); the variable only, no flag; prefer ~/.pgpass (or the file PGPASSFILE names)', envOnly: { hint: 'set PGPASSWORD in the environment or, better, put the password in ~/.pgpass (or the file PGPASSFILE names), as for psql' } },
   { env: 'PGPASSFILE', flag: 'pgpassfile', kind: 'string', description: 'PostgreSQL password file (libpq; default ~/.pgpass, mode 0600)' },
   { env: 'GCWAL_ARCHIVE_TIMEOUT', flag: 'archive-timeout', kind: 'int', default: '60', min: 1, max: 86_400, description: 'backup-push: seconds to wait for the next WAL segment the backup needs to reach the repository before failing (the wait restarts whenever one arrives)' },
+  { env: 'GCWAL_PREFETCH', flag: 'prefetch', kind: 'int', default: '16', min: 0, max: 1024, description: 'wal-fetch during recovery: WAL segments after the one asked for that a background process fetches ahead into pg_wal/.gcwal-spool; 0 turns prefetch off' },
+  { env: 'GCWAL_PREFETCH_CONCURRENCY', flag: 'prefetch-concurrency', kind: 'int', default: '4', min: 1, max: 64, description: 'segments the prefetcher fetches in parallel' },
+  { env: 'GCWAL_PREFETCH_SPOOL_SIZE', flag: 'prefetch-spool-size', kind: 'size', default: '512MiB', min: 1024 * 1024, description: 'most bytes the prefetch spool holds on disk, fetches in flight included (accepts KiB, MiB, GiB)' },
   // The pipeline's settings, under the names functions/config.ts gives them, so one environment serves both.
   { env: 'GCWAL_CATALOGUE_REPO', flag: 'catalogue-repo', kind: 'string', description: 'where the pipeline keeps its catalogue, if not in the repository (status and delete read it)' },
   { env: 'GCWAL_RETAIN_FULL', flag: 'retain-full', kind: 'int', min: 1, max: 10_000, description: 'delete keeps the newest N full backups' },
@@ -140,6 +149,11 @@ export function parseConfig(
       passfile: v.PGPASSFILE as string | undefined,
     },
     archiveTimeout: v.GCWAL_ARCHIVE_TIMEOUT as number,
+    prefetch: {
+      depth: v.GCWAL_PREFETCH as number,
+      concurrency: v.GCWAL_PREFETCH_CONCURRENCY as number,
+      spoolBytes: v.GCWAL_PREFETCH_SPOOL_SIZE as number,
+    },
     catalogueRepo: v.GCWAL_CATALOGUE_REPO as string | undefined,
     retention: {
       retainFull: v.GCWAL_RETAIN_FULL as number | undefined,

@@ -1,6 +1,6 @@
 #!/bin/sh
 # gcwal launcher: runs the bundled CLI (gcwal.mjs) with Node, except for the
-# one call it can answer without Node.
+# two calls it can answer without Node (agent/wal/README.md describes both).
 #
 # PostgreSQL's archiver starts `gcwal wal-push pg_wal/<segment>` once per
 # segment. When an earlier wal-push has archived that segment ahead (see
@@ -64,6 +64,45 @@ gcwal_pushed_ahead() {
   gcwal_id=$(LC_ALL=C stat -L -c '%d %i %s %.9Y' -- "$1" 2>/dev/null) || return 1
   [ "x$gcwal_line" = "xgcwal-marker 1 $gcwal_name $gcwal_id $GCWAL_REPO" ]
 }
+
+# Succeeds, having renamed the segment into place, only when the prefetch
+# spool (agent/wal/spool-entry.ts) holds the segment $1 for this repository
+# ($GCWAL_REPO) and this restore (the data directory's PG_VERSION, in the
+# current directory, where PostgreSQL runs restore_command), as it was
+# written: same device, inode, size and modification time. $2 is %p,
+# pg_wal/<file>. A segment the check refuses is left for Node, which
+# checks it again (its CRC32C too) and removes it.
+gcwal_spooled() {
+  # Full segment names only: never a .history, .partial or .backup file.
+  [ "${#1}" -eq 24 ] || return 1
+  case $1 in *[!0-9A-F]*) return 1 ;; esac
+  case $2 in pg_wal/?*) ;; *) return 1 ;; esac
+  case ${2#pg_wal/} in */* | .*) return 1 ;; esac
+  case $GCWAL_REPO in *'
+'*) return 1 ;; esac
+  gcwal_spool_file=pg_wal/.gcwal-spool/$1
+  [ -f "$gcwal_spool_file.entry" ] && [ -r "$gcwal_spool_file.entry" ] && [ -f "$gcwal_spool_file" ] && [ -f PG_VERSION ] || return 1
+  IFS= read -r gcwal_line 2>/dev/null <"$gcwal_spool_file.entry" || return 1
+  gcwal_id=$(LC_ALL=C stat -L -c '%d %i %s %.9Y' -- "$gcwal_spool_file" PG_VERSION 2>/dev/null) || return 1
+  # Two lines, the spooled file's then PG_VERSION's.
+  gcwal_nl='
+'
+  case $gcwal_id in *"$gcwal_nl"*) ;; *) return 1 ;; esac
+  [ "x$gcwal_line" = "xgcwal-spool 1 $1 ${gcwal_id%%"$gcwal_nl"*} ${gcwal_id#*"$gcwal_nl"} $GCWAL_REPO" ] || return 1
+  # A rename within pg_wal: PostgreSQL sees the whole segment or none.
+  mv -f -- "$gcwal_spool_file" "$2" 2>/dev/null
+}
+
+# Exactly `gcwal wal-fetch <segment> pg_wal/<file>` (restore_command) with
+# the repository in the environment, prefetch on and not verbose: a
+# prefetched segment is a rename. Anything else goes to Node, which fetches.
+if [ "$#" -eq 3 ] && [ "$1" = wal-fetch ] && [ -n "${GCWAL_REPO-}" ]; then
+  case ${GCWAL_VERBOSE-}/${GCWAL_PREFETCH-} in
+    '/' | '/'[1-9]* | 0/ | 0/[1-9]* | [Ff][Aa][Ll][Ss][Ee]/ | [Ff][Aa][Ll][Ss][Ee]/[1-9]* | [Nn][Oo]/ | [Nn][Oo]/[1-9]* | [Oo][Ff][Ff]/ | [Oo][Ff][Ff]/[1-9]*)
+      if gcwal_spooled "$2" "$3"; then exit 0; fi
+      ;;
+  esac
+fi
 
 # Exactly `gcwal wal-push <path>` with the repository in the environment and
 # not verbose (a verbose run logs what it did, so Node answers it).

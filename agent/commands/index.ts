@@ -8,6 +8,7 @@ export const COMMANDS: CommandTable = {
   'repo-create': { summary: 'create the repository for this cluster (once, before archiving)', load: async () => (await import('./repo-create.ts')).repoCreate },
   'wal-push': { summary: 'archive one WAL file (archive_command)', load: async () => (await import('./wal-push.ts')).walPush },
   'wal-fetch': { summary: 'restore one WAL file (restore_command)', load: async () => (await import('./wal-fetch.ts')).walFetch },
+  'wal-prefetch': { summary: 'the background WAL prefetcher wal-fetch starts during recovery (internal)', load: async () => (await import('./wal-prefetch.ts')).walPrefetch },
   'backup-push': { summary: 'take a base backup of a running cluster', load: async () => (await import('./backup-push.ts')).backupPush },
   'backup-fetch': { summary: 'restore a base backup and set up point-in-time recovery', load: async () => (await import('./backup-fetch.ts')).backupFetch },
   local: { summary: 'run a local GCS emulator and metadata server for development', load: async () => (await import('./local.ts')).local },

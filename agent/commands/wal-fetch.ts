@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { ExitCode } from '../../core/errors.ts';
 import { fetchWalFile } from '../wal/fetch.ts';
+import { prefetchScope, requestPrefetch, serveFromSpool } from '../wal/prefetch-serve.ts';
 import type { Command } from './types.ts';
 
 /**
@@ -26,12 +27,34 @@ malformed, an unreadable GCWAL_GCS_CA_FILE, a malformed GCWAL_* value), a
 repository without gcwal.json, a missing bundle and an internal error. Fix
 the cause and start PostgreSQL again: recovery resumes. On a standby
 (standby.signal present), and outside a data directory, a failure exits with
-its own code (below 126), so a standby keeps retrying.`,
+its own code (below 126), so a standby keeps retrying.
+
+During recovery (run by PostgreSQL in its data directory with %p in
+pg_wal), a segment request also starts one background process that fetches
+the next GCWAL_PREFETCH segments of the same timeline (GCWAL_PREFETCH_CONCURRENCY
+at once, at most GCWAL_PREFETCH_SPOOL_SIZE on disk), verified, into
+pg_wal/.gcwal-spool/; a later call for one of them is a rename, answered by
+the launcher without starting Node. A spooled file counts only for the same
+repository and the same restore (the data directory's PG_VERSION), and only
+while its size and CRC32C are intact; .history, .partial and .backup files
+are always fetched. A prefetch that failed is never served: the call fetches
+the segment itself and reports its own outcome. The spool is removed when
+recovery ends, the postmaster stops, or no call came for a minute.`,
   options: {},
   positionals: 2,
   async run(ctx, [name, dest]) {
+    const destPath = path.resolve(ctx.cwd, dest);
+    const scope = await prefetchScope(ctx.config, ctx.cwd, name, destPath);
+    if (scope) {
+      const served = await serveFromSpool(scope, name, destPath, ctx.log);
+      await requestPrefetch(scope, name, ctx.env, ctx.log);
+      if (served) {
+        ctx.log.debug(`restored ${name} from the prefetch spool`);
+        return ExitCode.ok;
+      }
+    }
     const storage = await ctx.storage();
-    const result = await fetchWalFile(storage, name, path.resolve(ctx.cwd, dest), { retries: ctx.config.retries, log: ctx.log, signal: ctx.signal });
+    const result = await fetchWalFile(storage, name, destPath, { retries: ctx.config.retries, log: ctx.log, signal: ctx.signal });
     if (result === 'not-found') {
       ctx.log.info(`${name} is not in the archive`);
       return ExitCode.notFound;

@@ -1,5 +1,6 @@
 import type { CommandTable } from './table.ts';
 import { walFetch } from './wal-fetch.ts';
+import { walPrefetch } from './wal-prefetch.ts';
 import { walPush } from './wal-push.ts';
 
 /**
@@ -10,4 +11,5 @@ import { walPush } from './wal-push.ts';
 export const WAL_COMMANDS: CommandTable = {
   'wal-push': { summary: walPush.summary, load: async () => walPush },
   'wal-fetch': { summary: walFetch.summary, load: async () => walFetch },
+  'wal-prefetch': { summary: walPrefetch.summary, load: async () => walPrefetch },
 };
