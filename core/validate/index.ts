@@ -8,3 +8,4 @@ export { validateBackup, type BackupValidationResult } from './backup.ts';
 export { validateBackupPart } from './part.ts';
 export type { ValidateOptions, ValidationResult, WalExpectations } from './types.ts';
 export { validateWalObject, WAL_TEXT_LIMIT } from './wal.ts';
+export { recordFactsOf } from './wal-records.ts';

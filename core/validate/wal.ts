@@ -7,10 +7,11 @@ import { verifyingStream } from '../checksum/verify.ts';
 import { Meta, walFileNameFromKey } from '../layout.ts';
 import { recordedRawChecksum } from '../storage/decode.ts';
 import type { ObjectInfo, Storage } from '../storage/types.ts';
-import { checkSegmentHeader, LONG_PAGE_HEADER_SIZE, newerWalMagicWarning, parseLongPageHeader } from '../wal/header.ts';
+import { checkSegmentHeader, newerWalMagicWarning, parseLongPageHeader } from '../wal/header.ts';
 import { classifyWalFileName, type WalFileName } from '../wal/name.ts';
 import { failed, HeadSink, openDecodedObject, resultOfError } from './decode.ts';
 import type { ValidateOptions, ValidationResult, WalExpectations } from './types.ts';
+import { RecordWalkSink, type RecordWalkResult } from './wal-records.ts';
 import { checkBackupHistoryText, checkHistoryText, decodeText } from './wal-text.ts';
 
 /**
@@ -32,7 +33,12 @@ export const WAL_TEXT_LIMIT = 4 * 1024 * 1024;
  *   as its page address, a timeline not after the name's, a segment size
  *   equal to the object's size and to `expect.walSegmentSize`, and the system
  *   identifier of `expect.systemIdentifier` and of the object's metadata; so
- *   a segment stored under another segment's name fails;
+ *   a segment stored under another segment's name fails; then its WAL
+ *   records must check out as pg_waldump reads them (core/wal/records: page
+ *   headers, record headers, `xl_prev` links, CRC32C; a zeroed or stale tail
+ *   is the end of a `.partial`, and corruption in a complete segment unless
+ *   after a switch record), and `details.records` holds what they say
+ *   (SegmentRecordFacts: record count, transaction end times, restore points);
  * - `.history`: text that parses as PostgreSQL reads it, with a parent;
  * - `.backup`: text with a START WAL LOCATION consistent with its name.
  *
@@ -51,15 +57,40 @@ export async function validateWalObject(storage: Storage, info: ObjectInfo, expe
     const raw = recordedRawChecksum(info);
     const early = checkBeforeReading(info, kind, raw.size, expect, name);
     if (early) return early;
-    const sink = new HeadSink(kind.kind === 'segment' || kind.kind === 'partial' ? LONG_PAGE_HEADER_SIZE : WAL_TEXT_LIMIT);
+    const isSegment = kind.kind === 'segment' || kind.kind === 'partial';
+    const sink = isSegment ? new RecordWalkSink(name, kind.kind === 'partial') : new HeadSink(WAL_TEXT_LIMIT);
     const decoded = await openDecodedObject(storage, info, options.signal);
     await pipeline(decoded, verifyingStream(raw, `decoded content of ${info.key}`), sink, { signal: options.signal });
     const checked = checkContent(info, kind, name, sink.head, raw.size, expect);
     if ('problem' in checked) return failed(checked.problem, checked.details);
+    if (sink instanceof RecordWalkSink) {
+      const problem = addRecordFacts(name, sink.result(), checked.details);
+      if (problem) return failed(problem, checked.details);
+    }
     return { ok: true, rawSize: raw.size, rawCrc32c: raw.crc32c, details: checked.details };
   } catch (err) {
     return resultOfError(err, info.key, name);
   }
+}
+
+/**
+ * Put what the record walk learnt in `details.records` (SegmentRecordFacts),
+ * or return the problem when the records do not check out. For WAL of a
+ * release newer than gcwal knows, a record format gcwal does not know is
+ * possible: the problem becomes part of the warning instead.
+ */
+function addRecordFacts(name: string, walk: RecordWalkResult | undefined, details: Record<string, unknown>): string | undefined {
+  if (walk === undefined) return undefined;
+  if ('facts' in walk) {
+    details.records = walk.facts;
+    return undefined;
+  }
+  const problem = `${name}'s WAL records do not check out: ${walk.problem}`;
+  if (typeof details.warning === 'string') {
+    details.warning = `${details.warning}; its records were not read: ${walk.problem}`;
+    return undefined;
+  }
+  return problem;
 }
 
 /** Faults visible from the metadata alone, so a wrong object is not downloaded. */
