@@ -80,8 +80,12 @@ setuid, setgid and sticky bits are never restored.
 
 While it runs, dest holds .gcwal-restore-incomplete and no global/pg_control,
 so PostgreSQL cannot start it; backup_label, tablespace_map and the recovery
-settings are written only once everything is verified. If it fails, delete
-dest (and the tablespace directories) and run it again.
+settings are written only once everything is verified. If it fails or is
+killed, run the same backup-fetch again: it clears dest (and the tablespace
+directories the marker names) and restores afresh. So it does when killed
+after it finished but before it exited: dest then holds this backup's
+backup_label and PostgreSQL has not started on it (no postmaster.pid, and
+backup_label not yet renamed). Any other non-empty dest is refused (exit 10).
 
 With --recovery or any --target-* option, recovery.signal is created and
 postgresql.auto.conf gets restore_command = 'env GCWAL_REPO=... /path/to/gcwal

@@ -51,6 +51,22 @@ export async function checkDestination(dest: string): Promise<DestinationState> 
 }
 
 /**
+ * A data directory without the marker that holds a finished restore of the
+ * backup with `backupLabel` (the very backup_label restore writes) on which
+ * PostgreSQL has not run (it renames backup_label when it starts, and there
+ * is no postmaster.pid): a backup-fetch killed after finishing, before it
+ * could report success. Its rerun may redo it, clearing the tablespace
+ * directories its tablespace_map names. Throws DestinationNotEmptyError
+ * otherwise.
+ */
+export async function finishedRestoreOf(dest: string, backupLabel: string, tablespaceMapTargets: (text: string) => string[]): Promise<DestinationState> {
+  const read = (name: string) => fs.readFile(path.join(dest, name), 'utf8').catch(() => undefined);
+  const label = await read('backup_label');
+  if (label === undefined || label !== backupLabel || (await read('postmaster.pid')) !== undefined) throw new DestinationNotEmptyError(dest);
+  return { state: 'unfinished', markedTablespaces: tablespaceMapTargets((await read('tablespace_map')) ?? '') };
+}
+
+/**
  * The marker's text: what it is, for a person who finds it, then one line
  * per tablespace directory the restore writes to, so that a rerun may clear
  * those too. Written before anything else of the restore.

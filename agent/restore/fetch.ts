@@ -11,23 +11,27 @@
  * therefore leaves a directory PostgreSQL refuses to start (no control
  * file), with the marker saying why; running backup-fetch again into it
  * clears it (and the tablespace directories the marker names) and restores
- * afresh, while any other non-empty directory is still refused.
+ * afresh. So does a run killed after the marker went but before it could
+ * exit 0: the directory holds exactly this backup's backup_label and no
+ * postmaster.pid, so PostgreSQL has not started on it (it renames
+ * backup_label when recovery begins) and nothing but this restore is lost by
+ * redoing it. Any other non-empty directory is still refused.
  */
 import * as path from 'node:path';
 import type { BackupMeta } from '../../core/backup/meta.ts';
-import { asGcwalError, type GcwalError } from '../../core/errors.ts';
+import { asGcwalError, DestinationNotEmptyError, type GcwalError } from '../../core/errors.ts';
 import { resolveBackupForTarget } from '../../core/restore/choose-backup.ts';
 import { recoveryConfigBlock, type RecoveryPlan } from '../../core/restore/recovery-config.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import type { Logger } from '../log.ts';
 import type { Progress } from '../progress.ts';
-import { checkDestination, checkTarget, clearTarget, createTarget, INCOMPLETE_MARKER, markerContent, tightenDataDirectoryMode } from './destination.ts';
+import { checkDestination, checkTarget, clearTarget, createTarget, finishedRestoreOf, INCOMPLETE_MARKER, markerContent, tightenDataDirectoryMode } from './destination.ts';
 import { DirectorySet, writeFileDurably } from './disk.ts';
 import type { ExtractTarget } from './extract.ts';
 import { finalizeRestore } from './finalize.ts';
 import { readManifest } from './manifest.ts';
 import { restoreParts } from './parts.ts';
-import { backupTablespaces, planTablespaces, type TablespaceTarget } from './tablespaces.ts';
+import { backupTablespaces, parseTablespaceMap, planTablespaces, type TablespaceTarget } from './tablespaces.ts';
 
 /** What fetchBackup needs. */
 export interface FetchOptions {
@@ -82,7 +86,11 @@ export interface FetchResult {
  */
 export async function fetchBackup(storage: Storage, options: FetchOptions): Promise<FetchResult> {
   const { dest, log, signal } = options;
-  const { state: destState, markedTablespaces } = await checkDestination(dest);
+  // Not empty and no marker: it may still be this very backup restored by a run killed before it could exit 0 (decided below).
+  const destination = await checkDestination(dest).catch((err) => {
+    if (err instanceof DestinationNotEmptyError) return undefined;
+    throw err;
+  });
 
   // A time or LSN target picks (for LATEST) or must follow (for a name) the
   // backup's end: refused here, before any write, rather than by PostgreSQL
@@ -90,6 +98,7 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   const { meta, newerSkipped, otherClusters } = await resolveBackupForTarget(storage, options.backup, options.recovery?.target, signal);
   if (otherClusters.length > 0) log.warn(`ignored ${otherClusters.length} backup${otherClusters.length === 1 ? '' : 's'} of another cluster than the repository's (${otherClusters.join(', ')}); something other than this cluster's backup-push wrote ${otherClusters.length === 1 ? 'it' : 'them'}`);
   if (newerSkipped > 0) log.info(`restoring ${meta.name}, the newest backup that ended before the recovery target (${newerSkipped} newer backup${newerSkipped === 1 ? '' : 's'} ended after it)`);
+  const { state: destState, markedTablespaces } = destination ?? (await finishedRestoreOf(dest, meta.backupLabel, tablespaceMapLocations));
   const tablespaces = planTablespaces(backupTablespaces(meta), { mappings: options.tablespaceMappings, asRecorded: options.tablespacesAsRecorded === true }, dest, meta.name);
   const tablespaceStates = [];
   // A tablespace directory may be cleared only if the unfinished restore's marker names it and the user chose it again.
@@ -136,6 +145,15 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
     return { meta, dest, tablespaces, ...totals };
   } catch (err) {
     throw withIncompleteHint(err, dest, tablespaces);
+  }
+}
+
+/** The directories a restored tablespace_map names; none when it does not parse (then nothing is cleared). */
+function tablespaceMapLocations(text: string): string[] {
+  try {
+    return parseTablespaceMap(text, 'tablespace_map').map((t) => t.location);
+  } catch {
+    return [];
   }
 }
 

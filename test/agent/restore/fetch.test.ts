@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, readlink, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline as pipelineCallback, Transform, Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -315,6 +315,41 @@ test('a restore stopped half-way is cleared and done again by the next backup-fe
   t.is(await readFile(path.join(moved, 'PG_15_202209061/5/16386'), 'utf8'), 'tablespace data');
   t.true(existsSync(path.join(env.dest, 'global/pg_control')));
   t.regex(env.log.join(''), /left unfinished: clearing it/);
+});
+
+test('a finished restore PostgreSQL has not started (killed before it could exit) is done again by the same backup-fetch, one it has started is refused', async (t) => {
+  const env = await setup(t);
+  await backup(env);
+  const moved = path.join(env.tmp, 'moved');
+  const mapped = { tablespaceMappings: [`16385=${moved}`] };
+  await fetchBackup(env.storage, options(env, mapped));
+  t.false(existsSync(path.join(env.dest, INCOMPLETE_MARKER)));
+  // Changed after the restore finished: a rerun must put back the backup's bytes, in dest and in the tablespace its map names.
+  await writeFile(path.join(env.dest, 'PG_VERSION'), 'changed');
+  await writeFile(path.join(moved, 'PG_15_202209061/5/16386'), 'changed');
+  await fetchBackup(env.storage, options(env, mapped));
+  t.is(await readFile(path.join(env.dest, 'PG_VERSION'), 'utf8'), '15\n');
+  t.is(await readFile(path.join(moved, 'PG_15_202209061/5/16386'), 'utf8'), 'tablespace data');
+  t.regex(env.log.join(''), /left unfinished: clearing it/);
+
+  // A server running on it (postmaster.pid), or one that has started recovery (it renames backup_label): refused, untouched.
+  await writeFile(path.join(env.dest, 'postmaster.pid'), '4242\n');
+  await t.throwsAsync(fetchBackup(env.storage, options(env, mapped)), { instanceOf: DestinationNotEmptyError });
+  t.true(existsSync(path.join(env.dest, 'postmaster.pid')));
+  await rm(path.join(env.dest, 'postmaster.pid'));
+  await rename(path.join(env.dest, 'backup_label'), path.join(env.dest, 'backup_label.old'));
+  await t.throwsAsync(fetchBackup(env.storage, options(env, mapped)), { instanceOf: DestinationNotEmptyError });
+  t.true(existsSync(path.join(env.dest, 'backup_label.old')));
+});
+
+test('a finished restore of another backup is refused, untouched', async (t) => {
+  const env = await setup(t);
+  await backup(env);
+  const mapped = { tablespaceMappings: [`16385=${path.join(env.tmp, 'moved')}`] };
+  await fetchBackup(env.storage, options(env, mapped));
+  await writeFile(path.join(env.dest, 'backup_label'), BACKUP_LABEL.replace('LABEL: gcwal', 'LABEL: another'));
+  await t.throwsAsync(fetchBackup(env.storage, options(env, mapped)), { instanceOf: DestinationNotEmptyError });
+  t.regex(await readFile(path.join(env.dest, 'backup_label'), 'utf8'), /LABEL: another/);
 });
 
 test('a data directory left with only the marker being written is taken as an unfinished restore', async (t) => {
