@@ -4,6 +4,7 @@
  * objects behind the agent's and the pipeline's backs, as a person with
  * storage.admin (or a bug) could.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalStack } from '../../local/stack.ts';
 
 /** The fields of a storage#object resource the tests read. */
@@ -17,11 +18,20 @@ export interface ObjectResource {
 }
 
 async function call(stack: LocalStack, path: string, init: RequestInit = {}): Promise<Response> {
-  return fetch(`${stack.emulator.url}${path}`, {
-    ...init,
-    headers: { Authorization: `Bearer ${stack.adminToken()}`, ...(init.headers as Record<string, string> | undefined) },
-    signal: AbortSignal.timeout(30_000),
-  });
+  // The emulator allows one mutation per object a second, as Cloud Storage
+  // does; an admin replacing or deleting an object the agent or a function
+  // has just written waits that out, like a person would. These are the
+  // test's own writes: code under test gets no such help.
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(`${stack.emulator.url}${path}`, {
+      ...init,
+      headers: { Authorization: `Bearer ${stack.adminToken()}`, ...(init.headers as Record<string, string> | undefined) },
+      signal: AbortSignal.timeout(30_000),
+    });
+    if (res.status !== 429 || attempt >= 3) return res;
+    await res.arrayBuffer();
+    await sleep(1000);
+  }
 }
 
 async function ok(res: Response, what: string): Promise<Response> {
