@@ -93,6 +93,17 @@ export class UsageError extends GcwalError {
   }
 }
 
+/**
+ * A backup restored for a PostgreSQL major version other than the one it was
+ * taken on (backup-fetch, when it can tell which server will start it). A
+ * choice the command line made, so exit 2.
+ */
+export class VersionMismatchError extends GcwalError {
+  constructor(message: string, hint: string, options?: { cause?: unknown }) {
+    super('version_mismatch', message, hint, ExitCode.usage, options);
+  }
+}
+
 /** The input file is missing, unreadable, or not what it claims to be (e.g. not WAL). */
 export class InvalidInputError extends GcwalError {
   constructor(message: string, hint: string, options?: { cause?: unknown }) {

@@ -4,6 +4,7 @@ import { describeTarget, parseRecoveryOptions, type RecoveryPlan } from '../../c
 import { requireRepo } from '../config.ts';
 import { createProgress } from '../progress.ts';
 import { fetchBackup, type FetchResult } from '../restore/fetch.ts';
+import { majorFromDataDirectoryPath, readServerMajor } from '../restore/server-version.ts';
 import type { Command } from './types.ts';
 import { requireRepositoryIdentity } from '../../core/repository.ts';
 
@@ -96,6 +97,13 @@ found on PATH), so the restored server needs no gcwal on its PATH;
 --gcwal-command sets another.
 Time targets need a time zone (e.g. "2024-05-01 12:30:00+00").
 
+A server starts only a data directory of its own major version. With
+--pg-bin DIR (the bin directory of the PostgreSQL that will start the
+restore) or a destination whose path names the version
+(/var/lib/postgresql/<major>/<cluster>, /var/lib/pgsql/<major>/data), a
+backup of another major version is refused with exit 2 before anything is
+written. --pg-bin wins over the path (restoring for pg_upgrade, say).
+
 Recovery cannot stop before the backup it starts from is consistent (its
 stop time and LSN, see backup-list). With --target-time or --target-lsn,
 LATEST therefore means the newest backup that ended at or before the target,
@@ -107,7 +115,9 @@ earliest point that can be restored to.
 gcwal does not change file ownership: when run as root, chown the directories
 to the PostgreSQL user before starting it (the command prints how).
 Exit codes: 1 no such backup, 2 bad options, unconfirmed tablespace
-locations or a target before the earliest restorable point, 4 the backup is
+locations, a target before the earliest restorable point or a backup of
+another PostgreSQL major version than the server that will start it
+(--pg-bin, or the version dest's path names), 4 the backup is
 of another cluster than the repository, 6 the backup is damaged,
 10 dest or a tablespace directory is not empty.`,
   options: {
@@ -122,6 +132,7 @@ of another cluster than the repository, 6 the backup is damaged,
     'target-action': { type: 'string', placeholder: 'ACTION', description: 'at the target: pause (default), promote or shutdown' },
     'target-exclusive': { type: 'boolean', description: 'stop just before the target instead of just after it' },
     'gcwal-command': { type: 'string', placeholder: 'PATH', description: 'gcwal executable restore_command runs (default: this gcwal, by the absolute path it was run as)' },
+    'pg-bin': { type: 'string', placeholder: 'DIR', description: 'bin directory of the PostgreSQL that will start the restore (e.g. /usr/lib/postgresql/18/bin): a backup of another major version is refused' },
   },
   positionals: 2,
   async run(ctx, [destArg, name], options) {
@@ -131,8 +142,12 @@ of another cluster than the repository, 6 the backup is damaged,
     const storage = await ctx.storage();
     // "no such backup" (exit 1) only of a repository that exists.
     await requireRepositoryIdentity(storage, { signal: ctx.signal });
+    const dest = path.resolve(ctx.cwd, destArg);
+    const pgBin = str(options, 'pg-bin');
+    const server = pgBin !== undefined ? await readServerMajor(path.resolve(ctx.cwd, pgBin)) : majorFromDataDirectoryPath(dest);
     const result = await fetchBackup(storage, {
-      dest: path.resolve(ctx.cwd, destArg),
+      dest,
+      server,
       backup: name,
       tablespaceMappings: Array.isArray(mappings) ? mappings : typeof mappings === 'string' ? [mappings] : [],
       tablespacesAsRecorded: options['tablespaces-as-recorded'] === true,

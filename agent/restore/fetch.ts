@@ -31,6 +31,7 @@ import type { ExtractTarget } from './extract.ts';
 import { finalizeRestore } from './finalize.ts';
 import { readManifest } from './manifest.ts';
 import { restoreParts } from './parts.ts';
+import { checkBackupForServer, type TargetServer } from './server-version.ts';
 import { backupTablespaces, parseTablespaceMap, planTablespaces, type TablespaceTarget } from './tablespaces.ts';
 
 /** What fetchBackup needs. */
@@ -56,6 +57,8 @@ export interface FetchOptions {
   log: Logger;
   /** progress display, created once the backup's size is known */
   progress: (meta: BackupMeta) => Progress;
+  /** the server that will start the restore, when known: a backup of another major version is refused */
+  server?: TargetServer;
   signal?: AbortSignal;
 }
 
@@ -79,8 +82,9 @@ export interface FetchResult {
  * a mapping), and for a time or LSN target before the backup's end (LATEST
  * takes the newest backup of the repository's cluster that ended by the
  * target; see core/restore/choose-backup.ts), ClusterMismatchError for a
- * named backup of another cluster, CorruptObjectError for damaged metadata
- * or manifest (parsed strictly). Afterwards, any failure
+ * named backup of another cluster, VersionMismatchError for a backup of
+ * another major version than `server`'s, CorruptObjectError for damaged
+ * metadata or manifest (parsed strictly). Afterwards, any failure
  * (CorruptObjectError naming the file and backup, storage errors, abort)
  * leaves the marker file in dest and says so in the error's hint.
  */
@@ -97,6 +101,7 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   // after the whole restore.
   const { meta, newerSkipped, otherClusters } = await resolveBackupForTarget(storage, options.backup, options.recovery?.target, signal);
   if (otherClusters.length > 0) log.warn(`ignored ${otherClusters.length} backup${otherClusters.length === 1 ? '' : 's'} of another cluster than the repository's (${otherClusters.join(', ')}); something other than this cluster's backup-push wrote ${otherClusters.length === 1 ? 'it' : 'them'}`);
+  if (options.server) checkBackupForServer(meta, options.server);
   if (newerSkipped > 0) log.info(`restoring ${meta.name}, the newest backup that ended before the recovery target (${newerSkipped} newer backup${newerSkipped === 1 ? '' : 's'} ended after it)`);
   const { state: destState, markedTablespaces } = destination ?? (await finishedRestoreOf(dest, meta.backupLabel, tablespaceMapLocations));
   const tablespaces = planTablespaces(backupTablespaces(meta), { mappings: options.tablespaceMappings, asRecorded: options.tablespacesAsRecorded === true }, dest, meta.name);

@@ -10,7 +10,7 @@ import { fetchBackup, type FetchOptions } from '../../../agent/restore/fetch.ts'
 import { createLogger } from '../../../agent/log.ts';
 import { createProgress } from '../../../agent/progress.ts';
 import { CODEC_NAMES } from '../../../core/codec/types.ts';
-import { CorruptObjectError, DestinationNotEmptyError, GcwalError, NotFoundError, StorageError, UsageError } from '../../../core/errors.ts';
+import { CorruptObjectError, DestinationNotEmptyError, GcwalError, NotFoundError, StorageError, UsageError, VersionMismatchError } from '../../../core/errors.ts';
 import { backupPartKey } from '../../../core/layout.ts';
 import { recoveryConfigBlock, type RecoveryPlan } from '../../../core/restore/recovery-config.ts';
 import { FileStorage } from '../../../core/storage/file.ts';
@@ -315,6 +315,20 @@ test('a restore stopped half-way is cleared and done again by the next backup-fe
   t.is(await readFile(path.join(moved, 'PG_15_202209061/5/16386'), 'utf8'), 'tablespace data');
   t.true(existsSync(path.join(env.dest, 'global/pg_control')));
   t.regex(env.log.join(''), /left unfinished: clearing it/);
+});
+
+test('a backup of another major version than the server that will start it is refused before anything is written', async (t) => {
+  const env = await setup(t);
+  await backup(env); // PostgreSQL 15.10
+  const moved = path.join(env.tmp, 'moved');
+  const server = { major: 18, source: '/usr/lib/postgresql/18/bin/postgres' };
+  const err = await t.throwsAsync(fetchBackup(env.storage, options(env, { server, tablespaceMappings: [`16385=${moved}`] })), { instanceOf: VersionMismatchError });
+  t.is(err!.message, `backup ${BACKUP_NAME} is of postgresql 15.10, but /usr/lib/postgresql/18/bin/postgres is postgresql 18`);
+  t.is(err!.exitCode, 2);
+  t.false(existsSync(env.dest));
+  t.false(existsSync(moved));
+  const result = await fetchBackup(env.storage, options(env, { server: { major: 15, source: 'x' }, tablespaceMappings: [`16385=${moved}`] }));
+  t.is(await readFile(path.join(result.dest, 'PG_VERSION'), 'utf8'), '15\n');
 });
 
 test('a finished restore PostgreSQL has not started (killed before it could exit) is done again by the same backup-fetch, one it has started is refused', async (t) => {

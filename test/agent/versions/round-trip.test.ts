@@ -18,7 +18,7 @@ import { openStorage } from '../../../core/storage/open.ts';
 import { validateBackup, validateWalObject } from '../../../core/validate/index.ts';
 import { startCluster, startClusterFromDirectory, type Cluster } from '../../helpers/cluster.ts';
 import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { SUPPORTED_PG_MAJORS } from '../../helpers/pgbin.ts';
+import { pgBinDirFor, SUPPORTED_PG_MAJORS } from '../../helpers/pgbin.ts';
 import { runRepoCreate } from '../../helpers/repo.ts';
 import { runGcwal } from '../../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
@@ -98,8 +98,14 @@ for (const major of SUPPORTED_PG_MAJORS) {
     t.is(Number(failed), 0, 'archive_command failed at least once');
     await source.stop();
 
+    // Binaries of another major version would refuse the restored directory: refused before anything is written.
     const dest = path.join(work.path, `restore-${major}`);
-    const fetched = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', target, '--gcwal-command', agent.command], { asUser: 'postgres', env });
+    const other = major === 18 ? 17 : 18;
+    const refused = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', target, '--pg-bin', await pgBinDirFor(other)], { asUser: 'postgres', env });
+    t.is(refused.code, 2, refused.stderr);
+    t.regex(refused.stderr, new RegExp(`backup ${backupName} is of postgresql ${major}\\.\\d+, but \\S+/postgres is postgresql ${other}`));
+    t.false(existsSync(dest));
+    const fetched = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', target, '--gcwal-command', agent.command, '--pg-bin', await pgBinDirFor(major)], { asUser: 'postgres', env });
     t.is(fetched.code, 0, fetched.stderr);
     const restored = await startClusterFromDirectory(dest, { pgMajor: major, serverEnv });
     cleanups.push(() => restored.destroy());
