@@ -10,14 +10,18 @@
  *             spawn to first handled event, on the local stack with the Pub/Sub emulator)
  *   backlog   only the archiver-driven benchmark: PostgreSQL's archiver drains a
  *             backlog of segments (not part of the default run)
+ *   replay    only archive recovery: PostgreSQL replays N segments after a base
+ *             backup with restore_command cp from a directory vs gcwal wal-fetch
+ *             with prefetch, file:// and gs:// (not part of the default run)
  *   (none)    wal, gcs, backup, validate, functions
  *
  *   --scale N          pgbench scale of the backup database, and of validate's (default 70, about 1.05 GiB)
  *   --small-scale N    a second, smaller backup database for the memory comparison (default 10; 0 skips it)
  *   --segments N       WAL segments each wal-push command pushes, in wal and gcs (default 30);
  *                      fresh processes per segment configuration in validate (default 30, at most 10 used);
- *                      the backlog's size in backlog (default 40)
+ *                      the backlog's size in backlog (default 40); segments replayed in replay (default 42)
  *   --rounds N         backlog: drains per tool, in alternating order (default 2);
+ *                      replay: recoveries per tool, likewise (default 2);
  *                      functions: timed cold starts per function (default 5)
  *   --repo file|gcs|both   backlog: which repositories (default both)
  *   --no-breakdown     skip the measurements of where gcwal wal-push spends its time (wal and gcs)
@@ -33,6 +37,7 @@ import { runBackupBench } from './backup.ts';
 import { runFunctionsBench } from './function-cold-start.ts';
 import { withCleanups } from './lib/cleanup.ts';
 import { runBacklogBench } from './wal-backlog.ts';
+import { runReplayBench } from './replay.ts';
 import { runWalBench } from './wal-push.ts';
 import { runGcsWalBench } from './wal-push-gcs.ts';
 import { runValidateBench } from './validate.ts';
@@ -57,8 +62,8 @@ function count(name: string, text: string, min: number): number {
 }
 
 const which = positionals[0] ?? 'all';
-if (!['wal', 'gcs', 'backup', 'validate', 'functions', 'backlog', 'all'].includes(which) || positionals.length > 1) {
-  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|functions|backlog] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
+if (!['wal', 'gcs', 'backup', 'validate', 'functions', 'backlog', 'replay', 'all'].includes(which) || positionals.length > 1) {
+  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|functions|backlog|replay] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
 }
 const repo = values.repo;
 if (repo !== 'file' && repo !== 'gcs' && repo !== 'both') throw new Error(`--repo must be file, gcs or both, not "${repo}"`);
@@ -66,8 +71,8 @@ const log = (line: string) => process.stderr.write(`bench: ${line}\n`);
 const started = new Date();
 const header = `# gcwal benchmarks, ${started.toISOString()} — ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}`;
 process.stdout.write(`${header}\n`);
-const segments = count('segments', values.segments ?? (which === 'backlog' ? '40' : '30'), 3);
-const rounds = count('rounds', values.rounds ?? (which === 'backlog' ? '2' : '5'), 1);
+const segments = count('segments', values.segments ?? (which === 'backlog' ? '40' : which === 'replay' ? '42' : '30'), 3);
+const rounds = count('rounds', values.rounds ?? (which === 'backlog' || which === 'replay' ? '2' : '5'), 1);
 const scale = count('scale', values.scale, 1);
 const smallScale = count('small-scale', values['small-scale'], 0);
 await withCleanups(async (cleanups) => {
@@ -81,6 +86,10 @@ await withCleanups(async (cleanups) => {
   }
   if (which === 'backlog') {
     const report = await runBacklogBench({ segments, rounds, repo, scale: 10, log }, cleanups);
+    process.stdout.write(`\n${report}\n`);
+  }
+  if (which === 'replay') {
+    const report = await runReplayBench({ segments, rounds, scale: 10, log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }
   if (which === 'backup' || which === 'all') {
