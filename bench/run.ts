@@ -13,6 +13,8 @@
  *   replay    only archive recovery: PostgreSQL replays N segments after a base
  *             backup with restore_command cp from a directory vs gcwal wal-fetch
  *             with prefetch, file:// and gs:// (not part of the default run)
+ *   delta     only delta restore: backup-fetch --delta after changing ~1% of a
+ *             pgbench database, beside a full restore (not part of the default run)
  *   (none)    wal, gcs, backup, validate, functions
  *
  *   --scale N          pgbench scale of the backup database, and of validate's (default 70, about 1.05 GiB)
@@ -38,6 +40,7 @@ import { runFunctionsBench } from './function-cold-start.ts';
 import { withCleanups } from './lib/cleanup.ts';
 import { runBacklogBench } from './wal-backlog.ts';
 import { runReplayBench } from './replay.ts';
+import { runDeltaBench } from './delta.ts';
 import { runWalBench } from './wal-push.ts';
 import { runGcsWalBench } from './wal-push-gcs.ts';
 import { runValidateBench } from './validate.ts';
@@ -62,8 +65,8 @@ function count(name: string, text: string, min: number): number {
 }
 
 const which = positionals[0] ?? 'all';
-if (!['wal', 'gcs', 'backup', 'validate', 'functions', 'backlog', 'replay', 'all'].includes(which) || positionals.length > 1) {
-  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|functions|backlog|replay] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
+if (!['wal', 'gcs', 'backup', 'validate', 'functions', 'backlog', 'replay', 'delta', 'all'].includes(which) || positionals.length > 1) {
+  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|functions|backlog|replay|delta] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
 }
 const repo = values.repo;
 if (repo !== 'file' && repo !== 'gcs' && repo !== 'both') throw new Error(`--repo must be file, gcs or both, not "${repo}"`);
@@ -90,6 +93,10 @@ await withCleanups(async (cleanups) => {
   }
   if (which === 'replay') {
     const report = await runReplayBench({ segments, rounds, scale: 10, log }, cleanups);
+    process.stdout.write(`\n${report}\n`);
+  }
+  if (which === 'delta') {
+    const report = await runDeltaBench({ scale, rounds: count('rounds', values.rounds ?? '1', 1), log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }
   if (which === 'backup' || which === 'all') {

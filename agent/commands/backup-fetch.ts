@@ -56,7 +56,7 @@ function shellArg(s: string): string {
 export const backupFetch: Command = {
   name: 'backup-fetch',
   summary: 'restore a base backup and set up point-in-time recovery',
-  usage: 'gcwal backup-fetch <dest> <name|LATEST> [--recovery | --target-time TIME | --target-lsn LSN | --target-name NAME | --target-immediate] [--tablespace-map OID=DIR ... | --tablespaces-as-recorded]',
+  usage: 'gcwal backup-fetch <dest> <name|LATEST> [--recovery | --target-time TIME | --target-lsn LSN | --target-name NAME | --target-immediate] [--tablespace-map OID=DIR ... | --tablespaces-as-recorded] [--delta]',
   details: `
 Restores a base backup (a name from backup-list, or LATEST for the newest
 complete one) into dest, which must not exist or be empty; it is created with
@@ -87,6 +87,18 @@ directories the marker names) and restores afresh. So it does when killed
 after it finished but before it exited: dest then holds this backup's
 backup_label and PostgreSQL has not started on it (no postmaster.pid, and
 backup_label not yet renamed). Any other non-empty dest is refused (exit 10).
+
+With --delta, dest may instead be a stopped data directory of the backup's
+cluster (a standby or a failed primary, without tablespaces): files whose
+size and CRC32C match the backup's manifest stay untouched, the others are
+rewritten, and whatever the backup does not have is removed (pg_wal's
+contents, postmaster.pid, standby.signal, replication slots and the rest a
+base backup leaves out), so dest ends exactly as a restore into an empty
+directory; parts holding only unchanged files are not read. Refused before
+anything is written: a running server (postmaster.pid of a live process,
+exit 10), a directory of another cluster (system identifier in
+global/pg_control, exit 4), and one that is not a data directory (exit 2).
+A standby needs its standby.signal written again afterwards.
 
 With --recovery or any --target-* option, recovery.signal is created and
 postgresql.auto.conf gets restore_command = 'env GCWAL_REPO=... /path/to/gcwal
@@ -131,6 +143,7 @@ of another cluster than the repository, 6 the backup is damaged,
     'target-timeline': { type: 'string', placeholder: 'TLI', description: 'timeline to follow: latest (default), current, or a number' },
     'target-action': { type: 'string', placeholder: 'ACTION', description: 'at the target: pause (default), promote or shutdown' },
     'target-exclusive': { type: 'boolean', description: 'stop just before the target instead of just after it' },
+    delta: { type: 'boolean', description: 'dest is a stopped data directory of the backup\'s cluster: keep the files that match the backup, rewrite the rest, remove what it does not have' },
     'gcwal-command': { type: 'string', placeholder: 'PATH', description: 'gcwal executable restore_command runs (default: this gcwal, by the absolute path it was run as)' },
     'pg-bin': { type: 'string', placeholder: 'DIR', description: 'bin directory of the PostgreSQL that will start the restore (e.g. /usr/lib/postgresql/18/bin): a backup of another major version is refused' },
   },
@@ -159,6 +172,7 @@ of another cluster than the repository, 6 the backup is damaged,
       log: ctx.log,
       progress: (meta) => createProgress({ out: ctx.stderr, interactive: ctx.interactive, totalBytes: meta.rawSize, totalFiles: meta.fileCount, label: `restore ${meta.name}` }),
       signal: ctx.signal,
+      delta: options.delta === true,
     });
     const runningAsRoot = process.getuid?.() === 0;
     if (runningAsRoot) ctx.log.warn(`restored as root: chown the restored directories to the PostgreSQL user before starting it`);

@@ -53,6 +53,10 @@ export interface ExtractTarget {
   seen: Set<string>;
   dirs: DirectorySet;
   progress: Progress;
+  /** backup-fetch --delta (delta.ts): files already in place, verified, not written again */
+  keep?: ReadonlySet<string>;
+  /** backup-fetch --delta: parts all of whose files are kept, not read */
+  skipParts?: ReadonlySet<number>;
 }
 
 /**
@@ -183,6 +187,10 @@ async function restoreEntry(entry: TarEntry, partIndex: number, target: ExtractT
     case 'file':
       if (place.tablespaceLink) throw corrupt(`${name} is a file where a tablespace link belongs`);
       if (header.size !== listed.size) throw corrupt(`${name} holds ${header.size} bytes but the manifest says ${listed.size}`);
+      if (target.keep?.has(relative)) {
+        await drain(entry);
+        return listed.size;
+      }
       await writeFile(entry, listed, relative, place.absolute, target, ledger, where, signal);
       return listed.size;
   }

@@ -28,6 +28,7 @@ import type { Progress } from '../progress.ts';
 import { checkDestination, checkTarget, clearTarget, createTarget, finishedRestoreOf, INCOMPLETE_MARKER, markerContent, tightenDataDirectoryMode } from './destination.ts';
 import { DirectorySet, writeFileDurably } from './disk.ts';
 import type { ExtractTarget } from './extract.ts';
+import { checkDeltaBackup, inspectDeltaDestination, prepareDelta } from './delta.ts';
 import { finalizeRestore } from './finalize.ts';
 import { readManifest } from './manifest.ts';
 import { restoreParts } from './parts.ts';
@@ -60,6 +61,8 @@ export interface FetchOptions {
   /** the server that will start the restore, when known: a backup of another major version is refused */
   server?: TargetServer;
   signal?: AbortSignal;
+  /** `--delta`: dest may be a stopped data directory of the backup's cluster; only what differs is written (delta.ts) */
+  delta?: boolean;
 }
 
 /** What fetchBackup restored. */
@@ -90,8 +93,10 @@ export interface FetchResult {
  */
 export async function fetchBackup(storage: Storage, options: FetchOptions): Promise<FetchResult> {
   const { dest, log, signal } = options;
+  // --delta into an existing data directory: refusals before anything else; absent or empty, it is a plain restore.
+  const delta = options.delta ? await inspectDeltaDestination(dest) : undefined;
   // Not empty and no marker: it may still be this very backup restored by a run killed before it could exit 0 (decided below).
-  const destination = await checkDestination(dest).catch((err) => {
+  const destination = delta ? { state: 'empty' as const, markedTablespaces: [] } : await checkDestination(dest).catch((err) => {
     if (err instanceof DestinationNotEmptyError) return undefined;
     throw err;
   });
@@ -102,6 +107,7 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   const { meta, newerSkipped, otherClusters } = await resolveBackupForTarget(storage, options.backup, options.recovery?.target, signal);
   if (otherClusters.length > 0) log.warn(`ignored ${otherClusters.length} backup${otherClusters.length === 1 ? '' : 's'} of another cluster than the repository's (${otherClusters.join(', ')}); something other than this cluster's backup-push wrote ${otherClusters.length === 1 ? 'it' : 'them'}`);
   if (options.server) checkBackupForServer(meta, options.server);
+  if (delta) checkDeltaBackup(delta, meta, dest);
   if (newerSkipped > 0) log.info(`restoring ${meta.name}, the newest backup that ended before the recovery target (${newerSkipped} newer backup${newerSkipped === 1 ? '' : 's'} ended after it)`);
   const { state: destState, markedTablespaces } = destination ?? (await finishedRestoreOf(dest, meta.backupLabel, tablespaceMapLocations));
   const tablespaces = planTablespaces(backupTablespaces(meta), { mappings: options.tablespaceMappings, asRecorded: options.tablespacesAsRecorded === true }, dest, meta.name);
@@ -136,14 +142,18 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
     // Parents of created targets gained an entry: fsync them too.
     for (const dir of created) dirs.add(path.dirname(dir));
 
+    const kept = delta ? await prepareDelta(dest, meta, manifest, { concurrency: options.concurrency, log, signal }) : undefined;
     const target: ExtractTarget = {
       backupName: meta.name,
       dest,
       tablespaces: new Map(tablespaces.map((t) => [t.oid, t.target])),
       manifest,
-      seen: new Set(),
+      // Kept files of parts that are not read are there, verified, as if those parts had been.
+      seen: new Set(kept ? [...kept.kept].filter((p) => kept.skipParts.has(manifest.get(p)?.part ?? -1)) : []),
       dirs,
       progress,
+      keep: kept?.kept,
+      skipParts: kept?.skipParts,
     };
     const totals = await restoreParts(storage, meta, target, { concurrency: options.concurrency, retries: options.retries, log, signal }).finally(() => progress.done());
     await finalizeRestore({ meta, dest, tablespaces, manifest, seen: target.seen, dirs, recoveryBlock });

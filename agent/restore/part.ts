@@ -21,6 +21,7 @@ import { type ExtractResult, type ExtractTarget, extractPart, type PartLedger } 
  * `ledger` records what it changed, for undoAttempt when it fails.
  */
 export async function restorePart(storage: Storage, part: BackupPart, index: number, target: ExtractTarget, ledger: PartLedger, signal?: AbortSignal): Promise<ExtractResult> {
+  if (target.skipParts?.has(index)) return { files: 0, bytes: 0 };
   const codec = codecFromName(part.codec, part.key);
   const stored = await storage.read(part.key, { signal });
   const raw = new PassThrough();
