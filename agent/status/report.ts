@@ -8,6 +8,7 @@ import { evaluateAlerts, type AlertThresholds } from '../../core/alerts/evaluate
 import { isPlaceholderBackup } from '../../core/catalogue/apply.ts';
 import { recoverableWindows, timelinesWithoutHistory, walGaps, walRanges, type RecoverableSpan, type RestorePoint } from '../../core/catalogue/derive.ts';
 import { compareTimes } from '../../core/catalogue/keys.ts';
+import { pipelineMetrics, type PipelineMetrics } from '../../core/catalogue/metrics.ts';
 import type { AlertKind, AlertSeverity, Catalogue, CatalogueBackup, OpenAlert, ValidationState } from '../../core/catalogue/types.ts';
 import { parseLsn } from '../../core/wal/lsn.ts';
 import type { LoadedCatalogue } from '../catalogue/load.ts';
@@ -113,6 +114,8 @@ export interface StatusReport {
   alerts: AlertStatus[];
   /** `pipeline`: the alerts the functions announced; `evaluated`: computed here from the listing */
   alertsSource: 'pipeline' | 'evaluated';
+  /** the dashboard's figures, as the watchdog logs them (core/catalogue/metrics.ts), over the same windows and alerts */
+  metrics: PipelineMetrics;
 }
 
 /** Thresholds for alerts evaluated from a listing (the functions' settings). */
@@ -234,5 +237,6 @@ export function buildStatusReport(loaded: LoadedCatalogue, repository: string, n
     backups: Object.values(catalogue.backups).sort(compareBackups).map((b) => backupStatus(b, listing)),
     alerts: alerts.map(alertStatus),
     alertsSource: listing ? 'evaluated' : 'pipeline',
+    metrics: pipelineMetrics(catalogue, now, { includePending: listing, alerts }),
   };
 }

@@ -10,7 +10,7 @@ import { CATALOGUE_KEY, walObjectKey } from '../../core/layout.ts';
 import { makeCatalogueHandler } from '../../functions/catalogue.ts';
 import type { Runtime } from '../../functions/lib/runtime.ts';
 import { makeValidateHandler } from '../../functions/validate.ts';
-import { makeWatchdogHandler } from '../../functions/watchdog.ts';
+import { makeWatchdogHandler, METRICS_MESSAGE } from '../../functions/watchdog.ts';
 import { ran, schedulerEvent, startHarness, type Harness, type StorageCloudEvent, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
 
@@ -110,4 +110,22 @@ test('the watchdog on a repository with nothing archived yet announces nothing a
   t.is(await repo.storage.stat(CATALOGUE_KEY), undefined);
   t.deepEqual(await repo.alerts.quiet(), []);
   t.is((await readCatalogue(repo.storage)).generation, '0');
+});
+
+test('each watchdog run logs the pipeline figures as one structured entry: archive lag, pending objects, open alerts by kind', async (t) => {
+  const repo = await h.repo(t);
+  let clock = new Date();
+  const rt = () => repo.runtime({ now: () => clock });
+  const events = [await push(repo, segments[0]), await push(repo, segments[1])];
+  for (const e of events) await makeCatalogueHandler(rt)(e);
+  const last = Date.parse((await repo.catalogue()).lastWalArrival!);
+  clock = new Date(last + 16 * MINUTE);
+  await tick(rt());
+  const entries = repo.logs.filter((l) => l.message === METRICS_MESSAGE);
+  t.is(entries.length, 1);
+  t.like(entries[0], {
+    severity: 'INFO',
+    repository: repo.url,
+    metrics: { archiveLagSeconds: 16 * 60, pendingObjects: 2, windowStart: null, lastValidBackupAgeSeconds: null, openAlertsTotal: 1, openAlerts: { objects_unvalidated: 1, wal_gap: 0 } },
+  });
 });

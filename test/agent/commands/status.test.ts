@@ -124,7 +124,9 @@ test('the json report has exactly the documented fields', async (t) => {
   const { url, storage } = await repository();
   await writeCatalogue(storage, pipelineCatalogue());
   const report = JSON.parse((await run(['status', '--json'], { GCWAL_REPO: url })).out) as Record<string, unknown>;
-  t.deepEqual(Object.keys(report), ['format', 'generatedAt', 'repository', 'source', 'validated', 'catalogue', 'cluster', 'newestWal', 'timelines', 'backups', 'alerts', 'alertsSource']);
+  t.deepEqual(Object.keys(report), ['format', 'generatedAt', 'repository', 'source', 'validated', 'catalogue', 'cluster', 'newestWal', 'timelines', 'backups', 'alerts', 'alertsSource', 'metrics']);
+  t.deepEqual(Object.keys(report.metrics as object), ['archiveLagSeconds', 'newestWalTime', 'windowStart', 'windowEnd', 'windowStartAgeSeconds', 'windowEndAgeSeconds', 'lastValidBackupTime', 'lastValidBackupAgeSeconds', 'pendingObjects', 'openAlerts', 'openAlertsTotal']);
+  t.like(report.metrics, { windowStart: '2024-05-01T12:00:30.456Z', lastValidBackupTime: '2024-05-01T12:00:30.456Z', pendingObjects: 0, openAlertsTotal: 1, openAlerts: { wal_gap: 1, corrupt_object: 0 } });
   const [tl] = report.timelines as Record<string, unknown>[];
   t.deepEqual(Object.keys(tl), ['timeline', 'historyMissing', 'window', 'newestWal', 'walRanges', 'gaps']);
   t.deepEqual(Object.keys(tl.window as object), ['earliest', 'latest', 'spans']);
