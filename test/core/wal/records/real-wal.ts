@@ -3,7 +3,7 @@
  * segments archiving with `cp`, made to write what the walker must read:
  * commits and aborts, a prepared transaction committed and one rolled back,
  * named restore points, a record longer than a segment (a logical message),
- * rows with full-page images, and a switch at the end so the last segment
+ * rows with full-page images (compressed: wal_compression), and a switch at the end so the last segment
  * ends in padding. The test records each commit's time from the server
  * (track_commit_timestamp) and each restore point's LSN and the times around it.
  */
@@ -39,7 +39,7 @@ export async function makeRealWal(pgMajor?: PgMajor): Promise<RealWal> {
     cluster = await startCluster({
       archiveCommand: `cp %p ${archive}/%f`,
       walSegSizeMB: 1,
-      settings: { track_commit_timestamp: true, max_prepared_transactions: 2, autovacuum: false, 'TimeZone': 'UTC', full_page_writes: true, wal_compression: false },
+      settings: { track_commit_timestamp: true, max_prepared_transactions: 2, autovacuum: false, 'TimeZone': 'UTC', full_page_writes: true, wal_compression: true },
       ...(pgMajor !== undefined ? { pgMajor } : {}),
     });
     const c = cluster;
