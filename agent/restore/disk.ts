@@ -1,12 +1,11 @@
 /**
  * Small durable-disk helpers for restore: directories created once and
- * remembered (so they can be fsynced at the end), a Writable over a file
+ * remembered (so they can be fsynced at the end), writes over a file
  * handle, fsync of files and directories.
  */
 import type { FileHandle } from 'node:fs/promises';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
 import { fsyncPath } from '../../core/fsync.ts';
 
 /**
@@ -69,20 +68,14 @@ async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
 }
 
 /**
- * A Writable that appends to an open file handle and leaves it open, so the
- * caller can set mode and times and fsync before closing. (fs streams over a
- * FileHandle with autoClose off keep the handle busy after finishing.)
+ * Write `chunks` (`total` bytes together) at the handle's position with as
+ * few system calls as the kernel allows (one writev, normally).
  */
-export function fileHandleSink(fh: FileHandle): Writable {
-  return new Writable({
-    highWaterMark: 1024 * 1024,
-    write(chunk: Buffer, _encoding, done) {
-      writeAll(fh, chunk).then(() => done(), done);
-    },
-    writev(chunks, done) {
-      writeAll(fh, Buffer.concat(chunks.map((c) => c.chunk as Buffer))).then(() => done(), done);
-    },
-  });
+export async function writeAllv(fh: FileHandle, chunks: Buffer[], total: number): Promise<void> {
+  if (chunks.length === 1) return writeAll(fh, chunks[0]);
+  const { bytesWritten } = await fh.writev(chunks);
+  // A short write (a signal, a full disk about to fail): write the rest one by one.
+  if (bytesWritten < total) await writeAll(fh, Buffer.concat(chunks).subarray(bytesWritten));
 }
 
 /**

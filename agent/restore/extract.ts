@@ -6,16 +6,17 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { Readable, Transform, type Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract as tarExtract, type ExtractEvents } from 'tar-stream';
 import type { ManifestEntry } from '../../core/backup/meta.ts';
 import { checkBackupPath } from '../../core/backup/paths.ts';
-import { verifyingStream } from '../../core/checksum/verify.ts';
+import { Verifier } from '../../core/checksum/verify.ts';
 import { CorruptObjectError, GcwalError } from '../../core/errors.ts';
 import { quoteForMessage } from '../../core/wal/quote.ts';
 import type { Progress } from '../progress.ts';
-import { type DirectorySet, fileHandleSink } from './disk.ts';
+import { type DirectorySet, writeAllv } from './disk.ts';
+import type { FileFinisher } from './file-finisher.ts';
 import { placeBackupPath } from './paths.ts';
 
 /**
@@ -57,6 +58,8 @@ export interface ExtractTarget {
   keep?: ReadonlySet<string>;
   /** backup-fetch --delta: parts all of whose files are kept, not read */
   skipParts?: ReadonlySet<number>;
+  /** finishes written files (mode, times, fsync, close) in the background; without one each file is finished before the next */
+  finisher?: FileFinisher;
 }
 
 /**
@@ -103,7 +106,8 @@ function corrupt(message: string): CorruptObjectError {
  * path met twice, a file whose bytes do not match the manifest's size and
  * CRC32C, or a tar the parser rejects. Files get the manifest's mode (its
  * permission bits, restoredMode) and mtime and are fsynced before the call
- * returns. Stops with the signal.
+ * returns, or, with `target.finisher`, once the finisher is drained. Stops
+ * with the signal.
  */
 export async function extractPart(source: Readable, partIndex: number, target: ExtractTarget, ledger: PartLedger, signal?: AbortSignal): Promise<ExtractResult> {
   const where = `part ${partIndex} of backup ${target.backupName}`;
@@ -196,6 +200,9 @@ async function restoreEntry(entry: TarEntry, partIndex: number, target: ExtractT
   }
 }
 
+/** Gathered before one write: fewer system calls, each still under the 1 MiB where a write() gets slow here (docs/performance.md). */
+const WRITE_BATCH = 512 * 1024;
+
 async function writeFile(entry: TarEntry, listed: ManifestEntry, relative: string, absolute: string, target: ExtractTarget, ledger: PartLedger, where: string, signal?: AbortSignal): Promise<void> {
   const file = HELD_BACK.has(relative) ? absolute + HELD_BACK_SUFFIX : absolute;
   await target.dirs.ensure(path.dirname(file));
@@ -203,25 +210,45 @@ async function writeFile(entry: TarEntry, listed: ManifestEntry, relative: strin
   // planted under it) means something is wrong; never follow or overwrite.
   const fh = await fs.open(file, 'wx', 0o600);
   ledger.files.push(file);
+  let handedOver = false;
   try {
-    const progress = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        target.progress.add(chunk.length);
-        ledger.bytes += chunk.length;
-        done(null, chunk);
-      },
-    });
-    const verify = verifyingStream({ size: listed.size, crc32c: listed.crc32c ?? '' }, `file ${quoteForMessage(relative, 200)} of backup ${target.backupName} (${where})`);
+    // One loop instead of a chain of stream stages: each chunk is checked,
+    // counted and written here, without a hop per stage.
+    const verifier = new Verifier({ size: listed.size, crc32c: listed.crc32c ?? '' }, `file ${quoteForMessage(relative, 200)} of backup ${target.backupName} (${where})`);
+    let batch: Buffer[] = [];
+    let batched = 0;
+    const flush = async () => {
+      await writeAllv(fh, batch, batched);
+      target.progress.add(batched);
+      ledger.bytes += batched;
+      batch = [];
+      batched = 0;
+    };
     // Read the entry through its async iterator: if the parser was destroyed
-    // before this point, the entry ends early (and fails verification) instead
-    // of leaving a pipeline waiting for events that were already emitted.
-    await pipeline(Readable.from(entry as AsyncIterable<Buffer>, { objectMode: false }), verify, progress, fileHandleSink(fh), { signal });
-    await fh.chmod(restoredMode(listed.mode));
+    // before this point, the entry ends early (and fails verification)
+    // instead of waiting for events that were already emitted.
+    for await (const chunk of entry as AsyncIterable<Buffer>) {
+      signal?.throwIfAborted();
+      verifier.update(chunk);
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched >= WRITE_BATCH) await flush();
+    }
+    signal?.throwIfAborted();
+    verifier.finish();
+    if (batched > 0) await flush();
+    const mode = restoredMode(listed.mode);
     const mtime = new Date(listed.mtime);
-    await fh.utimes(mtime, mtime);
-    await fh.sync();
+    if (target.finisher) {
+      handedOver = true;
+      await target.finisher.add(fh, mode, mtime);
+    } else {
+      await fh.chmod(mode);
+      await fh.utimes(mtime, mtime);
+      await fh.sync();
+    }
   } finally {
-    await fh.close();
+    if (!handedOver) await fh.close();
   }
   target.progress.add(0, 1);
   ledger.count++;

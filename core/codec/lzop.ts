@@ -1,8 +1,9 @@
 /**
  * The `lzo` codec: the lzop file format, so that `lzop -d` restores any object
  * by hand (as WAL-E users expect) and files made by `lzop` decompress here.
- * Compression is LZO1X-1 from the native `lzo` package; decoding is
- * `lzo-wasm` (lzo-wasm.ts). Both load on first use, not on import.
+ * Compression is LZO1X-1 from the native `lzo` package; decoding is the
+ * same package's safe decoder, or `lzo-wasm` (lzo-wasm.ts) where the native
+ * addon is not installed (the functions). Both load on first use, not on import.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { CorruptObjectError, UsageError } from '../errors.ts';
@@ -10,9 +11,9 @@ import { adler32 } from './adler32.ts';
 import { ByteQueue } from './byte-queue.ts';
 import { loadLzoWasm, LZO_WASM_MAX_BLOCK, type LzoBlockDecoder } from './lzo-wasm.ts';
 import { LzopBlockEncoder, lzopStreamHeader } from './lzop-blocks.ts';
-import { loadLzoBlockCompressor, type LzoBlockCompressor } from './lzo-native.ts';
+import { loadLzoBlockCompressor, loadLzoBlockDecoder, type LzoBlockCompressor } from './lzo-native.ts';
 import { crc32, endMarker, LZOP_BLOCK_SIZE, parseBlockHead, parseHeader, undoFilter, type BlockHead, type LzopHeader } from './lzop-format.ts';
-import type { Codec } from './types.ts';
+import type { Codec, DecompressorOptions } from './types.ts';
 
 /** Cuts input into 256 KiB blocks and writes each compressed, or stored when compression does not help. */
 class LzopCompressor extends Transform {
@@ -75,6 +76,7 @@ type Stage = 'header' | 'blocks' | 'end';
  */
 class LzopDecompressor extends Transform {
   readonly #decoders: () => Promise<LzoBlockDecoder>;
+  readonly #checkDecoded: boolean;
   readonly #queue = new ByteQueue();
   #stage: Stage = 'header';
   /** bytes needed before parsing can progress */
@@ -83,9 +85,10 @@ class LzopDecompressor extends Transform {
   #block = 0;
   #seen = 0;
 
-  constructor(decoders: () => Promise<LzoBlockDecoder>) {
+  constructor(decoders: () => Promise<LzoBlockDecoder>, options: DecompressorOptions) {
     super();
     this.#decoders = decoders;
+    this.#checkDecoded = options.decodedVerifiedByCaller !== true;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -175,8 +178,10 @@ class LzopDecompressor extends Transform {
       }
     }
     if (header.filter) undoFilter(raw, header.filter);
-    verify(n, 'adler32', 'uncompressed', head.adler32D, () => adler32(raw));
-    verify(n, 'crc32', 'uncompressed', head.crc32D, () => crc32(raw));
+    if (this.#checkDecoded) {
+      verify(n, 'adler32', 'uncompressed', head.adler32D, () => adler32(raw));
+      verify(n, 'crc32', 'uncompressed', head.crc32D, () => crc32(raw));
+    }
     return raw;
   }
 }
@@ -190,13 +195,15 @@ function verify(block: number, kind: string, of: string, stored: number | undefi
 }
 
 /**
- * One usable wasm decoder at a time, created on first need and replaced when
- * a failure made it unusable. Held by a codec instance, never module-wide.
+ * The native decoder when the `lzo` addon is there (the agent), else one
+ * usable wasm decoder at a time (the functions, which ship no native LZO),
+ * created on first need and replaced when a failure made it unusable. Held
+ * by a codec instance, never module-wide.
  */
 function decoderCache(): () => Promise<LzoBlockDecoder> {
   let current: Promise<LzoBlockDecoder> | undefined;
   const next = async (): Promise<LzoBlockDecoder> => {
-    const pending = (current ??= loadLzoWasm());
+    const pending = (current ??= Promise.resolve(loadLzoBlockDecoder() ?? loadLzoWasm()));
     try {
       const decoder = await pending;
       if (decoder.usable) return decoder;
@@ -215,8 +222,10 @@ function decoderCache(): () => Promise<LzoBlockDecoder> {
  * one the lzo package offers) and throws UsageError for any other.
  * `decompressor()` reads any lzop file whose method is LZO1X (lzop -1 to -9),
  * with Adler-32 or CRC-32 checksums, filters and extra fields; blocks larger
- * than 8 MiB (which lzop never writes) are refused. The wasm decoder is created
- * on the first compressed block and shared by this instance's decompressors.
+ * than 8 MiB (which lzop never writes) are refused. The decoder (native, else
+ * wasm) is created on the first compressed block and shared by this
+ * instance's decompressors; `decodedVerifiedByCaller` skips the per-block
+ * checksums of decoded data.
  */
 export function lzoCodec(): Codec {
   const decoders = decoderCache();
@@ -227,8 +236,8 @@ export function lzoCodec(): Codec {
       if (level !== undefined) throw new UsageError(`compression level ${level} is not available for lzo`, 'lzo has a single level; leave the compression level unset');
       return new LzopCompressor(loadLzoBlockCompressor());
     },
-    decompressor(): Transform {
-      return new LzopDecompressor(decoders);
+    decompressor(options: DecompressorOptions = {}): Transform {
+      return new LzopDecompressor(decoders, options);
     },
   };
 }

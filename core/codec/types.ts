@@ -16,5 +16,17 @@ export interface Codec {
   /** level is codec-specific; undefined means the codec's fast default */
   compressor(level?: number): Transform;
   /** errors on malformed input are emitted as CorruptObjectError */
-  decompressor(): Transform;
+  decompressor(options?: DecompressorOptions): Transform;
+}
+
+/** How a decompressor may work. */
+export interface DecompressorOptions {
+  /**
+   * The caller checks every decoded byte against a size and CRC32C of its
+   * own (a backup part's rawCrc32c), so the codec may skip checksums of the
+   * decoded data that the format carries besides (lzop's per-block CRC-32 or
+   * Adler-32 of uncompressed data: a whole extra pass over every byte).
+   * Checks of the compressed input, which protect the decoder, stay.
+   */
+  decodedVerifiedByCaller?: boolean;
 }

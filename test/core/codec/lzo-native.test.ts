@@ -2,7 +2,8 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { loadLzoBlockCompressor, lzoCompressBound, nativeBinding } from '../../../core/codec/lzo-native.ts';
+import { loadLzoBlockCompressor, loadLzoBlockDecoder, lzoCompressBound, nativeBinding } from '../../../core/codec/lzo-native.ts';
+import { loadLzoWasm } from '../../../core/codec/lzo-wasm.ts';
 
 const require = createRequire(import.meta.url);
 const lzo = require('lzo') as { compress(input: Buffer): Buffer; decompress(input: Buffer, length: number): Buffer };
@@ -43,4 +44,28 @@ test('an output buffer smaller than the worst case is refused before compressing
   const compress = loadLzoBlockCompressor();
   const input = randomBytes(4096);
   t.throws(() => compress(input, Buffer.alloc(lzoCompressBound(input.length) - 1)), { instanceOf: RangeError, message: /too small/ });
+});
+
+for (const [what, input] of inputs) {
+  test(`the native decoder restores ${what} exactly as the wasm decoder does`, async (t) => {
+    const packed = lzo.compress(input);
+    const native = loadLzoBlockDecoder();
+    if (!native) return t.fail('no native decoder');
+    t.deepEqual(native.decode(packed, input.length), input);
+    t.deepEqual((await loadLzoWasm()).decode(packed, input.length), input);
+  });
+}
+
+test('the native decoder refuses a damaged block, a block cut short and a wrong length, and stays usable', (t) => {
+  const native = loadLzoBlockDecoder()!;
+  const input = inputs[2]![1];
+  const packed = lzo.compress(input);
+  t.throws(() => native.decode(packed.subarray(0, packed.length - 10), input.length));
+  t.throws(() => native.decode(packed, input.length + 1), { message: /^failed to decompress: the block decodes to/ });
+  t.throws(() => native.decode(packed, input.length - 1));
+  const garbage = Buffer.from(packed);
+  garbage.fill(0xff, 0, 16);
+  t.throws(() => native.decode(garbage, input.length));
+  t.true(native.usable);
+  t.deepEqual(native.decode(packed, input.length), input);
 });

@@ -71,7 +71,7 @@ test('lzo rejects every single-byte change in the header lzop writes for a named
 
 test('lzo rejects or exactly restores damage the decoder meets in files without checksums of compressed data', async (t) => {
   // lzop's default: Adler-32 of the uncompressed data only, so damaged
-  // compressed bytes reach the wasm decoder, which either fails or produces
+  // compressed bytes reach the decoder, which either fails or produces
   // data the checksum then rejects. A few bytes of an LZO1X stream do not
   // affect its output (lzop -t accepts those changes too); the one thing that
   // must never happen is different output without an error.
@@ -188,3 +188,19 @@ for (const { name, input, message } of crafted) {
     await assertCorrupt(t, runThrough(codec.decompressor(), [input]), message);
   });
 }
+
+test('with the decoded bytes checked by the caller, a wrong checksum of the uncompressed data is left to the caller while one of the compressed data still fails', async (t) => {
+  const parsed = parseHeader(smallPacked);
+  if (!('header' in parsed)) return t.fail('header not parsed');
+  t.true((parsed.header.flags & Flag.crc32D) !== 0 && (parsed.header.flags & Flag.crc32C) !== 0, 'gcwal writes both block checksums');
+  // Block 0: uncompressed length, compressed length, CRC-32 of the uncompressed data, CRC-32 of the compressed data.
+  const checkOfRaw = parsed.size + 8;
+  const checkOfCompressed = parsed.size + 12;
+  const rawWrong = Buffer.from(smallPacked);
+  rawWrong[checkOfRaw]! ^= 0x01;
+  await assertCorrupt(t, runThrough(codec.decompressor(), [rawWrong]), /^lzo block 0 fails its crc32 check of uncompressed data/);
+  t.true((await runThrough(codec.decompressor({ decodedVerifiedByCaller: true }), [rawWrong])).equals(small));
+  const compressedWrong = Buffer.from(smallPacked);
+  compressedWrong[checkOfCompressed]! ^= 0x01;
+  await assertCorrupt(t, runThrough(codec.decompressor({ decodedVerifiedByCaller: true }), [compressedWrong]), /^lzo block 0 fails its crc32 check of compressed data/);
+});
