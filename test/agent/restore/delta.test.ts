@@ -10,7 +10,8 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32c } from '../../../core/checksum/crc32c.ts';
@@ -193,7 +194,7 @@ test.serial('a delta restore keeps unchanged files, rewrites changed ones, remov
   t.deepEqual(await counts(restored), { A: 9000, B: 2000 }, 'exactly the rows committed before the target');
 });
 
-test.serial('a delta restore refuses a running server and another cluster\'s data directory, writing nothing', async (t) => {
+test.serial('a delta restore refuses a running server, a live prefetcher and another cluster\'s data directory, writing nothing', async (t) => {
   const running = await fetch([source.pgdata, newer, '--delta', '--recovery']);
   t.is(running.code, 10, running.stderr);
   t.regex(running.stderr, /a server is running on/);
@@ -203,6 +204,18 @@ test.serial('a delta restore refuses a running server and another cluster\'s dat
   cleanups.push(() => other.destroy());
   await other.stop();
   const before = contents(await tree(other.pgdata));
+  // A prefetcher of the directory's last recovery that still runs could write into the new spool.
+  const fetcher = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', 'wal-prefetch'], { stdio: 'ignore' });
+  t.teardown(() => fetcher.kill('SIGKILL'));
+  const spool = path.join(other.pgdata, 'pg_wal', SPOOL_DIR);
+  await mkdir(spool);
+  await writeFile(path.join(spool, 'fetcher.pid'), `${fetcher.pid}\n`);
+  const prefetching = await fetch([other.pgdata, newer, '--delta', '--recovery']);
+  t.is(prefetching.code, 10, prefetching.stderr);
+  t.regex(prefetching.stderr, /prefetcher .* still runs/);
+  await rm(spool, { recursive: true });
+  t.deepEqual(contents(await tree(other.pgdata)), before, 'nothing written');
+
   const mismatch = await fetch([other.pgdata, newer, '--delta', '--recovery']);
   t.is(mismatch.code, 4, mismatch.stderr);
   t.regex(mismatch.stderr, /belongs to cluster \d+, backup base_\w+ to cluster \d+/);
