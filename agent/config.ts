@@ -4,6 +4,7 @@ import { CODEC_NAMES, type CodecName } from '../core/codec/types.ts';
 import { readConfigTable, type ConfigEntry } from '../core/config/table.ts';
 import { UsageError } from '../core/errors.ts';
 import type { GcsStorageOptions } from '../core/storage/gcs.ts';
+import { parsePrimaryConninfo, type PrimaryConninfo } from './pg/conninfo.ts';
 
 export { parseSize, type ConfigEntry } from '../core/config/table.ts';
 import type { LogFormat } from './log.ts';
@@ -50,6 +51,8 @@ export interface Config {
   };
   /** backup-push: seconds to wait for the next WAL segment its backup needs to reach the repository */
   archiveTimeout: number;
+  /** backup-push on a standby: how to reach the primary, to switch its WAL segment once the backup stops */
+  primary: PrimaryConninfo | undefined;
   /** wal-fetch's background prefetch during recovery (agent/wal/prefetcher.ts); depth 0 turns it off */
   prefetch: {
     depth: number;
@@ -95,6 +98,7 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'PGDATABASE', flag: 'pgdatabase', kind: 'string', description: 'PostgreSQL database (libpq)' },
   { env: 'PGPASSWORD', flag: 'pgpassword', kind: 'string', description: 'PostgreSQL password (libpq); the variable only, no flag; prefer ~/.pgpass (or the file PGPASSFILE names)', envOnly: { hint: 'set PGPASSWORD in the environment or, better, put the password in ~/.pgpass (or the file PGPASSFILE names), as for psql' } },
   { env: 'PGPASSFILE', flag: 'pgpassfile', kind: 'string', description: 'PostgreSQL password file (libpq; default ~/.pgpass, mode 0600)' },
+  { env: 'GCWAL_PRIMARY_CONNINFO', flag: 'primary-conninfo', kind: 'string', description: "backup-push on a standby: libpq connection string of the primary (e.g. 'host=db1 user=postgres dbname=postgres'), where it runs pg_switch_wal() once the backup stops so the last WAL the backup needs is archived at once; the password from ~/.pgpass (or passfile=, PGPASSFILE), password= only in the variable" },
   { env: 'GCWAL_ARCHIVE_TIMEOUT', flag: 'archive-timeout', kind: 'int', default: '60', min: 1, max: 86_400, description: 'backup-push: seconds to wait for the next WAL segment the backup needs to reach the repository before failing (the wait restarts whenever one arrives)' },
   { env: 'GCWAL_PREFETCH', flag: 'prefetch', kind: 'int', default: '16', min: 0, max: 1024, description: 'wal-fetch during recovery: WAL segments after the one asked for that a background process fetches ahead into pg_wal/.gcwal-spool; 0 turns prefetch off' },
   { env: 'GCWAL_PREFETCH_CONCURRENCY', flag: 'prefetch-concurrency', kind: 'int', default: '4', min: 1, max: 64, description: 'segments the prefetcher fetches in parallel' },
@@ -149,6 +153,7 @@ export function parseConfig(
       passfile: v.PGPASSFILE as string | undefined,
     },
     archiveTimeout: v.GCWAL_ARCHIVE_TIMEOUT as number,
+    primary: primaryFrom(v.GCWAL_PRIMARY_CONNINFO as string | undefined, flags['primary-conninfo'] !== undefined),
     prefetch: {
       depth: v.GCWAL_PREFETCH as number,
       concurrency: v.GCWAL_PREFETCH_CONCURRENCY as number,
@@ -166,6 +171,12 @@ export function parseConfig(
       gapGraceSeconds: (v.GCWAL_GAP_GRACE_MINUTES as number) * 60,
     },
   };
+}
+
+/** GCWAL_PRIMARY_CONNINFO parsed; a password given as --primary-conninfo is refused (ps shows it). */
+function primaryFrom(text: string | undefined, fromFlag: boolean): PrimaryConninfo | undefined {
+  if (text === undefined) return undefined;
+  return parsePrimaryConninfo(text, { variable: fromFlag ? '--primary-conninfo' : 'GCWAL_PRIMARY_CONNINFO', fromFlag });
 }
 
 const REPO_EXAMPLE = 'e.g. GCWAL_REPO=file:///var/lib/gcwal or GCWAL_REPO=gs://my-bucket/prod-db';

@@ -81,13 +81,27 @@ export function describeArchiver(status: ArchiverStatus | undefined): string {
   return `pg_stat_archiver: last failed ${status.lastFailedWal ?? '(unknown)'}${at(status.lastFailedTime)} (${failures}), ${archived}`;
 }
 
-/** The error backup-push fails with when its WAL did not reach the repository in time. */
-export function walNotArchivedError(what: { backup: string; missing: readonly string[]; timeoutSeconds: number; archiver: ArchiverStatus | undefined; standby: boolean }): WalNotArchivedError {
+/**
+ * What backup-push on a standby without GCWAL_PRIMARY_CONNINFO says while it
+ * waits: the standby cannot switch segments, so the last one comes only when
+ * the primary leaves it.
+ */
+export const STANDBY_WAIT_NOTE = 'on a standby the last segment is archived only once the primary switches wal segments (archive_timeout there), or set GCWAL_PRIMARY_CONNINFO so that backup-push switches it';
+
+/**
+ * The error backup-push fails with when its WAL did not reach the repository
+ * in time. `standby`: false on a primary, else whether backup-push could
+ * reach the primary (GCWAL_PRIMARY_CONNINFO) to switch its segment.
+ */
+export function walNotArchivedError(what: { backup: string; missing: readonly string[]; timeoutSeconds: number; archiver: ArchiverStatus | undefined; standby: false | { primaryConninfo: boolean } }): WalNotArchivedError {
   const more = what.missing.length > 1 ? ` and ${what.missing.length - 1} later segment${what.missing.length > 2 ? 's' : ''}` : '';
   const message = `wal ${what.missing[0]}${more} that backup ${what.backup} needs is not in the repository: none of it arrived for ${what.timeoutSeconds} s; ${describeArchiver(what.archiver)}; no backup was recorded`;
-  const hint = what.standby
-    ? 'on a standby the primary archives this wal: check its archive_command and server log, and that it switches segments (archive_timeout, or SELECT pg_switch_wal() on the primary); raise GCWAL_ARCHIVE_TIMEOUT if archiving is only slow'
-    : 'check archive_command, which must run gcwal wal-push into this repository, and the server log for why it fails; raise GCWAL_ARCHIVE_TIMEOUT if archiving is only slow';
+  const slow = 'raise GCWAL_ARCHIVE_TIMEOUT if archiving is only slow';
+  const hint = !what.standby
+    ? `check archive_command, which must run gcwal wal-push into this repository, and the server log for why it fails; ${slow}`
+    : what.standby.primaryConninfo
+      ? `on a standby the primary (or the standby with archive_mode = always) archives this wal: check its archive_command and server log; ${slow}`
+      : `on a standby the primary (or the standby with archive_mode = always) archives this wal, and the last segment only once the primary switches segments: set GCWAL_PRIMARY_CONNINFO so that backup-push switches it (or archive_timeout on the primary), and check archive_command and the server log there; ${slow}`;
   return new WalNotArchivedError(message, hint);
 }
 

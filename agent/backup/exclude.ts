@@ -37,7 +37,8 @@ const TEMP_PREFIX = 'pgsql_tmp';
 
 /**
  * Files excluded wherever they are found, with why. backup_label and
- * tablespace_map would be stale: ours come from pg_backup_stop.
+ * tablespace_map would be stale: ours come from pg_backup_stop. (pgBackRest
+ * leaves out the two signal files too.)
  */
 const EXCLUDED_FILES: ReadonlyMap<string, string> = new Map([
   ['postgresql.auto.conf.tmp', 'temporary file of ALTER SYSTEM'],
@@ -47,6 +48,11 @@ const EXCLUDED_FILES: ReadonlyMap<string, string> = new Map([
   ['backup_manifest', 'manifest of the backup this server was restored from'],
   ['postmaster.pid', 'lock file of the running server'],
   ['postmaster.opts', 'options of the running server'],
+  // A backup of a standby restores like any other: backup-fetch writes the
+  // recovery settings it asks for, and a copied standby.signal would win
+  // over them (standby mode, streaming from the live primary).
+  ['standby.signal', 'standby mode of the server backed up; the restore sets up its own recovery'],
+  ['recovery.signal', 'recovery mode of the server backed up; the restore sets up its own recovery'],
 ]);
 
 /** The relation cache file is rebuilt at start; its temporary copies too. */

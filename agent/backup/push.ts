@@ -13,9 +13,11 @@ import { segmentNumberOfEndLsn, segmentNumberOfLsn, segmentRange, walSegmentName
 import type { Config } from '../config.ts';
 import type { Logger } from '../log.ts';
 import { connectPostgres } from '../pg/connect.ts';
+import type { PrimaryConninfo } from '../pg/conninfo.ts';
 import type { Progress } from '../progress.ts';
 import { CONTROL_FILE } from './exclude.ts';
-import { archiveModeOffError, waitForWal, walNotArchivedError } from './archive-wait.ts';
+import { archiveModeOffError, STANDBY_WAIT_NOTE, waitForWal, walNotArchivedError } from './archive-wait.ts';
+import { checkPrimary, switchWalOnPrimary, type PrimaryOptions } from './primary.ts';
 import { parseBackupLabel, readArchiverStatus, readClusterInfo, startBackup, stopBackup, type ClusterInfo } from './pg-backup.ts';
 import { planParts } from './plan.ts';
 import { writeParts } from './parts.ts';
@@ -40,6 +42,12 @@ export interface PushOptions {
    * kept by other means (--no-archive-check).
    */
   archiveCheck: { timeoutSeconds: number } | false;
+  /**
+   * On a standby: the primary (GCWAL_PRIMARY_CONNINFO), checked before the
+   * backup starts and told to switch WAL segments once it stops. Unused on a
+   * primary and with archiveCheck false.
+   */
+  primary?: PrimaryConninfo;
 }
 
 /**
@@ -141,6 +149,24 @@ function checkArchiveMode(info: ClusterInfo, where: string, options: PushOptions
 }
 
 /**
+ * The primary to switch WAL on once a standby's backup stops, checked now
+ * (see checkPrimary); undefined on a primary, without GCWAL_PRIMARY_CONNINFO
+ * or without the archive check.
+ */
+async function primaryFor(info: ClusterInfo, options: PushOptions): Promise<PrimaryOptions | undefined> {
+  if (!options.primary || !options.archiveCheck) return undefined;
+  if (!info.inRecovery) {
+    // One environment may serve every host, whichever is the primary today.
+    options.log.debug('GCWAL_PRIMARY_CONNINFO is not used: the server is the primary');
+    return undefined;
+  }
+  const primary: PrimaryOptions = { primary: options.primary, passfile: options.config.pg.passfile, log: options.log, signal: options.signal };
+  const where = await checkPrimary(primary, info.systemIdentifier);
+  options.log.debug('the primary is reachable and may switch wal', { primary: where });
+  return primary;
+}
+
+/**
  * Wait until every segment in `needed` is in the repository; throws
  * WalNotArchivedError, naming what pg_stat_archiver reports, when none of
  * the missing ones arrived for `timeoutSeconds`. The backup is already
@@ -148,17 +174,19 @@ function checkArchiveMode(info: ClusterInfo, where: string, options: PushOptions
  */
 async function awaitArchived(client: pg.Client, info: ClusterInfo, name: string, needed: readonly string[], timeoutSeconds: number, options: PushOptions): Promise<void> {
   const { log, signal, storage } = options;
+  // Without the primary's connection the stop segment waits for the primary to leave it.
+  const standbyNote = info.inRecovery && !options.primary ? `; ${STANDBY_WAIT_NOTE}` : '';
   const missing = await waitForWal(storage, needed, {
     timeoutMs: timeoutSeconds * 1000,
     signal,
-    onWaiting: (m) => log.info(`waiting for ${m.length === 1 ? `wal ${m[0]}` : `${m.length} wal segments, ${m[0]} to ${m[m.length - 1]},`} to reach the repository`, { timeoutSeconds }),
+    onWaiting: (m) => log.info(`waiting for ${m.length === 1 ? `wal ${m[0]}` : `${m.length} wal segments, ${m[0]} to ${m[m.length - 1]},`} to reach the repository${standbyNote}`, { timeoutSeconds }),
   });
   if (missing.length === 0) return;
   const archiver = await readArchiverStatus(client).catch((err) => {
     log.debug('could not read pg_stat_archiver', { error: (err as Error).message });
     return undefined;
   });
-  throw walNotArchivedError({ backup: name, missing, timeoutSeconds, archiver, standby: info.inRecovery });
+  throw walNotArchivedError({ backup: name, missing, timeoutSeconds, archiver, standby: info.inRecovery ? { primaryConninfo: options.primary !== undefined } : false });
 }
 
 /**
@@ -171,7 +199,9 @@ async function awaitArchived(client: pg.Client, info: ClusterInfo, name: string,
  * WalNotArchivedError when archive_mode is off on a primary or the WAL the
  * backup needs does not reach the repository (with `archiveCheck`),
  * RepositoryMissingError when the repository has no gcwal.json (never
- * created with gcwal repo-create), ClusterMismatchError when it holds another cluster,
+ * created with gcwal repo-create), ClusterMismatchError when it holds another cluster
+ * (or, on a standby, `primary` reaches a server of another cluster; a
+ * UsageError when that server is not a primary; see primary.ts),
  * PostgresError for connection and SQL failures, InvalidInputError for
  * unreadable files, storage errors as the driver raises them. On any failure
  * after the backup started the backup is stopped (the server is not left in
@@ -194,6 +224,7 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
     await requireRepositoryFor(storage, { systemIdentifier: info.systemIdentifier, walSegmentSize: info.walSegmentSize }, { signal });
     checkArchiveMode(info, where, options);
     log.debug('connected', { server: where, version: info.version, systemIdentifier: info.systemIdentifier });
+    const primary = await primaryFor(info, options);
 
     const startTime = new Date();
     const start = await startBackup(client, info.versionNum, `gcwal ${startTime.toISOString()}`);
@@ -211,6 +242,7 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
       const timeline = label.timeline ?? start.timeline;
       if (label.walFile !== startSegment) log.warn(`backup label starts in ${label.walFile}, not ${startSegment} as the name says`);
       if (options.archiveCheck) {
+        if (primary) await switchWalOnPrimary(primary, (segmentNumberOfEndLsn(stop.lsn, info.walSegmentSize) + 1n) * BigInt(info.walSegmentSize));
         // At least the start segment, should a standby report its stop at the start.
         const needed = [...segmentRange(timeline, label.lsn, stop.lsn > label.lsn ? stop.lsn : label.lsn + 1n, info.walSegmentSize)];
         await awaitArchived(client, info, name, needed, options.archiveCheck.timeoutSeconds, options);

@@ -24,6 +24,7 @@ backup.json exists. Left out, as pg_basebackup does: the contents of pg_wal,
 pg_replslot, pg_stat_tmp, pg_dynshmem, pg_notify, pg_serial, pg_snapshots
 and pg_subtrans (the directories are kept), postmaster.pid/.opts,
 pg_internal.init, old backup_label/tablespace_map/backup_manifest,
+standby.signal and recovery.signal (a restore writes its own recovery setup),
 pgsql_tmp*, temporary relations and unlogged relations' data (their init
 forks are kept). Tablespaces are followed and stored under pg_tblspc/<oid>/.
 
@@ -33,10 +34,19 @@ the same repository). After pg_backup_stop, which ends backup mode, it polls
 the repository and fails with exit 14, naming what pg_stat_archiver reports,
 when none of the missing WAL arrived for GCWAL_ARCHIVE_TIMEOUT seconds
 (default 60). A primary with archive_mode = off is refused with exit 14
-before the backup starts. On a standby the primary archives the WAL, and the
-stop segment arrives only once the primary switches segments (archive_timeout
-there, or pg_switch_wal()). --no-archive-check skips both checks (with a
+before the backup starts. --no-archive-check skips both checks (with a
 warning), for WAL kept by other means.
+
+On a hot standby the backup is taken from the standby's data directory (run
+it there, connected to the standby) and restores like any other. The WAL is
+archived by the primary, or by the standby with archive_mode = always; a
+standby cannot switch segments, so the segment the backup stops in arrives
+only once the primary leaves it. GCWAL_PRIMARY_CONNINFO (a libpq connection
+string of the primary, e.g. 'host=db1 user=postgres dbname=postgres', the
+password in ~/.pgpass) makes backup-push check the primary before the
+backup starts (a primary of the same cluster, allowed to run
+pg_switch_wal()) and switch its WAL segment once the backup stops; without
+it the wait lasts until the primary switches by itself (archive_timeout).
 
 Prints the backup's name on stdout. The repository must exist (gcwal
 repo-create): one without gcwal.json exits 13. On failure the server's backup mode is
@@ -57,6 +67,7 @@ ended and no backup.json is written (uploaded parts stay, invisible).`,
       version: VERSION,
       progress: (label, totalBytes, totalFiles) => createProgress({ out: ctx.stderr, interactive: ctx.interactive, label, totalBytes, totalFiles }),
       archiveCheck: options['no-archive-check'] === true ? false : { timeoutSeconds: ctx.config.archiveTimeout },
+      primary: ctx.config.primary,
     });
     const seconds = (Date.now() - started) / 1000;
     const rate = seconds > 0 ? meta.rawSize / seconds : 0;

@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import { userInfo } from 'node:os';
+import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { PostgresError } from '../../core/errors.ts';
 import type { Config } from '../config.ts';
@@ -41,6 +43,23 @@ function firstLine(err: unknown): string {
   return text.split('\n')[0];
 }
 
+export interface ConnectOptions {
+  applicationName?: string;
+  signal?: AbortSignal;
+  warn?: (message: string) => void;
+  /**
+   * TLS (agent/pg/conninfo.ts tlsOptionsFor): options to require it, false
+   * for none (the default: the local server), 'prefer' to try it and fall
+   * back to a plain connection when the server has no TLS, as libpq does.
+   */
+  tls?: ConnectionOptions | false | 'prefer';
+  /** give up connecting after this long; default 30 s */
+  connectTimeoutSeconds?: number;
+}
+
+/** pg's error when the server answers a TLS request with "no". */
+const NO_TLS = 'The server does not support SSL connections';
+
 /**
  * Open one session to PostgreSQL from `config.pg` (host, port, user, database,
  * password; unset values default as libpq does: socket directory, 5432, the OS
@@ -51,7 +70,7 @@ function firstLine(err: unknown): string {
  * ignored). Throws PostgresError carrying the server's or the socket's
  * message when the connection fails. The caller must `end()` the client.
  */
-export async function connectPostgres(config: Config['pg'], options: { applicationName?: string; signal?: AbortSignal; warn?: (message: string) => void } = {}): Promise<PgSession> {
+export async function connectPostgres(config: Config['pg'], options: ConnectOptions = {}): Promise<PgSession> {
   options.signal?.throwIfAborted();
   const port = config.port ?? DEFAULT_PORT;
   const host = resolvePgHost(config.host, port);
@@ -64,31 +83,48 @@ export async function connectPostgres(config: Config['pg'], options: { applicati
     if (password === undefined) throw new PostgresError(`the server asks for a password and none is set (no PGPASSWORD, no line for ${host}:${port}:${database}:${user} in ${file})`, 'set PGPASSWORD or add the line to the password file (PGPASSFILE, default ~/.pgpass, mode 0600)');
     return password;
   };
-  const client = new pg.Client({
-    host,
-    port,
-    user,
-    database,
-    password: config.password ?? fromFile,
-    application_name: options.applicationName ?? 'gcwal',
-    connectionTimeoutMillis: 30_000,
-  });
-  // Without a listener, a connection dropped while idle would crash the
-  // process; the next query reports the failure instead.
-  client.on('error', () => {});
-  const abort = () => void client.end().catch(() => {});
-  options.signal?.addEventListener('abort', abort, { once: true });
+  const open = async (ssl: ConnectionOptions | false): Promise<pg.Client> => {
+    const client = new pg.Client({
+      host,
+      port,
+      user,
+      database,
+      password: config.password ?? fromFile,
+      application_name: options.applicationName ?? 'gcwal',
+      connectionTimeoutMillis: (options.connectTimeoutSeconds ?? 30) * 1000,
+      // verify-full checks the name the user gave, not the address it resolved to.
+      ssl: ssl === false ? false : { servername: net.isIP(host) ? undefined : host, ...ssl },
+    });
+    // Without a listener, a connection dropped while idle would crash the
+    // process; the next query reports the failure instead.
+    client.on('error', () => {});
+    const abort = () => void client.end().catch(() => {});
+    options.signal?.addEventListener('abort', abort, { once: true });
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    } finally {
+      options.signal?.removeEventListener('abort', abort);
+    }
+  };
+  // As libpq: never TLS over a Unix socket, whatever sslmode says.
+  const tls = host.startsWith('/') ? false : (options.tls ?? false);
   try {
-    await client.connect();
+    if (tls !== 'prefer') return { client: await open(tls), where };
+    try {
+      return { client: await open({ rejectUnauthorized: false }), where };
+    } catch (err) {
+      if (!(err instanceof Error && err.message === NO_TLS)) throw err;
+      return { client: await open(false), where };
+    }
   } catch (err) {
-    await client.end().catch(() => {});
     options.signal?.throwIfAborted();
     const hint = err instanceof PostgresError ? err.hint : undefined;
     throw new PostgresError(`could not connect to postgresql at ${where} as ${user}: ${firstLine(err)}`, hint, { cause: err });
-  } finally {
-    options.signal?.removeEventListener('abort', abort);
   }
-  return { client, where };
 }
 
 /**

@@ -16,6 +16,8 @@ const names: [string, boolean][] = [
   ['backup_label.old', false],
   ['tablespace_map', true],
   ['backup_manifest', true],
+  ['standby.signal', true],
+  ['recovery.signal', true],
   ['postgresql.auto.conf.tmp', true],
   ['postgresql.auto.conf', false],
   ['current_logfiles.tmp', true],
