@@ -10,7 +10,7 @@ import { classifyCatalogueKey } from '../core/catalogue/keys.ts';
 import type { CatalogueEvent, CatalogueHistoryLine } from '../core/catalogue/types.ts';
 import { readRepositoryIdentity, type RepositoryIdentity } from '../core/repository.ts';
 import type { ObjectInfo, Storage } from '../core/storage/types.ts';
-import { validateBackup, validateBackupPart, validateWalObject, type ValidationResult, type WalExpectations } from '../core/validate/index.ts';
+import { validateBackup, validateBackupPart, validateWalObject, recordFactsOf, type ValidationResult, type WalExpectations } from '../core/validate/index.ts';
 import type { BackupSummaryForCatalogue } from '../core/catalogue/types.ts';
 import type { PipelineEventMessage } from '../core/alerts/types.ts';
 import { repositoryLocation } from './lib/location.ts';
@@ -97,6 +97,7 @@ function validateObject(storage: Storage, info: ObjectInfo, kind: 'wal' | 'part'
 /** The catalogue events one validation yields: the object's arrival and its verdict. */
 export function catalogueEvents(ev: StorageObjectEvent, result: ValidationResult & { backup?: BackupSummaryForCatalogue }, now: Date): CatalogueEvent[] {
   const details = result.details ?? {};
+  const records = recordFactsOf(result);
   const validated: CatalogueEvent = {
     type: 'validated',
     key: ev.key,
@@ -109,6 +110,8 @@ export function catalogueEvents(ev: StorageObjectEvent, result: ValidationResult
     ...(result.ok && typeof details.systemIdentifier === 'string' ? { systemIdentifier: details.systemIdentifier } : {}),
     ...(result.ok && typeof details.walSegmentSize === 'number' ? { walSegmentSize: details.walSegmentSize } : {}),
     ...(result.ok && Array.isArray(details.history) ? { history: details.history as CatalogueHistoryLine[] } : {}),
+    // What the record walk found: when transactions ended, the restore points.
+    ...(records ? { records } : {}),
   };
   const events: CatalogueEvent[] = [validated];
   // backup.json is catalogued through its verdict; parts and WAL also as arrivals.

@@ -3,6 +3,7 @@ import { UsageError } from '../../core/errors.ts';
 import { describeTarget, parseRecoveryOptions, type RecoveryPlan } from '../../core/restore/recovery-config.ts';
 import { requireRepo } from '../config.ts';
 import { createProgress } from '../progress.ts';
+import { checkRecoveryTarget } from '../restore/archive-target.ts';
 import { fetchBackup, type FetchResult } from '../restore/fetch.ts';
 import { majorFromDataDirectoryPath, readServerMajor } from '../restore/server-version.ts';
 import type { Command } from './types.ts';
@@ -122,14 +123,19 @@ LATEST therefore means the newest backup that ended at or before the target,
 and a target before the end of the named backup, or with LATEST before the
 end of every backup (before the earliest restorable point, as gcwal status
 shows it), is refused with exit 2 before anything is written, naming the
-earliest point that can be restored to.
+earliest point that can be restored to. With the pipeline's catalogue, a
+--target-time after the last commit archived, or a --target-name that no
+restore point in the archive's recoverable WAL has, is refused the same way
+(archive recovery would run out of WAL first and PostgreSQL would not
+start), unless --force-target (the WAL will be archived in time); when
+the WAL that decides it is not validated yet it is a warning.
 
 gcwal does not change file ownership: when run as root, chown the directories
 to the PostgreSQL user before starting it (the command prints how).
 Exit codes: 1 no such backup, 2 bad options, unconfirmed tablespace
-locations, a target before the earliest restorable point or a backup of
-another PostgreSQL major version than the server that will start it
-(--pg-bin, or the version dest's path names), 4 the backup is
+locations, a target before the earliest restorable point or one the archive
+cannot reach, or a backup of another PostgreSQL major version than the
+server that will start it (--pg-bin, or the version dest's path names), 4 the backup is
 of another cluster than the repository, 6 the backup is damaged,
 10 dest or a tablespace directory is not empty.`,
   options: {
@@ -143,6 +149,7 @@ of another cluster than the repository, 6 the backup is damaged,
     'target-timeline': { type: 'string', placeholder: 'TLI', description: 'timeline to follow: latest (default), current, or a number' },
     'target-action': { type: 'string', placeholder: 'ACTION', description: 'at the target: pause (default), promote or shutdown' },
     'target-exclusive': { type: 'boolean', description: 'stop just before the target instead of just after it' },
+    'force-target': { type: 'boolean', description: 'restore although the pipeline\'s catalogue says the archived WAL cannot reach the target (a warning instead)' },
     delta: { type: 'boolean', description: 'dest is a stopped data directory of the backup\'s cluster: keep the files that match the backup, rewrite the rest, remove what it does not have' },
     'gcwal-command': { type: 'string', placeholder: 'PATH', description: 'gcwal executable restore_command runs (default: this gcwal, by the absolute path it was run as)' },
     'pg-bin': { type: 'string', placeholder: 'DIR', description: 'bin directory of the PostgreSQL that will start the restore (e.g. /usr/lib/postgresql/18/bin): a backup of another major version is refused' },
@@ -155,6 +162,8 @@ of another cluster than the repository, 6 the backup is damaged,
     const storage = await ctx.storage();
     // "no such backup" (exit 1) only of a repository that exists.
     await requireRepositoryIdentity(storage, { signal: ctx.signal });
+    // A target the archive's WAL cannot reach is refused before anything is written.
+    await checkRecoveryTarget(ctx, plan, options['force-target'] === true);
     const dest = path.resolve(ctx.cwd, destArg);
     const pgBin = str(options, 'pg-bin');
     const server = pgBin !== undefined ? await readServerMajor(path.resolve(ctx.cwd, pgBin)) : majorFromDataDirectoryPath(dest);

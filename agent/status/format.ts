@@ -54,6 +54,17 @@ function timelineLines(t: TimelineStatus, listing: boolean): string[] {
     const unchecked = span.unvalidatedSegments > 0 && !listing ? `; ${span.unvalidatedSegments} segment${span.unvalidatedSegments === 1 ? '' : 's'} not validated yet` : '';
     lines.push(`${label('')}to   ${span.to.lsn} at about ${pointTime(span.to.time)} (end of ${span.to.segment}${unchecked})`);
   }
+  if (t.window.earliest) {
+    const c = t.window.lastCommit;
+    const later = t.window.lastCommitCertain ? '' : '; later WAL is not validated yet';
+    lines.push(c
+      ? `${label('by time')}restorable from ${pointTime(t.window.earliest.time)} to ${pointTime(c.time)}, the last commit archived (${c.lsn} in ${c.segment}${later})`
+      : `${label('by time')}restorable from ${pointTime(t.window.earliest.time)}; no commit read in the window's WAL yet${later}`);
+  }
+  if (t.window.earliest) {
+    if (t.restorePoints.length === 0) lines.push(`${label('named')}no restore point in the window`);
+    for (const [i, p] of t.restorePoints.entries()) lines.push(`${label(i === 0 ? 'named' : '')}${JSON.stringify(p.name)} at ${pointTime(p.time)} (${p.lsn})`);
+  }
   lines.push(`${label('newest wal')}${t.newestWal ? walLine(t.newestWal) : 'none'}`);
   if (t.walRanges.length === 0) lines.push(`${label('wal')}none`);
   for (const [i, r] of t.walRanges.entries()) lines.push(`${label(i === 0 ? 'wal' : '')}${rangeLine(r)}`);

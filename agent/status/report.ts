@@ -9,6 +9,7 @@ import { isPlaceholderBackup } from '../../core/catalogue/apply.ts';
 import { recoverableWindows, timelinesWithoutHistory, walGaps, walRanges, type RecoverableSpan, type RestorePoint } from '../../core/catalogue/derive.ts';
 import { compareTimes } from '../../core/catalogue/keys.ts';
 import { pipelineMetrics, type PipelineMetrics } from '../../core/catalogue/metrics.ts';
+import { windowRecords, type LastCommit, type NamedRestorePoint } from '../../core/catalogue/restorable.ts';
 import type { AlertKind, AlertSeverity, Catalogue, CatalogueBackup, OpenAlert, ValidationState } from '../../core/catalogue/types.ts';
 import { parseLsn } from '../../core/wal/lsn.ts';
 import type { LoadedCatalogue } from '../catalogue/load.ts';
@@ -57,8 +58,22 @@ export interface TimelineStatus {
   timeline: number;
   /** a timeline after the first without its `.history` file: recovery cannot follow the fork */
   historyMissing: boolean;
-  /** earliest and latest restorable points; null when nothing on it can be restored */
-  window: { earliest: (ReportedPoint & { backup: string }) | null; latest: (ReportedPoint & { segment: string }) | null; spans: ReportedSpan[] };
+  /**
+   * earliest and latest restorable points; null when nothing on it can be
+   * restored. `lastCommit`: the last transaction end archived in the last
+   * span (the latest time a --target-time can reach), from the segments'
+   * records; null when none was read. `lastCommitCertain` false: later WAL
+   * of the span is not validated yet and may hold a later one.
+   */
+  window: {
+    earliest: (ReportedPoint & { backup: string }) | null;
+    latest: (ReportedPoint & { segment: string }) | null;
+    spans: ReportedSpan[];
+    lastCommit: LastCommit | null;
+    lastCommitCertain: boolean;
+  };
+  /** named restore points (pg_create_restore_point) inside the window, in WAL order: what --target-name can reach */
+  restorePoints: NamedRestorePoint[];
   /** its highest segment */
   newestWal: ReportedWal | null;
   walRanges: ReportedRange[];
@@ -193,6 +208,7 @@ export function buildStatusReport(loaded: LoadedCatalogue, repository: string, n
   const ranges = walRanges(catalogue);
   const gaps = walGaps(catalogue);
   const orphans = new Set(timelinesWithoutHistory(catalogue));
+  const records = new Map(windows.filter((w) => w.spans.length > 0).map((w) => [w.timeline, windowRecords(catalogue, w)]));
 
   const timelines: TimelineStatus[] = windows.map((w) => ({
     timeline: w.timeline,
@@ -205,7 +221,10 @@ export function buildStatusReport(loaded: LoadedCatalogue, repository: string, n
         to: { lsn: s.to.lsn, time: s.to.time, segment: s.to.segment },
         unvalidatedSegments: s.unvalidatedSegments,
       })),
+      lastCommit: records.get(w.timeline)?.lastCommit ?? null,
+      lastCommitCertain: records.get(w.timeline)?.lastCommitCertain ?? false,
     },
+    restorePoints: records.get(w.timeline)?.restorePoints ?? [],
     newestWal: w.newestWal ? wal(w.newestWal.name, w.newestWal.created, now) : null,
     walRanges: ranges.filter((r) => r.timeline === w.timeline).map((r) => ({
       first: r.first, last: r.last, segments: r.segments, valid: r.valid,

@@ -15,6 +15,7 @@ import type {
   CatalogueBackup,
   CatalogueEvent,
   CatalogueWalEntry,
+  CatalogueWalRecords,
   CataloguePartEntry,
   Tombstone,
   ValidationState,
@@ -186,7 +187,8 @@ function mergeTombstone(tombstone: Tombstone | undefined, event: DeletedEvent): 
  *   latest wins, corrupt over valid at the same time. For `backup.json` it
  *   creates or updates the backup from `event.backup` (placeholder fields
  *   when absent, see placeholderBackupFields). A successful validation's
- *   `systemIdentifier`/`walSegmentSize`/`history` fill in what is unset.
+ *   `systemIdentifier`/`walSegmentSize`/`history` fill in what is unset, and
+ *   a valid segment's `records` (its transaction end times and restore points).
  *
  * Generations compare as numbers. Events with an uncatalogued key or a
  * generation that is not a decimal string are ignored.
@@ -228,6 +230,9 @@ export function applyCatalogueEvents(catalogue: Catalogue, events: readonly Cata
         if (entry && !entry.history && event.ok && event.history && target.name.endsWith('.history') && entry.generation === event.generation) {
           entry = { ...entry, history: event.history.map((line) => ({ parentTimeline: line.parentTimeline, switchLsn: line.switchLsn })) };
         }
+        if (entry && !entry.records && event.ok && event.records && entry.state === 'valid' && entry.generation === event.generation) {
+          entry = { ...entry, records: walRecords(event.records) };
+        }
         changed = wal.put(target.name, entry) || changed;
       } else if (target.kind === 'part') {
         changed = parts.put(event.key, validateTracked(parts.get(event.key), tombstone, event, makePart)) || changed;
@@ -266,6 +271,16 @@ export function applyCatalogueEvents(catalogue: Catalogue, events: readonly Cata
   if (walSegmentSize !== undefined) result.walSegmentSize = walSegmentSize;
   if (lastWalArrival !== undefined) result.lastWalArrival = lastWalArrival;
   return result;
+}
+
+/** The record facts a catalogue keeps, copied field by field (an event may carry more). */
+function walRecords(r: CatalogueWalRecords): CatalogueWalRecords {
+  return {
+    ...(r.firstXactTime !== undefined ? { firstXactTime: r.firstXactTime } : {}),
+    ...(r.lastXactTime !== undefined ? { lastXactTime: r.lastXactTime } : {}),
+    ...(r.lastXactLsn !== undefined ? { lastXactLsn: r.lastXactLsn } : {}),
+    restorePoints: (r.restorePoints ?? []).map((p) => ({ name: p.name, time: p.time, lsn: p.lsn })),
+  };
 }
 
 /** The fields of a Cloud Storage object resource (`storage#object`, the data of a storage CloudEvent) read here. */

@@ -252,16 +252,32 @@ function indexOf(list: readonly TimelineSegment[], segNo: bigint): number {
   return -1;
 }
 
-function windowOf(catalogue: Catalogue, timeline: number, segments: Map<number, TimelineSegment[]>, segSize: number, options: WindowOptions): TimelineWindow {
-  const steps = restorePath(catalogue, timeline, segSize);
-  // The segments a restore onto this timeline reads, in order; corrupt ones
-  // cannot be replayed, so they break the run like missing ones.
+/** The segments a restore onto `timeline` reads (ancestors' before each fork), in order; corrupt ones left out. */
+function pathSegments(steps: readonly PathStep[], segments: Map<number, TimelineSegment[]>): TimelineSegment[] {
   const path: TimelineSegment[] = [];
   for (const step of steps) {
     for (const s of segments.get(step.timeline) ?? []) {
       if (s.segNo >= step.fromSeg && (step.toSeg === undefined || s.segNo < step.toSeg) && s.entry.state !== 'corrupt') path.push(s);
     }
   }
+  return path;
+}
+
+/**
+ * The segments of the catalogue a restore onto `timeline` reads, in WAL
+ * order: its ancestors' before each fork its history names, then its own.
+ * Corrupt segments are left out (they cannot be replayed); holes are not
+ * marked (compare segment numbers).
+ */
+export function restorePathSegments(catalogue: Catalogue, timeline: number): TimelineSegment[] {
+  return pathSegments(restorePath(catalogue, timeline, catalogueSegmentSize(catalogue)), timelineSegments(catalogue));
+}
+
+function windowOf(catalogue: Catalogue, timeline: number, segments: Map<number, TimelineSegment[]>, segSize: number, options: WindowOptions): TimelineWindow {
+  const steps = restorePath(catalogue, timeline, segSize);
+  // The segments a restore onto this timeline reads, in order; corrupt ones
+  // cannot be replayed, so they break the run like missing ones.
+  const path = pathSegments(steps, segments);
   const runEnd = new Array<number>(path.length);
   for (const [i, j] of runs(path)) for (let k = i; k <= j; k++) runEnd[k] = j;
   const pendingBefore = [0];

@@ -33,6 +33,24 @@ export interface CatalogueWalEntry {
    * timeline forks without reading the file again.
    */
   history?: CatalogueHistoryLine[];
+  /**
+   * For a segment or `.partial` validated with its record walk: when its
+   * transactions ended and the restore points it holds (the part of
+   * SegmentRecordFacts, core/wal/records/facts.ts, that restores need).
+   * Absent for one validated before gcwal walked records.
+   */
+  records?: CatalogueWalRecords;
+}
+
+/** What the records of one segment say about where recovery can stop. */
+export interface CatalogueWalRecords {
+  /** earliest and latest xact_time of its transaction ends (ISO, microseconds); absent when it has none */
+  firstXactTime?: string;
+  lastXactTime?: string;
+  /** LSN of the record carrying lastXactTime */
+  lastXactLsn?: string;
+  /** named restore points (pg_create_restore_point), in WAL order */
+  restorePoints: { name: string; time: string; lsn: string }[];
 }
 
 /** One line of a timeline history file: WAL of `parentTimeline` before `switchLsn` belongs to the child. */
@@ -144,7 +162,7 @@ export interface Catalogue {
 export type CatalogueEvent =
   | { type: 'finalized'; key: string; generation: string; size: number; created: string }
   | { type: 'deleted'; key: string; generation: string; time: string }
-  | { type: 'validated'; key: string; generation: string; ok: boolean; problem?: string; time: string; backup?: BackupSummaryForCatalogue; systemIdentifier?: string; walSegmentSize?: number; history?: CatalogueHistoryLine[] };
+  | { type: 'validated'; key: string; generation: string; ok: boolean; problem?: string; time: string; backup?: BackupSummaryForCatalogue; systemIdentifier?: string; walSegmentSize?: number; history?: CatalogueHistoryLine[]; records?: CatalogueWalRecords };
 
 /** What validation of a backup.json tells the catalogue about the backup. */
 export type BackupSummaryForCatalogue = Omit<CatalogueBackup, 'generation' | 'state' | 'problem' | 'validated'>;

@@ -53,6 +53,8 @@ test('a segment pushed by the agent is validated, catalogued as valid and announ
   t.like(outcome, { status: 'validated', key: walObjectKey(name), generation: info.generation, result: { ok: true, rawSize: wal.segmentSize } });
   const catalogue = await repo.catalogue();
   t.like(catalogue.wal[name], { name, generation: info.generation, size: info.size, state: 'valid' });
+  // What the record walk read, for gcwal status and backup-fetch's target checks.
+  t.true(Array.isArray(catalogue.wal[name].records?.restorePoints), JSON.stringify(catalogue.wal[name]));
   t.is(catalogue.systemIdentifier, wal.systemIdentifier);
   t.is(catalogue.walSegmentSize, wal.segmentSize);
   t.deepEqual(catalogue.alerts, {});

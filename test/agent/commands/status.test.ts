@@ -128,8 +128,8 @@ test('the json report has exactly the documented fields', async (t) => {
   t.deepEqual(Object.keys(report.metrics as object), ['archiveLagSeconds', 'newestWalTime', 'windowStart', 'windowEnd', 'windowStartAgeSeconds', 'windowEndAgeSeconds', 'lastValidBackupTime', 'lastValidBackupAgeSeconds', 'pendingObjects', 'openAlerts', 'openAlertsTotal']);
   t.like(report.metrics, { windowStart: '2024-05-01T12:00:30.456Z', lastValidBackupTime: '2024-05-01T12:00:30.456Z', pendingObjects: 0, openAlertsTotal: 1, openAlerts: { wal_gap: 1, corrupt_object: 0 } });
   const [tl] = report.timelines as Record<string, unknown>[];
-  t.deepEqual(Object.keys(tl), ['timeline', 'historyMissing', 'window', 'newestWal', 'walRanges', 'gaps']);
-  t.deepEqual(Object.keys(tl.window as object), ['earliest', 'latest', 'spans']);
+  t.deepEqual(Object.keys(tl), ['timeline', 'historyMissing', 'window', 'restorePoints', 'newestWal', 'walRanges', 'gaps']);
+  t.deepEqual(Object.keys(tl.window as object), ['earliest', 'latest', 'spans', 'lastCommit', 'lastCommitCertain']);
   const [span] = (tl.window as { spans: { from: object; to: object }[] }).spans;
   t.deepEqual(Object.keys(span), ['from', 'to', 'unvalidatedSegments']);
   t.deepEqual(Object.keys(span.from), ['lsn', 'time', 'backup']);

@@ -118,6 +118,15 @@ test('applyCatalogueEvents: a validated history file keeps its lines', (t) => {
   t.is(apply([finalized(key, '3', at(1)), validated(key, '3', at(2), false, { history })]).wal['00000002.history'].history, undefined, 'not from a failed validation');
 });
 
+test('applyCatalogueEvents: a valid segment keeps what its records say (transaction end times, restore points), a corrupt one or another generation does not', (t) => {
+  const key = `wal/${seg(1, 3)}`;
+  const records = { firstXactTime: '2024-05-01T00:01:00.000001Z', lastXactTime: '2024-05-01T00:02:00.123456Z', lastXactLsn: '0/3000F00', restorePoints: [{ name: 'p', time: '2024-05-01T00:01:30.000000Z', lsn: '0/3000100' }] };
+  const c = apply([finalized(key, '3', at(1)), validated(key, '3', at(2), true, { records: { ...records, records: 12, ending: 'switch', endLsn: '0/3000F60' } as never })]);
+  t.deepEqual(c.wal[seg(1, 3)].records, records, 'only the fields restores need');
+  t.is(apply([finalized(key, '3', at(1)), validated(key, '3', at(2), false, { records })]).wal[seg(1, 3)].records, undefined, 'not from a failed validation');
+  t.is(apply([finalized(key, '4', at(1)), validated(key, '3', at(2), true, { records })]).wal[seg(1, 3)].records, undefined, 'not from another generation');
+});
+
 test('applyCatalogueEvents: tombstones older than a week are trimmed', (t) => {
   const old = new Date(NOW.getTime() - TOMBSTONE_TTL_MS - 1000).toISOString();
   const recent = new Date(NOW.getTime() - TOMBSTONE_TTL_MS + 1000).toISOString();
