@@ -26,7 +26,7 @@ async function connectPrimary(o: PrimaryOptions): Promise<PgSession> {
   const p = o.primary;
   try {
     return await connectPostgres(
-      { host: p.host, port: p.port, user: p.user, database: p.database, password: p.password, passfile: p.passfile ?? o.passfile },
+      { host: p.hostaddr ?? p.host, port: p.port, user: p.user, database: p.database, password: p.password, passfile: p.passfile ?? o.passfile },
       { applicationName: 'gcwal backup-push', signal: o.signal, warn: (m) => o.log.warn(m), tls: await tlsOptionsFor(p), connectTimeoutSeconds: p.connectTimeoutSeconds },
     );
   } catch (err) {

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { userInfo } from 'node:os';
 import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
@@ -92,8 +91,8 @@ export async function connectPostgres(config: Config['pg'], options: ConnectOpti
       password: config.password ?? fromFile,
       application_name: options.applicationName ?? 'gcwal',
       connectionTimeoutMillis: (options.connectTimeoutSeconds ?? 30) * 1000,
-      // verify-full checks the name the user gave, not the address it resolved to.
-      ssl: ssl === false ? false : { servername: net.isIP(host) ? undefined : host, ...ssl },
+      // pg names the host for SNI and the certificate check; `servername` in `ssl` (hostaddr) wins.
+      ssl,
     });
     // Without a listener, a connection dropped while idle would crash the
     // process; the next query reports the failure instead.

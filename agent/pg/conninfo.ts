@@ -6,8 +6,10 @@
  * primary_conninfo can be pasted (pg_basebackup -R writes a dozen keywords
  * that only matter to libpq; they are accepted and have no effect here).
  */
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { UsageError } from '../../core/errors.ts';
@@ -18,7 +20,10 @@ export type SslMode = (typeof SSL_MODES)[number];
 
 /** What backup-push needs to open a session on the primary. */
 export interface PrimaryConninfo {
+  /** the server's name (or socket directory): what verify-full checks the certificate against */
   host: string | undefined;
+  /** the address to connect to instead of resolving `host`, as libpq's hostaddr */
+  hostaddr: string | undefined;
   port: number | undefined;
   user: string | undefined;
   database: string | undefined;
@@ -132,14 +137,16 @@ export function parsePrimaryConninfo(text: string, options: { variable: string; 
   if (options.fromFlag && pairs.has('password')) {
     throw new UsageError(`${variable} carries a password: a command line is visible to every user of the host (ps)`, 'put the password in ~/.pgpass (or the file PGPASSFILE or passfile= names), or set GCWAL_PRIMARY_CONNINFO in the environment');
   }
-  const host = pairs.get('hostaddr') || pairs.get('host') || undefined;
-  if (host?.includes(',')) throw new UsageError(`${variable} names several hosts`, 'give the primary only: backup-push switches WAL there');
+  const host = pairs.get('host') || undefined;
+  const hostaddr = pairs.get('hostaddr') || undefined;
+  if (host?.includes(',') || hostaddr?.includes(',')) throw new UsageError(`${variable} names several hosts`, 'give the primary only: backup-push switches WAL there');
   const sslmode = pairs.get('sslmode') ?? 'prefer';
   if (!(SSL_MODES as readonly string[]).includes(sslmode)) throw new UsageError(`${variable}: sslmode must be one of ${SSL_MODES.join(', ')}`, HINT);
   const port = pairs.get('port');
   const timeout = pairs.get('connect_timeout');
   return {
     host,
+    hostaddr,
     port: port ? intIn(port, 'port', variable, 1, 65535) : undefined,
     user: pairs.get('user') || undefined,
     database: pairs.get('dbname') || undefined,
@@ -165,19 +172,27 @@ export async function tlsOptionsFor(c: PrimaryConninfo): Promise<ConnectionOptio
   if (c.sslmode === 'disable' || c.sslmode === 'allow') return false;
   if (c.sslmode === 'prefer') return 'prefer';
   const tls: ConnectionOptions = { rejectUnauthorized: c.sslmode !== 'require' };
-  if (c.sslcert) tls.cert = await readFile(c.sslcert);
-  if (c.sslkey) tls.key = await readFile(c.sslkey);
+  // Connecting to hostaddr, the certificate still names host (SNI must not be an address).
+  if (c.hostaddr && c.host && !c.host.startsWith('/') && net.isIP(c.host) === 0) tls.servername = c.host;
+  if (c.sslcert) tls.cert = await readPem(c.sslcert, 'sslcert', "the client certificate the primary's pg_hba.conf asks for");
+  if (c.sslkey) tls.key = await readPem(c.sslkey, 'sslkey', 'the key of sslcert, readable by this user only');
   if (c.sslmode === 'require') return tls;
   // sslrootcert=system (libpq 16+): the default roots.
   if (c.sslrootcert === 'system') return withIdentityCheck(tls, c.sslmode);
   const defaultRoot = path.join(homedir(), '.postgresql', 'root.crt');
   const root = c.sslrootcert ?? defaultRoot;
-  const ca = await readFile(root).catch((err: NodeJS.ErrnoException) => {
-    if (c.sslrootcert === undefined && err.code === 'ENOENT') return undefined;
-    throw new UsageError(`cannot read sslrootcert ${root} (${err.code})`, 'name a readable PEM file of the CA that signed the primary\'s certificate');
-  });
+  const ca = c.sslrootcert === undefined && !existsSync(defaultRoot) ? undefined : await readPem(root, 'sslrootcert', "the CA that signed the primary's certificate");
   if (ca) tls.ca = ca;
   return withIdentityCheck(tls, c.sslmode);
+}
+
+/** A PEM file the connection string names; UsageError naming the keyword when it cannot be read. */
+async function readPem(file: string, keyword: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    throw new UsageError(`cannot read ${keyword} ${file} (${(err as NodeJS.ErrnoException).code})`, `name a readable PEM file of ${what}`);
+  }
 }
 
 /** verify-ca trusts any name on a certificate the CA signed; verify-full keeps Node's host name check. */
