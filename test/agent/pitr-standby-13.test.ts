@@ -1,0 +1,33 @@
+/**
+ * The standby round trip of test/agent/pitr-standby.test.ts on PostgreSQL 13,
+ * the oldest supported (the non-exclusive pg_start_backup/pg_stop_backup on a
+ * standby): a standby made from a gcwal backup, a backup-push on it under
+ * load that switches the primary's WAL, a point-in-time restore from that
+ * backup.
+ */
+import test from 'ava';
+import { installAgent, type InstalledAgent } from '../helpers/install.ts';
+import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
+import { makeStandbyPair, pitrFromStandbyUnderLoad } from './standby-scenario.ts';
+
+let agent: InstalledAgent;
+let work: TempDir;
+const cleanups: (() => Promise<unknown>)[] = [];
+
+test.before(async () => {
+  agent = await installAgent();
+  work = await makeTempDir('pitr-standby-13', { owner: 'postgres' });
+});
+test.after.always(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  await work?.cleanup();
+  await agent?.cleanup();
+});
+
+test('on PostgreSQL 13, a backup taken on a standby made from a gcwal backup, under load, restores to a point in time with exactly the rows committed before it', async (t) => {
+  const pair = await makeStandbyPair(agent, work.path, 13);
+  cleanups.push(() => pair.destroy());
+  const [{ version }] = await pair.standby.query<{ version: string }>("SELECT current_setting('server_version_num') AS version");
+  t.is(Math.floor(Number(version) / 10000), 13);
+  await pitrFromStandbyUnderLoad(t, pair, { agent, workDir: work.path, pgMajor: 13, cleanup: (fn) => cleanups.push(fn) });
+});
