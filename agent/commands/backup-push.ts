@@ -24,9 +24,10 @@ backup.json exists. Left out, as pg_basebackup does: the contents of pg_wal,
 pg_replslot, pg_stat_tmp, pg_dynshmem, pg_notify, pg_serial, pg_snapshots
 and pg_subtrans (the directories are kept), postmaster.pid/.opts,
 pg_internal.init, old backup_label/tablespace_map/backup_manifest,
-standby.signal and recovery.signal (a restore writes its own recovery setup),
 pgsql_tmp*, temporary relations and unlogged relations' data (their init
-forks are kept). Tablespaces are followed and stored under pg_tblspc/<oid>/.
+forks are kept); also, as pgBackRest does, standby.signal and
+recovery.signal (a restore writes its own recovery setup). Tablespaces are
+followed and stored under pg_tblspc/<oid>/.
 
 The backup is recorded only once the WAL from its start to its stop segment
 is in the repository, so archive_command must be working (gcwal wal-push into
