@@ -33,7 +33,10 @@ export function tarBytes(entry: WalkEntry): number {
 /**
  * Split the walk's entries into parts of about `partSize` raw bytes, keeping
  * their order: a new part starts at an entry boundary once the current one
- * has reached partSize (so one huge file makes one big part). Entries whose
+ * has reached partSize (so one huge file makes one big part), and a file of
+ * partSize or more is alone in its part: a delta restore (backup-fetch
+ * --delta) does not read a part whose files are all unchanged, so a big
+ * relation file that did not change costs nothing there. Entries whose
  * path is in `lastPaths` go, in that order, to a final part of their own that
  * the writer builds after all the others. Symlink entries are manifest-only
  * and are not placed in any part. Pure.
@@ -49,7 +52,8 @@ export function planParts(entries: readonly WalkEntry[], partSize: number, lastP
       deferred.push(entry);
       continue;
     }
-    if (!current || current.bytes >= partSize) {
+    const alone = entry.type === 'file' && tarBytes(entry) >= partSize;
+    if (!current || current.bytes >= partSize || (alone && current.entries.length > 0)) {
       current = { index: parts.length, entries: [], bytes: 0, files: 0, last: false };
       parts.push(current);
     }

@@ -31,6 +31,13 @@ test('a new part starts at an entry boundary once the current one reaches the pa
   t.true(parts.every((p) => !p.last));
 });
 
+test('a file of the part size or more is alone in its part, so a delta restore can skip it when it is unchanged', (t) => {
+  const entries = [dir('base'), file('base/1', 100), file('base/2', 4096), file('base/3', 10), file('base/4', 100)];
+  const parts = planParts(entries, 2048);
+  t.deepEqual(parts.map((p) => p.entries.map((e) => e.path)), [['base', 'base/1'], ['base/2'], ['base/3', 'base/4']]);
+  t.deepEqual(parts.map((p) => p.files), [1, 1, 2]);
+});
+
 test('every entry but symlinks is planned exactly once and in order', (t) => {
   const entries: WalkEntry[] = [dir('pg_tblspc'), link('pg_tblspc/16500'), dir('pg_tblspc/16500/PG_15_1')];
   for (let i = 0; i < 50; i++) entries.push(file(`f${i}`, i * 37));
