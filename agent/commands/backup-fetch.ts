@@ -107,7 +107,9 @@ wal-fetch %f %p' and the target settings; without them, WAL must be provided
 by hand. /path/to/gcwal is the gcwal being run, by the absolute path it was
 run as (a symbolic link kept, a relative path made absolute, a bare name as
 found on PATH), so the restored server needs no gcwal on its PATH;
---gcwal-command sets another.
+--gcwal-command sets another. A backup's own standby.signal or
+recovery.signal (a standby's backup taken by an older gcwal) is never
+restored: which recovery runs is this restore's decision.
 Time targets need a time zone (e.g. "2024-05-01 12:30:00+00").
 
 A server starts only a data directory of its own major version. With

@@ -30,7 +30,7 @@ import { DirectorySet, writeFileDurably } from './disk.ts';
 import type { ExtractTarget } from './extract.ts';
 import { checkDeltaBackup, inspectDeltaDestination, prepareDelta } from './delta.ts';
 import { finalizeRestore } from './finalize.ts';
-import { readManifest } from './manifest.ts';
+import { readManifest, withoutRecoverySignals } from './manifest.ts';
 import { restoreParts } from './parts.ts';
 import { checkBackupForServer, type TargetServer } from './server-version.ts';
 import { backupTablespaces, parseTablespaceMap, planTablespaces, type TablespaceTarget } from './tablespaces.ts';
@@ -116,7 +116,9 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   for (const t of tablespaces) tablespaceStates.push(await checkTarget(t.target, `tablespace ${t.oid} target`, markedTablespaces.includes(t.target)));
   // Built now so a value PostgreSQL's configuration cannot hold fails before any write.
   const recoveryBlock = options.recovery && recoveryConfigBlock({ plan: options.recovery, repoUrl: options.repoUrl, gcwalCommand: options.gcwalCommand, backupName: meta.name });
-  const manifest = await readManifest(storage, meta, signal);
+  const listed = await readManifest(storage, meta, signal);
+  const { restored: manifest, signals } = withoutRecoverySignals(listed);
+  if (signals.length > 0) log.warn(`backup ${meta.name} holds ${signals.join(' and ')} (the server backed up was in recovery): not restored, the restore sets up its own recovery${signals.includes('standby.signal') ? '; write standby.signal yourself to start a standby' : ''}`);
   log.info(`restoring ${meta.name} into ${dest}`, { parts: meta.parts.length, files: meta.fileCount, bytes: meta.rawSize });
 
   // First writes: the directories and the marker.
@@ -147,12 +149,13 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
       backupName: meta.name,
       dest,
       tablespaces: new Map(tablespaces.map((t) => [t.oid, t.target])),
-      manifest,
+      // The whole manifest: the parts still hold the signal files, checked and not written (keep).
+      manifest: listed,
       // Kept files of parts that are not read are there, verified, as if those parts had been.
       seen: new Set(kept ? [...kept.kept].filter((p) => kept.skipParts.has(manifest.get(p)?.part ?? -1)) : []),
       dirs,
       progress,
-      keep: kept?.kept,
+      keep: kept || signals.length > 0 ? new Set([...(kept?.kept ?? []), ...signals]) : undefined,
       skipParts: kept?.skipParts,
     };
     const totals = await restoreParts(storage, meta, target, { concurrency: options.concurrency, retries: options.retries, log, signal }).finally(() => progress.done());

@@ -60,3 +60,25 @@ export async function readManifest(storage: Storage, meta: BackupMeta, signal?: 
   }
   return entries;
 }
+
+/**
+ * Files a restore never takes from a backup: the recovery mode of the server
+ * backed up. Which recovery a restore runs is its own decision (recovery.ts
+ * writes recovery.signal for --recovery and the targets). backup-push has
+ * left them out since it could back up a standby, but a standby's backup
+ * taken before holds standby.signal: restored as-is, it would start as a
+ * standby streaming from the live primary.
+ */
+export const RECOVERY_SIGNALS: readonly string[] = ['standby.signal', 'recovery.signal'];
+
+/**
+ * Split the manifest read by readManifest into what a restore puts on disk
+ * and the recovery signal files of the backup it leaves out. The parts still
+ * hold those files: they are read and checked against the whole manifest,
+ * just not written.
+ */
+export function withoutRecoverySignals(manifest: ReadonlyMap<string, ManifestEntry>): { restored: Map<string, ManifestEntry>; signals: string[] } {
+  const restored = new Map(manifest);
+  const signals = RECOVERY_SIGNALS.filter((name) => restored.delete(name));
+  return { restored, signals };
+}
