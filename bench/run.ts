@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- wal|gcs|backup|validate|functions|backlog] [options]`: run the benchmarks and print
+ * `npm run bench [-- wal|gcs|backup|validate|records|functions|backlog] [options]`: run the benchmarks and print
  * their tables (Markdown) on stdout; progress goes to stderr.
  *
  *   wal       only the wal-push benchmark (file:// repositories)
@@ -15,7 +15,9 @@
  *             with prefetch, file:// and gs:// (not part of the default run)
  *   delta     only delta restore: backup-fetch --delta after changing ~1% of a
  *             pgbench database, beside a full restore (not part of the default run)
- *   (none)    wal, gcs, backup, validate, functions
+ *   records   only the record walk: a 16 MiB segment validated with its record walk,
+ *             the walk alone, beside pg_waldump (in the default run)
+ *   (none)    wal, gcs, backup, validate, records, functions
  *
  *   --scale N          pgbench scale of the backup database, and of validate's (default 70, about 1.05 GiB)
  *   --small-scale N    a second, smaller backup database for the memory comparison (default 10; 0 skips it)
@@ -44,6 +46,7 @@ import { runDeltaBench } from './delta.ts';
 import { runWalBench } from './wal-push.ts';
 import { runGcsWalBench } from './wal-push-gcs.ts';
 import { runValidateBench } from './validate.ts';
+import { runRecordsBench } from './wal-records.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -65,8 +68,8 @@ function count(name: string, text: string, min: number): number {
 }
 
 const which = positionals[0] ?? 'all';
-if (!['wal', 'gcs', 'backup', 'validate', 'functions', 'backlog', 'replay', 'delta', 'all'].includes(which) || positionals.length > 1) {
-  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|functions|backlog|replay|delta] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
+if (!['wal', 'gcs', 'backup', 'validate', 'records', 'functions', 'backlog', 'replay', 'delta', 'all'].includes(which) || positionals.length > 1) {
+  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|records|functions|backlog|replay|delta] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
 }
 const repo = values.repo;
 if (repo !== 'file' && repo !== 'gcs' && repo !== 'both') throw new Error(`--repo must be file, gcs or both, not "${repo}"`);
@@ -105,6 +108,10 @@ await withCleanups(async (cleanups) => {
   }
   if (which === 'validate' || which === 'all') {
     const report = await runValidateBench({ runs: Math.min(segments, 10), scale, log }, cleanups);
+    process.stdout.write(`\n${report}\n`);
+  }
+  if (which === 'records' || which === 'all') {
+    const report = await runRecordsBench({ runs: Math.min(segments, 10), log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }
   if (which === 'functions' || which === 'all') {

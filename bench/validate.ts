@@ -143,7 +143,7 @@ export async function runValidateBench(options: ValidateBenchOptions, parent: Cl
 }
 
 /** Bundle the child with scripts/build.mjs's options, beside the copied runtime packages. */
-async function buildBundle(dir: string): Promise<string> {
+export async function buildBundle(dir: string): Promise<string> {
   const outfile = path.join(dir, 'validate-one.mjs');
   await esbuild.build({
     absWorkingDir: projectRoot,

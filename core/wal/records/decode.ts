@@ -98,8 +98,8 @@ export interface RecordLayout {
  * does not record) are left out; the record's CRC covers those bytes.
  */
 export function decodeRecordLayout(head: Buffer, totalLength: number, lsn: bigint, r: ByteReader, compressedBits: number): RecordLayout | string {
-  const at = formatLsn(lsn);
-  const short = `record with invalid length at ${at}`;
+  // Formatted only for a problem: this runs for every record.
+  const short = () => `record with invalid length at ${formatLsn(lsn)}`;
   let pos = RECORD_HEADER_SIZE;
   let remaining = totalLength - RECORD_HEADER_SIZE;
   let dataTotal = 0;
@@ -117,38 +117,38 @@ export function decodeRecordLayout(head: Buffer, totalLength: number, lsn: bigin
   };
   while (remaining > dataTotal) {
     const idAt = take(1);
-    if (idAt === undefined) return short;
+    if (idAt === undefined) return short();
     const blockId = head[idAt];
     if (blockId === XLR_BLOCK_ID_DATA_SHORT) {
       const f = take(1);
-      if (f === undefined) return short;
+      if (f === undefined) return short();
       mainLength = head[f];
       dataTotal += mainLength;
       break;
     } else if (blockId === XLR_BLOCK_ID_DATA_LONG) {
       const f = take(4);
-      if (f === undefined) return short;
+      if (f === undefined) return short();
       mainLength = r.u32(head, f);
       dataTotal += mainLength;
       break;
     } else if (blockId === XLR_BLOCK_ID_ORIGIN) {
-      if (take(2) === undefined) return short;
+      if (take(2) === undefined) return short();
     } else if (blockId === XLR_BLOCK_ID_TOPLEVEL_XID) {
-      if (take(4) === undefined) return short;
+      if (take(4) === undefined) return short();
     } else if (blockId <= XLR_MAX_BLOCK_ID) {
-      if (blockId <= maxBlockId) return `out-of-order block_id ${blockId} at ${at}`;
+      if (blockId <= maxBlockId) return `out-of-order block_id ${blockId} at ${formatLsn(lsn)}`;
       maxBlockId = blockId;
       const f = take(3);
-      if (f === undefined) return short;
+      if (f === undefined) return short();
       const forkFlags = head[f];
       const dataLength = r.u16(head, f + 1);
       const hasData = (forkFlags & BKPBLOCK_HAS_DATA) !== 0;
-      if (hasData && dataLength === 0) return `BKPBLOCK_HAS_DATA set, but no data included at ${at}`;
-      if (!hasData && dataLength !== 0) return `BKPBLOCK_HAS_DATA not set, but data length is ${dataLength} at ${at}`;
+      if (hasData && dataLength === 0) return `BKPBLOCK_HAS_DATA set, but no data included at ${formatLsn(lsn)}`;
+      if (!hasData && dataLength !== 0) return `BKPBLOCK_HAS_DATA not set, but data length is ${dataLength} at ${formatLsn(lsn)}`;
       dataTotal += dataLength;
       if (forkFlags & BKPBLOCK_HAS_IMAGE) {
         const img = take(5);
-        if (img === undefined) return short;
+        if (img === undefined) return short();
         const imageLength = r.u16(head, img);
         const holeOffset = r.u16(head, img + 2);
         const info = head[img + 4];
@@ -156,26 +156,26 @@ export function decodeRecordLayout(head: Buffer, totalLength: number, lsn: bigin
         let holeLength: number | undefined;
         if (hasHole && (info & compressedBits) !== 0) {
           const hole = take(2);
-          if (hole === undefined) return short;
+          if (hole === undefined) return short();
           holeLength = r.u16(head, hole);
         }
         // An uncompressed image's hole length is BLCKSZ minus its length; BLCKSZ is not in the WAL, so that part is left to the CRC.
-        if (hasHole && (holeOffset === 0 || holeLength === 0)) return `BKPIMAGE_HAS_HOLE set, but hole offset ${holeOffset} length ${holeLength ?? '?'} block image length ${imageLength} at ${at}`;
-        if (!hasHole && holeOffset !== 0) return `BKPIMAGE_HAS_HOLE not set, but hole offset ${holeOffset} length 0 at ${at}`;
+        if (hasHole && (holeOffset === 0 || holeLength === 0)) return `BKPIMAGE_HAS_HOLE set, but hole offset ${holeOffset} length ${holeLength ?? '?'} block image length ${imageLength} at ${formatLsn(lsn)}`;
+        if (!hasHole && holeOffset !== 0) return `BKPIMAGE_HAS_HOLE not set, but hole offset ${holeOffset} length 0 at ${formatLsn(lsn)}`;
         dataTotal += imageLength;
       }
       if (!(forkFlags & BKPBLOCK_SAME_REL)) {
-        if (take(12) === undefined) return short;
+        if (take(12) === undefined) return short();
         haveRel = true;
       } else if (!haveRel) {
-        return `BKPBLOCK_SAME_REL set but no previous rel at ${at}`;
+        return `BKPBLOCK_SAME_REL set but no previous rel at ${formatLsn(lsn)}`;
       }
-      if (take(4) === undefined) return short;
+      if (take(4) === undefined) return short();
     } else {
-      return `invalid block_id ${blockId} at ${at}`;
+      return `invalid block_id ${blockId} at ${formatLsn(lsn)}`;
     }
   }
-  if (remaining !== dataTotal) return short;
+  if (remaining !== dataTotal) return short();
   return { mainOffset: totalLength - mainLength, mainLength };
 }
 

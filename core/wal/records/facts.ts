@@ -64,8 +64,9 @@ export function formatTimestampTz(us: bigint): string {
 /** Folds walked records into SegmentRecordFacts. */
 export class SegmentFactsCollector {
   #records = 0;
-  #firstXact: string | undefined;
-  #lastXact: { time: string; lsn: bigint } | undefined;
+  // Kept as TimestampTz and formatted once, in facts(): this runs for every record.
+  #firstXact: bigint | undefined;
+  #lastXact: { time: bigint; lsn: bigint } | undefined;
   readonly #restorePoints: RestorePoint[] = [];
 
   /** Take one record (the walker's onRecord). */
@@ -74,7 +75,7 @@ export class SegmentFactsCollector {
     const event = record.event;
     if (!event) return;
     if (event.kind === 'xact-end') {
-      const time = formatTimestampTz(event.time);
+      const time = event.time;
       if (this.#firstXact === undefined || time < this.#firstXact) this.#firstXact = time;
       if (this.#lastXact === undefined || time > this.#lastXact.time) this.#lastXact = { time, lsn: record.lsn };
     } else if (event.kind === 'restore-point') {
@@ -86,8 +87,8 @@ export class SegmentFactsCollector {
   facts(ending: SegmentEnding, endLsn: bigint): SegmentRecordFacts {
     const facts: SegmentRecordFacts = { records: this.#records, restorePoints: this.#restorePoints, ending, endLsn: formatLsn(endLsn) };
     if (this.#firstXact !== undefined && this.#lastXact !== undefined) {
-      facts.firstXactTime = this.#firstXact;
-      facts.lastXactTime = this.#lastXact.time;
+      facts.firstXactTime = formatTimestampTz(this.#firstXact);
+      facts.lastXactTime = formatTimestampTz(this.#lastXact.time);
       facts.lastXactLsn = formatLsn(this.#lastXact.lsn);
     }
     return facts;

@@ -324,7 +324,11 @@ export class SegmentRecordWalker {
         event = found;
       }
     }
-    this.#onRecord?.({ lsn, totalLength, rmid: header?.rmid ?? -1, info: header?.info ?? 0, xid: header?.xid ?? 0, ...(event ? { event } : {}), complete });
+    if (this.#onRecord) {
+      const record: WalkedRecord = { lsn, totalLength, rmid: header?.rmid ?? -1, info: header?.info ?? 0, xid: header?.xid ?? 0, complete };
+      if (event) record.event = event;
+      this.#onRecord(record);
+    }
     if (complete && event?.kind === 'switch') {
       this.#ending = 'switch';
       this.#state = { at: 'done' };
