@@ -201,7 +201,8 @@ export async function writePart(plan: PlannedPart, options: PartWriterOptions): 
   // 'error' that destroy(err) emits would crash the process.
   pack.on('error', () => {});
   const meter = new ChecksumMeter();
-  const compressor = options.codec.compressor(options.level);
+  // The part's raw size and CRC32C are recorded (rawSize, rawCrc32c) and checked by every reader.
+  const compressor = options.codec.compressor(options.level, { rawChecksumRecorded: true });
   const manifest: ManifestEntry[] = [];
 
   const upload = options.storage.write(options.key, compressor, {

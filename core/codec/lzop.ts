@@ -10,10 +10,10 @@ import { CorruptObjectError, UsageError } from '../errors.ts';
 import { adler32 } from './adler32.ts';
 import { ByteQueue } from './byte-queue.ts';
 import { loadLzoWasm, LZO_WASM_MAX_BLOCK, type LzoBlockDecoder } from './lzo-wasm.ts';
-import { LzopBlockEncoder, lzopStreamHeader } from './lzop-blocks.ts';
+import { LZOP_WRITE_FLAGS, LZOP_WRITE_FLAGS_RAW_RECORDED, LzopBlockEncoder, lzopStreamHeader } from './lzop-blocks.ts';
 import { loadLzoBlockCompressor, loadLzoBlockDecoder, type LzoBlockCompressor } from './lzo-native.ts';
 import { crc32, endMarker, LZOP_BLOCK_SIZE, parseBlockHead, parseHeader, undoFilter, type BlockHead, type LzopHeader } from './lzop-format.ts';
-import type { Codec, DecompressorOptions } from './types.ts';
+import type { Codec, CompressorOptions, DecompressorOptions } from './types.ts';
 
 /** Cuts input into 256 KiB blocks and writes each compressed, or stored when compression does not help. */
 class LzopCompressor extends Transform {
@@ -21,10 +21,10 @@ class LzopCompressor extends Transform {
   #staging = Buffer.allocUnsafe(LZOP_BLOCK_SIZE);
   #filled = 0;
 
-  constructor(compress: LzoBlockCompressor) {
+  constructor(compress: LzoBlockCompressor, flags: number) {
     super();
-    this.#blocks = new LzopBlockEncoder(compress);
-    this.push(lzopStreamHeader());
+    this.#blocks = new LzopBlockEncoder(compress, flags);
+    this.push(lzopStreamHeader(flags));
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -219,7 +219,9 @@ function decoderCache(): () => Promise<LzoBlockDecoder> {
 
 /**
  * The lzo codec. `compressor(level)` accepts no level (LZO1X-1 is the only
- * one the lzo package offers) and throws UsageError for any other.
+ * one the lzo package offers) and throws UsageError for any other; with
+ * `rawChecksumRecorded` its blocks carry no checksums
+ * (LZOP_WRITE_FLAGS_RAW_RECORDED).
  * `decompressor()` reads any lzop file whose method is LZO1X (lzop -1 to -9),
  * with Adler-32 or CRC-32 checksums, filters and extra fields; blocks larger
  * than 8 MiB (which lzop never writes) are refused. The decoder (native, else
@@ -232,9 +234,9 @@ export function lzoCodec(): Codec {
   return {
     name: 'lzo',
     extension: '.lzo',
-    compressor(level?: number): Transform {
+    compressor(level?: number, options: CompressorOptions = {}): Transform {
       if (level !== undefined) throw new UsageError(`compression level ${level} is not available for lzo`, 'lzo has a single level; leave the compression level unset');
-      return new LzopCompressor(loadLzoBlockCompressor());
+      return new LzopCompressor(loadLzoBlockCompressor(), options.rawChecksumRecorded ? LZOP_WRITE_FLAGS_RAW_RECORDED : LZOP_WRITE_FLAGS);
     },
     decompressor(options: DecompressorOptions = {}): Transform {
       return new LzopDecompressor(decoders, options);

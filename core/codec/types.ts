@@ -14,7 +14,7 @@ export interface Codec {
   /** file extension a human would expect, e.g. `.lzo` (empty for none) */
   readonly extension: string;
   /** level is codec-specific; undefined means the codec's fast default */
-  compressor(level?: number): Transform;
+  compressor(level?: number, options?: CompressorOptions): Transform;
   /** errors on malformed input are emitted as CorruptObjectError */
   decompressor(options?: DecompressorOptions): Transform;
 }
@@ -29,4 +29,15 @@ export interface DecompressorOptions {
    * Checks of the compressed input, which protect the decoder, stay.
    */
   decodedVerifiedByCaller?: boolean;
+}
+
+/** How a compressor may work. */
+export interface CompressorOptions {
+  /**
+   * The caller records the raw and stored bytes' sizes and CRC32Cs with the
+   * object (a backup part's rawCrc32c and storedCrc32c), and every reader
+   * checks them: the codec may leave out the block checksums its format
+   * would otherwise carry (lzop's: a whole pass over every byte).
+   */
+  rawChecksumRecorded?: boolean;
 }

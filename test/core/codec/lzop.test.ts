@@ -61,6 +61,18 @@ test('lzo checksums each block and its compressed bytes with CRC-32 when Node ha
   t.is(header.versionNeeded, 0x0940);
 });
 
+test('lzo told the checksums are recorded elsewhere writes blocks without checksums, as lzop -F does, and lzop and gcwal both restore it', async (t) => {
+  const packed = await runThrough(codec.compressor(undefined, { rawChecksumRecorded: true }), [sample]);
+  const { header, stored } = layout(packed);
+  t.is(header.flags, Flag.osUnix);
+  t.true(stored.includes(true) && stored.includes(false));
+  t.true((await runThrough(codec.decompressor(), [packed])).equals(sample));
+  requireTool('lzop');
+  const unpacked = await runTool('lzop', ['-d', '-c'], packed);
+  t.is(unpacked.code, 0, unpacked.stderr);
+  t.true(unpacked.stdout.equals(sample));
+});
+
 test('lzo decompresses streams gcwal wrote with Adler-32 block checksums', async (t) => {
   // Objects archived before gcwal switched to CRC-32 carry Adler-32 of the
   // data and of the compressed bytes; they must restore forever.
