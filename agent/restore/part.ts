@@ -29,7 +29,7 @@ export async function restorePart(storage: Storage, part: BackupPart, index: num
     stored,
     verifyingStream({ size: part.storedSize, crc32c: part.storedCrc32c }, `stored bytes of ${part.key}`),
     // The raw bytes are checked right after against the part's own CRC32C.
-    codec.decompressor({ decodedVerifiedByCaller: true }),
+    codec.decompressor({ decodedVerifiedByCaller: true, native: true }),
     verifyingStream({ size: part.rawSize, crc32c: part.rawCrc32c }, `decompressed bytes of ${part.key}`),
     raw,
     { signal },

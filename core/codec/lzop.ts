@@ -1,9 +1,9 @@
 /**
  * The `lzo` codec: the lzop file format, so that `lzop -d` restores any object
  * by hand (as WAL-E users expect) and files made by `lzop` decompress here.
- * Compression is LZO1X-1 from the native `lzo` package; decoding is the
- * same package's safe decoder, or `lzo-wasm` (lzo-wasm.ts) where the native
- * addon is not installed (the functions). Both load on first use, not on import.
+ * Compression is LZO1X-1 from the native `lzo` package; decoding is
+ * `lzo-wasm` (lzo-wasm.ts), or on request the same package's safe decoder
+ * (backup-fetch, where decoding speed matters and the addon is installed). Both load on first use, not on import.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { CorruptObjectError, UsageError } from '../errors.ts';
@@ -195,15 +195,15 @@ function verify(block: number, kind: string, of: string, stored: number | undefi
 }
 
 /**
- * The native decoder when the `lzo` addon is there (the agent), else one
- * usable wasm decoder at a time (the functions, which ship no native LZO),
- * created on first need and replaced when a failure made it unusable. Held
- * by a codec instance, never module-wide.
+ * One usable decoder at a time, created on first need and replaced when a
+ * failure made it unusable: the native one when `native` is asked for and
+ * the `lzo` addon is installed (never unusable), else wasm. Held by a codec
+ * instance, never module-wide.
  */
-function decoderCache(): () => Promise<LzoBlockDecoder> {
+function decoderCache(native: boolean): () => Promise<LzoBlockDecoder> {
   let current: Promise<LzoBlockDecoder> | undefined;
   const next = async (): Promise<LzoBlockDecoder> => {
-    const pending = (current ??= Promise.resolve(loadLzoBlockDecoder() ?? loadLzoWasm()));
+    const pending = (current ??= Promise.resolve((native ? loadLzoBlockDecoder() : undefined) ?? loadLzoWasm()));
     try {
       const decoder = await pending;
       if (decoder.usable) return decoder;
@@ -224,13 +224,14 @@ function decoderCache(): () => Promise<LzoBlockDecoder> {
  * (LZOP_WRITE_FLAGS_RAW_RECORDED).
  * `decompressor()` reads any lzop file whose method is LZO1X (lzop -1 to -9),
  * with Adler-32 or CRC-32 checksums, filters and extra fields; blocks larger
- * than 8 MiB (which lzop never writes) are refused. The decoder (native, else
- * wasm) is created on the first compressed block and shared by this
- * instance's decompressors; `decodedVerifiedByCaller` skips the per-block
- * checksums of decoded data.
+ * than 8 MiB (which lzop never writes) are refused. The decoder (wasm, or
+ * with `native` the addon's where installed) is created on the first
+ * compressed block and shared by this instance's decompressors;
+ * `decodedVerifiedByCaller` skips the per-block checksums of decoded data.
  */
 export function lzoCodec(): Codec {
-  const decoders = decoderCache();
+  const decoders = decoderCache(false);
+  const nativeDecoders = decoderCache(true);
   return {
     name: 'lzo',
     extension: '.lzo',
@@ -239,7 +240,7 @@ export function lzoCodec(): Codec {
       return new LzopCompressor(loadLzoBlockCompressor(), options.rawChecksumRecorded ? LZOP_WRITE_FLAGS_RAW_RECORDED : LZOP_WRITE_FLAGS);
     },
     decompressor(options: DecompressorOptions = {}): Transform {
-      return new LzopDecompressor(decoders, options);
+      return new LzopDecompressor(options.native ? nativeDecoders : decoders, options);
     },
   };
 }

@@ -73,6 +73,15 @@ test('lzo told the checksums are recorded elsewhere writes blocks without checks
   t.true(unpacked.stdout.equals(sample));
 });
 
+test('lzo asked to decode natively restores the same bytes, and still refuses damage to the compressed data', async (t) => {
+  const packed = await runThrough(codec.compressor(), [sample]);
+  t.true((await runThrough(codec.decompressor({ native: true }), [packed])).equals(sample));
+  t.true((await runThrough(codec.decompressor({ native: true, decodedVerifiedByCaller: true }), [packed])).equals(sample));
+  const damaged = Buffer.from(packed);
+  damaged[Math.floor(damaged.length / 2)]! ^= 0x10;
+  await t.throwsAsync(runThrough(codec.decompressor({ native: true }), [damaged]), { message: /^lzo / });
+});
+
 test('lzo decompresses streams gcwal wrote with Adler-32 block checksums', async (t) => {
   // Objects archived before gcwal switched to CRC-32 carry Adler-32 of the
   // data and of the compressed bytes; they must restore forever.
