@@ -93,13 +93,41 @@ gcwal_spooled() {
   mv -f -- "$gcwal_spool_file" "$2" 2>/dev/null
 }
 
+# Succeeds once the prefetcher has finished spooling the segment $1 that it
+# is writing now (its temporary file, or the segment without its record yet,
+# is in the spool, and the process in fetcher.pid lives): PostgreSQL asked
+# for a segment still in flight, and waiting for it is cheaper than starting
+# Node to download the same segment again. Polls every 20 ms, at most 30 s,
+# and gives up as soon as nothing is in flight or the prefetcher is gone.
+gcwal_wait_spooled() {
+  [ "${#1}" -eq 24 ] || return 1
+  case $1 in *[!0-9A-F]*) return 1 ;; esac
+  gcwal_tries=0
+  while [ "$gcwal_tries" -lt 1500 ]; do
+    [ -f "pg_wal/.gcwal-spool/$1.entry" ] && return 0
+    gcwal_inflight=
+    [ -f "pg_wal/.gcwal-spool/$1" ] && gcwal_inflight=yes
+    for gcwal_tmp in "pg_wal/.gcwal-spool/.$1."*.tmp; do
+      [ -e "$gcwal_tmp" ] && gcwal_inflight=yes
+      break
+    done
+    [ -n "$gcwal_inflight" ] || return 1
+    IFS= read -r gcwal_pid 2>/dev/null <pg_wal/.gcwal-spool/fetcher.pid || return 1
+    case $gcwal_pid in '' | *[!0-9]*) return 1 ;; esac
+    kill -0 "$gcwal_pid" 2>/dev/null || return 1
+    sleep 0.02 2>/dev/null || return 1
+    gcwal_tries=$((gcwal_tries + 1))
+  done
+  return 1
+}
+
 # Exactly `gcwal wal-fetch <segment> pg_wal/<file>` (restore_command) with
 # the repository in the environment, prefetch on and not verbose: a
 # prefetched segment is a rename. Anything else goes to Node, which fetches.
 if [ "$#" -eq 3 ] && [ "$1" = wal-fetch ] && [ -n "${GCWAL_REPO-}" ]; then
   case ${GCWAL_VERBOSE-}/${GCWAL_PREFETCH-} in
     '/' | '/'[1-9]* | 0/ | 0/[1-9]* | [Ff][Aa][Ll][Ss][Ee]/ | [Ff][Aa][Ll][Ss][Ee]/[1-9]* | [Nn][Oo]/ | [Nn][Oo]/[1-9]* | [Oo][Ff][Ff]/ | [Oo][Ff][Ff]/[1-9]*)
-      if gcwal_spooled "$2" "$3"; then exit 0; fi
+      if gcwal_spooled "$2" "$3" || { gcwal_wait_spooled "$2" && gcwal_spooled "$2" "$3"; }; then exit 0; fi
       ;;
   esac
 fi

@@ -7,6 +7,7 @@
  * 42, so each test sees which way a call went.
  */
 import test from 'ava';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -128,4 +129,36 @@ test('a failed spool write leaves nothing under the final name', async (t) => {
   const name = '00000002000000000000002B';
   await t.throwsAsync(spoolSegment(d.walDir, failing, { name, repo: REPO, recovery: d.recovery, key: `wal/${name}`, generation: '1', rawSize: 8192, rawCrc32c: 'AAAAAA==' }));
   t.deepEqual((await readdir(path.join(d.walDir, SPOOL_DIR))).sort(), [NAME, `${NAME}.entry`]);
+});
+
+/** A data directory in recovery whose prefetcher (`pid`) is writing NAME: only its temporary file is in the spool. */
+async function inFlight(pid: number) {
+  const data = path.join(work.path, `data-${++counter}`);
+  const walDir = path.join(data, 'pg_wal');
+  await mkdir(path.join(walDir, SPOOL_DIR), { recursive: true });
+  await writeFile(path.join(data, 'PG_VERSION'), '15\n');
+  await writeFile(path.join(data, 'recovery.signal'), '');
+  await writeFile(path.join(walDir, SPOOL_DIR, 'fetcher.pid'), `${pid}\n`);
+  const tmp = path.join(walDir, SPOOL_DIR, `.${NAME}.${pid}.abcd1234.tmp`);
+  await writeFile(tmp, 'half');
+  return { data, walDir, tmp, recovery: (await recoveryIdentity(data))! };
+}
+
+test('a segment the live prefetcher is still writing is waited for and then renamed to %p, without Node', async (t) => {
+  const d = await inFlight(process.pid);
+  const call = run(withoutNode, ['wal-fetch', NAME, 'pg_wal/RECOVERYXLOG'], d.data);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const raw = content(7);
+  await spoolSegment(d.walDir, Readable.from([raw]), { name: NAME, repo: REPO, recovery: d.recovery, key: `wal/${NAME}`, generation: '1', rawSize: raw.length, rawCrc32c: crc32cBase64(crc32c(raw)) });
+  await rm(d.tmp);
+  t.deepEqual(await call, { code: 0, signal: null, stdout: '', stderr: '' });
+  t.deepEqual(await readFile(path.join(d.walDir, 'RECOVERYXLOG')), raw);
+});
+
+test('a temporary file left by a prefetcher that is gone is not waited for: the call reaches Node', async (t) => {
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((resolve) => child.on('exit', resolve));
+  const d = await inFlight(child.pid!);
+  const r = await run(withStub, ['wal-fetch', NAME, 'pg_wal/RECOVERYXLOG'], d.data);
+  t.is(r.code, STUB_EXIT, r.stderr);
 });
