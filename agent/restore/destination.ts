@@ -50,6 +50,12 @@ export async function checkDestination(dest: string): Promise<DestinationState> 
   throw new DestinationNotEmptyError(dest);
 }
 
+/** Whether dest looks like a finished restore no server has started: a backup_label and no postmaster.pid (finishedRestoreOf decides for a given backup). */
+export async function mayBeFinishedRestore(dest: string): Promise<boolean> {
+  const exists = (name: string) => fs.access(path.join(dest, name)).then(() => true, () => false);
+  return (await exists('backup_label')) && !(await exists('postmaster.pid'));
+}
+
 /**
  * A data directory without the marker that holds a finished restore of the
  * backup with `backupLabel` (the very backup_label restore writes) on which

@@ -25,7 +25,7 @@ import { recoveryConfigBlock, type RecoveryPlan } from '../../core/restore/recov
 import type { Storage } from '../../core/storage/types.ts';
 import type { Logger } from '../log.ts';
 import type { Progress } from '../progress.ts';
-import { checkDestination, checkTarget, clearTarget, createTarget, finishedRestoreOf, INCOMPLETE_MARKER, markerContent, tightenDataDirectoryMode } from './destination.ts';
+import { checkDestination, checkTarget, clearTarget, createTarget, finishedRestoreOf, INCOMPLETE_MARKER, mayBeFinishedRestore, markerContent, tightenDataDirectoryMode } from './destination.ts';
 import { DirectorySet, writeFileDurably } from './disk.ts';
 import type { ExtractTarget } from './extract.ts';
 import { checkDeltaBackup, inspectDeltaDestination, prepareDelta } from './delta.ts';
@@ -95,9 +95,11 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   const { dest, log, signal } = options;
   // --delta into an existing data directory: refusals before anything else; absent or empty, it is a plain restore.
   const delta = options.delta ? await inspectDeltaDestination(dest) : undefined;
-  // Not empty and no marker: it may still be this very backup restored by a run killed before it could exit 0 (decided below).
-  const destination = delta ? { state: 'empty' as const, markedTablespaces: [] } : await checkDestination(dest).catch((err) => {
-    if (err instanceof DestinationNotEmptyError) return undefined;
+  // Not empty and no marker: it may still be this very backup restored by a
+  // run killed before it could exit 0 (decided below, once the backup is
+  // known); anything else not empty is refused now, before the repository is read.
+  const destination = delta ? { state: 'empty' as const, markedTablespaces: [] } : await checkDestination(dest).catch(async (err) => {
+    if (err instanceof DestinationNotEmptyError && (await mayBeFinishedRestore(dest))) return undefined;
     throw err;
   });
 

@@ -11,7 +11,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
-import { AlreadyExistsError, AuthError, NotFoundError, StorageError } from '../../../core/errors.ts';
+import { AlreadyExistsError, AuthError, NotFoundError, RepositoryMissingError, StorageError } from '../../../core/errors.ts';
 import { GcsStorage } from '../../../core/storage/gcs.ts';
 import { GcsHttpClient, GcsHttpError } from '../../../core/storage/gcs-http.ts';
 import { MetadataServerTokens } from '../../../core/storage/gcs-token.ts';
@@ -155,7 +155,7 @@ test('ranged reads return exactly the bytes asked for', async (t) => {
   t.deepEqual(await collect(await repo.read('r')), body);
 });
 
-test('a missing object is undefined to stat and not found to read; a missing bucket is a storage error', async (t) => {
+test('a missing object is undefined to stat and not found to read; a missing bucket is a missing repository (exit 13), never not found', async (t) => {
   const s = await stack(t);
   // Project-wide roles: without any permission on a bucket name the answer is 403, not 404.
   s.authority.grant(s.agentIdentity, 'roles/storage.objectAdmin');
@@ -166,8 +166,8 @@ test('a missing object is undefined to stat and not found to read; a missing buc
   for (const call of [() => elsewhere.stat('k'), () => elsewhere.read('k'), () => elsewhere.write('k', Readable.from([Buffer.from('x')]))]) {
     const err = await t.throwsAsync(call());
     t.false(err instanceof NotFoundError);
-    t.true(err instanceof StorageError, String(err));
-    t.false((err as StorageError).transient);
+    t.true(err instanceof RepositoryMissingError, String(err));
+    t.is((err as RepositoryMissingError).exitCode, 13);
     t.regex(err!.message, /bucket no-such-bucket does not exist/);
   }
 });
