@@ -4,6 +4,7 @@
  * deleted. Pure; the JSON form is a stable interface documented in the
  * README.
  */
+import { walEntry } from '../../core/catalogue/runs.ts';
 import type { Catalogue } from '../../core/catalogue/types.ts';
 import { backupNameFromKey, walFileNameFromKey } from '../../core/layout.ts';
 import type { ExecutionReport } from '../../core/retention/execute.ts';
@@ -34,7 +35,7 @@ export interface DeleteReport {
 /** Stored bytes of a planned object as the catalogue knows them (0 when it does not: manifests). */
 function sizeOf(catalogue: Catalogue, o: PlannedObject): number {
   const name = walFileNameFromKey(o.key);
-  if (name !== undefined) return catalogue.wal[name]?.size ?? 0;
+  if (name !== undefined) return walEntry(catalogue, name)?.size ?? 0;
   if (o.kind === 'part') return catalogue.parts[o.key]?.size ?? 0;
   return 0;
 }

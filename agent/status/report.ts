@@ -237,6 +237,9 @@ export function buildStatusReport(loaded: LoadedCatalogue, repository: string, n
   for (const e of Object.values(catalogue.wal)) {
     if (newest === null || compareTimes(e.created, newest.created) > 0) newest = wal(e.name, e.created, now);
   }
+  for (const r of catalogue.walRuns) {
+    if (newest === null || compareTimes(r.lastCreated, newest.created) > 0) newest = wal(r.last, r.lastCreated, now);
+  }
 
   const alerts = listing
     ? evaluateAlerts(assumingValid(catalogue), now, { ...thresholds, unvalidatedSeconds: Infinity })

@@ -8,6 +8,7 @@
 import { isPlaceholderBackup } from '../catalogue/apply.ts';
 import { catalogueSegmentSize, timelinesWithoutHistory, walGaps, type WalGap } from '../catalogue/derive.ts';
 import { compareTimes } from '../catalogue/keys.ts';
+import { spanBounds } from '../catalogue/runs.ts';
 import type { AlertKind, AlertSeverity, Catalogue, CatalogueBackup, OpenAlert } from '../catalogue/types.ts';
 import { backupMetaKey, WAL_PREFIX, walObjectKey } from '../layout.ts';
 import { classifyWalFileName, historyFileName, parseWalSegmentName } from '../wal/name.ts';
@@ -106,17 +107,26 @@ function corruptObjects(catalogue: Catalogue, now: Date): OpenAlert[] {
   return out;
 }
 
-/** When each deleted segment was deleted, by timeline: a hole a prune is still closing is not yet a gap. */
-function segmentDeletions(catalogue: Catalogue): { timeline: number; segNo: bigint; deleted: string }[] {
+/** Deleted segments, by timeline and span of segment numbers: a hole a prune is still closing is not yet a gap. */
+function segmentDeletions(catalogue: Catalogue): { timeline: number; from: bigint; to: bigint; deleted: string }[] {
   const segSize = catalogueSegmentSize(catalogue);
-  const out: { timeline: number; segNo: bigint; deleted: string }[] = [];
+  const out: { timeline: number; from: bigint; to: bigint; deleted: string }[] = [];
+  // Deletions seen before the segment size was known are kept by key.
   for (const [key, tombstone] of Object.entries(catalogue.tombstones)) {
     const name = key.startsWith(WAL_PREFIX) ? key.slice(WAL_PREFIX.length) : '';
     if (classifyWalFileName(name)?.kind !== 'segment') continue;
     try {
-      out.push({ ...parseWalSegmentName(name, segSize), deleted: tombstone.deleted });
+      const { timeline, segNo } = parseWalSegmentName(name, segSize);
+      out.push({ timeline, from: segNo, to: segNo, deleted: tombstone.deleted });
     } catch {
       // a name that cannot exist at this segment size was never a segment of this archive
+    }
+  }
+  for (const range of catalogue.segmentTombstones ?? []) {
+    try {
+      out.push({ timeline: range.timeline, ...spanBounds(range, segSize), deleted: range.deleted });
+    } catch {
+      // as above
     }
   }
   return out;
@@ -129,13 +139,13 @@ function gapAlerts(catalogue: Catalogue, now: Date, thresholds: AlertThresholds)
   for (const gap of walGaps(catalogue)) {
     const from = parseWalSegmentName(gap.missing, segSize).segNo;
     const to = from + BigInt(gap.count);
-    const lastDeleted = latest(deletions.filter((d) => d.timeline === gap.timeline && d.segNo >= from && d.segNo < to).map((d) => d.deleted));
+    const lastDeleted = latest(deletions.filter((d) => d.timeline === gap.timeline && d.to >= from && d.from < to).map((d) => d.deleted));
     // A segment still uploading behind a later one, or a prune deleting
     // oldest-first with its events out of order, opens a hole that closes by
     // itself; only one that has stayed open for the grace period is a gap.
-    const stillSince = latest([catalogue.wal[gap.before]?.created, lastDeleted]);
+    const stillSince = latest([gap.beforeCreated, lastDeleted]);
     if (!olderThan(stillSince, thresholds.gapGraceSeconds, now)) continue;
-    out.push(alert('wal-gap', `wal-gap:${gap.timeline}:${gap.missing}`, gapSummary(gap, catalogue.wal[gap.before].created),
+    out.push(alert('wal-gap', `wal-gap:${gap.timeline}:${gap.missing}`, gapSummary(gap, gap.beforeCreated),
       { timeline: gap.timeline, after: gap.after, missing: gap.missing, count: gap.count, before: gap.before, lastDeleted }, now));
   }
   return out;
@@ -155,6 +165,7 @@ function historyAlerts(catalogue: Catalogue, now: Date, thresholds: AlertThresho
     // the first segments of the new timeline; give it the grace period.
     const times: string[] = [];
     for (const e of Object.values(catalogue.wal)) if (classifyWalFileName(e.name)?.timeline === timeline) times.push(e.created);
+    for (const r of catalogue.walRuns ?? []) if (r.timeline === timeline) times.push(r.firstCreated);
     for (const b of Object.values(catalogue.backups)) if (b.timeline === timeline) times.push(b.stopTime);
     const first = times.sort(compareTimes)[0];
     if (!olderThan(first, thresholds.gapGraceSeconds, now)) continue;
@@ -166,7 +177,7 @@ function historyAlerts(catalogue: Catalogue, now: Date, thresholds: AlertThresho
 }
 
 function stallAlert(catalogue: Catalogue, now: Date, thresholds: AlertThresholds): OpenAlert[] {
-  const last = catalogue.lastWalArrival ?? latest(Object.values(catalogue.wal).map((e) => e.created));
+  const last = catalogue.lastWalArrival ?? latest([...Object.values(catalogue.wal).map((e) => e.created), ...(catalogue.walRuns ?? []).map((r) => r.lastCreated)]);
   if (!olderThan(last, thresholds.stallSeconds, now)) return [];
   return [alert('archiving-stalled', 'archiving-stalled',
     `no wal has reached the archive since ${last}, longer than ${formatDuration(thresholds.stallSeconds)}: check archive_command and pg_stat_archiver on the server, and on a quiet database set archive_timeout below that`,
@@ -179,7 +190,7 @@ function backupAlerts(catalogue: Catalogue, now: Date, thresholds: AlertThreshol
   if (valid.length === 0) {
     if (known.some((b) => b.state === 'pending' && !olderThan(b.stopTime, thresholds.unvalidatedSeconds, now))) return [];
     // A new archive gets as long as a backup may be old to receive its first one.
-    const times = [...Object.values(catalogue.wal).map((e) => e.created), ...Object.values(catalogue.backups).map((b) => b.stopTime)].filter((t) => !Number.isNaN(Date.parse(t)));
+    const times = [...Object.values(catalogue.wal).map((e) => e.created), ...(catalogue.walRuns ?? []).map((r) => r.firstCreated), ...Object.values(catalogue.backups).map((b) => b.stopTime)].filter((t) => !Number.isNaN(Date.parse(t)));
     const since = times.sort(compareTimes)[0];
     if (!olderThan(since, thresholds.backupMaxAgeSeconds, now)) return [];
     const corrupt = known.length - known.filter((b) => b.state === 'pending').length;

@@ -9,10 +9,13 @@
 import { InvalidInputError } from '../errors.ts';
 import { backupMetaKey } from '../layout.ts';
 import { classifyCatalogueKey, compareGenerations, compareTimes, isGeneration } from './keys.ts';
+import { entryInRun, findSpan, segmentId, segmentTombstoneOf, withoutSegment, withSegment, withSegmentTombstone } from './runs.ts';
 import type {
   BackupSummaryForCatalogue,
   Catalogue,
   CatalogueBackup,
+  CatalogueWalRun,
+  SegmentTombstones,
   CatalogueEvent,
   CatalogueWalEntry,
   CatalogueWalRecords,
@@ -198,19 +201,43 @@ export function applyCatalogueEvents(catalogue: Catalogue, events: readonly Cata
   const parts = draft(catalogue.parts);
   const backups = draft(catalogue.backups);
   const tombstones = draft(catalogue.tombstones);
+  let runs: readonly CatalogueWalRun[] = catalogue.walRuns;
+  let segmentTombstones: readonly SegmentTombstones[] = catalogue.segmentTombstones;
   let { systemIdentifier, walSegmentSize, lastWalArrival } = catalogue;
   let changed = false;
+  // Runs are kept at the segment size they were folded with (the catalogue's as it came in).
+  const segSize = catalogue.walSegmentSize;
 
   for (const event of events) {
     const target = classifyCatalogueKey(event.key);
     if (!target || !isGeneration(event.generation)) continue;
-    const tombstone = tombstones.get(event.key);
+    const segment = target.kind === 'wal' && segSize !== undefined ? segmentId(target.name, segSize) : undefined;
+    const range = segment ? segmentTombstoneOf(segmentTombstones, target.kind === 'wal' ? target.name : '', segSize!) : undefined;
+    const tombstone = tombstones.get(event.key) ?? (range ? { generation: range.generation, deleted: range.deleted } : undefined);
+    // An event about a folded segment: nothing to do when it brings what the
+    // run already holds (the same or an older object, arrived or found
+    // valid); otherwise the segment leaves its run as an entry, which the
+    // event then changes like any other (and which folds back if still valid).
+    let settled = false;
+    if (segment && target.kind === 'wal' && !wal.get(target.name)) {
+      const index = findSpan(runs, segment.timeline, segment.segNo, segSize!);
+      if (index >= 0) {
+        const run = runs[index];
+        const held = compareGenerations(event.generation, run.generation) <= 0;
+        if (held && (event.type === 'finalized' || (event.type === 'validated' && event.ok))) settled = true;
+        else {
+          wal.put(target.name, entryInRun(run, segment.segNo, segSize!, held ? event.generation : run.generation));
+          runs = withoutSegment(runs, index, segment.segNo, segSize!);
+          changed = true;
+        }
+      }
+    }
     const makeWal = (generation: string): CatalogueWalEntry => ({ name: target.kind === 'wal' ? target.name : '', generation, size: 0, created: '', state: 'pending' });
     const makePart = (generation: string): CataloguePartEntry => ({ key: event.key, generation, size: 0, created: '', state: 'pending' });
 
     if (event.type === 'finalized') {
       if (target.kind === 'wal') {
-        changed = wal.put(target.name, finalizeTracked(wal.get(target.name), tombstone, event, makeWal)) || changed;
+        if (!settled) changed = wal.put(target.name, finalizeTracked(wal.get(target.name), tombstone, event, makeWal)) || changed;
         if (lastWalArrival === undefined || compareTimes(event.created, lastWalArrival) > 0) {
           lastWalArrival = event.created;
           changed = true;
@@ -219,13 +246,17 @@ export function applyCatalogueEvents(catalogue: Catalogue, events: readonly Cata
         changed = parts.put(event.key, finalizeTracked(parts.get(event.key), tombstone, event, makePart)) || changed;
       }
     } else if (event.type === 'deleted') {
-      changed = tombstones.put(event.key, mergeTombstone(tombstone, event)) || changed;
+      if (segment) {
+        const next = withSegmentTombstone(segmentTombstones, segment.timeline, segment.segNo, event.generation, event.time, segSize!);
+        changed = next !== segmentTombstones || changed;
+        segmentTombstones = next;
+      } else changed = tombstones.put(event.key, mergeTombstone(tombstone, event)) || changed;
       const covers = (record: { generation: string } | undefined) => record !== undefined && compareGenerations(record.generation, event.generation) <= 0;
       if (target.kind === 'wal' && covers(wal.get(target.name))) changed = wal.put(target.name, undefined) || changed;
       if (target.kind === 'part' && covers(parts.get(event.key))) changed = parts.put(event.key, undefined) || changed;
       if (target.kind === 'backup-meta' && covers(backups.get(target.backup))) changed = backups.put(target.backup, undefined) || changed;
     } else {
-      if (target.kind === 'wal') {
+      if (target.kind === 'wal' && !settled) {
         let entry = validateTracked(wal.get(target.name), tombstone, event, makeWal);
         if (entry && !entry.history && event.ok && event.history && target.name.endsWith('.history') && entry.generation === event.generation) {
           entry = { ...entry, history: event.history.map((line) => ({ parentTimeline: line.parentTimeline, switchLsn: line.switchLsn })) };
@@ -257,15 +288,32 @@ export function applyCatalogueEvents(catalogue: Catalogue, events: readonly Cata
   for (const key of tombstones.keys()) {
     if (Date.parse(tombstones.get(key)!.deleted) < cutoff) changed = tombstones.put(key, undefined) || changed;
   }
+  const kept = segmentTombstones.filter((range) => !(Date.parse(range.deleted) < cutoff));
+  if (kept.length !== segmentTombstones.length) {
+    segmentTombstones = kept;
+    changed = true;
+  }
+  // Valid segments join their runs (only what this call touched can be
+  // unfolded and valid; a catalogue read in the old format is folded by the store).
+  if (walSegmentSize !== undefined) {
+    const folded = foldValidSegments(wal.keys().map((name) => wal.get(name)!), runs, walSegmentSize);
+    if (folded.names.length > 0) {
+      for (const name of folded.names) wal.put(name, undefined);
+      runs = folded.runs;
+      changed = true;
+    }
+  }
 
   if (!changed) return catalogue;
   const result: Catalogue = {
     ...catalogue,
     updated: now.toISOString(),
     wal: wal.result(),
+    walRuns: runs as CatalogueWalRun[],
     parts: parts.result(),
     backups: backups.result(),
     tombstones: tombstones.result(),
+    segmentTombstones: segmentTombstones as SegmentTombstones[],
   };
   if (systemIdentifier !== undefined) result.systemIdentifier = systemIdentifier;
   if (walSegmentSize !== undefined) result.walSegmentSize = walSegmentSize;
@@ -281,6 +329,24 @@ function walRecords(r: CatalogueWalRecords): CatalogueWalRecords {
     ...(r.lastXactLsn !== undefined ? { lastXactLsn: r.lastXactLsn } : {}),
     restorePoints: (r.restorePoints ?? []).map((p) => ({ name: p.name, time: p.time, lsn: p.lsn })),
   };
+}
+
+/**
+ * Fold the valid segments among `entries` into `runs` at `segSize`; returns
+ * the new runs and the names folded (to drop from the entries). A segment
+ * whose creation time does not parse is left unfolded.
+ */
+export function foldValidSegments(entries: Iterable<CatalogueWalEntry>, runs: readonly CatalogueWalRun[], segSize: number): { runs: readonly CatalogueWalRun[]; names: string[] } {
+  const names: string[] = [];
+  const valid = [...entries].filter((e) => e.state === 'valid' && segmentId(e.name, segSize) !== undefined && !Number.isNaN(Date.parse(e.created)));
+  // In segment order, so a catalogue's worth of segments folds in one pass.
+  valid.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  let out = runs;
+  for (const entry of valid) {
+    out = withSegment(out, entry, segSize);
+    names.push(entry.name);
+  }
+  return { runs: out, names };
 }
 
 /** The fields of a Cloud Storage object resource (`storage#object`, the data of a storage CloudEvent) read here. */

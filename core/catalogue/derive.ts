@@ -5,8 +5,9 @@
  * the catalogue; WAL names are read with the catalogue's segment size.
  */
 import { isPlaceholderBackup } from './apply.ts';
-import type { Catalogue, CatalogueBackup, CatalogueWalEntry } from './types.ts';
+import type { Catalogue, CatalogueBackup, CatalogueWalEntry, CatalogueWalRun, ValidationState } from './types.ts';
 import { compareTimes } from './keys.ts';
+import { createdWithin, entryInRun, spanBounds } from './runs.ts';
 import { formatLsn, MAX_LSN, parseLsn } from '../wal/lsn.ts';
 import { classifyWalFileName, DEFAULT_SEGMENT_SIZE, historyFileName, isValidSegmentSize, parseWalSegmentName, segmentNumberOfLsn, walSegmentName } from '../wal/name.ts';
 
@@ -16,6 +17,26 @@ export interface TimelineSegment {
   entry: CatalogueWalEntry;
 }
 
+/**
+ * Present segments `from` to `to` (inclusive) of one timeline, all in one
+ * state: a run of folded valid segments, or one segment's own entry.
+ * Everything here works piece by piece, so its cost follows the number of
+ * runs and unsettled segments, not the number of segments.
+ */
+export interface TimelinePiece {
+  from: bigint;
+  to: bigint;
+  firstName: string;
+  lastName: string;
+  /** creation times of the first and last segments (for a part of a run: as the run knows them) */
+  firstCreated: string;
+  lastCreated: string;
+  state: ValidationState;
+  /** the entry, when the piece is one unfolded segment */
+  entry?: CatalogueWalEntry;
+  /** the run, when the piece is (part of) a run */
+  run?: CatalogueWalRun;
+}
 /** A run of consecutive segments of one timeline, with how many are in each validation state. */
 export interface WalRange {
   timeline: number;
@@ -39,6 +60,8 @@ export interface WalGap {
   missing: string;
   count: number;
   before: string;
+  /** when `before` was archived */
+  beforeCreated: string;
 }
 
 /** A point recovery can stop at. */
@@ -78,13 +101,18 @@ export function catalogueSegmentSize(catalogue: Catalogue): number {
 }
 
 /**
- * The catalogue's WAL segments by timeline, ascending. `.partial`,
- * `.history` and `.backup` files are not segments, and names that cannot
- * exist at the segment size are left out.
+ * The catalogue's WAL segments by timeline, ascending, as pieces (see
+ * TimelinePiece). `.partial`, `.history` and `.backup` files are not
+ * segments, and names that cannot exist at the segment size are left out.
  */
-export function timelineSegments(catalogue: Catalogue): Map<number, TimelineSegment[]> {
+export function timelinePieces(catalogue: Catalogue): Map<number, TimelinePiece[]> {
   const segSize = catalogueSegmentSize(catalogue);
-  const byTimeline = new Map<number, TimelineSegment[]>();
+  const byTimeline = new Map<number, TimelinePiece[]>();
+  const add = (timeline: number, piece: TimelinePiece) => {
+    const list = byTimeline.get(timeline) ?? [];
+    list.push(piece);
+    byTimeline.set(timeline, list);
+  };
   for (const entry of Object.values(catalogue.wal)) {
     if (classifyWalFileName(entry.name)?.kind !== 'segment') continue;
     let id;
@@ -93,19 +121,49 @@ export function timelineSegments(catalogue: Catalogue): Map<number, TimelineSegm
     } catch {
       continue;
     }
-    const list = byTimeline.get(id.timeline) ?? [];
-    list.push({ segNo: id.segNo, entry });
-    byTimeline.set(id.timeline, list);
+    add(id.timeline, { from: id.segNo, to: id.segNo, firstName: entry.name, lastName: entry.name, firstCreated: entry.created, lastCreated: entry.created, state: entry.state, entry });
   }
-  for (const list of byTimeline.values()) list.sort((a, b) => (a.segNo < b.segNo ? -1 : a.segNo > b.segNo ? 1 : 0));
+  for (const run of catalogue.walRuns ?? []) {
+    let bounds;
+    try {
+      bounds = spanBounds(run, segSize);
+    } catch {
+      continue;
+    }
+    add(run.timeline, { ...bounds, firstName: run.first, lastName: run.last, firstCreated: run.firstCreated, lastCreated: run.lastCreated, state: 'valid', run });
+  }
+  for (const list of byTimeline.values()) list.sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0));
   return new Map([...byTimeline].sort(([a], [b]) => a - b));
 }
 
-/** [first, last] index pairs of the runs of consecutive segment numbers in an ascending list. */
-function runs(list: readonly { segNo: bigint }[]): [number, number][] {
+/**
+ * The catalogue's WAL segments by timeline, ascending, one by one (runs
+ * expanded: for small catalogues and tests; timelinePieces scales).
+ */
+export function timelineSegments(catalogue: Catalogue): Map<number, TimelineSegment[]> {
+  const segSize = catalogueSegmentSize(catalogue);
+  const out = new Map<number, TimelineSegment[]>();
+  for (const [timeline, pieces] of timelinePieces(catalogue)) {
+    const list: TimelineSegment[] = [];
+    for (const p of pieces) {
+      if (p.entry) list.push({ segNo: p.from, entry: p.entry });
+      else for (let segNo = p.from; segNo <= p.to; segNo++) list.push({ segNo, entry: entryInRun(p.run!, segNo, segSize) });
+    }
+    out.set(timeline, list);
+  }
+  return out;
+}
+
+/** Segments in a piece. */
+function pieceLength(p: TimelinePiece): number {
+  return Number(p.to - p.from) + 1;
+}
+
+/** [first, last] index pairs of the stretches of adjoining pieces in an ascending list. */
+function runs(list: readonly TimelinePiece[]): [number, number][] {
   const out: [number, number][] = [];
   for (let i = 0; i < list.length; i++) {
-    if (i > 0 && list[i].segNo === list[i - 1].segNo + 1n) out[out.length - 1][1] = i;
+    if (i > 0 && list[i].from === list[i - 1].to + 1n) out[out.length - 1][1] = i;
     else out.push([i, i]);
   }
   return out;
@@ -114,10 +172,13 @@ function runs(list: readonly { segNo: bigint }[]): [number, number][] {
 /** The contiguous runs of WAL per timeline, by timeline then position. */
 export function walRanges(catalogue: Catalogue): WalRange[] {
   const out: WalRange[] = [];
-  for (const [timeline, list] of timelineSegments(catalogue)) {
+  for (const [timeline, list] of timelinePieces(catalogue)) {
     for (const [i, j] of runs(list)) {
-      const range: WalRange = { timeline, first: list[i].entry.name, last: list[j].entry.name, segments: j - i + 1, valid: 0, pending: 0, corrupt: 0 };
-      for (let k = i; k <= j; k++) range[list[k].entry.state]++;
+      const range: WalRange = { timeline, first: list[i].firstName, last: list[j].lastName, segments: 0, valid: 0, pending: 0, corrupt: 0 };
+      for (let k = i; k <= j; k++) {
+        range.segments += pieceLength(list[k]);
+        range[list[k].state] += pieceLength(list[k]);
+      }
       out.push(range);
     }
   }
@@ -154,16 +215,16 @@ function ancestorsOf(catalogue: Catalogue, timeline: number): Ancestor[] | undef
 export function walGaps(catalogue: Catalogue): WalGap[] {
   const segSize = catalogueSegmentSize(catalogue);
   const out: WalGap[] = [];
-  for (const [timeline, list] of timelineSegments(catalogue)) {
+  for (const [timeline, list] of timelinePieces(catalogue)) {
     const switchedAt = ancestorsOf(catalogue, timeline)?.at(-1)?.switchLsn;
     if (switchedAt !== undefined) {
       const begin = segmentNumberOfLsn(switchedAt, segSize);
-      if (list[0].segNo > begin) out.push({ timeline, missing: walSegmentName(timeline, begin, segSize), count: Number(list[0].segNo - begin), before: list[0].entry.name });
+      if (list[0].from > begin) out.push({ timeline, missing: walSegmentName(timeline, begin, segSize), count: Number(list[0].from - begin), before: list[0].firstName, beforeCreated: list[0].firstCreated });
     }
     for (let i = 1; i < list.length; i++) {
       const prev = list[i - 1];
-      if (list[i].segNo === prev.segNo + 1n) continue;
-      out.push({ timeline, after: prev.entry.name, missing: walSegmentName(timeline, prev.segNo + 1n, segSize), count: Number(list[i].segNo - prev.segNo - 1n), before: list[i].entry.name });
+      if (list[i].from === prev.to + 1n) continue;
+      out.push({ timeline, after: prev.lastName, missing: walSegmentName(timeline, prev.to + 1n, segSize), count: Number(list[i].from - prev.to - 1n), before: list[i].firstName, beforeCreated: list[i].firstCreated });
     }
   }
   return out;
@@ -176,6 +237,7 @@ function presentTimelines(catalogue: Catalogue): number[] {
     const kind = classifyWalFileName(name);
     if (kind && kind.kind !== 'history') timelines.add(kind.timeline);
   }
+  for (const run of catalogue.walRuns ?? []) timelines.add(run.timeline);
   for (const backup of Object.values(catalogue.backups)) if (!isPlaceholderBackup(backup)) timelines.add(backup.timeline);
   return [...timelines].sort((a, b) => a - b);
 }
@@ -239,49 +301,74 @@ function lsnOrUndefined(text: string): bigint | undefined {
   }
 }
 
-/** Index of `segNo` in an ascending list, or -1. */
-function indexOf(list: readonly TimelineSegment[], segNo: bigint): number {
+/** Index of the piece holding `segNo` in an ascending list, or -1. */
+function indexOf(list: readonly TimelinePiece[], segNo: bigint): number {
   let lo = 0;
   let hi = list.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >> 1;
-    if (list[mid].segNo === segNo) return mid;
-    if (list[mid].segNo < segNo) lo = mid + 1;
-    else hi = mid - 1;
+    if (segNo < list[mid].from) hi = mid - 1;
+    else if (segNo > list[mid].to) lo = mid + 1;
+    else return mid;
   }
   return -1;
-}
-
-/** The segments a restore onto `timeline` reads (ancestors' before each fork), in order; corrupt ones left out. */
-function pathSegments(steps: readonly PathStep[], segments: Map<number, TimelineSegment[]>): TimelineSegment[] {
-  const path: TimelineSegment[] = [];
-  for (const step of steps) {
-    for (const s of segments.get(step.timeline) ?? []) {
-      if (s.segNo >= step.fromSeg && (step.toSeg === undefined || s.segNo < step.toSeg) && s.entry.state !== 'corrupt') path.push(s);
-    }
-  }
-  return path;
 }
 
 /**
  * The segments of the catalogue a restore onto `timeline` reads, in WAL
  * order: its ancestors' before each fork its history names, then its own.
  * Corrupt segments are left out (they cannot be replayed); holes are not
- * marked (compare segment numbers).
+ * marked (compare segment numbers). Runs are expanded segment by segment
+ * (entryInRun: a folded segment's records are its run's that fall in it).
  */
 export function restorePathSegments(catalogue: Catalogue, timeline: number): TimelineSegment[] {
-  return pathSegments(restorePath(catalogue, timeline, catalogueSegmentSize(catalogue)), timelineSegments(catalogue));
+  const segSize = catalogueSegmentSize(catalogue);
+  const pieces = timelinePieces(catalogue);
+  const path: TimelineSegment[] = [];
+  for (const step of restorePath(catalogue, timeline, segSize)) {
+    for (const p of pieces.get(step.timeline) ?? []) {
+      if (p.state === 'corrupt') continue;
+      const from = p.from > step.fromSeg ? p.from : step.fromSeg;
+      const to = step.toSeg === undefined || p.to < step.toSeg ? p.to : step.toSeg - 1n;
+      if (p.entry) {
+        if (from <= to) path.push({ segNo: p.from, entry: p.entry });
+      } else for (let segNo = from; segNo <= to; segNo++) path.push({ segNo, entry: entryInRun(p.run!, segNo, segSize) });
+    }
+  }
+  return path;
 }
 
-function windowOf(catalogue: Catalogue, timeline: number, segments: Map<number, TimelineSegment[]>, segSize: number, options: WindowOptions): TimelineWindow {
+/** The part of `p` from `from` to `to`, which lie within it. */
+function clip(p: TimelinePiece, from: bigint, to: bigint, timeline: number, segSize: number): TimelinePiece {
+  if (from === p.from && to === p.to) return p;
+  return {
+    ...p,
+    from,
+    to,
+    firstName: walSegmentName(timeline, from, segSize),
+    lastName: walSegmentName(timeline, to, segSize),
+    firstCreated: createdWithin(p.run!, from, segSize),
+    lastCreated: createdWithin(p.run!, to, segSize),
+  };
+}
+
+function windowOf(catalogue: Catalogue, timeline: number, pieces: Map<number, TimelinePiece[]>, segSize: number, options: WindowOptions): TimelineWindow {
   const steps = restorePath(catalogue, timeline, segSize);
   // The segments a restore onto this timeline reads, in order; corrupt ones
   // cannot be replayed, so they break the run like missing ones.
-  const path = pathSegments(steps, segments);
+  const path: TimelinePiece[] = [];
+  for (const step of steps) {
+    for (const p of pieces.get(step.timeline) ?? []) {
+      if (p.state === 'corrupt') continue;
+      const from = p.from > step.fromSeg ? p.from : step.fromSeg;
+      const to = step.toSeg === undefined || p.to < step.toSeg ? p.to : step.toSeg - 1n;
+      if (from <= to) path.push(clip(p, from, to, step.timeline, segSize));
+    }
+  }
   const runEnd = new Array<number>(path.length);
   for (const [i, j] of runs(path)) for (let k = i; k <= j; k++) runEnd[k] = j;
   const pendingBefore = [0];
-  for (const s of path) pendingBefore.push(pendingBefore.at(-1)! + (s.entry.state === 'pending' ? 1 : 0));
+  for (const p of path) pendingBefore.push(pendingBefore.at(-1)! + (p.state === 'pending' ? pieceLength(p) : 0));
 
   const candidates: { backup: CatalogueBackup; stop: bigint }[] = [];
   for (const backup of Object.values(catalogue.backups)) {
@@ -307,25 +394,26 @@ function windowOf(catalogue: Catalogue, timeline: number, segments: Map<number, 
     const first = indexOf(path, startSeg);
     if (first < 0) continue;
     const last = runEnd[first];
-    if (path[last].segNo < stopSeg || byRun.has(last)) continue;
-    const endLsn = (path[last].segNo + 1n) * BigInt(segSize);
+    if (path[last].to < stopSeg || byRun.has(last)) continue;
+    const endLsn = (path[last].to + 1n) * BigInt(segSize);
+    // Pending segments from the backup's start segment on (not the whole first piece).
+    const skipped = path[first].state === 'pending' ? Number(startSeg - path[first].from) : 0;
     byRun.set(last, {
       from: { backup: backup.name, lsn: backup.stopLsn, time: backup.stopTime },
       // The last segment can have been archived before the backup recorded
       // its stop (pg_backup_stop waits for it): the span never ends before it starts.
-      to: { lsn: formatLsn(endLsn > MAX_LSN ? MAX_LSN : endLsn), time: laterTime(path[last].entry.created, backup.stopTime), segment: path[last].entry.name },
-      unvalidatedSegments: pendingBefore[last + 1] - pendingBefore[first],
+      to: { lsn: formatLsn(endLsn > MAX_LSN ? MAX_LSN : endLsn), time: laterTime(path[last].lastCreated, backup.stopTime), segment: path[last].lastName },
+      unvalidatedSegments: pendingBefore[last + 1] - pendingBefore[first] - skipped,
     });
   }
   const spans = [...byRun].sort(([a], [b]) => a - b).map(([, span]) => span);
-  const own = segments.get(timeline);
-  const newest = own?.at(-1)?.entry;
+  const newest = pieces.get(timeline)?.at(-1);
   const window: TimelineWindow = { timeline, spans };
   if (spans.length > 0) {
     window.earliest = spans[0].from;
     window.latest = spans.at(-1)!.to;
   }
-  if (newest) window.newestWal = { name: newest.name, created: newest.created };
+  if (newest) window.newestWal = { name: newest.lastName, created: newest.lastCreated };
   return window;
 }
 
@@ -343,9 +431,9 @@ function windowOf(catalogue: Catalogue, timeline: number, segments: Map<number, 
  */
 export function recoverableWindows(catalogue: Catalogue, options: WindowOptions = {}): TimelineWindow[] {
   const segSize = catalogueSegmentSize(catalogue);
-  const segments = timelineSegments(catalogue);
-  const timelines = new Set([...segments.keys(), ...presentTimelines(catalogue)]);
-  return [...timelines].sort((a, b) => a - b).map((timeline) => windowOf(catalogue, timeline, segments, segSize, options));
+  const pieces = timelinePieces(catalogue);
+  const timelines = new Set([...pieces.keys(), ...presentTimelines(catalogue)]);
+  return [...timelines].sort((a, b) => a - b).map((timeline) => windowOf(catalogue, timeline, pieces, segSize, options));
 }
 
 function laterTime(a: string, b: string): string {

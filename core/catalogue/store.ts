@@ -1,10 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backoffDelay } from '../backoff.ts';
 import { AlreadyExistsError, CorruptObjectError, NotFoundError, PreconditionFailedError, StorageError } from '../errors.ts';
-import { CATALOGUE_KEY, Meta } from '../layout.ts';
+import { CATALOGUE_KEY, Meta, WAL_PREFIX } from '../layout.ts';
 import { readSmallObject, writeSmallObject } from '../storage/objects.ts';
 import type { Storage } from '../storage/types.ts';
-import { emptyCatalogue, type Catalogue } from './types.ts';
+import { foldValidSegments } from './apply.ts';
+import { segmentId, withSegmentTombstone } from './runs.ts';
+import { emptyCatalogue, type Catalogue, type CatalogueWalRun, type SegmentTombstones } from './types.ts';
 
 /**
  * Reading and updating the catalogue object (`CATALOGUE_KEY`, JSON, codec
@@ -61,7 +63,7 @@ const RETRY_MAX_MS = 3000;
 export async function readCatalogue(storage: Storage, options: ReadCatalogueOptions = {}): Promise<CatalogueSnapshot> {
   const read = await readRaw(storage, options);
   if (!read) return { catalogue: emptyCatalogue((options.now ?? (() => new Date()))()), generation: '0' };
-  return { catalogue: parseCatalogue(read.text, where(storage)), generation: read.generation };
+  return { catalogue: parseCatalogue(read.text, where(storage)).catalogue, generation: read.generation };
 }
 
 async function readRaw(storage: Storage, options: ReadCatalogueOptions): Promise<{ text: string; generation: string } | undefined> {
@@ -83,9 +85,19 @@ function where(storage: Storage): string {
 }
 
 const MAPS = ['wal', 'parts', 'backups', 'tombstones', 'alerts'] as const;
+const LISTS = ['walRuns', 'segmentTombstones'] as const;
 
-/** Parse catalogue JSON; CorruptObjectError unless it is a format-1 catalogue. */
-function parseCatalogue(text: string, location: string): Catalogue {
+function damaged(location: string, what: string): CorruptObjectError {
+  return new CorruptObjectError(`catalogue ${location} ${what}`, 'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing');
+}
+
+/**
+ * Parse catalogue JSON; CorruptObjectError unless it is a format-2 catalogue
+ * or a format-1 one, which is converted (`migrated`): its valid segments
+ * folded into runs and its segments' tombstones into ranges (see
+ * migrateCatalogue).
+ */
+function parseCatalogue(text: string, location: string): { catalogue: Catalogue; migrated: boolean } {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -93,20 +105,46 @@ function parseCatalogue(text: string, location: string): Catalogue {
     throw new CorruptObjectError(`catalogue ${location} is not valid json: ${(err as Error).message.split('\n')[0]}`, 'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing', { cause: err });
   }
   const record = value as Record<string, unknown> | null;
-  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
-    throw new CorruptObjectError(`catalogue ${location} is not a json object`, 'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing');
-  }
-  if (record.format !== 1) {
-    throw new CorruptObjectError(`catalogue ${location} has format ${JSON.stringify(record.format)}, expected 1`, 'a newer gcwal may have written it; upgrade gcwal, or move the catalogue aside to rebuild it');
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) throw damaged(location, 'is not a json object');
+  if (record.format !== 1 && record.format !== 2) {
+    throw new CorruptObjectError(`catalogue ${location} has format ${JSON.stringify(record.format)}, expected 2`, 'a newer gcwal may have written it; upgrade gcwal, or move the catalogue aside to rebuild it');
   }
   for (const name of MAPS) {
     const map = record[name];
     if (map === undefined) record[name] = {};
-    else if (typeof map !== 'object' || map === null || Array.isArray(map)) {
-      throw new CorruptObjectError(`catalogue ${location} has an invalid "${name}" field`, 'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing');
-    }
+    else if (typeof map !== 'object' || map === null || Array.isArray(map)) throw damaged(location, `has an invalid "${name}" field`);
   }
-  return record as unknown as Catalogue;
+  for (const name of LISTS) {
+    const list = record[name];
+    if (list === undefined) record[name] = [];
+    else if (!Array.isArray(list)) throw damaged(location, `has an invalid "${name}" field`);
+  }
+  if (record.format === 1) return { catalogue: migrateCatalogue(record as unknown as Catalogue), migrated: true };
+  return { catalogue: record as unknown as Catalogue, migrated: false };
+}
+
+/**
+ * A format-1 catalogue (one entry per WAL file, one tombstone per deleted
+ * object) in format 2: valid segments folded into runs and deleted
+ * segments' tombstones into ranges, once the segment size is known (until
+ * then it stays as it is, and folds as events arrive).
+ */
+export function migrateCatalogue(old: Catalogue): Catalogue {
+  const catalogue: Catalogue = { ...old, format: 2, walRuns: old.walRuns ?? [], segmentTombstones: old.segmentTombstones ?? [] };
+  const segSize = catalogue.walSegmentSize;
+  if (segSize === undefined) return catalogue;
+  const folded = foldValidSegments(Object.values(catalogue.wal), catalogue.walRuns, segSize);
+  const wal = { ...catalogue.wal };
+  for (const name of folded.names) delete wal[name];
+  let ranges = catalogue.segmentTombstones;
+  const tombstones = { ...catalogue.tombstones };
+  for (const [key, tombstone] of Object.entries(catalogue.tombstones).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const id = key.startsWith(WAL_PREFIX) ? segmentId(key.slice(WAL_PREFIX.length), segSize) : undefined;
+    if (!id) continue;
+    ranges = withSegmentTombstone(ranges, id.timeline, id.segNo, tombstone.generation, tombstone.deleted, segSize) as SegmentTombstones[];
+    delete tombstones[key];
+  }
+  return { ...catalogue, wal, walRuns: folded.runs as CatalogueWalRun[], tombstones, segmentTombstones: ranges };
 }
 
 /**
@@ -135,11 +173,13 @@ export async function updateCatalogue(storage: Storage, change: CatalogueChange,
     options.signal?.throwIfAborted();
     const read = await readRaw(storage, options);
     const generation = read?.generation ?? '0';
-    const previous = read ? parseCatalogue(read.text, where(storage)) : emptyCatalogue(now());
+    const parsed = read ? parseCatalogue(read.text, where(storage)) : { catalogue: emptyCatalogue(now()), migrated: false };
+    const previous = parsed.catalogue;
     // A second parse rather than a clone: the change may modify its copy freely.
-    const working = read ? parseCatalogue(read.text, where(storage)) : emptyCatalogue(now());
+    const working = read ? parseCatalogue(read.text, where(storage)).catalogue : emptyCatalogue(now());
     const changed = change(working);
-    if (JSON.stringify({ ...changed, updated: previous.updated }) === JSON.stringify(previous)) {
+    // A catalogue read in the old format is written back converted, even when nothing else changed.
+    if (!parsed.migrated && JSON.stringify({ ...changed, updated: previous.updated }) === JSON.stringify(previous)) {
       return { catalogue: changed, generation, previous, written: false };
     }
     const next: Catalogue = { ...changed, updated: now().toISOString() };

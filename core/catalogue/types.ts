@@ -128,22 +128,73 @@ export interface Tombstone {
   deleted: string;
 }
 
+/**
+ * Consecutive valid segments of one timeline, folded into one record: what
+ * the catalogue keeps of settled WAL (see docs/catalogue.md). Per-segment
+ * generation, size and creation time are not kept: the run knows its ends'
+ * creation times, its total size and its highest generation. A run spans at
+ * most RUN_SPAN_MS of creation times (core/catalogue/runs.ts), so a folded
+ * segment's creation time is known to within that.
+ */
+export interface CatalogueWalRun {
+  timeline: number;
+  /** first and last segment names, inclusive */
+  first: string;
+  last: string;
+  /** stored bytes of all its segments */
+  size: number;
+  /** creation times of the first and the last segment, ISO */
+  firstCreated: string;
+  lastCreated: string;
+  /** highest generation among its segments: a finalize of this one or older is an object it already holds */
+  generation: string;
+  /** latest validation time among its segments, ISO */
+  validated: string;
+  /**
+   * Its segments' record facts together (the earliest first and the latest
+   * last transaction end, every restore point), when every one of them had
+   * its records read; absent otherwise.
+   */
+  records?: CatalogueWalRecords;
+}
+
+/** Deletions of consecutive segments of one timeline, folded (see CatalogueWalRun). */
+export interface SegmentTombstones {
+  timeline: number;
+  first: string;
+  last: string;
+  /** the highest generation deleted among them */
+  generation: string;
+  /** the latest deletion among them, ISO */
+  deleted: string;
+}
+
 /** The whole catalogue object (`catalogue/catalogue.json`). */
 export interface Catalogue {
-  format: 1;
+  /** 2 since runs (issue 15); a format-1 catalogue is converted when read (store.ts) */
+  format: 2;
   /** the repository's cluster, once known (from gcwal.json or the first validated segment) */
   systemIdentifier?: string;
   walSegmentSize?: number;
   /** ISO time of the last change */
   updated: string;
-  /** by pg_wal file name */
+  /**
+   * WAL files not folded into `walRuns`, by pg_wal file name: segments
+   * pending or corrupt (or valid before the segment size is known), and
+   * every `.history`, `.backup` and `.partial` file. Use walEntry /
+   * walEntries (runs.ts) to see every WAL file.
+   */
   wal: Record<string, CatalogueWalEntry>;
+  /** valid segments, folded; sorted by timeline, then first segment */
+  walRuns: CatalogueWalRun[];
   /** by object key (`backups/<name>/part_NNNNN.tar`) */
   parts: Record<string, CataloguePartEntry>;
   /** by backup name */
   backups: Record<string, CatalogueBackup>;
-  /** by object key; trimmed after a week */
+  /** by object key, except WAL segments (segmentTombstones); trimmed after a week */
   tombstones: Record<string, Tombstone>;
+  /** deleted WAL segments, folded; sorted by timeline, then first segment; trimmed after a week */
+  segmentTombstones: SegmentTombstones[];
   /** by alert id */
   alerts: Record<string, OpenAlert>;
   /** ISO creation time of the newest WAL object seen (archiving-stalled watchdog) */
@@ -169,5 +220,5 @@ export type BackupSummaryForCatalogue = Omit<CatalogueBackup, 'generation' | 'st
 
 /** An empty catalogue. */
 export function emptyCatalogue(now: Date): Catalogue {
-  return { format: 1, updated: now.toISOString(), wal: {}, parts: {}, backups: {}, tombstones: {}, alerts: {} };
+  return { format: 2, updated: now.toISOString(), wal: {}, walRuns: [], parts: {}, backups: {}, tombstones: {}, segmentTombstones: [], alerts: {} };
 }

@@ -4,6 +4,7 @@
  * times, and every WAL segment from its start to its stop present and
  * validated.
  */
+import { walEntry } from '../catalogue/runs.ts';
 import type { Catalogue, CatalogueBackup } from '../catalogue/types.ts';
 import { parseLsn } from '../wal/lsn.ts';
 import { parseWalSegmentName, walSegmentName } from '../wal/name.ts';
@@ -57,7 +58,7 @@ function walProblem(catalogue: Catalogue, b: CatalogueBackup): string | undefine
   if (start.timeline !== stop.timeline || stop.segNo < start.segNo) return `its wal segments ${b.startWalSegment} to ${b.stopWalSegment} are not a range on one timeline`;
   for (let segNo = start.segNo; segNo <= stop.segNo; segNo++) {
     const name = walSegmentName(start.timeline, segNo, segSize);
-    const entry = catalogue.wal[name];
+    const entry = walEntry(catalogue, name);
     if (!entry) return `wal segment ${name} between its start and stop is missing`;
     if (entry.state === 'pending') return `wal segment ${name} between its start and stop is not validated yet`;
     if (entry.state === 'corrupt') return `wal segment ${name} between its start and stop is corrupt`;

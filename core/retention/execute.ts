@@ -4,6 +4,7 @@
  * never leaves a backup that looks whole). Shared by the prune function and
  * `gcwal delete --confirm`.
  */
+import { compareGenerations } from '../catalogue/keys.ts';
 import { PreconditionFailedError } from '../errors.ts';
 import type { Storage } from '../storage/types.ts';
 import type { PlannedObject, RetentionPlan } from './types.ts';
@@ -40,9 +41,19 @@ export async function executeRetentionPlan(storage: Storage, plan: RetentionPlan
       continue;
     }
     try {
-      await storage.delete(object.key, { signal: options.signal, ...(object.generation !== undefined ? { ifGenerationMatch: object.generation } : {}) });
-      report.deleted.push(object);
-      options.onDeleted?.(object);
+      let planned = object;
+      if (object.generation === undefined && object.generationAtMost !== undefined) {
+        // A folded segment: delete the live generation unless it was replaced since its run was folded.
+        const live = await storage.stat(object.key, { signal: options.signal });
+        if (live && compareGenerations(live.generation, object.generationAtMost) > 0) {
+          report.skipped.push({ object, why: `${object.key} changed after planning` });
+          continue;
+        }
+        if (live) planned = { ...object, generation: live.generation };
+      }
+      await storage.delete(planned.key, { signal: options.signal, ...(planned.generation !== undefined ? { ifGenerationMatch: planned.generation } : {}) });
+      report.deleted.push(planned);
+      options.onDeleted?.(planned);
     } catch (err) {
       if (err instanceof PreconditionFailedError) {
         report.skipped.push({ object, why: `${object.key} changed after planning` });

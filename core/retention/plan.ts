@@ -21,6 +21,7 @@
  *   timeline: from its start segment; elsewhere: created since it started)
  *   and WAL created within `walRetainDays`; history files follow their timelines.
  */
+import { walEntry } from '../catalogue/runs.ts';
 import type { Catalogue } from '../catalogue/types.ts';
 import { InvalidInputError } from '../errors.ts';
 import { assessBackups } from './backups.ts';
@@ -93,7 +94,7 @@ export function planRetention(catalogue: Catalogue, policy: RetentionPolicy, now
   warnings.push(...decided.warnings);
   const kept = backups.filter((_, i) => decided.decisions[i].action === 'keep');
   const anchor = sel.anchor === undefined ? undefined : backups[sel.anchor];
-  const anchorTimeMs = anchor ? Math.min(anchor.startMs, Date.parse(catalogue.wal[anchor.backup.startWalSegment]?.created ?? '')) : NaN;
+  const anchorTimeMs = anchor ? Math.min(anchor.startMs, Date.parse(walEntry(catalogue, anchor.backup.startWalSegment)?.created ?? '')) : NaN;
   const walObjects = decideWal(items, { nowMs, walFromMs: walFrom?.getTime(), walRetainDays: policy.walRetainDays, anchor, anchorTimeMs, kept });
 
   const all = [...decided.objects, ...walObjects];

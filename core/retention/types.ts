@@ -94,6 +94,13 @@ export interface PlannedObject {
    * generation (a backup's manifest), which is deleted unconditionally.
    */
   generation?: string;
+  /**
+   * For a segment folded into a run (core/catalogue/runs.ts), whose own
+   * generation the catalogue does not keep: its run's highest generation.
+   * The live generation is deleted unless it is newer than this (replaced
+   * after planning).
+   */
+  generationAtMost?: string;
   kind: PlannedObjectKind;
   /** the backup the object belongs to, for backup objects */
   backup?: string;

@@ -47,7 +47,9 @@ function neededFrom(kept: readonly AssessedBackup[], timeline: number): Assessed
 }
 
 function planned(item: WalItem, code: PlannedObject['code'], reason: string): PlannedObject {
-  return { key: item.key, generation: item.entry.generation, kind: item.kind, ...(item.timeline !== undefined ? { timeline: item.timeline } : {}), code, reason };
+  // A folded segment's own generation is not kept: delete whichever is live, unless newer than its run (execute.ts).
+  const generation = item.entry.folded ? { generationAtMost: item.entry.generation } : { generation: item.entry.generation };
+  return { key: item.key, ...generation, kind: item.kind, ...(item.timeline !== undefined ? { timeline: item.timeline } : {}), code, reason };
 }
 
 /** Decisions common to every WAL object, before its kind matters. */

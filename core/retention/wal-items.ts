@@ -3,6 +3,7 @@
  * timeline in its name and, for objects that sit at a segment (segments,
  * `.partial` and `.backup` files), that segment's position in the WAL.
  */
+import { walEntries } from '../catalogue/runs.ts';
 import type { Catalogue, CatalogueWalEntry } from '../catalogue/types.ts';
 import { walObjectKey } from '../layout.ts';
 import { classifyWalFileName, parseWalSegmentName } from '../wal/name.ts';
@@ -10,7 +11,8 @@ import type { PlannedObjectKind } from './types.ts';
 
 /** One object under `wal/`. */
 export interface WalItem {
-  entry: CatalogueWalEntry;
+  /** `folded`: a segment of a run, whose generation is only known to be at most `entry.generation` */
+  entry: CatalogueWalEntry & { folded?: true };
   key: string;
   kind: Extract<PlannedObjectKind, 'segment' | 'partial' | 'history' | 'backup-label' | 'other-wal'>;
   timeline?: number;
@@ -48,7 +50,7 @@ function fitsSegmentSize(segmentName: string, segSize: number | undefined): bool
 /** Every WAL object of the catalogue, classified, sorted by key. */
 export function walItems(catalogue: Catalogue): WalItem[] {
   const items: WalItem[] = [];
-  for (const entry of Object.values(catalogue.wal)) {
+  for (const entry of walEntries(catalogue)) {
     const key = walObjectKey(entry.name);
     const createdMs = Date.parse(entry.created);
     const parsed = classifyWalFileName(entry.name);

@@ -2,12 +2,22 @@ import test from 'ava';
 import { placeholderBackupFields } from '../../../core/catalogue/apply.ts';
 import { recoverableWindows, timelineSegments, timelinesWithoutHistory, walGaps, walRanges, type TimelineWindow } from '../../../core/catalogue/derive.ts';
 import type { Catalogue, CatalogueBackup, CatalogueWalEntry } from '../../../core/catalogue/types.ts';
+import { migrateCatalogue } from '../../../core/catalogue/store.ts';
 import { walSegmentName } from '../../../core/wal/name.ts';
 import { at, backup, catalogueOf, lsnIn, MiB, seg, summary, walEntry } from './fixtures.ts';
 
 /** Valid segments `from`..`to` of `timeline`, segment n created at minute n. */
 function segments(timeline: number, from: number, to: number, state: CatalogueWalEntry['state'] = 'valid'): CatalogueWalEntry[] {
   return Array.from({ length: to - from + 1 }, (_, i) => walEntry(seg(timeline, from + i), at(from + i), state));
+}
+
+/** `c` with its valid segments folded into runs, as the store converts a format-1 catalogue; fails unless something was folded. */
+function folded(c: Catalogue): Catalogue {
+  const out = migrateCatalogue({ ...c, format: 1 as never, walRuns: undefined as never, segmentTombstones: undefined as never });
+  const valid = Object.values(c.wal).filter((e) => e.state === 'valid' && /^[0-9A-F]{24}$/.test(e.name)).length;
+  if (valid > 0 && out.walRuns.length === 0) throw new Error('nothing was folded');
+  if (Object.values(out.wal).some((e) => e.state === 'valid' && /^[0-9A-F]{24}$/.test(e.name))) throw new Error('a valid segment was left unfolded');
+  return out;
 }
 
 function history(timeline: number, lines: { parentTimeline: number; switchLsn: string }[]): CatalogueWalEntry {
@@ -44,7 +54,7 @@ test('walRanges reads names with the catalogue segment size', (t) => {
 });
 
 // [title, entries, gaps]
-const gapCases: [string, CatalogueWalEntry[], ReturnType<typeof walGaps>][] = [
+const gapCases: [string, CatalogueWalEntry[], Omit<ReturnType<typeof walGaps>[number], 'beforeCreated'>[]][] = [
   ['no holes in a contiguous timeline', segments(1, 1, 9), []],
   ['one missing segment', [...segments(1, 1, 3), ...segments(1, 5, 6)], [{ timeline: 1, after: seg(1, 3), missing: seg(1, 4), count: 1, before: seg(1, 5) }]],
   ['a corrupt segment is no hole', [...segments(1, 1, 3), walEntry(seg(1, 4), at(4), 'corrupt'), ...segments(1, 5, 6)], []],
@@ -58,7 +68,14 @@ const gapCases: [string, CatalogueWalEntry[], ReturnType<typeof walGaps>][] = [
 
 for (const [title, entries, expected] of gapCases) {
   test(`walGaps finds ${title}`, (t) => {
-    t.deepEqual(walGaps(catalogueOf(entries)), expected);
+    const c = catalogueOf(entries);
+    t.deepEqual(walGaps(c).map(({ beforeCreated: _, ...gap }) => gap), expected);
+    for (const gap of walGaps(c)) t.is(gap.beforeCreated, c.wal[gap.before].created);
+  });
+  test(`walGaps finds ${title}, the same when the valid segments are folded into runs`, (t) => {
+    const c = catalogueOf(entries);
+    t.deepEqual(walGaps(folded(c)), walGaps(c));
+    t.deepEqual(walRanges(folded(c)), walRanges(c));
   });
 }
 
@@ -130,6 +147,10 @@ const windowCases: [string, Catalogue, ReturnType<typeof brief>[]][] = [
 for (const [title, catalogue, expected] of windowCases) {
   test(`recoverableWindows: ${title}`, (t) => {
     t.deepEqual(recoverableWindows(catalogue).map(brief), expected);
+  });
+  test(`recoverableWindows: ${title}, the same when the valid segments are folded into runs`, (t) => {
+    t.deepEqual(recoverableWindows(folded(catalogue)), recoverableWindows(catalogue));
+    t.deepEqual(timelinesWithoutHistory(folded(catalogue)), timelinesWithoutHistory(catalogue));
   });
 }
 

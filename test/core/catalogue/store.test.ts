@@ -210,7 +210,7 @@ for (const { name, open } of drivers) {
   const corrupt: [string, string][] = [
     ['text that is not json', 'not json{'],
     ['a json array', '[]'],
-    ['another format', '{"format":2,"wal":{}}'],
+    ['another format', '{"format":3,"wal":{}}'],
     ['a map of the wrong type', '{"format":1,"updated":"x","wal":[],"parts":{},"backups":{},"tombstones":{},"alerts":{}}'],
   ];
   for (const [what, body] of corrupt) {
@@ -280,4 +280,33 @@ test('gcs: an update refused with 429 for the object\'s write rate waits and lan
   t.true(BigInt(second.generation) > BigInt(first.generation));
   const { catalogue } = await readCatalogue(storage);
   t.deepEqual(Object.keys(catalogue.wal).sort(), [segment(1), segment(2)]);
+});
+
+test('file: a catalogue in the format before runs is converted on first use: valid segments folded, their tombstones ranged, the rest kept', async (t) => {
+  const s = await drivers[0].open();
+  const SEG = 16 * 1024 * 1024;
+  const entry = (n: number, state: 'valid' | 'pending') => ({ name: segment(n), generation: String(100 + n), size: 10, created: new Date(NOW.getTime() - (100 - n) * 60_000).toISOString(), state, ...(state === 'valid' ? { validated: NOW.toISOString() } : {}) });
+  const old = {
+    format: 1,
+    updated: NOW.toISOString(),
+    walSegmentSize: SEG,
+    wal: { ...Object.fromEntries([1, 2, 3, 4].map((n) => [segment(n), entry(n, 'valid')])), [segment(5)]: entry(5, 'pending'), '00000002.history': { name: '00000002.history', generation: '7', size: 40, created: NOW.toISOString(), state: 'valid', history: [{ parentTimeline: 1, switchLsn: '0/6000000' }] } },
+    parts: {},
+    backups: {},
+    tombstones: { [`wal/${segment(0)}`]: { generation: '99', deleted: NOW.toISOString() } },
+    alerts: {},
+  };
+  await writeSmallObject(s, CATALOGUE_KEY, JSON.stringify(old));
+  // Reading converts in memory; the object changes with the first update, even one that changes nothing else.
+  t.deepEqual(Object.keys((await readCatalogue(s)).catalogue.wal).sort(), [segment(5), '00000002.history']);
+  const update = await updateCatalogue(s, (c) => c, { now });
+  t.true(update.written);
+  const stored = JSON.parse((await readSmallObject(s, CATALOGUE_KEY)).toString('utf8'));
+  t.is(stored.format, 2);
+  t.deepEqual(Object.keys(stored.wal).sort(), [segment(5), '00000002.history']);
+  t.deepEqual(stored.walRuns.map((r: { first: string; last: string; size: number }) => [r.first, r.last, r.size]), [[segment(1), segment(4), 40]]);
+  t.deepEqual(stored.tombstones, {});
+  t.deepEqual(stored.segmentTombstones, [{ timeline: 1, first: segment(0), last: segment(0), generation: '99', deleted: NOW.toISOString() }]);
+  // Once converted, a change that alters nothing writes nothing.
+  t.false((await updateCatalogue(s, (c) => c, { now })).written);
 });
