@@ -11,6 +11,7 @@ import type { Catalogue } from '../core/catalogue/types.ts';
 import { UsageError } from '../core/errors.ts';
 import { listObjects, readObject, writeObject, type ObjectResource } from '../test/helpers/gcs-admin.ts';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from './stack.ts';
+import { walEntry } from '../core/catalogue/runs.ts';
 
 /** A stack for the demo; `skipped` says why it runs without the pipeline. */
 export interface DemoStack {
@@ -52,11 +53,13 @@ const CHECKED = /^(wal\/|backups\/[^/]+\/(part_\d+\.tar|backup\.json)$)/;
 /** The catalogue's entry for the live object `key` (relative to the repository), if it describes this generation. */
 function entryOf(catalogue: Catalogue, key: string, generation: string): { state: string; problem?: string } | undefined {
   const entry = key.startsWith('wal/')
-    ? catalogue.wal[key.slice(4)]
+    ? walEntry(catalogue, key.slice(4))
     : /\/part_\d+\.tar$/.test(key)
       ? catalogue.parts[key]
       : catalogue.backups[key.split('/')[1]];
-  return entry && BigInt(entry.generation) === BigInt(generation) ? entry : undefined;
+  // A folded segment's own generation is not kept, only that it is at most its run's.
+  const folded = entry !== undefined && 'folded' in entry;
+  return entry && (folded ? BigInt(entry.generation) >= BigInt(generation) : BigInt(entry.generation) === BigInt(generation)) ? entry : undefined;
 }
 
 /**

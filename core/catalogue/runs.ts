@@ -304,7 +304,7 @@ export function runSegmentSize(catalogue: Pick<Catalogue, 'walSegmentSize'>): nu
  * The catalogue's entry for WAL file `name`: its own entry, or what the run
  * holding it knows (see entryInRun). Undefined when the catalogue has neither.
  */
-export function walEntry(catalogue: Catalogue, name: string): CatalogueWalEntry | undefined {
+export function walEntry(catalogue: Catalogue, name: string): (CatalogueWalEntry & { folded?: true }) | undefined {
   const own = Object.hasOwn(catalogue.wal, name) ? catalogue.wal[name] : undefined;
   if (own) return own;
   const segSize = runSegmentSize(catalogue);
@@ -312,7 +312,18 @@ export function walEntry(catalogue: Catalogue, name: string): CatalogueWalEntry 
   const id = segmentId(name, segSize);
   if (!id) return undefined;
   const index = findSpan(catalogue.walRuns, id.timeline, id.segNo, segSize);
-  return index >= 0 ? entryInRun(catalogue.walRuns[index], id.segNo, segSize) : undefined;
+  return index >= 0 ? { ...entryInRun(catalogue.walRuns[index], id.segNo, segSize), folded: true } : undefined;
+}
+
+/**
+ * Whether the catalogue holds WAL file `name` at `generation`: its entry's
+ * generation, or for a folded segment any generation up to its run's.
+ */
+export function holdsWalGeneration(catalogue: Catalogue, name: string, generation: string): boolean {
+  const entry = walEntry(catalogue, name);
+  if (!entry) return false;
+  const order = compareGenerations(generation, entry.generation);
+  return entry.folded ? order <= 0 : order === 0;
 }
 
 /**

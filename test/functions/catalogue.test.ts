@@ -13,6 +13,7 @@ import { makeValidateHandler } from '../../functions/validate.ts';
 import { makeWatchdogHandler } from '../../functions/watchdog.ts';
 import { flipped, ran, schedulerEvent, startHarness, type Harness, type StorageCloudEvent, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
+import { walEntries, walEntry } from '../../core/catalogue/runs.ts';
 
 let h: Harness;
 let wal: WalSource;
@@ -54,7 +55,7 @@ test('the same finalize event delivered twice records the object once', async (t
   t.like(second, { status: 'recorded', changed: false });
   t.is(after.generation, before.generation, 'nothing was written the second time');
   t.deepEqual(Object.keys(after.catalogue.wal), [segments[0]]);
-  t.like(after.catalogue.wal[segments[0]], { generation: event.data.generation, size: Number(event.data.size), created: event.data.timeCreated, state: 'pending' });
+  t.like(walEntry(after.catalogue, segments[0]), { generation: event.data.generation, size: Number(event.data.size), created: event.data.timeCreated, state: 'pending' });
   t.is(after.catalogue.lastWalArrival, event.data.timeCreated as string);
   t.deepEqual(await repo.alerts.quiet(), []);
 });
@@ -80,7 +81,7 @@ test('a verdict that lands before the finalize keeps its state when the finalize
   t.like(await catalogueFn(repo.runtime())(structuredClone(event)), { status: 'recorded', changed: false });
   const after = await readCatalogue(repo.storage);
   t.is(after.generation, validated.generation);
-  t.like(after.catalogue.wal[segments[2]], { generation: event.data.generation, state: 'valid', size: Number(event.data.size) });
+  t.like(walEntry(after.catalogue, segments[2]), { generation: event.data.generation, state: 'valid', size: Number(event.data.size) });
 });
 
 test('a late finalize of a replaced generation does not bring it back, whatever the order', async (t) => {
@@ -103,7 +104,7 @@ test('a late finalize of a replaced generation does not bring it back, whatever 
       await catalogueFn(rt)(e);
     }
     const c = await r.catalogue();
-    t.like(c.wal[name], { generation: current.data.generation, state: 'pending' }, `order ${order}`);
+    t.like(walEntry(c, name), { generation: current.data.generation, state: 'pending' }, `order ${order}`);
     t.like(c.tombstones[walObjectKey(name)], { generation: old.data.generation }, `order ${order}`);
     results.push({ wal: c.wal, tombstones: Object.keys(c.tombstones), lastWalArrival: c.lastWalArrival });
   }
@@ -130,7 +131,7 @@ test('an event whose object arrives as JSON text is catalogued like any other', 
   // A body functions-framework did not parse (not sent as application/json) reaches the handler as text.
   const outcome = await catalogueFn(repo.runtime())({ ...event, data: JSON.stringify(event.data) });
   t.like(outcome, { status: 'recorded', changed: true, event: { type: 'finalized', key: walObjectKey(segments[6]), generation: event.data.generation } });
-  t.like((await repo.catalogue()).wal[segments[6]], { generation: event.data.generation, state: 'pending' });
+  t.like(walEntry(await repo.catalogue(), segments[6]), { generation: event.data.generation, state: 'pending' });
 });
 
 test('50 concurrent events of one cluster, with duplicates, across instances end in a complete, consistent catalogue', async (t) => {
@@ -165,11 +166,11 @@ test('50 concurrent events of one cluster, with duplicates, across instances end
   t.deepEqual(settled.filter((s) => s.status === 'rejected'), []);
 
   const catalogue = await repo.catalogue();
-  t.deepEqual(Object.keys(catalogue.wal).sort(), [...names].sort());
+  t.deepEqual([...walEntries(catalogue)].map((e) => e.name).sort(), [...names].sort());
   for (const name of names) {
     const info = (await repo.storage.stat(walObjectKey(name)))!;
     const expected = damaged[name] ? 'corrupt' : 'valid';
-    t.like(catalogue.wal[name], { name, generation: info.generation, size: info.size, created: info.created.toISOString(), state: expected }, name);
+    t.like(walEntry(catalogue, name), { name, generation: info.generation, size: info.size, created: info.created.toISOString(), state: expected }, name);
   }
   t.is(catalogue.lastWalArrival, events.map((e) => e.data.timeCreated as string).sort().at(-1));
   t.is(catalogue.systemIdentifier, wal.systemIdentifier);
@@ -195,7 +196,7 @@ test('a segment deleted behind the pipeline\'s back becomes a gap once the grace
   for (const e of await pushAll(repo, names)) await validateFn(rt())(e);
   const missing = names[2];
   const first = await repo.catalogue();
-  const generation = first.wal[missing].generation;
+  const generation = walEntry(first, missing)!.generation;
 
   await repo.storage.delete(walObjectKey(missing));
   await catalogueFn(rt())(await repo.event(walObjectKey(missing), 'deleted', generation));
@@ -218,6 +219,6 @@ test('a segment deleted behind the pipeline\'s back becomes a gap once the grace
   t.like(resolved, { kind: 'wal-gap', cluster: wal.systemIdentifier });
   const catalogue = await repo.catalogue();
   t.deepEqual(catalogue.alerts, {});
-  t.like(catalogue.wal[missing], { generation: again.data.generation, state: 'valid' });
+  t.like(walEntry(catalogue, missing), { generation: again.data.generation, state: 'valid' });
   t.deepEqual((await repo.alerts.quiet()).map((m) => `${m.id} ${m.status}`), [`${id} open`, `${id} resolved`]);
 });

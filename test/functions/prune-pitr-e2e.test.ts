@@ -28,6 +28,7 @@ import { runGcwal } from '../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
 import { postgresUser, runningAsRoot } from '../helpers/users.ts';
 import { runRepoCreate } from '../helpers/repo.ts';
+import { walEntry } from '../../core/catalogue/runs.ts';
 
 const PREFIX = 'clusters/prune/';
 const ROWS = { A: 3000, B: 2000, C: 1000 };
@@ -92,11 +93,12 @@ async function backupPush(): Promise<string> {
 function validIn(catalogue: Catalogue, o: ObjectResource): boolean {
   const key = keyOf(o);
   const entry = key.startsWith('wal/')
-    ? catalogue.wal[key.slice(4)]
+    ? walEntry(catalogue, key.slice(4))
     : /\/part_\d+\.tar$/.test(key)
       ? catalogue.parts[key]
       : catalogue.backups[key.split('/')[1]];
-  return entry !== undefined && BigInt(entry.generation) === BigInt(o.generation) && entry.state === 'valid';
+  const folded = entry !== undefined && 'folded' in entry;
+  return entry !== undefined && (folded ? BigInt(entry.generation) >= BigInt(o.generation) : BigInt(entry.generation) === BigInt(o.generation)) && entry.state === 'valid';
 }
 
 /** The objects the pipeline validates one by one: WAL, backup parts, backup metadata (manifests are checked with their backup). */

@@ -25,6 +25,7 @@ import { makeWatchdogHandler } from '../../functions/watchdog.ts';
 import { failingPublisher, flipped, ran, schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
 import { createRepositoryIdentity } from '../../core/repository.ts';
+import { walEntry } from '../../core/catalogue/runs.ts';
 
 let h: Harness;
 let wal: WalSource;
@@ -190,7 +191,7 @@ test('a policy that keeps every backup deletes only the wal from before the olde
 test('when announcing the alert a prune resolves fails, it still publishes what it deleted, and the resolution goes out later', async (t) => {
   const first = (await wal.archived()).find((n) => /^[0-9A-F]{24}$/.test(n))!;
   const { repo, catalogue } = await catalogued(t, { GCWAL_RETAIN_FULL: '1' }, [walObjectKey(first)]);
-  const id = `corrupt-object:${walObjectKey(first)}:${catalogue.wal[first].generation}`;
+  const id = `corrupt-object:${walObjectKey(first)}:${walEntry(catalogue, first)!.generation}`;
   t.deepEqual(Object.keys(catalogue.alerts), [id]);
   await repo.alerts.waitFor((ms) => ms.find((m) => m.id === id), 'the corrupt-object alert');
 

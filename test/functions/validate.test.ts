@@ -13,6 +13,7 @@ import { OUTBOX_CLAIM_MS } from '../../functions/lib/pipeline.ts';
 import type { Runtime } from '../../functions/lib/runtime.ts';
 import { failingPublisher, flipped, ran, schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
+import { walEntries, walEntry } from '../../core/catalogue/runs.ts';
 
 let h: Harness;
 let wal: WalSource;
@@ -52,9 +53,9 @@ test('a segment pushed by the agent is validated, catalogued as valid and announ
 
   t.like(outcome, { status: 'validated', key: walObjectKey(name), generation: info.generation, result: { ok: true, rawSize: wal.segmentSize } });
   const catalogue = await repo.catalogue();
-  t.like(catalogue.wal[name], { name, generation: info.generation, size: info.size, state: 'valid' });
-  // What the record walk read, for gcwal status and backup-fetch's target checks.
-  t.true(Array.isArray(catalogue.wal[name].records?.restorePoints), JSON.stringify(catalogue.wal[name]));
+  t.like(walEntry(catalogue, name), { name, generation: info.generation, size: info.size, state: 'valid' });
+  // What the record walk read, for gcwal status and backup-fetch's target checks (the segment is folded into a run, which keeps them).
+  t.true(Array.isArray(walEntry(catalogue, name)!.records?.restorePoints), JSON.stringify(catalogue.walRuns));
   t.is(catalogue.systemIdentifier, wal.systemIdentifier);
   t.is(catalogue.walSegmentSize, wal.segmentSize);
   t.deepEqual(catalogue.alerts, {});
@@ -80,13 +81,13 @@ test('the same finalize event delivered twice validates twice and leaves one ent
 
   t.like(again, { status: 'validated', result: { ok: true } });
   // The second verdict is the same; only the time of the latest validation moves.
-  const { validated: firstTime, ...firstEntry } = first.wal[name];
-  const { validated: secondTime, ...secondEntry } = second.wal[name];
+  const { validated: firstTime, ...firstEntry } = walEntry(first, name)!;
+  const { validated: secondTime, ...secondEntry } = walEntry(second, name)!;
   t.deepEqual(secondEntry, firstEntry);
   t.like(secondEntry, { name, generation: info.generation, state: 'valid' });
   t.true(Date.parse(secondTime!) >= Date.parse(firstTime!));
-  t.deepEqual(Object.keys(second.wal), [name]);
-  t.deepEqual({ ...second, wal: {}, updated: '' }, { ...first, wal: {}, updated: '' });
+  t.deepEqual([...walEntries(second)].map((e) => e.name), [name]);
+  t.deepEqual({ ...second, wal: {}, walRuns: [], updated: '' }, { ...first, wal: {}, walRuns: [], updated: '' });
   const messages = await repo.events.waitFor((ms) => (ms.length === 2 ? ms : undefined), 'two validated messages');
   t.true(messages.every((m) => m.ok === true && m.key === walObjectKey(name) && m.generation === info.generation));
   t.deepEqual(await repo.alerts.quiet(), []);
@@ -113,7 +114,7 @@ test('a corrupt segment validated twice raises one alert, and deleting it and pu
   const events = await repo.events.waitFor((ms) => (ms.length === 2 ? ms : undefined), 'two validated messages');
   t.true(events.every((m) => m.ok === false && typeof m.problem === 'string' && m.generation === generation));
   let catalogue = await repo.catalogue();
-  t.like(catalogue.wal[bad], { generation, state: 'corrupt' });
+  t.like(walEntry(catalogue, bad), { generation, state: 'corrupt' });
   t.deepEqual(Object.keys(catalogue.alerts), [id]);
 
   // An operator deletes the damaged object; the catalogue function sees it go.
@@ -128,7 +129,7 @@ test('a corrupt segment validated twice raises one alert, and deleting it and pu
   t.true(BigInt(info.generation) > BigInt(generation));
   t.like(await validate(repo.runtime())(await repo.event(walObjectKey(bad), 'finalized', info.generation)), { result: { ok: true } });
   catalogue = await repo.catalogue();
-  t.like(catalogue.wal[bad], { generation: info.generation, state: 'valid' });
+  t.like(walEntry(catalogue, bad), { generation: info.generation, state: 'valid' });
   t.deepEqual(catalogue.alerts, {});
   t.is(catalogue.outbox, undefined);
   t.deepEqual((await repo.alerts.quiet()).map((m) => m.status), ['open', 'resolved']);
@@ -208,7 +209,7 @@ test('a late event for a replaced generation is ignored, and the replacement is 
   t.deepEqual((await repo.catalogue()).wal, {});
 
   t.like(await validate(repo.runtime())(await repo.event(walObjectKey(name), 'finalized', second.generation)), { status: 'validated', generation: second.generation, result: { ok: true } });
-  t.like((await repo.catalogue()).wal[name], { generation: second.generation, state: 'valid' });
+  t.like(walEntry(await repo.catalogue(), name), { generation: second.generation, state: 'valid' });
   const messages = await repo.events.quiet();
   t.deepEqual(messages.map((m) => m.generation), [second.generation]);
 });
@@ -238,7 +239,7 @@ test('with GCWAL_CATALOGUE_REPO the catalogue is kept there and nothing is writt
   const repo = await h.repo(t, { GCWAL_CATALOGUE_REPO: elsewhere.url });
   const info = await pushWal(repo.storage, wal, segments[0]);
   t.like(await validate(repo.runtime())(await repo.event(walObjectKey(segments[0]), 'finalized', info.generation)), { result: { ok: true } });
-  t.like((await elsewhere.catalogue()).wal[segments[0]], { generation: info.generation, state: 'valid' });
+  t.like(walEntry(await elsewhere.catalogue(), segments[0]), { generation: info.generation, state: 'valid' });
   const keys: string[] = [];
   for await (const o of repo.storage.list('')) keys.push(o.key);
   t.deepEqual(keys, ['gcwal.json', walObjectKey(segments[0])]);

@@ -28,6 +28,7 @@ import { runGcwal } from '../../helpers/run.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 import { cataloguedRepository, segment } from './catalogued-repository.ts';
 import { runRepoCreate } from '../../helpers/repo.ts';
+import { walEntry } from '../../../core/catalogue/runs.ts';
 
 const dirs: string[] = [];
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -145,7 +146,7 @@ test('an object replaced after planning is skipped, not deleted', async (t) => {
   // The catalogue still names generation N of segment 1; the repository now holds another.
   await storage.delete(`wal/${segment(1)}`);
   await writeSmallObject(storage, `wal/${segment(1)}`, 'a new object under the old name');
-  t.not((await storage.stat(`wal/${segment(1)}`))!.generation, catalogue.wal[segment(1)].generation);
+  t.not((await storage.stat(`wal/${segment(1)}`))!.generation, walEntry(catalogue, segment(1))!.generation);
   const { code, out, err } = await run(['delete', '--retain-full', '1', '--confirm'], { GCWAL_REPO: url });
   t.is(code, 0, err);
   t.regex(out, /^deleted 5 objects \(.*\)\n {2}skipped wal\/000000010000000000000001: wal\/000000010000000000000001 changed after planning$/m);

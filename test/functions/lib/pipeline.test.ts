@@ -13,6 +13,7 @@ import { absorb, OUTBOX_CLAIM_MS, Pipeline } from '../../../functions/lib/pipeli
 import type { Publisher } from '../../../functions/lib/publisher.ts';
 import type { Runtime } from '../../../functions/lib/runtime.ts';
 import { failingPublisher, startHarness, type Harness } from '../harness.ts';
+import { walEntry } from '../../../core/catalogue/runs.ts';
 
 let h: Harness;
 
@@ -55,7 +56,7 @@ test('absorb records events and queues one open message for a new incident', (t)
   const after = absorb(start, frozen([finalized(2), verdict(2, false)]), now, { config });
   const id = `corrupt-object:wal/${SEG(2)}:1002`;
   t.deepEqual(Object.keys(after.alerts), [id]);
-  t.like(after.wal[SEG(2)], { state: 'corrupt', problem: 'raw crc32c mismatch' });
+  t.like(walEntry(after, SEG(2)), { state: 'corrupt', problem: 'raw crc32c mismatch' });
   t.deepEqual(after.outbox?.map((m) => ({ id: m.id, status: m.status, cluster: m.cluster, repository: m.repository, time: m.time })), [
     { id, status: 'open', cluster: CLUSTER, repository: 'gs://bucket/db', time: now.toISOString() },
   ]);
