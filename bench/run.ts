@@ -17,6 +17,9 @@
  *             pgbench database, beside a full restore (not part of the default run)
  *   records   only the record walk: a 16 MiB segment validated with its record walk,
  *             the walk alone, beside pg_waldump (in the default run)
+ *   catalogue only the catalogue: one update and one status report on a synthetic
+ *             30-day archive (2.6 million WAL files, 1,000 backups) and on a per-file
+ *             catalogue of 100,000 (not part of the default run; --rounds N, default 3)
  *   (none)    wal, gcs, backup, validate, records, functions
  *
  *   --scale N          pgbench scale of the backup database, and of validate's (default 70, about 1.05 GiB)
@@ -38,6 +41,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { runBackupBench } from './backup.ts';
+import { runCatalogueBench } from './catalogue.ts';
 import { runFunctionsBench } from './function-cold-start.ts';
 import { withCleanups } from './lib/cleanup.ts';
 import { runBacklogBench } from './wal-backlog.ts';
@@ -68,8 +72,8 @@ function count(name: string, text: string, min: number): number {
 }
 
 const which = positionals[0] ?? 'all';
-if (!['wal', 'gcs', 'backup', 'validate', 'records', 'functions', 'backlog', 'replay', 'delta', 'all'].includes(which) || positionals.length > 1) {
-  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|records|functions|backlog|replay|delta] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
+if (!['wal', 'gcs', 'backup', 'validate', 'records', 'functions', 'backlog', 'replay', 'delta', 'catalogue', 'all'].includes(which) || positionals.length > 1) {
+  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|records|functions|backlog|replay|delta|catalogue] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
 }
 const repo = values.repo;
 if (repo !== 'file' && repo !== 'gcs' && repo !== 'both') throw new Error(`--repo must be file, gcs or both, not "${repo}"`);
@@ -96,6 +100,10 @@ await withCleanups(async (cleanups) => {
   }
   if (which === 'replay') {
     const report = await runReplayBench({ segments, rounds, scale: 10, log }, cleanups);
+    process.stdout.write(`\n${report}\n`);
+  }
+  if (which === 'catalogue') {
+    const report = await runCatalogueBench({ rounds: count('rounds', values.rounds ?? '3', 1), log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }
   if (which === 'delta') {

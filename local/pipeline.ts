@@ -18,6 +18,7 @@ import { emptyCatalogue, type Catalogue } from '../core/catalogue/types.ts';
 import type { CatalogueSnapshot } from '../core/catalogue/store.ts';
 import { UsageError } from '../core/errors.ts';
 import { CATALOGUE_KEY } from '../core/layout.ts';
+import { catalogueText } from '../core/catalogue/store.ts';
 import { FUNCTIONS_CONFIG_TABLE, readFunctionsConfig } from '../functions/config.ts';
 import type { TokenAuthority } from './auth/authority.ts';
 import { pubsubPushEndpoint, startFunction, type RunningFunction } from './functions/runner.ts';
@@ -283,10 +284,10 @@ async function fetchCatalogue(host: PipelineHost, name: string): Promise<Catalog
     headers: { Authorization: `Bearer ${host.adminToken()}` },
     signal: AbortSignal.timeout(10_000),
   });
-  const text = await res.text();
+  const body = Buffer.from(await res.arrayBuffer());
   if (res.status === 404) return { catalogue: emptyCatalogue(new Date()), generation: '0' };
-  if (!res.ok) throw new Error(`reading gs://${host.bucket}/${name} answered ${res.status}: ${text.trim()}`);
+  if (!res.ok) throw new Error(`reading gs://${host.bucket}/${name} answered ${res.status}: ${body.toString('utf8').trim()}`);
   const generation = res.headers.get('x-goog-generation');
   if (!generation) throw new Error(`reading gs://${host.bucket}/${name} returned no generation`);
-  return { catalogue: JSON.parse(text) as Catalogue, generation };
+  return { catalogue: JSON.parse(catalogueText(body, `gs://${host.bucket}/${name}`)) as Catalogue, generation };
 }

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { backoffDelay } from '../backoff.ts';
 import { AlreadyExistsError, CorruptObjectError, NotFoundError, PreconditionFailedError, StorageError } from '../errors.ts';
 import { CATALOGUE_KEY, Meta, WAL_PREFIX } from '../layout.ts';
@@ -9,8 +10,8 @@ import { segmentId, withSegmentTombstone } from './runs.ts';
 import { emptyCatalogue, type Catalogue, type CatalogueWalRun, type SegmentTombstones } from './types.ts';
 
 /**
- * Reading and updating the catalogue object (`CATALOGUE_KEY`, JSON, codec
- * none). Updates are optimistic: read with its generation, change, write
+ * Reading and updating the catalogue object (`CATALOGUE_KEY`, gzipped JSON,
+ * see catalogueText; docs/catalogue.md). Updates are optimistic: read with its generation, change, write
  * back only if that generation is still live, and start over when someone
  * else wrote first. Several function instances may update at once.
  */
@@ -72,12 +73,32 @@ async function readRaw(storage: Storage, options: ReadCatalogueOptions): Promise
     if (!info) return undefined;
     try {
       const body = await readSmallObject(storage, CATALOGUE_KEY, { signal: options.signal, limit: CATALOGUE_LIMIT });
-      return { text: body.toString('utf8'), generation: info.generation };
+      return { text: catalogueText(body, where(storage)), generation: info.generation };
     } catch (err) {
       // Deleted between stat and read: look again (a few times, then say so).
       if (!(err instanceof NotFoundError) || attempt >= 2) throw err;
     }
   }
+}
+
+/**
+ * The catalogue's JSON from the stored bytes: gzip since format 2 (its
+ * backups and runs repeat the same field names and key prefixes: about a
+ * tenth of the size, for a few milliseconds of CPU), plain JSON before.
+ */
+export function catalogueText(body: Buffer, location: string): string {
+  if (body.length < 2 || body[0] !== 0x1f || body[1] !== 0x8b) return body.toString('utf8');
+  try {
+    return gunzipSync(body, { maxOutputLength: CATALOGUE_LIMIT }).toString('utf8');
+  } catch (err) {
+    throw new CorruptObjectError(`catalogue ${location} is not valid gzip: ${(err as Error).message}`, 'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing', { cause: err });
+  }
+}
+
+/** The bytes a catalogue is stored as (see catalogueText). */
+export function catalogueBytes(catalogue: Catalogue): Buffer {
+  // Level 1: most of the saving at a fraction of the default level's CPU.
+  return gzipSync(JSON.stringify(catalogue), { level: 1 });
 }
 
 function where(storage: Storage): string {
@@ -179,16 +200,19 @@ export async function updateCatalogue(storage: Storage, change: CatalogueChange,
     const working = read ? parseCatalogue(read.text, where(storage)).catalogue : emptyCatalogue(now());
     const changed = change(working);
     // A catalogue read in the old format is written back converted, even when nothing else changed.
-    if (!parsed.migrated && JSON.stringify({ ...changed, updated: previous.updated }) === JSON.stringify(previous)) {
+    // Compared with the text read rather than previous serialised again: one serialisation fewer per update
+    // (a stored text that is not JSON.stringify's own, e.g. with fields parseCatalogue filled in, is rewritten once).
+    const unchanged = read ? JSON.stringify({ ...changed, updated: previous.updated }) === read.text : JSON.stringify({ ...changed, updated: previous.updated }) === JSON.stringify(previous);
+    if (!parsed.migrated && unchanged) {
       return { catalogue: changed, generation, previous, written: false };
     }
     const next: Catalogue = { ...changed, updated: now().toISOString() };
     try {
-      const info = await writeSmallObject(storage, CATALOGUE_KEY, JSON.stringify(next), {
+      const info = await writeSmallObject(storage, CATALOGUE_KEY, catalogueBytes(next), {
         signal: options.signal,
         ifGenerationMatch: generation,
-        metadata: { [Meta.codec]: 'none' },
-        contentType: 'application/json',
+        metadata: { [Meta.codec]: 'gzip' },
+        contentType: 'application/gzip',
       });
       return { catalogue: next, generation: info.generation, previous, written: true };
     } catch (err) {

@@ -140,7 +140,9 @@ test.serial('archived under load, every WAL object and backup part is validated 
   t.true(objects.some((o) => /\/part_\d+\.tar$/.test(o.name)), 'the backup has parts');
   t.true(segments.includes(last));
 
-  const latencies = objects.map((o) => ({ key: keyOf(o), ms: Date.parse(stateOf(catalogue!, o)!.validated!) - Date.parse(o.timeCreated) })).sort((a, b) => a.ms - b.ms);
+  // A folded segment's validation time is its run's latest: measure it from the run's last segment's arrival.
+  const arrived = (o: ObjectResource) => catalogue!.walRuns.find((r) => keyOf(o).startsWith('wal/') && r.first <= keyOf(o).slice(4) && keyOf(o).slice(4) <= r.last)?.lastCreated ?? o.timeCreated;
+  const latencies = objects.map((o) => ({ key: keyOf(o), ms: Date.parse(stateOf(catalogue!, o)!.validated!) - Date.parse(arrived(o)) })).sort((a, b) => a.ms - b.ms);
   const worst = latencies.at(-1)!;
   t.log(`${objects.length} objects (${segments.length} segments) archived in ${((archivedAt - loadStarted) / 1000).toFixed(1)} s; all valid in the catalogue ${settledAt - archivedAt} ms after the last was archived`);
   t.log(`creation → validated: median ${latencies[latencies.length >> 1].ms} ms, max ${worst.ms} ms (${worst.key})`);

@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { CatalogueBatcher, readCatalogue, updateCatalogue, type CatalogueChange } from '../../../core/catalogue/store.ts';
 import { emptyCatalogue, type Catalogue } from '../../../core/catalogue/types.ts';
 import { PreconditionFailedError } from '../../../core/errors.ts';
@@ -95,7 +96,7 @@ for (const { name, open } of drivers) {
     t.deepEqual(await readCatalogue(s, { now }), { catalogue: emptyCatalogue(NOW), generation: '0' });
   });
 
-  test(`${name}: the first update creates the catalogue as json with codec none`, async (t) => {
+  test(`${name}: the first update creates the catalogue as gzipped json with codec gzip`, async (t) => {
     const s = await open();
     const result = await updateCatalogue(s, addWal(segment(1)), { now });
     t.deepEqual(result.previous, emptyCatalogue(NOW));
@@ -103,8 +104,10 @@ for (const { name, open } of drivers) {
     t.is(result.catalogue.updated, NOW.toISOString());
     const info = await s.stat(CATALOGUE_KEY);
     t.is(info?.generation, result.generation);
-    t.deepEqual(info?.metadata, { 'gcwal-codec': 'none' });
-    t.deepEqual(JSON.parse((await readSmallObject(s, CATALOGUE_KEY)).toString()), result.catalogue);
+    t.deepEqual(info?.metadata, { 'gcwal-codec': 'gzip' });
+    const stored = await readSmallObject(s, CATALOGUE_KEY);
+    t.deepEqual([stored[0], stored[1]], [0x1f, 0x8b], 'stored gzipped');
+    t.deepEqual(JSON.parse(gunzipSync(stored).toString()), result.catalogue);
     t.deepEqual(await readCatalogue(s), { catalogue: result.catalogue, generation: result.generation });
   });
 
@@ -301,7 +304,7 @@ test('file: a catalogue in the format before runs is converted on first use: val
   t.deepEqual(Object.keys((await readCatalogue(s)).catalogue.wal).sort(), [segment(5), '00000002.history']);
   const update = await updateCatalogue(s, (c) => c, { now });
   t.true(update.written);
-  const stored = JSON.parse((await readSmallObject(s, CATALOGUE_KEY)).toString('utf8'));
+  const stored = JSON.parse(gunzipSync(await readSmallObject(s, CATALOGUE_KEY)).toString('utf8'));
   t.is(stored.format, 2);
   t.deepEqual(Object.keys(stored.wal).sort(), [segment(5), '00000002.history']);
   t.deepEqual(stored.walRuns.map((r: { first: string; last: string; size: number }) => [r.first, r.last, r.size]), [[segment(1), segment(4), 40]]);

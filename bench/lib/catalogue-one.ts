@@ -1,0 +1,42 @@
+/**
+ * Entry point of the catalogue benchmark's child process, bundled by
+ * bench/catalogue.ts the way a function is: one catalogue operation on a
+ * file:// repository, then one JSON line with its CPU time, wall time, the
+ * bytes the catalogue object holds afterwards and the process's peak RSS.
+ *
+ *   catalogue-one.mjs update <repo url> <now ISO> <events JSON>   the pipeline's commit (absorb in updateCatalogue)
+ *   catalogue-one.mjs status <repo url> <now ISO>                 read it and build `gcwal status`'s report
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { buildStatusReport } from '../../agent/status/report.ts';
+import { readCatalogue, updateCatalogue } from '../../core/catalogue/store.ts';
+import type { CatalogueEvent } from '../../core/catalogue/types.ts';
+import { CATALOGUE_KEY } from '../../core/layout.ts';
+import { FileStorage } from '../../core/storage/file.ts';
+import { absorb } from '../../functions/lib/pipeline.ts';
+
+const [mode, url, nowIso, eventsJson] = process.argv.slice(2);
+if (!url || !nowIso || (mode !== 'update' && mode !== 'status')) throw new Error('usage: catalogue-one update|status <repo url> <now> [<events json>]');
+const storage = new FileStorage(url);
+const now = new Date(nowIso);
+const thresholds = { stallSeconds: 1800, backupMaxAgeSeconds: 8 * 86400, unvalidatedSeconds: 3600, gapGraceSeconds: 300 };
+const config = { repo: url, thresholds } as never;
+
+const cpu = process.cpuUsage();
+const started = performance.now();
+let written = false;
+if (mode === 'update') {
+  const events = JSON.parse(eventsJson ?? '[]') as CatalogueEvent[];
+  const update = await updateCatalogue(storage, (c) => absorb(c, events, now, { config }), { now: () => now });
+  written = update.written;
+} else {
+  const { catalogue, generation } = await readCatalogue(storage);
+  const report = buildStatusReport({ catalogue, source: 'catalogue', location: url, generation }, url, now, thresholds);
+  JSON.stringify(report);
+}
+const wallMs = performance.now() - started;
+const used = process.cpuUsage(cpu);
+const bytes = (await storage.stat(CATALOGUE_KEY))?.size ?? 0;
+const hwm = Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0);
+process.stdout.write(JSON.stringify({ cpuMs: (used.user + used.system) / 1000, wallMs, bytes, written, hwmKiB: hwm }) + '\n');
