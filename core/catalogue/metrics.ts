@@ -72,6 +72,8 @@ export interface MetricsOptions extends WindowOptions {
 export function pipelineMetrics(catalogue: Catalogue, now: Date, options: MetricsOptions = {}): PipelineMetrics {
   let newestWal = catalogue.lastWalArrival;
   for (const e of Object.values(catalogue.wal)) if (newestWal === undefined || compareTimes(e.created, newestWal) > 0) newestWal = e.created;
+  // Folded valid segments: each run's newest is its last.
+  for (const r of catalogue.walRuns ?? []) if (newestWal === undefined || compareTimes(r.lastCreated, newestWal) > 0) newestWal = r.lastCreated;
 
   const withWindow = recoverableWindows(catalogue, options).filter((w) => w.earliest && w.latest);
   const window = withWindow.at(-1);

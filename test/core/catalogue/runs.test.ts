@@ -100,3 +100,19 @@ for (const seed of [1, 2, 3, 4, 5, 6]) {
     }
   });
 }
+
+test('a run keeps its segments\' record facts: each restore point and the last transaction end stay with the segment they lie in', (t) => {
+  const lsn = (n: number) => `0/${(n * 0x1000000 + 0x100).toString(16).toUpperCase()}`;
+  const records = (n: number) => ({ firstXactTime: `2024-05-01T00:0${n}:00.000001Z`, lastXactTime: `2024-05-01T00:0${n}:30.000001Z`, lastXactLsn: lsn(n), restorePoints: n === 2 ? [{ name: 'before-upgrade', time: '2024-05-01T00:02:10.000000Z', lsn: lsn(2) }] : [] });
+  const events = [1, 2, 3].flatMap((n) => [finalized(key(n), String(100 + n), at(n)), validated(key(n), String(100 + n), at(n + 1), true, { records: records(n) })]);
+  const c = apply(events);
+  t.deepEqual(c.wal, {});
+  t.like(c.walRuns[0].records, { firstXactTime: records(1).firstXactTime, lastXactTime: records(3).lastXactTime, lastXactLsn: lsn(3), restorePoints: records(2).restorePoints });
+  t.deepEqual(walEntry(c, seg(1, 2))!.records, { restorePoints: records(2).restorePoints });
+  t.deepEqual(walEntry(c, seg(1, 3))!.records, { lastXactTime: records(3).lastXactTime, lastXactLsn: lsn(3), restorePoints: [] });
+  // Split off the first segment: the rest keeps both.
+  const split = apply([deleted(key(1), '101', at(50))], c);
+  t.like(split.walRuns[0].records, { lastXactTime: records(3).lastXactTime, restorePoints: records(2).restorePoints });
+  // Split off the last: the part before no longer knows its own last transaction end, so it claims none.
+  t.is(apply([deleted(key(3), '103', at(50))], c).walRuns[0].records, undefined);
+});
