@@ -271,11 +271,14 @@ export class GoogleAuthTokens implements TokenSource {
 const LIBRARY_HINT = 'on GCE/GKE check the attached service account; elsewhere set GOOGLE_APPLICATION_CREDENTIALS to a key, external_account or impersonated_service_account file; with GCWAL_IMPERSONATE_SERVICE_ACCOUNT the credentials need roles/iam.serviceAccountTokenCreator on that account';
 
 /** Whether a google-auth-library failure may pass if tried again: the connection broke or the token endpoint was busy. */
-function transientLibraryError(err: unknown): boolean {
-  const e = err as { code?: unknown; status?: unknown; response?: { status?: unknown } } | undefined;
+function transientLibraryError(err: unknown, depth = 0): boolean {
+  const e = err as { code?: unknown; type?: unknown; status?: unknown; response?: { status?: unknown }; cause?: unknown; error?: unknown } | undefined;
   if (typeof e?.code === 'string' && (RETRYABLE_CODES.has(e.code) || e.code === 'ETIMEDOUT')) return true;
+  // The metadata server not answering in time (node-fetch's FetchError, which gaxios wraps) is the network, not the credentials.
+  if (e?.type === 'request-timeout') return true;
   const status = Number(e?.response?.status ?? e?.status ?? (typeof e?.code === 'string' && /^\d{3}$/.test(e.code) ? e.code : NaN));
-  return status === 408 || status === 429 || status >= 500;
+  if (status === 408 || status === 429 || status >= 500) return true;
+  return depth < 3 && [e?.cause, e?.error].some((inner) => inner !== undefined && inner !== err && transientLibraryError(inner, depth + 1));
 }
 
 /** `promise`, or the signal's reason as soon as it aborts (the work itself goes on for other waiters). */

@@ -200,3 +200,24 @@ test('credentials google-auth-library cannot use are an auth error', async (t) =
   t.regex(err!.message, /^no access token for the application default credentials from google-auth-library: .*no-such-key\.json/);
   t.regex((err as AuthError).hint, /GOOGLE_APPLICATION_CREDENTIALS/);
 });
+
+test.serial('a metadata server that does not answer google-auth-library in time is a transient network failure for the caller to retry, not an auth error', async (t) => {
+  // Accepts the connection and never answers: gcp-metadata gives up after its own timeout.
+  const held: Socket[] = [];
+  const silent = createTcpServer((socket) => held.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const { Compute } = createRequire(import.meta.resolve('@google-cloud/storage'))('google-auth-library') as typeof import('google-auth-library');
+  const saved = process.env.GCE_METADATA_HOST;
+  process.env.GCE_METADATA_HOST = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  try {
+    const client = new Compute({ scopes: GCS_SCOPES });
+    const err = await t.throwsAsync(new GoogleAuthTokens(async () => ({ client, identity: 'agent@example.iam.gserviceaccount.com' })).headers());
+    t.false(err instanceof AuthError, String(err));
+    t.regex(String(err), /timeout/i);
+  } finally {
+    if (saved === undefined) delete process.env.GCE_METADATA_HOST;
+    else process.env.GCE_METADATA_HOST = saved;
+    for (const s of held) s.destroy();
+    silent.close();
+  }
+});
