@@ -23,11 +23,10 @@
  * A directory holding a restore gcwal left unfinished (its marker) is
  * gcwal's own and is accepted without a control file.
  */
-import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { BackupMeta, ManifestEntry } from '../../core/backup/meta.ts';
-import { crc32c, crc32cBase64 } from '../../core/checksum/crc32c.ts';
+import { fileChecksum } from '../../core/checksum/file.ts';
 import { ClusterMismatchError, ExitCode, GcwalError, UsageError } from '../../core/errors.ts';
 import type { Logger } from '../log.ts';
 import { isPrefetcher, PID_FILE } from '../wal/prefetch-control.ts';
@@ -127,16 +126,6 @@ export interface DeltaPlan {
   removed: number;
 }
 
-/** Size and CRC32C (base64) of a file's contents. */
-async function fileChecksum(file: string): Promise<{ size: number; crc32c: string }> {
-  let crc = 0;
-  let size = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
-    crc = crc32c(chunk as Buffer, crc);
-    size += (chunk as Buffer).length;
-  }
-  return { size, crc32c: crc32cBase64(crc) };
-}
 
 /** Run `fn` over `items`, `concurrency` at a time. */
 async function eachLimited<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -4,12 +4,12 @@
  * to PostgreSQL by renaming it into place, and removing what no longer
  * applies. The records themselves are spool-entry.ts.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { crc32c, crc32cBase64 } from '../../core/checksum/crc32c.ts';
+import { fileChecksum } from '../../core/checksum/file.ts';
 import { fsyncPath } from '../../core/fsync.ts';
 import { randomToken } from '../../core/random-token.ts';
 import { fileIdentity, sameFile, type FileIdentity } from './marker.ts';
@@ -89,16 +89,6 @@ export async function removeSpooled(walDir: string, name: string): Promise<void>
 /** Why a spooled segment was not served. */
 export type SpoolRefusal = 'absent' | 'no-record' | 'other-repository' | 'other-recovery' | 'changed' | 'damaged';
 
-/** Raw size and CRC32C (base64) of a whole file. */
-async function fileChecksum(file: string): Promise<{ size: number; crc32c: string }> {
-  let crc = 0;
-  let size = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
-    crc = crc32c(chunk as Buffer, crc);
-    size += (chunk as Buffer).length;
-  }
-  return { size, crc32c: crc32cBase64(crc) };
-}
 
 /**
  * Serve `name` from the spool into `dest` (restore_command's %p, in the same

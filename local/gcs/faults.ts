@@ -52,7 +52,7 @@ export interface FaultTarget {
 }
 
 /** mulberry32: a small, good-enough PRNG so a seed gives a repeatable plan. */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -15,6 +15,7 @@ import type { BackupMeta } from '../../../core/backup/meta.ts';
 import { listBackups } from '../../../core/backup/list.ts';
 import { backupMetaKey, Meta, REPOSITORY_KEY } from '../../../core/layout.ts';
 import { readSmallObject } from '../../../core/storage/objects.ts';
+import { mulberry32 } from '../../../local/gcs/faults.ts';
 import { openDecoded } from '../../../core/storage/decode.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 import { openDecodedObject } from '../../../core/validate/decode.ts';
@@ -38,17 +39,8 @@ export function crashKills(): number {
   return Number(process.env.GCWAL_CRASH_KILLS ?? 15);
 }
 
-/** A deterministic random source in [0, 1) for `seed` (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** A deterministic random source in [0, 1) for `seed`: the emulator's fault plans' own. */
+export const seededRandom = mulberry32;
 
 /** crash-step.mjs, to be copied where the postgres user can read it (see {@link KillOptions.steps}). */
 export const CRASH_STEP_MODULE = new URL('./crash-step.mjs', import.meta.url);
