@@ -21,7 +21,7 @@ import { bytes } from '../../local/gcs/harness.ts';
 import { collect } from './contract.ts';
 
 async function stack(t: ExecutionContext, roles: 'admin' | 'agent' = 'admin'): Promise<LocalStack> {
-  const s = await startLocalStack(roles === 'admin' ? { agentRoles: ['roles/storage.objectAdmin'] } : {});
+  const s = await startLocalStack({ objectRateLimitMs: false, ...(roles === 'admin' ? { agentRoles: ['roles/storage.objectAdmin'] } : {}) });
   t.teardown(() => s.close());
   return s;
 }
