@@ -3,7 +3,7 @@ import path from 'node:path';
 import { CODEC_NAMES, type CodecName } from '../core/codec/types.ts';
 import { readConfigTable, type ConfigEntry } from '../core/config/table.ts';
 import { UsageError } from '../core/errors.ts';
-import type { GcsStorageOptions } from '../core/storage/gcs.ts';
+import type { GcsStorageOptions } from '../core/storage/gcs/storage.ts';
 import { parsePrimaryConninfo, type PrimaryConninfo } from './pg/conninfo.ts';
 
 export { parseSize, type ConfigEntry } from '../core/config/table.ts';

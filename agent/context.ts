@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import type { LzopHelper } from '../core/codec/lzop-parallel.ts';
+import type { LzopHelper } from '../core/codec/lzo/parallel.ts';
 import type { Storage } from '../core/storage/types.ts';
 import type { Config } from './config.ts';
 import type { Logger } from './log.ts';

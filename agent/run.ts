@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import type { LzopHelper } from '../core/codec/lzop-parallel.ts';
+import type { LzopHelper } from '../core/codec/lzo/parallel.ts';
 import { asGcwalError, ExitCode, GcwalError, UsageError } from '../core/errors.ts';
 import { openStorage } from '../core/storage/open.ts';
 import type { Storage } from '../core/storage/types.ts';

@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import * as esbuild from 'esbuild';
 import { CATALOGUE_KEY, Meta } from '../core/layout.ts';
-import { FileStorage } from '../core/storage/file.ts';
+import { FileStorage } from '../core/storage/file/storage.ts';
 import { writeSmallObject } from '../core/storage/objects.ts';
 import type { Catalogue, CatalogueBackup, CatalogueWalEntry, CatalogueWalRun } from '../core/catalogue/types.ts';
 import { walSegmentName } from '../core/wal/name.ts';

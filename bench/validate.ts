@@ -24,7 +24,7 @@ import { pushWalFile } from '../agent/wal/push.ts';
 import type { BackupMeta } from '../core/backup/meta.ts';
 import type { CodecName } from '../core/codec/types.ts';
 import { backupMetaKey, walObjectKey } from '../core/layout.ts';
-import { FileStorage } from '../core/storage/file.ts';
+import { FileStorage } from '../core/storage/file/storage.ts';
 import { startCluster } from '../test/helpers/cluster.ts';
 import { installAgent, projectRoot } from '../test/helpers/install.ts';
 import { makeTempDir } from '../test/helpers/tmp.ts';

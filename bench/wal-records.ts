@@ -15,7 +15,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pushWalFile } from '../agent/wal/push.ts';
 import { walObjectKey } from '../core/layout.ts';
-import { FileStorage } from '../core/storage/file.ts';
+import { FileStorage } from '../core/storage/file/storage.ts';
 import { installAgent } from '../test/helpers/install.ts';
 import { makeTempDir } from '../test/helpers/tmp.ts';
 import type { Cleanups } from './lib/cleanup.ts';

@@ -68,7 +68,7 @@ const BANNER = [
 /** The single-file CommonJS bundle of agent/cli-wal.ts, beside gcwal.mjs; the launcher runs it for wal-push and wal-fetch. */
 const WAL_BUNDLE = 'gcwal-wal.cjs';
 
-/** The lzo helper thread's script (core/codec/lzop-worker.ts), beside the bundles; core/codec/lzop-parallel.ts finds it by this name. */
+/** The lzo helper thread's script (core/codec/lzo/worker.ts), beside the bundles; core/codec/lzo/parallel.ts finds it by this name. */
 const LZOP_WORKER = 'lzop-worker.cjs';
 
 const CJS_BANNER = [
@@ -165,7 +165,7 @@ await rm(path.join(outdir, LZOP_WORKER), { force: true });
 if (entry === path.resolve(root, 'agent/cli.ts')) {
   try {
     const wal = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'agent/cli-wal.ts')], outfile: walOutfile });
-    const worker = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'core/codec/lzop-worker.ts')], outfile: path.join(outdir, LZOP_WORKER), sourcemap: false, metafile: false });
+    const worker = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'core/codec/lzo/worker.ts')], outfile: path.join(outdir, LZOP_WORKER), sourcemap: false, metafile: false });
     if (wal.warnings.length > 0 || worker.warnings.length > 0) {
       process.stderr.write(`build: ${WAL_BUNDLE} and ${LZOP_WORKER} must build without warnings (import.meta left in CommonJS would be undefined at run time)\n`);
       process.exit(1);

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import type { LzopHelper } from '../../core/codec/lzop-parallel.ts';
+import type { LzopHelper } from '../../core/codec/lzo/parallel.ts';
 import type { CommandContext } from '../context.ts';
 import type { Command } from './types.ts';
 import { takeMarker } from '../wal/marker.ts';
@@ -54,7 +54,7 @@ pushed as usual.`,
     // when it is ready. One started early for nothing is stopped.
     const wanted = ctx.config.compression === 'lzo' && ctx.config.compressionLevel === undefined && availableParallelism() > 1;
     if (!wanted) void ctx.lzopHelper?.stop();
-    const lzopHelper = wanted ? (ctx.lzopHelper ?? (await import('../../core/codec/lzop-parallel.ts')).startLzopHelper()) : undefined;
+    const lzopHelper = wanted ? (ctx.lzopHelper ?? (await import('../../core/codec/lzo/parallel.ts')).startLzopHelper()) : undefined;
     try {
       return await pushWithHelper(ctx, filePath, lzopHelper, started);
     } finally {

@@ -1,6 +1,6 @@
 import { RepositoryNotEmptyError } from '../../core/errors.ts';
 import { createRepositoryIdentity, readRepositoryIdentity, type RepositoryIdentity } from '../../core/repository.ts';
-import { FileStorage } from '../../core/storage/file.ts';
+import { FileStorage } from '../../core/storage/file/storage.ts';
 import type { CallOptions, Storage } from '../../core/storage/types.ts';
 
 export interface CreateRepositoryOptions extends CallOptions {

@@ -8,7 +8,7 @@
  * it does not need).
  */
 import { availableParallelism } from 'node:os';
-import { startLzopHelper, type LzopHelper } from '../../core/codec/lzop-parallel.ts';
+import { startLzopHelper, type LzopHelper } from '../../core/codec/lzo/parallel.ts';
 
 /**
  * The helper if this process is a `wal-push` on a machine with more than one

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import { PassThrough, pipeline, Readable } from 'node:stream';
-import { encodeLzopInMemory, type LzopEncodeStats, type LzopHelper } from '../../core/codec/lzop-parallel.ts';
+import { encodeLzopInMemory, type LzopEncodeStats, type LzopHelper } from '../../core/codec/lzo/parallel.ts';
 import { ChecksumMeter, crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import { getCodec } from '../../core/codec/index.ts';
 import type { CodecName } from '../../core/codec/types.ts';
@@ -36,7 +36,7 @@ export interface PushOptions {
    */
   identity?: IdentityMemo;
   /**
-   * A started helper thread for the lzo codec (core/codec/lzop-parallel.ts):
+   * A started helper thread for the lzo codec (core/codec/lzo/parallel.ts):
    * a file read whole is then compressed by this thread and the helper
    * together. Same bytes either way; without it, this thread alone.
    */

@@ -15,7 +15,7 @@ import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { crc32c } from '../../core/checksum/crc32c.ts';
-import type { InMemoryData } from '../../core/codec/lzop-parallel.ts';
+import type { InMemoryData } from '../../core/codec/lzo/parallel.ts';
 import { InvalidInputError } from '../../core/errors.ts';
 import { handled } from '../../core/handled.ts';
 
@@ -153,7 +153,7 @@ interface WholeRead {
  * for any more must not end the process as an unhandled rejection.
  */
 function readWhole(handle: fs.FileHandle, size: number, filePath: string, signal: AbortSignal, shared: boolean): WholeRead {
-  // Shared memory lets a worker thread read the data without a copy (see core/codec/lzop-parallel.ts).
+  // Shared memory lets a worker thread read the data without a copy (see core/codec/lzo/parallel.ts).
   const data = shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafe(size);
   const count = Math.ceil(size / READ_CHUNK);
   const settle: { resolve: () => void; reject: (err: unknown) => void }[] = [];

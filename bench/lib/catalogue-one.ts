@@ -13,7 +13,7 @@ import { buildStatusReport } from '../../agent/status/report.ts';
 import { readCatalogue, updateCatalogue } from '../../core/catalogue/store.ts';
 import type { CatalogueEvent } from '../../core/catalogue/types.ts';
 import { CATALOGUE_KEY } from '../../core/layout.ts';
-import { FileStorage } from '../../core/storage/file.ts';
+import { FileStorage } from '../../core/storage/file/storage.ts';
 import { absorb } from '../../functions/lib/pipeline.ts';
 
 const [mode, url, nowIso, eventsJson] = process.argv.slice(2);

@@ -5,7 +5,7 @@
  */
 import { open } from 'node:fs/promises';
 import { createRepositoryIdentity } from '../../core/repository.ts';
-import { FileStorage } from '../../core/storage/file.ts';
+import { FileStorage } from '../../core/storage/file/storage.ts';
 import { openStorage } from '../../core/storage/open.ts';
 import { parseLongPageHeader } from '../../core/wal/header.ts';
 import { execOk } from '../../test/helpers/exec.ts';

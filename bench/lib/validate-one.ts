@@ -13,7 +13,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
 import { RecordWalkSink } from '../../core/validate/wal-records.ts';
-import { FileStorage } from '../../core/storage/file.ts';
+import { FileStorage } from '../../core/storage/file/storage.ts';
 import { validateBackup, validateBackupPart, validateWalObject, type ValidationResult } from '../../core/validate/index.ts';
 
 const [kind, url, key, systemIdentifier, segmentSize] = process.argv.slice(2);

@@ -6,7 +6,7 @@
 import { CorruptObjectError } from '../errors.ts';
 import { Meta } from '../layout.ts';
 import { gzipCodec } from './gzip.ts';
-import { lzoCodec } from './lzop.ts';
+import { lzoCodec } from './lzo/lzop.ts';
 import { noneCodec } from './none.ts';
 import { CODEC_NAMES, type Codec, type CodecName } from './types.ts';
 import { zstdCodec } from './zstd.ts';

@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.ts';
-import { FileStorage } from './file.ts';
-import type { GcsStorageOptions } from './gcs.ts';
+import { FileStorage } from './file/storage.ts';
+import type { GcsStorageOptions } from './gcs/storage.ts';
 import type { Storage } from './types.ts';
 
 export interface OpenOptions {
@@ -15,7 +15,7 @@ export interface OpenOptions {
 export async function openStorage(url: string, options: OpenOptions = {}): Promise<Storage> {
   if (url.startsWith('file://')) return new FileStorage(url);
   if (url.startsWith('gs://')) {
-    const { GcsStorage } = await import('./gcs.ts');
+    const { GcsStorage } = await import('./gcs/storage.ts');
     return new GcsStorage(url, options.gcs);
   }
   throw new UsageError(`unsupported repository URL "${url}"`, 'use file:///absolute/path or gs://bucket/prefix');

@@ -1,5 +1,5 @@
 import { UsageError } from '../../core/errors.ts';
-import { parseGsUrl } from '../../core/storage/gcs.ts';
+import { parseGsUrl } from '../../core/storage/gcs/storage.ts';
 import type { RepositoryLocation } from './storage-event.ts';
 
 /**

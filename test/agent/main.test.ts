@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { main } from '../../agent/main.ts';
 import { createRepositoryIdentity } from '../../core/repository.ts';
-import { FileStorage } from '../../core/storage/file.ts';
+import { FileStorage } from '../../core/storage/file/storage.ts';
 
 async function run(argv: string[], env: Record<string, string> = {}, cwd = process.cwd()) {
   const stdout = new PassThrough();

@@ -17,7 +17,7 @@ import { crc32c, crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import { getCodec } from '../../core/codec/index.ts';
 import { Meta } from '../../core/layout.ts';
 import { createRepositoryIdentity } from '../../core/repository.ts';
-import { FileStorage } from '../../core/storage/file.ts';
+import { FileStorage } from '../../core/storage/file/storage.ts';
 import { writeLauncher } from '../../scripts/launcher.mjs';
 import { execOk } from '../helpers/exec.ts';
 import { installAgent, type InstalledAgent } from '../helpers/install.ts';

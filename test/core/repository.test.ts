@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createRepositoryIdentity, readRepositoryIdentity, requireRepositoryFor, requireRepositoryIdentity } from '../../core/repository.ts';
-import { FileStorage } from '../../core/storage/file.ts';
+import { FileStorage } from '../../core/storage/file/storage.ts';
 
 const dirs: string[] = [];
 async function fresh(): Promise<FileStorage> {

@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { StorageError } from '../../core/errors.ts';
 import { readCatalogue } from '../../core/catalogue/store.ts';
 import type { Catalogue } from '../../core/catalogue/types.ts';
-import { GcsStorage } from '../../core/storage/gcs.ts';
+import { GcsStorage } from '../../core/storage/gcs/storage.ts';
 import { readSmallObject } from '../../core/storage/objects.ts';
 import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
 import { jsonLogger } from '../../functions/lib/log.ts';

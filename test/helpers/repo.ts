@@ -3,9 +3,9 @@
  * clusters archive into it: no push ever creates one (issue 11).
  */
 import { createRepository } from '../../agent/repository/create.ts';
-import { FileStorage } from '../../core/storage/file.ts';
+import { FileStorage } from '../../core/storage/file/storage.ts';
 import { openStorage } from '../../core/storage/open.ts';
-import type { GcsStorageOptions } from '../../core/storage/gcs.ts';
+import type { GcsStorageOptions } from '../../core/storage/gcs/storage.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import type { Cluster } from './cluster.ts';
 import { execOk } from './exec.ts';

@@ -10,7 +10,7 @@ import test from 'ava';
 import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRepositoryIdentity } from '../../core/repository.ts';
-import { GcsStorage } from '../../core/storage/gcs.ts';
+import { GcsStorage } from '../../core/storage/gcs/storage.ts';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
 import { execOk } from '../helpers/exec.ts';
 import { installAgent, type InstalledAgent } from '../helpers/install.ts';

@@ -7,7 +7,7 @@ import { archiveModeOffError, describeArchiver, missingWal, waitForWal, walNotAr
 import type { ArchiverStatus } from '../../../agent/backup/pg-backup.ts';
 import { ExitCode } from '../../../core/errors.ts';
 import { walObjectKey } from '../../../core/layout.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 
 const dirs: string[] = [];

@@ -15,7 +15,7 @@ import { planParts } from '../../../agent/backup/plan.ts';
 import { walkDataDirectory } from '../../../agent/backup/walk.ts';
 import { getCodec } from '../../../core/codec/index.ts';
 import { ConflictError } from '../../../core/errors.ts';
-import { GcsStorage } from '../../../core/storage/gcs.ts';
+import { GcsStorage } from '../../../core/storage/gcs/storage.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 

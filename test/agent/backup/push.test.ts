@@ -12,7 +12,7 @@ import type { ManifestEntry } from '../../../core/backup/meta.ts';
 import { ClusterMismatchError, ConflictError, StorageError, UsageError } from '../../../core/errors.ts';
 import { backupPartKey, REPOSITORY_KEY } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { readSmallObject, writeSmallObject } from '../../../core/storage/objects.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 import { parseLsn } from '../../../core/wal/lsn.ts';

@@ -16,7 +16,7 @@ import { getCodec } from '../../../core/codec/index.ts';
 import type { Codec } from '../../../core/codec/types.ts';
 import { InvalidInputError, StorageError } from '../../../core/errors.ts';
 import { backupPartKey, Meta } from '../../../core/layout.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 
 const dirs: string[] = [];

@@ -9,7 +9,7 @@ import { main } from '../../../agent/main.ts';
 import { serializeBackupMeta, type BackupMeta } from '../../../core/backup/meta.ts';
 import { backupMetaKey } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 
 const dirs: string[] = [];

@@ -16,7 +16,7 @@ import { missingWal } from '../../../agent/backup/archive-wait.ts';
 import { main } from '../../../agent/main.ts';
 import { listBackups } from '../../../core/backup/list.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { parseLsn } from '../../../core/wal/lsn.ts';
 import { segmentRange } from '../../../core/wal/name.ts';
 import { startCluster, startClusterFromDirectory, type Cluster } from '../../helpers/cluster.ts';

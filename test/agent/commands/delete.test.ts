@@ -19,7 +19,7 @@ import type { DeleteReport } from '../../../agent/retention/report.ts';
 import type { StatusReport } from '../../../agent/status/report.ts';
 import { CATALOGUE_KEY } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 import { startCluster, startClusterFromDirectory, type Cluster } from '../../helpers/cluster.ts';

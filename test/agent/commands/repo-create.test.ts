@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { main } from '../../../agent/main.ts';
 import { ExitCode } from '../../../core/errors.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { startCluster, type Cluster } from '../../helpers/cluster.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 

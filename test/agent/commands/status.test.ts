@@ -14,7 +14,7 @@ import type { StatusReport } from '../../../agent/status/report.ts';
 import { emptyCatalogue, type Catalogue } from '../../../core/catalogue/types.ts';
 import { CATALOGUE_KEY } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { formatLsn } from '../../../core/wal/lsn.ts';
 import { parseWalSegmentName } from '../../../core/wal/name.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';

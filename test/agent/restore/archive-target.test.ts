@@ -16,7 +16,7 @@ import { main } from '../../../agent/main.ts';
 import { emptyCatalogue, type Catalogue } from '../../../core/catalogue/types.ts';
 import { CATALOGUE_KEY } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 
 const SEG = 16 * 1024 * 1024;

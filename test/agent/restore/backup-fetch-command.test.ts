@@ -9,7 +9,7 @@ import { main } from '../../../agent/main.ts';
 import type { FetchResult } from '../../../agent/restore/fetch.ts';
 import type { BackupMeta } from '../../../core/backup/meta.ts';
 import { UsageError } from '../../../core/errors.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { BACKUP_NAME, writeFixtureBackup } from './fixture.ts';
 

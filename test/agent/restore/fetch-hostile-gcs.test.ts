@@ -10,7 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { main } from '../../../agent/main.ts';
-import { GcsStorage } from '../../../core/storage/gcs.ts';
+import { GcsStorage } from '../../../core/storage/gcs/storage.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
 import { adoptStackEnv } from '../../helpers/stack-env.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';

@@ -20,7 +20,7 @@ import { fetchBackup, type FetchOptions } from '../../../agent/restore/fetch.ts'
 import { serializeBackupMeta, type BackupMeta } from '../../../core/backup/meta.ts';
 import { CorruptObjectError, UsageError } from '../../../core/errors.ts';
 import { backupMetaKey } from '../../../core/layout.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { BACKUP_NAME, type FixtureEntry, type FixtureOptions, writeFixtureBackup } from './fixture.ts';

@@ -13,7 +13,7 @@ import { CODEC_NAMES } from '../../../core/codec/types.ts';
 import { CorruptObjectError, DestinationNotEmptyError, GcwalError, NotFoundError, StorageError, UsageError, VersionMismatchError } from '../../../core/errors.ts';
 import { backupPartKey } from '../../../core/layout.ts';
 import { recoveryConfigBlock, type RecoveryPlan } from '../../../core/restore/recovery-config.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { BACKUP_LABEL, BACKUP_NAME, type FixtureEntry, type FixtureOptions, SYSTEM_IDENTIFIER, writeFixtureBackup } from './fixture.ts';

@@ -9,7 +9,7 @@ import type { ExtractTarget } from '../../../agent/restore/extract.ts';
 import { restoreParts } from '../../../agent/restore/parts.ts';
 import { CorruptObjectError } from '../../../core/errors.ts';
 import { backupPartKey } from '../../../core/layout.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { BACKUP_NAME, manifestEntryOf, writeFixtureBackup, type FixtureEntry } from './fixture.ts';
 

@@ -21,7 +21,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backupMetaKey, walFileNameFromKey } from '../../../core/layout.ts';
 import { readRepositoryIdentity } from '../../../core/repository.ts';
-import { GcsStorage } from '../../../core/storage/gcs.ts';
+import { GcsStorage } from '../../../core/storage/gcs/storage.ts';
 import { validateBackup, validateWalObject } from '../../../core/validate/index.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
 import { startCluster, startClusterFromDirectory, type Cluster } from '../../helpers/cluster.ts';

@@ -11,7 +11,7 @@ import { getCodec } from '../../../core/codec/index.ts';
 import { AuthError, RepositoryMissingError, StorageError } from '../../../core/errors.ts';
 import { Meta } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 
 const dirs: string[] = [];

@@ -6,7 +6,7 @@ import { warnNewerWalOnce } from '../../../agent/wal/newer-format.ts';
 import { pushWalFile } from '../../../agent/wal/push.ts';
 import { ClusterMismatchError, InvalidInputError } from '../../../core/errors.ts';
 import { walObjectKey } from '../../../core/layout.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { repoCreate } from '../../helpers/repo.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 import { syntheticSegment, type SyntheticHeader } from '../../core/wal/synthetic-segment.ts';

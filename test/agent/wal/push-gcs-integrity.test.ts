@@ -15,7 +15,7 @@ import { ConflictError } from '../../../core/errors.ts';
 import { Meta, walObjectKey } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { openDecoded } from '../../../core/storage/decode.ts';
-import { GcsStorage, STREAM_TURNAROUND_MS } from '../../../core/storage/gcs.ts';
+import { GcsStorage, STREAM_TURNAROUND_MS } from '../../../core/storage/gcs/storage.ts';
 import type { FaultPlan } from '../../../local/gcs/faults.ts';
 import { readFile } from 'node:fs/promises';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';

@@ -7,7 +7,7 @@
  * either, and so does its wal-fetch. The installed bundle runs as
  * archive_command does, with a preload that writes at exit every module
  * Node's CommonJS loader was asked for and every file in its cache (both
- * packages are loaded through require(), see core/storage/gcs-library.ts).
+ * packages are loaded through require(), see core/storage/gcs/library.ts).
  */
 import test from 'ava';
 import { chmod, readFile, writeFile } from 'node:fs/promises';

@@ -7,7 +7,7 @@ import { backupSummary, compareBackups, LATEST, listBackups, resolveBackup } fro
 import { serializeBackupMeta, type BackupMeta } from '../../../core/backup/meta.ts';
 import { CorruptObjectError, GcwalError, NotFoundError } from '../../../core/errors.ts';
 import { backupMetaKey, backupPartKey } from '../../../core/layout.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 
 const dirs: string[] = [];

@@ -10,7 +10,7 @@ import { buildCatalogueFromListing } from '../../../core/catalogue/listing.ts';
 import { emptyCatalogue } from '../../../core/catalogue/types.ts';
 import { backupManifestKey, backupMetaKey, backupPartKey, CATALOGUE_KEY, walObjectKey } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 import { formatHistoryFile } from '../../../core/wal/history.ts';
 import { lsnIn, seg, SEG } from './fixtures.ts';

@@ -12,8 +12,8 @@ import { CatalogueBatcher, readCatalogue, updateCatalogue, type CatalogueChange 
 import { emptyCatalogue, type Catalogue } from '../../../core/catalogue/types.ts';
 import { PreconditionFailedError } from '../../../core/errors.ts';
 import { CATALOGUE_KEY } from '../../../core/layout.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
-import { GcsStorage } from '../../../core/storage/gcs.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
+import { GcsStorage } from '../../../core/storage/gcs/storage.ts';
 import { readSmallObject, writeSmallObject } from '../../../core/storage/objects.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';

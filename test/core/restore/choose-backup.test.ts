@@ -7,7 +7,7 @@ import { ClusterMismatchError, NotFoundError, RepositoryMissingError, UsageError
 import { backupManifestKey, backupMetaKey } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { checkTargetAfterBackup, chooseBackupForTarget, resolveBackupForTarget, targetTimeMicros } from '../../../core/restore/choose-backup.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 import { makeTempDir } from '../../helpers/tmp.ts';
 import { normalizeTargetTime, type RecoveryTarget } from '../../../core/restore/recovery-config.ts';

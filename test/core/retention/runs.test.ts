@@ -12,7 +12,7 @@ import { migrateCatalogue } from '../../../core/catalogue/store.ts';
 import type { Catalogue } from '../../../core/catalogue/types.ts';
 import { executeRetentionPlan } from '../../../core/retention/execute.ts';
 import { planRetention, type PlannedObject, type RetentionPolicy } from '../../../core/retention/plan.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { CatalogueBuilder, dayTime, seg } from './catalogue-builder.ts';
 import { NOW } from './check.ts';
 import { abandonedBranch, linear, pgUpgrade, promotion, recoveryBeforeEveryBackup, recoveryToThePast, twoPromotions } from './scenarios.ts';

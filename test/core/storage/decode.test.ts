@@ -10,7 +10,7 @@ import { getCodec } from '../../../core/codec/index.ts';
 import { CODEC_NAMES, type CodecName } from '../../../core/codec/types.ts';
 import { Meta } from '../../../core/layout.ts';
 import { openDecoded } from '../../../core/storage/decode.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { collect } from './contract.ts';
 
 const dirs: string[] = [];

@@ -11,7 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { AlreadyExistsError } from '../../../core/errors.ts';
 import { Meta } from '../../../core/layout.ts';
-import { GcsStorage } from '../../../core/storage/gcs.ts';
+import { GcsStorage } from '../../../core/storage/gcs/storage.ts';
 import { holdsSameContent, writeOnce } from '../../../core/storage/same-content.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
 import { bytes } from '../../local/gcs/harness.ts';

@@ -10,7 +10,7 @@ import { serializeBackupMeta, type BackupMeta, type ManifestEntry } from '../../
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { getCodec } from '../../../core/codec/index.ts';
 import { backupMetaKey } from '../../../core/layout.ts';
-import type { FileStorage } from '../../../core/storage/file.ts';
+import type { FileStorage } from '../../../core/storage/file/storage.ts';
 import { replaceObject, storedBytes } from './tamper.ts';
 
 /** One tar entry held in memory (test backups are small). */

@@ -11,7 +11,7 @@ import type { BackupMeta } from '../../../core/backup/meta.ts';
 import { CODEC_NAMES, type CodecName } from '../../../core/codec/types.ts';
 import { backupMetaKey, Meta } from '../../../core/layout.ts';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import type { ObjectInfo } from '../../../core/storage/types.ts';
 import { validateBackup, validateBackupPart, type ValidationResult } from '../../../core/validate/index.ts';
 import { startCluster, type Cluster } from '../../helpers/cluster.ts';

@@ -1,6 +1,6 @@
 /** Reading a stored manifest in tests. */
 import type { BackupMeta, ManifestEntry } from '../../../core/backup/meta.ts';
-import type { FileStorage } from '../../../core/storage/file.ts';
+import type { FileStorage } from '../../../core/storage/file/storage.ts';
 import { storedBytes } from './tamper.ts';
 
 /** The manifest's entries, as stored (uncompressed). */

@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import type { BackupMeta, ManifestEntry } from '../../../core/backup/meta.ts';
 import { CorruptObjectError } from '../../../core/errors.ts';
 import { Meta } from '../../../core/layout.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { entriesOfPart, findRepeatedPath, manifestObject, pathHash, surveyManifest } from '../../../core/validate/manifest.ts';
 
 const dirs: string[] = [];

@@ -4,7 +4,7 @@
  * Run with no-native.cjs preloaded to see validation without native addons.
  */
 import { createRequire } from 'node:module';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { validateWalObject } from '../../../core/validate/index.ts';
 import { crc32c } from '../../../core/checksum/crc32c.ts';
 

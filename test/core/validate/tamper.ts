@@ -6,7 +6,7 @@
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
-import type { FileStorage } from '../../../core/storage/file.ts';
+import type { FileStorage } from '../../../core/storage/file/storage.ts';
 
 function dataPath(storage: FileStorage, key: string): string {
   return path.join(storage.root, ...key.split('/'));

@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { Meta, walObjectKey } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { validateWalObject } from '../../../core/validate/index.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 import { syntheticSegment, type SyntheticHeader } from '../wal/synthetic-segment.ts';

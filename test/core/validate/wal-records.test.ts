@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { pushWalFile } from '../../../agent/wal/push.ts';
 import { walObjectKey } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { recordFactsOf, validateWalObject, type ValidationResult } from '../../../core/validate/index.ts';
 import { parseLongPageHeader } from '../../../core/wal/header.ts';
 import { makeRealWal, readSegment, walkSegment, type RealWal } from '../wal/records/real-wal.ts';

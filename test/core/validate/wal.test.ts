@@ -10,7 +10,7 @@ import { CODEC_NAMES, type CodecName } from '../../../core/codec/types.ts';
 import { NotFoundError } from '../../../core/errors.ts';
 import { Meta, walObjectKey } from '../../../core/layout.ts';
 import { createRepositoryIdentity, readRepositoryIdentity } from '../../../core/repository.ts';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import type { ObjectInfo } from '../../../core/storage/types.ts';
 import { validateWalObject, type ValidationResult, type WalExpectations } from '../../../core/validate/index.ts';
 import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
