@@ -7,38 +7,10 @@ import { GcsHttpClient } from './http.ts';
 import { createLibraryClient } from './library.ts';
 import { GoogleAuthTokens, loadGoogleAuth, MetadataServerTokens, type LibraryAuth, type TokenSource } from './token.ts';
 import { normaliseGeneration } from '../generation.ts';
-import { CHUNK_QUANTUM, uploadResumable } from './resumable.ts';
-import { takeHead } from './take-head.ts';
+import { CHUNK_QUANTUM } from './resumable.ts';
 import { AdaptiveLimiter } from './throttle.ts';
+import { STREAM_TURNAROUND_MS, writeObject } from './write.ts';
 import type { CallOptions, DeleteOptions, ListOptions, ObjectInfo, ReadOptions, Storage, WriteOptions } from '../types.ts';
-
-/**
- * Writes are streamed (sent while the source still produces) when the
- * endpoint has answered a request within this many milliseconds: a local
- * emulator or proxy. Cloud Storage itself takes tens of milliseconds per
- * request, where full chunks after the bytes are in are quicker.
- */
-export const STREAM_TURNAROUND_MS = 10;
-/** A streamed write starts its session once this many bytes are in and the source goes on, and sends chunks of at least this size. */
-export const STREAM_FROM = 2 * 1024 * 1024;
-
-/**
- * How GcsStorage.write sends an object:
- * - `single-request`: it ended within the first chunk, so it goes up in one
- *   multipart request carrying its CRC32C;
- * - `chunked`: larger, against Cloud Storage: a resumable session
- *   (resumable.ts) in chunks of the chunk size;
- * - `streamed`: larger, against a near endpoint: the same session, started
- *   after STREAM_FROM bytes and sent in smaller chunks as the bytes come.
- * Every one of them has the server check the CRC32C and size before the
- * object exists.
- */
-export type UploadStrategy = 'single-request' | 'chunked' | 'streamed';
-
-/** What write reads before it decides, and the smallest chunk a resumable upload sends, for an endpoint near or not. */
-export function uploadSizes(chunkSize: number, near: boolean): { head: number; minChunk: number } {
-  return near ? { head: Math.min(STREAM_FROM, chunkSize), minChunk: Math.min(STREAM_FROM, chunkSize) } : { head: chunkSize, minChunk: chunkSize };
-}
 
 export { GCS_SCOPES } from './token.ts';
 
@@ -113,7 +85,7 @@ function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
  * `gs://bucket/prefix` repository.
  *
  * - `stat`, `read` and every write go through GcsHttpClient, a small JSON
- *   API client on node:http/node:https (see UploadStrategy): an object that
+ *   API client on node:http/node:https (see UploadStrategy in write.ts): an object that
  *   fits in one chunk (every compressed WAL segment with the default 8 MiB)
  *   is one multipart request carrying its CRC32C, a larger one a resumable
  *   session of our own (resumable.ts) whose last chunk carries the
@@ -236,16 +208,7 @@ export class GcsStorage implements Storage {
     try {
       const turnaround = this.http.fastestTurnaroundMs;
       const near = turnaround !== undefined && turnaround <= (this.options.streamTurnaroundMs ?? STREAM_TURNAROUND_MS);
-      const sizes = uploadSizes(this.chunkSize, near);
-      const head = await takeHead(source, sizes.head, options.signal);
-      const strategy: UploadStrategy = head.ended ? 'single-request' : near ? 'streamed' : 'chunked';
-      const name = this.prefix + key;
-      const object = { ifGenerationMatch: expected, contentType, metadata: options.metadata, signal: options.signal };
-      if (strategy === 'single-request') {
-        options.signal?.throwIfAborted();
-        return infoFromMetadata(key, await this.http.upload(this.bucketName, name, head.chunks, object));
-      }
-      return infoFromMetadata(key, await uploadResumable(this.http, this.bucketName, name, head.chunks, source, { ...object, chunkLimit: this.chunkSize, minChunk: sizes.minChunk }));
+      return infoFromMetadata(key, await writeObject(this.http, this.bucketName, this.prefix + key, source, { ifGenerationMatch: expected, contentType, metadata: options.metadata, signal: options.signal, chunkSize: this.chunkSize, near }));
     } catch (err) {
       source.destroy();
       return this.fail(err, 'write', key, expected);
