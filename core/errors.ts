@@ -2,7 +2,7 @@
  * Every error gcwal raises on purpose: a stable `code`, a one-line lowercase
  * `message` (no trailing period), a `hint` saying what to do, and the process
  * exit code the CLI maps it to. Exit codes are part of the public contract
- * (documented in the README) because archive_command/restore_command read them.
+ * (docs/commands.md, generated from help.ts's EXIT_CODES) because archive_command/restore_command read them.
  */
 export class GcwalError extends Error {
   /** stable machine-readable code, e.g. `not_found` */

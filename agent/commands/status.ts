@@ -26,7 +26,8 @@ are evaluated on the spot (stalled archiving, gaps, forks without history,
 an old or missing backup) with GCWAL_STALL_MINUTES,
 GCWAL_BACKUP_MAX_AGE_HOURS and GCWAL_GAP_GRACE_MINUTES.
 
---json prints one JSON object, a stable interface described in the README.
+--json prints one JSON object, a stable interface described in
+docs/status-and-retention.md.
 
 Exit codes: 0 whenever the report was produced, alerts or not (scripts read
 the alerts from --json: each has a severity); 6 a damaged catalogue; 7 and 8

@@ -147,7 +147,7 @@ export async function pgQuery<R extends pg.QueryResultRow = Record<string, unkno
 function hintFor(code: unknown): string | undefined {
   switch (code) {
     case '42501': // insufficient_privilege
-      return 'connect as a superuser or a role granted EXECUTE on the backup functions (see the README)';
+      return 'connect as a superuser or a role granted EXECUTE on the backup functions (see docs/host-setup.md)';
     case '55000': // object_not_in_prerequisite_state: wal_level, a backup already running
       return 'check wal_level (replica or logical) and that no other backup is running in this session';
     default:

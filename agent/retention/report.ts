@@ -1,8 +1,8 @@
 /**
  * What `gcwal delete` prints: the plan (per backup, the WAL to delete as
  * runs, counts, the window left, warnings) and, after --confirm, what was
- * deleted. Pure; the JSON form is a stable interface documented in the
- * README.
+ * deleted. Pure; the JSON form is a stable interface documented in
+ * docs/status-and-retention.md.
  */
 import { walEntry } from '../../core/catalogue/runs.ts';
 import type { Catalogue } from '../../core/catalogue/types.ts';

@@ -2,7 +2,7 @@
  * The report `gcwal status` prints: a pure function of the catalogue (the
  * pipeline's, or one built from a listing), the time and the alert
  * thresholds. Its JSON form is a stable interface for scripts, documented in
- * the README; field names and meanings only ever grow.
+ * docs/status-and-retention.md; field names and meanings only ever grow.
  */
 import { evaluateAlerts, type AlertThresholds } from '../../core/alerts/evaluate.ts';
 import { isPlaceholderBackup } from '../../core/catalogue/apply.ts';

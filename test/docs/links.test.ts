@@ -1,0 +1,58 @@
+/**
+ * The documents as a user navigates them: the README links every page of
+ * docs/, and every relative link of the README, docs/ and bench/README.md
+ * reaches a file of the repository (and, with a #fragment, a heading of it),
+ * so a file moved or a heading renamed without its links fails here.
+ */
+import test from 'ava';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The documents whose links are checked, relative to the root. */
+async function documents(): Promise<string[]> {
+  const pages = (await readdir(path.join(root, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
+  return ['README.md', 'bench/README.md', ...pages.sort()];
+}
+
+/** Markdown links outside fenced code: [text](target). */
+function links(markdown: string): string[] {
+  const prose = markdown.replace(/^```[^\n]*\n[\s\S]*?^```/gm, '');
+  return [...prose.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1]!);
+}
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens. */
+function anchor(heading: string): string {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-');
+}
+
+async function anchors(file: string): Promise<Set<string>> {
+  const text = (await readFile(file, 'utf8')).replace(/^```[^\n]*\n[\s\S]*?^```/gm, '');
+  return new Set([...text.matchAll(/^#{1,6} (.+)$/gm)].map((m) => anchor(m[1]!)));
+}
+
+test('every page of docs/ is linked from README.md', async (t) => {
+  const linked = new Set(links(await readFile(path.join(root, 'README.md'), 'utf8')).map((l) => l.split('#')[0]));
+  const pages = (await documents()).filter((f) => f.startsWith('docs/'));
+  t.true(pages.length > 0);
+  for (const page of pages) t.true(linked.has(page), `README.md does not link ${page}`);
+});
+
+test('every relative link of README.md, docs/ and bench/README.md reaches a file of the repository and a heading of it', async (t) => {
+  let checked = 0;
+  for (const doc of await documents()) {
+    for (const link of links(await readFile(path.join(root, doc), 'utf8'))) {
+      if (/^[a-z]+:/i.test(link)) continue;
+      const [target, fragment] = link.split('#') as [string, string | undefined];
+      const file = target === '' ? path.join(root, doc) : path.resolve(root, path.dirname(doc), decodeURIComponent(target));
+      t.true(file.startsWith(root), `${doc}: ${link} points outside the repository`);
+      t.true(existsSync(file), `${doc}: ${link} names no file`);
+      if (fragment && file.endsWith('.md') && existsSync(file)) t.true((await anchors(file)).has(fragment), `${doc}: ${link} names no heading of ${path.relative(root, file)}`);
+      checked++;
+    }
+  }
+  t.true(checked > 20, `only ${checked} links checked`);
+});
