@@ -80,7 +80,11 @@ function accepts(entry: ConfigEntry): string {
 }
 
 function sizeText(bytes: number): string {
-  for (const [unit, size] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+  for (const [unit, size] of [
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
     if (bytes % size === 0) return `${bytes / size}${unit}`;
   }
   return String(bytes);
@@ -102,11 +106,14 @@ export function renderConfiguration(): string {
     '',
     'Read once at start-up from the environment (`agent/config.ts`). Every variable',
     `but ${envOnly.join(', ')} is also a \`--flag\` (the flag wins). An empty cell means`,
-    'no default: the setting is off, or the library\'s default applies.',
+    "no default: the setting is off, or the library's default applies.",
     '',
     '| variable | flag | default | accepts | meaning |',
     '|---|---|---|---|---|',
-    ...CONFIG_TABLE.map((e) => `| ${code(e.env)} | ${e.envOnly ? 'none: refused, as `ps` shows a command line' : code(`--${e.flag}`)} | ${defaultText(e)} | ${accepts(e)} | ${cell(e.description)} |`),
+    ...CONFIG_TABLE.map(
+      (e) =>
+        `| ${code(e.env)} | ${e.envOnly ? 'none: refused, as `ps` shows a command line' : code(`--${e.flag}`)} | ${defaultText(e)} | ${accepts(e)} | ${cell(e.description)} |`,
+    ),
     '',
     'Application Default Credentials are read as usual (`GOOGLE_APPLICATION_CREDENTIALS`,',
     '`GCE_METADATA_HOST`, `GCE_METADATA_IP`, `METADATA_SERVER_DETECTION`); gcwal also',

@@ -4,11 +4,12 @@
  * reaches a file of the repository (and, with a #fragment, a heading of it),
  * so a file moved or a heading renamed without its links fails here.
  */
-import test from 'ava';
+
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import test from 'ava';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -26,7 +27,11 @@ function links(markdown: string): string[] {
 
 /** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens. */
 function anchor(heading: string): string {
-  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-');
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N} _-]/gu, '')
+    .replace(/ /g, '-');
 }
 
 async function anchors(file: string): Promise<Set<string>> {
@@ -50,7 +55,8 @@ test('every relative link of README.md, docs/ and bench/README.md reaches a file
       const file = target === '' ? path.join(root, doc) : path.resolve(root, path.dirname(doc), decodeURIComponent(target));
       t.true(file.startsWith(root), `${doc}: ${link} points outside the repository`);
       t.true(existsSync(file), `${doc}: ${link} names no file`);
-      if (fragment && file.endsWith('.md') && existsSync(file)) t.true((await anchors(file)).has(fragment), `${doc}: ${link} names no heading of ${path.relative(root, file)}`);
+      if (fragment && file.endsWith('.md') && existsSync(file))
+        t.true((await anchors(file)).has(fragment), `${doc}: ${link} names no heading of ${path.relative(root, file)}`);
       checked++;
     }
   }

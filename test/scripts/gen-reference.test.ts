@@ -3,8 +3,9 @@
  * what scripts/gen-reference.ts makes of the code now: a command, setting or
  * exit code changed without `npm run docs` fails here.
  */
-import test from 'ava';
+
 import { readFile } from 'node:fs/promises';
+import test from 'ava';
 import { COMMANDS } from '../../agent/commands/index.ts';
 import { CONFIG_TABLE } from '../../agent/config.ts';
 import { EXIT_CODES } from '../../agent/help.ts';
@@ -24,7 +25,10 @@ test('the committed docs/commands.md and docs/configuration.md are what npm run 
 test('every exit code gcwal can return has a row in the reference, 126 and 130 included', async (t) => {
   const commands = (await renderReference())['docs/commands.md'];
   const table = commands.slice(commands.indexOf('\n## Exit codes\n'));
-  t.deepEqual(EXIT_CODES.map(([exit]) => exit).sort((a, b) => a - b), Object.values(ExitCode).sort((a, b) => a - b));
+  t.deepEqual(
+    EXIT_CODES.map(([exit]) => exit).sort((a, b) => a - b),
+    Object.values(ExitCode).sort((a, b) => a - b),
+  );
   for (const exit of Object.values(ExitCode)) t.regex(table, new RegExp(`\\n\\| ${exit} \\| `), `exit ${exit}`);
 });
 
