@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import type { BackupPart, ManifestEntry } from '../../core/backup/meta.ts';
+import { BlockChecksums, BLOCKS_MIN_FILE } from '../../core/checksum/blocks.ts';
 import { ChecksumMeter, crc32c, crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import type { Codec } from '../../core/codec/types.ts';
 import { GcwalError, InvalidInputError } from '../../core/errors.ts';
@@ -113,7 +114,14 @@ async function addFile(pack: Pack, entry: WalkEntry, partIndex: number, options:
     await options.afterOpen?.(entry);
     const size = st.size;
     const { sink, done } = startEntry(pack, { name: entry.path, type: 'file', size, mode: entry.mode, mtime: st.mtime });
+    // Large files get block checksums (for a delta restore's block
+    // comparison), from which their whole CRC32C follows in the same pass.
+    const blocks = size >= BLOCKS_MIN_FILE ? new BlockChecksums(size) : undefined;
     let crc = 0;
+    const sum = (chunk: Buffer) => {
+      if (blocks) blocks.update(chunk);
+      else crc = crc32c(chunk, crc);
+    };
     let written = 0;
     if (size > 0) {
       const stream = handle.createReadStream({ start: 0, end: size - 1, highWaterMark: READ_CHUNK, autoClose: false });
@@ -127,7 +135,7 @@ async function addFile(pack: Pack, entry: WalkEntry, partIndex: number, options:
             throw new InvalidInputError(`cannot read ${entry.source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the disk and the file permissions', { cause: err });
           }
           if (next.done) break;
-          crc = crc32c(next.value, crc);
+          sum(next.value);
           written += next.value.length;
           await write(sink, pack, next.value, signal);
           options.onProgress?.(next.value.length, 0);
@@ -138,7 +146,7 @@ async function addFile(pack: Pack, entry: WalkEntry, partIndex: number, options:
     }
     while (written < size) {
       const zeros = Buffer.alloc(Math.min(READ_CHUNK, size - written));
-      crc = crc32c(zeros, crc);
+      sum(zeros);
       written += zeros.length;
       await write(sink, pack, zeros, signal);
       options.onProgress?.(zeros.length, 0);
@@ -146,7 +154,9 @@ async function addFile(pack: Pack, entry: WalkEntry, partIndex: number, options:
     sink.end(undefined); // streamx types end() with a required argument
     await done;
     options.onProgress?.(0, 1);
-    return { path: entry.path, type: 'file', size, crc32c: crc32cBase64(crc), part: partIndex, mode: entry.mode, mtime: st.mtime.toISOString() };
+    const line: ManifestEntry = { path: entry.path, type: 'file', size, crc32c: crc32cBase64(blocks ? blocks.finish() : crc), part: partIndex, mode: entry.mode, mtime: st.mtime.toISOString() };
+    if (blocks) Object.assign(line, { blockSize: blocks.blockSize, blocks: blocks.toBase64() });
+    return line;
   } finally {
     await handle.close();
   }

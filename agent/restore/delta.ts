@@ -6,6 +6,9 @@
  *
  * - a file the manifest lists, with the same size and CRC32C, is kept as it
  *   is (same inode, same mtime; only its mode is set to the manifest's);
+ * - a file that differs, when the manifest has its block checksums (files
+ *   of 64 KiB and more, patch.ts), is patched in place: only the blocks
+ *   whose CRC32C differ are written, from the part streamed as usual;
  * - every other file, directory or link the backup does not have is removed,
  *   links never followed: what a base backup leaves out (pg_wal's contents,
  *   with the prefetch spool; postmaster.pid and .opts; pg_replslot,
@@ -26,13 +29,13 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { BackupMeta, ManifestEntry } from '../../core/backup/meta.ts';
-import { fileChecksum } from '../../core/checksum/file.ts';
 import { ClusterMismatchError, ExitCode, GcwalError, UsageError } from '../../core/errors.ts';
 import type { Logger } from '../log.ts';
 import { isPrefetcher, PID_FILE } from '../wal/prefetch-control.ts';
 import { SPOOL_DIR } from '../wal/spool-entry.ts';
 import { INCOMPLETE_MARKER } from './destination.ts';
 import { restoredMode } from './extract.ts';
+import { type BlockPatch, compareFile } from './patch.ts';
 
 const CONTROL_FILE = 'global/pg_control';
 
@@ -120,6 +123,8 @@ export function checkDeltaBackup(found: DeltaDestination, meta: BackupMeta, dest
 export interface DeltaPlan {
   /** backup paths of files kept as they are: not written again */
   kept: Set<string>;
+  /** backup paths of files kept in place with only some blocks to write (patch.ts) */
+  patch: Map<string, BlockPatch>;
   /** parts all of whose files are kept: not read */
   skipParts: Set<number>;
   keptBytes: number;
@@ -139,12 +144,14 @@ async function eachLimited<T>(items: readonly T[], concurrency: number, fn: (ite
 /**
  * Bring `dest` to the point where the parts only need to write what
  * differs: remove global/pg_control, everything the manifest does not list
- * (or lists as another type), and files whose size or CRC32C differ; keep the
- * rest with the manifest's mode. Call after the incomplete marker is written
- * (it is kept). Files are compared `concurrency` at a time.
+ * (or lists as another type), and files whose size or CRC32C differ, unless
+ * the manifest has their block checksums and some blocks still match (those
+ * stay, to be patched block by block); keep the rest with the manifest's
+ * mode. Call after the incomplete marker is written (it is kept). Files are
+ * compared `concurrency` at a time.
  */
 export async function prepareDelta(dest: string, meta: BackupMeta, manifest: ReadonlyMap<string, ManifestEntry>, options: { concurrency: number; log: Logger; signal?: AbortSignal }): Promise<DeltaPlan> {
-  const plan: DeltaPlan = { kept: new Set(), skipParts: new Set(), keptBytes: 0, removed: 0 };
+  const plan: DeltaPlan = { kept: new Set(), patch: new Map(), skipParts: new Set(), keptBytes: 0, removed: 0 };
   await fs.rm(path.join(dest, CONTROL_FILE), { force: true });
   const candidates: { relative: string; absolute: string; entry: ManifestEntry; size: number }[] = [];
   const remove = async (absolute: string) => {
@@ -162,7 +169,8 @@ export async function prepareDelta(dest: string, meta: BackupMeta, manifest: Rea
         await walk(relative, absolute);
       } else if (entry?.type === 'file' && dirent.isFile()) {
         const st = await fs.lstat(absolute);
-        if (st.size === entry.size) candidates.push({ relative, absolute, entry, size: st.size });
+        // A file with block checksums may be patched even when its size changed (a relation grew or shrank).
+        if (st.size === entry.size || entry.blocks !== undefined) candidates.push({ relative, absolute, entry, size: st.size });
         else await remove(absolute);
       } else {
         // Not in the backup, or not as this type (a link is never followed).
@@ -171,17 +179,25 @@ export async function prepareDelta(dest: string, meta: BackupMeta, manifest: Rea
     }
   };
   await walk('', dest);
+  let blocks = 0;
+  let patchedBlocks = 0;
   await eachLimited(candidates, options.concurrency, async (c) => {
     options.signal?.throwIfAborted();
-    const sum = await fileChecksum(c.absolute);
-    if (sum.size === c.entry.size && sum.crc32c === c.entry.crc32c) {
+    const found = await compareFile(c.absolute, c.size, c.entry);
+    if (found.kind === 'rewrite') {
+      await remove(c.absolute);
+      return;
+    }
+    if (found.kind === 'same') {
       plan.kept.add(c.relative);
       plan.keptBytes += c.size;
-      const mode = restoredMode(c.entry.mode);
-      if (((await fs.lstat(c.absolute)).mode & 0o7777) !== mode) await fs.chmod(c.absolute, mode);
     } else {
-      await remove(c.absolute);
+      plan.patch.set(c.relative, found.patch);
+      blocks += found.patch.differing.length;
+      patchedBlocks += found.patch.count;
     }
+    const mode = restoredMode(c.entry.mode);
+    if (((await fs.lstat(c.absolute)).mode & 0o7777) !== mode) await fs.chmod(c.absolute, mode);
   });
   // A part none of whose files is to be written need not be read.
   const writes = new Set<number>();
@@ -189,6 +205,7 @@ export async function prepareDelta(dest: string, meta: BackupMeta, manifest: Rea
   meta.parts.forEach((_, i) => {
     if (!writes.has(i)) plan.skipParts.add(i);
   });
-  options.log.info(`delta restore: ${plan.kept.size} files (${plan.keptBytes} bytes) unchanged and kept, ${plan.removed} removed or to be rewritten; ${plan.skipParts.size} of ${meta.parts.length} parts need not be read`);
+  const patched = plan.patch.size > 0 ? `, ${plan.patch.size} patched in place (${patchedBlocks} of their ${blocks} blocks to write)` : '';
+  options.log.info(`delta restore: ${plan.kept.size} files (${plan.keptBytes} bytes) unchanged and kept${patched}, ${plan.removed} removed or to be rewritten; ${plan.skipParts.size} of ${meta.parts.length} parts need not be read`);
   return plan;
 }

@@ -4,6 +4,7 @@
  * its final place with backpressure, so memory stays bounded whatever the
  * file sizes; its size and CRC32C are verified on the way.
  */
+import { constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -18,6 +19,7 @@ import type { Progress } from '../progress.ts';
 import { type DirectorySet, writeAllv } from './disk.ts';
 import type { FileFinisher } from './file-finisher.ts';
 import { placeBackupPath } from './paths.ts';
+import { applyPatch, type BlockPatch, patchWhat } from './patch.ts';
 
 /**
  * Files written under a temporary name and renamed into place only once the
@@ -56,6 +58,8 @@ export interface ExtractTarget {
   progress: Progress;
   /** backup-fetch --delta (delta.ts): files already in place, verified, not written again */
   keep?: ReadonlySet<string>;
+  /** backup-fetch --delta: files kept in place of which only some blocks are written (patch.ts) */
+  patch?: ReadonlyMap<string, BlockPatch>;
   /** backup-fetch --delta: parts all of whose files are kept, not read */
   skipParts?: ReadonlySet<number>;
   /** finishes written files (mode, times, fsync, close) in the background; without one each file is finished before the next */
@@ -195,13 +199,45 @@ async function restoreEntry(entry: TarEntry, partIndex: number, target: ExtractT
         await drain(entry);
         return listed.size;
       }
-      await writeFile(entry, listed, relative, place.absolute, target, ledger, where, signal);
+      const patch = target.patch?.get(relative);
+      if (patch && !HELD_BACK.has(relative)) await patchFile(entry, listed, patch, relative, place.absolute, target, ledger, where, signal);
+      else await writeFile(entry, listed, relative, place.absolute, target, ledger, where, signal);
       return listed.size;
   }
 }
 
 /** Gathered before one write: fewer system calls, each still under the 1 MiB where a write() gets slow here (docs/performance.md). */
 const WRITE_BATCH = 512 * 1024;
+
+/**
+ * Bring a file delta.ts kept in place to the backup's content, writing only
+ * the blocks `patch` marks. It is not in the ledger's files: a failed
+ * attempt leaves it for the retry, which writes the same blocks again.
+ */
+async function patchFile(entry: TarEntry, listed: ManifestEntry, patch: BlockPatch, relative: string, absolute: string, target: ExtractTarget, ledger: PartLedger, where: string, signal?: AbortSignal): Promise<void> {
+  // delta.ts found a regular file here; never follow a link planted since.
+  const fh = await fs.open(absolute, fsConstants.O_RDWR | fsConstants.O_NOFOLLOW);
+  let handedOver = false;
+  try {
+    const written = await applyPatch(entry as AsyncIterable<Buffer>, fh, listed, patch, patchWhat(relative, target.backupName, where), signal);
+    target.progress.add(written);
+    ledger.bytes += written;
+    const mode = restoredMode(listed.mode);
+    const mtime = new Date(listed.mtime);
+    if (target.finisher) {
+      handedOver = true;
+      await target.finisher.add(fh, mode, mtime);
+    } else {
+      await fh.chmod(mode);
+      await fh.utimes(mtime, mtime);
+      await fh.sync();
+    }
+  } finally {
+    if (!handedOver) await fh.close();
+  }
+  target.progress.add(0, 1);
+  ledger.count++;
+}
 
 async function writeFile(entry: TarEntry, listed: ManifestEntry, relative: string, absolute: string, target: ExtractTarget, ledger: PartLedger, where: string, signal?: AbortSignal): Promise<void> {
   const file = HELD_BACK.has(relative) ? absolute + HELD_BACK_SUFFIX : absolute;

@@ -118,7 +118,8 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   for (const t of tablespaces) tablespaceStates.push(await checkTarget(t.target, `tablespace ${t.oid} target`, markedTablespaces.includes(t.target)));
   // Built now so a value PostgreSQL's configuration cannot hold fails before any write.
   const recoveryBlock = options.recovery && recoveryConfigBlock({ plan: options.recovery, repoUrl: options.repoUrl, gcwalCommand: options.gcwalCommand, backupName: meta.name });
-  const listed = await readManifest(storage, meta, signal);
+  // Block checksums serve only a delta restore; a full one does not hold them in memory.
+  const listed = await readManifest(storage, meta, signal, { blocks: delta !== undefined });
   const { restored: manifest, signals } = withoutRecoverySignals(listed);
   if (signals.length > 0) log.warn(`backup ${meta.name} holds ${signals.join(' and ')} (the server backed up was in recovery): not restored, the restore sets up its own recovery${signals.includes('standby.signal') ? '; write standby.signal yourself to start a standby' : ''}`);
   log.info(`restoring ${meta.name} into ${dest}`, { parts: meta.parts.length, files: meta.fileCount, bytes: meta.rawSize });
@@ -158,6 +159,7 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
       dirs,
       progress,
       keep: kept || signals.length > 0 ? new Set([...(kept?.kept ?? []), ...signals]) : undefined,
+      patch: kept?.patch,
       skipParts: kept?.skipParts,
     };
     const totals = await restoreParts(storage, meta, target, { concurrency: options.concurrency, retries: options.retries, log, signal }).finally(() => progress.done());

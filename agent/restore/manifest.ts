@@ -20,9 +20,10 @@ import { backupTablespaces } from './tablespaces.ts';
  * CorruptObjectError when its stored bytes do not match the metadata, a line
  * is not a valid entry (checkManifestEntry) or lies under pg_tblspc/<oid> of
  * no tablespace of the backup, a path repeats, or the entry count differs
- * from the metadata's.
+ * from the metadata's. Block checksums (ManifestEntry.blocks) are checked
+ * and dropped unless `options.blocks`.
  */
-export async function readManifest(storage: Storage, meta: BackupMeta, signal?: AbortSignal): Promise<Map<string, ManifestEntry>> {
+export async function readManifest(storage: Storage, meta: BackupMeta, signal?: AbortSignal, options: { blocks?: boolean } = {}): Promise<Map<string, ManifestEntry>> {
   const { key } = meta.manifest;
   const where = `manifest of backup ${meta.name}`;
   const info = await storage.stat(key, { signal });
@@ -50,6 +51,10 @@ export async function readManifest(storage: Storage, meta: BackupMeta, signal?: 
     const [top, oid] = entry.path.split('/');
     if (top === 'pg_tblspc' && oid !== undefined && !tablespaces.has(oid)) {
       throw new CorruptObjectError(`${where}, line ${lineNo} lists ${quoteForMessage(entry.path, 200)} under pg_tblspc, but ${quoteForMessage(oid)} is not a tablespace of the backup`, 'the backup manifest is damaged; restore another backup');
+    }
+    if (!options.blocks) {
+      delete entry.blockSize;
+      delete entry.blocks;
     }
     if (entries.has(entry.path)) throw new CorruptObjectError(`${where} lists ${entry.path} twice`, 'the backup manifest is damaged; restore another backup');
     entries.set(entry.path, entry);

@@ -9,6 +9,7 @@ import type { ManifestEntry } from './meta.ts';
 import { quoteForMessage } from '../wal/quote.ts';
 import { CRC32C_BASE64, Fields, isoTime } from './fields.ts';
 import { checkBackupPath, isTablespaceOid } from './paths.ts';
+import { blockCount, decodeBlockCrcs, MAX_BLOCKS, MIN_BLOCK_SIZE } from '../checksum/blocks.ts';
 
 /** Longest manifest line accepted: a path is at most a few KiB; this bounds memory on a damaged manifest. */
 export const MAX_MANIFEST_LINE = 1024 * 1024;
@@ -35,7 +36,7 @@ export async function* readLines(stream: AsyncIterable<Buffer | string>, where: 
 }
 
 const TYPES: readonly string[] = ['file', 'directory', 'symlink'];
-const ENTRY_SHAPE = { required: ['path', 'type', 'size', 'mode', 'mtime'], optional: ['crc32c', 'part', 'target'] };
+const ENTRY_SHAPE = { required: ['path', 'type', 'size', 'mode', 'mtime'], optional: ['crc32c', 'part', 'target', 'blockSize', 'blocks'] };
 
 /**
  * Check one parsed manifest line strictly. Throws CorruptObjectError naming
@@ -65,9 +66,18 @@ export function checkManifestEntry(value: unknown, partCount: number, where: str
     if (!f.has('crc32c')) throw f.bad('crc32c', 'is missing');
     f.matching('crc32c', CRC32C_BASE64, 'a base64 crc32c');
     if (!f.has('part')) throw f.bad('part', 'is missing');
+    if (f.has('blockSize') || f.has('blocks')) {
+      const blockSize = f.integer('blockSize', MIN_BLOCK_SIZE, 2 ** 30);
+      if ((blockSize & (blockSize - 1)) !== 0) throw f.bad('blockSize', `is ${blockSize}, not a power of two`);
+      const count = blockCount(f.count('size'), blockSize);
+      if (count > MAX_BLOCKS) throw f.bad('blockSize', `is ${blockSize}, which makes more than ${MAX_BLOCKS} blocks`);
+      if (!f.has('blocks')) throw f.bad('blocks', 'is missing');
+      if (decodeBlockCrcs(f.string('blocks', MAX_MANIFEST_LINE), count) === undefined) throw f.bad('blocks', `is not the base64 of ${count} block checksums`);
+    }
   } else {
     f.integer('size', 0, 0);
     if (f.has('crc32c')) throw f.bad('crc32c', `is set on a ${type}`);
+    if (f.has('blockSize') || f.has('blocks')) throw f.bad(f.has('blocks') ? 'blocks' : 'blockSize', `is set on a ${type}`);
   }
   if (type === 'symlink') {
     const parts = p.split('/');

@@ -50,6 +50,10 @@ export interface ManifestEntry {
   mtime: string;
   /** symlink target */
   target?: string;
+  /** files of BLOCKS_MIN_FILE bytes or more (core/checksum/blocks.ts): the size of the blocks of `blocks` */
+  blockSize?: number;
+  /** the CRC32C of each block of `blockSize` bytes (the last may be shorter), 4 bytes each, big-endian, base64 */
+  blocks?: string;
 }
 
 /**

@@ -72,6 +72,13 @@ function options(storage: Storage, extra: Partial<PartsOptions> = {}): PartsOpti
   return { storage, backupName: 'base_000000010000000000000002', codec: getCodec('gzip'), concurrency: 3, retries: 0, signal: new AbortController().signal, ...extra };
 }
 
+/** The manifest's block checksums of `data`: the CRC32C of each 8 KiB, 4 bytes big-endian each, base64. */
+function blocksOf(data: Buffer): string {
+  const out = Buffer.alloc(Math.ceil(data.length / 8192) * 4);
+  for (let i = 0; i * 8192 < data.length; i++) out.writeUInt32BE(crc32c(data.subarray(i * 8192, (i + 1) * 8192)), i * 4);
+  return out.toString('base64');
+}
+
 test('files are split into parts of about the part size and come back byte for byte', async (t) => {
   const files: Record<string, Buffer> = { 'global/pg_control': randomBytes(8192), 'empty': Buffer.alloc(0), 'one': Buffer.from('1') };
   for (let i = 0; i < 24; i++) files[`base/1/${16384 + i}`] = randomBytes((i * 7919) % 90_000 + (i % 3 === 0 ? 511 : 513));
@@ -120,6 +127,13 @@ test('files are split into parts of about the part size and come back byte for b
         t.deepEqual(entry.data, files[entry.name], entry.name);
         t.is(line.size, entry.data.length);
         t.is(line.crc32c, crc32cBase64(crc32c(entry.data)));
+        // Files of 64 KiB and more carry the CRC32C of each 8 KiB block, for a delta restore.
+        if (entry.data.length >= 64 * 1024) {
+          t.is(line.blockSize, 8192, entry.name);
+          t.is(line.blocks, blocksOf(entry.data), entry.name);
+        } else {
+          t.is(line.blocks, undefined, entry.name);
+        }
         t.is(entry.mode, line.mode);
       } else {
         t.is(line.type, 'directory');
@@ -153,8 +167,10 @@ test('a file that shrinks while read is padded with zeros and one that grows is 
   const lines = new Map(manifest.map((e) => [e.path, e]));
   t.is(lines.get('shrink')!.size, shrink.length);
   t.is(lines.get('shrink')!.crc32c, crc32cBase64(crc32c(expectedShrink)));
+  t.is(lines.get('shrink')!.blocks, blocksOf(expectedShrink));
   t.is(lines.get('grow')!.size, grow.length);
   t.is(lines.get('grow')!.crc32c, crc32cBase64(crc32c(grow)));
+  t.is(lines.get('grow')!.blocks, blocksOf(grow));
 });
 
 test('a file that vanished before it was opened is skipped', async (t) => {

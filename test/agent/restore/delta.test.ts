@@ -11,7 +11,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
-import { lstat, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { lstat, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32c } from '../../../core/checksum/crc32c.ts';
@@ -80,6 +81,7 @@ test.after.always(async () => {
 
 interface Found {
   type: 'file' | 'directory' | 'other';
+  size: number;
   ino: bigint;
   mtimeNs: bigint;
   mode: number;
@@ -91,7 +93,7 @@ async function tree(dir: string, rel = '', out = new Map<string, Found>()): Prom
   for (const name of await readdir(path.join(dir, rel))) {
     const relative = rel ? `${rel}/${name}` : name;
     const st = await lstat(path.join(dir, relative), { bigint: true });
-    const base = { ino: st.ino, mtimeNs: st.mtimeNs, mode: Number(st.mode & 0o7777n) };
+    const base = { size: Number(st.size), ino: st.ino, mtimeNs: st.mtimeNs, mode: Number(st.mode & 0o7777n) };
     if (st.isDirectory()) {
       out.set(relative, { type: 'directory', ...base });
       await tree(dir, relative, out);
@@ -154,7 +156,8 @@ test.serial('a delta restore keeps unchanged files, rewrites changed ones, remov
   await writeFile(path.join(dest, 'base', '1', '999999'), 'not in the backup');
   await writeFile(path.join(dest, 'pg_wal', '000000010000000000000099'), 'old wal');
   const before = await tree(dest);
-  const damaged = [...before].find(([p, f]) => f.type === 'file' && /^base\/1\/\d+$/.test(p) && p !== 'base/1/999999' && (f.crc ?? 0) !== 0)![0];
+  // Under 64 KiB: no block checksums, so the file is rewritten whole (larger ones are patched, tested below).
+  const damaged = [...before].find(([p, f]) => f.type === 'file' && /^base\/1\/\d+$/.test(p) && p !== 'base/1/999999' && (f.crc ?? 0) !== 0 && f.size < 64 * 1024)![0];
   const bytes = await readFile(path.join(dest, damaged));
   bytes[0] ^= 0xff;
   await writeFile(path.join(dest, damaged), bytes);
@@ -220,4 +223,56 @@ test.serial('a delta restore refuses a running server, a live prefetcher and ano
   t.is(mismatch.code, 4, mismatch.stderr);
   t.regex(mismatch.stderr, /belongs to cluster \d+, backup base_\w+ to cluster \d+/);
   t.deepEqual(contents(await tree(other.pgdata)), before, 'nothing written');
+});
+
+test.serial('a delta restore writes only the blocks of a large file that differ, in place, and the file ends byte-identical to the backup', async (t) => {
+  // Two files of the data directory a backup takes as they are: one of
+  // 128 blocks of 8 KiB, zeros but for block 5; one of 32 random blocks.
+  const probe = randomBytes(8192);
+  const sparse = Buffer.alloc(128 * 8192);
+  probe.copy(sparse, 5 * 8192);
+  const random = randomBytes(32 * 8192);
+  await writeFile(path.join(source.pgdata, 'probe.sparse'), sparse, { mode: 0o600 });
+  await writeFile(path.join(source.pgdata, 'probe.random'), random, { mode: 0o600 });
+  await execOk('chown', ['postgres:postgres', path.join(source.pgdata, 'probe.sparse'), path.join(source.pgdata, 'probe.random')]);
+  const probed = await backupPush();
+  const dest = path.join(work.path, 'patched');
+  const r = await fetch([dest, probed]);
+  t.is(r.code, 0, r.stderr);
+
+  // Locally: the first file rewritten sparse (holes read as the backup's
+  // zeros) with block 9 different; the second cut to 100 KiB with its
+  // first byte changed. A delta must write block 9 of the first, and block
+  // 0 and everything from block 12 of the second, nothing else.
+  const sparseFile = path.join(dest, 'probe.sparse');
+  await rm(sparseFile);
+  const fh = await open(sparseFile, 'w', 0o600);
+  await fh.write(probe, 0, probe.length, 5 * 8192);
+  await fh.write(randomBytes(8192), 0, 8192, 9 * 8192);
+  await fh.truncate(sparse.length);
+  await fh.close();
+  const cut = Buffer.from(random.subarray(0, 100 * 1024));
+  cut[0] ^= 0xff;
+  await writeFile(path.join(dest, 'probe.random'), cut);
+  await execOk('chown', ['-R', 'postgres:postgres', dest]);
+  const sparseBefore = await stat(sparseFile, { bigint: true });
+  const randomBefore = await stat(path.join(dest, 'probe.random'), { bigint: true });
+  t.true(sparseBefore.blocks <= 64n, `the sparse probe holds ${sparseBefore.blocks} sectors`);
+
+  const d = await fetch([dest, probed, '--delta']);
+  t.is(d.code, 0, d.stderr);
+  t.regex(d.stderr, /2 patched in place \(22 of their 160 blocks to write\)/);
+  t.deepEqual(await readFile(sparseFile), sparse);
+  t.deepEqual(await readFile(path.join(dest, 'probe.random')), random);
+  const sparseAfter = await stat(sparseFile, { bigint: true });
+  t.is(sparseAfter.ino, sparseBefore.ino, 'patched in place');
+  t.is((await stat(path.join(dest, 'probe.random'), { bigint: true })).ino, randomBefore.ino, 'patched in place');
+  // The unchanged blocks were not written: they are still holes.
+  t.is(sparseAfter.blocks, sparseBefore.blocks, 'blocks that matched the backup were written');
+  // And the whole directory is what a full restore gives.
+  const full = path.join(work.path, 'probed-full');
+  t.is((await fetch([full, probed])).code, 0);
+  t.deepEqual(contents(await tree(dest)), contents(await tree(full)));
+  await rm(path.join(source.pgdata, 'probe.sparse'));
+  await rm(path.join(source.pgdata, 'probe.random'));
 });

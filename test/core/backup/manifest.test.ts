@@ -26,6 +26,8 @@ test('a line longer than the limit is corruption', async (t) => {
 });
 
 const file = { path: 'base/1/2', type: 'file', size: 3, crc32c: 'AAAAAA==', part: 1, mode: 0o600, mtime: '2024-05-01T00:00:00Z' };
+// Three blocks of 8 KiB, the last one short.
+const blocked = { ...file, size: 20_000, blockSize: 8192, blocks: Buffer.alloc(12).toString('base64') };
 const link = { path: 'pg_tblspc/16385', type: 'symlink', size: 0, mode: 0o777, mtime: '2024-05-01T00:00:00.000Z', target: '/srv/ts' };
 const bad: [string, unknown, RegExp][] = [
   ['not an object', 'x', /an entry without a path/],
@@ -48,6 +50,12 @@ const bad: [string, unknown, RegExp][] = [
   ['a symbolic link outside pg_tblspc', { ...link, path: 'escape' }, /escape has type that is symlink outside pg_tblspc\/<oid>/],
   ['a symbolic link deeper in pg_tblspc', { ...link, path: 'pg_tblspc/16385/x' }, /symlink outside pg_tblspc\/<oid>/],
   ['a symbolic link under a name that is not an oid', { ...link, path: 'pg_tblspc/abc' }, /symlink outside pg_tblspc\/<oid>/],
+  ['block checksums and no block size', { ...blocked, blockSize: undefined }, /has blockSize that is undefined, not an integer/],
+  ['a block size and no block checksums', { ...blocked, blocks: undefined }, /has blocks that is missing/],
+  ['a block size that is not a power of two', { ...blocked, blockSize: 12_288 }, /has blockSize that is 12288, not a power of two/],
+  ['a block size under a page', { ...blocked, blockSize: 4096 }, /has blockSize that is 4096, below 8192/],
+  ['one block checksum too few', { ...blocked, blocks: Buffer.alloc(8).toString('base64') }, /has blocks that is not the base64 of 3 block checksums/],
+  ['block checksums on a directory', { path: 'base', type: 'directory', size: 0, mode: 0o700, mtime: file.mtime, blocks: 'AAAAAA==' }, /base has blocks that is set on a directory/],
   ['a tablespace link whose target is not a string', { ...link, target: 7 }, /pg_tblspc\/16385 has target that is 7, not a string/],
 ];
 for (const [name, value, message] of bad) {
@@ -60,5 +68,6 @@ test('a well-formed entry is returned with its path normalised', (t) => {
   const dir = { path: 'base/', type: 'directory', size: 0, mode: 0o700, mtime: '2024-05-01T00:00:00Z' };
   t.deepEqual(checkManifestEntry(dir, 1, 'm'), { ...dir, path: 'base' });
   t.deepEqual(checkManifestEntry(file, 2, 'm'), file);
+  t.deepEqual(checkManifestEntry(blocked, 2, 'm'), blocked);
   t.deepEqual(checkManifestEntry(link, 1, 'm'), link);
 });

@@ -1,0 +1,134 @@
+/**
+ * Block-level delta (backup-fetch --delta): a local file that differs from
+ * the backup only in some blocks is brought to the backup's content in
+ * place, writing only those blocks. Which blocks differ is found before the
+ * parts are read (planPatch, from the manifest's block CRC32Cs); the part's
+ * file is then streamed as usual, its whole size and CRC32C verified, and
+ * only the bytes of differing blocks written, at their offsets.
+ */
+import { createReadStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import type { ManifestEntry } from '../../core/backup/meta.ts';
+import { BlockChecksums, blockCount, decodeBlockCrcs } from '../../core/checksum/blocks.ts';
+import { crc32cBase64 } from '../../core/checksum/crc32c.ts';
+import { fileChecksum } from '../../core/checksum/file.ts';
+import { Verifier } from '../../core/checksum/verify.ts';
+import { quoteForMessage } from '../../core/wal/quote.ts';
+
+/** The blocks of one local file that must be written from the backup. */
+export interface BlockPatch {
+  blockSize: number;
+  /** 1 for each block to write */
+  differing: Uint8Array;
+  /** how many blocks are set in `differing` */
+  count: number;
+}
+
+/** What comparing a local file with its manifest entry found. */
+export type FileComparison = { kind: 'same' } | { kind: 'patch'; patch: BlockPatch } | { kind: 'rewrite' };
+
+/**
+ * Compare the regular file `absolute` (of `localSize` bytes) with `entry`,
+ * reading it once. `same`: its size and CRC32C are the manifest's. `patch`:
+ * the entry has block checksums and some blocks match; the file is cut or
+ * extended to the entry's size, so writing the differing blocks makes it
+ * the backup's. `rewrite`: anything else (no block checksums and a
+ * difference, or no block left to keep).
+ */
+export async function compareFile(absolute: string, localSize: number, entry: ManifestEntry): Promise<FileComparison> {
+  const expected = entry.blocks !== undefined && entry.blockSize !== undefined ? decodeBlockCrcs(entry.blocks, blockCount(entry.size, entry.blockSize)) : undefined;
+  if (!expected || !entry.blockSize) {
+    if (localSize !== entry.size) return { kind: 'rewrite' };
+    const sum = await fileChecksum(absolute);
+    return sum.size === entry.size && sum.crc32c === entry.crc32c ? { kind: 'same' } : { kind: 'rewrite' };
+  }
+  const blockSize = entry.blockSize;
+  const compared = Math.min(localSize, entry.size);
+  const sums = new BlockChecksums(entry.size, blockSize);
+  await feed(absolute, compared, sums);
+  const whole = sums.finish();
+  if (localSize === entry.size && crc32cBase64(whole) === entry.crc32c) return { kind: 'same' };
+  // Blocks wholly present locally, in full or as the file's short last block.
+  const complete = localSize >= entry.size ? expected.length : Math.floor(localSize / blockSize);
+  const differing = new Uint8Array(expected.length);
+  let count = 0;
+  for (let i = 0; i < expected.length; i++) {
+    if (i >= complete || sums.crcs[i] !== expected[i]) {
+      differing[i] = 1;
+      count++;
+    }
+  }
+  // Nothing to keep, or the blocks agree but the file does not (a manifest at odds with itself): write it whole.
+  if (count === expected.length || count === 0) return { kind: 'rewrite' };
+  if (localSize !== entry.size) await fs.truncate(absolute, entry.size);
+  return { kind: 'patch', patch: { blockSize, differing, count } };
+}
+
+async function feed(file: string, bytes: number, sums: BlockChecksums): Promise<void> {
+  if (bytes === 0) return;
+  for await (const chunk of createReadStream(file, { end: bytes - 1, highWaterMark: 1024 * 1024 })) sums.update(chunk as Buffer);
+}
+
+/** Gathered before one write, as a full restore does (extract.ts WRITE_BATCH). */
+const WRITE_BATCH = 512 * 1024;
+
+async function writeAt(fh: FileHandle, chunks: Buffer[], total: number, position: number): Promise<void> {
+  let done = 0;
+  const { bytesWritten } = await fh.writev(chunks, position);
+  done = bytesWritten;
+  if (done < total) {
+    const rest = Buffer.concat(chunks).subarray(done);
+    for (let at = 0; at < rest.length; ) at += (await fh.write(rest, at, rest.length - at, position + done + at)).bytesWritten;
+  }
+}
+
+/**
+ * Stream one file's bytes from its part (`source`) over the local file
+ * opened as `fh`, writing only the blocks `patch` marks. The bytes are
+ * verified against the entry's size and CRC32C as they pass; throws
+ * CorruptObjectError (from the Verifier) when they do not match. Returns
+ * the bytes written.
+ */
+export async function applyPatch(source: AsyncIterable<Buffer>, fh: FileHandle, entry: ManifestEntry, patch: BlockPatch, what: string, signal?: AbortSignal): Promise<number> {
+  const verifier = new Verifier({ size: entry.size, crc32c: entry.crc32c ?? '' }, what);
+  const { blockSize, differing } = patch;
+  let offset = 0;
+  let run: Buffer[] = [];
+  let runStart = 0;
+  let runLength = 0;
+  let written = 0;
+  const flush = async () => {
+    if (runLength === 0) return;
+    await writeAt(fh, run, runLength, runStart);
+    written += runLength;
+    run = [];
+    runLength = 0;
+  };
+  for await (const chunk of source) {
+    signal?.throwIfAborted();
+    verifier.update(chunk);
+    for (let at = 0; at < chunk.length; ) {
+      const block = Math.floor(offset / blockSize);
+      const take = Math.min(chunk.length - at, (block + 1) * blockSize - offset);
+      if (differing[block] === 1) {
+        if (runLength > 0 && runStart + runLength !== offset) await flush();
+        if (runLength === 0) runStart = offset;
+        run.push(chunk.subarray(at, at + take));
+        runLength += take;
+        if (runLength >= WRITE_BATCH) await flush();
+      }
+      at += take;
+      offset += take;
+    }
+  }
+  signal?.throwIfAborted();
+  verifier.finish();
+  await flush();
+  return written;
+}
+
+/** How a patched file is named in messages. */
+export function patchWhat(relative: string, backupName: string, where: string): string {
+  return `file ${quoteForMessage(relative, 200)} of backup ${backupName} (${where})`;
+}
