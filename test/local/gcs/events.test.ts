@@ -117,9 +117,9 @@ test('an unreachable target is counted as failed after its retries and never del
   const port = await freePort();
   const { emu } = await startTestEmulator(t, { events: [{ kind: 'cloudevent', url: `http://127.0.0.1:${port}/` }] });
   await emu.createBucket('bkt');
-  const started = Date.now();
   t.is((await upload(emu.url, 'lost', 'x')).status, 200);
-  t.true(Date.now() - started < 1000);
+  // The API answered before the delivery gave up: its retries take seconds.
+  t.is(emu.stats().eventsFailed, 0);
   await until(() => emu.stats().eventsFailed === 1, 15_000);
   t.is(emu.stats().eventsDelivered, 0);
 });

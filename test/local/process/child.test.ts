@@ -33,7 +33,7 @@ test('a child that exits before it is ready fails the wait at once with its outp
   await t.throwsAsync(waitUntilReady('a failing shell', { child, timeoutMs: 60_000, probe: async () => false }), {
     message: 'a failing shell exited with code 3 before it was ready; its last output:\ncannot load the module',
   });
-  t.true(Date.now() - started < 10_000);
+  t.true(Date.now() - started < 30_000, 'the wait did not run to its 60 s timeout');
 });
 
 test('a wait that times out or meets a fatal condition says so with the output', async (t) => {

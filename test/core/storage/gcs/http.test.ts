@@ -200,12 +200,12 @@ test('an abort stops a request waiting for its answer and a download in its body
   const s = await stack(t);
   const http = client(s);
   await http.upload(s.bucket, 'k', [bytes(2 * 1024 * 1024, 4)], { ifGenerationMatch: '0' });
-  s.emulator.setFaults({ rate: 1, kinds: ['slow'], slowMs: 5000 });
+  s.emulator.setFaults({ rate: 1, kinds: ['slow'], slowMs: 60_000 });
   const ac = new AbortController();
   const started = Date.now();
   setTimeout(() => ac.abort(), 100);
   await t.throwsAsync(http.getMetadata(s.bucket, 'k', { signal: ac.signal }), { any: true, name: 'AbortError' });
-  t.true(Date.now() - started < 2000);
+  t.true(Date.now() - started < 30_000, 'the abort did not wait for the 60 s answer');
   s.emulator.setFaults(undefined);
   const body = new AbortController();
   const stream = await http.download(s.bucket, 'k', { signal: body.signal });

@@ -111,7 +111,7 @@ test('a metadata host that never answers is an auth error after the timeout, not
   const tokens = new MetadataServerTokens({ host: `127.0.0.1:${(silent.address() as AddressInfo).port}`, timeoutMs: 300 });
   const started = Date.now();
   const err = await t.throwsAsync(tokens.headers());
-  t.true(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+  t.true(Date.now() - started < 30_000, `took ${Date.now() - started} ms: no timeout`);
   t.true(err instanceof AuthError, String(err));
   t.regex(err!.message, /did not answer within 300 ms/);
 });
