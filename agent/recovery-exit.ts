@@ -1,6 +1,6 @@
 /**
  * What a failed restore_command tells PostgreSQL: the one place in Node that
- * decides it. The launcher (scripts/launcher.sh) applies the same rule, from
+ * decides it. The launcher (agent/wal/launcher.sh) applies the same rule, from
  * the same files, to the failures it reports before Node starts.
  *
  * PostgreSQL reads any exit status 1-125 of restore_command as "this file is

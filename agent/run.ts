@@ -1,3 +1,11 @@
+/**
+ * The CLI between an entry (agent/cli.ts, every command; agent/wal/cli.ts,
+ * the WAL commands) and a command: runCommandLine turns argv and the
+ * environment into an exit code and is what tests call; runAsProcess wraps
+ * it in the process (argv, process.env, signals, process.exit) and is called
+ * by the entries only.
+ */
+import { setMaxListeners } from 'node:events';
 import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import type { LzopHelper } from '../core/codec/lzo/parallel.ts';
@@ -11,7 +19,7 @@ import type { CommandContext } from './context.ts';
 import { helpForCommand, mainHelp } from './help.ts';
 import { createLogger } from './log.ts';
 import { failureForRecovery } from './recovery-exit.ts';
-import { fileSystemProbe, logicalCwd, selfCommand, type SelfInvocation } from './self-command.ts';
+import { fileSystemProbe, LAUNCHER_ENV, logicalCwd, selfCommand, type SelfInvocation } from './self-command.ts';
 import { VERSION } from './version.ts';
 
 export interface MainIo {
@@ -30,7 +38,7 @@ export interface MainIo {
 /**
  * Run the CLI over `commands`: parse `argv` (without node and script), build
  * the config from flags and `env`, run the command. Returns the exit code;
- * never throws and never calls process.exit (the entries do, see entry.ts).
+ * never throws and never calls process.exit (runAsProcess below does).
  * A name missing from `commands` is a usage error.
  */
 export async function runCommandLine(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: MainIo, commands: CommandTable): Promise<number> {
@@ -76,12 +84,58 @@ export async function runCommandLine(argv: readonly string[], env: Readonly<Reco
   }
 }
 
+/** Runs a CLI's argv → exit code function. */
+export type CliMain = (argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: MainIo) => Promise<number>;
+
+/**
+ * Run `cli` with this process's argv, environment and streams, then exit
+ * with its code once stdout has drained. Never returns.
+ */
+export async function runAsProcess(cli: CliMain): Promise<never> {
+  const controller = new AbortController();
+  // Every stream of a backup or restore listens to this one signal.
+  setMaxListeners(0, controller.signal);
+  let interrupted = 0;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      interrupted = sig === 'SIGINT' ? 130 : 143;
+      controller.abort(new Error(`interrupted by ${sig}`));
+    });
+  }
+
+  const argv = process.argv.slice(2);
+  // Read once here and not passed on to the processes gcwal starts.
+  const launcher = process.env[LAUNCHER_ENV];
+  delete process.env[LAUNCHER_ENV];
+  const io: MainIo = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    interactive: Boolean(process.stderr.isTTY),
+    cwd: process.cwd(),
+    signal: controller.signal,
+    self: { launcher, script: process.argv[1] },
+  };
+  // A bug that escapes every await would end Node with exit 1, "not in the
+  // archive" to restore_command's caller: it is this command's failure.
+  const escaped = (err: unknown) => process.exit(reportEscaped(argv, process.env, io, err));
+  process.on('uncaughtException', escaped);
+  process.on('unhandledRejection', escaped);
+
+  const code = await cli(argv, process.env, io);
+  // Let stdout/stderr drain before exiting (pipes are asynchronous).
+  // A command that finishes cleanly after a signal (gcwal local) exits 0;
+  // one that was cut short reports the signal.
+  process.exitCode = interrupted && code !== 0 ? interrupted : code;
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  process.exit(process.exitCode);
+}
+
 /**
  * Report `err`, which escaped the command line `argv` (an uncaught exception,
  * an unhandled rejection: a bug), as that command's failure, and return its
  * exit code: Node's own exit 1 would read as "not in the archive".
  */
-export function reportEscaped(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: Pick<MainIo, 'stderr' | 'cwd'>, err: unknown): number {
+function reportEscaped(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: Pick<MainIo, 'stderr' | 'cwd'>, err: unknown): number {
   return report(failureForRecovery(argv[0], io.cwd, asGcwalError(err)), io, logFormatOf(env));
 }
 

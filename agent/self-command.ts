@@ -4,7 +4,7 @@
  * own executable's path: the restored server may have another PATH than the
  * person restoring, or none holding gcwal.
  *
- * The launcher (scripts/launcher.sh) passes its $0 in LAUNCHER_ENV. That is
+ * The launcher (agent/wal/launcher.sh) passes its $0 in LAUNCHER_ENV. That is
  * the path as the user named it, and it is kept so: a /usr/local/bin/gcwal
  * linking into node_modules stays /usr/local/bin/gcwal (an upgrade that moves
  * the package keeps the link working); a relative path is made absolute

@@ -2,7 +2,7 @@
 /**
  * Bundle the CLI into ES modules: the entry dist/gcwal.mjs and chunks beside
  * it (dist/*.mjs), plus dist/gcwal, the sh launcher that runs it (the
- * package's bin; from scripts/launcher.sh, see scripts/launcher.mjs), so
+ * package's bin; from agent/wal/launcher.sh, see agent/wal/launcher.mjs), so
  * that `gcwal wal-push` (run by PostgreSQL's archiver once per WAL segment)
  * loads a few files instead of resolving and compiling
  * a few hundred TypeScript and node_modules files. Code splitting puts each
@@ -11,7 +11,7 @@
  * compile backup-push, restore or the PostgreSQL client at start-up. Every
  * dist/*.mjs file belongs to the build and must be installed together, with
  * dist/gcwal beside them. wal-push and wal-fetch also get dist/gcwal-wal.cjs,
- * one CommonJS file from agent/cli-wal.ts that the launcher runs for them (it
+ * one CommonJS file from agent/wal/cli.ts that the launcher runs for them (it
  * loads faster than the entry and its chunks). The launcher answers an
  * archive_command call for a segment already archived ahead without starting
  * Node at all.
@@ -32,7 +32,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as esbuild from 'esbuild';
-import { writeLauncher } from './launcher.mjs';
+import { writeLauncher } from '../agent/wal/launcher.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -65,7 +65,7 @@ const BANNER = [
   'const require = __gcwalCreateRequire(import.meta.url);',
 ].join('\n');
 
-/** The single-file CommonJS bundle of agent/cli-wal.ts, beside gcwal.mjs; the launcher runs it for wal-push and wal-fetch. */
+/** The single-file CommonJS bundle of agent/wal/cli.ts, beside gcwal.mjs; the launcher runs it for wal-push and wal-fetch. */
 const WAL_BUNDLE = 'gcwal-wal.cjs';
 
 /** The lzo helper thread's script (core/codec/lzo/worker.ts), beside the bundles; core/codec/lzo/parallel.ts finds it by this name. */
@@ -155,7 +155,7 @@ try {
 }
 
 // The WAL entry: wal-push and wal-fetch in one CommonJS file (see
-// agent/cli-wal.ts for why), and the lzo helper thread's script. Only with
+// agent/wal/cli.ts for why), and the lzo helper thread's script. Only with
 // the default entry: a scratch --entry build has neither, and the launcher
 // then runs gcwal.mjs for everything (compressing on one thread).
 const walOutfile = path.join(outdir, WAL_BUNDLE);
@@ -164,7 +164,7 @@ await rm(`${walOutfile}.map`, { force: true });
 await rm(path.join(outdir, LZOP_WORKER), { force: true });
 if (entry === path.resolve(root, 'agent/cli.ts')) {
   try {
-    const wal = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'agent/cli-wal.ts')], outfile: walOutfile });
+    const wal = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'agent/wal/cli.ts')], outfile: walOutfile });
     const worker = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'core/codec/lzo/worker.ts')], outfile: path.join(outdir, LZOP_WORKER), sourcemap: false, metafile: false });
     if (wal.warnings.length > 0 || worker.warnings.length > 0) {
       process.stderr.write(`build: ${WAL_BUNDLE} and ${LZOP_WORKER} must build without warnings (import.meta left in CommonJS would be undefined at run time)\n`);

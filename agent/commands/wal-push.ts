@@ -1,13 +1,9 @@
-import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import type { LzopHelper } from '../../core/codec/lzo/parallel.ts';
-import type { CommandContext } from '../context.ts';
+import { ExitCode } from '../../core/errors.ts';
+import { archiveWalFile } from '../wal/archive.ts';
 import type { Command } from './types.ts';
-import { takeMarker } from '../wal/marker.ts';
-import { warnNewerWalOnce } from '../wal/newer-format.ts';
-import type { PushOptions } from '../wal/push.ts';
 
-/** `gcwal wal-push <path>`: archive_command. */
+/** `gcwal wal-push <path>`: archive_command; agent/wal/archive.ts does the work (agent/wal/README.md). */
 export const walPush: Command = {
   name: 'wal-push',
   summary: 'archive one WAL file (archive_command)',
@@ -36,65 +32,17 @@ pushed as usual.`,
   options: {},
   positionals: 1,
   async run(ctx, [file]) {
-    const started = Date.now();
-    const filePath = path.resolve(ctx.cwd, file);
-    const name = path.basename(filePath);
-    const walDir = path.dirname(filePath);
-    const repo = ctx.config.repo;
-    // Checked before the repository is opened: for gs:// that alone loads
-    // the Cloud Storage client, which takes longer than a whole push here.
-    const marker = repo ? await takeMarker(walDir, name, repo, filePath) : undefined;
-    if (marker) {
-      void ctx.lzopHelper?.stop();
-      ctx.log.debug(`${name} was archived ahead by an earlier wal-push`, { key: marker.key, rawBytes: marker.rawSize, ms: Date.now() - started });
-      return 0;
-    }
-    // Started first (if the entry has not already): its thread takes 25-40 ms
-    // to start, in parallel with everything below, and joins the compression
-    // when it is ready. One started early for nothing is stopped.
-    const wanted = ctx.config.compression === 'lzo' && ctx.config.compressionLevel === undefined && availableParallelism() > 1;
-    if (!wanted) void ctx.lzopHelper?.stop();
-    const lzopHelper = wanted ? (ctx.lzopHelper ?? (await import('../../core/codec/lzo/parallel.ts')).startLzopHelper()) : undefined;
-    try {
-      return await pushWithHelper(ctx, filePath, lzopHelper, started);
-    } finally {
-      // Not awaited: the thread is unref'd and the process exits after this.
-      void lzopHelper?.stop();
-    }
+    const { config } = ctx;
+    await archiveWalFile(path.resolve(ctx.cwd, file), {
+      repo: config.repo,
+      codec: config.compression,
+      level: config.compressionLevel,
+      retries: config.retries,
+      storage: () => ctx.storage(),
+      log: ctx.log,
+      signal: ctx.signal,
+      lzopHelper: ctx.lzopHelper,
+    });
+    return ExitCode.ok;
   },
 };
-
-/** The push itself, once the marker did not answer. */
-async function pushWithHelper(ctx: CommandContext, filePath: string, lzopHelper: LzopHelper | undefined, started: number): Promise<number> {
-  const name = path.basename(filePath);
-  const walDir = path.dirname(filePath);
-  const repo = ctx.config.repo;
-  // Loaded only now, so an answer from a marker does not compile the codecs.
-  const [{ pushWalFile }, { pushAhead }, storage] = await Promise.all([import('../wal/push.ts'), import('../wal/ahead.ts'), ctx.storage()]);
-  const options: PushOptions = {
-    codec: ctx.config.compression,
-    level: ctx.config.compressionLevel,
-    signal: ctx.signal,
-    retries: ctx.config.retries,
-    onRetry: (attempt, err) => ctx.log.warn(`archiving ${name} failed, retrying`, { attempt, error: err.message }),
-    // The segments pushed ahead are this cluster's too: gcwal.json is read once per run, not once per segment.
-    identity: {},
-    lzopHelper,
-  };
-  const result = await pushWalFile(storage, filePath, options);
-  if (result.newerWalMagic !== undefined) await warnNewerWalOnce(walDir, result.newerWalMagic, (message) => ctx.log.warn(message));
-  const fields = { key: result.key, rawBytes: result.rawSize, storedBytes: result.storedSize, helperBlocks: result.helperBlocks, ms: Date.now() - started };
-  if (result.status === 'archived') ctx.log.debug(`archived ${name}`, fields);
-  else ctx.log.info(`${name} was already archived with identical content`, fields);
-
-  // The segment PostgreSQL asked for is durable; what follows only saves
-  // later calls work, and its failures are left for those calls to meet.
-  const ahead = await pushAhead(walDir, name, {
-    repo: repo!,
-    push: (next) => pushWalFile(storage, next, { ...options, onRetry: undefined }),
-    signal: ctx.signal,
-    onError: (next, err) => ctx.log.debug(`could not archive ${next} ahead; it will be pushed when PostgreSQL asks`, { error: err instanceof Error ? err.message : String(err) }),
-  });
-  if (ahead.length > 0) ctx.log.debug(`archived ${ahead.length} more ready segment${ahead.length === 1 ? '' : 's'} ahead`, { segments: ahead.join(','), ms: Date.now() - started });
-  return 0;
-}

@@ -1,14 +1,15 @@
 /**
- * For the WAL entry (agent/cli-wal.ts) only, imported before anything else:
+ * For the WAL entry (agent/wal/cli.ts) only, imported before anything else:
  * starts wal-push's lzo helper thread while the rest of the bundle is still
- * being evaluated, because the thread needs 25-40 ms to start and the
- * compression it joins begins soon after. It reads the command name and the
- * codec from process.argv and process.env, as entries do; whether the helper
- * is then used is decided by wal-push from the configuration (it stops one
- * it does not need).
+ * being evaluated, because the thread is slow to start and the compression
+ * it joins begins soon after. It reads the command name and the codec from
+ * process.argv and process.env, as entries do; the rule is helper.ts's, and
+ * archive.ts applies it again to the configuration (stopping a helper it
+ * does not need).
  */
 import { availableParallelism } from 'node:os';
 import { startLzopHelper, type LzopHelper } from '../../core/codec/lzo/parallel.ts';
+import { wantsLzopHelper } from './helper.ts';
 
 /**
  * The helper if this process is a `wal-push` on a machine with more than one
@@ -17,4 +18,4 @@ import { startLzopHelper, type LzopHelper } from '../../core/codec/lzo/parallel.
  * the helper when the configuration says another codec.
  */
 export const earlyLzopHelper: LzopHelper | undefined =
-  process.argv[2] === 'wal-push' && (process.env.GCWAL_COMPRESSION ?? 'lzo') === 'lzo' && !process.env.GCWAL_COMPRESSION_LEVEL && availableParallelism() > 1 ? startLzopHelper() : undefined;
+  process.argv[2] === 'wal-push' && wantsLzopHelper(process.env.GCWAL_COMPRESSION ?? 'lzo', process.env.GCWAL_COMPRESSION_LEVEL || undefined, availableParallelism()) ? startLzopHelper() : undefined;

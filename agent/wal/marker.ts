@@ -17,7 +17,7 @@
  * A marker file is two lines. The first is the same check as one line of
  * text, `gcwal-marker 1 <name> <dev> <ino> <size> <mtime> <repo>`, with the
  * numbers in decimal and the mtime as GNU `stat -c %.9Y` prints it
- * (seconds.nanoseconds): the sh launcher (scripts/launcher.sh) rebuilds it
+ * (seconds.nanoseconds): the sh launcher (agent/wal/launcher.sh) rebuilds it
  * with `stat` and $GCWAL_REPO and answers the call without starting Node
  * when the two are equal. It never writes, so a marker it answered from
  * stays until the next wal-push prunes it. The second line is the JSON

@@ -2,7 +2,7 @@
  * The record of one prefetched segment in the spool (see agent/wal/README.md,
  * "The prefetch spool"): pure formatting and parsing, shared by the fetcher
  * that writes records and by wal-fetch that serves from them; the sh
- * launcher (scripts/launcher.sh) rebuilds the first line itself.
+ * launcher (agent/wal/launcher.sh) rebuilds the first line itself.
  *
  * A record is two lines. The first is the check as one line of text:
  *

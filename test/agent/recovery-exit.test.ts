@@ -5,7 +5,7 @@
  * → its exit code, through the installed launcher run as the postgres user,
  * in a directory that is what PostgreSQL would run it in: PG_VERSION for a
  * data directory, standby.signal on a standby (agent/recovery-exit.ts and
- * scripts/launcher.sh decide by these files).
+ * agent/wal/launcher.sh decide by these files).
  */
 import test from 'ava';
 import { existsSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { getCodec } from '../../core/codec/index.ts';
 import { Meta } from '../../core/layout.ts';
 import { createRepositoryIdentity } from '../../core/repository.ts';
 import { FileStorage } from '../../core/storage/file/storage.ts';
-import { writeLauncher } from '../../scripts/launcher.mjs';
+import { writeLauncher } from '../../agent/wal/launcher.mjs';
 import { execOk } from '../helpers/exec.ts';
 import { installAgent, type InstalledAgent } from '../helpers/install.ts';
 import { runGcwal } from '../helpers/run.ts';

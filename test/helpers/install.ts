@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeLauncher } from '../../scripts/launcher.mjs';
+import { writeLauncher } from '../../agent/wal/launcher.mjs';
 import { execOk } from './exec.ts';
 import { makeTempDir } from './tmp.ts';
 import { assertReachableByOthers, runningAsRoot } from './users.ts';
@@ -12,7 +12,7 @@ export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
 
 /** A built gcwal copied where the postgres user can run it. */
 export interface InstalledAgent {
-  /** absolute path of the executable `gcwal` launcher (scripts/launcher.sh): use it in archive_command and with runGcwal */
+  /** absolute path of the executable `gcwal` launcher (agent/wal/launcher.sh): use it in archive_command and with runGcwal */
   command: string;
   /** the install directory: gcwal.mjs, its chunks (*.mjs), their source maps, node_modules with the external packages */
   dir: string;
@@ -40,7 +40,7 @@ export interface InstallOptions {
  * dist/gcwal.externals.json, plus their dependencies, found by reading each
  * package.json recursively) into a fresh world-readable temp directory, and
  * write the executable `gcwal` launcher beside it from the same template as
- * the build's dist/gcwal (scripts/launcher.sh, fast path included), running
+ * the build's dist/gcwal (agent/wal/launcher.sh, fast path included), running
  * it with this Node.
  *
  * Why a copy: archive_command runs gcwal as the postgres user, and CI may

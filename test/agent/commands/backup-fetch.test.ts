@@ -4,7 +4,7 @@
  * whose PATH holds no gcwal recovers. Real PostgreSQL; gcwal installed in a
  * directory on no PATH and run by its path, as the postgres user. How $0
  * becomes that path (a relative one, a PATH lookup) is tested in
- * test/agent/self-command.test.ts and test/scripts/launcher.test.ts.
+ * test/agent/self-command.test.ts and test/agent/wal/launcher.test.ts.
  */
 import test from 'ava';
 import { readFile, mkdir, symlink } from 'node:fs/promises';

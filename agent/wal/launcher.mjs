@@ -1,5 +1,5 @@
 /**
- * The sh launcher: scripts/launcher.sh is a template with three settings
+ * The sh launcher: agent/wal/launcher.sh is a template with three settings
  * (the Node binary, its options, the bundle); this module fills them in and
  * writes the executable. scripts/build.mjs writes dist/gcwal with it (Node
  * from PATH, the bundle found beside the launcher), and the test harness
@@ -38,7 +38,7 @@ export function fillLauncher(template, { node = 'node', nodeArgs = [], bundle = 
     .replace('@BUNDLE@', () => shellQuote(bundle));
 }
 
-/** fillLauncher applied to scripts/launcher.sh. */
+/** fillLauncher applied to agent/wal/launcher.sh. */
 export async function renderLauncher(options = {}) {
   return fillLauncher(await readFile(LAUNCHER_TEMPLATE, 'utf8'), options);
 }

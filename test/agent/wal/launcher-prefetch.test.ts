@@ -1,5 +1,5 @@
 /**
- * The launcher's answer from the prefetch spool (scripts/launcher.sh,
+ * The launcher's answer from the prefetch spool (agent/wal/launcher.sh,
  * agent/wal/README.md): `gcwal wal-fetch <segment> pg_wal/<file>` for a
  * segment the Node side spooled (agent/wal/spool.ts) for this repository and
  * this restore is a rename, without Node; every other call reaches Node.
@@ -12,13 +12,13 @@ import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { crc32c, crc32cBase64 } from '../../core/checksum/crc32c.ts';
-import { SPOOL_DIR } from '../../agent/wal/spool-entry.ts';
-import { recoveryIdentity, spoolSegment, takeSpooled } from '../../agent/wal/spool.ts';
-import { writeLauncher } from '../../scripts/launcher.mjs';
-import { exec } from '../helpers/exec.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
-import { childEnv } from '../helpers/users.ts';
+import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
+import { SPOOL_DIR } from '../../../agent/wal/spool-entry.ts';
+import { recoveryIdentity, spoolSegment, takeSpooled } from '../../../agent/wal/spool.ts';
+import { writeLauncher } from '../../../agent/wal/launcher.mjs';
+import { exec } from '../../helpers/exec.ts';
+import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { childEnv } from '../../helpers/users.ts';
 
 const NAME = '00000002000000000000002A';
 const REPO = "file:///srv/gcwal/it's a repo";

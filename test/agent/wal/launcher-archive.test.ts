@@ -9,14 +9,14 @@
 import test from 'ava';
 import { chmod, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { AHEAD_LIMIT, readySegments } from '../../agent/wal/ahead.ts';
-import { MARKER_DIR } from '../../agent/wal/marker.ts';
-import { renderLauncher, shellQuote } from '../../scripts/launcher.mjs';
-import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { installAgent, type InstalledAgent } from '../helpers/install.ts';
-import { runGcwal } from '../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
-import { repoCreate } from '../helpers/repo.ts';
+import { AHEAD_LIMIT, readySegments } from '../../../agent/wal/ahead.ts';
+import { MARKER_DIR } from '../../../agent/wal/marker.ts';
+import { renderLauncher, shellQuote } from '../../../agent/wal/launcher.mjs';
+import { startCluster, type Cluster } from '../../helpers/cluster.ts';
+import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
+import { runGcwal } from '../../helpers/run.ts';
+import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { repoCreate } from '../../helpers/repo.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;

@@ -9,13 +9,13 @@
 import test from 'ava';
 import { copyFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createRepositoryIdentity } from '../../core/repository.ts';
-import { GcsStorage } from '../../core/storage/gcs/storage.ts';
-import { startLocalStack, type LocalStack } from '../../local/stack.ts';
-import { execOk } from '../helpers/exec.ts';
-import { installAgent, type InstalledAgent } from '../helpers/install.ts';
-import { runGcwal } from '../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
+import { createRepositoryIdentity } from '../../../core/repository.ts';
+import { GcsStorage } from '../../../core/storage/gcs/storage.ts';
+import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
+import { execOk } from '../../helpers/exec.ts';
+import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
+import { runGcwal } from '../../helpers/run.ts';
+import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
 
 let agent: InstalledAgent;
 let stack: LocalStack;

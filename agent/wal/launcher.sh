@@ -13,7 +13,7 @@
 # (idempotent). This script never writes anything: Node removes stale
 # markers.
 #
-# This file is a template. scripts/launcher.mjs fills in the settings below:
+# This file is a template. agent/wal/launcher.mjs fills in the settings below:
 # the build writes dist/gcwal (the package's bin), the test harness writes
 # the wrapper of its installed copy. Keep it POSIX sh.
 
@@ -217,7 +217,7 @@ if [ ! -f "$gcwal_bundle" ]; then
 fi
 # wal-push and wal-fetch have a bundle of their own beside the main one: one
 # CommonJS file that Node loads faster than the ES module entry and its
-# chunks (see agent/cli-wal.ts). Without it, the main bundle runs them too.
+# chunks (see agent/wal/cli.ts). Without it, the main bundle runs them too.
 case ${1-} in
   wal-push | wal-fetch)
     case $gcwal_bundle in */*) gcwal_wal_bundle=${gcwal_bundle%/*}/gcwal-wal.cjs ;; *) gcwal_wal_bundle=gcwal-wal.cjs ;; esac

@@ -1,5 +1,5 @@
 /**
- * The sh launcher (scripts/launcher.sh, filled in by scripts/launcher.mjs):
+ * The sh launcher (agent/wal/launcher.sh, filled in by agent/wal/launcher.mjs):
  * `gcwal wal-push <segment>` with a marker the Node side wrote
  * (agent/wal/marker.ts) is answered by the shell alone, and everything else
  * reaches Node with its arguments untouched. "Node" here is /bin/false (a
@@ -13,12 +13,12 @@ import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, symlink, u
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileIdentity, formatMarker, MARKER_DIR, shellLine, writeMarker, type PushedMarker } from '../../agent/wal/marker.ts';
-import { fillLauncher, renderLauncher, writeLauncher } from '../../scripts/launcher.mjs';
-import { exec, execOk } from '../helpers/exec.ts';
-import { projectRoot } from '../helpers/install.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
-import { childEnv } from '../helpers/users.ts';
+import { fileIdentity, formatMarker, MARKER_DIR, shellLine, writeMarker, type PushedMarker } from '../../../agent/wal/marker.ts';
+import { fillLauncher, renderLauncher, writeLauncher } from '../../../agent/wal/launcher.mjs';
+import { exec, execOk } from '../../helpers/exec.ts';
+import { projectRoot } from '../../helpers/install.ts';
+import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { childEnv } from '../../helpers/users.ts';
 
 const NAME = '00000001000000000000002A';
 const REPO = "file:///srv/gcwal/it's a repo";
