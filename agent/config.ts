@@ -207,7 +207,8 @@ export function checkRepoUrl(url: string, variable: string, example: string): st
 
 /**
  * The metadata server whose tokens the gs:// driver may fetch itself,
- * skipping google-auth-library (about 70 ms of start-up per wal-push): only
+ * skipping google-auth-library, whose loading is a large part of a wal-push's
+ * start-up (docs/performance.md): only
  * when that library's Application Default Credentials would end up there
  * too, i.e. when all hold: no impersonation, no GOOGLE_APPLICATION_CREDENTIALS,
  * METADATA_SERVER_DETECTION is not `none`, and no gcloud ADC file

@@ -128,7 +128,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       GOOGLE_CLOUD_PROJECT: projectId,
     };
     // gcwal's own setting, not Node's NODE_EXTRA_CA_CERTS: that one Node 20
-    // loads, with its whole root store, as every process starts (20 ms).
+    // loads, with its whole root store, as every process starts.
     if (options.https && emulator.caCertPath) env.GCWAL_GCS_CA_FILE = emulator.caCertPath;
 
     let admin: string | undefined;

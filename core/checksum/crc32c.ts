@@ -29,9 +29,10 @@ const CHECK = { text: 'The quick brown fox jumps over the lazy dog', crc: 0x2262
 /**
  * fast-crc32c's hardware implementation, loaded straight from sse4_crc32's
  * build directory: the packages find it through `bindings`, which tries
- * path after path (2.6 of the 3.7 ms a first require costs, on every
- * wal-push and wal-fetch). Falls back to the package's own loader when the
- * addon is not where npm builds it or is not what this expects.
+ * path after path (most of what a first require costs, on every wal-push
+ * and wal-fetch; docs/performance.md). Falls back to the package's own
+ * loader when the addon is not where npm builds it or is not what this
+ * expects.
  */
 export function loadCrc32c(): FastCrc32c {
   try {

@@ -12,9 +12,9 @@ const require = createRequire(import.meta.url);
 
 /**
  * Level 1: zstd's fastest positive level. On mixed WAL-like data it compresses
- * about as fast as level 2 and 1.5x faster than the CLI's default 3 (~450 vs
- * ~290 MB/s here) for a ratio within 5%, and archive_command latency matters
- * more than the last few percent.
+ * about as fast as level 2 and clearly faster than the CLI's default 3 for a
+ * ratio within a few percent (docs/performance.md), and archive_command
+ * latency matters more than the last few percent.
  */
 export const ZSTD_DEFAULT_LEVEL = 1;
 

@@ -79,8 +79,7 @@ export async function receiveToFile(source: Readable | AsyncIterable<Buffer>, fi
   const readable = source instanceof Readable ? source : Readable.from(source, { objectMode: false });
   // Buffers of a few MiB, not streams' 16 KiB: a TLS body arrives in 16 KiB
   // records, and with the default every record's file write paused the
-  // connection until libuv had written it (7.7 MB over HTTPS with curl:
-  // 38-42 ms with 16 KiB buffers, 26-30 ms with these; MD5 is most of the rest).
+  // connection until libuv had written it (docs/performance.md).
   await pipeline(readable, hashing(hash, options.skip ?? 0), createWriteStream(file, { flags: options.append ? 'a' : 'w', highWaterMark: INGEST_BUFFER }));
 }
 

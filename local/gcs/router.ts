@@ -1,6 +1,6 @@
 /**
  * Request target → operation. Real clients reach the same operations by
- * several paths (see GCS-API.md §1, §8): the JSON API with or without the
+ * several paths (docs/gcs-wire-format.md, "Endpoints and paths"): the JSON API with or without the
  * `/storage/v1` prefix, uploads under `/upload/storage/v1`,
  * `/storage/v1/upload/storage/v1` and gcloud's `/resumable/upload/storage/v1`,
  * downloads by `?alt=media` or `/download/storage/v1`. Pure: no I/O.

@@ -4,7 +4,7 @@
  * pgBackRest's gcs repository type) can use unmodified. Objects persist in a
  * state directory across restarts; auth is enforced when an AccessControl is
  * given; faults can be injected; object events go out as CloudEvents or
- * Pub/Sub notifications. See GCS-API.md for the wire format it follows.
+ * Pub/Sub notifications. docs/gcs-wire-format.md is the wire format it follows.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';

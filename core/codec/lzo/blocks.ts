@@ -10,9 +10,10 @@ import { blockHeadLength, encodeBlock, encodeHeader, endMarker, Flag, Method, na
 /**
  * Block checksums of the streams we write: of the data, and of the compressed
  * bytes so damage is caught before decoding. CRC-32 (lzop's `--crc32` kind)
- * when Node has a native one: zlib.crc32 is about 4 times faster than
- * Adler-32 in JavaScript (3.8 vs 15.4 ms per 16 MiB), which was a fifth of a
- * WAL push. Otherwise Adler-32, lzop's default. `lzop -d` verifies either.
+ * when Node has a native one: zlib.crc32 is several times faster than
+ * Adler-32 in JavaScript, which was a fifth of a WAL push
+ * (docs/performance.md). Otherwise Adler-32, lzop's default. `lzop -d`
+ * verifies either.
  * The header keeps its Adler-32 (F_H_CRC32 would raise version_needed to
  * 0x1001 for 30 bytes' worth of checksum).
  */
@@ -22,9 +23,9 @@ export const LZOP_WRITE_FLAGS = nativeCrc32 ? Flag.osUnix | Flag.crc32D | Flag.c
  * The flags of a stream whose raw and stored bytes have a size and CRC32C
  * recorded elsewhere that every reader checks (a backup part's rawCrc32c and
  * storedCrc32c): no block checksums, as `lzop -F` writes. A checksum of the
- * uncompressed data would be a second pass over every raw byte (zlib.crc32
- * ran at 0.75 GB/s here, the largest single cost of a backup-push after
- * reading) for what the recorded CRC32C already guarantees; and lzop accepts
+ * uncompressed data would be a second pass over every raw byte (the largest
+ * single cost of a backup-push after reading, docs/performance.md) for what
+ * the recorded CRC32C already guarantees; and lzop accepts
  * a checksum of the compressed bytes only alongside one of the data. The
  * decoders are bounds-checked, so damaged input fails or decodes to bytes
  * the recorded CRC32C refuses. `lzop -d` and `lzop -t` accept such a file.

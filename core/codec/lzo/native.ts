@@ -61,10 +61,10 @@ export function loadLzoBlockCompressor(): LzoBlockCompressor {
  * An LZO1X block decoder on the native library (minilzo's
  * `lzo1x_decompress_safe`, which checks every read and write against the
  * buffers' bounds), or undefined when the binding is missing or not the
- * expected shape (then lzo-wasm decodes). About seven times faster than the
- * wasm decoder here, and it decodes straight into the returned buffer
- * instead of copying in and out of a wasm heap. A failed decode leaves it
- * usable: the library keeps no state between calls.
+ * expected shape (then lzo-wasm decodes). Several times faster than the
+ * wasm decoder (docs/performance.md), and it decodes straight into the
+ * returned buffer instead of copying in and out of a wasm heap. A failed
+ * decode leaves it usable: the library keeps no state between calls.
  */
 export function loadLzoBlockDecoder(): LzoBlockDecoder | undefined {
   const binding = nativeBinding();
@@ -91,7 +91,7 @@ export function loadLzoBlockDecoder(): LzoBlockDecoder | undefined {
  * The package's binding, or undefined if it is not the expected shape
  * (exported for tests). Loaded from where npm builds it (build/Release),
  * else found the way the package finds it, through `bindings`, which tries
- * several paths first (about 1 ms more per wal-push).
+ * several paths first (a cost on every wal-push).
  */
 export function nativeBinding(): Binding | undefined {
   let packageJson: string;

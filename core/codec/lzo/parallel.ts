@@ -4,11 +4,12 @@
  * one shared counter, and the blocks come out in order, byte for byte what
  * the streaming compressor (lzop.ts) writes for the same data.
  *
- * Why: a 16 MiB WAL segment takes about 32 ms of LZO1X-1, the largest part of
- * a wal-push, and on a gs:// repository the main thread also has TLS and the
- * repository's requests to run. The worker needs 25-40 ms to start, so it is
- * started as early as possible (startLzopHelper) and simply claims whatever
- * blocks are left when it is ready: if it never is, the main thread has done
+ * Why: LZO1X-1 of a 16 MiB WAL segment is the largest part of a wal-push,
+ * and on a gs:// repository the main thread also has TLS and the
+ * repository's requests to run. The worker takes a while to start
+ * (docs/performance.md), so it is started as early as possible
+ * (startLzopHelper) and simply claims whatever blocks are left when it is
+ * ready: if it never is, the main thread has done
  * them all, and nothing waited for it. The data must live in a
  * SharedArrayBuffer (readWalSource's `shared` option) for the worker to see
  * it without a copy; otherwise the main thread encodes alone.

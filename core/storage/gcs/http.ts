@@ -3,13 +3,14 @@
  * for object metadata, a (ranged) download, a one-request multipart upload,
  * and the requests of gcwal's resumable uploads (resumable.ts, through
  * `exchange`): every call the gs:// driver makes but listings and deletes.
- * It exists for start-up
- * time: @google-cloud/storage costs 120-170 ms to load and Node's fetch
- * another 25-40 ms on first use, paid by every archive_command call.
+ * It exists for start-up time: loading @google-cloud/storage, and Node's
+ * fetch on first use, would be paid by every archive_command call
+ * (docs/performance.md).
  *
  * Answers that are not 2xx become GcsHttpError, shaped like the client
  * library's ApiError so mapGcsError, httpStatus and isBucketMissing read them
- * alike. Wire formats: /work/shared/GCS-API.md, sections 2.1, 2.3, 2.6.
+ * alike. Wire format: docs/gcs-wire-format.md (multipart upload, download,
+ * preconditions and errors).
  */
 import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import https from 'node:https';

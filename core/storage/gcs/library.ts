@@ -1,8 +1,8 @@
 /**
  * The @google-cloud/storage client behind the gs:// driver's listings and
  * deletes (never its writes: resumable.ts is the one resumable uploader):
- * loaded on first use only, because it costs 120-170 ms of start-up that
- * wal-push and wal-fetch never need.
+ * loaded on first use only, because loading it costs start-up time that
+ * wal-push and wal-fetch never need (docs/performance.md).
  */
 import https from 'node:https';
 import { createRequire } from 'node:module';
@@ -28,8 +28,8 @@ export interface LibraryClientOptions {
  * precondition-guarded writes and deletes); each 429 also tells `limiter`.
  */
 export function createLibraryClient(options: LibraryClientOptions, authClient: GoogleAuth | AuthClient, limiter: AdaptiveLimiter, bucketName: string): { client: GcsClient; bucket: Bucket } {
-  // require() its CommonJS build: measured 60-100 ms faster to load than
-  // import() of its ESM build.
+  // require() its CommonJS build: faster to load than import() of its ESM
+  // build (docs/performance.md).
   const { Storage: GcsStorageClient, IdempotencyStrategy } = createRequire(import.meta.url)('@google-cloud/storage') as typeof import('@google-cloud/storage');
   // The library takes its base URL from STORAGE_EMULATOR_HOST even over
   // apiEndpoint, so listings and deletes would go elsewhere than every other

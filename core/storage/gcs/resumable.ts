@@ -10,7 +10,8 @@
  * session reports; a failing source or an abort cancels the session.
  * GcsStorage.write decides the chunk sizes: the upload chunk size against
  * Cloud Storage, smaller chunks sent while the object is still produced
- * against a near endpoint. Wire format: /work/shared/GCS-API.md, section 2.2.
+ * against a near endpoint. Wire format: docs/gcs-wire-format.md,
+ * "Resumable upload".
  */
 import type { Readable } from 'node:stream';
 import { crc32c, crc32cBase64 } from '../../checksum/crc32c.ts';
@@ -144,8 +145,9 @@ async function startSession(client: GcsHttpClient, bucket: string, name: string,
 
 /**
  * A session PUT's failure as the caller should see it: a 404 or 410 means
- * the server no longer knows the session (GCS-API.md 2.2), which a new
- * upload can get past; anything else as it is.
+ * the server no longer knows the session (docs/gcs-wire-format.md,
+ * "Resumable upload"), which a new upload can get past; anything else as it
+ * is.
  */
 function sessionFailure(err: unknown, session: string): unknown {
   if (!(err instanceof GcsHttpError) || (err.code !== 404 && err.code !== 410)) return err;

@@ -138,7 +138,7 @@ export class GcsStorage implements Storage {
     this.http = new GcsHttpClient({ endpoint: options.endpoint, tokens: this.tokens, retries: options.retries, maxRetryDelaySeconds: options.maxRetryDelaySeconds, limiter: this.limiter, ca: this.ca });
   }
 
-  /** google-auth-library's credentials, loaded on first use (about 70 ms): shared by the token source and the client library. */
+  /** google-auth-library's credentials, loaded on first use (a start-up cost, docs/performance.md): shared by the token source and the client library. */
   private libraryAuth(): Promise<LibraryAuth> {
     this.authPromise ??= loadGoogleAuth({ projectId: this.options.projectId, impersonate: this.options.impersonate });
     return this.authPromise;

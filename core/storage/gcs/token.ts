@@ -210,7 +210,8 @@ export interface LibraryAuth {
  * Application Default Credentials through google-auth-library, optionally
  * impersonating `impersonate`: the copy @google-cloud/storage depends on, so
  * the same client can also be handed to that library. Loaded with require()
- * on first call, not at import: it costs ~70 ms of start-up.
+ * on first call, not at import: loading it is a start-up cost
+ * (docs/performance.md).
  */
 export async function loadGoogleAuth(options: { projectId?: string; impersonate?: string }): Promise<LibraryAuth> {
   // Use the google-auth-library the storage client itself depends on:
