@@ -10,7 +10,7 @@ import { catalogueEventFromObjectResource, type StorageObjectResource } from '..
 import type { CatalogueEvent } from '../core/catalogue/types.ts';
 import { repositoryLocation } from './lib/location.ts';
 import { reportMalformedEvent, type MalformedOutcome } from './lib/malformed.ts';
-import { Pipeline } from './lib/pipeline.ts';
+import { CatalogueOutbox } from './lib/catalogue-outbox.ts';
 import { createRuntime, lazyRuntime, type Runtime } from './lib/runtime.ts';
 import { parseStorageEvent, type IncomingEvent, type StorageObjectEvent } from './lib/storage-event.ts';
 
@@ -22,21 +22,21 @@ export type CatalogueOutcome = MalformedOutcome | { status: 'ignored'; reason: s
  * event is reported and acknowledged (lib/malformed.ts).
  */
 export function makeCatalogueHandler(runtime: () => Runtime): (event: IncomingEvent) => Promise<CatalogueOutcome> {
-  let pipeline: Pipeline | undefined;
+  let outbox: CatalogueOutbox | undefined;
   return async (event) => {
     const rt = runtime();
-    pipeline ??= new Pipeline(rt);
+    outbox ??= new CatalogueOutbox(rt);
     const location = repositoryLocation(rt.config.repo);
     let ev: StorageObjectEvent | undefined;
     try {
       ev = parseStorageEvent(event, location);
     } catch (err) {
-      return reportMalformedEvent(rt, pipeline, 'catalogue', event, err);
+      return reportMalformedEvent(rt, outbox, 'catalogue', event, err);
     }
     if (!ev) return ignored(rt, event, 'not an object event in the repository');
     const change = catalogueEventFromObjectResource(ev.kind, ev.resource as StorageObjectResource, location.prefix, ev.time);
     if (!change) return ignored(rt, event, `${ev.key} is not catalogued`);
-    const update = await pipeline.record([change]);
+    const update = await outbox.record([change]);
     const changed = update.written;
     rt.log.log('DEBUG', `catalogued ${ev.kind} ${ev.key}`, { key: ev.key, generation: ev.generation, changed });
     return { status: 'recorded', event: change, changed };

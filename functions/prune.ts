@@ -11,7 +11,7 @@ import type { CatalogueEvent } from '../core/catalogue/types.ts';
 import { executeRetentionPlan, type ExecutionReport } from '../core/retention/execute.ts';
 import { planRetention } from '../core/retention/plan.ts';
 import { reportMalformedEvent, type MalformedOutcome } from './lib/malformed.ts';
-import { Pipeline } from './lib/pipeline.ts';
+import { CatalogueOutbox } from './lib/catalogue-outbox.ts';
 import { createRuntime, lazyRuntime, type Runtime } from './lib/runtime.ts';
 import { checkSchedulerEvent } from './lib/scheduler-event.ts';
 import type { IncomingEvent } from './lib/storage-event.ts';
@@ -27,14 +27,14 @@ export type PruneOutcome = MalformedOutcome | { status: 'pruned'; message: Prune
  * can) and publishing what it did delete.
  */
 export function makePruneHandler(runtime: () => Runtime): (event: IncomingEvent) => Promise<PruneOutcome> {
-  let pipeline: Pipeline | undefined;
+  let outbox: CatalogueOutbox | undefined;
   return async (event) => {
     const rt = runtime();
-    pipeline ??= new Pipeline(rt);
+    outbox ??= new CatalogueOutbox(rt);
     try {
       checkSchedulerEvent(event, 'prune');
     } catch (err) {
-      return reportMalformedEvent(rt, pipeline, 'prune', event, err);
+      return reportMalformedEvent(rt, outbox, 'prune', event, err);
     }
     const storage = await rt.storage();
     const { catalogue } = await readCatalogue(await rt.catalogueStorage());
@@ -56,7 +56,7 @@ export function makePruneHandler(runtime: () => Runtime): (event: IncomingEvent)
       // resolves) fails: a redelivery would find nothing left to report.
       if (events.length > 0) {
         try {
-          await pipeline.record(events);
+          await outbox.record(events);
         } catch (err) {
           failure ??= err;
         }

@@ -15,7 +15,7 @@ import type { BackupSummaryForCatalogue } from '../core/catalogue/types.ts';
 import type { PipelineEventMessage } from '../core/alerts/types.ts';
 import { repositoryLocation } from './lib/location.ts';
 import { reportMalformedEvent, type MalformedOutcome } from './lib/malformed.ts';
-import { Pipeline } from './lib/pipeline.ts';
+import { CatalogueOutbox } from './lib/catalogue-outbox.ts';
 import { createRuntime, lazyRuntime, type Runtime } from './lib/runtime.ts';
 import { parseStorageEvent, type IncomingEvent, type StorageObjectEvent } from './lib/storage-event.ts';
 
@@ -32,17 +32,17 @@ export type ValidateOutcome =
  * for a malformed event (reported, see lib/malformed.ts).
  */
 export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEvent) => Promise<ValidateOutcome> {
-  let pipeline: Pipeline | undefined;
+  let outbox: CatalogueOutbox | undefined;
   // gcwal.json is create-only and never rewritten: once read, an instance keeps it.
   let identity: RepositoryIdentity | undefined;
   return async (event) => {
     const rt = runtime();
-    pipeline ??= new Pipeline(rt);
+    outbox ??= new CatalogueOutbox(rt);
     let ev: StorageObjectEvent | undefined;
     try {
       ev = parseStorageEvent(event, repositoryLocation(rt.config.repo));
     } catch (err) {
-      return reportMalformedEvent(rt, pipeline, 'validate', event, err);
+      return reportMalformedEvent(rt, outbox, 'validate', event, err);
     }
     if (!ev || ev.kind !== 'finalized') return ignored(rt, event, 'not an object finalized in the repository');
     const what = classifyCatalogueKey(ev.key);
@@ -62,7 +62,7 @@ export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEve
       rt.log.log('ERROR', `cannot validate ${ev.key}: ${result.problem}`, { key: ev.key });
       return { status: 'validated', key: ev.key, generation: ev.generation, result };
     }
-    await pipeline.record(catalogueEvents(ev, result, rt.now()), identity);
+    await outbox.record(catalogueEvents(ev, result, rt.now()), identity);
     const message: PipelineEventMessage = {
       format: 1,
       kind: 'validated',

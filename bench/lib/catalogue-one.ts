@@ -4,7 +4,7 @@
  * file:// repository, then one JSON line with its CPU time, wall time, the
  * bytes the catalogue object holds afterwards and the process's peak RSS.
  *
- *   catalogue-one.mjs update <repo url> <now ISO> <events JSON>   the pipeline's commit (absorb in updateCatalogue)
+ *   catalogue-one.mjs update <repo url> <now ISO> <events JSON>   the functions' commit (absorb in updateCatalogue)
  *   catalogue-one.mjs status <repo url> <now ISO>                 read it and build `gcwal status`'s report
  */
 import { readFileSync } from 'node:fs';
@@ -14,7 +14,7 @@ import { readCatalogue, updateCatalogue } from '../../core/catalogue/store.ts';
 import type { CatalogueEvent } from '../../core/catalogue/types.ts';
 import { CATALOGUE_KEY } from '../../core/layout.ts';
 import { FileStorage } from '../../core/storage/file/storage.ts';
-import { absorb } from '../../functions/lib/pipeline.ts';
+import { absorb } from '../../functions/lib/catalogue-outbox.ts';
 
 const [mode, url, nowIso, eventsJson] = process.argv.slice(2);
 if (!url || !nowIso || (mode !== 'update' && mode !== 'status')) throw new Error('usage: catalogue-one update|status <repo url> <now> [<events json>]');

@@ -7,7 +7,7 @@
  * rethrown: storage, auth and Pub/Sub failures are worth a retry.
  */
 import { excerpt, malformedEventAlert } from '../../core/alerts/malformed.ts';
-import type { Pipeline } from './pipeline.ts';
+import type { CatalogueOutbox } from './catalogue-outbox.ts';
 import type { Runtime } from './runtime.ts';
 import { MalformedEventError, type IncomingEvent } from './storage-event.ts';
 
@@ -20,10 +20,10 @@ export interface MalformedOutcome {
 }
 
 /** Report `event` if `err` says it is malformed; rethrow `err` otherwise. */
-export async function reportMalformedEvent(rt: Runtime, pipeline: Pipeline, fn: string, event: IncomingEvent, err: unknown): Promise<MalformedOutcome> {
+export async function reportMalformedEvent(rt: Runtime, outbox: CatalogueOutbox, fn: string, event: IncomingEvent, err: unknown): Promise<MalformedOutcome> {
   if (!(err instanceof MalformedEventError)) throw err;
   const alert = malformedEventAlert(fn, event, err.message, rt.now());
   rt.log.log('ERROR', `dropped a malformed event: ${err.message}`, { alert: alert.id, hint: err.hint, event: excerpt(event) });
-  await pipeline.raise(alert);
+  await outbox.raise(alert);
   return { status: 'malformed', problem: err.message, alert: alert.id };
 }

@@ -19,7 +19,7 @@ import type { Storage } from '../../core/storage/types.ts';
 import type { Runtime } from '../../functions/lib/runtime.ts';
 import { makePruneHandler } from '../../functions/prune.ts';
 import { makeValidateHandler } from '../../functions/validate.ts';
-import { OUTBOX_CLAIM_MS } from '../../functions/lib/pipeline.ts';
+import { OUTBOX_CLAIM_MS } from '../../functions/lib/catalogue-outbox.ts';
 import type { Publisher } from '../../functions/lib/publisher.ts';
 import { makeWatchdogHandler } from '../../functions/watchdog.ts';
 import { failingPublisher, flipped, ran, schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';

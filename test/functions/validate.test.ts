@@ -9,7 +9,7 @@ import { walObjectKey } from '../../core/layout.ts';
 import { makeCatalogueHandler } from '../../functions/catalogue.ts';
 import { makeValidateHandler } from '../../functions/validate.ts';
 import { makeWatchdogHandler } from '../../functions/watchdog.ts';
-import { OUTBOX_CLAIM_MS } from '../../functions/lib/pipeline.ts';
+import { OUTBOX_CLAIM_MS } from '../../functions/lib/catalogue-outbox.ts';
 import type { Runtime } from '../../functions/lib/runtime.ts';
 import { failingPublisher, flipped, ran, schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';

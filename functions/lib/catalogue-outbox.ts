@@ -71,8 +71,11 @@ export interface RepositoryCluster {
   walSegmentSize: number;
 }
 
-/** One per process: batches catalogue writes and serialises outbox flushes. */
-export class Pipeline {
+/**
+ * The catalogue and its outbox, one per process: batches catalogue writes and
+ * serialises outbox flushes.
+ */
+export class CatalogueOutbox {
   private batcher: Promise<CatalogueBatcher> | undefined;
   private flushing: Promise<number> | undefined;
   private flushAgain = false;

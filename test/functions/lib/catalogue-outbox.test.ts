@@ -1,7 +1,7 @@
 /**
- * The functions' pipeline: absorb (pure: events in, alerts re-evaluated,
- * announcements queued in the outbox) and Pipeline (one conditional write,
- * then the outbox published and emptied) on a gs:// catalogue with gcloud's
+ * The functions' catalogue outbox: absorb (pure: events in, alerts
+ * re-evaluated, announcements queued in the outbox) and CatalogueOutbox (one
+ * conditional write, then the outbox published and emptied) on a gs:// catalogue with gcloud's
  * real Pub/Sub emulator read by real subscribers.
  */
 import test from 'ava';
@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MALFORMED_EVENT_MAX_OPEN, malformedEventAlert } from '../../../core/alerts/malformed.ts';
 import { emptyCatalogue, type Catalogue, type CatalogueEvent } from '../../../core/catalogue/types.ts';
 import { readFunctionsConfig } from '../../../functions/config.ts';
-import { absorb, OUTBOX_CLAIM_MS, Pipeline } from '../../../functions/lib/pipeline.ts';
+import { absorb, OUTBOX_CLAIM_MS, CatalogueOutbox } from '../../../functions/lib/catalogue-outbox.ts';
 import type { Publisher } from '../../../functions/lib/publisher.ts';
 import type { Runtime } from '../../../functions/lib/runtime.ts';
 import { failingPublisher, startHarness, type Harness } from '../harness.ts';
@@ -138,18 +138,18 @@ function slowed(publisher: Publisher, ms: number): Publisher {
   };
 }
 
-/** A pipeline on `rt` with another publisher. */
-function pipelineWith(rt: Runtime, publisher: Publisher): Pipeline {
-  return new Pipeline({ ...rt, publisher });
+/** An outbox on `rt` with another publisher. */
+function outboxWith(rt: Runtime, publisher: Publisher): CatalogueOutbox {
+  return new CatalogueOutbox({ ...rt, publisher });
 }
 
 test('record commits the events and publishes the announcement on the alerts topic, emptying the outbox', async (t) => {
   const repo = await h.repo(t);
-  const pipeline = new Pipeline(repo.runtime());
+  const outbox = new CatalogueOutbox(repo.runtime());
   const now = new Date().toISOString();
   // A valid segment first: it tells the catalogue which cluster the repository holds.
-  await pipeline.record([finalized(0, '4', now), verdict(0, true, now, '4')]);
-  const update = await pipeline.record([finalized(1, '5', now), verdict(1, false, now, '5')]);
+  await outbox.record([finalized(0, '4', now), verdict(0, true, now, '4')]);
+  const update = await outbox.record([finalized(1, '5', now), verdict(1, false, now, '5')]);
   const id = `corrupt-object:wal/${SEG(1)}:5`;
   t.deepEqual(Object.keys(update.catalogue.alerts), [id]);
   t.is(update.catalogue.outbox?.length, 1, 'the committed catalogue carries the announcement');
@@ -172,16 +172,16 @@ test('when pub/sub fails halfway, what was published leaves the outbox and the s
     publishJson: (topic, body, attributes) => (++calls === 2 ? failingPublisher().publishJson(topic, body) : rt.publisher.publishJson(topic, body, attributes)),
     close: () => rt.publisher.close(),
   };
-  const pipeline = pipelineWith(rt, flaky);
-  await t.throwsAsync(pipeline.record([finalized(1, '7', now), verdict(1, false, now, '7'), finalized(2, '8', now), verdict(2, false, now, '8')]), { message: /could not publish/ });
+  const outbox = outboxWith(rt, flaky);
+  await t.throwsAsync(outbox.record([finalized(1, '7', now), verdict(1, false, now, '7'), finalized(2, '8', now), verdict(2, false, now, '8')]), { message: /could not publish/ });
   const [first] = await repo.alerts.waitFor((ms) => (ms.length > 0 ? ms : undefined), 'the first alert');
   t.is(first.id, `corrupt-object:wal/${SEG(1)}:7`);
   t.deepEqual((await repo.catalogue()).outbox?.map((m) => m.id), [`corrupt-object:wal/${SEG(2)}:8`]);
 
   // Another instance leaves it alone: its committer may still be publishing it.
-  t.is(await new Pipeline(repo.runtime()).flushOutbox(), 0);
+  t.is(await new CatalogueOutbox(repo.runtime()).flushOutbox(), 0);
   // The instance that queued it publishes it on its next run (the event's redelivery may land there).
-  t.is(await pipeline.flushOutbox(), 1);
+  t.is(await outbox.flushOutbox(), 1);
   const all = await repo.alerts.quiet();
   t.deepEqual(all.map((m) => m.id), [`corrupt-object:wal/${SEG(1)}:7`, `corrupt-object:wal/${SEG(2)}:8`]);
   t.is((await repo.catalogue()).outbox, undefined);
@@ -191,16 +191,16 @@ test('a message its instance could not publish goes out from any instance once t
   const repo = await h.repo(t);
   const now = new Date().toISOString();
   // Pub/Sub refuses everything for the instance that commits the incidents.
-  await t.throwsAsync(pipelineWith(repo.runtime(), failingPublisher()).record([finalized(1, '3', now), verdict(1, false, now, '3'), finalized(2, '4', now), verdict(2, false, now, '4')]));
+  await t.throwsAsync(outboxWith(repo.runtime(), failingPublisher()).record([finalized(1, '3', now), verdict(1, false, now, '3'), finalized(2, '4', now), verdict(2, false, now, '4')]));
   const queued = Date.parse((await repo.catalogue()).outbox!.map((m) => m.time).sort().at(-1)!);
   t.is((await repo.catalogue()).outbox?.length, 2);
 
-  const soon = new Pipeline(repo.runtime({ now: () => new Date(queued + OUTBOX_CLAIM_MS - 5000) }));
+  const soon = new CatalogueOutbox(repo.runtime({ now: () => new Date(queued + OUTBOX_CLAIM_MS - 5000) }));
   t.is(await soon.flushOutbox(), 0);
   t.deepEqual(await repo.alerts.quiet(500), []);
 
   // Later, three flushes asked for at once on one instance share one run.
-  const later = new Pipeline(repo.runtime({ now: () => new Date(queued + OUTBOX_CLAIM_MS + 1000) }));
+  const later = new CatalogueOutbox(repo.runtime({ now: () => new Date(queued + OUTBOX_CLAIM_MS + 1000) }));
   const counts = await Promise.all([later.flushOutbox(), later.flushOutbox(), later.flushOutbox()]);
   t.is(counts[0], 2);
   const all = await repo.alerts.quiet();
@@ -212,8 +212,8 @@ test('two instances committing at once announce an incident once', async (t) => 
   const repo = await h.repo(t);
   const now = () => new Date().toISOString();
   const rtA = repo.runtime();
-  const a = pipelineWith(rtA, slowed(rtA.publisher, 1500));
-  const b = new Pipeline(repo.runtime());
+  const a = outboxWith(rtA, slowed(rtA.publisher, 1500));
+  const b = new CatalogueOutbox(repo.runtime());
   // A opens an incident; while its announcement is on its way to Pub/Sub, B
   // commits an unrelated change on top of A's write and flushes.
   const recordA = a.record([finalized(1, '11', now()), verdict(1, false, now(), '11')]);
