@@ -200,16 +200,37 @@ export class LocalIoError extends GcwalError {
   }
 }
 
-/** Map a Node file-system error on a local path to LocalIoError with a hint. */
-export function localIoError(err: unknown, what: string): GcwalError {
+/**
+ * What a file-system errno tells the user, on a local path and in a file://
+ * repository: the one table both mappings below read.
+ */
+const ERRNO_HINTS: readonly { codes: readonly string[]; local: string; repository: string }[] = [
+  { codes: ['ENOSPC', 'EDQUOT'], local: 'the file system is full; free space and retry', repository: 'the repository file system is full; free space and retry' },
+  { codes: ['EACCES', 'EPERM'], local: 'check the permissions of the path for the user running gcwal', repository: 'check that the user running gcwal can read and write the repository directory' },
+  { codes: ['EROFS'], local: 'the file system is read-only', repository: 'the repository file system is read-only' },
+];
+/** Errnos of a repository file system that may pass when tried again. */
+const TRANSIENT_ERRNOS: ReadonlySet<string> = new Set(['EIO', 'EAGAIN', 'EBUSY']);
+
+/**
+ * Map a Node file-system error to a GcwalError with a hint: on a local path
+ * LocalIoError; in a file:// repository StorageError (transient for EIO,
+ * EAGAIN and EBUSY), never NotFoundError (callers decide that). A GcwalError
+ * is returned as it is.
+ */
+export function errnoError(err: unknown, what: string, place: 'local' | 'repository'): GcwalError {
   if (err instanceof GcwalError) return err;
   const code = (err as NodeJS.ErrnoException)?.code ?? 'unknown';
-  const hint =
-    code === 'ENOSPC' || code === 'EDQUOT' ? 'the file system is full; free space and retry'
-    : code === 'EACCES' || code === 'EPERM' ? 'check the permissions of the path for the user running gcwal'
-    : code === 'EROFS' ? 'the file system is read-only'
-    : 'check the local disk and retry';
-  return new LocalIoError(`${what} failed: ${code}`, hint, { cause: err });
+  if (place === 'repository' && code === 'ABORT_ERR') return new StorageError(`${what} was cancelled`, false, 'the operation was interrupted', { cause: err });
+  const row = ERRNO_HINTS.find((r) => r.codes.includes(code));
+  const message = `${what} failed: ${code}`;
+  if (place === 'local') return new LocalIoError(message, row?.local ?? 'check the local disk and retry', { cause: err });
+  return new StorageError(message, TRANSIENT_ERRNOS.has(code), row?.repository ?? 'check the repository file system and retry', { cause: err });
+}
+
+/** Map a Node file-system error on a local path to LocalIoError with a hint. */
+export function localIoError(err: unknown, what: string): GcwalError {
+  return errnoError(err, what, 'local');
 }
 
 /** Turn anything thrown into a GcwalError, keeping the original as `cause`. */

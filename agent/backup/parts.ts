@@ -1,11 +1,10 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupPart, ManifestEntry } from '../../core/backup/meta.ts';
 import { AlreadyExistsError, StorageError } from '../../core/errors.ts';
 import { backupPartKey } from '../../core/layout.ts';
 import { adoptStoredPart } from './part-compare.ts';
 import type { PlannedPart } from './plan.ts';
 import { writePart, type PartWriterOptions } from './tar-parts.ts';
-import { backoffDelay } from '../../core/backoff.ts';
+import { retry } from '../../core/retry.ts';
 
 /** Options for writeParts: those of one part, minus its key. */
 export interface PartsOptions extends Omit<PartWriterOptions, 'key'> {
@@ -61,34 +60,44 @@ export async function writeParts(plans: readonly PlannedPart[], options: PartsOp
   const results: { part: BackupPart; manifest: ManifestEntry[] }[] = [];
   const one = async (plan: PlannedPart) => {
     const key = backupPartKey(options.backupName, plan.index);
-    for (let attempt = 0; ; attempt++) {
-      // Progress of a failed attempt is taken back so the display stays true.
-      let bytes = 0;
-      let files = 0;
-      const onProgress = (b: number, f: number) => {
-        bytes += b;
-        files += f;
-        options.onProgress?.(b, f);
-      };
-      try {
-        results[plan.index] = await writePart(plan, { ...options, onProgress, signal: controller.signal, key });
-        return;
-      } catch (err) {
-        if (err instanceof AlreadyExistsError) {
-          // An earlier attempt landed though it seemed to fail (its answer
-          // lost): kept only if it holds this part, as this attempt built it.
-          results[plan.index] = await adoptStoredPart(plan, { ...options, signal: controller.signal, key });
-          return;
+    // Progress of a failed attempt is taken back so the display stays true.
+    let bytes = 0;
+    let files = 0;
+    const written = await retry(
+      async () => {
+        bytes = 0;
+        files = 0;
+        const onProgress = (b: number, f: number) => {
+          bytes += b;
+          files += f;
+          options.onProgress?.(b, f);
+        };
+        try {
+          return await writePart(plan, { ...options, onProgress, signal: controller.signal, key });
+        } catch (err) {
+          if (err instanceof AlreadyExistsError) return undefined;
+          throw err;
         }
+      },
+      {
         // A transient failure is taken to have published nothing, so the
         // part is rebuilt under the same key (create-only: if it did land,
-        // the retry meets it, above).
-        if (!(err instanceof StorageError && err.transient) || attempt >= options.retries || controller.signal.aborted) throw err;
-        options.onProgress?.(-bytes, -files);
-        options.onRetry?.(plan.index, attempt + 1, err);
-        await sleep(backoffDelay(attempt, 500, 30_000, false), undefined, { signal: controller.signal });
-      }
-    }
+        // the retry meets it, below).
+        retries: options.retries,
+        baseMs: 500,
+        maxMs: 30_000,
+        jitter: false,
+        transient: (err) => err instanceof StorageError && err.transient,
+        onRetry: (retry, err) => {
+          options.onProgress?.(-bytes, -files);
+          options.onRetry?.(plan.index, retry, err as StorageError);
+        },
+        signal: controller.signal,
+      },
+    );
+    // Already there: an earlier attempt landed though it seemed to fail (its
+    // answer lost); kept only if it holds this part, as this attempt built it.
+    results[plan.index] = written ?? (await adoptStoredPart(plan, { ...options, signal: controller.signal, key }));
   };
   try {
     await runPool(plans.filter((p) => !p.last), options.concurrency, controller, one);

@@ -3,7 +3,6 @@
  * start after a transient storage failure (what the attempt wrote is deleted
  * first). The first real failure stops the others.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { BackupMeta } from '../../core/backup/meta.ts';
 import { CorruptObjectError, NotFoundError, StorageError } from '../../core/errors.ts';
 import type { Storage } from '../../core/storage/types.ts';
@@ -11,7 +10,7 @@ import type { Logger } from '../log.ts';
 import { type ExtractTarget, newLedger, undoAttempt } from './extract.ts';
 import { FileFinisher } from './file-finisher.ts';
 import { restorePart } from './part.ts';
-import { backoffDelay } from '../../core/backoff.ts';
+import { retry } from '../../core/retry.ts';
 
 /**
  * Files finished (mode, times, fsync, close) at once behind the extraction:
@@ -49,22 +48,31 @@ export async function restoreParts(storage: Storage, meta: BackupMeta, target: E
 
   const one = async (index: number) => {
     const part = meta.parts[index];
-    const backoff = options.backoffMs ?? 200;
-    for (let attempt = 0; ; attempt++) {
-      const ledger = newLedger();
-      try {
-        return await restorePart(storage, part, index, target, ledger, signal);
-      } catch (err) {
-        if (err instanceof NotFoundError) {
-          throw new CorruptObjectError(`part ${index} (${part.key}) of backup ${meta.name} is missing from the repository`, 'the backup is damaged; restore another backup', { cause: err });
+    let ledger = newLedger();
+    return retry(
+      async () => {
+        ledger = newLedger();
+        try {
+          return await restorePart(storage, part, index, target, ledger, signal);
+        } catch (err) {
+          if (err instanceof NotFoundError) {
+            throw new CorruptObjectError(`part ${index} (${part.key}) of backup ${meta.name} is missing from the repository`, 'the backup is damaged; restore another backup', { cause: err });
+          }
+          throw err;
         }
-        if (!(err instanceof StorageError && err.transient) || attempt >= options.retries || signal.aborted) throw err;
-        await undoAttempt(ledger, target);
-        const delay = backoffDelay(attempt, backoff, 10_000);
-        options.log.warn(`reading part ${index} of ${meta.name} failed, retrying it (${attempt + 1}/${options.retries})`, { error: err.message, delayMs: Math.round(delay) });
-        await sleep(delay, undefined, { signal });
-      }
-    }
+      },
+      {
+        retries: options.retries,
+        baseMs: options.backoffMs ?? 200,
+        maxMs: 10_000,
+        transient: (err) => err instanceof StorageError && err.transient,
+        onRetry: async (retry, err, delayMs) => {
+          await undoAttempt(ledger, target);
+          options.log.warn(`reading part ${index} of ${meta.name} failed, retrying it (${retry}/${options.retries})`, { error: (err as StorageError).message, delayMs: Math.round(delayMs) });
+        },
+        signal,
+      },
+    );
   };
 
   const lane = async () => {

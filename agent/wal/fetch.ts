@@ -11,7 +11,7 @@ import { openDecoded } from '../../core/storage/decode.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import { classifyWalFileName } from '../../core/wal/name.ts';
 import type { Logger } from '../log.ts';
-import { backoffDelay } from '../../core/backoff.ts';
+import { retry } from '../../core/retry.ts';
 
 export interface FetchOptions {
   /** retries of a transient failure (and one retry of a corrupt read) */
@@ -35,10 +35,9 @@ export async function fetchWalFile(storage: Storage, name: string, dest: string,
     throw new InvalidInputError(`${name} is not a WAL file name`, 'restore_command passes %f, a segment, .partial, .history or .backup name');
   }
   const key = walObjectKey(name);
-  const backoff = options.backoffMs ?? 200;
   let corruptRetried = false;
-  for (let attempt = 0; ; attempt++) {
-    try {
+  return retry<'fetched' | 'not-found'>(
+    async () => {
       const info = await storage.stat(key, { signal: options.signal });
       if (!info) {
         // Only now, off the hot path: "not in the archive" ends a recovery,
@@ -49,15 +48,19 @@ export async function fetchWalFile(storage: Storage, name: string, dest: string,
       }
       await downloadTo(storage, info, dest, options.signal);
       return 'fetched';
-    } catch (err) {
-      const retryable = (err instanceof StorageError && err.transient) || (err instanceof CorruptObjectError && !corruptRetried);
-      if (!retryable || attempt >= options.retries || options.signal?.aborted) throw err;
-      if (err instanceof CorruptObjectError) corruptRetried = true;
-      const delay = backoffDelay(attempt, backoff, 10_000);
-      options.log.warn(`fetching ${name} failed, retrying`, { attempt: attempt + 1, error: (err as GcwalError).message, delayMs: Math.round(delay) });
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
-  }
+    },
+    {
+      retries: options.retries,
+      baseMs: options.backoffMs ?? 200,
+      maxMs: 10_000,
+      transient: (err) => (err instanceof StorageError && err.transient) || (err instanceof CorruptObjectError && !corruptRetried),
+      onRetry: (retry, err, delayMs) => {
+        if (err instanceof CorruptObjectError) corruptRetried = true;
+        options.log.warn(`fetching ${name} failed, retrying`, { attempt: retry, error: (err as GcwalError).message, delayMs: Math.round(delayMs) });
+      },
+      signal: options.signal,
+    },
+  );
 }
 
 async function downloadTo(storage: Storage, info: Parameters<typeof openDecoded>[1], dest: string, signal?: AbortSignal): Promise<void> {

@@ -14,7 +14,7 @@ import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
 import { checkSegmentHeader, parseLongPageHeader } from '../../core/wal/header.ts';
 import { classifyWalFileName, type WalFileName } from '../../core/wal/name.ts';
 import { readWalSource, type WalSource } from './source.ts';
-import { backoffDelay } from '../../core/backoff.ts';
+import { retry } from '../../core/retry.ts';
 
 export interface PushOptions {
   codec: CodecName;
@@ -93,16 +93,15 @@ export async function pushWalFile(storage: Storage, filePath: string, options: P
   const source = await readWalSource(filePath, { wholeFileLimit: options.wholeFileLimit, signal: options.signal, shared: parallelLzo(options) });
   try {
     const cluster = checkLocalFile(name, kind, source);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const result = await pushOnce(storage, name, cluster, source, options, attempt === 0 ? identityRead : undefined);
-        return cluster?.newerWalMagic === undefined ? result : { ...result, newerWalMagic: cluster.newerWalMagic };
-      } catch (err) {
-        if (!(err instanceof StorageError && err.transient) || attempt >= (options.retries ?? 0) || options.signal?.aborted) throw err;
-        options.onRetry?.(attempt + 1, err);
-        await new Promise((resolve) => setTimeout(resolve, backoffDelay(attempt, 250, 8000)));
-      }
-    }
+    const result = await retry((attempt) => pushOnce(storage, name, cluster, source, options, attempt === 0 ? identityRead : undefined), {
+      retries: options.retries ?? 0,
+      baseMs: 250,
+      maxMs: 8000,
+      transient: (err) => err instanceof StorageError && err.transient,
+      onRetry: (retry, err) => options.onRetry?.(retry, err as StorageError),
+      signal: options.signal,
+    });
+    return cluster?.newerWalMagic === undefined ? result : { ...result, newerWalMagic: cluster.newerWalMagic };
   } finally {
     source.release();
   }

@@ -1,6 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { backoffDelay } from '../backoff.ts';
+import { retry } from '../retry.ts';
 import { AlreadyExistsError, CorruptObjectError, NotFoundError, PreconditionFailedError, StorageError } from '../errors.ts';
 import { CATALOGUE_KEY, Meta, WAL_PREFIX } from '../layout.ts';
 import { readSmallObject, writeSmallObject } from '../storage/objects.ts';
@@ -68,17 +67,16 @@ export async function readCatalogue(storage: Storage, options: ReadCatalogueOpti
 }
 
 async function readRaw(storage: Storage, options: ReadCatalogueOptions): Promise<{ text: string; generation: string } | undefined> {
-  for (let attempt = 0; ; attempt++) {
-    const info = await storage.stat(CATALOGUE_KEY, { signal: options.signal });
-    if (!info) return undefined;
-    try {
+  return retry(
+    async () => {
+      const info = await storage.stat(CATALOGUE_KEY, { signal: options.signal });
+      if (!info) return undefined;
       const body = await readSmallObject(storage, CATALOGUE_KEY, { signal: options.signal, limit: CATALOGUE_LIMIT });
       return { text: catalogueText(body, where(storage)), generation: info.generation };
-    } catch (err) {
-      // Deleted between stat and read: look again (a few times, then say so).
-      if (!(err instanceof NotFoundError) || attempt >= 2) throw err;
-    }
-  }
+    },
+    // Deleted between stat and read: look again at once (a few times, then say so).
+    { retries: 2, baseMs: 0, maxMs: 0, transient: (err) => err instanceof NotFoundError },
+  );
 }
 
 /**
@@ -188,9 +186,7 @@ export function migrateCatalogue(old: Catalogue): Catalogue {
 export async function updateCatalogue(storage: Storage, change: CatalogueChange, options: UpdateCatalogueOptions = {}): Promise<CatalogueUpdate> {
   const now = options.now ?? (() => new Date());
   const maxAttempts = Math.max(1, options.maxAttempts ?? DEFAULT_ATTEMPTS);
-  let lastConflict: unknown;
-  for (let attempt = 0; attempt < maxAttempts; attempt++) {
-    if (attempt > 0) await sleep(backoffDelay(attempt - 1, RETRY_BASE_MS, RETRY_MAX_MS), undefined, { signal: options.signal });
+  const attempt = async (): Promise<CatalogueUpdate> => {
     options.signal?.throwIfAborted();
     const read = await readRaw(storage, options);
     const generation = read?.generation ?? '0';
@@ -220,10 +216,23 @@ export async function updateCatalogue(storage: Storage, change: CatalogueChange,
       // write a second to the object, a 503) is retried like a lost race.
       const transient = err instanceof StorageError && err.transient;
       if (!(err instanceof PreconditionFailedError) && !(err instanceof AlreadyExistsError) && !transient) throw err;
-      lastConflict = err;
+      throw new LostRace(err);
     }
+  };
+  try {
+    return await retry(attempt, { retries: maxAttempts - 1, baseMs: RETRY_BASE_MS, maxMs: RETRY_MAX_MS, transient: (err) => err instanceof LostRace, signal: options.signal });
+  } catch (err) {
+    if (!(err instanceof LostRace)) throw err;
+    options.signal?.throwIfAborted();
+    throw new StorageError(`catalogue ${where(storage)} kept changing: gave up after ${maxAttempts} attempts`, true, 'too many writers at once; retry later', { cause: err.conflict });
   }
-  throw new StorageError(`catalogue ${where(storage)} kept changing: gave up after ${maxAttempts} attempts`, true, 'too many writers at once; retry later', { cause: lastConflict });
+}
+
+/** The write of an update met another writer's (or a transient failure): read again and start over. */
+class LostRace extends Error {
+  constructor(readonly conflict: unknown) {
+    super('the catalogue changed under the update');
+  }
 }
 
 export interface CatalogueBatcherOptions extends UpdateCatalogueOptions {

@@ -2,9 +2,8 @@ import { randomToken } from '../../random-token.ts';
 import * as fs from 'node:fs/promises';
 import { hostname } from 'node:os';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { backoffDelay } from '../../backoff.ts';
 import { StorageError } from '../../errors.ts';
+import { retry } from '../../retry.ts';
 import { FILE_MODE } from './dirs.ts';
 import { isErrno } from './errors.ts';
 
@@ -63,18 +62,30 @@ export async function acquireLock(lockPath: string, journal: LockJournal, option
   const staleMs = options.staleMs ?? DEFAULT_STALE_MS;
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   const content: LockContent = { ...journal, pid: process.pid, host: hostname(), nonce: randomToken(8), acquired: new Date().toISOString() };
-  for (let attempt = 0; ; attempt++) {
+  try {
+    return await retry(
+      async () => {
+        for (;;) {
+          options.signal?.throwIfAborted();
+          if (await tryCreate(lockPath, content)) return () => release(lockPath, content.nonce);
+          // A holder that is gone: its lock is broken, and taken at once.
+          if (!(await breakIfStale(lockPath, staleMs))) throw new LockHeld();
+        }
+      },
+      // Short waits (the holder's work is a rename or two), up to the deadline.
+      { retries: Infinity, baseMs: 5, maxMs: 250, deadline, transient: (err) => err instanceof LockHeld, signal: options.signal },
+    );
+  } catch (err) {
+    if (!(err instanceof LockHeld)) throw err;
     options.signal?.throwIfAborted();
-    if (await tryCreate(lockPath, content)) return () => release(lockPath, content.nonce);
-    if (await breakIfStale(lockPath, staleMs)) continue;
-    if (Date.now() > deadline) {
-      const holder = await readLock(lockPath).catch(() => undefined);
-      const who = holder ? `pid ${holder.pid} on ${holder.host} since ${holder.acquired}` : 'another process';
-      throw new StorageError(`${path.basename(lockPath)} is locked by ${who}`, true, `retry; if no gcwal process is running there, remove ${lockPath}`);
-    }
-    await sleep(backoffDelay(Math.min(attempt, 6), 5, 250), undefined, { signal: options.signal });
+    const holder = await readLock(lockPath).catch(() => undefined);
+    const who = holder ? `pid ${holder.pid} on ${holder.host} since ${holder.acquired}` : 'another process';
+    throw new StorageError(`${path.basename(lockPath)} is locked by ${who}`, true, `retry; if no gcwal process is running there, remove ${lockPath}`);
   }
 }
+
+/** The lock was taken by a live holder: worth waiting for. */
+class LockHeld extends Error {}
 
 /**
  * Whether a lock file exists at `lockPath` and what state its holder is in:

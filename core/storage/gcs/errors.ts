@@ -1,4 +1,5 @@
 import { AlreadyExistsError, AuthError, CorruptObjectError, GcwalError, NotFoundError, PreconditionFailedError, RepositoryMissingError, StorageError } from '../../errors.ts';
+import { TRANSIENT_NETWORK_CODES } from '../../retry.ts';
 
 /** What a failed call was doing, for messages. */
 export interface CallSite {
@@ -14,7 +15,6 @@ export interface CallSite {
   endpoint?: string;
 }
 
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET', 'ENETUNREACH', 'EHOSTUNREACH']);
 const AUTH_PATTERNS = /default credentials|access token|refresh|invalid_grant|unauthorized_client|impersonat|metadata|computeMetadata|credential|invalid_scope|service account/i;
 
 /**
@@ -139,12 +139,12 @@ export function mapGcsError(err: unknown, site: CallSite): GcwalError {
   if (status === 408 || status === 429 || (status !== undefined && status >= 500)) {
     return new StorageError(`${where} failed with HTTP ${status} after retries (${firstLine(err)})`, true, 'Cloud Storage is overloaded or unavailable; retry later', { cause: err });
   }
-  if (typeof code === 'string' && TRANSIENT_CODES.has(code)) {
+  if (typeof code === 'string' && TRANSIENT_NETWORK_CODES.has(code)) {
     return new StorageError(`${where} failed: ${code}`, true, 'check the network path to Cloud Storage (or GCWAL_GCS_ENDPOINT) and retry', { cause: err });
   }
   const message = firstLine(err);
   const causeCode = (err as { cause?: { code?: unknown } })?.cause?.code;
-  if (/socket hang up|connection|premature|aborted|reset|timeout|terminated|fetch failed|other side closed/i.test(message) || (typeof causeCode === 'string' && (TRANSIENT_CODES.has(causeCode) || causeCode.startsWith('UND_ERR')))) {
+  if (/socket hang up|connection|premature|aborted|reset|timeout|terminated|fetch failed|other side closed/i.test(message) || (typeof causeCode === 'string' && (TRANSIENT_NETWORK_CODES.has(causeCode) || causeCode.startsWith('UND_ERR')))) {
     return new StorageError(`${where} failed: ${message}`, true, 'check the network path to Cloud Storage and retry', { cause: err });
   }
   if (AUTH_PATTERNS.test(message)) {

@@ -20,6 +20,7 @@ import { backoffDelay } from '../../backoff.ts';
 import { crc32c, crc32cBase64 } from '../../checksum/crc32c.ts';
 import { GcwalError } from '../../errors.ts';
 import { randomToken } from '../../random-token.ts';
+import { isTransientNetworkError, retry, type RetryOptions } from '../../retry.ts';
 import type { TokenSource } from './token.ts';
 import { checkedBody, readAnswer } from './http-body.ts';
 import { AdaptiveLimiter } from './throttle.ts';
@@ -90,9 +91,6 @@ export interface UploadOptions {
   crc32c?: string;
   signal?: AbortSignal;
 }
-
-/** Dropped or refused connections, worth another try (a keep-alive socket the server closed is one). */
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED', 'ECONNABORTED', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_STREAM_PREMATURE_CLOSE']);
 
 /** One request as GcsHttpClient makes it (see {@link GcsHttpClient.exchange}). */
 export interface Exchange {
@@ -242,34 +240,25 @@ export class GcsHttpClient {
   /** One call with its retries; resolves with a 2xx answer, throws everything else. */
   private async call(exchange: Exchange): Promise<Outcome> {
     let refreshed = false;
-    for (let attempt = 0; ; ) {
-      exchange.signal?.throwIfAborted();
-      let outcome: Outcome;
-      try {
-        outcome = await this.limiter.run(() => this.once(exchange));
-      } catch (err) {
-        if (exchange.signal?.aborted || err instanceof GcwalError || !retryable(err) || exchange.retry === false || attempt >= this.retries) throw err;
-        await this.backoff(attempt++, exchange.signal);
-        continue;
+    const attempt = async (): Promise<Outcome> => {
+      for (;;) {
+        exchange.signal?.throwIfAborted();
+        const outcome = await this.limiter.run(() => this.once(exchange));
+        const status = 'res' in outcome ? (outcome.res.statusCode ?? 0) : outcome.status;
+        if ((status >= 200 && status < 300) || exchange.accept?.includes(status)) {
+          this.limiter.succeeded();
+          return outcome;
+        }
+        // A token revoked or expired early: one more try with a fresh one, not counted.
+        if (status === 401 && !refreshed && this.tokens.invalidate()) {
+          refreshed = true;
+          continue;
+        }
+        if (status === 429) this.limiter.throttled();
+        throw errorOf(status, 'body' in outcome ? outcome.body : Buffer.alloc(0));
       }
-      const status = 'res' in outcome ? (outcome.res.statusCode ?? 0) : outcome.status;
-      if ((status >= 200 && status < 300) || exchange.accept?.includes(status)) {
-        this.limiter.succeeded();
-        return outcome;
-      }
-      const body = 'body' in outcome ? outcome.body : Buffer.alloc(0);
-      // A token revoked or expired early: one more try with a fresh one, not counted.
-      if (status === 401 && !refreshed && this.tokens.invalidate()) {
-        refreshed = true;
-        continue;
-      }
-      if (status === 429) this.limiter.throttled();
-      if (transientStatus(status) && exchange.retry !== false && attempt < this.retries) {
-        await this.backoff(attempt++, exchange.signal);
-        continue;
-      }
-      throw errorOf(status, body);
-    }
+    };
+    return retry(attempt, { ...this.retryOptions(exchange.signal), retries: exchange.retry === false ? 0 : this.retries });
   }
 
   /** One request: headers from the token source, the answer's body read unless it is a 2xx to be streamed. */
@@ -325,7 +314,16 @@ export class GcsHttpClient {
     });
   }
 
-  /** Wait before retry `attempt` (0 for the first): exponential backoff with jitter, capped at maxRetryDelaySeconds; rejects when `signal` aborts. */
+  /**
+   * How this client retries (GcsHttpOptions.retries, with waits from 250 ms
+   * doubling up to maxRetryDelaySeconds, jittered): for callers that retry
+   * requests made with `retry: false` themselves.
+   */
+  retryOptions(signal: AbortSignal | undefined): RetryOptions {
+    return { retries: this.retries, baseMs: 250, maxMs: this.maxDelayMs, transient: isTransientFailure, signal };
+  }
+
+  /** Wait before retry `attempt` (0 for the first), as retryOptions says; rejects when `signal` aborts. */
   async backoff(attempt: number, signal: AbortSignal | undefined): Promise<void> {
     await sleep(backoffDelay(attempt, 250, this.maxDelayMs), undefined, { signal });
   }
@@ -342,7 +340,8 @@ function objectPath(bucket: string, name: string): string {
  */
 export function isTransientFailure(err: unknown): boolean {
   if (err instanceof GcsHttpError) return transientStatus(err.code);
-  return !(err instanceof GcwalError) && retryable(err);
+  // A dropped keep-alive socket the server closed is one of these.
+  return !(err instanceof GcwalError) && isTransientNetworkError(err);
 }
 
 /** 408, 429 and 5xx: answers worth another try. */
@@ -369,12 +368,6 @@ export function checkStored(stored: Record<string, unknown>, bucket: string, nam
   if (stored.crc32c === sent.crc32c && !sizeDiffers) return stored;
   const what = sent.size === undefined ? `CRC32C ${String(stored.crc32c)}, not the ${sent.crc32c} of the bytes sent` : `${String(stored.size)} bytes and CRC32C ${String(stored.crc32c)}, not the ${sent.size} bytes and ${sent.crc32c} sent`;
   throw Object.assign(new Error(`gs://${bucket}/${name} generation ${String(stored.generation)} was stored with ${what}`), { code: 'FILE_NO_UPLOAD' });
-}
-
-function retryable(err: unknown): boolean {
-  const e = err as { code?: unknown; message?: unknown } | undefined;
-  if (typeof e?.code === 'string' && RETRYABLE_CODES.has(e.code)) return true;
-  return /socket hang up|other side closed|premature close/i.test(String(e?.message ?? ''));
 }
 
 /** A GcsHttpError from an answer: Google's JSON error body when it is one, else the start of the text. */

@@ -8,6 +8,7 @@ import https from 'node:https';
 import { createRequire } from 'node:module';
 import type { Bucket, Storage as GcsClient } from '@google-cloud/storage';
 import type { AuthClient, GoogleAuth } from 'google-auth-library';
+import { isTransientNetworkError, TRANSIENT_NETWORK_CODES } from '../../retry.ts';
 import { httpStatus, isRateLimited } from './errors.ts';
 import type { AdaptiveLimiter } from './throttle.ts';
 
@@ -55,7 +56,9 @@ export function createLibraryClient(options: LibraryClientOptions, authClient: G
           if (isRateLimited(err)) limiter.throttled();
           const status = httpStatus(err);
           if (status !== undefined) return status === 408 || status === 429 || status >= 500;
-          return /ECONNRESET|ETIMEDOUT|EPIPE|EAI_AGAIN|ECONNREFUSED|socket hang up|premature|connection|network/i.test(`${err.code ?? ''} ${err.message ?? ''}`);
+          // The library's errors often carry the code only in their message ("... reason: connect ECONNREFUSED ...").
+          const text = `${err.code ?? ''} ${err.message ?? ''}`;
+          return isTransientNetworkError(err) || [...TRANSIENT_NETWORK_CODES].some((code) => text.includes(code)) || /socket hang up|premature|connection|network/i.test(text);
         },
       },
     });

@@ -10,10 +10,9 @@
 import http from 'node:http';
 import https from 'node:https';
 import { createRequire } from 'node:module';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { AuthClient, GoogleAuth } from 'google-auth-library';
-import { backoffDelay } from '../../backoff.ts';
 import { AuthError } from '../../errors.ts';
+import { isTransientNetworkError, retry } from '../../retry.ts';
 
 /** Scope the agent asks for: object read/write, nothing else. */
 export const GCS_SCOPES = ['https://www.googleapis.com/auth/devstorage.read_write'];
@@ -52,13 +51,18 @@ export interface MetadataTokenOptions {
 
 const TOKEN_PATH = '/computeMetadata/v1/instance/service-accounts/default/token';
 const EMAIL_PATH = '/computeMetadata/v1/instance/service-accounts/default/email';
-/** Connection-level failures worth another try: the server is there but the exchange broke. */
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNREFUSED', 'ECONNABORTED', 'EAI_AGAIN']);
 const HINT = 'run gcwal where a service account is attached (a Compute Engine VM or a GKE workload with workload identity), or set GOOGLE_APPLICATION_CREDENTIALS to a credentials file';
 
 interface Answer {
   status: number;
   body: string;
+}
+
+/** A 5xx or 429 from the metadata server: retried; the last one is refused like any other answer. */
+class BusyAnswer extends Error {
+  constructor(readonly answer: Answer) {
+    super(`the metadata server answered HTTP ${answer.status}`);
+  }
 }
 
 /**
@@ -120,43 +124,44 @@ export class MetadataServerTokens implements TokenSource {
 
   async #fetchToken(): Promise<string> {
     const path = `${TOKEN_PATH}?scopes=${encodeURIComponent(this.#scopes.join(','))}`;
-    for (let attempt = 0; ; attempt++) {
-      let answer: Answer;
-      try {
-        answer = await this.#get(path);
-      } catch (err) {
+    let answer: Answer;
+    try {
+      answer = await retry(
+        async () => {
+          const got = await this.#get(path);
+          if (got.status >= 500 || got.status === 429) throw new BusyAnswer(got);
+          return got;
+        },
+        // Not ETIMEDOUT: that is this client's own deadline (timeoutMs), already waited out.
+        { retries: this.#retries, baseMs: 100, maxMs: 1000, transient: (err) => err instanceof BusyAnswer || (isTransientNetworkError(err) && (err as { code?: unknown }).code !== 'ETIMEDOUT') },
+      );
+    } catch (err) {
+      if (!(err instanceof BusyAnswer)) {
         const code = (err as { code?: string }).code ?? '';
-        if (RETRYABLE_CODES.has(code) && attempt < this.#retries) {
-          await sleep(backoffDelay(attempt, 100, 1000));
-          continue;
-        }
         const what =
           code === 'ETIMEDOUT' ? `did not answer within ${this.#timeoutMs} ms`
           : code === 'ENOTMETADATA' ? 'is not a metadata server (its answer lacks Metadata-Flavor: Google)'
           : `could not be reached (${code || (err as Error).message})`;
         throw new AuthError(`no access token: the metadata server at ${this.host} ${what}`, `${HINT} (GCE_METADATA_HOST names another metadata server)`, { cause: err });
       }
-      if ((answer.status >= 500 || answer.status === 429) && attempt < this.#retries) {
-        await sleep(backoffDelay(attempt, 100, 1000));
-        continue;
-      }
-      if (answer.status !== 200) throw await this.#refused(answer);
-      let parsed: { access_token?: unknown; expires_in?: unknown; token_type?: unknown };
-      try {
-        parsed = JSON.parse(answer.body) as typeof parsed;
-      } catch (err) {
-        throw new AuthError(`no access token: the metadata server at ${this.host} answered something that is not JSON (${firstLine(answer.body)})`, `check that ${this.host} is a metadata server; ${HINT}`, { cause: err });
-      }
-      const token = parsed?.access_token;
-      const lifetime = Number(parsed?.expires_in);
-      if (typeof token !== 'string' || token === '' || !(lifetime > 0)) {
-        throw new AuthError(`no access token: the metadata server at ${this.host} answered without access_token and expires_in`, `check that ${this.host} is a metadata server; ${HINT}`);
-      }
-      const margin = Math.min(300, lifetime / 2) * 1000;
-      const header = `${typeof parsed.token_type === 'string' && parsed.token_type ? parsed.token_type : 'Bearer'} ${token}`;
-      this.#token = { header, refreshAt: this.#now() + lifetime * 1000 - margin };
-      return header;
+      answer = err.answer;
     }
+    if (answer.status !== 200) throw await this.#refused(answer);
+    let parsed: { access_token?: unknown; expires_in?: unknown; token_type?: unknown };
+    try {
+      parsed = JSON.parse(answer.body) as typeof parsed;
+    } catch (err) {
+      throw new AuthError(`no access token: the metadata server at ${this.host} answered something that is not JSON (${firstLine(answer.body)})`, `check that ${this.host} is a metadata server; ${HINT}`, { cause: err });
+    }
+    const token = parsed?.access_token;
+    const lifetime = Number(parsed?.expires_in);
+    if (typeof token !== 'string' || token === '' || !(lifetime > 0)) {
+      throw new AuthError(`no access token: the metadata server at ${this.host} answered without access_token and expires_in`, `check that ${this.host} is a metadata server; ${HINT}`);
+    }
+    const margin = Math.min(300, lifetime / 2) * 1000;
+    const header = `${typeof parsed.token_type === 'string' && parsed.token_type ? parsed.token_type : 'Bearer'} ${token}`;
+    this.#token = { header, refreshAt: this.#now() + lifetime * 1000 - margin };
+    return header;
   }
 
   /** The AuthError for a refused token request, naming the account when the server tells it. */
@@ -274,7 +279,7 @@ const LIBRARY_HINT = 'on GCE/GKE check the attached service account; elsewhere s
 /** Whether a google-auth-library failure may pass if tried again: the connection broke or the token endpoint was busy. */
 function transientLibraryError(err: unknown, depth = 0): boolean {
   const e = err as { code?: unknown; type?: unknown; status?: unknown; response?: { status?: unknown }; cause?: unknown; error?: unknown } | undefined;
-  if (typeof e?.code === 'string' && (RETRYABLE_CODES.has(e.code) || e.code === 'ETIMEDOUT')) return true;
+  if (isTransientNetworkError(e)) return true;
   // The metadata server not answering in time (node-fetch's FetchError, which gaxios wraps) is the network, not the credentials.
   if (e?.type === 'request-timeout') return true;
   const status = Number(e?.response?.status ?? e?.status ?? (typeof e?.code === 'string' && /^\d{3}$/.test(e.code) ? e.code : NaN));
