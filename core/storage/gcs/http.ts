@@ -314,16 +314,12 @@ export class GcsHttpClient {
     });
   }
 
-  /**
-   * How this client retries (GcsHttpOptions.retries, with waits from 250 ms
-   * doubling up to maxRetryDelaySeconds, jittered): for callers that retry
-   * requests made with `retry: false` themselves.
-   */
-  retryOptions(signal: AbortSignal | undefined): RetryOptions {
+  /** How this client retries: GcsHttpOptions.retries, with waits from 250 ms doubling up to maxRetryDelaySeconds, jittered. */
+  private retryOptions(signal: AbortSignal | undefined): RetryOptions {
     return { retries: this.retries, baseMs: 250, maxMs: this.maxDelayMs, transient: isTransientFailure, signal };
   }
 
-  /** Wait before retry `attempt` (0 for the first), as retryOptions says; rejects when `signal` aborts. */
+  /** Wait before retry `attempt` (0 for the first) as the client's own retries do, for callers that retry requests made with `retry: false` themselves; rejects when `signal` aborts. */
   async backoff(attempt: number, signal: AbortSignal | undefined): Promise<void> {
     await sleep(backoffDelay(attempt, 250, this.maxDelayMs), undefined, { signal });
   }
