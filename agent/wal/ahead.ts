@@ -24,8 +24,8 @@ const ARCHIVE_STATUS = 'archive_status';
  * Segments archived ahead per wal-push at most. The run's fixed cost (Node,
  * the bundle, the Cloud Storage client, the first connection: most of a
  * gs:// run) is shared by 1 + AHEAD_LIMIT segments; 8 rather than 4 cut the
- * drain of a backlog to gs:// per segment (bench/README.md, "Push-ahead
- * batch"), while one run still ends within about a second or two.
+ * drain of a backlog to gs:// per segment (docs/performance.md), while one
+ * run still ends within about a second or two.
  */
 export const AHEAD_LIMIT = 8;
 

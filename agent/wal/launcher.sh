@@ -7,8 +7,8 @@
 # agent/wal/ahead.ts), it left a marker in pg_wal/.gcwal-pushed/<segment>
 # whose first line names the repository and the file exactly (see
 # agent/wal/marker.ts). Rebuilding that line here and finding it equal
-# answers the call in a few milliseconds; starting Node only to read the
-# marker costs 60 ms or more. Anything else, including any doubt, goes to
+# answers the call without starting Node, which costs far more than the
+# whole check (docs/performance.md). Anything else, including any doubt, goes to
 # Node, which checks the marker again and pushes the segment if need be
 # (idempotent). This script never writes anything: Node removes stale
 # markers.
@@ -143,8 +143,8 @@ if [ "$#" -eq 2 ] && [ "$1" = wal-push ] && [ -n "${GCWAL_REPO-}" ]; then
 fi
 
 # Node 20 reads and parses every certificate NODE_EXTRA_CA_CERTS names as it
-# starts, whether or not a TLS connection follows: 32 ms for Debian's whole
-# bundle on the VMs measured, more than half of Node's start-up. wal-push and
+# starts, whether or not a TLS connection follows: for Debian's whole bundle
+# more than half of Node's start-up (docs/performance.md). wal-push and
 # wal-fetch into a file:// repository open no TLS connection (nor one to
 # PostgreSQL), so they start without it. Only when the repository comes from
 # the environment: a --repo among the arguments could name a gs:// one.
@@ -165,8 +165,8 @@ esac
 # Which certificates Node trusts: by default the system's OpenSSL store (as
 # pgBackRest, curl and gcloud do), whose directory OpenSSL searches by the
 # issuer's hash as a connection needs it. Node's own roots are ~140
-# certificates parsed in full by the first TLS connection of every process:
-# 20 ms of every archive_command call to gs:// on the VMs measured. Only with
+# certificates parsed in full by the first TLS connection of every process,
+# a cost on every archive_command call to gs:// (docs/performance.md). Only with
 # a directory of hashed certificates (SSL_CERT_DIR if set, else the system's
 # usual place, exported so that a Node whose OpenSSL looks elsewhere finds
 # it); GCWAL_CA_STORE=node (or --ca-store node, which wins, as flags do)

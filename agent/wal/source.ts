@@ -26,17 +26,17 @@ export const WHOLE_FILE_LIMIT = 64 * 1024 * 1024;
 export const HEAD_BYTES = 64;
 
 /**
- * read() size. On the VMs measured, single I/O calls over 1 MiB are several
- * times slower than the same bytes in 1 MiB calls, and four 1 MiB reads in
- * flight at once read a 16 MiB segment in 8 ms against 12 ms one after another.
+ * read() size. Single I/O calls over 1 MiB are several times slower than the
+ * same bytes in 1 MiB calls, and 1 MiB reads in flight at once beat the same
+ * reads one after another (docs/performance.md).
  */
 const READ_CHUNK = 1024 * 1024;
 /**
  * Reads queued at once: a whole 16 MiB segment. libuv's four threads work
  * through them on their own, where a lane of one read at a time waits for
  * this thread (starting up, compressing, handshaking) between its reads:
- * the checksum of a segment came 15-20 ms sooner in wal-push to gs:// than
- * with four lanes.
+ * the checksum of a segment comes sooner in wal-push to gs:// than with four
+ * lanes (docs/performance.md).
  */
 const READS_IN_FLIGHT = 16;
 
