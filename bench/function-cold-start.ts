@@ -259,7 +259,7 @@ function formatReport(rows: readonly Row[], loads: Loads, alerts: readonly Alert
     formatTable(
       ['client library load, fresh node process in the validate function\'s directory', 'median ms', 'min–max ms'],
       [
-        ['@google-cloud/storage + google-auth-library (require, as core/storage/gcs/storage.ts)', fixed(median(loads.storage)), range(loads.storage)],
+        ['@google-cloud/storage + google-auth-library (require, as core/storage/gcs/library.ts)', fixed(median(loads.storage)), range(loads.storage)],
         ['@google-cloud/pubsub (import(), as functions/lib/publisher.ts)', fixed(median(loads.pubsub)), range(loads.pubsub)],
         ['… @google-cloud/pubsub after the storage client in the same process', fixed(median(loads.pubsubAfterStorage)), range(loads.pubsubAfterStorage)],
       ],

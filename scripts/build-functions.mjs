@@ -26,8 +26,9 @@
  *   load .node files relative to their package, and lzo-wasm, which reads its
  *   .wasm from its package directory (require.resolve('lzo-wasm/lzo-wasm.wasm')):
  *   npm installs them in the function's build, next to the bundle.
- * - @google-cloud/storage (core/storage/gcs/storage.ts loads it and the
- *   google-auth-library it depends on with createRequire) and
+ * - @google-cloud/storage (core/storage/gcs/library.ts loads it, and
+ *   core/storage/gcs/token.ts the google-auth-library it depends on, with
+ *   createRequire) and
  *   @google-cloud/pubsub (loads .proto/.json files at run time).
  * A package becomes a dependency of a function only if its bundle refers to
  * it. `lzo` (the native LZO encoder) never does: the functions only decode,
@@ -76,7 +77,7 @@ const FRAMEWORK = '@google-cloud/functions-framework';
 const NOT_SHIPPED = new Set(['lzo', 'sse4_crc32']);
 
 /**
- * Loaded by an external package's own createRequire (core/storage/gcs/storage.ts takes
+ * Loaded by an external package's own createRequire (core/storage/gcs/token.ts takes
  * google-auth-library from @google-cloud/storage's dependencies, so the two
  * always match): installed with that package, not listed separately.
  */

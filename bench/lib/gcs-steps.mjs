@@ -2,7 +2,7 @@
  * A measuring script, not a product: the steps `gcwal wal-push` takes to put
  * one segment into a gs:// repository, done one after another in a fresh
  * process with the same library and the same client options as
- * core/storage/gcs/storage.ts, each timed on its own. It prints one JSON object of
+ * core/storage/gcs/library.ts, each timed on its own. It prints one JSON object of
  * milliseconds per step on stdout; the benchmark takes medians over runs.
  *
  * Steps: Node's bootstrap until this script runs; reading the segment and

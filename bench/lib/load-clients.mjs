@@ -7,7 +7,7 @@
  *   node load-clients.mjs storage|pubsub|both
  *
  * storage: require() of @google-cloud/storage's CommonJS build and
- * google-auth-library from its dependencies (core/storage/gcs/storage.ts);
+ * google-auth-library from its dependencies (core/storage/gcs/library.ts, token.ts);
  * pubsub: import() of @google-cloud/pubsub (functions/lib/publisher.ts).
  */
 import { createRequire } from 'node:module';
