@@ -1,5 +1,6 @@
 import * as path from 'node:path';
 import { ExitCode } from '../../core/errors.ts';
+import { AHEAD_LIMIT } from '../wal/ahead.ts';
 import { archiveWalFile } from '../wal/archive.ts';
 import type { Command } from './types.ts';
 
@@ -24,7 +25,7 @@ header is consistent with its name and the repository, with a warning given
 once per pg_wal (noted in pg_wal/.gcwal-newer-wal-<magic>).
 
 When PostgreSQL has fallen behind (further segments marked ready in
-pg_wal/archive_status), up to 8 of them are archived in the same run and
+pg_wal/archive_status), up to ${AHEAD_LIMIT} of them are archived in the same run and
 marked in pg_wal/.gcwal-pushed/, so that the calls for them return at once
 without reading the file or contacting the repository. A marker counts only
 for the same repository and the unchanged file; otherwise the segment is
