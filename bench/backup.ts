@@ -16,9 +16,9 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { installAgent, type InstalledAgent } from '../test/helpers/install.ts';
-import { makeTempDir } from '../test/helpers/tmp.ts';
-import { startCluster } from '../test/helpers/cluster.ts';
+import { installAgent, type InstalledAgent } from '../local/testkit/install.ts';
+import { makeTempDir } from '../local/testkit/tmp.ts';
+import { startCluster } from '../local/testkit/cluster.ts';
 import type { Cleanups } from './lib/cleanup.ts';
 import { dataDirBytes, emptyRestoreDir, verifyRestore } from './lib/datadir.ts';
 import { profileGcwal } from './lib/cpuprofile.ts';
@@ -27,7 +27,7 @@ import { pgTool } from './lib/pgtool.ts';
 import { postgresEnv, runMeasured, runOk, type MeasuredRun } from './lib/proc.ts';
 import { shellQuote } from './lib/shell.ts';
 import { fixed, formatTable, mib } from './lib/stats.ts';
-import { repoCreate } from '../test/helpers/repo.ts';
+import { repoCreate } from '../local/testkit/repo.ts';
 
 export interface BackupBenchOptions {
   /** pgbench scale of the main database; 70 is about 1.05 GiB */

@@ -22,8 +22,8 @@ import type { Catalogue, CatalogueBackup, CatalogueWalEntry, CatalogueWalRun } f
 import { walSegmentName } from '../core/wal/name.ts';
 import { formatLsn } from '../core/wal/lsn.ts';
 import { RUN_SPAN_MS } from '../core/catalogue/runs.ts';
-import { projectRoot } from '../test/helpers/install.ts';
-import { makeTempDir } from '../test/helpers/tmp.ts';
+import { projectRoot } from '../local/testkit/install.ts';
+import { makeTempDir } from '../local/testkit/tmp.ts';
 import type { Cleanups } from './lib/cleanup.ts';
 import { fixed, formatTable, median } from './lib/stats.ts';
 

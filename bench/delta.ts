@@ -18,11 +18,11 @@
  * Figures are printed, never asserted.
  */
 import path from 'node:path';
-import { startCluster } from '../test/helpers/cluster.ts';
-import { execOk } from '../test/helpers/exec.ts';
-import { installAgent } from '../test/helpers/install.ts';
-import { runRepoCreate } from '../test/helpers/repo.ts';
-import { makeTempDir } from '../test/helpers/tmp.ts';
+import { startCluster } from '../local/testkit/cluster.ts';
+import { execOk } from '../local/testkit/exec.ts';
+import { installAgent } from '../local/testkit/install.ts';
+import { runRepoCreate } from '../local/testkit/repo.ts';
+import { makeTempDir } from '../local/testkit/tmp.ts';
 import type { Cleanups } from './lib/cleanup.ts';
 import { pgTool } from './lib/pgtool.ts';
 import { postgresEnv, runOk, runTimed } from './lib/proc.ts';

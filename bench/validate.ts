@@ -25,16 +25,16 @@ import type { BackupMeta } from '../core/backup/meta.ts';
 import type { CodecName } from '../core/codec/types.ts';
 import { backupMetaKey, walObjectKey } from '../core/layout.ts';
 import { FileStorage } from '../core/storage/file/storage.ts';
-import { startCluster } from '../test/helpers/cluster.ts';
-import { installAgent, projectRoot } from '../test/helpers/install.ts';
-import { makeTempDir } from '../test/helpers/tmp.ts';
+import { startCluster } from '../local/testkit/cluster.ts';
+import { installAgent, projectRoot } from '../local/testkit/install.ts';
+import { makeTempDir } from '../local/testkit/tmp.ts';
 import type { Cleanups } from './lib/cleanup.ts';
 import { pgTool } from './lib/pgtool.ts';
 import { postgresEnv, runMeasured, runOk } from './lib/proc.ts';
 import { fixed, formatTable, median, mib } from './lib/stats.ts';
 import { generateWal } from './lib/walgen.ts';
 import { createRepoForSegment } from './lib/repo.ts';
-import { repoCreate } from '../test/helpers/repo.ts';
+import { repoCreate } from '../local/testkit/repo.ts';
 
 export interface ValidateBenchOptions {
   /** fresh processes per segment configuration */

@@ -13,9 +13,9 @@
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { installAgent } from '../test/helpers/install.ts';
-import { makeTempDir } from '../test/helpers/tmp.ts';
-import { execOk } from '../test/helpers/exec.ts';
+import { installAgent } from '../local/testkit/install.ts';
+import { makeTempDir } from '../local/testkit/tmp.ts';
+import { execOk } from '../local/testkit/exec.ts';
 import type { Cleanups } from './lib/cleanup.ts';
 import { configurePgBackRest, createStanza, STANZA } from './lib/pgbackrest.ts';
 import { postgresEnv, runTimed } from './lib/proc.ts';

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AlertMessage } from '../core/alerts/types.ts';
 import type { Catalogue } from '../core/catalogue/types.ts';
 import { UsageError } from '../core/errors.ts';
-import { listObjects, readObject, writeObject, type ObjectResource } from '../test/helpers/gcs-admin.ts';
+import { listObjects, readObject, writeObject, type ObjectResource } from './testkit/gcs-admin.ts';
 import { startLocalStack, type LocalStack, type LocalStackOptions } from './stack.ts';
 import { walEntry } from '../core/catalogue/runs.ts';
 

@@ -16,10 +16,10 @@
  */
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCluster, startClusterFromDirectory, type Cluster } from '../test/helpers/cluster.ts';
-import { installAgent } from '../test/helpers/install.ts';
-import { runGcwal } from '../test/helpers/run.ts';
-import { makeTempDir } from '../test/helpers/tmp.ts';
+import { startCluster, startClusterFromDirectory, type Cluster } from './testkit/cluster.ts';
+import { installAgent } from './testkit/install.ts';
+import { runGcwal } from './testkit/run.ts';
+import { makeTempDir } from './testkit/tmp.ts';
 import { backupStartSegment, corruptionAlert, flipBytes, startDemoStack, waitUntilValidated } from './demo-pipeline.ts';
 import type { LocalStack } from './stack.ts';
 

@@ -19,7 +19,7 @@
  * Native and wasm packages cannot be bundled: they stay external and are
  * resolved at run time from the node_modules next to (or above) the bundle.
  * Their names are also written to dist/gcwal.externals.json, which the test
- * harness (test/helpers/install.ts) reads to know what to copy next to an
+ * harness (local/testkit/install.ts) reads to know what to copy next to an
  * installed bundle; that keeps this list the only place they are named.
  *
  * Usage: node scripts/build.mjs [--entry <file>] [--outdir <dir>]

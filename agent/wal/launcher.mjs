@@ -3,7 +3,7 @@
  * (the Node binary, its options, the bundle); this module fills them in and
  * writes the executable. scripts/build.mjs writes dist/gcwal with it (Node
  * from PATH, the bundle found beside the launcher), and the test harness
- * (test/helpers/install.ts) writes its installed copy's wrapper with it, so
+ * (local/testkit/install.ts) writes its installed copy's wrapper with it, so
  * tests and benches run the same launcher, fast path included.
  */
 import { chmod, readFile, rename, rm, writeFile } from 'node:fs/promises';

@@ -4,7 +4,7 @@
  */
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { execOk } from '../../test/helpers/exec.ts';
+import { execOk } from '../../local/testkit/exec.ts';
 import { runOk } from './proc.ts';
 import { fixed, formatTable } from './stats.ts';
 

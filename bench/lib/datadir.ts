@@ -4,8 +4,8 @@
  */
 import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { startClusterFromDirectory } from '../../test/helpers/cluster.ts';
-import { execOk } from '../../test/helpers/exec.ts';
+import { startClusterFromDirectory } from '../../local/testkit/cluster.ts';
+import { execOk } from '../../local/testkit/exec.ts';
 
 /**
  * Bytes of the regular files under `pgdata`, leaving out pg_wal's contents

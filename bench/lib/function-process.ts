@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { spawnGroup, type GroupChild } from '../../local/process/child.ts';
 import { freePort } from '../../local/process/port.ts';
-import { projectRoot } from '../../test/helpers/install.ts';
+import { projectRoot } from '../../local/testkit/install.ts';
 import type { Cleanups } from './cleanup.ts';
 
 /** A function laid out as Cloud Functions builds it (the source directory, /workspace there). */

@@ -5,8 +5,8 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Cluster } from '../../test/helpers/cluster.ts';
-import { execOk } from '../../test/helpers/exec.ts';
+import type { Cluster } from '../../local/testkit/cluster.ts';
+import { execOk } from '../../local/testkit/exec.ts';
 import { runOk, type RunOptions } from './proc.ts';
 
 /** The stanza name every benchmark uses. */

@@ -1,6 +1,6 @@
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { pgProgram } from '../../test/helpers/pgbin.ts';
+import { pgProgram } from '../../local/testkit/pgbin.ts';
 
 /**
  * The absolute path of a PostgreSQL client program such as pgbench, from the

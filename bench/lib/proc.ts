@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { asPostgres, childEnv } from '../../test/helpers/users.ts';
+import { asPostgres, childEnv } from '../../local/testkit/users.ts';
 
 /** How a measured program finished. */
 export interface RunResult {

@@ -8,8 +8,8 @@ import { createRepositoryIdentity } from '../../core/repository.ts';
 import { FileStorage } from '../../core/storage/file/storage.ts';
 import { openStorage } from '../../core/storage/open.ts';
 import { parseLongPageHeader } from '../../core/wal/header.ts';
-import { execOk } from '../../test/helpers/exec.ts';
-import { runningAsRoot } from '../../test/helpers/users.ts';
+import { execOk } from '../../local/testkit/exec.ts';
+import { runningAsRoot } from '../../local/testkit/users.ts';
 
 /**
  * Create the repository at `url` for the cluster of `segment`; `env` gives

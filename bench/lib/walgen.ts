@@ -5,8 +5,8 @@
 import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { startCluster, type Cluster } from '../../test/helpers/cluster.ts';
-import { execOk } from '../../test/helpers/exec.ts';
+import { startCluster, type Cluster } from '../../local/testkit/cluster.ts';
+import { execOk } from '../../local/testkit/exec.ts';
 import { pgTool } from './pgtool.ts';
 import type { Cleanups } from './cleanup.ts';
 import { postgresEnv, runOk } from './proc.ts';

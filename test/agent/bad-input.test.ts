@@ -7,11 +7,11 @@ import test from 'ava';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { installAgent, type InstalledAgent } from '../helpers/install.ts';
-import { runGcwal } from '../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
-import { repoCreate } from '../helpers/repo.ts';
+import { startCluster, type Cluster } from '../../local/testkit/cluster.ts';
+import { installAgent, type InstalledAgent } from '../../local/testkit/install.ts';
+import { runGcwal } from '../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../local/testkit/tmp.ts';
+import { repoCreate } from '../../local/testkit/repo.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;
@@ -35,7 +35,7 @@ test.before(async () => {
   await mkdir(copiesA);
   await mkdir(copiesB);
   const { chown } = await import('node:fs/promises');
-  const { postgresUser, runningAsRoot } = await import('../helpers/users.ts');
+  const { postgresUser, runningAsRoot } = await import('../../local/testkit/users.ts');
   if (runningAsRoot()) {
     const pg = await postgresUser();
     await chown(copiesA, pg.uid, pg.gid);

@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gcsStorageOptions, parseConfig, parseSize, requireRepo } from '../../agent/config.ts';
 import { UsageError } from '../../core/errors.ts';
-import { makeTempDir } from '../helpers/tmp.ts';
+import { makeTempDir } from '../../local/testkit/tmp.ts';
 
 test('defaults apply when nothing is set', (t) => {
   const c = parseConfig({}, {});

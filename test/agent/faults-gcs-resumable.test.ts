@@ -15,12 +15,12 @@ import { chmod, chown, mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FaultKind, FaultPlan } from '../../local/gcs/faults.ts';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
-import { startCluster, startClusterFromDirectory, type Cluster } from '../helpers/cluster.ts';
-import { installAgent, type InstalledAgent } from '../helpers/install.ts';
-import { runRepoCreate } from '../helpers/repo.ts';
-import { runGcwal } from '../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
-import { postgresUser, runningAsRoot } from '../helpers/users.ts';
+import { startCluster, startClusterFromDirectory, type Cluster } from '../../local/testkit/cluster.ts';
+import { installAgent, type InstalledAgent } from '../../local/testkit/install.ts';
+import { runRepoCreate } from '../../local/testkit/repo.ts';
+import { runGcwal } from '../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../local/testkit/tmp.ts';
+import { postgresUser, runningAsRoot } from '../../local/testkit/users.ts';
 
 const PREFIX = 'resumable';
 /** Every answer this late: the driver then sends full chunks, as against Cloud Storage. */

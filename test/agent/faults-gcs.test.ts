@@ -9,12 +9,12 @@ import test from 'ava';
 import { mkdir, readdir, readFile, chmod, chown } from 'node:fs/promises';
 import path from 'node:path';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
-import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { installAgent, type InstalledAgent } from '../helpers/install.ts';
-import { runGcwal } from '../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
-import { postgresUser, runningAsRoot } from '../helpers/users.ts';
-import { runRepoCreate } from '../helpers/repo.ts';
+import { startCluster, type Cluster } from '../../local/testkit/cluster.ts';
+import { installAgent, type InstalledAgent } from '../../local/testkit/install.ts';
+import { runGcwal } from '../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../local/testkit/tmp.ts';
+import { postgresUser, runningAsRoot } from '../../local/testkit/users.ts';
+import { runRepoCreate } from '../../local/testkit/repo.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;

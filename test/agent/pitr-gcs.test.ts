@@ -6,8 +6,8 @@
  */
 import test from 'ava';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
-import { installAgent, type InstalledAgent } from '../helpers/install.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
+import { installAgent, type InstalledAgent } from '../../local/testkit/install.ts';
+import { makeTempDir, type TempDir } from '../../local/testkit/tmp.ts';
 import { runPitrScenario } from './pitr-scenario.ts';
 
 let agent: InstalledAgent;

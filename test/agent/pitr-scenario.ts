@@ -9,10 +9,10 @@
 import type { ExecutionContext } from 'ava';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCluster, startClusterFromDirectory, type Cluster } from '../helpers/cluster.ts';
-import { runRepoCreate } from '../helpers/repo.ts';
-import type { InstalledAgent } from '../helpers/install.ts';
-import { runGcwal } from '../helpers/run.ts';
+import { startCluster, startClusterFromDirectory, type Cluster } from '../../local/testkit/cluster.ts';
+import { runRepoCreate } from '../../local/testkit/repo.ts';
+import type { InstalledAgent } from '../../local/testkit/install.ts';
+import { runGcwal } from '../../local/testkit/run.ts';
 
 export interface PitrScenario {
   agent: InstalledAgent;

@@ -5,8 +5,8 @@
  * switches the primary's WAL, a point-in-time restore from that backup.
  */
 import test from 'ava';
-import { installAgent, type InstalledAgent } from '../helpers/install.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
+import { installAgent, type InstalledAgent } from '../../local/testkit/install.ts';
+import { makeTempDir, type TempDir } from '../../local/testkit/tmp.ts';
 import { makeStandbyPair, pitrFromStandbyUnderLoad } from './standby-scenario.ts';
 
 let agent: InstalledAgent;

@@ -10,8 +10,8 @@
 import test from 'ava';
 import { listBackups } from '../../core/backup/list.ts';
 import { openStorage } from '../../core/storage/open.ts';
-import { installAgent, type InstalledAgent } from '../helpers/install.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
+import { installAgent, type InstalledAgent } from '../../local/testkit/install.ts';
+import { makeTempDir, type TempDir } from '../../local/testkit/tmp.ts';
 import { conninfoOf, counts, makeStandbyPair, pitrFromStandbyUnderLoad, type StandbyPair } from './standby-scenario.ts';
 
 let agent: InstalledAgent;

@@ -1,8 +1,8 @@
 /** The PITR scenario (test/agent/pitr-scenario.ts) on a file:// repository. */
 import test from 'ava';
 import path from 'node:path';
-import { installAgent, type InstalledAgent } from '../helpers/install.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
+import { installAgent, type InstalledAgent } from '../../local/testkit/install.ts';
+import { makeTempDir, type TempDir } from '../../local/testkit/tmp.ts';
 import { runPitrScenario } from './pitr-scenario.ts';
 
 let agent: InstalledAgent;

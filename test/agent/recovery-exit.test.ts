@@ -19,11 +19,11 @@ import { Meta } from '../../core/layout.ts';
 import { createRepositoryIdentity } from '../../core/repository.ts';
 import { FileStorage } from '../../core/storage/file/storage.ts';
 import { writeLauncher } from '../../agent/wal/launcher.mjs';
-import { execOk } from '../helpers/exec.ts';
-import { installAgent, type InstalledAgent } from '../helpers/install.ts';
-import { runGcwal } from '../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
-import { runningAsRoot } from '../helpers/users.ts';
+import { execOk } from '../../local/testkit/exec.ts';
+import { installAgent, type InstalledAgent } from '../../local/testkit/install.ts';
+import { runGcwal } from '../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../local/testkit/tmp.ts';
+import { runningAsRoot } from '../../local/testkit/users.ts';
 
 /** in the repository */
 const STORED = '000000010000000000000007';

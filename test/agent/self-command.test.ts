@@ -2,7 +2,7 @@ import test from 'ava';
 import { chmod, mkdir, realpath, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { absoluteInvocation, BARE_COMMAND, fileSystemProbe, logicalCwd, selfCommand, type PathProbe } from '../../agent/self-command.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
+import { makeTempDir, type TempDir } from '../../local/testkit/tmp.ts';
 
 /** A file system that holds exactly these executables. */
 const holding = (...files: string[]): PathProbe => ({ isExecutable: (file) => files.includes(file) });

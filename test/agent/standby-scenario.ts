@@ -12,11 +12,11 @@ import { existsSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCluster, startClusterFromDirectory, type Cluster } from '../helpers/cluster.ts';
-import type { InstalledAgent } from '../helpers/install.ts';
-import type { PgMajor } from '../helpers/pgbin.ts';
-import { runRepoCreate } from '../helpers/repo.ts';
-import { runGcwal, type GcwalResult } from '../helpers/run.ts';
+import { startCluster, startClusterFromDirectory, type Cluster } from '../../local/testkit/cluster.ts';
+import type { InstalledAgent } from '../../local/testkit/install.ts';
+import type { PgMajor } from '../../local/testkit/pgbin.ts';
+import { runRepoCreate } from '../../local/testkit/repo.ts';
+import { runGcwal, type GcwalResult } from '../../local/testkit/run.ts';
 
 export interface StandbyPair {
   primary: Cluster;

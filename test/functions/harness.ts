@@ -31,7 +31,7 @@ import type { IncomingEvent } from '../../functions/lib/storage-event.ts';
 import { startPubSubEmulator, type PubSubEmulator } from '../../local/pubsub/emulator.ts';
 import { DEFAULT_MUTATION_INTERVAL_MS } from '../../local/gcs/rate-limit.ts';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
-import { childEnv } from '../helpers/users.ts';
+import { childEnv } from '../../local/testkit/users.ts';
 import { adoptStackEnv } from '../helpers/stack-env.ts';
 
 export const PROJECT = 'gcwal-functions-test';

@@ -18,11 +18,11 @@ import { formatLsn } from '../../core/wal/lsn.ts';
 import { parseWalSegmentName, segmentStartLsn } from '../../core/wal/name.ts';
 import type { StatusReport } from '../../agent/status/report.ts';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
-import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { deleteObject, listObjects, readObject, writeObject, type ObjectResource } from '../helpers/gcs-admin.ts';
-import { installAgent, type InstalledAgent } from '../helpers/install.ts';
-import { runGcwal } from '../helpers/run.ts';
-import { runRepoCreate } from '../helpers/repo.ts';
+import { startCluster, type Cluster } from '../../local/testkit/cluster.ts';
+import { deleteObject, listObjects, readObject, writeObject, type ObjectResource } from '../../local/testkit/gcs-admin.ts';
+import { installAgent, type InstalledAgent } from '../../local/testkit/install.ts';
+import { runGcwal } from '../../local/testkit/run.ts';
+import { runRepoCreate } from '../../local/testkit/repo.ts';
 import { walEntries, walEntry } from '../../core/catalogue/runs.ts';
 
 const PREFIX = 'clusters/main/';

@@ -9,8 +9,8 @@ import { pushWalFile } from '../../agent/wal/push.ts';
 import { walObjectKey } from '../../core/layout.ts';
 import { createRepositoryIdentity } from '../../core/repository.ts';
 import type { ObjectInfo, Storage } from '../../core/storage/types.ts';
-import { startCluster, type Cluster } from '../helpers/cluster.ts';
-import { makeTempDir, type TempDir } from '../helpers/tmp.ts';
+import { startCluster, type Cluster } from '../../local/testkit/cluster.ts';
+import { makeTempDir, type TempDir } from '../../local/testkit/tmp.ts';
 
 export interface WalSource {
   cluster: Cluster;

@@ -10,7 +10,7 @@ import test from 'ava';
 import { UsageError } from '../../core/errors.ts';
 import { corruptionAlert, flipBytes, startDemoStack, waitUntilValidated } from '../../local/demo-pipeline.ts';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
-import { readObject, writeObject } from '../helpers/gcs-admin.ts';
+import { readObject, writeObject } from '../../local/testkit/gcs-admin.ts';
 
 const PATH = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin';
 

@@ -1,8 +1,8 @@
 /** `npm run demo` is the first command of the README's quick start: it must keep working, pipeline included. */
 import test from 'ava';
 import path from 'node:path';
-import { exec } from '../helpers/exec.ts';
-import { projectRoot } from '../helpers/install.ts';
+import { exec } from '../../local/testkit/exec.ts';
+import { projectRoot } from '../../local/testkit/install.ts';
 
 test('the demo archives to gs://, sees it validated, restores to the point before the disaster, reports a match and hears about a damaged segment', async (t) => {
   const started = Date.now();

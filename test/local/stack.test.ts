@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { UsageError } from '../../core/errors.ts';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
-import { exec } from '../helpers/exec.ts';
-import { makeTempDir } from '../helpers/tmp.ts';
+import { exec } from '../../local/testkit/exec.ts';
+import { makeTempDir } from '../../local/testkit/tmp.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PROBE = path.join(ROOT, 'test/local/stack-probe.ts');

@@ -8,7 +8,7 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import test from 'ava';
-import { exec } from '../helpers/exec.ts';
+import { exec } from '../../local/testkit/exec.ts';
 import { ROOT } from '../terraform/hcl.ts';
 
 const NAMES = ['validate', 'catalogue', 'prune', 'watchdog'];

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { exec } from '../helpers/exec.ts';
+import { exec } from '../../local/testkit/exec.ts';
 // @ts-expect-error: a plain .mjs build script without type declarations
 import { crc32, zipFiles } from '../../scripts/zip.mjs';
 

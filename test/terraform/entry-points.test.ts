@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { ExecutionContext } from 'ava';
 import path from 'node:path';
 import test from 'ava';
-import { exec } from '../helpers/exec.ts';
+import { exec } from '../../local/testkit/exec.ts';
 import { loadAllModules, moduleAt, ROOT, type Body } from './hcl.ts';
 
 const modules = await loadAllModules();

@@ -11,7 +11,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { exec } from '../helpers/exec.ts';
+import { exec } from '../../local/testkit/exec.ts';
 import { dynamicBlockNames, loadAllModules, moduleAt, references, TERRAFORM_DIR, type TfModule } from './hcl.ts';
 
 const modules = await loadAllModules();

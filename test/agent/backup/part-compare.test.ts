@@ -17,7 +17,7 @@ import { getCodec } from '../../../core/codec/index.ts';
 import { ConflictError } from '../../../core/errors.ts';
 import { GcsStorage } from '../../../core/storage/gcs/storage.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 
 let stack: LocalStack;
 let work: TempDir;

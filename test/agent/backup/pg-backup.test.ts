@@ -4,7 +4,7 @@ import { parseBackupLabel, parseGucBytes, readClusterInfo, shortVersion, startBa
 import { connectPostgres } from '../../../agent/pg/connect.ts';
 import { InvalidInputError, PostgresError } from '../../../core/errors.ts';
 import { formatLsn } from '../../../core/wal/lsn.ts';
-import { startCluster, type Cluster } from '../../helpers/cluster.ts';
+import { startCluster, type Cluster } from '../../../local/testkit/cluster.ts';
 
 async function session(t: { teardown: (fn: () => Promise<void> | void) => void }, cluster: Cluster) {
   const { client } = await connectPostgres({ host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres', password: undefined });

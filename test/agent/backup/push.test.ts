@@ -16,8 +16,8 @@ import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { readSmallObject, writeSmallObject } from '../../../core/storage/objects.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 import { parseLsn } from '../../../core/wal/lsn.ts';
-import { startCluster, type Cluster } from '../../helpers/cluster.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
+import { startCluster, type Cluster } from '../../../local/testkit/cluster.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
 
 const dirs: string[] = [];
 async function repository(): Promise<FileStorage> {

@@ -10,11 +10,11 @@ import test from 'ava';
 import { readFile, mkdir, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { quoteConfigValue, restoreCommand } from '../../../core/restore/recovery-config.ts';
-import { startCluster, startClusterFromDirectory, type Cluster } from '../../helpers/cluster.ts';
-import { exec } from '../../helpers/exec.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { startCluster, startClusterFromDirectory, type Cluster } from '../../../local/testkit/cluster.ts';
+import { exec } from '../../../local/testkit/exec.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 
 /** The restored server's PATH: the system's, where no gcwal is installed. */
 const SERVER_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';

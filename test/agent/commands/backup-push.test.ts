@@ -19,12 +19,12 @@ import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { parseLsn } from '../../../core/wal/lsn.ts';
 import { segmentRange } from '../../../core/wal/name.ts';
-import { startCluster, startClusterFromDirectory, type Cluster } from '../../helpers/cluster.ts';
-import { execOk } from '../../helpers/exec.ts';
-import { installAgent } from '../../helpers/install.ts';
-import { pgProgram } from '../../helpers/pgbin.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
-import { asPostgres, childEnv, runningAsRoot } from '../../helpers/users.ts';
+import { startCluster, startClusterFromDirectory, type Cluster } from '../../../local/testkit/cluster.ts';
+import { execOk } from '../../../local/testkit/exec.ts';
+import { installAgent } from '../../../local/testkit/install.ts';
+import { pgProgram } from '../../../local/testkit/pgbin.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
+import { asPostgres, childEnv, runningAsRoot } from '../../../local/testkit/users.ts';
 
 let work: TempDir;
 test.before(async () => {

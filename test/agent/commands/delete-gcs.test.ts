@@ -8,8 +8,8 @@ import test from 'ava';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
 import type { DeleteReport } from '../../../agent/retention/report.ts';
 import { CATALOGUE_KEY, REPOSITORY_KEY } from '../../../core/layout.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { runGcwal } from '../../helpers/run.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
 import { cataloguedRepository, SEG } from './catalogued-repository.ts';
 
 const PREFIX = 'clusters/prune';

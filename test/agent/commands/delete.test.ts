@@ -22,12 +22,12 @@ import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
 import type { Storage } from '../../../core/storage/types.ts';
-import { startCluster, startClusterFromDirectory, type Cluster } from '../../helpers/cluster.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { startCluster, startClusterFromDirectory, type Cluster } from '../../../local/testkit/cluster.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 import { cataloguedRepository, segment } from './catalogued-repository.ts';
-import { runRepoCreate } from '../../helpers/repo.ts';
+import { runRepoCreate } from '../../../local/testkit/repo.ts';
 import { walEntry } from '../../../core/catalogue/runs.ts';
 
 const dirs: string[] = [];

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { exec } from '../../helpers/exec.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
+import { exec } from '../../../local/testkit/exec.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const CLI = path.join(ROOT, 'agent/cli.ts');

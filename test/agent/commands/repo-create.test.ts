@@ -15,8 +15,8 @@ import { main } from '../../../agent/main.ts';
 import { ExitCode } from '../../../core/errors.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
-import { startCluster, type Cluster } from '../../helpers/cluster.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { startCluster, type Cluster } from '../../../local/testkit/cluster.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 
 let work: TempDir;
 let cluster: Cluster;

@@ -18,11 +18,11 @@ import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { formatLsn } from '../../../core/wal/lsn.ts';
 import { parseWalSegmentName } from '../../../core/wal/name.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
-import { startCluster, type Cluster } from '../../helpers/cluster.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
-import { runRepoCreate } from '../../helpers/repo.ts';
+import { startCluster, type Cluster } from '../../../local/testkit/cluster.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
+import { runRepoCreate } from '../../../local/testkit/repo.ts';
 
 const dirs: string[] = [];
 let agent: InstalledAgent | undefined;

@@ -20,7 +20,7 @@ import { openDecoded } from '../../../core/storage/decode.ts';
 import type { Storage } from '../../../core/storage/types.ts';
 import { openDecodedObject } from '../../../core/validate/decode.ts';
 import { validateBackup } from '../../../core/validate/index.ts';
-import { asPostgres, childEnv } from '../../helpers/users.ts';
+import { asPostgres, childEnv } from '../../../local/testkit/users.ts';
 
 /**
  * The seed of this run: GCWAL_CRASH_SEED when set (to replay a failure),

@@ -4,11 +4,11 @@ import path from 'node:path';
 import { connectPostgres, pgQuery, resolvePgHost } from '../../../agent/pg/connect.ts';
 import { parsePrimaryConninfo, tlsOptionsFor } from '../../../agent/pg/conninfo.ts';
 import { PostgresError } from '../../../core/errors.ts';
-import { startCluster } from '../../helpers/cluster.ts';
-import { execOk } from '../../helpers/exec.ts';
-import { freePort } from '../../helpers/ports.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
-import { runningAsRoot } from '../../helpers/users.ts';
+import { startCluster } from '../../../local/testkit/cluster.ts';
+import { execOk } from '../../../local/testkit/exec.ts';
+import { freePort } from '../../../local/process/port.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
+import { runningAsRoot } from '../../../local/testkit/users.ts';
 
 const pgConfig = (env: Readonly<Record<string, string>>) => ({ host: env.PGHOST, port: Number(env.PGPORT), user: env.PGUSER, database: env.PGDATABASE, password: undefined });
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import { chmod, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { findPgpassPassword, readPgpass, type PgpassTarget } from '../../../agent/pg/pgpass.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
 
 const target: PgpassTarget = { host: 'db.example', port: 5432, database: 'postgres', user: 'backup' };
 

@@ -10,7 +10,7 @@ import type { FetchResult } from '../../../agent/restore/fetch.ts';
 import type { BackupMeta } from '../../../core/backup/meta.ts';
 import { UsageError } from '../../../core/errors.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
 import { BACKUP_NAME, writeFixtureBackup } from './fixture.ts';
 
 async function run(argv: string[], env: Record<string, string>, cwd: string) {

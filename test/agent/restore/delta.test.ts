@@ -18,12 +18,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32c } from '../../../core/checksum/crc32c.ts';
 import { INCOMPLETE_MARKER } from '../../../agent/restore/destination.ts';
 import { SPOOL_DIR } from '../../../agent/wal/spool-entry.ts';
-import { startCluster, startClusterFromDirectory, type Cluster } from '../../helpers/cluster.ts';
-import { execOk } from '../../helpers/exec.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { runRepoCreate } from '../../helpers/repo.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { startCluster, startClusterFromDirectory, type Cluster } from '../../../local/testkit/cluster.ts';
+import { execOk } from '../../../local/testkit/exec.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runRepoCreate } from '../../../local/testkit/repo.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;

@@ -13,7 +13,7 @@ import { main } from '../../../agent/main.ts';
 import { GcsStorage } from '../../../core/storage/gcs/storage.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
 import { adoptStackEnv } from '../../helpers/stack-env.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 import { BACKUP_NAME, type FixtureEntry, writeFixtureBackup } from './fixture.ts';
 
 let stack: LocalStack;

@@ -22,7 +22,7 @@ import { CorruptObjectError, UsageError } from '../../../core/errors.ts';
 import { backupMetaKey } from '../../../core/layout.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
 import { BACKUP_NAME, type FixtureEntry, type FixtureOptions, writeFixtureBackup } from './fixture.ts';
 
 interface Env {

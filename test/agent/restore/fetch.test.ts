@@ -15,7 +15,7 @@ import { backupPartKey } from '../../../core/layout.ts';
 import { recoveryConfigBlock, type RecoveryPlan } from '../../../core/restore/recovery-config.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
 import type { Storage } from '../../../core/storage/types.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
 import { BACKUP_LABEL, BACKUP_NAME, type FixtureEntry, type FixtureOptions, SYSTEM_IDENTIFIER, writeFixtureBackup } from './fixture.ts';
 
 const BIG = randomBytes(3 * 1024 * 1024);

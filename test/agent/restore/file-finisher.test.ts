@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import { FileFinisher } from '../../../agent/restore/file-finisher.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
 
 /**
  * A stand-in handle whose fsync waits until the test releases it, recording

@@ -12,7 +12,7 @@ import { getCodec } from '../../../core/codec/index.ts';
 import type { CodecName } from '../../../core/codec/types.ts';
 import { backupManifestKey, backupMetaKey, backupPartKey, Meta } from '../../../core/layout.ts';
 import type { Storage } from '../../../core/storage/types.ts';
-import { repoCreate } from '../../helpers/repo.ts';
+import { repoCreate } from '../../../local/testkit/repo.ts';
 
 export interface FixtureEntry {
   path: string;

@@ -10,7 +10,7 @@ import { restoreParts } from '../../../agent/restore/parts.ts';
 import { CorruptObjectError } from '../../../core/errors.ts';
 import { backupPartKey } from '../../../core/layout.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
 import { BACKUP_NAME, manifestEntryOf, writeFixtureBackup, type FixtureEntry } from './fixture.ts';
 
 test('a part missing from the repository is a damaged backup, named by its index and key', async (t) => {

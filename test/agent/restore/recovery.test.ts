@@ -10,10 +10,10 @@ import { appendFile, chmod, chown, mkdir, readFile, stat, writeFile } from 'node
 import path from 'node:path';
 import { AUTO_CONF, RECOVERY_SIGNAL, writeRecoverySetup } from '../../../agent/restore/recovery.ts';
 import { parseRecoveryOptions, type RecoveryOptions, recoveryConfigBlock } from '../../../core/restore/recovery-config.ts';
-import { exec, execOk } from '../../helpers/exec.ts';
-import { pgProgram } from '../../helpers/pgbin.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
-import { asPostgres, childEnv, postgresUser, runningAsRoot } from '../../helpers/users.ts';
+import { exec, execOk } from '../../../local/testkit/exec.ts';
+import { pgProgram } from '../../../local/testkit/pgbin.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
+import { asPostgres, childEnv, postgresUser, runningAsRoot } from '../../../local/testkit/users.ts';
 
 let pgdata: string;
 let base: string;

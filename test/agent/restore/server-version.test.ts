@@ -1,7 +1,7 @@
 import test from 'ava';
 import { checkBackupForServer, majorFromDataDirectoryPath, parsePostgresVersionOutput, readServerMajor } from '../../../agent/restore/server-version.ts';
 import { ExitCode, UsageError, VersionMismatchError } from '../../../core/errors.ts';
-import { pgBinDirFor } from '../../helpers/pgbin.ts';
+import { pgBinDirFor } from '../../../local/testkit/pgbin.ts';
 
 const outputs: [string, number | undefined][] = [
   ['postgres (PostgreSQL) 18.4\n', 18],

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { SUPPORTED_PG_MAJORS } from '../../helpers/pgbin.ts';
+import { SUPPORTED_PG_MAJORS } from '../../../local/testkit/pgbin.ts';
 
 const root = new URL('../../../', import.meta.url);
 

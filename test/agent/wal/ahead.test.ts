@@ -9,11 +9,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AHEAD_LIMIT, pushAhead, readySegments } from '../../../agent/wal/ahead.ts';
 import { MARKER_DIR } from '../../../agent/wal/marker.ts';
-import { startCluster, type Cluster } from '../../helpers/cluster.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
-import { repoCreate } from '../../helpers/repo.ts';
+import { startCluster, type Cluster } from '../../../local/testkit/cluster.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
+import { repoCreate } from '../../../local/testkit/repo.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;

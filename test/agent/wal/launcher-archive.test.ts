@@ -1,7 +1,7 @@
 /**
  * The launcher's fast path under PostgreSQL's own archiver: a real cluster
  * piles up ready segments with archiving unconfigured, then archives them
- * through the installed agent (test/helpers/install.ts, the same launcher
+ * through the installed agent (local/testkit/install.ts, the same launcher
  * template as dist/gcwal) into a file:// repository, not verbose, as in
  * production. The agent's "Node" is a recorder that logs each call and runs
  * the real Node, so the test sees which calls the shell answered alone.
@@ -12,11 +12,11 @@ import path from 'node:path';
 import { AHEAD_LIMIT, readySegments } from '../../../agent/wal/ahead.ts';
 import { MARKER_DIR } from '../../../agent/wal/marker.ts';
 import { renderLauncher, shellQuote } from '../../../agent/wal/launcher.mjs';
-import { startCluster, type Cluster } from '../../helpers/cluster.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
-import { repoCreate } from '../../helpers/repo.ts';
+import { startCluster, type Cluster } from '../../../local/testkit/cluster.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
+import { repoCreate } from '../../../local/testkit/repo.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;

@@ -16,9 +16,9 @@ import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { SPOOL_DIR } from '../../../agent/wal/spool-entry.ts';
 import { recoveryIdentity, spoolSegment, takeSpooled } from '../../../agent/wal/spool.ts';
 import { writeLauncher } from '../../../agent/wal/launcher.mjs';
-import { exec } from '../../helpers/exec.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
-import { childEnv } from '../../helpers/users.ts';
+import { exec } from '../../../local/testkit/exec.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
+import { childEnv } from '../../../local/testkit/users.ts';
 
 const NAME = '00000002000000000000002A';
 const REPO = "file:///srv/gcwal/it's a repo";

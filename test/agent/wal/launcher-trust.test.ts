@@ -12,10 +12,10 @@ import path from 'node:path';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { GcsStorage } from '../../../core/storage/gcs/storage.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
-import { execOk } from '../../helpers/exec.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { execOk } from '../../../local/testkit/exec.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 
 let agent: InstalledAgent;
 let stack: LocalStack;

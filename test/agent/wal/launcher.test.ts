@@ -15,10 +15,10 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileIdentity, formatMarker, MARKER_DIR, shellLine, writeMarker, type PushedMarker } from '../../../agent/wal/marker.ts';
 import { fillLauncher, renderLauncher, writeLauncher } from '../../../agent/wal/launcher.mjs';
-import { exec, execOk } from '../../helpers/exec.ts';
-import { projectRoot } from '../../helpers/install.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
-import { childEnv } from '../../helpers/users.ts';
+import { exec, execOk } from '../../../local/testkit/exec.ts';
+import { projectRoot } from '../../../local/testkit/install.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
+import { childEnv } from '../../../local/testkit/users.ts';
 
 const NAME = '00000001000000000000002A';
 const REPO = "file:///srv/gcwal/it's a repo";

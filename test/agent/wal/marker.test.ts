@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileIdentity, formatMarker, MARKER_DIR, parseMarker, pruneMarkers, shellLine, takeMarker, writeMarker, type PushedMarker } from '../../../agent/wal/marker.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 
 let work: TempDir;
 test.before(async () => {

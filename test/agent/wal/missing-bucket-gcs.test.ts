@@ -19,11 +19,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { restoreCommand } from '../../../core/restore/recovery-config.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
-import { startCluster, type Cluster } from '../../helpers/cluster.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
-import { postgresUser, runningAsRoot } from '../../helpers/users.ts';
+import { startCluster, type Cluster } from '../../../local/testkit/cluster.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
+import { postgresUser, runningAsRoot } from '../../../local/testkit/users.ts';
 
 const MISSING = 'no-such-bucket';
 const MISSING_REPO = `gs://${MISSING}/clusters/db1`;

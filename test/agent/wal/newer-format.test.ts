@@ -7,8 +7,8 @@ import { pushWalFile } from '../../../agent/wal/push.ts';
 import { ClusterMismatchError, InvalidInputError } from '../../../core/errors.ts';
 import { walObjectKey } from '../../../core/layout.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
-import { repoCreate } from '../../helpers/repo.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { repoCreate } from '../../../local/testkit/repo.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 import { syntheticSegment, type SyntheticHeader } from '../../core/wal/synthetic-segment.ts';
 
 const MiB = 1024 * 1024;

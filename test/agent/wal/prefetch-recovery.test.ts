@@ -22,12 +22,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { SPOOL_DIR } from '../../../agent/wal/spool-entry.ts';
 import { readSpoolEntry } from '../../../agent/wal/spool.ts';
-import { startCluster, startClusterFromDirectory, type Cluster } from '../../helpers/cluster.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import type { PgMajor } from '../../helpers/pgbin.ts';
-import { runRepoCreate } from '../../helpers/repo.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { startCluster, startClusterFromDirectory, type Cluster } from '../../../local/testkit/cluster.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import type { PgMajor } from '../../../local/testkit/pgbin.ts';
+import { runRepoCreate } from '../../../local/testkit/repo.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 
 let agent: InstalledAgent;
 let work: TempDir;

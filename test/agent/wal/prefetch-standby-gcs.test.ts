@@ -14,11 +14,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MAX_DEFER_MS } from '../../../agent/wal/prefetch-plan.ts';
 import { SPOOL_DIR } from '../../../agent/wal/spool-entry.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
-import { startCluster, startClusterFromDirectory, type Cluster } from '../../helpers/cluster.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { runRepoCreate } from '../../helpers/repo.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { startCluster, startClusterFromDirectory, type Cluster } from '../../../local/testkit/cluster.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runRepoCreate } from '../../../local/testkit/repo.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 import { writeFile } from 'node:fs/promises';
 
 let agent: InstalledAgent;

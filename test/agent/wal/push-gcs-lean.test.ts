@@ -14,10 +14,10 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
 import { startWalSource, type WalSource } from '../../functions/wal-source.ts';
-import { installAgent, type InstalledAgent } from '../../helpers/install.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
-import { runRepoCreate } from '../../helpers/repo.ts';
+import { installAgent, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
+import { runRepoCreate } from '../../../local/testkit/repo.ts';
 
 const PRELOAD = `
 const Module = require('node:module');

@@ -14,9 +14,9 @@ import { FileStorage } from '../../../core/storage/file/storage.ts';
 import type { ReadOptions, Storage, WriteOptions } from '../../../core/storage/types.ts';
 import { REPOSITORY_KEY } from '../../../core/layout.ts';
 import { parseLongPageHeader } from '../../../core/wal/header.ts';
-import { startCluster, type Cluster } from '../../helpers/cluster.ts';
-import { repoCreate } from '../../helpers/repo.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { startCluster, type Cluster } from '../../../local/testkit/cluster.ts';
+import { repoCreate } from '../../../local/testkit/repo.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 
 let work: TempDir;
 let cluster: Cluster;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { HEAD_BYTES, readWalSource, WHOLE_FILE_LIMIT } from '../../../agent/wal/source.ts';
 import { crc32c } from '../../../core/checksum/crc32c.ts';
 import { InvalidInputError } from '../../../core/errors.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 
 let work: TempDir;
 test.before(async () => {

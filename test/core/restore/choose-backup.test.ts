@@ -9,7 +9,7 @@ import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { checkTargetAfterBackup, chooseBackupForTarget, resolveBackupForTarget, targetTimeMicros } from '../../../core/restore/choose-backup.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
 import { normalizeTargetTime, type RecoveryTarget } from '../../../core/restore/recovery-config.ts';
 
 function backup(name: string, stopTime: string, stopLsn: string): BackupMeta {

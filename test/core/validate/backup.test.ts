@@ -14,11 +14,11 @@ import { crc32c, crc32cBase64 } from '../../../core/checksum/crc32c.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
 import type { ObjectInfo } from '../../../core/storage/types.ts';
 import { validateBackup, validateBackupPart, type ValidationResult } from '../../../core/validate/index.ts';
-import { startCluster, type Cluster } from '../../helpers/cluster.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { startCluster, type Cluster } from '../../../local/testkit/cluster.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 import { rewriteManifest, rewritePart, writeMeta } from './backup-tamper.ts';
 import { flipped, overwriteBytes, replaceObject, storedBytes } from './tamper.ts';
-import { repoCreate } from '../../helpers/repo.ts';
+import { repoCreate } from '../../../local/testkit/repo.ts';
 
 let cluster: Cluster;
 let work: TempDir;

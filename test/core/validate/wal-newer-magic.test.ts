@@ -7,7 +7,7 @@ import { Meta, walObjectKey } from '../../../core/layout.ts';
 import { createRepositoryIdentity } from '../../../core/repository.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { validateWalObject } from '../../../core/validate/index.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 import { syntheticSegment, type SyntheticHeader } from '../wal/synthetic-segment.ts';
 
 const MiB = 1024 * 1024;

@@ -8,9 +8,9 @@
 import { readdir, writeFile, chown } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { startCluster, type Cluster } from '../../helpers/cluster.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
-import { postgresUser, runningAsRoot } from '../../helpers/users.ts';
+import { startCluster, type Cluster } from '../../../local/testkit/cluster.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
+import { postgresUser, runningAsRoot } from '../../../local/testkit/users.ts';
 
 export interface WalSource {
   cluster: Cluster;

@@ -13,7 +13,7 @@ import { createRepositoryIdentity, readRepositoryIdentity } from '../../../core/
 import { FileStorage } from '../../../core/storage/file/storage.ts';
 import type { ObjectInfo } from '../../../core/storage/types.ts';
 import { validateWalObject, type ValidationResult, type WalExpectations } from '../../../core/validate/index.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 import { copyObject, editSidecar, flipped, overwriteBytes, replaceObject, storedBytes } from './tamper.ts';
 import { makeWalSource, type WalSource } from './wal-source.ts';
 

@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { pubsubPushEndpoint, startFunction, type RunningFunction } from '../../../local/functions/runner.ts';
 import { startPubSubEmulator, type PubSubEmulator } from '../../../local/pubsub/emulator.ts';
 import { startLocalStack, type LocalStack } from '../../../local/stack.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
-import { childEnv } from '../../helpers/users.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
+import { childEnv } from '../../../local/testkit/users.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const SOURCE = path.join(ROOT, 'test/fixtures/functions/recorder.mjs');

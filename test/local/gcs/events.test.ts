@@ -8,9 +8,9 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../../helpers/ports.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
-import { childEnv } from '../../helpers/users.ts';
+import { freePort } from '../../../local/process/port.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
+import { childEnv } from '../../../local/testkit/users.ts';
 import { raw, startTestEmulator } from './harness.ts';
 
 interface Received {

@@ -10,9 +10,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AccessControl } from '../../../local/auth/types.ts';
-import { exec } from '../../helpers/exec.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
-import { childEnv } from '../../helpers/users.ts';
+import { exec } from '../../../local/testkit/exec.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
+import { childEnv } from '../../../local/testkit/users.ts';
 import { bytes, logRequests, startTestEmulator } from './harness.ts';
 
 const GCLOUD = '/usr/bin/gcloud';

@@ -11,10 +11,10 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AccessControl } from '../../../local/auth/types.ts';
-import { startCluster } from '../../helpers/cluster.ts';
-import { exec, type ExecResult } from '../../helpers/exec.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
-import { asPostgres, childEnv } from '../../helpers/users.ts';
+import { startCluster } from '../../../local/testkit/cluster.ts';
+import { exec, type ExecResult } from '../../../local/testkit/exec.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
+import { asPostgres, childEnv } from '../../../local/testkit/users.ts';
 import { logRequests, startTestEmulator } from './harness.ts';
 
 const PGBACKREST = '/usr/bin/pgbackrest';

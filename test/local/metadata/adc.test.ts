@@ -10,9 +10,9 @@ import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { TokenAuthority } from '../../../local/auth/authority.ts';
 import { startMetadataServer } from '../../../local/metadata/server.ts';
-import { exec } from '../../helpers/exec.ts';
-import { freePort } from '../../helpers/ports.ts';
-import { makeTempDir } from '../../helpers/tmp.ts';
+import { exec } from '../../../local/testkit/exec.ts';
+import { freePort } from '../../../local/process/port.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const PROBE = path.join(ROOT, 'test/local/metadata/adc-probe.ts');

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startPubSubEmulator, type PubSubEmulator } from '../../../local/pubsub/emulator.ts';
 import { freePort } from '../../../local/process/port.ts';
 import { startLocalStack } from '../../../local/stack.ts';
-import { childEnv } from '../../helpers/users.ts';
+import { childEnv } from '../../../local/testkit/users.ts';
 
 const PROJECT = 'gcwal-test';
 

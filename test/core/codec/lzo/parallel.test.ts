@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { lzoCodec } from '../../../../core/codec/lzo/lzop.ts';
 import { encodeLzopInMemory, startLzopHelper, type InMemoryData, type LzopEncodeStats, type LzopHelper } from '../../../../core/codec/lzo/parallel.ts';
-import { execOk } from '../../../helpers/exec.ts';
-import { makeTempDir } from '../../../helpers/tmp.ts';
+import { execOk } from '../../../../local/testkit/exec.ts';
+import { makeTempDir } from '../../../../local/testkit/tmp.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 

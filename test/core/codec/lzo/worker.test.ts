@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { LZOP_BLOCK_SIZE } from '../../../../core/codec/lzo/format.ts';
 import { lzoCodec } from '../../../../core/codec/lzo/lzop.ts';
 import { lzopStreamEnd, lzopStreamHeader } from '../../../../core/codec/lzo/blocks.ts';
-import { installAgent } from '../../../helpers/install.ts';
+import { installAgent } from '../../../../local/testkit/install.ts';
 
 test('the installed worker script loads from its install directory and encodes every block of a job exactly', async (t) => {
   const agent = await installAgent();

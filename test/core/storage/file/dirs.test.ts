@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FileStorage } from '../../../../core/storage/file/storage.ts';
-import { exec } from '../../../helpers/exec.ts';
+import { exec } from '../../../../local/testkit/exec.ts';
 
 const dirs: string[] = [];
 async function fresh(): Promise<FileStorage> {

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FileStorage } from '../../../../core/storage/file/storage.ts';
 import { readSmallObject } from '../../../../core/storage/objects.ts';
-import { exec } from '../../../helpers/exec.ts';
+import { exec } from '../../../../local/testkit/exec.ts';
 import { collect, storageContract } from '../contract.ts';
 
 const dirs: string[] = [];

@@ -14,7 +14,7 @@ import { GcsStorage } from '../../../../core/storage/gcs/storage.ts';
 import { STREAM_FROM } from '../../../../core/storage/gcs/write.ts';
 import { startLocalStack, type LocalStack } from '../../../../local/stack.ts';
 import { bytes } from '../../../local/gcs/harness.ts';
-import { makeTempDir } from '../../../helpers/tmp.ts';
+import { makeTempDir } from '../../../../local/testkit/tmp.ts';
 import { collect } from '../contract.ts';
 import { adoptStackEnv } from '../../../helpers/stack-env.ts';
 

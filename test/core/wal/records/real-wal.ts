@@ -12,9 +12,9 @@ import path from 'node:path';
 import { checkSegmentHeader, parseLongPageHeader } from '../../../../core/wal/header.ts';
 import { parseLsn } from '../../../../core/wal/lsn.ts';
 import { SegmentFactsCollector, SegmentRecordWalker, type SegmentRecordFacts, type SegmentWalk, type WalkedRecord } from '../../../../core/wal/records/index.ts';
-import { startCluster, type Cluster } from '../../../helpers/cluster.ts';
-import type { PgMajor } from '../../../helpers/pgbin.ts';
-import { makeTempDir, type TempDir } from '../../../helpers/tmp.ts';
+import { startCluster, type Cluster } from '../../../../local/testkit/cluster.ts';
+import type { PgMajor } from '../../../../local/testkit/pgbin.ts';
+import { makeTempDir, type TempDir } from '../../../../local/testkit/tmp.ts';
 
 export interface RealWal {
   dir: TempDir;

@@ -10,7 +10,7 @@
 import test from 'ava';
 import { formatTimestampTz } from '../../../../core/wal/records/index.ts';
 import { parseLsn } from '../../../../core/wal/lsn.ts';
-import type { PgMajor } from '../../../helpers/pgbin.ts';
+import type { PgMajor } from '../../../../local/testkit/pgbin.ts';
 import { makeRealWal, readSegment, walkSegment } from './real-wal.ts';
 
 for (const major of [13, 14, 16, 17, 18] as PgMajor[]) {

@@ -10,8 +10,8 @@ import test from 'ava';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { formatLsn, parseLsn } from '../../../../core/wal/lsn.ts';
-import { exec } from '../../../helpers/exec.ts';
-import { pgBinDirFor } from '../../../helpers/pgbin.ts';
+import { exec } from '../../../../local/testkit/exec.ts';
+import { pgBinDirFor } from '../../../../local/testkit/pgbin.ts';
 import { makeRealWal, readSegment, walkSegment, type RealWal } from './real-wal.ts';
 
 let wal: RealWal;

@@ -5,7 +5,7 @@
  * storage.admin (or a bug) could.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { LocalStack } from '../../local/stack.ts';
+import type { LocalStack } from '../stack.ts';
 
 /** The fields of a storage#object resource the tests read. */
 export interface ObjectResource {

@@ -1,8 +1,8 @@
 import test from 'ava';
 import path from 'node:path';
-import { execOk } from './exec.ts';
-import { pgBinDirFor, SUPPORTED_PG_MAJORS } from './pgbin.ts';
-import { asPostgres } from './users.ts';
+import { execOk } from '../../../local/testkit/exec.ts';
+import { pgBinDirFor, SUPPORTED_PG_MAJORS } from '../../../local/testkit/pgbin.ts';
+import { asPostgres } from '../../../local/testkit/users.ts';
 
 for (const major of SUPPORTED_PG_MAJORS) {
   test(`PostgreSQL ${major}'s server programs run as the postgres user and say they are ${major}`, async (t) => {

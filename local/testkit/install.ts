@@ -7,7 +7,7 @@ import { execOk } from './exec.ts';
 import { makeTempDir } from './tmp.ts';
 import { assertReachableByOthers, runningAsRoot } from './users.ts';
 
-/** The project root (test/helpers/../..). */
+/** The project root (local/testkit/../..). */
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** A built gcwal copied where the postgres user can run it. */

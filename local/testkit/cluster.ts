@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { exec, execOk, type ExecResult } from './exec.ts';
 import { pgBinDirFor, pgProgram, type PgMajor } from './pgbin.ts';
-import { freePort } from './ports.ts';
+import { freePort } from '../process/port.ts';
 import { makeTempDir, type TempDir } from './tmp.ts';
 import { asPostgres, childEnv, runningAsRoot } from './users.ts';
 

@@ -1,10 +1,10 @@
 import anyTest, { type TestFn } from 'ava';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { exec } from './exec.ts';
-import { installAgent, projectRoot, runtimePackages, type InstalledAgent } from './install.ts';
-import { runGcwal } from './run.ts';
-import { asPostgres, childEnv } from './users.ts';
+import { exec } from '../../../local/testkit/exec.ts';
+import { installAgent, projectRoot, runtimePackages, type InstalledAgent } from '../../../local/testkit/install.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { asPostgres, childEnv } from '../../../local/testkit/users.ts';
 
 // One install per test file, shared through the context: created before the tests, removed after them.
 const test = anyTest as TestFn<{ agent: InstalledAgent }>;

@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import { cp, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startCluster, startClusterFromDirectory } from './cluster.ts';
-import { makeTempDir } from './tmp.ts';
-import { postgresUser, runningAsRoot } from './users.ts';
+import { startCluster, startClusterFromDirectory } from '../../../local/testkit/cluster.ts';
+import { makeTempDir } from '../../../local/testkit/tmp.ts';
+import { postgresUser, runningAsRoot } from '../../../local/testkit/users.ts';
 
 async function waitForFile(file: string, timeoutMs: number): Promise<boolean> {
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(50)) {
