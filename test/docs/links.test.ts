@@ -1,6 +1,6 @@
 /**
  * The documents as a user navigates them: the README links every page of
- * docs/, and every relative link of the README, docs/ and bench/README.md
+ * docs/, and every relative link of the README, docs/ and the folders' READMEs
  * reaches a file of the repository (and, with a #fragment, a heading of it),
  * so a file moved or a heading renamed without its links fails here.
  */
@@ -13,10 +13,16 @@ import test from 'ava';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-/** The documents whose links are checked, relative to the root. */
+/** The documents whose links are checked, relative to the root: the README, docs/, and the README of any source folder. */
 async function documents(): Promise<string[]> {
   const pages = (await readdir(path.join(root, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
-  return ['README.md', 'bench/README.md', ...pages.sort()];
+  const folders: string[] = [];
+  for (const top of ['agent', 'core', 'functions', 'local', 'bench']) {
+    for (const entry of await readdir(path.join(root, top), { recursive: true })) {
+      if (path.basename(entry) === 'README.md') folders.push(`${top}/${entry}`);
+    }
+  }
+  return ['README.md', ...pages.sort(), ...folders.sort()];
 }
 
 /** Markdown links outside fenced code: [text](target). */
@@ -46,7 +52,7 @@ test('every page of docs/ is linked from README.md', async (t) => {
   for (const page of pages) t.true(linked.has(page), `README.md does not link ${page}`);
 });
 
-test('every relative link of README.md, docs/ and bench/README.md reaches a file of the repository and a heading of it', async (t) => {
+test("every relative link of README.md, docs/ and the source folders' READMEs reaches a file of the repository and a heading of it", async (t) => {
   let checked = 0;
   for (const doc of await documents()) {
     for (const link of links(await readFile(path.join(root, doc), 'utf8'))) {
@@ -61,4 +67,18 @@ test('every relative link of README.md, docs/ and bench/README.md reaches a file
     }
   }
   t.true(checked > 20, `only ${checked} links checked`);
+});
+
+/** Paths of the repository named in prose: `agent/wal/README.md`, core/storage/gcs/ (not /usr/local/bin, nor gs://bucket/local/x). */
+const REPO_PATH = /(?<![\w/.-])(?:agent|core|functions|local|scripts|bench|test|terraform|docs)\/[\w./-]*[\w/]/g;
+
+test('every path of the repository the documents name outside code blocks exists', async (t) => {
+  const missing: string[] = [];
+  for (const doc of await documents()) {
+    const prose = (await readFile(path.join(root, doc), 'utf8')).replace(/^```[^\n]*\n[\s\S]*?^```/gm, '');
+    for (const [name] of prose.matchAll(REPO_PATH)) {
+      if (!existsSync(path.join(root, name))) missing.push(`${doc}: ${name}`);
+    }
+  }
+  t.deepEqual(missing, []);
 });
