@@ -7,8 +7,8 @@
  * only the bytes of differing blocks written, at their offsets.
  */
 import { createReadStream } from 'node:fs';
-import * as fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
+import * as fs from 'node:fs/promises';
 import type { ManifestEntry } from '../../core/backup/meta.ts';
 import { BlockChecksums, blockCount, decodeBlockCrcs } from '../../core/checksum/blocks.ts';
 import { crc32cBase64 } from '../../core/checksum/crc32c.ts';
@@ -37,7 +37,8 @@ export type FileComparison = { kind: 'same' } | { kind: 'patch'; patch: BlockPat
  * difference, or no block left to keep).
  */
 export async function compareFile(absolute: string, localSize: number, entry: ManifestEntry): Promise<FileComparison> {
-  const expected = entry.blocks !== undefined && entry.blockSize !== undefined ? decodeBlockCrcs(entry.blocks, blockCount(entry.size, entry.blockSize)) : undefined;
+  const expected =
+    entry.blocks !== undefined && entry.blockSize !== undefined ? decodeBlockCrcs(entry.blocks, blockCount(entry.size, entry.blockSize)) : undefined;
   if (!expected || !entry.blockSize) {
     if (localSize !== entry.size) return { kind: 'rewrite' };
     const sum = await fileChecksum(absolute);
@@ -90,7 +91,14 @@ async function writeAt(fh: FileHandle, chunks: Buffer[], total: number, position
  * CorruptObjectError (from the Verifier) when they do not match. Returns
  * the bytes written.
  */
-export async function applyPatch(source: AsyncIterable<Buffer>, fh: FileHandle, entry: ManifestEntry, patch: BlockPatch, what: string, signal?: AbortSignal): Promise<number> {
+export async function applyPatch(
+  source: AsyncIterable<Buffer>,
+  fh: FileHandle,
+  entry: ManifestEntry,
+  patch: BlockPatch,
+  what: string,
+  signal?: AbortSignal,
+): Promise<number> {
   const verifier = new Verifier({ size: entry.size, crc32c: entry.crc32c ?? '' }, what);
   const { blockSize, differing } = patch;
   let offset = 0;

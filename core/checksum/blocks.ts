@@ -117,7 +117,8 @@ export class BlockChecksums {
   private endBlock(): void {
     if (this.block >= this.crcs.length) throw new RangeError(`more than ${this.size} bytes fed to BlockChecksums`);
     this.crcs[this.block++] = this.current;
-    this.whole = this.inBlock === this.blockSize ? (gf2Times(this.shift, this.whole) ^ this.current) >>> 0 : crc32cCombine(this.whole, this.current, this.inBlock);
+    this.whole =
+      this.inBlock === this.blockSize ? (gf2Times(this.shift, this.whole) ^ this.current) >>> 0 : crc32cCombine(this.whole, this.current, this.inBlock);
     this.current = 0;
     this.inBlock = 0;
   }
