@@ -10,8 +10,9 @@
  * - pgbench: TPC-B transactions updating 1% of pgbench_accounts' rows, at
  *   random, as a live database changes.
  *
- * gcwal's delta is per file (the manifest has one CRC32C per file), so the
- * second shows what file granularity costs when changes spread over a large
+ * gcwal's delta compares files by their CRC32C and, for files of 64 KiB and
+ * more, block by block (8 KiB blocks, agent/restore/patch.ts), so the second
+ * shows what is left when changes spread over most pages of a large
  * relation file. Every restore is checked: the delta and the full restore
  * give the same files with the same contents.
  *

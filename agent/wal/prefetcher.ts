@@ -126,7 +126,8 @@ export async function runPrefetcher(o: PrefetcherOptions): Promise<PrefetcherRes
         }
         state.missing.delete(name);
         const raw = recordedRawChecksum(info);
-        const content = await openDecoded(o.storage, info, { signal });
+        // A long-lived process: the native decoder's load is paid once, and its CPU is taken from PostgreSQL's replay.
+        const content = await openDecoded(o.storage, info, { signal, native: true });
         await spoolSegment(o.walDir, content, { name, repo: o.repo, recovery, key: info.key, generation: info.generation, rawSize: raw.size, rawCrc32c: raw.crc32c }, signal);
         state.failed.delete(name);
         if (applies(name)) {

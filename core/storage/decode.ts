@@ -21,15 +21,19 @@ export function recordedRawChecksum(info: ObjectInfo): { size: number; crc32c: s
  * The stream fails with CorruptObjectError if the stored bytes do not match
  * the object's size/CRC32C, the codec rejects them, or the decoded bytes do
  * not match the raw size/CRC32C in its metadata. Consumers must treat the data
- * as unverified until the stream ends without error.
+ * as unverified until the stream ends without error. With `native`, a native
+ * decoder is used where one is installed (DecompressorOptions.native).
  */
-export async function openDecoded(storage: Storage, info: ObjectInfo, options: CallOptions = {}): Promise<Readable> {
+export async function openDecoded(storage: Storage, info: ObjectInfo, options: CallOptions & { native?: boolean } = {}): Promise<Readable> {
   const codec = codecFromName(info.metadata[Meta.codec], info.key);
   const raw = recordedRawChecksum(info);
-  const stored = await storage.read(info.key, options);
+  const stored = await storage.read(info.key, { signal: options.signal });
   const out = verifyingStream(raw, `decoded content of ${info.key}`);
   // The callback form returns the last stream and destroys every stage with
   // the first error, so a consumer of `out` sees any stage's failure.
-  pipeline(stored, verifyingStream({ size: info.size, crc32c: info.crc32c }, `stored bytes of ${info.key}`), codec.decompressor(), out, () => {});
+  // `out` checks every decoded byte against the raw CRC32C: the codec's own
+  // checksums of decoded data (lzop's per-block CRC-32) would be a second pass.
+  const decoder = codec.decompressor({ decodedVerifiedByCaller: true, native: options.native === true });
+  pipeline(stored, verifyingStream({ size: info.size, crc32c: info.crc32c }, `stored bytes of ${info.key}`), decoder, out, () => {});
   return out;
 }
