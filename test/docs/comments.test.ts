@@ -32,8 +32,8 @@ function commentOf(line: string): string | undefined {
   return trailing >= 0 ? line.slice(trailing) : undefined;
 }
 
-/** A web address other than loopback, or an absolute path outside the repository's own tree. */
-const OUTSIDE = /\bhttps?:\/\/(?!127\.0\.0\.1|localhost|\[::1\])|(?:^|[\s(`'"])\/(?:work|farm|home|root)\/|\/tmp\/team\b/;
+/** A web address other than loopback, or a path into the shared folders beside the checkout (/work/shared, /tmp/team). */
+const OUTSIDE = /\bhttps?:\/\/(?!127\.0\.0\.1|localhost|\[::1\])|(?:^|[\s(`'"])\/(?:work|farm)\/|\/tmp\/team\b/;
 
 /** A document a comment names: `docs/performance.md`, `README.md`, `GCS-API.md`. */
 const DOCUMENT = /[\w./-]*\.md\b/g;
