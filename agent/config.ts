@@ -82,7 +82,8 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'GCWAL_LOG_FORMAT', flag: 'log-format', kind: 'enum', values: ['text', 'json'], default: 'text', description: 'stderr log format; json lines carry a severity field for Cloud Logging' },
   { env: 'GCWAL_VERBOSE', flag: 'verbose', kind: 'bool', default: 'false', description: 'log debug detail' },
   { env: 'GCWAL_CONCURRENCY', flag: 'concurrency', kind: 'int', default: '4', min: 1, max: 64, description: 'backup parts transferred in parallel (backup-push builds, backup-fetch reads, decodes and writes that many at once)' },
-  { env: 'GCWAL_PART_SIZE', flag: 'part-size', kind: 'size', default: '256MiB', min: 1024 * 1024, description: 'raw bytes per backup tar part (accepts KiB, MiB, GiB)' },
+  // Capped: the pipeline's validate function reads a whole part in one invocation (docs/catalogue.md, backup verdicts).
+  { env: 'GCWAL_PART_SIZE', flag: 'part-size', kind: 'size', default: '256MiB', min: 1024 * 1024, max: 1024 ** 3, description: 'raw bytes per backup tar part (accepts KiB, MiB, GiB; at most 1GiB, so the validate function reads any part within its limits)' },
   { env: 'GCWAL_RETRIES', flag: 'retries', kind: 'int', default: '5', min: 0, max: 100, description: 'retries of a transient storage failure before giving up' },
   { env: 'GCWAL_RETRY_MAX_DELAY', flag: 'retry-max-delay', kind: 'int', default: '32', min: 1, max: 600, description: 'longest wait in seconds between retries of a storage request (backoff doubles from 1 s up to this)' },
   { env: 'GCWAL_GCS_ENDPOINT', flag: 'gcs-endpoint', kind: 'string', description: 'Cloud Storage API root for an emulator or private endpoint, e.g. http://127.0.0.1:9023 (default: Google)' },

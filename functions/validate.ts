@@ -10,7 +10,7 @@ import { classifyCatalogueKey } from '../core/catalogue/keys.ts';
 import type { CatalogueEvent, CatalogueHistoryLine } from '../core/catalogue/types.ts';
 import { readRepositoryIdentity, type RepositoryIdentity } from '../core/repository.ts';
 import type { ObjectInfo, Storage } from '../core/storage/types.ts';
-import { validateBackup, validateBackupPart, validateWalObject, recordFactsOf, type ValidationResult, type WalExpectations } from '../core/validate/index.ts';
+import { checkBackupForVerdicts, validateBackupPart, validateWalObject, recordFactsOf, type ValidationResult, type WalExpectations } from '../core/validate/index.ts';
 import type { BackupSummaryForCatalogue } from '../core/catalogue/types.ts';
 import type { PipelineEventMessage } from '../core/alerts/types.ts';
 import { repositoryLocation } from './lib/location.ts';
@@ -83,19 +83,28 @@ export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEve
   };
 }
 
-function validateObject(storage: Storage, info: ObjectInfo, kind: 'wal' | 'part' | 'backup-meta', expect: WalExpectations): Promise<ValidationResult & { backup?: BackupSummaryForCatalogue }> {
+/** What validating one object yields for the catalogue. */
+type ObjectResult = ValidationResult & { backup?: BackupSummaryForCatalogue; partSeals?: string[] };
+
+/**
+ * Each invocation reads at most one object's content: a segment, one part
+ * (its verdict, with its seal, goes to the catalogue), or backup.json and the
+ * manifest (whose check gives the seals the parts must carry; the catalogue
+ * settles the backup when the last verdict is in, core/catalogue/backup-verdicts.ts).
+ */
+function validateObject(storage: Storage, info: ObjectInfo, kind: 'wal' | 'part' | 'backup-meta', expect: WalExpectations): Promise<ObjectResult> {
   switch (kind) {
     case 'wal':
       return validateWalObject(storage, info, expect);
     case 'part':
       return validateBackupPart(storage, info);
     case 'backup-meta':
-      return validateBackup(storage, info, expect);
+      return checkBackupForVerdicts(storage, info, expect);
   }
 }
 
 /** The catalogue events one validation yields: the object's arrival and its verdict. */
-export function catalogueEvents(ev: StorageObjectEvent, result: ValidationResult & { backup?: BackupSummaryForCatalogue }, now: Date): CatalogueEvent[] {
+export function catalogueEvents(ev: StorageObjectEvent, result: ObjectResult, now: Date): CatalogueEvent[] {
   const details = result.details ?? {};
   const records = recordFactsOf(result);
   const validated: CatalogueEvent = {
@@ -106,6 +115,9 @@ export function catalogueEvents(ev: StorageObjectEvent, result: ValidationResult
     time: now.toISOString(),
     ...(result.problem ? { problem: result.problem } : {}),
     ...(result.backup ? { backup: result.backup } : {}),
+    // A part's verdict for its backup, and the verdicts backup.json's check expects of its parts.
+    ...(result.ok && typeof details.seal === 'string' ? { seal: details.seal } : {}),
+    ...(result.ok && result.partSeals ? { partSeals: result.partSeals } : {}),
     // Only a segment that passed says which cluster and segment size the archive holds.
     ...(result.ok && typeof details.systemIdentifier === 'string' ? { systemIdentifier: details.systemIdentifier } : {}),
     ...(result.ok && typeof details.walSegmentSize === 'number' ? { walSegmentSize: details.walSegmentSize } : {}),

@@ -8,6 +8,7 @@
  */
 import { InvalidInputError } from '../errors.ts';
 import { backupMetaKey } from '../layout.ts';
+import { settleBackup } from './backup-verdicts.ts';
 import { classifyCatalogueKey, compareGenerations, compareTimes, isGeneration } from './keys.ts';
 import { entryInRun, findSpan, segmentId, segmentTombstoneOf, withoutSegment, withSegment, withSegmentTombstone } from './runs.ts';
 import type {
@@ -158,7 +159,26 @@ function validateBackup(backup: CatalogueBackup | undefined, tombstone: Tombston
     const fields = event.backup ? summaryFields(name, event.backup) : placeholderBackupFields(name);
     base = { ...fields, generation: event.generation, state: 'pending' };
   }
-  return withOutcome(base, event);
+  if (event.ok && event.partSeals) {
+    // Only backup.json and the manifest checked out: the parts' verdicts
+    // decide (settleBackup). A backup settled already, or awaiting the same
+    // seals, stays as it is.
+    if (base.state !== 'pending' || base.awaiting) return base;
+    return { ...base, awaiting: { checked: event.time, seals: [...event.partSeals] } };
+  }
+  const next = withOutcome(base, event);
+  if (next.state === 'pending' || !next.awaiting) return next;
+  const { awaiting: _awaiting, ...settled } = next;
+  return settled;
+}
+
+/** A part's entry with the seal of a successful validation of its generation. */
+function withSeal(entry: CataloguePartEntry | undefined, event: ValidatedEvent): CataloguePartEntry | undefined {
+  if (!entry || entry.generation !== event.generation) return entry;
+  if (entry.state === 'valid' && event.ok && event.seal !== undefined) return entry.seal === event.seal ? entry : { ...entry, seal: event.seal };
+  if (entry.state !== 'corrupt' || entry.seal === undefined) return entry;
+  const { seal: _seal, ...rest } = entry;
+  return rest;
 }
 
 function mergeTombstone(tombstone: Tombstone | undefined, event: DeletedEvent): Tombstone {
@@ -266,7 +286,7 @@ export function applyCatalogueEvents(catalogue: Catalogue, events: readonly Cata
         }
         changed = wal.put(target.name, entry) || changed;
       } else if (target.kind === 'part') {
-        changed = parts.put(event.key, validateTracked(parts.get(event.key), tombstone, event, makePart)) || changed;
+        changed = parts.put(event.key, withSeal(validateTracked(parts.get(event.key), tombstone, event, makePart), event)) || changed;
       } else if (target.kind === 'backup-meta') {
         changed = backups.put(target.backup, validateBackup(backups.get(target.backup), tombstone, event, target.backup)) || changed;
       }
@@ -302,6 +322,12 @@ export function applyCatalogueEvents(catalogue: Catalogue, events: readonly Cata
       runs = folded.runs;
       changed = true;
     }
+  }
+
+  // A backup awaiting its parts' verdicts settles once the last is known, whichever event brought it.
+  for (const name of backups.keys()) {
+    const backup = backups.get(name)!;
+    if (backup.awaiting) changed = backups.put(name, settleBackup(backup, parts.get)) || changed;
   }
 
   if (!changed) return catalogue;

@@ -69,6 +69,12 @@ export interface CataloguePartEntry {
   state: ValidationState;
   problem?: string;
   validated?: string;
+  /**
+   * The part's verdict for its backup, once it validated (core/validate/seal.ts):
+   * what it holds, in 22 characters. Absent for a part validated before
+   * gcwal recorded verdicts.
+   */
+  seal?: string;
 }
 
 /** A backup whose `backup.json` has landed. */
@@ -93,6 +99,12 @@ export interface CatalogueBackup {
   storedSize: number;
   /** object keys of its parts, manifest and metadata (what deleting the backup removes) */
   keys: string[];
+  /**
+   * While pending: backup.json and the manifest checked out at `checked`
+   * and each part must carry the seal `seals[i]`; the backup settles when
+   * every part's verdict is known (core/catalogue/backup-verdicts.ts).
+   */
+  awaiting?: { checked: string; seals: string[] };
 }
 
 /** Alert severities, as Cloud Logging names them. */
@@ -213,10 +225,16 @@ export interface Catalogue {
 export type CatalogueEvent =
   | { type: 'finalized'; key: string; generation: string; size: number; created: string }
   | { type: 'deleted'; key: string; generation: string; time: string }
-  | { type: 'validated'; key: string; generation: string; ok: boolean; problem?: string; time: string; backup?: BackupSummaryForCatalogue; systemIdentifier?: string; walSegmentSize?: number; history?: CatalogueHistoryLine[]; records?: CatalogueWalRecords };
+  | {
+    type: 'validated'; key: string; generation: string; ok: boolean; problem?: string; time: string; backup?: BackupSummaryForCatalogue; systemIdentifier?: string; walSegmentSize?: number; history?: CatalogueHistoryLine[]; records?: CatalogueWalRecords;
+    /** a part's verdict for its backup (seal.ts) */
+    seal?: string;
+    /** backup.json: with `ok`, only it and the manifest checked out; the backup is valid once part i carries partSeals[i] */
+    partSeals?: string[];
+  };
 
 /** What validation of a backup.json tells the catalogue about the backup. */
-export type BackupSummaryForCatalogue = Omit<CatalogueBackup, 'generation' | 'state' | 'problem' | 'validated'>;
+export type BackupSummaryForCatalogue = Omit<CatalogueBackup, 'generation' | 'state' | 'problem' | 'validated' | 'awaiting'>;
 
 /** An empty catalogue. */
 export function emptyCatalogue(now: Date): Catalogue {

@@ -83,22 +83,29 @@ export async function validateBackup(storage: Storage, metaInfo: ObjectInfo, exp
 /** Stat every part; a missing one, or one whose size or CRC32C differ from the record, is corruption. */
 async function statParts(storage: Storage, meta: BackupMeta, signal?: AbortSignal): Promise<ObjectInfo[]> {
   const infos: ObjectInfo[] = [];
-  for (const [i, part] of meta.parts.entries()) {
-    const info = await storage.stat(part.key, { signal });
-    if (!info) throw corrupt(`part ${i} (${part.key}) of backup ${meta.name} is missing`);
-    if (info.size !== part.storedSize || info.crc32c !== part.storedCrc32c) {
-      throw corrupt(`part ${i} (${part.key}) of backup ${meta.name} is ${info.size} bytes with crc32c ${info.crc32c}, but backup.json records ${part.storedSize} bytes with crc32c ${part.storedCrc32c}`);
-    }
-    if (info.metadata[Meta.codec] !== part.codec) {
-      throw corrupt(`part ${i} (${part.key}) of backup ${meta.name} is stored with codec ${info.metadata[Meta.codec] ?? '(none recorded)'}, but backup.json says ${part.codec}`);
-    }
-    infos.push(info);
-  }
+  for (const [i, part] of meta.parts.entries()) infos.push(checkPartObject(meta, i, await storage.stat(part.key, { signal })));
   return infos;
 }
 
+/**
+ * Part `index` of `meta` as stat or a listing found it (undefined: not
+ * found), held against its record: throws CorruptObjectError when it is
+ * missing or its size, CRC32C or codec differ.
+ */
+export function checkPartObject(meta: BackupMeta, index: number, info: ObjectInfo | undefined): ObjectInfo {
+  const part = meta.parts[index];
+  if (!info) throw corrupt(`part ${index} (${part.key}) of backup ${meta.name} is missing`);
+  if (info.size !== part.storedSize || info.crc32c !== part.storedCrc32c) {
+    throw corrupt(`part ${index} (${part.key}) of backup ${meta.name} is ${info.size} bytes with crc32c ${info.crc32c}, but backup.json records ${part.storedSize} bytes with crc32c ${part.storedCrc32c}`);
+  }
+  if (info.metadata[Meta.codec] !== part.codec) {
+    throw corrupt(`part ${index} (${part.key}) of backup ${meta.name} is stored with codec ${info.metadata[Meta.codec] ?? '(none recorded)'}, but backup.json says ${part.codec}`);
+  }
+  return info;
+}
+
 /** The manifest's counts against backup.json's. */
-function checkSurvey(survey: ManifestSurvey, meta: BackupMeta, where: string): void {
+export function checkSurvey(survey: ManifestSurvey, meta: BackupMeta, where: string): void {
   if (survey.entries !== meta.manifest.entries) throw corrupt(`${where} has ${survey.entries} entries, backup.json says ${meta.manifest.entries}`);
   if (survey.files !== meta.fileCount) throw corrupt(`${where} lists ${survey.files} files, backup.json says ${meta.fileCount}`);
   if (survey.fileBytes !== meta.rawSize) throw corrupt(`${where} lists ${survey.fileBytes} bytes of files, backup.json says ${meta.rawSize}`);

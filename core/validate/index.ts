@@ -5,6 +5,7 @@
  * reports `details.decoderUnavailable` when zstd-napi does not load.
  */
 export { validateBackup, type BackupValidationResult } from './backup.ts';
+export { checkBackupForVerdicts, type BackupCheckResult } from './backup-verdict.ts';
 export { validateBackupPart } from './part.ts';
 export type { ValidateOptions, ValidationResult, WalExpectations } from './types.ts';
 export { validateWalObject, WAL_TEXT_LIMIT } from './wal.ts';

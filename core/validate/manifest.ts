@@ -16,6 +16,7 @@ import { Meta } from '../layout.ts';
 import type { ObjectInfo, Storage } from '../storage/types.ts';
 import { quoteForMessage } from '../wal/quote.ts';
 import { openDecodedObject } from './decode.ts';
+import { EntriesDigest } from './seal.ts';
 
 /** Longest manifest line accepted (as restore): bounds memory on a damaged manifest. */
 const MAX_LINE = 1024 * 1024;
@@ -80,6 +81,8 @@ export interface PartListing {
   start: number;
   end: number;
   firstLine: number;
+  /** its entries' digest (seal.ts), when the survey was asked for digests */
+  digest?: EntriesDigest;
 }
 
 /** What the first pass learnt. */
@@ -140,10 +143,11 @@ export function manifestObject(info: ObjectInfo, meta: BackupMeta, where: string
 /**
  * First pass: read the whole manifest (`info` from manifestObject), check
  * every line as restore does, and count entries, files and bytes overall and
- * per part. Throws CorruptObjectError for a damaged manifest.
+ * per part (and, with `digests`, each part's EntriesDigest: 32 bytes a
+ * part). Throws CorruptObjectError for a damaged manifest.
  */
-export async function surveyManifest(storage: Storage, info: ObjectInfo, meta: BackupMeta, where: string, signal?: AbortSignal): Promise<ManifestSurvey> {
-  const parts: PartListing[] = meta.parts.map(() => ({ entries: 0, files: 0, start: Number.POSITIVE_INFINITY, end: 0, firstLine: 0 }));
+export async function surveyManifest(storage: Storage, info: ObjectInfo, meta: BackupMeta, where: string, signal?: AbortSignal, digests = false): Promise<ManifestSurvey> {
+  const parts: PartListing[] = meta.parts.map(() => ({ entries: 0, files: 0, start: Number.POSITIVE_INFINITY, end: 0, firstLine: 0, ...(digests ? { digest: new EntriesDigest() } : {}) }));
   const hashes = new HashList();
   const survey: ManifestSurvey = { info, entries: 0, files: 0, fileBytes: 0, parts, suspects: new Set() };
   const decoded = await openDecodedObject(storage, info, signal);
@@ -164,6 +168,7 @@ export async function surveyManifest(storage: Storage, info: ObjectInfo, meta: B
       const part = parts[entry.part];
       part.entries++;
       if (entry.type === 'file') part.files++;
+      part.digest?.add(entry);
       if (line.start < part.start) {
         part.start = line.start;
         part.firstLine = line.number;

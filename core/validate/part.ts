@@ -8,6 +8,7 @@ import { CorruptObjectError } from '../errors.ts';
 import { Meta } from '../layout.ts';
 import type { ObjectInfo, Storage } from '../storage/types.ts';
 import { failed, openDecodedObject, resultOfError } from './decode.ts';
+import { EntriesDigest, partSeal } from './seal.ts';
 import { scanTar, type TarEntryFacts, type TarScan } from './tar.ts';
 import type { ValidateOptions, ValidationResult } from './types.ts';
 
@@ -44,15 +45,18 @@ export async function scanPart(storage: Storage, info: ObjectInfo, where: string
  * stored bytes must match `info`'s size and CRC32C, decode with the codec its
  * metadata names, and form a complete tar stream with safe paths; when its
  * metadata records a raw size and CRC32C (gcwal records them in backup.json
- * instead), the decoded bytes must match them. Resolves `{ ok: true, rawSize,
- * rawCrc32c, details: { entries, files, fileBytes } }` (the caller compares
- * them with backup.json when it has one) or `{ ok: false, problem }`.
+ * instead), the decoded bytes must match them. Each file's CRC32C is computed
+ * on the way, so the result carries the part's verdict for its backup:
+ * `details.seal` (see seal.ts), what backup.json and the manifest must agree
+ * with. Resolves `{ ok: true, rawSize, rawCrc32c, details: { entries, files,
+ * fileBytes, digest, seal } }` or `{ ok: false, problem }`.
  * Rejects only with the driver's errors, an abort, or a bug.
  */
 export async function validateBackupPart(storage: Storage, info: ObjectInfo, options: ValidateOptions = {}): Promise<ValidationResult> {
   try {
-    const scan = await scanPart(storage, info, info.key, () => {}, { hashFiles: false, signal: options.signal });
-    const details = { entries: scan.entries, files: scan.files, fileBytes: scan.fileBytes };
+    const digest = new EntriesDigest();
+    const scan = await scanPart(storage, info, info.key, (entry) => digest.add(entry), { hashFiles: true, signal: options.signal });
+    const details: Record<string, unknown> = { entries: scan.entries, files: scan.files, fileBytes: scan.fileBytes };
     const recordedSize = info.metadata[Meta.rawSize];
     const recordedCrc = info.metadata[Meta.rawCrc32c];
     if (recordedSize !== undefined && Number(recordedSize) !== scan.rawSize) {
@@ -61,6 +65,8 @@ export async function validateBackupPart(storage: Storage, info: ObjectInfo, opt
     if (recordedCrc !== undefined && recordedCrc !== scan.rawCrc32c) {
       return failed(`${info.key} decodes to bytes with crc32c ${scan.rawCrc32c}, but its metadata records ${recordedCrc}`, details);
     }
+    details.digest = digest.value();
+    details.seal = partSeal({ generation: info.generation, rawSize: scan.rawSize, rawCrc32c: scan.rawCrc32c, entries: scan.entries, files: scan.files, digest: details.digest as string });
     return { ok: true, rawSize: scan.rawSize, rawCrc32c: scan.rawCrc32c, details };
   } catch (err) {
     return resultOfError(err, info.key);

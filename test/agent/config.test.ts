@@ -32,6 +32,7 @@ const bad: [string, Record<string, string>, RegExp][] = [
   ['a port out of range', { PGPORT: '70000' }, /PGPORT must be at most 65535/],
   ['a malformed size', { GCWAL_PART_SIZE: 'big' }, /GCWAL_PART_SIZE must be a size like 256MiB/],
   ['a tiny part size', { GCWAL_PART_SIZE: '10' }, /GCWAL_PART_SIZE must be at least/],
+  ['a part size above 1GiB (a part must fit one validate invocation)', { GCWAL_PART_SIZE: '2GiB' }, /GCWAL_PART_SIZE must be at most 1073741824, not 2147483648/],
   ['a bad log format', { GCWAL_LOG_FORMAT: 'xml' }, /GCWAL_LOG_FORMAT must be one of text, json/],
 ];
 for (const [what, env, message] of bad) {

@@ -14,6 +14,8 @@ import type { Runtime } from '../../functions/lib/runtime.ts';
 import { failingPublisher, flipped, ran, schedulerEvent, startHarness, type Harness, type TestRepo } from './harness.ts';
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
 import { walEntries, walEntry } from '../../core/catalogue/runs.ts';
+import type { Storage } from '../../core/storage/types.ts';
+import { makeSyntheticBackup, writeObjects } from '../helpers/synthetic-backup.ts';
 
 let h: Harness;
 let wal: WalSource;
@@ -243,4 +245,70 @@ test('with GCWAL_CATALOGUE_REPO the catalogue is kept there and nothing is writt
   const keys: string[] = [];
   for await (const o of repo.storage.list('')) keys.push(o.key);
   t.deepEqual(keys, ['gcwal.json', walObjectKey(segments[0])]);
+});
+
+/** Run `work` on every item, `concurrency` at a time. */
+async function eachAtOnce<T>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      await work(items[i], i);
+    }
+  }));
+}
+
+/** `rt` whose repository notes the key of every object read. */
+function readingRuntime(rt: Runtime, reads: string[]): Runtime {
+  const wrap = (storage: Storage): Storage => new Proxy(storage, {
+    get(target, prop) {
+      if (prop === 'read') return (key: string, ...rest: unknown[]) => (reads.push(key), (target.read as (...a: unknown[]) => unknown).call(target, key, ...rest));
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { ...rt, storage: async () => wrap(await rt.storage()) };
+}
+
+test('a backup of 1,000 parts is judged from its parts\' verdicts, and the one damaged part is reported by name', async (t) => {
+  const repo = await h.repo(t);
+  const backup = await makeSyntheticBackup({ parts: 1000, systemIdentifier: wal.systemIdentifier, damaged: [617] });
+  await writeObjects(repo.storage, [...backup.parts, backup.manifest, backup.backupJson], 64);
+  // backup.json's event arrives halfway through the parts', at another instance.
+  const instance = validate(repo.runtime());
+  const reads: string[] = [];
+  const metaInstance = validate(readingRuntime(repo.runtime(), reads));
+  const keys = backup.parts.map((p) => p.key);
+  const order = [...keys.slice(0, 500), backup.backupJson.key, ...keys.slice(500)];
+  await eachAtOnce(order, 200, async (key) => {
+    const outcome = ran(await (key === backup.backupJson.key ? metaInstance : instance)(await repo.event(key, 'finalized')));
+    t.like(outcome, { status: 'validated', result: { ok: true } }, key);
+  });
+  t.deepEqual(reads.filter((k) => k.startsWith('backups/')).sort(), [backup.backupJson.key, backup.manifest.key], 'backup.json\'s check reads no part');
+
+  const catalogue = await repo.catalogue();
+  const judged = catalogue.backups[backup.name];
+  t.is(judged.state, 'corrupt');
+  t.regex(judged.problem!, new RegExp(`^part 617 \\(backups/${backup.name}/part_00617\\.tar\\) of backup ${backup.name} does not hold what backup\\.json and the manifest record for it`));
+  t.is(judged.awaiting, undefined);
+  t.is(Object.values(catalogue.parts).filter((p) => p.state === 'valid' && p.seal !== undefined).length, 1000, 'each part alone is a fine tar stream');
+  const alert = await repo.alerts.waitFor((ms) => ms.find((m) => m.kind === 'corrupt-object' && m.details?.backup === backup.name), 'the backup\'s alert');
+  t.regex(alert.summary, /part 617 \(backups\/.*\/part_00617\.tar\)/);
+  t.is((await repo.alerts.quiet()).length, 1);
+});
+
+test('a backup whose backup.json is checked before its parts are validated becomes valid with the last part\'s verdict', async (t) => {
+  const repo = await h.repo(t);
+  const backup = await makeSyntheticBackup({ parts: 3, systemIdentifier: wal.systemIdentifier, startSegment: '000000010000000000000005' });
+  await writeObjects(repo.storage, [...backup.parts, backup.manifest, backup.backupJson]);
+  const handler = validate(repo.runtime());
+  ran(await handler(await repo.event(backup.backupJson.key, 'finalized')));
+  for (const part of backup.parts.slice(0, 2)) ran(await handler(await repo.event(part.key, 'finalized')));
+  t.is((await repo.catalogue()).backups[backup.name].state, 'pending');
+  t.is((await repo.catalogue()).backups[backup.name].awaiting?.seals.length, 3);
+  ran(await handler(await repo.event(backup.parts[2].key, 'finalized')));
+  const judged = (await repo.catalogue()).backups[backup.name];
+  t.is(judged.state, 'valid', judged.problem);
+  t.is(judged.awaiting, undefined);
+  t.deepEqual(await repo.alerts.quiet(), []);
 });
