@@ -116,10 +116,12 @@ function nextEvents(files: number): object[] {
 
 interface Measured { cpuMs: number; wallMs: number; bytes: number; written: boolean; hwmKiB: number }
 
-export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups: Cleanups): Promise<string> {
-  const dir = await makeTempDir('bench-catalogue');
-  cleanups.add('the catalogue bench directory', dir.cleanup);
-  const bundle = path.join(dir.path, 'catalogue-one.mjs');
+/**
+ * Bundle bench/lib/catalogue-one.ts into `dir` as a function's bundle is
+ * built (native packages left to require()); returns the bundle's path.
+ */
+export async function bundleCatalogueOne(dir: string): Promise<string> {
+  const bundle = path.join(dir, 'catalogue-one.mjs');
   await esbuild.build({
     absWorkingDir: projectRoot,
     entryPoints: [path.join(projectRoot, 'bench/lib/catalogue-one.ts')],
@@ -134,6 +136,13 @@ export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups
     logLevel: 'warning',
   });
   await chmod(bundle, 0o644);
+  return bundle;
+}
+
+export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups: Cleanups): Promise<string> {
+  const dir = await makeTempDir('bench-catalogue');
+  cleanups.add('the catalogue bench directory', dir.cleanup);
+  const bundle = await bundleCatalogueOne(dir.path);
   let repos = 0;
   const store = async (catalogue: Catalogue): Promise<{ url: string; bytes: number }> => {
     const url = pathToFileURL(path.join(dir.path, `repo-${++repos}`)).href;

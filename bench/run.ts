@@ -20,6 +20,9 @@
  *   catalogue only the catalogue: one update and one status report on a synthetic
  *             30-day archive (2.6 million WAL files, 1,000 backups) and on a per-file
  *             catalogue of 100,000 (not part of the default run; --rounds N, default 3)
+ *   verdicts  only the backup verdict: validate's work when backup.json lands, from its
+ *             parts' verdicts, at 1,000 and 10,000 parts, beside every part read again
+ *             (not part of the default run; --rounds N, default 3)
  *   (none)    wal, gcs, backup, validate, records, functions
  *
  *   --scale N          pgbench scale of the backup database, and of validate's (default 70, about 1.05 GiB)
@@ -42,6 +45,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { runBackupBench } from './backup.ts';
 import { runCatalogueBench } from './catalogue.ts';
+import { runBackupVerdictBench } from './backup-verdict.ts';
 import { runFunctionsBench } from './function-cold-start.ts';
 import { withCleanups } from './lib/cleanup.ts';
 import { runBacklogBench } from './wal-backlog.ts';
@@ -72,8 +76,8 @@ function count(name: string, text: string, min: number): number {
 }
 
 const which = positionals[0] ?? 'all';
-if (!['wal', 'gcs', 'backup', 'validate', 'records', 'functions', 'backlog', 'replay', 'delta', 'catalogue', 'all'].includes(which) || positionals.length > 1) {
-  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|records|functions|backlog|replay|delta|catalogue] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
+if (!['wal', 'gcs', 'backup', 'validate', 'records', 'functions', 'backlog', 'replay', 'delta', 'catalogue', 'verdicts', 'all'].includes(which) || positionals.length > 1) {
+  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|records|functions|backlog|replay|delta|catalogue|verdicts] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
 }
 const repo = values.repo;
 if (repo !== 'file' && repo !== 'gcs' && repo !== 'both') throw new Error(`--repo must be file, gcs or both, not "${repo}"`);
@@ -104,6 +108,10 @@ await withCleanups(async (cleanups) => {
   }
   if (which === 'catalogue') {
     const report = await runCatalogueBench({ rounds: count('rounds', values.rounds ?? '3', 1), log }, cleanups);
+    process.stdout.write(`\n${report}\n`);
+  }
+  if (which === 'verdicts') {
+    const report = await runBackupVerdictBench({ rounds: count('rounds', values.rounds ?? '3', 1), log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }
   if (which === 'delta') {

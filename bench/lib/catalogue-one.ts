@@ -6,6 +6,9 @@
  *
  *   catalogue-one.mjs update <repo url> <now ISO> <events JSON>   the functions' commit (absorb in updateCatalogue)
  *   catalogue-one.mjs status <repo url> <now ISO>                 read it and build `gcwal status`'s report
+ *   catalogue-one.mjs verdict <repo url> <now ISO> <backup.json key>   validate's work when backup.json lands: its check
+ *                                                                  (no part read) and the commit that settles the backup
+ *   catalogue-one.mjs full <repo url> <now ISO> <backup.json key>      the check before verdicts: every part read (validateBackup)
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
@@ -15,9 +18,10 @@ import type { CatalogueEvent } from '../../core/catalogue/types.ts';
 import { CATALOGUE_KEY } from '../../core/layout.ts';
 import { FileStorage } from '../../core/storage/file/storage.ts';
 import { absorb } from '../../functions/lib/catalogue-outbox.ts';
+import { checkBackupForVerdicts, validateBackup } from '../../core/validate/index.ts';
 
 const [mode, url, nowIso, eventsJson] = process.argv.slice(2);
-if (!url || !nowIso || (mode !== 'update' && mode !== 'status')) throw new Error('usage: catalogue-one update|status <repo url> <now> [<events json>]');
+if (!url || !nowIso || !['update', 'status', 'verdict', 'full'].includes(mode)) throw new Error('usage: catalogue-one update|status|verdict|full <repo url> <now> [<events json> | <backup.json key>]');
 const storage = new FileStorage(url);
 const now = new Date(nowIso);
 const thresholds = { stallSeconds: 1800, backupMaxAgeSeconds: 8 * 86400, unvalidatedSeconds: 3600, gapGraceSeconds: 300 };
@@ -29,6 +33,17 @@ let written = false;
 if (mode === 'update') {
   const events = JSON.parse(eventsJson ?? '[]') as CatalogueEvent[];
   const update = await updateCatalogue(storage, (c) => absorb(c, events, now, { config }), { now: () => now });
+  written = update.written;
+} else if (mode === 'verdict' || mode === 'full') {
+  const info = await storage.stat(eventsJson);
+  if (!info) throw new Error(`${eventsJson} is not stored`);
+  const result = mode === 'verdict' ? await checkBackupForVerdicts(storage, info) : await validateBackup(storage, info);
+  if (!result.ok) throw new Error(`${eventsJson}: ${result.problem}`);
+  const partSeals = (result as { partSeals?: string[] }).partSeals;
+  const event: CatalogueEvent = { type: 'validated', key: info.key, generation: info.generation, ok: true, time: nowIso, backup: result.backup, ...(partSeals ? { partSeals } : {}) };
+  const update = await updateCatalogue(storage, (c) => absorb(c, [event], now, { config }), { now: () => now });
+  const settled = update.catalogue.backups[result.backup!.name]?.state;
+  if (settled !== 'valid') throw new Error(`the backup is ${settled} after the commit`);
   written = update.written;
 } else {
   const { catalogue, generation } = await readCatalogue(storage);
