@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { FileStorage } from '../../../core/storage/file.ts';
+import { FileStorage } from '../../../core/storage/file/storage.ts';
 import type { ObjectInfo, Storage } from '../../../core/storage/types.ts';
 import { checkBackupForVerdicts, validateBackup, validateBackupPart } from '../../../core/validate/index.ts';
 import { makeSyntheticBackup, writeObjects } from '../../helpers/synthetic-backup.ts';
