@@ -82,3 +82,12 @@ test('every path of the repository the documents name outside code blocks exists
   }
   t.deepEqual(missing, []);
 });
+
+test('the README stays a front page: under 12 KB, with the two quick-start commands', async (t) => {
+  const readme = await readFile(path.join(root, 'README.md'));
+  t.true(readme.length < 12 * 1024, `README.md is ${readme.length} bytes`);
+  const quickStart = readme.toString('utf8').split('\n## ')[1] ?? '';
+  t.regex(quickStart, /^Quick start\n/);
+  t.regex(quickStart, /\nnpm ci && npm run demo +#/);
+  t.regex(quickStart, /\nnpm test +#/);
+});
