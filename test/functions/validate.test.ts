@@ -15,7 +15,7 @@ import { failingPublisher, flipped, ran, schedulerEvent, startHarness, type Harn
 import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
 import { walEntries, walEntry } from '../../core/catalogue/runs.ts';
 import type { Storage } from '../../core/storage/types.ts';
-import { makeSyntheticBackup, writeObjects } from '../helpers/synthetic-backup.ts';
+import { makeSyntheticBackup, writeObjects } from '../../local/testkit/synthetic-backup.ts';
 
 let h: Harness;
 let wal: WalSource;

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
 import type { ObjectInfo, Storage } from '../../../core/storage/types.ts';
 import { checkBackupForVerdicts, validateBackup, validateBackupPart } from '../../../core/validate/index.ts';
-import { makeSyntheticBackup, writeObjects } from '../../helpers/synthetic-backup.ts';
+import { makeSyntheticBackup, writeObjects } from '../../../local/testkit/synthetic-backup.ts';
 
 const dirs: string[] = [];
 test.after.always(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
