@@ -9,17 +9,17 @@ import { setMaxListeners } from 'node:events';
 import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import type { LzopHelper } from '../core/codec/lzo/parallel.ts';
-import { asGcwalError, ExitCode, GcwalError, UsageError } from '../core/errors.ts';
+import { asGcwalError, ExitCode, type GcwalError, UsageError } from '../core/errors.ts';
 import { openStorage } from '../core/storage/open.ts';
 import type { Storage } from '../core/storage/types.ts';
-import type { Command } from './commands/types.ts';
 import type { CommandTable } from './commands/table.ts';
-import { CONFIG_TABLE, gcsStorageOptions, parseConfig, requireRepo, type Config } from './config.ts';
+import type { Command } from './commands/types.ts';
+import { CONFIG_TABLE, type Config, gcsStorageOptions, parseConfig, requireRepo } from './config.ts';
 import type { CommandContext } from './context.ts';
 import { helpForCommand, mainHelp } from './help.ts';
 import { createLogger } from './log.ts';
 import { failureForRecovery } from './recovery-exit.ts';
-import { fileSystemProbe, LAUNCHER_ENV, logicalCwd, selfCommand, type SelfInvocation } from './self-command.ts';
+import { fileSystemProbe, LAUNCHER_ENV, logicalCwd, type SelfInvocation, selfCommand } from './self-command.ts';
 import { VERSION } from './version.ts';
 
 export interface MainIo {
@@ -41,7 +41,12 @@ export interface MainIo {
  * never throws and never calls process.exit (runAsProcess below does).
  * A name missing from `commands` is a usage error.
  */
-export async function runCommandLine(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, io: MainIo, commands: CommandTable): Promise<number> {
+export async function runCommandLine(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+  io: MainIo,
+  commands: CommandTable,
+): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     if (name === 'help' && rest[0] && commands[rest[0]]) return printCommandHelp(commands, rest[0], io);
@@ -167,7 +172,10 @@ function parseCommandLine(command: Command, args: string[]) {
   }
   const [min, max] = typeof command.positionals === 'number' ? [command.positionals, command.positionals] : command.positionals;
   if (parsed.positionals.length < min || parsed.positionals.length > max) {
-    throw new UsageError(`${command.name} takes ${min === max ? min : `${min} to ${max}`} argument${max === 1 ? '' : 's'}, got ${parsed.positionals.length}`, `usage: ${command.usage}`);
+    throw new UsageError(
+      `${command.name} takes ${min === max ? min : `${min} to ${max}`} argument${max === 1 ? '' : 's'}, got ${parsed.positionals.length}`,
+      `usage: ${command.usage}`,
+    );
   }
   const flags: Record<string, string | boolean | undefined> = {};
   const own: Record<string, string | boolean | string[] | undefined> = {};
@@ -181,7 +189,17 @@ function parseCommandLine(command: Command, args: string[]) {
 /** Print one error line (text or JSON) and return its exit code. */
 function report(err: GcwalError, io: Pick<MainIo, 'stderr'>, format: 'text' | 'json'): number {
   if (format === 'json') {
-    io.stderr.write(JSON.stringify({ severity: 'ERROR', message: err.message, code: err.code, hint: err.hint, exitCode: err.exitCode, component: 'gcwal', time: new Date().toISOString() }) + '\n');
+    io.stderr.write(
+      JSON.stringify({
+        severity: 'ERROR',
+        message: err.message,
+        code: err.code,
+        hint: err.hint,
+        exitCode: err.exitCode,
+        component: 'gcwal',
+        time: new Date().toISOString(),
+      }) + '\n',
+    );
   } else {
     io.stderr.write(`gcwal: error: ${err.message} (${err.hint})\n`);
   }

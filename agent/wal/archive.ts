@@ -92,7 +92,9 @@ async function pushWithHelper(filePath: string, archive: ArchiveOptions, lzopHel
     repo: archive.repo!,
     push: (next) => pushWalFile(storage, next, { ...options, onRetry: undefined }),
     signal: archive.signal,
-    onError: (next, err) => log.debug(`could not archive ${next} ahead; it will be pushed when PostgreSQL asks`, { error: err instanceof Error ? err.message : String(err) }),
+    onError: (next, err) =>
+      log.debug(`could not archive ${next} ahead; it will be pushed when PostgreSQL asks`, { error: err instanceof Error ? err.message : String(err) }),
   });
-  if (ahead.length > 0) log.debug(`archived ${ahead.length} more ready segment${ahead.length === 1 ? '' : 's'} ahead`, { segments: ahead.join(','), ms: Date.now() - started });
+  if (ahead.length > 0)
+    log.debug(`archived ${ahead.length} more ready segment${ahead.length === 1 ? '' : 's'} ahead`, { segments: ahead.join(','), ms: Date.now() - started });
 }

@@ -8,13 +8,15 @@
  * ESM loader resolves each chunk). No top-level await, so that it can be
  * CommonJS. README.md here describes the whole fast path.
  */
-// First, so the helper thread starts before the rest is evaluated.
-import { earlyLzopHelper } from './early-helper.ts';
+// First, so the helper thread starts before the rest is evaluated (an
+// import for its effect: sorting imports does not move it).
+import './early-helper.ts';
 import type { CommandTable } from '../commands/table.ts';
 import { walFetch } from '../commands/wal-fetch.ts';
 import { walPrefetch } from '../commands/wal-prefetch.ts';
 import { walPush } from '../commands/wal-push.ts';
 import { runAsProcess, runCommandLine } from '../run.ts';
+import { earlyLzopHelper } from './early-helper.ts';
 
 /**
  * This entry's commands, imported statically so that its bundle is one file

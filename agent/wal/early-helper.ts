@@ -8,7 +8,7 @@
  * does not need).
  */
 import { availableParallelism } from 'node:os';
-import { startLzopHelper, type LzopHelper } from '../../core/codec/lzo/parallel.ts';
+import { type LzopHelper, startLzopHelper } from '../../core/codec/lzo/parallel.ts';
 import { wantsLzopHelper } from './helper.ts';
 
 /**
@@ -18,4 +18,7 @@ import { wantsLzopHelper } from './helper.ts';
  * the helper when the configuration says another codec.
  */
 export const earlyLzopHelper: LzopHelper | undefined =
-  process.argv[2] === 'wal-push' && wantsLzopHelper(process.env.GCWAL_COMPRESSION ?? 'lzo', process.env.GCWAL_COMPRESSION_LEVEL || undefined, availableParallelism()) ? startLzopHelper() : undefined;
+  process.argv[2] === 'wal-push' &&
+  wantsLzopHelper(process.env.GCWAL_COMPRESSION ?? 'lzo', process.env.GCWAL_COMPRESSION_LEVEL || undefined, availableParallelism())
+    ? startLzopHelper()
+    : undefined;
