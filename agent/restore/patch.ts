@@ -73,6 +73,14 @@ async function feed(file: string, bytes: number, sums: BlockChecksums): Promise<
 
 /** Gathered before one write, as a full restore does (extract.ts WRITE_BATCH). */
 const WRITE_BATCH = 512 * 1024;
+/**
+ * Writes of one file under way at once. Changed pages spread over a file
+ * make runs of one or two blocks: awaiting each write before reading on
+ * would make every run cost a round trip to libuv's threads, so they are
+ * issued without waiting, up to this many (and IN_FLIGHT_BYTES) at a time.
+ */
+const IN_FLIGHT = 32;
+const IN_FLIGHT_BYTES = 8 * 1024 * 1024;
 
 async function writeAt(fh: FileHandle, chunks: Buffer[], total: number, position: number): Promise<void> {
   let done = 0;
@@ -92,7 +100,7 @@ async function writeAt(fh: FileHandle, chunks: Buffer[], total: number, position
  * the bytes written.
  */
 export async function applyPatch(
-  source: AsyncIterable<Buffer>,
+  source: AsyncIterable<Buffer> | Iterable<Buffer>,
   fh: FileHandle,
   entry: ManifestEntry,
   patch: BlockPatch,
@@ -106,33 +114,57 @@ export async function applyPatch(
   let runStart = 0;
   let runLength = 0;
   let written = 0;
+  // Writes issued and not yet awaited, oldest first; their buffers are the
+  // decoder's own, never reused, so they may be held past the next chunk.
+  const inFlight: { done: Promise<unknown>; bytes: number }[] = [];
+  let inFlightBytes = 0;
+  let failure: unknown;
+  const settleOldest = async () => {
+    const oldest = inFlight.shift()!;
+    await oldest.done;
+    inFlightBytes -= oldest.bytes;
+    if (failure !== undefined) throw failure;
+  };
   const flush = async () => {
     if (runLength === 0) return;
-    await writeAt(fh, run, runLength, runStart);
-    written += runLength;
+    const bytes = runLength;
+    // The rejection is kept and thrown by the next settleOldest, so none goes unhandled.
+    const done = writeAt(fh, run, bytes, runStart).catch((err: unknown) => {
+      failure ??= err;
+    });
+    inFlight.push({ done, bytes });
+    inFlightBytes += bytes;
+    written += bytes;
     run = [];
     runLength = 0;
+    while (inFlight.length >= IN_FLIGHT || inFlightBytes >= IN_FLIGHT_BYTES) await settleOldest();
   };
-  for await (const chunk of source) {
-    signal?.throwIfAborted();
-    verifier.update(chunk);
-    for (let at = 0; at < chunk.length; ) {
-      const block = Math.floor(offset / blockSize);
-      const take = Math.min(chunk.length - at, (block + 1) * blockSize - offset);
-      if (differing[block] === 1) {
-        if (runLength > 0 && runStart + runLength !== offset) await flush();
-        if (runLength === 0) runStart = offset;
-        run.push(chunk.subarray(at, at + take));
-        runLength += take;
-        if (runLength >= WRITE_BATCH) await flush();
+  try {
+    for await (const chunk of source) {
+      signal?.throwIfAborted();
+      verifier.update(chunk);
+      for (let at = 0; at < chunk.length; ) {
+        const block = Math.floor(offset / blockSize);
+        const take = Math.min(chunk.length - at, (block + 1) * blockSize - offset);
+        if (differing[block] === 1) {
+          if (runLength > 0 && runStart + runLength !== offset) await flush();
+          if (runLength === 0) runStart = offset;
+          run.push(chunk.subarray(at, at + take));
+          runLength += take;
+          if (runLength >= WRITE_BATCH) await flush();
+        }
+        at += take;
+        offset += take;
       }
-      at += take;
-      offset += take;
     }
+    signal?.throwIfAborted();
+    verifier.finish();
+    await flush();
+  } finally {
+    // Nothing may still write to the file once this returns or throws (the caller closes it).
+    await Promise.all(inFlight.map((w) => w.done));
   }
-  signal?.throwIfAborted();
-  verifier.finish();
-  await flush();
+  if (failure !== undefined) throw failure;
   return written;
 }
 
