@@ -49,6 +49,8 @@ export interface Config {
     /** libpq's password file, read when the server asks for a password and PGPASSWORD is unset; undefined means ~/.pgpass */
     passfile?: string | undefined;
   };
+  /** wal-push: archive through one background archiver per pg_wal (agent/wal/archiver.ts) */
+  archiveAsync: boolean;
   /** backup-push: seconds to wait for the next WAL segment its backup needs to reach the repository */
   archiveTimeout: number;
   /** backup-push on a standby: how to reach the primary, to switch its WAL segment once the backup stops */
@@ -101,6 +103,7 @@ export const CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'PGPASSFILE', flag: 'pgpassfile', kind: 'string', description: 'PostgreSQL password file (libpq; default ~/.pgpass, mode 0600)' },
   { env: 'GCWAL_PRIMARY_CONNINFO', flag: 'primary-conninfo', kind: 'string', description: "backup-push on a standby: libpq connection string of the primary (e.g. 'host=db1 user=postgres dbname=postgres'), where it runs pg_switch_wal() once the backup stops so the last WAL the backup needs is archived at once; the password from ~/.pgpass (or passfile=, PGPASSFILE), password= only in the variable" },
   { env: 'GCWAL_ARCHIVE_TIMEOUT', flag: 'archive-timeout', kind: 'int', default: '60', min: 1, max: 86_400, description: 'backup-push: seconds to wait for the next WAL segment the backup needs to reach the repository before failing (the wait restarts whenever one arrives)' },
+  { env: 'GCWAL_ARCHIVE_ASYNC', flag: 'archive-async', kind: 'bool', default: 'false', description: 'wal-push: asynchronous archiving; the first call starts one background archiver per pg_wal that archives every ready segment ahead, and each call returns once its segment is durable (waiting for the archiver, or pushing it itself)' },
   { env: 'GCWAL_PREFETCH', flag: 'prefetch', kind: 'int', default: '16', min: 0, max: 1024, description: 'wal-fetch during recovery: WAL segments after the one asked for that a background process fetches ahead into pg_wal/.gcwal-spool; 0 turns prefetch off' },
   { env: 'GCWAL_PREFETCH_CONCURRENCY', flag: 'prefetch-concurrency', kind: 'int', default: '4', min: 1, max: 64, description: 'segments the prefetcher fetches in parallel' },
   { env: 'GCWAL_PREFETCH_SPOOL_SIZE', flag: 'prefetch-spool-size', kind: 'size', default: '512MiB', min: 1024 * 1024, description: 'most bytes the prefetch spool holds on disk, fetches in flight included (accepts KiB, MiB, GiB)' },
@@ -153,6 +156,7 @@ export function parseConfig(
       password: v.PGPASSWORD as string | undefined,
       passfile: v.PGPASSFILE as string | undefined,
     },
+    archiveAsync: v.GCWAL_ARCHIVE_ASYNC as boolean,
     archiveTimeout: v.GCWAL_ARCHIVE_TIMEOUT as number,
     primary: primaryFrom(v.GCWAL_PRIMARY_CONNINFO as string | undefined, flags['primary-conninfo'] !== undefined),
     prefetch: {

@@ -29,7 +29,20 @@ pg_wal/archive_status), up to ${AHEAD_LIMIT} of them are archived in the same ru
 marked in pg_wal/.gcwal-pushed/, so that the calls for them return at once
 without reading the file or contacting the repository. A marker counts only
 for the same repository and the unchanged file; otherwise the segment is
-pushed as usual.`,
+pushed as usual.
+
+With GCWAL_ARCHIVE_ASYNC=on (or --archive-async), the first call starts one
+background archiver per pg_wal (gcwal wal-archiver, pid in
+pg_wal/.gcwal-archiver/archiver.pid, log in pg_wal/.gcwal-archiver/log;
+it exits when PostgreSQL stops or nothing was ready for a minute), which
+archives every ready segment, 4 at a time, and marks each one once it is
+durable. A call for a full segment then returns once the archiver's marker
+says it is durable (the launcher answers without starting Node), waiting up
+to 30 s for it; when the archiver is failing, gone or slower than that, the
+call pushes the segment itself and reports its own outcome. Nothing is ever
+acknowledged before it is durable, and nothing is dropped from the queue.
+.history, .partial and .backup files are always pushed by the call itself.
+See gcwal archiver-status.`,
   options: {},
   positionals: 1,
   async run(ctx, [file]) {
@@ -43,6 +56,7 @@ pushed as usual.`,
       log: ctx.log,
       signal: ctx.signal,
       lzopHelper: ctx.lzopHelper,
+      async: config.archiveAsync ? { env: ctx.env } : undefined,
     });
     return ExitCode.ok;
   },

@@ -88,7 +88,13 @@ export async function pushAhead(walDir: string, current: string, options: AheadO
   return marked.sort();
 }
 
-async function pushOne(walDir: string, name: string, options: AheadOptions): Promise<boolean> {
+/**
+ * Archive the ready segment `name` of `walDir` and mark it, only when the
+ * push made it durable and its file did not change while it was read.
+ * Resolves with whether it was marked; throws what the push throws. The
+ * background archiver (archiver.ts) pushes through this too.
+ */
+export async function pushOne(walDir: string, name: string, options: Pick<AheadOptions, 'repo' | 'push'>): Promise<boolean> {
   const filePath = path.join(walDir, name);
   const before = await fileIdentity(filePath);
   if (!before) return false; // archived and removed since the listing

@@ -4,11 +4,13 @@
  * push itself, then push-ahead of the segments PostgreSQL will ask for next.
  * agent/commands/wal-push.ts only builds the options from the configuration.
  */
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { LzopHelper } from '../../core/codec/lzo/parallel.ts';
 import type { CodecName } from '../../core/codec/types.ts';
 import type { Storage } from '../../core/storage/types.ts';
+import { classifyWalFileName } from '../../core/wal/name.ts';
 import type { Logger } from '../log.ts';
 import { wantsLzopHelper } from './helper.ts';
 import { takeMarker } from './marker.ts';
@@ -28,6 +30,12 @@ export interface ArchiveOptions {
   signal: AbortSignal;
   /** the lzo helper thread the WAL entry started early (early-helper.ts), if any */
   lzopHelper?: LzopHelper;
+  /**
+   * asynchronous mode (GCWAL_ARCHIVE_ASYNC): a full segment is left to the
+   * background archiver (archiver.ts), started when none runs, and this call
+   * waits for its marker before pushing the file itself
+   */
+  async?: { env: Readonly<Record<string, string | undefined>>; timeoutMs?: number };
 }
 
 /**
@@ -49,6 +57,10 @@ export async function archiveWalFile(filePath: string, options: ArchiveOptions):
     options.log.debug(`${name} was archived ahead by an earlier wal-push`, { key: marker.key, rawBytes: marker.rawSize, ms: Date.now() - started });
     return;
   }
+  if (options.async && options.repo && (await archivedInBackground(filePath, options.repo, options.async, options))) {
+    void options.lzopHelper?.stop();
+    return;
+  }
   // Started first (if the entry has not already): its thread is slow to
   // start, in parallel with everything below, and joins the compression
   // when it is ready. One started early for nothing is stopped.
@@ -61,6 +73,35 @@ export async function archiveWalFile(filePath: string, options: ArchiveOptions):
     // Not awaited: the thread is unref'd and the process exits after this.
     void lzopHelper?.stop();
   }
+}
+
+/**
+ * Asynchronous mode: whether the background archiver made the full segment
+ * at `filePath` durable (its marker) within the wait, having started the
+ * archiver if none ran. False, and the caller pushes the file itself, for a
+ * .history, .partial or .backup file (always pushed by PostgreSQL's own
+ * call: a promotion's files must not wait behind a queue), outside a pg_wal
+ * with archive_status, and whenever the archiver is failing or gone.
+ */
+async function archivedInBackground(filePath: string, repo: string, async: NonNullable<ArchiveOptions['async']>, options: ArchiveOptions): Promise<boolean> {
+  const name = path.basename(filePath);
+  const walDir = path.dirname(filePath);
+  if (classifyWalFileName(name)?.kind !== 'segment' || !existsSync(path.join(walDir, 'archive_status'))) return false;
+  const started = Date.now();
+  const { ensureArchiver, waitForMarker } = await import('./archiver-control.ts');
+  try {
+    const running = await ensureArchiver(walDir, async.env);
+    // One just started has a moment to take its pid file before its absence counts.
+    const marker = await waitForMarker(walDir, filePath, repo, { timeoutMs: async.timeoutMs, startMs: running ? 0 : 5000, signal: options.signal });
+    if (marker) {
+      options.log.debug(`${name} was archived by the background archiver`, { key: marker.key, rawBytes: marker.rawSize, ms: Date.now() - started });
+      return true;
+    }
+  } catch (err) {
+    options.log.debug('the background archiver could not be used', { error: err instanceof Error ? err.message : String(err) });
+  }
+  options.log.debug(`the background archiver has not archived ${name}; pushing it here`, { ms: Date.now() - started });
+  return false;
 }
 
 /** The push itself, once the marker did not answer. */
@@ -88,6 +129,8 @@ async function pushWithHelper(filePath: string, archive: ArchiveOptions, lzopHel
 
   // The segment PostgreSQL asked for is durable; what follows only saves
   // later calls work, and its failures are left for those calls to meet.
+  // In asynchronous mode the background archiver does that.
+  if (archive.async) return;
   const ahead = await pushAhead(walDir, name, {
     repo: archive.repo!,
     push: (next) => pushWalFile(storage, next, { ...options, onRetry: undefined }),

@@ -12,6 +12,7 @@
 // import for its effect: sorting imports does not move it).
 import './early-helper.ts';
 import type { CommandTable } from '../commands/table.ts';
+import { walArchiver } from '../commands/wal-archiver.ts';
 import { walFetch } from '../commands/wal-fetch.ts';
 import { walPrefetch } from '../commands/wal-prefetch.ts';
 import { walPush } from '../commands/wal-push.ts';
@@ -26,6 +27,7 @@ const WAL_COMMANDS: CommandTable = {
   'wal-push': { summary: walPush.summary, load: async () => walPush },
   'wal-fetch': { summary: walFetch.summary, load: async () => walFetch },
   'wal-prefetch': { summary: walPrefetch.summary, load: async () => walPrefetch },
+  'wal-archiver': { summary: walArchiver.summary, load: async () => walArchiver },
 };
 
 void runAsProcess((argv, env, io) => runCommandLine(argv, env, { ...io, lzopHelper: earlyLzopHelper }, WAL_COMMANDS));

@@ -65,6 +65,36 @@ gcwal_pushed_ahead() {
   [ "x$gcwal_line" = "xgcwal-marker 1 $gcwal_name $gcwal_id $GCWAL_REPO" ]
 }
 
+# Asynchronous archiving (GCWAL_ARCHIVE_ASYNC, agent/wal/archiver.ts): succeeds
+# once the background archiver has marked the segment $1 (%p) durable, as
+# gcwal_pushed_ahead checks it. Waits only while the archiver in
+# .gcwal-archiver/archiver.pid lives (and runs wal-archiver, where /proc
+# tells) and its last push did not fail (no .gcwal-archiver/failing), polling
+# every 20 ms for at most 30 s (archiver-control.ts ASYNC_WAIT_MS); anything
+# else, a stale marker included, goes to Node, which pushes the segment
+# itself when need be.
+gcwal_archived_async() {
+  case $1 in '' | -* | */) return 1 ;; esac
+  gcwal_name=${1##*/}
+  [ "${#gcwal_name}" -eq 24 ] || return 1
+  case $gcwal_name in *[!0-9A-F]*) return 1 ;; esac
+  case $1 in */*) gcwal_dir=${1%/*} ;; *) gcwal_dir=. ;; esac
+  IFS= read -r gcwal_pid 2>/dev/null <"$gcwal_dir/.gcwal-archiver/archiver.pid" || return 1
+  case $gcwal_pid in '' | *[!0-9]*) return 1 ;; esac
+  if [ -r "/proc/$gcwal_pid/cmdline" ]; then
+    case $(tr '\000' ' ' <"/proc/$gcwal_pid/cmdline" 2>/dev/null) in *' wal-archiver '*) ;; *) return 1 ;; esac
+  fi
+  gcwal_tries=0
+  while [ "$gcwal_tries" -lt 1500 ]; do
+    [ -e "$gcwal_dir/.gcwal-pushed/$gcwal_name" ] && { gcwal_pushed_ahead "$1"; return; }
+    [ ! -e "$gcwal_dir/.gcwal-archiver/failing" ] || return 1
+    kill -0 "$gcwal_pid" 2>/dev/null || return 1
+    sleep 0.02 2>/dev/null || return 1
+    gcwal_tries=$((gcwal_tries + 1))
+  done
+  return 1
+}
+
 # Succeeds, having renamed the segment into place, only when the prefetch
 # spool (agent/wal/spool-entry.ts) holds the segment $1 for this repository
 # ($GCWAL_REPO) and this restore (the data directory's PG_VERSION, in the
@@ -138,6 +168,11 @@ if [ "$#" -eq 2 ] && [ "$1" = wal-push ] && [ -n "${GCWAL_REPO-}" ]; then
   case ${GCWAL_VERBOSE-} in
     '' | 0 | [Ff][Aa][Ll][Ss][Ee] | [Nn][Oo] | [Oo][Ff][Ff])
       if gcwal_pushed_ahead "$2"; then exit 0; fi
+      case ${GCWAL_ARCHIVE_ASYNC-} in
+        1 | [Tt][Rr][Uu][Ee] | [Yy][Ee][Ss] | [Oo][Nn])
+          if gcwal_archived_async "$2"; then exit 0; fi
+          ;;
+      esac
       ;;
   esac
 fi

@@ -157,6 +157,19 @@ export async function takeMarker(walDir: string, name: string, repo: string, fil
 }
 
 /**
+ * Whether a marker for `name` in `walDir` vouches for this repository and
+ * the file at `filePath` as it is now, leaving it in place (the background
+ * archiver's check of what it has already archived).
+ */
+export async function hasValidMarker(walDir: string, name: string, repo: string, filePath: string): Promise<boolean> {
+  const text = await fs.readFile(path.join(walDir, MARKER_DIR, name), 'utf8').catch(() => undefined);
+  const marker = text === undefined ? undefined : parseMarker(text);
+  if (!marker || marker.name !== name || marker.repo !== repo) return false;
+  const now = await fileIdentity(filePath).catch(() => undefined);
+  return now !== undefined && sameFile(now, marker.file);
+}
+
+/**
  * Remove markers whose segment PostgreSQL will not ask about any more (not
  * `.ready` in archive_status), so markers left by an interrupted run, and
  * those the sh launcher answered from (it never removes one), cannot pile

@@ -5,10 +5,11 @@
  * last), and starting the prefetcher as a detached process.
  */
 import { spawn } from 'node:child_process';
-import { fstatSync, readFileSync } from 'node:fs';
+import { fstatSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomToken } from '../../core/random-token.ts';
+import { acquirePidFile, readPid, releasePidFile, runsCommand } from './pid-file.ts';
 import { ensureSpoolDir, spoolDir } from './spool.ts';
 
 /** The prefetcher's pid file in the spool. */
@@ -18,29 +19,9 @@ export const REQUEST_FILE = 'request';
 /** The hidden command the prefetcher runs as. */
 export const PREFETCH_COMMAND = 'wal-prefetch';
 
-/**
- * Whether `pid` is a running prefetcher: the process exists and, where
- * /proc tells, runs the prefetch command (a recycled pid does not count).
- */
+/** Whether `pid` is a running prefetcher (pid-file.ts). */
 export function isPrefetcher(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  let cmdline: string;
-  try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return true; // no /proc: the process exists, trust it
-  }
-  return cmdline.split('\0').includes(PREFETCH_COMMAND);
-}
-
-async function readPid(file: string): Promise<number | undefined> {
-  const text = await fs.readFile(file, 'utf8').catch(() => undefined);
-  return text === undefined ? undefined : Number.parseInt(text, 10);
+  return runsCommand(pid, PREFETCH_COMMAND);
 }
 
 /** Whether a live prefetcher holds the spool of `walDir`. */
@@ -50,45 +31,17 @@ export async function prefetcherRunning(walDir: string): Promise<boolean> {
 }
 
 /**
- * Take the spool for this process: create the pid file exclusively (a
- * link of a complete temporary file, so it is never seen half written). A
- * pid file of a process that is gone is removed and taken over once. False
- * when a live prefetcher holds it.
+ * Take the spool for this process: its pid file, created exclusively
+ * (pid-file.ts). False when a live prefetcher holds it.
  */
 export async function acquirePrefetchLock(walDir: string): Promise<boolean> {
   const dir = await ensureSpoolDir(walDir);
-  const file = path.join(dir, PID_FILE);
-  const tmp = path.join(dir, `.${PID_FILE}.${process.pid}.${randomToken(4)}.tmp`);
-  await fs.writeFile(tmp, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-  try {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await fs.link(tmp, file);
-        return true;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const pid = await readPid(file);
-      if (pid !== undefined && isPrefetcher(pid)) return false;
-      // Moved aside first, and removed only if it is still the dead one: two
-      // replacing it at once must not remove each other's new file.
-      const aside = `${file}.${process.pid}.${randomToken(4)}.stale`;
-      if (await fs.rename(file, aside).then(() => true, () => false)) {
-        const moved = await readPid(aside);
-        if (moved !== undefined && moved !== pid && isPrefetcher(moved)) await fs.rename(aside, file).catch(() => {});
-        await fs.rm(aside, { force: true });
-      }
-    }
-    return false;
-  } finally {
-    await fs.rm(tmp, { force: true });
-  }
+  return acquirePidFile(path.join(dir, PID_FILE), PREFETCH_COMMAND);
 }
 
 /** Give the spool up, if this process still holds it. */
 export async function releasePrefetchLock(walDir: string): Promise<void> {
-  const file = path.join(spoolDir(walDir), PID_FILE);
-  if ((await readPid(file)) === process.pid) await fs.rm(file, { force: true }).catch(() => {});
+  await releasePidFile(path.join(spoolDir(walDir), PID_FILE));
 }
 
 /**
