@@ -13,11 +13,11 @@ import { readySegments } from '../../../agent/wal/ahead.ts';
 import { ARCHIVER_DIR, LOG_FILE } from '../../../agent/wal/archiver-control.ts';
 import type { ArchiverReport } from '../../../agent/wal/archiver-report.ts';
 import { openStorage } from '../../../core/storage/open.ts';
-import { type Cluster, startCluster } from '../../helpers/cluster.ts';
-import { type InstalledAgent, installAgent } from '../../helpers/install.ts';
-import { repoCreate } from '../../helpers/repo.ts';
-import { runGcwal } from '../../helpers/run.ts';
-import { makeTempDir, type TempDir } from '../../helpers/tmp.ts';
+import { type Cluster, startCluster } from '../../../local/testkit/cluster.ts';
+import { type InstalledAgent, installAgent } from '../../../local/testkit/install.ts';
+import { repoCreate } from '../../../local/testkit/repo.ts';
+import { runGcwal } from '../../../local/testkit/run.ts';
+import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 import { checkRepository } from '../crash/kill.ts';
 
 const BACKLOG = 12;
