@@ -22,11 +22,12 @@
  * harness (local/testkit/install.ts) reads to know what to copy next to an
  * installed bundle; that keeps this list the only place they are named.
  *
- * Usage: node scripts/build.mjs [--entry <file>] [--outdir <dir>]
- *   --entry   defaults to agent/cli.ts (must run the CLI when imported)
+ * The two entries are agent/cli.ts (every command: gcwal.mjs) and
+ * agent/wal/cli.ts (gcwal-wal.cjs).
+ *
+ * Usage: node scripts/build.mjs [--outdir <dir>]
  *   --outdir  defaults to dist
  */
-import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,20 +79,14 @@ const CJS_BANNER = [
 
 const { values } = parseArgs({
   options: {
-    entry: { type: 'string', default: 'agent/cli.ts' },
     outdir: { type: 'string', default: 'dist' },
   },
   strict: true,
 });
 
-const entry = path.resolve(root, values.entry);
+const entry = path.join(root, 'agent/cli.ts');
 const outdir = path.resolve(root, values.outdir);
 const outfile = path.join(outdir, 'gcwal.mjs');
-
-if (!existsSync(entry)) {
-  process.stderr.write(`build: entry ${path.relative(root, entry)} does not exist\n`);
-  process.exit(1);
-}
 
 await mkdir(outdir, { recursive: true });
 // A failed build must not leave the previous bundle behind for tests to run,
@@ -105,8 +100,7 @@ const COMMON = {
   bundle: true,
   platform: 'node',
   target: 'node20',
-  // Resolve bare imports from the project's node_modules even when the
-  // entry lives elsewhere (a scratch entry given with --entry).
+  // Resolve bare imports from the project's node_modules.
   nodePaths: [path.join(root, 'node_modules')],
   external: [...EXTERNAL_PACKAGES, ...OPTIONAL_ABSENT],
   // Not minified: measured no start-up gain (V8 pre-parses either form in
@@ -155,25 +149,21 @@ try {
 }
 
 // The WAL entry: wal-push and wal-fetch in one CommonJS file (see
-// agent/wal/cli.ts for why), and the lzo helper thread's script. Only with
-// the default entry: a scratch --entry build has neither, and the launcher
-// then runs gcwal.mjs for everything (compressing on one thread).
+// agent/wal/cli.ts for why), and the lzo helper thread's script.
 const walOutfile = path.join(outdir, WAL_BUNDLE);
 await rm(walOutfile, { force: true });
 await rm(`${walOutfile}.map`, { force: true });
 await rm(path.join(outdir, LZOP_WORKER), { force: true });
-if (entry === path.resolve(root, 'agent/cli.ts')) {
-  try {
-    const wal = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'agent/wal/cli.ts')], outfile: walOutfile });
-    const worker = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'core/codec/lzo/worker.ts')], outfile: path.join(outdir, LZOP_WORKER), sourcemap: false, metafile: false });
-    if (wal.warnings.length > 0 || worker.warnings.length > 0) {
-      process.stderr.write(`build: ${WAL_BUNDLE} and ${LZOP_WORKER} must build without warnings (import.meta left in CommonJS would be undefined at run time)\n`);
-      process.exit(1);
-    }
-    result.walBytes = wal.metafile.outputs[path.relative(root, walOutfile)]?.bytes ?? 0;
-  } catch {
+try {
+  const wal = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'agent/wal/cli.ts')], outfile: walOutfile });
+  const worker = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'core/codec/lzo/worker.ts')], outfile: path.join(outdir, LZOP_WORKER), sourcemap: false, metafile: false });
+  if (wal.warnings.length > 0 || worker.warnings.length > 0) {
+    process.stderr.write(`build: ${WAL_BUNDLE} and ${LZOP_WORKER} must build without warnings (import.meta left in CommonJS would be undefined at run time)\n`);
     process.exit(1);
   }
+  result.walBytes = wal.metafile.outputs[path.relative(root, walOutfile)]?.bytes ?? 0;
+} catch {
+  process.exit(1);
 }
 
 await writeFile(path.join(outdir, 'gcwal.externals.json'), JSON.stringify(EXTERNAL_PACKAGES, null, 2) + '\n');
