@@ -319,7 +319,8 @@ function indexOf(list: readonly TimelinePiece[], segNo: bigint): number {
  * order: its ancestors' before each fork its history names, then its own.
  * Corrupt segments are left out (they cannot be replayed); holes are not
  * marked (compare segment numbers). Runs are expanded segment by segment
- * (entryInRun: a folded segment's records are its run's that fall in it).
+ * (entryInRun: a folded segment's records are its run's that fall in it):
+ * for small catalogues and tests; restorePathPieces scales.
  */
 export function restorePathSegments(catalogue: Catalogue, timeline: number): TimelineSegment[] {
   const segSize = catalogueSegmentSize(catalogue);
@@ -352,10 +353,8 @@ function clip(p: TimelinePiece, from: bigint, to: bigint, timeline: number, segS
   };
 }
 
-function windowOf(catalogue: Catalogue, timeline: number, pieces: Map<number, TimelinePiece[]>, segSize: number, options: WindowOptions): TimelineWindow {
-  const steps = restorePath(catalogue, timeline, segSize);
-  // The segments a restore onto this timeline reads, in order; corrupt ones
-  // cannot be replayed, so they break the run like missing ones.
+/** The pieces a restore onto `timeline` reads along `steps`, in WAL order, corrupt ones left out, each clipped to its step. */
+function pathPieces(steps: readonly PathStep[], pieces: Map<number, TimelinePiece[]>, segSize: number): TimelinePiece[] {
   const path: TimelinePiece[] = [];
   for (const step of steps) {
     for (const p of pieces.get(step.timeline) ?? []) {
@@ -365,6 +364,25 @@ function windowOf(catalogue: Catalogue, timeline: number, pieces: Map<number, Ti
       if (from <= to) path.push(clip(p, from, to, step.timeline, segSize));
     }
   }
+  return path;
+}
+
+/**
+ * restorePathSegments piece by piece: what a restore onto `timeline` reads,
+ * in WAL order, as runs (or parts of runs) and single entries, so its cost
+ * follows the runs, not the segments. A part of a run keeps the whole `run`;
+ * its `from`..`to` say which segments of it are read.
+ */
+export function restorePathPieces(catalogue: Catalogue, timeline: number): TimelinePiece[] {
+  const segSize = catalogueSegmentSize(catalogue);
+  return pathPieces(restorePath(catalogue, timeline, segSize), timelinePieces(catalogue), segSize);
+}
+
+function windowOf(catalogue: Catalogue, timeline: number, pieces: Map<number, TimelinePiece[]>, segSize: number, options: WindowOptions): TimelineWindow {
+  const steps = restorePath(catalogue, timeline, segSize);
+  // The segments a restore onto this timeline reads, in order; corrupt ones
+  // cannot be replayed, so they break the run like missing ones.
+  const path = pathPieces(steps, pieces, segSize);
   const runEnd = new Array<number>(path.length);
   for (const [i, j] of runs(path)) for (let k = i; k <= j; k++) runEnd[k] = j;
   const pendingBefore = [0];

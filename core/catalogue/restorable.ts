@@ -7,8 +7,8 @@
  * points it can stop at. Pure functions of the catalogue.
  */
 import { parseLsn } from '../wal/lsn.ts';
-import { parseWalSegmentName } from '../wal/name.ts';
-import { catalogueSegmentSize, recoverableWindows, restorePathSegments, type TimelineSegment, type TimelineWindow, type WindowOptions } from './derive.ts';
+import { parseWalSegmentName, segmentNumberOfLsn, walSegmentName } from '../wal/name.ts';
+import { catalogueSegmentSize, recoverableWindows, restorePathPieces, type TimelinePiece, type TimelineWindow, type WindowOptions } from './derive.ts';
 import type { Catalogue } from './types.ts';
 
 /** The latest transaction end (commit or abort) in archived WAL. */
@@ -63,8 +63,51 @@ function lsnOf(text: string): bigint | undefined {
   }
 }
 
-/** Segments of `path` from the segment named `first` through the one named `last` (by number). */
-function between(path: readonly TimelineSegment[], first: string, last: string, segSize: number): TimelineSegment[] {
+/** What one piece of the restore path says: whether its records were read, and which of them lie in it. */
+interface PieceRecords {
+  read: boolean;
+  /** the restore points in it, in WAL order, with the segment holding each */
+  restorePoints: NamedRestorePoint[];
+  /** its latest transaction end, when one lies in it */
+  last?: LastCommit;
+}
+
+/**
+ * The records of `piece` (a single entry, or segments `from`..`to` of a
+ * run), as the per-segment entries of those segments would give them
+ * (entryInRun): a run had its records read for every segment or none; a
+ * restore point or transaction end lies in the segment holding its LSN.
+ */
+function pieceRecords(piece: TimelinePiece, segSize: number): PieceRecords {
+  if (piece.entry) {
+    const r = piece.entry.records;
+    return {
+      read: piece.entry.state === 'valid' && r !== undefined,
+      restorePoints: (r?.restorePoints ?? []).map((p) => ({ name: p.name, time: p.time, lsn: p.lsn, segment: piece.entry!.name })),
+      ...(r?.lastXactTime !== undefined ? { last: { time: r.lastXactTime, lsn: r.lastXactLsn ?? '', segment: piece.entry.name } } : {}),
+    };
+  }
+  const r = piece.run?.records;
+  if (!r) return { read: false, restorePoints: [] };
+  const timeline = piece.run!.timeline;
+  const segmentOf = (lsn: string | undefined): bigint | undefined => {
+    const at = lsn === undefined ? undefined : lsnOf(lsn);
+    return at === undefined ? undefined : segmentNumberOfLsn(at, segSize);
+  };
+  const inside = (seg: bigint | undefined): seg is bigint => seg !== undefined && seg >= piece.from && seg <= piece.to;
+  const points = r.restorePoints.map((p) => ({ p, seg: segmentOf(p.lsn) })).filter((x): x is { p: typeof x.p; seg: bigint } => inside(x.seg));
+  // Segment by segment, as the expanded path lists them (stable: a segment's own order kept).
+  points.sort((a, b) => (a.seg < b.seg ? -1 : a.seg > b.seg ? 1 : 0));
+  const lastSeg = r.lastXactTime === undefined ? undefined : segmentOf(r.lastXactLsn);
+  return {
+    read: true,
+    restorePoints: points.map(({ p, seg }) => ({ name: p.name, time: p.time, lsn: p.lsn, segment: walSegmentName(timeline, seg, segSize) })),
+    ...(inside(lastSeg) ? { last: { time: r.lastXactTime!, lsn: r.lastXactLsn ?? '', segment: walSegmentName(timeline, lastSeg, segSize) } } : {}),
+  };
+}
+
+/** The parts of `path`'s pieces from segment `first` through segment `last` (by name; none when a name does not parse). */
+function between(path: readonly TimelinePiece[], first: string, last: string, segSize: number): TimelinePiece[] {
   let from: bigint;
   let to: bigint;
   try {
@@ -73,40 +116,46 @@ function between(path: readonly TimelineSegment[], first: string, last: string, 
   } catch {
     return [];
   }
-  return path.filter((s) => s.segNo >= from && s.segNo <= to);
+  const out: TimelinePiece[] = [];
+  for (const p of path) {
+    if (p.to < from || p.from > to) continue;
+    out.push(p.from >= from && p.to <= to ? p : { ...p, from: p.from > from ? p.from : from, to: p.to < to ? p.to : to });
+  }
+  return out;
 }
 
-const read = (s: TimelineSegment) => s.entry.state === 'valid' && s.entry.records !== undefined;
-
-/** What the records of `window`'s segments say (see WindowRecords). */
+/**
+ * What the records of `window`'s segments say (see WindowRecords). Works on
+ * the restore path's pieces (runs and single entries), so its cost follows
+ * the catalogue's runs, not the archive's segments.
+ */
 export function windowRecords(catalogue: Catalogue, window: TimelineWindow): WindowRecords {
   const segSize = catalogueSegmentSize(catalogue);
-  const path = restorePathSegments(catalogue, window.timeline);
+  const path = restorePathPieces(catalogue, window.timeline);
   const restorePoints: NamedRestorePoint[] = [];
   let complete = window.spans.length > 0;
   let lastCommit: (LastCommit & { micros: bigint; index: number }) | null = null;
-  let lastSpan: TimelineSegment[] = [];
+  let lastSpan: PieceRecords[] = [];
   for (const span of window.spans) {
     const backup = catalogue.backups[span.from.backup];
-    const segments = backup ? between(path, backup.startWalSegment, span.to.segment, segSize) : [];
-    if (segments.length === 0 || !segments.every(read)) complete = false;
+    const pieces = (backup ? between(path, backup.startWalSegment, span.to.segment, segSize) : []).map((p) => pieceRecords(p, segSize));
+    if (pieces.length === 0 || !pieces.every((p) => p.read)) complete = false;
     // Recovery cannot stop before the backup is consistent.
     const start = lsnOf(span.from.lsn) ?? 0n;
-    for (const s of segments) {
-      for (const p of s.entry.records?.restorePoints ?? []) {
+    for (const piece of pieces) {
+      for (const p of piece.restorePoints) {
         const at = lsnOf(p.lsn);
-        if (at !== undefined && at >= start) restorePoints.push({ name: p.name, time: p.time, lsn: p.lsn, segment: s.entry.name });
+        if (at !== undefined && at >= start) restorePoints.push(p);
       }
     }
-    lastSpan = segments;
+    lastSpan = pieces;
   }
-  for (const [index, s] of lastSpan.entries()) {
-    const r = s.entry.records;
-    const micros = r?.lastXactTime === undefined ? undefined : isoMicros(r.lastXactTime);
+  for (const [index, piece] of lastSpan.entries()) {
+    const micros = piece.last === undefined ? undefined : isoMicros(piece.last.time);
     if (micros === undefined || (lastCommit && micros <= lastCommit.micros)) continue;
-    lastCommit = { time: r!.lastXactTime!, lsn: r!.lastXactLsn ?? '', segment: s.entry.name, micros, index };
+    lastCommit = { ...piece.last!, micros, index };
   }
-  const certain = lastSpan.length > 0 && lastSpan.slice(lastCommit?.index ?? 0).every(read);
+  const certain = lastSpan.length > 0 && lastSpan.slice(lastCommit?.index ?? 0).every((p) => p.read);
   return {
     timeline: window.timeline,
     lastCommit: lastCommit && { time: lastCommit.time, lsn: lastCommit.lsn, segment: lastCommit.segment },

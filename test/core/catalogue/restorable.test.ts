@@ -1,8 +1,10 @@
 import test from 'ava';
+import { foldValidSegments } from '../../../core/catalogue/apply.ts';
 import { recoverableWindows } from '../../../core/catalogue/derive.ts';
+import { walEntries } from '../../../core/catalogue/runs.ts';
 import { isoMicros, restorableRecords, windowRecords } from '../../../core/catalogue/restorable.ts';
 import type { CatalogueWalRecords } from '../../../core/catalogue/types.ts';
-import { at, backup, catalogueOf, lsnIn, seg, summary, walEntry } from './fixtures.ts';
+import { at, backup, catalogueOf, lsnIn, SEG, seg, summary, walEntry } from './fixtures.ts';
 
 /** Records of segment `n` with transaction ends at minutes `first`..`last` and the named points (at offset 0x100 + i). */
 function recs(n: number, first?: number, last?: number, points: string[] = []): CatalogueWalRecords {
@@ -53,4 +55,33 @@ test('a time with microseconds reads as microseconds, and a timeline without a w
   t.is(isoMicros('2024-05-01T00:00:00Z'), BigInt(Date.parse('2024-05-01T00:00:00Z')) * 1000n);
   t.is(isoMicros('yesterday'), undefined);
   t.deepEqual(restorableRecords(catalogueOf([walEntry(seg(1, 2), at(2))])), []);
+});
+
+test('on a catalogue of runs the window\'s records are what its segments, taken one by one, say', (t) => {
+  // Segments 2–40, ten minutes apart (so an hour's run holds several), each with records
+  // but 17 (validated before records were walked: its run has none) and 31 (pending); backups
+  // from 4 (inside the first run, which the window cuts) and 20.
+  const entries = Array.from({ length: 39 }, (_, i) => i + 2).map((n) => {
+    const records = n % 5 === 0 ? recs(n, n * 10, n * 10 + 3, [`point-${n}`, `again-${n}`]) : recs(n, n * 10, n * 10 + 1);
+    if (n === 31) return walEntry(seg(1, n), at(n * 10), 'pending');
+    return walEntry(seg(1, n), at(n * 10), 'valid', n === 17 ? {} : { records });
+  });
+  const backups = [backup(summary(1, 4, 4, at(40))), backup(summary(1, 20, 20, at(200)))];
+  const cut = (last: number) => {
+    const kept = entries.filter((e) => e.name <= seg(1, last));
+    const folded = foldValidSegments(kept, [], SEG);
+    const runs = catalogueOf(kept.filter((e) => !folded.names.includes(e.name)), backups, { walRuns: [...folded.runs] });
+    // The same catalogue with every run expanded into the entries it stands for (entryInRun).
+    return { runs, expanded: catalogueOf([...walEntries(runs)], backups), count: folded.runs.length };
+  };
+  for (const last of [40, 30, 24]) {
+    const { runs, expanded, count } = cut(last);
+    t.true(count > 2, 'several runs');
+    const windows = recoverableWindows(expanded);
+    t.deepEqual(recoverableWindows(runs), windows);
+    const expected = windowRecords(expanded, windows[0]);
+    t.deepEqual(windowRecords(runs, windows[0]), expected, `through segment ${last}`);
+    if (last === 40) t.true(expected.restorePoints.length >= 4 && !expected.complete);
+    if (last === 30) t.like(expected, { lastCommit: { segment: seg(1, 30) }, lastCommitCertain: true });
+  }
 });
