@@ -132,14 +132,14 @@ export class MetadataServerTokens implements TokenSource {
           if (got.status >= 500 || got.status === 429) throw new BusyAnswer(got);
           return got;
         },
-        // Not ETIMEDOUT: that is this client's own deadline (timeoutMs), already waited out.
-        { retries: this.#retries, baseMs: 100, maxMs: 1000, transient: (err) => err instanceof BusyAnswer || (isTransientNetworkError(err) && (err as { code?: unknown }).code !== 'ETIMEDOUT') },
+        // A timeout is tried again too: a busy host (or a loaded metadata server) can miss one deadline.
+        { retries: this.#retries, baseMs: 100, maxMs: 1000, transient: (err) => err instanceof BusyAnswer || isTransientNetworkError(err) },
       );
     } catch (err) {
       if (!(err instanceof BusyAnswer)) {
         const code = (err as { code?: string }).code ?? '';
         const what =
-          code === 'ETIMEDOUT' ? `did not answer within ${this.#timeoutMs} ms`
+          code === 'ETIMEDOUT' ? `did not answer within ${this.#timeoutMs} ms, ${this.#retries + 1} times`
           : code === 'ENOTMETADATA' ? 'is not a metadata server (its answer lacks Metadata-Flavor: Google)'
           : `could not be reached (${code || (err as Error).message})`;
         throw new AuthError(`no access token: the metadata server at ${this.host} ${what}`, `${HINT} (GCE_METADATA_HOST names another metadata server)`, { cause: err });

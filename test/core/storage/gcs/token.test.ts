@@ -113,7 +113,26 @@ test('a metadata host that never answers is an auth error after the timeout, not
   const err = await t.throwsAsync(tokens.headers());
   t.true(Date.now() - started < 30_000, `took ${Date.now() - started} ms: no timeout`);
   t.true(err instanceof AuthError, String(err));
-  t.regex(err!.message, /did not answer within 300 ms/);
+  t.regex(err!.message, /did not answer within 300 ms, 4 times/);
+  t.is(sockets.size, 4, 'the default three retries each opened a connection');
+});
+
+test('a metadata server that misses one deadline is asked again and its token used', async (t) => {
+  let connections = 0;
+  const server = createHttpServer((req, res) => {
+    connections++;
+    if (connections === 1) return; // the first request is never answered
+    res.writeHead(200, { 'Metadata-Flavor': 'Google', 'Content-Type': 'application/json' });
+    res.end(JSON.stringify({ access_token: 'late-but-fine', expires_in: 3600, token_type: 'Bearer' }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const tokens = new MetadataServerTokens({ host: `127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 300 });
+  t.is((await tokens.headers()).Authorization, 'Bearer late-but-fine');
+  t.is(connections, 2);
 });
 
 /** A one-off HTTP server answering each token request with the next of `answers` (the last repeats). */
