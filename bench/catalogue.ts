@@ -70,7 +70,7 @@ function backups(lastSeg: number, keysOnly = false): { backups: Record<string, C
 }
 
 /** 30 days at a segment a second, folded: runs of an hour, the last PENDING segments still pending. */
-function runsCatalogue(): Catalogue {
+export function runsCatalogue(): Catalogue {
   const walRuns: CatalogueWalRun[] = [];
   const settled = FILES - PENDING;
   const perRun = RUN_SPAN_MS / 1000 + 1;

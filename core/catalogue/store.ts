@@ -99,6 +99,10 @@ export function catalogueBytes(catalogue: Catalogue): Buffer {
   return gzipSync(JSON.stringify(catalogue), { level: 1 });
 }
 
+/** Stands for `updated` while serialising once (see updateCatalogue): no real time looks like it. */
+const UPDATED_PLACEHOLDER = '\u0000gcwal-updated\u0000';
+const PLACEHOLDER_JSON = JSON.stringify(UPDATED_PLACEHOLDER);
+
 function where(storage: Storage): string {
   return `${storage.url}/${CATALOGUE_KEY}`;
 }
@@ -198,13 +202,17 @@ export async function updateCatalogue(storage: Storage, change: CatalogueChange,
     // A catalogue read in the old format is written back converted, even when nothing else changed.
     // Compared with the text read rather than previous serialised again: one serialisation fewer per update
     // (a stored text that is not JSON.stringify's own, e.g. with fields parseCatalogue filled in, is rewritten once).
-    const unchanged = read ? JSON.stringify({ ...changed, updated: previous.updated }) === read.text : JSON.stringify({ ...changed, updated: previous.updated }) === JSON.stringify(previous);
+    // One serialisation serves both the comparison and the write: `updated` (a
+    // top-level string, written nowhere else) is a placeholder filled in either way.
+    const template = JSON.stringify({ ...changed, updated: UPDATED_PLACEHOLDER });
+    const withUpdated = (time: string) => template.replace(PLACEHOLDER_JSON, () => JSON.stringify(time));
+    const unchanged = withUpdated(previous.updated) === (read ? read.text : JSON.stringify(previous));
     if (!parsed.migrated && unchanged) {
       return { catalogue: changed, generation, previous, written: false };
     }
     const next: Catalogue = { ...changed, updated: now().toISOString() };
     try {
-      const info = await writeSmallObject(storage, CATALOGUE_KEY, catalogueBytes(next), {
+      const info = await writeSmallObject(storage, CATALOGUE_KEY, gzipSync(withUpdated(next.updated), { level: 1 }), {
         signal: options.signal,
         ifGenerationMatch: generation,
         metadata: { [Meta.codec]: 'gzip' },
