@@ -1,11 +1,11 @@
 import * as path from 'node:path';
 import { ExitCode } from '../../core/errors.ts';
-import { fetchWalFile } from '../wal/fetch.ts';
-import { prefetchScope, requestPrefetch, serveFromSpool } from '../wal/prefetch-serve.ts';
+import { restoreWalFile } from '../wal/restore.ts';
 import type { Command } from './types.ts';
 
 /**
- * `gcwal wal-fetch <name> <dest>`: restore_command. Exit 1 is returned only
+ * `gcwal wal-fetch <name> <dest>`: restore_command; agent/wal/restore.ts
+ * does the work (agent/wal/README.md). Exit 1 is returned only
  * for "not in the archive"; every failure is thrown, and the CLI turns it
  * into exit 126 during archive recovery (agent/recovery-exit.ts).
  */
@@ -43,23 +43,14 @@ recovery ends, the postmaster stops, or no call came for a minute.`,
   options: {},
   positionals: 2,
   async run(ctx, [name, dest]) {
-    const destPath = path.resolve(ctx.cwd, dest);
-    const scope = await prefetchScope(ctx.config, ctx.cwd, name, destPath);
-    if (scope) {
-      const served = await serveFromSpool(scope, name, destPath, ctx.log);
-      await requestPrefetch(scope, name, ctx.env, ctx.log);
-      if (served) {
-        ctx.log.debug(`restored ${name} from the prefetch spool`);
-        return ExitCode.ok;
-      }
-    }
-    const storage = await ctx.storage();
-    const result = await fetchWalFile(storage, name, destPath, { retries: ctx.config.retries, log: ctx.log, signal: ctx.signal });
-    if (result === 'not-found') {
-      ctx.log.info(`${name} is not in the archive`);
-      return ExitCode.notFound;
-    }
-    ctx.log.debug(`restored ${name}`);
-    return ExitCode.ok;
+    const result = await restoreWalFile(name, path.resolve(ctx.cwd, dest), {
+      config: ctx.config,
+      cwd: ctx.cwd,
+      env: ctx.env,
+      storage: () => ctx.storage(),
+      log: ctx.log,
+      signal: ctx.signal,
+    });
+    return result === 'not-found' ? ExitCode.notFound : ExitCode.ok;
   },
 };
