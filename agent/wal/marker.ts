@@ -184,6 +184,16 @@ export async function pruneMarkers(walDir: string, ready: ReadonlySet<string>): 
     return;
   }
   for (const name of names) {
-    if (!ready.has(name)) await fs.rm(path.join(dir, name), { force: true }).catch(() => {});
+    if (ready.has(name)) continue;
+    // A temporary file may be a marker being written right now (the
+    // background archiver prunes while it pushes): removed only when old.
+    if (name.startsWith('.')) {
+      const st = await fs.stat(path.join(dir, name)).catch(() => undefined);
+      if (!st || Date.now() - st.mtimeMs < TEMPORARY_MAX_AGE_MS) continue;
+    }
+    await fs.rm(path.join(dir, name), { force: true }).catch(() => {});
   }
 }
+
+/** A marker's temporary file older than this was left by a process that died. */
+const TEMPORARY_MAX_AGE_MS = 60_000;

@@ -117,3 +117,16 @@ test('markers of segments no longer ready are pruned, the others kept', async (t
   t.deepEqual(await readdir(path.join(dir, MARKER_DIR)), [other]);
   await pruneMarkers(path.join(work.path, 'no-such-dir'), new Set());
 });
+
+test('a marker being written is not pruned, one left by a dead writer is', async (t) => {
+  const dir = await walDir();
+  await mkdir(path.join(dir, MARKER_DIR), { recursive: true });
+  const fresh = path.join(dir, MARKER_DIR, `.${NAME}.123.abc`);
+  const stale = path.join(dir, MARKER_DIR, `.${NAME}.456.def`);
+  await writeFile(fresh, 'half');
+  await writeFile(stale, 'half');
+  const old = new Date(Date.now() - 10 * 60_000);
+  await utimes(stale, old, old);
+  await pruneMarkers(dir, new Set());
+  t.deepEqual(await readdir(path.join(dir, MARKER_DIR)), [path.basename(fresh)]);
+});
