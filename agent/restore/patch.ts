@@ -14,6 +14,7 @@ import { BlockChecksums, blockCount, decodeBlockCrcs } from '../../core/checksum
 import { crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import { fileChecksum } from '../../core/checksum/file.ts';
 import { Verifier } from '../../core/checksum/verify.ts';
+import { CorruptObjectError } from '../../core/errors.ts';
 import { quoteForMessage } from '../../core/wal/quote.ts';
 
 /** The blocks of one local file that must be written from the backup. */
@@ -71,6 +72,8 @@ async function feed(file: string, bytes: number, sums: BlockChecksums): Promise<
   for await (const chunk of createReadStream(file, { end: bytes - 1, highWaterMark: 1024 * 1024 })) sums.update(chunk as Buffer);
 }
 
+const HINT = 'the backup is damaged; restore another backup';
+
 /** Gathered before one write, as a full restore does (extract.ts WRITE_BATCH). */
 const WRITE_BATCH = 512 * 1024;
 /**
@@ -109,6 +112,11 @@ export async function applyPatch(
 ): Promise<number> {
   const verifier = new Verifier({ size: entry.size, crc32c: entry.crc32c ?? '' }, what);
   const { blockSize, differing } = patch;
+  // The streamed blocks are checked against the manifest's block checksums
+  // too: the blocks kept were judged by those, so they must be the backup's.
+  const expected = decodeBlockCrcs(entry.blocks ?? '', blockCount(entry.size, blockSize));
+  if (!expected || entry.blockSize !== blockSize) throw new CorruptObjectError(`${what}: the manifest has no block checksums of ${blockSize} bytes`, HINT);
+  const sums = new BlockChecksums(entry.size, blockSize);
   let offset = 0;
   let run: Buffer[] = [];
   let runStart = 0;
@@ -143,6 +151,7 @@ export async function applyPatch(
     for await (const chunk of source) {
       signal?.throwIfAborted();
       verifier.update(chunk);
+      sums.update(chunk);
       for (let at = 0; at < chunk.length; ) {
         const block = Math.floor(offset / blockSize);
         const take = Math.min(chunk.length - at, (block + 1) * blockSize - offset);
@@ -159,6 +168,9 @@ export async function applyPatch(
     }
     signal?.throwIfAborted();
     verifier.finish();
+    sums.finish();
+    const wrong = expected.findIndex((crc, i) => crc !== sums.crcs[i]);
+    if (wrong >= 0) throw new CorruptObjectError(`${what}: block ${wrong} does not match the manifest's block checksum`, HINT);
     await flush();
   } finally {
     // Nothing may still write to the file once this returns or throws (the caller closes it).

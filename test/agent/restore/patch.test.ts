@@ -117,3 +117,18 @@ test('a file that matches is the same, one without block checksums that differs 
   t.deepEqual(await compareFile(file, changed.length, entryOf(randomBytes(4 * B))), { kind: 'rewrite' });
   t.is(crc32c(await readFile(file)), crc32c(changed), 'comparing writes nothing');
 });
+
+test("bytes whose blocks disagree with the manifest's block checksums are refused, though their whole checksum matches", async (t) => {
+  const backup = randomBytes(4 * B);
+  const entry = entryOf(backup);
+  // The block list of other data: the blocks a delta kept were judged by a list that is not the backup's.
+  const wrong = { ...entry, blocks: entryOf(randomBytes(4 * B)).blocks };
+  const file = path.join(dir, 'disagree');
+  await writeFile(file, backup);
+  const fh = await open(file, 'r+');
+  await t.throwsAsync(applyPatch([backup], fh, wrong, { blockSize: B, differing: Uint8Array.from([1, 0, 0, 0]), count: 1 }, 'file f'), {
+    instanceOf: CorruptObjectError,
+    message: /file f: block 0 does not match the manifest's block checksum/,
+  });
+  await fh.close();
+});
