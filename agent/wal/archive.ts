@@ -86,13 +86,16 @@ export async function archiveWalFile(filePath: string, options: ArchiveOptions):
 async function archivedInBackground(filePath: string, repo: string, async: NonNullable<ArchiveOptions['async']>, options: ArchiveOptions): Promise<boolean> {
   const name = path.basename(filePath);
   const walDir = path.dirname(filePath);
-  if (classifyWalFileName(name)?.kind !== 'segment' || !existsSync(path.join(walDir, 'archive_status'))) return false;
+  // The archiver pushes only what PostgreSQL marked ready.
+  if (classifyWalFileName(name)?.kind !== 'segment' || !existsSync(path.join(walDir, 'archive_status', `${name}.ready`))) return false;
   const started = Date.now();
   const { ensureArchiver, waitForMarker } = await import('./archiver-control.ts');
   try {
     const running = await ensureArchiver(walDir, async.env);
     // One just started has a moment to take its pid file before its absence counts.
-    const marker = await waitForMarker(walDir, filePath, repo, { timeoutMs: async.timeoutMs, startMs: running ? 0 : 5000, signal: options.signal });
+    // The launcher sets GCWAL_ARCHIVE_WAITED when it waited its whole time already: no second wait then.
+    const timeoutMs = async.env.GCWAL_ARCHIVE_WAITED === '1' && running ? 0 : async.timeoutMs;
+    const marker = await waitForMarker(walDir, filePath, repo, { timeoutMs, startMs: running ? 0 : 5000, signal: options.signal });
     if (marker) {
       options.log.debug(`${name} was archived by the background archiver`, { key: marker.key, rawBytes: marker.rawSize, ms: Date.now() - started });
       return true;

@@ -88,10 +88,15 @@ gcwal_archived_async() {
   while [ "$gcwal_tries" -lt 1500 ]; do
     [ -e "$gcwal_dir/.gcwal-pushed/$gcwal_name" ] && { gcwal_pushed_ahead "$1"; return; }
     [ ! -e "$gcwal_dir/.gcwal-archiver/failing" ] || return 1
+    # The archiver pushes only what PostgreSQL marked ready.
+    [ -e "$gcwal_dir/archive_status/$gcwal_name.ready" ] || return 1
     kill -0 "$gcwal_pid" 2>/dev/null || return 1
     sleep 0.02 2>/dev/null || return 1
     gcwal_tries=$((gcwal_tries + 1))
   done
+  # Node is not to wait as long again: it pushes the segment itself.
+  GCWAL_ARCHIVE_WAITED=1
+  export GCWAL_ARCHIVE_WAITED
   return 1
 }
 
