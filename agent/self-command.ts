@@ -92,7 +92,7 @@ export const fileSystemProbe: PathProbe = {
  * `physical` (Node's process.cwd(), links resolved), else `physical`.
  */
 export function logicalCwd(pwd: string | undefined, physical: string): string {
-  if (!pwd || !pwd.startsWith('/')) return physical;
+  if (!pwd?.startsWith('/')) return physical;
   try {
     const a = statSync(pwd);
     const b = statSync(physical);

@@ -44,7 +44,7 @@ export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEve
     } catch (err) {
       return reportMalformedEvent(rt, outbox, 'validate', event, err);
     }
-    if (!ev || ev.kind !== 'finalized') return ignored(rt, event, 'not an object finalized in the repository');
+    if (ev?.kind !== 'finalized') return ignored(rt, event, 'not an object finalized in the repository');
     const what = classifyCatalogueKey(ev.key);
     if (!what || what.kind === 'backup-manifest') return ignored(rt, event, `${ev.key} is checked with its backup, or not catalogued`);
     const storage = await rt.storage();

@@ -28,7 +28,7 @@ const PREFIX = 'demo-cluster/';
 const VALIDATE_WITHIN_MS = 60_000;
 const ALERT_WITHIN_MS = 60_000;
 /** the lines of `gcwal status` the demo shows */
-const STATUS_EXCERPT = /^(catalogue|timeline|  restorable| {15}to |  wal |backups|  NAME|  base_|alerts)/;
+const STATUS_EXCERPT = /^(catalogue|timeline| {2}restorable| {15}to | {2}wal |backups| {2}NAME| {2}base_|alerts)/;
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 let stepNo = 0;

@@ -50,7 +50,7 @@ export function nextSteps(result: FetchResult, plan: RecoveryPlan | undefined, r
 }
 
 function shellArg(s: string): string {
-  return /^[A-Za-z0-9_\/.,:@%+=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+  return /^[A-Za-z0-9_/.,:@%+=-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** `gcwal backup-fetch <dest> <name|LATEST>`: restore a base backup and set up recovery. */

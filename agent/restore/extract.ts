@@ -192,7 +192,7 @@ async function restoreEntry(entry: TarEntry, partIndex: number, target: ExtractT
       if (!place.tablespaceLink) throw corrupt(`${name} is a symbolic link outside pg_tblspc`);
       await drain(entry);
       return undefined;
-    case 'file':
+    case 'file': {
       if (place.tablespaceLink) throw corrupt(`${name} is a file where a tablespace link belongs`);
       if (header.size !== listed.size) throw corrupt(`${name} holds ${header.size} bytes but the manifest says ${listed.size}`);
       if (target.keep?.has(relative)) {
@@ -203,6 +203,7 @@ async function restoreEntry(entry: TarEntry, partIndex: number, target: ExtractT
       if (patch && !HELD_BACK.has(relative)) await patchFile(entry, listed, patch, relative, place.absolute, target, ledger, where, signal);
       else await writeFile(entry, listed, relative, place.absolute, target, ledger, where, signal);
       return listed.size;
+    }
   }
 }
 

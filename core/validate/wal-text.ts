@@ -5,7 +5,6 @@
  * of their decoded bytes; each throws InvalidInputError with a one-line
  * message naming the file.
  */
-import type { CatalogueHistoryLine } from '../catalogue/types.ts';
 import { InvalidInputError } from '../errors.ts';
 import { parseHistoryFile } from '../wal/history.ts';
 import { formatLsn, parseLsn } from '../wal/lsn.ts';

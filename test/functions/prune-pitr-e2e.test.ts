@@ -107,7 +107,7 @@ const checked = (o: ObjectResource) => /^(wal\/|backups\/[^/]+\/(part_\d+\.tar|b
 /** `2024-05-01T12:00:30.456Z` → `2024-05-01 12:00:30.456+00`, the form backup-fetch's messages use. */
 const asTargetTime = (iso: string) => iso.replace('T', ' ').replace(/Z$/, '+00');
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 test.serial('prune with retainFull 1 deletes exactly the planned objects: the older backup and the WAL only it needs', async (t) => {
   t.timeout(240_000);
@@ -210,7 +210,7 @@ test.serial('after the prune, a point-in-time restore to the earliest point of t
   const fetched = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', earliest.time, '--gcwal-command', agent.command], { asUser: 'postgres', env: stack.env });
   t.is(fetched.code, 0, fetched.stderr);
   t.regex(fetched.stdout, new RegExp(`^restored ${kept.name} into `));
-  t.regex(fetched.stdout, new RegExp(`replay WAL from the repository up to .*${escape(asTargetTime(earliest.time))}`));
+  t.regex(fetched.stdout, new RegExp(`replay WAL from the repository up to .*${escapeRegExp(asTargetTime(earliest.time))}`));
 
   const restored = await startClusterFromDirectory(dest, { serverEnv: stack.env });
   cleanups.push(() => restored.destroy());

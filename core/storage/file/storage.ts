@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ChecksumMeter, crc32c, crc32cBase64 } from '../../checksum/crc32c.ts';
 import { fsyncPath } from '../../fsync.ts';
 import { AlreadyExistsError, GcwalError, NotFoundError, PreconditionFailedError, RepositoryMissingError, UsageError } from '../../errors.ts';
-import { DIRECTORY_MODE, FILE_MODE, makeDirectories } from './dirs.ts';
+import { FILE_MODE, makeDirectories } from './dirs.ts';
 import { isErrno, mapFsError } from './errors.ts';
 import { acquireLock, inspectLock, settleJournal } from './lock.ts';
 import { moveOrphanAside, ORPHAN_AGE_MS, sweepTemp } from './recovery.ts';
@@ -302,7 +302,6 @@ export class FileStorage implements Storage {
 
   private async create(key: string, source: Readable, options: WriteOptions): Promise<ObjectInfo> {
     const dataPath = this.dataPath(key);
-    const metaPath = this.metaPath(key);
     await this.prepare(key, source, false);
     try {
       await this.clearForCreate(key);

@@ -126,7 +126,7 @@ test('a damaged backup.json is skipped with a warning, the others are listed', a
 test('the table columns line up whatever the widths', (t) => {
   const second = { ...meta, name: `${meta.name}_02000160`, rawSize: 5 * 1024 ** 3, storedSize: 999 };
   const lines = backupTable([meta, second]).trimEnd().split('\n');
-  const starts = (line: string) => [...line.matchAll(/(?<=  )\S/g)].map((m) => m.index);
+  const starts = (line: string) => [...line.matchAll(/(?<= {2})\S/g)].map((m) => m.index);
   t.deepEqual(starts(lines[1]), starts(lines[0]));
   t.deepEqual(starts(lines[2]), starts(lines[0]));
 });

@@ -222,7 +222,7 @@ const damaged: { name: string; fixture: Partial<FixtureOptions>; message: RegExp
   {
     name: 'a file the manifest lists but no part holds',
     fixture: {
-      tarEntries: (part, e) => e.filter((x) => x.path !== 'conf.d/a/b/deep.conf'),
+      tarEntries: (_part, e) => e.filter((x) => x.path !== 'conf.d/a/b/deep.conf'),
       meta: (m) => ({ ...m, parts: m.parts.map((p, i) => (i === 1 ? { ...p, files: p.files - 1 } : p)) }),
     },
     message: /file conf\.d\/a\/b\/deep\.conf of backup base_000000010000000000000004 is in the manifest but in none of its parts/,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { backupSummary, compareBackups, LATEST, listBackups, resolveBackup } from '../../../core/backup/list.ts';
 import { serializeBackupMeta, type BackupMeta } from '../../../core/backup/meta.ts';
-import { CorruptObjectError, GcwalError, NotFoundError } from '../../../core/errors.ts';
+import { CorruptObjectError, type GcwalError, NotFoundError } from '../../../core/errors.ts';
 import { backupMetaKey, backupPartKey } from '../../../core/layout.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
 import { writeSmallObject } from '../../../core/storage/objects.ts';

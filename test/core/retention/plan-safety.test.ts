@@ -154,7 +154,7 @@ runRows([
   {
     title: 'names gcwal does not recognise under wal/ are left alone',
     catalogue: edited(linear(), (c) => {
-      c.wal['README'] = { name: 'README', generation: '9', size: 1, created: dayTime(1), state: 'valid' };
+      c.wal.README = { name: 'README', generation: '9', size: 1, created: dayTime(1), state: 'valid' };
       // a low part of 0x100 cannot exist with 16 MiB segments
       c.wal['000000010000000000000100'] = { name: '000000010000000000000100', generation: '10', size: 1, created: dayTime(1), state: 'valid' };
     }),

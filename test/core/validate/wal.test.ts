@@ -100,8 +100,8 @@ test('the first segment of a new timeline may carry the old timeline in its head
 test('history and backup history files report what they say', async (t) => {
   const history = await validate(repos.get('gzip')!, '00000002.history');
   t.like(history.details, { kind: 'history', timeline: 2 });
-  t.deepEqual((history.details?.history as { parentTimeline: number }[]).map((h) => h.parentTimeline), [1]);
-  t.regex((history.details?.history as { switchLsn: string }[])[0].switchLsn, /^0\/B[0-9A-F]{5}$/);
+  t.deepEqual((history.details!.history as { parentTimeline: number }[]).map((h) => h.parentTimeline), [1]);
+  t.regex((history.details!.history as { switchLsn: string }[])[0].switchLsn, /^0\/B[0-9A-F]{5}$/);
   const backup = await validate(repos.get('gzip')!, path.basename(source.backupFile));
   t.like(backup.details, { kind: 'backup', timeline: 1, label: 'validate' });
   t.regex(String(backup.details?.startLsn), /^0\/A0+28$/);

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MALFORMED_EVENT_MAX_OPEN, malformedEventAlert } from '../../../core/alerts/malformed.ts';
-import { emptyCatalogue, type Catalogue, type CatalogueEvent } from '../../../core/catalogue/types.ts';
+import { emptyCatalogue, type CatalogueEvent } from '../../../core/catalogue/types.ts';
 import { readFunctionsConfig } from '../../../functions/config.ts';
 import { absorb, OUTBOX_CLAIM_MS, CatalogueOutbox } from '../../../functions/lib/catalogue-outbox.ts';
 import type { Publisher } from '../../../functions/lib/publisher.ts';

@@ -14,7 +14,7 @@ function client(url: string): Storage {
   return new Storage({ apiEndpoint: url, projectId: 'test', retryOptions: { maxRetryDelay: 1, maxRetries: 5 } });
 }
 
-const isUpload = (method: string, path: string) => path.startsWith('/upload/');
+const isUpload = (_method: string, path: string) => path.startsWith('/upload/');
 
 test('a burst of 503s is retried by the Node client without the caller noticing', async (t) => {
   const { emu } = await startTestEmulator(t);

@@ -93,7 +93,7 @@ test('a connection reset in the middle of a download is an error of the stream, 
   const s = await stack(t);
   const data = bytes(300_000, 5);
   await client(s).upload(s.bucket, 'repo/big', [data], { ifGenerationMatch: '0' });
-  spy(s, ['reset-download'], (method, target) => target.includes('alt=media'));
+  spy(s, ['reset-download'], (_method, target) => target.includes('alt=media'));
   const raw = await client(s).download(s.bucket, 'repo/big');
   const received: Buffer[] = [];
   const err = await t.throwsAsync(async () => {
@@ -134,7 +134,7 @@ test('bursts of 503 and 429 are retried to success; a longer burst fails as tran
 test('an upload whose connection is reset is sent again and lands once', async (t) => {
   const s = await stack(t);
   let resets = 2;
-  const log = spy(s, ['reset-upload'], (method, target) => target.startsWith('/upload/') && resets-- > 0);
+  const log = spy(s, ['reset-upload'], (_method, target) => target.startsWith('/upload/') && resets-- > 0);
   const repo = storage(s);
   const body = bytes(200_000, 9);
   const info = await repo.write('wal/000000010000000000000001', Readable.from([body]));

@@ -14,7 +14,7 @@ import { crc32c, crc32cBase64 } from '../../../../core/checksum/crc32c.ts';
 import { AlreadyExistsError, StorageError } from '../../../../core/errors.ts';
 import { GcsStorage } from '../../../../core/storage/gcs/storage.ts';
 import { STREAM_FROM, STREAM_TURNAROUND_MS } from '../../../../core/storage/gcs/write.ts';
-import { GcsHttpClient, GcsHttpError } from '../../../../core/storage/gcs/http.ts';
+import { GcsHttpClient, type GcsHttpError } from '../../../../core/storage/gcs/http.ts';
 import { uploadResumable, type ResumableUploadOptions } from '../../../../core/storage/gcs/resumable.ts';
 import { MetadataServerTokens } from '../../../../core/storage/gcs/token.ts';
 import { startLocalStack, type LocalStack } from '../../../../local/stack.ts';

@@ -119,7 +119,7 @@ test('a metadata host that never answers is an auth error after the timeout, not
 
 test('a metadata server that misses one deadline is asked again and its token used', async (t) => {
   let connections = 0;
-  const server = createHttpServer((req, res) => {
+  const server = createHttpServer((_req, res) => {
     connections++;
     if (connections === 1) return; // the first request is never answered
     res.writeHead(200, { 'Metadata-Flavor': 'Google', 'Content-Type': 'application/json' });
