@@ -1,5 +1,6 @@
 import { createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import { requireRepo } from '../config.ts';
 import { createLogger } from '../log.ts';
@@ -41,6 +42,12 @@ was ready for a minute. Only one runs per pg_wal; exits at once otherwise.`,
         import('../wal/push.ts'),
         import('../wal/newer-format.ts'),
       ]);
+      // lzo's helper thread, shared by the pushes in flight (as push-ahead
+      // shares it): compression, the bulk of a push, then runs on two threads.
+      const { wantsLzopHelper } = await import('../wal/helper.ts');
+      const lzopHelper = wantsLzopHelper(ctx.config.compression, ctx.config.compressionLevel, availableParallelism())
+        ? (await import('../../core/codec/lzo/parallel.ts')).startLzopHelper()
+        : undefined;
       const storage = await ctx.storage();
       // One identity read for the archiver's life: its segments are all this cluster's.
       const identity = {};
@@ -64,6 +71,7 @@ was ready for a minute. Only one runs per pg_wal; exits at once otherwise.`,
           return pushed;
         },
       });
+      void lzopHelper?.stop();
       log.info(`archiver stopped: ${result.reason}`, { archived: result.archived, failures: result.failures });
     } catch (err) {
       log.error('archiver failed', { error: err instanceof Error ? err.message : String(err) });
