@@ -108,6 +108,8 @@ for (const major of SUPPORTED_PG_MAJORS) {
     })();
     await Promise.all(writers).finally(() => (writing = false));
     await switcher;
+    // Some WAL after the switcher's last switch, so this switch completes a segment (a switch with nothing to switch names one still open).
+    await source.query('CREATE TABLE IF NOT EXISTS wal_marks (n int); INSERT INTO wal_marks VALUES (1)');
     await source.waitForArchived(await source.switchWal(), 60_000);
 
     if (major >= 17) await waitForSummaries(source);
