@@ -24,7 +24,11 @@ export function createLogger(out: Writable, format: LogFormat, verbose = false):
       out.write(JSON.stringify({ severity, message, time: new Date().toISOString(), component: 'gcwal', ...fields }) + '\n');
       return;
     }
-    const extra = fields ? Object.entries(fields).map(([k, v]) => ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join('') : '';
+    const extra = fields
+      ? Object.entries(fields)
+          .map(([k, v]) => ` ${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+          .join('')
+      : '';
     const level = severity === 'INFO' || severity === 'DEBUG' ? '' : `${severity.toLowerCase()}: `;
     out.write(`gcwal: ${level}${message}${extra}\n`);
   };

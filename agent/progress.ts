@@ -78,7 +78,8 @@ export function createProgress(options: ProgressOptions): Progress {
     if (totalFiles !== undefined) parts.push(`${files}/${totalFiles} files`);
     else if (files > 0) parts.push(`${files} files`);
     // The rate of the first second is noise (a few bytes in a few ms): no ETA yet.
-    if (!finished && totalBytes !== undefined && elapsed >= 1 && rate > 0 && bytes < totalBytes) parts.push(`ETA ${formatDuration((totalBytes - bytes) / rate)}`);
+    if (!finished && totalBytes !== undefined && elapsed >= 1 && rate > 0 && bytes < totalBytes)
+      parts.push(`ETA ${formatDuration((totalBytes - bytes) / rate)}`);
     else if (finished) parts.push(`in ${formatDuration(elapsed)}`);
     return parts.join('  ');
   };

@@ -42,5 +42,11 @@ export function recoveryMode(cwd: string): RecoveryMode {
  */
 export function failureForRecovery(command: string | undefined, cwd: string, err: GcwalError): GcwalError {
   if (command !== RESTORE_COMMAND || err.exitCode > 125 || recoveryMode(cwd) !== 'archive-recovery') return err;
-  return new GcwalError(err.code, `${err.message}; stopping recovery so that it does not end early`, `${err.hint}, then start PostgreSQL again to resume recovery`, ExitCode.recoveryFatal, { cause: err });
+  return new GcwalError(
+    err.code,
+    `${err.message}; stopping recovery so that it does not end early`,
+    `${err.hint}, then start PostgreSQL again to resume recovery`,
+    ExitCode.recoveryFatal,
+    { cause: err },
+  );
 }

@@ -35,7 +35,11 @@ export interface BackupVerdictBenchOptions {
 const PART_COUNTS = [1000, 10_000];
 const SYSID = '7300000000000000001';
 
-interface Measured { cpuMs: number; wallMs: number; hwmKiB: number }
+interface Measured {
+  cpuMs: number;
+  wallMs: number;
+  hwmKiB: number;
+}
 
 export async function runBackupVerdictBench(options: BackupVerdictBenchOptions, cleanups: Cleanups): Promise<string> {
   const dir = await makeTempDir('bench-verdict');
@@ -56,7 +60,14 @@ export async function runBackupVerdictBench(options: BackupVerdictBenchOptions, 
       const result = await validateBackupPart(storage, info);
       if (!result.ok) throw new Error(`${part.key}: ${result.problem}`);
       events.push({ type: 'finalized', key: info.key, generation: info.generation, size: info.size, created: new Date().toISOString() });
-      events.push({ type: 'validated', key: info.key, generation: info.generation, ok: true, time: new Date().toISOString(), seal: result.details!.seal as string });
+      events.push({
+        type: 'validated',
+        key: info.key,
+        generation: info.generation,
+        ok: true,
+        time: new Date().toISOString(),
+        seal: result.details!.seal as string,
+      });
     }
     const catalogue = JSON.stringify(applyCatalogueEvents(emptyCatalogue(new Date()), events, new Date()));
     for (const mode of ['verdict', 'full'] as const) {
@@ -65,11 +76,16 @@ export async function runBackupVerdictBench(options: BackupVerdictBenchOptions, 
         // The same catalogue before each run: every commit settles the backup afresh.
         await storage.delete(CATALOGUE_KEY).catch(() => {});
         await writeSmallObject(storage, CATALOGUE_KEY, catalogue, { metadata: { [Meta.codec]: 'none' }, contentType: 'application/json' });
-        const { stdout } = await promisify(execFile)(process.execPath, [bundle, mode, url, new Date().toISOString(), backup.backupJson.key], { cwd: projectRoot, maxBuffer: 1 << 20, env: { ...process.env, NODE_PATH: path.join(projectRoot, 'node_modules') } });
+        const { stdout } = await promisify(execFile)(process.execPath, [bundle, mode, url, new Date().toISOString(), backup.backupJson.key], {
+          cwd: projectRoot,
+          maxBuffer: 1 << 20,
+          env: { ...process.env, NODE_PATH: path.join(projectRoot, 'node_modules') },
+        });
         results.push(JSON.parse(stdout.trim().split('\n').at(-1)!) as Measured);
       }
       const med = (f: (m: Measured) => number) => median(results.map(f));
-      const label = mode === 'verdict' ? 'from the parts\' verdicts (backup.json, listing, manifest; commit)' : 'peer: every part read again (validateBackup; commit)';
+      const label =
+        mode === 'verdict' ? "from the parts' verdicts (backup.json, listing, manifest; commit)" : 'peer: every part read again (validateBackup; commit)';
       rows.push([parts.toLocaleString('en'), label, fixed(med((m) => m.cpuMs)), fixed(med((m) => m.wallMs)), (med((m) => m.hwmKiB) / 1024).toFixed(0)]);
       options.log(`${parts} parts: ${mode} done`);
     }

@@ -112,7 +112,15 @@ async function benchScale(agent: InstalledAgent, scale: number, profile: boolean
   const measure = async (name: string, file: string, args: string[], env: Record<string, string>): Promise<MeasuredRun> => {
     log(`backup: scale ${scale}: ${name}`);
     const run = await runMeasured(file, args, path.join(work.path, `time-${step++}.txt`), { env, cwd: work.path });
-    rows.push({ name, seconds: run.ms / 1000, mibPerSecond: rawBytes / 1024 / 1024 / (run.ms / 1000), maxRssKiB: run.maxRssKiB, treePeakKiB: run.treePeakKiB, storedBytes: undefined, check: '-' });
+    rows.push({
+      name,
+      seconds: run.ms / 1000,
+      mibPerSecond: rawBytes / 1024 / 1024 / (run.ms / 1000),
+      maxRssKiB: run.maxRssKiB,
+      treePeakKiB: run.treePeakKiB,
+      storedBytes: undefined,
+      check: '-',
+    });
     return run;
   };
 
@@ -137,21 +145,40 @@ async function benchScale(agent: InstalledAgent, scale: number, profile: boolean
     rows.at(-1)!.check = `${rowsCounted} rows ${rowsCounted === expected ? 'ok' : `WRONG (expected ${expected})`}`;
   };
   const gcwalDest = path.join(work.path, 'restore-gcwal');
-  await measure('gcwal backup-fetch', agent.command, ['backup-fetch', gcwalDest, backupName, '--target-immediate', '--target-action', 'promote', '--gcwal-command', agent.command], gcwalEnv);
+  await measure(
+    'gcwal backup-fetch',
+    agent.command,
+    ['backup-fetch', gcwalDest, backupName, '--target-immediate', '--target-action', 'promote', '--gcwal-command', agent.command],
+    gcwalEnv,
+  );
   await verify(gcwalDest);
   for (const processMax of [1, 2]) {
     const dest = path.join(work.path, `restore-pgbackrest-${processMax}`);
     await emptyRestoreDir(dest);
-    const args = pgbr.args('restore', `--pg1-path=${dest}`, `--set=${labels[processMax]}`, '--type=immediate', '--target-action=promote', `--process-max=${processMax}`);
+    const args = pgbr.args(
+      'restore',
+      `--pg1-path=${dest}`,
+      `--set=${labels[processMax]}`,
+      '--type=immediate',
+      '--target-action=promote',
+      `--process-max=${processMax}`,
+    );
     await measure(`pgbackrest restore process-max=${processMax}`, 'pgbackrest', args, pgEnv);
     await verify(dest);
   }
   const profiles: string[] = [];
   if (profile) {
-    for (const [command, args] of [['backup-push', [cluster.pgdata]], ['backup-fetch', [path.join(work.path, 'restore-profiled'), backupName]]] as const) {
+    for (const [command, args] of [
+      ['backup-push', [cluster.pgdata]],
+      ['backup-fetch', [path.join(work.path, 'restore-profiled'), backupName]],
+    ] as const) {
       log(`backup: scale ${scale}: gcwal ${command} under node --cpu-prof`);
       await cluster.query('CHECKPOINT');
-      const { ms, summary } = await profileGcwal(agent.dir, [command, ...args], { env: gcwalEnv, cwd: work.path, dir: path.join(work.path, `profile-${command}`) });
+      const { ms, summary } = await profileGcwal(agent.dir, [command, ...args], {
+        env: gcwalEnv,
+        cwd: work.path,
+        dir: path.join(work.path, `profile-${command}`),
+      });
       profiles.push(`#### gcwal ${command}, CPU profile (${(ms / 1000).toFixed(1)} s wall while profiled), main thread self time\n\n${summary}`);
     }
   }
@@ -175,7 +202,12 @@ async function pgBackRestLatest(args: string[], env: Record<string, string>): Pr
 
 /** The tables for every scale, then the memory and throughput verdicts. */
 export function formatBackupReport(results: readonly ScaleResult[]): string {
-  const parts = [`## backup-push / backup-fetch (${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`];
+  const parts = [
+    `## backup-push / backup-fetch (${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')})`,
+  ];
   for (const r of results) {
     parts.push(
       '',
@@ -183,7 +215,15 @@ export function formatBackupReport(results: readonly ScaleResult[]): string {
       '',
       formatTable(
         ['operation', 'seconds', 'raw MiB/s', 'peak RSS MiB', 'peak RSS MiB, process tree', 'stored MiB', 'restore started, pgbench_accounts'],
-        r.rows.map((o) => [o.name, fixed(o.seconds, 2), fixed(o.mibPerSecond), fixed(o.maxRssKiB / 1024), fixed(o.treePeakKiB / 1024), o.storedBytes === undefined ? '-' : mib(o.storedBytes), o.check]),
+        r.rows.map((o) => [
+          o.name,
+          fixed(o.seconds, 2),
+          fixed(o.mibPerSecond),
+          fixed(o.maxRssKiB / 1024),
+          fixed(o.treePeakKiB / 1024),
+          o.storedBytes === undefined ? '-' : mib(o.storedBytes),
+          o.check,
+        ]),
       ),
     );
     for (const p of r.profiles) parts.push('', p);

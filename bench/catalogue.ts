@@ -58,13 +58,26 @@ function backups(lastSeg: number, keysOnly = false): { backups: Record<string, C
     const name = `base_${walSegmentName(1, BigInt(start), SEG)}`;
     const partKeys = Array.from({ length: PARTS }, (_, i) => `backups/${name}/part_${String(i).padStart(5, '0')}.tar`);
     out[name] = {
-      name, generation: generation(start), state: 'valid', validated: created(start + 60), systemIdentifier: SYSID, pgVersionNum: 150010, timeline: 1,
-      startLsn: formatLsn(BigInt(start) * BigInt(SEG) + 40n), stopLsn: formatLsn(BigInt(start + 1) * BigInt(SEG) + 312n),
-      startWalSegment: walSegmentName(1, BigInt(start), SEG), stopWalSegment: walSegmentName(1, BigInt(start + 1), SEG),
-      startTime: created(start), stopTime: created(start + 1), rawSize: 10 * 2 ** 30, storedSize: 3 * 2 ** 30,
+      name,
+      generation: generation(start),
+      state: 'valid',
+      validated: created(start + 60),
+      systemIdentifier: SYSID,
+      pgVersionNum: 150010,
+      timeline: 1,
+      startLsn: formatLsn(BigInt(start) * BigInt(SEG) + 40n),
+      stopLsn: formatLsn(BigInt(start + 1) * BigInt(SEG) + 312n),
+      startWalSegment: walSegmentName(1, BigInt(start), SEG),
+      stopWalSegment: walSegmentName(1, BigInt(start + 1), SEG),
+      startTime: created(start),
+      stopTime: created(start + 1),
+      rawSize: 10 * 2 ** 30,
+      storedSize: 3 * 2 ** 30,
       keys: [...partKeys, `backups/${name}/manifest.jsonl`, `backups/${name}/backup.json`],
     };
-    if (!keysOnly) for (const key of partKeys) parts[key] = { key, generation: generation(start), size: 2 ** 30, created: created(start), state: 'valid', validated: created(start + 60) };
+    if (!keysOnly)
+      for (const key of partKeys)
+        parts[key] = { key, generation: generation(start), size: 2 ** 30, created: created(start), state: 'valid', validated: created(start + 60) };
   }
   return { backups: out, parts };
 }
@@ -76,17 +89,41 @@ export function runsCatalogue(): Catalogue {
   const perRun = RUN_SPAN_MS / 1000 + 1;
   for (let first = 1; first <= settled; first += perRun) {
     const last = Math.min(settled, first + perRun - 1);
-    walRuns.push({ timeline: 1, first: walSegmentName(1, BigInt(first), SEG), last: walSegmentName(1, BigInt(last), SEG), size: (last - first + 1) * 4_500_000, firstCreated: created(first), lastCreated: created(last), generation: generation(last), validated: created(last + 1) });
+    walRuns.push({
+      timeline: 1,
+      first: walSegmentName(1, BigInt(first), SEG),
+      last: walSegmentName(1, BigInt(last), SEG),
+      size: (last - first + 1) * 4_500_000,
+      firstCreated: created(first),
+      lastCreated: created(last),
+      generation: generation(last),
+      validated: created(last + 1),
+    });
   }
   const wal: Record<string, CatalogueWalEntry> = {};
   for (let n = settled + 1; n <= FILES; n++) {
     const name = walSegmentName(1, BigInt(n), SEG);
     wal[name] = { name, generation: generation(n), size: 4_500_000, created: created(n), state: 'pending' };
   }
-  const segmentTombstones = Array.from({ length: 7 }, (_, d) => ({ timeline: 1, first: walSegmentName(1, BigInt(1 + d * 1000), SEG), last: walSegmentName(1, BigInt(1000 + d * 1000), SEG), generation: generation(1000 + d * 1000), deleted: created(FILES - (7 - d) * 86_400) }));
+  const segmentTombstones = Array.from({ length: 7 }, (_, d) => ({
+    timeline: 1,
+    first: walSegmentName(1, BigInt(1 + d * 1000), SEG),
+    last: walSegmentName(1, BigInt(1000 + d * 1000), SEG),
+    generation: generation(1000 + d * 1000),
+    deleted: created(FILES - (7 - d) * 86_400),
+  }));
   return {
-    format: 2, systemIdentifier: SYSID, walSegmentSize: SEG, updated: created(FILES), wal, walRuns, ...backups(FILES),
-    tombstones: {}, segmentTombstones, alerts: {}, lastWalArrival: created(FILES),
+    format: 2,
+    systemIdentifier: SYSID,
+    walSegmentSize: SEG,
+    updated: created(FILES),
+    wal,
+    walRuns,
+    ...backups(FILES),
+    tombstones: {},
+    segmentTombstones,
+    alerts: {},
+    lastWalArrival: created(FILES),
   };
 }
 
@@ -95,10 +132,28 @@ function perFileCatalogue(files: number, format: 1 | 2): Catalogue {
   const wal: Record<string, CatalogueWalEntry> = {};
   for (let n = 1; n <= files; n++) {
     const name = walSegmentName(1, BigInt(n), SEG);
-    wal[name] = { name, generation: generation(n), size: 4_500_000, created: created(n), state: n > files - PENDING ? 'pending' : 'valid', ...(n > files - PENDING ? {} : { validated: created(n + 1) }) };
+    wal[name] = {
+      name,
+      generation: generation(n),
+      size: 4_500_000,
+      created: created(n),
+      state: n > files - PENDING ? 'pending' : 'valid',
+      ...(n > files - PENDING ? {} : { validated: created(n + 1) }),
+    };
   }
   // Format 2 without a segment size folds nothing: today's per-file cost with today's code.
-  const c = { format, systemIdentifier: SYSID, updated: created(files), wal, walRuns: [], ...backups(files), tombstones: {}, segmentTombstones: [], alerts: {}, lastWalArrival: created(files) } as unknown as Catalogue;
+  const c = {
+    format,
+    systemIdentifier: SYSID,
+    updated: created(files),
+    wal,
+    walRuns: [],
+    ...backups(files),
+    tombstones: {},
+    segmentTombstones: [],
+    alerts: {},
+    lastWalArrival: created(files),
+  } as unknown as Catalogue;
   if (format === 1) (c as { walSegmentSize?: number }).walSegmentSize = SEG;
   return c;
 }
@@ -114,7 +169,13 @@ function nextEvents(files: number): object[] {
   ];
 }
 
-interface Measured { cpuMs: number; wallMs: number; bytes: number; written: boolean; hwmKiB: number }
+interface Measured {
+  cpuMs: number;
+  wallMs: number;
+  bytes: number;
+  written: boolean;
+  hwmKiB: number;
+}
 
 /**
  * Bundle bench/lib/catalogue-one.ts into `dir` as a function's bundle is
@@ -154,7 +215,11 @@ export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups
   };
   const run = async (args: string[]): Promise<Measured> => {
     // NODE_PATH: the bundle's require() of native packages resolves from the project, as a function's from its own node_modules.
-    const { stdout } = await promisify(execFile)(process.execPath, [bundle, ...args], { cwd: projectRoot, maxBuffer: 1 << 20, env: { ...process.env, NODE_PATH: path.join(projectRoot, 'node_modules') } });
+    const { stdout } = await promisify(execFile)(process.execPath, [bundle, ...args], {
+      cwd: projectRoot,
+      maxBuffer: 1 << 20,
+      env: { ...process.env, NODE_PATH: path.join(projectRoot, 'node_modules') },
+    });
     return JSON.parse(stdout.trim().split('\n').at(-1)!) as Measured;
   };
 
@@ -171,8 +236,17 @@ export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups
         results.push(await run(op === 'status' ? ['status', url, now] : ['update', url, now, JSON.stringify(nextEvents(files))]));
       }
       const med = (f: (m: Measured) => number) => median(results.map(f));
-      const label = op === 'first-update' ? 'first update (converts to runs)' : op === 'update' ? 'update: one segment validated, one arrived' : 'gcwal status report';
-      rows.push([name, label, (before / 1e6).toFixed(2), op === 'status' ? '–' : (med((m) => m.bytes) / 1e6).toFixed(3), fixed(med((m) => m.cpuMs)), fixed(med((m) => m.wallMs)), (med((m) => m.hwmKiB) / 1024).toFixed(0)]);
+      const label =
+        op === 'first-update' ? 'first update (converts to runs)' : op === 'update' ? 'update: one segment validated, one arrived' : 'gcwal status report';
+      rows.push([
+        name,
+        label,
+        (before / 1e6).toFixed(2),
+        op === 'status' ? '–' : (med((m) => m.bytes) / 1e6).toFixed(3),
+        fixed(med((m) => m.cpuMs)),
+        fixed(med((m) => m.wallMs)),
+        (med((m) => m.hwmKiB) / 1024).toFixed(0),
+      ]);
       options.log(`${name}: ${label} done`);
     }
   };

@@ -67,7 +67,8 @@ export async function runDeltaBench(options: DeltaBenchOptions, parent: Cleanups
     const base = path.join(work.path, 'older');
     await runOk(agent.command, ['backup-fetch', base, older], { env });
 
-    const fetch = (dest: string, backup: string, delta: boolean) => runTimed(agent.command, ['backup-fetch', dest, backup, '--recovery', ...(delta ? ['--delta'] : [])], { env });
+    const fetch = (dest: string, backup: string, delta: boolean) =>
+      runTimed(agent.command, ['backup-fetch', dest, backup, '--recovery', ...(delta ? ['--delta'] : [])], { env });
     const scenarios: { name: string; change: () => Promise<void> }[] = [
       {
         name: 'new data: a table of 1% of the database',
@@ -104,7 +105,8 @@ export async function runDeltaBench(options: DeltaBenchOptions, parent: Cleanups
         if (d.code !== 0) throw new Error(`delta restore failed: ${d.stderr}`);
         delta.push(d.ms);
         kept = /delta restore: (\d+ files \(\d+ bytes\) unchanged.*?)$/m.exec(d.stderr)?.[1] ?? '';
-        if ((await fingerprint(fullDir)) !== (await fingerprint(deltaDir))) throw new Error(`${scenario.name}: the delta restore differs from the full restore`);
+        if ((await fingerprint(fullDir)) !== (await fingerprint(deltaDir)))
+          throw new Error(`${scenario.name}: the delta restore differs from the full restore`);
         log(`delta: full ${fixed(f.ms / 1000, 2)} s, delta ${fixed(d.ms / 1000, 2)} s (${kept})`);
         await execOk('rm', ['-rf', fullDir, deltaDir]);
       }

@@ -121,7 +121,7 @@ export async function runFunctionsBench(options: FunctionsBenchOptions, parent: 
     const identity = `gcwal-functions@${stack.projectId}.iam.gserviceaccount.com`;
     stack.authority.grant(identity, 'roles/storage.objectAdmin', stack.bucket);
     const metadata = await startMetadataServer({ authority: stack.authority, identity, projectId: stack.projectId });
-    cleanups.add('the functions\' metadata server', () => metadata.close());
+    cleanups.add("the functions' metadata server", () => metadata.close());
     log('functions: starting the pub/sub emulator');
     const pubsub = await startPubSubEmulator({ projectId: stack.projectId });
     cleanups.add('the pub/sub emulator', () => pubsub.close());
@@ -148,9 +148,25 @@ export async function runFunctionsBench(options: FunctionsBenchOptions, parent: 
     const subjects: Subject[] = [
       // catalogue before validate: whichever of the two handles a new object first
       // writes its arrival, so this order gives each a real catalogue write.
-      { row: row('catalogue (the segment\'s finalize event)'), fn: dirs.catalogue, event: storageEvent, check: (segment, _events, r) => checkCatalogued(stack, segment, r) },
-      { row: row('validate (the same event: 16 MiB lzo segment)'), fn: dirs.validate, event: storageEvent, check: async (segment, events, r, timed) => checkValidated(walObjectKey(segment), events, r, timed) },
-      { row: row('prune (scheduler tick)'), fn: dirs.prune, event: tick('prune'), second: tick('prune'), check: async (_s, events, r) => checkPruned(events, r) },
+      {
+        row: row("catalogue (the segment's finalize event)"),
+        fn: dirs.catalogue,
+        event: storageEvent,
+        check: (segment, _events, r) => checkCatalogued(stack, segment, r),
+      },
+      {
+        row: row('validate (the same event: 16 MiB lzo segment)'),
+        fn: dirs.validate,
+        event: storageEvent,
+        check: async (segment, events, r, timed) => checkValidated(walObjectKey(segment), events, r, timed),
+      },
+      {
+        row: row('prune (scheduler tick)'),
+        fn: dirs.prune,
+        event: tick('prune'),
+        second: tick('prune'),
+        check: async (_s, events, r) => checkPruned(events, r),
+      },
       { row: row('watchdog (scheduler tick)'), fn: dirs.watchdog, event: tick('watchdog'), second: tick('watchdog'), check: async () => {} },
       { row: row('reference: functions-framework + an empty function'), fn: noop, event: storageEvent, check: async () => {} },
     ];
@@ -176,7 +192,14 @@ export async function runFunctionsBench(options: FunctionsBenchOptions, parent: 
         loads.pubsubAfterStorage.push((await loadTimes(dirs.validate.dir, 'both')).pubsub!);
       }
     }
-    return formatReport(subjects.map((s) => s.row), loads, alerts, wal.description, options.rounds, loadAtStart);
+    return formatReport(
+      subjects.map((s) => s.row),
+      loads,
+      alerts,
+      wal.description,
+      options.rounds,
+      loadAtStart,
+    );
   });
 }
 
@@ -198,7 +221,9 @@ async function checkCatalogued(stack: LocalStack, segment: string, row: Row): Pr
 
 /** Two `validated` outcomes for `key` (first event, redelivery), both ok; their durationMs in publishing order. */
 function checkValidated(key: string, events: readonly PipelineEventMessage[], row: Row, timed: boolean): void {
-  const outcomes = events.filter((e): e is Extract<PipelineEventMessage, { kind: 'validated' }> => e.kind === 'validated' && e.key === key).sort((a, b) => a.time.localeCompare(b.time));
+  const outcomes = events
+    .filter((e): e is Extract<PipelineEventMessage, { kind: 'validated' }> => e.kind === 'validated' && e.key === key)
+    .sort((a, b) => a.time.localeCompare(b.time));
   if (outcomes.length !== 2) row.problems.push(`${outcomes.length} validated messages for ${key}, not 2`);
   for (const o of outcomes) if (!o.ok) row.problems.push(`${key}: ${o.problem}`);
   if (timed && outcomes.length === 2) {
@@ -215,11 +240,29 @@ function checkPruned(events: readonly PipelineEventMessage[], row: Row): void {
   if (deleted > 0) row.problems.push(`prune deleted ${deleted} objects`);
 }
 
-function formatReport(rows: readonly Row[], loads: Loads, alerts: readonly AlertMessage[], walDescription: string, rounds: number, loadAtStart: readonly number[]): string {
+function formatReport(
+  rows: readonly Row[],
+  loads: Loads,
+  alerts: readonly AlertMessage[],
+  walDescription: string,
+  rounds: number,
+  loadAtStart: readonly number[],
+): string {
   const loadavg = (l: readonly number[]) => l.map((x) => x.toFixed(2)).join(' ');
   const range = (values: number[]) => `${fixed(Math.min(...values))}–${fixed(Math.max(...values))}`;
   const table = formatTable(
-    ['function (first event)', 'runs', 'spawn → listening ms', 'spawn → first event handled ms', 'min–max ms', 'first event, POST → 2xx ms', 'same event again, warm ms', 'peak RSS MiB', 'max MiB', 'result'],
+    [
+      'function (first event)',
+      'runs',
+      'spawn → listening ms',
+      'spawn → first event handled ms',
+      'min–max ms',
+      'first event, POST → 2xx ms',
+      'same event again, warm ms',
+      'peak RSS MiB',
+      'max MiB',
+      'result',
+    ],
     rows.map((r) => {
       const pick = (f: (c: ColdStart) => number) => r.runs.map(f);
       return [
@@ -257,7 +300,7 @@ function formatReport(rows: readonly Row[], loads: Loads, alerts: readonly Alert
     ),
     '',
     formatTable(
-      ['client library load, fresh node process in the validate function\'s directory', 'median ms', 'min–max ms'],
+      ["client library load, fresh node process in the validate function's directory", 'median ms', 'min–max ms'],
       [
         ['@google-cloud/storage + google-auth-library (require, as core/storage/gcs/library.ts)', fixed(median(loads.storage)), range(loads.storage)],
         ['@google-cloud/pubsub (import(), as functions/lib/publisher.ts)', fixed(median(loads.pubsub)), range(loads.pubsub)],

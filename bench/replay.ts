@@ -80,7 +80,10 @@ export async function runReplayBench(options: ReplayBenchOptions, parent: Cleanu
     const fileEnv = { GCWAL_REPO: `file://${path.join(work.path, 'repo')}` };
     const gcsEnv = { ...stack.env };
     const gcwal = shellQuote(agent.command);
-    const inline = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ');
+    const inline = (env: Record<string, string>) =>
+      Object.entries(env)
+        .map(([k, v]) => `${k}=${shellQuote(v)}`)
+        .join(' ');
 
     // The source: every segment into the directory and both repositories.
     const archiveCommand = `cp %p ${shellQuote(archive)}/%f && ${inline(fileEnv)} ${gcwal} wal-push %p && ${inline(gcsEnv)} ${gcwal} wal-push %p`;
@@ -139,7 +142,14 @@ export async function runReplayBench(options: ReplayBenchOptions, parent: Cleanu
       const ms = median(r.map((x) => x.ms));
       const redo = r.map((x) => x.redoS).filter((x): x is number => x !== undefined);
       const served = r.map((x) => x.served).filter((x): x is number => x !== undefined);
-      return [tool.name, fixed(ms / 1000, 2), r.map((x) => fixed(x.ms / 1000, 2)).join(', '), redo.length ? fixed(median(redo), 2) : '', served.length ? served.join(', ') : '', tool.gcwal ? `${fixed(ms / cpMedian, 2)}×` : '1.00×'];
+      return [
+        tool.name,
+        fixed(ms / 1000, 2),
+        r.map((x) => fixed(x.ms / 1000, 2)).join(', '),
+        redo.length ? fixed(median(redo), 2) : '',
+        served.length ? served.join(', ') : '',
+        tool.gcwal ? `${fixed(ms / cpMedian, 2)}×` : '1.00×',
+      ];
     });
     return [
       `## Archive recovery (${replayed} segments of pgbench -s ${options.scale} WAL after a base backup, ${options.rounds} runs each, same run)`,
@@ -153,7 +163,10 @@ export async function runReplayBench(options: ReplayBenchOptions, parent: Cleanu
 
 /** Start a copy of the base with the tool's restore_command, wait for the end of recovery, check the rows. */
 async function recoverOnce(tool: Tool, dir: string, transactions: string): Promise<Run> {
-  await execOk('sh', ['-c', `printf '%s\\n' ${shellQuote(`restore_command = '${tool.restoreCommand.replace(/'/g, "''")}'`)} >> ${shellQuote(path.join(dir, 'postgresql.auto.conf'))}`]);
+  await execOk('sh', [
+    '-c',
+    `printf '%s\\n' ${shellQuote(`restore_command = '${tool.restoreCommand.replace(/'/g, "''")}'`)} >> ${shellQuote(path.join(dir, 'postgresql.auto.conf'))}`,
+  ]);
   const started = performance.now();
   const cluster = await startClusterFromDirectory(dir, { serverEnv: tool.serverEnv, wait: false, timeoutSeconds: 600 });
   try {

@@ -76,8 +76,13 @@ function count(name: string, text: string, min: number): number {
 }
 
 const which = positionals[0] ?? 'all';
-if (!['wal', 'gcs', 'backup', 'validate', 'records', 'functions', 'backlog', 'replay', 'delta', 'catalogue', 'verdicts', 'all'].includes(which) || positionals.length > 1) {
-  throw new Error(`usage: npm run bench -- [wal|gcs|backup|validate|records|functions|backlog|replay|delta|catalogue|verdicts] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`);
+if (
+  !['wal', 'gcs', 'backup', 'validate', 'records', 'functions', 'backlog', 'replay', 'delta', 'catalogue', 'verdicts', 'all'].includes(which) ||
+  positionals.length > 1
+) {
+  throw new Error(
+    `usage: npm run bench -- [wal|gcs|backup|validate|records|functions|backlog|replay|delta|catalogue|verdicts] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`,
+  );
 }
 const repo = values.repo;
 if (repo !== 'file' && repo !== 'gcs' && repo !== 'both') throw new Error(`--repo must be file, gcs or both, not "${repo}"`);

@@ -130,7 +130,11 @@ export async function runValidateBench(options: ValidateBenchOptions, parent: Cl
     for (const [name, nodeArgs, args] of [
       [`${mib(biggest.rawSize)} MiB part (lzo), alone`, [], ['part', backup.url, biggest.key]],
       [`${mib(biggest.rawSize)} MiB part (lzo), alone, no native addons`, noNative, ['part', backup.url, biggest.key]],
-      [`whole backup (${backup.meta.parts.length} parts, ${mib(backup.meta.rawSize)} MiB, lzo)`, [], ['backup', backup.url, backupMetaKey(backup.meta.name), backup.meta.systemIdentifier, String(backup.meta.walSegmentSize)]],
+      [
+        `whole backup (${backup.meta.parts.length} parts, ${mib(backup.meta.rawSize)} MiB, lzo)`,
+        [],
+        ['backup', backup.url, backupMetaKey(backup.meta.name), backup.meta.systemIdentifier, String(backup.meta.walSegmentSize)],
+      ],
     ] as const) {
       const row: Row = { name, walls: [], loads: [], calls: [], rssKiB: [], rawBytes: 0, result: '-' };
       options.log(`validate: ${name}`);
@@ -180,7 +184,14 @@ async function bigBackup(dir: string, options: ValidateBenchOptions, cleanups: C
     const meta = await pushBackup({
       pgdata: cluster.pgdata,
       storage: new FileStorage(url),
-      config: { compression: 'lzo', compressionLevel: undefined, concurrency: 2, partSize: 1024 * 1024 * 1024, retries: 0, pg: { host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres', password: undefined } },
+      config: {
+        compression: 'lzo',
+        compressionLevel: undefined,
+        concurrency: 2,
+        partSize: 1024 * 1024 * 1024,
+        retries: 0,
+        pg: { host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres', password: undefined },
+      },
       log: createLogger(quiet, 'text', false),
       signal: new AbortController().signal,
       version: 'bench',
@@ -215,7 +226,10 @@ function formatReport(segments: readonly Row[], parts: readonly Row[], walDescri
   const all = [...segments, ...parts];
   const worst = all.reduce((a, b) => (Math.max(...b.rssKiB) > Math.max(...a.rssKiB) ? b : a));
   return [
-    `## validate (${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`,
+    `## validate (${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')})`,
     '',
     `Each row: a fresh \`node validate-one.mjs\` process (a bundle like a function's), as postgres, under /usr/bin/time -v; medians over ${runs} runs for segments, ${partRuns} for the part and the backup; peak RSS is the largest.`,
     `WAL: ${walDescription}. Backup: ${meta.parts.length} parts, ${mib(meta.rawSize)} MiB of files, ${mib(meta.storedSize)} MiB stored.`,

@@ -87,7 +87,10 @@ const LZ4_SYNC: Record<Group, string> = { file: 'pgbackrest archive-push (lz4, p
 const ASYNC = ['gcwal wal-push (lzo, file://, GCWAL_ARCHIVE_ASYNC=on)', 'gcwal wal-push (lzo, gs:// https, GCWAL_ARCHIVE_ASYNC=on)'];
 /** Issue 17: gcwal async drains at ≥ 1.5 × the throughput of pgBackRest archive-async, i.e. per segment ≤ 1 / 1.5 of its time. */
 const ASYNC_TARGET = 1 / 1.5;
-const LZ4_ASYNC: Record<Group, string> = { file: 'pgbackrest archive-push (lz4, posix, async process-max 2)', gcs: 'pgbackrest archive-push (lz4, gcs https, async process-max 2)' };
+const LZ4_ASYNC: Record<Group, string> = {
+  file: 'pgbackrest archive-push (lz4, posix, async process-max 2)',
+  gcs: 'pgbackrest archive-push (lz4, gcs https, async process-max 2)',
+};
 
 /**
  * Run the benchmark; resolves with the printed report (Markdown). Everything
@@ -107,7 +110,10 @@ export async function runBacklogBench(options: BacklogBenchOptions, parent: Clea
     const backlog = await makeBacklog({ count: options.segments, scale: options.scale, dir: warmDir, log }, cleanups);
     const base = await postgresEnv();
     const gcwal = shellQuote(agent.command);
-    const inline = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}`).join(' ');
+    const inline = (env: Record<string, string>) =>
+      Object.entries(env)
+        .map(([k, v]) => `${k}=${shellQuote(v)}`)
+        .join(' ');
 
     const tools: Tool[] = [];
     const useFile = options.repo !== 'gcs';
@@ -131,10 +137,13 @@ export async function runBacklogBench(options: BacklogBenchOptions, parent: Clea
           archiveCommand: `${unsetCa ? 'unset NODE_EXTRA_CA_CERTS SSL_CERT_FILE; ' : ''}${inline(env)} ${gcwal} wal-push %p`,
           async verify(names, dir) {
             // wal-push creates it only when it archives a segment ahead: proof that this bench exercises push-ahead.
-            if (names.length > 1 && !existsSync(path.join(run.cluster.pgdata, 'pg_wal', '.gcwal-pushed'))) throw new Error(`${name}: no segment was pushed ahead (pg_wal/.gcwal-pushed does not exist)`);
+            if (names.length > 1 && !existsSync(path.join(run.cluster.pgdata, 'pg_wal', '.gcwal-pushed')))
+              throw new Error(`${name}: no segment was pushed ahead (pg_wal/.gcwal-pushed does not exist)`);
             const sizes = await gcwalSizes(env.GCWAL_REPO, stack);
             const stored = sumFound(names, sizes, name);
-            await fetchAndCompare(names, dir, backlog, (seg, dest) => runOk('sh', ['-c', `${gcwal} wal-fetch ${seg} ${shellQuote(dest)}`], { env: { ...base, ...env } }));
+            await fetchAndCompare(names, dir, backlog, (seg, dest) =>
+              runOk('sh', ['-c', `${gcwal} wal-fetch ${seg} ${shellQuote(dest)}`], { env: { ...base, ...env } }),
+            );
             return stored;
           },
         };
@@ -148,9 +157,15 @@ export async function runBacklogBench(options: BacklogBenchOptions, parent: Clea
         group,
         async prepare(run) {
           const prefix = `bench/backlog/${run.id}`;
-          const gcs = stack && group === 'gcs'
-            ? { bucket: stack.bucket, endpoint: new URL(stack.emulator.httpsUrl!).host, token: stack.authority.issue(PGBR_IDENTITY, 24 * 3600).token, path: `/${prefix}` }
-            : undefined;
+          const gcs =
+            stack && group === 'gcs'
+              ? {
+                  bucket: stack.bucket,
+                  endpoint: new URL(stack.emulator.httpsUrl!).host,
+                  token: stack.authority.issue(PGBR_IDENTITY, 24 * 3600).token,
+                  path: `/${prefix}`,
+                }
+              : undefined;
           const pgbr = await configurePgBackRest(path.join(run.dir, 'pgbackrest'), run.cluster, { compressType, processMax: async ? 2 : 1, gcs });
           await createStanza(pgbr, { env: base });
           // Untimed: creates the archive directories, as in a repository already in use.
@@ -158,7 +173,8 @@ export async function runBacklogBench(options: BacklogBenchOptions, parent: Clea
           return {
             archiveCommand: ['pgbackrest', ...pgbr.args('archive-push', ...(async ? ['--archive-async'] : []), '%p')].map(shellQuote).join(' '),
             async verify(names, dir) {
-              const sizes = stack && gcs ? await pgbrGcsSizes(stack, `${prefix}/archive/${STANZA}/`) : await pgbrPosixSizes(path.join(pgbr.repo, 'archive', STANZA));
+              const sizes =
+                stack && gcs ? await pgbrGcsSizes(stack, `${prefix}/archive/${STANZA}/`) : await pgbrPosixSizes(path.join(pgbr.repo, 'archive', STANZA));
               const stored = sumFound(names, sizes, name);
               await fetchAndCompare(names, dir, backlog, (seg, dest) => runOk('pgbackrest', pgbr.args('archive-get', seg, dest), { env: base }));
               return stored;
@@ -170,7 +186,16 @@ export async function runBacklogBench(options: BacklogBenchOptions, parent: Clea
     if (useFile) {
       tools.push(gcwalTool('gcwal wal-push (lzo, file://)', 'file', (run) => `file://${path.join(run.dir, 'repo')}`, {}, false));
       tools.push(gcwalTool(ASYNC[0], 'file', (run) => `file://${path.join(run.dir, 'repo')}`, { GCWAL_ARCHIVE_ASYNC: 'on' }, false));
-      if (base.NODE_EXTRA_CA_CERTS) tools.push(gcwalTool('gcwal wal-push (lzo, file://, NODE_EXTRA_CA_CERTS and SSL_CERT_FILE unset)', 'file', (run) => `file://${path.join(run.dir, 'repo')}`, {}, true));
+      if (base.NODE_EXTRA_CA_CERTS)
+        tools.push(
+          gcwalTool(
+            'gcwal wal-push (lzo, file://, NODE_EXTRA_CA_CERTS and SSL_CERT_FILE unset)',
+            'file',
+            (run) => `file://${path.join(run.dir, 'repo')}`,
+            {},
+            true,
+          ),
+        );
       tools.push(pgbrTool('lz4', 'file', false), pgbrTool('zst', 'file', false), pgbrTool('lz4', 'file', true));
       tools.push({ name: 'true (the archiver alone)', group: 'file', prepare: async () => ({ archiveCommand: 'true', verify: async () => undefined }) });
     }
@@ -193,7 +218,9 @@ export async function runBacklogBench(options: BacklogBenchOptions, parent: Clea
         const result = await drainOnce(tool, backlog, path.join(work.path, id), id);
         runs.get(tool.name)!.push({ round, ...result.run });
         stored.set(tool.name, result.stored);
-        log(`backlog: ${fixed(result.run.ms / backlog.segments.length)} ms per segment (${fixed(result.run.ms / 1000, 2)} s, ${result.run.failed} failures, load ${fixed(result.run.load, 2)})`);
+        log(
+          `backlog: ${fixed(result.run.ms / backlog.segments.length)} ms per segment (${fixed(result.run.ms / 1000, 2)} s, ${result.run.failed} failures, load ${fixed(result.run.load, 2)})`,
+        );
       }
     }
     return formatBacklogReport(tools, runs, stored, backlog, options.rounds);
@@ -212,7 +239,8 @@ async function drainOnce(tool: Tool, backlog: Backlog, dir: string, id: string):
       const prepared = await tool.prepare({ cluster, dir, id });
       await cluster.query('CHECKPOINT');
       const ready = await readySegments(pgdata);
-      if (ready.join() !== backlog.segments.join()) throw new Error(`the copy for ${tool.name} holds ${ready.length} ready segments, not the backlog's ${backlog.segments.length}`);
+      if (ready.join() !== backlog.segments.join())
+        throw new Error(`the copy for ${tool.name} holds ${ready.length} ready segments, not the backlog's ${backlog.segments.length}`);
       const load = os.loadavg()[0];
       const drain = await timeDrain(cluster, prepared.archiveCommand, backlog.segments.length, 10 * 60_000);
       if (drain.archived !== backlog.segments.length) throw new Error(`${tool.name}: archived_count grew by ${drain.archived}, not ${backlog.segments.length}`);
@@ -241,7 +269,12 @@ function sumFound(names: readonly string[], sizes: ReadonlyMap<string, number>, 
 }
 
 /** Fetch every segment into `dir` with `fetch` and compare it with the backlog's original; rejects on the first difference. */
-async function fetchAndCompare(names: readonly string[], dir: string, backlog: Backlog, fetch: (name: string, dest: string) => Promise<unknown>): Promise<void> {
+async function fetchAndCompare(
+  names: readonly string[],
+  dir: string,
+  backlog: Backlog,
+  fetch: (name: string, dest: string) => Promise<unknown>,
+): Promise<void> {
   for (const name of names) {
     const dest = path.join(dir, name);
     await fetch(name, dest);
@@ -289,7 +322,13 @@ async function pgbrGcsSizes(stack: LocalStack, prefix: string): Promise<Map<stri
 }
 
 /** The results table with the target verdicts. */
-function formatBacklogReport(tools: readonly Tool[], runs: ReadonlyMap<string, readonly Run[]>, stored: ReadonlyMap<string, number | undefined>, backlog: Backlog, rounds: number): string {
+function formatBacklogReport(
+  tools: readonly Tool[],
+  runs: ReadonlyMap<string, readonly Run[]>,
+  stored: ReadonlyMap<string, number | undefined>,
+  backlog: Backlog,
+  rounds: number,
+): string {
   const n = backlog.segments.length;
   const perSegment = (name: string) => median((runs.get(name) ?? []).map((r) => r.ms / n));
   const rows = tools.map((t) => {
@@ -308,7 +347,16 @@ function formatBacklogReport(tools: readonly Tool[], runs: ReadonlyMap<string, r
     ];
   });
   const table = formatTable(
-    ['archive_command (run by PostgreSQL\'s archiver)', 'median ms/segment', 'median total s', 'ms/segment by round', 'failures', 'stored/raw', '÷ pgBackRest lz4 sync', '÷ pgBackRest lz4 async'],
+    [
+      "archive_command (run by PostgreSQL's archiver)",
+      'median ms/segment',
+      'median total s',
+      'ms/segment by round',
+      'failures',
+      'stored/raw',
+      '÷ pgBackRest lz4 sync',
+      '÷ pgBackRest lz4 async',
+    ],
     rows,
   );
   const verdicts = tools
@@ -323,7 +371,10 @@ function formatBacklogReport(tools: readonly Tool[], runs: ReadonlyMap<string, r
     });
   const loads = [...runs.values()].flat().map((r) => r.load);
   return [
-    `## Backlog drained by PostgreSQL's archiver: ${n} segments of 16 MiB, ${rounds} round${rounds === 1 ? '' : 's'} (${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`,
+    `## Backlog drained by PostgreSQL's archiver: ${n} segments of 16 MiB, ${rounds} round${rounds === 1 ? '' : 's'} (${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')})`,
     '',
     `Backlog: ${backlog.description}.`,
     '',

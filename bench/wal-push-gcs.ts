@@ -107,7 +107,8 @@ export async function runGcsWalBench(options: GcsWalBenchOptions, parent: Cleanu
     };
 
     const tools: Tool[] = [];
-    const add = (tool: Omit<Tool, 'times' | 'requests' | 'metadataRequests' | 'lines'>) => tools.push({ ...tool, times: [], requests: [], metadataRequests: [], lines: [] });
+    const add = (tool: Omit<Tool, 'times' | 'requests' | 'metadataRequests' | 'lines'>) =>
+      tools.push({ ...tool, times: [], requests: [], metadataRequests: [], lines: [] });
     const gcwalTool = (codec: 'lzo' | 'zstd', scheme: 'http' | 'https') => {
       const prefix = `bench/gcwal-${codec}-${scheme}`;
       add({
@@ -121,7 +122,8 @@ export async function runGcsWalBench(options: GcsWalBenchOptions, parent: Cleanu
     gcwalTool('lzo', 'https');
     gcwalTool('zstd', 'https');
     // Untimed: each repository made as gcwal repo-create would (no push creates one).
-    for (const codec of ['lzo', 'zstd']) for (const scheme of ['http', 'https'] as const) await createRepoForSegment(`gs://${stack.bucket}/bench/gcwal-${codec}-${scheme}`, wal.warmup, stack.env);
+    for (const codec of ['lzo', 'zstd'])
+      for (const scheme of ['http', 'https'] as const) await createRepoForSegment(`gs://${stack.bucket}/bench/gcwal-${codec}-${scheme}`, wal.warmup, stack.env);
 
     stack.authority.grant(PGBR_IDENTITY, 'roles/storage.objectAdmin', stack.bucket);
     const token = stack.authority.issue(PGBR_IDENTITY, 24 * 3600).token;
@@ -135,7 +137,10 @@ export async function runGcsWalBench(options: GcsWalBenchOptions, parent: Cleanu
         command: (seg) => ['pgbackrest', ...pgbr.args('archive-push', seg)].map(shellQuote).join(' '),
         env: base,
         // archive/<stanza>/<db-id>/<first 16 hex>/<segment>-<sha1>.<ext>
-        stored: { prefix: `${prefix}/archive/${STANZA}/`, find: (seg, names) => names.find((n) => n.includes(`/${path.basename(seg).slice(0, 16)}/${path.basename(seg)}-`)) },
+        stored: {
+          prefix: `${prefix}/archive/${STANZA}/`,
+          find: (seg, names) => names.find((n) => n.includes(`/${path.basename(seg).slice(0, 16)}/${path.basename(seg)}-`)),
+        },
       });
     }
 
@@ -193,7 +198,10 @@ export async function runGcsWalBench(options: GcsWalBenchOptions, parent: Cleanu
         ratio: t.stored ? storedBytes / (SEGMENT_BYTES * n) : undefined,
         requestsPerPush: t.requests.reduce((a, b) => a + b, 0) / n,
         metadataRequestsPerPush: t.metadataRequests.reduce((a, b) => a + b, 0) / n,
-        kinds: countKinds(t.lines).map(([kind, count]) => `${fixed(count / n, count % n ? 2 : 0)} × ${kind}`).join('; ') || '-',
+        kinds:
+          countKinds(t.lines)
+            .map(([kind, count]) => `${fixed(count / n, count % n ? 2 : 0)} × ${kind}`)
+            .join('; ') || '-',
       });
     }
     let report = formatGcsWalReport(rows, wal.segments.length, wal.description);
@@ -204,22 +212,27 @@ export async function runGcsWalBench(options: GcsWalBenchOptions, parent: Cleanu
       '',
       `The reference scripts' own step times (each prints them), median over the ${wal.segments.length} timed pushes above; with fetch the first request also loads undici:`,
       '',
-      formatTable(['step', ...stepping.map((t) => `${t.name.replace(/ \(https, (\S+);.*/, ' $1')} ms`)], stepNames.map((name) => [name, ...stepping.map((t) => fixed(median(t.steps!.get(name) ?? [])))])),
+      formatTable(
+        ['step', ...stepping.map((t) => `${t.name.replace(/ \(https, (\S+);.*/, ' $1')} ms`)],
+        stepNames.map((name) => [name, ...stepping.map((t) => fixed(median(t.steps!.get(name) ?? [])))]),
+      ),
     ].join('\n');
     if (options.breakdown) {
       log('gcs: measuring where gcwal wal-push to gs:// spends its time');
       // The breakdown's own requests are not recorded.
       stack.emulator.setFaults(undefined);
-      report += '\n\n' + (await gcsBreakdown({
-        agent,
-        stack,
-        segments: wal.segments,
-        warmup: wal.warmup,
-        env: gcwalEnv,
-        existingRepo: `gs://${stack.bucket}/bench/gcwal-lzo-https`,
-        work: work.path,
-        log,
-      }));
+      report +=
+        '\n\n' +
+        (await gcsBreakdown({
+          agent,
+          stack,
+          segments: wal.segments,
+          warmup: wal.warmup,
+          env: gcwalEnv,
+          existingRepo: `gs://${stack.bucket}/bench/gcwal-lzo-https`,
+          work: work.path,
+          log,
+        }));
     }
     return report;
   });
@@ -228,7 +241,8 @@ export async function runGcsWalBench(options: GcsWalBenchOptions, parent: Cleanu
 /** Time one push; rejects with the command's output when it fails. */
 async function pushOnce(tool: Tool, segment: string): Promise<RunResult> {
   const result = await runTimed('sh', ['-c', tool.command(segment)], { env: tool.env });
-  if (result.code !== 0) throw new Error(`${tool.name} failed on ${path.basename(segment)} (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
+  if (result.code !== 0)
+    throw new Error(`${tool.name} failed on ${path.basename(segment)} (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
   return result;
 }
 
@@ -261,14 +275,20 @@ export function formatGcsWalReport(rows: readonly GcsWalRow[], segments: number,
       fixed(r.medianMs / reference, 2),
     ]),
   );
-  const kinds = formatTable(['command', 'requests per push, by kind'], rows.filter((r) => r.kinds !== '-').map((r) => [r.name, r.kinds]));
+  const kinds = formatTable(
+    ['command', 'requests per push, by kind'],
+    rows.filter((r) => r.kinds !== '-').map((r) => [r.name, r.kinds]),
+  );
   const verdicts = ['http', 'https'].map((scheme) => {
     const gcwal = rows.find((r) => r.name === `gcwal wal-push (lzo, ${scheme})`)?.medianMs ?? Number.NaN;
     const verdict = gcwal / reference <= TARGET ? 'met' : 'NOT met';
     return `- gcwal (lzo, ${scheme}): ${fixed(gcwal)} ms vs ${fixed(TARGET * reference)} ms → ${verdict} (ratio ${fixed(gcwal / reference, 2)})`;
   });
   return [
-    `## wal-push to gs:// (local emulator): ${segments} segments of 16 MiB each (${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`,
+    `## wal-push to gs:// (local emulator): ${segments} segments of 16 MiB each (${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')})`,
     '',
     `WAL: ${source}.`,
     '',

@@ -140,7 +140,8 @@ export async function runWalBench(options: WalBenchOptions, parent: Cleanups): P
 /** Time one push; rejects with the command's output when it fails. */
 async function pushOnce(tool: Tool, segment: string): Promise<number> {
   const result = await runTimed('sh', ['-c', tool.command(segment)], { env: tool.env });
-  if (result.code !== 0) throw new Error(`${tool.name} failed on ${path.basename(segment)} (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
+  if (result.code !== 0)
+    throw new Error(`${tool.name} failed on ${path.basename(segment)} (exit ${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
   return result.ms;
 }
 
@@ -160,12 +161,22 @@ export function formatWalReport(rows: readonly WalRow[], segments: number, sourc
   const reference = rows.find((r) => r.name === 'pgbackrest archive-push (lz4)')?.medianMs ?? Number.NaN;
   const table = formatTable(
     ['command (sh -c, as postgres)', 'median ms', 'p90 ms', 'min ms', 'stored/raw', '÷ pgBackRest lz4'],
-    rows.map((r) => [r.name, fixed(r.medianMs), fixed(r.p90Ms), fixed(r.minMs), r.ratio === undefined ? '-' : fixed(r.ratio, 3), fixed(r.medianMs / reference, 2)]),
+    rows.map((r) => [
+      r.name,
+      fixed(r.medianMs),
+      fixed(r.p90Ms),
+      fixed(r.minMs),
+      r.ratio === undefined ? '-' : fixed(r.ratio, 3),
+      fixed(r.medianMs / reference, 2),
+    ]),
   );
   const gcwal = rows.find((r) => r.name === 'gcwal wal-push (lzo)')?.medianMs ?? Number.NaN;
   const verdict = gcwal / reference <= 2 ? 'met' : 'NOT met';
   return [
-    `## wal-push: ${segments} segments of 16 MiB each (${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`,
+    `## wal-push: ${segments} segments of 16 MiB each (${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')})`,
     '',
     `WAL: ${source}.`,
     '',

@@ -64,11 +64,17 @@ export async function runRecordsBench(options: RecordsBenchOptions, parent: Clea
     await promisify(execFile)('chown', ['-R', 'postgres:postgres', path.join(work.path, 'repo')]);
 
     const waldump = pgTool('pg_waldump');
-    const configs: { name: string; run: (segment: string, timeFile: string) => Promise<{ wall: number; call: number | undefined; rss: number; records: string }> }[] = [
+    const configs: {
+      name: string;
+      run: (segment: string, timeFile: string) => Promise<{ wall: number; call: number | undefined; rss: number; records: string }>;
+    }[] = [
       {
         name: 'validate a 16 MiB segment (lzo), record walk included',
         run: async (segment, timeFile) => {
-          const r = await runMeasured(process.execPath, [bundle, 'wal', url, walObjectKey(path.basename(segment)), id, String(16 * 1024 * 1024)], timeFile, { env, cwd: work.path });
+          const r = await runMeasured(process.execPath, [bundle, 'wal', url, walObjectKey(path.basename(segment)), id, String(16 * 1024 * 1024)], timeFile, {
+            env,
+            cwd: work.path,
+          });
           const child = JSON.parse(r.stdout.trim().split('\n').pop()!) as { ms: number; ok: boolean; problem?: string; records?: number };
           return { wall: r.ms, call: child.ms, rss: r.maxRssKiB, records: child.ok ? String(child.records) : `FAILED: ${child.problem}` };
         },
@@ -110,13 +116,24 @@ export async function runRecordsBench(options: RecordsBenchOptions, parent: Clea
     const [validate, walk] = rows;
     const peakMiB = Math.max(...validate.rssKiB, ...walk.rssKiB) / 1024;
     return [
-      `## record walk (${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`,
+      `## record walk (${os.cpus().length} CPUs, load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')})`,
       '',
       `Each row: a fresh process as postgres under /usr/bin/time -v, medians over ${options.runs} runs over ${wal.segments.length} segments; peak RSS is the largest. WAL: ${wal.description}. Records: of the first segment (pg_waldump, given one segment, does not count the record that runs into the next).`,
       '',
       formatTable(
         ['configuration', 'runs', 'process wall ms', 'process CPU ms', 'call ms', 'peak RSS MiB', 'records'],
-        rows.map((r) => [r.name, String(r.walls.length), fixed(median(r.walls)), fixed(median(r.cpus)), r.calls.length ? fixed(median(r.calls)) : '-', fixed(Math.max(...r.rssKiB) / 1024), r.records]),
+        rows.map((r) => [
+          r.name,
+          String(r.walls.length),
+          fixed(median(r.walls)),
+          fixed(median(r.cpus)),
+          r.calls.length ? fixed(median(r.calls)) : '-',
+          fixed(Math.max(...r.rssKiB) / 1024),
+          r.records,
+        ]),
       ),
       '',
       `Targets: a 16 MiB segment validated with its record walk in under ${SEGMENT_TARGET_MS} ms: ${fixed(median(validate.calls))} ms → ${median(validate.calls) < SEGMENT_TARGET_MS ? 'met' : 'NOT met'} ` +

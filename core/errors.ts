@@ -60,7 +60,14 @@ export class NotFoundError extends GcwalError {
  */
 export class RepositoryMissingError extends GcwalError {
   constructor(url: string, detail = 'has no gcwal.json', options?: { cause?: unknown; hint?: string }) {
-    super('repo_missing', `repository ${url} ${detail}`, options?.hint ?? 'check GCWAL_REPO and that its volume is mounted; only if this is a new repository, create it once with gcwal repo-create (with the same PGHOST/PGPORT settings as backup-push)', ExitCode.repoMissing, options);
+    super(
+      'repo_missing',
+      `repository ${url} ${detail}`,
+      options?.hint ??
+        'check GCWAL_REPO and that its volume is mounted; only if this is a new repository, create it once with gcwal repo-create (with the same PGHOST/PGPORT settings as backup-push)',
+      ExitCode.repoMissing,
+      options,
+    );
   }
 }
 
@@ -71,7 +78,12 @@ export class RepositoryMissingError extends GcwalError {
  */
 export class RepositoryNotEmptyError extends GcwalError {
   constructor(url: string, found: string) {
-    super('repo_not_empty', `repository ${url} is not empty (it holds ${found}) but has no gcwal.json`, 'point GCWAL_REPO at an empty or new location; if this is this cluster\'s own archive whose gcwal.json was lost, run gcwal repo-create --force', ExitCode.destinationNotEmpty);
+    super(
+      'repo_not_empty',
+      `repository ${url} is not empty (it holds ${found}) but has no gcwal.json`,
+      "point GCWAL_REPO at an empty or new location; if this is this cluster's own archive whose gcwal.json was lost, run gcwal repo-create --force",
+      ExitCode.destinationNotEmpty,
+    );
   }
 }
 
@@ -113,7 +125,7 @@ export class InvalidInputError extends GcwalError {
 
 /** WAL or a backup from a different cluster (system identifier) than the repository holds. */
 export class ClusterMismatchError extends GcwalError {
-  constructor(message: string, hint = 'point GCWAL_REPO at this cluster\'s own repository', options?: { cause?: unknown }) {
+  constructor(message: string, hint = "point GCWAL_REPO at this cluster's own repository", options?: { cause?: unknown }) {
     super('cluster_mismatch', message, hint, ExitCode.clusterMismatch, options);
   }
 }
@@ -146,7 +158,13 @@ export class PreconditionFailedError extends GcwalError {
   readonly actual: string | undefined;
   constructor(key: string, expected: string, actual?: string, options?: { cause?: unknown }) {
     const found = actual === undefined ? 'another generation is live' : actual === '0' ? 'the object does not exist' : `generation ${actual} is live`;
-    super('precondition_failed', `object ${key} changed: expected generation ${expected}, ${found}`, 'someone else changed the object first; read it again and retry', ExitCode.conflict, options);
+    super(
+      'precondition_failed',
+      `object ${key} changed: expected generation ${expected}, ${found}`,
+      'someone else changed the object first; read it again and retry',
+      ExitCode.conflict,
+      options,
+    );
     this.key = key;
     this.expected = expected;
     this.actual = actual;
@@ -155,7 +173,11 @@ export class PreconditionFailedError extends GcwalError {
 
 /** An object failed verification (size, checksum, codec, manifest). */
 export class CorruptObjectError extends GcwalError {
-  constructor(message: string, hint = 'the object in the repository is damaged; restore from another backup or re-archive it from the source', options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    hint = 'the object in the repository is damaged; restore from another backup or re-archive it from the source',
+    options?: { cause?: unknown },
+  ) {
     super('corrupt', message, hint, ExitCode.corrupt, options);
   }
 }
@@ -205,8 +227,16 @@ export class LocalIoError extends GcwalError {
  * repository: the one table both mappings below read.
  */
 const ERRNO_HINTS: readonly { codes: readonly string[]; local: string; repository: string }[] = [
-  { codes: ['ENOSPC', 'EDQUOT'], local: 'the file system is full; free space and retry', repository: 'the repository file system is full; free space and retry' },
-  { codes: ['EACCES', 'EPERM'], local: 'check the permissions of the path for the user running gcwal', repository: 'check that the user running gcwal can read and write the repository directory' },
+  {
+    codes: ['ENOSPC', 'EDQUOT'],
+    local: 'the file system is full; free space and retry',
+    repository: 'the repository file system is full; free space and retry',
+  },
+  {
+    codes: ['EACCES', 'EPERM'],
+    local: 'check the permissions of the path for the user running gcwal',
+    repository: 'check that the user running gcwal can read and write the repository directory',
+  },
   { codes: ['EROFS'], local: 'the file system is read-only', repository: 'the repository file system is read-only' },
 ];
 /** Errnos of a repository file system that may pass when tried again. */
@@ -238,11 +268,15 @@ export function asGcwalError(err: unknown): GcwalError {
   if (err instanceof GcwalError) return err;
   const e = err as { name?: string; code?: string } | undefined;
   if (e?.name === 'AbortError' || e?.code === 'ABORT_ERR') {
-    return new GcwalError('interrupted', 'interrupted before finishing', 'nothing was left half-written; run the command again', ExitCode.interrupted, { cause: err });
+    return new GcwalError('interrupted', 'interrupted before finishing', 'nothing was left half-written; run the command again', ExitCode.interrupted, {
+      cause: err,
+    });
   }
   if (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) {
     return localIoError(err, err instanceof Error ? err.message.split(':')[0] : 'a file operation');
   }
   const message = err instanceof Error ? err.message : String(err);
-  return new GcwalError('internal', `unexpected error: ${message.split('\n')[0]}`, 'this is a bug in gcwal; please report it with the log', ExitCode.internal, { cause: err });
+  return new GcwalError('internal', `unexpected error: ${message.split('\n')[0]}`, 'this is a bug in gcwal; please report it with the log', ExitCode.internal, {
+    cause: err,
+  });
 }

@@ -29,13 +29,19 @@ export async function readRepositoryIdentity(storage: Storage, options: CallOpti
     throw new CorruptObjectError(`${REPOSITORY_KEY} in ${storage.url} is not valid json`, 'restore it from a copy or point GCWAL_REPO at a fresh location');
   }
   if (parsed.format !== 1 || typeof parsed.systemIdentifier !== 'string' || typeof parsed.walSegmentSize !== 'number') {
-    throw new CorruptObjectError(`${REPOSITORY_KEY} in ${storage.url} is not a gcwal repository identity`, 'restore it from a copy or point GCWAL_REPO at a fresh location');
+    throw new CorruptObjectError(
+      `${REPOSITORY_KEY} in ${storage.url} is not a gcwal repository identity`,
+      'restore it from a copy or point GCWAL_REPO at a fresh location',
+    );
   }
   return parsed as RepositoryIdentity;
 }
 
 /** The repository's identity; RepositoryMissingError when it has none. */
-export async function requireRepositoryIdentity(storage: Storage, options: CallOptions & { read?: Promise<RepositoryIdentity | undefined> } = {}): Promise<RepositoryIdentity> {
+export async function requireRepositoryIdentity(
+  storage: Storage,
+  options: CallOptions & { read?: Promise<RepositoryIdentity | undefined> } = {},
+): Promise<RepositoryIdentity> {
   const identity = await (options.read ?? readRepositoryIdentity(storage, options));
   if (!identity) throw new RepositoryMissingError(storage.url);
   return identity;
@@ -64,7 +70,9 @@ function checkSameCluster(url: string, identity: RepositoryIdentity, cluster: { 
     throw new ClusterMismatchError(`repository ${url} belongs to cluster ${identity.systemIdentifier}, not to this cluster ${cluster.systemIdentifier}`);
   }
   if (identity.walSegmentSize !== cluster.walSegmentSize) {
-    throw new ClusterMismatchError(`repository ${url} holds ${identity.walSegmentSize}-byte WAL segments, this cluster writes ${cluster.walSegmentSize}-byte ones`);
+    throw new ClusterMismatchError(
+      `repository ${url} holds ${identity.walSegmentSize}-byte WAL segments, this cluster writes ${cluster.walSegmentSize}-byte ones`,
+    );
   }
 }
 
@@ -83,7 +91,12 @@ export async function createRepositoryIdentity(
 ): Promise<RepositoryIdentity> {
   let identity = await readRepositoryIdentity(storage, options);
   if (!identity) {
-    const fresh: RepositoryIdentity = { format: 1, systemIdentifier: cluster.systemIdentifier, walSegmentSize: cluster.walSegmentSize, created: new Date().toISOString() };
+    const fresh: RepositoryIdentity = {
+      format: 1,
+      systemIdentifier: cluster.systemIdentifier,
+      walSegmentSize: cluster.walSegmentSize,
+      created: new Date().toISOString(),
+    };
     try {
       await writeSmallObject(storage, REPOSITORY_KEY, JSON.stringify(fresh, null, 2) + '\n', { ...options, contentType: 'application/json' });
       return fresh;

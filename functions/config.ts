@@ -23,20 +23,77 @@ export interface FunctionsConfig {
 /** One row per setting; Terraform's `environment_variables` use exactly these names (a test checks). */
 export const FUNCTIONS_CONFIG_TABLE: readonly ConfigEntry[] = [
   { env: 'GCWAL_REPO', flag: 'repo', kind: 'string', description: 'the repository the functions watch: gs://bucket/optional/prefix' },
-  { env: 'GCWAL_CATALOGUE_REPO', flag: 'catalogue-repo', kind: 'string', description: 'where the catalogue is kept, if not in the repository (needed when the bucket has a locked retention policy: the catalogue is replaced on every change)' },
+  {
+    env: 'GCWAL_CATALOGUE_REPO',
+    flag: 'catalogue-repo',
+    kind: 'string',
+    description:
+      'where the catalogue is kept, if not in the repository (needed when the bucket has a locked retention policy: the catalogue is replaced on every change)',
+  },
   { env: 'GOOGLE_CLOUD_PROJECT', flag: 'project', kind: 'string', description: 'project of the Pub/Sub topics (set by Cloud Functions)' },
   { env: 'GCWAL_EVENTS_TOPIC', flag: 'events-topic', kind: 'string', default: 'gcwal-events', description: 'topic for validation outcomes and prune reports' },
   { env: 'GCWAL_ALERTS_TOPIC', flag: 'alerts-topic', kind: 'string', default: 'gcwal-alerts', description: 'topic for alerts and their resolutions' },
   { env: 'GCWAL_RETAIN_FULL', flag: 'retain-full', kind: 'int', min: 1, max: 10_000, description: 'prune keeps the newest N full backups' },
-  { env: 'GCWAL_RETAIN_DAYS', flag: 'retain-days', kind: 'int', min: 1, max: 36_500, description: 'prune keeps every backup needed to restore to any point in the last D days' },
-  { env: 'GCWAL_WAL_RETAIN_DAYS', flag: 'wal-retain-days', kind: 'int', min: 1, max: 36_500, description: 'WAL kept for at least this many days (at least the backup window)' },
+  {
+    env: 'GCWAL_RETAIN_DAYS',
+    flag: 'retain-days',
+    kind: 'int',
+    min: 1,
+    max: 36_500,
+    description: 'prune keeps every backup needed to restore to any point in the last D days',
+  },
+  {
+    env: 'GCWAL_WAL_RETAIN_DAYS',
+    flag: 'wal-retain-days',
+    kind: 'int',
+    min: 1,
+    max: 36_500,
+    description: 'WAL kept for at least this many days (at least the backup window)',
+  },
   { env: 'GCWAL_PRUNE_DRY_RUN', flag: 'prune-dry-run', kind: 'bool', default: 'false', description: 'prune publishes its plan but deletes nothing' },
-  { env: 'GCWAL_STALL_MINUTES', flag: 'stall-minutes', kind: 'int', default: '30', min: 1, max: 100_000, description: 'alert when no WAL has arrived for this long' },
-  { env: 'GCWAL_BACKUP_MAX_AGE_HOURS', flag: 'backup-max-age-hours', kind: 'int', default: '36', min: 1, max: 100_000, description: 'alert when the newest valid full backup is older than this' },
-  { env: 'GCWAL_UNVALIDATED_MINUTES', flag: 'unvalidated-minutes', kind: 'int', default: '15', min: 1, max: 100_000, description: 'alert when an object has waited this long for validation' },
-  { env: 'GCWAL_GAP_GRACE_MINUTES', flag: 'gap-grace-minutes', kind: 'int', default: '5', min: 0, max: 100_000, description: 'a missing segment is a gap once a later one has been archived this long' },
+  {
+    env: 'GCWAL_STALL_MINUTES',
+    flag: 'stall-minutes',
+    kind: 'int',
+    default: '30',
+    min: 1,
+    max: 100_000,
+    description: 'alert when no WAL has arrived for this long',
+  },
+  {
+    env: 'GCWAL_BACKUP_MAX_AGE_HOURS',
+    flag: 'backup-max-age-hours',
+    kind: 'int',
+    default: '36',
+    min: 1,
+    max: 100_000,
+    description: 'alert when the newest valid full backup is older than this',
+  },
+  {
+    env: 'GCWAL_UNVALIDATED_MINUTES',
+    flag: 'unvalidated-minutes',
+    kind: 'int',
+    default: '15',
+    min: 1,
+    max: 100_000,
+    description: 'alert when an object has waited this long for validation',
+  },
+  {
+    env: 'GCWAL_GAP_GRACE_MINUTES',
+    flag: 'gap-grace-minutes',
+    kind: 'int',
+    default: '5',
+    min: 0,
+    max: 100_000,
+    description: 'a missing segment is a gap once a later one has been archived this long',
+  },
   { env: 'GCWAL_GCS_ENDPOINT', flag: 'gcs-endpoint', kind: 'string', description: 'Cloud Storage API root for an emulator (default: Google)' },
-  { env: 'STORAGE_EMULATOR_HOST', flag: 'storage-emulator-host', kind: 'string', description: 'the standard emulator variable; used when GCWAL_GCS_ENDPOINT is not set' },
+  {
+    env: 'STORAGE_EMULATOR_HOST',
+    flag: 'storage-emulator-host',
+    kind: 'string',
+    description: 'the standard emulator variable; used when GCWAL_GCS_ENDPOINT is not set',
+  },
   { env: 'PUBSUB_EMULATOR_HOST', flag: 'pubsub-emulator-host', kind: 'string', description: 'host:port of a Pub/Sub emulator (default: Google)' },
 ];
 
@@ -51,21 +108,30 @@ export const FUNCTIONS_CONFIG_TABLE: readonly ConfigEntry[] = [
 export function readFunctionsConfig(env: Readonly<Record<string, string | undefined>>): FunctionsConfig {
   const v = readConfigTable(FUNCTIONS_CONFIG_TABLE, {}, env);
   const repo = v.GCWAL_REPO as string | undefined;
-  if (!repo) throw new UsageError('GCWAL_REPO is not set for the functions', 'set it in the functions\' environment, e.g. GCWAL_REPO=gs://my-bucket/prod-db');
+  if (!repo) throw new UsageError('GCWAL_REPO is not set for the functions', "set it in the functions' environment, e.g. GCWAL_REPO=gs://my-bucket/prod-db");
   if (!/^(gs|file):\/\//.test(repo)) throw new UsageError(`GCWAL_REPO "${repo}" is not a gs:// or file:// URL`, 'e.g. GCWAL_REPO=gs://my-bucket/prod-db');
   const catalogueRepo = v.GCWAL_CATALOGUE_REPO as string | undefined;
   if (catalogueRepo !== undefined && !/^(gs|file):\/\//.test(catalogueRepo)) {
-    throw new UsageError(`GCWAL_CATALOGUE_REPO "${catalogueRepo}" is not a gs:// or file:// URL`, 'e.g. GCWAL_CATALOGUE_REPO=gs://my-catalogue-bucket/prod-db, or leave it unset to keep the catalogue in the repository');
+    throw new UsageError(
+      `GCWAL_CATALOGUE_REPO "${catalogueRepo}" is not a gs:// or file:// URL`,
+      'e.g. GCWAL_CATALOGUE_REPO=gs://my-catalogue-bucket/prod-db, or leave it unset to keep the catalogue in the repository',
+    );
   }
   const retainFull = v.GCWAL_RETAIN_FULL as number | undefined;
   const retainDays = v.GCWAL_RETAIN_DAYS as number | undefined;
   const walRetainDays = v.GCWAL_WAL_RETAIN_DAYS as number | undefined;
   if (retainFull === undefined && retainDays === undefined) {
-    throw new UsageError('no retention policy: neither GCWAL_RETAIN_FULL nor GCWAL_RETAIN_DAYS is set', 'set at least one, e.g. GCWAL_RETAIN_FULL=7 or GCWAL_RETAIN_DAYS=14');
+    throw new UsageError(
+      'no retention policy: neither GCWAL_RETAIN_FULL nor GCWAL_RETAIN_DAYS is set',
+      'set at least one, e.g. GCWAL_RETAIN_FULL=7 or GCWAL_RETAIN_DAYS=14',
+    );
   }
   // planRetention refuses this too, but only at the first prune and naming no variable.
   if (walRetainDays !== undefined && retainDays !== undefined && walRetainDays < retainDays) {
-    throw new UsageError(`GCWAL_WAL_RETAIN_DAYS ${walRetainDays} is shorter than GCWAL_RETAIN_DAYS ${retainDays}`, 'the WAL window can only extend the backup window: set GCWAL_WAL_RETAIN_DAYS to at least GCWAL_RETAIN_DAYS, or leave it unset');
+    throw new UsageError(
+      `GCWAL_WAL_RETAIN_DAYS ${walRetainDays} is shorter than GCWAL_RETAIN_DAYS ${retainDays}`,
+      'the WAL window can only extend the backup window: set GCWAL_WAL_RETAIN_DAYS to at least GCWAL_RETAIN_DAYS, or leave it unset',
+    );
   }
   const minutes = (name: string) => (v[name] as number) * 60;
   return {

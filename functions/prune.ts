@@ -70,14 +70,20 @@ export function makePruneHandler(runtime: () => Runtime): (event: IncomingEvent)
       dryRun: rt.config.pruneDryRun,
       deleted: (rt.config.pruneDryRun ? plan.delete : report.deleted).map((o) => ({ key: o.key, reason: o.reason })),
       skipped: report.skipped.map((s) => ({ key: s.object.key, reason: s.why })),
-      deletedBackups: plan.deletedBackups.filter((b) => rt.config.pruneDryRun || plan.delete.some((o) => o.backup === b && o.kind === 'backup' && deletedSet.has(o.key))),
+      deletedBackups: plan.deletedBackups.filter(
+        (b) => rt.config.pruneDryRun || plan.delete.some((o) => o.backup === b && o.kind === 'backup' && deletedSet.has(o.key)),
+      ),
       keptBackups: plan.keptBackups,
       kept: plan.keep.length,
       warnings: plan.warnings,
       time: rt.now().toISOString(),
     };
     await rt.publisher.publishJson(rt.config.eventsTopic, message, { kind: 'pruned', dryRun: String(message.dryRun) });
-    rt.log.log(plan.warnings.length > 0 ? 'WARNING' : 'INFO', `prune ${message.dryRun ? 'would delete' : 'deleted'} ${message.deleted.length} objects (${message.deletedBackups.length} backups), kept ${message.kept}`, { warnings: plan.warnings, skipped: message.skipped.length });
+    rt.log.log(
+      plan.warnings.length > 0 ? 'WARNING' : 'INFO',
+      `prune ${message.dryRun ? 'would delete' : 'deleted'} ${message.deleted.length} objects (${message.deletedBackups.length} backups), kept ${message.kept}`,
+      { warnings: plan.warnings, skipped: message.skipped.length },
+    );
     if (failure !== undefined) throw failure;
     return { status: 'pruned', message };
   };

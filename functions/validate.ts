@@ -10,7 +10,14 @@ import { classifyCatalogueKey } from '../core/catalogue/keys.ts';
 import type { CatalogueEvent, CatalogueHistoryLine } from '../core/catalogue/types.ts';
 import { readRepositoryIdentity, type RepositoryIdentity } from '../core/repository.ts';
 import type { ObjectInfo, Storage } from '../core/storage/types.ts';
-import { checkBackupForVerdicts, validateBackupPart, validateWalObject, recordFactsOf, type ValidationResult, type WalExpectations } from '../core/validate/index.ts';
+import {
+  checkBackupForVerdicts,
+  validateBackupPart,
+  validateWalObject,
+  recordFactsOf,
+  type ValidationResult,
+  type WalExpectations,
+} from '../core/validate/index.ts';
 import type { BackupSummaryForCatalogue } from '../core/catalogue/types.ts';
 import type { PipelineEventMessage } from '../core/alerts/types.ts';
 import { repositoryLocation } from './lib/location.ts';
@@ -50,7 +57,8 @@ export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEve
     const storage = await rt.storage();
     const info = await storage.stat(ev.key);
     if (!info) return ignored(rt, event, `${ev.key} is gone`);
-    if (BigInt(info.generation) !== BigInt(ev.generation)) return ignored(rt, event, `${ev.key} generation ${ev.generation} was replaced by ${info.generation}`);
+    if (BigInt(info.generation) !== BigInt(ev.generation))
+      return ignored(rt, event, `${ev.key} generation ${ev.generation} was replaced by ${info.generation}`);
 
     const started = Date.now();
     identity ??= await readRepositoryIdentity(storage);
@@ -78,7 +86,12 @@ export function makeValidateHandler(runtime: () => Runtime): (event: IncomingEve
     await rt.publisher.publishJson(rt.config.eventsTopic, message, { kind: 'validated', ok: String(result.ok), key: ev.key });
     const warning = typeof result.details?.warning === 'string' ? result.details.warning : undefined;
     if (result.ok && warning) rt.log.log('WARNING', `validated ${ev.key}: ${warning}`, { key: ev.key, generation: ev.generation, durationMs });
-    else rt.log.log(result.ok ? 'INFO' : 'ERROR', result.ok ? `validated ${ev.key}` : `${ev.key} failed validation: ${result.problem}`, { key: ev.key, generation: ev.generation, durationMs });
+    else
+      rt.log.log(result.ok ? 'INFO' : 'ERROR', result.ok ? `validated ${ev.key}` : `${ev.key} failed validation: ${result.problem}`, {
+        key: ev.key,
+        generation: ev.generation,
+        durationMs,
+      });
     return { status: 'validated', key: ev.key, generation: ev.generation, result };
   };
 }
@@ -127,7 +140,8 @@ export function catalogueEvents(ev: StorageObjectEvent, result: ObjectResult, no
   };
   const events: CatalogueEvent[] = [validated];
   // backup.json is catalogued through its verdict; parts and WAL also as arrivals.
-  if (classifyCatalogueKey(ev.key)?.kind !== 'backup-meta') events.unshift({ type: 'finalized', key: ev.key, generation: ev.generation, size: ev.size, created: ev.created });
+  if (classifyCatalogueKey(ev.key)?.kind !== 'backup-meta')
+    events.unshift({ type: 'finalized', key: ev.key, generation: ev.generation, size: ev.size, created: ev.created });
   return events;
 }
 

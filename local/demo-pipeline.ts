@@ -73,7 +73,9 @@ export async function waitUntilValidated(stack: LocalStack, prefix: string, time
   if (!pipeline) throw new Error('the stack runs without the pipeline');
   const started = Date.now();
   for (;;) {
-    const objects = (await listObjects(stack, prefix)).map((o) => ({ key: o.name.slice(prefix.length), generation: o.generation })).filter((o) => CHECKED.test(o.key));
+    const objects = (await listObjects(stack, prefix))
+      .map((o) => ({ key: o.name.slice(prefix.length), generation: o.generation }))
+      .filter((o) => CHECKED.test(o.key));
     const { catalogue } = await pipeline.readCatalogue();
     const states = objects.map((o) => ({ key: o.key, entry: entryOf(catalogue, o.key, o.generation) }));
     const corrupt = states.find((s) => s.entry?.state === 'corrupt');
@@ -82,10 +84,17 @@ export async function waitUntilValidated(stack: LocalStack, prefix: string, time
     if (objects.length > 0 && waiting.length === 0) {
       const wal = objects.filter((o) => o.key.startsWith('wal/')).map((o) => o.key.slice(4));
       const segments = wal.filter((n) => /^[0-9A-F]{24}$/.test(n)).length;
-      return { segments, otherWal: wal.length - segments, parts: objects.filter((o) => o.key.endsWith('.tar')).length, backups: objects.filter((o) => o.key.endsWith('/backup.json')).length, ms: Date.now() - started };
+      return {
+        segments,
+        otherWal: wal.length - segments,
+        parts: objects.filter((o) => o.key.endsWith('.tar')).length,
+        backups: objects.filter((o) => o.key.endsWith('/backup.json')).length,
+        ms: Date.now() - started,
+      };
     }
     if (Date.now() - started > timeoutMs) {
-      const shown = waiting.length > 0 ? `${waiting.length} not valid yet: ${waiting.slice(0, 5).join(', ')}${waiting.length > 5 ? ', ...' : ''}` : 'nothing was archived';
+      const shown =
+        waiting.length > 0 ? `${waiting.length} not valid yet: ${waiting.slice(0, 5).join(', ')}${waiting.length > 5 ? ', ...' : ''}` : 'nothing was archived';
       throw new Error(`the pipeline did not validate the archive within ${timeoutMs / 1000} s (${shown}); its functions' logs are in stack.pipeline.logs()`);
     }
     await sleep(250);
@@ -123,5 +132,8 @@ export async function flipBytes(stack: LocalStack, name: string): Promise<Object
 export async function corruptionAlert(stack: LocalStack, key: string, generation: string, timeoutMs: number): Promise<AlertMessage> {
   const pipeline = stack.pipeline;
   if (!pipeline) throw new Error('the stack runs without the pipeline');
-  return pipeline.nextAlert((a) => a.status === 'open' && a.kind === 'corrupt-object' && a.details.key === key && a.details.generation === generation, timeoutMs);
+  return pipeline.nextAlert(
+    (a) => a.status === 'open' && a.kind === 'corrupt-object' && a.details.key === key && a.details.generation === generation,
+    timeoutMs,
+  );
 }

@@ -45,7 +45,10 @@ async function bucketUsage(stack: LocalStack, prefix: string): Promise<{ files: 
   let bytes = 0;
   let pageToken = '';
   do {
-    const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(prefix)}${pageToken ? `&pageToken=${pageToken}` : ''}`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } });
+    const res = await fetch(
+      `${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(prefix)}${pageToken ? `&pageToken=${pageToken}` : ''}`,
+      { headers: { Authorization: `Bearer ${stack.adminToken()}` } },
+    );
     const body = (await res.json()) as { items?: { size: string }[]; nextPageToken?: string };
     for (const item of body.items ?? []) {
       files++;
@@ -57,7 +60,9 @@ async function bucketUsage(stack: LocalStack, prefix: string): Promise<{ files: 
 }
 
 async function fingerprint(cluster: Cluster): Promise<{ rows: number; md5: string }> {
-  const [r] = await cluster.query<{ rows: string; md5: string }>("SELECT count(*) AS rows, md5(coalesce(string_agg(id || ':' || customer || ':' || amount, ',' ORDER BY id), '')) AS md5 FROM orders");
+  const [r] = await cluster.query<{ rows: string; md5: string }>(
+    "SELECT count(*) AS rows, md5(coalesce(string_agg(id || ':' || customer || ':' || amount, ',' ORDER BY id), '')) AS md5 FROM orders",
+  );
   return { rows: Number(r.rows), md5: r.md5 };
 }
 
@@ -136,7 +141,9 @@ async function main(): Promise<number> {
     step('Keep working after the backup: 5,000 more orders');
     await source.query("INSERT INTO orders (customer, amount) SELECT 'late-' || (g % 13), g / 100.0 FROM generate_series(1, 5000) g");
     const good = await fingerprint(source);
-    const [{ target }] = await source.query<{ target: string }>("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS target");
+    const [{ target }] = await source.query<{ target: string }>(
+      "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS target",
+    );
     say(`${good.rows} orders, fingerprint ${good.md5}`);
     say(`noting the time: ${target}`);
     await sleep(1100);
@@ -148,7 +155,11 @@ async function main(): Promise<number> {
 
     step(`Restore the backup into a new directory, recovering to ${target}`);
     const dest = path.join(work.path, 'restored');
-    const fetched = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', target, '--target-action', 'promote', '--gcwal-command', agent.command], { asUser: 'postgres', env });
+    const fetched = await runGcwal(
+      agent.command,
+      ['backup-fetch', dest, 'LATEST', '--target-time', target, '--target-action', 'promote', '--gcwal-command', agent.command],
+      { asUser: 'postgres', env },
+    );
     if (fetched.code !== 0) throw new Error(`backup-fetch failed (exit ${fetched.code}): ${fetched.stderr}`);
     for (const line of fetched.stdout.trim().split('\n')) say(line);
 

@@ -42,7 +42,16 @@ export const PIPELINE_SUBSCRIPTIONS = Object.freeze({ events: 'gcwal-events-loca
  * Function settings the stack decides (where the repository, the APIs and the
  * topics are); `env` may not override them.
  */
-const STACK_OWNED = new Set(['GCWAL_REPO', 'GCWAL_CATALOGUE_REPO', 'GOOGLE_CLOUD_PROJECT', 'GCWAL_EVENTS_TOPIC', 'GCWAL_ALERTS_TOPIC', 'GCWAL_GCS_ENDPOINT', 'STORAGE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST']);
+const STACK_OWNED = new Set([
+  'GCWAL_REPO',
+  'GCWAL_CATALOGUE_REPO',
+  'GOOGLE_CLOUD_PROJECT',
+  'GCWAL_EVENTS_TOPIC',
+  'GCWAL_ALERTS_TOPIC',
+  'GCWAL_GCS_ENDPOINT',
+  'STORAGE_EMULATOR_HOST',
+  'PUBSUB_EMULATOR_HOST',
+]);
 
 /** How to run the pipeline. */
 export interface PipelineOptions {
@@ -152,7 +161,8 @@ export function pipelineSettings(options: PipelineOptions): Record<string, strin
   if (options.walRetainDays !== undefined) settings.GCWAL_WAL_RETAIN_DAYS = String(options.walRetainDays);
   if (options.pruneDryRun !== undefined) settings.GCWAL_PRUNE_DRY_RUN = String(options.pruneDryRun);
   for (const [name, value] of Object.entries(options.env ?? {})) {
-    if (!known.has(name)) throw new UsageError(`${name} is not a setting of the functions`, `use one of ${[...known].filter((n) => !STACK_OWNED.has(n)).join(', ')}`);
+    if (!known.has(name))
+      throw new UsageError(`${name} is not a setting of the functions`, `use one of ${[...known].filter((n) => !STACK_OWNED.has(n)).join(', ')}`);
     if (STACK_OWNED.has(name)) throw new UsageError(`${name} is set by the local stack`, 'leave it out of the pipeline env');
     settings[name] = value;
   }
@@ -183,7 +193,11 @@ export async function startPipeline(host: PipelineHost, options: PipelineOptions
     // The functions' env names the emulator's port, so it starts first.
     const pubsub = await startPubSubEmulator({ projectId: host.projectId, ...(options.toolEnv ? { env: options.toolEnv } : {}) }).catch((err: Error) => {
       if ((err.cause as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT') throw err;
-      throw new UsageError('cannot run gcloud for the pub/sub emulator: it is not on PATH', `install the Google Cloud CLI with its pubsub-emulator component and a Java runtime, ${WITHOUT}`, { cause: err });
+      throw new UsageError(
+        'cannot run gcloud for the pub/sub emulator: it is not on PATH',
+        `install the Google Cloud CLI with its pubsub-emulator component and a Java runtime, ${WITHOUT}`,
+        { cause: err },
+      );
     });
     cleanups.push(() => pubsub.close());
     const functionEnv: Record<string, string> = {
@@ -198,11 +212,16 @@ export async function startPipeline(host: PipelineHost, options: PipelineOptions
       ...settings,
       GCE_METADATA_HOST: metadata.host,
     };
-    const started = await Promise.allSettled(PIPELINE_FUNCTIONS.map((target) => startFunction({ source, target, signatureType: 'cloudevent', env: functionEnv })));
+    const started = await Promise.allSettled(
+      PIPELINE_FUNCTIONS.map((target) => startFunction({ source, target, signatureType: 'cloudevent', env: functionEnv })),
+    );
     for (const result of started) if (result.status === 'fulfilled') cleanups.push(() => result.value.close());
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) throw (failed as PromiseRejectedResult).reason;
-    const functions = Object.fromEntries(PIPELINE_FUNCTIONS.map((name, i) => [name, (started[i] as PromiseFulfilledResult<RunningFunction>).value])) as Record<PipelineFunction, RunningFunction>;
+    const functions = Object.fromEntries(PIPELINE_FUNCTIONS.map((name, i) => [name, (started[i] as PromiseFulfilledResult<RunningFunction>).value])) as Record<
+      PipelineFunction,
+      RunningFunction
+    >;
 
     await Promise.all(Object.values(PIPELINE_TOPICS).map((topic) => pubsub.createTopic(topic)));
     const subscriptions = {
@@ -210,7 +229,11 @@ export async function startPipeline(host: PipelineHost, options: PipelineOptions
       alerts: await pubsub.createPullSubscription(PIPELINE_SUBSCRIPTIONS.alerts, PIPELINE_TOPICS.alerts),
     };
     for (const target of ['prune', 'watchdog'] as const) {
-      await pubsub.createPushSubscription(`${PIPELINE_TOPICS[target]}-push`, PIPELINE_TOPICS[target], pubsubPushEndpoint(functions[target].url, host.projectId, PIPELINE_TOPICS[target]));
+      await pubsub.createPushSubscription(
+        `${PIPELINE_TOPICS[target]}-push`,
+        PIPELINE_TOPICS[target],
+        pubsubPushEndpoint(functions[target].url, host.projectId, PIPELINE_TOPICS[target]),
+      );
     }
 
     const alertInbox: Inbox<AlertMessage> = openInbox(pubsub.clientOptions, PIPELINE_SUBSCRIPTIONS.alerts);
@@ -258,7 +281,8 @@ export async function startPipeline(host: PipelineHost, options: PipelineOptions
 /** The key prefix of `repo` in its bucket: empty or ending in `/`. */
 function repoPrefix(repo: string, bucket: string): string {
   const base = `gs://${bucket}`;
-  if (repo !== base && !repo.startsWith(`${base}/`)) throw new UsageError(`the pipeline watches ${repo}, which is not in bucket ${bucket}`, `use a gs://${bucket}/... repository`);
+  if (repo !== base && !repo.startsWith(`${base}/`))
+    throw new UsageError(`the pipeline watches ${repo}, which is not in bucket ${bucket}`, `use a gs://${bucket}/... repository`);
   const rest = repo.slice(base.length).replace(/^\/+|\/+$/g, '');
   return rest ? `${rest}/` : '';
 }

@@ -94,7 +94,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   // Checked before anything starts, like the bucket name.
   if (options.pipeline) pipelineSettings(options.pipeline);
   if (!/^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$/.test(bucket)) {
-    throw new UsageError(`invalid bucket name "${bucket}"`, 'bucket names are 3-63 lowercase letters, digits, dashes, underscores and dots, starting and ending with a letter or digit');
+    throw new UsageError(
+      `invalid bucket name "${bucket}"`,
+      'bucket names are 3-63 lowercase letters, digits, dashes, underscores and dots, starting and ending with a letter or digit',
+    );
   }
 
   const ownsDir = options.dir === undefined;
@@ -138,7 +141,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
     let pipeline: LocalPipeline | undefined;
     if (options.pipeline) {
-      pipeline = await startPipeline({ emulator, authority, bucket, projectId, repo: env.GCWAL_REPO, events: options.events ?? [], adminToken }, options.pipeline);
+      pipeline = await startPipeline(
+        { emulator, authority, bucket, projectId, repo: env.GCWAL_REPO, events: options.events ?? [], adminToken },
+        options.pipeline,
+      );
       cleanups.push(() => pipeline!.close());
       env.PUBSUB_EMULATOR_HOST = pipeline.pubsubHost;
     }

@@ -87,10 +87,7 @@ const INSTALLED_WITH = { 'google-auth-library': '@google-cloud/storage' };
 const OPTIONAL_ABSENT = ['pg-native'];
 
 /** Same `require` shim as scripts/build.mjs: CommonJS code bundled into an ES module needs one. */
-const BANNER = [
-  "import { createRequire as __gcwalCreateRequire } from 'node:module';",
-  'const require = __gcwalCreateRequire(import.meta.url);',
-].join('\n');
+const BANNER = ["import { createRequire as __gcwalCreateRequire } from 'node:module';", 'const require = __gcwalCreateRequire(import.meta.url);'].join('\n');
 
 const { values } = parseArgs({
   options: {
@@ -111,7 +108,9 @@ const outdir = path.resolve(root, values.outdir);
 
 const missing = FUNCTION_NAMES.filter((name) => !existsSync(path.join(src, `${name}.ts`)));
 if (missing.length > 0) {
-  process.stderr.write(`build-functions: ${missing.map((name) => path.relative(root, path.join(src, `${name}.ts`))).join(', ')} missing (each function is one file registering cloudEvent('<name>', ...))\n`);
+  process.stderr.write(
+    `build-functions: ${missing.map((name) => path.relative(root, path.join(src, `${name}.ts`))).join(', ')} missing (each function is one file registering cloudEvent('<name>', ...))\n`,
+  );
   process.exit(1);
 }
 
@@ -133,7 +132,8 @@ function lockedVersion(name) {
  */
 function runtimePackages(code) {
   const found = new Set();
-  const pattern = /(?:\brequire\d*(?:\.resolve)?|\bimport(?:\.meta\.resolve)?|\bcreateRequire\d*\([^()]*(?:\([^()]*\))?[^()]*\))\s*\(\s*(['"])([^'"\n]+)\1|\bfrom\s*(['"])([^'"\n]+)\3/g;
+  const pattern =
+    /(?:\brequire\d*(?:\.resolve)?|\bimport(?:\.meta\.resolve)?|\bcreateRequire\d*\([^()]*(?:\([^()]*\))?[^()]*\))\s*\(\s*(['"])([^'"\n]+)\1|\bfrom\s*(['"])([^'"\n]+)\3/g;
   for (const m of code.matchAll(pattern)) {
     const spec = m[2] ?? m[4];
     if (spec.startsWith('.') || spec.startsWith('/') || spec.startsWith('node:') || isBuiltin(spec)) continue;
@@ -184,7 +184,9 @@ try {
     const code = await bundle(path.join(src, `${name}.ts`), path.join(outdir, name, 'index.mjs'));
     const text = Buffer.from(code).toString('utf8');
     const referenced = runtimePackages(text);
-    const unknown = [...referenced].filter((pkg) => !EXTERNAL_PACKAGES.includes(pkg) && !OPTIONAL_ABSENT.includes(pkg) && !referenced.has(INSTALLED_WITH[pkg] ?? ''));
+    const unknown = [...referenced].filter(
+      (pkg) => !EXTERNAL_PACKAGES.includes(pkg) && !OPTIONAL_ABSENT.includes(pkg) && !referenced.has(INSTALLED_WITH[pkg] ?? ''),
+    );
     if (unknown.length > 0) {
       // Left in the bundle by a bundled package's dynamic require (an
       // optional feature); not installed in the function, so it must stay

@@ -61,10 +61,7 @@ const OPTIONAL_ABSENT = ['pg-native'];
  * ESM sources commonly declare themselves (a banner copy would then be a
  * duplicate declaration, a SyntaxError at load).
  */
-const BANNER = [
-  "import { createRequire as __gcwalCreateRequire } from 'node:module';",
-  'const require = __gcwalCreateRequire(import.meta.url);',
-].join('\n');
+const BANNER = ["import { createRequire as __gcwalCreateRequire } from 'node:module';", 'const require = __gcwalCreateRequire(import.meta.url);'].join('\n');
 
 /** The single-file CommonJS bundle of agent/wal/cli.ts, beside gcwal.mjs; the launcher runs it for wal-push and wal-fetch. */
 const WAL_BUNDLE = 'gcwal-wal.cjs';
@@ -156,7 +153,13 @@ await rm(`${walOutfile}.map`, { force: true });
 await rm(path.join(outdir, LZOP_WORKER), { force: true });
 try {
   const wal = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'agent/wal/cli.ts')], outfile: walOutfile });
-  const worker = await esbuild.build({ ...COMMON_CJS, entryPoints: [path.join(root, 'core/codec/lzo/worker.ts')], outfile: path.join(outdir, LZOP_WORKER), sourcemap: false, metafile: false });
+  const worker = await esbuild.build({
+    ...COMMON_CJS,
+    entryPoints: [path.join(root, 'core/codec/lzo/worker.ts')],
+    outfile: path.join(outdir, LZOP_WORKER),
+    sourcemap: false,
+    metafile: false,
+  });
   if (wal.warnings.length > 0 || worker.warnings.length > 0) {
     process.stderr.write(`build: ${WAL_BUNDLE} and ${LZOP_WORKER} must build without warnings (import.meta left in CommonJS would be undefined at run time)\n`);
     process.exit(1);

@@ -41,7 +41,21 @@ const config = parseYaml(text) as BuildConfig;
 const packageJson = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 
 /** Cloud Build's built-in substitutions that this file may use. */
-const BUILT_IN = new Set(['PROJECT_ID', 'PROJECT_NUMBER', 'BUILD_ID', 'LOCATION', 'TRIGGER_NAME', 'COMMIT_SHA', 'SHORT_SHA', 'REVISION_ID', 'BRANCH_NAME', 'TAG_NAME', 'REPO_NAME', 'REPO_FULL_NAME', 'SERVICE_ACCOUNT_EMAIL']);
+const BUILT_IN = new Set([
+  'PROJECT_ID',
+  'PROJECT_NUMBER',
+  'BUILD_ID',
+  'LOCATION',
+  'TRIGGER_NAME',
+  'COMMIT_SHA',
+  'SHORT_SHA',
+  'REVISION_ID',
+  'BRANCH_NAME',
+  'TAG_NAME',
+  'REPO_NAME',
+  'REPO_FULL_NAME',
+  'SERVICE_ACCOUNT_EMAIL',
+]);
 
 /** Everything a step runs, as one text: entrypoint, args and env. */
 const stepText = (step: Step) => [step.entrypoint ?? '', ...(step.args ?? []), ...(step.env ?? [])].join('\n');
@@ -50,7 +64,10 @@ const stepById = (id: string) => config.steps.find((step) => step.id === id);
 test('cloudbuild.yaml is a build config: steps with an image each, unique ids, a timeout', (t) => {
   t.true(Array.isArray(config.steps) && config.steps.length > 0);
   const ids = config.steps.map((step) => step.id);
-  t.true(ids.every((id) => typeof id === 'string' && id !== ''), 'every step has an id');
+  t.true(
+    ids.every((id) => typeof id === 'string' && id !== ''),
+    'every step has an id',
+  );
   t.is(new Set(ids).size, ids.length, 'ids are unique');
   for (const step of config.steps) {
     t.is(typeof step.name, 'string', `${step.id}: name (the image)`);
@@ -65,7 +82,10 @@ test('the steps install, type-check, test, bundle, pack, upload and deploy, in t
   const ids = config.steps.map((step) => step.id!);
   const positions = order.map((id) => ids.indexOf(id));
   t.false(positions.includes(-1), `missing steps: ${order.filter((id) => !ids.includes(id)).join(', ')}`);
-  t.deepEqual(positions, [...positions].sort((a, b) => a - b));
+  t.deepEqual(
+    positions,
+    [...positions].sort((a, b) => a - b),
+  );
   t.deepEqual(stepById('npm-ci')!.args, ['ci', '--no-audit', '--no-fund']);
   t.regex(stepText(stepById('test')!), /\.ci\/run/);
   t.regex(stepText(stepById('test')!), /google-cloud-cli-pubsub-emulator/);
@@ -121,9 +141,15 @@ test('the terraform steps run in terraform/ with Terraform 1.5 or later', (t) =>
 });
 
 /** A shell glob (only `*`) as a RegExp over a path relative to the repository. */
-const globToRegExp = (glob: string) => new RegExp(`^${glob.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('[^/]*')}$`);
+const globToRegExp = (glob: string) =>
+  new RegExp(
+    `^${glob
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('[^/]*')}$`,
+  );
 
-test('the function sources it uploads are the bundles the functions\' Terraform deploys', async (t) => {
+test("the function sources it uploads are the bundles the functions' Terraform deploys", async (t) => {
   const root = await loadModule(TERRAFORM_DIR);
   const pipeline = await loadModule(path.join(TERRAFORM_DIR, 'modules', 'pipeline'));
   // terraform/: source_dir = coalesce(var.function_source_dir, "${path.module}/../dist/functions"), not overridden by the build
@@ -132,14 +158,18 @@ test('the function sources it uploads are the bundles the functions\' Terraform 
   t.truthy(m, `unexpected source_dir ${String(call.source_dir)}`);
   const deployDir = path.relative(ROOT, path.resolve(TERRAFORM_DIR, m![1]));
   t.is(deployDir, path.join('dist', 'functions'));
-  for (const id of ['terraform-plan', 'terraform-apply']) t.notRegex(stepText(stepById(id)!), /function_source_dir/, `${id} must deploy the default dist/functions`);
+  for (const id of ['terraform-plan', 'terraform-apply'])
+    t.notRegex(stepText(stepById(id)!), /function_source_dir/, `${id} must deploy the default dist/functions`);
   t.is((pipeline.resources.get('google_storage_bucket_object.source') as Body).source, '${var.source_dir}/${each.key}.zip');
 
   const uploaded = [...stepText(stepById('upload-function-sources')!).matchAll(/(?:^|\s)(dist\/functions\/\S+\.zip)(?=\s|$)/g)].map((u) => u[1]);
   t.deepEqual(uploaded, ['dist/functions/*.zip']);
   for (const name of Object.keys(pipeline.locals.get('functions') as Body)) {
     const deployed = path.posix.join(deployDir.split(path.sep).join('/'), `${name}.zip`);
-    t.true(uploaded.some((glob) => globToRegExp(glob).test(deployed)), `${deployed} is deployed but not uploaded`);
+    t.true(
+      uploaded.some((glob) => globToRegExp(glob).test(deployed)),
+      `${deployed} is deployed but not uploaded`,
+    );
   }
 
   // and the build step writes them there: the script it runs calls build-functions.mjs, whose default output directory that is

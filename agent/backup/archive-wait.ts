@@ -86,14 +86,21 @@ export function describeArchiver(status: ArchiverStatus | undefined): string {
  * waits: the standby cannot switch segments, so the last one comes only when
  * the primary leaves it.
  */
-export const STANDBY_WAIT_NOTE = 'on a standby the last segment is archived only once the primary switches wal segments (archive_timeout there), or set GCWAL_PRIMARY_CONNINFO so that backup-push switches it';
+export const STANDBY_WAIT_NOTE =
+  'on a standby the last segment is archived only once the primary switches wal segments (archive_timeout there), or set GCWAL_PRIMARY_CONNINFO so that backup-push switches it';
 
 /**
  * The error backup-push fails with when its WAL did not reach the repository
  * in time. `standby`: false on a primary, else whether backup-push could
  * reach the primary (GCWAL_PRIMARY_CONNINFO) to switch its segment.
  */
-export function walNotArchivedError(what: { backup: string; missing: readonly string[]; timeoutSeconds: number; archiver: ArchiverStatus | undefined; standby: false | { primaryConninfo: boolean } }): WalNotArchivedError {
+export function walNotArchivedError(what: {
+  backup: string;
+  missing: readonly string[];
+  timeoutSeconds: number;
+  archiver: ArchiverStatus | undefined;
+  standby: false | { primaryConninfo: boolean };
+}): WalNotArchivedError {
   const more = what.missing.length > 1 ? ` and ${what.missing.length - 1} later segment${what.missing.length > 2 ? 's' : ''}` : '';
   const message = `wal ${what.missing[0]}${more} that backup ${what.backup} needs is not in the repository: none of it arrived for ${what.timeoutSeconds} s; ${describeArchiver(what.archiver)}; no backup was recorded`;
   const slow = 'raise GCWAL_ARCHIVE_TIMEOUT if archiving is only slow';

@@ -23,7 +23,10 @@ import { writePart, type PartWriterOptions, type WrittenPart } from './tar-parts
 export async function adoptStoredPart(plan: PlannedPart, options: PartWriterOptions): Promise<WrittenPart> {
   const existing = await options.storage.stat(options.key, { signal: options.signal });
   const rebuilt = await writePart(plan, { ...options, storage: measuringSink(options.storage.url), onProgress: undefined });
-  const ours = { raw: { size: rebuilt.part.rawSize, crc32c: rebuilt.part.rawCrc32c }, stored: { size: rebuilt.part.storedSize, crc32c: rebuilt.part.storedCrc32c } };
+  const ours = {
+    raw: { size: rebuilt.part.rawSize, crc32c: rebuilt.part.rawCrc32c },
+    stored: { size: rebuilt.part.storedSize, crc32c: rebuilt.part.storedCrc32c },
+  };
   if (!existing || !(await holdsSameContent(options.storage, existing, ours, { signal: options.signal }))) {
     throw new ConflictError(
       `part ${plan.index} is already stored at ${options.key} with other content than this backup's`,
@@ -46,11 +49,16 @@ function measuringSink(url: string): Storage {
     delete: none,
     async write(key: string, source: Readable, options: WriteOptions = {}): Promise<ObjectInfo> {
       const meter = new ChecksumMeter();
-      await pipeline(source, meter, async (measured: AsyncIterable<Buffer>) => {
-        for await (const _ of measured) {
-          // counted on the way
-        }
-      }, { signal: options.signal });
+      await pipeline(
+        source,
+        meter,
+        async (measured: AsyncIterable<Buffer>) => {
+          for await (const _ of measured) {
+            // counted on the way
+          }
+        },
+        { signal: options.signal },
+      );
       return { key, size: meter.bytes, crc32c: meter.base64, metadata: options.metadata ?? {}, created: new Date(), generation: '0' };
     },
   };

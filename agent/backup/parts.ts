@@ -100,8 +100,18 @@ export async function writeParts(plans: readonly PlannedPart[], options: PartsOp
     results[plan.index] = written ?? (await adoptStoredPart(plan, { ...options, signal: controller.signal, key }));
   };
   try {
-    await runPool(plans.filter((p) => !p.last), options.concurrency, controller, one);
-    await runPool(plans.filter((p) => p.last), 1, controller, one);
+    await runPool(
+      plans.filter((p) => !p.last),
+      options.concurrency,
+      controller,
+      one,
+    );
+    await runPool(
+      plans.filter((p) => p.last),
+      1,
+      controller,
+      one,
+    );
   } finally {
     options.signal.removeEventListener('abort', onAbort);
   }

@@ -59,7 +59,15 @@ export function shortVersion(serverVersion: string): string {
  * (reading data_directory needs a superuser or pg_read_all_settings).
  */
 export async function readClusterInfo(client: pg.Client): Promise<ClusterInfo> {
-  const [row] = await pgQuery<{ version_num: string; version: string; system_identifier: string; wal_segment_size: string; data_directory: string; in_recovery: boolean; archive_mode: string }>(
+  const [row] = await pgQuery<{
+    version_num: string;
+    version: string;
+    system_identifier: string;
+    wal_segment_size: string;
+    data_directory: string;
+    in_recovery: boolean;
+    archive_mode: string;
+  }>(
     client,
     'reading the server settings',
     `SELECT current_setting('server_version_num') AS version_num,
@@ -108,9 +116,10 @@ export async function startBackup(client: pg.Client, versionNum: number, label: 
  * segment is handed to archive_command at once.
  */
 export async function stopBackup(client: pg.Client, versionNum: number, waitForArchive: boolean): Promise<BackupStop> {
-  const sql = versionNum >= 150000
-    ? 'SELECT lsn::text AS lsn, labelfile, spcmapfile FROM pg_backup_stop($1)'
-    : 'SELECT lsn::text AS lsn, labelfile, spcmapfile FROM pg_stop_backup(false, $1)';
+  const sql =
+    versionNum >= 150000
+      ? 'SELECT lsn::text AS lsn, labelfile, spcmapfile FROM pg_backup_stop($1)'
+      : 'SELECT lsn::text AS lsn, labelfile, spcmapfile FROM pg_stop_backup(false, $1)';
   const [row] = await pgQuery<{ lsn: string; labelfile: string | null; spcmapfile: string | null }>(client, 'stopping the backup', sql, [waitForArchive]);
   return { lsn: parseLsn(row.lsn), backupLabel: row.labelfile ?? '', tablespaceMap: row.spcmapfile ?? '' };
 }
@@ -127,7 +136,14 @@ export interface ArchiverStatus {
 
 /** Read pg_stat_archiver. Throws PostgresError when the query fails. */
 export async function readArchiverStatus(client: pg.Client): Promise<ArchiverStatus> {
-  const [row] = await pgQuery<{ archived_count: string; last_archived_wal: string | null; last_archived_time: Date | null; failed_count: string; last_failed_wal: string | null; last_failed_time: Date | null }>(
+  const [row] = await pgQuery<{
+    archived_count: string;
+    last_archived_wal: string | null;
+    last_archived_time: Date | null;
+    failed_count: string;
+    last_failed_wal: string | null;
+    last_failed_time: Date | null;
+  }>(
     client,
     'reading pg_stat_archiver',
     'SELECT archived_count::text, last_archived_wal, last_archived_time, failed_count::text, last_failed_wal, last_failed_time FROM pg_stat_archiver',
@@ -158,7 +174,11 @@ export interface LabelStart {
  */
 export function parseBackupLabel(label: string): LabelStart {
   const m = /^START WAL LOCATION: ([0-9A-F]+\/[0-9A-F]+) \(file ([0-9A-F]{24})\)$/m.exec(label);
-  if (!m) throw new InvalidInputError('backup label from the server has no START WAL LOCATION line', 'this is a bug in gcwal or an unsupported PostgreSQL version; please report it');
+  if (!m)
+    throw new InvalidInputError(
+      'backup label from the server has no START WAL LOCATION line',
+      'this is a bug in gcwal or an unsupported PostgreSQL version; please report it',
+    );
   const t = /^START TIMELINE: (\d+)$/m.exec(label);
   return { lsn: parseLsn(m[1]), walFile: m[2], timeline: t ? Number(t[1]) : undefined };
 }

@@ -27,11 +27,21 @@ async function connectPrimary(o: PrimaryOptions): Promise<PgSession> {
   try {
     return await connectPostgres(
       { host: p.hostaddr ?? p.host, port: p.port, user: p.user, database: p.database, password: p.password, passfile: p.passfile ?? o.passfile },
-      { applicationName: 'gcwal backup-push', signal: o.signal, warn: (m) => o.log.warn(m), tls: await tlsOptionsFor(p), connectTimeoutSeconds: p.connectTimeoutSeconds },
+      {
+        applicationName: 'gcwal backup-push',
+        signal: o.signal,
+        warn: (m) => o.log.warn(m),
+        tls: await tlsOptionsFor(p),
+        connectTimeoutSeconds: p.connectTimeoutSeconds,
+      },
     );
   } catch (err) {
     if (!(err instanceof PostgresError)) throw err;
-    throw new PostgresError(`GCWAL_PRIMARY_CONNINFO: ${err.message}`, 'check the primary\'s connection string (host, port, user, dbname; the password in ~/.pgpass) and its pg_hba.conf', { cause: err });
+    throw new PostgresError(
+      `GCWAL_PRIMARY_CONNINFO: ${err.message}`,
+      "check the primary's connection string (host, port, user, dbname; the password in ~/.pgpass) and its pg_hba.conf",
+      { cause: err },
+    );
   }
 }
 
@@ -47,19 +57,28 @@ export async function checkPrimary(o: PrimaryOptions, systemIdentifier: string):
   try {
     const [row] = await pgQuery<{ in_recovery: boolean; system_identifier: string; may_switch: boolean }>(
       client,
-      'reading the primary\'s state',
+      "reading the primary's state",
       `SELECT pg_is_in_recovery() AS in_recovery,
               (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
               has_function_privilege('pg_switch_wal()', 'EXECUTE') AS may_switch`,
     );
     if (row.in_recovery) {
-      throw new UsageError(`GCWAL_PRIMARY_CONNINFO reaches ${where}, which is in recovery too: only the primary can switch wal segments`, 'point GCWAL_PRIMARY_CONNINFO at the primary');
+      throw new UsageError(
+        `GCWAL_PRIMARY_CONNINFO reaches ${where}, which is in recovery too: only the primary can switch wal segments`,
+        'point GCWAL_PRIMARY_CONNINFO at the primary',
+      );
     }
     if (row.system_identifier !== systemIdentifier) {
-      throw new ClusterMismatchError(`GCWAL_PRIMARY_CONNINFO reaches ${where}, a server of cluster ${row.system_identifier}, not of this standby's cluster ${systemIdentifier}`, 'point GCWAL_PRIMARY_CONNINFO at this standby\'s primary');
+      throw new ClusterMismatchError(
+        `GCWAL_PRIMARY_CONNINFO reaches ${where}, a server of cluster ${row.system_identifier}, not of this standby's cluster ${systemIdentifier}`,
+        "point GCWAL_PRIMARY_CONNINFO at this standby's primary",
+      );
     }
     if (!row.may_switch) {
-      throw new PostgresError(`GCWAL_PRIMARY_CONNINFO: the role on the primary at ${where} may not run pg_switch_wal()`, 'connect as a superuser, or GRANT EXECUTE ON FUNCTION pg_switch_wal() TO the role on the primary');
+      throw new PostgresError(
+        `GCWAL_PRIMARY_CONNINFO: the role on the primary at ${where} may not run pg_switch_wal()`,
+        'connect as a superuser, or GRANT EXECUTE ON FUNCTION pg_switch_wal() TO the role on the primary',
+      );
     }
     return where;
   } finally {

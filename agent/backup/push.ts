@@ -60,14 +60,20 @@ async function checkDataDirectory(given: string, serverDir: string): Promise<str
   try {
     mine = await fs.realpath(given);
   } catch (err) {
-    throw new UsageError(`data directory ${given} does not exist or is not readable (${(err as NodeJS.ErrnoException).code})`, 'pass the data directory of the running server (SHOW data_directory)');
+    throw new UsageError(
+      `data directory ${given} does not exist or is not readable (${(err as NodeJS.ErrnoException).code})`,
+      'pass the data directory of the running server (SHOW data_directory)',
+    );
   }
   const theirs = await fs.realpath(serverDir).catch(() => undefined);
   if (theirs === undefined) {
     throw new UsageError(`the server's data directory ${serverDir} is not on this host`, 'run backup-push on the database host, connected to the local server');
   }
   if (mine !== theirs) {
-    throw new UsageError(`${given} is not the data directory of the server at PGHOST/PGPORT, which is ${serverDir}`, 'pass the server\'s data directory, or point PGHOST/PGPORT at the server that runs on this one');
+    throw new UsageError(
+      `${given} is not the data directory of the server at PGHOST/PGPORT, which is ${serverDir}`,
+      "pass the server's data directory, or point PGHOST/PGPORT at the server that runs on this one",
+    );
   }
   return mine;
 }
@@ -87,7 +93,7 @@ async function folderInUse(storage: Storage, name: string, signal?: AbortSignal)
 export async function chooseBackupName(storage: Storage, startSegment: string, startLsn: bigint, signal?: AbortSignal): Promise<string> {
   const plain = backupName(startSegment);
   if (!(await folderInUse(storage, plain, signal))) return plain;
-  const suffixed = `${plain}_${(startLsn & 0xFFFF_FFFFn).toString(16).toUpperCase().padStart(8, '0')}`;
+  const suffixed = `${plain}_${(startLsn & 0xffff_ffffn).toString(16).toUpperCase().padStart(8, '0')}`;
   if (!(await folderInUse(storage, suffixed, signal))) return suffixed;
   throw new ConflictError(`backup folders ${plain} and ${suffixed} are both in use`, 'wait for the other backup-push to finish, then run it again');
 }
@@ -172,21 +178,38 @@ async function primaryFor(info: ClusterInfo, options: PushOptions): Promise<Prim
  * the missing ones arrived for `timeoutSeconds`. The backup is already
  * stopped: the server is not in backup mode while this waits.
  */
-async function awaitArchived(client: pg.Client, info: ClusterInfo, name: string, needed: readonly string[], timeoutSeconds: number, options: PushOptions): Promise<void> {
+async function awaitArchived(
+  client: pg.Client,
+  info: ClusterInfo,
+  name: string,
+  needed: readonly string[],
+  timeoutSeconds: number,
+  options: PushOptions,
+): Promise<void> {
   const { log, signal, storage } = options;
   // Without the primary's connection the stop segment waits for the primary to leave it.
   const standbyNote = info.inRecovery && !options.primary ? `; ${STANDBY_WAIT_NOTE}` : '';
   const missing = await waitForWal(storage, needed, {
     timeoutMs: timeoutSeconds * 1000,
     signal,
-    onWaiting: (m) => log.info(`waiting for ${m.length === 1 ? `wal ${m[0]}` : `${m.length} wal segments, ${m[0]} to ${m[m.length - 1]},`} to reach the repository${standbyNote}`, { timeoutSeconds }),
+    onWaiting: (m) =>
+      log.info(
+        `waiting for ${m.length === 1 ? `wal ${m[0]}` : `${m.length} wal segments, ${m[0]} to ${m[m.length - 1]},`} to reach the repository${standbyNote}`,
+        { timeoutSeconds },
+      ),
   });
   if (missing.length === 0) return;
   const archiver = await readArchiverStatus(client).catch((err) => {
     log.debug('could not read pg_stat_archiver', { error: (err as Error).message });
     return undefined;
   });
-  throw walNotArchivedError({ backup: name, missing, timeoutSeconds, archiver, standby: info.inRecovery ? { primaryConninfo: options.primary !== undefined } : false });
+  throw walNotArchivedError({
+    backup: name,
+    missing,
+    timeoutSeconds,
+    archiver,
+    standby: info.inRecovery ? { primaryConninfo: options.primary !== undefined } : false,
+  });
 }
 
 /**
@@ -275,11 +298,17 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
         gcwalVersion: options.version,
       };
       // A write whose answer was lost and whose retry meets backup.json itself is done.
-      await writeOnce(storage, backupMetaKey(name), () => [Buffer.from(serializeBackupMeta(meta))], { signal, contentType: 'application/json', metadata: { [Meta.codec]: 'none' } });
+      await writeOnce(storage, backupMetaKey(name), () => [Buffer.from(serializeBackupMeta(meta))], {
+        signal,
+        contentType: 'application/json',
+        metadata: { [Meta.codec]: 'none' },
+      });
       return meta;
     } catch (err) {
       if (!stopped) {
-        await stopBackup(client, info.versionNum, false).catch((stopErr) => log.debug('could not stop the backup after the failure; the server aborts it when the session ends', { error: (stopErr as Error).message }));
+        await stopBackup(client, info.versionNum, false).catch((stopErr) =>
+          log.debug('could not stop the backup after the failure; the server aborts it when the session ends', { error: (stopErr as Error).message }),
+        );
       }
       throw err;
     }
@@ -288,7 +317,13 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
     // Whatever failed first (a query on the closed session, an aborted
     // upload) is only a symptom: report the interruption itself.
     const why = signal.reason instanceof Error ? signal.reason.message : 'cancelled';
-    throw new GcwalError('interrupted', `backup-push ${why}: no backup was recorded`, 'run gcwal backup-push again; parts already uploaded stay invisible', ExitCode.interrupted, { cause: err });
+    throw new GcwalError(
+      'interrupted',
+      `backup-push ${why}: no backup was recorded`,
+      'run gcwal backup-push again; parts already uploaded stay invisible',
+      ExitCode.interrupted,
+      { cause: err },
+    );
   } finally {
     signal.removeEventListener('abort', onAbort);
     await client.end().catch(() => {});

@@ -57,8 +57,14 @@ function drained(sink: Sink, pack: Pack, signal: AbortSignal): Promise<void> {
       pack.off('close', onClose);
       signal.removeEventListener('abort', onClose);
     };
-    const onDrain = () => { cleanup(); resolve(); };
-    const onClose = () => { cleanup(); reject(signal.reason ?? new Error('tar stream closed')); };
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onClose = () => {
+      cleanup();
+      reject(signal.reason ?? new Error('tar stream closed'));
+    };
     sink.on('drain', onDrain);
     sink.on('close', onClose);
     pack.on('close', onClose);
@@ -90,7 +96,11 @@ async function openIfPresent(entry: WalkEntry): Promise<FileHandle | undefined> 
     return await fs.open(entry.source, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new InvalidInputError(`cannot open ${entry.source}: ${(err as NodeJS.ErrnoException).code}`, 'run gcwal as the postgres OS user (or root) on the database host', { cause: err });
+    throw new InvalidInputError(
+      `cannot open ${entry.source}: ${(err as NodeJS.ErrnoException).code}`,
+      'run gcwal as the postgres OS user (or root) on the database host',
+      { cause: err },
+    );
   }
 }
 
@@ -132,7 +142,11 @@ async function addFile(pack: Pack, entry: WalkEntry, partIndex: number, options:
           try {
             next = await chunks.next();
           } catch (err) {
-            throw new InvalidInputError(`cannot read ${entry.source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'check the disk and the file permissions', { cause: err });
+            throw new InvalidInputError(
+              `cannot read ${entry.source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+              'check the disk and the file permissions',
+              { cause: err },
+            );
           }
           if (next.done) break;
           sum(next.value);
@@ -154,7 +168,15 @@ async function addFile(pack: Pack, entry: WalkEntry, partIndex: number, options:
     sink.end(undefined); // streamx types end() with a required argument
     await done;
     options.onProgress?.(0, 1);
-    const line: ManifestEntry = { path: entry.path, type: 'file', size, crc32c: crc32cBase64(blocks ? blocks.finish() : crc), part: partIndex, mode: entry.mode, mtime: st.mtime.toISOString() };
+    const line: ManifestEntry = {
+      path: entry.path,
+      type: 'file',
+      size,
+      crc32c: crc32cBase64(blocks ? blocks.finish() : crc),
+      part: partIndex,
+      mode: entry.mode,
+      mtime: st.mtime.toISOString(),
+    };
     if (blocks) Object.assign(line, { blockSize: blocks.blockSize, blocks: blocks.toBase64() });
     return line;
   } finally {

@@ -189,10 +189,19 @@ async function walkDir(w: Walker, relDir: string, absDir: string): Promise<void>
     const skip = (reason: string, level: SkipLevel = 'debug') => w.options.onSkip?.(relPath, reason, level);
 
     const nameReason = excludedNameReason(name);
-    if (nameReason) { skip(nameReason); continue; }
+    if (nameReason) {
+      skip(nameReason);
+      continue;
+    }
     const relReason = isDbDir ? excludedRelationReason(name, names) : undefined;
-    if (relReason) { skip(relReason); continue; }
-    if (!st) { skip('vanished during the walk'); continue; }
+    if (relReason) {
+      skip(relReason);
+      continue;
+    }
+    if (!st) {
+      skip('vanished during the walk');
+      continue;
+    }
 
     if (top && EXCLUDED_DIR_CONTENTS.has(name) && (st.isDirectory() || st.isSymbolicLink())) {
       await pushEmptyDir(w, relPath, abs, st);

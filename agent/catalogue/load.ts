@@ -38,7 +38,9 @@ export async function catalogueStorage(ctx: Pick<CommandContext, 'config' | 'sto
   const repo = await ctx.storage();
   const url = ctx.config.catalogueRepo;
   if (url === undefined || url.replace(/\/+$/, '') === repo.url.replace(/\/+$/, '')) return repo;
-  return openStorage(checkRepoUrl(url, 'GCWAL_CATALOGUE_REPO', 'e.g. GCWAL_CATALOGUE_REPO=gs://my-catalogue-bucket/prod-db'), { gcs: gcsStorageOptions(ctx.config) });
+  return openStorage(checkRepoUrl(url, 'GCWAL_CATALOGUE_REPO', 'e.g. GCWAL_CATALOGUE_REPO=gs://my-catalogue-bucket/prod-db'), {
+    gcs: gcsStorageOptions(ctx.config),
+  });
 }
 
 /**

@@ -39,7 +39,9 @@ export function nextSteps(result: FetchResult, plan: RecoveryPlan | undefined, r
   if (plan) {
     lines.push(`recovery.signal written: PostgreSQL will replay WAL from the repository up to ${describeTarget(plan)}`);
   } else {
-    lines.push(`no recovery configured: PostgreSQL needs WAL ${meta.startWalSegment} to ${meta.stopWalSegment} in ${path.join(dest, 'pg_wal')} to start; run backup-fetch with --recovery (or a --target-* option) to fetch it from the repository instead`);
+    lines.push(
+      `no recovery configured: PostgreSQL needs WAL ${meta.startWalSegment} to ${meta.stopWalSegment} in ${path.join(dest, 'pg_wal')} to start; run backup-fetch with --recovery (or a --target-* option) to fetch it from the repository instead`,
+    );
   }
   if (runningAsRoot) {
     const dirs = [dest, ...result.tablespaces.map((t) => t.target)].map(shellArg).join(' ');
@@ -57,7 +59,8 @@ function shellArg(s: string): string {
 export const backupFetch: Command = {
   name: 'backup-fetch',
   summary: 'restore a base backup and set up point-in-time recovery',
-  usage: 'gcwal backup-fetch <dest> <name|LATEST> [--recovery | --target-time TIME | --target-lsn LSN | --target-name NAME | --target-immediate] [--tablespace-map OID=DIR ... | --tablespaces-as-recorded] [--delta]',
+  usage:
+    'gcwal backup-fetch <dest> <name|LATEST> [--recovery | --target-time TIME | --target-lsn LSN | --target-name NAME | --target-immediate] [--tablespace-map OID=DIR ... | --tablespaces-as-recorded] [--delta]',
   details: `
 Restores a base backup (a name from backup-list, or LATEST for the newest
 complete one) into dest, which must not exist or be empty; it is created with
@@ -141,7 +144,12 @@ server that will start it (--pg-bin, or the version dest's path names), 4 the ba
 of another cluster than the repository, 6 the backup is damaged,
 10 dest or a tablespace directory is not empty.`,
   options: {
-    'tablespace-map': { type: 'string', multiple: true, placeholder: 'OID=DIR', description: 'restore a tablespace into DIR (OID=/new/dir or /old/dir=/new/dir; repeatable)' },
+    'tablespace-map': {
+      type: 'string',
+      multiple: true,
+      placeholder: 'OID=DIR',
+      description: 'restore a tablespace into DIR (OID=/new/dir or /old/dir=/new/dir; repeatable)',
+    },
     'tablespaces-as-recorded': { type: 'boolean', description: 'restore the tablespaces not mapped to the locations the backup records' },
     recovery: { type: 'boolean', description: 'set up archive recovery to the end of the archive' },
     'target-time': { type: 'string', placeholder: 'TIME', description: 'recover up to this time (with time zone, e.g. "2024-05-01 12:30:00+00")' },
@@ -151,10 +159,26 @@ of another cluster than the repository, 6 the backup is damaged,
     'target-timeline': { type: 'string', placeholder: 'TLI', description: 'timeline to follow: latest (default), current, or a number' },
     'target-action': { type: 'string', placeholder: 'ACTION', description: 'at the target: pause (default), promote or shutdown' },
     'target-exclusive': { type: 'boolean', description: 'stop just before the target instead of just after it' },
-    'force-target': { type: 'boolean', description: 'restore although the pipeline\'s catalogue says the archived WAL cannot reach the target (a warning instead)' },
-    delta: { type: 'boolean', description: 'dest is a stopped data directory of the backup\'s cluster: keep the files that match the backup, rewrite the rest, remove what it does not have' },
-    'gcwal-command': { type: 'string', placeholder: 'PATH', description: 'gcwal executable restore_command runs (default: this gcwal, by the absolute path it was run as)' },
-    'pg-bin': { type: 'string', placeholder: 'DIR', description: 'bin directory of the PostgreSQL that will start the restore (e.g. /usr/lib/postgresql/18/bin): a backup of another major version is refused' },
+    'force-target': {
+      type: 'boolean',
+      description: "restore although the pipeline's catalogue says the archived WAL cannot reach the target (a warning instead)",
+    },
+    delta: {
+      type: 'boolean',
+      description:
+        "dest is a stopped data directory of the backup's cluster: keep the files that match the backup, rewrite the rest, remove what it does not have",
+    },
+    'gcwal-command': {
+      type: 'string',
+      placeholder: 'PATH',
+      description: 'gcwal executable restore_command runs (default: this gcwal, by the absolute path it was run as)',
+    },
+    'pg-bin': {
+      type: 'string',
+      placeholder: 'DIR',
+      description:
+        'bin directory of the PostgreSQL that will start the restore (e.g. /usr/lib/postgresql/18/bin): a backup of another major version is refused',
+    },
   },
   positionals: 2,
   async run(ctx, [destArg, name], options) {
@@ -181,7 +205,8 @@ of another cluster than the repository, 6 the backup is damaged,
       concurrency: ctx.config.concurrency,
       retries: ctx.config.retries,
       log: ctx.log,
-      progress: (meta) => createProgress({ out: ctx.stderr, interactive: ctx.interactive, totalBytes: meta.rawSize, totalFiles: meta.fileCount, label: `restore ${meta.name}` }),
+      progress: (meta) =>
+        createProgress({ out: ctx.stderr, interactive: ctx.interactive, totalBytes: meta.rawSize, totalFiles: meta.fileCount, label: `restore ${meta.name}` }),
       signal: ctx.signal,
       delta: options.delta === true,
     });

@@ -19,7 +19,15 @@ export function formatTable(rows: readonly (readonly string[])[]): string {
 /** The human table of backup-list, oldest first. */
 export function backupTable(backups: readonly BackupMeta[]): string {
   const header = ['NAME', 'START TIME', 'TIMELINE', 'START LSN', 'RAW SIZE', 'STORED SIZE', 'PG'];
-  const rows = backups.map((b) => [b.name, shortTime(b.startTime), String(b.timeline), b.startLsn, formatBytes(b.rawSize), formatBytes(b.storedSize), b.pgVersion]);
+  const rows = backups.map((b) => [
+    b.name,
+    shortTime(b.startTime),
+    String(b.timeline),
+    b.startLsn,
+    formatBytes(b.rawSize),
+    formatBytes(b.storedSize),
+    b.pgVersion,
+  ]);
   return formatTable([header, ...rows]);
 }
 

@@ -74,7 +74,15 @@ ended and no backup.json is written (uploaded parts stay, invisible).`,
     const rate = seconds > 0 ? meta.rawSize / seconds : 0;
     ctx.log.info(
       `backup ${meta.name} done: ${formatBytes(meta.rawSize)} raw, ${formatBytes(meta.storedSize)} stored, ${meta.fileCount} files in ${formatDuration(seconds)} (${(rate / 1e6).toFixed(1)} MB/s)`,
-      { name: meta.name, rawSize: meta.rawSize, storedSize: meta.storedSize, files: meta.fileCount, seconds: Math.round(seconds * 10) / 10, startLsn: meta.startLsn, stopLsn: meta.stopLsn },
+      {
+        name: meta.name,
+        rawSize: meta.rawSize,
+        storedSize: meta.storedSize,
+        files: meta.fileCount,
+        seconds: Math.round(seconds * 10) / 10,
+        startLsn: meta.startLsn,
+        stopLsn: meta.stopLsn,
+      },
     );
     ctx.stdout.write(`${meta.name}\n`);
     return ExitCode.ok;

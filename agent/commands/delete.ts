@@ -6,7 +6,8 @@ import { planOverListing, type AgentValidation } from '../retention/listing.ts';
 import { buildDeleteReport, formatDeleteOutcome, formatDeletePlan } from '../retention/report.ts';
 import type { Command } from './types.ts';
 
-const PERMISSION_HINT = 'the agent\'s own identity normally may not delete: run gcwal delete as an identity with storage.objects.delete on the bucket (e.g. with GCWAL_IMPERSONATE_SERVICE_ACCOUNT), or let the prune function apply the policy';
+const PERMISSION_HINT =
+  "the agent's own identity normally may not delete: run gcwal delete as an identity with storage.objects.delete on the bucket (e.g. with GCWAL_IMPERSONATE_SERVICE_ACCOUNT), or let the prune function apply the policy";
 
 /** `gcwal delete --retain-full N | --retain-days D [--wal-retain-days W] [--confirm] [--json]`. */
 export const deleteCommand: Command = {
@@ -57,7 +58,10 @@ Exit codes: 0 planned (and with --confirm, deleted); 2 no or a bad policy;
   async run(ctx, _positionals, options) {
     const { retainFull, retainDays, walRetainDays } = ctx.config.retention;
     if (retainFull === undefined && retainDays === undefined) {
-      throw new UsageError('delete needs a retention policy: --retain-full N or --retain-days D', 'e.g. gcwal delete --retain-full 2, a dry run until you add --confirm');
+      throw new UsageError(
+        'delete needs a retention policy: --retain-full N or --retain-days D',
+        'e.g. gcwal delete --retain-full 2, a dry run until you add --confirm',
+      );
     }
     const policy: RetentionPolicy = { retainFull, retainDays, walRetainDays };
     validateRetentionPolicy(policy);
@@ -74,9 +78,17 @@ Exit codes: 0 planned (and with --confirm, deleted); 2 no or a bad policy;
     } else {
       plan = planRetention(loaded.catalogue, policy, now);
     }
-    const report = (execution?: ExecutionReport) => buildDeleteReport({
-      repository: storage.url, source: loaded.source, catalogueLocation: loaded.location, catalogue, policy, plan, validation, execution,
-    });
+    const report = (execution?: ExecutionReport) =>
+      buildDeleteReport({
+        repository: storage.url,
+        source: loaded.source,
+        catalogueLocation: loaded.location,
+        catalogue,
+        policy,
+        plan,
+        validation,
+        execution,
+      });
 
     const planned = report();
     if (!confirm) {

@@ -26,7 +26,7 @@ before archiving into it (npm run demo does that for its own cluster). For
 development only: tokens and data are local and nothing is durable beyond
 --dir.`,
   options: {
-    dir: { type: 'string', placeholder: 'DIR', description: 'keep the emulator\'s data in DIR (default: a temporary directory removed on exit)' },
+    dir: { type: 'string', placeholder: 'DIR', description: "keep the emulator's data in DIR (default: a temporary directory removed on exit)" },
     https: { type: 'boolean', description: 'serve TLS and point the agent at it (sets GCWAL_GCS_CA_FILE)' },
     bucket: { type: 'string', placeholder: 'NAME', description: 'bucket to create (default gcwal-local)' },
     'no-pipeline': { type: 'boolean', description: 'run only the emulator and the metadata server, without Pub/Sub and the functions' },
@@ -45,21 +45,24 @@ development only: tokens and data are local and nothing is durable beyond
     try {
       const lines = Object.entries(stack.env).map(([key, value]) => `${key}=${value}`);
       ctx.stdout.write(`${lines.join('\n')}\nready\n`);
-      ctx.log.info('local stack running; create the repository with gcwal repo-create (these variables and your cluster\'s PGHOST/PGPORT), then archive; stop it with Ctrl-C', {
-        dir: stack.dir,
-        bucket: stack.bucket,
-        agent: stack.agentIdentity,
-        admin: stack.adminIdentity,
-        adminToken: stack.adminToken(),
-        ...(stack.pipeline
-          ? {
-              functions: Object.fromEntries(Object.entries(stack.pipeline.functions).map(([name, fn]) => [name, fn.url])),
-              functionsIdentity: stack.pipeline.identity,
-              alertsSubscription: stack.pipeline.subscriptions.alerts,
-              eventsSubscription: stack.pipeline.subscriptions.events,
-            }
-          : {}),
-      });
+      ctx.log.info(
+        "local stack running; create the repository with gcwal repo-create (these variables and your cluster's PGHOST/PGPORT), then archive; stop it with Ctrl-C",
+        {
+          dir: stack.dir,
+          bucket: stack.bucket,
+          agent: stack.agentIdentity,
+          admin: stack.adminIdentity,
+          adminToken: stack.adminToken(),
+          ...(stack.pipeline
+            ? {
+                functions: Object.fromEntries(Object.entries(stack.pipeline.functions).map(([name, fn]) => [name, fn.url])),
+                functionsIdentity: stack.pipeline.identity,
+                alertsSubscription: stack.pipeline.subscriptions.alerts,
+                eventsSubscription: stack.pipeline.subscriptions.events,
+              }
+            : {}),
+        },
+      );
       await new Promise<void>((resolve) => {
         if (ctx.signal.aborted) resolve();
         else ctx.signal.addEventListener('abort', () => resolve(), { once: true });

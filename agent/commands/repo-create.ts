@@ -44,8 +44,10 @@ there anyway.`,
     }
     const result = await createRepository(storage, cluster, { force: options.force === true, signal: ctx.signal });
     const fields = { server: where, systemIdentifier: cluster.systemIdentifier, walSegmentSize: cluster.walSegmentSize };
-    if (result.status === 'exists') ctx.log.info(`repository ${storage.url} already belongs to this cluster ${cluster.systemIdentifier}; nothing to do`, fields);
-    else ctx.log.info(`created repository ${storage.url} for cluster ${cluster.systemIdentifier}${result.createdDirectory ? ' (and its directory)' : ''}`, fields);
+    if (result.status === 'exists')
+      ctx.log.info(`repository ${storage.url} already belongs to this cluster ${cluster.systemIdentifier}; nothing to do`, fields);
+    else
+      ctx.log.info(`created repository ${storage.url} for cluster ${cluster.systemIdentifier}${result.createdDirectory ? ' (and its directory)' : ''}`, fields);
     return ExitCode.ok;
   },
 };

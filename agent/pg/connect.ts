@@ -79,7 +79,11 @@ export async function connectPostgres(config: Config['pg'], options: ConnectOpti
   const fromFile = async (): Promise<string> => {
     const file = pgpassFile(config.passfile);
     const password = await readPgpass(file, { host, port, database, user }, options.warn);
-    if (password === undefined) throw new PostgresError(`the server asks for a password and none is set (no PGPASSWORD, no line for ${host}:${port}:${database}:${user} in ${file})`, 'set PGPASSWORD or add the line to the password file (PGPASSFILE, default ~/.pgpass, mode 0600)');
+    if (password === undefined)
+      throw new PostgresError(
+        `the server asks for a password and none is set (no PGPASSWORD, no line for ${host}:${port}:${database}:${user} in ${file})`,
+        'set PGPASSWORD or add the line to the password file (PGPASSFILE, default ~/.pgpass, mode 0600)',
+      );
     return password;
   };
   const open = async (ssl: ConnectionOptions | false): Promise<pg.Client> => {
@@ -132,7 +136,12 @@ export async function connectPostgres(config: Config['pg'], options: ConnectOpti
  * SQL errors, the SQLSTATE; `what` says what we were doing, e.g.
  * "starting the backup".
  */
-export async function pgQuery<R extends pg.QueryResultRow = Record<string, unknown>>(client: pg.Client, what: string, text: string, values: unknown[] = []): Promise<R[]> {
+export async function pgQuery<R extends pg.QueryResultRow = Record<string, unknown>>(
+  client: pg.Client,
+  what: string,
+  text: string,
+  values: unknown[] = [],
+): Promise<R[]> {
   try {
     const result = await client.query<R>(text, values);
     return result.rows;

@@ -44,11 +44,34 @@ const USED = new Set(['host', 'hostaddr', 'port', 'user', 'dbname', 'password', 
 
 /** libpq keywords accepted and left alone: they tune libpq itself, or name what gcwal sets on its own. */
 const IGNORED = new Set([
-  'application_name', 'fallback_application_name', 'options', 'client_encoding', 'replication',
-  'keepalives', 'keepalives_idle', 'keepalives_interval', 'keepalives_count', 'tcp_user_timeout',
-  'sslcompression', 'sslsni', 'ssl_min_protocol_version', 'ssl_max_protocol_version', 'sslcertmode', 'sslnegotiation', 'sslpassword', 'sslcrl', 'sslcrldir',
-  'gssencmode', 'krbsrvname', 'gsslib', 'gssdelegation', 'channel_binding', 'require_auth', 'requirepeer',
-  'target_session_attrs', 'load_balance_hosts',
+  'application_name',
+  'fallback_application_name',
+  'options',
+  'client_encoding',
+  'replication',
+  'keepalives',
+  'keepalives_idle',
+  'keepalives_interval',
+  'keepalives_count',
+  'tcp_user_timeout',
+  'sslcompression',
+  'sslsni',
+  'ssl_min_protocol_version',
+  'ssl_max_protocol_version',
+  'sslcertmode',
+  'sslnegotiation',
+  'sslpassword',
+  'sslcrl',
+  'sslcrldir',
+  'gssencmode',
+  'krbsrvname',
+  'gsslib',
+  'gssdelegation',
+  'channel_binding',
+  'require_auth',
+  'requirepeer',
+  'target_session_attrs',
+  'load_balance_hosts',
 ]);
 
 const HINT = "give a libpq connection string, e.g. GCWAL_PRIMARY_CONNINFO='host=db1 port=5432 user=postgres dbname=postgres' (the password in ~/.pgpass)";
@@ -131,15 +154,20 @@ export function parsePrimaryConninfo(text: string, options: { variable: string; 
   const { variable } = options;
   const pairs = /^postgres(ql)?:\/\//.test(text.trim()) ? splitUri(text.trim(), variable) : splitKeywordValue(text, variable);
   for (const key of pairs.keys()) {
-    if (key === 'service') throw new UsageError(`${variable}: service is not supported (gcwal reads no pg_service.conf)`, 'give host, port, user and dbname instead');
+    if (key === 'service')
+      throw new UsageError(`${variable}: service is not supported (gcwal reads no pg_service.conf)`, 'give host, port, user and dbname instead');
     if (!USED.has(key) && !IGNORED.has(key)) throw new UsageError(`${variable}: unknown keyword "${key}"`, HINT);
   }
   if (options.fromFlag && pairs.has('password')) {
-    throw new UsageError(`${variable} carries a password: a command line is visible to every user of the host (ps)`, 'put the password in ~/.pgpass (or the file PGPASSFILE or passfile= names), or set GCWAL_PRIMARY_CONNINFO in the environment');
+    throw new UsageError(
+      `${variable} carries a password: a command line is visible to every user of the host (ps)`,
+      'put the password in ~/.pgpass (or the file PGPASSFILE or passfile= names), or set GCWAL_PRIMARY_CONNINFO in the environment',
+    );
   }
   const host = pairs.get('host') || undefined;
   const hostaddr = pairs.get('hostaddr') || undefined;
-  if (host?.includes(',') || hostaddr?.includes(',')) throw new UsageError(`${variable} names several hosts`, 'give the primary only: backup-push switches WAL there');
+  if (host?.includes(',') || hostaddr?.includes(','))
+    throw new UsageError(`${variable} names several hosts`, 'give the primary only: backup-push switches WAL there');
   const sslmode = pairs.get('sslmode') ?? 'prefer';
   if (!(SSL_MODES as readonly string[]).includes(sslmode)) throw new UsageError(`${variable}: sslmode must be one of ${SSL_MODES.join(', ')}`, HINT);
   const port = pairs.get('port');
@@ -181,7 +209,8 @@ export async function tlsOptionsFor(c: PrimaryConninfo): Promise<ConnectionOptio
   if (c.sslrootcert === 'system') return withIdentityCheck(tls, c.sslmode);
   const defaultRoot = path.join(homedir(), '.postgresql', 'root.crt');
   const root = c.sslrootcert ?? defaultRoot;
-  const ca = c.sslrootcert === undefined && !existsSync(defaultRoot) ? undefined : await readPem(root, 'sslrootcert', "the CA that signed the primary's certificate");
+  const ca =
+    c.sslrootcert === undefined && !existsSync(defaultRoot) ? undefined : await readPem(root, 'sslrootcert', "the CA that signed the primary's certificate");
   if (ca) tls.ca = ca;
   return withIdentityCheck(tls, c.sslmode);
 }

@@ -26,7 +26,11 @@ export interface CreateRepositoryResult {
  * file:// the root directory is created (0700) when missing; on gs:// the
  * bucket must exist (a missing one is RepositoryMissingError from the driver).
  */
-export async function createRepository(storage: Storage, cluster: { systemIdentifier: string; walSegmentSize: number }, options: CreateRepositoryOptions = {}): Promise<CreateRepositoryResult> {
+export async function createRepository(
+  storage: Storage,
+  cluster: { systemIdentifier: string; walSegmentSize: number },
+  options: CreateRepositoryOptions = {},
+): Promise<CreateRepositoryResult> {
   const signal = options.signal;
   const existing = await readRepositoryIdentity(storage, { signal });
   if (existing) {

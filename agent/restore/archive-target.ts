@@ -16,7 +16,11 @@ import type { CommandContext } from '../context.ts';
  * Throw UsageError (exit 2) for a target the archive cannot reach, unless
  * `force` (then warn); warn when it cannot be told.
  */
-export async function checkRecoveryTarget(ctx: Pick<CommandContext, 'config' | 'storage' | 'log' | 'signal'>, plan: RecoveryPlan | undefined, force: boolean): Promise<void> {
+export async function checkRecoveryTarget(
+  ctx: Pick<CommandContext, 'config' | 'storage' | 'log' | 'signal'>,
+  plan: RecoveryPlan | undefined,
+  force: boolean,
+): Promise<void> {
   const target = plan?.target;
   if (target?.kind !== 'time' && target?.kind !== 'name') return;
   let read;

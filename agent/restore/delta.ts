@@ -95,28 +95,45 @@ export async function inspectDeltaDestination(dest: string): Promise<DeltaDestin
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    if (code === 'ENOTDIR') throw new UsageError(`destination ${dest} exists and is not a directory`, 'give --delta the data directory to bring back to the backup');
+    if (code === 'ENOTDIR')
+      throw new UsageError(`destination ${dest} exists and is not a directory`, 'give --delta the data directory to bring back to the backup');
     throw err;
   }
   if (entries.length === 0) return undefined;
   const postmaster = await readPidFile(path.join(dest, 'postmaster.pid'));
-  if (postmaster !== undefined && alive(postmaster)) throw new ClusterRunningError(`a server is running on ${dest} (postmaster.pid names process ${postmaster})`);
+  if (postmaster !== undefined && alive(postmaster))
+    throw new ClusterRunningError(`a server is running on ${dest} (postmaster.pid names process ${postmaster})`);
   const prefetcher = await readPidFile(path.join(dest, 'pg_wal', SPOOL_DIR, PID_FILE));
-  if (prefetcher !== undefined && isPrefetcher(prefetcher)) throw new ClusterRunningError(`the WAL prefetcher of ${dest}'s last recovery still runs (process ${prefetcher}); it stops within a second of its server`);
+  if (prefetcher !== undefined && isPrefetcher(prefetcher))
+    throw new ClusterRunningError(`the WAL prefetcher of ${dest}'s last recovery still runs (process ${prefetcher}); it stops within a second of its server`);
   const tablespaces = await fs.readdir(path.join(dest, 'pg_tblspc')).catch(() => [] as string[]);
-  if (tablespaces.length > 0) throw new UsageError(`${dest} has tablespaces (pg_tblspc/${tablespaces[0]}); --delta restores only clusters without tablespaces`, 'restore into an empty directory without --delta');
+  if (tablespaces.length > 0)
+    throw new UsageError(
+      `${dest} has tablespaces (pg_tblspc/${tablespaces[0]}); --delta restores only clusters without tablespaces`,
+      'restore into an empty directory without --delta',
+    );
   const systemIdentifier = await controlFileSystemIdentifier(path.join(dest, CONTROL_FILE));
   if (systemIdentifier !== undefined) return { kind: 'cluster', systemIdentifier };
   if (entries.includes(INCOMPLETE_MARKER)) return { kind: 'unfinished' };
-  throw new UsageError(`${dest} is not a PostgreSQL data directory (no ${CONTROL_FILE})`, 'give --delta a data directory of the backup\'s cluster, or restore into an empty directory without --delta');
+  throw new UsageError(
+    `${dest} is not a PostgreSQL data directory (no ${CONTROL_FILE})`,
+    "give --delta a data directory of the backup's cluster, or restore into an empty directory without --delta",
+  );
 }
 
 /** Refuse a backup that cannot go into the directory inspectDeltaDestination found. */
 export function checkDeltaBackup(found: DeltaDestination, meta: BackupMeta, dest: string): void {
   if (found.kind === 'cluster' && found.systemIdentifier !== meta.systemIdentifier) {
-    throw new ClusterMismatchError(`${dest} belongs to cluster ${found.systemIdentifier}, backup ${meta.name} to cluster ${meta.systemIdentifier}`, 'a delta restore only brings a data directory of the same cluster back to its backup; restore into an empty directory instead');
+    throw new ClusterMismatchError(
+      `${dest} belongs to cluster ${found.systemIdentifier}, backup ${meta.name} to cluster ${meta.systemIdentifier}`,
+      'a delta restore only brings a data directory of the same cluster back to its backup; restore into an empty directory instead',
+    );
   }
-  if ((meta.tablespaces ?? []).length > 0) throw new UsageError(`backup ${meta.name} has tablespaces; --delta restores only clusters without tablespaces`, 'restore into an empty directory without --delta');
+  if ((meta.tablespaces ?? []).length > 0)
+    throw new UsageError(
+      `backup ${meta.name} has tablespaces; --delta restores only clusters without tablespaces`,
+      'restore into an empty directory without --delta',
+    );
 }
 
 /** What prepareDelta left in place. */
@@ -130,7 +147,6 @@ export interface DeltaPlan {
   keptBytes: number;
   removed: number;
 }
-
 
 /** Run `fn` over `items`, `concurrency` at a time. */
 async function eachLimited<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -150,7 +166,12 @@ async function eachLimited<T>(items: readonly T[], concurrency: number, fn: (ite
  * mode. Call after the incomplete marker is written (it is kept). Files are
  * compared `concurrency` at a time.
  */
-export async function prepareDelta(dest: string, meta: BackupMeta, manifest: ReadonlyMap<string, ManifestEntry>, options: { concurrency: number; log: Logger; signal?: AbortSignal }): Promise<DeltaPlan> {
+export async function prepareDelta(
+  dest: string,
+  meta: BackupMeta,
+  manifest: ReadonlyMap<string, ManifestEntry>,
+  options: { concurrency: number; log: Logger; signal?: AbortSignal },
+): Promise<DeltaPlan> {
   const plan: DeltaPlan = { kept: new Set(), patch: new Map(), skipParts: new Set(), keptBytes: 0, removed: 0 };
   await fs.rm(path.join(dest, CONTROL_FILE), { force: true });
   const candidates: { relative: string; absolute: string; entry: ManifestEntry; size: number }[] = [];
@@ -206,6 +227,8 @@ export async function prepareDelta(dest: string, meta: BackupMeta, manifest: Rea
     if (!writes.has(i)) plan.skipParts.add(i);
   });
   const patched = plan.patch.size > 0 ? `, ${plan.patch.size} patched in place (${patchedBlocks} of their ${blocks} blocks to write)` : '';
-  options.log.info(`delta restore: ${plan.kept.size} files (${plan.keptBytes} bytes) unchanged and kept${patched}, ${plan.removed} removed or to be rewritten; ${plan.skipParts.size} of ${meta.parts.length} parts need not be read`);
+  options.log.info(
+    `delta restore: ${plan.kept.size} files (${plan.keptBytes} bytes) unchanged and kept${patched}, ${plan.removed} removed or to be rewritten; ${plan.skipParts.size} of ${meta.parts.length} parts need not be read`,
+  );
   return plan;
 }

@@ -45,14 +45,19 @@ export async function checkDestination(dest: string): Promise<DestinationState> 
     throw err;
   }
   if (entries.length === 0) return { state: 'empty', markedTablespaces: [] };
-  if (entries.includes(INCOMPLETE_MARKER)) return { state: 'unfinished', markedTablespaces: parseMarker(await fs.readFile(path.join(dest, INCOMPLETE_MARKER), 'utf8')) };
+  if (entries.includes(INCOMPLETE_MARKER))
+    return { state: 'unfinished', markedTablespaces: parseMarker(await fs.readFile(path.join(dest, INCOMPLETE_MARKER), 'utf8')) };
   if (entries.every((e) => e === MARKER_TEMP)) return { state: 'unfinished', markedTablespaces: [] };
   throw new DestinationNotEmptyError(dest);
 }
 
 /** Whether dest looks like a finished restore no server has started: a backup_label and no postmaster.pid (finishedRestoreOf decides for a given backup). */
 export async function mayBeFinishedRestore(dest: string): Promise<boolean> {
-  const exists = (name: string) => fs.access(path.join(dest, name)).then(() => true, () => false);
+  const exists = (name: string) =>
+    fs.access(path.join(dest, name)).then(
+      () => true,
+      () => false,
+    );
   return (await exists('backup_label')) && !(await exists('postmaster.pid'));
 }
 

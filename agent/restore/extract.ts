@@ -113,7 +113,13 @@ function corrupt(message: string): CorruptObjectError {
  * returns, or, with `target.finisher`, once the finisher is drained. Stops
  * with the signal.
  */
-export async function extractPart(source: Readable, partIndex: number, target: ExtractTarget, ledger: PartLedger, signal?: AbortSignal): Promise<ExtractResult> {
+export async function extractPart(
+  source: Readable,
+  partIndex: number,
+  target: ExtractTarget,
+  ledger: PartLedger,
+  signal?: AbortSignal,
+): Promise<ExtractResult> {
   const where = `part ${partIndex} of backup ${target.backupName}`;
   const extract = tarExtract();
   const feeding = pipeline(source, extract as unknown as Writable, { signal });
@@ -155,7 +161,11 @@ export async function extractPart(source: Readable, partIndex: number, target: E
 /** A parse error of tar-stream becomes CorruptObjectError; our own and abort errors pass. */
 function tarError(err: unknown, where: string): unknown {
   if (err instanceof GcwalError || (err as Error)?.name === 'AbortError') return err;
-  return new CorruptObjectError(`${where} is not a valid tar stream: ${(err as Error)?.message ?? String(err)}`, 'the backup is damaged; restore another backup', { cause: err });
+  return new CorruptObjectError(
+    `${where} is not a valid tar stream: ${(err as Error)?.message ?? String(err)}`,
+    'the backup is damaged; restore another backup',
+    { cause: err },
+  );
 }
 
 async function drain(entry: TarEntry): Promise<void> {
@@ -165,7 +175,14 @@ async function drain(entry: TarEntry): Promise<void> {
 }
 
 /** Restore one tar entry; returns the byte count for a file, undefined otherwise. */
-async function restoreEntry(entry: TarEntry, partIndex: number, target: ExtractTarget, ledger: PartLedger, where: string, signal?: AbortSignal): Promise<number | undefined> {
+async function restoreEntry(
+  entry: TarEntry,
+  partIndex: number,
+  target: ExtractTarget,
+  ledger: PartLedger,
+  where: string,
+  signal?: AbortSignal,
+): Promise<number | undefined> {
   const header = entry.header;
   const relative = checkBackupPath(header.name, where);
   const name = `${quoteForMessage(relative, 200)} in ${where}`;
@@ -215,7 +232,17 @@ const WRITE_BATCH = 512 * 1024;
  * the blocks `patch` marks. It is not in the ledger's files: a failed
  * attempt leaves it for the retry, which writes the same blocks again.
  */
-async function patchFile(entry: TarEntry, listed: ManifestEntry, patch: BlockPatch, relative: string, absolute: string, target: ExtractTarget, ledger: PartLedger, where: string, signal?: AbortSignal): Promise<void> {
+async function patchFile(
+  entry: TarEntry,
+  listed: ManifestEntry,
+  patch: BlockPatch,
+  relative: string,
+  absolute: string,
+  target: ExtractTarget,
+  ledger: PartLedger,
+  where: string,
+  signal?: AbortSignal,
+): Promise<void> {
   // delta.ts found a regular file here; never follow a link planted since.
   const fh = await fs.open(absolute, fsConstants.O_RDWR | fsConstants.O_NOFOLLOW);
   let handedOver = false;
@@ -240,7 +267,16 @@ async function patchFile(entry: TarEntry, listed: ManifestEntry, patch: BlockPat
   ledger.count++;
 }
 
-async function writeFile(entry: TarEntry, listed: ManifestEntry, relative: string, absolute: string, target: ExtractTarget, ledger: PartLedger, where: string, signal?: AbortSignal): Promise<void> {
+async function writeFile(
+  entry: TarEntry,
+  listed: ManifestEntry,
+  relative: string,
+  absolute: string,
+  target: ExtractTarget,
+  ledger: PartLedger,
+  where: string,
+  signal?: AbortSignal,
+): Promise<void> {
   const file = HELD_BACK.has(relative) ? absolute + HELD_BACK_SUFFIX : absolute;
   await target.dirs.ensure(path.dirname(file));
   // 'wx': the targets were empty, so an existing name (or a symbolic link
@@ -251,7 +287,10 @@ async function writeFile(entry: TarEntry, listed: ManifestEntry, relative: strin
   try {
     // One loop instead of a chain of stream stages: each chunk is checked,
     // counted and written here, without a hop per stage.
-    const verifier = new Verifier({ size: listed.size, crc32c: listed.crc32c ?? '' }, `file ${quoteForMessage(relative, 200)} of backup ${target.backupName} (${where})`);
+    const verifier = new Verifier(
+      { size: listed.size, crc32c: listed.crc32c ?? '' },
+      `file ${quoteForMessage(relative, 200)} of backup ${target.backupName} (${where})`,
+    );
     let batch: Buffer[] = [];
     let batched = 0;
     const flush = async () => {

@@ -25,7 +25,17 @@ import { recoveryConfigBlock, type RecoveryPlan } from '../../core/restore/recov
 import type { Storage } from '../../core/storage/types.ts';
 import type { Logger } from '../log.ts';
 import type { Progress } from '../progress.ts';
-import { checkDestination, checkTarget, clearTarget, createTarget, finishedRestoreOf, INCOMPLETE_MARKER, mayBeFinishedRestore, markerContent, tightenDataDirectoryMode } from './destination.ts';
+import {
+  checkDestination,
+  checkTarget,
+  clearTarget,
+  createTarget,
+  finishedRestoreOf,
+  INCOMPLETE_MARKER,
+  mayBeFinishedRestore,
+  markerContent,
+  tightenDataDirectoryMode,
+} from './destination.ts';
 import { DirectorySet, writeFileDurably } from './disk.ts';
 import type { ExtractTarget } from './extract.ts';
 import { checkDeltaBackup, inspectDeltaDestination, prepareDelta } from './delta.ts';
@@ -98,30 +108,47 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   // Not empty and no marker: it may still be this very backup restored by a
   // run killed before it could exit 0 (decided below, once the backup is
   // known); anything else not empty is refused now, before the repository is read.
-  const destination = delta ? { state: 'empty' as const, markedTablespaces: [] } : await checkDestination(dest).catch(async (err) => {
-    if (err instanceof DestinationNotEmptyError && (await mayBeFinishedRestore(dest))) return undefined;
-    throw err;
-  });
+  const destination = delta
+    ? { state: 'empty' as const, markedTablespaces: [] }
+    : await checkDestination(dest).catch(async (err) => {
+        if (err instanceof DestinationNotEmptyError && (await mayBeFinishedRestore(dest))) return undefined;
+        throw err;
+      });
 
   // A time or LSN target picks (for LATEST) or must follow (for a name) the
   // backup's end: refused here, before any write, rather than by PostgreSQL
   // after the whole restore.
   const { meta, newerSkipped, otherClusters } = await resolveBackupForTarget(storage, options.backup, options.recovery?.target, signal);
-  if (otherClusters.length > 0) log.warn(`ignored ${otherClusters.length} backup${otherClusters.length === 1 ? '' : 's'} of another cluster than the repository's (${otherClusters.join(', ')}); something other than this cluster's backup-push wrote ${otherClusters.length === 1 ? 'it' : 'them'}`);
+  if (otherClusters.length > 0)
+    log.warn(
+      `ignored ${otherClusters.length} backup${otherClusters.length === 1 ? '' : 's'} of another cluster than the repository's (${otherClusters.join(', ')}); something other than this cluster's backup-push wrote ${otherClusters.length === 1 ? 'it' : 'them'}`,
+    );
   if (options.server) checkBackupForServer(meta, options.server);
   if (delta) checkDeltaBackup(delta, meta, dest);
-  if (newerSkipped > 0) log.info(`restoring ${meta.name}, the newest backup that ended before the recovery target (${newerSkipped} newer backup${newerSkipped === 1 ? '' : 's'} ended after it)`);
+  if (newerSkipped > 0)
+    log.info(
+      `restoring ${meta.name}, the newest backup that ended before the recovery target (${newerSkipped} newer backup${newerSkipped === 1 ? '' : 's'} ended after it)`,
+    );
   const { state: destState, markedTablespaces } = destination ?? (await finishedRestoreOf(dest, meta.backupLabel, tablespaceMapLocations));
-  const tablespaces = planTablespaces(backupTablespaces(meta), { mappings: options.tablespaceMappings, asRecorded: options.tablespacesAsRecorded === true }, dest, meta.name);
+  const tablespaces = planTablespaces(
+    backupTablespaces(meta),
+    { mappings: options.tablespaceMappings, asRecorded: options.tablespacesAsRecorded === true },
+    dest,
+    meta.name,
+  );
   const tablespaceStates = [];
   // A tablespace directory may be cleared only if the unfinished restore's marker names it and the user chose it again.
   for (const t of tablespaces) tablespaceStates.push(await checkTarget(t.target, `tablespace ${t.oid} target`, markedTablespaces.includes(t.target)));
   // Built now so a value PostgreSQL's configuration cannot hold fails before any write.
-  const recoveryBlock = options.recovery && recoveryConfigBlock({ plan: options.recovery, repoUrl: options.repoUrl, gcwalCommand: options.gcwalCommand, backupName: meta.name });
+  const recoveryBlock =
+    options.recovery && recoveryConfigBlock({ plan: options.recovery, repoUrl: options.repoUrl, gcwalCommand: options.gcwalCommand, backupName: meta.name });
   // Block checksums serve only a delta restore; a full one does not hold them in memory.
   const listed = await readManifest(storage, meta, signal, { blocks: delta !== undefined });
   const { restored: manifest, signals } = withoutRecoverySignals(listed);
-  if (signals.length > 0) log.warn(`backup ${meta.name} holds ${signals.join(' and ')} (the server backed up was in recovery): not restored, the restore sets up its own recovery${signals.includes('standby.signal') ? '; write standby.signal yourself to start a standby' : ''}`);
+  if (signals.length > 0)
+    log.warn(
+      `backup ${meta.name} holds ${signals.join(' and ')} (the server backed up was in recovery): not restored, the restore sets up its own recovery${signals.includes('standby.signal') ? '; write standby.signal yourself to start a standby' : ''}`,
+    );
   log.info(`restoring ${meta.name} into ${dest}`, { parts: meta.parts.length, files: meta.fileCount, bytes: meta.rawSize });
 
   // First writes: the directories and the marker.
@@ -131,11 +158,21 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   if (destState !== 'absent' && (await tightenDataDirectoryMode(dest))) log.info(`changed the mode of ${dest} to 0700, as PostgreSQL requires`);
   try {
     // The marker names every tablespace directory before any is written, so a rerun knows which it may clear.
-    await writeFileDurably(path.join(dest, INCOMPLETE_MARKER), markerContent(meta.name, tablespaces.map((t) => t.target), new Date()));
+    await writeFileDurably(
+      path.join(dest, INCOMPLETE_MARKER),
+      markerContent(
+        meta.name,
+        tablespaces.map((t) => t.target),
+        new Date(),
+      ),
+    );
     if (destState === 'unfinished') {
       log.info(`${dest} holds a restore gcwal left unfinished: clearing it to restore again`);
       const dropped = markedTablespaces.filter((m) => !tablespaces.some((t) => t.target === m));
-      if (dropped.length > 0) log.warn(`the unfinished restore also wrote to ${dropped.join(', ')}, which this restore does not use; delete ${dropped.length === 1 ? 'it' : 'them'} by hand`);
+      if (dropped.length > 0)
+        log.warn(
+          `the unfinished restore also wrote to ${dropped.join(', ')}, which this restore does not use; delete ${dropped.length === 1 ? 'it' : 'them'} by hand`,
+        );
       await clearTarget(dest, [INCOMPLETE_MARKER]);
     }
     for (const [i, t] of tablespaces.entries()) {
@@ -162,7 +199,9 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
       patch: kept?.patch,
       skipParts: kept?.skipParts,
     };
-    const totals = await restoreParts(storage, meta, target, { concurrency: options.concurrency, retries: options.retries, log, signal }).finally(() => progress.done());
+    const totals = await restoreParts(storage, meta, target, { concurrency: options.concurrency, retries: options.retries, log, signal }).finally(() =>
+      progress.done(),
+    );
     await finalizeRestore({ meta, dest, tablespaces, manifest, seen: target.seen, dirs, recoveryBlock });
     return { meta, dest, tablespaces, ...totals };
   } catch (err) {

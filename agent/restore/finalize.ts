@@ -39,7 +39,10 @@ export function checkNothingMissing(manifest: ReadonlyMap<string, ManifestEntry>
   const missing = [...manifest.values()].filter((e) => e.type === 'file' && !seen.has(e.path));
   if (missing.length === 0) return;
   const more = missing.length > 1 ? ` (and ${missing.length - 1} more)` : '';
-  throw new CorruptObjectError(`${missing[0].type} ${missing[0].path} of backup ${backupName} is in the manifest but in none of its parts${more}`, 'the backup is damaged; restore another backup');
+  throw new CorruptObjectError(
+    `${missing[0].type} ${missing[0].path} of backup ${backupName} is in the manifest but in none of its parts${more}`,
+    'the backup is damaged; restore another backup',
+  );
 }
 
 /**

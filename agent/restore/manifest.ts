@@ -23,7 +23,12 @@ import { backupTablespaces } from './tablespaces.ts';
  * from the metadata's. Block checksums (ManifestEntry.blocks) are checked
  * and dropped unless `options.blocks`.
  */
-export async function readManifest(storage: Storage, meta: BackupMeta, signal?: AbortSignal, options: { blocks?: boolean } = {}): Promise<Map<string, ManifestEntry>> {
+export async function readManifest(
+  storage: Storage,
+  meta: BackupMeta,
+  signal?: AbortSignal,
+  options: { blocks?: boolean } = {},
+): Promise<Map<string, ManifestEntry>> {
   const { key } = meta.manifest;
   const where = `manifest of backup ${meta.name}`;
   const info = await storage.stat(key, { signal });
@@ -32,7 +37,12 @@ export async function readManifest(storage: Storage, meta: BackupMeta, signal?: 
   const codec = codecFromName(info.metadata[Meta.codec] ?? 'none', key);
   const source = await storage.read(key, { signal });
   const decoded = codec.decompressor();
-  const feeding = pipeline(source, verifyingStream({ size: meta.manifest.storedSize, crc32c: meta.manifest.storedCrc32c }, `stored bytes of ${where}`), decoded, { signal });
+  const feeding = pipeline(
+    source,
+    verifyingStream({ size: meta.manifest.storedSize, crc32c: meta.manifest.storedCrc32c }, `stored bytes of ${where}`),
+    decoded,
+    { signal },
+  );
   feeding.catch(() => {}); // awaited below; errors also surface through `decoded`
 
   const entries = new Map<string, ManifestEntry>();
@@ -50,7 +60,10 @@ export async function readManifest(storage: Storage, meta: BackupMeta, signal?: 
     const entry = checkManifestEntry(value, meta.parts.length, `${where}, line ${lineNo}`);
     const [top, oid] = entry.path.split('/');
     if (top === 'pg_tblspc' && oid !== undefined && !tablespaces.has(oid)) {
-      throw new CorruptObjectError(`${where}, line ${lineNo} lists ${quoteForMessage(entry.path, 200)} under pg_tblspc, but ${quoteForMessage(oid)} is not a tablespace of the backup`, 'the backup manifest is damaged; restore another backup');
+      throw new CorruptObjectError(
+        `${where}, line ${lineNo} lists ${quoteForMessage(entry.path, 200)} under pg_tblspc, but ${quoteForMessage(oid)} is not a tablespace of the backup`,
+        'the backup manifest is damaged; restore another backup',
+      );
     }
     if (!options.blocks) {
       delete entry.blockSize;
@@ -61,7 +74,10 @@ export async function readManifest(storage: Storage, meta: BackupMeta, signal?: 
   }
   await feeding;
   if (entries.size !== meta.manifest.entries) {
-    throw new CorruptObjectError(`${where} has ${entries.size} entries, its metadata says ${meta.manifest.entries}`, 'the backup manifest is damaged; restore another backup');
+    throw new CorruptObjectError(
+      `${where} has ${entries.size} entries, its metadata says ${meta.manifest.entries}`,
+      'the backup manifest is damaged; restore another backup',
+    );
   }
   return entries;
 }

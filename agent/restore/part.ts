@@ -20,7 +20,14 @@ import { type ExtractResult, type ExtractTarget, extractPart, type PartLedger } 
  * files than recorded. Everything it wrote is verified once it returns;
  * `ledger` records what it changed, for undoAttempt when it fails.
  */
-export async function restorePart(storage: Storage, part: BackupPart, index: number, target: ExtractTarget, ledger: PartLedger, signal?: AbortSignal): Promise<ExtractResult> {
+export async function restorePart(
+  storage: Storage,
+  part: BackupPart,
+  index: number,
+  target: ExtractTarget,
+  ledger: PartLedger,
+  signal?: AbortSignal,
+): Promise<ExtractResult> {
   if (target.skipParts?.has(index)) return { files: 0, bytes: 0 };
   const codec = codecFromName(part.codec, part.key);
   const stored = await storage.read(part.key, { signal });
@@ -51,7 +58,10 @@ export async function restorePart(storage: Storage, part: BackupPart, index: num
     raw.destroy();
   }
   if (result.files !== part.files) {
-    throw new CorruptObjectError(`part ${index} of backup ${target.backupName} holds ${result.files} files, its metadata says ${part.files}`, 'the backup is damaged; restore another backup');
+    throw new CorruptObjectError(
+      `part ${index} of backup ${target.backupName} holds ${result.files} files, its metadata says ${part.files}`,
+      'the backup is damaged; restore another backup',
+    );
   }
   return result;
 }

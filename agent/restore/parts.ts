@@ -37,7 +37,12 @@ export interface PartsOptions {
  * the repository counts as corruption of the backup), a StorageError that is
  * permanent or still failing after `retries`, or the abort.
  */
-export async function restoreParts(storage: Storage, meta: BackupMeta, target: ExtractTarget, options: PartsOptions): Promise<{ files: number; bytes: number }> {
+export async function restoreParts(
+  storage: Storage,
+  meta: BackupMeta,
+  target: ExtractTarget,
+  options: PartsOptions,
+): Promise<{ files: number; bytes: number }> {
   const stop = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   const totals = { files: 0, bytes: 0 };
@@ -56,7 +61,11 @@ export async function restoreParts(storage: Storage, meta: BackupMeta, target: E
           return await restorePart(storage, part, index, target, ledger, signal);
         } catch (err) {
           if (err instanceof NotFoundError) {
-            throw new CorruptObjectError(`part ${index} (${part.key}) of backup ${meta.name} is missing from the repository`, 'the backup is damaged; restore another backup', { cause: err });
+            throw new CorruptObjectError(
+              `part ${index} (${part.key}) of backup ${meta.name} is missing from the repository`,
+              'the backup is damaged; restore another backup',
+              { cause: err },
+            );
           }
           throw err;
         }
@@ -68,7 +77,10 @@ export async function restoreParts(storage: Storage, meta: BackupMeta, target: E
         transient: (err) => err instanceof StorageError && err.transient,
         onRetry: async (retry, err, delayMs) => {
           await undoAttempt(ledger, target);
-          options.log.warn(`reading part ${index} of ${meta.name} failed, retrying it (${retry}/${options.retries})`, { error: (err as StorageError).message, delayMs: Math.round(delayMs) });
+          options.log.warn(`reading part ${index} of ${meta.name} failed, retrying it (${retry}/${options.retries})`, {
+            error: (err as StorageError).message,
+            delayMs: Math.round(delayMs),
+          });
         },
         signal,
       },

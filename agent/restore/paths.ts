@@ -27,7 +27,10 @@ export function placeBackupPath(relative: string, dest: string, tablespaces: Rea
     const oid = parts[1];
     const target = tablespaces.get(oid);
     if (target === undefined) {
-      throw new CorruptObjectError(`${where} holds ${quoteForMessage(relative)} under pg_tblspc, but ${quoteForMessage(oid)} is not a tablespace of the backup`, 'the backup is damaged; restore another backup');
+      throw new CorruptObjectError(
+        `${where} holds ${quoteForMessage(relative)} under pg_tblspc, but ${quoteForMessage(oid)} is not a tablespace of the backup`,
+        'the backup is damaged; restore another backup',
+      );
     }
     if (parts.length === 2) return { absolute: path.join(dest, relative), tablespaceLink: oid };
     return { absolute: path.join(target, ...parts.slice(2)) };

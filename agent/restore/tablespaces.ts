@@ -70,7 +70,8 @@ export function backupTablespaces(meta: BackupMeta): BackupTablespace[] {
   const seen = new Set<string>();
   list.forEach((ts, i) => {
     const field = fromList ? `tablespaces[${i}]` : `tablespaceMap line ${i + 1}`;
-    const damaged = (why: string) => new CorruptObjectError(`${where}: ${field} ${why}`, 'the backup metadata is damaged or was not written by gcwal; restore another backup');
+    const damaged = (why: string) =>
+      new CorruptObjectError(`${where}: ${field} ${why}`, 'the backup metadata is damaged or was not written by gcwal; restore another backup');
     if (!isTablespaceOid(ts.oid)) throw damaged(`has oid ${quoteForMessage(ts.oid)}, which is not an oid (decimal)`);
     if (seen.has(ts.oid)) throw damaged(`has oid ${ts.oid}, which another tablespace has too`);
     seen.add(ts.oid);
@@ -132,9 +133,16 @@ export function planTablespaces(tablespaces: readonly BackupTablespace[], reques
   const used: [string, string][] = [[path.resolve(dest), 'the data directory']];
   for (const t of targets) {
     for (const [dir, what] of used) {
-      if (t.target === dir) throw new UsageError(`tablespace ${t.oid} would be restored into ${t.target}, which is also ${what}`, 'give each tablespace its own directory with --tablespace-map OID=/new/path');
+      if (t.target === dir)
+        throw new UsageError(
+          `tablespace ${t.oid} would be restored into ${t.target}, which is also ${what}`,
+          'give each tablespace its own directory with --tablespace-map OID=/new/path',
+        );
       if (within(t.target, dir) || within(dir, t.target)) {
-        throw new UsageError(`tablespace ${t.oid} would be restored into ${t.target}, which overlaps ${what} ${dir}`, 'give each tablespace a directory outside the data directory and the other tablespaces with --tablespace-map OID=/new/path');
+        throw new UsageError(
+          `tablespace ${t.oid} would be restored into ${t.target}, which overlaps ${what} ${dir}`,
+          'give each tablespace a directory outside the data directory and the other tablespaces with --tablespace-map OID=/new/path',
+        );
       }
     }
     used.push([t.target, `the target of tablespace ${t.oid}`]);

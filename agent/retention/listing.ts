@@ -77,7 +77,9 @@ async function statOrUndefined(storage: Storage, key: string, signal?: AbortSign
 }
 
 function outcomeOf(result: ValidationResult, info: ObjectInfo): Outcome {
-  return result.ok ? { state: 'valid', generation: info.generation } : { state: 'corrupt', problem: result.problem ?? 'failed validation', generation: info.generation };
+  return result.ok
+    ? { state: 'valid', generation: info.generation }
+    : { state: 'corrupt', problem: result.problem ?? 'failed validation', generation: info.generation };
 }
 
 /** The segment names from a backup's start to its stop, or [] when they make no range. */
@@ -103,7 +105,13 @@ function backupSegments(start: string, stop: string, segSize: number | undefined
  * finding (the backup stops counting), never an exception; storage and auth
  * errors and aborts throw.
  */
-export async function planOverListing(storage: Storage, listing: Catalogue, policy: RetentionPolicy, now: Date, options: ListingPlanOptions): Promise<{ plan: RetentionPlan; catalogue: Catalogue; validation: AgentValidation }> {
+export async function planOverListing(
+  storage: Storage,
+  listing: Catalogue,
+  policy: RetentionPolicy,
+  now: Date,
+  options: ListingPlanOptions,
+): Promise<{ plan: RetentionPlan; catalogue: Catalogue; validation: AgentValidation }> {
   const { signal, log } = options;
   const expect: WalExpectations = { systemIdentifier: listing.systemIdentifier, walSegmentSize: listing.walSegmentSize };
   const outcomes = new Map<string, Outcome>();
@@ -152,8 +160,14 @@ export async function planOverListing(storage: Storage, listing: Catalogue, poli
   for (;;) {
     const catalogue = assumeUnread(listing, outcomes);
     const plan = planRetention(catalogue, policy, now);
-    const unread = plan.backups.filter((b) => b.action === 'keep' && b.restorable && !outcomes.has(backupMetaKey(b.name))
-      && listing.backups[b.name] !== undefined && !isPlaceholderBackup(listing.backups[b.name]));
+    const unread = plan.backups.filter(
+      (b) =>
+        b.action === 'keep' &&
+        b.restorable &&
+        !outcomes.has(backupMetaKey(b.name)) &&
+        listing.backups[b.name] !== undefined &&
+        !isPlaceholderBackup(listing.backups[b.name]),
+    );
     if (unread.length === 0) return { plan, catalogue, validation };
     for (const b of unread) await readBackup(b.name);
   }

@@ -72,11 +72,14 @@ export function buildDeleteReport(args: {
       deleteWal: plan.delete.filter((o) => walFileNameFromKey(o.key) !== undefined).length,
       keepObjects: plan.keep.length,
     },
-    result: execution === undefined ? null : {
-      deleted: execution.deleted.length,
-      deletedBytes: bytes(catalogue, execution.deleted),
-      skipped: execution.skipped.map((s) => ({ key: s.object.key, why: s.why })),
-    },
+    result:
+      execution === undefined
+        ? null
+        : {
+            deleted: execution.deleted.length,
+            deletedBytes: bytes(catalogue, execution.deleted),
+            skipped: execution.skipped.map((s) => ({ key: s.object.key, why: s.why })),
+          },
   };
 }
 
@@ -86,7 +89,8 @@ function walLines(objects: readonly PlannedObject[]): string[] {
   const others: string[] = [];
   let run: { first: string; last: string; count: number; timeline?: number; code: string; position: bigint } | undefined;
   const flush = () => {
-    if (run) lines.push(`  ${run.first === run.last ? run.first : `${run.first}..${run.last}`}  ${run.count} segment${run.count === 1 ? '' : 's'} (${run.code})`);
+    if (run)
+      lines.push(`  ${run.first === run.last ? run.first : `${run.first}..${run.last}`}  ${run.count} segment${run.count === 1 ? '' : 's'} (${run.code})`);
     run = undefined;
   };
   for (const o of objects) {
@@ -130,7 +134,11 @@ export function formatDeletePlan(r: DeleteReport): string {
     const v = r.agentValidation!;
     for (const b of v.backups) head('read', `backup ${b.name}: ${b.ok ? 'valid' : `failed: ${b.problem}`}`);
     if (v.backups.length === 0) head('read', 'nothing: the plan keeps no backup it could rest on');
-    else head('read', `${v.walSegments} WAL segment${v.walSegments === 1 ? '' : 's'}${v.corruptWal.length ? `, ${v.corruptWal.length} failed (${v.corruptWal.map((c) => c.name).join(', ')})` : ', all valid'}; ${formatBytes(v.bytesRead)} in all`);
+    else
+      head(
+        'read',
+        `${v.walSegments} WAL segment${v.walSegments === 1 ? '' : 's'}${v.corruptWal.length ? `, ${v.corruptWal.length} failed (${v.corruptWal.map((c) => c.name).join(', ')})` : ', all valid'}; ${formatBytes(v.bytesRead)} in all`,
+      );
     if (r.plan.delete.length > 0) head('not read', 'what is deleted: older than the oldest kept valid backup, its content no longer matters');
   }
   out.push('');
@@ -149,10 +157,21 @@ export function formatDeletePlan(r: DeleteReport): string {
   for (const o of other) out.push(`  ${o.key}  (${o.code})`);
   out.push('');
   const w = r.plan.window;
-  head('window', w.from !== undefined ? `once applied, restorable from ${pointTime(w.from)} (${w.fromLsn}, end of backup ${w.backup}) on` : 'no kept backup is restorable: nothing is deleted');
+  head(
+    'window',
+    w.from !== undefined
+      ? `once applied, restorable from ${pointTime(w.from)} (${w.fromLsn}, end of backup ${w.backup}) on`
+      : 'no kept backup is restorable: nothing is deleted',
+  );
   const t = r.totals;
-  head('to delete', `${t.deleteObjects} object${t.deleteObjects === 1 ? '' : 's'} (${formatBytes(t.deleteBytes)}): ${t.deleteBackups} backup${t.deleteBackups === 1 ? '' : 's'}, ${t.deleteWal} WAL file${t.deleteWal === 1 ? '' : 's'}`);
-  const keptCodes = r.plan.reasons.filter((c) => c.action === 'keep').map((c) => `${c.code} ${c.objects}`).join(', ');
+  head(
+    'to delete',
+    `${t.deleteObjects} object${t.deleteObjects === 1 ? '' : 's'} (${formatBytes(t.deleteBytes)}): ${t.deleteBackups} backup${t.deleteBackups === 1 ? '' : 's'}, ${t.deleteWal} WAL file${t.deleteWal === 1 ? '' : 's'}`,
+  );
+  const keptCodes = r.plan.reasons
+    .filter((c) => c.action === 'keep')
+    .map((c) => `${c.code} ${c.objects}`)
+    .join(', ');
   head('to keep', `${t.keepObjects} object${t.keepObjects === 1 ? '' : 's'}${keptCodes ? ` (${keptCodes})` : ''}`);
   if (r.plan.warnings.length > 0) {
     out.push('');
@@ -167,9 +186,11 @@ export function formatDeleteOutcome(r: DeleteReport): string {
   const out: string[] = [''];
   const t = r.totals;
   if (r.result === null) {
-    out.push(t.deleteObjects === 0
-      ? 'dry run: nothing to delete'
-      : `dry run: nothing was deleted; run again with --confirm to delete these ${t.deleteObjects} object${t.deleteObjects === 1 ? '' : 's'}`);
+    out.push(
+      t.deleteObjects === 0
+        ? 'dry run: nothing to delete'
+        : `dry run: nothing was deleted; run again with --confirm to delete these ${t.deleteObjects} object${t.deleteObjects === 1 ? '' : 's'}`,
+    );
   } else {
     out.push(`deleted ${r.result.deleted} object${r.result.deleted === 1 ? '' : 's'} (${formatBytes(r.result.deletedBytes)})`);
     for (const s of r.result.skipped) out.push(`  skipped ${s.key}: ${s.why}`);

@@ -38,28 +38,42 @@ function walLine(w: ReportedWal): string {
 
 function rangeLine(r: ReportedRange): string {
   const span = r.first === r.last ? r.first : `${r.first}..${r.last}`;
-  const states = ([['valid', r.valid], ['pending', r.pending], ['corrupt', r.corrupt], ['unvalidated', r.unvalidated]] as const)
-    .filter(([, n]) => n > 0).map(([state, n]) => `${n} ${state}`).join(', ');
+  const states = (
+    [
+      ['valid', r.valid],
+      ['pending', r.pending],
+      ['corrupt', r.corrupt],
+      ['unvalidated', r.unvalidated],
+    ] as const
+  )
+    .filter(([, n]) => n > 0)
+    .map(([state, n]) => `${n} ${state}`)
+    .join(', ');
   return `${span}  ${r.segments} segment${r.segments === 1 ? '' : 's'} (${states})`;
 }
 
 function timelineLines(t: TimelineStatus, listing: boolean): string[] {
-  const lines = [`timeline ${t.timeline}${t.historyMissing ? ` (its ${String(t.timeline).padStart(8, '0')}.history is missing: recovery cannot follow the fork onto it)` : ''}`];
+  const lines = [
+    `timeline ${t.timeline}${t.historyMissing ? ` (its ${String(t.timeline).padStart(8, '0')}.history is missing: recovery cannot follow the fork onto it)` : ''}`,
+  ];
   const label = (name: string) => `  ${name.padEnd(12)} `;
   if (t.window.spans.length === 0) {
     lines.push(`${label('restorable')}nothing: no ${listing ? '' : 'valid '}backup with unbroken WAL from its start to its end`);
   }
   for (const [i, span] of t.window.spans.entries()) {
     lines.push(`${label(i === 0 ? 'restorable' : '')}from ${span.from.lsn} at ${pointTime(span.from.time)} (end of backup ${span.from.backup})`);
-    const unchecked = span.unvalidatedSegments > 0 && !listing ? `; ${span.unvalidatedSegments} segment${span.unvalidatedSegments === 1 ? '' : 's'} not validated yet` : '';
+    const unchecked =
+      span.unvalidatedSegments > 0 && !listing ? `; ${span.unvalidatedSegments} segment${span.unvalidatedSegments === 1 ? '' : 's'} not validated yet` : '';
     lines.push(`${label('')}to   ${span.to.lsn} at about ${pointTime(span.to.time)} (end of ${span.to.segment}${unchecked})`);
   }
   if (t.window.earliest) {
     const c = t.window.lastCommit;
     const later = t.window.lastCommitCertain ? '' : '; later WAL is not validated yet';
-    lines.push(c
-      ? `${label('by time')}restorable from ${pointTime(t.window.earliest.time)} to ${pointTime(c.time)}, the last commit archived (${c.lsn} in ${c.segment}${later})`
-      : `${label('by time')}restorable from ${pointTime(t.window.earliest.time)}; no commit read in the window's WAL yet${later}`);
+    lines.push(
+      c
+        ? `${label('by time')}restorable from ${pointTime(t.window.earliest.time)} to ${pointTime(c.time)}, the last commit archived (${c.lsn} in ${c.segment}${later})`
+        : `${label('by time')}restorable from ${pointTime(t.window.earliest.time)}; no commit read in the window's WAL yet${later}`,
+    );
   }
   if (t.window.earliest) {
     if (t.restorePoints.length === 0) lines.push(`${label('named')}no restore point in the window`);
@@ -86,7 +100,11 @@ function backupRows(backups: readonly BackupStatus[]): string {
     b.storedSize === null ? '-' : formatBytes(b.storedSize),
     b.problem ? `${b.state}: ${b.problem}` : b.state,
   ]);
-  return formatTable([header, ...rows]).split('\n').filter((l) => l !== '').map((l) => `  ${l}`).join('\n');
+  return formatTable([header, ...rows])
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => `  ${l}`)
+    .join('\n');
 }
 
 /** The whole report as text, ending with a newline. */
@@ -97,7 +115,7 @@ export function formatStatusReport(report: StatusReport): string {
   head('repository', report.repository);
   if (listing) {
     head('catalogue', `none at ${report.catalogue.location}`);
-    head('source', 'a listing of the repository: nothing below is validated (deploy the pipeline\'s functions for validation)');
+    head('source', "a listing of the repository: nothing below is validated (deploy the pipeline's functions for validation)");
   } else {
     const updated = report.catalogue.updated;
     const age = updated ? Math.max(0, Math.round((Date.parse(report.generatedAt) - Date.parse(updated)) / 1000)) : undefined;

@@ -172,11 +172,34 @@ function backupStatus(b: CatalogueBackup, listing: boolean): BackupStatus {
   const state: ReportedState = listing && b.state === 'pending' ? 'unvalidated' : b.state;
   const problem = b.problem ?? null;
   if (isPlaceholderBackup(b)) {
-    return { name: b.name, timeline: null, startTime: null, stopTime: null, startLsn: null, stopLsn: null, startWalSegment: null, stopWalSegment: null, rawSize: null, storedSize: null, state, problem };
+    return {
+      name: b.name,
+      timeline: null,
+      startTime: null,
+      stopTime: null,
+      startLsn: null,
+      stopLsn: null,
+      startWalSegment: null,
+      stopWalSegment: null,
+      rawSize: null,
+      storedSize: null,
+      state,
+      problem,
+    };
   }
   return {
-    name: b.name, timeline: b.timeline, startTime: b.startTime, stopTime: b.stopTime, startLsn: b.startLsn, stopLsn: b.stopLsn,
-    startWalSegment: b.startWalSegment, stopWalSegment: b.stopWalSegment, rawSize: b.rawSize, storedSize: b.storedSize, state, problem,
+    name: b.name,
+    timeline: b.timeline,
+    startTime: b.startTime,
+    stopTime: b.stopTime,
+    startLsn: b.startLsn,
+    stopLsn: b.stopLsn,
+    startWalSegment: b.startWalSegment,
+    stopWalSegment: b.stopWalSegment,
+    rawSize: b.rawSize,
+    storedSize: b.storedSize,
+    state,
+    problem,
   };
 }
 
@@ -226,10 +249,17 @@ export function buildStatusReport(loaded: LoadedCatalogue, repository: string, n
     },
     restorePoints: records.get(w.timeline)?.restorePoints ?? [],
     newestWal: w.newestWal ? wal(w.newestWal.name, w.newestWal.created, now) : null,
-    walRanges: ranges.filter((r) => r.timeline === w.timeline).map((r) => ({
-      first: r.first, last: r.last, segments: r.segments, valid: r.valid,
-      pending: listing ? 0 : r.pending, corrupt: r.corrupt, unvalidated: listing ? r.pending : 0,
-    })),
+    walRanges: ranges
+      .filter((r) => r.timeline === w.timeline)
+      .map((r) => ({
+        first: r.first,
+        last: r.last,
+        segments: r.segments,
+        valid: r.valid,
+        pending: listing ? 0 : r.pending,
+        corrupt: r.corrupt,
+        unvalidated: listing ? r.pending : 0,
+      })),
     gaps: gaps.filter((g) => g.timeline === w.timeline).map((g) => ({ after: g.after ?? null, missing: g.missing, count: g.count, before: g.before })),
   }));
 
@@ -241,9 +271,7 @@ export function buildStatusReport(loaded: LoadedCatalogue, repository: string, n
     if (newest === null || compareTimes(r.lastCreated, newest.created) > 0) newest = wal(r.last, r.lastCreated, now);
   }
 
-  const alerts = listing
-    ? evaluateAlerts(assumingValid(catalogue), now, { ...thresholds, unvalidatedSeconds: Infinity })
-    : Object.values(catalogue.alerts);
+  const alerts = listing ? evaluateAlerts(assumingValid(catalogue), now, { ...thresholds, unvalidatedSeconds: Infinity }) : Object.values(catalogue.alerts);
   alerts.sort((a, b) => SEVERITY_RANK[a.severity] - SEVERITY_RANK[b.severity] || compareTimes(a.opened, b.opened) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
   return {
@@ -256,7 +284,9 @@ export function buildStatusReport(loaded: LoadedCatalogue, repository: string, n
     cluster: { systemIdentifier: catalogue.systemIdentifier ?? null, walSegmentSize: catalogue.walSegmentSize ?? null },
     newestWal: newest,
     timelines,
-    backups: Object.values(catalogue.backups).sort(compareBackups).map((b) => backupStatus(b, listing)),
+    backups: Object.values(catalogue.backups)
+      .sort(compareBackups)
+      .map((b) => backupStatus(b, listing)),
     alerts: alerts.map(alertStatus),
     alertsSource: listing ? 'evaluated' : 'pipeline',
     metrics: pipelineMetrics(catalogue, now, { includePending: listing, alerts }),

@@ -47,7 +47,10 @@ export async function readySegments(walDir: string, current: string, limit: numb
     return { next: [], ready: new Set() };
   }
   const ready = new Set(entries.filter((e) => e.endsWith('.ready')).map((e) => e.slice(0, -'.ready'.length)));
-  const next = [...ready].filter((name) => name !== current && classifyWalFileName(name)?.kind === 'segment').sort().slice(0, limit);
+  const next = [...ready]
+    .filter((name) => name !== current && classifyWalFileName(name)?.kind === 'segment')
+    .sort()
+    .slice(0, limit);
   return { next, ready };
 }
 

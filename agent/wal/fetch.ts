@@ -82,7 +82,8 @@ async function downloadTo(storage: Storage, info: Parameters<typeof openDecoded>
     if (code === 'ABORT_ERR') throw new StorageError(`fetching ${info.key} was cancelled`, false, 'the command was interrupted');
     // A codec or checksum module loaded on first use and missing from the install is a broken install, not damage.
     if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') throw err;
-    if (code && /^E[A-Z]+$/.test(code)) throw new StorageError(`writing ${dest} failed: ${code}`, false, `check that ${dir} exists and is writable with free space`, { cause: err });
+    if (code && /^E[A-Z]+$/.test(code))
+      throw new StorageError(`writing ${dest} failed: ${code}`, false, `check that ${dir} exists and is writable with free space`, { cause: err });
     throw new CorruptObjectError(`reading ${info.key} failed: ${(err as Error).message}`, undefined, { cause: err });
   }
 }

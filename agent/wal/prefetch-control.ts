@@ -97,7 +97,12 @@ export function startPrefetcher(walDir: string, dataDir: string, env: Readonly<R
   } catch {
     // no stderr at all
   }
-  const child = spawn(process.execPath, [...process.execArgv, script, PREFETCH_COMMAND, walDir], { cwd: dataDir, env: env as NodeJS.ProcessEnv, detached: true, stdio: ['ignore', 'ignore', stderr] });
+  const child = spawn(process.execPath, [...process.execArgv, script, PREFETCH_COMMAND, walDir], {
+    cwd: dataDir,
+    env: env as NodeJS.ProcessEnv,
+    detached: true,
+    stdio: ['ignore', 'ignore', stderr],
+  });
   child.on('error', () => {});
   child.unref();
 }

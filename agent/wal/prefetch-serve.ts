@@ -41,7 +41,8 @@ export async function serveFromSpool(scope: PrefetchScope, name: string, dest: s
   try {
     const outcome = await takeSpooled(scope.walDir, name, dest, { repo: scope.repo, recovery: scope.recovery });
     if (outcome === 'served') return true;
-    if (outcome === 'damaged' || outcome === 'changed') log.warn(`the prefetched ${name} was ${outcome} in the spool and is not used; fetching it from the repository`);
+    if (outcome === 'damaged' || outcome === 'changed')
+      log.warn(`the prefetched ${name} was ${outcome} in the spool and is not used; fetching it from the repository`);
     else if (outcome !== 'absent') log.debug(`the spool's ${name} is not used (${outcome})`);
   } catch (err) {
     log.debug(`serving ${name} from the spool failed; fetching it from the repository`, { error: err instanceof Error ? err.message : String(err) });

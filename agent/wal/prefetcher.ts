@@ -128,7 +128,12 @@ export async function runPrefetcher(o: PrefetcherOptions): Promise<PrefetcherRes
         const raw = recordedRawChecksum(info);
         // A long-lived process: the native decoder's load is paid once, and its CPU is taken from PostgreSQL's replay.
         const content = await openDecoded(o.storage, info, { signal, native: true });
-        await spoolSegment(o.walDir, content, { name, repo: o.repo, recovery, key: info.key, generation: info.generation, rawSize: raw.size, rawCrc32c: raw.crc32c }, signal);
+        await spoolSegment(
+          o.walDir,
+          content,
+          { name, repo: o.repo, recovery, key: info.key, generation: info.generation, rawSize: raw.size, rawCrc32c: raw.crc32c },
+          signal,
+        );
         state.failed.delete(name);
         if (applies(name)) {
           state.spooled.set(name, raw.size);
@@ -140,7 +145,10 @@ export async function runPrefetcher(o: PrefetcherOptions): Promise<PrefetcherRes
       } catch (err) {
         const count = (state.failed.get(name)?.count ?? 0) + 1;
         state.failed.set(name, { count, until: deferUntil(Date.now(), count) });
-        if (!signal.aborted) o.log.warn(`prefetching ${name} failed; wal-fetch will fetch it itself when PostgreSQL asks`, { error: err instanceof Error ? err.message : String(err) });
+        if (!signal.aborted)
+          o.log.warn(`prefetching ${name} failed; wal-fetch will fetch it itself when PostgreSQL asks`, {
+            error: err instanceof Error ? err.message : String(err),
+          });
       } finally {
         state.inFlight.delete(name);
         wake();

@@ -83,7 +83,7 @@ export async function pushWalFile(storage: Storage, filePath: string, options: P
   const name = path.basename(filePath);
   const kind = classifyWalFileName(name);
   if (!kind) {
-    throw new InvalidInputError(`${name} is not a WAL file name`, 'pass a segment, .partial, .history or .backup file from pg_wal, as archive_command\'s %p');
+    throw new InvalidInputError(`${name} is not a WAL file name`, "pass a segment, .partial, .history or .backup file from pg_wal, as archive_command's %p");
   }
   // The repository's identity is asked for while the file is opened: the
   // GET (and the token and connection before it) need nothing from the file.
@@ -116,13 +116,23 @@ function checkLocalFile(name: string, kind: WalFileName, source: WalSource): Seg
   const header = parseLongPageHeader(source.head);
   const checked = checkSegmentHeader(header, kind.kind === 'segment' ? name : kind.segmentName);
   if (source.size !== checked.segmentSize) {
-    throw new InvalidInputError(`${name} is ${source.size} bytes but its header says segments are ${checked.segmentSize} bytes`, 'the file is truncated or not a WAL segment; do not archive it');
+    throw new InvalidInputError(
+      `${name} is ${source.size} bytes but its header says segments are ${checked.segmentSize} bytes`,
+      'the file is truncated or not a WAL segment; do not archive it',
+    );
   }
   return { systemIdentifier: checked.systemIdentifier, walSegmentSize: checked.segmentSize, ...(checked.newerWalMagic ? { newerWalMagic: header.magic } : {}) };
 }
 
 /** One attempt; `identityRead` is a read of the repository's identity already under way (first attempt only). */
-async function pushOnce(storage: Storage, name: string, cluster: SegmentCluster, source: WalSource, options: PushOptions, identityRead?: Promise<RepositoryIdentity | undefined>): Promise<PushResult> {
+async function pushOnce(
+  storage: Storage,
+  name: string,
+  cluster: SegmentCluster,
+  source: WalSource,
+  options: PushOptions,
+  identityRead?: Promise<RepositoryIdentity | undefined>,
+): Promise<PushResult> {
   const key = walObjectKey(name);
   const signal = options.signal;
   // The compressed bytes start flowing at once, on the pieces already read,
@@ -238,7 +248,14 @@ function runAheadBytes(size: number): number {
  * else the object decoded): a damaged object written with this file's
  * metadata is not archived.
  */
-async function compareExisting(storage: Storage, existing: ObjectInfo, local: { size: number; crc: number }, name: string, stored: Checksum | undefined, signal: AbortSignal | undefined): Promise<PushResult> {
+async function compareExisting(
+  storage: Storage,
+  existing: ObjectInfo,
+  local: { size: number; crc: number },
+  name: string,
+  stored: Checksum | undefined,
+  signal: AbortSignal | undefined,
+): Promise<PushResult> {
   const want = { size: local.size, crc32c: crc32cBase64(local.crc) };
   let have: { size: number; crc32c: string };
   try {
@@ -247,7 +264,10 @@ async function compareExisting(storage: Storage, existing: ObjectInfo, local: { 
     if (!(err instanceof CorruptObjectError)) throw err;
     // Metadata lost (a crash between data and metadata): the object cannot be
     // restored anyway, but replacing it is a human decision.
-    throw new ConflictError(`${name} is already archived but its metadata is missing`, `check ${storage.url}/${existing.key} by hand; remove it if it is damaged, then archive again`);
+    throw new ConflictError(
+      `${name} is already archived but its metadata is missing`,
+      `check ${storage.url}/${existing.key} by hand; remove it if it is damaged, then archive again`,
+    );
   }
   if (have.size !== want.size || have.crc32c !== want.crc32c) {
     throw new ConflictError(

@@ -90,7 +90,7 @@ export async function readWalSource(filePath: string, options: { wholeFileLimit?
   let head: Buffer;
   try {
     const st = await handle.stat();
-    if (!st.isFile()) throw new InvalidInputError(`${filePath} is not a regular file`, 'pass the path of a WAL file, as archive_command\'s %p');
+    if (!st.isFile()) throw new InvalidInputError(`${filePath} is not a regular file`, "pass the path of a WAL file, as archive_command's %p");
     size = st.size;
     head = Buffer.allocUnsafe(Math.min(HEAD_BYTES, size));
     const { bytesRead } = await handle.read(head, 0, head.length, 0);
@@ -111,7 +111,8 @@ export async function readWalSource(filePath: string, options: { wholeFileLimit?
       checksum: () => scanned,
       // The callback form returns the last stream and destroys it with any
       // earlier stage's error, so the consumer sees a read failure or a change.
-      open: (openSignal) => pipeline(createReadStream(filePath, { highWaterMark: READ_CHUNK, signal: openSignal }), expectSameContent(size, scanned, filePath), () => {}),
+      open: (openSignal) =>
+        pipeline(createReadStream(filePath, { highWaterMark: READ_CHUNK, signal: openSignal }), expectSameContent(size, scanned, filePath), () => {}),
       release: () => stop.abort(),
     };
   }
@@ -184,14 +185,16 @@ function readWhole(handle: fs.FileHandle, size: number, filePath: string, signal
         const { bytesRead: extra } = await handle.read(Buffer.allocUnsafe(1), 0, 1, size);
         if (extra !== 0) failure = changed(filePath);
       }
-    })().catch((err: unknown) => {
-      failure ??= err;
-    }).then(() => {
-      if (failure === undefined) return;
-      // Pieces never read (or read after a failure) fail with it; rejecting an already resolved promise is a no-op.
-      for (const s of settle) s.reject(failure);
-      throw failure;
-    }),
+    })()
+      .catch((err: unknown) => {
+        failure ??= err;
+      })
+      .then(() => {
+        if (failure === undefined) return;
+        // Pieces never read (or read after a failure) fail with it; rejecting an already resolved promise is a no-op.
+        for (const s of settle) s.reject(failure);
+        throw failure;
+      }),
   );
   return { data, pieces, done };
 }
@@ -257,12 +260,18 @@ function expectSameContent(size: number, scanned: Promise<number>, filePath: str
 
 function changed(filePath: string): InvalidInputError {
   const name = filePath.slice(filePath.lastIndexOf('/') + 1);
-  return new InvalidInputError(`${name} changed while it was being archived`, 'PostgreSQL must not modify a segment it asked to archive; retry, and check nothing else writes to pg_wal');
+  return new InvalidInputError(
+    `${name} changed while it was being archived`,
+    'PostgreSQL must not modify a segment it asked to archive; retry, and check nothing else writes to pg_wal',
+  );
 }
 
 function unreadable(filePath: string, err: unknown): InvalidInputError {
   const code = (err as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOENT') return new InvalidInputError(`${filePath} does not exist`, 'pass the path of a WAL file relative to the data directory, as archive_command\'s %p');
-  if (code === 'EISDIR') return new InvalidInputError(`${filePath} is not a regular file`, 'pass the path of a WAL file, as archive_command\'s %p');
-  return new InvalidInputError(`cannot read ${filePath}: ${code ?? 'unknown error'}`, 'check the file\'s permissions for the user running gcwal', { cause: err });
+  if (code === 'ENOENT')
+    return new InvalidInputError(`${filePath} does not exist`, "pass the path of a WAL file relative to the data directory, as archive_command's %p");
+  if (code === 'EISDIR') return new InvalidInputError(`${filePath} is not a regular file`, "pass the path of a WAL file, as archive_command's %p");
+  return new InvalidInputError(`cannot read ${filePath}: ${code ?? 'unknown error'}`, "check the file's permissions for the user running gcwal", {
+    cause: err,
+  });
 }

@@ -89,7 +89,6 @@ export async function removeSpooled(walDir: string, name: string): Promise<void>
 /** Why a spooled segment was not served. */
 export type SpoolRefusal = 'absent' | 'no-record' | 'other-repository' | 'other-recovery' | 'changed' | 'damaged';
 
-
 /**
  * Serve `name` from the spool into `dest` (restore_command's %p, in the same
  * pg_wal): only when its record vouches for this repository, this restore
@@ -98,7 +97,12 @@ export type SpoolRefusal = 'absent' | 'no-record' | 'other-repository' | 'other-
  * renamed to `dest` and the directory fsynced. Anything else says why (and
  * removes a segment whose record refused it); the caller fetches it itself.
  */
-export async function takeSpooled(walDir: string, name: string, dest: string, expect: { repo: string; recovery: FileIdentity }): Promise<'served' | SpoolRefusal> {
+export async function takeSpooled(
+  walDir: string,
+  name: string,
+  dest: string,
+  expect: { repo: string; recovery: FileIdentity },
+): Promise<'served' | SpoolRefusal> {
   const file = path.join(spoolDir(walDir), name);
   const entry = await readSpoolEntry(walDir, name);
   const verdict = await (async (): Promise<'ok' | SpoolRefusal> => {

@@ -78,7 +78,8 @@ export async function makeBacklog(options: BacklogOptions, cleanups: Cleanups): 
     const run = await runOk(pgbench, ['-n', '-c', '4', '-j', '2', '-T', '2'], { env });
     transactions += Number(/number of transactions actually processed: (\d+)/.exec(run.stdout)?.[1] ?? 0);
     ready = await readySegments(cluster.pgdata);
-    if (round % 5 === 4 || ready.length >= options.count) options.log(`backlog: ${ready.length}/${options.count} ready segments after ${Math.round((performance.now() - started) / 1000)} s of pgbench`);
+    if (round % 5 === 4 || ready.length >= options.count)
+      options.log(`backlog: ${ready.length}/${options.count} ready segments after ${Math.round((performance.now() - started) / 1000)} s of pgbench`);
   }
   const seconds = (performance.now() - started) / 1000;
   await cluster.query('CHECKPOINT');
@@ -90,7 +91,8 @@ export async function makeBacklog(options: BacklogOptions, cleanups: Cleanups): 
     if (!keep.has(name)) await rename(path.join(status, `${name}.ready`), path.join(status, `${name}.done`));
   }
   const segments = await readySegments(cluster.pgdata);
-  if (segments.join() !== [...keep].join()) throw new Error(`the backlog holds ${segments.length} ready segments after shutdown, not the ${options.count} full ones`);
+  if (segments.join() !== [...keep].join())
+    throw new Error(`the backlog holds ${segments.length} ready segments after shutdown, not the ${options.count} full ones`);
   return {
     pgdata: cluster.pgdata,
     segments,
@@ -102,7 +104,11 @@ export async function makeBacklog(options: BacklogOptions, cleanups: Cleanups): 
 /** Names of the segments in `pgdata`'s pg_wal marked `.ready`, in WAL order. */
 export async function readySegments(pgdata: string): Promise<string[]> {
   const entries = await readdir(path.join(pgdata, 'pg_wal', 'archive_status'));
-  return entries.filter((e) => e.endsWith('.ready')).map((e) => e.slice(0, -'.ready'.length)).filter((n) => SEGMENT.test(n)).sort();
+  return entries
+    .filter((e) => e.endsWith('.ready'))
+    .map((e) => e.slice(0, -'.ready'.length))
+    .filter((n) => SEGMENT.test(n))
+    .sort();
 }
 
 /**
@@ -155,7 +161,9 @@ export async function timeDrain(cluster: Cluster, archiveCommand: string, count:
         return { ms: performance.now() - started, archived, failed: now.failed_count - before.failed_count };
       }
       if (performance.now() - started > timeoutMs) {
-        throw new Error(`the archiver archived ${archived} of ${count} segments in ${timeoutMs} ms (${now.failed_count - before.failed_count} failures)\n--- server log ---\n${await cluster.logTail()}`);
+        throw new Error(
+          `the archiver archived ${archived} of ${count} segments in ${timeoutMs} ms (${now.failed_count - before.failed_count} failures)\n--- server log ---\n${await cluster.logTail()}`,
+        );
       }
     }
   } finally {

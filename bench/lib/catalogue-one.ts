@@ -21,7 +21,8 @@ import { absorb } from '../../functions/lib/catalogue-outbox.ts';
 import { checkBackupForVerdicts, validateBackup } from '../../core/validate/index.ts';
 
 const [mode, url, nowIso, eventsJson] = process.argv.slice(2);
-if (!url || !nowIso || !['update', 'status', 'verdict', 'full'].includes(mode)) throw new Error('usage: catalogue-one update|status|verdict|full <repo url> <now> [<events json> | <backup.json key>]');
+if (!url || !nowIso || !['update', 'status', 'verdict', 'full'].includes(mode))
+  throw new Error('usage: catalogue-one update|status|verdict|full <repo url> <now> [<events json> | <backup.json key>]');
 const storage = new FileStorage(url);
 const now = new Date(nowIso);
 const thresholds = { stallSeconds: 1800, backupMaxAgeSeconds: 8 * 86400, unvalidatedSeconds: 3600, gapGraceSeconds: 300 };
@@ -40,7 +41,15 @@ if (mode === 'update') {
   const result = mode === 'verdict' ? await checkBackupForVerdicts(storage, info) : await validateBackup(storage, info);
   if (!result.ok) throw new Error(`${eventsJson}: ${result.problem}`);
   const partSeals = (result as { partSeals?: string[] }).partSeals;
-  const event: CatalogueEvent = { type: 'validated', key: info.key, generation: info.generation, ok: true, time: nowIso, backup: result.backup, ...(partSeals ? { partSeals } : {}) };
+  const event: CatalogueEvent = {
+    type: 'validated',
+    key: info.key,
+    generation: info.generation,
+    ok: true,
+    time: nowIso,
+    backup: result.backup,
+    ...(partSeals ? { partSeals } : {}),
+  };
   const update = await updateCatalogue(storage, (c) => absorb(c, [event], now, { config }), { now: () => now });
   const settled = update.catalogue.backups[result.backup!.name]?.state;
   if (settled !== 'valid') throw new Error(`the backup is ${settled} after the commit`);

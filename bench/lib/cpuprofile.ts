@@ -60,7 +60,12 @@ function label(frame: CallFrame): string {
  * runs, gives the time outside the profile (bootstrap before the profiler
  * starts, writing the profile at exit).
  */
-export async function summariseProfiles(files: readonly string[], wallMs: number, top = 15, classify: (frame: CallFrame) => string = category): Promise<string> {
+export async function summariseProfiles(
+  files: readonly string[],
+  wallMs: number,
+  top = 15,
+  classify: (frame: CallFrame) => string = category,
+): Promise<string> {
   const byCategory = new Map<string, number>();
   const byFunction = new Map<string, number>();
   let profiled = 0;
@@ -85,7 +90,10 @@ export async function summariseProfiles(files: readonly string[], wallMs: number
   if (small.length > 0) categories.push([`${small.length} more kinds under 0.5 ms each`, perRun(small.reduce((n, [, ms]) => n + ms, 0))]);
   categories.push(['= profiled time', perRun(profiled)]);
   categories.push(['outside the profile (median wall − profiled)', fixed(wallMs - profiled / runs, 1)]);
-  const functions = [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, ms]) => [name, perRun(ms)]);
+  const functions = [...byFunction]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, ms]) => [name, perRun(ms)]);
   return [formatTable(['self time by kind', 'ms/run'], categories), '', formatTable([`top ${top} functions by self time`, 'ms/run'], functions)].join('\n');
 }
 
@@ -95,10 +103,17 @@ export async function summariseProfiles(files: readonly string[], wallMs: number
  * Node refuses --cpu-prof in NODE_OPTIONS), and summarise the profile.
  * `dir` receives the profile; it is created and handed to postgres.
  */
-export async function profileGcwal(installDir: string, args: readonly string[], options: { env: Record<string, string>; cwd: string; dir: string }): Promise<{ ms: number; summary: string }> {
+export async function profileGcwal(
+  installDir: string,
+  args: readonly string[],
+  options: { env: Record<string, string>; cwd: string; dir: string },
+): Promise<{ ms: number; summary: string }> {
   await mkdir(options.dir, { recursive: true });
   await execOk('chown', ['postgres:postgres', options.dir]);
-  const run = await runOk(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${options.dir}`, path.join(installDir, 'gcwal.mjs'), ...args], { env: options.env, cwd: options.cwd });
+  const run = await runOk(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${options.dir}`, path.join(installDir, 'gcwal.mjs'), ...args], {
+    env: options.env,
+    cwd: options.cwd,
+  });
   const files = (await readdir(options.dir)).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(options.dir, f));
   return { ms: run.ms, summary: await summariseProfiles(files, run.ms, 20) };
 }

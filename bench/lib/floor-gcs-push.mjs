@@ -96,7 +96,9 @@ const fetchCall = async (_lib, url, { method = 'GET', headers = {}, body = [] } 
 };
 const call = client === 'fetch' ? fetchCall : nodeCall;
 
-const tokenResponse = await call(http, `http://${process.env.GCE_METADATA_HOST}/computeMetadata/v1/instance/service-accounts/default/token`, { headers: { 'Metadata-Flavor': 'Google' } });
+const tokenResponse = await call(http, `http://${process.env.GCE_METADATA_HOST}/computeMetadata/v1/instance/service-accounts/default/token`, {
+  headers: { 'Metadata-Flavor': 'Google' },
+});
 if (tokenResponse.status !== 200) throw new Error(`metadata token: ${tokenResponse.status}`);
 const authorization = `Bearer ${JSON.parse(tokenResponse.body.toString()).access_token}`;
 // With fetch, this first call also loads undici.
@@ -111,16 +113,25 @@ const upload = (name, bytes, metadata) => {
     via: agent,
     headers: { Authorization: authorization, 'Content-Type': `multipart/related; boundary=${boundary}` },
     body: [
-      Buffer.from(`--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${head}\r\n--${boundary}\r\nContent-Type: application/octet-stream\r\n\r\n`),
+      Buffer.from(
+        `--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${head}\r\n--${boundary}\r\nContent-Type: application/octet-stream\r\n\r\n`,
+      ),
       bytes,
       Buffer.from(`\r\n--${boundary}--\r\n`),
     ],
   });
 };
 
-const identity = await call(storageLib, `${endpoint}/storage/v1/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(`${prefix}gcwal.json`)}?alt=media`, { via: agent, headers: { Authorization: authorization } });
+const identity = await call(storageLib, `${endpoint}/storage/v1/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(`${prefix}gcwal.json`)}?alt=media`, {
+  via: agent,
+  headers: { Authorization: authorization },
+});
 if (identity.status === 404) {
-  const created = await upload(`${prefix}gcwal.json`, Buffer.from(JSON.stringify({ format: 1, systemIdentifier, walSegmentSize: data.length, created: new Date().toISOString() })), {});
+  const created = await upload(
+    `${prefix}gcwal.json`,
+    Buffer.from(JSON.stringify({ format: 1, systemIdentifier, walSegmentSize: data.length, created: new Date().toISOString() })),
+    {},
+  );
   if (created.status !== 200 && created.status !== 412) throw new Error(`create gcwal.json: ${created.status} ${created.body}`);
 } else if (identity.status !== 200) {
   throw new Error(`GET gcwal.json: ${identity.status}`);
@@ -130,7 +141,12 @@ if (identity.status === 404) {
 step('GET gcwal.json, check the system identifier (connects)');
 
 const name = `${prefix}wal/${path.basename(segment)}`;
-const response = await upload(name, stored, { 'gcwal-codec': 'floor', 'gcwal-raw-size': String(data.length), 'gcwal-raw-crc32c': base64(rawCrc), 'gcwal-system-id': systemIdentifier });
+const response = await upload(name, stored, {
+  'gcwal-codec': 'floor',
+  'gcwal-raw-size': String(data.length),
+  'gcwal-raw-crc32c': base64(rawCrc),
+  'gcwal-system-id': systemIdentifier,
+});
 // 412: the name exists; a product would compare checksums here, the floor only ever pushes new names.
 if (response.status !== 200) throw new Error(`upload ${name}: ${response.status} ${response.body}`);
 step('POST: multipart upload, create-only, CRC32C checked by the server');

@@ -30,12 +30,18 @@ const EVENT_HEADER = /^(ce-|content-type$)/i;
 export async function startEventCapture(): Promise<EventCapture> {
   const captured = new Map<string, EventRequest>();
   const server = createServer((req, res) => {
-    void readBody(req).then((body) => {
-      const headers = Object.fromEntries(Object.entries(req.headers).filter(([k, v]) => EVENT_HEADER.test(k) && typeof v === 'string')) as Record<string, string>;
-      const name = (JSON.parse(body) as { name?: string }).name;
-      if (headers['ce-type'] === 'google.cloud.storage.object.v1.finalized' && name) captured.set(name, { headers, body });
-      res.writeHead(204).end();
-    }, () => res.writeHead(400).end());
+    void readBody(req).then(
+      (body) => {
+        const headers = Object.fromEntries(Object.entries(req.headers).filter(([k, v]) => EVENT_HEADER.test(k) && typeof v === 'string')) as Record<
+          string,
+          string
+        >;
+        const name = (JSON.parse(body) as { name?: string }).name;
+        if (headers['ce-type'] === 'google.cloud.storage.object.v1.finalized' && name) captured.set(name, { headers, body });
+        res.writeHead(204).end();
+      },
+      () => res.writeHead(400).end(),
+    );
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

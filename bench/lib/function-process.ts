@@ -83,8 +83,14 @@ export async function prepareFunctionDir(bundleDir: string, target: string, into
  */
 export async function prepareNoopDir(target: string, into: string): Promise<FunctionDir> {
   await mkdir(into, { recursive: true });
-  await writeFile(path.join(into, 'index.mjs'), `import { cloudEvent } from '@google-cloud/functions-framework';\ncloudEvent(${JSON.stringify(target)}, () => {});\n`);
-  await writeFile(path.join(into, 'package.json'), JSON.stringify({ name: `bench-${target}`, private: true, type: 'module', main: 'index.mjs' }, null, 2) + '\n');
+  await writeFile(
+    path.join(into, 'index.mjs'),
+    `import { cloudEvent } from '@google-cloud/functions-framework';\ncloudEvent(${JSON.stringify(target)}, () => {});\n`,
+  );
+  await writeFile(
+    path.join(into, 'package.json'),
+    JSON.stringify({ name: `bench-${target}`, private: true, type: 'module', main: 'index.mjs' }, null, 2) + '\n',
+  );
   await linkNodeModules(into);
   return { dir: into, target };
 }
@@ -103,7 +109,13 @@ async function linkNodeModules(dir: string): Promise<void> {
  * process exits early. A port taken between choosing and binding it is
  * retried on another (that attempt is not counted).
  */
-export async function measureColdStart(fn: FunctionDir, env: Readonly<Record<string, string>>, first: EventRequest, second: EventRequest, cleanups: Cleanups): Promise<ColdStart> {
+export async function measureColdStart(
+  fn: FunctionDir,
+  env: Readonly<Record<string, string>>,
+  first: EventRequest,
+  second: EventRequest,
+  cleanups: Cleanups,
+): Promise<ColdStart> {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     // The scope stops the process when the measurement ends, and on an interrupt while it runs.
@@ -169,7 +181,15 @@ function post(port: number, request: EventRequest, child: GroupChild): Promise<v
   return new Promise((resolve, reject) => {
     const body = Buffer.from(request.body);
     const req = http.request(
-      { host: '127.0.0.1', port, method: 'POST', path: '/', agent: false, headers: { ...request.headers, 'Content-Length': String(body.length) }, timeout: 120_000 },
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/',
+        agent: false,
+        headers: { ...request.headers, 'Content-Length': String(body.length) },
+        timeout: 120_000,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

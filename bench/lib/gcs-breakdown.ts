@@ -142,7 +142,8 @@ async function processFigures(options: GcsBreakdownOptions, loaders: Loaders): P
   rows.push(['true (runuser + sh)', fixed(await medianOf(async () => (await sh('true', env)).ms)), '-']);
   rows.push(['node -e 0', fixed(await medianOf(async () => (await sh(`${node} -e 0`, env)).ms)), '-']);
   rows.push(['gcwal --version (Node + the bundle)', fixed(await medianOf(async () => (await sh(`${shellQuote(agent.command)} --version`, env)).ms)), '-']);
-  const load = async (label: string, file: string) => rows.push([label, fixed(await medianOf(async () => (await sh(`${node} ${shellQuote(file)}`, env)).ms)), '-']);
+  const load = async (label: string, file: string) =>
+    rows.push([label, fixed(await medianOf(async () => (await sh(`${node} ${shellQuote(file)}`, env)).ms)), '-']);
   await load("node + import('@google-cloud/storage') (its ESM build, as gcwal loads it)", loaders.esm);
   await load("node + require('@google-cloud/storage') (its CommonJS build)", loaders.cjs);
   await load('node + google-auth-library alone', loaders.auth);

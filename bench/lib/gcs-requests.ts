@@ -43,7 +43,8 @@ export function requestKind(line: string): string {
     return `${method} one-request upload (uploadType=${uploadType ?? '?'})`;
   }
   // The storage client calls the API root it was given, which for an emulator lacks /storage/v1.
-  if (/^(\/storage\/v1)?\/b\/[^/]+\/o\/.+/.test(p)) return url.searchParams.get('alt') === 'media' ? `${method} object data (alt=media)` : `${method} object metadata`;
+  if (/^(\/storage\/v1)?\/b\/[^/]+\/o\/.+/.test(p))
+    return url.searchParams.get('alt') === 'media' ? `${method} object data (alt=media)` : `${method} object metadata`;
   if (/^(\/storage\/v1)?\/b\/[^/]+\/o$/.test(p)) return `${method} list objects`;
   return `${method} ${p}`;
 }

@@ -76,10 +76,13 @@ const client = new Storage({
   retryOptions: { autoRetry: true, maxRetries: 5, idempotencyStrategy: IdempotencyStrategy.RetryConditional },
 });
 const file = client.bucket(bucketName).file(prefix + key);
-const found = await file.getMetadata().then(() => true, (err) => {
-  if (err.code !== 404) throw err;
-  return false;
-});
+const found = await file.getMetadata().then(
+  () => true,
+  (err) => {
+    if (err.code !== 404) throw err;
+    return false;
+  },
+);
 if (found) throw new Error(`${prefix}${key} exists already: pass a fresh key`);
 step('GET object metadata, 404 (client: first request, connects)');
 

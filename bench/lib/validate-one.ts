@@ -26,10 +26,20 @@ if (kind === 'walk') {
   const walk = sink.result();
   const ms = performance.now() - started;
   const facts = walk && 'facts' in walk ? walk.facts : undefined;
-  process.stdout.write(JSON.stringify({ loadedMs, ms, ok: facts !== undefined, problem: walk && 'problem' in walk ? walk.problem : undefined, rawSize: (await stat(url!)).size, records: facts?.records }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      loadedMs,
+      ms,
+      ok: facts !== undefined,
+      problem: walk && 'problem' in walk ? walk.problem : undefined,
+      rawSize: (await stat(url!)).size,
+      records: facts?.records,
+    }) + '\n',
+  );
   process.exit(0);
 }
-if (!kind || !url || !key || !['wal', 'part', 'backup'].includes(kind)) throw new Error('usage: validate-one wal|part|backup <repo url> <key> [<system identifier> <segment size>]');
+if (!kind || !url || !key || !['wal', 'part', 'backup'].includes(kind))
+  throw new Error('usage: validate-one wal|part|backup <repo url> <key> [<system identifier> <segment size>]');
 const storage = new FileStorage(url);
 const expect = systemIdentifier ? { systemIdentifier, walSegmentSize: Number(segmentSize) } : {};
 // performance.now() counts from the process's start: what came before the
@@ -39,7 +49,13 @@ const started = performance.now();
 const info = await storage.stat(key);
 if (!info) throw new Error(`${key} does not exist in ${url}`);
 const result: ValidationResult =
-  kind === 'wal' ? await validateWalObject(storage, info, expect) : kind === 'part' ? await validateBackupPart(storage, info) : await validateBackup(storage, info, expect);
+  kind === 'wal'
+    ? await validateWalObject(storage, info, expect)
+    : kind === 'part'
+      ? await validateBackupPart(storage, info)
+      : await validateBackup(storage, info, expect);
 const ms = performance.now() - started;
 const records = (result.details?.records as { records?: number } | undefined)?.records;
-process.stdout.write(JSON.stringify({ loadedMs, ms, ok: result.ok, problem: result.problem, rawSize: result.rawSize ?? result.details?.rawSize, records }) + '\n');
+process.stdout.write(
+  JSON.stringify({ loadedMs, ms, ok: result.ok, problem: result.problem, rawSize: result.rawSize ?? result.details?.rawSize, records }) + '\n',
+);

@@ -100,7 +100,8 @@ async function processFigures(options: BreakdownOptions, dir: string): Promise<s
   await simple('node + a bundle of only the modules wal-push imports (loaded, nothing run)', `${shellQuote(process.execPath)} ${shellQuote(walOnly)}`);
 
   // Native addons, loaded the way the bundle loads them (require from the install).
-  const probe = `const r=require('node:module').createRequire(${JSON.stringify(path.join(agent.dir, 'gcwal.mjs'))});` +
+  const probe =
+    `const r=require('node:module').createRequire(${JSON.stringify(path.join(agent.dir, 'gcwal.mjs'))});` +
     "const t={};for(const n of ['lzo','fast-crc32c','zstd-napi']){const s=performance.now();r(n);t[n]=performance.now()-s;}" +
     'process.stdout.write(JSON.stringify(t))';
   const loads: Record<string, number[]> = {};
@@ -166,20 +167,40 @@ async function inProcessFigures(segments: readonly string[], dir: string): Promi
   let n = 0;
   const next = () => path.join(dir, `file-${n++}`);
   return [
-    ['stream the 16 MiB file in 1 MiB chunks (createReadStream; wal-push reads it twice)', fixed(await time(() => collect(createReadStream(segments[0], { highWaterMark: 1024 * 1024 }))), 2)],
+    [
+      'stream the 16 MiB file in 1 MiB chunks (createReadStream; wal-push reads it twice)',
+      fixed(await time(() => collect(createReadStream(segments[0], { highWaterMark: 1024 * 1024 }))), 2),
+    ],
     ['read it into one 16 MiB buffer (1 MiB read() calls)', fixed(await time(() => readInto(segments[0], 1024 * 1024)), 2)],
     ['crc32c over 16 MiB (fast-crc32c, SSE4.2)', fixed(await time(() => crc32c(data)), 2)],
     ['adler32 over 16 MiB (JavaScript, lzop block checksum)', fixed(await time(() => adler32(data)), 2)],
     ['zlib.crc32 over 16 MiB (native; lzop can carry CRC-32 instead of Adler-32)', fixed(await time(() => zlibCrc32(data)), 2)],
-    ['LZO1X-1, 64 blocks of 256 KiB (lzo package: zero-filled output buffer per block)', fixed(await time(() => { for (let o = 0; o < data.length; o += block) lzo.compress(data.subarray(o, o + block)); }), 2)],
-    ['lzop block framing of those 64 blocks, Adler-32 of data and compressed data (the flags gcwal writes)', fixed(await time(() => frame(Flag.adler32D | Flag.adler32C)), 2)],
+    [
+      'LZO1X-1, 64 blocks of 256 KiB (lzo package: zero-filled output buffer per block)',
+      fixed(
+        await time(() => {
+          for (let o = 0; o < data.length; o += block) lzo.compress(data.subarray(o, o + block));
+        }),
+        2,
+      ),
+    ],
+    [
+      'lzop block framing of those 64 blocks, Adler-32 of data and compressed data (the flags gcwal writes)',
+      fixed(await time(() => frame(Flag.adler32D | Flag.adler32C)), 2),
+    ],
     ['… the same framing with CRC-32 flags instead (zlib.crc32; encodeBlock supports both)', fixed(await time(() => frame(Flag.crc32D | Flag.crc32C)), 2)],
     ['lzo codec stream (LZO1X-1 + lzop framing with 2 Adler-32s)', fixed(await time(() => compress('lzo')), 2)],
     ['zstd codec stream (level 1)', fixed(await time(() => compress('zstd')), 2)],
     [`write the ${size} object to a new file as the codec emits it, no fsync`, fixed(await time(() => writeChunks(next(), packed, false)), 2)],
     [`… the same plus fsync of it, of a small file and of 2 directories (FileStorage.write's syncs)`, fixed(await time(() => durableWrite(next(), packed)), 2)],
-    [`FileStorage.write of the ${size} object as the codec emits it (+ crc32c, mkdirs, link, rename, temp clean-up)`, fixed(await time(() => storage.write(`wal/x${n++}`, Readable.from(packed))), 2)],
-    [`(for reference) the ${size} object in one write() call: this VM is slow on writes over 1 MiB`, fixed(await time(() => writeChunks(next(), [Buffer.concat(packed)], false)), 2)],
+    [
+      `FileStorage.write of the ${size} object as the codec emits it (+ crc32c, mkdirs, link, rename, temp clean-up)`,
+      fixed(await time(() => storage.write(`wal/x${n++}`, Readable.from(packed))), 2),
+    ],
+    [
+      `(for reference) the ${size} object in one write() call: this VM is slow on writes over 1 MiB`,
+      fixed(await time(() => writeChunks(next(), [Buffer.concat(packed)], false)), 2),
+    ],
     ['pushWalFile() (lzo) in this warm process: the command without start-up, JIT warm-up or module loading', fixed(await warmPush(segments, dir), 2)],
   ];
 }
@@ -244,7 +265,12 @@ async function buildWalPushOnlyBundle(installDir: string): Promise<string> {
   const outfile = path.join(installDir, 'wal-push-only.mjs');
   const imports = ['agent/commands/wal-push.ts', 'agent/config.ts', 'agent/log.ts', 'core/storage/open.ts', 'core/errors.ts'];
   await esbuild.build({
-    stdin: { contents: imports.map((f) => `import ${JSON.stringify(path.join(projectRoot, f))};`).join('\n'), resolveDir: projectRoot, loader: 'ts', sourcefile: 'wal-push-only.ts' },
+    stdin: {
+      contents: imports.map((f) => `import ${JSON.stringify(path.join(projectRoot, f))};`).join('\n'),
+      resolveDir: projectRoot,
+      loader: 'ts',
+      sourcefile: 'wal-push-only.ts',
+    },
     outfile,
     bundle: true,
     platform: 'node',

@@ -44,7 +44,12 @@ const DETAIL_KEYS = 20;
 
 /** `n unit(s)` for a threshold: whole days, hours or minutes when it is one. */
 export function formatDuration(seconds: number): string {
-  const units: [number, string][] = [[86400, 'day'], [3600, 'hour'], [60, 'minute'], [1, 'second']];
+  const units: [number, string][] = [
+    [86400, 'day'],
+    [3600, 'hour'],
+    [60, 'minute'],
+    [1, 'second'],
+  ];
   const [size, unit] = units.find(([size]) => seconds >= size && seconds % size === 0) ?? [1, 'second'];
   const n = seconds / size;
   return `${n} ${unit}${n === 1 ? '' : 's'}`;
@@ -87,22 +92,40 @@ function corruptObjects(catalogue: Catalogue, now: Date): OpenAlert[] {
     if (e.state !== 'corrupt') continue;
     const key = walObjectKey(e.name);
     const what = e.name.endsWith('.history') ? 'timeline history file' : e.name.includes('.') ? 'wal file' : 'wal segment';
-    out.push(alert('corrupt-object', `corrupt-object:${key}:${e.generation}`,
-      `${what} ${e.name} archived at ${e.created} failed validation (${e.problem ?? 'no reason given'}); recovery cannot replay past it: take a new base backup now so later points stay restorable`,
-      { key, generation: e.generation, problem: e.problem, created: e.created, validated: e.validated }, now));
+    out.push(
+      alert(
+        'corrupt-object',
+        `corrupt-object:${key}:${e.generation}`,
+        `${what} ${e.name} archived at ${e.created} failed validation (${e.problem ?? 'no reason given'}); recovery cannot replay past it: take a new base backup now so later points stay restorable`,
+        { key, generation: e.generation, problem: e.problem, created: e.created, validated: e.validated },
+        now,
+      ),
+    );
   }
   for (const p of Object.values(catalogue.parts)) {
     if (p.state !== 'corrupt') continue;
-    out.push(alert('corrupt-object', `corrupt-object:${p.key}:${p.generation}`,
-      `backup part ${p.key} failed validation (${p.problem ?? 'no reason given'}); that backup cannot be restored: take a new one with gcwal backup-push`,
-      { key: p.key, generation: p.generation, problem: p.problem, created: p.created, validated: p.validated }, now));
+    out.push(
+      alert(
+        'corrupt-object',
+        `corrupt-object:${p.key}:${p.generation}`,
+        `backup part ${p.key} failed validation (${p.problem ?? 'no reason given'}); that backup cannot be restored: take a new one with gcwal backup-push`,
+        { key: p.key, generation: p.generation, problem: p.problem, created: p.created, validated: p.validated },
+        now,
+      ),
+    );
   }
   for (const b of Object.values(catalogue.backups)) {
     if (b.state !== 'corrupt') continue;
     const key = backupMetaKey(b.name);
-    out.push(alert('corrupt-object', `corrupt-object:${key}:${b.generation}`,
-      `backup ${b.name} failed validation (${b.problem ?? 'no reason given'}); it cannot be restored: take a new one with gcwal backup-push`,
-      { key, generation: b.generation, backup: b.name, problem: b.problem, validated: b.validated }, now));
+    out.push(
+      alert(
+        'corrupt-object',
+        `corrupt-object:${key}:${b.generation}`,
+        `backup ${b.name} failed validation (${b.problem ?? 'no reason given'}); it cannot be restored: take a new one with gcwal backup-push`,
+        { key, generation: b.generation, backup: b.name, problem: b.problem, validated: b.validated },
+        now,
+      ),
+    );
   }
   return out;
 }
@@ -145,8 +168,15 @@ function gapAlerts(catalogue: Catalogue, now: Date, thresholds: AlertThresholds)
     // itself; only one that has stayed open for the grace period is a gap.
     const stillSince = latest([gap.beforeCreated, lastDeleted]);
     if (!olderThan(stillSince, thresholds.gapGraceSeconds, now)) continue;
-    out.push(alert('wal-gap', `wal-gap:${gap.timeline}:${gap.missing}`, gapSummary(gap, gap.beforeCreated),
-      { timeline: gap.timeline, after: gap.after, missing: gap.missing, count: gap.count, before: gap.before, lastDeleted }, now));
+    out.push(
+      alert(
+        'wal-gap',
+        `wal-gap:${gap.timeline}:${gap.missing}`,
+        gapSummary(gap, gap.beforeCreated),
+        { timeline: gap.timeline, after: gap.after, missing: gap.missing, count: gap.count, before: gap.before, lastDeleted },
+        now,
+      ),
+    );
   }
   return out;
 }
@@ -169,19 +199,32 @@ function historyAlerts(catalogue: Catalogue, now: Date, thresholds: AlertThresho
     for (const b of Object.values(catalogue.backups)) if (b.timeline === timeline) times.push(b.stopTime);
     const first = times.sort(compareTimes)[0];
     if (!olderThan(first, thresholds.gapGraceSeconds, now)) continue;
-    out.push(alert('timeline-without-history', `timeline-without-history:${timeline}`,
-      `timeline ${timeline} has wal in the archive since ${first} but no ${file}, so recovery cannot follow the fork onto it: archive ${file} from the server's pg_wal with gcwal wal-push`,
-      { timeline, file, since: first }, now));
+    out.push(
+      alert(
+        'timeline-without-history',
+        `timeline-without-history:${timeline}`,
+        `timeline ${timeline} has wal in the archive since ${first} but no ${file}, so recovery cannot follow the fork onto it: archive ${file} from the server's pg_wal with gcwal wal-push`,
+        { timeline, file, since: first },
+        now,
+      ),
+    );
   }
   return out;
 }
 
 function stallAlert(catalogue: Catalogue, now: Date, thresholds: AlertThresholds): OpenAlert[] {
-  const last = catalogue.lastWalArrival ?? latest([...Object.values(catalogue.wal).map((e) => e.created), ...(catalogue.walRuns ?? []).map((r) => r.lastCreated)]);
+  const last =
+    catalogue.lastWalArrival ?? latest([...Object.values(catalogue.wal).map((e) => e.created), ...(catalogue.walRuns ?? []).map((r) => r.lastCreated)]);
   if (!olderThan(last, thresholds.stallSeconds, now)) return [];
-  return [alert('archiving-stalled', 'archiving-stalled',
-    `no wal has reached the archive since ${last}, longer than ${formatDuration(thresholds.stallSeconds)}: check archive_command and pg_stat_archiver on the server, and on a quiet database set archive_timeout below that`,
-    { lastWalArrival: last, stallSeconds: thresholds.stallSeconds }, now)];
+  return [
+    alert(
+      'archiving-stalled',
+      'archiving-stalled',
+      `no wal has reached the archive since ${last}, longer than ${formatDuration(thresholds.stallSeconds)}: check archive_command and pg_stat_archiver on the server, and on a quiet database set archive_timeout below that`,
+      { lastWalArrival: last, stallSeconds: thresholds.stallSeconds },
+      now,
+    ),
+  ];
 }
 
 function backupAlerts(catalogue: Catalogue, now: Date, thresholds: AlertThresholds): OpenAlert[] {
@@ -190,19 +233,35 @@ function backupAlerts(catalogue: Catalogue, now: Date, thresholds: AlertThreshol
   if (valid.length === 0) {
     if (known.some((b) => b.state === 'pending' && !olderThan(b.stopTime, thresholds.unvalidatedSeconds, now))) return [];
     // A new archive gets as long as a backup may be old to receive its first one.
-    const times = [...Object.values(catalogue.wal).map((e) => e.created), ...(catalogue.walRuns ?? []).map((r) => r.firstCreated), ...Object.values(catalogue.backups).map((b) => b.stopTime)].filter((t) => !Number.isNaN(Date.parse(t)));
+    const times = [
+      ...Object.values(catalogue.wal).map((e) => e.created),
+      ...(catalogue.walRuns ?? []).map((r) => r.firstCreated),
+      ...Object.values(catalogue.backups).map((b) => b.stopTime),
+    ].filter((t) => !Number.isNaN(Date.parse(t)));
     const since = times.sort(compareTimes)[0];
     if (!olderThan(since, thresholds.backupMaxAgeSeconds, now)) return [];
     const corrupt = known.length - known.filter((b) => b.state === 'pending').length;
-    return [alert('no-valid-backup', 'no-valid-backup',
-      `the archive holds no valid base backup${corrupt > 0 ? ` (${corrupt} failed validation)` : ''}, so nothing can be restored: run gcwal backup-push now`,
-      { backups: known.length, corrupt, archiveSince: since }, now)];
+    return [
+      alert(
+        'no-valid-backup',
+        'no-valid-backup',
+        `the archive holds no valid base backup${corrupt > 0 ? ` (${corrupt} failed validation)` : ''}, so nothing can be restored: run gcwal backup-push now`,
+        { backups: known.length, corrupt, archiveSince: since },
+        now,
+      ),
+    ];
   }
   const newest = known.filter((b) => b.state !== 'corrupt').reduce((a: CatalogueBackup, b) => (compareTimes(b.stopTime, a.stopTime) > 0 ? b : a));
   if (!olderThan(newest.stopTime, thresholds.backupMaxAgeSeconds, now)) return [];
-  return [alert('backup-too-old', 'backup-too-old',
-    `the newest backup ${newest.name} finished at ${newest.stopTime}, more than ${formatDuration(thresholds.backupMaxAgeSeconds)} ago: run gcwal backup-push and check its schedule`,
-    { backup: newest.name, stopTime: newest.stopTime, backupMaxAgeSeconds: thresholds.backupMaxAgeSeconds }, now)];
+  return [
+    alert(
+      'backup-too-old',
+      'backup-too-old',
+      `the newest backup ${newest.name} finished at ${newest.stopTime}, more than ${formatDuration(thresholds.backupMaxAgeSeconds)} ago: run gcwal backup-push and check its schedule`,
+      { backup: newest.name, stopTime: newest.stopTime, backupMaxAgeSeconds: thresholds.backupMaxAgeSeconds },
+      now,
+    ),
+  ];
 }
 
 function unvalidatedAlert(catalogue: Catalogue, now: Date, thresholds: AlertThresholds): OpenAlert[] {
@@ -210,13 +269,21 @@ function unvalidatedAlert(catalogue: Catalogue, now: Date, thresholds: AlertThre
   for (const e of Object.values(catalogue.wal)) if (e.state === 'pending') waiting.push({ key: walObjectKey(e.name), since: e.created });
   for (const p of Object.values(catalogue.parts)) if (p.state === 'pending') waiting.push({ key: p.key, since: p.created });
   for (const b of Object.values(catalogue.backups)) if (b.state === 'pending') waiting.push({ key: backupMetaKey(b.name), since: b.stopTime });
-  const late = waiting.filter((w) => olderThan(w.since, thresholds.unvalidatedSeconds, now)).sort((a, b) => compareTimes(a.since, b.since) || (a.key < b.key ? -1 : 1));
+  const late = waiting
+    .filter((w) => olderThan(w.since, thresholds.unvalidatedSeconds, now))
+    .sort((a, b) => compareTimes(a.since, b.since) || (a.key < b.key ? -1 : 1));
   if (late.length === 0) return [];
   const oldest = late[0];
   const count = late.length === 1 ? '1 object has' : `${late.length} objects have`;
-  return [alert('objects-unvalidated', 'objects-unvalidated',
-    `${count} waited more than ${formatDuration(thresholds.unvalidatedSeconds)} for validation, the oldest ${oldest.key} since ${oldest.since}: check that the validate function is deployed, triggered by this bucket, and not failing in its logs`,
-    { count: late.length, oldest: oldest.key, since: oldest.since, keys: late.slice(0, DETAIL_KEYS).map((w) => w.key) }, now)];
+  return [
+    alert(
+      'objects-unvalidated',
+      'objects-unvalidated',
+      `${count} waited more than ${formatDuration(thresholds.unvalidatedSeconds)} for validation, the oldest ${oldest.key} since ${oldest.since}: check that the validate function is deployed, triggered by this bucket, and not failing in its logs`,
+      { count: late.length, oldest: oldest.key, since: oldest.since, keys: late.slice(0, DETAIL_KEYS).map((w) => w.key) },
+      now,
+    ),
+  ];
 }
 
 /**
@@ -280,7 +347,10 @@ export function diffAlerts(open: Readonly<Record<string, OpenAlert>>, current: r
       opened.push(next[incident.id]);
     }
   }
-  const resolved = Object.keys(open).filter((id) => !Object.hasOwn(next, id)).sort().map((id) => open[id]);
+  const resolved = Object.keys(open)
+    .filter((id) => !Object.hasOwn(next, id))
+    .sort()
+    .map((id) => open[id]);
   return { opened, resolved, next };
 }
 

@@ -27,5 +27,28 @@ export interface AlertMessage {
  * prune results, JSON in the message data.
  */
 export type PipelineEventMessage =
-  | { format: 1; kind: 'validated'; repository: string; key: string; generation: string; ok: boolean; problem?: string; time: string; rawSize?: number; durationMs?: number }
-  | { format: 1; kind: 'pruned'; repository: string; dryRun: boolean; deleted: { key: string; reason: string }[]; skipped: { key: string; reason: string }[]; deletedBackups: string[]; keptBackups: string[]; kept: number; warnings: string[]; time: string };
+  | {
+      format: 1;
+      kind: 'validated';
+      repository: string;
+      key: string;
+      generation: string;
+      ok: boolean;
+      problem?: string;
+      time: string;
+      rawSize?: number;
+      durationMs?: number;
+    }
+  | {
+      format: 1;
+      kind: 'pruned';
+      repository: string;
+      dryRun: boolean;
+      deleted: { key: string; reason: string }[];
+      skipped: { key: string; reason: string }[];
+      deletedBackups: string[];
+      keptBackups: string[];
+      kept: number;
+      warnings: string[];
+      time: string;
+    };

@@ -29,7 +29,8 @@ export async function* readLines(stream: AsyncIterable<Buffer | string>, where: 
       yield rest.slice(0, nl);
       rest = rest.slice(nl + 1);
     }
-    if (rest.length > maxLine) throw new CorruptObjectError(`${where} has a line longer than ${maxLine} characters`, 'the backup manifest is damaged; restore another backup');
+    if (rest.length > maxLine)
+      throw new CorruptObjectError(`${where} has a line longer than ${maxLine} characters`, 'the backup manifest is damaged; restore another backup');
   }
   rest += decoder.end();
   if (rest !== '') yield rest;
@@ -49,7 +50,8 @@ const ENTRY_SHAPE = { required: ['path', 'type', 'size', 'mode', 'mtime'], optio
  */
 export function checkManifestEntry(value: unknown, partCount: number, where: string): ManifestEntry {
   const hint = 'the backup manifest is damaged; restore another backup';
-  const path = typeof value === 'object' && value !== null && typeof (value as { path?: unknown }).path === 'string' ? (value as { path: string }).path : undefined;
+  const path =
+    typeof value === 'object' && value !== null && typeof (value as { path?: unknown }).path === 'string' ? (value as { path: string }).path : undefined;
   if (path === undefined) throw new CorruptObjectError(`${where}: an entry without a path`, hint);
   const p = checkBackupPath(path, where);
   const f = Fields.of(value, '', ENTRY_SHAPE, (field, why) => new CorruptObjectError(`${where}: ${p} has ${field} that ${why}`, hint));
@@ -81,7 +83,8 @@ export function checkManifestEntry(value: unknown, partCount: number, where: str
   }
   if (type === 'symlink') {
     const parts = p.split('/');
-    if (parts.length !== 2 || parts[0] !== 'pg_tblspc' || !isTablespaceOid(parts[1])) throw f.bad('type', 'is symlink outside pg_tblspc/<oid> (only tablespace links are part of a backup)');
+    if (parts.length !== 2 || parts[0] !== 'pg_tblspc' || !isTablespaceOid(parts[1]))
+      throw f.bad('type', 'is symlink outside pg_tblspc/<oid> (only tablespace links are part of a backup)');
     if (f.has('target')) f.string('target');
   } else if (f.has('target')) {
     throw f.bad('target', `is set on a ${type}`);

@@ -104,7 +104,31 @@ export function serializeBackupMeta(meta: BackupMeta): string {
 const HINT = 'the backup metadata is damaged or was not written by gcwal; restore another backup';
 
 const META_SHAPE = {
-  required: ['format', 'name', 'systemIdentifier', 'pgVersionNum', 'pgVersion', 'walSegmentSize', 'timeline', 'startLsn', 'stopLsn', 'startWalSegment', 'stopWalSegment', 'startTime', 'stopTime', 'rawSize', 'storedSize', 'fileCount', 'codec', 'parts', 'tablespaces', 'backupLabel', 'tablespaceMap', 'manifest', 'gcwalVersion'],
+  required: [
+    'format',
+    'name',
+    'systemIdentifier',
+    'pgVersionNum',
+    'pgVersion',
+    'walSegmentSize',
+    'timeline',
+    'startLsn',
+    'stopLsn',
+    'startWalSegment',
+    'stopWalSegment',
+    'startTime',
+    'stopTime',
+    'rawSize',
+    'storedSize',
+    'fileCount',
+    'codec',
+    'parts',
+    'tablespaces',
+    'backupLabel',
+    'tablespaceMap',
+    'manifest',
+    'gcwalVersion',
+  ],
 };
 const PART_SHAPE = { required: ['key', 'rawSize', 'rawCrc32c', 'storedSize', 'storedCrc32c', 'codec', 'files'] };
 const TABLESPACE_SHAPE = { required: ['oid', 'location'] };
@@ -133,7 +157,10 @@ export function parseBackupMeta(text: string, key: string): BackupMeta {
     throw new CorruptObjectError(`backup metadata ${where} is not valid json`, HINT);
   }
   if (typeof value === 'object' && value !== null && 'format' in value && value.format !== 1) {
-    throw new CorruptObjectError(`backup metadata ${where} has format ${describeValue(value.format)}, which this gcwal does not know`, 'upgrade gcwal, or check the object');
+    throw new CorruptObjectError(
+      `backup metadata ${where} has format ${describeValue(value.format)}, which this gcwal does not know`,
+      'upgrade gcwal, or check the object',
+    );
   }
   const f = Fields.of(value, '', META_SHAPE, (field, why) => new CorruptObjectError(`backup metadata ${where}: ${field} ${why}`, HINT));
 
@@ -141,10 +168,13 @@ export function parseBackupMeta(text: string, key: string): BackupMeta {
   if (!isBackupName(name)) throw f.bad('name', `is ${quoteForMessage(name)}, not a backup name`);
   const folder = backupNameFromKey(key);
   if (folder !== undefined && folder !== name) {
-    throw new CorruptObjectError(`backup metadata ${where}: name is ${name}, but the object is in the folder of ${quoteForMessage(folder)}`, 'the object was copied into the wrong folder; move it back or delete the folder');
+    throw new CorruptObjectError(
+      `backup metadata ${where}: name is ${name}, but the object is in the folder of ${quoteForMessage(folder)}`,
+      'the object was copied into the wrong folder; move it back or delete the folder',
+    );
   }
   const systemIdentifier = f.matching('systemIdentifier', SYSTEM_IDENTIFIER, 'a system identifier (decimal)');
-  if (BigInt(systemIdentifier) > 0xFFFF_FFFF_FFFF_FFFFn) throw f.bad('systemIdentifier', 'is above 2^64-1');
+  if (BigInt(systemIdentifier) > 0xffff_ffff_ffff_ffffn) throw f.bad('systemIdentifier', 'is above 2^64-1');
   f.integer('pgVersionNum', 100000, 999999);
   f.string('pgVersion', 64);
   const segSize = f.integer('walSegmentSize', 1);
@@ -162,9 +192,11 @@ export function parseBackupMeta(text: string, key: string): BackupMeta {
       throw err;
     }
   };
-  if (segment('startWalSegment').segNo !== segmentNumberOfLsn(startLsn, segSize)) throw f.bad('startWalSegment', `is ${f.raw('startWalSegment')}, which does not hold startLsn ${f.raw('startLsn')}`);
+  if (segment('startWalSegment').segNo !== segmentNumberOfLsn(startLsn, segSize))
+    throw f.bad('startWalSegment', `is ${f.raw('startWalSegment')}, which does not hold startLsn ${f.raw('startLsn')}`);
   const stop = segment('stopWalSegment');
-  if (stopLsn > 0n && stop.segNo !== segmentNumberOfEndLsn(stopLsn, segSize)) throw f.bad('stopWalSegment', `is ${f.raw('stopWalSegment')}, which does not end at stopLsn ${f.raw('stopLsn')}`);
+  if (stopLsn > 0n && stop.segNo !== segmentNumberOfEndLsn(stopLsn, segSize))
+    throw f.bad('stopWalSegment', `is ${f.raw('stopWalSegment')}, which does not end at stopLsn ${f.raw('stopLsn')}`);
   if (stop.timeline !== timeline) throw f.bad('stopWalSegment', `is ${f.raw('stopWalSegment')}, not on timeline ${timeline}`);
   if (isoTime(f, 'stopTime') < isoTime(f, 'startTime')) throw f.bad('stopTime', `is ${f.raw('stopTime')}, before startTime ${f.raw('startTime')}`);
 

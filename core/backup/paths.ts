@@ -13,7 +13,11 @@ import { quoteForMessage } from '../wal/quote.ts';
  */
 export function checkBackupPath(name: string, where: string): string {
   const trimmed = name.endsWith('/') ? name.slice(0, -1) : name;
-  const bad = (why: string) => new CorruptObjectError(`${where} holds an unsafe path ${quoteForMessage(name)}: ${why}`, 'the backup is damaged or was not written by gcwal; restore another backup');
+  const bad = (why: string) =>
+    new CorruptObjectError(
+      `${where} holds an unsafe path ${quoteForMessage(name)}: ${why}`,
+      'the backup is damaged or was not written by gcwal; restore another backup',
+    );
   if (trimmed === '') throw bad('empty');
   if (trimmed.includes('\0')) throw bad('contains a NUL byte');
   if (trimmed.startsWith('/')) throw bad('absolute');
@@ -25,7 +29,7 @@ export function checkBackupPath(name: string, where: string): string {
 }
 
 /** Largest tablespace OID: an Oid is an unsigned 32-bit number. */
-const MAX_OID = 0xFFFF_FFFF;
+const MAX_OID = 0xffff_ffff;
 
 /** Whether `text` is a tablespace OID as PostgreSQL names pg_tblspc links: decimal, no sign, no leading zero, 1 to 2^32-1. */
 export function isTablespaceOid(text: string): boolean {

@@ -80,7 +80,7 @@ function compareOutcome(a: { time: string; corrupt: boolean; problem: string }, 
 
 /** `record` with the event's outcome if that outcome wins over the one it has. */
 function withOutcome<T extends Outcome>(record: T, event: ValidatedEvent): T {
-  const incoming = { time: event.time, corrupt: !event.ok, problem: event.ok ? '' : event.problem ?? 'validation failed' };
+  const incoming = { time: event.time, corrupt: !event.ok, problem: event.ok ? '' : (event.problem ?? 'validation failed') };
   if (record.state !== 'pending' && record.validated !== undefined) {
     const held = { time: record.validated, corrupt: record.state === 'corrupt', problem: record.problem ?? '' };
     if (compareOutcome(held, incoming) >= 0) return record;
@@ -90,7 +90,12 @@ function withOutcome<T extends Outcome>(record: T, event: ValidatedEvent): T {
   return (event.ok ? { ...rest, state, validated: event.time } : { ...rest, state, problem: incoming.problem, validated: event.time }) as T;
 }
 
-function finalizeTracked<T extends Tracked>(entry: T | undefined, tombstone: Tombstone | undefined, event: FinalizedEvent, make: (generation: string) => T): T | undefined {
+function finalizeTracked<T extends Tracked>(
+  entry: T | undefined,
+  tombstone: Tombstone | undefined,
+  event: FinalizedEvent,
+  make: (generation: string) => T,
+): T | undefined {
   if (buried(tombstone, event.generation)) return entry;
   if (entry) {
     const order = compareGenerations(entry.generation, event.generation);
@@ -106,7 +111,12 @@ function finalizeTracked<T extends Tracked>(entry: T | undefined, tombstone: Tom
   return { ...make(event.generation), size: event.size, created: event.created, state: 'pending' };
 }
 
-function validateTracked<T extends Tracked>(entry: T | undefined, tombstone: Tombstone | undefined, event: ValidatedEvent, make: (generation: string) => T): T | undefined {
+function validateTracked<T extends Tracked>(
+  entry: T | undefined,
+  tombstone: Tombstone | undefined,
+  event: ValidatedEvent,
+  make: (generation: string) => T,
+): T | undefined {
   if (buried(tombstone, event.generation)) return entry;
   let base: T;
   const order = entry ? compareGenerations(entry.generation, event.generation) : -1;
@@ -122,7 +132,19 @@ function validateTracked<T extends Tracked>(entry: T | undefined, tombstone: Tom
   return withOutcome(base, event);
 }
 
-const BACKUP_SUMMARY_FIELDS = ['systemIdentifier', 'pgVersionNum', 'timeline', 'startLsn', 'stopLsn', 'startWalSegment', 'stopWalSegment', 'startTime', 'stopTime', 'rawSize', 'storedSize'] as const;
+const BACKUP_SUMMARY_FIELDS = [
+  'systemIdentifier',
+  'pgVersionNum',
+  'timeline',
+  'startLsn',
+  'stopLsn',
+  'startWalSegment',
+  'stopWalSegment',
+  'startTime',
+  'stopTime',
+  'rawSize',
+  'storedSize',
+] as const;
 
 function summaryFields(name: string, summary: BackupSummaryForCatalogue): BackupSummaryForCatalogue {
   const out: Record<string, unknown> = { name };
@@ -138,7 +160,21 @@ function summaryFields(name: string, summary: BackupSummaryForCatalogue): Backup
  * isPlaceholderBackup.
  */
 export function placeholderBackupFields(name: string): BackupSummaryForCatalogue {
-  return { name, systemIdentifier: '', pgVersionNum: 0, timeline: 0, startLsn: '0/0', stopLsn: '0/0', startWalSegment: '', stopWalSegment: '', startTime: '', stopTime: '', rawSize: 0, storedSize: 0, keys: [backupMetaKey(name)] };
+  return {
+    name,
+    systemIdentifier: '',
+    pgVersionNum: 0,
+    timeline: 0,
+    startLsn: '0/0',
+    stopLsn: '0/0',
+    startWalSegment: '',
+    stopWalSegment: '',
+    startTime: '',
+    stopTime: '',
+    rawSize: 0,
+    storedSize: 0,
+    keys: [backupMetaKey(name)],
+  };
 }
 
 /** Whether `backup` carries placeholder fields (its metadata was never read): skip it when planning. */
@@ -146,7 +182,12 @@ export function isPlaceholderBackup(backup: CatalogueBackup): boolean {
   return backup.timeline === 0;
 }
 
-function validateBackup(backup: CatalogueBackup | undefined, tombstone: Tombstone | undefined, event: ValidatedEvent, name: string): CatalogueBackup | undefined {
+function validateBackup(
+  backup: CatalogueBackup | undefined,
+  tombstone: Tombstone | undefined,
+  event: ValidatedEvent,
+  name: string,
+): CatalogueBackup | undefined {
   if (buried(tombstone, event.generation)) return backup;
   const order = backup ? compareGenerations(backup.generation, event.generation) : -1;
   if (backup && order > 0) return backup;
@@ -252,7 +293,13 @@ export function applyCatalogueEvents(catalogue: Catalogue, events: readonly Cata
         }
       }
     }
-    const makeWal = (generation: string): CatalogueWalEntry => ({ name: target.kind === 'wal' ? target.name : '', generation, size: 0, created: '', state: 'pending' });
+    const makeWal = (generation: string): CatalogueWalEntry => ({
+      name: target.kind === 'wal' ? target.name : '',
+      generation,
+      size: 0,
+      created: '',
+      state: 'pending',
+    });
     const makePart = (generation: string): CataloguePartEntry => ({ key: event.key, generation, size: 0, created: '', state: 'pending' });
 
     if (event.type === 'finalized') {
@@ -297,7 +344,12 @@ export function applyCatalogueEvents(catalogue: Catalogue, events: readonly Cata
         systemIdentifier = event.systemIdentifier;
         changed = true;
       }
-      if (event.ok && Number.isInteger(event.walSegmentSize) && event.walSegmentSize! > 0 && (walSegmentSize === undefined || event.walSegmentSize! < walSegmentSize)) {
+      if (
+        event.ok &&
+        Number.isInteger(event.walSegmentSize) &&
+        event.walSegmentSize! > 0 &&
+        (walSegmentSize === undefined || event.walSegmentSize! < walSegmentSize)
+      ) {
         walSegmentSize = event.walSegmentSize;
         changed = true;
       }
@@ -316,7 +368,11 @@ export function applyCatalogueEvents(catalogue: Catalogue, events: readonly Cata
   // Valid segments join their runs (only what this call touched can be
   // unfolded and valid; a catalogue read in the old format is folded by the store).
   if (walSegmentSize !== undefined) {
-    const folded = foldValidSegments(wal.keys().map((name) => wal.get(name)!), runs, walSegmentSize);
+    const folded = foldValidSegments(
+      wal.keys().map((name) => wal.get(name)!),
+      runs,
+      walSegmentSize,
+    );
     if (folded.names.length > 0) {
       for (const name of folded.names) wal.put(name, undefined);
       runs = folded.runs;
@@ -362,7 +418,11 @@ function walRecords(r: CatalogueWalRecords): CatalogueWalRecords {
  * the new runs and the names folded (to drop from the entries). A segment
  * whose creation time does not parse is left unfolded.
  */
-export function foldValidSegments(entries: Iterable<CatalogueWalEntry>, runs: readonly CatalogueWalRun[], segSize: number): { runs: readonly CatalogueWalRun[]; names: string[] } {
+export function foldValidSegments(
+  entries: Iterable<CatalogueWalEntry>,
+  runs: readonly CatalogueWalRun[],
+  segSize: number,
+): { runs: readonly CatalogueWalRun[]; names: string[] } {
   const names: string[] = [];
   const valid = [...entries].filter((e) => e.state === 'valid' && segmentId(e.name, segSize) !== undefined && !Number.isNaN(Date.parse(e.created)));
   // In segment order, so a catalogue's worth of segments folds in one pass.
@@ -405,10 +465,16 @@ const EVENT_KINDS: Record<string, 'finalized' | 'deleted'> = {
  * its `updated`. Throws InvalidInputError when the resource lacks a name, a
  * decimal generation, a size or a time.
  */
-export function catalogueEventFromObjectResource(type: string, resource: StorageObjectResource, repositoryPrefix: string, eventTime?: string): CatalogueEvent | undefined {
+export function catalogueEventFromObjectResource(
+  type: string,
+  resource: StorageObjectResource,
+  repositoryPrefix: string,
+  eventTime?: string,
+): CatalogueEvent | undefined {
   const kind = EVENT_KINDS[type];
   if (!kind) return undefined;
-  const bad = (what: string) => new InvalidInputError(`storage object event ${what}`, 'the trigger must deliver google.cloud.storage.object.v1 events with the object resource as data');
+  const bad = (what: string) =>
+    new InvalidInputError(`storage object event ${what}`, 'the trigger must deliver google.cloud.storage.object.v1 events with the object resource as data');
   if (typeof resource?.name !== 'string') throw bad('has no object name');
   const trimmed = repositoryPrefix.replace(/^\/+|\/+$/g, '');
   const prefix = trimmed === '' ? '' : `${trimmed}/`;

@@ -30,7 +30,12 @@ export function settleBackup(backup: CatalogueBackup, part: (key: string) => Cat
     if (!entry || entry.state === 'pending' || (entry.state === 'valid' && entry.seal === undefined)) return backup;
     if (entry.validated !== undefined && compareTimes(entry.validated, latest) > 0) latest = entry.validated;
     if (entry.state === 'corrupt') bad.push({ index: i, key, why: `failed validation (${entry.problem ?? 'no reason given'})` });
-    else if (entry.seal !== awaiting.seals[i]) bad.push({ index: i, key, why: 'does not hold what backup.json and the manifest record for it (its generation, decoded size and CRC32C, or its entries\' names, types, sizes and CRC32Cs)' });
+    else if (entry.seal !== awaiting.seals[i])
+      bad.push({
+        index: i,
+        key,
+        why: "does not hold what backup.json and the manifest record for it (its generation, decoded size and CRC32C, or its entries' names, types, sizes and CRC32Cs)",
+      });
   }
   const { awaiting: _awaiting, problem: _problem, ...rest } = backup;
   if (bad.length === 0) return { ...rest, state: 'valid', validated: latest };

@@ -9,7 +9,15 @@ import type { Catalogue, CatalogueBackup, CatalogueWalEntry, CatalogueWalRun, Va
 import { compareTimes } from './keys.ts';
 import { createdWithin, entryInRun, spanBounds } from './runs.ts';
 import { formatLsn, MAX_LSN, parseLsn } from '../wal/lsn.ts';
-import { classifyWalFileName, DEFAULT_SEGMENT_SIZE, historyFileName, isValidSegmentSize, parseWalSegmentName, segmentNumberOfLsn, walSegmentName } from '../wal/name.ts';
+import {
+  classifyWalFileName,
+  DEFAULT_SEGMENT_SIZE,
+  historyFileName,
+  isValidSegmentSize,
+  parseWalSegmentName,
+  segmentNumberOfLsn,
+  walSegmentName,
+} from '../wal/name.ts';
 
 /** A segment of the catalogue with its number. */
 export interface TimelineSegment {
@@ -121,7 +129,16 @@ export function timelinePieces(catalogue: Catalogue): Map<number, TimelinePiece[
     } catch {
       continue;
     }
-    add(id.timeline, { from: id.segNo, to: id.segNo, firstName: entry.name, lastName: entry.name, firstCreated: entry.created, lastCreated: entry.created, state: entry.state, entry });
+    add(id.timeline, {
+      from: id.segNo,
+      to: id.segNo,
+      firstName: entry.name,
+      lastName: entry.name,
+      firstCreated: entry.created,
+      lastCreated: entry.created,
+      state: entry.state,
+      entry,
+    });
   }
   for (const run of catalogue.walRuns ?? []) {
     let bounds;
@@ -130,7 +147,15 @@ export function timelinePieces(catalogue: Catalogue): Map<number, TimelinePiece[
     } catch {
       continue;
     }
-    add(run.timeline, { ...bounds, firstName: run.first, lastName: run.last, firstCreated: run.firstCreated, lastCreated: run.lastCreated, state: 'valid', run });
+    add(run.timeline, {
+      ...bounds,
+      firstName: run.first,
+      lastName: run.last,
+      firstCreated: run.firstCreated,
+      lastCreated: run.lastCreated,
+      state: 'valid',
+      run,
+    });
   }
   for (const list of byTimeline.values()) list.sort((a, b) => (a.from < b.from ? -1 : a.from > b.from ? 1 : 0));
   return new Map([...byTimeline].sort(([a], [b]) => a - b));
@@ -219,12 +244,26 @@ export function walGaps(catalogue: Catalogue): WalGap[] {
     const switchedAt = ancestorsOf(catalogue, timeline)?.at(-1)?.switchLsn;
     if (switchedAt !== undefined) {
       const begin = segmentNumberOfLsn(switchedAt, segSize);
-      if (list[0].from > begin) out.push({ timeline, missing: walSegmentName(timeline, begin, segSize), count: Number(list[0].from - begin), before: list[0].firstName, beforeCreated: list[0].firstCreated });
+      if (list[0].from > begin)
+        out.push({
+          timeline,
+          missing: walSegmentName(timeline, begin, segSize),
+          count: Number(list[0].from - begin),
+          before: list[0].firstName,
+          beforeCreated: list[0].firstCreated,
+        });
     }
     for (let i = 1; i < list.length; i++) {
       const prev = list[i - 1];
       if (list[i].from === prev.to + 1n) continue;
-      out.push({ timeline, after: prev.lastName, missing: walSegmentName(timeline, prev.to + 1n, segSize), count: Number(list[i].from - prev.to - 1n), before: list[i].firstName, beforeCreated: list[i].firstCreated });
+      out.push({
+        timeline,
+        after: prev.lastName,
+        missing: walSegmentName(timeline, prev.to + 1n, segSize),
+        count: Number(list[i].from - prev.to - 1n),
+        before: list[i].firstName,
+        beforeCreated: list[i].firstCreated,
+      });
     }
   }
   return out;

@@ -113,14 +113,18 @@ export async function buildCatalogueFromListing(storage: Storage, options: Build
   const metas: [string, ObjectInfo][] = [];
   for await (const info of storage.list(BACKUP_PREFIX, { signal })) {
     const kind = classifyCatalogueKey(info.key);
-    if (kind?.kind === 'part') catalogue.parts[info.key] = { key: info.key, generation: info.generation, size: info.size, created: info.created.toISOString(), state: 'pending' };
+    if (kind?.kind === 'part')
+      catalogue.parts[info.key] = { key: info.key, generation: info.generation, size: info.size, created: info.created.toISOString(), state: 'pending' };
     else if (kind?.kind === 'backup-meta') metas.push([kind.backup, info]);
   }
   // Collected by position, so the catalogue's key order follows the listing, not the reads' timing.
   const backups = new Array<CatalogueBackup | undefined>(metas.length);
-  await eachLimited(metas.map((m, i) => [i, ...m] as const), async ([i, name, info]) => {
-    backups[i] = await backupEntry(storage, name, info, signal);
-  });
+  await eachLimited(
+    metas.map((m, i) => [i, ...m] as const),
+    async ([i, name, info]) => {
+      backups[i] = await backupEntry(storage, name, info, signal);
+    },
+  );
   for (const backup of backups) if (backup) catalogue.backups[backup.name] = backup;
   return catalogue;
 }

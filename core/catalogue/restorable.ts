@@ -167,5 +167,7 @@ export function windowRecords(catalogue: Catalogue, window: TimelineWindow): Win
 
 /** windowRecords of every timeline that has a window, ascending. */
 export function restorableRecords(catalogue: Catalogue, options: WindowOptions = {}): WindowRecords[] {
-  return recoverableWindows(catalogue, options).filter((w) => w.spans.length > 0).map((w) => windowRecords(catalogue, w));
+  return recoverableWindows(catalogue, options)
+    .filter((w) => w.spans.length > 0)
+    .map((w) => windowRecords(catalogue, w));
 }

@@ -129,7 +129,13 @@ function segmentOfLsn(lsn: string | undefined, segSize: number): bigint | undefi
  * when the run has none, or when the last transaction end lies outside
  * (the part's own latest one is then unknown).
  */
-function recordsWithin(records: CatalogueWalRecords | undefined, from: bigint, to: bigint, segSize: number, keepUnknownLast: boolean): CatalogueWalRecords | undefined {
+function recordsWithin(
+  records: CatalogueWalRecords | undefined,
+  from: bigint,
+  to: bigint,
+  segSize: number,
+  keepUnknownLast: boolean,
+): CatalogueWalRecords | undefined {
   if (!records) return undefined;
   const inside = (lsn: string | undefined) => {
     const seg = segmentOfLsn(lsn, segSize);
@@ -224,12 +230,22 @@ export function withSegment(runs: readonly CatalogueWalRun[], entry: CatalogueWa
   let start = at;
   let end = at;
   const left = runs[at - 1];
-  if (left && left.timeline === id.timeline && spanBounds(left, segSize).to === id.segNo - 1n && withinSpan(left.firstCreated, left.lastCreated, run.lastCreated)) {
+  if (
+    left &&
+    left.timeline === id.timeline &&
+    spanBounds(left, segSize).to === id.segNo - 1n &&
+    withinSpan(left.firstCreated, left.lastCreated, run.lastCreated)
+  ) {
     run = join(left, run);
     start = at - 1;
   }
   const right = runs[at];
-  if (right && right.timeline === id.timeline && spanBounds(right, segSize).from === id.segNo + 1n && withinSpan(run.firstCreated, run.lastCreated, right.firstCreated, right.lastCreated)) {
+  if (
+    right &&
+    right.timeline === id.timeline &&
+    spanBounds(right, segSize).from === id.segNo + 1n &&
+    withinSpan(run.firstCreated, run.lastCreated, right.firstCreated, right.lastCreated)
+  ) {
     run = join(run, right);
     end = at + 1;
   }
@@ -261,7 +277,14 @@ function withRecords(records: CatalogueWalRecords | undefined): { records?: Cata
  * range expires, TOMBSTONE_TTL_MS after its latest deletion, soon after the
  * prune that made it). Returns `list` itself when it already says as much.
  */
-export function withSegmentTombstone(list: readonly SegmentTombstones[], timeline: number, segNo: bigint, generation: string, deleted: string, segSize: number): readonly SegmentTombstones[] {
+export function withSegmentTombstone(
+  list: readonly SegmentTombstones[],
+  timeline: number,
+  segNo: bigint,
+  generation: string,
+  deleted: string,
+  segSize: number,
+): readonly SegmentTombstones[] {
   const index = findSpan(list, timeline, segNo, segSize);
   if (index >= 0) {
     const range = list[index];

@@ -89,7 +89,11 @@ export function catalogueText(body: Buffer, location: string): string {
   try {
     return gunzipSync(body, { maxOutputLength: CATALOGUE_LIMIT }).toString('utf8');
   } catch (err) {
-    throw new CorruptObjectError(`catalogue ${location} is not valid gzip: ${(err as Error).message}`, 'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing', { cause: err });
+    throw new CorruptObjectError(
+      `catalogue ${location} is not valid gzip: ${(err as Error).message}`,
+      'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing',
+      { cause: err },
+    );
   }
 }
 
@@ -125,12 +129,19 @@ function parseCatalogue(text: string, location: string): { catalogue: Catalogue;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new CorruptObjectError(`catalogue ${location} is not valid json: ${(err as Error).message.split('\n')[0]}`, 'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing', { cause: err });
+    throw new CorruptObjectError(
+      `catalogue ${location} is not valid json: ${(err as Error).message.split('\n')[0]}`,
+      'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing',
+      { cause: err },
+    );
   }
   const record = value as Record<string, unknown> | null;
   if (typeof record !== 'object' || record === null || Array.isArray(record)) throw damaged(location, 'is not a json object');
   if (record.format !== 1 && record.format !== 2) {
-    throw new CorruptObjectError(`catalogue ${location} has format ${JSON.stringify(record.format)}, expected 2`, 'a newer gcwal may have written it; upgrade gcwal, or move the catalogue aside to rebuild it');
+    throw new CorruptObjectError(
+      `catalogue ${location} has format ${JSON.stringify(record.format)}, expected 2`,
+      'a newer gcwal may have written it; upgrade gcwal, or move the catalogue aside to rebuild it',
+    );
   }
   for (const name of MAPS) {
     const map = record[name];
@@ -228,11 +239,19 @@ export async function updateCatalogue(storage: Storage, change: CatalogueChange,
     }
   };
   try {
-    return await retry(attempt, { retries: maxAttempts - 1, baseMs: RETRY_BASE_MS, maxMs: RETRY_MAX_MS, transient: (err) => err instanceof LostRace, signal: options.signal });
+    return await retry(attempt, {
+      retries: maxAttempts - 1,
+      baseMs: RETRY_BASE_MS,
+      maxMs: RETRY_MAX_MS,
+      transient: (err) => err instanceof LostRace,
+      signal: options.signal,
+    });
   } catch (err) {
     if (!(err instanceof LostRace)) throw err;
     options.signal?.throwIfAborted();
-    throw new StorageError(`catalogue ${where(storage)} kept changing: gave up after ${maxAttempts} attempts`, true, 'too many writers at once; retry later', { cause: err.conflict });
+    throw new StorageError(`catalogue ${where(storage)} kept changing: gave up after ${maxAttempts} attempts`, true, 'too many writers at once; retry later', {
+      cause: err.conflict,
+    });
   }
 }
 

@@ -226,12 +226,22 @@ export type CatalogueEvent =
   | { type: 'finalized'; key: string; generation: string; size: number; created: string }
   | { type: 'deleted'; key: string; generation: string; time: string }
   | {
-    type: 'validated'; key: string; generation: string; ok: boolean; problem?: string; time: string; backup?: BackupSummaryForCatalogue; systemIdentifier?: string; walSegmentSize?: number; history?: CatalogueHistoryLine[]; records?: CatalogueWalRecords;
-    /** a part's verdict for its backup (seal.ts) */
-    seal?: string;
-    /** backup.json: with `ok`, only it and the manifest checked out; the backup is valid once part i carries partSeals[i] */
-    partSeals?: string[];
-  };
+      type: 'validated';
+      key: string;
+      generation: string;
+      ok: boolean;
+      problem?: string;
+      time: string;
+      backup?: BackupSummaryForCatalogue;
+      systemIdentifier?: string;
+      walSegmentSize?: number;
+      history?: CatalogueHistoryLine[];
+      records?: CatalogueWalRecords;
+      /** a part's verdict for its backup (seal.ts) */
+      seal?: string;
+      /** backup.json: with `ok`, only it and the manifest checked out; the backup is valid once part i carries partSeals[i] */
+      partSeals?: string[];
+    };
 
 /** What validation of a backup.json tells the catalogue about the backup. */
 export type BackupSummaryForCatalogue = Omit<CatalogueBackup, 'generation' | 'state' | 'problem' | 'validated' | 'awaiting'>;

@@ -42,10 +42,16 @@ export function getCodec(name: CodecName): Codec {
  */
 export function codecFromName(text: string | undefined, where: string): Codec {
   if (text === undefined || text === '') {
-    throw new CorruptObjectError(`object ${where} has no ${Meta.codec} metadata`, 'the object was not written by gcwal, or its metadata was lost; re-archive it');
+    throw new CorruptObjectError(
+      `object ${where} has no ${Meta.codec} metadata`,
+      'the object was not written by gcwal, or its metadata was lost; re-archive it',
+    );
   }
   if (!isCodecName(text)) {
-    throw new CorruptObjectError(`object ${where} names unknown codec ${JSON.stringify(text)} in its ${Meta.codec} metadata`, `upgrade gcwal, or check the object; known codecs: ${CODEC_NAMES.join(', ')}`);
+    throw new CorruptObjectError(
+      `object ${where} names unknown codec ${JSON.stringify(text)} in its ${Meta.codec} metadata`,
+      `upgrade gcwal, or check the object; known codecs: ${CODEC_NAMES.join(', ')}`,
+    );
   }
   return getCodec(text);
 }

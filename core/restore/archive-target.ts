@@ -30,7 +30,8 @@ export function checkTargetAgainstArchive(windows: readonly WindowRecords[], tar
     const w = windows.at(-1);
     if (!w) return {};
     const last = w.lastCommit;
-    if (!last) return { warning: `cannot tell whether recovery reaches ${target.time}: no transaction end was read in the archived WAL of timeline ${w.timeline} yet` };
+    if (!last)
+      return { warning: `cannot tell whether recovery reaches ${target.time}: no transaction end was read in the archived WAL of timeline ${w.timeline} yet` };
     const lastMicros = isoMicros(last.time);
     if (lastMicros === undefined || targetTimeMicros(target.time) <= lastMicros) return {};
     const what = `recovery target time ${target.time} is after the last commit archived (${last.time}, at ${last.lsn} in ${last.segment} on timeline ${w.timeline})`;

@@ -135,14 +135,19 @@ export interface ResolvedBackup {
  * a target before the backup or before every backup, CorruptObjectError for
  * damaged metadata.
  */
-export async function resolveBackupForTarget(storage: Storage, nameOrLatest: string, target: RecoveryTarget | undefined, signal?: AbortSignal): Promise<ResolvedBackup> {
+export async function resolveBackupForTarget(
+  storage: Storage,
+  nameOrLatest: string,
+  target: RecoveryTarget | undefined,
+  signal?: AbortSignal,
+): Promise<ResolvedBackup> {
   const identity = await requireRepositoryIdentity(storage, { signal });
   if (nameOrLatest.toUpperCase() !== LATEST) {
     const meta = await resolveBackup(storage, nameOrLatest, signal);
     if (meta.systemIdentifier !== identity.systemIdentifier) {
       throw new ClusterMismatchError(
         `backup ${meta.name} is of cluster ${meta.systemIdentifier}, not of cluster ${identity.systemIdentifier} that repository ${storage.url} belongs to`,
-        'restore a backup of this repository\'s cluster (gcwal backup-list); a backup of another cluster here was put there by something other than this cluster\'s backup-push',
+        "restore a backup of this repository's cluster (gcwal backup-list); a backup of another cluster here was put there by something other than this cluster's backup-push",
       );
     }
     checkTargetAfterBackup(meta, target);
@@ -152,7 +157,10 @@ export async function resolveBackupForTarget(storage: Storage, nameOrLatest: str
   const own = all.filter((b) => b.systemIdentifier === identity.systemIdentifier);
   const otherClusters = all.filter((b) => b.systemIdentifier !== identity.systemIdentifier).map((b) => b.name);
   if (own.length === 0) {
-    const message = otherClusters.length > 0 ? `no backups of cluster ${identity.systemIdentifier} in ${storage.url} (${otherClusters.length} of other clusters ignored)` : `no backups in ${storage.url}`;
+    const message =
+      otherClusters.length > 0
+        ? `no backups of cluster ${identity.systemIdentifier} in ${storage.url} (${otherClusters.length} of other clusters ignored)`
+        : `no backups in ${storage.url}`;
     throw new NotFoundError(message, 'run gcwal backup-push to take one');
   }
   const meta = chooseBackupForTarget(own, target, storage.url);

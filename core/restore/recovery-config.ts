@@ -87,7 +87,7 @@ export function normalizeTargetTime(text: string): string {
 export function normalizeTimeline(text: string): string {
   const t = text.trim().toLowerCase();
   if (t === 'latest' || t === 'current') return t;
-  if (/^\d{1,10}$/.test(t) && Number(t) >= 1 && Number(t) <= 0xFFFF_FFFF) return String(Number(t));
+  if (/^\d{1,10}$/.test(t) && Number(t) >= 1 && Number(t) <= 0xffff_ffff) return String(Number(t));
   throw new UsageError(`invalid recovery target timeline ${quoteForMessage(text)}`, 'use latest, current, or a timeline number such as 2');
 }
 
@@ -117,13 +117,19 @@ export function parseRecoveryOptions(options: RecoveryOptions): RecoveryPlan | u
   if (options.targetName !== undefined) {
     const name = options.targetName;
     if (name === '' || Buffer.byteLength(name) > MAX_RESTORE_POINT_BYTES || /[\0-\x1f\x7f]/.test(name)) {
-      throw new UsageError(`invalid restore point name ${quoteForMessage(name)}`, `use the name given to pg_create_restore_point (1 to ${MAX_RESTORE_POINT_BYTES} bytes, no control characters)`);
+      throw new UsageError(
+        `invalid restore point name ${quoteForMessage(name)}`,
+        `use the name given to pg_create_restore_point (1 to ${MAX_RESTORE_POINT_BYTES} bytes, no control characters)`,
+      );
     }
     given.push({ kind: 'name', name });
   }
   if (options.targetImmediate) given.push({ kind: 'immediate' });
   if (given.length > 1) {
-    throw new UsageError(`recovery targets are mutually exclusive, got ${given.map((g) => `--target-${g.kind}`).join(' and ')}`, 'give at most one of --target-time, --target-lsn, --target-name, --target-immediate');
+    throw new UsageError(
+      `recovery targets are mutually exclusive, got ${given.map((g) => `--target-${g.kind}`).join(' and ')}`,
+      'give at most one of --target-time, --target-lsn, --target-name, --target-immediate',
+    );
   }
   const target = given[0];
   const timeline = options.targetTimeline === undefined ? undefined : normalizeTimeline(options.targetTimeline);
@@ -158,7 +164,10 @@ export function quoteShellWord(word: string): string {
  */
 export function quoteConfigValue(value: string): string {
   if (/[\0-\x1f\x7f]/.test(value)) {
-    throw new UsageError(`${quoteForMessage(value)} contains a control character and cannot be written to postgresql.auto.conf`, 'remove newlines and other control characters from the value');
+    throw new UsageError(
+      `${quoteForMessage(value)} contains a control character and cannot be written to postgresql.auto.conf`,
+      'remove newlines and other control characters from the value',
+    );
   }
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
@@ -240,7 +249,9 @@ export function recoveryConfigBlock(input: RecoveryConfigInput): string {
 
 /** A one-line description of where recovery will stop, for messages. */
 export function describeTarget(plan: RecoveryPlan): string {
-  const where = plan.target ? `${plan.target.kind === 'immediate' ? 'the end of the backup' : `${plan.target.kind} ${targetValue(plan.target)}`}` : 'the end of the archive';
+  const where = plan.target
+    ? `${plan.target.kind === 'immediate' ? 'the end of the backup' : `${plan.target.kind} ${targetValue(plan.target)}`}`
+    : 'the end of the archive';
   const timeline = plan.timeline ? ` on timeline ${plan.timeline}` : '';
   const action = plan.target ? `, then ${plan.action ?? 'pause'}` : '';
   return `${where}${timeline}${action}`;

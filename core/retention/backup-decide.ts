@@ -39,22 +39,33 @@ function keptReason(a: AssessedBackup, backups: readonly AssessedBackup[], sel: 
   if (sel.anchor === undefined) return keep('no-restorable-backup', 'nothing is deleted while no kept backup is restorable');
   if (i < sel.keepFrom) return undefined;
   const anchorName = backups[sel.anchor].backup.name;
-  if (!a.restorable) return keep('newer-than-restorable', `not restorable (${a.problem}) but newer than backup ${anchorName}, the oldest kept restorable backup`);
+  if (!a.restorable)
+    return keep('newer-than-restorable', `not restorable (${a.problem}) but newer than backup ${anchorName}, the oldest kept restorable backup`);
   if (sel.fullFrom !== undefined && i >= sel.fullFrom) return keep('retain-full', `one of the newest ${ctx.policy.retainFull} restorable backups`);
   if (sel.daysFrom !== undefined && i >= sel.daysFrom) {
-    return keep('retain-days', ctx.cutoffMs !== undefined && a.stopMs <= ctx.cutoffMs
-      ? `the newest restorable backup stopped before ${new Date(ctx.cutoffMs).toISOString()}: needed for the start of the ${ctx.policy.retainDays}-day window`
-      : `restorable and within the ${ctx.policy.retainDays}-day window`);
+    return keep(
+      'retain-days',
+      ctx.cutoffMs !== undefined && a.stopMs <= ctx.cutoffMs
+        ? `the newest restorable backup stopped before ${new Date(ctx.cutoffMs).toISOString()}: needed for the start of the ${ctx.policy.retainDays}-day window`
+        : `restorable and within the ${ctx.policy.retainDays}-day window`,
+    );
   }
   return keep('timeline-branch', sel.branch.get(i) ?? `newer than backup ${anchorName}, kept to reach a timeline that branched off earlier`);
 }
 
-function olderDecision(a: AssessedBackup, parts: readonly string[], sel: BackupSelection, backups: readonly AssessedBackup[], ctx: BackupDecisionContext): Decision {
+function olderDecision(
+  a: AssessedBackup,
+  parts: readonly string[],
+  sel: BackupSelection,
+  backups: readonly AssessedBackup[],
+  ctx: BackupDecisionContext,
+): Decision {
   if (a.backup.state === 'pending') return { action: 'keep', code: 'pending', reason: 'not validated yet: never deleted' };
   for (const key of parts) {
     const part = ctx.catalogue.parts[key];
     if (part.state === 'pending') return { action: 'keep', code: 'pending', reason: `its part ${key} is not validated yet: the backup is kept whole` };
-    if (!(Date.parse(part.created) <= ctx.nowMs)) return { action: 'keep', code: 'future', reason: `its part ${key} was created after now (clock skew): the backup is kept whole` };
+    if (!(Date.parse(part.created) <= ctx.nowMs))
+      return { action: 'keep', code: 'future', reason: `its part ${key} was created after now (clock skew): the backup is kept whole` };
   }
   return { action: 'delete', code: 'superseded-backup', reason: `older than backup ${backups[sel.anchor!].backup.name}, the oldest kept restorable backup` };
 }
@@ -66,7 +77,11 @@ function olderDecision(a: AssessedBackup, parts: readonly string[], sel: BackupS
  * are kept. Keys a backup records outside its folder are ignored with a
  * warning: deleting a backup never reaches beyond it.
  */
-export function decideBackups(backups: readonly AssessedBackup[], sel: BackupSelection, ctx: BackupDecisionContext): { decisions: PlannedBackup[]; objects: PlannedObject[]; warnings: string[] } {
+export function decideBackups(
+  backups: readonly AssessedBackup[],
+  sel: BackupSelection,
+  ctx: BackupDecisionContext,
+): { decisions: PlannedBackup[]; objects: PlannedObject[]; warnings: string[] } {
   const warnings: string[] = [];
   const partsByBackup = new Map<string, string[]>();
   const objects: PlannedObject[] = [];
@@ -77,7 +92,14 @@ export function decideBackups(backups: readonly AssessedBackup[], sel: BackupSel
       if (!list) partsByBackup.set(name, (list = []));
       list.push(key);
     } else {
-      objects.push({ key, generation: part.generation, kind: 'part', ...(name ? { backup: name } : {}), code: 'orphan-part', reason: 'no backup.json under its folder (a backup still running or one that failed): left alone' });
+      objects.push({
+        key,
+        generation: part.generation,
+        kind: 'part',
+        ...(name ? { backup: name } : {}),
+        code: 'orphan-part',
+        reason: 'no backup.json under its folder (a backup still running or one that failed): left alone',
+      });
     }
   }
   const decisions: PlannedBackup[] = [];
@@ -88,11 +110,21 @@ export function decideBackups(backups: readonly AssessedBackup[], sel: BackupSel
     decisions.push({ name, ...decision, restorable: a.restorable, ...(a.problem ? { problem: a.problem } : {}) });
     const prefix = backupPrefix(name);
     const outside = a.backup.keys.filter((k) => !k.startsWith(prefix));
-    if (outside.length > 0) warnings.push(`backup ${name} lists keys outside its folder, left alone: ${outside.slice(0, 3).join(', ')}${outside.length > 3 ? ` and ${outside.length - 3} more` : ''}`);
+    if (outside.length > 0)
+      warnings.push(
+        `backup ${name} lists keys outside its folder, left alone: ${outside.slice(0, 3).join(', ')}${outside.length > 3 ? ` and ${outside.length - 3} more` : ''}`,
+      );
     const keys = new Set([backupMetaKey(name), ...a.backup.keys.filter((k) => k.startsWith(prefix)), ...parts]);
     for (const key of keys) {
       const generation = key === backupMetaKey(name) ? a.backup.generation : ctx.catalogue.parts[key]?.generation;
-      objects.push({ key, ...(generation !== undefined ? { generation } : {}), kind: objectKind(key, name, ctx.catalogue), backup: name, code: decision.code, reason: decision.reason });
+      objects.push({
+        key,
+        ...(generation !== undefined ? { generation } : {}),
+        kind: objectKind(key, name, ctx.catalogue),
+        backup: name,
+        code: decision.code,
+        reason: decision.reason,
+      });
     }
   }
   return { decisions, objects, warnings };

@@ -55,7 +55,8 @@ function walProblem(catalogue: Catalogue, b: CatalogueBackup): string | undefine
   } catch {
     return `its wal segment names ${b.startWalSegment} and ${b.stopWalSegment} are not valid at ${segSize}-byte segments`;
   }
-  if (start.timeline !== stop.timeline || stop.segNo < start.segNo) return `its wal segments ${b.startWalSegment} to ${b.stopWalSegment} are not a range on one timeline`;
+  if (start.timeline !== stop.timeline || stop.segNo < start.segNo)
+    return `its wal segments ${b.startWalSegment} to ${b.stopWalSegment} are not a range on one timeline`;
   for (let segNo = start.segNo; segNo <= stop.segNo; segNo++) {
     const name = walSegmentName(start.timeline, segNo, segSize);
     const entry = walEntry(catalogue, name);
@@ -98,16 +99,24 @@ export function assessBackups(catalogue: Catalogue, now: Date): { backups: Asses
     const future = !(startMs <= nowMs && stopMs <= nowMs);
     return { backup, startMs, stopMs, future, lsn: lsnOrZero(backup.startLsn) };
   });
-  rows.sort((a, b) =>
-    compare(Number(a.future), Number(b.future))
-    || compare(Number.isNaN(a.startMs) ? Infinity : a.startMs, Number.isNaN(b.startMs) ? Infinity : b.startMs)
-    || compare(a.lsn, b.lsn)
-    || compare(a.backup.name, b.backup.name));
-  const clusterId = repositoryCluster(catalogue, rows.map((r) => r.backup));
+  rows.sort(
+    (a, b) =>
+      compare(Number(a.future), Number(b.future)) ||
+      compare(Number.isNaN(a.startMs) ? Infinity : a.startMs, Number.isNaN(b.startMs) ? Infinity : b.startMs) ||
+      compare(a.lsn, b.lsn) ||
+      compare(a.backup.name, b.backup.name),
+  );
+  const clusterId = repositoryCluster(
+    catalogue,
+    rows.map((r) => r.backup),
+  );
   const backups = rows.map(({ backup, startMs, stopMs, future }, index): AssessedBackup => {
     const timeline = Number.isInteger(backup.timeline) && backup.timeline >= 1 ? backup.timeline : 1;
     const partial = {
-      backup, startMs, stopMs, future,
+      backup,
+      startMs,
+      stopMs,
+      future,
       ownCluster: clusterId === undefined || backup.systemIdentifier === clusterId,
       timeline,
       startPosition: walPosition(backup.startWalSegment) ?? 0n,

@@ -44,16 +44,25 @@ function byKey(a: PlannedObject, b: PlannedObject): number {
 // History files last: they outlive the segments of their timeline.
 function deletePhase(o: PlannedObject): number {
   switch (o.kind) {
-    case 'backup': return 0;
-    case 'part': case 'manifest': case 'backup-object': return 1;
-    case 'history': return 3;
-    default: return 2;
+    case 'backup':
+      return 0;
+    case 'part':
+    case 'manifest':
+    case 'backup-object':
+      return 1;
+    case 'history':
+      return 3;
+    default:
+      return 2;
   }
 }
 
 function countReasons(keep: readonly PlannedObject[], del: readonly PlannedObject[]): RetentionReasonCount[] {
   const counts = new Map<string, RetentionReasonCount>();
-  for (const [action, list] of [['keep', keep], ['delete', del]] as const) {
+  for (const [action, list] of [
+    ['keep', keep],
+    ['delete', del],
+  ] as const) {
     for (const o of list) {
       const id = `${action}\0${o.code}`;
       const row = counts.get(id) ?? { action, code: o.code, objects: 0 };
@@ -85,7 +94,7 @@ export function planRetention(catalogue: Catalogue, policy: RetentionPolicy, now
     warnings.push(`the catalogue has no system identifier yet; the oldest backup's (${clusterId}) is taken as the repository's`);
   }
   if (catalogue.walSegmentSize === undefined && backups.length > 0) {
-    warnings.push('the catalogue does not know the wal segment size yet, so no backup\'s wal can be checked');
+    warnings.push("the catalogue does not know the wal segment size yet, so no backup's wal can be checked");
   }
   warnings.push(...sel.warnings);
 

@@ -34,13 +34,21 @@ function iso(ms: number): string {
  * off before the anchor restorable (after a recovery to an earlier point,
  * the newest timeline can start before the oldest kept backup).
  */
-export function selectBackups(backups: readonly AssessedBackup[], policy: RetentionPolicy, cutoffMs: number | undefined, objects: TimelineObjects): BackupSelection {
+export function selectBackups(
+  backups: readonly AssessedBackup[],
+  policy: RetentionPolicy,
+  cutoffMs: number | undefined,
+  objects: TimelineObjects,
+): BackupSelection {
   const warnings: string[] = [];
   const restorable = backups.filter((b) => b.restorable).map((b) => b.index);
   const none = backups.length;
   let fullFrom: number | undefined;
   if (policy.retainFull !== undefined && restorable.length > 0) {
-    if (restorable.length < policy.retainFull) warnings.push(`only ${restorable.length} restorable backup${restorable.length === 1 ? '' : 's'}, fewer than retain-full ${policy.retainFull}; all are kept`);
+    if (restorable.length < policy.retainFull)
+      warnings.push(
+        `only ${restorable.length} restorable backup${restorable.length === 1 ? '' : 's'}, fewer than retain-full ${policy.retainFull}; all are kept`,
+      );
     fullFrom = restorable[Math.max(0, restorable.length - policy.retainFull)];
   }
   let daysFrom: number | undefined;
@@ -55,7 +63,9 @@ export function selectBackups(backups: readonly AssessedBackup[], policy: Retent
   const foreign = backups.find((b) => !b.ownCluster);
   const foreignFrom = foreign?.index;
   if (foreign) {
-    warnings.push(`backup ${foreign.backup.name} belongs to another cluster (system identifier ${foreign.backup.systemIdentifier}); it, every newer backup and their wal are never deleted: archive each cluster into its own repository`);
+    warnings.push(
+      `backup ${foreign.backup.name} belongs to another cluster (system identifier ${foreign.backup.systemIdentifier}); it, every newer backup and their wal are never deleted: archive each cluster into its own repository`,
+    );
   }
   let keepFrom = Math.min(fullFrom ?? none, daysFrom ?? none, foreignFrom ?? none);
   const branch = new Map<number, string>();
@@ -87,8 +97,13 @@ export function selectBackups(backups: readonly AssessedBackup[], policy: Retent
  * object is taken as able to reach it.
  */
 function extendForBranches(
-  backups: readonly AssessedBackup[], keepFrom: number, anchor: number, objects: TimelineObjects,
-  branch: Map<number, string>, warned: Set<number>, warnings: string[],
+  backups: readonly AssessedBackup[],
+  keepFrom: number,
+  anchor: number,
+  objects: TimelineObjects,
+  branch: Map<number, string>,
+  warned: Set<number>,
+  warnings: string[],
 ): number | undefined {
   const a = backups[anchor];
   const timelines = [...objects.keys()].filter((t) => t > a.timeline).sort((x, y) => x - y);
@@ -100,8 +115,8 @@ function extendForBranches(
     const inWindow = list.filter((o) => !(o.createdMs <= a.stopMs));
     if (inWindow.length === 0) continue;
     const firstInWindow = inWindow.reduce((min, o) => (o.position < min ? o.position : min), inWindow[0].position);
-    const reaches = (b: AssessedBackup) => b.restorable
-      && ((b.timeline === timeline && b.startPosition <= firstInWindow) || (b.timeline < timeline && b.startPosition <= first));
+    const reaches = (b: AssessedBackup) =>
+      b.restorable && ((b.timeline === timeline && b.startPosition <= firstInWindow) || (b.timeline < timeline && b.startPosition <= first));
     if (backups.slice(keepFrom).some(reaches)) continue;
     for (let i = keepFrom - 1; i >= 0; i--) {
       if (reaches(backups[i])) {
@@ -111,7 +126,9 @@ function extendForBranches(
     }
     if (!warned.has(timeline)) {
       warned.add(timeline);
-      warnings.push(`timeline ${timeline} branched off before backup ${a.backup.name} and no restorable backup reaches its first segments; its points before its own first backup cannot be restored`);
+      warnings.push(
+        `timeline ${timeline} branched off before backup ${a.backup.name} and no restorable backup reaches its first segments; its points before its own first backup cannot be restored`,
+      );
     }
   }
   return undefined;

@@ -55,10 +55,12 @@ function planned(item: WalItem, code: PlannedObject['code'], reason: string): Pl
 /** Decisions common to every WAL object, before its kind matters. */
 function protectedReason(item: WalItem, ctx: WalDecisionContext): PlannedObject | undefined {
   if (item.entry.state === 'pending') return planned(item, 'pending', 'not validated yet: never deleted');
-  if (!(item.createdMs <= ctx.nowMs)) return planned(item, 'future', `created ${item.entry.created}, after now (clock skew) or unreadable: treated as the newest`);
+  if (!(item.createdMs <= ctx.nowMs))
+    return planned(item, 'future', `created ${item.entry.created}, after now (clock skew) or unreadable: treated as the newest`);
   if (ctx.anchor === undefined) return planned(item, 'no-restorable-backup', 'nothing is deleted while no kept backup is restorable');
   if (item.kind === 'other-wal') return planned(item, 'unrecognised', 'not a wal file name gcwal knows at this segment size: left alone');
-  if (ctx.walFromMs !== undefined && item.createdMs >= ctx.walFromMs) return planned(item, 'wal-window', `created within the ${ctx.walRetainDays}-day wal window`);
+  if (ctx.walFromMs !== undefined && item.createdMs >= ctx.walFromMs)
+    return planned(item, 'wal-window', `created within the ${ctx.walRetainDays}-day wal window`);
   return undefined;
 }
 
@@ -80,15 +82,29 @@ export function decideWal(items: readonly WalItem[], ctx: WalDecisionContext): P
       if (needer && position >= needer.startPosition) {
         decision = planned(item, 'needed-by-backup', `backup ${needer.backup.name} may replay it`);
       } else if (timeline === anchor.timeline) {
-        decision = position < anchor.startPosition
-          ? planned(item, 'superseded-wal', `before the start of backup ${anchor.backup.name}, the oldest kept restorable backup, and no kept backup replays it`)
-          : planned(item, 'not-superseded', `not before the start of backup ${anchor.backup.name}, the oldest kept restorable backup`);
+        decision =
+          position < anchor.startPosition
+            ? planned(
+                item,
+                'superseded-wal',
+                `before the start of backup ${anchor.backup.name}, the oldest kept restorable backup, and no kept backup replays it`,
+              )
+            : planned(item, 'not-superseded', `not before the start of backup ${anchor.backup.name}, the oldest kept restorable backup`);
       } else {
         // Off the anchor's timeline a position says little (a branch can
         // start below the anchor and still be live), so age decides.
-        decision = item.createdMs < ctx.anchorTimeMs
-          ? planned(item, 'superseded-wal', `on timeline ${timeline}, created before backup ${anchor.backup.name} (the oldest kept restorable backup) started, and no kept backup replays it`)
-          : planned(item, 'not-superseded', `on timeline ${timeline}, created after backup ${anchor.backup.name} (the oldest kept restorable backup) started`);
+        decision =
+          item.createdMs < ctx.anchorTimeMs
+            ? planned(
+                item,
+                'superseded-wal',
+                `on timeline ${timeline}, created before backup ${anchor.backup.name} (the oldest kept restorable backup) started, and no kept backup replays it`,
+              )
+            : planned(
+                item,
+                'not-superseded',
+                `on timeline ${timeline}, created after backup ${anchor.backup.name} (the oldest kept restorable backup) started`,
+              );
       }
     }
     if (decision.code !== 'superseded-wal' && item.timeline !== undefined) keptTimelines.add(item.timeline);
@@ -100,7 +116,8 @@ export function decideWal(items: readonly WalItem[], ctx: WalDecisionContext): P
     const timeline = item.timeline!;
     let decision = protectedReason(item, ctx);
     if (!decision) {
-      if (timeline >= lowestKeptBackupTimeline) decision = planned(item, 'timeline-history', `timeline ${timeline} is at or above a kept backup's timeline: recovery may need or probe it`);
+      if (timeline >= lowestKeptBackupTimeline)
+        decision = planned(item, 'timeline-history', `timeline ${timeline} is at or above a kept backup's timeline: recovery may need or probe it`);
       else if (keptTimelines.has(timeline)) decision = planned(item, 'timeline-history', `wal kept on timeline ${timeline} follows it`);
       else decision = planned(item, 'superseded-history', `nothing kept is on timeline ${timeline} and every kept backup is on a higher timeline`);
     }

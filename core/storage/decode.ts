@@ -11,7 +11,10 @@ export function recordedRawChecksum(info: ObjectInfo): { size: number; crc32c: s
   const size = Number(info.metadata[Meta.rawSize]);
   const crc = info.metadata[Meta.rawCrc32c];
   if (!Number.isSafeInteger(size) || size < 0 || !crc) {
-    throw new CorruptObjectError(`object ${info.key} lacks its raw size or crc32c metadata`, 'the object was not written by gcwal or its metadata was lost; re-archive it from the source');
+    throw new CorruptObjectError(
+      `object ${info.key} lacks its raw size or crc32c metadata`,
+      'the object was not written by gcwal or its metadata was lost; re-archive it from the source',
+    );
   }
   return { size, crc32c: crc };
 }

@@ -55,11 +55,18 @@ async function decodedChecksum(storage: Storage, existing: ObjectInfo, options: 
   const codec = codecFromName(existing.metadata[Meta.codec], existing.key);
   const meter = new ChecksumMeter();
   const stored = await storage.read(existing.key, options);
-  await pipeline(stored, verifyingStream({ size: existing.size, crc32c: existing.crc32c }, `stored bytes of ${existing.key}`), codec.decompressor(), meter, async (source: AsyncIterable<Buffer>) => {
-    for await (const _ of source) {
-      // measured on the way
-    }
-  }, { signal: options.signal });
+  await pipeline(
+    stored,
+    verifyingStream({ size: existing.size, crc32c: existing.crc32c }, `stored bytes of ${existing.key}`),
+    codec.decompressor(),
+    meter,
+    async (source: AsyncIterable<Buffer>) => {
+      for await (const _ of source) {
+        // measured on the way
+      }
+    },
+    { signal: options.signal },
+  );
   return { size: meter.bytes, crc32c: meter.base64 };
 }
 

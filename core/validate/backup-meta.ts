@@ -26,9 +26,14 @@ const hint = 'the backup metadata is damaged or does not belong here; take a new
  * CRC32C, or it is not backup metadata; the driver's errors as they are.
  */
 export async function readBackupMeta(storage: Storage, info: ObjectInfo, signal?: AbortSignal): Promise<BackupMeta> {
-  if (info.size > BACKUP_META_LIMIT) throw new CorruptObjectError(`${info.key} is ${info.size} bytes, more than backup metadata ever is (${BACKUP_META_LIMIT})`, hint);
+  if (info.size > BACKUP_META_LIMIT)
+    throw new CorruptObjectError(`${info.key} is ${info.size} bytes, more than backup metadata ever is (${BACKUP_META_LIMIT})`, hint);
   // The callback form destroys the verifier with a read error too, so the loop sees it.
-  const stream = pipeline(await storage.read(info.key, { signal }), verifyingStream({ size: info.size, crc32c: info.crc32c }, `stored bytes of ${info.key}`), () => {});
+  const stream = pipeline(
+    await storage.read(info.key, { signal }),
+    verifyingStream({ size: info.size, crc32c: info.crc32c }, `stored bytes of ${info.key}`),
+    () => {},
+  );
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return parseBackupMeta(Buffer.concat(chunks).toString('utf8'), info.key);
@@ -59,7 +64,13 @@ export function checkBackupMeta(meta: BackupMeta, name: string, expect: WalExpec
   if (meta.parts.length === 0) throw bad('lists no parts');
   meta.parts.forEach((part, i) => {
     if (part.key !== backupPartKey(name, i)) throw bad(`lists part ${i} as ${JSON.stringify(part.key)}, not ${backupPartKey(name, i)}`);
-    if (!isCount(part.rawSize) || !isCount(part.storedSize) || !isCount(part.files) || typeof part.rawCrc32c !== 'string' || typeof part.storedCrc32c !== 'string') {
+    if (
+      !isCount(part.rawSize) ||
+      !isCount(part.storedSize) ||
+      !isCount(part.files) ||
+      typeof part.rawCrc32c !== 'string' ||
+      typeof part.storedCrc32c !== 'string'
+    ) {
       throw bad(`lacks sizes, checksums or a file count for part ${i}`);
     }
     if (!isCodecName(part.codec)) throw bad(`gives part ${i} unknown codec ${JSON.stringify(part.codec)}`);
@@ -69,7 +80,8 @@ export function checkBackupMeta(meta: BackupMeta, name: string, expect: WalExpec
   const files = meta.parts.reduce((n, p) => n + p.files, 0);
   if (meta.fileCount !== files) throw bad(`records ${meta.fileCount} files, but its parts hold ${files}`);
   if (meta.manifest.key !== backupManifestKey(name)) throw bad(`names manifest ${JSON.stringify(meta.manifest.key)}, not ${backupManifestKey(name)}`);
-  if (!isCount(meta.manifest.entries) || !isCount(meta.manifest.storedSize) || typeof meta.manifest.storedCrc32c !== 'string') throw bad('lacks the manifest\'s size, checksum or entry count');
+  if (!isCount(meta.manifest.entries) || !isCount(meta.manifest.storedSize) || typeof meta.manifest.storedCrc32c !== 'string')
+    throw bad("lacks the manifest's size, checksum or entry count");
 
   const startLsn = parseLsn(meta.startLsn);
   const stopLsn = parseLsn(meta.stopLsn);

@@ -41,7 +41,12 @@ export interface BackupCheckResult extends BackupValidationResult {
  * driver's errors, an abort, or a bug. Memory: the folder's listing (one
  * ObjectInfo a part), 8 bytes a manifest entry and 32 bytes a part.
  */
-export async function checkBackupForVerdicts(storage: Storage, metaInfo: ObjectInfo, expect: WalExpectations = {}, options: ValidateOptions = {}): Promise<BackupCheckResult> {
+export async function checkBackupForVerdicts(
+  storage: Storage,
+  metaInfo: ObjectInfo,
+  expect: WalExpectations = {},
+  options: ValidateOptions = {},
+): Promise<BackupCheckResult> {
   const { signal } = options;
   const name = backupNameFromKey(metaInfo.key);
   if (name === undefined || !isBackupName(name) || metaInfo.key !== backupMetaKey(name)) return failed(`${metaInfo.key} is not the metadata of a backup`);
@@ -67,7 +72,14 @@ export async function checkBackupForVerdicts(storage: Storage, metaInfo: ObjectI
     if (repeated !== undefined) throw repeatedPathError(repeated, where);
     const partSeals = meta.parts.map((part, i) => {
       const listing = survey.parts[i];
-      return partSeal({ generation: parts[i].generation, rawSize: part.rawSize, rawCrc32c: part.rawCrc32c, entries: listing.entries, files: listing.files, digest: listing.digest!.value() });
+      return partSeal({
+        generation: parts[i].generation,
+        rawSize: part.rawSize,
+        rawCrc32c: part.rawCrc32c,
+        entries: listing.entries,
+        files: listing.files,
+        digest: listing.digest!.value(),
+      });
     });
     return {
       ok: true,

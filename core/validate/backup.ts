@@ -48,7 +48,12 @@ function corrupt(message: string): CorruptObjectError {
  * (NotFoundError when backup.json itself is gone), an abort, or a bug.
  * Memory: one part's manifest entries and 8 bytes per manifest entry.
  */
-export async function validateBackup(storage: Storage, metaInfo: ObjectInfo, expect: WalExpectations = {}, options: ValidateOptions = {}): Promise<BackupValidationResult> {
+export async function validateBackup(
+  storage: Storage,
+  metaInfo: ObjectInfo,
+  expect: WalExpectations = {},
+  options: ValidateOptions = {},
+): Promise<BackupValidationResult> {
   const { signal } = options;
   const name = backupNameFromKey(metaInfo.key);
   if (name === undefined || !isBackupName(name) || metaInfo.key !== backupMetaKey(name)) return failed(`${metaInfo.key} is not the metadata of a backup`);
@@ -96,10 +101,14 @@ export function checkPartObject(meta: BackupMeta, index: number, info: ObjectInf
   const part = meta.parts[index];
   if (!info) throw corrupt(`part ${index} (${part.key}) of backup ${meta.name} is missing`);
   if (info.size !== part.storedSize || info.crc32c !== part.storedCrc32c) {
-    throw corrupt(`part ${index} (${part.key}) of backup ${meta.name} is ${info.size} bytes with crc32c ${info.crc32c}, but backup.json records ${part.storedSize} bytes with crc32c ${part.storedCrc32c}`);
+    throw corrupt(
+      `part ${index} (${part.key}) of backup ${meta.name} is ${info.size} bytes with crc32c ${info.crc32c}, but backup.json records ${part.storedSize} bytes with crc32c ${part.storedCrc32c}`,
+    );
   }
   if (info.metadata[Meta.codec] !== part.codec) {
-    throw corrupt(`part ${index} (${part.key}) of backup ${meta.name} is stored with codec ${info.metadata[Meta.codec] ?? '(none recorded)'}, but backup.json says ${part.codec}`);
+    throw corrupt(
+      `part ${index} (${part.key}) of backup ${meta.name} is stored with codec ${info.metadata[Meta.codec] ?? '(none recorded)'}, but backup.json says ${part.codec}`,
+    );
   }
   return info;
 }
@@ -152,6 +161,8 @@ async function checkPart(storage: Storage, meta: BackupMeta, index: number, info
   }
   if (scan.files !== part.files) throw corrupt(`${where} holds ${scan.files} files, backup.json says ${part.files}`);
   if (scan.rawSize !== part.rawSize || scan.rawCrc32c !== part.rawCrc32c) {
-    throw corrupt(`${where} decodes to ${scan.rawSize} bytes with crc32c ${scan.rawCrc32c}, but backup.json records ${part.rawSize} bytes with crc32c ${part.rawCrc32c}`);
+    throw corrupt(
+      `${where} decodes to ${scan.rawSize} bytes with crc32c ${scan.rawCrc32c}, but backup.json records ${part.rawSize} bytes with crc32c ${part.rawCrc32c}`,
+    );
   }
 }

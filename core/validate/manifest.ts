@@ -135,7 +135,10 @@ class HashList {
  */
 export function manifestObject(info: ObjectInfo, meta: BackupMeta, where: string): ObjectInfo {
   if (info.size !== meta.manifest.storedSize || info.crc32c !== meta.manifest.storedCrc32c) {
-    throw new CorruptObjectError(`${where} is ${info.size} bytes with crc32c ${info.crc32c}, but backup.json records ${meta.manifest.storedSize} bytes with crc32c ${meta.manifest.storedCrc32c}`, hint);
+    throw new CorruptObjectError(
+      `${where} is ${info.size} bytes with crc32c ${info.crc32c}, but backup.json records ${meta.manifest.storedSize} bytes with crc32c ${meta.manifest.storedCrc32c}`,
+      hint,
+    );
   }
   return info.metadata[Meta.codec] ? info : { ...info, metadata: { ...info.metadata, [Meta.codec]: 'none' } };
 }
@@ -146,8 +149,22 @@ export function manifestObject(info: ObjectInfo, meta: BackupMeta, where: string
  * per part (and, with `digests`, each part's EntriesDigest: 32 bytes a
  * part). Throws CorruptObjectError for a damaged manifest.
  */
-export async function surveyManifest(storage: Storage, info: ObjectInfo, meta: BackupMeta, where: string, signal?: AbortSignal, digests = false): Promise<ManifestSurvey> {
-  const parts: PartListing[] = meta.parts.map(() => ({ entries: 0, files: 0, start: Number.POSITIVE_INFINITY, end: 0, firstLine: 0, ...(digests ? { digest: new EntriesDigest() } : {}) }));
+export async function surveyManifest(
+  storage: Storage,
+  info: ObjectInfo,
+  meta: BackupMeta,
+  where: string,
+  signal?: AbortSignal,
+  digests = false,
+): Promise<ManifestSurvey> {
+  const parts: PartListing[] = meta.parts.map(() => ({
+    entries: 0,
+    files: 0,
+    start: Number.POSITIVE_INFINITY,
+    end: 0,
+    firstLine: 0,
+    ...(digests ? { digest: new EntriesDigest() } : {}),
+  }));
   const hashes = new HashList();
   const survey: ManifestSurvey = { info, entries: 0, files: 0, fileBytes: 0, parts, suspects: new Set() };
   const decoded = await openDecodedObject(storage, info, signal);
@@ -203,7 +220,14 @@ async function* linesOf(storage: Storage, survey: ManifestSurvey, listing: PartL
 }
 
 /** The manifest's entries for part `index`, read on their own (second pass). */
-export async function* entriesOfPart(storage: Storage, survey: ManifestSurvey, meta: BackupMeta, index: number, where: string, signal?: AbortSignal): AsyncGenerator<ManifestEntry> {
+export async function* entriesOfPart(
+  storage: Storage,
+  survey: ManifestSurvey,
+  meta: BackupMeta,
+  index: number,
+  where: string,
+  signal?: AbortSignal,
+): AsyncGenerator<ManifestEntry> {
   const listing = survey.parts[index];
   if (listing.entries === 0) return;
   for await (const line of linesOf(storage, survey, listing, where, signal)) {
@@ -217,7 +241,13 @@ export async function* entriesOfPart(storage: Storage, survey: ManifestSurvey, m
  * twice, or undefined when the repeats were only hash collisions. Holds just
  * the paths whose hash is a suspect.
  */
-export async function findRepeatedPath(storage: Storage, survey: ManifestSurvey, meta: BackupMeta, where: string, signal?: AbortSignal): Promise<string | undefined> {
+export async function findRepeatedPath(
+  storage: Storage,
+  survey: ManifestSurvey,
+  meta: BackupMeta,
+  where: string,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   if (survey.suspects.size === 0) return undefined;
   const seen = new Set<string>();
   const whole: PartListing = { entries: survey.entries, files: survey.files, start: 0, end: survey.info.size, firstLine: 1 };

@@ -25,11 +25,22 @@ export interface PartScan extends TarScan {
  * each file's CRC32C). `where` names the part in messages, and is put
  * before those that do not name it. Rejects like openDecodedObject and scanTar.
  */
-export async function scanPart(storage: Storage, info: ObjectInfo, where: string, onEntry: (entry: TarEntryFacts) => void, options: { hashFiles: boolean; signal?: AbortSignal }): Promise<PartScan> {
+export async function scanPart(
+  storage: Storage,
+  info: ObjectInfo,
+  where: string,
+  onEntry: (entry: TarEntryFacts) => void,
+  options: { hashFiles: boolean; signal?: AbortSignal },
+): Promise<PartScan> {
   try {
     const decoded = await openDecodedObject(storage, info, options.signal);
     const meter = new ChecksumMeter();
-    const scan = await scanTar(pipeline(decoded, meter, () => {}), where, onEntry, options);
+    const scan = await scanTar(
+      pipeline(decoded, meter, () => {}),
+      where,
+      onEntry,
+      options,
+    );
     return { ...scan, rawSize: meter.bytes, rawCrc32c: meter.base64 };
   } catch (err) {
     // Codec errors know nothing of parts: say which one they came from.
@@ -66,7 +77,14 @@ export async function validateBackupPart(storage: Storage, info: ObjectInfo, opt
       return failed(`${info.key} decodes to bytes with crc32c ${scan.rawCrc32c}, but its metadata records ${recordedCrc}`, details);
     }
     details.digest = digest.value();
-    details.seal = partSeal({ generation: info.generation, rawSize: scan.rawSize, rawCrc32c: scan.rawCrc32c, entries: scan.entries, files: scan.files, digest: details.digest as string });
+    details.seal = partSeal({
+      generation: info.generation,
+      rawSize: scan.rawSize,
+      rawCrc32c: scan.rawCrc32c,
+      entries: scan.entries,
+      files: scan.files,
+      digest: details.digest as string,
+    });
     return { ok: true, rawSize: scan.rawSize, rawCrc32c: scan.rawCrc32c, details };
   } catch (err) {
     return resultOfError(err, info.key);

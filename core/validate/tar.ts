@@ -63,7 +63,9 @@ function padded(size: number): number {
 /** A parse error of tar-stream becomes CorruptObjectError; ours and aborts pass. */
 function tarError(err: unknown, where: string): unknown {
   if (err instanceof GcwalError || (err as Error)?.name === 'AbortError') return err;
-  return new CorruptObjectError(`${where} is not a valid tar stream: ${(err as Error)?.message ?? String(err)}`, 'the backup is damaged; take a new backup', { cause: err });
+  return new CorruptObjectError(`${where} is not a valid tar stream: ${(err as Error)?.message ?? String(err)}`, 'the backup is damaged; take a new backup', {
+    cause: err,
+  });
 }
 
 /**
@@ -75,7 +77,12 @@ function tarError(err: unknown, where: string): unknown {
  * missing end-of-archive marker (or non-zero bytes after it), or whatever
  * `onEntry` threw.
  */
-export async function scanTar(source: Readable, where: string, onEntry: (entry: TarEntryFacts) => void, options: { hashFiles: boolean; signal?: AbortSignal }): Promise<TarScan> {
+export async function scanTar(
+  source: Readable,
+  where: string,
+  onEntry: (entry: TarEntryFacts) => void,
+  options: { hashFiles: boolean; signal?: AbortSignal },
+): Promise<TarScan> {
   const meter = new ZeroTailMeter();
   const extract = tarExtract();
   const feeding = pipeline(source, meter, extract as unknown as Writable, { signal: options.signal });
@@ -118,7 +125,10 @@ export async function scanTar(source: Readable, where: string, onEntry: (entry: 
   }
   const end = lastEnd ?? meter.bytes - END_MARKER;
   if (meter.bytes < end + END_MARKER || meter.lastNonZero >= end) {
-    throw new CorruptObjectError(`${where} is not a complete tar stream: it does not end with the end-of-archive marker after its last entry`, 'the part was cut short or altered; take a new backup');
+    throw new CorruptObjectError(
+      `${where} is not a complete tar stream: it does not end with the end-of-archive marker after its last entry`,
+      'the part was cut short or altered; take a new backup',
+    );
   }
   return scan;
 }

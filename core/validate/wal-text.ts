@@ -40,7 +40,13 @@ export function checkHistoryText(text: string, timeline: number, name: string): 
   }
   const last = entries.at(-1);
   if (!last) throw new InvalidInputError(`${name} lists no parent timeline`, damaged);
-  return { kind: 'history', timeline, parents: entries.map((e) => e.parentTimeline), switchLsn: formatLsn(last.switchLsn), history: entries.map((e) => ({ parentTimeline: e.parentTimeline, switchLsn: formatLsn(e.switchLsn) })) };
+  return {
+    kind: 'history',
+    timeline,
+    parents: entries.map((e) => e.parentTimeline),
+    switchLsn: formatLsn(last.switchLsn),
+    history: entries.map((e) => ({ parentTimeline: e.parentTimeline, switchLsn: formatLsn(e.switchLsn) })),
+  };
 }
 
 const START = /^START WAL LOCATION: ([0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}) \(file ([0-9A-F]{24})\)$/m;
@@ -58,7 +64,12 @@ const LABEL = /^LABEL: (.*)$/m;
  * match the start file and the name, and, when the segment size is known, the
  * LSN must fall in that segment at the name's offset. Returns what it says.
  */
-export function checkBackupHistoryText(text: string, kind: Extract<WalFileName, { kind: 'backup' }>, name: string, segmentSize: number | undefined): Record<string, unknown> {
+export function checkBackupHistoryText(
+  text: string,
+  kind: Extract<WalFileName, { kind: 'backup' }>,
+  name: string,
+  segmentSize: number | undefined,
+): Record<string, unknown> {
   const start = START.exec(text);
   if (!start) throw new InvalidInputError(`${name} has no START WAL LOCATION line`, damaged);
   const startLsn = parseLsn(start[1]);
@@ -66,7 +77,8 @@ export function checkBackupHistoryText(text: string, kind: Extract<WalFileName, 
   const mismatch = (what: string) => new InvalidInputError(`${name} ${what}`, damaged);
   if (startFile.slice(8) !== kind.segmentName.slice(8)) throw mismatch(`starts in segment ${startFile}, which its name does not give`);
   const startTimeline = START_TIMELINE.exec(text);
-  if (startTimeline && Number(startTimeline[1]) !== Number.parseInt(startFile.slice(0, 8), 16)) throw mismatch(`gives start timeline ${startTimeline[1]}, but its start file is ${startFile}`);
+  if (startTimeline && Number(startTimeline[1]) !== Number.parseInt(startFile.slice(0, 8), 16))
+    throw mismatch(`gives start timeline ${startTimeline[1]}, but its start file is ${startFile}`);
   const stopTimeline = STOP_TIMELINE.exec(text);
   if (stopTimeline && Number(stopTimeline[1]) !== kind.timeline) throw mismatch(`gives stop timeline ${stopTimeline[1]}, but its name says ${kind.timeline}`);
   if (segmentSize !== undefined && isValidSegmentSize(segmentSize)) {

@@ -49,7 +49,12 @@ export const WAL_TEXT_LIMIT = 4 * 1024 * 1024;
  * errors (NotFoundError when the object is gone, StorageError, AuthError),
  * an abort, or a bug.
  */
-export async function validateWalObject(storage: Storage, info: ObjectInfo, expect: WalExpectations = {}, options: ValidateOptions = {}): Promise<ValidationResult> {
+export async function validateWalObject(
+  storage: Storage,
+  info: ObjectInfo,
+  expect: WalExpectations = {},
+  options: ValidateOptions = {},
+): Promise<ValidationResult> {
   const name = walFileNameFromKey(info.key);
   const kind = name === undefined ? undefined : classifyWalFileName(name);
   if (name === undefined || !kind) return failed(`${info.key} is not a WAL file name`);

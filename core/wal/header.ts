@@ -184,13 +184,19 @@ function hex(n: number, digits: number): string {
 export function checkSegmentHeader(header: LongPageHeader, fileName: string): SegmentIdentity {
   const kind = classifyWalFileName(fileName);
   if (kind?.kind !== 'segment' && kind?.kind !== 'partial') {
-    throw new InvalidInputError(`${quoteForMessage(fileName)} is not a WAL segment file name`, 'name the file as PostgreSQL does, e.g. 000000010000000000000003 or 000000010000000000000003.partial');
+    throw new InvalidInputError(
+      `${quoteForMessage(fileName)} is not a WAL segment file name`,
+      'name the file as PostgreSQL does, e.g. 000000010000000000000003 or 000000010000000000000003.partial',
+    );
   }
   const segmentName = kind.kind === 'segment' ? kind.name : kind.segmentName;
   const pgMajor = pgMajorOfWalMagic(header.magic);
   const newer = pgMajor === undefined && isNewerWalMagic(header.magic);
   if (pgMajor === undefined && !newer) {
-    throw new InvalidInputError(`${fileName} has unknown WAL page magic ${hex(header.magic, 4)}`, `gcwal reads WAL from PostgreSQL 10 to ${NEWEST_KNOWN_PG_MAJOR} and later; check the file is a WAL segment from a supported server`);
+    throw new InvalidInputError(
+      `${fileName} has unknown WAL page magic ${hex(header.magic, 4)}`,
+      `gcwal reads WAL from PostgreSQL 10 to ${NEWEST_KNOWN_PG_MAJOR} and later; check the file is a WAL segment from a supported server`,
+    );
   }
   const damaged = 'the file is damaged or is not WAL; check it came from pg_wal';
   if (!newer && header.info & ~XLP_ALL_FLAGS) throw new InvalidInputError(`${fileName} has undefined page header flags ${hex(header.info, 4)}`, damaged);
@@ -210,7 +216,15 @@ export function checkSegmentHeader(header: LongPageHeader, fileName: string): Se
       'a segment can carry an earlier timeline than its name, never a later one; check the file was not renamed',
     );
   }
-  const identity: SegmentIdentity = { timeline, headerTimeline: header.timeline, segNo, segmentSize: header.segmentSize, blockSize: header.blockSize, systemIdentifier: header.systemIdentifier, pgMajor };
+  const identity: SegmentIdentity = {
+    timeline,
+    headerTimeline: header.timeline,
+    segNo,
+    segmentSize: header.segmentSize,
+    blockSize: header.blockSize,
+    systemIdentifier: header.systemIdentifier,
+    pgMajor,
+  };
   if (newer) identity.newerWalMagic = true;
   return identity;
 }

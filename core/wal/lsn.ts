@@ -7,7 +7,7 @@ import { InvalidInputError } from '../errors.ts';
 import { quoteForMessage } from './quote.ts';
 
 /** The largest LSN, FFFFFFFF/FFFFFFFF. */
-export const MAX_LSN = 0xFFFF_FFFF_FFFF_FFFFn;
+export const MAX_LSN = 0xffff_ffff_ffff_ffffn;
 
 const LSN_HINT = 'write an LSN as two hex numbers of 1 to 8 digits separated by a slash, as PostgreSQL prints it, e.g. 16/B374D848';
 
@@ -47,6 +47,6 @@ export function parseLsn(text: string): bigint {
 export function formatLsn(lsn: bigint): string {
   assertValidLsn(lsn);
   const high = lsn >> 32n;
-  const low = lsn & 0xFFFF_FFFFn;
+  const low = lsn & 0xffff_ffffn;
   return `${high.toString(16).toUpperCase()}/${low.toString(16).toUpperCase()}`;
 }

@@ -18,7 +18,7 @@ export const MAX_SEGMENT_SIZE = 1024 * 1024 * 1024;
 /** initdb's default WAL segment size (16 MiB); a default for callers, never assumed here. */
 export const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
 /** Largest timeline ID (TimeLineID is uint32; 0 is never used). */
-export const MAX_TIMELINE = 0xFFFF_FFFF;
+export const MAX_TIMELINE = 0xffff_ffff;
 
 const XLOG_ID_SPAN = 0x1_0000_0000n;
 const SEGMENT_SIZE_HINT = 'WAL segment sizes are powers of two from 1 MiB to 1 GiB, as set by initdb --wal-segsize';
@@ -55,7 +55,10 @@ export function maxSegmentNumber(segSize: number): bigint {
 
 function assertSegmentNumber(segNo: bigint, segSize: number): void {
   if (segNo < 0n || segNo > maxSegmentNumber(segSize)) {
-    throw new InvalidInputError(`segment number ${segNo} is out of range for ${segSize}-byte segments`, 'a segment number is an LSN divided by the segment size');
+    throw new InvalidInputError(
+      `segment number ${segNo} is out of range for ${segSize}-byte segments`,
+      'a segment number is an LSN divided by the segment size',
+    );
   }
 }
 
@@ -116,12 +119,19 @@ export interface WalSegmentId {
 export function parseWalSegmentName(name: string, segSize: number): WalSegmentId {
   const perId = segmentsPerXLogId(segSize);
   const m = /^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$/.exec(name);
-  if (!m) throw new InvalidInputError(`${quoteForMessage(name)} is not a wal segment name`, 'a segment name is 24 uppercase hex digits, e.g. 000000010000000000000003');
+  if (!m)
+    throw new InvalidInputError(
+      `${quoteForMessage(name)} is not a wal segment name`,
+      'a segment name is 24 uppercase hex digits, e.g. 000000010000000000000003',
+    );
   const timeline = Number.parseInt(m[1], 16);
   if (timeline === 0) throw new InvalidInputError(`wal segment name ${name} has timeline 0`, 'timelines start at 1; check the file name');
   const low = BigInt(`0x${m[3]}`);
   if (low >= perId) {
-    throw new InvalidInputError(`wal segment name ${name} cannot exist with ${segSize}-byte segments`, `its last 8 digits must be below ${hex8(perId)}; check that the segment size matches the cluster's`);
+    throw new InvalidInputError(
+      `wal segment name ${name} cannot exist with ${segSize}-byte segments`,
+      `its last 8 digits must be below ${hex8(perId)}; check that the segment size matches the cluster's`,
+    );
   }
   return { timeline, segNo: BigInt(`0x${m[2]}`) * perId + low };
 }

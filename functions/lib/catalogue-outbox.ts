@@ -44,12 +44,20 @@ function messageKey(m: AlertMessage): string {
  * incidents a function saw itself (a malformed event), opened unless open
  * (or, for malformed events, too many are open: see admitRaisedAlerts).
  */
-export function absorb(catalogue: Catalogue, events: readonly CatalogueEvent[], now: Date, rt: Pick<Runtime, 'config'>, repository?: RepositoryCluster, raised: readonly OpenAlert[] = []): Catalogue {
+export function absorb(
+  catalogue: Catalogue,
+  events: readonly CatalogueEvent[],
+  now: Date,
+  rt: Pick<Runtime, 'config'>,
+  repository?: RepositoryCluster,
+  raised: readonly OpenAlert[] = [],
+): Catalogue {
   let applied = applyCatalogueEvents(catalogue, events, now);
   // gcwal.json is written once and never changes, so taking the cluster from
   // it is as idempotent as the join; without it, alerts raised before the
   // first good segment would name no cluster.
-  if (repository && applied.systemIdentifier === undefined) applied = { ...applied, systemIdentifier: repository.systemIdentifier, walSegmentSize: applied.walSegmentSize ?? repository.walSegmentSize };
+  if (repository && applied.systemIdentifier === undefined)
+    applied = { ...applied, systemIdentifier: repository.systemIdentifier, walSegmentSize: applied.walSegmentSize ?? repository.walSegmentSize };
   const evaluated = evaluateAlerts(applied, now, rt.config.thresholds);
   // A raised incident that is open already continues: announced once, whoever raises it again.
   const current = [...evaluated, ...admitRaisedAlerts(applied.alerts, raised).filter((a) => !evaluated.some((e) => e.id === a.id))];
@@ -153,10 +161,19 @@ export class CatalogueOutbox {
     let failure: unknown;
     for (const message of outbox) {
       try {
-        await this.rt.publisher.publishJson(this.rt.config.alertsTopic, message, { id: message.id, status: message.status, kind: message.kind, severity: message.severity });
+        await this.rt.publisher.publishJson(this.rt.config.alertsTopic, message, {
+          id: message.id,
+          status: message.status,
+          kind: message.kind,
+          severity: message.severity,
+        });
         published.add(messageKey(message));
         this.mine.delete(messageKey(message));
-        this.rt.log.log(message.status === 'open' ? (message.severity === 'INFO' ? 'INFO' : message.severity === 'WARNING' ? 'WARNING' : 'ERROR') : 'INFO', `alert ${message.status}: ${message.summary}`, { alert: message });
+        this.rt.log.log(
+          message.status === 'open' ? (message.severity === 'INFO' ? 'INFO' : message.severity === 'WARNING' ? 'WARNING' : 'ERROR') : 'INFO',
+          `alert ${message.status}: ${message.summary}`,
+          { alert: message },
+        );
       } catch (err) {
         failure = err;
         break;

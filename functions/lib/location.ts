@@ -7,6 +7,7 @@ import type { RepositoryLocation } from './storage-event.ts';
  * only for gs:// repositories; throws UsageError for anything else.
  */
 export function repositoryLocation(repo: string): RepositoryLocation {
-  if (!repo.startsWith('gs://')) throw new UsageError(`the functions watch a gs:// repository, not ${repo}`, 'set GCWAL_REPO to the bucket the triggers watch, e.g. gs://my-bucket/prod-db');
+  if (!repo.startsWith('gs://'))
+    throw new UsageError(`the functions watch a gs:// repository, not ${repo}`, 'set GCWAL_REPO to the bucket the triggers watch, e.g. gs://my-bucket/prod-db');
   return parseGsUrl(repo);
 }

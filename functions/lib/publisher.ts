@@ -28,11 +28,12 @@ export function pubSubPublisher(options: PubSubPublisherOptions): Publisher {
   type Client = import('@google-cloud/pubsub').PubSub;
   let client: Promise<Client> | undefined;
   const connect = () => {
-    client ??= import('@google-cloud/pubsub').then(({ PubSub }) =>
-      new PubSub({
-        projectId: options.projectId,
-        ...(options.emulatorHost ? { apiEndpoint: options.emulatorHost, emulatorMode: true } : {}),
-      }),
+    client ??= import('@google-cloud/pubsub').then(
+      ({ PubSub }) =>
+        new PubSub({
+          projectId: options.projectId,
+          ...(options.emulatorHost ? { apiEndpoint: options.emulatorHost, emulatorMode: true } : {}),
+        }),
     );
     return client;
   };
@@ -42,7 +43,12 @@ export function pubSubPublisher(options: PubSubPublisherOptions): Publisher {
       try {
         return await pubsub.topic(topic).publishMessage({ data: Buffer.from(JSON.stringify(body)), attributes });
       } catch (err) {
-        throw new StorageError(`could not publish to pub/sub topic ${topic}: ${(err as Error).message}`, true, 'check the topic exists and the function may publish to it (roles/pubsub.publisher)', { cause: err });
+        throw new StorageError(
+          `could not publish to pub/sub topic ${topic}: ${(err as Error).message}`,
+          true,
+          'check the topic exists and the function may publish to it (roles/pubsub.publisher)',
+          { cause: err },
+        );
       }
     },
     async close() {

@@ -41,7 +41,8 @@ export function createRuntime(env: Readonly<Record<string, string | undefined>>,
   return {
     config,
     storage: () => (storage ??= openStorage(config.repo, { gcs })),
-    catalogueStorage: () => (catalogue ??= config.catalogueRepo === config.repo ? (storage ??= openStorage(config.repo, { gcs })) : openStorage(config.catalogueRepo, { gcs })),
+    catalogueStorage: () =>
+      (catalogue ??= config.catalogueRepo === config.repo ? (storage ??= openStorage(config.repo, { gcs })) : openStorage(config.catalogueRepo, { gcs })),
     publisher: overrides.publisher ?? pubSubPublisher({ projectId: config.projectId, emulatorHost: config.pubsubEmulatorHost }),
     log: overrides.log ?? jsonLogger((line) => process.stdout.write(line)),
     now: overrides.now ?? (() => new Date()),

@@ -16,7 +16,11 @@ const PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
  * must never run on a message meant for something else).
  */
 export function checkSchedulerEvent(event: IncomingEvent, job: string): void {
-  const bad = (what: string) => new MalformedEventError(`scheduler message ${shown(event.id)} ${what}`, `check that only cloud scheduler's ${job} job publishes on the function's topic, with the body {"job":"${job}"}`);
+  const bad = (what: string) =>
+    new MalformedEventError(
+      `scheduler message ${shown(event.id)} ${what}`,
+      `check that only cloud scheduler's ${job} job publishes on the function's topic, with the body {"job":"${job}"}`,
+    );
   if (event.type !== PUBLISHED) throw bad(`has type ${shown(event.type)}, not ${PUBLISHED}`);
   const message = (event.data as { message?: unknown } | undefined)?.message;
   if (!message || typeof message !== 'object') throw bad('has no pub/sub message');

@@ -77,8 +77,13 @@ export function shown(value: unknown): string {
  * trigger watches the repository's bucket only): the message says what.
  */
 export function parseStorageEvent(event: IncomingEvent, repository: RepositoryLocation): StorageObjectEvent | undefined {
-  const bad = (what: string) => new MalformedEventError(`storage event ${shown(event.id)} ${what}`, 'check the trigger delivers google.cloud.storage.object.v1 events with the object as data');
-  if (typeof event.type !== 'string' || !event.type.startsWith(STORAGE_TYPE_PREFIX)) throw bad(`has type ${shown(event.type)}, not a cloud storage object event`);
+  const bad = (what: string) =>
+    new MalformedEventError(
+      `storage event ${shown(event.id)} ${what}`,
+      'check the trigger delivers google.cloud.storage.object.v1 events with the object as data',
+    );
+  if (typeof event.type !== 'string' || !event.type.startsWith(STORAGE_TYPE_PREFIX))
+    throw bad(`has type ${shown(event.type)}, not a cloud storage object event`);
   const kind = TYPES[event.type];
   if (!kind) return undefined;
   const data = typeof event.data === 'string' || Buffer.isBuffer(event.data) ? parseJson(event.data.toString()) : event.data;
@@ -92,8 +97,10 @@ export function parseStorageEvent(event: IncomingEvent, repository: RepositoryLo
   if (size !== undefined && !((typeof size === 'string' && /^\d+$/.test(size)) || (typeof size === 'number' && Number.isSafeInteger(size) && size >= 0))) {
     throw bad(`has size ${shown(size)}, not a byte count`);
   }
-  if (timeCreated !== undefined && (typeof timeCreated !== 'string' || Number.isNaN(Date.parse(timeCreated)))) throw bad(`has timeCreated ${shown(timeCreated)}, not a time`);
-  if (event.time !== undefined && (typeof event.time !== 'string' || Number.isNaN(Date.parse(event.time)))) throw bad(`has time ${shown(event.time)}, not a time`);
+  if (timeCreated !== undefined && (typeof timeCreated !== 'string' || Number.isNaN(Date.parse(timeCreated))))
+    throw bad(`has timeCreated ${shown(timeCreated)}, not a time`);
+  if (event.time !== undefined && (typeof event.time !== 'string' || Number.isNaN(Date.parse(event.time))))
+    throw bad(`has time ${shown(event.time)}, not a time`);
   if (bucket !== repository.bucket) throw bad(`is about bucket "${bucket}", not the repository's bucket "${repository.bucket}"`);
   if (!name.startsWith(repository.prefix)) return undefined;
   const created = timeCreated ?? event.time ?? new Date(0).toISOString();

@@ -69,7 +69,14 @@ export async function startFunction(options: FunctionOptions): Promise<RunningFu
     const child = await spawnGroup({
       what,
       command: process.execPath,
-      args: [`--import=${LOOPBACK_ONLY}`, cli, `--target=${options.target}`, `--signature-type=${options.signatureType}`, `--source=${source}`, `--port=${port}`],
+      args: [
+        `--import=${LOOPBACK_ONLY}`,
+        cli,
+        `--target=${options.target}`,
+        `--signature-type=${options.signatureType}`,
+        `--source=${source}`,
+        `--port=${port}`,
+      ],
       env,
       cwd: path.dirname(source),
     });

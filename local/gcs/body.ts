@@ -75,14 +75,18 @@ const INGEST_BUFFER = 4 * 1024 * 1024;
  * the source breaks off (a dropped connection): the caller must then not
  * treat the data as complete.
  */
-export async function receiveToFile(source: Readable | AsyncIterable<Buffer>, file: string, hash: RunningHash, options: { append?: boolean; skip?: number } = {}): Promise<void> {
+export async function receiveToFile(
+  source: Readable | AsyncIterable<Buffer>,
+  file: string,
+  hash: RunningHash,
+  options: { append?: boolean; skip?: number } = {},
+): Promise<void> {
   const readable = source instanceof Readable ? source : Readable.from(source, { objectMode: false });
   // Buffers of a few MiB, not streams' 16 KiB: a TLS body arrives in 16 KiB
   // records, and with the default every record's file write paused the
   // connection until libuv had written it (docs/performance.md).
   await pipeline(readable, hashing(hash, options.skip ?? 0), createWriteStream(file, { flags: options.append ? 'a' : 'w', highWaterMark: INGEST_BUFFER }));
 }
-
 
 /** Read a small body (JSON metadata) completely; 400 when it is larger than `limit`. */
 export async function readSmallBody(req: IncomingMessage, limit = 2 * 1024 * 1024): Promise<Buffer> {

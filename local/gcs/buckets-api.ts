@@ -29,7 +29,11 @@ function retentionPeriodOf(policy: unknown): number | undefined {
  * Create `name` (idempotent). Used by the emulator's createBucket() and by
  * bucket insert, which reports 409 itself when the bucket existed.
  */
-export async function createBucketRecord(store: Store, name: string, options: { retentionPeriodSeconds?: number; location?: string } = {}): Promise<{ record: BucketRecord; created: boolean }> {
+export async function createBucketRecord(
+  store: Store,
+  name: string,
+  options: { retentionPeriodSeconds?: number; location?: string } = {},
+): Promise<{ record: BucketRecord; created: boolean }> {
   checkBucketName(name);
   const now = new Date().toISOString();
   const record: BucketRecord = { name, timeCreated: now, updated: now, location: (options.location ?? 'US').toUpperCase(), metageneration: 1 };

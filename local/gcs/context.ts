@@ -77,7 +77,13 @@ export function authorize(ctx: RequestContext, permission: Permission, bucket: s
 }
 
 /** {@link authorize} for an identity remembered elsewhere (a resumable session's creator). */
-export function authorizeIdentity(access: AccessControl | undefined, identity: string | undefined, permission: Permission, bucket: string, on: 'object' | 'bucket' | 'project' = 'object'): void {
+export function authorizeIdentity(
+  access: AccessControl | undefined,
+  identity: string | undefined,
+  permission: Permission,
+  bucket: string,
+  on: 'object' | 'bucket' | 'project' = 'object',
+): void {
   if (!access) return;
   const resource = on === 'project' ? 'Google Cloud project' : `Google Cloud Storage ${on}`;
   const what = `${permission} access to the ${resource}. Permission '${permission}' denied on resource (or it may not exist).`;

@@ -18,7 +18,14 @@ import { Store, type ObjectRecord } from './store.ts';
 const MAX_COMPONENTS = 32;
 
 /** Append the bytes of bucket/name (optionally a required generation) to `tempFile`. */
-async function appendObject(ctx: RequestContext, bucket: string, name: string, tempFile: string, hash: ReturnType<typeof newHash>, check: (record: ObjectRecord) => void): Promise<ObjectRecord> {
+async function appendObject(
+  ctx: RequestContext,
+  bucket: string,
+  name: string,
+  tempFile: string,
+  hash: ReturnType<typeof newHash>,
+  check: (record: ObjectRecord) => void,
+): Promise<ObjectRecord> {
   const opened = await ctx.backend.store.openData(bucket, name);
   if (!opened) throw objectNotFound(bucket, name);
   try {
@@ -73,13 +80,25 @@ export async function composeObject(ctx: RequestContext, bucket: string, name: s
     throw err;
   }
   const record = await finalizeObject(ctx.backend, {
-    bucket, name, tempFile, hash, insert, preconditions, identity: ctx.identity, composite: { componentCount },
+    bucket,
+    name,
+    tempFile,
+    hash,
+    insert,
+    preconditions,
+    identity: ctx.identity,
+    composite: { componentCount },
   });
   sendJson(ctx.res, objectResource(record, ctx.baseUrl));
 }
 
 /** POST /b/SB/o/SO/rewriteTo/b/DB/o/DO (`rewrite`) or …/copyTo/… (`copy`). */
-export async function rewriteObject(ctx: RequestContext, src: { bucket: string; name: string }, dst: { bucket: string; name: string }, kind: 'rewrite' | 'copy'): Promise<void> {
+export async function rewriteObject(
+  ctx: RequestContext,
+  src: { bucket: string; name: string },
+  dst: { bucket: string; name: string },
+  kind: 'rewrite' | 'copy',
+): Promise<void> {
   const { store } = ctx.backend;
   const query = ctx.url.searchParams;
   authorize(ctx, 'storage.objects.get', src.bucket);
@@ -89,11 +108,7 @@ export async function rewriteObject(ctx: RequestContext, src: { bucket: string; 
   checkObjectName(dst.name);
   const preconditions = parsePreconditions(query);
   const sourcePreconditions = parsePreconditions(
-    new URLSearchParams(
-      [...query.entries()]
-        .filter(([k]) => k.startsWith('ifSource'))
-        .map(([k, v]) => [k.replace('ifSource', 'if'), v]),
-    ),
+    new URLSearchParams([...query.entries()].filter(([k]) => k.startsWith('ifSource')).map(([k, v]) => [k.replace('ifSource', 'if'), v])),
   );
   const body = await readJson(ctx.req);
   const tempFile = store.tempPath();
@@ -112,8 +127,14 @@ export async function rewriteObject(ctx: RequestContext, src: { bucket: string; 
   const given = body && typeof body === 'object' && Object.keys(body).length > 0 ? parseInsertMetadata(body) : undefined;
   const insert = given ?? inheritedMetadata(source);
   const record = await finalizeObject(ctx.backend, {
-    bucket: dst.bucket, name: dst.name, tempFile, hash, insert,
-    fallbackContentType: source.contentType, preconditions, identity: ctx.identity,
+    bucket: dst.bucket,
+    name: dst.name,
+    tempFile,
+    hash,
+    insert,
+    fallbackContentType: source.contentType,
+    preconditions,
+    identity: ctx.identity,
   });
   const resource = objectResource(record, ctx.baseUrl);
   if (kind === 'copy') return sendJson(ctx.res, resource);

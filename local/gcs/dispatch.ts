@@ -36,7 +36,11 @@ export interface DispatchState {
 
 function faultError(status: 429 | 503): ApiError {
   return status === 429
-    ? new ApiError(429, 'rateLimitExceeded', 'The rate of change requests to the object exceeds the rate limit. Please reduce the rate of create, update, and delete requests.')
+    ? new ApiError(
+        429,
+        'rateLimitExceeded',
+        'The rate of change requests to the object exceeds the rate limit. Please reduce the rate of create, update, and delete requests.',
+      )
     : new ApiError(503, 'backendError', 'We encountered an internal error. Please try again.');
 }
 

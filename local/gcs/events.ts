@@ -45,7 +45,12 @@ const FIRST_BACKOFF_MS = 200;
 const ATTEMPT_TIMEOUT_MS = 10_000;
 
 /** The HTTP request that delivers `event` to `target` (no I/O; testable on its own). */
-export function deliveryRequest(target: EventTarget, event: ObjectEvent, id: string, configIndex: number): { url: string; headers: Record<string, string>; body: string } {
+export function deliveryRequest(
+  target: EventTarget,
+  event: ObjectEvent,
+  id: string,
+  configIndex: number,
+): { url: string; headers: Record<string, string>; body: string } {
   const { bucket, name, generation } = event.record;
   if (target.kind === 'cloudevent') {
     return {

@@ -85,7 +85,9 @@ export class FaultInjector {
   decide(target: FaultTarget): Fault | undefined {
     const verdict = this.plan.match ? this.plan.match(target.method, target.path) : true;
     if (verdict === false) return undefined;
-    const applies = (kind: FaultKind) => ((kind !== 'reset-upload' && kind !== 'corrupt-upload' && kind !== 'lose-answer') || target.uploadsBody) && (kind !== 'reset-download' || target.downloads);
+    const applies = (kind: FaultKind) =>
+      ((kind !== 'reset-upload' && kind !== 'corrupt-upload' && kind !== 'lose-answer') || target.uploadsBody) &&
+      (kind !== 'reset-download' || target.downloads);
     if (verdict !== true) return applies(verdict) ? this.fault(verdict) : undefined;
     if (this.burstLeft > 0 && this.plan.burst) {
       this.burstLeft--;

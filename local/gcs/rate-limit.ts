@@ -28,7 +28,11 @@ export class MutationRateLimiter {
   check(bucket: string, name: string): void {
     const at = this.last.get(key(bucket, name));
     if (at !== undefined && this.clock() - at < this.intervalMs) {
-      throw new ApiError(429, 'rateLimitExceeded', `The object ${bucket}/${name} exceeded the rate limit for object mutation operations (create, update, and delete). Please reduce your request rate. See https://cloud.google.com/storage/docs/gcs429.`);
+      throw new ApiError(
+        429,
+        'rateLimitExceeded',
+        `The object ${bucket}/${name} exceeded the rate limit for object mutation operations (create, update, and delete). Please reduce your request rate. See https://cloud.google.com/storage/docs/gcs429.`,
+      );
     }
   }
 

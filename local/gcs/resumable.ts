@@ -23,9 +23,7 @@ import { receiveToFile } from './body.ts';
 import type { Session } from './sessions.ts';
 
 /** A parsed Content-Range of a session PUT. */
-export type ChunkRange =
-  | { kind: 'query'; total?: number }
-  | { kind: 'data'; start: number; end?: number; total?: number; final: boolean };
+export type ChunkRange = { kind: 'query'; total?: number } | { kind: 'data'; start: number; end?: number; total?: number; final: boolean };
 
 /** Parse the Content-Range of a session PUT; an absent header means "the whole object". */
 export function parseChunkRange(header: string | undefined): ChunkRange {
@@ -81,7 +79,9 @@ export async function handleSessionPut(ctx: RequestContext, id: string): Promise
     }
     if (range.start > session.hash.size) {
       await drain(ctx);
-      throw invalid(`Invalid request. According to the Content-Range header, the upload offset is ${range.start} byte(s), which exceeds already uploaded size of ${session.hash.size} byte(s).`);
+      throw invalid(
+        `Invalid request. According to the Content-Range header, the upload offset is ${range.start} byte(s), which exceeds already uploaded size of ${session.hash.size} byte(s).`,
+      );
     }
     try {
       await receiveToFile(ctx.req, session.tempFile, session.hash, { append: true, skip: session.hash.size - range.start });

@@ -50,17 +50,32 @@ export const ROUTE_TABLE: { readonly [K in Op]: RouteEntry } = Object.freeze({
   'bucket.delete': { access: { permission: 'storage.buckets.delete', on: 'bucket' }, sample: { method: 'DELETE', path: '/storage/v1/b/bkt' } },
   'object.list': { access: { permission: 'storage.objects.list', on: 'bucket' }, sample: { method: 'GET', path: '/storage/v1/b/bkt/o' } },
   'object.get': { access: { permission: 'storage.objects.get', on: 'object' }, sample: { method: 'GET', path: '/storage/v1/b/bkt/o/obj' } },
-  'object.download': { access: { permission: 'storage.objects.get', on: 'object' }, sample: { method: 'GET', path: '/download/storage/v1/b/bkt/o/obj?alt=media' } },
+  'object.download': {
+    access: { permission: 'storage.objects.get', on: 'object' },
+    sample: { method: 'GET', path: '/download/storage/v1/b/bkt/o/obj?alt=media' },
+  },
   'object.patch': { access: { permission: 'storage.objects.update', on: 'object' }, sample: { method: 'PATCH', path: '/storage/v1/b/bkt/o/obj' } },
   'object.update': { access: { permission: 'storage.objects.update', on: 'object' }, sample: { method: 'PUT', path: '/storage/v1/b/bkt/o/obj' } },
   'object.delete': { access: { permission: 'storage.objects.delete', on: 'object' }, sample: { method: 'DELETE', path: '/storage/v1/b/bkt/o/obj' } },
   // compose and rewrite also check reading the sources and creating the destination in their handlers
   'object.compose': { access: { permission: 'storage.objects.create', on: 'object' }, sample: { method: 'POST', path: '/storage/v1/b/bkt/o/obj/compose' } },
-  'object.rewrite': { access: { permission: 'storage.objects.get', on: 'object' }, sample: { method: 'POST', path: '/storage/v1/b/bkt/o/obj/rewriteTo/b/bkt/o/copy' } },
-  'object.copy': { access: { permission: 'storage.objects.get', on: 'object' }, sample: { method: 'POST', path: '/storage/v1/b/bkt/o/obj/copyTo/b/bkt/o/copy' } },
-  'upload.post': { access: { permission: 'storage.objects.create', on: 'object' }, sample: { method: 'POST', path: '/upload/storage/v1/b/bkt/o?uploadType=media&name=obj' } },
+  'object.rewrite': {
+    access: { permission: 'storage.objects.get', on: 'object' },
+    sample: { method: 'POST', path: '/storage/v1/b/bkt/o/obj/rewriteTo/b/bkt/o/copy' },
+  },
+  'object.copy': {
+    access: { permission: 'storage.objects.get', on: 'object' },
+    sample: { method: 'POST', path: '/storage/v1/b/bkt/o/obj/copyTo/b/bkt/o/copy' },
+  },
+  'upload.post': {
+    access: { permission: 'storage.objects.create', on: 'object' },
+    sample: { method: 'POST', path: '/upload/storage/v1/b/bkt/o?uploadType=media&name=obj' },
+  },
   'upload.session.put': { access: { session: true }, sample: { method: 'PUT', path: '/upload/storage/v1/b/bkt/o?uploadType=resumable&upload_id=guessed' } },
-  'upload.session.delete': { access: { session: true }, sample: { method: 'DELETE', path: '/upload/storage/v1/b/bkt/o?uploadType=resumable&upload_id=guessed' } },
+  'upload.session.delete': {
+    access: { session: true },
+    sample: { method: 'DELETE', path: '/upload/storage/v1/b/bkt/o?uploadType=resumable&upload_id=guessed' },
+  },
 });
 
 function decode(segment: string): string {
@@ -73,7 +88,10 @@ function decode(segment: string): string {
 
 /** A path no API serves: Google's front end answers an HTML page, not the JSON API's error body. */
 function notFound(method: string, path: string): ApiError {
-  return textError(new ApiError(404, 'notFound', `Not Found: ${method} ${path}`), `<!DOCTYPE html>\n<title>Error 404 (Not Found)!!1</title>\n<p><b>404.</b> <ins>That’s an error.</ins>\n<p>The requested URL <code>${path.replace(/[<>&"]/g, '')}</code> was not found on this server. <ins>That’s all we know.</ins>\n`);
+  return textError(
+    new ApiError(404, 'notFound', `Not Found: ${method} ${path}`),
+    `<!DOCTYPE html>\n<title>Error 404 (Not Found)!!1</title>\n<p><b>404.</b> <ins>That’s an error.</ins>\n<p>The requested URL <code>${path.replace(/[<>&"]/g, '')}</code> was not found on this server. <ins>That’s all we know.</ins>\n`,
+  );
 }
 
 /** Whether the operation sends object bytes from the client (for reset-upload faults). */

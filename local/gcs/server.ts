@@ -100,7 +100,14 @@ export async function startGcsEmulator(options: GcsEmulatorOptions): Promise<Gcs
   const counters: RequestCounters = { requests: 0, faults: 0, faultKinds: {} };
   const eventCounters: EventCounters = { eventsDelivered: 0, eventsFailed: 0 };
   const events = new EventDispatcher(options.events ?? [], eventCounters);
-  const backend: Backend = { store, sessions: new Sessions(), events, access: options.access, eventsBaseUrl: '', rateLimit: rateLimiterFor(options.objectRateLimitMs) };
+  const backend: Backend = {
+    store,
+    sessions: new Sessions(),
+    events,
+    access: options.access,
+    eventsBaseUrl: '',
+    rateLimit: rateLimiterFor(options.objectRateLimitMs),
+  };
   let injector: FaultInjector | undefined;
   const closing = new AbortController();
   const state: DispatchState = { backend, counters, faults: () => injector, closing: closing.signal };

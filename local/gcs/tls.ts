@@ -48,11 +48,21 @@ export async function ensureCertificate(dir: string): Promise<TlsMaterial> {
   const suffix = `.${process.pid}.${Date.now()}.tmp`;
   try {
     await run('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes',
-      '-keyout', keyPath + suffix, '-out', certPath + suffix,
-      '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-days', '2',
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyPath + suffix,
+      '-out',
+      certPath + suffix,
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-days',
+      '2',
     ]);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };

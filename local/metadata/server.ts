@@ -107,7 +107,12 @@ function handle(ctx: Context, req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://metadata.google.internal');
   const path = url.pathname;
   if (req.headers['metadata-flavor'] !== 'Google') {
-    send(res, 403, errorPage(403, `Your client does not have permission to get URL ${path} from this server. Missing Metadata-Flavor:Google header.`), 'text/html; charset=UTF-8');
+    send(
+      res,
+      403,
+      errorPage(403, `Your client does not have permission to get URL ${path} from this server. Missing Metadata-Flavor:Google header.`),
+      'text/html; charset=UTF-8',
+    );
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {

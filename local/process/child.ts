@@ -144,12 +144,14 @@ export async function liveGroupMembers(pgid: number): Promise<number[]> {
   }
   const live: number[] = [];
   await Promise.all(
-    entries.filter((e) => /^\d+$/.test(e)).map(async (entry) => {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-      // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') live.push(Number(entry));
-    }),
+    entries
+      .filter((e) => /^\d+$/.test(e))
+      .map(async (entry) => {
+        const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+        // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') live.push(Number(entry));
+      }),
   );
   return live;
 }
@@ -182,7 +184,9 @@ export async function waitUntilReady(what: string, options: ReadinessOptions): P
     }
     if (await options.probe().catch(() => false)) return;
     if (Date.now() - started > options.timeoutMs) {
-      throw new Error(`${what} was not ready after ${+(options.timeoutMs / 1000).toFixed(1)} s (a loaded machine may need a longer timeout); its last output:\n${child.tail()}`);
+      throw new Error(
+        `${what} was not ready after ${+(options.timeoutMs / 1000).toFixed(1)} s (a loaded machine may need a longer timeout); its last output:\n${child.tail()}`,
+      );
     }
     await Promise.race([delay(100), child.exited]);
   }

@@ -29,7 +29,10 @@ export function freePort(): Promise<number> {
 
 /** Thrown by a start attempt whose server found its port taken; {@link onFreePort} then tries another. */
 export class PortTakenError extends Error {
-  constructor(readonly port: number, detail: string) {
+  constructor(
+    readonly port: number,
+    detail: string,
+  ) {
     super(`port ${port} was taken before the server could bind it: ${detail}`);
     this.name = 'PortTakenError';
   }

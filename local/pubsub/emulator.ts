@@ -118,7 +118,13 @@ export async function startPubSubEmulator(options: PubSubEmulatorOptions): Promi
 }
 
 /** One start attempt on `port`; the group is stopped again if it does not become ready. */
-async function launch(port: number, env: Record<string, string>, data: string, projectId: string, timeoutMs: number): Promise<{ child: GroupChild; port: number }> {
+async function launch(
+  port: number,
+  env: Record<string, string>,
+  data: string,
+  projectId: string,
+  timeoutMs: number,
+): Promise<{ child: GroupChild; port: number }> {
   const what = 'the pub/sub emulator';
   const child = await spawnGroup({
     what,

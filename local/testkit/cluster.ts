@@ -297,9 +297,7 @@ class TestCluster implements Cluster {
   }
 
   private async archiverStats(): Promise<ArchiverStats> {
-    const [row] = await this.query<ArchiverStats>(
-      'SELECT archived_count::int, last_archived_wal, failed_count::int, last_failed_wal FROM pg_stat_archiver',
-    );
+    const [row] = await this.query<ArchiverStats>('SELECT archived_count::int, last_archived_wal, failed_count::int, last_failed_wal FROM pg_stat_archiver');
     return row;
   }
 

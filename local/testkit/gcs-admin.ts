@@ -67,11 +67,18 @@ export async function readObject(stack: LocalStack, name: string): Promise<{ res
  * (a multipart upload, as the client libraries make it), replacing any live
  * object. Resolves with the new object's resource.
  */
-export async function writeObject(stack: LocalStack, name: string, body: Buffer, meta: { contentType?: string; metadata?: Record<string, string> } = {}): Promise<ObjectResource> {
+export async function writeObject(
+  stack: LocalStack,
+  name: string,
+  body: Buffer,
+  meta: { contentType?: string; metadata?: Record<string, string> } = {},
+): Promise<ObjectResource> {
   const boundary = `gcwal-test-${Math.random().toString(16).slice(2)}`;
   const head = JSON.stringify({ name, contentType: meta.contentType ?? 'application/octet-stream', metadata: meta.metadata ?? {} });
   const payload = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${head}\r\n--${boundary}\r\nContent-Type: ${meta.contentType ?? 'application/octet-stream'}\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${head}\r\n--${boundary}\r\nContent-Type: ${meta.contentType ?? 'application/octet-stream'}\r\n\r\n`,
+    ),
     body,
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);

@@ -68,7 +68,8 @@ export async function pgBinDirFor(major: PgMajor): Promise<string> {
     if (existsSync(path.join(debian, 'initdb'))) return debian;
     const dir = pgBinDir();
     const { stdout } = await execFileAsync(path.join(dir, 'initdb'), ['--version']);
-    if (!new RegExp(`\\) ${major}\\.`).test(stdout)) throw new Error(`PostgreSQL ${major} is not installed (${dir} has ${stdout.trim()}); apt-get install postgresql-${major}`);
+    if (!new RegExp(`\\) ${major}\\.`).test(stdout))
+      throw new Error(`PostgreSQL ${major} is not installed (${dir} has ${stdout.trim()}); apt-get install postgresql-${major}`);
     return dir;
   }
   const source = path.join(projectRoot, 'node_modules', name, 'native');

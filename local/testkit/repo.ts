@@ -20,7 +20,9 @@ export interface ClusterIdentity {
 
 /** The running cluster's system identifier and segment size, as repo-create reads them. */
 export async function clusterIdentity(cluster: Pick<Cluster, 'query'>): Promise<ClusterIdentity> {
-  const [row] = await cluster.query<{ id: string; seg: string }>("SELECT system_identifier::text AS id, current_setting('wal_segment_size') AS seg FROM pg_control_system()");
+  const [row] = await cluster.query<{ id: string; seg: string }>(
+    "SELECT system_identifier::text AS id, current_setting('wal_segment_size') AS seg FROM pg_control_system()",
+  );
   const seg = /^(\d+)(MB|GB|kB)?$/.exec(row.seg);
   if (!seg) throw new Error(`unexpected wal_segment_size ${row.seg}`);
   const unit = seg[2] === 'GB' ? 1024 ** 3 : seg[2] === 'MB' ? 1024 ** 2 : seg[2] === 'kB' ? 1024 : 1;

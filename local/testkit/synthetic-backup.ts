@@ -54,7 +54,9 @@ async function tarOf(files: { path: string; data: Buffer }[]): Promise<Buffer> {
     for await (const chunk of pack as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
   })();
   for (const f of files) {
-    await new Promise<void>((resolve, reject) => pack.entry({ name: f.path, size: f.data.length, mode: 0o600, mtime: new Date(0) }, f.data, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      pack.entry({ name: f.path, size: f.data.length, mode: 0o600, mtime: new Date(0) }, f.data, (err) => (err ? reject(err) : resolve())),
+    );
   }
   pack.finalize();
   await done;
@@ -78,7 +80,10 @@ export async function makeSyntheticBackup(options: SyntheticBackupOptions): Prom
   const records: BackupMeta['parts'] = [];
   let rawFiles = 0;
   for (let p = 0; p < options.parts; p++) {
-    const files = Array.from({ length: perPart }, (_, f) => ({ path: `base/5/${16384 + p * perPart + f}`, data: Buffer.from(`part ${p} file ${f} `.repeat(8)) }));
+    const files = Array.from({ length: perPart }, (_, f) => ({
+      path: `base/5/${16384 + p * perPart + f}`,
+      data: Buffer.from(`part ${p} file ${f} `.repeat(8)),
+    }));
     for (const f of files) {
       const entry: ManifestEntry = { path: f.path, type: 'file', size: f.data.length, crc32c: crc32cBase64(crc32c(f.data)), part: p, mode: 0o600, mtime };
       manifestLines.push(JSON.stringify(entry));
@@ -94,11 +99,25 @@ export async function makeSyntheticBackup(options: SyntheticBackupOptions): Prom
   const manifestBody = Buffer.from(manifestLines.map((l) => l + '\n').join(''));
   const manifest: SyntheticObject = { key: backupManifestKey(name), body: manifestBody, metadata: { [Meta.codec]: 'none' } };
   const meta: BackupMeta = {
-    format: 1, name, systemIdentifier: options.systemIdentifier, pgVersionNum: 150010, pgVersion: '15.10', walSegmentSize: SEG, timeline: 1,
-    startLsn: lsn(startLsn), stopLsn: lsn(stopLsn), startWalSegment: startSegment, stopWalSegment: startSegment,
-    startTime: new Date(stop.getTime() - 1000).toISOString(), stopTime: stop.toISOString(),
-    rawSize: rawFiles, storedSize: records.reduce((n, r) => n + r.storedSize, 0), fileCount: options.parts * perPart, codec: 'none',
-    parts: records, tablespaces: [],
+    format: 1,
+    name,
+    systemIdentifier: options.systemIdentifier,
+    pgVersionNum: 150010,
+    pgVersion: '15.10',
+    walSegmentSize: SEG,
+    timeline: 1,
+    startLsn: lsn(startLsn),
+    stopLsn: lsn(stopLsn),
+    startWalSegment: startSegment,
+    stopWalSegment: startSegment,
+    startTime: new Date(stop.getTime() - 1000).toISOString(),
+    stopTime: stop.toISOString(),
+    rawSize: rawFiles,
+    storedSize: records.reduce((n, r) => n + r.storedSize, 0),
+    fileCount: options.parts * perPart,
+    codec: 'none',
+    parts: records,
+    tablespaces: [],
     backupLabel: `START WAL LOCATION: ${lsn(startLsn)} (file ${startSegment})\nCHECKPOINT LOCATION: ${lsn(startLsn + 96n)}\nBACKUP METHOD: streamed\nBACKUP FROM: primary\nSTART TIME: ${new Date(stop.getTime() - 1000).toISOString().slice(0, 19).replace('T', ' ')} UTC\nLABEL: synthetic\nSTART TIMELINE: 1\n`,
     tablespaceMap: '',
     manifest: { key: manifest.key, storedSize: manifestBody.length, storedCrc32c: crc32cBase64(crc32c(manifestBody)), entries: manifestLines.length },

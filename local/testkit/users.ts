@@ -68,9 +68,13 @@ export async function assertReachableByOthers(target: string, need: 'read' | 'ex
   const real = await realpath(target);
   const mode = (await stat(real)).mode;
   const bit = need === 'read' ? 0o004 : 0o001;
-  if (!(mode & bit)) throw new Error(`${real} is not ${need === 'read' ? 'readable' : need === 'execute' ? 'executable' : 'enterable'} by other users (mode ${(mode & 0o777).toString(8)}); ${hint}`);
+  if (!(mode & bit))
+    throw new Error(
+      `${real} is not ${need === 'read' ? 'readable' : need === 'execute' ? 'executable' : 'enterable'} by other users (mode ${(mode & 0o777).toString(8)}); ${hint}`,
+    );
   for (let dir = path.dirname(real); ; dir = path.dirname(dir)) {
-    if (!((await stat(dir)).mode & 0o001)) throw new Error(`directory ${dir} is not enterable by other users, so the postgres user cannot reach ${real}; ${hint}`);
+    if (!((await stat(dir)).mode & 0o001))
+      throw new Error(`directory ${dir} is not enterable by other users, so the postgres user cannot reach ${real}; ${hint}`);
     if (dir === path.dirname(dir)) break;
   }
 }

@@ -72,7 +72,11 @@ function gcwal(args: string[], repo: string, cwd?: string) {
 async function repoFiles(dir: string): Promise<string[]> {
   if (!existsSync(dir)) return [];
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))).filter((p) => !p.startsWith('.gcwal')).sort();
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)))
+    .filter((p) => !p.startsWith('.gcwal'))
+    .sort();
 }
 
 test('pushing the same segment twice succeeds both times and stores it once', async (t) => {
@@ -90,7 +94,10 @@ test('WAL from another cluster is refused with exit 4 and not stored', async (t)
   t.is((await gcwal(['wal-push', segA], repo.url)).code, 0);
   const r = await gcwal(['wal-push', segB], repo.url);
   t.is(r.code, 4);
-  t.regex(r.stderr, /^gcwal: error: repository file:\/\/.* belongs to cluster \d+, not to this cluster \d+ \(point GCWAL_REPO at this cluster's own repository\)\n$/);
+  t.regex(
+    r.stderr,
+    /^gcwal: error: repository file:\/\/.* belongs to cluster \d+, not to this cluster \d+ \(point GCWAL_REPO at this cluster's own repository\)\n$/,
+  );
   t.deepEqual(await repoFiles(repo.dir), ['gcwal.json', `wal/${path.basename(segA)}`]);
 });
 
@@ -133,10 +140,14 @@ test('a segment renamed to another segment name is refused with exit 3', async (
 for (const [where, setup, expected] of [
   ['outside a data directory', async (_d: string) => {}, 6],
   ['during archive recovery', async (d: string) => writeFile(path.join(d, 'PG_VERSION'), '15\n'), 126],
-  ['on a standby', async (d: string) => {
-    await writeFile(path.join(d, 'PG_VERSION'), '15\n');
-    await writeFile(path.join(d, 'standby.signal'), '');
-  }, 6],
+  [
+    'on a standby',
+    async (d: string) => {
+      await writeFile(path.join(d, 'PG_VERSION'), '15\n');
+      await writeFile(path.join(d, 'standby.signal'), '');
+    },
+    6,
+  ],
 ] as const) {
   test(`a corrupted object fails wal-fetch loudly ${where} (exit ${expected}) and writes nothing`, async (t) => {
     const repo = await freshRepo();
@@ -152,7 +163,11 @@ for (const [where, setup, expected] of [
     await setup(dataDir);
     const { execFile } = await import('node:child_process');
     await new Promise((res) => execFile('chmod', ['-R', 'a+rwx', dataDir], res));
-    const r = await runGcwal(agent.command, ['wal-fetch', name, 'pg_wal/RECOVERYXLOG'], { asUser: 'postgres', env: { GCWAL_REPO: repo.url, GCWAL_RETRIES: '1' }, cwd: dataDir });
+    const r = await runGcwal(agent.command, ['wal-fetch', name, 'pg_wal/RECOVERYXLOG'], {
+      asUser: 'postgres',
+      env: { GCWAL_REPO: repo.url, GCWAL_RETRIES: '1' },
+      cwd: dataDir,
+    });
     t.is(r.code, expected, r.stderr);
     t.regex(r.stderr, new RegExp(`error: wal/${name}: .*(crc32c?|adler32|checksum)`));
     t.notRegex(r.stderr, /not in the archive/);
@@ -189,5 +204,8 @@ test('backup-push against the wrong data directory is refused', async (t) => {
   const r = await runGcwal(agent.command, ['backup-push', clusterB.pgdata], { asUser: 'postgres', env: { ...clusterA.env, GCWAL_REPO: repo.url } });
   t.not(r.code, 0);
   t.regex(r.stderr, /data director/);
-  t.deepEqual((await repoFiles(repo.dir)).filter((f) => f.startsWith('backups/') && f.endsWith('backup.json')), []);
+  t.deepEqual(
+    (await repoFiles(repo.dir)).filter((f) => f.startsWith('backups/') && f.endsWith('backup.json')),
+    [],
+  );
 });

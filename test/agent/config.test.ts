@@ -32,7 +32,11 @@ const bad: [string, Record<string, string>, RegExp][] = [
   ['a port out of range', { PGPORT: '70000' }, /PGPORT must be at most 65535/],
   ['a malformed size', { GCWAL_PART_SIZE: 'big' }, /GCWAL_PART_SIZE must be a size like 256MiB/],
   ['a tiny part size', { GCWAL_PART_SIZE: '10' }, /GCWAL_PART_SIZE must be at least/],
-  ['a part size above 1GiB (a part must fit one validate invocation)', { GCWAL_PART_SIZE: '2GiB' }, /GCWAL_PART_SIZE must be at most 1073741824, not 2147483648/],
+  [
+    'a part size above 1GiB (a part must fit one validate invocation)',
+    { GCWAL_PART_SIZE: '2GiB' },
+    /GCWAL_PART_SIZE must be at most 1073741824, not 2147483648/,
+  ],
   ['a bad log format', { GCWAL_LOG_FORMAT: 'xml' }, /GCWAL_LOG_FORMAT must be one of text, json/],
 ];
 for (const [what, env, message] of bad) {
@@ -44,7 +48,10 @@ for (const [what, env, message] of bad) {
 
 test('a password is read from PGPASSWORD only: --pgpassword, which ps would show, is a usage error that does not echo it', (t) => {
   t.is(parseConfig({}, { PGPASSWORD: 's3cret' }).pg.password, 's3cret');
-  const err = t.throws(() => parseConfig({ pgpassword: 's3cret' }, { PGPASSWORD: 'other' }), { instanceOf: UsageError, message: '--pgpassword is not accepted: a command line is visible to every user of the host (ps)' });
+  const err = t.throws(() => parseConfig({ pgpassword: 's3cret' }, { PGPASSWORD: 'other' }), {
+    instanceOf: UsageError,
+    message: '--pgpassword is not accepted: a command line is visible to every user of the host (ps)',
+  });
   t.is(err!.exitCode, 2);
   t.regex(err!.hint, /PGPASSWORD .*~\/\.pgpass/);
   t.notRegex(`${err!.message} ${err!.hint}`, /s3cret/);
@@ -86,15 +93,23 @@ test('the repository URL is required and validated with an example', (t) => {
   t.is(requireRepo(parseConfig({}, { GCWAL_REPO: 'gs://my-bucket/prod' })), 'gs://my-bucket/prod');
 });
 
-test('the pipeline\'s settings are read under the functions\' variable names, with their defaults', (t) => {
+test("the pipeline's settings are read under the functions' variable names, with their defaults", (t) => {
   const d = parseConfig({}, {});
   t.is(d.catalogueRepo, undefined);
   t.deepEqual(d.retention, { retainFull: undefined, retainDays: undefined, walRetainDays: undefined });
   t.deepEqual(d.thresholds, { stallSeconds: 30 * 60, backupMaxAgeSeconds: 36 * 3600, gapGraceSeconds: 5 * 60 });
-  const c = parseConfig({ 'retain-full': '3' }, {
-    GCWAL_CATALOGUE_REPO: 'gs://catalogue/prod', GCWAL_RETAIN_FULL: '7', GCWAL_RETAIN_DAYS: '14', GCWAL_WAL_RETAIN_DAYS: '30',
-    GCWAL_STALL_MINUTES: '10', GCWAL_BACKUP_MAX_AGE_HOURS: '2', GCWAL_GAP_GRACE_MINUTES: '0',
-  });
+  const c = parseConfig(
+    { 'retain-full': '3' },
+    {
+      GCWAL_CATALOGUE_REPO: 'gs://catalogue/prod',
+      GCWAL_RETAIN_FULL: '7',
+      GCWAL_RETAIN_DAYS: '14',
+      GCWAL_WAL_RETAIN_DAYS: '30',
+      GCWAL_STALL_MINUTES: '10',
+      GCWAL_BACKUP_MAX_AGE_HOURS: '2',
+      GCWAL_GAP_GRACE_MINUTES: '0',
+    },
+  );
   t.is(c.catalogueRepo, 'gs://catalogue/prod');
   t.deepEqual(c.retention, { retainFull: 3, retainDays: 14, walRetainDays: 30 });
   t.deepEqual(c.thresholds, { stallSeconds: 600, backupMaxAgeSeconds: 7200, gapGraceSeconds: 0 });
@@ -103,9 +118,18 @@ test('the pipeline\'s settings are read under the functions\' variable names, wi
 test('the settings the agent shares with the functions have the same flag, type, bounds and default in both tables', async (t) => {
   const { FUNCTIONS_CONFIG_TABLE } = await import('../../functions/config.ts');
   const { CONFIG_TABLE } = await import('../../agent/config.ts');
-  const shared = ['GCWAL_CATALOGUE_REPO', 'GCWAL_RETAIN_FULL', 'GCWAL_RETAIN_DAYS', 'GCWAL_WAL_RETAIN_DAYS', 'GCWAL_STALL_MINUTES', 'GCWAL_BACKUP_MAX_AGE_HOURS', 'GCWAL_GAP_GRACE_MINUTES'];
+  const shared = [
+    'GCWAL_CATALOGUE_REPO',
+    'GCWAL_RETAIN_FULL',
+    'GCWAL_RETAIN_DAYS',
+    'GCWAL_WAL_RETAIN_DAYS',
+    'GCWAL_STALL_MINUTES',
+    'GCWAL_BACKUP_MAX_AGE_HOURS',
+    'GCWAL_GAP_GRACE_MINUTES',
+  ];
   for (const env of shared) {
-    const pick = (row: { flag: string; kind: string; min?: number; max?: number; default?: string } | undefined) => row && { flag: row.flag, kind: row.kind, min: row.min, max: row.max, default: row.default };
+    const pick = (row: { flag: string; kind: string; min?: number; max?: number; default?: string } | undefined) =>
+      row && { flag: row.flag, kind: row.kind, min: row.min, max: row.max, default: row.default };
     const agentRow = pick(CONFIG_TABLE.find((r) => r.env === env));
     t.truthy(agentRow, env);
     t.deepEqual(agentRow, pick(FUNCTIONS_CONFIG_TABLE.find((r) => r.env === env)), env);
@@ -121,7 +145,13 @@ const HOME = { HOME: '/home/pg' };
 const tokenSources: [string, Record<string, string>, Record<string, string>, string[], string | undefined][] = [
   ['nothing set: the default metadata address', {}, {}, [], '169.254.169.254'],
   ['GCE_METADATA_HOST', { ...HOME, GCE_METADATA_HOST: '127.0.0.1:8080' }, {}, [], '127.0.0.1:8080'],
-  ['GCE_METADATA_IP, which gcp-metadata prefers to GCE_METADATA_HOST', { GCE_METADATA_IP: '10.0.0.2', GCE_METADATA_HOST: 'metadata.internal' }, {}, [], '10.0.0.2'],
+  [
+    'GCE_METADATA_IP, which gcp-metadata prefers to GCE_METADATA_HOST',
+    { GCE_METADATA_IP: '10.0.0.2', GCE_METADATA_HOST: 'metadata.internal' },
+    {},
+    [],
+    '10.0.0.2',
+  ],
   ['METADATA_SERVER_DETECTION other than none', { METADATA_SERVER_DETECTION: 'assume-present' }, {}, [], '169.254.169.254'],
   ['an ADC file elsewhere than where gcloud keeps it', { ...HOME, CLOUDSDK_CONFIG: '/etc/gcloud' }, {}, ['/home/pg/other.json'], '169.254.169.254'],
   ['GCWAL_IMPERSONATE_SERVICE_ACCOUNT', { GCWAL_IMPERSONATE_SERVICE_ACCOUNT: 'sa@p.iam.gserviceaccount.com' }, {}, [], undefined],

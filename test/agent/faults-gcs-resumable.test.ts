@@ -68,7 +68,10 @@ async function names(sub: string): Promise<string[]> {
   const out: string[] = [];
   let pageToken = '';
   do {
-    const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(`${PREFIX}/${sub}`)}${pageToken ? `&pageToken=${pageToken}` : ''}`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } });
+    const res = await fetch(
+      `${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(`${PREFIX}/${sub}`)}${pageToken ? `&pageToken=${pageToken}` : ''}`,
+      { headers: { Authorization: `Bearer ${stack.adminToken()}` } },
+    );
     const body = (await res.json()) as { items?: { name: string }[]; nextPageToken?: string };
     out.push(...(body.items ?? []).map((i) => i.name.slice(PREFIX.length + 1)));
     pageToken = body.nextPageToken ?? '';
@@ -84,47 +87,57 @@ async function writeSegment(): Promise<string> {
 
 /** What the table holds, in one digest. */
 async function digest(c: Cluster): Promise<string> {
-  const [row] = await c.query<{ d: string }>('SELECT md5(string_agg(id::text || pad, \',\' ORDER BY id)) AS d FROM t');
+  const [row] = await c.query<{ d: string }>("SELECT md5(string_agg(id::text || pad, ',' ORDER BY id)) AS d FROM t");
   return row.d;
 }
 
-test.serial('the archiver under 503s, resets in mid-chunk, damaged bytes and lost answers stores every segment once and whole, and each restores byte-identical', async (t) => {
-  const before = stack.emulator.stats().faultKinds;
-  // At random, and each kind at least once: every third request to a resumable session is given a kind not injected yet
-  // (one that does not apply, as a body fault on a status query, is not counted and comes again).
-  const kinds: FaultKind[] = ['503', 'reset-upload', 'corrupt-upload', 'lose-answer'];
-  let sessionRequests = 0;
-  faults(0.2, kinds, 20261207, (method, target) => {
-    if (method !== 'PUT' || !target.includes('upload_id=') || ++sessionRequests % 3 !== 0) return true;
+test.serial(
+  'the archiver under 503s, resets in mid-chunk, damaged bytes and lost answers stores every segment once and whole, and each restores byte-identical',
+  async (t) => {
+    const before = stack.emulator.stats().faultKinds;
+    // At random, and each kind at least once: every third request to a resumable session is given a kind not injected yet
+    // (one that does not apply, as a body fault on a status query, is not counted and comes again).
+    const kinds: FaultKind[] = ['503', 'reset-upload', 'corrupt-upload', 'lose-answer'];
+    let sessionRequests = 0;
+    faults(0.2, kinds, 20261207, (method, target) => {
+      if (method !== 'PUT' || !target.includes('upload_id=') || ++sessionRequests % 3 !== 0) return true;
+      const injected = stack.emulator.stats().faultKinds;
+      return kinds.find((kind) => (injected[kind] ?? 0) === (before[kind] ?? 0)) ?? true;
+    });
+    let last = '';
+    for (let i = 0; i < 16; i++) last = await writeSegment();
+    await cluster.waitForArchived(last, 300_000);
+    stack.emulator.setFaults(undefined);
     const injected = stack.emulator.stats().faultKinds;
-    return kinds.find((kind) => (injected[kind] ?? 0) === (before[kind] ?? 0)) ?? true;
-  });
-  let last = '';
-  for (let i = 0; i < 16; i++) last = await writeSegment();
-  await cluster.waitForArchived(last, 300_000);
-  stack.emulator.setFaults(undefined);
-  const injected = stack.emulator.stats().faultKinds;
-  for (const kind of kinds) t.true((injected[kind] ?? 0) > (before[kind] ?? 0), `no ${kind} fault was injected: ${JSON.stringify(injected)}`);
-  t.log('faults while archiving', injected);
+    for (const kind of kinds) t.true((injected[kind] ?? 0) > (before[kind] ?? 0), `no ${kind} fault was injected: ${JSON.stringify(injected)}`);
+    t.log('faults while archiving', injected);
 
-  const segments = (await readdir(copies)).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort();
-  t.true(segments.length >= 16, `${segments.length} segments archived`);
-  t.deepEqual((await names('wal/')).map((n) => n.slice('wal/'.length)).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort(), segments, 'every segment is in the bucket, once');
+    const segments = (await readdir(copies)).filter((n) => /^[0-9A-F]{24}$/.test(n)).sort();
+    t.true(segments.length >= 16, `${segments.length} segments archived`);
+    t.deepEqual(
+      (await names('wal/'))
+        .map((n) => n.slice('wal/'.length))
+        .filter((n) => /^[0-9A-F]{24}$/.test(n))
+        .sort(),
+      segments,
+      'every segment is in the bucket, once',
+    );
 
-  // Each one restores as it was handed over: wal-fetch checks the stored
-  // bytes against the server's CRC32C and the decoded ones against the
-  // segment's, and the result is compared with the copy.
-  faults(0.2, ['503', 'reset-download'], 7);
-  const restoreDir = path.join(work.path, 'fetched');
-  await mkdir(restoreDir);
-  await chmod(restoreDir, 0o777);
-  for (const name of segments) {
-    const r = await runGcwal(agent.command, ['wal-fetch', name, path.join(restoreDir, name)], { env });
-    t.is(r.code, 0, `${name}: ${r.stderr}`);
-    t.true((await readFile(path.join(restoreDir, name))).equals(await readFile(path.join(copies, name))), `${name} differs`);
-  }
-  stack.emulator.setFaults(undefined);
-});
+    // Each one restores as it was handed over: wal-fetch checks the stored
+    // bytes against the server's CRC32C and the decoded ones against the
+    // segment's, and the result is compared with the copy.
+    faults(0.2, ['503', 'reset-download'], 7);
+    const restoreDir = path.join(work.path, 'fetched');
+    await mkdir(restoreDir);
+    await chmod(restoreDir, 0o777);
+    for (const name of segments) {
+      const r = await runGcwal(agent.command, ['wal-fetch', name, path.join(restoreDir, name)], { env });
+      t.is(r.code, 0, `${name}: ${r.stderr}`);
+      t.true((await readFile(path.join(restoreDir, name))).equals(await readFile(path.join(copies, name))), `${name} differs`);
+    }
+    stack.emulator.setFaults(undefined);
+  },
+);
 
 test.serial('a backup whose every upload is damaged in transit fails and records nothing: no backup.json, no part', async (t) => {
   const before = await names('backups/');
@@ -163,9 +176,18 @@ test.serial('backup-push with parts above one chunk under the same faults stores
   await cluster.waitForArchived(await cluster.switchWal(), 300_000);
   stack.emulator.setFaults(undefined);
 
-  const meta = JSON.parse((await (await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o/${encodeURIComponent(`${PREFIX}/backups/${backup}/backup.json`)}?alt=media`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } })).text())) as { parts: { key: string; storedSize: number }[] };
+  const meta = JSON.parse(
+    await (
+      await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o/${encodeURIComponent(`${PREFIX}/backups/${backup}/backup.json`)}?alt=media`, {
+        headers: { Authorization: `Bearer ${stack.adminToken()}` },
+      })
+    ).text(),
+  ) as { parts: { key: string; storedSize: number }[] };
   t.true(meta.parts.length >= 3, `${meta.parts.length} parts`);
-  t.true(meta.parts.some((p) => p.storedSize > 256 * 1024), 'parts larger than one chunk');
+  t.true(
+    meta.parts.some((p) => p.storedSize > 256 * 1024),
+    'parts larger than one chunk',
+  );
 
   // Restore through 503s, replay the archive, compare. (Not through resets
   // of downloads: backup-fetch does not resume a manifest cut off midway.)
@@ -177,5 +199,5 @@ test.serial('backup-push with parts above one chunk under the same faults stores
   cleanups.push(() => restored.destroy());
   await restored.waitForRecoveryEnd(300_000);
   stack.emulator.setFaults(undefined);
-  t.is(await digest(restored), want, 'the restored table is the source\'s');
+  t.is(await digest(restored), want, "the restored table is the source's");
 });

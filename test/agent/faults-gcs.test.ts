@@ -37,7 +37,10 @@ async function bucketNames(prefix: string): Promise<string[]> {
   const names: string[] = [];
   let pageToken = '';
   do {
-    const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(prefix)}${pageToken ? `&pageToken=${pageToken}` : ''}`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } });
+    const res = await fetch(
+      `${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(prefix)}${pageToken ? `&pageToken=${pageToken}` : ''}`,
+      { headers: { Authorization: `Bearer ${stack.adminToken()}` } },
+    );
     const body = (await res.json()) as { items?: { name: string }[]; nextPageToken?: string };
     names.push(...(body.items ?? []).map((i) => i.name));
     pageToken = body.nextPageToken ?? '';
@@ -63,7 +66,7 @@ test('with 20% of requests failing, 50 archived segments are stored once each an
 
   let last = '';
   for (let i = 0; i < 50; i++) {
-    await cluster.query("INSERT INTO t (pad) SELECT repeat(md5(g::text), 4) FROM generate_series(1, 600) g");
+    await cluster.query('INSERT INTO t (pad) SELECT repeat(md5(g::text), 4) FROM generate_series(1, 600) g');
     last = await cluster.switchWal();
   }
   await cluster.waitForArchived(last, 300_000);
@@ -79,7 +82,11 @@ test('with 20% of requests failing, 50 archived segments are stored once each an
   const names = await bucketNames('flaky/');
   const walNames = names.filter((n) => n.startsWith('flaky/wal/')).map((n) => n.slice('flaky/wal/'.length));
   t.deepEqual(walNames.filter((n) => /^[0-9A-F]{24}$/.test(n)).sort(), segments, 'every archived segment is in the bucket, exactly once');
-  t.deepEqual(names.filter((n) => !n.startsWith('flaky/wal/')), ['flaky/gcwal.json'], 'no stray objects');
+  t.deepEqual(
+    names.filter((n) => !n.startsWith('flaky/wal/')),
+    ['flaky/gcwal.json'],
+    'no stray objects',
+  );
 
   // Restore every segment through the same faults, downloads included.
   stack.emulator.setFaults({ rate: 0.2, kinds: ['429', '503', 'reset-download'], seed: 7 });
@@ -87,7 +94,9 @@ test('with 20% of requests failing, 50 archived segments are stored once each an
   await mkdir(restoreDir);
   await chmod(restoreDir, 0o777);
   for (const name of segments) {
-    const r = await runGcwal(agent.command, ['wal-fetch', name, path.join(restoreDir, name)], { env: { ...stack.env, GCWAL_RETRIES: '8', GCWAL_RETRY_MAX_DELAY: '1' } });
+    const r = await runGcwal(agent.command, ['wal-fetch', name, path.join(restoreDir, name)], {
+      env: { ...stack.env, GCWAL_RETRIES: '8', GCWAL_RETRY_MAX_DELAY: '1' },
+    });
     t.is(r.code, 0, `${name}: ${r.stderr}`);
     t.true((await readFile(path.join(restoreDir, name))).equals(await readFile(path.join(copies, name))), `${name} differs`);
   }

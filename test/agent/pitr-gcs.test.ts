@@ -32,7 +32,9 @@ test('on gs:// with keyless auth, a cluster restores to a point in time and foll
   t.falsy(stack.env.GOOGLE_APPLICATION_CREDENTIALS, 'no key file anywhere');
   await runPitrScenario(t, { agent, workDir: work.path, env: { ...stack.env }, cleanup: (fn) => cleanups.push(fn) });
   // The agent's identity cannot delete, so everything it wrote is still there, once.
-  const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=clusters/pitr/`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } });
+  const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=clusters/pitr/`, {
+    headers: { Authorization: `Bearer ${stack.adminToken()}` },
+  });
   const names = ((await res.json()) as { items: { name: string }[] }).items.map((i) => i.name);
   t.true(names.includes('clusters/pitr/gcwal.json'));
   t.true(names.includes('clusters/pitr/wal/00000002.history'));

@@ -30,7 +30,10 @@ async function counts(cluster: Cluster): Promise<Record<string, number>> {
 }
 
 async function insertBatch(cluster: Cluster, batch: string, rows: number, payload = 200): Promise<void> {
-  await cluster.query(`INSERT INTO items (batch, payload) SELECT $1, repeat(md5(g::text), ${Math.ceil(payload / 32)}) FROM generate_series(1, $2) g`, [batch, rows]);
+  await cluster.query(`INSERT INTO items (batch, payload) SELECT $1, repeat(md5(g::text), ${Math.ceil(payload / 32)}) FROM generate_series(1, $2) g`, [
+    batch,
+    rows,
+  ]);
 }
 
 async function waitForPausedAtTarget(cluster: Cluster): Promise<void> {
@@ -84,11 +87,16 @@ export async function runPitrScenario(t: ExecutionContext, { agent, workDir, env
   const listed = await runGcwal(agent.command, ['backup-list', '--json'], { env });
   t.is(listed.code, 0, listed.stderr);
   const backups = JSON.parse(listed.stdout) as { name: string; timeline: number }[];
-  t.deepEqual(backups.map((b) => b.name), [backupName]);
+  t.deepEqual(
+    backups.map((b) => b.name),
+    [backupName],
+  );
 
   // B is committed before the target time, C after it.
   await insertBatch(source, 'B', 1500);
-  const [{ target }] = await source.query<{ target: string }>("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS target");
+  const [{ target }] = await source.query<{ target: string }>(
+    "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS target",
+  );
   await sleep(1200);
   await insertBatch(source, 'C', 700);
   await source.waitForArchived(await source.switchWal(), 60_000);
@@ -96,7 +104,10 @@ export async function runPitrScenario(t: ExecutionContext, { agent, workDir, env
 
   // Restore to the target time into a new directory and start it.
   const dest1 = path.join(workDir, 'restore1');
-  const fetched = await runGcwal(agent.command, ['backup-fetch', dest1, 'LATEST', '--target-time', target, '--gcwal-command', agent.command], { asUser: 'postgres', env });
+  const fetched = await runGcwal(agent.command, ['backup-fetch', dest1, 'LATEST', '--target-time', target, '--gcwal-command', agent.command], {
+    asUser: 'postgres',
+    env,
+  });
   t.is(fetched.code, 0, fetched.stderr);
   const restored = await startClusterFromDirectory(dest1, { serverEnv });
   cleanups.push(() => restored.destroy());
@@ -117,7 +128,11 @@ export async function runPitrScenario(t: ExecutionContext, { agent, workDir, env
 
   // A second restore of the same backup follows the history file to timeline 2.
   const dest2 = path.join(workDir, 'restore2');
-  const fetched2 = await runGcwal(agent.command, ['backup-fetch', dest2, backupName, '--recovery', '--target-timeline', 'latest', '--gcwal-command', agent.command], { asUser: 'postgres', env });
+  const fetched2 = await runGcwal(
+    agent.command,
+    ['backup-fetch', dest2, backupName, '--recovery', '--target-timeline', 'latest', '--gcwal-command', agent.command],
+    { asUser: 'postgres', env },
+  );
   t.is(fetched2.code, 0, fetched2.stderr);
   const second = await startClusterFromDirectory(dest2, { serverEnv });
   cleanups.push(() => second.destroy());

@@ -9,12 +9,25 @@ function sink() {
   return { out, text: () => text };
 }
 
-const bytes: [number, string][] = [[0, '0 B'], [230.77, '231 B'], [1023, '1023 B'], [1024, '1.0 KiB'], [1536, '1.5 KiB'], [5 * 1024 ** 3, '5.0 GiB']];
+const bytes: [number, string][] = [
+  [0, '0 B'],
+  [230.77, '231 B'],
+  [1023, '1023 B'],
+  [1024, '1.0 KiB'],
+  [1536, '1.5 KiB'],
+  [5 * 1024 ** 3, '5.0 GiB'],
+];
 for (const [n, text] of bytes) {
   test(`${n} bytes are shown as ${text}`, (t) => t.is(formatBytes(n), text));
 }
 
-const durations: [number, string][] = [[0, '0:00'], [59.6, '1:00'], [61, '1:01'], [3600, '1:00:00'], [3725, '1:02:05']];
+const durations: [number, string][] = [
+  [0, '0:00'],
+  [59.6, '1:00'],
+  [61, '1:01'],
+  [3600, '1:00:00'],
+  [3725, '1:02:05'],
+];
 for (const [s, text] of durations) {
   test(`${s} seconds are shown as ${text}`, (t) => t.is(formatDuration(s), text));
 }

@@ -99,7 +99,11 @@ let counter = 0;
 async function places(): Promise<Record<Place, string>> {
   const dirs = {} as Record<Place, string>;
   const n = ++counter;
-  for (const [place, files] of [['archive recovery', ['PG_VERSION']], ['standby', ['PG_VERSION', 'standby.signal']], ['a shell', []]] as const) {
+  for (const [place, files] of [
+    ['archive recovery', ['PG_VERSION']],
+    ['standby', ['PG_VERSION', 'standby.signal']],
+    ['a shell', []],
+  ] as const) {
     const dir = path.join(work.path, `${place.replace(/ /g, '-')}-${n}`);
     await mkdir(path.join(dir, 'pg_wal'), { recursive: true });
     for (const file of files) await writeFile(path.join(dir, file), file === 'PG_VERSION' ? '15\n' : '');
@@ -123,7 +127,12 @@ interface Row {
 const rows: Row[] = [
   { what: 'the file is not in the archive', codes: [1, 1, 1], says: new RegExp(`${ABSENT} is not in the archive`) },
   { what: 'GCWAL_REPO is not set', codes: [126, 2, 2], env: () => ({ GCWAL_REPO: undefined }), says: /GCWAL_REPO is not set/ },
-  { what: 'GCWAL_REPO is malformed', codes: [126, 2, 2], env: () => ({ GCWAL_REPO: 'file:var/lib/gcwal' }), says: /GCWAL_REPO "file:var\/lib\/gcwal" is not a file:\/\/ or gs:\/\/ URL/ },
+  {
+    what: 'GCWAL_REPO is malformed',
+    codes: [126, 2, 2],
+    env: () => ({ GCWAL_REPO: 'file:var/lib/gcwal' }),
+    says: /GCWAL_REPO "file:var\/lib\/gcwal" is not a file:\/\/ or gs:\/\/ URL/,
+  },
   { what: 'GCWAL_RETRIES is not a number', codes: [126, 2, 2], env: () => ({ GCWAL_RETRIES: 'five' }), says: /GCWAL_RETRIES must be an integer/ },
   {
     what: 'GCWAL_GCS_CA_FILE is unreadable',
@@ -135,9 +144,25 @@ const rows: Row[] = [
   { what: "restore_command lacks %p (wal-fetch's usage)", codes: [126, 2, 2], args: ['wal-fetch', ABSENT], says: /wal-fetch takes 2 arguments, got 1/ },
   { what: "the launcher's bundle is missing", codes: [126, 11, 11], launcher: () => noBundle, says: /the bundle .*\/no-bundle\/gcwal\.mjs is missing/ },
   // Realistic: the CRC32C module is loaded on first use, inside a stream's callback, where its absence escapes every await.
-  { what: 'a package is missing from the install (an exception no handler catches)', codes: [126, 11, 11], launcher: () => broken, args: ['wal-fetch', STORED, 'pg_wal/RECOVERYXLOG'], says: /unexpected error: Cannot find module 'fast-crc32c'/ },
-  { what: 'an exception escapes every handler', codes: [126, 11, 11], env: () => ({ NODE_OPTIONS: `--require ${throwInjection}` }), says: /unexpected error: injected fault/ },
-  { what: 'a promise rejection is left unhandled', codes: [126, 11, 11], env: () => ({ NODE_OPTIONS: `--require ${rejectInjection}` }), says: /unexpected error: injected rejection/ },
+  {
+    what: 'a package is missing from the install (an exception no handler catches)',
+    codes: [126, 11, 11],
+    launcher: () => broken,
+    args: ['wal-fetch', STORED, 'pg_wal/RECOVERYXLOG'],
+    says: /unexpected error: Cannot find module 'fast-crc32c'/,
+  },
+  {
+    what: 'an exception escapes every handler',
+    codes: [126, 11, 11],
+    env: () => ({ NODE_OPTIONS: `--require ${throwInjection}` }),
+    says: /unexpected error: injected fault/,
+  },
+  {
+    what: 'a promise rejection is left unhandled',
+    codes: [126, 11, 11],
+    env: () => ({ NODE_OPTIONS: `--require ${rejectInjection}` }),
+    says: /unexpected error: injected rejection/,
+  },
   {
     what: 'the repository does not exist',
     codes: [126, 13, 13],
@@ -161,7 +186,8 @@ for (const { what, codes, env, args, launcher, says } of rows) {
       const lines = r.stderr.trimEnd().split('\n');
       t.is(lines.length, 1, `${place}: one line: ${r.stderr}`);
       t.regex(r.stderr, says, place);
-      if (r.code === 126) t.regex(r.stderr, /; stopping recovery so that it does not end early \(.*, then start PostgreSQL again to resume recovery\)\n$/, place);
+      if (r.code === 126)
+        t.regex(r.stderr, /; stopping recovery so that it does not end early \(.*, then start PostgreSQL again to resume recovery\)\n$/, place);
       t.false(existsSync(path.join(dirs[place], 'pg_wal', 'RECOVERYXLOG')), `${place}: nothing restored`);
     }
     t.deepEqual(got, expected);

@@ -20,8 +20,22 @@ const cases: { name: string; invokedAs: string; cwd?: string; pathEnv?: string; 
     probe: holding('/opt/gcwal/bin/gcwal', '/usr/local/bin/gcwal'),
     expected: '/opt/gcwal/bin/gcwal',
   },
-  { name: 'a bare name in an empty PATH entry is in the working directory', invokedAs: 'gcwal', cwd: '/opt/gcwal/bin', pathEnv: ':/usr/bin', probe: holding('/opt/gcwal/bin/gcwal'), expected: '/opt/gcwal/bin/gcwal' },
-  { name: 'a bare name in a relative PATH entry', invokedAs: 'gcwal', cwd: '/srv', pathEnv: '/usr/bin:tools/bin', probe: holding('/srv/tools/bin/gcwal'), expected: '/srv/tools/bin/gcwal' },
+  {
+    name: 'a bare name in an empty PATH entry is in the working directory',
+    invokedAs: 'gcwal',
+    cwd: '/opt/gcwal/bin',
+    pathEnv: ':/usr/bin',
+    probe: holding('/opt/gcwal/bin/gcwal'),
+    expected: '/opt/gcwal/bin/gcwal',
+  },
+  {
+    name: 'a bare name in a relative PATH entry',
+    invokedAs: 'gcwal',
+    cwd: '/srv',
+    pathEnv: '/usr/bin:tools/bin',
+    probe: holding('/srv/tools/bin/gcwal'),
+    expected: '/srv/tools/bin/gcwal',
+  },
   { name: 'a bare name on no PATH entry is not resolved', invokedAs: 'gcwal', pathEnv: '/usr/bin:/bin', expected: undefined },
   { name: 'an empty name is not resolved', invokedAs: '', expected: undefined },
 ];
@@ -38,7 +52,11 @@ test('without the launcher, the launcher beside the bundle Node runs, else the b
   t.is(selfCommand({ launcher: undefined, script: '/checkout/agent/cli.ts' }, '/', '/usr/bin', probe), BARE_COMMAND);
   t.is(selfCommand({ launcher: undefined, script: undefined }, '/', '/usr/bin', probe), BARE_COMMAND);
   t.is(selfCommand({ launcher: 'gcwal', script: '/opt/gcwal/dist/gcwal.mjs' }, '/', '/usr/bin', probe), '/opt/gcwal/dist/gcwal', 'a bare $0 found nowhere');
-  t.is(selfCommand({ launcher: '/usr/local/bin/gcwal', script: '/opt/gcwal/dist/gcwal.mjs' }, '/', '/usr/bin', probe), '/usr/local/bin/gcwal', 'the launcher wins');
+  t.is(
+    selfCommand({ launcher: '/usr/local/bin/gcwal', script: '/opt/gcwal/dist/gcwal.mjs' }, '/', '/usr/bin', probe),
+    '/usr/local/bin/gcwal',
+    'the launcher wins',
+  );
 });
 
 let dir: TempDir;
@@ -68,7 +86,7 @@ test('on the real file system a symbolic link stays as named, and only executabl
   t.is(absoluteInvocation('gcwal-dir', '/', other, fileSystemProbe), undefined, 'a directory is not a command');
 });
 
-test('the working directory is the shell\'s logical one when it is the same directory, links kept', async (t) => {
+test("the working directory is the shell's logical one when it is the same directory, links kept", async (t) => {
   const real = path.join(dir.path, 'real');
   const link = path.join(dir.path, 'link');
   await mkdir(real);

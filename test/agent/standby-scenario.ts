@@ -76,13 +76,23 @@ export async function makeStandbyPair(agent: InstalledAgent, workDir: string, pg
     };
     ok('backup-push on the primary', await runGcwal(agent.command, ['backup-push', primary.pgdata], { asUser: 'postgres', env: { ...primary.env, ...env } }));
     const standbyDir = path.join(workDir, 'standby');
-    ok('backup-fetch', await runGcwal(agent.command, ['backup-fetch', standbyDir, 'LATEST', '--recovery', '--gcwal-command', agent.command], { asUser: 'postgres', env }));
+    ok(
+      'backup-fetch',
+      await runGcwal(agent.command, ['backup-fetch', standbyDir, 'LATEST', '--recovery', '--gcwal-command', agent.command], { asUser: 'postgres', env }),
+    );
     // restore_command stays: the standby fetches the WAL since the backup from the repository, then streams.
     await rm(path.join(standbyDir, 'recovery.signal'));
     await writeFile(path.join(standbyDir, 'standby.signal'), '');
-    standby = await startClusterFromDirectory(standbyDir, { pgMajor, serverEnv: env, settings: { primary_conninfo: `host=127.0.0.1 port=${primary.port} user=postgres application_name=standby` } });
+    standby = await startClusterFromDirectory(standbyDir, {
+      pgMajor,
+      serverEnv: env,
+      settings: { primary_conninfo: `host=127.0.0.1 port=${primary.port} user=postgres application_name=standby` },
+    });
     const s = standby;
-    await until('the standby streaming', async () => (await primary.query("SELECT 1 FROM pg_stat_replication WHERE application_name = 'standby' AND state = 'streaming'")).length === 1);
+    await until(
+      'the standby streaming',
+      async () => (await primary.query("SELECT 1 FROM pg_stat_replication WHERE application_name = 'standby' AND state = 'streaming'")).length === 1,
+    );
     return {
       primary,
       standby: s,
@@ -93,7 +103,10 @@ export async function makeStandbyPair(agent: InstalledAgent, workDir: string, pg
       async checkpointReplayed() {
         await primary.query('CHECKPOINT');
         const [{ lsn }] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-        await until('the standby replaying the checkpoint', async () => (await s.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]))[0].ok);
+        await until(
+          'the standby replaying the checkpoint',
+          async () => (await s.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]))[0].ok,
+        );
       },
     };
   } catch (err) {
@@ -110,7 +123,11 @@ export async function makeStandbyPair(agent: InstalledAgent, workDir: string, pg
  * version: exactly A, the load's rows and B, recovery paused at the target,
  * not streaming from the primary.
  */
-export async function pitrFromStandbyUnderLoad(t: ExecutionContext, pair: StandbyPair, o: { agent: InstalledAgent; workDir: string; pgMajor?: PgMajor; cleanup: (fn: () => Promise<unknown>) => void }): Promise<void> {
+export async function pitrFromStandbyUnderLoad(
+  t: ExecutionContext,
+  pair: StandbyPair,
+  o: { agent: InstalledAgent; workDir: string; pgMajor?: PgMajor; cleanup: (fn: () => Promise<unknown>) => void },
+): Promise<void> {
   const { primary, env } = pair;
   await pair.checkpointReplayed();
   let writing = true;
@@ -130,19 +147,27 @@ export async function pitrFromStandbyUnderLoad(t: ExecutionContext, pair: Standb
 
   // B is committed before the target time, C after it.
   await insertBatch(primary, 'B', 500);
-  const [{ target }] = await primary.query<{ target: string }>("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS target");
+  const [{ target }] = await primary.query<{ target: string }>(
+    "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS target",
+  );
   await sleep(1100);
   await insertBatch(primary, 'C', 300);
   await primary.waitForArchived(await primary.switchWal(), 60_000);
 
   const dest = path.join(o.workDir, 'restore');
-  const fetched = await runGcwal(o.agent.command, ['backup-fetch', dest, name, '--target-time', target, '--gcwal-command', o.agent.command], { asUser: 'postgres', env });
+  const fetched = await runGcwal(o.agent.command, ['backup-fetch', dest, name, '--target-time', target, '--gcwal-command', o.agent.command], {
+    asUser: 'postgres',
+    env,
+  });
   t.is(fetched.code, 0, fetched.stderr);
   // The standby's signal file stays behind: the restore recovers to its target instead of streaming from the primary.
   t.false(existsSync(path.join(dest, 'standby.signal')));
   const restored = await startClusterFromDirectory(dest, { pgMajor: o.pgMajor, serverEnv: env });
   o.cleanup(() => restored.destroy());
-  await until('recovery pausing at its target', async () => (await restored.query<{ paused: boolean }>('SELECT pg_is_wal_replay_paused() AS paused'))[0].paused);
+  await until(
+    'recovery pausing at its target',
+    async () => (await restored.query<{ paused: boolean }>('SELECT pg_is_wal_replay_paused() AS paused'))[0].paused,
+  );
   t.deepEqual(await counts(restored), { A: pair.initialRows, L: loaded, B: 500 }, 'the restore holds exactly the rows committed before the target');
   t.deepEqual(await restored.query('SELECT 1 FROM pg_stat_wal_receiver'), [], 'the restore does not stream from the primary');
 }

@@ -2,7 +2,10 @@ import test from 'ava';
 import { backoffDelay } from '../../core/backoff.ts';
 
 test('the delay doubles per attempt from the base until the cap', (t) => {
-  t.deepEqual([0, 1, 2, 3, 6, 20].map((a) => backoffDelay(a, 500, 30_000, false)), [500, 1000, 2000, 4000, 30_000, 30_000]);
+  t.deepEqual(
+    [0, 1, 2, 3, 6, 20].map((a) => backoffDelay(a, 500, 30_000, false)),
+    [500, 1000, 2000, 4000, 30_000, 30_000],
+  );
 });
 
 test('jitter keeps the delay between half and all of the unjittered one', (t) => {

@@ -22,7 +22,7 @@ test('a fresh repository has no identity', async (t) => {
   t.is(await readRepositoryIdentity(await fresh()), undefined);
 });
 
-test('repo-create\'s identity claims the repository for its cluster and creating it again changes nothing', async (t) => {
+test("repo-create's identity claims the repository for its cluster and creating it again changes nothing", async (t) => {
   const s = await fresh();
   const first = await createRepositoryIdentity(s, cluster);
   t.is(first.systemIdentifier, cluster.systemIdentifier);
@@ -48,7 +48,11 @@ test('a different WAL segment size is refused', async (t) => {
 
 test('racing creations agree on one identity', async (t) => {
   const s = await fresh();
-  const results = await Promise.allSettled([createRepositoryIdentity(s, cluster), createRepositoryIdentity(s, cluster), createRepositoryIdentity(s, { ...cluster, systemIdentifier: '1' })]);
+  const results = await Promise.allSettled([
+    createRepositoryIdentity(s, cluster),
+    createRepositoryIdentity(s, cluster),
+    createRepositoryIdentity(s, { ...cluster, systemIdentifier: '1' }),
+  ]);
   const fulfilled = results.filter((r) => r.status === 'fulfilled');
   const stored = await readRepositoryIdentity(s);
   // Whoever won, the losers of another cluster are refused and the same cluster is accepted.
@@ -78,7 +82,7 @@ test('requiring an identity never creates one: a repository without gcwal.json i
   t.is(await readRepositoryIdentity(s), undefined, 'still no identity');
 });
 
-test('requiring a cluster\'s repository accepts its own and refuses another cluster', async (t) => {
+test("requiring a cluster's repository accepts its own and refuses another cluster", async (t) => {
   const s = await fresh();
   const created = await createRepositoryIdentity(s, cluster);
   t.deepEqual(await requireRepositoryFor(s, cluster), created);

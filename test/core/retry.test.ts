@@ -93,7 +93,7 @@ test('jitter keeps each wait between half and all of the doubled base, up to the
   t.deepEqual(exact, [1, 2, 4, 4, 4]);
 });
 
-test('an abort during a wait ends it with an AbortError carrying the signal\'s reason, and a failure after an abort is not retried', async (t) => {
+test("an abort during a wait ends it with an AbortError carrying the signal's reason, and a failure after an abort is not retried", async (t) => {
   const waiting = new AbortController();
   const reason = new Error('stop');
   const { attempt, tries } = failing([new Busy('first'), new Busy('second')]);
@@ -111,12 +111,28 @@ test('an abort during a wait ends it with an AbortError carrying the signal\'s r
 });
 
 test('dropped, refused and unreachable connections are transient network errors; other failures are not', (t) => {
-  for (const code of ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']) {
+  for (const code of [
+    'ECONNRESET',
+    'ECONNREFUSED',
+    'EPIPE',
+    'ETIMEDOUT',
+    'EAI_AGAIN',
+    'ENOTFOUND',
+    'EHOSTUNREACH',
+    'ERR_STREAM_PREMATURE_CLOSE',
+    'UND_ERR_SOCKET',
+  ]) {
     t.true(isTransientNetworkError(Object.assign(new Error('x'), { code })), code);
   }
   t.true(isTransientNetworkError(new Error('socket hang up')));
   t.true(isTransientNetworkError(new Error('Premature close')));
-  for (const err of [Object.assign(new Error('x'), { code: 'EACCES' }), Object.assign(new Error('x'), { code: 'ENOENT' }), new Error('bad request'), undefined, 'ECONNRESET']) {
+  for (const err of [
+    Object.assign(new Error('x'), { code: 'EACCES' }),
+    Object.assign(new Error('x'), { code: 'ENOENT' }),
+    new Error('bad request'),
+    undefined,
+    'ECONNRESET',
+  ]) {
     t.false(isTransientNetworkError(err), String(err));
   }
 });

@@ -55,7 +55,12 @@ test('the same finalize event delivered twice records the object once', async (t
   t.like(second, { status: 'recorded', changed: false });
   t.is(after.generation, before.generation, 'nothing was written the second time');
   t.deepEqual(Object.keys(after.catalogue.wal), [segments[0]]);
-  t.like(walEntry(after.catalogue, segments[0]), { generation: event.data.generation, size: Number(event.data.size), created: event.data.timeCreated, state: 'pending' });
+  t.like(walEntry(after.catalogue, segments[0]), {
+    generation: event.data.generation,
+    size: Number(event.data.size),
+    created: event.data.timeCreated,
+    state: 'pending',
+  });
   t.is(after.catalogue.lastWalArrival, event.data.timeCreated as string);
   t.deepEqual(await repo.alerts.quiet(), []);
 });
@@ -93,7 +98,14 @@ test('a late finalize of a replaced generation does not bring it back, whatever 
   const [current] = await pushAll(repo, [name]);
   const all = [old, oldDeleted, current];
   // Every order of the three events ends in the same catalogue.
-  const orders = [[0, 1, 2], [2, 1, 0], [2, 0, 1], [1, 2, 0], [0, 2, 1], [1, 0, 2]];
+  const orders = [
+    [0, 1, 2],
+    [2, 1, 0],
+    [2, 0, 1],
+    [1, 2, 0],
+    [0, 2, 1],
+    [1, 0, 2],
+  ];
   const results: unknown[] = [];
   for (const order of orders) {
     const r = await h.repo(t);
@@ -111,7 +123,7 @@ test('a late finalize of a replaced generation does not bring it back, whatever 
   for (const r of results) t.deepEqual(r, results[0]);
 });
 
-test('the catalogue\'s own writes and objects outside the repository are ignored', async (t) => {
+test("the catalogue's own writes and objects outside the repository are ignored", async (t) => {
   const repo = await h.repo(t);
   const [event] = await pushAll(repo, [segments[4]]);
   const rt = repo.runtime();
@@ -163,7 +175,10 @@ test('50 concurrent events of one cluster, with duplicates, across instances end
     if (i < 10) deliveries.push(catalogues[(i + 2) % 4](structuredClone(e)), validates[(i + 3) % 4](structuredClone(e)));
   });
   const settled = await Promise.allSettled(deliveries);
-  t.deepEqual(settled.filter((s) => s.status === 'rejected'), []);
+  t.deepEqual(
+    settled.filter((s) => s.status === 'rejected'),
+    [],
+  );
 
   const catalogue = await repo.catalogue();
   t.deepEqual([...walEntries(catalogue)].map((e) => e.name).sort(), [...names].sort());
@@ -175,26 +190,46 @@ test('50 concurrent events of one cluster, with duplicates, across instances end
     t.true(holdsWalGeneration(catalogue, name, info.generation), name);
     t.is(walEntry(catalogue, name)!.state, expected, name);
     // A folded segment's size and creation time are its run's: exact at its ends, the sizes in total.
-    if (!damaged[name]) t.true(catalogue.walRuns.some((r) => (r.first === name && r.firstCreated === info.created.toISOString()) || (r.last === name && r.lastCreated === info.created.toISOString()) || (r.first < name && name < r.last)), name);
+    if (!damaged[name])
+      t.true(
+        catalogue.walRuns.some(
+          (r) =>
+            (r.first === name && r.firstCreated === info.created.toISOString()) ||
+            (r.last === name && r.lastCreated === info.created.toISOString()) ||
+            (r.first < name && name < r.last),
+        ),
+        name,
+      );
   }
   t.is(catalogue.walRuns.reduce((n, r) => n + r.size, 0) + Object.values(catalogue.wal).reduce((n, e) => n + e.size, 0), size);
-  t.is(catalogue.lastWalArrival, events.map((e) => e.data.timeCreated as string).sort().at(-1));
+  t.is(
+    catalogue.lastWalArrival,
+    events
+      .map((e) => e.data.timeCreated as string)
+      .sort()
+      .at(-1),
+  );
   t.is(catalogue.systemIdentifier, wal.systemIdentifier);
   t.deepEqual(catalogue.tombstones, {});
   t.deepEqual(catalogue.parts, {});
-  const ids = Object.entries(damaged).map(([name, generation]) => `corrupt-object:${walObjectKey(name)}:${generation}`).sort();
+  const ids = Object.entries(damaged)
+    .map(([name, generation]) => `corrupt-object:${walObjectKey(name)}:${generation}`)
+    .sort();
   t.deepEqual(Object.keys(catalogue.alerts).sort(), ids);
   t.is(catalogue.outbox, undefined);
 
   // One announcement per incident, whichever instance committed it.
   const alerts = await repo.alerts.quiet(2000);
-  t.deepEqual(alerts.map((m) => `${m.id} ${m.status}`).sort(), ids.map((id) => `${id} open`));
+  t.deepEqual(
+    alerts.map((m) => `${m.id} ${m.status}`).sort(),
+    ids.map((id) => `${id} open`),
+  );
   const validated = await repo.events.waitFor((ms) => (ms.length >= 60 ? ms : undefined), 'every validated message');
   t.is(validated.length, 60);
   t.is(validated.filter((m) => !m.ok).length, 2);
 });
 
-test('a segment deleted behind the pipeline\'s back becomes a gap once the grace has passed, and archiving it again resolves it', async (t) => {
+test("a segment deleted behind the pipeline's back becomes a gap once the grace has passed, and archiving it again resolves it", async (t) => {
   let clock = () => new Date();
   const repo = await h.repo(t);
   const rt = () => repo.runtime({ now: () => clock() });
@@ -214,9 +249,18 @@ test('a segment deleted behind the pipeline\'s back becomes a gap once the grace
   clock = () => new Date(later);
   const outcome = ran(await makeWatchdogHandler(rt)(schedulerEvent('gcwal-watchdog')));
   const id = `wal-gap:1:${missing}`;
-  t.deepEqual(outcome.open.map((a) => a.id), [id]);
+  t.deepEqual(
+    outcome.open.map((a) => a.id),
+    [id],
+  );
   const open = await repo.alerts.waitFor((ms) => ms.find((m) => m.id === id), 'the gap alert');
-  t.like(open, { status: 'open', kind: 'wal-gap', severity: 'CRITICAL', cluster: wal.systemIdentifier, details: { timeline: 1, after: names[1], missing, count: 1, before: names[3] } });
+  t.like(open, {
+    status: 'open',
+    kind: 'wal-gap',
+    severity: 'CRITICAL',
+    cluster: wal.systemIdentifier,
+    details: { timeline: 1, after: names[1], missing, count: 1, before: names[3] },
+  });
   t.regex(open.summary, new RegExp(`wal segment ${missing} is missing from the archive on timeline 1`));
 
   // The agent archives it again (from pg_wal or a replica): the gap closes.
@@ -227,5 +271,8 @@ test('a segment deleted behind the pipeline\'s back becomes a gap once the grace
   const catalogue = await repo.catalogue();
   t.deepEqual(catalogue.alerts, {});
   t.like(walEntry(catalogue, missing), { generation: again.data.generation, state: 'valid' });
-  t.deepEqual((await repo.alerts.quiet()).map((m) => `${m.id} ${m.status}`), [`${id} open`, `${id} resolved`]);
+  t.deepEqual(
+    (await repo.alerts.quiet()).map((m) => `${m.id} ${m.status}`),
+    [`${id} open`, `${id} resolved`],
+  );
 });

@@ -62,23 +62,82 @@ test('STORAGE_EMULATOR_HOST is the endpoint when GCWAL_GCS_ENDPOINT is not set',
 });
 
 test('retention by days alone is a policy', (t) => {
-  t.deepEqual(readFunctionsConfig({ GCWAL_REPO: 'gs://a', GCWAL_RETAIN_DAYS: '7' }).retention, { retainFull: undefined, retainDays: 7, walRetainDays: undefined });
+  t.deepEqual(readFunctionsConfig({ GCWAL_REPO: 'gs://a', GCWAL_RETAIN_DAYS: '7' }).retention, {
+    retainFull: undefined,
+    retainDays: 7,
+    walRetainDays: undefined,
+  });
 });
 
 const errors: { name: string; env: Record<string, string>; message: RegExp; variable: string }[] = [
   { name: 'no repository', env: { GCWAL_RETAIN_FULL: '2' }, message: /^GCWAL_REPO is not set for the functions$/, variable: 'GCWAL_REPO' },
   { name: 'an empty repository', env: { GCWAL_REPO: '', GCWAL_RETAIN_FULL: '2' }, message: /^GCWAL_REPO is empty$/, variable: 'GCWAL_REPO' },
-  { name: 'a repository that is no gs:// URL', env: { GCWAL_REPO: 's3://bucket/db', GCWAL_RETAIN_FULL: '2' }, message: /^GCWAL_REPO "s3:\/\/bucket\/db" is not a gs:\/\/ or file:\/\/ URL$/, variable: 'GCWAL_REPO' },
-  { name: 'a catalogue repository that is no gs:// URL', env: { ...MINIMAL, GCWAL_CATALOGUE_REPO: 'catalogues/prod' }, message: /^GCWAL_CATALOGUE_REPO "catalogues\/prod" is not a gs:\/\/ or file:\/\/ URL$/, variable: 'GCWAL_CATALOGUE_REPO' },
-  { name: 'no retention policy', env: { GCWAL_REPO: 'gs://a' }, message: /neither GCWAL_RETAIN_FULL nor GCWAL_RETAIN_DAYS is set/, variable: 'GCWAL_RETAIN_FULL' },
-  { name: 'a retain-full that is not a number', env: { GCWAL_REPO: 'gs://a', GCWAL_RETAIN_FULL: 'seven' }, message: /^GCWAL_RETAIN_FULL must be an integer, not "seven"$/, variable: 'GCWAL_RETAIN_FULL' },
-  { name: 'a retain-full of zero', env: { GCWAL_REPO: 'gs://a', GCWAL_RETAIN_FULL: '0' }, message: /^GCWAL_RETAIN_FULL must be at least 1, not 0$/, variable: 'GCWAL_RETAIN_FULL' },
-  { name: 'fractional retain-days', env: { GCWAL_REPO: 'gs://a', GCWAL_RETAIN_DAYS: '1.5' }, message: /^GCWAL_RETAIN_DAYS must be an integer, not "1\.5"$/, variable: 'GCWAL_RETAIN_DAYS' },
-  { name: 'a wal window shorter than the backup window', env: { GCWAL_REPO: 'gs://a', GCWAL_RETAIN_DAYS: '14', GCWAL_WAL_RETAIN_DAYS: '7' }, message: /^GCWAL_WAL_RETAIN_DAYS 7 is shorter than GCWAL_RETAIN_DAYS 14$/, variable: 'GCWAL_WAL_RETAIN_DAYS' },
-  { name: 'a dry-run flag that is not a boolean', env: { ...MINIMAL, GCWAL_PRUNE_DRY_RUN: 'maybe' }, message: /^GCWAL_PRUNE_DRY_RUN must be true or false, not "maybe"$/, variable: 'GCWAL_PRUNE_DRY_RUN' },
-  { name: 'a stall threshold of zero', env: { ...MINIMAL, GCWAL_STALL_MINUTES: '0' }, message: /^GCWAL_STALL_MINUTES must be at least 1, not 0$/, variable: 'GCWAL_STALL_MINUTES' },
-  { name: 'a negative gap grace', env: { ...MINIMAL, GCWAL_GAP_GRACE_MINUTES: '-5' }, message: /^GCWAL_GAP_GRACE_MINUTES must be at least 0, not -5$/, variable: 'GCWAL_GAP_GRACE_MINUTES' },
-  { name: 'a backup age in days', env: { ...MINIMAL, GCWAL_BACKUP_MAX_AGE_HOURS: '2d' }, message: /^GCWAL_BACKUP_MAX_AGE_HOURS must be an integer, not "2d"$/, variable: 'GCWAL_BACKUP_MAX_AGE_HOURS' },
+  {
+    name: 'a repository that is no gs:// URL',
+    env: { GCWAL_REPO: 's3://bucket/db', GCWAL_RETAIN_FULL: '2' },
+    message: /^GCWAL_REPO "s3:\/\/bucket\/db" is not a gs:\/\/ or file:\/\/ URL$/,
+    variable: 'GCWAL_REPO',
+  },
+  {
+    name: 'a catalogue repository that is no gs:// URL',
+    env: { ...MINIMAL, GCWAL_CATALOGUE_REPO: 'catalogues/prod' },
+    message: /^GCWAL_CATALOGUE_REPO "catalogues\/prod" is not a gs:\/\/ or file:\/\/ URL$/,
+    variable: 'GCWAL_CATALOGUE_REPO',
+  },
+  {
+    name: 'no retention policy',
+    env: { GCWAL_REPO: 'gs://a' },
+    message: /neither GCWAL_RETAIN_FULL nor GCWAL_RETAIN_DAYS is set/,
+    variable: 'GCWAL_RETAIN_FULL',
+  },
+  {
+    name: 'a retain-full that is not a number',
+    env: { GCWAL_REPO: 'gs://a', GCWAL_RETAIN_FULL: 'seven' },
+    message: /^GCWAL_RETAIN_FULL must be an integer, not "seven"$/,
+    variable: 'GCWAL_RETAIN_FULL',
+  },
+  {
+    name: 'a retain-full of zero',
+    env: { GCWAL_REPO: 'gs://a', GCWAL_RETAIN_FULL: '0' },
+    message: /^GCWAL_RETAIN_FULL must be at least 1, not 0$/,
+    variable: 'GCWAL_RETAIN_FULL',
+  },
+  {
+    name: 'fractional retain-days',
+    env: { GCWAL_REPO: 'gs://a', GCWAL_RETAIN_DAYS: '1.5' },
+    message: /^GCWAL_RETAIN_DAYS must be an integer, not "1\.5"$/,
+    variable: 'GCWAL_RETAIN_DAYS',
+  },
+  {
+    name: 'a wal window shorter than the backup window',
+    env: { GCWAL_REPO: 'gs://a', GCWAL_RETAIN_DAYS: '14', GCWAL_WAL_RETAIN_DAYS: '7' },
+    message: /^GCWAL_WAL_RETAIN_DAYS 7 is shorter than GCWAL_RETAIN_DAYS 14$/,
+    variable: 'GCWAL_WAL_RETAIN_DAYS',
+  },
+  {
+    name: 'a dry-run flag that is not a boolean',
+    env: { ...MINIMAL, GCWAL_PRUNE_DRY_RUN: 'maybe' },
+    message: /^GCWAL_PRUNE_DRY_RUN must be true or false, not "maybe"$/,
+    variable: 'GCWAL_PRUNE_DRY_RUN',
+  },
+  {
+    name: 'a stall threshold of zero',
+    env: { ...MINIMAL, GCWAL_STALL_MINUTES: '0' },
+    message: /^GCWAL_STALL_MINUTES must be at least 1, not 0$/,
+    variable: 'GCWAL_STALL_MINUTES',
+  },
+  {
+    name: 'a negative gap grace',
+    env: { ...MINIMAL, GCWAL_GAP_GRACE_MINUTES: '-5' },
+    message: /^GCWAL_GAP_GRACE_MINUTES must be at least 0, not -5$/,
+    variable: 'GCWAL_GAP_GRACE_MINUTES',
+  },
+  {
+    name: 'a backup age in days',
+    env: { ...MINIMAL, GCWAL_BACKUP_MAX_AGE_HOURS: '2d' },
+    message: /^GCWAL_BACKUP_MAX_AGE_HOURS must be an integer, not "2d"$/,
+    variable: 'GCWAL_BACKUP_MAX_AGE_HOURS',
+  },
   { name: 'an empty topic', env: { ...MINIMAL, GCWAL_ALERTS_TOPIC: '' }, message: /^GCWAL_ALERTS_TOPIC is empty$/, variable: 'GCWAL_ALERTS_TOPIC' },
 ];
 

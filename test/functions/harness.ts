@@ -246,7 +246,12 @@ export async function startHarness(): Promise<Harness> {
         async event(key, type, generation) {
           const deadline = Date.now() + 20_000;
           for (;;) {
-            const found = delivered().find((e) => e.data.name === prefix + key && e.type === `google.cloud.storage.object.v1.${type}` && (generation === undefined || e.data.generation === generation));
+            const found = delivered().find(
+              (e) =>
+                e.data.name === prefix + key &&
+                e.type === `google.cloud.storage.object.v1.${type}` &&
+                (generation === undefined || e.data.generation === generation),
+            );
             if (found) return structuredClone(found);
             if (Date.now() > deadline) throw new Error(`no ${type} event for ${key}${generation ? ` generation ${generation}` : ''} within 20 s`);
             await sleep(25);
@@ -308,8 +313,11 @@ function waitingOutRateLimit(storage: GcsStorage): GcsStorage {
   };
   return new Proxy(storage, {
     get(target, prop) {
-      if (prop === 'delete') return (key: string, options?: Parameters<GcsStorage['delete']>[1]) => spaced(key, () => politely(() => target.delete(key, options)));
-      if (prop === 'write') return (key: string, ...rest: Parameters<GcsStorage['write']> extends [string, ...infer R] ? R : never) => spaced(key, () => target.write(key, ...rest));
+      if (prop === 'delete')
+        return (key: string, options?: Parameters<GcsStorage['delete']>[1]) => spaced(key, () => politely(() => target.delete(key, options)));
+      if (prop === 'write')
+        return (key: string, ...rest: Parameters<GcsStorage['write']> extends [string, ...infer R] ? R : never) =>
+          spaced(key, () => target.write(key, ...rest));
       const value = Reflect.get(target, prop, target);
       return typeof value === 'function' ? value.bind(target) : value;
     },

@@ -135,16 +135,29 @@ test.serial('archived under load, every WAL object and backup part is validated 
   }
   const settledAt = Date.now();
   t.deepEqual(waiting, [], `not valid in the catalogue: ${waiting.join(', ')}`);
-  segments = objects.map(keyOf).filter((k) => k.startsWith('wal/')).map((k) => k.slice(4)).filter((n) => SEGMENT.test(n)).sort();
+  segments = objects
+    .map(keyOf)
+    .filter((k) => k.startsWith('wal/'))
+    .map((k) => k.slice(4))
+    .filter((n) => SEGMENT.test(n))
+    .sort();
   t.true(segments.length >= 10, `only ${segments.length} segments archived`);
-  t.true(objects.some((o) => /\/part_\d+\.tar$/.test(o.name)), 'the backup has parts');
+  t.true(
+    objects.some((o) => /\/part_\d+\.tar$/.test(o.name)),
+    'the backup has parts',
+  );
   t.true(segments.includes(last));
 
   // A folded segment's validation time is its run's latest: measure it from the run's last segment's arrival.
-  const arrived = (o: ObjectResource) => catalogue!.walRuns.find((r) => keyOf(o).startsWith('wal/') && r.first <= keyOf(o).slice(4) && keyOf(o).slice(4) <= r.last)?.lastCreated ?? o.timeCreated;
-  const latencies = objects.map((o) => ({ key: keyOf(o), ms: Date.parse(stateOf(catalogue!, o)!.validated!) - Date.parse(arrived(o)) })).sort((a, b) => a.ms - b.ms);
+  const arrived = (o: ObjectResource) =>
+    catalogue!.walRuns.find((r) => keyOf(o).startsWith('wal/') && r.first <= keyOf(o).slice(4) && keyOf(o).slice(4) <= r.last)?.lastCreated ?? o.timeCreated;
+  const latencies = objects
+    .map((o) => ({ key: keyOf(o), ms: Date.parse(stateOf(catalogue!, o)!.validated!) - Date.parse(arrived(o)) }))
+    .sort((a, b) => a.ms - b.ms);
   const worst = latencies.at(-1)!;
-  t.log(`${objects.length} objects (${segments.length} segments) archived in ${((archivedAt - loadStarted) / 1000).toFixed(1)} s; all valid in the catalogue ${settledAt - archivedAt} ms after the last was archived`);
+  t.log(
+    `${objects.length} objects (${segments.length} segments) archived in ${((archivedAt - loadStarted) / 1000).toFixed(1)} s; all valid in the catalogue ${settledAt - archivedAt} ms after the last was archived`,
+  );
   t.log(`creation → validated: median ${latencies[latencies.length >> 1].ms} ms, max ${worst.ms} ms (${worst.key})`);
   // Latency is printed, not asserted: a loaded machine stretches it.
 
@@ -157,9 +170,15 @@ test.serial('archived under load, every WAL object and backup part is validated 
   t.deepEqual(Object.keys(catalogue!.backups), [backupName]);
 
   // The window: from the backup's stop to the end of the last archived segment.
-  const meta = JSON.parse((await readObject(stack, `${PREFIX}backups/${backupName}/backup.json`)).body.toString('utf8')) as { stopLsn: string; stopTime: string };
+  const meta = JSON.parse((await readObject(stack, `${PREFIX}backups/${backupName}/backup.json`)).body.toString('utf8')) as {
+    stopLsn: string;
+    stopTime: string;
+  };
   const windows = recoverableWindows(catalogue!);
-  t.deepEqual(windows.map((w) => w.timeline), [1]);
+  t.deepEqual(
+    windows.map((w) => w.timeline),
+    [1],
+  );
   const [window] = windows;
   t.like(window.earliest, { backup: backupName, lsn: meta.stopLsn, time: meta.stopTime });
   const lastSegNo = parseWalSegmentName(segments.at(-1)!, SEGMENT_SIZE).segNo;
@@ -172,16 +191,25 @@ test.serial('archived under load, every WAL object and backup part is validated 
   t.is(status.code, 0, status.stderr);
   const report = JSON.parse(status.stdout) as StatusReport;
   t.like(report, { source: 'catalogue', validated: true, alerts: [], cluster: { systemIdentifier } });
-  t.deepEqual(report.timelines.map((tl) => tl.timeline), [1]);
+  t.deepEqual(
+    report.timelines.map((tl) => tl.timeline),
+    [1],
+  );
   t.like(report.timelines[0].window, { earliest: window.earliest, latest: { segment: window.latest!.segment, lsn: window.latest!.lsn } });
-  t.deepEqual(report.backups.map((b) => [b.name, b.state]), [[backupName, 'valid']]);
+  t.deepEqual(
+    report.backups.map((b) => [b.name, b.state]),
+    [[backupName, 'valid']],
+  );
 });
 
 test.serial('an object corrupted in the bucket in any of five ways raises one critical alert each on gcwal-alerts', async (t) => {
   t.timeout(180_000);
   t.true(segments.length >= 10, 'needs the archive of the first test');
   // A second, throwaway cluster archiving elsewhere in the bucket, out of the pipeline's sight.
-  const other = await startCluster({ archiveCommand: `${agent.command} wal-push %p`, serverEnv: { ...stack.env, GCWAL_REPO: `gs://${stack.bucket}/${OTHER}` } });
+  const other = await startCluster({
+    archiveCommand: `${agent.command} wal-push %p`,
+    serverEnv: { ...stack.env, GCWAL_REPO: `gs://${stack.bucket}/${OTHER}` },
+  });
   cleanups.push(() => other.destroy());
   await runRepoCreate(agent.command, other, { ...stack.env, GCWAL_REPO: `gs://${stack.bucket}/${OTHER}` });
   await other.query('CREATE TABLE t (x int)');
@@ -218,9 +246,14 @@ test.serial('an object corrupted in the bucket in any of five ways raises one cr
       },
       problem: /truncated|size/i,
     },
-    { what: 'another cluster\'s WAL', name: foreign, make: () => original(`${OTHER}/wal/${foreign}`), problem: new RegExp(`cluster \\d+, not by the repository's cluster ${systemIdentifier}`) },
     {
-      what: 'another cluster\'s WAL with metadata naming this cluster',
+      what: "another cluster's WAL",
+      name: foreign,
+      make: () => original(`${OTHER}/wal/${foreign}`),
+      problem: new RegExp(`cluster \\d+, not by the repository's cluster ${systemIdentifier}`),
+    },
+    {
+      what: "another cluster's WAL with metadata naming this cluster",
       name: disguised,
       make: async () => {
         const o = await original(`${OTHER}/wal/${disguised}`);
@@ -228,7 +261,12 @@ test.serial('an object corrupted in the bucket in any of five ways raises one cr
       },
       problem: /system identifier|cluster/i,
     },
-    { what: 'a segment under another segment\'s name', name: renamed, make: () => original(wal(renamedFrom)), problem: /holds WAL from [0-9A-F]+\/[0-9A-F]+, but its name places it at/ },
+    {
+      what: "a segment under another segment's name",
+      name: renamed,
+      make: () => original(wal(renamedFrom)),
+      problem: /holds WAL from [0-9A-F]+\/[0-9A-F]+, but its name places it at/,
+    },
   ];
   const results = await Promise.all(
     cases.map(async (c) => {
@@ -236,7 +274,10 @@ test.serial('an object corrupted in the bucket in any of five ways raises one cr
       const written = await writeObject(stack, wal(c.name), body, { contentType: resource.contentType, metadata: resource.metadata });
       const at = Date.now();
       const key = `wal/${c.name}`;
-      const alert = await stack.pipeline!.nextAlert(mine((a) => a.kind === 'corrupt-object' && a.details.key === key && a.details.generation === written.generation), 60_000);
+      const alert = await stack.pipeline!.nextAlert(
+        mine((a) => a.kind === 'corrupt-object' && a.details.key === key && a.details.generation === written.generation),
+        60_000,
+      );
       return { c, key, written, alert, ms: Date.now() - at };
     }),
   );
@@ -245,26 +286,40 @@ test.serial('an object corrupted in the bucket in any of five ways raises one cr
     t.like(alert, { kind: 'corrupt-object', severity: 'CRITICAL', cluster: systemIdentifier, id: `corrupt-object:${key}:${written.generation}` }, c.what);
     t.regex(String(alert.details.problem), c.problem, c.what);
   }
-  t.true(results.some((r) => r.c.name === foreign), 'the foreign segment existed in the other archive');
+  t.true(
+    results.some((r) => r.c.name === foreign),
+    'the foreign segment existed in the other archive',
+  );
   const { catalogue } = await stack.pipeline!.readCatalogue();
   for (const c of cases) t.is(walEntry(catalogue, c.name)!.state, 'corrupt', c.what);
 });
 
-test.serial('a segment deleted behind the pipeline\'s back raises a wal-gap alert', async (t) => {
+test.serial("a segment deleted behind the pipeline's back raises a wal-gap alert", async (t) => {
   t.timeout(120_000);
   const gone = segments[7];
   t.truthy(gone && segments[8], 'needs a segment with a later one');
   const at = Date.now();
   await deleteObject(stack, `${PREFIX}wal/${gone}`);
-  const alert = await stack.pipeline!.nextAlert(mine((a) => a.kind === 'wal-gap' && a.details.missing === gone), 60_000);
+  const alert = await stack.pipeline!.nextAlert(
+    mine((a) => a.kind === 'wal-gap' && a.details.missing === gone),
+    60_000,
+  );
   t.log(`wal-gap alert ${Date.now() - at} ms after the delete: ${alert.summary}`);
-  t.like(alert, { id: `wal-gap:1:${gone}`, severity: 'CRITICAL', cluster: systemIdentifier, details: { timeline: 1, missing: gone, count: 1, after: segments[6], before: segments[8] } });
+  t.like(alert, {
+    id: `wal-gap:1:${gone}`,
+    severity: 'CRITICAL',
+    cluster: systemIdentifier,
+    details: { timeline: 1, missing: gone, count: 1, after: segments[6], before: segments[8] },
+  });
 
   const status = await runGcwal(agent.command, ['status', '--json'], { env: stack.env });
   t.is(status.code, 0, status.stderr);
   const report = JSON.parse(status.stdout) as StatusReport;
   t.like(report.timelines[0].gaps, [{ missing: gone, count: 1, after: segments[6], before: segments[8] }]);
-  t.true(report.alerts.some((a) => a.id === `wal-gap:1:${gone}`), 'status lists the open gap alert');
+  t.true(
+    report.alerts.some((a) => a.id === `wal-gap:1:${gone}`),
+    'status lists the open gap alert',
+  );
 });
 
 test.serial('when no WAL arrives for longer than the threshold, the watchdog raises archiving-stalled', async (t) => {
@@ -280,8 +335,16 @@ test.serial('when no WAL arrives for longer than the threshold, the watchdog rai
   t.false(pipeline.alerts().some(mine((a) => a.kind === 'archiving-stalled')), 'nothing ran the alerts before the tick');
   const watchdogLog = pipeline.logs().watchdog.length;
   await pipeline.tick('watchdog');
-  const alert = await pipeline.nextAlert(mine((a) => a.kind === 'archiving-stalled'), 60_000);
-  t.like(alert, { id: 'archiving-stalled', severity: 'ERROR', cluster: systemIdentifier, details: { lastWalArrival: catalogue.lastWalArrival, stallSeconds: 60 } });
+  const alert = await pipeline.nextAlert(
+    mine((a) => a.kind === 'archiving-stalled'),
+    60_000,
+  );
+  t.like(alert, {
+    id: 'archiving-stalled',
+    severity: 'ERROR',
+    cluster: systemIdentifier,
+    details: { lastWalArrival: catalogue.lastWalArrival, stallSeconds: 60 },
+  });
   // The message can overtake the log line that follows its publication.
   const announced = /"message":"alert open: no wal has reached the archive/;
   for (const deadline = Date.now() + 10_000; !announced.test(pipeline.logs().watchdog.slice(watchdogLog)) && Date.now() < deadline; ) await sleep(100);
@@ -294,7 +357,9 @@ test.serial('every announcement reached the subscriber once, although several fu
   const received = stack.pipeline!.alerts().filter((a) => a.repository === stack.env.GCWAL_REPO);
   const keys = received.map((a) => `${a.id} ${a.status} ${a.time}`);
   const twice = keys.filter((k, i) => keys.indexOf(k) !== i);
-  t.log(`${received.length} alert messages: ${received.filter((a) => a.status === 'open').length} openings, ${received.filter((a) => a.status === 'resolved').length} resolutions`);
+  t.log(
+    `${received.length} alert messages: ${received.filter((a) => a.status === 'open').length} openings, ${received.filter((a) => a.status === 'resolved').length} resolutions`,
+  );
   t.deepEqual(twice, []);
   const { catalogue } = await stack.pipeline!.readCatalogue();
   t.is(catalogue.outbox, undefined, 'nothing left to publish');

@@ -98,7 +98,11 @@ function validIn(catalogue: Catalogue, o: ObjectResource): boolean {
       ? catalogue.parts[key]
       : catalogue.backups[key.split('/')[1]];
   const folded = entry !== undefined && 'folded' in entry;
-  return entry !== undefined && (folded ? BigInt(entry.generation) >= BigInt(o.generation) : BigInt(entry.generation) === BigInt(o.generation)) && entry.state === 'valid';
+  return (
+    entry !== undefined &&
+    (folded ? BigInt(entry.generation) >= BigInt(o.generation) : BigInt(entry.generation) === BigInt(o.generation)) &&
+    entry.state === 'valid'
+  );
 }
 
 /** The objects the pipeline validates one by one: WAL, backup parts, backup metadata (manifests are checked with their backup). */
@@ -137,13 +141,19 @@ test.serial('prune with retainFull 1 deletes exactly the planned objects: the ol
   for (const deadline = Date.now() + 90_000; Date.now() < deadline; await sleep(250)) {
     before = await listObjects(stack, PREFIX);
     catalogue = (await stack.pipeline!.readCatalogue()).catalogue;
-    waiting = before.filter(checked).filter((o) => !validIn(catalogue!, o)).map(keyOf);
+    waiting = before
+      .filter(checked)
+      .filter((o) => !validIn(catalogue!, o))
+      .map(keyOf);
     if (waiting.length === 0 && [first, second].every((b) => catalogue!.backups[b]?.state === 'valid')) break;
   }
   t.deepEqual(waiting, [], `not valid in the catalogue: ${waiting.join(', ')}`);
   t.log(`${before.length} objects, all valid in the catalogue ${Date.now() - archivedAt} ms after the last was archived`);
   t.deepEqual(Object.keys(catalogue!.backups).sort(), [first, second].sort());
-  t.deepEqual([first, second].map((b) => catalogue!.backups[b].state), ['valid', 'valid']);
+  t.deepEqual(
+    [first, second].map((b) => catalogue!.backups[b].state),
+    ['valid', 'valid'],
+  );
   const b1 = catalogue!.backups[first];
   const b2 = catalogue!.backups[second];
   t.true(Date.parse(b2.stopTime) - 1000 > Date.parse(b1.stopTime), 'the second backup ended more than a second after the first');
@@ -152,7 +162,10 @@ test.serial('prune with retainFull 1 deletes exactly the planned objects: the ol
   // Before the prune, a target a second before the second backup's end is restorable, from the first.
   const target = new Date(Date.parse(b2.stopTime) - 1000).toISOString();
   const probe = path.join(work.path, 'before-prune');
-  const served = await runGcwal(agent.command, ['backup-fetch', probe, 'LATEST', '--target-time', target, '--gcwal-command', agent.command], { asUser: 'postgres', env: stack.env });
+  const served = await runGcwal(agent.command, ['backup-fetch', probe, 'LATEST', '--target-time', target, '--gcwal-command', agent.command], {
+    asUser: 'postgres',
+    env: stack.env,
+  });
   t.is(served.code, 0, served.stderr);
   t.regex(served.stdout, new RegExp(`^restored ${first} into `));
 
@@ -162,11 +175,17 @@ test.serial('prune with retainFull 1 deletes exactly the planned objects: the ol
   t.deepEqual(plan.deletedBackups, [first]);
   const planned = plan.delete.map((o) => o.key).sort();
   for (const key of b1.keys) t.true(planned.includes(key), `the plan deletes ${key} of the first backup`);
-  t.true(planned.some((k) => k.startsWith('wal/')), 'the plan deletes WAL');
+  t.true(
+    planned.some((k) => k.startsWith('wal/')),
+    'the plan deletes WAL',
+  );
   t.log(`plan: delete ${planned.length} objects, keep ${plan.keep.length}; ${plan.reasons.map((r) => `${r.action} ${r.code} ${r.objects}`).join(', ')}`);
 
   await stack.pipeline!.tick('prune');
-  const pruned = (await stack.pipeline!.nextEvent((e) => e.kind === 'pruned' && e.repository === stack.env.GCWAL_REPO, 60_000)) as Extract<PipelineEventMessage, { kind: 'pruned' }>;
+  const pruned = (await stack.pipeline!.nextEvent((e) => e.kind === 'pruned' && e.repository === stack.env.GCWAL_REPO, 60_000)) as Extract<
+    PipelineEventMessage,
+    { kind: 'pruned' }
+  >;
   t.like(pruned, { dryRun: false, deletedBackups: [first], keptBackups: [second], skipped: [] });
   t.deepEqual(pruned.deleted.map((d) => d.key).sort(), planned, 'the function deleted what the plan says');
 
@@ -175,16 +194,31 @@ test.serial('prune with retainFull 1 deletes exactly the planned objects: the ol
   const beforeKeys = new Set(before.map(keyOf));
   const afterKeys = new Set(after.map(keyOf));
   t.deepEqual([...beforeKeys].filter((k) => !afterKeys.has(k)).sort(), planned, 'deleted: exactly the plan');
-  t.deepEqual([...afterKeys].filter((k) => !beforeKeys.has(k)), [], 'nothing new appeared');
+  t.deepEqual(
+    [...afterKeys].filter((k) => !beforeKeys.has(k)),
+    [],
+    'nothing new appeared',
+  );
   t.true(afterKeys.has(CATALOGUE_KEY));
-  t.false([...afterKeys].some((k) => k.startsWith(`backups/${first}/`)), 'nothing of the first backup is left');
+  t.false(
+    [...afterKeys].some((k) => k.startsWith(`backups/${first}/`)),
+    'nothing of the first backup is left',
+  );
   for (const key of b2.keys) t.true(afterKeys.has(key), `${key} of the second backup is kept`);
   // WAL: everything from the second backup's start segment on stays, everything before it goes.
   const walBefore = [...beforeKeys].filter((k) => k.startsWith('wal/')).map((k) => k.slice(4));
   const fromKept = walBefore.filter((n) => n.slice(0, 24) >= b2.startWalSegment);
-  t.true(fromKept.includes(b2.stopWalSegment), 'the second backup\'s WAL was archived');
-  t.deepEqual(fromKept.filter((n) => !afterKeys.has(`wal/${n}`)), [], 'WAL from the kept backup\'s start on is all there');
-  t.deepEqual(walBefore.filter((n) => n.slice(0, 24) < b2.startWalSegment && afterKeys.has(`wal/${n}`)), [], 'WAL before it is gone');
+  t.true(fromKept.includes(b2.stopWalSegment), "the second backup's WAL was archived");
+  t.deepEqual(
+    fromKept.filter((n) => !afterKeys.has(`wal/${n}`)),
+    [],
+    "WAL from the kept backup's start on is all there",
+  );
+  t.deepEqual(
+    walBefore.filter((n) => n.slice(0, 24) < b2.startWalSegment && afterKeys.has(`wal/${n}`)),
+    [],
+    'WAL before it is gone',
+  );
 
   // The catalogue forgot the first backup; gcwal status, as the agent, reports the window from the second.
   const { catalogue: prunedCatalogue } = await stack.pipeline!.readCatalogue();
@@ -193,8 +227,14 @@ test.serial('prune with retainFull 1 deletes exactly the planned objects: the ol
   t.is(status.code, 0, status.stderr);
   const report = JSON.parse(status.stdout) as StatusReport;
   t.like(report, { source: 'catalogue', alerts: [] });
-  t.deepEqual(report.backups.map((b) => [b.name, b.state]), [[second, 'valid']]);
-  t.deepEqual(report.timelines.map((tl) => tl.timeline), [1]);
+  t.deepEqual(
+    report.backups.map((b) => [b.name, b.state]),
+    [[second, 'valid']],
+  );
+  t.deepEqual(
+    report.timelines.map((tl) => tl.timeline),
+    [1],
+  );
   const window = report.timelines[0].window;
   t.like(window.earliest, { backup: second, lsn: b2.stopLsn, time: b2.stopTime });
   t.deepEqual(report.timelines[0].gaps, [], 'no gap: the WAL before the window is gone from its start');
@@ -207,7 +247,10 @@ test.serial('after the prune, a point-in-time restore to the earliest point of t
   if (!earliest || !kept) return t.fail('needs the prune of the first test');
   const dest = path.join(work.path, 'at-earliest');
   // The time exactly as gcwal status printed it.
-  const fetched = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', earliest.time, '--gcwal-command', agent.command], { asUser: 'postgres', env: stack.env });
+  const fetched = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', earliest.time, '--gcwal-command', agent.command], {
+    asUser: 'postgres',
+    env: stack.env,
+  });
   t.is(fetched.code, 0, fetched.stderr);
   t.regex(fetched.stdout, new RegExp(`^restored ${kept.name} into `));
   t.regex(fetched.stdout, new RegExp(`replay WAL from the repository up to .*${escapeRegExp(asTargetTime(earliest.time))}`));
@@ -239,7 +282,10 @@ test.serial('after the prune, a target one second before the earliest point is r
     await chown(empty, pg.uid, pg.gid);
   }
   for (const dest of [absent, empty]) {
-    const refused = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', target, '--gcwal-command', agent.command], { asUser: 'postgres', env: stack.env });
+    const refused = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', target, '--gcwal-command', agent.command], {
+      asUser: 'postgres',
+      env: stack.env,
+    });
     t.is(refused.code, 2, refused.stderr);
     t.is(refused.stdout, '');
     const lines = refused.stderr.trim().split('\n');

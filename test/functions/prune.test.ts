@@ -39,7 +39,14 @@ async function backup(): Promise<BackupMeta> {
   return pushBackup({
     pgdata: cluster.pgdata,
     storage: source.storage,
-    config: { compression: 'lzo', compressionLevel: undefined, concurrency: 2, partSize: 4 * 1024 * 1024, retries: 2, pg: { host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres', password: undefined } },
+    config: {
+      compression: 'lzo',
+      compressionLevel: undefined,
+      concurrency: 2,
+      partSize: 4 * 1024 * 1024,
+      retries: 2,
+      pg: { host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres', password: undefined },
+    },
     log: createLogger(quiet, 'text', false),
     signal: new AbortController().signal,
     version: '0.0.0-test',
@@ -52,7 +59,7 @@ test.before(async () => {
   [h, wal] = await Promise.all([startHarness(), startWalSource()]);
   source = await h.repo({ teardown: () => {} });
   await createRepositoryIdentity(source.storage, { systemIdentifier: wal.systemIdentifier, walSegmentSize: wal.segmentSize });
-  await wal.cluster.query("INSERT INTO t SELECT n, md5(n::text) FROM generate_series(1, 20000) AS n");
+  await wal.cluster.query('INSERT INTO t SELECT n, md5(n::text) FROM generate_series(1, 20000) AS n');
   for (let i = 0; i < 3; i++) {
     backups.push(await backup());
     await wal.produce(2);
@@ -76,7 +83,11 @@ async function listing(storage: Storage): Promise<Map<string, string>> {
  * validated by the validate function from its finalize event, four instances
  * at once. The objects in `damage` are copied with a byte flipped.
  */
-async function catalogued(t: Parameters<Harness['repo']>[0], env: Record<string, string> = {}, damage: string[] = []): Promise<{ repo: TestRepo; catalogue: Catalogue }> {
+async function catalogued(
+  t: Parameters<Harness['repo']>[0],
+  env: Record<string, string> = {},
+  damage: string[] = [],
+): Promise<{ repo: TestRepo; catalogue: Catalogue }> {
   const repo = await h.repo(t, env);
   const events = [];
   for await (const info of source.storage.list('')) {
@@ -100,7 +111,10 @@ test('the source holds three valid backups and their wal, all validated', async 
   for (const b of Object.values(catalogue.backups)) t.is(b.state, 'valid', b.name);
   for (const p of Object.values(catalogue.parts)) t.is(p.state, 'valid', p.key);
   for (const e of Object.values(catalogue.wal)) t.is(e.state, 'valid', e.name);
-  t.true(backups.every((b) => b.parts.length >= 2), 'backups of several parts');
+  t.true(
+    backups.every((b) => b.parts.length >= 2),
+    'backups of several parts',
+  );
   t.deepEqual(catalogue.alerts, {});
   t.deepEqual(await repo.alerts.quiet(), []);
 });
@@ -130,8 +144,21 @@ test('prune deletes exactly the planned generations, records and announces them,
     if (!planned.includes(key) && key !== CATALOGUE_KEY) t.is(after.get(key), generation, `${key} kept as it was`);
   }
   t.is(after.size, before.size - plan.delete.length);
-  t.like(message, { format: 1, kind: 'pruned', repository: repo.url, dryRun: false, deletedBackups: [oldest.name, middle.name], keptBackups: [newest.name], kept: plan.keep.length, skipped: [], time: now.toISOString() });
-  t.deepEqual(message.deleted, plan.delete.map((o) => ({ key: o.key, reason: o.reason })));
+  t.like(message, {
+    format: 1,
+    kind: 'pruned',
+    repository: repo.url,
+    dryRun: false,
+    deletedBackups: [oldest.name, middle.name],
+    keptBackups: [newest.name],
+    kept: plan.keep.length,
+    skipped: [],
+    time: now.toISOString(),
+  });
+  t.deepEqual(
+    message.deleted,
+    plan.delete.map((o) => ({ key: o.key, reason: o.reason })),
+  );
 
   const published = await repo.events.waitFor((ms) => ms.find((m) => m.kind === 'pruned'), 'the pruned message');
   t.deepEqual(published, message);
@@ -168,7 +195,10 @@ test('a dry run publishes the plan and deletes nothing', async (t) => {
   t.deepEqual(await listing(repo.storage), before);
   t.is((await readCatalogue(repo.storage)).generation, catalogueBefore.generation, 'the catalogue was not written');
   t.like(message, { kind: 'pruned', dryRun: true, deletedBackups: plan.deletedBackups, keptBackups: plan.keptBackups, skipped: [] });
-  t.deepEqual(message.deleted, plan.delete.map((o) => ({ key: o.key, reason: o.reason })));
+  t.deepEqual(
+    message.deleted,
+    plan.delete.map((o) => ({ key: o.key, reason: o.reason })),
+  );
   const published = await repo.events.waitFor((ms) => ms.find((m) => m.kind === 'pruned'), 'the pruned message');
   t.deepEqual(published, message);
   t.like(repo.events.received.find((r) => r.body.kind === 'pruned')!.attributes, { kind: 'pruned', dryRun: 'true' });
@@ -179,13 +209,22 @@ test('a policy that keeps every backup deletes only the wal from before the olde
   const before = await listing(repo.storage);
   const { message } = await prune(repo.runtime());
   t.deepEqual(message.deletedBackups, []);
-  t.deepEqual(message.keptBackups, backups.map((b) => b.name));
+  t.deepEqual(
+    message.keptBackups,
+    backups.map((b) => b.name),
+  );
   const early = [...before.keys()].filter((k) => /^wal\/[0-9A-F]{24}$/.test(k) && k.slice(4) < backups[0].startWalSegment);
   t.true(early.length > 0);
-  t.deepEqual(message.deleted.map((d) => d.key), early);
+  t.deepEqual(
+    message.deleted.map((d) => d.key),
+    early,
+  );
   t.deepEqual(message.warnings, ['only 3 restorable backups, fewer than retain-full 5; all are kept']);
   const after = await listing(repo.storage);
-  t.deepEqual([...before.keys()].filter((k) => !after.has(k)), early);
+  t.deepEqual(
+    [...before.keys()].filter((k) => !after.has(k)),
+    early,
+  );
 });
 
 test('when announcing the alert a prune resolves fails, it still publishes what it deleted, and the resolution goes out later', async (t) => {
@@ -199,20 +238,29 @@ test('when announcing the alert a prune resolves fails, it still publishes what 
   const rt = repo.runtime({ now: () => now });
   // Pub/Sub refuses the alerts topic only: the test needs one topic to fail on cue.
   const publisher: Publisher = {
-    publishJson: (topic, body, attributes) => (topic === rt.config.alertsTopic ? failingPublisher().publishJson(topic, body) : rt.publisher.publishJson(topic, body, attributes)),
+    publishJson: (topic, body, attributes) =>
+      topic === rt.config.alertsTopic ? failingPublisher().publishJson(topic, body) : rt.publisher.publishJson(topic, body, attributes),
     close: () => rt.publisher.close(),
   };
-  await t.throwsAsync(makePruneHandler(() => ({ ...rt, publisher }))(schedulerEvent('gcwal-prune')), { message: new RegExp(`could not publish to pub/sub topic ${rt.config.alertsTopic}`) });
+  await t.throwsAsync(makePruneHandler(() => ({ ...rt, publisher }))(schedulerEvent('gcwal-prune')), {
+    message: new RegExp(`could not publish to pub/sub topic ${rt.config.alertsTopic}`),
+  });
 
   const pruned = await repo.events.waitFor((ms) => ms.find((m) => m.kind === 'pruned'), 'the pruned message');
   t.true(pruned.deleted.some((d: { key: string }) => d.key === walObjectKey(first)));
   t.false((await listing(repo.storage)).has(walObjectKey(first)));
   const stuck = await repo.catalogue();
   t.deepEqual(stuck.alerts, {});
-  t.deepEqual(stuck.outbox?.map((m) => [m.id, m.status]), [[id, 'resolved']]);
+  t.deepEqual(
+    stuck.outbox?.map((m) => [m.id, m.status]),
+    [[id, 'resolved']],
+  );
 
   // The watchdog's next scheduled run publishes the resolution.
   await makeWatchdogHandler(() => repo.runtime({ now: () => new Date(now.getTime() + OUTBOX_CLAIM_MS + 60_000) }))(schedulerEvent('gcwal-watchdog'));
-  t.deepEqual((await repo.alerts.quiet()).map((m) => `${m.id} ${m.status}`), [`${id} open`, `${id} resolved`]);
+  t.deepEqual(
+    (await repo.alerts.quiet()).map((m) => `${m.id} ${m.status}`),
+    [`${id} open`, `${id} resolved`],
+  );
   t.is((await repo.catalogue()).outbox, undefined);
 });

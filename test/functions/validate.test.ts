@@ -64,7 +64,15 @@ test('a segment pushed by the agent is validated, catalogued as valid and announ
   t.is(catalogue.outbox, undefined);
 
   const message = await repo.events.waitFor((ms) => ms.find((m) => m.key === walObjectKey(name)), 'the validated message');
-  t.like(message, { format: 1, kind: 'validated', repository: repo.url, key: walObjectKey(name), generation: info.generation, ok: true, rawSize: wal.segmentSize });
+  t.like(message, {
+    format: 1,
+    kind: 'validated',
+    repository: repo.url,
+    key: walObjectKey(name),
+    generation: info.generation,
+    ok: true,
+    rawSize: wal.segmentSize,
+  });
   t.like(repo.events.received[0].attributes, { kind: 'validated', ok: 'true', key: walObjectKey(name) });
   t.deepEqual(await repo.alerts.quiet(), []);
 });
@@ -88,7 +96,10 @@ test('the same finalize event delivered twice validates twice and leaves one ent
   t.deepEqual(secondEntry, firstEntry);
   t.like(secondEntry, { name, generation: info.generation, state: 'valid' });
   t.true(Date.parse(secondTime!) >= Date.parse(firstTime!));
-  t.deepEqual([...walEntries(second)].map((e) => e.name), [name]);
+  t.deepEqual(
+    [...walEntries(second)].map((e) => e.name),
+    [name],
+  );
   t.deepEqual({ ...second, wal: {}, walRuns: [], updated: '' }, { ...first, wal: {}, walRuns: [], updated: '' });
   const messages = await repo.events.waitFor((ms) => (ms.length === 2 ? ms : undefined), 'two validated messages');
   t.true(messages.every((m) => m.ok === true && m.key === walObjectKey(name) && m.generation === info.generation));
@@ -110,7 +121,16 @@ test('a corrupt segment validated twice raises one alert, and deleting it and pu
   const alerts = await repo.alerts.quiet();
   t.is(alerts.length, 1, JSON.stringify(alerts));
   // gcwal.json names the cluster even before any good segment has been validated.
-  t.like(alerts[0], { format: 1, id, status: 'open', kind: 'corrupt-object', severity: 'CRITICAL', cluster: wal.systemIdentifier, repository: repo.url, details: { key: walObjectKey(bad), generation } });
+  t.like(alerts[0], {
+    format: 1,
+    id,
+    status: 'open',
+    kind: 'corrupt-object',
+    severity: 'CRITICAL',
+    cluster: wal.systemIdentifier,
+    repository: repo.url,
+    details: { key: walObjectKey(bad), generation },
+  });
   t.regex(alerts[0].summary, new RegExp(`wal segment ${bad} .*failed validation`));
   t.like(repo.alerts.received[0].attributes, { id, status: 'open', kind: 'corrupt-object', severity: 'CRITICAL' });
   const events = await repo.events.waitFor((ms) => (ms.length === 2 ? ms : undefined), 'two validated messages');
@@ -134,10 +154,13 @@ test('a corrupt segment validated twice raises one alert, and deleting it and pu
   t.like(walEntry(catalogue, bad), { generation: info.generation, state: 'valid' });
   t.deepEqual(catalogue.alerts, {});
   t.is(catalogue.outbox, undefined);
-  t.deepEqual((await repo.alerts.quiet()).map((m) => m.status), ['open', 'resolved']);
+  t.deepEqual(
+    (await repo.alerts.quiet()).map((m) => m.status),
+    ['open', 'resolved'],
+  );
 });
 
-test('a segment stored under another segment\'s name fails validation and raises an alert', async (t) => {
+test("a segment stored under another segment's name fails validation and raises an alert", async (t) => {
   const repo = await h.repo(t);
   await pushWal(repo.storage, wal, segments[0]);
   // The agent's bytes and metadata of segments[1], stored as segments[2]: what a rename in the bucket leaves.
@@ -165,21 +188,30 @@ test('an alert survives a publish failure: the next run publishes it from the ou
   const stuck = await repo.catalogue();
   const id = `corrupt-object:${walObjectKey(segments[1])}:${generation}`;
   t.deepEqual(Object.keys(stuck.alerts), [id], 'the incident is committed with the verdict');
-  t.deepEqual(stuck.outbox?.map((m) => [m.id, m.status]), [[id, 'open']]);
+  t.deepEqual(
+    stuck.outbox?.map((m) => [m.id, m.status]),
+    [[id, 'open']],
+  );
   t.deepEqual(await repo.alerts.quiet(), []);
 
   // Pub/Sub is back: the watchdog's next scheduled run, a few minutes on,
   // publishes what the failed run left (see OUTBOX_CLAIM_MS).
   const later = new Date(Date.now() + OUTBOX_CLAIM_MS + 60_000);
   const outcome = ran(await makeWatchdogHandler(() => repo.runtime({ now: () => later }))(schedulerEvent('gcwal-watchdog')));
-  t.deepEqual(outcome.open.map((a) => a.id), [id]);
+  t.deepEqual(
+    outcome.open.map((a) => a.id),
+    [id],
+  );
   const alerts = await repo.alerts.waitFor((ms) => (ms.length > 0 ? ms : undefined), 'the alert');
   t.like(alerts[0], { id, status: 'open' });
   t.is((await repo.catalogue()).outbox, undefined);
 
   // The event is delivered again (it failed): the verdict stands, nothing is announced twice.
   t.like(await validate(repo.runtime())(structuredClone(event)), { result: { ok: false } });
-  t.deepEqual((await repo.alerts.quiet()).map((m) => [m.id, m.status]), [[id, 'open']]);
+  t.deepEqual(
+    (await repo.alerts.quiet()).map((m) => [m.id, m.status]),
+    [[id, 'open']],
+  );
 });
 
 test('a late event for an object that is gone is ignored', async (t) => {
@@ -210,10 +242,17 @@ test('a late event for a replaced generation is ignored, and the replacement is 
   t.deepEqual(outcome, { status: 'ignored', reason: `${walObjectKey(name)} generation ${first.generation} was replaced by ${second.generation}` });
   t.deepEqual((await repo.catalogue()).wal, {});
 
-  t.like(await validate(repo.runtime())(await repo.event(walObjectKey(name), 'finalized', second.generation)), { status: 'validated', generation: second.generation, result: { ok: true } });
+  t.like(await validate(repo.runtime())(await repo.event(walObjectKey(name), 'finalized', second.generation)), {
+    status: 'validated',
+    generation: second.generation,
+    result: { ok: true },
+  });
   t.like(walEntry(await repo.catalogue(), name), { generation: second.generation, state: 'valid' });
   const messages = await repo.events.quiet();
-  t.deepEqual(messages.map((m) => m.generation), [second.generation]);
+  t.deepEqual(
+    messages.map((m) => m.generation),
+    [second.generation],
+  );
 });
 
 test('events the function does not validate are ignored without touching the catalogue', async (t) => {
@@ -224,8 +263,16 @@ test('events the function does not validate are ignored without touching the cat
   const cases: { name: string; event: typeof finalized; reason: RegExp }[] = [
     { name: 'a delete', event: { ...finalized, type: 'google.cloud.storage.object.v1.deleted' }, reason: /not an object finalized in the repository/ },
     { name: 'a metadata update', event: { ...finalized, type: 'google.cloud.storage.object.v1.metadataUpdated' }, reason: /not an object finalized/ },
-    { name: 'an object of another repository in the bucket', event: { ...finalized, data: { ...finalized.data, name: `elsewhere/${walObjectKey(segments[0])}` } }, reason: /not an object finalized in the repository/ },
-    { name: 'the repository identity', event: await repo.event('gcwal.json', 'finalized'), reason: /gcwal\.json is checked with its backup, or not catalogued/ },
+    {
+      name: 'an object of another repository in the bucket',
+      event: { ...finalized, data: { ...finalized.data, name: `elsewhere/${walObjectKey(segments[0])}` } },
+      reason: /not an object finalized in the repository/,
+    },
+    {
+      name: 'the repository identity',
+      event: await repo.event('gcwal.json', 'finalized'),
+      reason: /gcwal\.json is checked with its backup, or not catalogued/,
+    },
   ];
   for (const c of cases) {
     const outcome = await validate(rt)(c.event);
@@ -250,27 +297,31 @@ test('with GCWAL_CATALOGUE_REPO the catalogue is kept there and nothing is writt
 /** Run `work` on every item, `concurrency` at a time. */
 async function eachAtOnce<T>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<unknown>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      await work(items[i], i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await work(items[i], i);
+      }
+    }),
+  );
 }
 
 /** `rt` whose repository notes the key of every object read. */
 function readingRuntime(rt: Runtime, reads: string[]): Runtime {
-  const wrap = (storage: Storage): Storage => new Proxy(storage, {
-    get(target, prop) {
-      if (prop === 'read') return (key: string, ...rest: unknown[]) => (reads.push(key), (target.read as (...a: unknown[]) => unknown).call(target, key, ...rest));
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
+  const wrap = (storage: Storage): Storage =>
+    new Proxy(storage, {
+      get(target, prop) {
+        if (prop === 'read')
+          return (key: string, ...rest: unknown[]) => (reads.push(key), (target.read as (...a: unknown[]) => unknown).call(target, key, ...rest));
+        const value = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
   return { ...rt, storage: async () => wrap(await rt.storage()) };
 }
 
-test('a backup of 1,000 parts is judged from its parts\' verdicts, and the one damaged part is reported by name', async (t) => {
+test("a backup of 1,000 parts is judged from its parts' verdicts, and the one damaged part is reported by name", async (t) => {
   const repo = await h.repo(t);
   const backup = await makeSyntheticBackup({ parts: 1000, systemIdentifier: wal.systemIdentifier, damaged: [617] });
   await writeObjects(repo.storage, [...backup.parts, backup.manifest, backup.backupJson], 64);
@@ -284,20 +335,25 @@ test('a backup of 1,000 parts is judged from its parts\' verdicts, and the one d
     const outcome = ran(await (key === backup.backupJson.key ? metaInstance : instance)(await repo.event(key, 'finalized')));
     t.like(outcome, { status: 'validated', result: { ok: true } }, key);
   });
-  t.deepEqual(reads.filter((k) => k.startsWith('backups/')).sort(), [backup.backupJson.key, backup.manifest.key], 'backup.json\'s check reads no part');
+  t.deepEqual(reads.filter((k) => k.startsWith('backups/')).sort(), [backup.backupJson.key, backup.manifest.key], "backup.json's check reads no part");
 
   const catalogue = await repo.catalogue();
   const judged = catalogue.backups[backup.name];
   t.is(judged.state, 'corrupt');
-  t.regex(judged.problem!, new RegExp(`^part 617 \\(backups/${backup.name}/part_00617\\.tar\\) of backup ${backup.name} does not hold what backup\\.json and the manifest record for it`));
+  t.regex(
+    judged.problem!,
+    new RegExp(
+      `^part 617 \\(backups/${backup.name}/part_00617\\.tar\\) of backup ${backup.name} does not hold what backup\\.json and the manifest record for it`,
+    ),
+  );
   t.is(judged.awaiting, undefined);
   t.is(Object.values(catalogue.parts).filter((p) => p.state === 'valid' && p.seal !== undefined).length, 1000, 'each part alone is a fine tar stream');
-  const alert = await repo.alerts.waitFor((ms) => ms.find((m) => m.kind === 'corrupt-object' && m.details?.backup === backup.name), 'the backup\'s alert');
+  const alert = await repo.alerts.waitFor((ms) => ms.find((m) => m.kind === 'corrupt-object' && m.details?.backup === backup.name), "the backup's alert");
   t.regex(alert.summary, /part 617 \(backups\/.*\/part_00617\.tar\)/);
   t.is((await repo.alerts.quiet()).length, 1);
 });
 
-test('a backup whose backup.json is checked before its parts are validated becomes valid with the last part\'s verdict', async (t) => {
+test("a backup whose backup.json is checked before its parts are validated becomes valid with the last part's verdict", async (t) => {
   const repo = await h.repo(t);
   const backup = await makeSyntheticBackup({ parts: 3, systemIdentifier: wal.systemIdentifier, startSegment: '000000010000000000000005' });
   await writeObjects(repo.storage, [...backup.parts, backup.manifest, backup.backupJson]);

@@ -46,15 +46,31 @@ test('archiving stalled is raised once by the watchdog at an injected time, and 
   // Half an hour and a second after the last segment (GCWAL_STALL_MINUTES defaults to 30).
   clock = new Date(last + 30 * MINUTE + 1000);
   const first = await tick(rt());
-  t.deepEqual(first.open.map((a) => a.id), ['archiving-stalled']);
+  t.deepEqual(
+    first.open.map((a) => a.id),
+    ['archiving-stalled'],
+  );
   const [open] = await repo.alerts.waitFor((ms) => (ms.length > 0 ? ms : undefined), 'the stall alert');
-  t.like(open, { format: 1, id: 'archiving-stalled', status: 'open', kind: 'archiving-stalled', severity: 'ERROR', cluster: wal.systemIdentifier, repository: repo.url, time: clock.toISOString(), details: { lastWalArrival: new Date(last).toISOString(), stallSeconds: 1800 } });
+  t.like(open, {
+    format: 1,
+    id: 'archiving-stalled',
+    status: 'open',
+    kind: 'archiving-stalled',
+    severity: 'ERROR',
+    cluster: wal.systemIdentifier,
+    repository: repo.url,
+    time: clock.toISOString(),
+    details: { lastWalArrival: new Date(last).toISOString(), stallSeconds: 1800 },
+  });
   t.regex(open.summary, /^no wal has reached the archive since .*, longer than 30 minutes: check archive_command/);
 
   // The next scheduled run: still stalled, already announced.
   clock = new Date(clock.getTime() + 1000);
   const second = await tick(rt());
-  t.deepEqual(second.open.map((a) => [a.id, a.opened]), [['archiving-stalled', first.open[0].opened]]);
+  t.deepEqual(
+    second.open.map((a) => [a.id, a.opened]),
+    [['archiving-stalled', first.open[0].opened]],
+  );
   t.is((await repo.alerts.quiet()).length, 1);
 
   // Archiving resumes: a segment created a few seconds after the last one
@@ -69,7 +85,10 @@ test('archiving stalled is raised once by the watchdog at an injected time, and 
 
   clock = new Date(clock.getTime() + 1000);
   t.deepEqual((await tick(rt())).open, []);
-  t.deepEqual((await repo.alerts.quiet()).map((m) => m.status), ['open', 'resolved']);
+  t.deepEqual(
+    (await repo.alerts.quiet()).map((m) => m.status),
+    ['open', 'resolved'],
+  );
 });
 
 test('objects left unvalidated raise an alert, and validating them resolves it', async (t) => {
@@ -79,13 +98,19 @@ test('objects left unvalidated raise an alert, and validating them resolves it',
   // The catalogue function sees them arrive; the validate function never ran.
   const events = [await push(repo, segments[0]), await push(repo, segments[1])];
   for (const e of events) await makeCatalogueHandler(rt)(e);
-  t.deepEqual(Object.values((await repo.catalogue()).wal).map((e) => e.state), ['pending', 'pending']);
+  t.deepEqual(
+    Object.values((await repo.catalogue()).wal).map((e) => e.state),
+    ['pending', 'pending'],
+  );
   t.deepEqual((await tick(rt())).open, [], 'fresh objects are not late yet');
 
   const newest = Math.max(...events.map((e) => Date.parse(e.data.timeCreated as string)));
   clock = new Date(newest + 16 * MINUTE);
   const { open } = await tick(rt());
-  t.deepEqual(open.map((a) => a.id), ['objects-unvalidated']);
+  t.deepEqual(
+    open.map((a) => a.id),
+    ['objects-unvalidated'],
+  );
   t.like(open[0].details, { count: 2, oldest: walObjectKey(segments[0]), keys: [walObjectKey(segments[0]), walObjectKey(segments[1])] });
   const [alert] = await repo.alerts.waitFor((ms) => (ms.length > 0 ? ms : undefined), 'the alert');
   t.like(alert, { id: 'objects-unvalidated', status: 'open', severity: 'WARNING' });
@@ -126,6 +151,13 @@ test('each watchdog run logs the pipeline figures as one structured entry: archi
   t.like(entries[0], {
     severity: 'INFO',
     repository: repo.url,
-    metrics: { archiveLagSeconds: 16 * 60, pendingObjects: 2, windowStart: null, lastValidBackupAgeSeconds: null, openAlertsTotal: 1, openAlerts: { objects_unvalidated: 1, wal_gap: 0 } },
+    metrics: {
+      archiveLagSeconds: 16 * 60,
+      pendingObjects: 2,
+      windowStart: null,
+      lastValidBackupAgeSeconds: null,
+      openAlertsTotal: 1,
+      openAlerts: { objects_unvalidated: 1, wal_gap: 0 },
+    },
   });
 });

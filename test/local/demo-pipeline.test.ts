@@ -20,7 +20,10 @@ test('without gcloud the demo stack starts without the pipeline and says why', a
     t.is(stack.pipeline, undefined);
     t.false('PUBSUB_EMULATOR_HOST' in stack.env);
     t.is(stack.env.GCWAL_REPO, 'gs://demo-skip/demo-cluster');
-    t.regex(skipped ?? '', /^cannot run gcloud for the pub\/sub emulator: it is not on PATH \(install the Google Cloud CLI with its pubsub-emulator component and a Java runtime\)$/);
+    t.regex(
+      skipped ?? '',
+      /^cannot run gcloud for the pub\/sub emulator: it is not on PATH \(install the Google Cloud CLI with its pubsub-emulator component and a Java runtime\)$/,
+    );
     await t.throwsAsync(waitUntilValidated(stack, 'demo-cluster/', 1000), { message: /without the pipeline/ });
   } finally {
     await stack.close();
@@ -41,7 +44,10 @@ test('flipBytes inverts 16 bytes in the middle of an object and keeps its conten
     const { body, resource } = await readObject(stack, 'wal/x');
     t.is(body.length, original.length);
     const changed = [...body.keys()].filter((i) => body[i] !== original[i]);
-    t.deepEqual(changed, Array.from({ length: 16 }, (_, i) => 500 + i));
+    t.deepEqual(
+      changed,
+      Array.from({ length: 16 }, (_, i) => 500 + i),
+    );
     t.true(changed.every((i) => body[i] === (original[i] ^ 0xff)));
     t.like(resource, { contentType: 'application/x-lzop', metadata: { 'gcwal-crc32c': 'abc' } });
   } finally {
@@ -56,7 +62,9 @@ test.serial('with the pipeline, an empty archive and a corrupt object each fail 
     const started = await startDemoStack({ bucket: 'demo-fail', prefix: 'demo-cluster' }, PATH);
     stack = started.stack;
     t.is(started.skipped, undefined, 'gcloud is needed for this test');
-    await t.throwsAsync(waitUntilValidated(stack, 'demo-cluster/', 1000), { message: /^the pipeline did not validate the archive within 1 s \(nothing was archived\)/ });
+    await t.throwsAsync(waitUntilValidated(stack, 'demo-cluster/', 1000), {
+      message: /^the pipeline did not validate the archive within 1 s \(nothing was archived\)/,
+    });
 
     const key = 'wal/000000010000000000000001';
     const first = await writeObject(stack, `demo-cluster/${key}`, Buffer.from('not a wal segment'));

@@ -18,7 +18,7 @@ test('the demo archives to gs://, sees it validated, restores to the point befor
   const validated = /^ {3}(\d+) WAL segments and (\d+) backup parts validated by the pipeline in \d+\.\d s$/m.exec(r.stdout);
   t.truthy(validated, 'the validated line');
   t.true(Number(validated?.[1]) >= 2, 'the segments before and of the backup');
-  t.true(Number(validated?.[2]) >= 1, 'the backup\'s parts');
+  t.true(Number(validated?.[2]) >= 1, "the backup's parts");
   // The excerpt of gcwal status: the window from the backup, the backup valid, no alert yet.
   t.regex(r.stdout, /^ {7}restorable {3}from \d+\/[0-9A-F]+ at .* \(end of backup base_[0-9A-F]{24}\)$/m);
   t.regex(r.stdout, /^ {7}base_[0-9A-F]{24} .* valid$/m);
@@ -31,5 +31,11 @@ test('the demo archives to gs://, sees it validated, restores to the point befor
   t.truthy(damaged, 'the damage step');
   t.regex(r.stdout, new RegExp(`^ {5}CRITICAL corrupt-object: wal segment ${damaged} .*failed validation`, 'm'));
   t.regex(r.stdout, /a Pub\/Sub subscriber on gcwal-alerts received, \d+\.\d s after the damage/);
-  t.regex(r.stdout, new RegExp(`^ {3}pipeline: \\d+ WAL segments and \\d+ backup parts validated by the pipeline in \\d+\\.\\d s; the damaged ${damaged} alerted as CRITICAL in \\d+\\.\\d s$`, 'm'));
+  t.regex(
+    r.stdout,
+    new RegExp(
+      `^ {3}pipeline: \\d+ WAL segments and \\d+ backup parts validated by the pipeline in \\d+\\.\\d s; the damaged ${damaged} alerted as CRITICAL in \\d+\\.\\d s$`,
+      'm',
+    ),
+  );
 });

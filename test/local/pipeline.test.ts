@@ -59,15 +59,22 @@ test('the stack starts the pipeline and adds PUBSUB_EMULATOR_HOST to the agent e
   t.is(stack.env.PUBSUB_EMULATOR_HOST, pipeline.pubsubHost);
   t.is(stack.env.GOOGLE_CLOUD_PROJECT, 'wiring-proj');
   t.regex(pipeline.pubsubHost, /^127\.0\.0\.1:\d+$/);
-  t.deepEqual(pipeline.subscriptions, { events: 'projects/wiring-proj/subscriptions/gcwal-events-local', alerts: 'projects/wiring-proj/subscriptions/gcwal-alerts-local' });
+  t.deepEqual(pipeline.subscriptions, {
+    events: 'projects/wiring-proj/subscriptions/gcwal-events-local',
+    alerts: 'projects/wiring-proj/subscriptions/gcwal-alerts-local',
+  });
 });
 
 test('each function sees only its configuration, which the functions accept, and its own metadata server', (t) => {
   const env = stack.pipeline!.functionEnv;
   const allowed = new Set([...FUNCTIONS_CONFIG_TABLE.map((e) => e.env), 'GCE_METADATA_HOST']);
-  t.deepEqual(Object.keys(env).filter((k) => !allowed.has(k)), [], 'nothing outside the config table but the metadata host');
+  t.deepEqual(
+    Object.keys(env).filter((k) => !allowed.has(k)),
+    [],
+    'nothing outside the config table but the metadata host',
+  );
   for (const leak of ['PATH', 'HOME', 'GOOGLE_APPLICATION_CREDENTIALS', 'CLOUDSDK_CONFIG']) t.false(leak in env, leak);
-  t.not(env.GCE_METADATA_HOST, stack.env.GCE_METADATA_HOST, 'the functions do not borrow the agent\'s identity');
+  t.not(env.GCE_METADATA_HOST, stack.env.GCE_METADATA_HOST, "the functions do not borrow the agent's identity");
   const config = readFunctionsConfig(env);
   t.like(config, {
     repo: 'gs://pipe-wiring/db/one',
@@ -82,7 +89,7 @@ test('each function sees only its configuration, which the functions accept, and
   t.is(config.thresholds.stallSeconds, 120);
 });
 
-test('the functions\' identity may replace and delete objects in the bucket, and nowhere else', async (t) => {
+test("the functions' identity may replace and delete objects in the bucket, and nowhere else", async (t) => {
   const { identity, metadata } = stack.pipeline!;
   t.is(identity, 'gcwal-functions@wiring-proj.iam.gserviceaccount.com');
   t.deepEqual(stack.authority.rolesOf(identity, 'pipe-wiring'), ['roles/storage.objectAdmin']);
@@ -146,7 +153,8 @@ test('close stops the emulator, the four functions and both metadata servers, le
   t.not((await processesMentioning(`--host-port=127.0.0.1:${pubsubPort}`)).length, 0, 'the emulator runs');
   pipeline.alerts(); // start a subscriber, so close has a client to release too
   await Promise.all([own.close(), own.close()]);
-  for (const port of [pubsubPort, ...functionPorts, Number(pipeline.metadata.host.split(':')[1]), Number(own.metadata.host.split(':')[1])]) t.true(await refused(port), `port ${port} closed`);
+  for (const port of [pubsubPort, ...functionPorts, Number(pipeline.metadata.host.split(':')[1]), Number(own.metadata.host.split(':')[1])])
+    t.true(await refused(port), `port ${port} closed`);
   t.deepEqual(await processesMentioning(`--host-port=127.0.0.1:${pubsubPort}`), []);
   for (const port of functionPorts) t.deepEqual(await processesMentioning(`--port=${port}`), []);
 });

@@ -90,7 +90,9 @@ test('each function is bundled into one file with a package.json and zipped, and
 
     const listing = await exec('unzip', ['-Z1', path.join(out, `${name}.zip`)], { env: { PATH: process.env.PATH } });
     t.deepEqual(listing.stdout.split('\n').filter(Boolean), ['index.mjs', 'package.json']);
-    const zipped = await exec('sh', ['-c', 'unzip -p "$1" index.mjs | cmp - "$2" && echo same', 'sh', path.join(out, `${name}.zip`), bundle], { env: { PATH: process.env.PATH } });
+    const zipped = await exec('sh', ['-c', 'unzip -p "$1" index.mjs | cmp - "$2" && echo same', 'sh', path.join(out, `${name}.zip`), bundle], {
+      env: { PATH: process.env.PATH },
+    });
     t.is(zipped.stdout.trim(), 'same');
 
     t.deepEqual(await registered(bundle, NAMES), [name], `${name}/index.mjs registers only ${name}`);

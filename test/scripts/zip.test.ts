@@ -35,10 +35,22 @@ test('crc32 gives the standard check value', (t) => {
 });
 
 const CASES: { name: string; entries: Entry[] }[] = [
-  { name: 'a bundle and its package.json', entries: [{ name: 'index.mjs', data: Buffer.from('export const x = 1;\n'.repeat(1000)) }, { name: 'package.json', data: Buffer.from('{"type":"module"}\n') }] },
+  {
+    name: 'a bundle and its package.json',
+    entries: [
+      { name: 'index.mjs', data: Buffer.from('export const x = 1;\n'.repeat(1000)) },
+      { name: 'package.json', data: Buffer.from('{"type":"module"}\n') },
+    ],
+  },
   { name: 'an empty file', entries: [{ name: 'empty', data: Buffer.alloc(0) }] },
   { name: 'incompressible data', entries: [{ name: 'random.bin', data: randomBytes(1024 * 1024 + 7) }] },
-  { name: 'nested paths and a UTF-8 name', entries: [{ name: 'a/b/c.txt', data: Buffer.from('c') }, { name: 'über.txt', data: Buffer.from('ü') }] },
+  {
+    name: 'nested paths and a UTF-8 name',
+    entries: [
+      { name: 'a/b/c.txt', data: Buffer.from('c') },
+      { name: 'über.txt', data: Buffer.from('ü') },
+    ],
+  },
 ];
 
 for (const row of CASES) {
@@ -47,7 +59,10 @@ for (const row of CASES) {
       const tested = await exec('unzip', ['-t', file], { env });
       t.is(tested.code, 0, `${tested.stdout}${tested.stderr}`);
       const listing = await exec('unzip', ['-Z1', file], { env });
-      t.deepEqual(listing.stdout.split('\n').filter(Boolean), row.entries.map((e) => e.name));
+      t.deepEqual(
+        listing.stdout.split('\n').filter(Boolean),
+        row.entries.map((e) => e.name),
+      );
       for (const entry of row.entries) {
         const out = await exec('sh', ['-c', 'unzip -p "$1" "$2" | od -An -v -tx1 | tr -d " \\n"', 'sh', file, entry.name], { env });
         t.is(out.stdout, Buffer.from(entry.data).toString('hex'), entry.name);
@@ -70,7 +85,13 @@ const BAD_NAMES: [string, Entry[]][] = [
   ['a name climbing out with ..', [{ name: 'a/../../x', data: Buffer.alloc(1) }]],
   ['a backslash', [{ name: 'a\\b', data: Buffer.alloc(1) }]],
   ['an empty name', [{ name: '', data: Buffer.alloc(1) }]],
-  ['a duplicate name', [{ name: 'x', data: Buffer.alloc(1) }, { name: 'x', data: Buffer.alloc(2) }]],
+  [
+    'a duplicate name',
+    [
+      { name: 'x', data: Buffer.alloc(1) },
+      { name: 'x', data: Buffer.alloc(2) },
+    ],
+  ],
 ];
 
 for (const [what, entries] of BAD_NAMES) {

@@ -9,7 +9,7 @@ import { loadAllModules, moduleAt, type Body } from './hcl.ts';
 
 const root = moduleAt(await loadAllModules(), 'terraform');
 
-test('the environment in the outputs uses only variables of the agent\'s configuration table', (t) => {
+test("the environment in the outputs uses only variables of the agent's configuration table", (t) => {
   const known = new Set(CONFIG_TABLE.map((row) => row.env));
   const env = root.locals.get('agent_env_all') as Body;
   t.true(Object.keys(env).length > 0);
@@ -18,4 +18,3 @@ test('the environment in the outputs uses only variables of the agent\'s configu
     for (const [, name] of String(line).matchAll(/([A-Z][A-Z0-9_]*)=/g)) t.true(known.has(name), `${String(line)} sets ${name}`);
   }
 });
-

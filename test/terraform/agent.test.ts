@@ -17,7 +17,9 @@ const AGENT_ROLES = new Set(['roles/storage.objectCreator', 'roles/storage.objec
 
 /** Every IAM grant in `mod` whose member is the service account `account` (google_service_account.<account>). */
 function grantsTo(mod: TfModule, account: string): [string, Body][] {
-  return [...mod.resources.entries()].filter(([address, body]) => /_iam_member\./.test(address) && String(body.member).includes(`google_service_account.${account}.`));
+  return [...mod.resources.entries()].filter(
+    ([address, body]) => /_iam_member\./.test(address) && String(body.member).includes(`google_service_account.${account}.`),
+  );
 }
 
 /** The role names a grant gives: a literal, or each element of the local list its for_each iterates. */
@@ -33,7 +35,10 @@ function rolesOf(mod: TfModule, body: Body): string[] {
 
 test('the agent is granted object create and read on the gcwal buckets, and nothing else', (t) => {
   const grants = grantsTo(identities, 'agent');
-  t.deepEqual(grants.map(([address]) => address).sort(), ['google_storage_bucket_iam_member.agent_archive', 'google_storage_bucket_iam_member.agent_catalogue']);
+  t.deepEqual(grants.map(([address]) => address).sort(), [
+    'google_storage_bucket_iam_member.agent_archive',
+    'google_storage_bucket_iam_member.agent_catalogue',
+  ]);
   for (const [address, body] of grants) {
     const roles = rolesOf(identities, body);
     t.true(roles.length > 0, address);
@@ -47,7 +52,7 @@ test('the agent is granted object create and read on the gcwal buckets, and noth
   t.deepEqual(identities.locals.get('agent_catalogue_roles'), ['roles/storage.objectViewer'], 'the agent only reads the catalogue');
 });
 
-test('no module and no example grants the agent anything else (IAM on the agent\'s account is about who may act as it)', (t) => {
+test("no module and no example grants the agent anything else (IAM on the agent's account is about who may act as it)", (t) => {
   for (const mod of modules.filter((m) => m !== identities)) {
     const grants = grantsTo(mod, 'agent');
     t.deepEqual(grants, [], `${mod.rel} grants the agent ${grants.map(([a]) => a).join(', ')}`);
@@ -67,11 +72,13 @@ test('neither the agent nor the functions get a project-wide role', (t) => {
   }
 });
 
-test('the functions\' custom role holds exactly object create, get, list and delete', (t) => {
-  t.deepEqual(
-    [...(identities.locals.get('functions_object_permissions') as string[])].sort(),
-    ['storage.objects.create', 'storage.objects.delete', 'storage.objects.get', 'storage.objects.list'],
-  );
+test("the functions' custom role holds exactly object create, get, list and delete", (t) => {
+  t.deepEqual([...(identities.locals.get('functions_object_permissions') as string[])].sort(), [
+    'storage.objects.create',
+    'storage.objects.delete',
+    'storage.objects.get',
+    'storage.objects.list',
+  ]);
   const role = identities.resources.get('google_project_iam_custom_role.functions_objects')!;
   t.is(role.permissions, '${local.functions_object_permissions}');
   const [[address, grant]] = grantsTo(identities, 'functions');

@@ -42,7 +42,8 @@ for (const name of entryPoints) {
 test('functions/index.ts imports every deployed function', async (t) => {
   const text = await source(t, 'index.ts');
   if (text === undefined) return;
-  for (const name of entryPoints) t.regex(text, new RegExp(`(?:import|export)\\s+(?:[^'"]*?\\s*from\\s+)?'\\./${name}\\.ts'`), `functions/index.ts does not import ./${name}.ts`);
+  for (const name of entryPoints)
+    t.regex(text, new RegExp(`(?:import|export)\\s+(?:[^'"]*?\\s*from\\s+)?'\\./${name}\\.ts'`), `functions/index.ts does not import ./${name}.ts`);
 });
 
 test('the bundler builds exactly the functions Terraform deploys', async (t) => {

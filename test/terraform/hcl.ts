@@ -80,7 +80,10 @@ export async function loadModule(dir: string): Promise<TfModule> {
 
 /** Subdirectories of `dir` (sorted). */
 async function subdirs(dir: string): Promise<string[]> {
-  return (await readdir(dir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.')).map((e) => path.join(dir, e.name)).sort();
+  return (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => path.join(dir, e.name))
+    .sort();
 }
 
 /** The root module, every sub-module under modules/ and every example under examples/. */

@@ -27,7 +27,9 @@ test('the metrics read the entry the watchdog logs, from the watchdog function a
 });
 
 test('a metric for each figure of the issue: archive lag, recovery window start and end, last valid backup age, pending objects, open alerts', (t) => {
-  const fields = Object.values(figures).map((f) => f.field).sort();
+  const fields = Object.values(figures)
+    .map((f) => f.field)
+    .sort();
   t.deepEqual(fields, ['archiveLagSeconds', 'lastValidBackupAgeSeconds', 'openAlertsTotal', 'pendingObjects', 'windowEndAgeSeconds', 'windowStartAgeSeconds']);
   for (const f of Object.values(figures)) {
     t.true(f.field in logged, `${f.field} is a field of the logged metrics`);
@@ -50,7 +52,7 @@ test('one metric per alert kind, reading the field the watchdog logs for it', (t
   t.is(byKind.value_extractor, 'EXTRACT(jsonPayload.metrics.openAlerts.${each.key})');
 });
 
-test('every alert policy watches a log-based metric of this module, the lag and backup age at the functions\' thresholds', (t) => {
+test("every alert policy watches a log-based metric of this module, the lag and backup age at the functions' thresholds", (t) => {
   const policy = resource('google_monitoring_alert_policy.metric');
   t.is(policy.for_each, '${local.metric_policies}');
   const condition = block(policy, 'conditions', 'condition_threshold') as Body;

@@ -30,7 +30,12 @@ const NO_TERRAFORM = 'skipped: no terraform binary on PATH (install Terraform >=
 /** A directory holding registry.terraform.io/hashicorp/google, if any: init can install from it offline. */
 function findGoogleProvider(): string | undefined {
   const candidates = [process.env.TF_PLUGIN_CACHE_DIR, path.join(os.homedir(), '.terraform.d', 'plugins'), path.join(TERRAFORM_DIR, '.terraform', 'providers')];
-  return candidates.find((dir): dir is string => !!dir && existsSync(path.join(dir, 'registry.terraform.io', 'hashicorp', 'google')) && readdirSync(path.join(dir, 'registry.terraform.io', 'hashicorp', 'google')).length > 0);
+  return candidates.find(
+    (dir): dir is string =>
+      !!dir &&
+      existsSync(path.join(dir, 'registry.terraform.io', 'hashicorp', 'google')) &&
+      readdirSync(path.join(dir, 'registry.terraform.io', 'hashicorp', 'google')).length > 0,
+  );
 }
 const providerDir = findGoogleProvider();
 
@@ -71,7 +76,8 @@ test('every variable has a description and a type, and every output a descriptio
       t.true(typeof body.description === 'string' && body.description.length > 10, `${mod.rel}: variable ${name} has no description`);
       t.truthy(body.type, `${mod.rel}: variable ${name} has no type`);
     }
-    for (const [name, body] of mod.outputs) t.true(typeof body.description === 'string' && body.description.length > 10, `${mod.rel}: output ${name} has no description`);
+    for (const [name, body] of mod.outputs)
+      t.true(typeof body.description === 'string' && body.description.length > 10, `${mod.rel}: output ${name} has no description`);
   }
 });
 
@@ -161,7 +167,12 @@ test('every module call passes only variables the module declares, and every one
 
 test('every resource and data source that belongs to a project names it explicitly', (t) => {
   // These take their project from a parent resource named by a full ID.
-  const WITHOUT_PROJECT = new Set(['google_storage_bucket_object', 'google_storage_bucket_iam_member', 'google_kms_crypto_key_iam_member', 'google_service_account_iam_member']);
+  const WITHOUT_PROJECT = new Set([
+    'google_storage_bucket_object',
+    'google_storage_bucket_iam_member',
+    'google_kms_crypto_key_iam_member',
+    'google_service_account_iam_member',
+  ]);
   for (const mod of modules) {
     for (const [address, body] of mod.resources) {
       if (WITHOUT_PROJECT.has(address.split('.')[0])) continue;
@@ -187,15 +198,37 @@ if (terraform) {
  */
 const CONSOLE_CASES: { name: string; vars: Record<string, string>; rejects?: RegExp }[] = [
   { name: 'the required variables alone', vars: {} },
-  { name: 'a full set of valid values', vars: { repository_prefix: 'prod/db-1', bucket_location: 'EU', retention_period_days: '30', retention_policy_locked: 'true', kms_key_name: 'projects/p/locations/eu/keyRings/r/cryptoKeys/k', soft_delete_retention_days: '0', retain_days: '14', wal_retain_days: '21', alert_email_addresses: '["dba@example.com"]', alert_push_endpoint: 'https://chat.example.com/hook' } },
+  {
+    name: 'a full set of valid values',
+    vars: {
+      repository_prefix: 'prod/db-1',
+      bucket_location: 'EU',
+      retention_period_days: '30',
+      retention_policy_locked: 'true',
+      kms_key_name: 'projects/p/locations/eu/keyRings/r/cryptoKeys/k',
+      soft_delete_retention_days: '0',
+      retain_days: '14',
+      wal_retain_days: '21',
+      alert_email_addresses: '["dba@example.com"]',
+      alert_push_endpoint: 'https://chat.example.com/hook',
+    },
+  },
   { name: 'a project number for project_id', vars: { project_id: '123456789012' }, rejects: /project_id must be a project ID/ },
   { name: 'a bucket name too long for the -catalogue suffix', vars: { bucket_name: 'a'.repeat(54) }, rejects: /bucket_name must be 3-53/ },
   { name: 'a prefix with a leading slash', vars: { repository_prefix: '/db' }, rejects: /repository_prefix must be empty or folder names/ },
   { name: 'a dual-region bucket location', vars: { bucket_location: 'EUR4' }, rejects: /bucket_location must be a region or one of the multi-regions/ },
   { name: 'a fractional retention period', vars: { retention_period_days: '1.5' }, rejects: /retention_period_days must be a whole number/ },
-  { name: 'a soft-delete window below seven days', vars: { soft_delete_retention_days: '3' }, rejects: /soft_delete_retention_days must be 0 or between 7 and 90/ },
+  {
+    name: 'a soft-delete window below seven days',
+    vars: { soft_delete_retention_days: '3' },
+    rejects: /soft_delete_retention_days must be 0 or between 7 and 90/,
+  },
   { name: 'a four-field cron schedule', vars: { prune_schedule: '0 3 * *' }, rejects: /prune_schedule must be a five-field cron expression/ },
-  { name: 'a plain-http alert endpoint', vars: { alert_push_endpoint: 'http://chat.example.com/hook' }, rejects: /alert_push_endpoint must be an https:\/\/ URL/ },
+  {
+    name: 'a plain-http alert endpoint',
+    vars: { alert_push_endpoint: 'http://chat.example.com/hook' },
+    rejects: /alert_push_endpoint must be an https:\/\/ URL/,
+  },
   { name: 'a name prefix too long for service account IDs', vars: { name_prefix: 'gcwal-production-eu-1' }, rejects: /name_prefix must be 2-20/ },
   { name: 'zero full backups kept', vars: { retain_full: '0' }, rejects: /retain_full must be a whole number between 1 and 10000/ },
 ];
@@ -238,7 +271,11 @@ if (terraform && providerDir) {
     await cp(TERRAFORM_DIR, path.join(work, 'terraform'), { recursive: true, filter: (src) => !src.includes(`${path.sep}.terraform`) });
     for (const mod of modules.filter((m) => !m.rel.includes('/modules/'))) {
       const dir = path.join(work, mod.rel);
-      const init = await exec(terraform, ['init', '-backend=false', '-input=false', '-no-color', `-plugin-dir=${providerDir}`], { cwd: dir, env: terraformEnv(), timeoutMs: 300_000 });
+      const init = await exec(terraform, ['init', '-backend=false', '-input=false', '-no-color', `-plugin-dir=${providerDir}`], {
+        cwd: dir,
+        env: terraformEnv(),
+        timeoutMs: 300_000,
+      });
       t.is(init.code, 0, `${mod.rel}: terraform init\n${init.stdout}${init.stderr}`);
       const validate = await exec(terraform, ['validate', '-no-color'], { cwd: dir, env: terraformEnv(), timeoutMs: 300_000 });
       t.is(validate.code, 0, `${mod.rel}: terraform validate\n${validate.stdout}${validate.stderr}`);

@@ -24,7 +24,10 @@ const PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
 function functions(): Record<string, Body & { entry_point: string; event_type: string }> {
   const table = pipeline.locals.get('functions') as Record<string, Body>;
   return Object.fromEntries(
-    Object.entries(table).map(([key, row]) => [key, { ...row, entry_point: row.entry_point as string, event_type: resolveLocal(pipeline, row.event_type) as string }]),
+    Object.entries(table).map(([key, row]) => [
+      key,
+      { ...row, entry_point: row.entry_point as string, event_type: resolveLocal(pipeline, row.event_type) as string },
+    ]),
   );
 }
 
@@ -59,10 +62,19 @@ test('validate fires on finalized objects, catalogue on finalized and deleted on
 
 test('the storage triggers deliver the event types core turns into catalogue events', (t) => {
   const prefix = 'prod/db-1';
-  const resource = (key: string) => ({ name: `${prefix}/${key}`, generation: '1712345678901234', size: '4096', timeCreated: '2026-01-01T00:00:00Z', timeDeleted: '2026-01-02T00:00:00Z' });
+  const resource = (key: string) => ({
+    name: `${prefix}/${key}`,
+    generation: '1712345678901234',
+    size: '4096',
+    timeCreated: '2026-01-01T00:00:00Z',
+    timeDeleted: '2026-01-02T00:00:00Z',
+  });
   const segment = walObjectKey('000000010000000000000003');
   const part = backupPartKey('base_000000010000000000000002', 0);
-  for (const [type, kind] of [[FINALIZED, 'finalized'], [DELETED, 'deleted']] as const) {
+  for (const [type, kind] of [
+    [FINALIZED, 'finalized'],
+    [DELETED, 'deleted'],
+  ] as const) {
     t.is(catalogueEventFromObjectResource(type, resource(segment), prefix)?.type, kind, `${type} of a WAL segment`);
     t.is(catalogueEventFromObjectResource(type, resource(part), prefix)?.type, kind, `${type} of a backup part`);
     // Eventarc cannot filter by prefix: the function sees objects of other prefixes and must ignore them
@@ -75,7 +87,7 @@ test('the catalogue object fires no catalogue event, so keeping it in the archiv
   t.is(catalogueEventFromObjectResource(FINALIZED, resource, 'db'), undefined);
 });
 
-test('the storage triggers filter on the bucket alone, in the bucket\'s location', (t) => {
+test("the storage triggers filter on the bucket alone, in the bucket's location", (t) => {
   const trigger = block(functionResource(), 'event_trigger')!;
   const filters = (trigger.dynamic as Record<string, Body[]>).event_filters[0];
   t.deepEqual(filters.content, [{ attribute: 'bucket', value: '${event_filters.value}' }]);
@@ -98,14 +110,16 @@ test('prune and watchdog are fed by Cloud Scheduler through their own topics', (
 
 test('the functions get exactly the variables of their configuration table, minus the emulator ones', (t) => {
   const EMULATOR_ONLY = ['GCWAL_GCS_ENDPOINT', 'STORAGE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST'];
-  const table = FUNCTIONS_CONFIG_TABLE.map((row) => row.env).filter((env) => !EMULATOR_ONLY.includes(env)).sort();
+  const table = FUNCTIONS_CONFIG_TABLE.map((row) => row.env)
+    .filter((env) => !EMULATOR_ONLY.includes(env))
+    .sort();
   const env = pipeline.locals.get('function_env_all') as Body;
   t.deepEqual(Object.keys(env).sort(), table);
   t.is(pipeline.locals.get('function_env'), '${{ for name, value in local.function_env_all : name => value if value != null }}');
   t.is(block(functionResource(), 'service_config')?.environment_variables, '${local.function_env}');
 });
 
-test('the variables behind the functions\' settings default to the configuration table\'s defaults', (t) => {
+test("the variables behind the functions' settings default to the configuration table's defaults", (t) => {
   const rootDefault = (name: string) => String(root.variables.get(name)?.default);
   const tableDefault = (env: string) => String(FUNCTIONS_CONFIG_TABLE.find((row) => row.env === env)?.default);
   const pairs: [string, string][] = [
@@ -123,13 +137,17 @@ test('the variables behind the functions\' settings default to the configuration
   t.is(topicName('google_pubsub_topic.alerts'), tableDefault('GCWAL_ALERTS_TOPIC'));
 });
 
-test('the object layout in the outputs is core\'s', (t) => {
+test("the object layout in the outputs is core's", (t) => {
   t.deepEqual(root.locals.get('layout'), { repository: REPOSITORY_KEY, wal: WAL_PREFIX, backups: BACKUP_PREFIX, catalogue: CATALOGUE_KEY });
 });
 
 test('the buckets have uniform access, public access prevention and no lifecycle rule', (t) => {
   const buckets = [...bucket.resources.entries(), ...pipeline.resources.entries()].filter(([address]) => address.startsWith('google_storage_bucket.'));
-  t.deepEqual(buckets.map(([address]) => address).sort(), ['google_storage_bucket.archive', 'google_storage_bucket.catalogue', 'google_storage_bucket.sources']);
+  t.deepEqual(buckets.map(([address]) => address).sort(), [
+    'google_storage_bucket.archive',
+    'google_storage_bucket.catalogue',
+    'google_storage_bucket.sources',
+  ]);
   for (const [address, body] of buckets) {
     t.is(body.uniform_bucket_level_access, true, address);
     t.is(body.public_access_prevention, 'enforced', address);
@@ -152,5 +170,8 @@ test('the repository URL the functions watch is the one the agent is told to arc
   t.is((root.locals.get('agent_env_all') as Body).GCWAL_REPO, '${local.repository_url}');
   t.is((root.locals.get('agent_env_all') as Body).GCWAL_CATALOGUE_REPO, '${local.catalogue_repository_url}');
   t.is(root.locals.get('repository_url'), 'gs://${var.bucket_name}${local.repository_suffix}');
-  t.is(root.locals.get('catalogue_repository_url'), '${var.separate_catalogue_bucket ? "gs://${local.catalogue_bucket_name}${local.repository_suffix}" : null}');
+  t.is(
+    root.locals.get('catalogue_repository_url'),
+    '${var.separate_catalogue_bucket ? "gs://${local.catalogue_bucket_name}${local.repository_suffix}" : null}',
+  );
 });

@@ -214,11 +214,17 @@ export function parseHeader(buf: Buffer): Parse<{ header: LzopHeader; size: numb
   // is reported as damaged rather than as a strange but valid one.
   if (version < 0x0900) throw new CorruptObjectError(`lzo header has version ${hex(version, 4)}, older than any lzop release`);
   if (versionNeeded > LZOP_READER_VERSION) {
-    throw new CorruptObjectError(`lzo stream needs lzop ${hex(versionNeeded, 4)} to extract; this reader knows up to ${hex(LZOP_READER_VERSION, 4)}`, 'decompress it with a newer lzop');
+    throw new CorruptObjectError(
+      `lzo stream needs lzop ${hex(versionNeeded, 4)} to extract; this reader knows up to ${hex(LZOP_READER_VERSION, 4)}`,
+      'decompress it with a newer lzop',
+    );
   }
   if (versionNeeded < 0x0900) throw new CorruptObjectError(`lzo header needs version ${hex(versionNeeded, 4)}, older than any lzop release`);
   if (method !== Method.lzo1x1 && method !== Method.lzo1x1_15 && method !== Method.lzo1x999) {
-    throw new CorruptObjectError(`lzo header names compression method ${method}, which is not lzo1x`, 'the file needs an lzop built with other libraries; decompress it with that lzop');
+    throw new CorruptObjectError(
+      `lzo header names compression method ${method}, which is not lzo1x`,
+      'the file needs an lzop built with other libraries; decompress it with that lzop',
+    );
   }
   if (level > 9) throw new CorruptObjectError(`lzo header has compression level ${level}, outside 1-9`);
   if (flags & RESERVED_FLAGS) throw new CorruptObjectError(`lzo header has unknown flags ${hex(flags & RESERVED_FLAGS)}`);

@@ -94,7 +94,10 @@ class LzopDecompressor extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.#seen += chunk.length;
     this.#queue.push(chunk);
-    this.#drain().then(() => callback(), (err: unknown) => callback(err as Error));
+    this.#drain().then(
+      () => callback(),
+      (err: unknown) => callback(err as Error),
+    );
   }
 
   override _flush(callback: TransformCallback): void {
@@ -236,7 +239,8 @@ export function lzoCodec(): Codec {
     name: 'lzo',
     extension: '.lzo',
     compressor(level?: number, options: CompressorOptions = {}): Transform {
-      if (level !== undefined) throw new UsageError(`compression level ${level} is not available for lzo`, 'lzo has a single level; leave the compression level unset');
+      if (level !== undefined)
+        throw new UsageError(`compression level ${level} is not available for lzo`, 'lzo has a single level; leave the compression level unset');
       return new LzopCompressor(loadLzoBlockCompressor(), options.rawChecksumRecorded ? LZOP_WRITE_FLAGS_RAW_RECORDED : LZOP_WRITE_FLAGS);
     },
     decompressor(options: DecompressorOptions = {}): Transform {

@@ -44,7 +44,8 @@ export function loadLzoBlockCompressor(): LzoBlockCompressor {
   const binding = nativeBinding();
   if (binding) {
     return (input, out) => {
-      if (out.length < lzoCompressBound(input.length)) throw new RangeError(`lzo output buffer of ${out.length} bytes is too small for ${input.length} input bytes`);
+      if (out.length < lzoCompressBound(input.length))
+        throw new RangeError(`lzo output buffer of ${out.length} bytes is too small for ${input.length} input bytes`);
       const { err, len } = binding.compress(input, out);
       if (err !== 0) throw new Error(`lzo compression failed with code ${err}`);
       return len;
@@ -52,7 +53,8 @@ export function loadLzoBlockCompressor(): LzoBlockCompressor {
   }
   const lzo = require('lzo') as Package;
   return (input, out) => {
-    if (out.length < lzoCompressBound(input.length)) throw new RangeError(`lzo output buffer of ${out.length} bytes is too small for ${input.length} input bytes`);
+    if (out.length < lzoCompressBound(input.length))
+      throw new RangeError(`lzo output buffer of ${out.length} bytes is too small for ${input.length} input bytes`);
     return lzo.compress(input).copy(out);
   };
 }
@@ -102,7 +104,11 @@ export function nativeBinding(): Binding | undefined {
   }
   const loaders = [
     () => require(path.join(path.dirname(packageJson), 'build', 'Release', 'node_lzo.node')) as unknown,
-    () => (createRequire(packageJson)('bindings') as (options: { bindings: string; module_root: string }) => unknown)({ bindings: 'node_lzo', module_root: path.dirname(packageJson) }),
+    () =>
+      (createRequire(packageJson)('bindings') as (options: { bindings: string; module_root: string }) => unknown)({
+        bindings: 'node_lzo',
+        module_root: path.dirname(packageJson),
+      }),
   ];
   for (const load of loaders) {
     try {

@@ -80,7 +80,13 @@ async function loadCreateModule(): Promise<CreateModule> {
     try {
       loaded = await import(pathToFileURL(require.resolve('lzo-wasm/lzo-wasm.js')).href);
     } catch {
-      throw new GcwalError('internal', `cannot load the lzo decoder (lzo-wasm) on node ${process.versions.node}`, 'use node 20.19 or later, or 22.12 or later', ExitCode.internal, { cause: requireError });
+      throw new GcwalError(
+        'internal',
+        `cannot load the lzo decoder (lzo-wasm) on node ${process.versions.node}`,
+        'use node 20.19 or later, or 22.12 or later',
+        ExitCode.internal,
+        { cause: requireError },
+      );
     }
   }
   const create = typeof loaded === 'function' ? loaded : (loaded as { default?: unknown }).default;

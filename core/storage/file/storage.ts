@@ -254,7 +254,7 @@ export class FileStorage implements Storage {
       for (const dir of dirs) await makeDirectories(this.root, dir);
     } catch (err) {
       source.destroy();
-      throw await this.missingRoot(err) ?? mapFsError(err, `create directories for ${key}`);
+      throw (await this.missingRoot(err)) ?? mapFsError(err, `create directories for ${key}`);
     }
     if (!this.swept) {
       this.swept = true;
@@ -368,7 +368,11 @@ export class FileStorage implements Storage {
         await this.placeSidecar(key, tmpMeta, received.ino);
         return info;
       } catch (err) {
-        if (committed) settled = await settleJournal({ tmpData, tmpMeta, metaPath }).then(() => true, () => false);
+        if (committed)
+          settled = await settleJournal({ tmpData, tmpMeta, metaPath }).then(
+            () => true,
+            () => false,
+          );
         throw err;
       } finally {
         // An unsettled replace keeps its lock: a later caller finds it stale and finishes the job.
@@ -461,12 +465,27 @@ export class FileStorage implements Storage {
 
 /** ObjectInfo of a received object about to be committed with `generation`. */
 function infoFor(key: string, received: Received, generation: bigint, options: WriteOptions): ObjectInfo {
-  return { key, size: received.size, crc32c: received.crc32c, metadata: { ...(options.metadata ?? {}) }, created: new Date(), generation: generation.toString() };
+  return {
+    key,
+    size: received.size,
+    crc32c: received.crc32c,
+    metadata: { ...(options.metadata ?? {}) },
+    created: new Date(),
+    generation: generation.toString(),
+  };
 }
 
 /** The sidecar recording `info` for the data file with inode `ino`. */
 function sidecarFor(key: string, info: ObjectInfo, ino: bigint): Sidecar {
-  return { size: info.size, crc32c: info.crc32c, metadata: info.metadata, created: info.created.toISOString(), generation: info.generation, ino: ino.toString(), key };
+  return {
+    size: info.size,
+    crc32c: info.crc32c,
+    metadata: info.metadata,
+    created: info.created.toISOString(),
+    generation: info.generation,
+    ino: ino.toString(),
+    key,
+  };
 }
 
 /** Whether `sidecar` was written for the data file `st` (a sidecar from before inodes were recorded is taken as such). */

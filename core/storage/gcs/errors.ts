@@ -1,4 +1,13 @@
-import { AlreadyExistsError, AuthError, CorruptObjectError, GcwalError, NotFoundError, PreconditionFailedError, RepositoryMissingError, StorageError } from '../../errors.ts';
+import {
+  AlreadyExistsError,
+  AuthError,
+  CorruptObjectError,
+  GcwalError,
+  NotFoundError,
+  PreconditionFailedError,
+  RepositoryMissingError,
+  StorageError,
+} from '../../errors.ts';
 import { TRANSIENT_NETWORK_CODES } from '../../retry.ts';
 
 /** What a failed call was doing, for messages. */
@@ -15,7 +24,8 @@ export interface CallSite {
   endpoint?: string;
 }
 
-const AUTH_PATTERNS = /default credentials|access token|refresh|invalid_grant|unauthorized_client|impersonat|metadata|computeMetadata|credential|invalid_scope|service account/i;
+const AUTH_PATTERNS =
+  /default credentials|access token|refresh|invalid_grant|unauthorized_client|impersonat|metadata|computeMetadata|credential|invalid_scope|service account/i;
 
 /**
  * The HTTP status of an error from @google-cloud/storage (ApiError.code),
@@ -106,11 +116,19 @@ export function mapGcsError(err: unknown, site: CallSite): GcwalError {
   // Before the object case: a mistyped bucket must never read as "no such
   // object", or wal-fetch would exit 1 and end archive recovery early.
   if (isBucketMissing(err)) {
-    return new RepositoryMissingError(`gs://${site.bucket}`, `cannot be used: bucket ${site.bucket} does not exist (${where})`, { cause: err, hint: `check the bucket name in GCWAL_REPO (gs://${site.bucket}); if it is new, create the bucket, then run gcwal repo-create` });
+    return new RepositoryMissingError(`gs://${site.bucket}`, `cannot be used: bucket ${site.bucket} does not exist (${where})`, {
+      cause: err,
+      hint: `check the bucket name in GCWAL_REPO (gs://${site.bucket}); if it is new, create the bucket, then run gcwal repo-create`,
+    });
   }
   if (status === 404 && !isObjectMissing(err, site.bucket)) {
     const endpoint = site.endpoint ? `GCWAL_GCS_ENDPOINT (${site.endpoint})` : 'GCWAL_GCS_ENDPOINT';
-    return new StorageError(`${where}: HTTP 404 from something other than Cloud Storage (${firstLine(err).slice(0, 120)})`, false, `a proxy or a wrong path answered instead of Cloud Storage: check ${endpoint}, the API root (e.g. https://storage.googleapis.com, no path), and any proxy in between`, { cause: err });
+    return new StorageError(
+      `${where}: HTTP 404 from something other than Cloud Storage (${firstLine(err).slice(0, 120)})`,
+      false,
+      `a proxy or a wrong path answered instead of Cloud Storage: check ${endpoint}, the API root (e.g. https://storage.googleapis.com, no path), and any proxy in between`,
+      { cause: err },
+    );
   }
   if (status === 404 && (site.op === 'read' || site.op === 'stat' || site.op === 'delete')) {
     return new NotFoundError(`object gs://${site.bucket}/${site.name} does not exist`, 'check the name and GCWAL_REPO', { cause: err });
@@ -126,29 +144,62 @@ export function mapGcsError(err: unknown, site: CallSite): GcwalError {
   }
   if (status === 412 && site.op === 'write') return new AlreadyExistsError(site.name, { cause: err });
   if (status === 401) {
-    return new AuthError(`${where} was refused ${who}: not authenticated (${firstLine(err)})`, 'check the host\'s credentials: the metadata server, GOOGLE_APPLICATION_CREDENTIALS or GCWAL_IMPERSONATE_SERVICE_ACCOUNT; the token may have been revoked', { cause: err });
+    return new AuthError(
+      `${where} was refused ${who}: not authenticated (${firstLine(err)})`,
+      "check the host's credentials: the metadata server, GOOGLE_APPLICATION_CREDENTIALS or GCWAL_IMPERSONATE_SERVICE_ACCOUNT; the token may have been revoked",
+      { cause: err },
+    );
   }
   if (status === 403) {
     if (reasonOf(err) === 'retentionPolicyNotMet') {
-      return new StorageError(`${where} is blocked by the bucket's retention policy`, false, 'objects younger than the retention period cannot be deleted or replaced', { cause: err });
+      return new StorageError(
+        `${where} is blocked by the bucket's retention policy`,
+        false,
+        'objects younger than the retention period cannot be deleted or replaced',
+        { cause: err },
+      );
     }
     const replacing = site.op === 'write' && site.expectedGeneration !== undefined && site.expectedGeneration !== '0';
-    const need = replacing ? 'storage.objects.create and storage.objects.delete' : site.op === 'write' ? 'storage.objects.create' : site.op === 'list' ? 'storage.objects.list' : site.op === 'delete' ? 'storage.objects.delete' : 'storage.objects.get';
-    return new AuthError(`${where} was refused ${who}: permission denied (${firstLine(err)})`, `grant ${need} on bucket ${site.bucket} (roles/storage.objectCreator and roles/storage.objectViewer for the agent)`, { cause: err });
+    const need = replacing
+      ? 'storage.objects.create and storage.objects.delete'
+      : site.op === 'write'
+        ? 'storage.objects.create'
+        : site.op === 'list'
+          ? 'storage.objects.list'
+          : site.op === 'delete'
+            ? 'storage.objects.delete'
+            : 'storage.objects.get';
+    return new AuthError(
+      `${where} was refused ${who}: permission denied (${firstLine(err)})`,
+      `grant ${need} on bucket ${site.bucket} (roles/storage.objectCreator and roles/storage.objectViewer for the agent)`,
+      { cause: err },
+    );
   }
   if (status === 408 || status === 429 || (status !== undefined && status >= 500)) {
-    return new StorageError(`${where} failed with HTTP ${status} after retries (${firstLine(err)})`, true, 'Cloud Storage is overloaded or unavailable; retry later', { cause: err });
+    return new StorageError(
+      `${where} failed with HTTP ${status} after retries (${firstLine(err)})`,
+      true,
+      'Cloud Storage is overloaded or unavailable; retry later',
+      { cause: err },
+    );
   }
   if (typeof code === 'string' && TRANSIENT_NETWORK_CODES.has(code)) {
     return new StorageError(`${where} failed: ${code}`, true, 'check the network path to Cloud Storage (or GCWAL_GCS_ENDPOINT) and retry', { cause: err });
   }
   const message = firstLine(err);
   const causeCode = (err as { cause?: { code?: unknown } })?.cause?.code;
-  if (/socket hang up|connection|premature|aborted|reset|timeout|terminated|fetch failed|other side closed/i.test(message) || (typeof causeCode === 'string' && (TRANSIENT_NETWORK_CODES.has(causeCode) || causeCode.startsWith('UND_ERR')))) {
+  if (
+    /socket hang up|connection|premature|aborted|reset|timeout|terminated|fetch failed|other side closed/i.test(message) ||
+    (typeof causeCode === 'string' && (TRANSIENT_NETWORK_CODES.has(causeCode) || causeCode.startsWith('UND_ERR')))
+  ) {
     return new StorageError(`${where} failed: ${message}`, true, 'check the network path to Cloud Storage and retry', { cause: err });
   }
   if (AUTH_PATTERNS.test(message)) {
-    return new AuthError(`${where}: could not obtain credentials ${who} (${message})`, 'on GCE/GKE check the attached service account; elsewhere set GOOGLE_APPLICATION_CREDENTIALS to a key, external_account or impersonated_service_account file', { cause: err });
+    return new AuthError(
+      `${where}: could not obtain credentials ${who} (${message})`,
+      'on GCE/GKE check the attached service account; elsewhere set GOOGLE_APPLICATION_CREDENTIALS to a key, external_account or impersonated_service_account file',
+      { cause: err },
+    );
   }
   if (status === 400) {
     return new CorruptObjectError(`${where} was rejected as invalid: ${message}`, 'this is likely a bug in gcwal; please report it', { cause: err });

@@ -190,7 +190,9 @@ export class GcsHttpClient {
     const contentType = options.contentType ?? 'application/octet-stream';
     const boundary = `gcwal-${randomToken(16)}`;
     const resource = JSON.stringify({ name, contentType, metadata: options.metadata ?? {}, crc32c: options.crc32c ?? actual });
-    const head = Buffer.from(`--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${resource}\r\n--${boundary}\r\nContent-Type: ${contentType}\r\n\r\n`);
+    const head = Buffer.from(
+      `--${boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${resource}\r\n--${boundary}\r\nContent-Type: ${contentType}\r\n\r\n`,
+    );
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
     const query = `uploadType=multipart&ifGenerationMatch=${encodeURIComponent(options.ifGenerationMatch)}`;
     const stored = await this.json({
@@ -281,17 +283,23 @@ export class GcsHttpClient {
       const headers: Record<string, string | number> = { 'User-Agent': 'gcwal', ...exchange.headers };
       if (exchange.body) headers['Content-Length'] = exchange.body.reduce((n, b) => n + b.length, 0);
       let sent: number | undefined;
-      const req = this.lib.request(exchange.url ?? `${this.base}${exchange.path}`, { method: exchange.method, headers, agent: this.agent, signal: exchange.signal, timeout: this.timeoutMs }, (res) => {
-        if (sent !== undefined) {
-          const turnaround = performance.now() - sent;
-          if (this.#fastestTurnaround === undefined || turnaround < this.#fastestTurnaround) this.#fastestTurnaround = turnaround;
-        }
-        resolve({ req, res });
-      });
+      const req = this.lib.request(
+        exchange.url ?? `${this.base}${exchange.path}`,
+        { method: exchange.method, headers, agent: this.agent, signal: exchange.signal, timeout: this.timeoutMs },
+        (res) => {
+          if (sent !== undefined) {
+            const turnaround = performance.now() - sent;
+            if (this.#fastestTurnaround === undefined || turnaround < this.#fastestTurnaround) this.#fastestTurnaround = turnaround;
+          }
+          resolve({ req, res });
+        },
+      );
       // 'finish': the last byte is written to a connected socket, so the
       // time from here to the answer leaves out connecting and TLS.
       req.once('finish', () => (sent = performance.now()));
-      req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer from Cloud Storage for ${Math.round(this.timeoutMs / 1000)} s`), { code: 'ETIMEDOUT' })));
+      req.on('timeout', () =>
+        req.destroy(Object.assign(new Error(`no answer from Cloud Storage for ${Math.round(this.timeoutMs / 1000)} s`), { code: 'ETIMEDOUT' })),
+      );
       req.on('error', reject);
       auth.then(
         (tokenHeaders) => {
@@ -362,7 +370,10 @@ export function jsonAnswer(answer: Pick<Answer, 'status' | 'body'>): Record<stri
 export function checkStored(stored: Record<string, unknown>, bucket: string, name: string, sent: { crc32c: string; size?: number }): Record<string, unknown> {
   const sizeDiffers = sent.size !== undefined && Number(stored.size) !== sent.size;
   if (stored.crc32c === sent.crc32c && !sizeDiffers) return stored;
-  const what = sent.size === undefined ? `CRC32C ${String(stored.crc32c)}, not the ${sent.crc32c} of the bytes sent` : `${String(stored.size)} bytes and CRC32C ${String(stored.crc32c)}, not the ${sent.size} bytes and ${sent.crc32c} sent`;
+  const what =
+    sent.size === undefined
+      ? `CRC32C ${String(stored.crc32c)}, not the ${sent.crc32c} of the bytes sent`
+      : `${String(stored.size)} bytes and CRC32C ${String(stored.crc32c)}, not the ${sent.size} bytes and ${sent.crc32c} sent`;
   throw Object.assign(new Error(`gs://${bucket}/${name} generation ${String(stored.generation)} was stored with ${what}`), { code: 'FILE_NO_UPLOAD' });
 }
 

@@ -28,7 +28,12 @@ export interface LibraryClientOptions {
  * connections with exponential backoff and jitter (GET, list and
  * precondition-guarded writes and deletes); each 429 also tells `limiter`.
  */
-export function createLibraryClient(options: LibraryClientOptions, authClient: GoogleAuth | AuthClient, limiter: AdaptiveLimiter, bucketName: string): { client: GcsClient; bucket: Bucket } {
+export function createLibraryClient(
+  options: LibraryClientOptions,
+  authClient: GoogleAuth | AuthClient,
+  limiter: AdaptiveLimiter,
+  bucketName: string,
+): { client: GcsClient; bucket: Bucket } {
   // require() its CommonJS build: faster to load than import() of its ESM
   // build (docs/performance.md).
   const { Storage: GcsStorageClient, IdempotencyStrategy } = createRequire(import.meta.url)('@google-cloud/storage') as typeof import('@google-cloud/storage');
@@ -58,7 +63,11 @@ export function createLibraryClient(options: LibraryClientOptions, authClient: G
           if (status !== undefined) return status === 408 || status === 429 || status >= 500;
           // The library's errors often carry the code only in their message ("... reason: connect ECONNREFUSED ...").
           const text = `${err.code ?? ''} ${err.message ?? ''}`;
-          return isTransientNetworkError(err) || [...TRANSIENT_NETWORK_CODES].some((code) => text.includes(code)) || /socket hang up|premature|connection|network/i.test(text);
+          return (
+            isTransientNetworkError(err) ||
+            [...TRANSIENT_NETWORK_CODES].some((code) => text.includes(code)) ||
+            /socket hang up|premature|connection|network/i.test(text)
+          );
         },
       },
     });

@@ -46,7 +46,14 @@ export interface ResumableUploadOptions {
  * answer was lost), an UPLOAD_SESSION_GONE error, worth a new upload. Not
  * idempotent by itself: create-only is what makes a repeat safe.
  */
-export async function uploadResumable(client: GcsHttpClient, bucket: string, name: string, head: readonly Buffer[], source: Readable, options: ResumableUploadOptions): Promise<Record<string, unknown>> {
+export async function uploadResumable(
+  client: GcsHttpClient,
+  bucket: string,
+  name: string,
+  head: readonly Buffer[],
+  source: Readable,
+  options: ResumableUploadOptions,
+): Promise<Record<string, unknown>> {
   const held = new HeldBytes();
   for (const chunk of head) held.add(chunk);
   const waiters = new Waiters();
@@ -96,16 +103,27 @@ export async function uploadResumable(client: GcsHttpClient, bucket: string, nam
       if (final) headers['X-Goog-Hash'] = `crc32c=${crc32cBase64(held.crc)}`;
       let answer: Answer;
       try {
-        answer = await client.exchange({ method: 'PUT', path: '', url: uri, headers, body: held.first(size), signal: options.signal, accept: [308], retry: false });
+        answer = await client.exchange({
+          method: 'PUT',
+          path: '',
+          url: uri,
+          headers,
+          body: held.first(size),
+          signal: options.signal,
+          accept: [308],
+          retry: false,
+        });
       } catch (err) {
         if (!isTransientFailure(err) || retriesLeft <= 0 || options.signal?.aborted) throw sessionFailure(err, uri);
         await client.backoff(client.retries - retriesLeft, options.signal);
         retriesLeft--;
         // Where to go on from: the session says what it has persisted (or,
         // when the last chunk did land, answers with the object).
-        answer = await client.exchange({ method: 'PUT', path: '', url: uri, headers: { 'Content-Range': 'bytes */*' }, body: [], signal: options.signal, accept: [308] }).catch((e: unknown) => {
-          throw sessionFailure(e, uri);
-        });
+        answer = await client
+          .exchange({ method: 'PUT', path: '', url: uri, headers: { 'Content-Range': 'bytes */*' }, body: [], signal: options.signal, accept: [308] })
+          .catch((e: unknown) => {
+            throw sessionFailure(e, uri);
+          });
       }
       if (answer.status !== 308) return checkStored(jsonAnswer(answer), bucket, name, { crc32c: crc32cBase64(held.crc), size: held.total });
       const before = held.offset;
@@ -152,7 +170,9 @@ async function startSession(client: GcsHttpClient, bucket: string, name: string,
 function sessionFailure(err: unknown, session: string): unknown {
   if (!(err instanceof GcsHttpError) || (err.code !== 404 && err.code !== 410)) return err;
   const id = /[?&]upload_id=([^&]{1,12})/.exec(session)?.[1] ?? '';
-  return Object.assign(new Error(`the resumable upload session ${id}… is gone (HTTP ${err.code}: ${err.message})`, { cause: err }), { code: 'UPLOAD_SESSION_GONE' });
+  return Object.assign(new Error(`the resumable upload session ${id}… is gone (HTTP ${err.code}: ${err.message})`, { cause: err }), {
+    code: 'UPLOAD_SESSION_GONE',
+  });
 }
 
 /** The end (exclusive) of what a 308 says the session holds: `Range: bytes=0-N`, or nothing yet. */

@@ -67,10 +67,17 @@ function readCaFile(file: string): Buffer {
   try {
     pem = readFileSync(file);
   } catch (err) {
-    throw new UsageError(`cannot read the CA file ${file} (GCWAL_GCS_CA_FILE): ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'point GCWAL_GCS_CA_FILE at a readable PEM file of the certificates that sign the storage endpoint, or unset it to trust the default roots', { cause: err });
+    throw new UsageError(
+      `cannot read the CA file ${file} (GCWAL_GCS_CA_FILE): ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+      'point GCWAL_GCS_CA_FILE at a readable PEM file of the certificates that sign the storage endpoint, or unset it to trust the default roots',
+      { cause: err },
+    );
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new UsageError(`the CA file ${file} (GCWAL_GCS_CA_FILE) holds no PEM certificate`, 'give a PEM file with one or more BEGIN CERTIFICATE blocks, or unset GCWAL_GCS_CA_FILE');
+    throw new UsageError(
+      `the CA file ${file} (GCWAL_GCS_CA_FILE) holds no PEM certificate`,
+      'give a PEM file with one or more BEGIN CERTIFICATE blocks, or unset GCWAL_GCS_CA_FILE',
+    );
   }
   return pem;
 }
@@ -78,7 +85,14 @@ function readCaFile(file: string): Buffer {
 function infoFromMetadata(key: string, m: Record<string, unknown>): ObjectInfo {
   const metadata: Record<string, string> = {};
   for (const [k, v] of Object.entries((m.metadata as Record<string, unknown>) ?? {})) if (v !== null && v !== undefined) metadata[k] = String(v);
-  return { key, size: Number(m.size), crc32c: String(m.crc32c ?? ''), metadata, created: new Date(String(m.timeCreated ?? m.updated ?? 0)), generation: String(m.generation ?? '0') };
+  return {
+    key,
+    size: Number(m.size),
+    crc32c: String(m.crc32c ?? ''),
+    metadata,
+    created: new Date(String(m.timeCreated ?? m.updated ?? 0)),
+    generation: String(m.generation ?? '0'),
+  };
 }
 
 /**
@@ -125,7 +139,10 @@ export class GcsStorage implements Storage {
   private clientPromise: Promise<{ bucket: Bucket }> | undefined;
   private identity: string | undefined;
 
-  constructor(url: string, private readonly options: GcsStorageOptions = {}) {
+  constructor(
+    url: string,
+    private readonly options: GcsStorageOptions = {},
+  ) {
     const parsed = parseGsUrl(url);
     this.url = url.replace(/\/+$/, '');
     this.bucketName = parsed.bucket;
@@ -133,9 +150,19 @@ export class GcsStorage implements Storage {
     this.limiter = new AdaptiveLimiter(options.concurrency ?? 8);
     this.chunkSize = Math.max(CHUNK_QUANTUM, Math.floor((options.chunkSize ?? 8 * 1024 * 1024) / CHUNK_QUANTUM) * CHUNK_QUANTUM);
     this.identity = options.impersonate;
-    this.tokens = options.metadataServer && !options.impersonate ? new MetadataServerTokens({ host: options.metadataServer.host }) : new GoogleAuthTokens(() => this.libraryAuth());
+    this.tokens =
+      options.metadataServer && !options.impersonate
+        ? new MetadataServerTokens({ host: options.metadataServer.host })
+        : new GoogleAuthTokens(() => this.libraryAuth());
     this.ca = options.caFile === undefined ? undefined : readCaFile(options.caFile);
-    this.http = new GcsHttpClient({ endpoint: options.endpoint, tokens: this.tokens, retries: options.retries, maxRetryDelaySeconds: options.maxRetryDelaySeconds, limiter: this.limiter, ca: this.ca });
+    this.http = new GcsHttpClient({
+      endpoint: options.endpoint,
+      tokens: this.tokens,
+      retries: options.retries,
+      maxRetryDelaySeconds: options.maxRetryDelaySeconds,
+      limiter: this.limiter,
+      ca: this.ca,
+    });
   }
 
   /** google-auth-library's credentials, loaded on first use (a start-up cost, docs/performance.md): shared by the token source and the client library. */
@@ -146,7 +173,9 @@ export class GcsStorage implements Storage {
 
   /** The client library, loaded on first use: it costs start-up time that stat, read and small writes do not pay. */
   private client(): Promise<{ bucket: Bucket }> {
-    this.clientPromise ??= this.libraryAuth().then(({ client }) => createLibraryClient({ ...this.options, ca: this.ca }, client, this.limiter, this.bucketName));
+    this.clientPromise ??= this.libraryAuth().then(({ client }) =>
+      createLibraryClient({ ...this.options, ca: this.ca }, client, this.limiter, this.bucketName),
+    );
     return this.clientPromise;
   }
 
@@ -208,7 +237,17 @@ export class GcsStorage implements Storage {
     try {
       const turnaround = this.http.fastestTurnaroundMs;
       const near = turnaround !== undefined && turnaround <= (this.options.streamTurnaroundMs ?? STREAM_TURNAROUND_MS);
-      return infoFromMetadata(key, await writeObject(this.http, this.bucketName, this.prefix + key, source, { ifGenerationMatch: expected, contentType, metadata: options.metadata, signal: options.signal, chunkSize: this.chunkSize, near }));
+      return infoFromMetadata(
+        key,
+        await writeObject(this.http, this.bucketName, this.prefix + key, source, {
+          ifGenerationMatch: expected,
+          contentType,
+          metadata: options.metadata,
+          signal: options.signal,
+          chunkSize: this.chunkSize,
+          near,
+        }),
+      );
     } catch (err) {
       source.destroy();
       return this.fail(err, 'write', key, expected);
@@ -228,8 +267,10 @@ export class GcsStorage implements Storage {
       options.signal?.throwIfAborted();
       let items: Record<string, unknown>[];
       try {
-        const [, next, response] = await this.limiter.run(() => bucket.getFiles({ prefix: this.prefix + prefix, autoPaginate: false, maxResults: 1000, pageToken, startOffset }));
-        items = ((response as { items?: Record<string, unknown>[] })?.items ?? []);
+        const [, next, response] = await this.limiter.run(() =>
+          bucket.getFiles({ prefix: this.prefix + prefix, autoPaginate: false, maxResults: 1000, pageToken, startOffset }),
+        );
+        items = (response as { items?: Record<string, unknown>[] })?.items ?? [];
         pageToken = (next as { pageToken?: string } | null)?.pageToken;
       } catch (err) {
         return this.fail(err, 'list', prefix);

@@ -11,7 +11,10 @@ export class AdaptiveLimiter {
   private readonly waiters: (() => void)[] = [];
   private current: number;
 
-  constructor(private readonly max: number, private readonly recoverAfter = 8) {
+  constructor(
+    private readonly max: number,
+    private readonly recoverAfter = 8,
+  ) {
     this.current = Math.max(1, max);
   }
 
@@ -51,10 +54,12 @@ export class AdaptiveLimiter {
       this.active++;
       return Promise.resolve();
     }
-    return new Promise((resolve) => this.waiters.push(() => {
-      this.active++;
-      resolve();
-    }));
+    return new Promise((resolve) =>
+      this.waiters.push(() => {
+        this.active++;
+        resolve();
+      }),
+    );
   }
 
   private release(): void {

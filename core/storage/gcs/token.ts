@@ -51,7 +51,8 @@ export interface MetadataTokenOptions {
 
 const TOKEN_PATH = '/computeMetadata/v1/instance/service-accounts/default/token';
 const EMAIL_PATH = '/computeMetadata/v1/instance/service-accounts/default/email';
-const HINT = 'run gcwal where a service account is attached (a Compute Engine VM or a GKE workload with workload identity), or set GOOGLE_APPLICATION_CREDENTIALS to a credentials file';
+const HINT =
+  'run gcwal where a service account is attached (a Compute Engine VM or a GKE workload with workload identity), or set GOOGLE_APPLICATION_CREDENTIALS to a credentials file';
 
 interface Answer {
   status: number;
@@ -139,10 +140,14 @@ export class MetadataServerTokens implements TokenSource {
       if (!(err instanceof BusyAnswer)) {
         const code = (err as { code?: string }).code ?? '';
         const what =
-          code === 'ETIMEDOUT' ? `did not answer within ${this.#timeoutMs} ms, ${this.#retries + 1} times`
-          : code === 'ENOTMETADATA' ? 'is not a metadata server (its answer lacks Metadata-Flavor: Google)'
-          : `could not be reached (${code || (err as Error).message})`;
-        throw new AuthError(`no access token: the metadata server at ${this.host} ${what}`, `${HINT} (GCE_METADATA_HOST names another metadata server)`, { cause: err });
+          code === 'ETIMEDOUT'
+            ? `did not answer within ${this.#timeoutMs} ms, ${this.#retries + 1} times`
+            : code === 'ENOTMETADATA'
+              ? 'is not a metadata server (its answer lacks Metadata-Flavor: Google)'
+              : `could not be reached (${code || (err as Error).message})`;
+        throw new AuthError(`no access token: the metadata server at ${this.host} ${what}`, `${HINT} (GCE_METADATA_HOST names another metadata server)`, {
+          cause: err,
+        });
       }
       answer = err.answer;
     }
@@ -151,12 +156,19 @@ export class MetadataServerTokens implements TokenSource {
     try {
       parsed = JSON.parse(answer.body) as typeof parsed;
     } catch (err) {
-      throw new AuthError(`no access token: the metadata server at ${this.host} answered something that is not JSON (${firstLine(answer.body)})`, `check that ${this.host} is a metadata server; ${HINT}`, { cause: err });
+      throw new AuthError(
+        `no access token: the metadata server at ${this.host} answered something that is not JSON (${firstLine(answer.body)})`,
+        `check that ${this.host} is a metadata server; ${HINT}`,
+        { cause: err },
+      );
     }
     const token = parsed?.access_token;
     const lifetime = Number(parsed?.expires_in);
     if (typeof token !== 'string' || token === '' || !(lifetime > 0)) {
-      throw new AuthError(`no access token: the metadata server at ${this.host} answered without access_token and expires_in`, `check that ${this.host} is a metadata server; ${HINT}`);
+      throw new AuthError(
+        `no access token: the metadata server at ${this.host} answered without access_token and expires_in`,
+        `check that ${this.host} is a metadata server; ${HINT}`,
+      );
     }
     const margin = Math.min(300, lifetime / 2) * 1000;
     const header = `${typeof parsed.token_type === 'string' && parsed.token_type ? parsed.token_type : 'Bearer'} ${token}`;
@@ -168,9 +180,11 @@ export class MetadataServerTokens implements TokenSource {
   async #refused(answer: Answer): Promise<AuthError> {
     const who = (await this.identity()) ?? 'the default service account';
     const hint =
-      answer.status === 404 ? `no service account is attached to this instance: ${HINT}`
-      : answer.status === 403 ? `the service account may be disabled, or the instance lacks the devstorage.read_write (or cloud-platform) access scope: check it, or ${HINT}`
-      : HINT;
+      answer.status === 404
+        ? `no service account is attached to this instance: ${HINT}`
+        : answer.status === 403
+          ? `the service account may be disabled, or the instance lacks the devstorage.read_write (or cloud-platform) access scope: check it, or ${HINT}`
+          : HINT;
     return new AuthError(`no access token for ${who}: the metadata server at ${this.host} answered HTTP ${answer.status} (${firstLine(answer.body)})`, hint);
   }
 
@@ -221,10 +235,18 @@ export interface LibraryAuth {
 export async function loadGoogleAuth(options: { projectId?: string; impersonate?: string }): Promise<LibraryAuth> {
   // Use the google-auth-library the storage client itself depends on:
   // its auth clients must match the client's own version of the library.
-  const { GoogleAuth: Auth, Impersonated } = createRequire(import.meta.resolve('@google-cloud/storage'))('google-auth-library') as typeof import('google-auth-library');
+  const { GoogleAuth: Auth, Impersonated } = createRequire(import.meta.resolve('@google-cloud/storage'))(
+    'google-auth-library',
+  ) as typeof import('google-auth-library');
   const auth = new Auth({ scopes: GCS_SCOPES, projectId: options.projectId });
   if (!options.impersonate) return { client: auth, identity: undefined };
-  const client = new Impersonated({ sourceClient: await auth.getClient(), targetPrincipal: options.impersonate, targetScopes: GCS_SCOPES, lifetime: 3600, delegates: [] });
+  const client = new Impersonated({
+    sourceClient: await auth.getClient(),
+    targetPrincipal: options.impersonate,
+    targetScopes: GCS_SCOPES,
+    lifetime: 3600,
+    delegates: [],
+  });
   return { client, identity: options.impersonate };
 }
 
@@ -248,10 +270,13 @@ export class GoogleAuthTokens implements TokenSource {
     } catch (err) {
       if (signal?.aborted || transientLibraryError(err)) throw err;
       const who = (await this.identity()) ?? 'the application default credentials';
-      throw new AuthError(`no access token for ${who} from google-auth-library: ${firstLine((err as Error)?.message ?? String(err))}`, LIBRARY_HINT, { cause: err });
+      throw new AuthError(`no access token for ${who} from google-auth-library: ${firstLine((err as Error)?.message ?? String(err))}`, LIBRARY_HINT, {
+        cause: err,
+      });
     }
     const out: Record<string, string> = {};
-    if (typeof (raw as Headers).forEach === 'function' && typeof (raw as Headers).get === 'function') (raw as Headers).forEach((value, name) => (out[name] = value));
+    if (typeof (raw as Headers).forEach === 'function' && typeof (raw as Headers).get === 'function')
+      (raw as Headers).forEach((value, name) => (out[name] = value));
     else Object.assign(out, raw);
     return out;
   }
@@ -274,7 +299,8 @@ export class GoogleAuthTokens implements TokenSource {
   }
 }
 
-const LIBRARY_HINT = 'on GCE/GKE check the attached service account; elsewhere set GOOGLE_APPLICATION_CREDENTIALS to a key, external_account or impersonated_service_account file; with GCWAL_IMPERSONATE_SERVICE_ACCOUNT the credentials need roles/iam.serviceAccountTokenCreator on that account';
+const LIBRARY_HINT =
+  'on GCE/GKE check the attached service account; elsewhere set GOOGLE_APPLICATION_CREDENTIALS to a key, external_account or impersonated_service_account file; with GCWAL_IMPERSONATE_SERVICE_ACCOUNT the credentials need roles/iam.serviceAccountTokenCreator on that account';
 
 /** Whether a google-auth-library failure may pass if tried again: the connection broke or the token endpoint was busy. */
 function transientLibraryError(err: unknown, depth = 0): boolean {
@@ -309,6 +335,9 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
 
 function firstLine(text: string): string {
   // The stand-in and GCE answer errors as HTML pages; keep the words.
-  const plain = text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim();
+  const plain = text
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
   return (plain.length > 200 ? `${plain.slice(0, 200)}…` : plain) || 'empty answer';
 }

@@ -58,7 +58,13 @@ export function chooseUploadStrategy(ended: boolean, near: boolean): UploadStrat
  * once it has checked the CRC32C and size. Throws what GcsHttpClient and
  * uploadResumable throw (GcsHttpError, network errors), or the source's error.
  */
-export async function writeObject(http: GcsHttpClient, bucket: string, name: string, source: Readable, options: WriteObjectOptions): Promise<Record<string, unknown>> {
+export async function writeObject(
+  http: GcsHttpClient,
+  bucket: string,
+  name: string,
+  source: Readable,
+  options: WriteObjectOptions,
+): Promise<Record<string, unknown>> {
   const sizes = uploadSizes(options.chunkSize, options.near);
   const head = await takeHead(source, sizes.head, options.signal);
   const strategy = chooseUploadStrategy(head.ended, options.near);

@@ -160,7 +160,8 @@ export function decodeRecordLayout(head: Buffer, totalLength: number, lsn: bigin
           holeLength = r.u16(head, hole);
         }
         // An uncompressed image's hole length is BLCKSZ minus its length; BLCKSZ is not in the WAL, so that part is left to the CRC.
-        if (hasHole && (holeOffset === 0 || holeLength === 0)) return `BKPIMAGE_HAS_HOLE set, but hole offset ${holeOffset} length ${holeLength ?? '?'} block image length ${imageLength} at ${formatLsn(lsn)}`;
+        if (hasHole && (holeOffset === 0 || holeLength === 0))
+          return `BKPIMAGE_HAS_HOLE set, but hole offset ${holeOffset} length ${holeLength ?? '?'} block image length ${imageLength} at ${formatLsn(lsn)}`;
         if (!hasHole && holeOffset !== 0) return `BKPIMAGE_HAS_HOLE not set, but hole offset ${holeOffset} length 0 at ${formatLsn(lsn)}`;
         dataTotal += imageLength;
       }
@@ -224,7 +225,8 @@ export function eventOf(rmid: number, info: number, main: Buffer, mainLength: nu
     const op = info & XLR_RMGR_INFO_MASK;
     if (op === XLOG_SWITCH) return { kind: 'switch' };
     if (op !== XLOG_RESTORE_POINT) return undefined;
-    if (mainLength < RESTORE_POINT_SIZE || main.length < RESTORE_POINT_SIZE) return `restore point record at ${formatLsn(lsn)} has ${mainLength} bytes of data, not ${RESTORE_POINT_SIZE}`;
+    if (mainLength < RESTORE_POINT_SIZE || main.length < RESTORE_POINT_SIZE)
+      return `restore point record at ${formatLsn(lsn)} has ${mainLength} bytes of data, not ${RESTORE_POINT_SIZE}`;
     const nameBytes = main.subarray(8, RESTORE_POINT_SIZE);
     const end = nameBytes.indexOf(0);
     return { kind: 'restore-point', time: r.i64(main, 0), name: nameBytes.subarray(0, end < 0 ? nameBytes.length : end).toString('utf8') };

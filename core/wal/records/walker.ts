@@ -15,7 +15,16 @@ import { crc32c } from '../../checksum/crc32c.ts';
 import { formatLsn } from '../lsn.ts';
 import { XLP_ALL_FLAGS, XLP_LONG_HEADER, LONG_PAGE_HEADER_SIZE } from '../header.ts';
 import { RecordAssembler } from './assemble.ts';
-import { checkRecordHeader, checkRecordLength, decodeRecordLayout, eventOf, mainDataWanted, readRecordHeader, type RecordEvent, type RecordHeader } from './decode.ts';
+import {
+  checkRecordHeader,
+  checkRecordLength,
+  decodeRecordLayout,
+  eventOf,
+  mainDataWanted,
+  readRecordHeader,
+  type RecordEvent,
+  type RecordHeader,
+} from './decode.ts';
 import {
   byteReader,
   type ByteReader,
@@ -215,7 +224,8 @@ export class SegmentRecordWalker {
       case 'skip': {
         // As XLogFindNextRecord: pass over the tail of a record begun before the segment.
         if (state.at === 'skip' && !contrecord && !overwrite) return this.#stop(`there is no contrecord flag at ${formatLsn(pageLsn)}`);
-        if (state.at === 'skip' && contrecord && remLen !== state.left) return this.#stop(`invalid contrecord length ${remLen} (expected ${state.left}) at ${formatLsn(pageLsn)}`);
+        if (state.at === 'skip' && contrecord && remLen !== state.left)
+          return this.#stop(`invalid contrecord length ${remLen} (expected ${state.left}) at ${formatLsn(pageLsn)}`);
         if (contrecord && !overwrite) {
           if (remLen >= room) {
             this.#state = { at: 'skip', left: remLen - room };
@@ -307,7 +317,14 @@ export class SegmentRecordWalker {
   }
 
   /** Count and report a record; after a switch record, stop. False when the walk stopped. */
-  #emit(lsn: bigint, totalLength: number, header: RecordHeader | undefined, layout: { mainLength: number } | string | undefined, main: Buffer | undefined, complete: boolean): boolean {
+  #emit(
+    lsn: bigint,
+    totalLength: number,
+    header: RecordHeader | undefined,
+    layout: { mainLength: number } | string | undefined,
+    main: Buffer | undefined,
+    complete: boolean,
+  ): boolean {
     this.#records++;
     this.#prev = lsn;
     this.#endLsn = lsn + BigInt(totalLength);

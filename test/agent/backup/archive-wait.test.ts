@@ -87,21 +87,49 @@ const failing: ArchiverStatus = {
 };
 
 test('what pg_stat_archiver reports is told in a few words', (t) => {
-  t.is(describeArchiver(failing), 'pg_stat_archiver: last failed 000000010000000000000005 at 2026-12-07T06:01:02.345Z (12 failures), last archived 000000010000000000000004 at 2026-12-07T06:00:00.000Z');
-  t.is(describeArchiver({ ...failing, failedCount: 0, lastFailedWal: null, lastFailedTime: null }), 'pg_stat_archiver: no failures, last archived 000000010000000000000004 at 2026-12-07T06:00:00.000Z');
-  t.is(describeArchiver({ archivedCount: 0, lastArchivedWal: null, lastArchivedTime: null, failedCount: 1, lastFailedWal: '000000010000000000000001', lastFailedTime: null }), 'pg_stat_archiver: last failed 000000010000000000000001 (1 failure), nothing archived');
+  t.is(
+    describeArchiver(failing),
+    'pg_stat_archiver: last failed 000000010000000000000005 at 2026-12-07T06:01:02.345Z (12 failures), last archived 000000010000000000000004 at 2026-12-07T06:00:00.000Z',
+  );
+  t.is(
+    describeArchiver({ ...failing, failedCount: 0, lastFailedWal: null, lastFailedTime: null }),
+    'pg_stat_archiver: no failures, last archived 000000010000000000000004 at 2026-12-07T06:00:00.000Z',
+  );
+  t.is(
+    describeArchiver({
+      archivedCount: 0,
+      lastArchivedWal: null,
+      lastArchivedTime: null,
+      failedCount: 1,
+      lastFailedWal: '000000010000000000000001',
+      lastFailedTime: null,
+    }),
+    'pg_stat_archiver: last failed 000000010000000000000001 (1 failure), nothing archived',
+  );
   t.is(describeArchiver(undefined), 'pg_stat_archiver could not be read');
 });
 
-test('the timeout error names the first missing segment, the timeout and the archiver\'s last failure, with a hint for a primary, a standby that can reach its primary and one that cannot', (t) => {
-  const primary = walNotArchivedError({ backup: 'base_000000010000000000000005', missing: [seg(5), seg(6), seg(7)], timeoutSeconds: 60, archiver: failing, standby: false });
+test("the timeout error names the first missing segment, the timeout and the archiver's last failure, with a hint for a primary, a standby that can reach its primary and one that cannot", (t) => {
+  const primary = walNotArchivedError({
+    backup: 'base_000000010000000000000005',
+    missing: [seg(5), seg(6), seg(7)],
+    timeoutSeconds: 60,
+    archiver: failing,
+    standby: false,
+  });
   t.is(primary.exitCode, ExitCode.walNotArchived);
   t.is(primary.code, 'wal_not_archived');
-  t.is(primary.message, `wal ${seg(5)} and 2 later segments that backup base_000000010000000000000005 needs is not in the repository: none of it arrived for 60 s; ${describeArchiver(failing)}; no backup was recorded`);
+  t.is(
+    primary.message,
+    `wal ${seg(5)} and 2 later segments that backup base_000000010000000000000005 needs is not in the repository: none of it arrived for 60 s; ${describeArchiver(failing)}; no backup was recorded`,
+  );
   t.regex(primary.hint, /^check archive_command, .* raise GCWAL_ARCHIVE_TIMEOUT/);
   const standby = walNotArchivedError({ backup: 'b', missing: [seg(5)], timeoutSeconds: 1, archiver: undefined, standby: { primaryConninfo: false } });
   t.regex(standby.message, new RegExp(`^wal ${seg(5)} that backup b needs`));
-  t.regex(standby.hint, /^on a standby the primary .* archives this wal, and the last segment only once the primary switches segments: set GCWAL_PRIMARY_CONNINFO so that backup-push switches it/);
+  t.regex(
+    standby.hint,
+    /^on a standby the primary .* archives this wal, and the last segment only once the primary switches segments: set GCWAL_PRIMARY_CONNINFO so that backup-push switches it/,
+  );
   // With the primary's connection the switch was made: the hint is about archiving, not switching.
   const switched = walNotArchivedError({ backup: 'b', missing: [seg(5)], timeoutSeconds: 1, archiver: undefined, standby: { primaryConninfo: true } });
   t.regex(switched.hint, /^on a standby the primary .* archives this wal: check its archive_command/);

@@ -40,12 +40,24 @@ async function setup() {
   for (let i = 0; i < 6; i++) writeFileSync(join(pgdata, `base/1/${16384 + i}`), randomBytes(60_000));
   const walk = await walkDataDirectory(pgdata, { pgMajor: 15 });
   const plans = planParts(walk.entries, 100_000);
-  const storage = new GcsStorage(`gs://${stack.bucket}/parts-${n}`, { endpoint: stack.emulator.url, metadataServer: { host: stack.metadata.host }, retries: 1, maxRetryDelaySeconds: 0.05 });
-  const options: PartsOptions = { storage, backupName: 'base_000000010000000000000002', codec: getCodec('zstd'), concurrency: 2, retries: 1, signal: new AbortController().signal };
+  const storage = new GcsStorage(`gs://${stack.bucket}/parts-${n}`, {
+    endpoint: stack.emulator.url,
+    metadataServer: { host: stack.metadata.host },
+    retries: 1,
+    maxRetryDelaySeconds: 0.05,
+  });
+  const options: PartsOptions = {
+    storage,
+    backupName: 'base_000000010000000000000002',
+    codec: getCodec('zstd'),
+    concurrency: 2,
+    retries: 1,
+    signal: new AbortController().signal,
+  };
   return { pgdata, plans, options };
 }
 
-test('parts an earlier attempt stored with this backup\'s content are kept as stored', async (t) => {
+test("parts an earlier attempt stored with this backup's content are kept as stored", async (t) => {
   const { plans, options } = await setup();
   const first = await writeParts(plans, options);
   t.true(first.parts.length >= 3);

@@ -52,7 +52,11 @@ test('the backup label gives the start WAL file, LSN and timeline', (t) => {
 });
 
 test('a backup label without START TIMELINE has no timeline', (t) => {
-  t.deepEqual(parseBackupLabel('START WAL LOCATION: 1A/FF000028 (file 000000030000001A000000FF)\n'), { lsn: 0x1AFF000028n, walFile: '000000030000001A000000FF', timeline: undefined });
+  t.deepEqual(parseBackupLabel('START WAL LOCATION: 1A/FF000028 (file 000000030000001A000000FF)\n'), {
+    lsn: 0x1aff000028n,
+    walFile: '000000030000001A000000FF',
+    timeline: undefined,
+  });
 });
 
 test('text that is not a backup label is refused', (t) => {

@@ -30,7 +30,9 @@ async function repository(): Promise<FileStorage> {
 /** A repository created for `cluster`, as gcwal repo-create does. */
 async function repositoryFor(cluster: Cluster): Promise<FileStorage> {
   const storage = await repository();
-  const [row] = await cluster.query<{ id: string; bytes: string }>("SELECT system_identifier::text AS id, (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS bytes FROM pg_control_system()");
+  const [row] = await cluster.query<{ id: string; bytes: string }>(
+    "SELECT system_identifier::text AS id, (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS bytes FROM pg_control_system()",
+  );
   await createRepositoryIdentity(storage, { systemIdentifier: row.id, walSegmentSize: Number(row.bytes) });
   return storage;
 }
@@ -45,7 +47,14 @@ function pushOptions(cluster: Cluster, storage: Storage, extra: Partial<PushOpti
   const options: PushOptions = {
     pgdata: cluster.pgdata,
     storage,
-    config: { compression: 'gzip', compressionLevel: undefined, concurrency: 2, partSize: 1024 * 1024, retries: 0, pg: { host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres', password: undefined } },
+    config: {
+      compression: 'gzip',
+      compressionLevel: undefined,
+      concurrency: 2,
+      partSize: 1024 * 1024,
+      retries: 0,
+      pg: { host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres', password: undefined },
+    },
     log: createLogger(logOut, 'text', true),
     signal: new AbortController().signal,
     version: '0.0.0-test',
@@ -59,7 +68,10 @@ function pushOptions(cluster: Cluster, storage: Storage, extra: Partial<PushOpti
 
 async function readManifest(storage: Storage, key: string): Promise<ManifestEntry[]> {
   const text = (await readSmallObject(storage, key)).toString('utf8');
-  return text.trim().split('\n').map((line) => JSON.parse(line) as ManifestEntry);
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as ManifestEntry);
 }
 
 test('a backup of a running cluster is stored, listed, and records what the server reported', async (t) => {
@@ -81,7 +93,10 @@ test('a backup of a running cluster is stored, listed, and records what the serv
   const { options, log } = pushOptions(cluster, storage);
   const meta = await pushBackup(options);
 
-  t.deepEqual((await listBackups(storage)).map((m) => m.name), [meta.name]);
+  t.deepEqual(
+    (await listBackups(storage)).map((m) => m.name),
+    [meta.name],
+  );
   t.is(meta.name, `base_${meta.startWalSegment}`);
   t.is(meta.systemIdentifier, id);
   t.is(meta.walSegmentSize, 1024 * 1024);
@@ -94,14 +109,20 @@ test('a backup of a running cluster is stored, listed, and records what the serv
   t.is(meta.codec, 'gzip');
   t.is(meta.gcwalVersion, '0.0.0-test');
   t.true(meta.parts.length >= 3, `${meta.parts.length} parts`);
-  t.is(meta.storedSize, meta.parts.reduce((n, p) => n + p.storedSize, 0));
+  t.is(
+    meta.storedSize,
+    meta.parts.reduce((n, p) => n + p.storedSize, 0),
+  );
 
   const manifest = await readManifest(storage, meta.manifest.key);
   t.is(manifest.length, meta.manifest.entries);
   const byPath = new Map(manifest.map((e) => [e.path, e]));
   const files = manifest.filter((e) => e.type === 'file');
   t.is(meta.fileCount, files.length);
-  t.is(meta.rawSize, files.reduce((n, e) => n + e.size, 0));
+  t.is(
+    meta.rawSize,
+    files.reduce((n, e) => n + e.size, 0),
+  );
   for (const p of ['PG_VERSION', 'postgresql.conf', 'global/pg_control', bigPath, `${scratchPath}_init`]) t.is(byPath.get(p)?.type, 'file', p);
   for (const p of ['postmaster.pid', 'postmaster.opts', scratchPath]) t.false(byPath.has(p), p);
   t.is(byPath.get('pg_wal')?.type, 'directory');
@@ -117,7 +138,7 @@ test('a backup of a running cluster is stored, listed, and records what the serv
   t.notRegex(await cluster.logTail(200), /aborting backup/);
 });
 
-test('a directory that is not the server\'s data directory is refused before the backup starts', async (t) => {
+test("a directory that is not the server's data directory is refused before the backup starts", async (t) => {
   const cluster = await startCluster();
   t.teardown(() => cluster.destroy());
   const other = await makeTempDir('notpgdata');
@@ -133,7 +154,11 @@ test('a repository of another cluster is refused', async (t) => {
   const cluster = await startCluster();
   t.teardown(() => cluster.destroy());
   const storage = await repository();
-  await writeSmallObject(storage, REPOSITORY_KEY, JSON.stringify({ format: 1, systemIdentifier: '1', walSegmentSize: 16 * 1024 * 1024, created: new Date().toISOString() }));
+  await writeSmallObject(
+    storage,
+    REPOSITORY_KEY,
+    JSON.stringify({ format: 1, systemIdentifier: '1', walSegmentSize: 16 * 1024 * 1024, created: new Date().toISOString() }),
+  );
   await t.throwsAsync(pushBackup(pushOptions(cluster, storage).options), { instanceOf: ClusterMismatchError });
 });
 
@@ -157,7 +182,9 @@ test('a failed upload stops the backup on the server and leaves no backup.json',
       return real.write(k, s, o);
     },
   };
-  const { options, log } = pushOptions(cluster, failing, { config: { ...pushOptions(cluster, failing).options.config, partSize: 1024 * 1024, concurrency: 1 } });
+  const { options, log } = pushOptions(cluster, failing, {
+    config: { ...pushOptions(cluster, failing).options.config, partSize: 1024 * 1024, concurrency: 1 },
+  });
   await t.throwsAsync(pushBackup(options), { instanceOf: StorageError, message: 'disk full' });
   t.deepEqual(await listBackups(real), []);
   t.regex(log(), /backup base_\w+ started/);
@@ -166,7 +193,10 @@ test('a failed upload stops the backup on the server and leaves no backup.json',
   t.notRegex(await cluster.logTail(200), /aborting backup/);
   // A new backup works, in a folder of its own.
   const meta = await pushBackup(pushOptions(cluster, real).options);
-  t.deepEqual((await listBackups(real)).map((m) => m.name), [meta.name]);
+  t.deepEqual(
+    (await listBackups(real)).map((m) => m.name),
+    [meta.name],
+  );
 });
 
 test('a backup name gets the start LSN as a suffix when its folder is taken', async (t) => {

@@ -69,7 +69,15 @@ async function extractPart(storage: Storage, key: string, codec: Codec): Promise
 }
 
 function options(storage: Storage, extra: Partial<PartsOptions> = {}): PartsOptions {
-  return { storage, backupName: 'base_000000010000000000000002', codec: getCodec('gzip'), concurrency: 3, retries: 0, signal: new AbortController().signal, ...extra };
+  return {
+    storage,
+    backupName: 'base_000000010000000000000002',
+    codec: getCodec('gzip'),
+    concurrency: 3,
+    retries: 0,
+    signal: new AbortController().signal,
+    ...extra,
+  };
 }
 
 /** The manifest's block checksums of `data`: the CRC32C of each 8 KiB, 4 bytes big-endian each, base64. */
@@ -80,8 +88,8 @@ function blocksOf(data: Buffer): string {
 }
 
 test('files are split into parts of about the part size and come back byte for byte', async (t) => {
-  const files: Record<string, Buffer> = { 'global/pg_control': randomBytes(8192), 'empty': Buffer.alloc(0), 'one': Buffer.from('1') };
-  for (let i = 0; i < 24; i++) files[`base/1/${16384 + i}`] = randomBytes((i * 7919) % 90_000 + (i % 3 === 0 ? 511 : 513));
+  const files: Record<string, Buffer> = { 'global/pg_control': randomBytes(8192), empty: Buffer.alloc(0), one: Buffer.from('1') };
+  for (let i = 0; i < 24; i++) files[`base/1/${16384 + i}`] = randomBytes(((i * 7919) % 90_000) + (i % 3 === 0 ? 511 : 513));
   files['base/1/big'] = Buffer.alloc(700_000, 7); // one file bigger than a part
   const { pgdata, storage } = await setup(files);
   const walk = await walkDataDirectory(pgdata, { pgMajor: 15 });
@@ -89,7 +97,15 @@ test('files are split into parts of about the part size and come back byte for b
   const plans = planParts(walk.entries, partSize, ['global/pg_control']);
   let progressBytes = 0;
   let progressFiles = 0;
-  const result = await writeParts(plans, options(storage, { onProgress: (b, f) => { progressBytes += b; progressFiles += f; } }));
+  const result = await writeParts(
+    plans,
+    options(storage, {
+      onProgress: (b, f) => {
+        progressBytes += b;
+        progressFiles += f;
+      },
+    }),
+  );
 
   t.is(result.parts.length, plans.length);
   t.true(plans.length >= 4);
@@ -119,7 +135,10 @@ test('files are split into parts of about the part size and come back byte for b
     t.is(info!.metadata[Meta.codec], 'gzip');
     t.is(part.codec, 'gzip');
     t.is(part.files, plan.files);
-    t.deepEqual(entries.map((e) => e.name.replace(/\/$/, '')), plan.entries.map((e) => e.path));
+    t.deepEqual(
+      entries.map((e) => e.name.replace(/\/$/, '')),
+      plan.entries.map((e) => e.path),
+    );
     for (const entry of entries) {
       const line = manifest.get(entry.name.replace(/\/$/, ''))!;
       t.is(line.part, plan.index);
@@ -140,7 +159,10 @@ test('files are split into parts of about the part size and come back byte for b
       }
     }
   }
-  t.deepEqual(plans.at(-1)!.entries.map((e) => e.path), ['global/pg_control']);
+  t.deepEqual(
+    plans.at(-1)!.entries.map((e) => e.path),
+    ['global/pg_control'],
+  );
 });
 
 test('a file that shrinks while read is padded with zeros and one that grows is cut at the header size', async (t) => {
@@ -180,10 +202,16 @@ test('a file that vanished before it was opened is skipped', async (t) => {
   const skipped: string[] = [];
   const result = await writeParts(planParts(walk.entries, 1 << 20), options(storage, { codec: getCodec('none'), onSkip: (p) => skipped.push(p) }));
   t.deepEqual(skipped, ['gone']);
-  t.deepEqual(result.manifest.map((e) => e.path), ['keep']);
+  t.deepEqual(
+    result.manifest.map((e) => e.path),
+    ['keep'],
+  );
   t.is(result.parts[0].files, 1);
   const { entries } = await extractPart(storage, result.parts[0].key, getCodec('none'));
-  t.deepEqual(entries.map((e) => e.name), ['keep']);
+  t.deepEqual(
+    entries.map((e) => e.name),
+    ['keep'],
+  );
 });
 
 test('a file that cannot be read fails the backup and stores no part', async (t) => {
@@ -256,17 +284,29 @@ test('a part whose upload fails transiently is rebuilt and uploaded again', asyn
   const retries: string[] = [];
   let bytes = 0;
   let done = 0;
-  const result = await writeParts(plans, options(failingOnce(storage, key, new StorageError('connection reset', true)), {
-    retries: 2,
-    onRetry: (index, attempt, err) => retries.push(`${index}/${attempt}: ${err.message}`),
-    onProgress: (b, f) => { bytes += b; done += f; },
-  }));
+  const result = await writeParts(
+    plans,
+    options(failingOnce(storage, key, new StorageError('connection reset', true)), {
+      retries: 2,
+      onRetry: (index, attempt, err) => retries.push(`${index}/${attempt}: ${err.message}`),
+      onProgress: (b, f) => {
+        bytes += b;
+        done += f;
+      },
+    }),
+  );
   t.deepEqual(retries, ['1/1: connection reset']);
   t.is(bytes, walk.totalBytes);
   t.is(done, walk.fileCount);
   const { entries } = await extractPart(storage, key, getCodec('gzip'));
-  t.deepEqual(entries.map((e) => e.data), plans[1].entries.map((e) => files[e.path]));
-  t.is(result.parts[1].rawSize, entries.reduce((n, e) => n + 512 + Math.ceil(e.data.length / 512) * 512, 1024));
+  t.deepEqual(
+    entries.map((e) => e.data),
+    plans[1].entries.map((e) => files[e.path]),
+  );
+  t.is(
+    result.parts[1].rawSize,
+    entries.reduce((n, e) => n + 512 + Math.ceil(e.data.length / 512) * 512, 1024),
+  );
 });
 
 test('a part whose upload fails for good is not retried', async (t) => {
@@ -274,7 +314,13 @@ test('a part whose upload fails for good is not retried', async (t) => {
   const walk = await walkDataDirectory(pgdata, { pgMajor: 15 });
   const key = backupPartKey('base_000000010000000000000002', 0);
   let retried = false;
-  await t.throwsAsync(writeParts(planParts(walk.entries, 1 << 20), options(failingOnce(storage, key, new StorageError('permission denied', false)), { retries: 5, onRetry: () => (retried = true) })), { message: 'permission denied' });
+  await t.throwsAsync(
+    writeParts(
+      planParts(walk.entries, 1 << 20),
+      options(failingOnce(storage, key, new StorageError('permission denied', false)), { retries: 5, onRetry: () => (retried = true) }),
+    ),
+    { message: 'permission denied' },
+  );
   t.false(retried);
   t.is(await storage.stat(key), undefined);
 });

@@ -87,21 +87,44 @@ test('the walk keeps what a base backup needs and leaves out what PostgreSQL say
   const byPath = new Map(result.entries.map((e) => [e.path, e]));
   const kind = (p: string) => byPath.get(p)?.type;
 
-  t.deepEqual([...byPath.keys()].sort(), [
-    'PG_VERSION',
-    'base', 'base/1', 'base/1/1259', 'base/1/1259_fsm', 'base/1/16384_init', 'base/1/pg_filenode.map',
-    'current_logfiles',
-    'empty',
-    'global', 'global/1262', 'global/pg_control',
-    'log', 'log/postgresql.log',
-    'pg_dynshmem', 'pg_notify', 'pg_replslot', 'pg_serial', 'pg_snapshots', 'pg_stat_tmp', 'pg_subtrans',
-    'pg_tblspc', 'pg_tblspc/16500',
-    'pg_tblspc/16500/PG_15_202209061', 'pg_tblspc/16500/PG_15_202209061/16384',
-    'pg_tblspc/16500/PG_15_202209061/16384/16401', 'pg_tblspc/16500/PG_15_202209061/16384/16402_init',
-    'pg_wal', 'pg_wal/archive_status',
-    'pg_xact', 'pg_xact/0000',
-    'postgresql.auto.conf', 'postgresql.conf',
-  ].sort());
+  t.deepEqual(
+    [...byPath.keys()].sort(),
+    [
+      'PG_VERSION',
+      'base',
+      'base/1',
+      'base/1/1259',
+      'base/1/1259_fsm',
+      'base/1/16384_init',
+      'base/1/pg_filenode.map',
+      'current_logfiles',
+      'empty',
+      'global',
+      'global/1262',
+      'global/pg_control',
+      'log',
+      'log/postgresql.log',
+      'pg_dynshmem',
+      'pg_notify',
+      'pg_replslot',
+      'pg_serial',
+      'pg_snapshots',
+      'pg_stat_tmp',
+      'pg_subtrans',
+      'pg_tblspc',
+      'pg_tblspc/16500',
+      'pg_tblspc/16500/PG_15_202209061',
+      'pg_tblspc/16500/PG_15_202209061/16384',
+      'pg_tblspc/16500/PG_15_202209061/16384/16401',
+      'pg_tblspc/16500/PG_15_202209061/16384/16402_init',
+      'pg_wal',
+      'pg_wal/archive_status',
+      'pg_xact',
+      'pg_xact/0000',
+      'postgresql.auto.conf',
+      'postgresql.conf',
+    ].sort(),
+  );
 
   for (const dir of ['pg_wal', 'pg_wal/archive_status', 'pg_replslot', 'pg_stat_tmp', 'pg_subtrans', 'empty']) t.is(kind(dir), 'directory', dir);
   t.is(kind('pg_tblspc/16500'), 'symlink');
@@ -111,11 +134,17 @@ test('the walk keeps what a base backup needs and leaves out what PostgreSQL say
 
   const files = result.entries.filter((e) => e.type === 'file');
   t.is(result.fileCount, files.length);
-  t.is(result.totalBytes, files.reduce((n, e) => n + e.size, 0));
+  t.is(
+    result.totalBytes,
+    files.reduce((n, e) => n + e.size, 0),
+  );
   t.is(byPath.get('global/pg_control')!.size, 'control'.length);
 
   // Symbolic links outside pg_tblspc are warned about, as pg_basebackup does.
-  t.deepEqual(skipped.filter(([, level]) => level === 'warn'), [['server.crt', 'warn']]);
+  t.deepEqual(
+    skipped.filter(([, level]) => level === 'warn'),
+    [['server.crt', 'warn']],
+  );
   t.true(skipped.some(([p]) => p === 'base/pgsql_tmp'));
   t.true(skipped.some(([p]) => p === 'postmaster.pid'));
 });
@@ -139,14 +168,24 @@ test('a pg_wal symlink is stored as an empty directory', async (t) => {
   build(root, { 'waldisk/000000010000000000000001': 'wal', 'waldisk/archive_status/': '' });
   build(pgdata, { PG_VERSION: '15\n', pg_wal: `->${path.join(root, 'waldisk')}` });
   const { entries } = await walkDataDirectory(pgdata, { pgMajor: 15 });
-  t.deepEqual(entries.map((e) => [e.path, e.type]), [['PG_VERSION', 'file'], ['pg_wal', 'directory'], ['pg_wal/archive_status', 'directory']]);
+  t.deepEqual(
+    entries.map((e) => [e.path, e.type]),
+    [
+      ['PG_VERSION', 'file'],
+      ['pg_wal', 'directory'],
+      ['pg_wal/archive_status', 'directory'],
+    ],
+  );
 });
 
 test('pg_wal without archive_status still gets one, and other subdirectories are kept empty', async (t) => {
   const root = tempDir(t);
   build(root, { 'pg_wal/000000010000000000000001': 'wal', 'pg_wal/summaries/0000000100000000010000000001000000.summary': 'x' });
   const { entries } = await walkDataDirectory(root, { pgMajor: 17 });
-  t.deepEqual(entries.map((e) => e.path), ['pg_wal', 'pg_wal/summaries', 'pg_wal/archive_status']);
+  t.deepEqual(
+    entries.map((e) => e.path),
+    ['pg_wal', 'pg_wal/summaries', 'pg_wal/archive_status'],
+  );
 });
 
 test('a tablespace whose location vanished is recorded and warned about', async (t) => {
@@ -160,7 +199,7 @@ test('a tablespace whose location vanished is recorded and warned about', async 
 
 test('file modes are kept', async (t) => {
   const root = tempDir(t);
-  build(root, { 'a': 'x' });
+  build(root, { a: 'x' });
   const { chmodSync } = await import('node:fs');
   chmodSync(path.join(root, 'a'), 0o640);
   const { entries } = await walkDataDirectory(root, { pgMajor: 15 });

@@ -57,7 +57,7 @@ async function restoreCommandLine(dest: string): Promise<string | undefined> {
 }
 
 test('restored by a gcwal run by its path from a directory on no PATH, the server (PATH without gcwal) recovers with every row', async (t) => {
-  t.not((await exec('sh', ['-c', 'command -v gcwal'], { env: { PATH: SERVER_PATH } })).code, 0, 'the premise: no gcwal on the server\'s PATH');
+  t.not((await exec('sh', ['-c', 'command -v gcwal'], { env: { PATH: SERVER_PATH } })).code, 0, "the premise: no gcwal on the server's PATH");
   // A link named with a space and a quote, to the install: restore_command must name the link, quoted.
   const bin = path.join(work.path, "opt/gc'wal bin");
   await mkdir(bin, { recursive: true });

@@ -90,27 +90,32 @@ test('backups are printed as a table with a header, and as json with the documen
   await writeSmallObject(storage, backupMetaKey(meta.name), serializeBackupMeta(meta));
   const table = await run(['backup-list'], url);
   t.is(table.code, 0);
-  t.is(table.out, [
-    'NAME                           START TIME            TIMELINE  START LSN  RAW SIZE  STORED SIZE  PG',
-    'base_000000010000000000000002  2024-05-01 12:00:00Z  1         0/2000028  3.0 MiB   1.0 MiB      15.10',
-    '',
-  ].join('\n'));
+  t.is(
+    table.out,
+    [
+      'NAME                           START TIME            TIMELINE  START LSN  RAW SIZE  STORED SIZE  PG',
+      'base_000000010000000000000002  2024-05-01 12:00:00Z  1         0/2000028  3.0 MiB   1.0 MiB      15.10',
+      '',
+    ].join('\n'),
+  );
   const json = await run(['backup-list', '--json'], url);
-  t.deepEqual(JSON.parse(json.out), [{
-    name: meta.name,
-    startTime: meta.startTime,
-    stopTime: meta.stopTime,
-    timeline: 1,
-    startLsn: '0/2000028',
-    stopLsn: '0/2000138',
-    startWalSegment: meta.startWalSegment,
-    stopWalSegment: meta.stopWalSegment,
-    rawSize: meta.rawSize,
-    storedSize: meta.storedSize,
-    fileCount: 970,
-    pgVersion: '15.10',
-    systemIdentifier: '7300000000000000001',
-  }]);
+  t.deepEqual(JSON.parse(json.out), [
+    {
+      name: meta.name,
+      startTime: meta.startTime,
+      stopTime: meta.stopTime,
+      timeline: 1,
+      startLsn: '0/2000028',
+      stopLsn: '0/2000138',
+      startWalSegment: meta.startWalSegment,
+      stopWalSegment: meta.stopWalSegment,
+      rawSize: meta.rawSize,
+      storedSize: meta.storedSize,
+      fileCount: 970,
+      pgVersion: '15.10',
+      systemIdentifier: '7300000000000000001',
+    },
+  ]);
 });
 
 test('a damaged backup.json is skipped with a warning, the others are listed', async (t) => {

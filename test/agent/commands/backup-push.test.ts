@@ -41,7 +41,9 @@ async function repositoryFor(cluster: Cluster): Promise<{ url: string; storage: 
   await mkdir(dir);
   const url = pathToFileURL(dir).href;
   const storage = new FileStorage(url);
-  const [row] = await cluster.query<{ id: string; bytes: string }>("SELECT system_identifier::text AS id, (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS bytes FROM pg_control_system()");
+  const [row] = await cluster.query<{ id: string; bytes: string }>(
+    "SELECT system_identifier::text AS id, (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') AS bytes FROM pg_control_system()",
+  );
   await createRepositoryIdentity(storage, { systemIdentifier: row.id, walSegmentSize: Number(row.bytes) });
   if (runningAsRoot()) await execOk('chown', ['-R', 'postgres:postgres', dir]);
   return { url, storage };
@@ -85,43 +87,63 @@ test.serial('a primary with archive_mode off is refused with exit 14 before the 
   const env = { ...cluster.env, GCWAL_REPO: url };
   const refused = await run(['backup-push', cluster.pgdata], env);
   t.is(refused.code, 14, refused.err);
-  t.regex(refused.err, /^gcwal: error: archive_mode is off on the server at .*: the wal a backup needs would never reach the repository, so it could not be restored \(.*--no-archive-check/m);
+  t.regex(
+    refused.err,
+    /^gcwal: error: archive_mode is off on the server at .*: the wal a backup needs would never reach the repository, so it could not be restored \(.*--no-archive-check/m,
+  );
   t.notRegex(refused.err, /started/);
   t.deepEqual(await listBackups(storage), []);
 
   const taken = await run(['backup-push', '--no-archive-check', cluster.pgdata], env);
   t.is(taken.code, 0, taken.err);
   t.regex(taken.err, /^gcwal: warning: archive_mode is off/m);
-  t.deepEqual((await listBackups(storage)).map((m) => m.name), [taken.out.trim()]);
+  t.deepEqual(
+    (await listBackups(storage)).map((m) => m.name),
+    [taken.out.trim()],
+  );
 });
 
-test.serial('a backup whose WAL is not being archived fails with exit 14 after GCWAL_ARCHIVE_TIMEOUT, naming the failed WAL, records nothing, and leaves the server out of backup mode', async (t) => {
-  await cluster.query("ALTER SYSTEM SET archive_mode = 'on'");
-  await cluster.query("ALTER SYSTEM SET archive_command = 'false'");
-  await cluster.stop();
-  await cluster.start();
-  // The archiver is stuck on the first segment it fails: that is the failure pg_stat_archiver keeps reporting.
-  const stuck = await cluster.switchWal();
-  await until('an archiver failure', async () => (await cluster.query<{ n: string }>('SELECT failed_count::text AS n FROM pg_stat_archiver'))[0].n !== '0');
-  const { url, storage } = await repositoryFor(cluster);
-  const env = { ...cluster.env, GCWAL_REPO: url, GCWAL_ARCHIVE_TIMEOUT: '1' };
+test.serial(
+  'a backup whose WAL is not being archived fails with exit 14 after GCWAL_ARCHIVE_TIMEOUT, naming the failed WAL, records nothing, and leaves the server out of backup mode',
+  async (t) => {
+    await cluster.query("ALTER SYSTEM SET archive_mode = 'on'");
+    await cluster.query("ALTER SYSTEM SET archive_command = 'false'");
+    await cluster.stop();
+    await cluster.start();
+    // The archiver is stuck on the first segment it fails: that is the failure pg_stat_archiver keeps reporting.
+    const stuck = await cluster.switchWal();
+    await until('an archiver failure', async () => (await cluster.query<{ n: string }>('SELECT failed_count::text AS n FROM pg_stat_archiver'))[0].n !== '0');
+    const { url, storage } = await repositoryFor(cluster);
+    const env = { ...cluster.env, GCWAL_REPO: url, GCWAL_ARCHIVE_TIMEOUT: '1' };
 
-  const failed = await orStillRunning(run(['backup-push', cluster.pgdata], env), 90_000);
-  if (failed === 'still running') return t.fail('backup-push was still waiting for its WAL after 90 s');
-  t.is(failed.code, 14, failed.err);
-  t.regex(failed.err, /^gcwal: error: wal [0-9A-F]{24}( and \d+ later segments?)? that backup base_[0-9A-F]{24} needs is not in the repository: none of it arrived for 1 s; /m);
-  t.regex(failed.err, new RegExp(`pg_stat_archiver: last failed ${stuck} at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(\\d+ failures?\\), nothing archived; no backup was recorded \\(check archive_command`));
-  t.deepEqual(await listBackups(storage), []);
-  // pg_backup_stop ended the backup before the wait: the server never had to abort it.
-  t.notRegex(await cluster.logTail(200), /aborting backup/);
-  const again = await run(['backup-push', '--no-archive-check', cluster.pgdata], env);
-  t.is(again.code, 0, again.err);
-});
+    const failed = await orStillRunning(run(['backup-push', cluster.pgdata], env), 90_000);
+    if (failed === 'still running') return t.fail('backup-push was still waiting for its WAL after 90 s');
+    t.is(failed.code, 14, failed.err);
+    t.regex(
+      failed.err,
+      /^gcwal: error: wal [0-9A-F]{24}( and \d+ later segments?)? that backup base_[0-9A-F]{24} needs is not in the repository: none of it arrived for 1 s; /m,
+    );
+    t.regex(
+      failed.err,
+      new RegExp(
+        `pg_stat_archiver: last failed ${stuck} at \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(\\d+ failures?\\), nothing archived; no backup was recorded \\(check archive_command`,
+      ),
+    );
+    t.deepEqual(await listBackups(storage), []);
+    // pg_backup_stop ended the backup before the wait: the server never had to abort it.
+    t.notRegex(await cluster.logTail(200), /aborting backup/);
+    const again = await run(['backup-push', '--no-archive-check', cluster.pgdata], env);
+    t.is(again.code, 0, again.err);
+  },
+);
 
 test('--pgpassword is refused, without echoing it, and the help lists PGPASSWORD without a flag', async (t) => {
   const refused = await run(['backup-push', '--pgpassword', 'hunter2', '/nonexistent'], { GCWAL_REPO: 'file:///nonexistent' });
   t.is(refused.code, 2);
-  t.is(refused.err, 'gcwal: error: --pgpassword is not accepted: a command line is visible to every user of the host (ps) (set PGPASSWORD in the environment or, better, put the password in ~/.pgpass (or the file PGPASSFILE names), as for psql)\n');
+  t.is(
+    refused.err,
+    'gcwal: error: --pgpassword is not accepted: a command line is visible to every user of the host (ps) (set PGPASSWORD in the environment or, better, put the password in ~/.pgpass (or the file PGPASSFILE names), as for psql)\n',
+  );
   const help = await run(['--help'], {});
   t.regex(help.out, /^ {2}PGPASSWORD {2,}PostgreSQL password/m);
   t.notRegex(help.out, /--pgpassword/);
@@ -151,7 +173,11 @@ function startGcwal(command: string, args: string[], env: Record<string, string>
     exited,
     output: () => ({ stdout, stderr }),
     /** resolves true once stderr matches, false if gcwal exits first */
-    waitFor: (re: RegExp) => Promise.race([new Promise<boolean>((resolve) => (re.test(stderr) ? resolve(true) : waiters.push({ re, resolve: () => resolve(true) }))), exited.then(() => re.test(stderr))]),
+    waitFor: (re: RegExp) =>
+      Promise.race([
+        new Promise<boolean>((resolve) => (re.test(stderr) ? resolve(true) : waiters.push({ re, resolve: () => resolve(true) }))),
+        exited.then(() => re.test(stderr)),
+      ]),
   };
 }
 
@@ -172,7 +198,21 @@ test('on a standby, backup-push waits until the primary has archived the WAL the
   const standbyDir = path.join(work.path, 'standby');
   // Beside the real pg_ctl: PATH may hold only links to initdb and pg_ctl.
   const pgBasebackup = path.join(path.dirname(realpathSync(pgProgram('pg_ctl'))), 'pg_basebackup');
-  const [file, argv] = asPostgres(pgBasebackup, ['-D', standbyDir, '-h', primary.host, '-p', String(primary.port), '-U', 'postgres', '-R', '-X', 'stream', '-c', 'fast']);
+  const [file, argv] = asPostgres(pgBasebackup, [
+    '-D',
+    standbyDir,
+    '-h',
+    primary.host,
+    '-p',
+    String(primary.port),
+    '-U',
+    'postgres',
+    '-R',
+    '-X',
+    'stream',
+    '-c',
+    'fast',
+  ]);
   await execOk(file, argv, { env: await childEnv({}, true), cwd: work.path });
   const standby = await startClusterFromDirectory(standbyDir);
   t.teardown(() => standby.destroy());
@@ -180,7 +220,10 @@ test('on a standby, backup-push waits until the primary has archived the WAL the
   await primary.query('CREATE TABLE t AS SELECT generate_series(1, 1000) AS n');
   await primary.query('CHECKPOINT');
   const [{ lsn }] = await primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-  await until('the standby replaying the checkpoint', async () => (await standby.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]))[0].ok);
+  await until(
+    'the standby replaying the checkpoint',
+    async () => (await standby.query<{ ok: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]))[0].ok,
+  );
   t.true(await standby.isInRecovery());
 
   const push = startGcwal(agent.command, ['backup-push', standbyDir], { ...standby.env, GCWAL_REPO: url, GCWAL_ARCHIVE_TIMEOUT: '120' });

@@ -38,9 +38,20 @@ export async function cataloguedRepository(put: PutObject): Promise<Catalogue> {
     await object(backupManifestKey(name));
     c.parts[backupPartKey(name, 0)] = { key: backupPartKey(name, 0), generation: part.generation, size: part.size, created: daysAgo(9 - n), state: 'valid' };
     c.backups[name] = {
-      name, generation: meta.generation, state: 'valid', systemIdentifier: '7300000000000000001', pgVersionNum: 150010, timeline: 1,
-      startLsn: `0/${n}000028`, stopLsn: `0/${n}000138`, startWalSegment: segment(n), stopWalSegment: segment(n),
-      startTime: daysAgo(9 - n), stopTime: daysAgo(9 - n), rawSize: 1000, storedSize: part.size,
+      name,
+      generation: meta.generation,
+      state: 'valid',
+      systemIdentifier: '7300000000000000001',
+      pgVersionNum: 150010,
+      timeline: 1,
+      startLsn: `0/${n}000028`,
+      stopLsn: `0/${n}000138`,
+      startWalSegment: segment(n),
+      stopWalSegment: segment(n),
+      startTime: daysAgo(9 - n),
+      stopTime: daysAgo(9 - n),
+      rawSize: 1000,
+      storedSize: part.size,
       keys: [backupMetaKey(name), backupPartKey(name, 0), backupManifestKey(name)],
     };
   }

@@ -27,19 +27,27 @@ test.after.always(async () => {
 
 /** As the bucket's admin (behind the agent's back): create an object, and list the names under the prefix. */
 async function adminCall(path: string, init: RequestInit = {}): Promise<Response> {
-  const res = await fetch(`${stack.emulator.url}${path}`, { ...init, headers: { Authorization: `Bearer ${stack.adminToken()}`, ...(init.headers as Record<string, string> | undefined) } });
+  const res = await fetch(`${stack.emulator.url}${path}`, {
+    ...init,
+    headers: { Authorization: `Bearer ${stack.adminToken()}`, ...(init.headers as Record<string, string> | undefined) },
+  });
   if (!res.ok) throw new Error(`${path} answered ${res.status}: ${await res.text()}`);
   return res;
 }
 async function writeObject(name: string, body: Buffer): Promise<{ generation: string; size: string }> {
-  const res = await adminCall(`/upload/storage/v1/b/${stack.bucket}/o?uploadType=media&name=${encodeURIComponent(name)}&ifGenerationMatch=0`, { method: 'POST', body: new Uint8Array(body) });
+  const res = await adminCall(`/upload/storage/v1/b/${stack.bucket}/o?uploadType=media&name=${encodeURIComponent(name)}&ifGenerationMatch=0`, {
+    method: 'POST',
+    body: new Uint8Array(body),
+  });
   return (await res.json()) as { generation: string; size: string };
 }
 async function listNames(prefix: string): Promise<string[]> {
   const names: string[] = [];
   let pageToken = '';
   do {
-    const res = await adminCall(`/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(prefix)}${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ''}`);
+    const res = await adminCall(
+      `/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(prefix)}${pageToken ? `&pageToken=${encodeURIComponent(pageToken)}` : ''}`,
+    );
     const body = (await res.json()) as { items?: { name: string }[]; nextPageToken?: string };
     names.push(...(body.items ?? []).map((i) => i.name));
     pageToken = body.nextPageToken ?? '';
@@ -68,8 +76,14 @@ test('without storage.objects.delete, delete --confirm exits 8 with a hint to us
   const confirmed = await runGcwal(agent.command, ['delete', '--retain-full', '1', '--confirm'], { env: stack.env });
   t.is(confirmed.code, 8, confirmed.stderr);
   const line = confirmed.stderr.trim().split('\n').at(-1)!;
-  t.regex(line, /^gcwal: error: delete stopped after 0 of 6 objects: delete gs:\/\/.*\/clusters\/prune\/backups\/base_000000010000000000000002\/backup\.json was refused as gcwal-agent@.*: permission denied/);
-  t.regex(line, /\(the agent's own identity normally may not delete: run gcwal delete as an identity with storage\.objects\.delete on the bucket .*, or let the prune function apply the policy\)$/);
+  t.regex(
+    line,
+    /^gcwal: error: delete stopped after 0 of 6 objects: delete gs:\/\/.*\/clusters\/prune\/backups\/base_000000010000000000000002\/backup\.json was refused as gcwal-agent@.*: permission denied/,
+  );
+  t.regex(
+    line,
+    /\(the agent's own identity normally may not delete: run gcwal delete as an identity with storage\.objects\.delete on the bucket .*, or let the prune function apply the policy\)$/,
+  );
   t.regex(confirmed.stdout, /^mode {9}deleting \(--confirm\)$/m, 'the plan was shown before the attempt');
   t.deepEqual(await names(), before);
 });

@@ -71,7 +71,12 @@ const usage: [string, string[], Record<string, string>, RegExp][] = [
   ['retain-full 0', ['delete', '--retain-full', '0'], {}, /--retain-full must be at least 1, not 0/],
   ['a retain-full that is not a number', ['delete', '--retain-full', 'two'], {}, /--retain-full must be an integer, not "two"/],
   ['fractional days', ['delete', '--retain-days', '1.5'], {}, /--retain-days must be an integer/],
-  ['a WAL window shorter than the backup window', ['delete', '--retain-days', '7', '--wal-retain-days', '3'], {}, /wal-retain-days 3 is shorter than retain-days 7/],
+  [
+    'a WAL window shorter than the backup window',
+    ['delete', '--retain-days', '7', '--wal-retain-days', '3'],
+    {},
+    /wal-retain-days 3 is shorter than retain-days 7/,
+  ],
   ['a bad policy in the environment', ['delete'], { GCWAL_RETAIN_FULL: 'all' }, /GCWAL_RETAIN_FULL must be an integer/],
   ['an argument', ['delete', '--retain-full', '1', 'base_000000010000000000000002'], {}, /delete takes 0 arguments, got 1/],
   ['an unknown option', ['delete', '--retain-full', '1', '--force'], {}, /unknown option '--force'/],
@@ -95,7 +100,7 @@ async function catalogued(storage: Storage) {
   return catalogue;
 }
 
-test('over the pipeline\'s catalogue, delete plans with its states: a dry run deletes nothing, --confirm exactly the plan, and a pending segment stays', async (t) => {
+test("over the pipeline's catalogue, delete plans with its states: a dry run deletes nothing, --confirm exactly the plan, and a pending segment stays", async (t) => {
   const { url, storage } = await repository();
   await catalogued(storage);
   const before = await keys(storage);
@@ -111,10 +116,10 @@ test('over the pipeline\'s catalogue, delete plans with its states: a dry run de
   t.deepEqual(planned.plan.deletedBackups, ['base_000000010000000000000002']);
   t.deepEqual(planned.plan.keptBackups, ['base_000000010000000000000005']);
   const old = 'backups/base_000000010000000000000002/';
-  t.deepEqual(planned.plan.delete.map((o) => o.key), [
-    `${old}backup.json`, `${old}manifest.jsonl`, `${old}part_00000.tar`,
-    `wal/${segment(1)}`, `wal/${segment(2)}`, `wal/${segment(4)}`,
-  ]);
+  t.deepEqual(
+    planned.plan.delete.map((o) => o.key),
+    [`${old}backup.json`, `${old}manifest.jsonl`, `${old}part_00000.tar`, `wal/${segment(1)}`, `wal/${segment(2)}`, `wal/${segment(4)}`],
+  );
   t.is(planned.plan.keep.find((o) => o.key === `wal/${segment(3)}`)?.code, 'pending');
   t.is(planned.result, null);
   t.deepEqual(await keys(storage), before, 'a dry run deletes nothing');
@@ -123,9 +128,15 @@ test('over the pipeline\'s catalogue, delete plans with its states: a dry run de
   t.is(text.code, 0, text.err);
   t.regex(text.out, /^mode {9}dry run: nothing is deleted without --confirm$/m);
   t.regex(text.out, /^source {7}the pipeline's catalogue file:\/\/.*\/catalogue\/catalogue\.json$/m);
-  t.regex(text.out, /^ {2}DELETE {2}base_000000010000000000000002 {2}superseded-backup: older than backup base_000000010000000000000005, the oldest kept restorable backup$/m);
+  t.regex(
+    text.out,
+    /^ {2}DELETE {2}base_000000010000000000000002 {2}superseded-backup: older than backup base_000000010000000000000005, the oldest kept restorable backup$/m,
+  );
   t.regex(text.out, /^ {2}keep {4}base_000000010000000000000005 {2}retain-full: one of the newest 1 restorable backups$/m);
-  t.regex(text.out, /^wal to delete\n {2}000000010000000000000001\.\.000000010000000000000002 {2}2 segments \(superseded-wal\)\n {2}000000010000000000000004 {2}1 segment \(superseded-wal\)$/m);
+  t.regex(
+    text.out,
+    /^wal to delete\n {2}000000010000000000000001\.\.000000010000000000000002 {2}2 segments \(superseded-wal\)\n {2}000000010000000000000004 {2}1 segment \(superseded-wal\)$/m,
+  );
   t.regex(text.out, /^to delete {4}6 objects \(.*\): 1 backup, 3 WAL files$/m);
   t.regex(text.out, /\ndry run: nothing was deleted; run again with --confirm to delete these 6 objects\n$/);
   t.deepEqual(await keys(storage), before);
@@ -137,7 +148,11 @@ test('over the pipeline\'s catalogue, delete plans with its states: a dry run de
   t.deepEqual(done.result?.skipped, []);
   t.is(done.result?.deleted, 6);
   const deleted = new Set(planned.plan.delete.map((o) => o.key));
-  t.deepEqual(await keys(storage), before.filter((k) => !deleted.has(k)), 'exactly the planned objects are gone');
+  t.deepEqual(
+    await keys(storage),
+    before.filter((k) => !deleted.has(k)),
+    'exactly the planned objects are gone',
+  );
 });
 
 test('an object replaced after planning is skipped, not deleted', async (t) => {
@@ -216,7 +231,7 @@ test('with two backups and --retain-full 1, the agent validates the kept backup,
   t.deepEqual(planned.plan.keptBackups, [newer.name]);
   const toDelete = planned.plan.delete.map((o) => o.key);
   const expected = before.filter((k) => k.startsWith(`backups/${older.name}/`) || (k.startsWith('wal/') && k.slice(4, 28) < newer.startWalSegment));
-  t.deepEqual([...toDelete].sort(), expected, 'the older backup and the WAL before the newer backup\'s start, nothing else');
+  t.deepEqual([...toDelete].sort(), expected, "the older backup and the WAL before the newer backup's start, nothing else");
   t.true(toDelete.some((k) => k.startsWith('wal/')));
   t.deepEqual(await keys(storage), before);
   const text = await gcwal(['delete', '--retain-full', '1']);
@@ -238,7 +253,13 @@ test('with two backups and --retain-full 1, the agent validates the kept backup,
   t.is(wary.code, 0, wary.stderr);
   t.regex(wary.stderr, new RegExp(`backup ${newer.name} failed validation: `));
   const waryPlan = JSON.parse(wary.stdout) as DeleteReport;
-  t.deepEqual(waryPlan.agentValidation?.backups.map((b) => [b.name, b.ok]), [[newer.name, false], [older.name, true]]);
+  t.deepEqual(
+    waryPlan.agentValidation?.backups.map((b) => [b.name, b.ok]),
+    [
+      [newer.name, false],
+      [older.name, true],
+    ],
+  );
   t.deepEqual(waryPlan.plan.keptBackups, [older.name, newer.name]);
   t.deepEqual(waryPlan.plan.deletedBackups, []);
   t.is(waryPlan.plan.backups.find((b) => b.name === newer.name)?.code, 'newer-than-restorable');
@@ -251,10 +272,16 @@ test('with two backups and --retain-full 1, the agent validates the kept backup,
   const done = JSON.parse(confirmed.stdout) as DeleteReport;
   t.is(done.result?.deleted, toDelete.length);
   t.deepEqual(done.result?.skipped, []);
-  t.deepEqual(await keys(storage), before.filter((k) => !toDelete.includes(k)));
+  t.deepEqual(
+    await keys(storage),
+    before.filter((k) => !toDelete.includes(k)),
+  );
   const again = JSON.parse((await gcwal(['delete', '--retain-full', '1', '--confirm', '--json'])).stdout) as DeleteReport;
   t.deepEqual(again.plan.delete, []);
-  t.deepEqual((JSON.parse((await gcwal(['backup-list', '--json'])).stdout) as { name: string }[]).map((b) => b.name), [newer.name]);
+  t.deepEqual(
+    (JSON.parse((await gcwal(['backup-list', '--json'])).stdout) as { name: string }[]).map((b) => b.name),
+    [newer.name],
+  );
 
   // The window now starts at the end of the newer backup.
   const status = JSON.parse((await gcwal(['status', '--json'])).stdout) as StatusReport;
@@ -278,11 +305,23 @@ test('with two backups and --retain-full 1, the agent validates the kept backup,
     const refused = await gcwal(['backup-fetch', dest2, name, '--target-time', before1s, '--gcwal-command', agent.command]);
     t.is(refused.code, 2, refused.stderr);
     // One line of error (a warning that no pipeline catalogue could check the target may come before it).
-    t.is(refused.stderr.trim().split('\n').filter((l) => !l.startsWith('gcwal: warning: ')).length, 1, refused.stderr);
+    t.is(
+      refused.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => !l.startsWith('gcwal: warning: ')).length,
+      1,
+      refused.stderr,
+    );
     const point = asTarget(earliest.time);
-    t.true(refused.stderr.includes(name === 'LATEST'
-      ? `is before the earliest restorable point ${point} (the end of backup ${newer.name}, the oldest in ${repo})`
-      : `is before the end of backup ${newer.name} (${point}), the earliest point it can restore to`), refused.stderr);
+    t.true(
+      refused.stderr.includes(
+        name === 'LATEST'
+          ? `is before the earliest restorable point ${point} (the end of backup ${newer.name}, the oldest in ${repo})`
+          : `is before the end of backup ${newer.name} (${point}), the earliest point it can restore to`,
+      ),
+      refused.stderr,
+    );
     t.false(existsSync(dest2), 'nothing was written');
   }
 });

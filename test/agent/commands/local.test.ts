@@ -28,7 +28,9 @@ async function startLocal(args: string[]) {
   const child = spawn(process.execPath, ['--import=tsx', CLI, 'local', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const env: Record<string, string> = {};
   const lines: string[] = [];
   const lineReader = createInterface({ input: child.stdout });
@@ -51,12 +53,20 @@ test('gcwal local --no-pipeline prints the agent env, serves tokens and the buck
   const local = await startLocal(['--dir', dir, '--bucket', 'cmd-bucket', '--no-pipeline']);
   t.teardown(() => void local.child.kill('SIGKILL'));
 
-  t.deepEqual(local.lines.slice(0, -1).map((l) => l.split('=')[0]).sort(), [...REQUIRED].sort());
+  t.deepEqual(
+    local.lines
+      .slice(0, -1)
+      .map((l) => l.split('=')[0])
+      .sort(),
+    [...REQUIRED].sort(),
+  );
   for (const line of local.lines.slice(0, -1)) t.regex(line, /^[A-Z_]+=\S+$/);
   t.is(local.env.GCWAL_REPO, 'gs://cmd-bucket');
   t.is(local.env.GOOGLE_CLOUD_PROJECT, 'gcwal-local');
 
-  const tokenRes = await fetch(`http://${local.env.GCE_METADATA_HOST}/computeMetadata/v1/instance/service-accounts/default/token`, { headers: { 'Metadata-Flavor': 'Google' } });
+  const tokenRes = await fetch(`http://${local.env.GCE_METADATA_HOST}/computeMetadata/v1/instance/service-accounts/default/token`, {
+    headers: { 'Metadata-Flavor': 'Google' },
+  });
   t.is(tokenRes.status, 200);
   const { access_token: token } = (await tokenRes.json()) as { access_token: string };
   const list = await fetch(`${local.env.STORAGE_EMULATOR_HOST}/storage/v1/b/cmd-bucket/o`, { headers: { Authorization: `Bearer ${token}` } });
@@ -99,7 +109,13 @@ test('gcwal local runs the pipeline by default, prints PUBSUB_EMULATOR_HOST and 
     await local.exited;
     clearTimeout(timer);
   });
-  t.deepEqual(local.lines.slice(0, -1).map((l) => l.split('=')[0]).sort(), [...REQUIRED, 'PUBSUB_EMULATOR_HOST'].sort());
+  t.deepEqual(
+    local.lines
+      .slice(0, -1)
+      .map((l) => l.split('=')[0])
+      .sort(),
+    [...REQUIRED, 'PUBSUB_EMULATOR_HOST'].sort(),
+  );
   t.regex(local.env.PUBSUB_EMULATOR_HOST, /^127\.0\.0\.1:\d+$/);
   t.is(local.env.GOOGLE_CLOUD_PROJECT, 'gcwal-local');
   const topics = await fetch(`http://${local.env.PUBSUB_EMULATOR_HOST}/v1/projects/gcwal-local/topics`);

@@ -50,7 +50,11 @@ async function run(argv: string[], repo: string, cwd = work.path) {
   let err = '';
   stdout.on('data', (d) => (out += d));
   stderr.on('data', (d) => (err += d));
-  const code = await main(argv, { GCWAL_REPO: repo, GCWAL_RETRIES: '0', ...cluster.env }, { stdout, stderr, interactive: false, cwd, signal: new AbortController().signal });
+  const code = await main(
+    argv,
+    { GCWAL_REPO: repo, GCWAL_RETRIES: '0', ...cluster.env },
+    { stdout, stderr, interactive: false, cwd, signal: new AbortController().signal },
+  );
   return { code, out, err };
 }
 
@@ -63,7 +67,7 @@ async function recoveryDir(mode: 'archive recovery' | 'a standby' | 'a shell'): 
   return dir;
 }
 
-test('repo-create creates the missing directory with mode 0700 and the cluster\'s gcwal.json, and exits 0 again for the same cluster', async (t) => {
+test("repo-create creates the missing directory with mode 0700 and the cluster's gcwal.json, and exits 0 again for the same cluster", async (t) => {
   const { dir, url } = location();
   const first = await run(['repo-create'], url);
   t.is(first.code, 0, first.err);
@@ -99,7 +103,7 @@ test('repo-create takes an existing empty directory', async (t) => {
 test('repo-create leaves a non-empty directory without gcwal.json alone (exit 10) unless --force', async (t) => {
   const { dir, url } = location();
   await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, 'notes.txt'), 'someone else\'s\n');
+  await writeFile(path.join(dir, 'notes.txt'), "someone else's\n");
   const refused = await run(['repo-create'], url);
   t.is(refused.code, ExitCode.destinationNotEmpty, refused.err);
   t.regex(refused.err, /is not empty \(it holds notes\.txt\) but has no gcwal\.json.*--force/);
@@ -135,7 +139,11 @@ test('wal-push into an empty directory exits 13 and writes nothing in it', async
   t.deepEqual(await readdir(dir), []);
 });
 
-for (const [mode, expected] of [['a shell', ExitCode.repoMissing], ['a standby', ExitCode.repoMissing], ['archive recovery', ExitCode.recoveryFatal]] as const) {
+for (const [mode, expected] of [
+  ['a shell', ExitCode.repoMissing],
+  ['a standby', ExitCode.repoMissing],
+  ['archive recovery', ExitCode.recoveryFatal],
+] as const) {
   test(`wal-fetch from a missing directory in ${mode} exits ${expected}, never 1`, async (t) => {
     const { dir, url } = location();
     const cwd = await recoveryDir(mode);
@@ -143,9 +151,16 @@ for (const [mode, expected] of [['a shell', ExitCode.repoMissing], ['a standby',
     t.is(r.code, expected, r.err);
     t.regex(r.err, /has no gcwal\.json/);
     // Nothing PostgreSQL could read: at most the prefetcher's own spool (asked for the next segments before the fetch), holding no segment.
-    t.deepEqual((await readdir(path.join(cwd, 'pg_wal'))).filter((n) => n !== '.gcwal-spool'), []);
+    t.deepEqual(
+      (await readdir(path.join(cwd, 'pg_wal'))).filter((n) => n !== '.gcwal-spool'),
+      [],
+    );
     const spool = path.join(cwd, 'pg_wal', '.gcwal-spool');
-    if (existsSync(spool)) t.deepEqual((await readdir(spool)).filter((n) => /^[0-9A-F]{24}$/.test(n)), []);
+    if (existsSync(spool))
+      t.deepEqual(
+        (await readdir(spool)).filter((n) => /^[0-9A-F]{24}$/.test(n)),
+        [],
+      );
     t.false(existsSync(path.dirname(dir)));
   });
 }
@@ -159,7 +174,9 @@ test('backup-push, backup-fetch, backup-list, status and delete on a missing dir
     t.regex(r.err, /gcwal repo-create/, argv[0]);
   }
   t.false(existsSync(path.dirname(dir)));
-  const [{ n }] = await cluster.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name = 'gcwal backup-push'");
+  const [{ n }] = await cluster.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND application_name = 'gcwal backup-push'",
+  );
   t.is(n, 0, 'backup-push did not leave a session behind');
 });
 

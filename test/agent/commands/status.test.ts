@@ -67,17 +67,40 @@ function pipelineCatalogue(): Catalogue {
   c.systemIdentifier = '7300000000000000001';
   c.walSegmentSize = SEG;
   for (const n of [2, 3, 4, 5, 6, 8]) {
-    c.wal[segment(n)] = { name: segment(n), generation: String(100 + n), size: 1000, created: minutesAgo(60 - n), state: 'valid', validated: minutesAgo(59 - n) };
+    c.wal[segment(n)] = {
+      name: segment(n),
+      generation: String(100 + n),
+      size: 1000,
+      created: minutesAgo(60 - n),
+      state: 'valid',
+      validated: minutesAgo(59 - n),
+    };
   }
   c.lastWalArrival = c.wal[segment(8)].created;
   c.backups.base_000000010000000000000002 = {
-    name: 'base_000000010000000000000002', generation: '7', state: 'valid', systemIdentifier: '7300000000000000001', pgVersionNum: 150010, timeline: 1,
-    startLsn: '0/2000028', stopLsn: '0/2000138', startWalSegment: segment(2), stopWalSegment: segment(2),
-    startTime: minutesAgo(59), stopTime: '2024-05-01T12:00:30.456Z', rawSize: 3 << 20, storedSize: 1 << 20, keys: ['backups/base_000000010000000000000002/backup.json'],
+    name: 'base_000000010000000000000002',
+    generation: '7',
+    state: 'valid',
+    systemIdentifier: '7300000000000000001',
+    pgVersionNum: 150010,
+    timeline: 1,
+    startLsn: '0/2000028',
+    stopLsn: '0/2000138',
+    startWalSegment: segment(2),
+    stopWalSegment: segment(2),
+    startTime: minutesAgo(59),
+    stopTime: '2024-05-01T12:00:30.456Z',
+    rawSize: 3 << 20,
+    storedSize: 1 << 20,
+    keys: ['backups/base_000000010000000000000002/backup.json'],
   };
   c.alerts['wal-gap:1:000000010000000000000007'] = {
-    id: 'wal-gap:1:000000010000000000000007', kind: 'wal-gap', severity: 'CRITICAL', opened: minutesAgo(30),
-    summary: 'wal segment 000000010000000000000007 is missing from the archive on timeline 1', details: { timeline: 1, missing: segment(7) },
+    id: 'wal-gap:1:000000010000000000000007',
+    kind: 'wal-gap',
+    severity: 'CRITICAL',
+    opened: minutesAgo(30),
+    summary: 'wal segment 000000010000000000000007 is missing from the archive on timeline 1',
+    details: { timeline: 1, missing: segment(7) },
   };
   return c;
 }
@@ -102,7 +125,7 @@ test('with a catalogue, status reports its window, ranges, gaps, backups and ope
   t.deepEqual(report.catalogue, { location: `${url}/${CATALOGUE_KEY}`, exists: true, updated: catalogue.updated, generation: report.catalogue.generation });
   t.regex(report.catalogue.generation!, /^\d+$/);
   t.deepEqual(report.cluster, { systemIdentifier: '7300000000000000001', walSegmentSize: SEG });
-  t.is(report.newestWal?.name, segment(8), 'the newest WAL is the catalogue\'s, not the listed 09');
+  t.is(report.newestWal?.name, segment(8), "the newest WAL is the catalogue's, not the listed 09");
   t.true(report.newestWal!.ageSeconds >= 51 * 60 && report.newestWal!.ageSeconds <= 53 * 60);
   t.is(report.timelines.length, 1);
   const [tl] = report.timelines;
@@ -115,8 +138,14 @@ test('with a catalogue, status reports its window, ranges, gaps, backups and ope
   t.deepEqual(tl.gaps, [{ after: segment(6), missing: segment(7), count: 1, before: segment(8) }]);
   t.is(tl.newestWal?.name, segment(8));
   t.false(tl.historyMissing);
-  t.deepEqual(report.backups.map((b) => [b.name, b.state, b.stopLsn]), [['base_000000010000000000000002', 'valid', '0/2000138']]);
-  t.deepEqual(report.alerts.map((a) => [a.id, a.severity]), [['wal-gap:1:000000010000000000000007', 'CRITICAL']]);
+  t.deepEqual(
+    report.backups.map((b) => [b.name, b.state, b.stopLsn]),
+    [['base_000000010000000000000002', 'valid', '0/2000138']],
+  );
+  t.deepEqual(
+    report.alerts.map((a) => [a.id, a.severity]),
+    [['wal-gap:1:000000010000000000000007', 'CRITICAL']],
+  );
   t.is(report.alertsSource, 'pipeline');
 });
 
@@ -124,9 +153,41 @@ test('the json report has exactly the documented fields', async (t) => {
   const { url, storage } = await repository();
   await writeCatalogue(storage, pipelineCatalogue());
   const report = JSON.parse((await run(['status', '--json'], { GCWAL_REPO: url })).out) as Record<string, unknown>;
-  t.deepEqual(Object.keys(report), ['format', 'generatedAt', 'repository', 'source', 'validated', 'catalogue', 'cluster', 'newestWal', 'timelines', 'backups', 'alerts', 'alertsSource', 'metrics']);
-  t.deepEqual(Object.keys(report.metrics as object), ['archiveLagSeconds', 'newestWalTime', 'windowStart', 'windowEnd', 'windowStartAgeSeconds', 'windowEndAgeSeconds', 'lastValidBackupTime', 'lastValidBackupAgeSeconds', 'pendingObjects', 'openAlerts', 'openAlertsTotal']);
-  t.like(report.metrics, { windowStart: '2024-05-01T12:00:30.456Z', lastValidBackupTime: '2024-05-01T12:00:30.456Z', pendingObjects: 0, openAlertsTotal: 1, openAlerts: { wal_gap: 1, corrupt_object: 0 } });
+  t.deepEqual(Object.keys(report), [
+    'format',
+    'generatedAt',
+    'repository',
+    'source',
+    'validated',
+    'catalogue',
+    'cluster',
+    'newestWal',
+    'timelines',
+    'backups',
+    'alerts',
+    'alertsSource',
+    'metrics',
+  ]);
+  t.deepEqual(Object.keys(report.metrics as object), [
+    'archiveLagSeconds',
+    'newestWalTime',
+    'windowStart',
+    'windowEnd',
+    'windowStartAgeSeconds',
+    'windowEndAgeSeconds',
+    'lastValidBackupTime',
+    'lastValidBackupAgeSeconds',
+    'pendingObjects',
+    'openAlerts',
+    'openAlertsTotal',
+  ]);
+  t.like(report.metrics, {
+    windowStart: '2024-05-01T12:00:30.456Z',
+    lastValidBackupTime: '2024-05-01T12:00:30.456Z',
+    pendingObjects: 0,
+    openAlertsTotal: 1,
+    openAlerts: { wal_gap: 1, corrupt_object: 0 },
+  });
   const [tl] = report.timelines as Record<string, unknown>[];
   t.deepEqual(Object.keys(tl), ['timeline', 'historyMissing', 'window', 'restorePoints', 'newestWal', 'walRanges', 'gaps']);
   t.deepEqual(Object.keys(tl.window as object), ['earliest', 'latest', 'spans', 'lastCommit', 'lastCommitCertain']);
@@ -134,7 +195,20 @@ test('the json report has exactly the documented fields', async (t) => {
   t.deepEqual(Object.keys(span), ['from', 'to', 'unvalidatedSegments']);
   t.deepEqual(Object.keys(span.from), ['lsn', 'time', 'backup']);
   t.deepEqual(Object.keys(span.to), ['lsn', 'time', 'segment']);
-  t.deepEqual(Object.keys((report.backups as object[])[0]), ['name', 'timeline', 'startTime', 'stopTime', 'startLsn', 'stopLsn', 'startWalSegment', 'stopWalSegment', 'rawSize', 'storedSize', 'state', 'problem']);
+  t.deepEqual(Object.keys((report.backups as object[])[0]), [
+    'name',
+    'timeline',
+    'startTime',
+    'stopTime',
+    'startLsn',
+    'stopLsn',
+    'startWalSegment',
+    'stopWalSegment',
+    'rawSize',
+    'storedSize',
+    'state',
+    'problem',
+  ]);
   t.deepEqual(Object.keys((report.alerts as object[])[0]), ['id', 'kind', 'severity', 'summary', 'opened', 'details']);
   t.deepEqual(Object.keys(report.newestWal as object), ['name', 'created', 'ageSeconds']);
   t.is(report.format, 1);
@@ -216,7 +290,11 @@ test('without a catalogue, status lists a repository PostgreSQL archived into an
 
   const pushed = await runGcwal(agent.command, ['backup-push', cluster.pgdata], { asUser: 'postgres', env: { ...cluster.env, ...env } });
   t.is(pushed.code, 0, pushed.stderr);
-  const listed = JSON.parse((await runGcwal(agent.command, ['backup-list', '--json'], { env })).stdout) as { name: string; stopLsn: string; stopTime: string }[];
+  const listed = JSON.parse((await runGcwal(agent.command, ['backup-list', '--json'], { env })).stdout) as {
+    name: string;
+    stopLsn: string;
+    stopTime: string;
+  }[];
   t.is(listed.length, 1);
   await cluster.query("INSERT INTO t (pad) SELECT repeat('y', 200) FROM generate_series(1, 2000)");
   const last = await cluster.switchWal();
@@ -243,7 +321,10 @@ test('without a catalogue, status lists a repository PostgreSQL archived into an
   t.is(tl.walRanges[0].last, last);
   t.is(tl.walRanges[0].unvalidated, tl.walRanges[0].segments);
   t.is(tl.walRanges[0].valid, 0);
-  t.deepEqual(report.backups.map((b) => [b.name, b.state]), [[listed[0].name, 'unvalidated']]);
+  t.deepEqual(
+    report.backups.map((b) => [b.name, b.state]),
+    [[listed[0].name, 'unvalidated']],
+  );
   t.deepEqual(report.alerts, [], 'a fresh archive with a fresh backup has nothing to alert on');
   t.is(report.alertsSource, 'evaluated');
 

@@ -190,14 +190,27 @@ async function killRounds<S>(
   const random = seededRandom(seed ^ crc32c(Buffer.from(label)));
   let typical = first.elapsedMs;
   // Every step once before any twice: the last and the first (the edges), then the others in an order of the seed's.
-  const order = [...new Set([first.steps, 1, ...shuffled(Array.from({ length: first.steps }, (_, i) => i + 1), random)])];
+  const order = [
+    ...new Set([
+      first.steps,
+      1,
+      ...shuffled(
+        Array.from({ length: first.steps }, (_, i) => i + 1),
+        random,
+      ),
+    ]),
+  ];
   let stepRounds = 0;
   for (; killed.time + killed.step < kills && rounds < kills * 3; rounds++) {
     const { state, args, env, asPostgres } = await round(rounds);
     const byStep = rounds % 3 !== 0;
     const moment = byStep ? order[stepRounds++ % order.length] : Math.floor(random() * typical);
     const where = `${label} round ${rounds}, killed ${byStep ? `before step ${moment} of ${first.steps}` : `after ${moment} ms`} (GCWAL_CRASH_SEED=${seed})`;
-    const cut = await runMaybeKilled(agent.command, args, { env, asPostgres, ...(byStep ? { steps: { module: stepModule, at: moment } } : { killAfterMs: moment }) });
+    const cut = await runMaybeKilled(agent.command, args, {
+      env,
+      asPostgres,
+      ...(byStep ? { steps: { module: stepModule, at: moment } } : { killAfterMs: moment }),
+    });
     if (cut.killed) killed[byStep ? 'step' : 'time']++;
     else t.is(cut.code, 0, `${where}: finished by itself but failed: ${cut.stderr}`);
     const checked = !readerRepairs || Math.floor(rounds / 2) % 2 === 0;
@@ -208,7 +221,9 @@ async function killRounds<S>(
     // The delays follow the command's duration as it runs now (a first run warms caches).
     typical = Math.round((typical + again.elapsedMs) / 2);
   }
-  t.log(`${label}: ${killed.time + killed.step} kills in ${rounds} rounds (${killed.time} at a moment drawn over ${first.elapsedMs} ms first, ${typical} ms last; ${killed.step} before a step of ${first.steps}), seed ${seed}`);
+  t.log(
+    `${label}: ${killed.time + killed.step} kills in ${rounds} rounds (${killed.time} at a moment drawn over ${first.elapsedMs} ms first, ${typical} ms last; ${killed.step} before a step of ${first.steps}), seed ${seed}`,
+  );
   t.true(killed.time + killed.step >= kills, `only ${killed.time + killed.step} of ${rounds} runs were killed before they finished`);
 }
 
@@ -266,7 +281,9 @@ for (const kind of kinds) {
 async function noBackupSessionLeft(kind: Kind): Promise<void> {
   const overTcp = kind === 'gs' ? 'NOT NULL' : 'NULL';
   for (let i = 0; i < 300; i++) {
-    const [{ n }] = await cluster.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'gcwal backup-push' AND client_addr IS ${overTcp}`);
+    const [{ n }] = await cluster.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'gcwal backup-push' AND client_addr IS ${overTcp}`,
+    );
     if (Number(n) === 0) return;
     await sleep(50);
   }
@@ -298,7 +315,10 @@ for (const kind of kinds) {
     );
     // The last rerun's backup restores, recovers and holds the rows.
     const dest = path.join(work.path, `backup-push-${kind}-restored`);
-    const fetched = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-immediate', '--target-action', 'promote'], { asUser: 'postgres', env: repo.env });
+    const fetched = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-immediate', '--target-action', 'promote'], {
+      asUser: 'postgres',
+      env: repo.env,
+    });
     t.is(fetched.code, 0, fetched.stderr);
     // restore_command needs the repository's settings only (the stack's for gs://), not the source's libpq ones.
     const serverEnv = Object.fromEntries(Object.entries(repo.env).filter(([k]) => !k.startsWith('PG')));

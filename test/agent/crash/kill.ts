@@ -85,7 +85,12 @@ export async function runMaybeKilled(command: string, args: readonly string[], o
     if (options.steps.countInto !== undefined) env.CRASH_STEPS_FILE = options.steps.countInto;
   }
   const started = Date.now();
-  const child = spawn(file, argv, { env: await childEnv(env, options.asPostgres), cwd: options.cwd ?? '/tmp', detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(file, argv, {
+    env: await childEnv(env, options.asPostgres),
+    cwd: options.cwd ?? '/tmp',
+    detached: true,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const stderr: Buffer[] = [];
   child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
@@ -153,7 +158,10 @@ export async function checkRepository(storage: Storage, verified = new Set<strin
     if (verified.has(info.key)) continue;
     objects++;
     const stat = await storage.stat(info.key);
-    if (!stat || stat.size !== info.size || stat.crc32c !== info.crc32c) throw new Error(`object ${info.key} is listed as ${info.size} bytes ${info.crc32c} but stat says ${stat ? `${stat.size} bytes ${stat.crc32c}` : 'it is not there'}`);
+    if (!stat || stat.size !== info.size || stat.crc32c !== info.crc32c)
+      throw new Error(
+        `object ${info.key} is listed as ${info.size} bytes ${info.crc32c} but stat says ${stat ? `${stat.size} bytes ${stat.crc32c}` : 'it is not there'}`,
+      );
     if (info.key.endsWith('/backup.json')) {
       const result = await validateBackup(storage, info);
       if (!result.ok) throw new Error(`backup ${info.key} is visible but does not validate: ${result.problem}`);

@@ -4,19 +4,49 @@ import { parsePrimaryConninfo, splitKeywordValue, tlsOptionsFor, type PrimaryCon
 import { UsageError } from '../../../core/errors.ts';
 
 const env = { variable: 'GCWAL_PRIMARY_CONNINFO', fromFlag: false };
-const none: PrimaryConninfo = { host: undefined, hostaddr: undefined, port: undefined, user: undefined, database: undefined, password: undefined, passfile: undefined, sslmode: 'prefer', sslrootcert: undefined, sslcert: undefined, sslkey: undefined, connectTimeoutSeconds: undefined };
+const none: PrimaryConninfo = {
+  host: undefined,
+  hostaddr: undefined,
+  port: undefined,
+  user: undefined,
+  database: undefined,
+  password: undefined,
+  passfile: undefined,
+  sslmode: 'prefer',
+  sslrootcert: undefined,
+  sslcert: undefined,
+  sslkey: undefined,
+  connectTimeoutSeconds: undefined,
+};
 
 const rows: { name: string; input: string; expected: Partial<PrimaryConninfo> }[] = [
-  { name: 'keyword/value pairs', input: 'host=db1 port=5433 user=postgres dbname=app', expected: { host: 'db1', port: 5433, user: 'postgres', database: 'app' } },
-  { name: 'spaces around "=", quoted values, escapes', input: "host = db1  user='a b' password='it\\'s \\\\ x' dbname=we\\ ird", expected: { host: 'db1', user: 'a b', password: "it's \\ x", database: 'we ird' } },
+  {
+    name: 'keyword/value pairs',
+    input: 'host=db1 port=5433 user=postgres dbname=app',
+    expected: { host: 'db1', port: 5433, user: 'postgres', database: 'app' },
+  },
+  {
+    name: 'spaces around "=", quoted values, escapes',
+    input: "host = db1  user='a b' password='it\\'s \\\\ x' dbname=we\\ ird",
+    expected: { host: 'db1', user: 'a b', password: "it's \\ x", database: 'we ird' },
+  },
   { name: 'an empty quoted value', input: "host=db1 password=''", expected: { host: 'db1', password: '' } },
   { name: 'hostaddr beside host', input: 'host=db1.example hostaddr=10.0.0.5', expected: { host: 'db1.example', hostaddr: '10.0.0.5' } },
-  { name: 'a URI', input: 'postgresql://rep%40ops:s%3Acret@db1:6432/app?sslmode=require&connect_timeout=5', expected: { host: 'db1', port: 6432, user: 'rep@ops', password: 's:cret', database: 'app', sslmode: 'require', connectTimeoutSeconds: 5 } },
-  { name: 'a URI with a socket directory', input: 'postgres://%2Fvar%2Frun%2Fpostgresql/postgres', expected: { host: '/var/run/postgresql', database: 'postgres' } },
+  {
+    name: 'a URI',
+    input: 'postgresql://rep%40ops:s%3Acret@db1:6432/app?sslmode=require&connect_timeout=5',
+    expected: { host: 'db1', port: 6432, user: 'rep@ops', password: 's:cret', database: 'app', sslmode: 'require', connectTimeoutSeconds: 5 },
+  },
+  {
+    name: 'a URI with a socket directory',
+    input: 'postgres://%2Fvar%2Frun%2Fpostgresql/postgres',
+    expected: { host: '/var/run/postgresql', database: 'postgres' },
+  },
   { name: 'a URI with an IPv6 host', input: 'postgresql://[::1]:5432', expected: { host: '::1', port: 5432 } },
   {
     name: "what pg_basebackup -R writes as primary_conninfo (libpq's own keywords accepted, without effect)",
-    input: "user=postgres passfile='/var/lib/postgresql/.pgpass' channel_binding=prefer host=10.0.0.1 port=5432 sslmode=prefer sslcompression=0 sslcertmode=allow sslsni=1 ssl_min_protocol_version=TLSv1.2 gssencmode=prefer krbsrvname=postgres gssdelegation=0 target_session_attrs=any load_balance_hosts=disable",
+    input:
+      "user=postgres passfile='/var/lib/postgresql/.pgpass' channel_binding=prefer host=10.0.0.1 port=5432 sslmode=prefer sslcompression=0 sslcertmode=allow sslsni=1 ssl_min_protocol_version=TLSv1.2 gssencmode=prefer krbsrvname=postgres gssdelegation=0 target_session_attrs=any load_balance_hosts=disable",
     expected: { host: '10.0.0.1', port: 5432, user: 'postgres', passfile: '/var/lib/postgresql/.pgpass' },
   },
   { name: 'connect_timeout below 2 s counts as 2 s, as in libpq', input: 'host=db1 connect_timeout=1', expected: { host: 'db1', connectTimeoutSeconds: 2 } },
@@ -70,8 +100,14 @@ test('sslmode chooses TLS: none, tried, unverified, verified with or without the
   t.true(full !== false && full !== 'prefer' && full.rejectUnauthorized === true && full.checkServerIdentity === undefined);
   const ca = await tls('verify-ca', { sslrootcert: 'system' });
   t.true(ca !== false && ca !== 'prefer' && ca.rejectUnauthorized === true && ca.checkServerIdentity?.('x', {} as never) === undefined);
-  await t.throwsAsync(tls('verify-full', { sslrootcert: '/nonexistent/root.crt' }), { instanceOf: UsageError, message: /cannot read sslrootcert \/nonexistent\/root.crt \(ENOENT\)/ });
-  await t.throwsAsync(tls('require', { sslcert: '/nonexistent/client.crt' }), { instanceOf: UsageError, message: /cannot read sslcert \/nonexistent\/client.crt \(ENOENT\)/ });
+  await t.throwsAsync(tls('verify-full', { sslrootcert: '/nonexistent/root.crt' }), {
+    instanceOf: UsageError,
+    message: /cannot read sslrootcert \/nonexistent\/root.crt \(ENOENT\)/,
+  });
+  await t.throwsAsync(tls('require', { sslcert: '/nonexistent/client.crt' }), {
+    instanceOf: UsageError,
+    message: /cannot read sslcert \/nonexistent\/client.crt \(ENOENT\)/,
+  });
 });
 
 test('splitting keeps the last of a repeated keyword, as libpq does', (t) => {

@@ -32,16 +32,40 @@ function catalogue(): Catalogue {
   c.walSegmentSize = SEG;
   const records = {
     2: { restorePoints: [] },
-    3: { firstXactTime: '2024-05-01T12:02:00.000000Z', lastXactTime: '2024-05-01T12:05:00.000000Z', lastXactLsn: '0/3000900', restorePoints: [{ name: 'before the upgrade', time: '2024-05-01T12:04:00.000000Z', lsn: '0/3000100' }] },
+    3: {
+      firstXactTime: '2024-05-01T12:02:00.000000Z',
+      lastXactTime: '2024-05-01T12:05:00.000000Z',
+      lastXactLsn: '0/3000900',
+      restorePoints: [{ name: 'before the upgrade', time: '2024-05-01T12:04:00.000000Z', lsn: '0/3000100' }],
+    },
     4: { firstXactTime: '2024-05-01T12:06:00.000000Z', lastXactTime: '2024-05-01T12:09:17.123456Z', lastXactLsn: '0/4000F00', restorePoints: [] },
   } as const;
   for (const n of [2, 3, 4] as const) {
-    c.wal[segment(n)] = { name: segment(n), generation: String(n), size: 1000, created: `2024-05-01T12:1${n}:00.000Z`, state: 'valid', records: structuredClone(records[n]) as never };
+    c.wal[segment(n)] = {
+      name: segment(n),
+      generation: String(n),
+      size: 1000,
+      created: `2024-05-01T12:1${n}:00.000Z`,
+      state: 'valid',
+      records: structuredClone(records[n]) as never,
+    };
   }
   c.backups.base_000000010000000000000002 = {
-    name: 'base_000000010000000000000002', generation: '7', state: 'valid', systemIdentifier: SYSTEM, pgVersionNum: 150010, timeline: 1,
-    startLsn: '0/2000028', stopLsn: '0/2000138', startWalSegment: segment(2), stopWalSegment: segment(2),
-    startTime: '2024-05-01T12:00:00.000Z', stopTime: '2024-05-01T12:00:30.456Z', rawSize: 1, storedSize: 1, keys: [],
+    name: 'base_000000010000000000000002',
+    generation: '7',
+    state: 'valid',
+    systemIdentifier: SYSTEM,
+    pgVersionNum: 150010,
+    timeline: 1,
+    startLsn: '0/2000028',
+    stopLsn: '0/2000138',
+    startWalSegment: segment(2),
+    stopWalSegment: segment(2),
+    startTime: '2024-05-01T12:00:00.000Z',
+    stopTime: '2024-05-01T12:00:30.456Z',
+    rawSize: 1,
+    storedSize: 1,
+    keys: [],
   };
   return c;
 }
@@ -63,7 +87,11 @@ async function backupFetch(url: string, dest: string, args: string[]) {
   let err = '';
   stdout.resume();
   stderr.on('data', (d) => (err += d));
-  const code = await main(['backup-fetch', dest, 'LATEST', ...args], { GCWAL_REPO: url }, { stdout, stderr, interactive: false, cwd: tmpdir(), signal: new AbortController().signal });
+  const code = await main(
+    ['backup-fetch', dest, 'LATEST', ...args],
+    { GCWAL_REPO: url },
+    { stdout, stderr, interactive: false, cwd: tmpdir(), signal: new AbortController().signal },
+  );
   return { code, err };
 }
 
@@ -80,7 +108,10 @@ test('a --target-time after the last commit archived is refused with exit 2, nam
   const { url, dest } = await repository();
   const { code, err } = await backupFetch(url, dest, ['--target-time', '2024-05-01 12:09:17.2+00']);
   t.is(code, 2, err);
-  t.regex(err, /recovery target time 2024-05-01 12:09:17\.2\+00:00 is after the last commit archived \(2024-05-01T12:09:17\.123456Z, at 0\/4000F00 in 000000010000000000000004 on timeline 1\)/);
+  t.regex(
+    err,
+    /recovery target time 2024-05-01 12:09:17\.2\+00:00 is after the last commit archived \(2024-05-01T12:09:17\.123456Z, at 0\/4000F00 in 000000010000000000000004 on timeline 1\)/,
+  );
   t.false(existsSync(dest));
 });
 

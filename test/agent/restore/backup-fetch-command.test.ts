@@ -41,7 +41,11 @@ async function repository(t: ExecutionContext) {
 
 test('backup-fetch restores the latest backup, sets up recovery and prints the next step', async (t) => {
   const { dir, env } = await repository(t);
-  const r = await run(['backup-fetch', 'data', 'LATEST', '--target-lsn', '0/4000100', '--target-action', 'promote', '--gcwal-command', '/opt/gcwal/bin/gcwal'], env, dir);
+  const r = await run(
+    ['backup-fetch', 'data', 'LATEST', '--target-lsn', '0/4000100', '--target-action', 'promote', '--gcwal-command', '/opt/gcwal/bin/gcwal'],
+    env,
+    dir,
+  );
   t.is(r.code, 0, r.err);
   const dest = path.join(dir, 'data');
   t.regex(r.out, new RegExp(`^restored ${BACKUP_NAME} into ${dest} \\(3 files\\)\n`));
@@ -62,9 +66,19 @@ test('backup-fetch without recovery options says WAL must be provided', async (t
 });
 
 const failures: { name: string; args: string[]; code: number; stderr: RegExp; prepare?: (dir: string) => Promise<void> }[] = [
-  { name: 'two recovery targets are a usage error', args: ['--target-immediate', '--target-name', 'x'], code: 2, stderr: /recovery targets are mutually exclusive/ },
+  {
+    name: 'two recovery targets are a usage error',
+    args: ['--target-immediate', '--target-name', 'x'],
+    code: 2,
+    stderr: /recovery targets are mutually exclusive/,
+  },
   { name: 'a malformed target time is a usage error', args: ['--target-time', 'yesterday'], code: 2, stderr: /invalid recovery target time "yesterday"/ },
-  { name: 'a malformed tablespace mapping is a usage error', args: ['--tablespace-map', 'nonsense'], code: 2, stderr: /matches no tablespace|invalid --tablespace-map/ },
+  {
+    name: 'a malformed tablespace mapping is a usage error',
+    args: ['--tablespace-map', 'nonsense'],
+    code: 2,
+    stderr: /matches no tablespace|invalid --tablespace-map/,
+  },
   {
     name: 'a non-empty destination exits 10',
     args: [],
@@ -97,7 +111,12 @@ test('backup-fetch of an unknown backup exits 1 and points at backup-list', asyn
 });
 
 test('recovery options are read from the command line names', (t) => {
-  t.deepEqual(recoveryPlanFromOptions({ 'target-name': 'before', 'target-timeline': '2', 'target-action': 'shutdown' }), { target: { kind: 'name', name: 'before' }, timeline: '2', action: 'shutdown', exclusive: false });
+  t.deepEqual(recoveryPlanFromOptions({ 'target-name': 'before', 'target-timeline': '2', 'target-action': 'shutdown' }), {
+    target: { kind: 'name', name: 'before' },
+    timeline: '2',
+    action: 'shutdown',
+    exclusive: false,
+  });
   t.deepEqual(recoveryPlanFromOptions({ recovery: true }), { target: undefined, timeline: undefined, action: undefined, exclusive: false });
   t.is(recoveryPlanFromOptions({}), undefined);
   t.throws(() => recoveryPlanFromOptions({ 'target-time': ['a', 'b'] }), { instanceOf: UsageError, message: /--target-time is given more than once/ });
@@ -130,12 +149,21 @@ test('backup-fetch of a backup with tablespaces exits 2 before writing unless th
   const url = pathToFileURL(path.join(dir.path, 'repo')).href;
   const location = path.join(dir.path, 'recorded');
   await writeFixtureBackup(new FileStorage(url), {
-    entries: [{ path: 'PG_VERSION', content: '15\n' }, { path: 'pg_tblspc/16385/PG_15_202209061', type: 'directory' }, { path: 'pg_tblspc/16385/PG_15_202209061/1', content: 'ts' }],
+    entries: [
+      { path: 'PG_VERSION', content: '15\n' },
+      { path: 'pg_tblspc/16385/PG_15_202209061', type: 'directory' },
+      { path: 'pg_tblspc/16385/PG_15_202209061/1', content: 'ts' },
+    ],
     tablespaces: [{ oid: '16385', location }],
   });
   const refused = await run(['backup-fetch', 'data', 'LATEST'], { GCWAL_REPO: url }, dir.path);
   t.is(refused.code, 2, refused.err);
-  t.regex(refused.err, new RegExp(`restores tablespace 16385 at "${location}", outside the data directory; .* \\(pass --tablespaces-as-recorded to restore it there, or --tablespace-map OID=/new/dir for each\\)`));
+  t.regex(
+    refused.err,
+    new RegExp(
+      `restores tablespace 16385 at "${location}", outside the data directory; .* \\(pass --tablespaces-as-recorded to restore it there, or --tablespace-map OID=/new/dir for each\\)`,
+    ),
+  );
   t.false(existsSync(path.join(dir.path, 'data')));
   t.false(existsSync(location));
 
@@ -151,7 +179,15 @@ test('backup-fetch of a backup of another cluster by name exits 4 and writes not
   await writeFixtureBackup(new FileStorage(env.GCWAL_REPO), {
     name: other,
     entries: [{ path: 'PG_VERSION', content: '15\n' }],
-    meta: (m) => ({ ...m, systemIdentifier: '7399999999999999999', startLsn: '0/9000028', stopLsn: '0/9000100', startWalSegment: '000000010000000000000009', stopWalSegment: '000000010000000000000009', backupLabel: 'START WAL LOCATION: 0/9000028 (file 000000010000000000000009)\n' }),
+    meta: (m) => ({
+      ...m,
+      systemIdentifier: '7399999999999999999',
+      startLsn: '0/9000028',
+      stopLsn: '0/9000100',
+      startWalSegment: '000000010000000000000009',
+      stopWalSegment: '000000010000000000000009',
+      backupLabel: 'START WAL LOCATION: 0/9000028 (file 000000010000000000000009)\n',
+    }),
   });
   const r = await run(['backup-fetch', 'data', other], env, dir);
   t.is(r.code, 4, r.err);

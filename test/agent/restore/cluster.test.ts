@@ -63,23 +63,34 @@ test('a cluster with a tablespace is restored with the tablespace relocated and 
 
   // The tablespace's location comes from the repository: unconfirmed, the restore stops before writing and names it.
   const refusedDest = path.join(work.path, 'refused');
-  const unconfirmed = await runGcwal(agent.command, ['backup-fetch', refusedDest, 'LATEST', '--recovery', '--gcwal-command', agent.command], { asUser: 'postgres', env: { GCWAL_REPO: repo } });
+  const unconfirmed = await runGcwal(agent.command, ['backup-fetch', refusedDest, 'LATEST', '--recovery', '--gcwal-command', agent.command], {
+    asUser: 'postgres',
+    env: { GCWAL_REPO: repo },
+  });
   t.is(unconfirmed.code, 2, unconfirmed.stderr);
   t.regex(unconfirmed.stderr, new RegExp(`restores tablespace ${oid} at "${original}", outside the data directory; .*--tablespaces-as-recorded`));
   t.false(existsSync(refusedDest));
 
   // Confirmed, the original location is in use by the source: refused before anything is written.
-  const refused = await runGcwal(agent.command, ['backup-fetch', refusedDest, 'LATEST', '--recovery', '--tablespaces-as-recorded', '--gcwal-command', agent.command], { asUser: 'postgres', env: { GCWAL_REPO: repo } });
+  const refused = await runGcwal(
+    agent.command,
+    ['backup-fetch', refusedDest, 'LATEST', '--recovery', '--tablespaces-as-recorded', '--gcwal-command', agent.command],
+    { asUser: 'postgres', env: { GCWAL_REPO: repo } },
+  );
   t.is(refused.code, 10, refused.stderr);
   t.regex(refused.stderr, new RegExp(`destination ${original} is not empty`));
   t.false(existsSync(refusedDest));
 
   const dest = path.join(work.path, 'restored');
   const moved = path.join(work.path, 'ts-moved');
-  const fetched = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--recovery', '--tablespace-map', `${oid}=${moved}`, '--gcwal-command', agent.command], {
-    asUser: 'postgres',
-    env: { GCWAL_REPO: repo },
-  });
+  const fetched = await runGcwal(
+    agent.command,
+    ['backup-fetch', dest, 'LATEST', '--recovery', '--tablespace-map', `${oid}=${moved}`, '--gcwal-command', agent.command],
+    {
+      asUser: 'postgres',
+      env: { GCWAL_REPO: repo },
+    },
+  );
   t.is(fetched.code, 0, fetched.stderr);
   t.regex(fetched.stdout, new RegExp(`tablespace ${oid} restored into ${moved}\n`));
   t.regex(fetched.stdout, new RegExp(`start PostgreSQL with: pg_ctl -D ${dest} start\n$`));

@@ -141,63 +141,80 @@ async function failedRecovery(t: ExecutionContext, dest: string): Promise<void> 
   process.kill(pid, 'SIGKILL');
   await cluster.stop('immediate');
   const left = await readdir(spool).catch(() => [] as string[]);
-  t.true(left.some((n) => n.endsWith('.entry')), `the failed recovery left no spooled segment (${left.join(' ')}):\n${await cluster.logTail()}`);
+  t.true(
+    left.some((n) => n.endsWith('.entry')),
+    `the failed recovery left no spooled segment (${left.join(' ')}):\n${await cluster.logTail()}`,
+  );
 }
 
-test.serial('a delta restore keeps unchanged files, rewrites changed ones, removes the rest, ends exactly as a full restore, and recovers to a target', async (t) => {
-  const dest = path.join(work.path, 'standby');
-  await failedRecovery(t, dest);
+test.serial(
+  'a delta restore keeps unchanged files, rewrites changed ones, removes the rest, ends exactly as a full restore, and recovers to a target',
+  async (t) => {
+    const dest = path.join(work.path, 'standby');
+    await failedRecovery(t, dest);
 
-  // What else a stopped standby or failed primary may hold, and a file damaged in place (same size).
-  await writeFile(path.join(dest, 'standby.signal'), '');
-  await writeFile(path.join(dest, 'postmaster.pid'), '999999\n');
-  await mkdir(path.join(dest, 'pg_replslot', 'slot1'), { recursive: true });
-  await writeFile(path.join(dest, 'pg_replslot', 'slot1', 'state'), 'x');
-  await writeFile(path.join(dest, 'base', '1', '999999'), 'not in the backup');
-  await writeFile(path.join(dest, 'pg_wal', '000000010000000000000099'), 'old wal');
-  const before = await tree(dest);
-  // Under 64 KiB: no block checksums, so the file is rewritten whole (larger ones are patched, tested below).
-  const damaged = [...before].find(([p, f]) => f.type === 'file' && /^base\/1\/\d+$/.test(p) && p !== 'base/1/999999' && (f.crc ?? 0) !== 0 && f.size < 64 * 1024)![0];
-  const bytes = await readFile(path.join(dest, damaged));
-  bytes[0] ^= 0xff;
-  await writeFile(path.join(dest, damaged), bytes);
-  await execOk('chown', ['-R', 'postgres:postgres', dest]);
-  const beforeDamage = (await tree(dest)).get(damaged)!;
+    // What else a stopped standby or failed primary may hold, and a file damaged in place (same size).
+    await writeFile(path.join(dest, 'standby.signal'), '');
+    await writeFile(path.join(dest, 'postmaster.pid'), '999999\n');
+    await mkdir(path.join(dest, 'pg_replslot', 'slot1'), { recursive: true });
+    await writeFile(path.join(dest, 'pg_replslot', 'slot1', 'state'), 'x');
+    await writeFile(path.join(dest, 'base', '1', '999999'), 'not in the backup');
+    await writeFile(path.join(dest, 'pg_wal', '000000010000000000000099'), 'old wal');
+    const before = await tree(dest);
+    // Under 64 KiB: no block checksums, so the file is rewritten whole (larger ones are patched, tested below).
+    const damaged = [...before].find(
+      ([p, f]) => f.type === 'file' && /^base\/1\/\d+$/.test(p) && p !== 'base/1/999999' && (f.crc ?? 0) !== 0 && f.size < 64 * 1024,
+    )![0];
+    const bytes = await readFile(path.join(dest, damaged));
+    bytes[0] ^= 0xff;
+    await writeFile(path.join(dest, damaged), bytes);
+    await execOk('chown', ['-R', 'postgres:postgres', dest]);
+    const beforeDamage = (await tree(dest)).get(damaged)!;
 
-  const r = await fetch([dest, newer, '--delta', '--target-time', target]);
-  t.is(r.code, 0, r.stderr);
-  const after = await tree(dest);
+    const r = await fetch([dest, newer, '--delta', '--target-time', target]);
+    t.is(r.code, 0, r.stderr);
+    const after = await tree(dest);
 
-  // Exactly what a restore into an empty directory gives.
-  const full = path.join(work.path, 'full');
-  const f = await fetch([full, newer, '--target-time', target]);
-  t.is(f.code, 0, f.stderr);
-  t.deepEqual(contents(after), contents(await tree(full)));
+    // Exactly what a restore into an empty directory gives.
+    const full = path.join(work.path, 'full');
+    const f = await fetch([full, newer, '--target-time', target]);
+    t.is(f.code, 0, f.stderr);
+    t.deepEqual(contents(after), contents(await tree(full)));
 
-  for (const gone of ['standby.signal', 'postmaster.pid', 'pg_replslot/slot1', 'base/1/999999', 'pg_wal/000000010000000000000099', `pg_wal/${SPOOL_DIR}`, INCOMPLETE_MARKER]) t.false(after.has(gone), `${gone} is still there`);
-  // Unchanged files untouched: same inode, same mtime.
-  let kept = 0;
-  for (const [p, was] of before) {
-    const now = after.get(p);
-    if (was.type !== 'file' || !now || now.crc !== was.crc || p === damaged) continue;
-    // Written by every restore: the control file last, the recovery settings, the label.
-    if (['global/pg_control', 'postgresql.auto.conf', 'recovery.signal', 'backup_label'].includes(p)) continue;
-    t.is(now.ino, was.ino, `${p} was rewritten although unchanged`);
-    t.is(now.mtimeNs, was.mtimeNs, `${p} was touched although unchanged`);
-    kept++;
-  }
-  t.true(kept >= 200, `only ${kept} files kept`);
-  // The damaged file rewritten with the backup's content.
-  t.not(after.get(damaged)!.crc, beforeDamage.crc);
-  t.not(after.get(damaged)!.ino, beforeDamage.ino);
+    for (const gone of [
+      'standby.signal',
+      'postmaster.pid',
+      'pg_replslot/slot1',
+      'base/1/999999',
+      'pg_wal/000000010000000000000099',
+      `pg_wal/${SPOOL_DIR}`,
+      INCOMPLETE_MARKER,
+    ])
+      t.false(after.has(gone), `${gone} is still there`);
+    // Unchanged files untouched: same inode, same mtime.
+    let kept = 0;
+    for (const [p, was] of before) {
+      const now = after.get(p);
+      if (was.type !== 'file' || !now || now.crc !== was.crc || p === damaged) continue;
+      // Written by every restore: the control file last, the recovery settings, the label.
+      if (['global/pg_control', 'postgresql.auto.conf', 'recovery.signal', 'backup_label'].includes(p)) continue;
+      t.is(now.ino, was.ino, `${p} was rewritten although unchanged`);
+      t.is(now.mtimeNs, was.mtimeNs, `${p} was touched although unchanged`);
+      kept++;
+    }
+    t.true(kept >= 200, `only ${kept} files kept`);
+    // The damaged file rewritten with the backup's content.
+    t.not(after.get(damaged)!.crc, beforeDamage.crc);
+    t.not(after.get(damaged)!.ino, beforeDamage.ino);
 
-  const restored = await startClusterFromDirectory(dest, { serverEnv: env });
-  cleanups.push(() => restored.destroy());
-  await waitForPausedAtTarget(restored);
-  t.deepEqual(await counts(restored), { A: 9000, B: 2000 }, 'exactly the rows committed before the target');
-});
+    const restored = await startClusterFromDirectory(dest, { serverEnv: env });
+    cleanups.push(() => restored.destroy());
+    await waitForPausedAtTarget(restored);
+    t.deepEqual(await counts(restored), { A: 9000, B: 2000 }, 'exactly the rows committed before the target');
+  },
+);
 
-test.serial('a delta restore refuses a running server, a live prefetcher and another cluster\'s data directory, writing nothing', async (t) => {
+test.serial("a delta restore refuses a running server, a live prefetcher and another cluster's data directory, writing nothing", async (t) => {
   const running = await fetch([source.pgdata, newer, '--delta', '--recovery']);
   t.is(running.code, 10, running.stderr);
   t.regex(running.stderr, /a server is running on/);

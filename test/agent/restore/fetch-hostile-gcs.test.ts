@@ -50,7 +50,7 @@ const ENTRIES: FixtureEntry[] = [
   { path: 'pg_tblspc/16385/PG_15_202209061/setuid', content: 'x', mode: 0o4755 },
 ];
 
-test('backups planted in a gs:// repository: the unconfirmed tablespace stops the restore, another cluster\'s newer backup is skipped, no s or t bit survives', async (t) => {
+test("backups planted in a gs:// repository: the unconfirmed tablespace stops the restore, another cluster's newer backup is skipped, no s or t bit survives", async (t) => {
   const storage = new GcsStorage(stack.env.GCWAL_REPO, { endpoint: stack.emulator.url, metadataServer: { host: stack.metadata.host } });
   const outside = path.join(work.path, 'outside');
   await writeFixtureBackup(storage, { entries: ENTRIES, tablespaces: [{ oid: '16385', location: outside }] });
@@ -60,8 +60,15 @@ test('backups planted in a gs:// repository: the unconfirmed tablespace stops th
     entries: [...ENTRIES, { path: 'planted', content: 'planted' }],
     tablespaces: [{ oid: '16385', location: outside }],
     meta: (m) => ({
-      ...m, systemIdentifier: '7399999999999999999', startLsn: '0/9000028', stopLsn: '0/9000100', startWalSegment: '000000010000000000000009', stopWalSegment: '000000010000000000000009',
-      startTime: '2024-06-01T12:00:00.000Z', stopTime: '2024-06-01T12:00:05.000Z', backupLabel: 'START WAL LOCATION: 0/9000028 (file 000000010000000000000009)\n',
+      ...m,
+      systemIdentifier: '7399999999999999999',
+      startLsn: '0/9000028',
+      stopLsn: '0/9000100',
+      startWalSegment: '000000010000000000000009',
+      stopWalSegment: '000000010000000000000009',
+      startTime: '2024-06-01T12:00:00.000Z',
+      stopTime: '2024-06-01T12:00:05.000Z',
+      backupLabel: 'START WAL LOCATION: 0/9000028 (file 000000010000000000000009)\n',
     }),
   });
 

@@ -37,7 +37,13 @@ interface Env {
 async function setup(t: ExecutionContext): Promise<Env> {
   const dir = await makeTempDir('hostile');
   t.teardown(dir.cleanup);
-  return { tmp: dir.path, storage: new FileStorage(pathToFileURL(path.join(dir.path, 'repo')).href), dest: path.join(dir.path, 'data'), outside: path.join(dir.path, 'outside'), log: [] };
+  return {
+    tmp: dir.path,
+    storage: new FileStorage(pathToFileURL(path.join(dir.path, 'repo')).href),
+    dest: path.join(dir.path, 'data'),
+    outside: path.join(dir.path, 'outside'),
+    log: [],
+  };
 }
 
 function options(env: Env, more: Partial<FetchOptions> = {}): FetchOptions {
@@ -77,7 +83,10 @@ test('a backup with a tablespace the user did not confirm stops before anything 
     tablespaces: [{ oid: '16385', location }],
   });
   const err = await t.throwsAsync(fetchBackup(env.storage, options(env)), { instanceOf: UsageError });
-  t.is(err!.message, `backup ${BACKUP_NAME} restores tablespace 16385 at ${JSON.stringify(location)}, outside the data directory; locations from the repository are used only when confirmed`);
+  t.is(
+    err!.message,
+    `backup ${BACKUP_NAME} restores tablespace 16385 at ${JSON.stringify(location)}, outside the data directory; locations from the repository are used only when confirmed`,
+  );
   t.regex(err!.hint, /--tablespaces-as-recorded .* --tablespace-map OID=\/new\/dir/);
   t.false(existsSync(env.dest));
   assertNothingOutside(t, env);
@@ -131,12 +140,24 @@ for (const [what, fixture, message] of badLocations) {
  * holes were already closed before issue 11; the tests keep them closed.
  */
 const escapes: [string, (env: Env) => FixtureEntry[]][] = [
-  ['a symbolic link to a directory outside, then a file through it', (env) => [{ path: 'evil', type: 'symlink', target: env.outside }, { path: 'evil/planted', content: 'x' }]],
+  [
+    'a symbolic link to a directory outside, then a file through it',
+    (env) => [
+      { path: 'evil', type: 'symlink', target: env.outside },
+      { path: 'evil/planted', content: 'x' },
+    ],
+  ],
   ['a hard link to a file outside', (env) => [{ path: 'evil', type: 'link', target: path.join(env.outside, 'planted') }]],
   ['a .. path', () => [{ path: '../outside/planted', content: 'x' }]],
   ['a .. path deeper down', () => [{ path: 'global/../../outside/planted', content: 'x' }]],
   ['an absolute path', (env) => [{ path: path.join(env.outside, 'planted'), content: 'x' }]],
-  ['a symbolic link inside a tablespace pointing outside', (env) => [{ path: 'pg_tblspc/16385/PG_15_202209061', type: 'directory' }, { path: 'pg_tblspc/16385/PG_15_202209061/evil', type: 'symlink', target: env.outside }]],
+  [
+    'a symbolic link inside a tablespace pointing outside',
+    (env) => [
+      { path: 'pg_tblspc/16385/PG_15_202209061', type: 'directory' },
+      { path: 'pg_tblspc/16385/PG_15_202209061/evil', type: 'symlink', target: env.outside },
+    ],
+  ],
 ];
 for (const [what, hostile] of escapes) {
   test(`a part with ${what} writes nothing outside the destination and the mapped tablespace`, async (t) => {
@@ -193,8 +214,15 @@ test('LATEST skips a newer backup of another cluster planted in the repository, 
     name: planted,
     entries: [...BASE, { path: 'planted', content: 'planted' }],
     meta: (m) => ({
-      ...m, systemIdentifier: '7399999999999999999', startLsn: '0/9000028', stopLsn: '0/9000100', startWalSegment: '000000010000000000000009', stopWalSegment: '000000010000000000000009',
-      startTime: '2024-06-01T12:00:00.000Z', stopTime: '2024-06-01T12:00:05.000Z', backupLabel: 'START WAL LOCATION: 0/9000028 (file 000000010000000000000009)\n',
+      ...m,
+      systemIdentifier: '7399999999999999999',
+      startLsn: '0/9000028',
+      stopLsn: '0/9000100',
+      startWalSegment: '000000010000000000000009',
+      stopWalSegment: '000000010000000000000009',
+      startTime: '2024-06-01T12:00:00.000Z',
+      stopTime: '2024-06-01T12:00:05.000Z',
+      backupLabel: 'START WAL LOCATION: 0/9000028 (file 000000010000000000000009)\n',
     }),
   });
   const result = await fetchBackup(env.storage, options(env, { backup: 'LATEST' }));
@@ -209,20 +237,47 @@ test('a backup named to inject a setting into postgresql.auto.conf is refused be
   const meta = await writeFixtureBackup(env.storage, { entries: [...BASE, { path: 'postgresql.auto.conf', content: '' }] });
   // A copy of the real backup under a name that closes the comment line recovery settings start with.
   const evil = `${BACKUP_NAME}\nrecovery_end_command = 'touch pwned'`;
-  await writeSmallObject(env.storage, backupMetaKey(evil), serializeBackupMeta({ ...meta, name: evil, startTime: '2024-06-01T12:00:00.000Z', stopTime: '2024-06-01T12:00:05.000Z' }));
-  const err = await t.throwsAsync(fetchBackup(env.storage, options(env, { backup: 'LATEST', recovery: { target: undefined, timeline: undefined, action: undefined, exclusive: false } })), { instanceOf: CorruptObjectError });
+  await writeSmallObject(
+    env.storage,
+    backupMetaKey(evil),
+    serializeBackupMeta({ ...meta, name: evil, startTime: '2024-06-01T12:00:00.000Z', stopTime: '2024-06-01T12:00:05.000Z' }),
+  );
+  const err = await t.throwsAsync(
+    fetchBackup(env.storage, options(env, { backup: 'LATEST', recovery: { target: undefined, timeline: undefined, action: undefined, exclusive: false } })),
+    { instanceOf: CorruptObjectError },
+  );
   t.regex(err!.message, /: name is "base_000000010000000000000004\\nrecovery_end_command = 'touch \.\.\.", not a backup name$/);
   t.notRegex(err!.message, /\n/);
   t.false(existsSync(env.dest));
 });
 
 const strict: [string, Partial<FixtureOptions>, RegExp][] = [
-  ['a negative part size in backup.json', { meta: (m) => ({ ...m, parts: m.parts.map((p) => ({ ...p, storedSize: -1 })) }) }, /backup\.json: parts\[0\]\.storedSize is -1, below 0/],
+  [
+    'a negative part size in backup.json',
+    { meta: (m) => ({ ...m, parts: m.parts.map((p) => ({ ...p, storedSize: -1 })) }) },
+    /backup\.json: parts\[0\]\.storedSize is -1, below 0/,
+  ],
   ['a timeline 0 in backup.json', { meta: (m) => ({ ...m, timeline: 0 }) }, /backup\.json: timeline is 0, below 1/],
-  ['a field backup.json does not define', { meta: (m) => ({ ...m, postRestore: 'rm -rf /' }) as BackupMeta }, /backup\.json: postRestore is not a field of this format/],
-  ['a manifest line with a field the format does not define', { manifest: (m) => m.map((e) => (e.path === 'PG_VERSION' ? { ...e, owner: 'root' } : e)) }, /manifest of backup base_000000010000000000000004, line \d+: PG_VERSION has owner that is not a field of this format/],
-  ['a manifest mode with more than permission bits', { manifest: (m) => m.map((e) => (e.path === 'PG_VERSION' ? { ...e, mode: 0o100600 } : e)) }, /PG_VERSION has mode that is 33152, above 4095/],
-  ['a manifest entry under pg_tblspc of no tablespace', { manifest: (m) => [...m, { path: 'pg_tblspc/99/x', type: 'directory', size: 0, mode: 0o700, mtime: '2024-05-01T00:00:00Z' }] }, /lists "pg_tblspc\/99\/x" under pg_tblspc, but "99" is not a tablespace of the backup/],
+  [
+    'a field backup.json does not define',
+    { meta: (m) => ({ ...m, postRestore: 'rm -rf /' }) as BackupMeta },
+    /backup\.json: postRestore is not a field of this format/,
+  ],
+  [
+    'a manifest line with a field the format does not define',
+    { manifest: (m) => m.map((e) => (e.path === 'PG_VERSION' ? { ...e, owner: 'root' } : e)) },
+    /manifest of backup base_000000010000000000000004, line \d+: PG_VERSION has owner that is not a field of this format/,
+  ],
+  [
+    'a manifest mode with more than permission bits',
+    { manifest: (m) => m.map((e) => (e.path === 'PG_VERSION' ? { ...e, mode: 0o100600 } : e)) },
+    /PG_VERSION has mode that is 33152, above 4095/,
+  ],
+  [
+    'a manifest entry under pg_tblspc of no tablespace',
+    { manifest: (m) => [...m, { path: 'pg_tblspc/99/x', type: 'directory', size: 0, mode: 0o700, mtime: '2024-05-01T00:00:00Z' }] },
+    /lists "pg_tblspc\/99\/x" under pg_tblspc, but "99" is not a tablespace of the backup/,
+  ],
 ];
 for (const [what, fixture, message] of strict) {
   test(`${what} is a damaged backup, refused before anything is written with a message naming the field`, async (t) => {

@@ -10,7 +10,15 @@ import { fetchBackup, type FetchOptions } from '../../../agent/restore/fetch.ts'
 import { createLogger } from '../../../agent/log.ts';
 import { createProgress } from '../../../agent/progress.ts';
 import { CODEC_NAMES } from '../../../core/codec/types.ts';
-import { CorruptObjectError, DestinationNotEmptyError, GcwalError, NotFoundError, StorageError, UsageError, VersionMismatchError } from '../../../core/errors.ts';
+import {
+  CorruptObjectError,
+  DestinationNotEmptyError,
+  GcwalError,
+  NotFoundError,
+  StorageError,
+  UsageError,
+  VersionMismatchError,
+} from '../../../core/errors.ts';
 import { backupPartKey } from '../../../core/layout.ts';
 import { recoveryConfigBlock, type RecoveryPlan } from '../../../core/restore/recovery-config.ts';
 import { FileStorage } from '../../../core/storage/file/storage.ts';
@@ -130,7 +138,18 @@ for (const codec of CODEC_NAMES) {
     t.is(await readFile(path.join(d, 'backup_label'), 'utf8'), BACKUP_LABEL);
     t.true((await stat(path.join(d, 'pg_wal/archive_status'))).isDirectory());
     t.false(existsSync(path.join(d, 'recovery.signal')));
-    t.deepEqual((await readdir(d)).sort(), ['PG_VERSION', 'backup_label', 'base', 'conf.d', 'global', 'pg_notify', 'pg_tblspc', 'pg_wal', 'postgresql.auto.conf', 'tablespace_map']);
+    t.deepEqual((await readdir(d)).sort(), [
+      'PG_VERSION',
+      'backup_label',
+      'base',
+      'conf.d',
+      'global',
+      'pg_notify',
+      'pg_tblspc',
+      'pg_wal',
+      'postgresql.auto.conf',
+      'tablespace_map',
+    ]);
     t.deepEqual(await readdir(path.join(d, 'global')), ['pg_control']);
   });
 }
@@ -164,7 +183,10 @@ test('with tablespacesAsRecorded and no mapping a tablespace goes back to its re
 
 test('a tablespace link listed in the manifest only (as backup-push writes it) is restored from the metadata', async (t) => {
   const env = await setup(t);
-  await backup(env, { tarEntries: (_part, e) => e.filter((x) => x.type !== 'symlink'), manifest: (m) => m.map((e) => (e.type === 'symlink' ? { ...e, part: undefined } : e)) });
+  await backup(env, {
+    tarEntries: (_part, e) => e.filter((x) => x.type !== 'symlink'),
+    manifest: (m) => m.map((e) => (e.type === 'symlink' ? { ...e, part: undefined } : e)),
+  });
   const moved = path.join(env.tmp, 'moved');
   await fetchBackup(env.storage, options(env, { tablespaceMappings: [`/${path.relative('/', env.original)}=${moved}`] }));
   t.is(await readlink(path.join(env.dest, 'pg_tblspc/16385')), moved);
@@ -192,7 +214,8 @@ const damaged: { name: string; fixture: Partial<FixtureOptions>; message: RegExp
     name: 'a flipped byte in a stored part',
     fixture: { storedBytes: (part, b) => (part === 1 && (b[b.length >> 1] ^= 0x40), b) },
     // Whichever check sees it first: the file's checksum or the part's.
-    message: /file "base\/1\/1259" of backup base_000000010000000000000004 \(part 1 of backup base_000000010000000000000004\): crc32c .* does not match|stored bytes of backups\/base_000000010000000000000004\/part_00001\.tar: crc32c/,
+    message:
+      /file "base\/1\/1259" of backup base_000000010000000000000004 \(part 1 of backup base_000000010000000000000004\): crc32c .* does not match|stored bytes of backups\/base_000000010000000000000004\/part_00001\.tar: crc32c/,
   },
   {
     name: 'a flipped byte in a compressed part',
@@ -248,7 +271,9 @@ for (const { name, fixture, message } of damaged) {
     const env = await setup(t);
     await backup(env, fixture);
     const moved = path.join(env.tmp, 'moved');
-    const err = await t.throwsAsync(fetchBackup(env.storage, options(env, { recovery: LSN_PLAN, tablespaceMappings: [`16385=${moved}`] })), { instanceOf: CorruptObjectError });
+    const err = await t.throwsAsync(fetchBackup(env.storage, options(env, { recovery: LSN_PLAN, tablespaceMappings: [`16385=${moved}`] })), {
+      instanceOf: CorruptObjectError,
+    });
     t.regex(err!.message, message);
     await assertUnstartable(t, env, err);
   });
@@ -265,7 +290,9 @@ test('a tar entry with a .. path is refused and nothing is written outside the d
 
 test('a manifest listing a .. path is refused before the destination is created', async (t) => {
   const env = await setup(t);
-  await backup(env, { manifest: (m) => [...m, { path: 'base/../../evil', type: 'file', size: 1, crc32c: 'AAAAAA==', part: 0, mode: 0o600, mtime: '2024-05-01T00:00:00Z' }] });
+  await backup(env, {
+    manifest: (m) => [...m, { path: 'base/../../evil', type: 'file', size: 1, crc32c: 'AAAAAA==', part: 0, mode: 0o600, mtime: '2024-05-01T00:00:00Z' }],
+  });
   const err = await t.throwsAsync(fetchBackup(env.storage, options(env)), { instanceOf: CorruptObjectError });
   t.regex(err!.message, /manifest of backup base_000000010000000000000004, line \d+ holds an unsafe path "base\/\.\.\/\.\.\/evil"/);
   t.false(existsSync(env.dest));
@@ -285,7 +312,9 @@ test('a non-empty destination is refused before anything is written', async (t) 
   await mkdir(env.dest);
   await writeFile(path.join(env.dest, 'precious'), 'keep me');
   const moved = path.join(env.tmp, 'moved');
-  const err = await t.throwsAsync(fetchBackup(env.storage, options(env, { recovery: LSN_PLAN, tablespaceMappings: [`16385=${moved}`] })), { instanceOf: DestinationNotEmptyError });
+  const err = await t.throwsAsync(fetchBackup(env.storage, options(env, { recovery: LSN_PLAN, tablespaceMappings: [`16385=${moved}`] })), {
+    instanceOf: DestinationNotEmptyError,
+  });
   t.is(err!.message, `destination ${env.dest} is not empty`);
   t.deepEqual(await readdir(env.dest), ['precious']);
   t.is(await readFile(path.join(env.dest, 'precious'), 'utf8'), 'keep me');
@@ -322,7 +351,9 @@ test('a backup of another major version than the server that will start it is re
   await backup(env); // PostgreSQL 15.10
   const moved = path.join(env.tmp, 'moved');
   const server = { major: 18, source: '/usr/lib/postgresql/18/bin/postgres' };
-  const err = await t.throwsAsync(fetchBackup(env.storage, options(env, { server, tablespaceMappings: [`16385=${moved}`] })), { instanceOf: VersionMismatchError });
+  const err = await t.throwsAsync(fetchBackup(env.storage, options(env, { server, tablespaceMappings: [`16385=${moved}`] })), {
+    instanceOf: VersionMismatchError,
+  });
   t.is(err!.message, `backup ${BACKUP_NAME} is of postgresql 15.10, but /usr/lib/postgresql/18/bin/postgres is postgresql 18`);
   t.is(err!.exitCode, 2);
   t.false(existsSync(env.dest));
@@ -331,7 +362,7 @@ test('a backup of another major version than the server that will start it is re
   t.is(await readFile(path.join(result.dest, 'PG_VERSION'), 'utf8'), '15\n');
 });
 
-test('a standby\'s backup holding standby.signal and recovery.signal (taken before backup-push left them out) restores without them, plain and --delta', async (t) => {
+test("a standby's backup holding standby.signal and recovery.signal (taken before backup-push left them out) restores without them, plain and --delta", async (t) => {
   const env = await setup(t);
   const control = Buffer.alloc(8192, 7);
   control.writeBigUInt64LE(BigInt(SYSTEM_IDENTIFIER)); // --delta reads the cluster from it
@@ -341,7 +372,7 @@ test('a standby\'s backup holding standby.signal and recovery.signal (taken befo
       { path: 'PG_VERSION', content: '15\n' },
       { path: 'postgresql.auto.conf', content: AUTO_CONF },
       { path: 'standby.signal', content: '' },
-      { path: 'recovery.signal', content: 'the backup\'s own\n' },
+      { path: 'recovery.signal', content: "the backup's own\n" },
       { path: 'global', type: 'directory' },
       { path: 'global/pg_control', content: control, part: 1 },
     ],
@@ -400,7 +431,10 @@ test('a data directory left with only the marker being written is taken as an un
   await mkdir(env.dest);
   await writeFile(path.join(env.dest, `${INCOMPLETE_MARKER}.gcwal-tmp`), 'gcwal backup-fetch of');
   await fetchBackup(env.storage, options(env, { tablespaceMappings: [`16385=${path.join(env.tmp, 'moved')}`] }));
-  t.deepEqual((await readdir(env.dest)).filter((n) => n.includes('gcwal')), []);
+  t.deepEqual(
+    (await readdir(env.dest)).filter((n) => n.includes('gcwal')),
+    [],
+  );
 });
 
 test('beside an unfinished restore, a non-empty tablespace directory its marker does not name is refused before anything is cleared', async (t) => {
@@ -412,7 +446,9 @@ test('beside an unfinished restore, a non-empty tablespace directory its marker 
   const foreign = path.join(env.tmp, 'foreign');
   await mkdir(foreign);
   await writeFile(path.join(foreign, 'precious'), 'keep me');
-  const err = await t.throwsAsync(fetchBackup(env.storage, options(env, { tablespaceMappings: [`16385=${foreign}`] })), { instanceOf: DestinationNotEmptyError });
+  const err = await t.throwsAsync(fetchBackup(env.storage, options(env, { tablespaceMappings: [`16385=${foreign}`] })), {
+    instanceOf: DestinationNotEmptyError,
+  });
   t.is(err!.exitCode, 10);
   t.deepEqual(await readdir(foreign), ['precious']);
   t.is(await readFile(path.join(env.dest, 'PG_VERSION'), 'utf8'), 'half');
@@ -501,7 +537,9 @@ test('a part whose read keeps failing fails the restore once the retries are spe
   const env = await setup(t);
   await backup(env);
   const storage = flaky(env.storage, backupPartKey(BACKUP_NAME, 1), 3, true);
-  const err = await t.throwsAsync(fetchBackup(storage, options(env, { retries: 2, tablespaceMappings: [`16385=${path.join(env.tmp, 'moved')}`] })), { instanceOf: StorageError });
+  const err = await t.throwsAsync(fetchBackup(storage, options(env, { retries: 2, tablespaceMappings: [`16385=${path.join(env.tmp, 'moved')}`] })), {
+    instanceOf: StorageError,
+  });
   t.regex(err!.message, /connection reset reading backups\/base_000000010000000000000004\/part_00001\.tar/);
   await assertUnstartable(t, env, err);
 });
@@ -510,6 +548,8 @@ test('a permanent storage failure is not retried', async (t) => {
   const env = await setup(t);
   await backup(env);
   const storage = flaky(env.storage, backupPartKey(BACKUP_NAME, 1), 1, false);
-  await t.throwsAsync(fetchBackup(storage, options(env, { retries: 5, tablespaceMappings: [`16385=${path.join(env.tmp, 'moved')}`] })), { instanceOf: StorageError });
+  await t.throwsAsync(fetchBackup(storage, options(env, { retries: 5, tablespaceMappings: [`16385=${path.join(env.tmp, 'moved')}`] })), {
+    instanceOf: StorageError,
+  });
   t.notRegex(env.log.join(''), /retrying/);
 });

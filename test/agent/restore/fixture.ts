@@ -46,7 +46,8 @@ export interface FixtureOptions {
 
 export const BACKUP_NAME = 'base_000000010000000000000004';
 
-export const BACKUP_LABEL = 'START WAL LOCATION: 0/4000028 (file 000000010000000000000004)\nCHECKPOINT LOCATION: 0/4000060\nBACKUP METHOD: streamed\nBACKUP FROM: primary\nSTART TIME: 2024-05-01 12:00:00 UTC\nLABEL: gcwal\nSTART TIMELINE: 1\n';
+export const BACKUP_LABEL =
+  'START WAL LOCATION: 0/4000028 (file 000000010000000000000004)\nCHECKPOINT LOCATION: 0/4000060\nBACKUP METHOD: streamed\nBACKUP FROM: primary\nSTART TIME: 2024-05-01 12:00:00 UTC\nLABEL: gcwal\nSTART TIMELINE: 1\n';
 
 const DEFAULT_MTIME = '2024-05-01T11:59:58.000Z';
 
@@ -65,7 +66,13 @@ async function tarOf(entries: FixtureEntry[]): Promise<Buffer> {
   const done = collect(p as unknown as AsyncIterable<Buffer>);
   for (const e of entries) {
     const type = e.type ?? 'file';
-    const header = { name: e.path, type, mode: e.mode ?? (type === 'directory' ? 0o700 : 0o600), mtime: new Date(e.mtime ?? DEFAULT_MTIME), linkname: e.target };
+    const header = {
+      name: e.path,
+      type,
+      mode: e.mode ?? (type === 'directory' ? 0o700 : 0o600),
+      mtime: new Date(e.mtime ?? DEFAULT_MTIME),
+      linkname: e.target,
+    };
     await new Promise<void>((resolve, reject) => {
       if (type === 'file') p.entry(header, bytes(e), (err) => (err ? reject(err) : resolve()));
       else p.entry(header, (err) => (err ? reject(err) : resolve()));
@@ -132,7 +139,11 @@ export async function writeFixtureBackup(storage: Storage, options: FixtureOptio
   if (options.manifest) manifest = options.manifest(manifest);
   const manifestBody = Buffer.from(manifest.map((m) => JSON.stringify(m) + '\n').join(''));
   const manifestKey = backupManifestKey(name);
-  await store(storage, manifestKey, manifestBody, { [Meta.codec]: 'none', [Meta.rawSize]: String(manifestBody.length), [Meta.rawCrc32c]: crc32cBase64(crc32c(manifestBody)) });
+  await store(storage, manifestKey, manifestBody, {
+    [Meta.codec]: 'none',
+    [Meta.rawSize]: String(manifestBody.length),
+    [Meta.rawCrc32c]: crc32cBase64(crc32c(manifestBody)),
+  });
 
   const files = options.entries.filter((e) => (e.type ?? 'file') === 'file');
   const tablespaces = options.tablespaces ?? [];

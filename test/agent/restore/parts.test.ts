@@ -17,7 +17,10 @@ test('a part missing from the repository is a damaged backup, named by its index
   const dir = await makeTempDir('parts');
   t.teardown(dir.cleanup);
   const storage = new FileStorage(pathToFileURL(path.join(dir.path, 'repo')).href);
-  const entries: FixtureEntry[] = [{ path: 'a', content: 'a' }, { path: 'b', content: 'b', part: 1 }];
+  const entries: FixtureEntry[] = [
+    { path: 'a', content: 'a' },
+    { path: 'b', content: 'b', part: 1 },
+  ];
   const meta = await writeFixtureBackup(storage, { entries, parts: 2 });
   await storage.delete(backupPartKey(BACKUP_NAME, 1));
   const dest = path.join(dir.path, 'data');
@@ -129,5 +132,9 @@ test('a damaged part stops the parts being read beside it, and the restore fails
   };
   const dest = path.join(dir.path, 'data');
   await t.throwsAsync(restoreParts(held, meta, targetFor(dest, sixParts), { concurrency: 3, retries: 0, log: quiet() }), { instanceOf: CorruptObjectError });
-  t.deepEqual(aborted.sort(), [backupPartKey(BACKUP_NAME, 0), backupPartKey(BACKUP_NAME, 1)], 'the two parts in flight beside it were stopped, no later part was started');
+  t.deepEqual(
+    aborted.sort(),
+    [backupPartKey(BACKUP_NAME, 0), backupPartKey(BACKUP_NAME, 1)],
+    'the two parts in flight beside it were stopped, no later part was started',
+  );
 });

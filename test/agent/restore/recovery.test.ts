@@ -61,24 +61,67 @@ function expandPercent(command: string, file: string, dest: string): string {
 // PostgreSQL would refuse two targets unless the block resets it first.
 const STALE = "recovery_target_time = '2020-01-01 00:00:00+00'\nrecovery_target_action = 'shutdown'\n";
 
-const NAMES = ['recovery_target', 'recovery_target_lsn', 'recovery_target_name', 'recovery_target_time', 'recovery_target_xid', 'recovery_target_inclusive', 'recovery_target_timeline', 'recovery_target_action'];
+const NAMES = [
+  'recovery_target',
+  'recovery_target_lsn',
+  'recovery_target_name',
+  'recovery_target_time',
+  'recovery_target_xid',
+  'recovery_target_inclusive',
+  'recovery_target_timeline',
+  'recovery_target_action',
+];
 
 const cases: { name: string; options: RecoveryOptions; expected: Record<string, string> }[] = [
   { name: 'the end of the archive', options: { recovery: true }, expected: {} },
-  { name: 'a time with a negative offset, exclusive', options: { targetTime: '2024-05-01T12:30:00.123456-03:30', targetExclusive: true }, expected: { recovery_target_time: '2024-05-01 12:30:00.123456-03:30', recovery_target_inclusive: 'off' } },
-  { name: 'a time in UTC', options: { targetTime: '2024-05-01 12:30:00Z', targetAction: 'promote' }, expected: { recovery_target_time: '2024-05-01 12:30:00+00:00', recovery_target_action: 'promote' } },
-  { name: 'an lsn on timeline 3', options: { targetLsn: '16/b374d848', targetTimeline: '3' }, expected: { recovery_target_lsn: '16/B374D848', recovery_target_timeline: '3' } },
-  { name: 'a restore point named with quotes and a backslash', options: { targetName: `it's "done" \\ 100%`, targetAction: 'shutdown' }, expected: { recovery_target_name: `it's "done" \\ 100%`, recovery_target_action: 'shutdown' } },
-  { name: 'consistency, on the current timeline', options: { targetImmediate: true, targetTimeline: 'current' }, expected: { recovery_target: 'immediate', recovery_target_timeline: 'current' } },
+  {
+    name: 'a time with a negative offset, exclusive',
+    options: { targetTime: '2024-05-01T12:30:00.123456-03:30', targetExclusive: true },
+    expected: { recovery_target_time: '2024-05-01 12:30:00.123456-03:30', recovery_target_inclusive: 'off' },
+  },
+  {
+    name: 'a time in UTC',
+    options: { targetTime: '2024-05-01 12:30:00Z', targetAction: 'promote' },
+    expected: { recovery_target_time: '2024-05-01 12:30:00+00:00', recovery_target_action: 'promote' },
+  },
+  {
+    name: 'an lsn on timeline 3',
+    options: { targetLsn: '16/b374d848', targetTimeline: '3' },
+    expected: { recovery_target_lsn: '16/B374D848', recovery_target_timeline: '3' },
+  },
+  {
+    name: 'a restore point named with quotes and a backslash',
+    options: { targetName: `it's "done" \\ 100%`, targetAction: 'shutdown' },
+    expected: { recovery_target_name: `it's "done" \\ 100%`, recovery_target_action: 'shutdown' },
+  },
+  {
+    name: 'consistency, on the current timeline',
+    options: { targetImmediate: true, targetTimeline: 'current' },
+    expected: { recovery_target: 'immediate', recovery_target_timeline: 'current' },
+  },
 ];
-const DEFAULTS: Record<string, string> = { recovery_target: '', recovery_target_lsn: '', recovery_target_name: '', recovery_target_time: '', recovery_target_xid: '', recovery_target_inclusive: 'on', recovery_target_timeline: 'latest', recovery_target_action: 'pause' };
+const DEFAULTS: Record<string, string> = {
+  recovery_target: '',
+  recovery_target_lsn: '',
+  recovery_target_name: '',
+  recovery_target_time: '',
+  recovery_target_xid: '',
+  recovery_target_inclusive: 'on',
+  recovery_target_timeline: 'latest',
+  recovery_target_action: 'pause',
+};
 
 for (const { name, options, expected } of cases) {
   test.serial(`PostgreSQL accepts the recovery settings for ${name}, over stale ones from the source`, async (t) => {
     const conf = path.join(pgdata, AUTO_CONF);
     await writeFile(conf, pristineAutoConf + STALE.trimEnd()); // and no final newline
     await handOver(conf);
-    const block = recoveryConfigBlock({ plan: parseRecoveryOptions(options)!, repoUrl: 'file:///srv/repo', gcwalCommand: 'gcwal', backupName: 'base_000000010000000000000004' });
+    const block = recoveryConfigBlock({
+      plan: parseRecoveryOptions(options)!,
+      repoUrl: 'file:///srv/repo',
+      gcwalCommand: 'gcwal',
+      backupName: 'base_000000010000000000000004',
+    });
     await writeRecoverySetup(pgdata, block);
     await handOver(conf, path.join(pgdata, RECOVERY_SIGNAL));
     t.deepEqual(await settings(NAMES), { ...DEFAULTS, ...expected });
@@ -100,7 +143,10 @@ test.serial('the restore_command PostgreSQL reads runs gcwal with the repository
   const conf = path.join(pgdata, AUTO_CONF);
   await writeFile(conf, pristineAutoConf);
   await handOver(conf);
-  await writeRecoverySetup(pgdata, recoveryConfigBlock({ plan: parseRecoveryOptions({ recovery: true })!, repoUrl: repo, gcwalCommand: script, backupName: 'base_000000010000000000000004' }));
+  await writeRecoverySetup(
+    pgdata,
+    recoveryConfigBlock({ plan: parseRecoveryOptions({ recovery: true })!, repoUrl: repo, gcwalCommand: script, backupName: 'base_000000010000000000000004' }),
+  );
   await handOver(conf, path.join(pgdata, RECOVERY_SIGNAL));
 
   const { restore_command: command } = await settings(['restore_command']);
@@ -113,7 +159,7 @@ test.serial('the restore_command PostgreSQL reads runs gcwal with the repository
 test.serial('recovery settings go into a new postgresql.auto.conf when the backup has none', async (t) => {
   const dir = await makeTempDir('recovery-new');
   t.teardown(dir.cleanup);
-  await writeRecoverySetup(dir.path, 'restore_command = \'x\'\n');
+  await writeRecoverySetup(dir.path, "restore_command = 'x'\n");
   t.is(await readFile(path.join(dir.path, AUTO_CONF), 'utf8'), "restore_command = 'x'\n");
   t.is((await stat(path.join(dir.path, AUTO_CONF))).mode & 0o777, 0o600);
   await appendFile(path.join(dir.path, AUTO_CONF), 'x'); // no final newline now

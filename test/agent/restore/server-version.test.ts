@@ -34,7 +34,9 @@ for (const [dest, major] of paths) {
 test('a backup of another major version than the server that will start it is refused with exit 2', (t) => {
   const meta = { name: 'base_000000010000000000000004', pgVersion: '15.10', pgVersionNum: 150010 };
   t.notThrows(() => checkBackupForServer(meta, { major: 15, source: 'x' }));
-  const err = t.throws(() => checkBackupForServer(meta, { major: 18, source: 'the destination /var/lib/postgresql/18/main' }), { instanceOf: VersionMismatchError });
+  const err = t.throws(() => checkBackupForServer(meta, { major: 18, source: 'the destination /var/lib/postgresql/18/main' }), {
+    instanceOf: VersionMismatchError,
+  });
   t.is(err.message, 'backup base_000000010000000000000004 is of postgresql 15.10, but the destination /var/lib/postgresql/18/main is postgresql 18');
   t.regex(err.hint, /PostgreSQL 15 .*pg_upgrade/);
   t.is(err.exitCode, ExitCode.usage);

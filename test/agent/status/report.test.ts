@@ -20,7 +20,7 @@ function archive() {
   });
 }
 
-test('with the pipeline\'s catalogue, the report carries the watchdog\'s figures: lag, window, backup age, pending objects, the pipeline\'s alerts by kind', (t) => {
+test("with the pipeline's catalogue, the report carries the watchdog's figures: lag, window, backup age, pending objects, the pipeline's alerts by kind", (t) => {
   const catalogue = archive();
   const report = buildStatusReport({ catalogue, source: 'catalogue', location: 'x', generation: '5' }, 'gs://b/p', now, thresholds);
   t.deepEqual(report.metrics, pipelineMetrics(catalogue, now));
@@ -42,7 +42,10 @@ test('over a listing the figures count the alerts evaluated on the spot, and unv
   for (const e of Object.values(catalogue.wal)) e.state = 'pending';
   for (const b of Object.values(catalogue.backups)) b.state = 'pending';
   const report = buildStatusReport({ catalogue, source: 'listing', location: 'x', generation: '0' }, 'gs://b/p', now, thresholds);
-  t.deepEqual(report.alerts.map((a) => a.kind), ['archiving-stalled']);
+  t.deepEqual(
+    report.alerts.map((a) => a.kind),
+    ['archiving-stalled'],
+  );
   t.like(report.metrics, { openAlertsTotal: 1, openAlerts: { archiving_stalled: 1, corrupt_object: 0 }, pendingObjects: 4, windowStart: at(1) });
 });
 
@@ -50,7 +53,9 @@ test('the window says until when it is restorable by time, the last commit archi
   const catalogue = archive();
   catalogue.wal[seg(1, 1)].records = { restorePoints: [] };
   catalogue.wal[seg(1, 2)].records = {
-    firstXactTime: '2024-05-01T00:01:30.000001Z', lastXactTime: '2024-05-01T00:02:10.654321Z', lastXactLsn: lsnIn(2, 0x900),
+    firstXactTime: '2024-05-01T00:01:30.000001Z',
+    lastXactTime: '2024-05-01T00:02:10.654321Z',
+    lastXactLsn: lsnIn(2, 0x900),
     restorePoints: [{ name: 'before "the" upgrade', time: '2024-05-01T00:01:40.000002Z', lsn: lsnIn(2, 0x100) }],
   };
   const report = buildStatusReport({ catalogue, source: 'catalogue', location: 'x', generation: '5' }, 'gs://b/p', now, thresholds);
@@ -59,6 +64,12 @@ test('the window says until when it is restorable by time, the last commit archi
   t.false(tl.window.lastCommitCertain, 'segment 3 is pending: it may hold a later commit');
   t.deepEqual(tl.restorePoints, [{ name: 'before "the" upgrade', time: '2024-05-01T00:01:40.000002Z', lsn: lsnIn(2, 0x100), segment: seg(1, 2) }]);
   const text = formatStatusReport(report);
-  t.regex(text, new RegExp(`^ {2}by time {6}restorable from 2024-05-01 00:01:00\\.000Z to 2024-05-01 00:02:10\\.654321Z, the last commit archived \\(${lsnIn(2, 0x900)} in ${seg(1, 2)}; later WAL is not validated yet\\)$`, 'm'));
+  t.regex(
+    text,
+    new RegExp(
+      `^ {2}by time {6}restorable from 2024-05-01 00:01:00\\.000Z to 2024-05-01 00:02:10\\.654321Z, the last commit archived \\(${lsnIn(2, 0x900)} in ${seg(1, 2)}; later WAL is not validated yet\\)$`,
+      'm',
+    ),
+  );
   t.regex(text, new RegExp(`^ {2}named {8}"before \\\\"the\\\\" upgrade" at 2024-05-01 00:01:40\\.000002Z \\(${lsnIn(2, 0x100)}\\)$`, 'm'));
 });

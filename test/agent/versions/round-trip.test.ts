@@ -54,7 +54,7 @@ async function counts(cluster: Cluster): Promise<Record<string, number>> {
 }
 
 async function insertBatch(cluster: Cluster, batch: string, rows: number): Promise<void> {
-  await cluster.query("INSERT INTO items (batch, payload) SELECT $1, repeat(md5(g::text), 4) FROM generate_series(1, $2) g", [batch, rows]);
+  await cluster.query('INSERT INTO items (batch, payload) SELECT $1, repeat(md5(g::text), 4) FROM generate_series(1, $2) g', [batch, rows]);
 }
 
 async function waitForPausedAtTarget(cluster: Cluster): Promise<void> {
@@ -120,7 +120,9 @@ for (const major of SUPPORTED_PG_MAJORS) {
 
     // B is committed before the target time, C after it.
     await insertBatch(source, 'B', 500);
-    const [{ target }] = await source.query<{ target: string }>("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS target");
+    const [{ target }] = await source.query<{ target: string }>(
+      "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' AS target",
+    );
     await sleep(1100);
     await insertBatch(source, 'C', 300);
     await source.waitForArchived(await source.switchWal(), 60_000);
@@ -131,11 +133,18 @@ for (const major of SUPPORTED_PG_MAJORS) {
     // Binaries of another major version would refuse the restored directory: refused before anything is written.
     const dest = path.join(work.path, `restore-${major}`);
     const other = major === 18 ? 17 : 18;
-    const refused = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', target, '--pg-bin', await pgBinDirFor(other)], { asUser: 'postgres', env });
+    const refused = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', target, '--pg-bin', await pgBinDirFor(other)], {
+      asUser: 'postgres',
+      env,
+    });
     t.is(refused.code, 2, refused.stderr);
     t.regex(refused.stderr, new RegExp(`backup ${backupName} is of postgresql ${major}\\.\\d+, but \\S+/postgres is postgresql ${other}`));
     t.false(existsSync(dest));
-    const fetched = await runGcwal(agent.command, ['backup-fetch', dest, 'LATEST', '--target-time', target, '--gcwal-command', agent.command, '--pg-bin', await pgBinDirFor(major)], { asUser: 'postgres', env });
+    const fetched = await runGcwal(
+      agent.command,
+      ['backup-fetch', dest, 'LATEST', '--target-time', target, '--gcwal-command', agent.command, '--pg-bin', await pgBinDirFor(major)],
+      { asUser: 'postgres', env },
+    );
     t.is(fetched.code, 0, fetched.stderr);
     // 17+'s WAL summaries directory restored empty (PostgreSQL would make it at start anyway, so looked at before).
     const summaries = path.join(dest, 'pg_wal', 'summaries');
@@ -171,6 +180,6 @@ for (const major of SUPPORTED_PG_MAJORS) {
     const metaInfo = (await storage.stat(backupMetaKey(backupName)))!;
     const validated = await validateBackup(storage, metaInfo, expect);
     t.true(validated.ok, validated.problem);
-    t.is(Math.floor((validated.backup?.pgVersionNum ?? 0) / 10000), major, "the backup records the version it was taken from");
+    t.is(Math.floor((validated.backup?.pgVersionNum ?? 0) / 10000), major, 'the backup records the version it was taken from');
   });
 }

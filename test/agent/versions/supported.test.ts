@@ -18,7 +18,10 @@ async function versionRows(): Promise<Map<number, string[]>> {
   const section = page.slice(start + 1, page.indexOf('\n## ', start + 1));
   const rows = new Map<number, string[]>();
   for (const line of section.split('\n')) {
-    const cells = line.split('|').slice(1, -1).map((c) => c.trim());
+    const cells = line
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
     if (/^\d+$/.test(cells[0] ?? '')) rows.set(Number(cells[0]), cells);
   }
   return rows;
@@ -28,7 +31,7 @@ test('the supported-versions table of docs/host-setup.md has a row for each majo
   t.deepEqual([...(await versionRows()).keys()], [...SUPPORTED_PG_MAJORS]);
 });
 
-test('each row names the server build the suite runs: Debian\'s for 15, the version pinned in package.json for the others', async (t) => {
+test("each row names the server build the suite runs: Debian's for 15, the version pinned in package.json for the others", async (t) => {
   const pkg = JSON.parse(await readFile(new URL('package.json', root), 'utf8')) as { devDependencies: Record<string, string> };
   for (const [major, [, server]] of await versionRows()) {
     const pinned = pkg.devDependencies[`pg${major}`];

@@ -42,7 +42,8 @@ test.after.always(async () => {
 });
 
 const walDir = () => path.join(cluster.pgdata, 'pg_wal');
-const gcwal = (args: string[], env: Record<string, string> = {}) => runGcwal(agent.command, args, { asUser: 'postgres', env: { GCWAL_REPO: repo, GCWAL_VERBOSE: 'true', ...env }, cwd: cluster.pgdata });
+const gcwal = (args: string[], env: Record<string, string> = {}) =>
+  runGcwal(agent.command, args, { asUser: 'postgres', env: { GCWAL_REPO: repo, GCWAL_VERBOSE: 'true', ...env }, cwd: cluster.pgdata });
 const markers = async () => (await readdir(path.join(walDir(), MARKER_DIR)).catch(() => [] as string[])).sort();
 const archived = async () => (await readdir(path.join(repoDir, 'wal')).catch(() => [] as string[])).sort();
 

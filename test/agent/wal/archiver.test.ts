@@ -103,7 +103,7 @@ test.serial('archiver-status shows the running archiver, an empty queue and no e
   t.regex(text.stdout, /queue: 0 segments/);
 });
 
-test.serial('a promotion\'s .history and .partial files are pushed by the call itself, not left to the archiver', async (t) => {
+test.serial("a promotion's .history and .partial files are pushed by the call itself, not left to the archiver", async (t) => {
   const history = '00000009.history';
   const partial = `${backlog[0]}.partial`;
   await writeFile(path.join(walDir(), history), '1\t0/3000000\tno recovery target specified\n');
@@ -114,7 +114,10 @@ test.serial('a promotion\'s .history and .partial files are pushed by the call i
     t.is(r.code, 0, r.stderr);
     t.notRegex(r.stderr, /background archiver/);
     t.regex(r.stderr, new RegExp(`archived ${name.replace('.', '\\.')}`));
-    t.true((await readdir(path.join(repoDir, 'wal'))).some((key) => key.startsWith(name)), `${name} is in the repository`);
+    t.true(
+      (await readdir(path.join(repoDir, 'wal'))).some((key) => key.startsWith(name)),
+      `${name} is in the repository`,
+    );
   }
 });
 

@@ -66,7 +66,14 @@ test('a segment is restored byte for byte', async (t) => {
 test('a segment is fetched without reading gcwal.json; only a missing one confirms the repository exists first', async (t) => {
   const inner = await repoWithSegment();
   const keys: string[] = [];
-  const s: Storage = { url: inner.url, stat: (k, o) => (keys.push(`stat ${k}`), inner.stat(k, o)), read: (k, o) => (keys.push(`read ${k}`), inner.read(k, o)), write: inner.write.bind(inner), list: inner.list.bind(inner), delete: inner.delete.bind(inner) };
+  const s: Storage = {
+    url: inner.url,
+    stat: (k, o) => (keys.push(`stat ${k}`), inner.stat(k, o)),
+    read: (k, o) => (keys.push(`read ${k}`), inner.read(k, o)),
+    write: inner.write.bind(inner),
+    list: inner.list.bind(inner),
+    delete: inner.delete.bind(inner),
+  };
   const dir = await tmp();
   t.is(await fetchWalFile(s, name, join(dir, 'RECOVERYXLOG'), { retries: 0, log }), 'fetched');
   t.deepEqual(keys, [`stat wal/${name}`, `read wal/${name}`]);
@@ -111,11 +118,10 @@ test('transient failures that outlast the retries are thrown, never reported as 
 
 test('an auth failure is thrown at once as an auth error', async (t) => {
   const s = failing(await repoWithSegment(), 100, () => new AuthError('permission denied', 'grant storage.objects.get'));
-  const err = await t.throwsAsync(fetchWalFile(s, name, join(tmpdir(), "X"), { retries: 5, log, backoffMs: 1 }));
+  const err = await t.throwsAsync(fetchWalFile(s, name, join(tmpdir(), 'X'), { retries: 5, log, backoffMs: 1 }));
   t.is((err as { code?: string }).code, 'auth');
   t.is(s.calls, 1);
 });
-
 
 test('a name that is not WAL is refused before touching storage', async (t) => {
   const s = failing(await repoWithSegment(), 0, () => new Error('unused'));

@@ -56,7 +56,15 @@ async function spooled(options: { repo?: string } = {}) {
   await writeFile(path.join(data, 'recovery.signal'), '');
   const recovery = (await recoveryIdentity(data))!;
   const raw = content(counter);
-  await spoolSegment(walDir, Readable.from([raw]), { name: NAME, repo: options.repo ?? REPO, recovery, key: `wal/${NAME}`, generation: '1', rawSize: raw.length, rawCrc32c: crc32cBase64(crc32c(raw)) });
+  await spoolSegment(walDir, Readable.from([raw]), {
+    name: NAME,
+    repo: options.repo ?? REPO,
+    recovery,
+    key: `wal/${NAME}`,
+    generation: '1',
+    rawSize: raw.length,
+    rawCrc32c: crc32cBase64(crc32c(raw)),
+  });
   return { data, walDir, raw, recovery, file: path.join(walDir, SPOOL_DIR, NAME) };
 }
 
@@ -72,7 +80,13 @@ test('a spooled segment of this repository and restore is renamed to %p with exi
   t.false(existsSync(d.file), 'the spooled file was moved, not copied');
 });
 
-const refusals: { how: string; change?: (d: Awaited<ReturnType<typeof spooled>>) => Promise<unknown>; args?: string[]; env?: Record<string, string>; repo?: string }[] = [
+const refusals: {
+  how: string;
+  change?: (d: Awaited<ReturnType<typeof spooled>>) => Promise<unknown>;
+  args?: string[];
+  env?: Record<string, string>;
+  repo?: string;
+}[] = [
   { how: 'a .history name', args: ['wal-fetch', '00000002.history', 'pg_wal/RECOVERYHISTORY'] },
   { how: 'a .partial name', args: ['wal-fetch', `${NAME}.partial`, 'pg_wal/RECOVERYXLOG'] },
   { how: 'another segment', args: ['wal-fetch', '00000001000000000000002A', 'pg_wal/RECOVERYXLOG'] },
@@ -80,11 +94,23 @@ const refusals: { how: string; change?: (d: Awaited<ReturnType<typeof spooled>>)
   { how: 'a destination outside pg_wal', args: ['wal-fetch', NAME, 'RECOVERYXLOG'] },
   { how: 'GCWAL_VERBOSE=1', env: { GCWAL_VERBOSE: '1' } },
   { how: 'GCWAL_PREFETCH=0', env: { GCWAL_PREFETCH: '0' } },
-  { how: 'another restore into the same directory (a new PG_VERSION)', change: async (d) => { await rm(path.join(d.data, 'PG_VERSION')); await writeFile(path.join(d.data, 'PG_VERSION'), '15\n'); } },
+  {
+    how: 'another restore into the same directory (a new PG_VERSION)',
+    change: async (d) => {
+      await rm(path.join(d.data, 'PG_VERSION'));
+      await writeFile(path.join(d.data, 'PG_VERSION'), '15\n');
+    },
+  },
   { how: 'a spooled file written into (damaged)', change: (d) => appendFile(d.file, 'x').then(() => truncate(d.file, d.raw.length)) },
   { how: 'a truncated spooled file', change: (d) => truncate(d.file, 1000) },
   { how: 'a spooled file without its record', change: (d) => rm(`${d.file}.entry`) },
-  { how: 'a record cut short', change: async (d) => { const text = await readFile(`${d.file}.entry`, 'utf8'); await writeFile(`${d.file}.entry`, text.slice(0, text.indexOf('\n') - 1)); } },
+  {
+    how: 'a record cut short',
+    change: async (d) => {
+      const text = await readFile(`${d.file}.entry`, 'utf8');
+      await writeFile(`${d.file}.entry`, text.slice(0, text.indexOf('\n') - 1));
+    },
+  },
 ];
 
 for (const { how, change, args, env, repo } of refusals) {
@@ -125,9 +151,16 @@ test('Node serves an intact spooled segment of this repository and restore, and 
 
 test('a failed spool write leaves nothing under the final name', async (t) => {
   const d = await spooled();
-  const failing = new Readable({ read() { this.push(Buffer.alloc(4096)); this.destroy(new Error('cut off')); } });
+  const failing = new Readable({
+    read() {
+      this.push(Buffer.alloc(4096));
+      this.destroy(new Error('cut off'));
+    },
+  });
   const name = '00000002000000000000002B';
-  await t.throwsAsync(spoolSegment(d.walDir, failing, { name, repo: REPO, recovery: d.recovery, key: `wal/${name}`, generation: '1', rawSize: 8192, rawCrc32c: 'AAAAAA==' }));
+  await t.throwsAsync(
+    spoolSegment(d.walDir, failing, { name, repo: REPO, recovery: d.recovery, key: `wal/${name}`, generation: '1', rawSize: 8192, rawCrc32c: 'AAAAAA==' }),
+  );
   t.deepEqual((await readdir(path.join(d.walDir, SPOOL_DIR))).sort(), [NAME, `${NAME}.entry`]);
 });
 
@@ -149,7 +182,15 @@ test('a segment the live prefetcher is still writing is waited for and then rena
   const call = run(withoutNode, ['wal-fetch', NAME, 'pg_wal/RECOVERYXLOG'], d.data);
   await new Promise((resolve) => setTimeout(resolve, 300));
   const raw = content(7);
-  await spoolSegment(d.walDir, Readable.from([raw]), { name: NAME, repo: REPO, recovery: d.recovery, key: `wal/${NAME}`, generation: '1', rawSize: raw.length, rawCrc32c: crc32cBase64(crc32c(raw)) });
+  await spoolSegment(d.walDir, Readable.from([raw]), {
+    name: NAME,
+    repo: REPO,
+    recovery: d.recovery,
+    key: `wal/${NAME}`,
+    generation: '1',
+    rawSize: raw.length,
+    rawCrc32c: crc32cBase64(crc32c(raw)),
+  });
   await rm(d.tmp);
   t.deepEqual(await call, { code: 0, signal: null, stdout: '', stderr: '' });
   t.deepEqual(await readFile(path.join(d.walDir, 'RECOVERYXLOG')), raw);

@@ -54,7 +54,9 @@ test.after.always(async () => {
 let counter = 0;
 
 /** A data directory holding pg_wal/NAME (64 KiB), with a marker for it written by the Node side when `marked`. */
-async function dataDir(options: { marked?: boolean; repo?: string; base?: string } = {}): Promise<{ data: string; walDir: string; segment: string; marker: PushedMarker }> {
+async function dataDir(
+  options: { marked?: boolean; repo?: string; base?: string } = {},
+): Promise<{ data: string; walDir: string; segment: string; marker: PushedMarker }> {
   const data = path.join(options.base ?? work.path, `data-${++counter}`);
   const walDir = path.join(data, 'pg_wal');
   await mkdir(walDir, { recursive: true });
@@ -115,9 +117,19 @@ test('the same call without a marker reaches Node, which here fails', async (t) 
 });
 
 type Setup = Awaited<ReturnType<typeof dataDir>>;
-const toNode: { why: string; setup?: (d: Setup) => Promise<unknown>; marked?: boolean; repo?: string; args?: (d: Setup) => string[]; env?: Record<string, string | undefined> }[] = [
+const toNode: {
+  why: string;
+  setup?: (d: Setup) => Promise<unknown>;
+  marked?: boolean;
+  repo?: string;
+  args?: (d: Setup) => string[];
+  env?: Record<string, string | undefined>;
+}[] = [
   { why: 'there is no marker', marked: false },
-  { why: 'the segment was touched since (same content, new time)', setup: ({ segment }) => utimes(segment, new Date(2_000_000_000_000), new Date(2_000_000_000_000)) },
+  {
+    why: 'the segment was touched since (same content, new time)',
+    setup: ({ segment }) => utimes(segment, new Date(2_000_000_000_000), new Date(2_000_000_000_000)),
+  },
   {
     why: 'the segment was rewritten in place with the same size',
     // (a rewrite within one tick of the kernel's coarse clock would keep the mtime: PostgreSQL never rewrites a ready segment)
@@ -165,9 +177,15 @@ const toNode: { why: string; setup?: (d: Setup) => Promise<unknown>; marked?: bo
     why: 'the marker was written for another segment',
     setup: ({ walDir, marker }) => writeFile(path.join(walDir, MARKER_DIR, NAME), formatMarker({ ...marker, name: '00000001000000000000002B' })),
   },
-  { why: 'the marker is in the JSON-only format', setup: ({ walDir, marker }) => writeFile(path.join(walDir, MARKER_DIR, NAME), JSON.stringify(marker) + '\n') },
+  {
+    why: 'the marker is in the JSON-only format',
+    setup: ({ walDir, marker }) => writeFile(path.join(walDir, MARKER_DIR, NAME), JSON.stringify(marker) + '\n'),
+  },
   { why: "the marker's line has no newline", setup: ({ walDir, marker }) => writeFile(path.join(walDir, MARKER_DIR, NAME), shellLine(marker)!) },
-  { why: 'the marker is unreadable (a directory)', setup: async ({ walDir }) => (await rm(path.join(walDir, MARKER_DIR, NAME)), await mkdir(path.join(walDir, MARKER_DIR, NAME))) },
+  {
+    why: 'the marker is unreadable (a directory)',
+    setup: async ({ walDir }) => (await rm(path.join(walDir, MARKER_DIR, NAME)), await mkdir(path.join(walDir, MARKER_DIR, NAME))),
+  },
   { why: 'stat is not on PATH', env: { PATH: '' } },
 ];
 
@@ -223,7 +241,15 @@ test("the marker's first line is what GNU stat prints for the file, on every fil
 });
 
 test('modification times are printed with nine fractional digits, zeros kept', (t) => {
-  const marker = (mtimeNs: string): PushedMarker => ({ format: 1, repo: 'gs://b', name: NAME, key: 'k', rawSize: 1, rawCrc32c: 'c', file: { dev: '2049', ino: '18446744073709551615', size: '16777216', mtimeNs } });
+  const marker = (mtimeNs: string): PushedMarker => ({
+    format: 1,
+    repo: 'gs://b',
+    name: NAME,
+    key: 'k',
+    rawSize: 1,
+    rawCrc32c: 'c',
+    file: { dev: '2049', ino: '18446744073709551615', size: '16777216', mtimeNs },
+  });
   t.is(shellLine(marker('1700000000000000007')), `gcwal-marker 1 ${NAME} 2049 18446744073709551615 16777216 1700000000.000000007 gs://b`);
   t.is(shellLine(marker('0')), `gcwal-marker 1 ${NAME} 2049 18446744073709551615 16777216 0.000000000 gs://b`);
   t.is(shellLine(marker('-500000000')), undefined, 'before 1970: stat prints it another way');
@@ -320,8 +346,16 @@ test("the package's bin is the sh launcher, and npm pack ships it with the whole
   const built = (await readdir(path.join(projectRoot, 'dist'))).filter((f) => /\.[mc]js$/.test(f) || f === 'gcwal' || f === 'gcwal.externals.json');
   t.true(built.includes('gcwal-wal.cjs'), 'the WAL entry is built');
   t.true(built.length > 3);
-  t.deepEqual(built.filter((f) => !files.has(`dist/${f}`)), [], 'every file of the build is packed');
-  t.deepEqual([...files].filter((f) => /^(dist\/(functions|npm)\/|node_modules\/|\.tmp\/)/.test(f)), [], 'nothing else from dist or the work areas');
+  t.deepEqual(
+    built.filter((f) => !files.has(`dist/${f}`)),
+    [],
+    'every file of the build is packed',
+  );
+  t.deepEqual(
+    [...files].filter((f) => /^(dist\/(functions|npm)\/|node_modules\/|\.tmp\/)/.test(f)),
+    [],
+    'nothing else from dist or the work areas',
+  );
 });
 
 test('installed as npm installs a bin (a relative link in a bin directory, maybe linked again), the launcher finds its bundle', async (t) => {
@@ -386,7 +420,7 @@ test('an SSL_CERT_DIR already set is used as it is', async (t) => {
   t.is(r.stdout, `--use-openssl-ca\n${bundle}\nbackup-list\ndir=/opt/my/certs\n`);
 });
 
-test('GCWAL_CA_STORE=node keeps Node\'s bundled roots and leaves SSL_CERT_DIR alone', async (t) => {
+test("GCWAL_CA_STORE=node keeps Node's bundled roots and leaves SSL_CERT_DIR alone", async (t) => {
   const launcher = await trustProbe(3);
   const dir = await dataDir({ marked: false });
   const r = await run(launcher, ['wal-fetch', NAME, 'x'], dir.data, { GCWAL_CA_STORE: 'node', SSL_CERT_DIR: undefined });
@@ -394,7 +428,10 @@ test('GCWAL_CA_STORE=node keeps Node\'s bundled roots and leaves SSL_CERT_DIR al
   t.is(r.stdout, `${bundle}\nwal-fetch\n${NAME}\nx\ndir=unset\n`);
 });
 
-for (const [index, args] of [['--ca-store', 'node', 'backup-list'], ['--ca-store=node', 'backup-list']].entries()) {
+for (const [index, args] of [
+  ['--ca-store', 'node', 'backup-list'],
+  ['--ca-store=node', 'backup-list'],
+].entries()) {
   test(`${args.slice(0, -1).join(' ')} on the command line wins over GCWAL_CA_STORE=system`, async (t) => {
     const launcher = await trustProbe(10 + index);
     const dir = await dataDir({ marked: false });

@@ -1,7 +1,17 @@
 import test from 'ava';
 import { mkdir, readdir, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileIdentity, formatMarker, MARKER_DIR, parseMarker, pruneMarkers, shellLine, takeMarker, writeMarker, type PushedMarker } from '../../../agent/wal/marker.ts';
+import {
+  fileIdentity,
+  formatMarker,
+  MARKER_DIR,
+  parseMarker,
+  pruneMarkers,
+  shellLine,
+  takeMarker,
+  writeMarker,
+  type PushedMarker,
+} from '../../../agent/wal/marker.ts';
 import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 
 let work: TempDir;
@@ -66,7 +76,15 @@ test('anything but a complete marker parses as none', (t) => {
 });
 
 test('a marker whose repository the shell cannot match has an empty first line and still serves Node', (t) => {
-  const odd: PushedMarker = { format: 1, repo: 'file:///srv/a\nb', name: NAME, key: 'k', rawSize: 1, rawCrc32c: 'c', file: { dev: '1', ino: '2', size: '3', mtimeNs: '4' } };
+  const odd: PushedMarker = {
+    format: 1,
+    repo: 'file:///srv/a\nb',
+    name: NAME,
+    key: 'k',
+    rawSize: 1,
+    rawCrc32c: 'c',
+    file: { dev: '1', ino: '2', size: '3', mtimeNs: '4' },
+  };
   t.is(shellLine(odd), undefined);
   t.true(formatMarker(odd).startsWith('\n{'));
   t.deepEqual(parseMarker(formatMarker(odd)), odd);
@@ -87,9 +105,25 @@ const stale: { why: string; change: (dir: string) => Promise<{ repo?: string; na
   // (a rewrite of the same size may keep the same mtime on a coarse clock; the size tells)
   { why: 'a file that grew since', change: async (dir) => (await writeFile(path.join(dir, NAME), Buffer.alloc(4097, 8)), {}) },
   { why: 'a file whose time changed', change: async (dir) => (await utimes(path.join(dir, NAME), new Date(1000), new Date(1000)), {}) },
-  { why: 'a file replaced by another one', change: async (dir) => (await writeFile(path.join(dir, 'x'), Buffer.alloc(4096, 7)), await import('node:fs/promises').then((fs) => fs.rename(path.join(dir, 'x'), path.join(dir, NAME))), {}) },
+  {
+    why: 'a file replaced by another one',
+    change: async (dir) => (
+      await writeFile(path.join(dir, 'x'), Buffer.alloc(4096, 7)),
+      await import('node:fs/promises').then((fs) => fs.rename(path.join(dir, 'x'), path.join(dir, NAME))),
+      {}
+    ),
+  },
   { why: 'a missing file', change: async (dir) => (await import('node:fs/promises').then((fs) => fs.rm(path.join(dir, NAME))), {}) },
-  { why: 'a marker written under another name', change: async (dir) => (await writeFile(path.join(dir, MARKER_DIR, NAME), formatMarker({ ...(await markerFor(dir).catch(() => ({}) as PushedMarker)), name: '000000010000000000000008' })), {}) },
+  {
+    why: 'a marker written under another name',
+    change: async (dir) => (
+      await writeFile(
+        path.join(dir, MARKER_DIR, NAME),
+        formatMarker({ ...(await markerFor(dir).catch(() => ({}) as PushedMarker)), name: '000000010000000000000008' }),
+      ),
+      {}
+    ),
+  },
   { why: 'a damaged marker', change: async (dir) => (await writeFile(path.join(dir, MARKER_DIR, NAME), '{"format":1,'), {}) },
 ];
 

@@ -105,7 +105,9 @@ function emptyPrefixEnv(): Record<string, string> {
 
 /** Every object under a prefix of the stack's bucket, as an admin lists them. */
 async function objectsUnder(prefix: string): Promise<string[]> {
-  const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(prefix)}`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } });
+  const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=${encodeURIComponent(prefix)}`, {
+    headers: { Authorization: `Bearer ${stack.adminToken()}` },
+  });
   return (((await res.json()) as { items?: { name: string }[] }).items ?? []).map((i) => i.name);
 }
 
@@ -126,7 +128,11 @@ for (const [where, signals, expected] of [
     for (const file of signals ?? []) await writeFile(path.join(dir, file), file === 'PG_VERSION' ? '15\n' : '');
     await chmod(dir, 0o777);
     await chmod(path.join(dir, 'pg_wal'), 0o777);
-    const r = await runGcwal(agent.command, ['wal-fetch', path.basename(segment), 'pg_wal/RECOVERYXLOG'], { asUser: 'postgres', env: emptyPrefixEnv(), cwd: dir });
+    const r = await runGcwal(agent.command, ['wal-fetch', path.basename(segment), 'pg_wal/RECOVERYXLOG'], {
+      asUser: 'postgres',
+      env: emptyPrefixEnv(),
+      cwd: dir,
+    });
     t.is(r.code, expected, r.stderr);
     t.regex(r.stderr, /has no gcwal\.json/);
     await nothingReadable(t, dir);
@@ -182,7 +188,15 @@ test('PostgreSQL in archive recovery from a bucket that does not exist stops ins
 /** Nothing PostgreSQL could read in pg_wal: at most the prefetcher's own spool (asked for before the fetch), holding no segment. */
 async function nothingReadable(t: ExecutionContext, dir: string): Promise<void> {
   const walDir = path.join(dir, 'pg_wal');
-  t.deepEqual((await readdir(walDir)).filter((n) => n !== '.gcwal-spool'), [], 'nothing written');
+  t.deepEqual(
+    (await readdir(walDir)).filter((n) => n !== '.gcwal-spool'),
+    [],
+    'nothing written',
+  );
   const spool = path.join(walDir, '.gcwal-spool');
-  if (existsSync(spool)) t.deepEqual((await readdir(spool)).filter((n) => /^[0-9A-F]{24}$/.test(n)), []);
+  if (existsSync(spool))
+    t.deepEqual(
+      (await readdir(spool)).filter((n) => /^[0-9A-F]{24}$/.test(n)),
+      [],
+    );
 }

@@ -57,7 +57,10 @@ test('the newer-WAL warning is given once per pg_wal, and again for another magi
 
 test('an unknown magic older than the newest known is refused and nothing is stored', async (t) => {
   const { storage, file } = await setUp({ ...NEWER, magic: 0xd117 });
-  await t.throwsAsync(pushWalFile(storage, file, { codec: 'lzo', level: undefined }), { instanceOf: InvalidInputError, message: /has unknown WAL page magic 0xD117$/ });
+  await t.throwsAsync(pushWalFile(storage, file, { codec: 'lzo', level: undefined }), {
+    instanceOf: InvalidInputError,
+    message: /has unknown WAL page magic 0xD117$/,
+  });
   t.is(await storage.stat(walObjectKey('000000010000000000000003')), undefined);
 });
 

@@ -66,7 +66,11 @@ async function waitForPausedAtTarget(cluster: Cluster): Promise<void> {
 /** The prefetchers' last words in the server log (their stderr is PostgreSQL's log file). */
 async function prefetchStops(cluster: Cluster): Promise<{ reason: string; spooled: number; served: number }[]> {
   const log = await readFile(cluster.logFile, 'utf8');
-  return [...log.matchAll(/gcwal: prefetch stopped: (.+?) spooled=(\d+) served=(\d+)/g)].map((m) => ({ reason: m[1], spooled: Number(m[2]), served: Number(m[3]) }));
+  return [...log.matchAll(/gcwal: prefetch stopped: (.+?) spooled=(\d+) served=(\d+)/g)].map((m) => ({
+    reason: m[1],
+    spooled: Number(m[2]),
+    served: Number(m[3]),
+  }));
 }
 
 /** Poll until the prefetcher logged that it stopped because recovery ended, and the spool is gone. */
@@ -87,73 +91,79 @@ async function backupPush(t: ExecutionContext, source: Cluster, env: Record<stri
 }
 
 async function backupFetch(t: ExecutionContext, dest: string, backup: string, target: string, env: Record<string, string>): Promise<void> {
-  const fetched = await runGcwal(agent.command, ['backup-fetch', dest, backup, '--target-time', target, '--gcwal-command', agent.command], { asUser: 'postgres', env });
+  const fetched = await runGcwal(agent.command, ['backup-fetch', dest, backup, '--target-time', target, '--gcwal-command', agent.command], {
+    asUser: 'postgres',
+    env,
+  });
   t.is(fetched.code, 0, fetched.stderr);
 }
 
 for (const major of [15, 18] as const satisfies readonly PgMajor[]) {
-  test.serial(`with prefetch, recovery to a target time across a promotion to timeline 2 brings back exactly the rows committed before it, on PostgreSQL ${major}`, async (t) => {
-    const env = { GCWAL_REPO: `file://${path.join(work.path, `repo-tl-${major}`)}` };
-    const cleanups: (() => Promise<unknown>)[] = [];
-    t.teardown(async () => {
-      for (const c of cleanups.reverse()) await c().catch(() => {});
-    });
+  test.serial(
+    `with prefetch, recovery to a target time across a promotion to timeline 2 brings back exactly the rows committed before it, on PostgreSQL ${major}`,
+    async (t) => {
+      const env = { GCWAL_REPO: `file://${path.join(work.path, `repo-tl-${major}`)}` };
+      const cleanups: (() => Promise<unknown>)[] = [];
+      t.teardown(async () => {
+        for (const c of cleanups.reverse()) await c().catch(() => {});
+      });
 
-    // Timeline 1: A before the backup, B1 before the fork, X after it (on timeline 1 only).
-    const source = await startCluster({ pgMajor: major, walSegSizeMB: 1, archiveCommand: `${agent.command} wal-push %p`, serverEnv: env });
-    cleanups.push(() => source.destroy());
-    await runRepoCreate(agent.command, source, env);
-    await source.query('CREATE TABLE items (id bigserial PRIMARY KEY, batch text NOT NULL, payload text)');
-    await insertBatch(source, 'A', 10_000);
-    const backup = await backupPush(t, source, env);
-    for (let i = 0; i < 4; i++) {
-      await insertBatch(source, 'B1', 2500);
-      await source.switchWal();
-    }
-    const fork = await now(source);
-    await sleep(1100);
-    for (let i = 0; i < 4; i++) {
-      await insertBatch(source, 'X', 2500);
-      await source.switchWal();
-    }
-    await source.waitForArchived(await source.switchWal(), 60_000);
-    await source.stop();
+      // Timeline 1: A before the backup, B1 before the fork, X after it (on timeline 1 only).
+      const source = await startCluster({ pgMajor: major, walSegSizeMB: 1, archiveCommand: `${agent.command} wal-push %p`, serverEnv: env });
+      cleanups.push(() => source.destroy());
+      await runRepoCreate(agent.command, source, env);
+      await source.query('CREATE TABLE items (id bigserial PRIMARY KEY, batch text NOT NULL, payload text)');
+      await insertBatch(source, 'A', 10_000);
+      const backup = await backupPush(t, source, env);
+      for (let i = 0; i < 4; i++) {
+        await insertBatch(source, 'B1', 2500);
+        await source.switchWal();
+      }
+      const fork = await now(source);
+      await sleep(1100);
+      for (let i = 0; i < 4; i++) {
+        await insertBatch(source, 'X', 2500);
+        await source.switchWal();
+      }
+      await source.waitForArchived(await source.switchWal(), 60_000);
+      await source.stop();
 
-    // Timeline 2: restored to the fork and promoted; B before the target, C after it.
-    const dest1 = path.join(work.path, `tl-first-${major}`);
-    await backupFetch(t, dest1, backup, fork, env);
-    const first = await startClusterFromDirectory(dest1, { pgMajor: major, serverEnv: env });
-    cleanups.push(() => first.destroy());
-    await waitForPausedAtTarget(first);
-    t.deepEqual(await counts(first), { A: 10_000, B1: 10_000 });
-    await first.promote();
-    await first.waitForRecoveryEnd();
-    for (let i = 0; i < 4; i++) {
-      await insertBatch(first, 'B', 2500);
-      await first.switchWal();
-    }
-    const target = await now(first);
-    await sleep(1100);
-    await insertBatch(first, 'C', 2500);
-    const last = await first.switchWal();
-    t.regex(last, /^00000002/);
-    await first.waitForArchived(last, 60_000);
-    await first.stop();
+      // Timeline 2: restored to the fork and promoted; B before the target, C after it.
+      const dest1 = path.join(work.path, `tl-first-${major}`);
+      await backupFetch(t, dest1, backup, fork, env);
+      const first = await startClusterFromDirectory(dest1, { pgMajor: major, serverEnv: env });
+      cleanups.push(() => first.destroy());
+      await waitForPausedAtTarget(first);
+      t.deepEqual(await counts(first), { A: 10_000, B1: 10_000 });
+      await first.promote();
+      await first.waitForRecoveryEnd();
+      for (let i = 0; i < 4; i++) {
+        await insertBatch(first, 'B', 2500);
+        await first.switchWal();
+      }
+      const target = await now(first);
+      await sleep(1100);
+      await insertBatch(first, 'C', 2500);
+      const last = await first.switchWal();
+      t.regex(last, /^00000002/);
+      await first.waitForArchived(last, 60_000);
+      await first.stop();
 
-    // The same backup to the target on timeline 2: timeline 1's segments up
-    // to the fork, then timeline 2's, while the prefetcher also fetches
-    // timeline 1's segments past the fork (X), which must never be replayed.
-    const dest2 = path.join(work.path, `tl-second-${major}`);
-    await backupFetch(t, dest2, backup, target, env);
-    const second = await startClusterFromDirectory(dest2, { pgMajor: major, serverEnv: env });
-    cleanups.push(() => second.destroy());
-    await waitForPausedAtTarget(second);
-    t.deepEqual(await counts(second), { A: 10_000, B1: 10_000, B: 10_000 }, 'exactly the rows committed before the target, on timeline 2');
-    await second.promote();
-    await second.waitForRecoveryEnd();
-    const { served } = await waitForPrefetchEnd(t, second);
-    t.true(served >= 4, `only ${served} segments were served from the spool`);
-  });
+      // The same backup to the target on timeline 2: timeline 1's segments up
+      // to the fork, then timeline 2's, while the prefetcher also fetches
+      // timeline 1's segments past the fork (X), which must never be replayed.
+      const dest2 = path.join(work.path, `tl-second-${major}`);
+      await backupFetch(t, dest2, backup, target, env);
+      const second = await startClusterFromDirectory(dest2, { pgMajor: major, serverEnv: env });
+      cleanups.push(() => second.destroy());
+      await waitForPausedAtTarget(second);
+      t.deepEqual(await counts(second), { A: 10_000, B1: 10_000, B: 10_000 }, 'exactly the rows committed before the target, on timeline 2');
+      await second.promote();
+      await second.waitForRecoveryEnd();
+      const { served } = await waitForPrefetchEnd(t, second);
+      t.true(served >= 4, `only ${served} segments were served from the spool`);
+    },
+  );
 }
 
 /** A source with a backup and eight segments of rows after it, all archived, and the target after them. */
@@ -267,7 +277,10 @@ test.serial('a prefetcher killed in the middle of a file leaves only a temporary
   // What the killed fetcher left: temporary names, and segments only whole and recorded.
   const walDir = path.join(cluster.pgdata, 'pg_wal');
   const left = await spoolNames(spool);
-  t.true(left.some((n) => SEGMENT_TEMP.test(n)), left.join(' '));
+  t.true(
+    left.some((n) => SEGMENT_TEMP.test(n)),
+    left.join(' '),
+  );
   for (const name of left.filter((n) => SEGMENT.test(n))) t.true(await intact(walDir, name), `${name} is in the spool but not whole and recorded`);
 
   await release(cluster);
@@ -276,43 +289,49 @@ test.serial('a prefetcher killed in the middle of a file leaves only a temporary
   // A new prefetcher took over from the dead one and removed its leftovers.
   const pid = Number.parseInt(await readFile(path.join(spool, 'fetcher.pid'), 'utf8').catch(() => ''), 10);
   t.not(pid, caught.pid);
-  t.false((await spoolNames(spool)).some((n) => SEGMENT_TEMP.test(n)), 'the killed fetcher\'s temporary files are gone');
+  t.false(
+    (await spoolNames(spool)).some((n) => SEGMENT_TEMP.test(n)),
+    "the killed fetcher's temporary files are gone",
+  );
   await cluster.promote();
   await cluster.waitForRecoveryEnd();
   await waitForPrefetchEnd(t, cluster);
 });
 
-test.serial('a spooled segment damaged or truncated after it was verified is not served: wal-fetch fetches it again and recovery brings back exactly the rows', async (t) => {
-  const src = await sourceForAttacks(t);
-  const { cluster, spool } = await startHeld(t, 'damaged');
-  const walDir = path.join(cluster.pgdata, 'pg_wal');
-  // Wait until the prefetcher has spooled what the archive has ahead (it stops at the end).
-  let recorded: string[] = [];
-  for (let stable = 0, deadline = Date.now() + 60_000; stable < 5 && Date.now() < deadline; await sleep(200)) {
-    const names = await spoolNames(spool);
-    const now = names.filter((n) => SEGMENT.test(n) && names.includes(`${n}.entry`)).sort();
-    stable = now.length >= 3 && now.join() === recorded.join() && !names.some((n) => SEGMENT_TEMP.test(n)) ? stable + 1 : 0;
-    recorded = now;
-  }
-  t.true(recorded.length >= 3, `spooled: ${recorded.join(' ')}\n${await cluster.logTail()}`);
+test.serial(
+  'a spooled segment damaged or truncated after it was verified is not served: wal-fetch fetches it again and recovery brings back exactly the rows',
+  async (t) => {
+    const src = await sourceForAttacks(t);
+    const { cluster, spool } = await startHeld(t, 'damaged');
+    const walDir = path.join(cluster.pgdata, 'pg_wal');
+    // Wait until the prefetcher has spooled what the archive has ahead (it stops at the end).
+    let recorded: string[] = [];
+    for (let stable = 0, deadline = Date.now() + 60_000; stable < 5 && Date.now() < deadline; await sleep(200)) {
+      const names = await spoolNames(spool);
+      const now = names.filter((n) => SEGMENT.test(n) && names.includes(`${n}.entry`)).sort();
+      stable = now.length >= 3 && now.join() === recorded.join() && !names.some((n) => SEGMENT_TEMP.test(n)) ? stable + 1 : 0;
+      recorded = now;
+    }
+    t.true(recorded.length >= 3, `spooled: ${recorded.join(' ')}\n${await cluster.logTail()}`);
 
-  // One damaged in place (a byte flipped), one cut short.
-  const [damaged, cut] = recorded;
-  const file = path.join(spool, damaged);
-  const bytes = await readFile(file);
-  bytes[bytes.length >> 1] ^= 0xff;
-  await writeFile(file, bytes);
-  await truncate(path.join(spool, cut), 8192);
-  t.false(await intact(walDir, damaged));
-  t.false(await intact(walDir, cut));
+    // One damaged in place (a byte flipped), one cut short.
+    const [damaged, cut] = recorded;
+    const file = path.join(spool, damaged);
+    const bytes = await readFile(file);
+    bytes[bytes.length >> 1] ^= 0xff;
+    await writeFile(file, bytes);
+    await truncate(path.join(spool, cut), 8192);
+    t.false(await intact(walDir, damaged));
+    t.false(await intact(walDir, cut));
 
-  await release(cluster);
-  await waitForPausedAtTarget(cluster);
-  t.deepEqual(await counts(cluster), src.rows, 'exactly the rows committed before the target');
-  const log = await readFile(cluster.logFile, 'utf8');
-  for (const name of [damaged, cut]) t.regex(log, new RegExp(`the prefetched ${name} was (changed|damaged) in the spool and is not used`));
-  await cluster.promote();
-  await cluster.waitForRecoveryEnd();
-  const { served } = await waitForPrefetchEnd(t, cluster);
-  t.true(served >= 1, 'the intact segments were served from the spool');
-});
+    await release(cluster);
+    await waitForPausedAtTarget(cluster);
+    t.deepEqual(await counts(cluster), src.rows, 'exactly the rows committed before the target');
+    const log = await readFile(cluster.logFile, 'utf8');
+    for (const name of [damaged, cut]) t.regex(log, new RegExp(`the prefetched ${name} was (changed|damaged) in the spool and is not used`));
+    await cluster.promote();
+    await cluster.waitForRecoveryEnd();
+    const { served } = await waitForPrefetchEnd(t, cluster);
+    t.true(served >= 1, 'the intact segments were served from the spool');
+  },
+);

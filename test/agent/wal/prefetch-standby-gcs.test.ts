@@ -72,7 +72,7 @@ test('a standby asking for the next segment while the primary archives is served
   // The primary archives while the standby follows: each round's rows, and only them.
   let last = '';
   for (let round = 1; round <= 3; round++) {
-    await primary.query("INSERT INTO items (payload) SELECT repeat(md5(g::text), 4) FROM generate_series(1, 3000) g");
+    await primary.query('INSERT INTO items (payload) SELECT repeat(md5(g::text), 4) FROM generate_series(1, 3000) g');
     last = await primary.switchWal();
     await primary.waitForArchived(last, 60_000);
     const want = await rows(primary);
@@ -85,7 +85,8 @@ test('a standby asking for the next segment while the primary archives is served
   // (wal-fetch, every wal_retrieve_retry_interval); the prefetcher asks for
   // the one after that, as the end of the archive, on its backoff.
   const tli = Number.parseInt(last.slice(0, 8), 16);
-  const next = (k: number) => `${tli.toString(16).toUpperCase().padStart(8, '0')}${(BigInt(`0x${last.slice(8)}`) + BigInt(k)).toString(16).toUpperCase().padStart(16, '0')}`;
+  const next = (k: number) =>
+    `${tli.toString(16).toUpperCase().padStart(8, '0')}${(BigInt(`0x${last.slice(8)}`) + BigInt(k)).toString(16).toUpperCase().padStart(16, '0')}`;
   const ahead = next(2);
   const seen: string[] = [];
   stack.emulator.setFaults({ rate: 0, kinds: [], match: (method, target) => (seen.push(`${method} ${decodeURIComponent(target)}`), false) });
@@ -97,10 +98,13 @@ test('a standby asking for the next segment while the primary archives is served
   t.true(attempts >= 1, `the prefetcher never asked for ${ahead}: ${seen.length} requests`);
   t.true(attempts <= attemptsAllowed(window), `${attempts} requests for ${ahead} in ${window} ms; the backoff allows ${attemptsAllowed(window)}`);
   const spooled = await readdir(path.join(dest, 'pg_wal', SPOOL_DIR)).catch(() => [] as string[]);
-  t.false(spooled.some((n) => n === next(1) || n === ahead), `spooled before it exists: ${spooled.join(' ')}`);
+  t.false(
+    spooled.some((n) => n === next(1) || n === ahead),
+    `spooled before it exists: ${spooled.join(' ')}`,
+  );
 
   // The next segment arrives: the standby replays it, and has exactly the primary's rows.
-  await primary.query("INSERT INTO items (payload) SELECT repeat(md5(g::text), 4) FROM generate_series(1, 3000) g");
+  await primary.query('INSERT INTO items (payload) SELECT repeat(md5(g::text), 4) FROM generate_series(1, 3000) g');
   await primary.waitForArchived(await primary.switchWal(), 60_000);
   const want = await rows(primary);
   let got = -1;

@@ -43,7 +43,13 @@ test.after.always(async () => {
 
 /** A fresh repository whose uploads go in chunks of 256 KiB, so an uncompressed 1 MiB segment takes four. */
 async function repository(): Promise<GcsStorage> {
-  const storage = new GcsStorage(`gs://${stack.bucket}/integrity-${++counter}`, { endpoint: stack.emulator.url, metadataServer: { host: stack.metadata.host }, chunkSize: 256 * KiB, retries: 3, maxRetryDelaySeconds: 1 });
+  const storage = new GcsStorage(`gs://${stack.bucket}/integrity-${++counter}`, {
+    endpoint: stack.emulator.url,
+    metadataServer: { host: stack.metadata.host },
+    chunkSize: 256 * KiB,
+    retries: 3,
+    maxRetryDelaySeconds: 1,
+  });
   await createRepositoryIdentity(storage, { systemIdentifier: wal.systemIdentifier, walSegmentSize: wal.segmentSize });
   return storage;
 }
@@ -66,24 +72,29 @@ function faultChunks(latencyMs: number, kinds: FaultPlan['kinds'], pick: (n: num
 }
 
 for (const endpoint of endpoints) {
-  test.serial(`against ${endpoint.name}, a segment damaged in transit in its first chunk is archived with its real bytes, not acknowledged damaged`, async (t) => {
-    const seen = faultChunks(endpoint.latencyMs, ['corrupt-upload'], (n) => n === 1);
-    const storage = await repository();
-    const [name] = await wal.produce(1);
-    const result = await pushWalFile(storage, wal.file(name!), { codec: 'none', level: undefined, retries: 3 });
-    stack.emulator.setFaults(undefined);
-    t.true(seen.chunks >= 4, `${seen.chunks} chunk requests`);
-    t.is(result.status, 'archived');
-    const info = await storage.stat(walObjectKey(name!));
-    t.truthy(info);
-    t.true((await collect(await openDecoded(storage, info!))).equals(await readFile(wal.file(name!))), 'the archived segment is byte-identical');
-  });
+  test.serial(
+    `against ${endpoint.name}, a segment damaged in transit in its first chunk is archived with its real bytes, not acknowledged damaged`,
+    async (t) => {
+      const seen = faultChunks(endpoint.latencyMs, ['corrupt-upload'], (n) => n === 1);
+      const storage = await repository();
+      const [name] = await wal.produce(1);
+      const result = await pushWalFile(storage, wal.file(name!), { codec: 'none', level: undefined, retries: 3 });
+      stack.emulator.setFaults(undefined);
+      t.true(seen.chunks >= 4, `${seen.chunks} chunk requests`);
+      t.is(result.status, 'archived');
+      const info = await storage.stat(walObjectKey(name!));
+      t.truthy(info);
+      t.true((await collect(await openDecoded(storage, info!))).equals(await readFile(wal.file(name!))), 'the archived segment is byte-identical');
+    },
+  );
 }
 
 /** Store `body` under `name`'s key as a push would, with `codec` and the raw size and CRC32C of the real segment in its metadata. */
 async function plant(storage: GcsStorage, name: string, body: Buffer, codec: string): Promise<void> {
   const raw = await readFile(wal.file(name));
-  await storage.write(walObjectKey(name), Readable.from([body]), { metadata: { [Meta.codec]: codec, [Meta.rawSize]: String(raw.length), [Meta.rawCrc32c]: crc32cBase64(crc32c(raw)), [Meta.systemId]: wal.systemIdentifier } });
+  await storage.write(walObjectKey(name), Readable.from([body]), {
+    metadata: { [Meta.codec]: codec, [Meta.rawSize]: String(raw.length), [Meta.rawCrc32c]: crc32cBase64(crc32c(raw)), [Meta.systemId]: wal.systemIdentifier },
+  });
 }
 
 test.serial('an archived object with the segment\'s metadata but damaged bytes is a conflict, never "already archived"', async (t) => {
@@ -92,7 +103,10 @@ test.serial('an archived object with the segment\'s metadata but damaged bytes i
   const damaged = Buffer.from(await readFile(wal.file(name!)));
   damaged[damaged.length >> 1]! ^= 0x40;
   await plant(storage, name!, damaged, 'none');
-  await t.throwsAsync(pushWalFile(storage, wal.file(name!), { codec: 'none', level: undefined }), { instanceOf: ConflictError, message: /does not hold the content its metadata records/ });
+  await t.throwsAsync(pushWalFile(storage, wal.file(name!), { codec: 'none', level: undefined }), {
+    instanceOf: ConflictError,
+    message: /does not hold the content its metadata records/,
+  });
 });
 
 test.serial('an archived object holding the same segment compressed differently is already archived, judged by decoding it', async (t) => {
@@ -104,7 +118,10 @@ test.serial('an archived object holding the same segment compressed differently 
   const result = await pushWalFile(storage, wal.file(name!), { codec: 'none', level: undefined });
   stack.emulator.setFaults(undefined);
   t.is(result.status, 'already-archived');
-  t.true(log.some((line) => line.startsWith('GET ') && line.includes('%2Fwal%2F') && line.includes('alt=media')), 'the object was read back');
+  t.true(
+    log.some((line) => line.startsWith('GET ') && line.includes('%2Fwal%2F') && line.includes('alt=media')),
+    'the object was read back',
+  );
 });
 
 test.serial('a segment pushed twice is already archived the second time without reading the object back', async (t) => {
@@ -116,5 +133,8 @@ test.serial('a segment pushed twice is already archived the second time without 
   const again = await pushWalFile(storage, wal.file(name!), { codec: 'lzo', level: undefined });
   stack.emulator.setFaults(undefined);
   t.is(again.status, 'already-archived');
-  t.false(log.some((line) => line.includes('%2Fwal%2F') && line.includes('alt=media')), log.join('\n'));
+  t.false(
+    log.some((line) => line.includes('%2Fwal%2F') && line.includes('alt=media')),
+    log.join('\n'),
+  );
 });

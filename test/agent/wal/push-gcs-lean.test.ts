@@ -73,11 +73,22 @@ async function run(args: string[], extraEnv: Record<string, string> = {}): Promi
 test.serial('a wal-push to gs:// below the chunk size loads neither @google-cloud/storage nor google-auth-library', async (t) => {
   const r = await run(['wal-push', segment]);
   t.is(r.code, 0, r.stderr);
-  t.deepEqual(r.requested.filter((m) => HEAVY.test(m)), []);
-  t.deepEqual(r.files.filter((f) => HEAVY.test(f)), []);
+  t.deepEqual(
+    r.requested.filter((m) => HEAVY.test(m)),
+    [],
+  );
+  t.deepEqual(
+    r.files.filter((f) => HEAVY.test(f)),
+    [],
+  );
   // The report sees the packages the bundle does require at run time.
-  t.true(r.files.some((f) => /node_modules[\\/](fast-crc32c|sse4_crc32)[\\/]/.test(f)), 'the CRC32C addon was seen loading');
-  const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o/${encodeURIComponent(`lean/wal/${path.basename(segment)}`)}`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } });
+  t.true(
+    r.files.some((f) => /node_modules[\\/](fast-crc32c|sse4_crc32)[\\/]/.test(f)),
+    'the CRC32C addon was seen loading',
+  );
+  const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o/${encodeURIComponent(`lean/wal/${path.basename(segment)}`)}`, {
+    headers: { Authorization: `Bearer ${stack.adminToken()}` },
+  });
   t.is(res.status, 200, 'the segment is in the bucket');
 });
 
@@ -85,20 +96,32 @@ test.serial('its wal-fetch loads neither either', async (t) => {
   const dest = path.join(work.path, 'fetched');
   const r = await run(['wal-fetch', path.basename(segment), dest]);
   t.is(r.code, 0, r.stderr);
-  t.deepEqual(r.requested.filter((m) => HEAVY.test(m)), []);
-  t.deepEqual(r.files.filter((f) => HEAVY.test(f)), []);
+  t.deepEqual(
+    r.requested.filter((m) => HEAVY.test(m)),
+    [],
+  );
+  t.deepEqual(
+    r.files.filter((f) => HEAVY.test(f)),
+    [],
+  );
   t.true((await readFile(dest)).equals(await readFile(segment)));
 });
 
 test.serial('the report does see them when a command needs the client library (a listing)', async (t) => {
   const r = await run(['backup-list']);
   t.is(r.code, 0, r.stderr);
-  t.true(r.files.some((f) => /node_modules[\\/]@google-cloud[\\/]storage[\\/]/.test(f)), 'the client library was loaded');
+  t.true(
+    r.files.some((f) => /node_modules[\\/]@google-cloud[\\/]storage[\\/]/.test(f)),
+    'the client library was loaded',
+  );
 });
 
 test.serial('with GOOGLE_APPLICATION_CREDENTIALS the push asks google-auth-library instead', async (t) => {
   // A key file that does not exist: the library fails at once, as an auth error.
   const r = await run(['wal-push', segment], { GOOGLE_APPLICATION_CREDENTIALS: path.join(work.path, 'no-such-key.json'), GCWAL_RETRIES: '0' });
   t.is(r.code, 8, r.stderr);
-  t.true(r.files.some((f) => /node_modules[\\/](.*[\\/])?google-auth-library[\\/]/.test(f)), 'google-auth-library was loaded');
+  t.true(
+    r.files.some((f) => /node_modules[\\/](.*[\\/])?google-auth-library[\\/]/.test(f)),
+    'google-auth-library was loaded',
+  );
 });

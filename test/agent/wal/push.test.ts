@@ -82,7 +82,7 @@ const paths = [
 
 for (const { how, wholeFileLimit } of paths) {
   test(`a segment ${how} is archived durably and restores byte for byte`, async (t) => {
-    const storage = (await freshRepo());
+    const storage = await freshRepo();
     const result = await pushWalFile(storage, segment, { codec: 'lzo', level: undefined, wholeFileLimit });
     const name = path.basename(segment);
     t.like(result, { status: 'archived', key: `wal/${name}`, rawSize: 1024 * 1024 });
@@ -90,7 +90,7 @@ for (const { how, wholeFileLimit } of paths) {
   });
 
   test(`a transient storage failure while a segment ${how} uploads is retried and leaves one object`, async (t) => {
-    const storage = failingWrites((await freshRepo()), 2, () => new StorageError('upload interrupted', true));
+    const storage = failingWrites(await freshRepo(), 2, () => new StorageError('upload interrupted', true));
     const retries: number[] = [];
     const result = await pushWalFile(storage, segment, { codec: 'zstd', level: undefined, wholeFileLimit, retries: 3, onRetry: (n) => retries.push(n) });
     t.is(result.status, 'archived');
@@ -101,8 +101,8 @@ for (const { how, wholeFileLimit } of paths) {
 }
 
 test('the two ways of reading a segment store the same object with the same metadata', async (t) => {
-  const whole = (await freshRepo());
-  const streamed = (await freshRepo());
+  const whole = await freshRepo();
+  const streamed = await freshRepo();
   await pushWalFile(whole, segment, { codec: 'lzo', level: undefined });
   await pushWalFile(streamed, segment, { codec: 'lzo', level: undefined, wholeFileLimit: 0 });
   const key = `wal/${path.basename(segment)}`;
@@ -113,9 +113,9 @@ test('the two ways of reading a segment store the same object with the same meta
 });
 
 test('a segment compressed with the lzo helper thread is stored byte for byte as without it, and a stopped helper changes nothing', async (t) => {
-  const alone = (await freshRepo());
-  const helped = (await freshRepo());
-  const stopped = (await freshRepo());
+  const alone = await freshRepo();
+  const helped = await freshRepo();
+  const stopped = await freshRepo();
   const helper = startLzopHelper();
   t.truthy(helper);
   t.teardown(() => helper?.stop());
@@ -133,15 +133,18 @@ test('a segment compressed with the lzo helper thread is stored byte for byte as
 });
 
 test('a permanent storage failure is not retried and stores nothing', async (t) => {
-  const inner = (await freshRepo());
+  const inner = await freshRepo();
   const storage = failingWrites(inner, 1, () => new StorageError('permission denied', false));
-  await t.throwsAsync(pushWalFile(storage, segment, { codec: 'lzo', level: undefined, retries: 3 }), { instanceOf: StorageError, message: 'permission denied' });
+  await t.throwsAsync(pushWalFile(storage, segment, { codec: 'lzo', level: undefined, retries: 3 }), {
+    instanceOf: StorageError,
+    message: 'permission denied',
+  });
   t.is(storage.writes, 1);
   t.is(await inner.stat(`wal/${path.basename(segment)}`), undefined);
 });
 
 test('pushing a segment again is success; different content under its name is a conflict', async (t) => {
-  const storage = (await freshRepo());
+  const storage = await freshRepo();
   t.is((await pushWalFile(storage, segment, { codec: 'lzo', level: undefined })).status, 'archived');
   t.is((await pushWalFile(storage, segment, { codec: 'zstd', level: undefined })).status, 'already-archived');
   const altered = path.join(work.path, `altered-${++counter}`, path.basename(segment));
@@ -149,7 +152,10 @@ test('pushing a segment again is success; different content under its name is a 
   const bytes = await readFile(segment);
   bytes[bytes.length - 1]! ^= 0xff;
   await writeFile(altered, bytes);
-  await t.throwsAsync(pushWalFile(storage, altered, { codec: 'lzo', level: undefined }), { instanceOf: ConflictError, message: /already archived with different content/ });
+  await t.throwsAsync(pushWalFile(storage, altered, { codec: 'lzo', level: undefined }), {
+    instanceOf: ConflictError,
+    message: /already archived with different content/,
+  });
 });
 
 /** Wraps a storage to count the reads of gcwal.json. */
@@ -184,7 +190,7 @@ test('a push into a repository without gcwal.json is repo_missing and writes not
 });
 
 test('the repository is asked for its identity while the file is still being opened, and a local failure is still the one reported', async (t) => {
-  const storage = countingIdentityReads((await freshRepo()));
+  const storage = countingIdentityReads(await freshRepo());
   // A FIFO under a segment's name: opening it for reading waits until a writer comes.
   const dir = path.join(work.path, `fifo-${++counter}`);
   await mkdir(dir);
@@ -202,7 +208,7 @@ test('the repository is asked for its identity while the file is still being ope
 });
 
 test('pushes sharing an identity memo read gcwal.json once; a memo of another cluster is checked against the repository', async (t) => {
-  const storage = countingIdentityReads((await freshRepo()));
+  const storage = countingIdentityReads(await freshRepo());
   const identity = {};
   t.is((await pushWalFile(storage, segment, { codec: 'lzo', level: undefined, identity })).status, 'archived');
   t.is(storage.identityReads, 1);

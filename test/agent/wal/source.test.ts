@@ -37,7 +37,10 @@ async function file(bytes: Buffer): Promise<string> {
 const sizes = [0, 1, HEAD_BYTES - 1, 1024 * 1024, 3 * 1024 * 1024 + 5];
 
 for (const size of sizes) {
-  for (const [how, wholeFileLimit] of [['read whole', WHOLE_FILE_LIMIT], ['scanned and streamed', 0]] as const) {
+  for (const [how, wholeFileLimit] of [
+    ['read whole', WHOLE_FILE_LIMIT],
+    ['scanned and streamed', 0],
+  ] as const) {
     test(`a ${size}-byte file ${how} reports its size, CRC32C and first bytes and streams its contents`, async (t) => {
       const bytes = pattern(size);
       const source = await readWalSource(await file(bytes), { wholeFileLimit });
@@ -86,12 +89,18 @@ test('a missing file, a directory and an unopenable path are invalid input with 
   }
 });
 
-for (const [how, wholeFileLimit] of [['read whole', WHOLE_FILE_LIMIT], ['scanned', 0]] as const) {
+for (const [how, wholeFileLimit] of [
+  ['read whole', WHOLE_FILE_LIMIT],
+  ['scanned', 0],
+] as const) {
   test(`an aborted read of a file ${how} rejects with the abort, not as invalid input`, async (t) => {
     const controller = new AbortController();
     const source = await readWalSource(await file(pattern(10)), { signal: controller.signal, wholeFileLimit });
     controller.abort();
-    const err = await source.checksum().then(() => undefined, (e: unknown) => e as { name?: string });
+    const err = await source.checksum().then(
+      () => undefined,
+      (e: unknown) => e as { name?: string },
+    );
     t.false(err instanceof InvalidInputError);
     t.is(err?.name, 'AbortError');
   });
@@ -101,6 +110,9 @@ test('a failed push can release a read still running in the background', async (
   const source = await readWalSource(await file(pattern(3 * 1024 * 1024)));
   source.release();
   source.release();
-  const err = await source.checksum().then(() => undefined, (e: unknown) => e as { name?: string });
+  const err = await source.checksum().then(
+    () => undefined,
+    (e: unknown) => e as { name?: string },
+  );
   t.is(err?.name, 'AbortError');
 });

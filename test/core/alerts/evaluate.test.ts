@@ -33,24 +33,74 @@ test('an empty archive raises no alert', (t) => {
 
 // [title, catalogue, now (minutes after T0), the alert ids expected]
 const cases: [string, Catalogue, number, string[]][] = [
-  ['a corrupt segment', healthy({}, [...segments(1, 4), walEntry(seg(1, 5), at(5), 'corrupt', { generation: '17' }), ...segments(6, 10)]), 12, [`corrupt-object:wal/${seg(1, 5)}:17`]],
-  ['a corrupt backup part and backup', { ...healthy(), parts: { 'backups/b/part_00000.tar': { key: 'backups/b/part_00000.tar', generation: '3', size: 1, created: at(2), state: 'corrupt', problem: 'crc32c mismatch' } }, backups: { ...healthy().backups, base_000000010000000000000007: backup(summary(1, 7, 7, at(7)), 'corrupt', '9') } }, 12, ['corrupt-object:backups/b/part_00000.tar:3', 'corrupt-object:backups/base_000000010000000000000007/backup.json:9']],
+  [
+    'a corrupt segment',
+    healthy({}, [...segments(1, 4), walEntry(seg(1, 5), at(5), 'corrupt', { generation: '17' }), ...segments(6, 10)]),
+    12,
+    [`corrupt-object:wal/${seg(1, 5)}:17`],
+  ],
+  [
+    'a corrupt backup part and backup',
+    {
+      ...healthy(),
+      parts: {
+        'backups/b/part_00000.tar': { key: 'backups/b/part_00000.tar', generation: '3', size: 1, created: at(2), state: 'corrupt', problem: 'crc32c mismatch' },
+      },
+      backups: { ...healthy().backups, base_000000010000000000000007: backup(summary(1, 7, 7, at(7)), 'corrupt', '9') },
+    },
+    12,
+    ['corrupt-object:backups/b/part_00000.tar:3', 'corrupt-object:backups/base_000000010000000000000007/backup.json:9'],
+  ],
   ['a hole whose next segment is still fresh', without(healthy(), seg(1, 9)), 12, []],
   ['a hole that has stayed open past the grace', without(healthy(), seg(1, 5), seg(1, 6)), 13, [`wal-gap:1:${seg(1, 5)}`]],
   ['a hole a prune is still closing', { ...without(healthy(), seg(1, 5)), tombstones: { [`wal/${seg(1, 5)}`]: { generation: '1', deleted: at(11) } } }, 12, []],
-  ['a hole left by a delete long ago', { ...without(healthy(), seg(1, 5)), tombstones: { [`wal/${seg(1, 5)}`]: { generation: '1', deleted: at(2) } } }, 12, [`wal-gap:1:${seg(1, 5)}`]],
+  [
+    'a hole left by a delete long ago',
+    { ...without(healthy(), seg(1, 5)), tombstones: { [`wal/${seg(1, 5)}`]: { generation: '1', deleted: at(2) } } },
+    12,
+    [`wal-gap:1:${seg(1, 5)}`],
+  ],
   ['a fork whose history has not arrived yet', healthy({}, [...segments(1, 5), ...segments(9, 10, 'valid', 2)]), 12, []],
   ['a fork whose history never arrived', healthy({}, [...segments(1, 5), ...segments(6, 7, 'valid', 2)]), 12, ['timeline-without-history:2']],
-  ['a fork with its history and a hole after the switch point', healthy({}, [...segments(1, 5), walEntry('00000002.history', at(5), 'valid', { history: [{ parentTimeline: 1, switchLsn: lsnIn(6, 0) }] }), ...segments(7, 7, 'valid', 2)]), 13, [`wal-gap:2:${seg(2, 6)}`]],
+  [
+    'a fork with its history and a hole after the switch point',
+    healthy({}, [
+      ...segments(1, 5),
+      walEntry('00000002.history', at(5), 'valid', { history: [{ parentTimeline: 1, switchLsn: lsnIn(6, 0) }] }),
+      ...segments(7, 7, 'valid', 2),
+    ]),
+    13,
+    [`wal-gap:2:${seg(2, 6)}`],
+  ],
   ['archiving stalled', healthy(), 10 + 31, ['archiving-stalled']],
   ['archiving stalled without a recorded arrival time', healthy({ lastWalArrival: undefined }), 10 + 31, ['archiving-stalled']],
   ['the last arrival in the future (clock skew)', healthy({ lastWalArrival: at(600) }), 100, []],
   ['no backup yet on a new archive', catalogueOf(segments(1, 10), [], { lastWalArrival: at(10) }), 12, []],
-  ['no backup on an archive older than the backup age limit', catalogueOf(segments(1, 10), [], { lastWalArrival: at(10) }), 36 * 60 + 2, ['archiving-stalled', 'no-valid-backup']],
-  ['only a corrupt backup', catalogueOf(segments(1, 10), [backup(B2, 'corrupt')], { lastWalArrival: at(10) }), 36 * 60 + 2, ['archiving-stalled', `corrupt-object:backups/${B2.name}/backup.json:1`, 'no-valid-backup']],
-  ['only a backup just awaiting validation', catalogueOf(segments(1, 10), [backup(summary(1, 9, 9, at(36 * 60)), 'pending')], { lastWalArrival: at(36 * 60) }), 36 * 60 + 2, []],
+  [
+    'no backup on an archive older than the backup age limit',
+    catalogueOf(segments(1, 10), [], { lastWalArrival: at(10) }),
+    36 * 60 + 2,
+    ['archiving-stalled', 'no-valid-backup'],
+  ],
+  [
+    'only a corrupt backup',
+    catalogueOf(segments(1, 10), [backup(B2, 'corrupt')], { lastWalArrival: at(10) }),
+    36 * 60 + 2,
+    ['archiving-stalled', `corrupt-object:backups/${B2.name}/backup.json:1`, 'no-valid-backup'],
+  ],
+  [
+    'only a backup just awaiting validation',
+    catalogueOf(segments(1, 10), [backup(summary(1, 9, 9, at(36 * 60)), 'pending')], { lastWalArrival: at(36 * 60) }),
+    36 * 60 + 2,
+    [],
+  ],
   ['the newest backup too old', healthy({ lastWalArrival: at(36 * 60 + 5) }), 36 * 60 + 10, ['backup-too-old']],
-  ['the newest backup too old but a fresh one awaiting validation', { ...healthy({ lastWalArrival: at(36 * 60 + 5) }), backups: { ...healthy().backups, n: backup(summary(1, 9, 9, at(36 * 60)), 'pending') } }, 36 * 60 + 10, []],
+  [
+    'the newest backup too old but a fresh one awaiting validation',
+    { ...healthy({ lastWalArrival: at(36 * 60 + 5) }), backups: { ...healthy().backups, n: backup(summary(1, 9, 9, at(36 * 60)), 'pending') } },
+    36 * 60 + 10,
+    [],
+  ],
   ['objects awaiting validation too long', healthy({}, [...segments(1, 8), ...segments(9, 10, 'pending')]), 10 + 16, ['objects-unvalidated']],
   ['objects awaiting validation briefly', healthy({}, [...segments(1, 8), ...segments(9, 10, 'pending')]), 12, []],
 ];
@@ -58,7 +108,10 @@ const cases: [string, Catalogue, number, string[]][] = [
 for (const [title, catalogue, minutes, ids] of cases) {
   test(`evaluateAlerts on ${title}`, (t) => {
     const alerts = evaluateAlerts(catalogue, new Date(at(minutes)), THRESHOLDS);
-    t.deepEqual(alerts.map((a) => a.id), ids);
+    t.deepEqual(
+      alerts.map((a) => a.id),
+      ids,
+    );
     for (const a of alerts) {
       t.is(a.severity, ALERT_SEVERITY[a.kind]);
       t.is(a.opened, at(minutes));
@@ -73,13 +126,19 @@ test('a gap alert names the missing segments, where they are and what to do', (t
   t.deepEqual(evaluateAlerts(without(healthy(), seg(1, 5), seg(1, 6)), new Date(at(12)), THRESHOLDS), [], 'not while the segment after it is within the grace');
   const [gap] = evaluateAlerts(without(healthy(), seg(1, 5), seg(1, 6)), new Date(at(13)), THRESHOLDS);
   t.is(gap.severity, 'CRITICAL');
-  t.is(gap.summary, `2 wal segments from ${seg(1, 5)} are missing from the archive on timeline 1, between ${seg(1, 4)} and ${seg(1, 7)} (archived at ${at(7)}); recovery cannot pass ${seg(1, 5)}: take a new base backup now, and check archive_command and pg_stat_archiver on the server`);
+  t.is(
+    gap.summary,
+    `2 wal segments from ${seg(1, 5)} are missing from the archive on timeline 1, between ${seg(1, 4)} and ${seg(1, 7)} (archived at ${at(7)}); recovery cannot pass ${seg(1, 5)}: take a new base backup now, and check archive_command and pg_stat_archiver on the server`,
+  );
   t.deepEqual(gap.details, { timeline: 1, after: seg(1, 4), missing: seg(1, 5), count: 2, before: seg(1, 7) });
 });
 
 test('a corrupt segment alert says which segment, why and since when', (t) => {
   const [a] = evaluateAlerts(healthy({}, [...segments(1, 4), walEntry(seg(1, 5), at(5), 'corrupt'), ...segments(6, 10)]), NOW, THRESHOLDS);
-  t.is(a.summary, `wal segment ${seg(1, 5)} archived at ${at(5)} failed validation (crc32c mismatch); recovery cannot replay past it: take a new base backup now so later points stay restorable`);
+  t.is(
+    a.summary,
+    `wal segment ${seg(1, 5)} archived at ${at(5)} failed validation (crc32c mismatch); recovery cannot replay past it: take a new base backup now so later points stay restorable`,
+  );
 });
 
 test('the stall, backup age and unvalidated summaries give the time and the limit', (t) => {
@@ -110,12 +169,27 @@ test('diffAlerts opens new incidents, resolves cleared ones and keeps the openin
 test('alertMessage announces an opened incident with its cluster and repository', (t) => {
   const a = { ...openAlert('wal-gap:1:X', at(0), 'a gap'), details: { count: 2 } };
   t.deepEqual(alertMessage(a, 'open', '7300000000000000001', 'gs://b/db1', new Date(at(0))), {
-    format: 1, id: 'wal-gap:1:X', status: 'open', severity: 'CRITICAL', cluster: '7300000000000000001', kind: 'wal-gap', summary: 'a gap', details: { count: 2, opened: at(0) }, repository: 'gs://b/db1', time: at(0),
+    format: 1,
+    id: 'wal-gap:1:X',
+    status: 'open',
+    severity: 'CRITICAL',
+    cluster: '7300000000000000001',
+    kind: 'wal-gap',
+    summary: 'a gap',
+    details: { count: 2, opened: at(0) },
+    repository: 'gs://b/db1',
+    time: at(0),
   });
 });
 
 // [minutes open, phrase]
-const lasted: [number, string][] = [[0.5, 'under a minute'], [1, '1 minute'], [59, '59 minutes'], [125, '2 hours 5 minutes'], [60 * 50, '2 days 2 hours']];
+const lasted: [number, string][] = [
+  [0.5, 'under a minute'],
+  [1, '1 minute'],
+  [59, '59 minutes'],
+  [125, '2 hours 5 minutes'],
+  [60 * 50, '2 days 2 hours'],
+];
 for (const [minutes, phrase] of lasted) {
   test(`alertMessage says an incident resolved after ${phrase}`, (t) => {
     const m = alertMessage(openAlert('x', at(0), 'a gap'), 'resolved', undefined, 'file:///r', new Date(at(minutes)));
@@ -126,7 +200,15 @@ for (const [minutes, phrase] of lasted) {
   });
 }
 
-const durations: [number, string][] = [[30 * 60, '30 minutes'], [60, '1 minute'], [36 * 3600, '36 hours'], [86400, '1 day'], [2 * 86400, '2 days'], [90, '90 seconds'], [3660, '61 minutes']];
+const durations: [number, string][] = [
+  [30 * 60, '30 minutes'],
+  [60, '1 minute'],
+  [36 * 3600, '36 hours'],
+  [86400, '1 day'],
+  [2 * 86400, '2 days'],
+  [90, '90 seconds'],
+  [3660, '61 minutes'],
+];
 for (const [seconds, text] of durations) {
   test(`formatDuration writes ${seconds} seconds as ${text}`, (t) => {
     t.is(formatDuration(seconds), text);

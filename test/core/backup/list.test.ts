@@ -70,14 +70,20 @@ test('backups are listed oldest first whatever their names', async (t) => {
   // After a point-in-time recovery: a newer timeline can start at a lower LSN.
   const c = meta(5, '2024-05-03T10:00:00.000Z', { name: 'base_000000020000000000000005', timeline: 2 });
   for (const m of [c, b, a]) await store(s, m);
-  t.deepEqual((await listBackups(s)).map((m) => m.name), [a.name, b.name, c.name]);
+  t.deepEqual(
+    (await listBackups(s)).map((m) => m.name),
+    [a.name, b.name, c.name],
+  );
 });
 
 test('a backup folder without backup.json is invisible', async (t) => {
   const s = await fresh();
   await store(s, meta(2, '2024-05-01T10:00:00.000Z'));
   await writeSmallObject(s, backupPartKey('base_000000010000000000000007', 0), 'orphan part of a failed backup');
-  t.deepEqual((await listBackups(s)).map((m) => m.name), ['base_000000010000000000000002']);
+  t.deepEqual(
+    (await listBackups(s)).map((m) => m.name),
+    ['base_000000010000000000000002'],
+  );
   await t.throwsAsync(resolveBackup(s, 'base_000000010000000000000007'), { instanceOf: NotFoundError });
 });
 
@@ -117,7 +123,10 @@ test('a suffixed second backup of the same segment sorts after the first', async
   const second = meta(2, '2024-05-01T10:00:00.000Z', { name: `${first.name}_02000160`, startLsn: '0/2000160', stopLsn: '0/2000200' });
   await store(s, second);
   await store(s, first);
-  t.deepEqual((await listBackups(s)).map((m) => m.name), [first.name, second.name]);
+  t.deepEqual(
+    (await listBackups(s)).map((m) => m.name),
+    [first.name, second.name],
+  );
   t.is((await resolveBackup(s, LATEST)).name, second.name);
 });
 
@@ -128,7 +137,10 @@ test('a damaged backup.json fails the listing unless the caller takes it', async
   await t.throwsAsync(listBackups(s), { instanceOf: CorruptObjectError });
   const invalid: string[] = [];
   const listed = await listBackups(s, undefined, { onInvalid: (name, err: GcwalError) => invalid.push(`${name}: ${err.code}`) });
-  t.deepEqual(listed.map((m) => m.name), ['base_000000010000000000000002']);
+  t.deepEqual(
+    listed.map((m) => m.name),
+    ['base_000000010000000000000002'],
+  );
   t.deepEqual(invalid, ['base_000000010000000000000003: corrupt']);
 });
 
@@ -150,8 +162,19 @@ test('backups with the same start time are ordered by start LSN', (t) => {
 test('the summary has exactly the documented fields, in order', (t) => {
   const m = meta(2, '2024-05-01T10:00:00.000Z');
   t.deepEqual(Object.keys(backupSummary(m)), [
-    'name', 'startTime', 'stopTime', 'timeline', 'startLsn', 'stopLsn', 'startWalSegment', 'stopWalSegment',
-    'rawSize', 'storedSize', 'fileCount', 'pgVersion', 'systemIdentifier',
+    'name',
+    'startTime',
+    'stopTime',
+    'timeline',
+    'startLsn',
+    'stopLsn',
+    'startWalSegment',
+    'stopWalSegment',
+    'rawSize',
+    'storedSize',
+    'fileCount',
+    'pgVersion',
+    'systemIdentifier',
   ]);
   t.is(backupSummary(m).systemIdentifier, '7300000000000000001');
 });

@@ -45,7 +45,11 @@ const bad: [string, unknown, RegExp][] = [
   ['a mode with file type bits', { ...file, mode: 0o100644 }, /has mode that is 33188, above 4095/],
   ['a bad mtime', { ...file, mtime: 'yesterday' }, /has mtime that is "yesterday", not an ISO time/],
   ['a directory with a size', { path: 'base', type: 'directory', size: 5, mode: 0o700, mtime: file.mtime }, /base has size that is 5, above 0/],
-  ['a directory with a checksum', { path: 'base', type: 'directory', size: 0, crc32c: 'AAAAAA==', mode: 0o700, mtime: file.mtime }, /base has crc32c that is set on a directory/],
+  [
+    'a directory with a checksum',
+    { path: 'base', type: 'directory', size: 0, crc32c: 'AAAAAA==', mode: 0o700, mtime: file.mtime },
+    /base has crc32c that is set on a directory/,
+  ],
   ['a file with a link target', { ...file, target: '/etc' }, /has target that is set on a file/],
   ['a symbolic link outside pg_tblspc', { ...link, path: 'escape' }, /escape has type that is symlink outside pg_tblspc\/<oid>/],
   ['a symbolic link deeper in pg_tblspc', { ...link, path: 'pg_tblspc/16385/x' }, /symlink outside pg_tblspc\/<oid>/],
@@ -55,7 +59,11 @@ const bad: [string, unknown, RegExp][] = [
   ['a block size that is not a power of two', { ...blocked, blockSize: 12_288 }, /has blockSize that is 12288, not a power of two/],
   ['a block size under a page', { ...blocked, blockSize: 4096 }, /has blockSize that is 4096, below 8192/],
   ['one block checksum too few', { ...blocked, blocks: Buffer.alloc(8).toString('base64') }, /has blocks that is not the base64 of 3 block checksums/],
-  ['block checksums on a directory', { path: 'base', type: 'directory', size: 0, mode: 0o700, mtime: file.mtime, blocks: 'AAAAAA==' }, /base has blocks that is set on a directory/],
+  [
+    'block checksums on a directory',
+    { path: 'base', type: 'directory', size: 0, mode: 0o700, mtime: file.mtime, blocks: 'AAAAAA==' },
+    /base has blocks that is set on a directory/,
+  ],
   ['a tablespace link whose target is not a string', { ...link, target: 7 }, /pg_tblspc\/16385 has target that is 7, not a string/],
 ];
 for (const [name, value, message] of bad) {

@@ -44,7 +44,11 @@ test('backup.json as backup-push writes it is read back unchanged', (t) => {
 
 /** A change to valid metadata and the message (naming the field) it must be refused with. */
 const damaged: [string, (m: Record<string, any>) => void, RegExp][] = [
-  ['a field the format does not define', (m) => (m.restoreCommand = 'rm -rf /'), /^backup metadata backups\/base_000000010000000000000004\/backup\.json: restoreCommand is not a field of this format$/],
+  [
+    'a field the format does not define',
+    (m) => (m.restoreCommand = 'rm -rf /'),
+    /^backup metadata backups\/base_000000010000000000000004\/backup\.json: restoreCommand is not a field of this format$/,
+  ],
   ['a missing field', (m) => delete m.stopLsn, /: stopLsn is missing$/],
   ['a name that is not a backup name', (m) => (m.name = 'base_1\nrestore_command = x'), /: name is "base_1\\nrestore_command = x", not a backup name$/],
   ['a system identifier that is not decimal', (m) => (m.systemIdentifier = '0x1234'), /: systemIdentifier is "0x1234", not a system identifier/],
@@ -58,26 +62,62 @@ const damaged: [string, (m: Record<string, any>) => void, RegExp][] = [
   ['a stop lsn that does not parse', (m) => (m.stopLsn = 'end'), /: stopLsn is "end", not an lsn$/],
   ['a start after the stop', (m) => (m.startLsn = '0/6000000'), /: stopLsn is 0\/5000100, before startLsn 0\/6000000$/],
   ['a start segment that is not a segment name', (m) => (m.startWalSegment = '../../etc/passwd'), /: startWalSegment is not a segment name: /],
-  ['a start segment not holding the start lsn', (m) => (m.startWalSegment = '000000010000000000000003'), /: startWalSegment is 000000010000000000000003, which does not hold startLsn 0\/4000028$/],
-  ['a stop segment on another timeline', (m) => (m.stopWalSegment = '000000020000000000000005'), /: stopWalSegment is 000000020000000000000005, not on timeline 1$/],
+  [
+    'a start segment not holding the start lsn',
+    (m) => (m.startWalSegment = '000000010000000000000003'),
+    /: startWalSegment is 000000010000000000000003, which does not hold startLsn 0\/4000028$/,
+  ],
+  [
+    'a stop segment on another timeline',
+    (m) => (m.stopWalSegment = '000000020000000000000005'),
+    /: stopWalSegment is 000000020000000000000005, not on timeline 1$/,
+  ],
   ['a start time that is not a time', (m) => (m.startTime = 'yesterday'), /: startTime is "yesterday", not an ISO time$/],
-  ['a stop time before the start time', (m) => (m.stopTime = '2024-05-01T11:00:00.000Z'), /: stopTime is 2024-05-01T11:00:00\.000Z, before startTime 2024-05-01T12:00:00\.000Z$/],
+  [
+    'a stop time before the start time',
+    (m) => (m.stopTime = '2024-05-01T11:00:00.000Z'),
+    /: stopTime is 2024-05-01T11:00:00\.000Z, before startTime 2024-05-01T12:00:00\.000Z$/,
+  ],
   ['a negative raw size', (m) => (m.rawSize = -1), /: rawSize is -1, below 0$/],
   ['a file count that is a string', (m) => (m.fileCount = '3'), /: fileCount is "3", not an integer$/],
   ['an unknown codec', (m) => (m.codec = 'rot13'), /: codec is "rot13", not a codec gcwal knows/],
   ['parts that are not a list', (m) => (m.parts = {}), /: parts is an object, not a list$/],
-  ['a part key of another backup', (m) => (m.parts[0].key = backupPartKey('base_000000010000000000000002', 0)), /: parts\[0\]\.key is "backups\/base_000000010000000000000002\/part_00000\.tar", not backups\/base_000000010000000000000004\/part_00000\.tar$/],
+  [
+    'a part key of another backup',
+    (m) => (m.parts[0].key = backupPartKey('base_000000010000000000000002', 0)),
+    /: parts\[0\]\.key is "backups\/base_000000010000000000000002\/part_00000\.tar", not backups\/base_000000010000000000000004\/part_00000\.tar$/,
+  ],
   ['a part with a negative stored size', (m) => (m.parts[0].storedSize = -400), /: parts\[0\]\.storedSize is -400, below 0$/],
   ['a part with an unknown field', (m) => (m.parts[0].path = '/etc'), /: parts\[0\]\.path is not a field of this format$/],
   ['a part checksum that is not base64', (m) => (m.parts[0].rawCrc32c = 'zz'), /: parts\[0\]\.rawCrc32c is "zz", not a base64 crc32c$/],
   ['a tablespace oid that is not decimal', (m) => (m.tablespaces[0].oid = '../../x'), /: tablespaces\[0\]\.oid is "\.\.\/\.\.\/x", not an oid \(decimal\)$/],
   ['a tablespace oid that is a number', (m) => (m.tablespaces[0].oid = 16385), /: tablespaces\[0\]\.oid is 16385, not a string$/],
-  ['a tablespace oid twice', (m) => m.tablespaces.push({ oid: '16385', location: '/srv/other' }), /: tablespaces\[1\]\.oid is 16385, which another tablespace has too$/],
+  [
+    'a tablespace oid twice',
+    (m) => m.tablespaces.push({ oid: '16385', location: '/srv/other' }),
+    /: tablespaces\[1\]\.oid is 16385, which another tablespace has too$/,
+  ],
   ['a relative tablespace location', (m) => (m.tablespaces[0].location = 'srv/ts'), /: tablespaces\[0\]\.location is "srv\/ts", which is not absolute$/],
-  ['a tablespace location going up', (m) => (m.tablespaces[0].location = '/srv/ts/../../etc'), /: tablespaces\[0\]\.location is "\/srv\/ts\/\.\.\/\.\.\/etc", which goes up with \.\.$/],
-  ['a tablespace location not normalised', (m) => (m.tablespaces[0].location = '/srv/./ts'), /: tablespaces\[0\]\.location is "\/srv\/\.\/ts", which is not normalised/],
-  ['a backup label of another start', (m) => (m.backupLabel = 'START WAL LOCATION: 0/9000028 (file 000000010000000000000009)\n'), /: backupLabel does not start at startLsn 0\/4000028 in 000000010000000000000004$/],
-  ['a manifest key of another backup', (m) => (m.manifest.key = 'gcwal.json'), /: manifest\.key is "gcwal\.json", not backups\/base_000000010000000000000004\/manifest\.jsonl$/],
+  [
+    'a tablespace location going up',
+    (m) => (m.tablespaces[0].location = '/srv/ts/../../etc'),
+    /: tablespaces\[0\]\.location is "\/srv\/ts\/\.\.\/\.\.\/etc", which goes up with \.\.$/,
+  ],
+  [
+    'a tablespace location not normalised',
+    (m) => (m.tablespaces[0].location = '/srv/./ts'),
+    /: tablespaces\[0\]\.location is "\/srv\/\.\/ts", which is not normalised/,
+  ],
+  [
+    'a backup label of another start',
+    (m) => (m.backupLabel = 'START WAL LOCATION: 0/9000028 (file 000000010000000000000009)\n'),
+    /: backupLabel does not start at startLsn 0\/4000028 in 000000010000000000000004$/,
+  ],
+  [
+    'a manifest key of another backup',
+    (m) => (m.manifest.key = 'gcwal.json'),
+    /: manifest\.key is "gcwal\.json", not backups\/base_000000010000000000000004\/manifest\.jsonl$/,
+  ],
   ['a negative manifest entry count', (m) => (m.manifest.entries = -4), /: manifest\.entries is -4, below 0$/],
   ['a manifest with an unknown field', (m) => (m.manifest.codec = 'none'), /: manifest\.codec is not a field of this format$/],
 ];
@@ -98,7 +138,10 @@ test('a backup label printing its start lsn zero-padded, as PostgreSQL 18 does, 
 
 test('backup metadata in the folder of another backup is refused, with a hint to move it back', (t) => {
   const err = t.throws(() => parse(valid(), backupMetaKey('base_000000010000000000000009')), { instanceOf: CorruptObjectError });
-  t.is(err!.message, 'backup metadata backups/base_000000010000000000000009/backup.json: name is base_000000010000000000000004, but the object is in the folder of "base_000000010000000000000009"');
+  t.is(
+    err!.message,
+    'backup metadata backups/base_000000010000000000000009/backup.json: name is base_000000010000000000000004, but the object is in the folder of "base_000000010000000000000009"',
+  );
   t.regex(err!.hint, /copied into the wrong folder/);
 });
 

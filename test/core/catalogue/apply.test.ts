@@ -17,21 +17,69 @@ function apply(events: CatalogueEvent[], start: Catalogue = emptyCatalogue(T0)):
 // [title, events, what catalogue.wal[S1] must be (undefined = absent)]
 const walCases: [string, CatalogueEvent[], object | undefined][] = [
   ['a finalized segment is added pending', [finalized(W1, '5', at(1))], { name: S1, generation: '5', size: 1000, created: at(1), state: 'pending' }],
-  ['the same finalize twice adds it once', [finalized(W1, '5', at(1)), finalized(W1, '5', at(1))], { name: S1, generation: '5', size: 1000, created: at(1), state: 'pending' }],
-  ['a validation marks that generation valid', [finalized(W1, '5', at(1)), validated(W1, '5', at(2))], { name: S1, generation: '5', size: 1000, created: at(1), state: 'valid', validated: at(2) }],
-  ['a duplicate finalize keeps the validation', [finalized(W1, '5', at(1)), validated(W1, '5', at(2)), finalized(W1, '5', at(1))], { name: S1, generation: '5', size: 1000, created: at(1), state: 'valid', validated: at(2) }],
-  ['a validation seen before the finalize creates the entry, the finalize fills in size and time', [validated(W1, '5', at(2), false), finalized(W1, '5', at(1))], { name: S1, generation: '5', size: 1000, created: at(1), state: 'corrupt', problem: 'crc32c mismatch', validated: at(2) }],
-  ['a validation alone dates the entry by the validation', [validated(W1, '5', at(2))], { name: S1, generation: '5', size: 0, created: at(2), state: 'valid', validated: at(2) }],
-  ['the later of two validations wins', [finalized(W1, '5', at(1)), validated(W1, '5', at(3)), validated(W1, '5', at(2), false)], { name: S1, generation: '5', size: 1000, created: at(1), state: 'valid', validated: at(3) }],
-  ['corrupt wins over valid at the same time', [finalized(W1, '5', at(1)), validated(W1, '5', at(2)), validated(W1, '5', at(2), false)], { name: S1, generation: '5', size: 1000, created: at(1), state: 'corrupt', problem: 'crc32c mismatch', validated: at(2) }],
-  ['a newer generation replaces the entry as pending', [finalized(W1, '9', at(1)), validated(W1, '9', at(2)), finalized(W1, '10', at(3), 2000)], { name: S1, generation: '10', size: 2000, created: at(3), state: 'pending' }],
-  ['an older generation is ignored, comparing numerically', [finalized(W1, '10', at(3)), finalized(W1, '9', at(1), 5)], { name: S1, generation: '10', size: 1000, created: at(3), state: 'pending' }],
-  ['a validation of an older generation is ignored', [finalized(W1, '10', at(3)), validated(W1, '9', at(4), false)], { name: S1, generation: '10', size: 1000, created: at(3), state: 'pending' }],
+  [
+    'the same finalize twice adds it once',
+    [finalized(W1, '5', at(1)), finalized(W1, '5', at(1))],
+    { name: S1, generation: '5', size: 1000, created: at(1), state: 'pending' },
+  ],
+  [
+    'a validation marks that generation valid',
+    [finalized(W1, '5', at(1)), validated(W1, '5', at(2))],
+    { name: S1, generation: '5', size: 1000, created: at(1), state: 'valid', validated: at(2) },
+  ],
+  [
+    'a duplicate finalize keeps the validation',
+    [finalized(W1, '5', at(1)), validated(W1, '5', at(2)), finalized(W1, '5', at(1))],
+    { name: S1, generation: '5', size: 1000, created: at(1), state: 'valid', validated: at(2) },
+  ],
+  [
+    'a validation seen before the finalize creates the entry, the finalize fills in size and time',
+    [validated(W1, '5', at(2), false), finalized(W1, '5', at(1))],
+    { name: S1, generation: '5', size: 1000, created: at(1), state: 'corrupt', problem: 'crc32c mismatch', validated: at(2) },
+  ],
+  [
+    'a validation alone dates the entry by the validation',
+    [validated(W1, '5', at(2))],
+    { name: S1, generation: '5', size: 0, created: at(2), state: 'valid', validated: at(2) },
+  ],
+  [
+    'the later of two validations wins',
+    [finalized(W1, '5', at(1)), validated(W1, '5', at(3)), validated(W1, '5', at(2), false)],
+    { name: S1, generation: '5', size: 1000, created: at(1), state: 'valid', validated: at(3) },
+  ],
+  [
+    'corrupt wins over valid at the same time',
+    [finalized(W1, '5', at(1)), validated(W1, '5', at(2)), validated(W1, '5', at(2), false)],
+    { name: S1, generation: '5', size: 1000, created: at(1), state: 'corrupt', problem: 'crc32c mismatch', validated: at(2) },
+  ],
+  [
+    'a newer generation replaces the entry as pending',
+    [finalized(W1, '9', at(1)), validated(W1, '9', at(2)), finalized(W1, '10', at(3), 2000)],
+    { name: S1, generation: '10', size: 2000, created: at(3), state: 'pending' },
+  ],
+  [
+    'an older generation is ignored, comparing numerically',
+    [finalized(W1, '10', at(3)), finalized(W1, '9', at(1), 5)],
+    { name: S1, generation: '10', size: 1000, created: at(3), state: 'pending' },
+  ],
+  [
+    'a validation of an older generation is ignored',
+    [finalized(W1, '10', at(3)), validated(W1, '9', at(4), false)],
+    { name: S1, generation: '10', size: 1000, created: at(3), state: 'pending' },
+  ],
   ['a delete removes the entry', [finalized(W1, '5', at(1)), deleted(W1, '5', at(5))], undefined],
   ['a late finalize of a deleted generation stays deleted', [deleted(W1, '5', at(5)), finalized(W1, '5', at(1))], undefined],
   ['a late validation of a deleted generation stays deleted', [deleted(W1, '5', at(5)), validated(W1, '5', at(6))], undefined],
-  ['a delete of an older generation leaves the newer one', [finalized(W1, '12', at(3)), deleted(W1, '11', at(5))], { name: S1, generation: '12', size: 1000, created: at(3), state: 'pending' }],
-  ['a generation newer than the tombstone is added', [deleted(W1, '11', at(5)), finalized(W1, '12', at(6))], { name: S1, generation: '12', size: 1000, created: at(6), state: 'pending' }],
+  [
+    'a delete of an older generation leaves the newer one',
+    [finalized(W1, '12', at(3)), deleted(W1, '11', at(5))],
+    { name: S1, generation: '12', size: 1000, created: at(3), state: 'pending' },
+  ],
+  [
+    'a generation newer than the tombstone is added',
+    [deleted(W1, '11', at(5)), finalized(W1, '12', at(6))],
+    { name: S1, generation: '12', size: 1000, created: at(6), state: 'pending' },
+  ],
 ];
 
 for (const [title, events, expected] of walCases) {
@@ -115,13 +163,25 @@ test('applyCatalogueEvents: a validated history file keeps its lines', (t) => {
   const history = [{ parentTimeline: 1, switchLsn: '0/5000000' }];
   const c = apply([finalized(key, '3', at(1)), validated(key, '3', at(2), true, { history })]);
   t.deepEqual(c.wal['00000002.history'].history, history);
-  t.is(apply([finalized(key, '3', at(1)), validated(key, '3', at(2), false, { history })]).wal['00000002.history'].history, undefined, 'not from a failed validation');
+  t.is(
+    apply([finalized(key, '3', at(1)), validated(key, '3', at(2), false, { history })]).wal['00000002.history'].history,
+    undefined,
+    'not from a failed validation',
+  );
 });
 
 test('applyCatalogueEvents: a valid segment keeps what its records say (transaction end times, restore points), a corrupt one or another generation does not', (t) => {
   const key = `wal/${seg(1, 3)}`;
-  const records = { firstXactTime: '2024-05-01T00:01:00.000001Z', lastXactTime: '2024-05-01T00:02:00.123456Z', lastXactLsn: '0/3000F00', restorePoints: [{ name: 'p', time: '2024-05-01T00:01:30.000000Z', lsn: '0/3000100' }] };
-  const c = apply([finalized(key, '3', at(1)), validated(key, '3', at(2), true, { records: { ...records, records: 12, ending: 'switch', endLsn: '0/3000F60' } as never })]);
+  const records = {
+    firstXactTime: '2024-05-01T00:01:00.000001Z',
+    lastXactTime: '2024-05-01T00:02:00.123456Z',
+    lastXactLsn: '0/3000F00',
+    restorePoints: [{ name: 'p', time: '2024-05-01T00:01:30.000000Z', lsn: '0/3000100' }],
+  };
+  const c = apply([
+    finalized(key, '3', at(1)),
+    validated(key, '3', at(2), true, { records: { ...records, records: 12, ending: 'switch', endLsn: '0/3000F60' } as never }),
+  ]);
   t.deepEqual(c.wal[seg(1, 3)].records, records, 'only the fields restores need');
   t.is(apply([finalized(key, '3', at(1)), validated(key, '3', at(2), false, { records })]).wal[seg(1, 3)].records, undefined, 'not from a failed validation');
   t.is(apply([finalized(key, '4', at(1)), validated(key, '3', at(2), true, { records })]).wal[seg(1, 3)].records, undefined, 'not from another generation');
@@ -140,7 +200,12 @@ test('applyCatalogueEvents: tombstones older than a week are trimmed', (t) => {
 test('applyCatalogueEvents never modifies its input and returns it when nothing changes', (t) => {
   const start = deepFreeze(apply([finalized(W1, '5', at(1)), deleted(PART, '1', at(1))]));
   const copy = structuredClone(start);
-  const events = deepFreeze([finalized(W1, '6', at(2)), validated(W1, '6', at(3)), deleted(PART, '2', at(4)), validated(META, '4', at(5), true, { backup: summary(1, 2, 3, at(4)) })]);
+  const events = deepFreeze([
+    finalized(W1, '6', at(2)),
+    validated(W1, '6', at(3)),
+    deleted(PART, '2', at(4)),
+    validated(META, '4', at(5), true, { backup: summary(1, 2, 3, at(4)) }),
+  ]);
   const next = applyCatalogueEvents(start, events, NOW);
   t.deepEqual(start, copy);
   t.not(next, start);
@@ -172,7 +237,17 @@ function scenario(rnd: () => number): CatalogueEvent[] {
       if (rnd() < 0.9) events.push(finalized(key, g, at(minute()), 1000 + Math.floor(rnd() * 10)));
       const validations = Math.floor(rnd() * 3);
       for (let v = 0; v < validations; v++) {
-        events.push(validated(key, g, at(minute()), rnd() < 0.7, key.endsWith('.history') ? { history: [{ parentTimeline: 1, switchLsn: '0/6000000' }] } : { systemIdentifier: rnd() < 0.5 ? '7300000000000000001' : undefined }));
+        events.push(
+          validated(
+            key,
+            g,
+            at(minute()),
+            rnd() < 0.7,
+            key.endsWith('.history')
+              ? { history: [{ parentTimeline: 1, switchLsn: '0/6000000' }] }
+              : { systemIdentifier: rnd() < 0.5 ? '7300000000000000001' : undefined },
+          ),
+        );
       }
     }
     const r = rnd();
@@ -217,7 +292,11 @@ for (const seed of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]) {
       const expected = expectedEntry(events, key);
       const name = key.startsWith('wal/') ? key.slice(4) : key;
       const actual = key.startsWith('wal/') ? reference.wal[name] : reference.parts[key];
-      t.deepEqual(actual && { generation: actual.generation, size: actual.size, created: actual.created, state: actual.state }, expected, `${key} (seed ${seed})`);
+      t.deepEqual(
+        actual && { generation: actual.generation, size: actual.size, created: actual.created, state: actual.state },
+        expected,
+        `${key} (seed ${seed})`,
+      );
     }
     for (let round = 0; round < 150; round++) {
       const order = shuffle(events, rnd);
@@ -241,16 +320,46 @@ for (const seed of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]) {
 
 // [title, type, resource, prefix, expected]
 const resources: [string, string, Record<string, unknown>, string, CatalogueEvent | undefined][] = [
-  ['a finalized segment under the prefix', 'google.cloud.storage.object.v1.finalized', { name: `db1/wal/${S1}`, generation: '1714521600123456', size: '16777216', timeCreated: '2024-05-01T00:00:00.123Z' }, 'db1', finalized(W1, '1714521600123456', '2024-05-01T00:00:00.123Z', 16777216)],
-  ['a prefix given with slashes', 'finalized', { name: `a/b/wal/${S1}`, generation: '2', size: '5', timeCreated: at(1) }, '/a/b/', finalized(W1, '2', at(1), 5)],
+  [
+    'a finalized segment under the prefix',
+    'google.cloud.storage.object.v1.finalized',
+    { name: `db1/wal/${S1}`, generation: '1714521600123456', size: '16777216', timeCreated: '2024-05-01T00:00:00.123Z' },
+    'db1',
+    finalized(W1, '1714521600123456', '2024-05-01T00:00:00.123Z', 16777216),
+  ],
+  [
+    'a prefix given with slashes',
+    'finalized',
+    { name: `a/b/wal/${S1}`, generation: '2', size: '5', timeCreated: at(1) },
+    '/a/b/',
+    finalized(W1, '2', at(1), 5),
+  ],
   ['a repository at the bucket root', 'finalized', { name: PART, generation: 3, size: 7, timeCreated: at(1) }, '', finalized(PART, '3', at(1), 7)],
-  ['a deleted backup.json', 'google.cloud.storage.object.v1.deleted', { name: `db1/${META}`, generation: '4', size: '100', timeCreated: at(1), timeDeleted: at(3) }, 'db1', deleted(META, '4', at(3))],
-  ['a deleted object without timeDeleted takes the event time', 'deleted', { name: `db1/${META}`, generation: '4', size: '100', timeCreated: at(1), updated: at(2) }, 'db1', deleted(META, '4', at(5))],
+  [
+    'a deleted backup.json',
+    'google.cloud.storage.object.v1.deleted',
+    { name: `db1/${META}`, generation: '4', size: '100', timeCreated: at(1), timeDeleted: at(3) },
+    'db1',
+    deleted(META, '4', at(3)),
+  ],
+  [
+    'a deleted object without timeDeleted takes the event time',
+    'deleted',
+    { name: `db1/${META}`, generation: '4', size: '100', timeCreated: at(1), updated: at(2) },
+    'db1',
+    deleted(META, '4', at(5)),
+  ],
   ['an object of another repository', 'finalized', { name: `db2/wal/${S1}`, generation: '1', size: '1', timeCreated: at(1) }, 'db1', undefined],
   ['a prefix that only shares the start', 'finalized', { name: `db10/wal/${S1}`, generation: '1', size: '1', timeCreated: at(1) }, 'db1', undefined],
   ['the catalogue itself', 'finalized', { name: 'db1/catalogue/catalogue.json', generation: '1', size: '1', timeCreated: at(1) }, 'db1', undefined],
   ['the repository identity', 'finalized', { name: 'db1/gcwal.json', generation: '1', size: '1', timeCreated: at(1) }, 'db1', undefined],
-  ['a metadata update', 'google.cloud.storage.object.v1.metadataUpdated', { name: `db1/wal/${S1}`, generation: '1', size: '1', timeCreated: at(1) }, 'db1', undefined],
+  [
+    'a metadata update',
+    'google.cloud.storage.object.v1.metadataUpdated',
+    { name: `db1/wal/${S1}`, generation: '1', size: '1', timeCreated: at(1) },
+    'db1',
+    undefined,
+  ],
 ];
 
 for (const [title, type, resource, prefix, expected] of resources) {
@@ -260,7 +369,17 @@ for (const [title, type, resource, prefix, expected] of resources) {
 }
 
 test('catalogueEventFromObjectResource rejects a resource without name, generation or size', (t) => {
-  for (const resource of [{}, { name: `wal/${S1}`, size: '1', timeCreated: at(1) }, { name: `wal/${S1}`, generation: '1.5', size: '1', timeCreated: at(1) }, { name: `wal/${S1}`, generation: '1', timeCreated: at(1) }, { name: `wal/${S1}`, generation: '1', size: '', timeCreated: at(1) }]) {
-    t.throws(() => catalogueEventFromObjectResource('finalized', resource, ''), { instanceOf: InvalidInputError, message: /^storage object event/ }, JSON.stringify(resource));
+  for (const resource of [
+    {},
+    { name: `wal/${S1}`, size: '1', timeCreated: at(1) },
+    { name: `wal/${S1}`, generation: '1.5', size: '1', timeCreated: at(1) },
+    { name: `wal/${S1}`, generation: '1', timeCreated: at(1) },
+    { name: `wal/${S1}`, generation: '1', size: '', timeCreated: at(1) },
+  ]) {
+    t.throws(
+      () => catalogueEventFromObjectResource('finalized', resource, ''),
+      { instanceOf: InvalidInputError, message: /^storage object event/ },
+      JSON.stringify(resource),
+    );
   }
 });

@@ -31,7 +31,13 @@ export function deleted(key: string, generation: string, time: string): Catalogu
   return { type: 'deleted', key, generation, time };
 }
 
-export function validated(key: string, generation: string, time: string, ok = true, extra: Partial<Extract<CatalogueEvent, { type: 'validated' }>> = {}): CatalogueEvent {
+export function validated(
+  key: string,
+  generation: string,
+  time: string,
+  ok = true,
+  extra: Partial<Extract<CatalogueEvent, { type: 'validated' }>> = {},
+): CatalogueEvent {
   return { type: 'validated', key, generation, time, ok, ...(ok ? {} : { problem: 'crc32c mismatch' }), ...extra };
 }
 
@@ -51,7 +57,11 @@ export function summary(timeline: number, start: number, stop: number, stopTime:
     stopTime,
     rawSize: 1000,
     storedSize: 400,
-    keys: [...Array.from({ length: parts }, (_, i) => `backups/${name}/part_${String(i).padStart(5, '0')}.tar`), `backups/${name}/manifest.jsonl`, `backups/${name}/backup.json`],
+    keys: [
+      ...Array.from({ length: parts }, (_, i) => `backups/${name}/part_${String(i).padStart(5, '0')}.tar`),
+      `backups/${name}/manifest.jsonl`,
+      `backups/${name}/backup.json`,
+    ],
   };
 }
 
@@ -61,7 +71,12 @@ export function backup(s: BackupSummaryForCatalogue, state: CatalogueBackup['sta
 }
 
 /** A wal entry. */
-export function walEntry(name: string, created: string, state: CatalogueWalEntry['state'] = 'valid', extra: Partial<CatalogueWalEntry> = {}): CatalogueWalEntry {
+export function walEntry(
+  name: string,
+  created: string,
+  state: CatalogueWalEntry['state'] = 'valid',
+  extra: Partial<CatalogueWalEntry> = {},
+): CatalogueWalEntry {
   return { name, generation: '1', size: 1000, created, state, ...(state === 'corrupt' ? { problem: 'crc32c mismatch' } : {}), ...extra };
 }
 
@@ -77,7 +92,7 @@ export function catalogueOf(entries: CatalogueWalEntry[], backups: CatalogueBack
 export function random(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
+    a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);

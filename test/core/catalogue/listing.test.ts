@@ -34,12 +34,29 @@ test.after.always(async () => {
 function meta(): BackupMeta {
   const name = `base_${seg(1, 2)}`;
   return {
-    format: 1, name, systemIdentifier: SYSID, pgVersionNum: 150010, pgVersion: '15.10', walSegmentSize: SEG, timeline: 1,
-    startLsn: lsnIn(2, 0x28), stopLsn: lsnIn(3, 0x138), startWalSegment: seg(1, 2), stopWalSegment: seg(1, 3),
-    startTime: '2024-05-01T10:00:00.000Z', stopTime: '2024-05-01T10:05:00.000Z', rawSize: 1000, storedSize: 400, fileCount: 3, codec: 'none',
+    format: 1,
+    name,
+    systemIdentifier: SYSID,
+    pgVersionNum: 150010,
+    pgVersion: '15.10',
+    walSegmentSize: SEG,
+    timeline: 1,
+    startLsn: lsnIn(2, 0x28),
+    stopLsn: lsnIn(3, 0x138),
+    startWalSegment: seg(1, 2),
+    stopWalSegment: seg(1, 3),
+    startTime: '2024-05-01T10:00:00.000Z',
+    stopTime: '2024-05-01T10:05:00.000Z',
+    rawSize: 1000,
+    storedSize: 400,
+    fileCount: 3,
+    codec: 'none',
     parts: [{ key: backupPartKey(name, 0), rawSize: 1000, rawCrc32c: 'AAAAAA==', storedSize: 400, storedCrc32c: 'AAAAAA==', codec: 'none', files: 3 }],
-    tablespaces: [], backupLabel: `START WAL LOCATION: ${lsnIn(2, 0x28)} (file ${seg(1, 2)})\n`, tablespaceMap: '',
-    manifest: { key: backupManifestKey(name), storedSize: 10, storedCrc32c: 'AAAAAA==', entries: 3 }, gcwalVersion: '0.1.0',
+    tablespaces: [],
+    backupLabel: `START WAL LOCATION: ${lsnIn(2, 0x28)} (file ${seg(1, 2)})\n`,
+    tablespaceMap: '',
+    manifest: { key: backupManifestKey(name), storedSize: 10, storedCrc32c: 'AAAAAA==', entries: 3 },
+    gcwalVersion: '0.1.0',
   };
 }
 
@@ -52,7 +69,11 @@ test('buildCatalogueFromListing lists WAL, parts and backups pending, with gener
   await createRepositoryIdentity(storage, { systemIdentifier: SYSID, walSegmentSize: SEG });
   for (const n of [1, 2, 3, 4]) await writeSmallObject(storage, walObjectKey(seg(1, n)), Buffer.alloc(100 + n));
   await writeSmallObject(storage, walObjectKey(`${seg(1, 5)}.partial`), 'p');
-  await writeSmallObject(storage, walObjectKey('00000002.history'), formatHistoryFile([{ parentTimeline: 1, switchLsn: BigInt(5 * SEG + 0x100), reason: 'no recovery target specified' }]));
+  await writeSmallObject(
+    storage,
+    walObjectKey('00000002.history'),
+    formatHistoryFile([{ parentTimeline: 1, switchLsn: BigInt(5 * SEG + 0x100), reason: 'no recovery target specified' }]),
+  );
   await writeSmallObject(storage, walObjectKey('00000003.history'), 'this is not a history file');
   await writeSmallObject(storage, walObjectKey('junk.tmp'), 'x');
   await writeSmallObject(storage, CATALOGUE_KEY, '{}');
@@ -74,7 +95,10 @@ test('buildCatalogueFromListing lists WAL, parts and backups pending, with gener
   t.is(c.wal['00000002.history'].state, 'pending');
   t.is(c.wal['00000003.history'].state, 'corrupt');
   t.regex(c.wal['00000003.history'].problem!, /history file of timeline 3 line 1 is malformed/);
-  const newest = [...Object.values(c.wal)].map((e) => e.created).sort().at(-1);
+  const newest = [...Object.values(c.wal)]
+    .map((e) => e.created)
+    .sort()
+    .at(-1);
   t.is(c.lastWalArrival, newest);
 
   t.deepEqual(Object.keys(c.parts).sort(), [m.parts[0].key, backupPartKey(`base_${seg(1, 9)}`, 0)].sort());
@@ -82,7 +106,15 @@ test('buildCatalogueFromListing lists WAL, parts and backups pending, with gener
   t.is(c.parts[m.parts[0].key].size, 400);
   t.deepEqual(Object.keys(c.backups).sort(), [m.name, `base_${seg(1, 7)}`]);
   const b = c.backups[m.name];
-  t.like(b, { name: m.name, state: 'pending', timeline: 1, startWalSegment: seg(1, 2), stopWalSegment: seg(1, 3), stopLsn: m.stopLsn, systemIdentifier: SYSID });
+  t.like(b, {
+    name: m.name,
+    state: 'pending',
+    timeline: 1,
+    startWalSegment: seg(1, 2),
+    stopWalSegment: seg(1, 3),
+    stopLsn: m.stopLsn,
+    systemIdentifier: SYSID,
+  });
   t.is(b.generation, (await storage.stat(backupMetaKey(m.name)))!.generation);
   t.deepEqual([...b.keys].sort(), [m.parts[0].key, m.manifest.key, backupMetaKey(m.name)].sort());
   const broken = c.backups[`base_${seg(1, 7)}`];

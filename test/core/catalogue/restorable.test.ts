@@ -9,14 +9,21 @@ import { at, backup, catalogueOf, lsnIn, SEG, seg, summary, walEntry } from './f
 /** Records of segment `n` with transaction ends at minutes `first`..`last` and the named points (at offset 0x100 + i). */
 function recs(n: number, first?: number, last?: number, points: string[] = []): CatalogueWalRecords {
   return {
-    ...(first !== undefined ? { firstXactTime: at(first).replace('Z', '123Z'), lastXactTime: at(last!).replace('Z', '456Z'), lastXactLsn: lsnIn(n, 0x800) } : {}),
+    ...(first !== undefined
+      ? { firstXactTime: at(first).replace('Z', '123Z'), lastXactTime: at(last!).replace('Z', '456Z'), lastXactLsn: lsnIn(n, 0x800) }
+      : {}),
     restorePoints: points.map((name, i) => ({ name, time: at(n).replace('Z', '000Z'), lsn: lsnIn(n, 0x100 + i) })),
   };
 }
 
 /** Segments 2–5 of timeline 1, each with records; a backup from 2 ending at 0/2000138. */
 function archive(overrides: Record<number, Partial<Parameters<typeof walEntry>[3]> & { state?: 'valid' | 'pending' }> = {}) {
-  const base: Record<number, CatalogueWalRecords> = { 2: recs(2, 2, 3, ['early']), 3: recs(3, 3, 4, ['load']), 4: recs(4, 4, 6), 5: recs(5, undefined, undefined, ['tail']) };
+  const base: Record<number, CatalogueWalRecords> = {
+    2: recs(2, 2, 3, ['early']),
+    3: recs(3, 3, 4, ['load']),
+    4: recs(4, 4, 6),
+    5: recs(5, undefined, undefined, ['tail']),
+  };
   const entries = [2, 3, 4, 5].map((n) => {
     const { state = 'valid', ...extra } = overrides[n] ?? {};
     return walEntry(seg(1, n), at(n), state, { records: base[n], ...extra });
@@ -36,7 +43,13 @@ test('the last commit of the window is the latest transaction end its segments r
 test('restore points are those after the backup became consistent, in WAL order, each with its segment', (t) => {
   const r = only(archive());
   // 'early' sits at 0/2000100, before the backup's stop at 0/2000138: recovery cannot stop there.
-  t.deepEqual(r.restorePoints.map((p) => [p.name, p.segment]), [['load', seg(1, 3)], ['tail', seg(1, 5)]]);
+  t.deepEqual(
+    r.restorePoints.map((p) => [p.name, p.segment]),
+    [
+      ['load', seg(1, 3)],
+      ['tail', seg(1, 5)],
+    ],
+  );
 });
 
 test('a segment after the last commit whose records were not read makes the last commit uncertain and the list incomplete', (t) => {
@@ -57,7 +70,7 @@ test('a time with microseconds reads as microseconds, and a timeline without a w
   t.deepEqual(restorableRecords(catalogueOf([walEntry(seg(1, 2), at(2))])), []);
 });
 
-test('on a catalogue of runs the window\'s records are what its segments, taken one by one, say', (t) => {
+test("on a catalogue of runs the window's records are what its segments, taken one by one, say", (t) => {
   // Segments 2–40, ten minutes apart (so an hour's run holds several), each with records
   // but 17 (validated before records were walked: its run has none) and 31 (pending); backups
   // from 4 (inside the first run, which the window cuts) and 20.
@@ -70,7 +83,11 @@ test('on a catalogue of runs the window\'s records are what its segments, taken 
   const cut = (last: number) => {
     const kept = entries.filter((e) => e.name <= seg(1, last));
     const folded = foldValidSegments(kept, [], SEG);
-    const runs = catalogueOf(kept.filter((e) => !folded.names.includes(e.name)), backups, { walRuns: [...folded.runs] });
+    const runs = catalogueOf(
+      kept.filter((e) => !folded.names.includes(e.name)),
+      backups,
+      { walRuns: [...folded.runs] },
+    );
     // The same catalogue with every run expanded into the entries it stands for (entryInRun).
     return { runs, expanded: catalogueOf([...walEntries(runs)], backups), count: folded.runs.length };
   };

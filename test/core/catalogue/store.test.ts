@@ -127,10 +127,12 @@ for (const { name, open } of drivers) {
     const names = Array.from({ length: 50 }, (_, i) => segment(i));
     // A change runs once per attempt: count them.
     const attempts = names.map(() => 0);
-    const counted = (i: number, change: CatalogueChange): CatalogueChange => (c) => {
-      attempts[i]++;
-      return change(c);
-    };
+    const counted =
+      (i: number, change: CatalogueChange): CatalogueChange =>
+      (c) => {
+        attempts[i]++;
+        return change(c);
+      };
     const results = await Promise.all(names.map((n, i) => updateCatalogue(s, counted(i, i % 2 ? addWal(n) : addWalInPlace(n)), { now })));
     for (const [i, r] of results.entries()) t.truthy(r.catalogue.wal[names[i]]);
     t.is(new Set(results.map((r) => r.generation)).size, 50);
@@ -275,7 +277,7 @@ test.serial('gcs: a repository that keeps failing fails the read instead of read
   t.is((update as { code?: string }).code, 'storage');
 });
 
-test('gcs: an update refused with 429 for the object\'s write rate waits and lands, even when the driver does not retry', async (t) => {
+test("gcs: an update refused with 429 for the object's write rate waits and lands, even when the driver does not retry", async (t) => {
   const storage = new GcsStorage(`gs://${stack.bucket}/catalogue-${++counter}`, { endpoint: stack.emulator.url, retries: 0 });
   const first = await updateCatalogue(storage, addWal(segment(1)), { now });
   // Within the emulator's interval of the first write: Cloud Storage answers 429 rateLimitExceeded.
@@ -288,12 +290,30 @@ test('gcs: an update refused with 429 for the object\'s write rate waits and lan
 test('file: a catalogue in the format before runs is converted on first use: valid segments folded, their tombstones ranged, the rest kept', async (t) => {
   const s = await drivers[0].open();
   const SEG = 16 * 1024 * 1024;
-  const entry = (n: number, state: 'valid' | 'pending') => ({ name: segment(n), generation: String(100 + n), size: 10, created: new Date(NOW.getTime() - (100 - n) * 60_000).toISOString(), state, ...(state === 'valid' ? { validated: NOW.toISOString() } : {}) });
+  const entry = (n: number, state: 'valid' | 'pending') => ({
+    name: segment(n),
+    generation: String(100 + n),
+    size: 10,
+    created: new Date(NOW.getTime() - (100 - n) * 60_000).toISOString(),
+    state,
+    ...(state === 'valid' ? { validated: NOW.toISOString() } : {}),
+  });
   const old = {
     format: 1,
     updated: NOW.toISOString(),
     walSegmentSize: SEG,
-    wal: { ...Object.fromEntries([1, 2, 3, 4].map((n) => [segment(n), entry(n, 'valid')])), [segment(5)]: entry(5, 'pending'), '00000002.history': { name: '00000002.history', generation: '7', size: 40, created: NOW.toISOString(), state: 'valid', history: [{ parentTimeline: 1, switchLsn: '0/6000000' }] } },
+    wal: {
+      ...Object.fromEntries([1, 2, 3, 4].map((n) => [segment(n), entry(n, 'valid')])),
+      [segment(5)]: entry(5, 'pending'),
+      '00000002.history': {
+        name: '00000002.history',
+        generation: '7',
+        size: 40,
+        created: NOW.toISOString(),
+        state: 'valid',
+        history: [{ parentTimeline: 1, switchLsn: '0/6000000' }],
+      },
+    },
     parts: {},
     backups: {},
     tombstones: { [`wal/${segment(0)}`]: { generation: '99', deleted: NOW.toISOString() } },
@@ -307,7 +327,10 @@ test('file: a catalogue in the format before runs is converted on first use: val
   const stored = JSON.parse(gunzipSync(await readSmallObject(s, CATALOGUE_KEY)).toString('utf8'));
   t.is(stored.format, 2);
   t.deepEqual(Object.keys(stored.wal).sort(), [segment(5), '00000002.history']);
-  t.deepEqual(stored.walRuns.map((r: { first: string; last: string; size: number }) => [r.first, r.last, r.size]), [[segment(1), segment(4), 40]]);
+  t.deepEqual(
+    stored.walRuns.map((r: { first: string; last: string; size: number }) => [r.first, r.last, r.size]),
+    [[segment(1), segment(4), 40]],
+  );
   t.deepEqual(stored.tombstones, {});
   t.deepEqual(stored.segmentTombstones, [{ timeline: 1, first: segment(0), last: segment(0), generation: '99', deleted: NOW.toISOString() }]);
   // Once converted, a change that alters nothing writes nothing.

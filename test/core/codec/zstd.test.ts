@@ -66,8 +66,16 @@ test('zstd refuses levels it does not have', (t) => {
 test('zstd reports what is wrong with a damaged stream', async (t) => {
   const packed = await runThrough(codec.compressor(), [mixedData(100_000, 65)]);
   await assertCorrupt(t, runThrough(codec.decompressor(), []), /^zstd stream is empty$/);
-  await assertCorrupt(t, runThrough(codec.decompressor(), [packed.subarray(0, 1000)]), /^zstd stream is damaged: stream ended in middle of compressed data frame$/);
-  await assertCorrupt(t, runThrough(codec.decompressor(), [Buffer.concat([packed, Buffer.from('trailing garbage')])]), /^zstd stream is damaged: unknown frame descriptor$/);
+  await assertCorrupt(
+    t,
+    runThrough(codec.decompressor(), [packed.subarray(0, 1000)]),
+    /^zstd stream is damaged: stream ended in middle of compressed data frame$/,
+  );
+  await assertCorrupt(
+    t,
+    runThrough(codec.decompressor(), [Buffer.concat([packed, Buffer.from('trailing garbage')])]),
+    /^zstd stream is damaged: unknown frame descriptor$/,
+  );
   const damaged = Buffer.from(packed);
   damaged[damaged.length - 2]! ^= 1;
   await assertCorrupt(t, runThrough(codec.decompressor(), [damaged]), /^zstd stream is damaged: .*checksum/);

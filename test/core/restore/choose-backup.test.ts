@@ -38,11 +38,11 @@ const choices: [string, RecoveryTarget | undefined, string][] = [
   ['a named restore point takes the newest backup', { kind: 'name', name: 'before-upgrade' }, 'base_000000010000000000000009'],
   ['a time after every backup takes the newest', time('2024-05-04 00:00:00+00'), 'base_000000010000000000000009'],
   ['a time between two backups takes the older', time('2024-05-02 18:00:00+00'), 'base_000000010000000000000005'],
-  ['a time exactly at a backup\'s end takes that backup', time('2024-05-02 12:00:00+00'), 'base_000000010000000000000005'],
-  ['a time just before a backup\'s end takes the one before', time('2024-05-02 11:59:59.999999+00'), 'base_000000010000000000000002'],
-  ['a time at the oldest backup\'s end, in another zone, takes it', time('2024-05-01 14:00:30.456+02'), 'base_000000010000000000000002'],
+  ["a time exactly at a backup's end takes that backup", time('2024-05-02 12:00:00+00'), 'base_000000010000000000000005'],
+  ["a time just before a backup's end takes the one before", time('2024-05-02 11:59:59.999999+00'), 'base_000000010000000000000002'],
+  ["a time at the oldest backup's end, in another zone, takes it", time('2024-05-01 14:00:30.456+02'), 'base_000000010000000000000002'],
   ['an lsn between two backups takes the older', lsn('0/6000000'), 'base_000000010000000000000005'],
-  ['an lsn at a backup\'s stop takes that backup', lsn('0/9000100'), 'base_000000010000000000000009'],
+  ["an lsn at a backup's stop takes that backup", lsn('0/9000100'), 'base_000000010000000000000009'],
 ];
 for (const [title, target, expected] of choices) {
   test(`LATEST: ${title}`, (t) => {
@@ -50,28 +50,42 @@ for (const [title, target, expected] of choices) {
   });
 }
 
-test('a time before every backup\'s end is refused, naming the earliest restorable point in a form --target-time takes', (t) => {
+test("a time before every backup's end is refused, naming the earliest restorable point in a form --target-time takes", (t) => {
   const err = t.throws(() => chooseBackupForTarget(backups, time('2024-05-01 12:00:30.455+00'), 'file:///repo'), { instanceOf: UsageError });
-  t.is(err.message, 'recovery target time 2024-05-01 12:00:30.455+00:00 is before the earliest restorable point 2024-05-01 12:00:30.456+00 (the end of backup base_000000010000000000000002, the oldest in file:///repo)');
+  t.is(
+    err.message,
+    'recovery target time 2024-05-01 12:00:30.455+00:00 is before the earliest restorable point 2024-05-01 12:00:30.456+00 (the end of backup base_000000010000000000000002, the oldest in file:///repo)',
+  );
   t.regex(err.hint, /choose a target at or after 2024-05-01 12:00:30\.456\+00; gcwal status shows the recoverable window/);
   t.is(err.exitCode, 2);
   t.notThrows(() => normalizeTargetTime('2024-05-01 12:00:30.456+00'));
 });
 
-test('an lsn before every backup\'s stop is refused with the earliest stop lsn', (t) => {
-  t.throws(() => chooseBackupForTarget(backups, lsn('0/2000100'), 'file:///repo'), { instanceOf: UsageError, message: /recovery target lsn 0\/2000100 is before the earliest restorable point 0\/2000138 \(the end of backup base_000000010000000000000002/ });
+test("an lsn before every backup's stop is refused with the earliest stop lsn", (t) => {
+  t.throws(() => chooseBackupForTarget(backups, lsn('0/2000100'), 'file:///repo'), {
+    instanceOf: UsageError,
+    message: /recovery target lsn 0\/2000100 is before the earliest restorable point 0\/2000138 \(the end of backup base_000000010000000000000002/,
+  });
 });
 
 test('the earliest point is the earliest end even when the backups are not ordered by it', (t) => {
   const odd = [backups[1], backups[0]];
-  t.throws(() => chooseBackupForTarget(odd, time('2024-04-01 00:00:00+00'), 'file:///repo'), { message: /earliest restorable point 2024-05-01 12:00:30\.456\+00 \(the end of backup base_000000010000000000000002/ });
+  t.throws(() => chooseBackupForTarget(odd, time('2024-04-01 00:00:00+00'), 'file:///repo'), {
+    message: /earliest restorable point 2024-05-01 12:00:30\.456\+00 \(the end of backup base_000000010000000000000002/,
+  });
 });
 
 test('a named backup refuses a target before its own end and accepts one at or after it', (t) => {
   const b = backups[1];
   const err = t.throws(() => checkTargetAfterBackup(b, time('2024-05-02 11:00:00+00')), { instanceOf: UsageError });
-  t.is(err.message, 'recovery target time 2024-05-02 11:00:00+00:00 is before the end of backup base_000000010000000000000005 (2024-05-02 12:00:00.000+00), the earliest point it can restore to');
-  t.throws(() => checkTargetAfterBackup(b, lsn('0/5000000')), { instanceOf: UsageError, message: /lsn 0\/5000000 is before the end of backup base_000000010000000000000005 \(0\/5000100\)/ });
+  t.is(
+    err.message,
+    'recovery target time 2024-05-02 11:00:00+00:00 is before the end of backup base_000000010000000000000005 (2024-05-02 12:00:00.000+00), the earliest point it can restore to',
+  );
+  t.throws(() => checkTargetAfterBackup(b, lsn('0/5000000')), {
+    instanceOf: UsageError,
+    message: /lsn 0\/5000000 is before the end of backup base_000000010000000000000005 \(0\/5000100\)/,
+  });
   t.notThrows(() => checkTargetAfterBackup(b, time('2024-05-02 12:00:00+00')));
   t.notThrows(() => checkTargetAfterBackup(b, lsn('0/5000100')));
   t.notThrows(() => checkTargetAfterBackup(b, undefined));
@@ -87,11 +101,29 @@ function stored(sysid: string, seg: number, stopTime: string): BackupMeta {
   const name = `base_${segment}`;
   const startLsn = `0/${seg.toString(16).toUpperCase()}000028`;
   return {
-    format: 1, name, systemIdentifier: sysid, pgVersionNum: 150010, pgVersion: '15.10', walSegmentSize: 16 * 1024 * 1024, timeline: 1,
-    startLsn, stopLsn: `0/${seg.toString(16).toUpperCase()}000100`, startWalSegment: segment, stopWalSegment: segment,
-    startTime: stopTime.replace(/:\d\d\.\d{3}Z$/, ':00.000Z'), stopTime, rawSize: 0, storedSize: 0, fileCount: 0, codec: 'none', parts: [], tablespaces: [],
-    backupLabel: `START WAL LOCATION: ${startLsn} (file ${segment})\n`, tablespaceMap: '',
-    manifest: { key: backupManifestKey(name), storedSize: 0, storedCrc32c: 'AAAAAA==', entries: 0 }, gcwalVersion: 'test',
+    format: 1,
+    name,
+    systemIdentifier: sysid,
+    pgVersionNum: 150010,
+    pgVersion: '15.10',
+    walSegmentSize: 16 * 1024 * 1024,
+    timeline: 1,
+    startLsn,
+    stopLsn: `0/${seg.toString(16).toUpperCase()}000100`,
+    startWalSegment: segment,
+    stopWalSegment: segment,
+    startTime: stopTime.replace(/:\d\d\.\d{3}Z$/, ':00.000Z'),
+    stopTime,
+    rawSize: 0,
+    storedSize: 0,
+    fileCount: 0,
+    codec: 'none',
+    parts: [],
+    tablespaces: [],
+    backupLabel: `START WAL LOCATION: ${startLsn} (file ${segment})\n`,
+    tablespaceMap: '',
+    manifest: { key: backupManifestKey(name), storedSize: 0, storedCrc32c: 'AAAAAA==', entries: 0 },
+    gcwalVersion: 'test',
   };
 }
 
@@ -117,7 +149,7 @@ test('LATEST skips a newer backup of another cluster planted in the repository',
   t.deepEqual(chosen.otherClusters, [planted9.name]);
 });
 
-test('a target after every backup picks the newest of the repository\'s cluster, not another cluster\'s', async (t) => {
+test("a target after every backup picks the newest of the repository's cluster, not another cluster's", async (t) => {
   const storage = await repository(t, [own2, own5, planted9]);
   t.is((await resolveBackupForTarget(storage, 'LATEST', time('2024-05-04 00:00:00+00'))).meta.name, own5.name);
   t.is((await resolveBackupForTarget(storage, 'LATEST', lsn('0/A000000'))).meta.name, own5.name);
@@ -130,7 +162,7 @@ test('a backup of another cluster asked for by name is refused with exit 4', asy
   t.is(err!.exitCode, 4);
 });
 
-test('a repository holding only another cluster\'s backups has no LATEST', async (t) => {
+test("a repository holding only another cluster's backups has no LATEST", async (t) => {
   const storage = await repository(t, [planted9]);
   const err = await t.throwsAsync(resolveBackupForTarget(storage, 'LATEST', undefined), { instanceOf: NotFoundError });
   t.is(err!.message, `no backups of cluster ${OURS} in ${storage.url} (1 of other clusters ignored)`);

@@ -61,12 +61,36 @@ test('timelines are latest, current or a positive 32-bit number', (t) => {
 
 const plans: { name: string; options: RecoveryOptions; expected: RecoveryPlan | undefined }[] = [
   { name: 'no option asks for no recovery', options: {}, expected: undefined },
-  { name: '--recovery alone recovers to the end of the archive', options: { recovery: true }, expected: { target: undefined, timeline: undefined, action: undefined, exclusive: false } },
-  { name: 'a timeline alone implies recovery', options: { targetTimeline: '3' }, expected: { target: undefined, timeline: '3', action: undefined, exclusive: false } },
-  { name: 'a time target is normalised', options: { targetTime: '2024-05-01T12:30:00Z', targetAction: 'promote' }, expected: { target: { kind: 'time', time: '2024-05-01 12:30:00+00:00' }, timeline: undefined, action: 'promote', exclusive: false } },
-  { name: 'an lsn target is normalised', options: { targetLsn: '0/0300ab28', targetExclusive: true }, expected: { target: { kind: 'lsn', lsn: '0/300AB28' }, timeline: undefined, action: undefined, exclusive: true } },
-  { name: 'a name target is kept as given', options: { targetName: "before 'drop'", targetTimeline: 'current' }, expected: { target: { kind: 'name', name: "before 'drop'" }, timeline: 'current', action: undefined, exclusive: false } },
-  { name: 'an immediate target', options: { targetImmediate: true, targetAction: 'shutdown' }, expected: { target: { kind: 'immediate' }, timeline: undefined, action: 'shutdown', exclusive: false } },
+  {
+    name: '--recovery alone recovers to the end of the archive',
+    options: { recovery: true },
+    expected: { target: undefined, timeline: undefined, action: undefined, exclusive: false },
+  },
+  {
+    name: 'a timeline alone implies recovery',
+    options: { targetTimeline: '3' },
+    expected: { target: undefined, timeline: '3', action: undefined, exclusive: false },
+  },
+  {
+    name: 'a time target is normalised',
+    options: { targetTime: '2024-05-01T12:30:00Z', targetAction: 'promote' },
+    expected: { target: { kind: 'time', time: '2024-05-01 12:30:00+00:00' }, timeline: undefined, action: 'promote', exclusive: false },
+  },
+  {
+    name: 'an lsn target is normalised',
+    options: { targetLsn: '0/0300ab28', targetExclusive: true },
+    expected: { target: { kind: 'lsn', lsn: '0/300AB28' }, timeline: undefined, action: undefined, exclusive: true },
+  },
+  {
+    name: 'a name target is kept as given',
+    options: { targetName: "before 'drop'", targetTimeline: 'current' },
+    expected: { target: { kind: 'name', name: "before 'drop'" }, timeline: 'current', action: undefined, exclusive: false },
+  },
+  {
+    name: 'an immediate target',
+    options: { targetImmediate: true, targetAction: 'shutdown' },
+    expected: { target: { kind: 'immediate' }, timeline: undefined, action: 'shutdown', exclusive: false },
+  },
 ];
 for (const { name, options, expected } of plans) {
   test(`recovery options: ${name}`, (t) => {
@@ -75,7 +99,11 @@ for (const { name, options, expected } of plans) {
 }
 
 const refused: { name: string; options: RecoveryOptions; message: RegExp }[] = [
-  { name: 'two targets', options: { targetTime: '2024-05-01 12:30:00+00', targetLsn: '0/3000000' }, message: /mutually exclusive, got --target-time and --target-lsn/ },
+  {
+    name: 'two targets',
+    options: { targetTime: '2024-05-01 12:30:00+00', targetLsn: '0/3000000' },
+    message: /mutually exclusive, got --target-time and --target-lsn/,
+  },
   { name: 'immediate and a name', options: { targetImmediate: true, targetName: 'x' }, message: /mutually exclusive/ },
   { name: 'a malformed lsn', options: { targetLsn: '3000000' }, message: /invalid recovery target lsn "3000000"/ },
   { name: 'an lsn with a 0x prefix', options: { targetLsn: '0x0/3' }, message: /invalid recovery target lsn/ },
@@ -127,8 +155,18 @@ test('configuration values cannot hold a newline', (t) => {
 
 const commands: { name: string; repo: string; gcwal: string; expected: string }[] = [
   { name: 'a plain repository', repo: 'gs://bucket/prod', gcwal: 'gcwal', expected: "env GCWAL_REPO='gs://bucket/prod' 'gcwal' wal-fetch %f %p" },
-  { name: 'a path with a space and a single quote', repo: "file:///srv/o'brien backups", gcwal: '/usr/local/bin/gcwal', expected: "env GCWAL_REPO='file:///srv/o'\\''brien backups' '/usr/local/bin/gcwal' wal-fetch %f %p" },
-  { name: 'percent signs, which PostgreSQL would expand', repo: 'file:///srv/100%fun', gcwal: '/opt/50%/gcwal', expected: "env GCWAL_REPO='file:///srv/100%%fun' '/opt/50%%/gcwal' wal-fetch %f %p" },
+  {
+    name: 'a path with a space and a single quote',
+    repo: "file:///srv/o'brien backups",
+    gcwal: '/usr/local/bin/gcwal',
+    expected: "env GCWAL_REPO='file:///srv/o'\\''brien backups' '/usr/local/bin/gcwal' wal-fetch %f %p",
+  },
+  {
+    name: 'percent signs, which PostgreSQL would expand',
+    repo: 'file:///srv/100%fun',
+    gcwal: '/opt/50%/gcwal',
+    expected: "env GCWAL_REPO='file:///srv/100%%fun' '/opt/50%%/gcwal' wal-fetch %f %p",
+  },
 ];
 for (const { name, repo, gcwal, expected } of commands) {
   test(`restore_command for ${name}`, (t) => {
@@ -137,12 +175,19 @@ for (const { name, repo, gcwal, expected } of commands) {
 }
 
 test('the restore_command line quotes the shell quoting again for the configuration file', (t) => {
-  const block = recoveryConfigBlock({ plan: { target: undefined, timeline: undefined, action: undefined, exclusive: false }, repoUrl: "file:///srv/o'brien backups", gcwalCommand: 'C:\\gcwal', backupName: 'base_000000010000000000000004' });
+  const block = recoveryConfigBlock({
+    plan: { target: undefined, timeline: undefined, action: undefined, exclusive: false },
+    repoUrl: "file:///srv/o'brien backups",
+    gcwalCommand: 'C:\\gcwal',
+    backupName: 'base_000000010000000000000004',
+  });
   t.is(block.split('\n')[1], "restore_command = 'env GCWAL_REPO=''file:///srv/o''\\\\''''brien backups'' ''C:\\\\gcwal'' wal-fetch %f %p'");
 });
 
 const reset = (except: string) =>
-  ['recovery_target', 'recovery_target_lsn', 'recovery_target_name', 'recovery_target_time', 'recovery_target_xid'].filter((s) => s !== except).map((s) => `${s} = ''`);
+  ['recovery_target', 'recovery_target_lsn', 'recovery_target_name', 'recovery_target_time', 'recovery_target_xid']
+    .filter((s) => s !== except)
+    .map((s) => `${s} = ''`);
 
 const blocks: { name: string; plan: RecoveryPlan; settings: string[] }[] = [
   {
@@ -153,22 +198,46 @@ const blocks: { name: string; plan: RecoveryPlan; settings: string[] }[] = [
   {
     name: 'to a time, exclusive, promoting',
     plan: { target: { kind: 'time', time: '2024-05-01 12:30:00+00:00' }, timeline: undefined, action: 'promote', exclusive: true },
-    settings: [...reset('recovery_target_time'), "recovery_target_time = '2024-05-01 12:30:00+00:00'", 'recovery_target_inclusive = off', "recovery_target_timeline = 'latest'", "recovery_target_action = 'promote'"],
+    settings: [
+      ...reset('recovery_target_time'),
+      "recovery_target_time = '2024-05-01 12:30:00+00:00'",
+      'recovery_target_inclusive = off',
+      "recovery_target_timeline = 'latest'",
+      "recovery_target_action = 'promote'",
+    ],
   },
   {
     name: 'to an lsn on timeline 2',
     plan: { target: { kind: 'lsn', lsn: '0/3000060' }, timeline: '2', action: undefined, exclusive: false },
-    settings: [...reset('recovery_target_lsn'), "recovery_target_lsn = '0/3000060'", 'recovery_target_inclusive = on', "recovery_target_timeline = '2'", "recovery_target_action = 'pause'"],
+    settings: [
+      ...reset('recovery_target_lsn'),
+      "recovery_target_lsn = '0/3000060'",
+      'recovery_target_inclusive = on',
+      "recovery_target_timeline = '2'",
+      "recovery_target_action = 'pause'",
+    ],
   },
   {
     name: 'to a restore point with a quote in its name',
     plan: { target: { kind: 'name', name: "it's done" }, timeline: 'current', action: 'shutdown', exclusive: false },
-    settings: [...reset('recovery_target_name'), "recovery_target_name = 'it''s done'", 'recovery_target_inclusive = on', "recovery_target_timeline = 'current'", "recovery_target_action = 'shutdown'"],
+    settings: [
+      ...reset('recovery_target_name'),
+      "recovery_target_name = 'it''s done'",
+      'recovery_target_inclusive = on',
+      "recovery_target_timeline = 'current'",
+      "recovery_target_action = 'shutdown'",
+    ],
   },
   {
     name: 'to consistency',
     plan: { target: { kind: 'immediate' }, timeline: undefined, action: undefined, exclusive: false },
-    settings: [...reset('recovery_target'), "recovery_target = 'immediate'", 'recovery_target_inclusive = on', "recovery_target_timeline = 'latest'", "recovery_target_action = 'pause'"],
+    settings: [
+      ...reset('recovery_target'),
+      "recovery_target = 'immediate'",
+      'recovery_target_inclusive = on',
+      "recovery_target_timeline = 'latest'",
+      "recovery_target_action = 'pause'",
+    ],
   },
 ];
 for (const { name, plan, settings } of blocks) {
@@ -184,6 +253,9 @@ for (const { name, plan, settings } of blocks) {
 
 test('descriptions name the target, timeline and action', (t) => {
   t.is(describeTarget({ target: undefined, timeline: undefined, action: undefined, exclusive: false }), 'the end of the archive');
-  t.is(describeTarget({ target: { kind: 'lsn', lsn: '0/3000060' }, timeline: '2', action: undefined, exclusive: false }), 'lsn 0/3000060 on timeline 2, then pause');
+  t.is(
+    describeTarget({ target: { kind: 'lsn', lsn: '0/3000060' }, timeline: '2', action: undefined, exclusive: false }),
+    'lsn 0/3000060 on timeline 2, then pause',
+  );
   t.is(describeTarget({ target: { kind: 'immediate' }, timeline: undefined, action: 'promote', exclusive: false }), 'the end of the backup, then promote');
 });

@@ -42,7 +42,14 @@ function find(plan: RetentionPlan, key: string) {
 function expectations(t: import('ava').ExecutionContext, row: Row, plan: RetentionPlan): void {
   t.deepEqual(plan.keptBackups, row.kept, 'kept backups');
   t.deepEqual(plan.deletedBackups, row.deleted, 'deleted backups');
-  t.deepEqual(plan.delete.filter((o) => o.key.startsWith('wal/')).map((o) => o.key).sort(), [...row.deletedWal].sort(), 'deleted wal');
+  t.deepEqual(
+    plan.delete
+      .filter((o) => o.key.startsWith('wal/'))
+      .map((o) => o.key)
+      .sort(),
+    [...row.deletedWal].sort(),
+    'deleted wal',
+  );
   const owners = new Set(plan.delete.filter((o) => o.backup !== undefined).map((o) => o.backup));
   t.deepEqual([...owners].sort(), [...row.deleted].sort(), 'objects of exactly the deleted backups are deleted');
   for (const [key, code] of Object.entries(row.codes ?? {})) t.is(find(plan, key)?.code, code, `code of ${key}`);
@@ -52,7 +59,11 @@ function expectations(t: import('ava').ExecutionContext, row: Row, plan: Retenti
   }
   if (row.warnings) {
     t.is(plan.warnings.length, row.warnings.length, `warnings: ${JSON.stringify(plan.warnings)}`);
-    for (const re of row.warnings) t.true(plan.warnings.some((w) => re.test(w)), `a warning matches ${re}`);
+    for (const re of row.warnings)
+      t.true(
+        plan.warnings.some((w) => re.test(w)),
+        `a warning matches ${re}`,
+      );
   }
 }
 
@@ -66,21 +77,23 @@ function invariants(t: import('ava').ExecutionContext, row: Row, plan: Retention
   for (const o of plan.delete) {
     const walName = walFileNameFromKey(o.key);
     const name = backupNameFromKey(o.key);
-    const recorded = walName !== undefined ? c.wal[walName]?.generation
-      : o.key === backupMetaKey(name!) ? c.backups[name!].generation
-      : c.parts[o.key]?.generation;
+    const recorded =
+      walName !== undefined ? c.wal[walName]?.generation : o.key === backupMetaKey(name!) ? c.backups[name!].generation : c.parts[o.key]?.generation;
     t.is(o.generation, recorded, `generation of ${o.key}`);
     if (o.key === backupManifestKey(name ?? '')) t.is(o.generation, undefined);
-    const state = walName !== undefined ? c.wal[walName].state : c.parts[o.key]?.state ?? c.backups[name!].state;
+    const state = walName !== undefined ? c.wal[walName].state : (c.parts[o.key]?.state ?? c.backups[name!].state);
     t.not(state, 'pending', `${o.key} is pending`);
   }
   const reversed = <T>(record: Record<string, T>) => Object.fromEntries(Object.entries(record).reverse());
   const shuffled: Catalogue = { ...c, wal: reversed(c.wal), parts: reversed(c.parts), backups: reversed(c.backups) };
-  t.deepEqual(planRetention(shuffled, row.policy, now), plan, 'the plan does not depend on the catalogue\'s order');
+  t.deepEqual(planRetention(shuffled, row.policy, now), plan, "the plan does not depend on the catalogue's order");
   const again = planRetention(applyDeletes(c, plan), row.policy, now);
   t.deepEqual(again.delete, [], 'planning again after the deletes deletes nothing more');
   t.deepEqual(again.keptBackups, plan.keptBackups);
-  t.deepEqual(again.keep.map((o) => o.key), plan.keep.map((o) => o.key));
+  t.deepEqual(
+    again.keep.map((o) => o.key),
+    plan.keep.map((o) => o.key),
+  );
   t.deepEqual(again.window, plan.window);
 }
 

@@ -38,12 +38,16 @@ const cases: [string, Catalogue, RetentionPolicy][] = [
   ['a pg_upgrade', pgUpgrade(), { retainFull: 1 }],
   ['an abandoned branch', abandonedBranch(), { retainFull: 1 }],
   // Segments an hour apart fold into runs of several.
-  ['runs of several segments', (() => {
-    const b = new CatalogueBuilder();
-    for (let n = 1; n <= 30; n++) b.wal(seg(1, n), dayTime(Math.floor((n - 1) / 6), (n - 1) % 6));
-    for (const n of [7, 19, 25]) b.backup(1, n);
-    return b.build();
-  })(), { retainFull: 1 }],
+  [
+    'runs of several segments',
+    (() => {
+      const b = new CatalogueBuilder();
+      for (let n = 1; n <= 30; n++) b.wal(seg(1, n), dayTime(Math.floor((n - 1) / 6), (n - 1) % 6));
+      for (const n of [7, 19, 25]) b.backup(1, n);
+      return b.build();
+    })(),
+    { retainFull: 1 },
+  ],
 ];
 
 for (const [title, catalogue, policy] of cases) {
@@ -70,13 +74,26 @@ test('a folded segment is deleted at its live generation, unless it was replaced
   const put = (key: string) => storage.write(key, Readable.from([Buffer.from('x')]), {});
   const kept = await put(`wal/${seg(1, 1)}`);
   const replaced = await put(`wal/${seg(1, 2)}`);
-  const object = (key: string, generationAtMost: string): PlannedObject => ({ key, generationAtMost, kind: 'segment', timeline: 1, code: 'superseded-wal', reason: 'test' });
+  const object = (key: string, generationAtMost: string): PlannedObject => ({
+    key,
+    generationAtMost,
+    kind: 'segment',
+    timeline: 1,
+    code: 'superseded-wal',
+    reason: 'test',
+  });
   const plan = {
     delete: [object(`wal/${seg(1, 1)}`, kept.generation), object(`wal/${seg(1, 2)}`, String(BigInt(replaced.generation) - 1n))],
   } as unknown as Parameters<typeof executeRetentionPlan>[1];
   const report = await executeRetentionPlan(storage, plan);
-  t.deepEqual(report.deleted.map((o) => [o.key, o.generation]), [[`wal/${seg(1, 1)}`, kept.generation]]);
-  t.deepEqual(report.skipped.map((s) => s.object.key), [`wal/${seg(1, 2)}`]);
+  t.deepEqual(
+    report.deleted.map((o) => [o.key, o.generation]),
+    [[`wal/${seg(1, 1)}`, kept.generation]],
+  );
+  t.deepEqual(
+    report.skipped.map((s) => s.object.key),
+    [`wal/${seg(1, 2)}`],
+  );
   t.is(await storage.stat(`wal/${seg(1, 1)}`), undefined);
   t.truthy(await storage.stat(`wal/${seg(1, 2)}`));
 });

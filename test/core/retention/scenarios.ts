@@ -55,7 +55,10 @@ export function twoPromotions(): Catalogue {
  * backup at segment 16 on day 26 (or at another segment, 10 days after its number).
  */
 export function recoveryToThePast(timeline2Backup = 16): Catalogue {
-  const b = new CatalogueBuilder().segments(1, 1, 21).history(2, 22).segments(2, 12, 20, { day: (n) => n + 10 });
+  const b = new CatalogueBuilder()
+    .segments(1, 1, 21)
+    .history(2, 22)
+    .segments(2, 12, 20, { day: (n) => n + 10 });
   for (const n of [5, 10, 20]) b.backup(1, n);
   b.backup(2, timeline2Backup, { day: timeline2Backup + 10 });
   return b.build();
@@ -63,7 +66,10 @@ export function recoveryToThePast(timeline2Backup = 16): Catalogue {
 
 /** As recoveryToThePast, but the recovery went back to segment 3, before every backup, and timeline 2 has no backup yet. */
 export function recoveryBeforeEveryBackup(): Catalogue {
-  const b = new CatalogueBuilder().segments(1, 1, 21).history(2, 22).segments(2, 3, 11, { day: (n) => n + 19 });
+  const b = new CatalogueBuilder()
+    .segments(1, 1, 21)
+    .history(2, 22)
+    .segments(2, 3, 11, { day: (n) => n + 19 });
   for (const n of [5, 10, 20]) b.backup(1, n);
   return b.build();
 }

@@ -73,9 +73,7 @@ export function storageContract(test: TestFn, name: string, open: () => Promise<
 
   test(`${name}: concurrent creates of one key leave exactly one winner`, async (t) => {
     const s = await open();
-    const results = await Promise.allSettled(
-      Array.from({ length: 8 }, (_, i) => s.write('race', Readable.from([Buffer.from(`writer ${i} `.repeat(1000))]))),
-    );
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => s.write('race', Readable.from([Buffer.from(`writer ${i} `.repeat(1000))]))));
     const won = results.filter((r) => r.status === 'fulfilled');
     t.is(won.length, 1);
     for (const r of results) if (r.status === 'rejected') t.is((r.reason as { code?: string }).code, 'already_exists');
@@ -113,7 +111,16 @@ export function storageContract(test: TestFn, name: string, open: () => Promise<
 
   test(`${name}: list yields keys with the prefix in ascending order`, async (t) => {
     const s = await open();
-    const keys = ['wal/000000010000000000000002', 'wal/000000010000000000000001', 'wal/00000002.history', 'backups/base_1/backup.json', 'backups/base_1/part_00000.tar', 'a-b', 'a/b', 'wal2'];
+    const keys = [
+      'wal/000000010000000000000002',
+      'wal/000000010000000000000001',
+      'wal/00000002.history',
+      'backups/base_1/backup.json',
+      'backups/base_1/part_00000.tar',
+      'a-b',
+      'a/b',
+      'wal2',
+    ];
     for (const k of keys) await s.write(k, Readable.from([Buffer.from(k)]));
     t.deepEqual(await keysOf(s, ''), [...keys].sort());
     t.deepEqual(await keysOf(s, 'wal/'), ['wal/000000010000000000000001', 'wal/000000010000000000000002', 'wal/00000002.history']);
@@ -137,7 +144,11 @@ export function storageContract(test: TestFn, name: string, open: () => Promise<
     const s = await open();
     const chunk = Buffer.alloc(1024 * 1024, 7);
     let n = 0;
-    const src = new Readable({ read() { this.push(n++ < 24 ? chunk : null); } });
+    const src = new Readable({
+      read() {
+        this.push(n++ < 24 ? chunk : null);
+      },
+    });
     const info = await s.write('big', src);
     t.is(info.size, 24 * chunk.length);
     let total = 0;
@@ -163,7 +174,10 @@ export function storageContract(test: TestFn, name: string, open: () => Promise<
   test(`${name}: a replace with the live generation succeeds and the generation grows`, async (t) => {
     const s = await open();
     const first = await s.write('cat', Readable.from([Buffer.from('version 1')]), { metadata: { 'gcwal-codec': 'none' } });
-    const second = await s.write('cat', Readable.from([Buffer.from('version 2, longer')]), { ifGenerationMatch: first.generation, metadata: { 'gcwal-codec': 'none', v: '2' } });
+    const second = await s.write('cat', Readable.from([Buffer.from('version 2, longer')]), {
+      ifGenerationMatch: first.generation,
+      metadata: { 'gcwal-codec': 'none', v: '2' },
+    });
     t.not(second.generation, first.generation);
     t.true(BigInt(second.generation) > BigInt(first.generation));
     t.is(second.size, 17);

@@ -56,9 +56,11 @@ test('a flipped stored byte fails the stream as corrupt', async (t) => {
 test('content that decodes but differs from the recorded raw checksum is corrupt', async (t) => {
   const s = await fresh();
   await put(s, 'obj', 'gzip', { [Meta.rawCrc32c]: 'AAAAAA==' });
-  const err = await t.throwsAsync(pipeline(await openDecoded(s, (await s.stat('obj'))!), async function* (src) {
-    for await (const _ of src) yield;
-  }));
+  const err = await t.throwsAsync(
+    pipeline(await openDecoded(s, (await s.stat('obj'))!), async function* (src) {
+      for await (const _ of src) yield;
+    }),
+  );
   t.is((err as { code?: string }).code, 'corrupt');
   t.regex(err!.message, /decoded content of obj/);
 });

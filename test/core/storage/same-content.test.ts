@@ -27,13 +27,22 @@ test.after.always(async () => {
 });
 
 function repo(): GcsStorage {
-  return new GcsStorage(`gs://${stack.bucket}/same-${++counter}`, { endpoint: stack.emulator.url, metadataServer: { host: stack.metadata.host }, retries: 2, maxRetryDelaySeconds: 0.05 });
+  return new GcsStorage(`gs://${stack.bucket}/same-${++counter}`, {
+    endpoint: stack.emulator.url,
+    metadataServer: { host: stack.metadata.host },
+    retries: 2,
+    maxRetryDelaySeconds: 0.05,
+  });
 }
 
 /** Lose the answer to the next upload only. */
 function loseNextAnswer(): void {
   let uploads = 0;
-  stack.emulator.setFaults({ rate: 1, kinds: ['lose-answer'], match: (method, target) => method === 'POST' && target.startsWith('/upload/') && ++uploads === 1 });
+  stack.emulator.setFaults({
+    rate: 1,
+    kinds: ['lose-answer'],
+    match: (method, target) => method === 'POST' && target.startsWith('/upload/') && ++uploads === 1,
+  });
 }
 
 const checksum = (data: Buffer) => ({ size: data.length, crc32c: crc32cBase64(crc32c(data)) });
@@ -53,7 +62,10 @@ test.serial('a write whose answer is lost is retried into its own object: a plai
 test.serial('writeOnce over other content is AlreadyExistsError and leaves it alone', async (t) => {
   const storage = repo();
   await storage.write('taken', Readable.from([Buffer.from('theirs')]));
-  await t.throwsAsync(writeOnce(storage, 'taken', () => [Buffer.from('ours!!')]), { instanceOf: AlreadyExistsError });
+  await t.throwsAsync(
+    writeOnce(storage, 'taken', () => [Buffer.from('ours!!')]),
+    { instanceOf: AlreadyExistsError },
+  );
   const again = await writeOnce(storage, 'taken', () => [Buffer.from('the'), Buffer.from('irs')]);
   t.is(again.size, 6);
 });

@@ -65,7 +65,13 @@ export async function writeMeta(storage: FileStorage, meta: BackupMeta, key = ba
  * store it, and record its new sizes and checksums in backup.json. Returns
  * the new metadata.
  */
-export async function rewritePart(storage: FileStorage, meta: BackupMeta, index: number, edit: (entries: HeldEntry[]) => HeldEntry[], cut = 0): Promise<BackupMeta> {
+export async function rewritePart(
+  storage: FileStorage,
+  meta: BackupMeta,
+  index: number,
+  edit: (entries: HeldEntry[]) => HeldEntry[],
+  cut = 0,
+): Promise<BackupMeta> {
   const part = meta.parts[index];
   const codec = getCodec(part.codec);
   const raw = await transform(await storedBytes(storage, part.key), codec.decompressor());
@@ -73,7 +79,11 @@ export async function rewritePart(storage: FileStorage, meta: BackupMeta, index:
   const newRaw = edited.subarray(0, edited.length - cut);
   const stored = await transform(newRaw, codec.compressor());
   await replaceObject(storage, part.key, stored);
-  const parts = meta.parts.map((p, i) => (i === index ? { ...p, rawSize: newRaw.length, rawCrc32c: crc32cBase64(crc32c(newRaw)), storedSize: stored.length, storedCrc32c: crc32cBase64(crc32c(stored)) } : p));
+  const parts = meta.parts.map((p, i) =>
+    i === index
+      ? { ...p, rawSize: newRaw.length, rawCrc32c: crc32cBase64(crc32c(newRaw)), storedSize: stored.length, storedCrc32c: crc32cBase64(crc32c(stored)) }
+      : p,
+  );
   const next = { ...meta, parts, storedSize: parts.reduce((n, p) => n + p.storedSize, 0) };
   await writeMeta(storage, next);
   return next;
@@ -82,7 +92,12 @@ export async function rewritePart(storage: FileStorage, meta: BackupMeta, index:
 /** Replace the manifest's entries and record its new size, checksum and entry count in backup.json. */
 export async function rewriteManifest(storage: FileStorage, meta: BackupMeta, edit: (entries: ManifestEntry[]) => ManifestEntry[]): Promise<BackupMeta> {
   const text = (await storedBytes(storage, meta.manifest.key)).toString('utf8');
-  const entries = edit(text.trim().split('\n').map((line) => JSON.parse(line) as ManifestEntry));
+  const entries = edit(
+    text
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as ManifestEntry),
+  );
   const body = Buffer.from(entries.map((e) => JSON.stringify(e) + '\n').join(''));
   await replaceObject(storage, meta.manifest.key, body);
   const next = { ...meta, manifest: { ...meta.manifest, storedSize: body.length, storedCrc32c: crc32cBase64(crc32c(body)), entries: entries.length } };

@@ -24,7 +24,8 @@ async function repository(): Promise<FileStorage> {
 function reading(storage: Storage, reads: string[]): Storage {
   return new Proxy(storage, {
     get(target, prop) {
-      if (prop === 'read') return (key: string, ...rest: unknown[]) => (reads.push(key), (target.read as (...a: unknown[]) => unknown).call(target, key, ...rest));
+      if (prop === 'read')
+        return (key: string, ...rest: unknown[]) => (reads.push(key), (target.read as (...a: unknown[]) => unknown).call(target, key, ...rest));
       const value = Reflect.get(target, prop, target);
       return typeof value === 'function' ? value.bind(target) : value;
     },
@@ -45,7 +46,10 @@ test('the seals backup.json and the manifest give are those of its parts, except
   const checked = await checkBackupForVerdicts(reading(storage, reads), (await storage.stat(backup.backupJson.key))!, { systemIdentifier: SYSID });
   t.true(checked.ok, checked.problem);
   t.is(checked.partSeals!.length, 6);
-  t.deepEqual(checked.partSeals!.map((s, i) => s === seals[i]), [true, true, true, true, false, true]);
+  t.deepEqual(
+    checked.partSeals!.map((s, i) => s === seals[i]),
+    [true, true, true, true, false, true],
+  );
   t.deepEqual(reads.sort(), [backup.backupJson.key, backup.manifest.key], 'no part is read');
   // The full check (the agent's) finds the same part by reading it.
   const full = await validateBackup(storage, (await storage.stat(backup.backupJson.key))!, { systemIdentifier: SYSID });

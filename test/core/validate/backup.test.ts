@@ -33,7 +33,14 @@ async function takeBackup(codec: CodecName): Promise<{ storage: FileStorage; met
   const meta = await pushBackup({
     pgdata: cluster.pgdata,
     storage,
-    config: { compression: codec, compressionLevel: undefined, concurrency: 2, partSize: 2 * 1024 * 1024, retries: 0, pg: { host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres', password: undefined } },
+    config: {
+      compression: codec,
+      compressionLevel: undefined,
+      concurrency: 2,
+      partSize: 2 * 1024 * 1024,
+      retries: 0,
+      pg: { host: cluster.host, port: cluster.port, user: 'postgres', database: 'postgres', password: undefined },
+    },
     log: createLogger(quiet, 'text', false),
     signal: new AbortController().signal,
     version: '0.0.0-test',
@@ -46,7 +53,7 @@ async function takeBackup(codec: CodecName): Promise<{ storage: FileStorage; met
 test.before(async () => {
   work = await makeTempDir('validate-backup');
   cluster = await startCluster({ archiveCommand: '/bin/true', walSegSizeMB: 1 });
-  await cluster.query("CREATE TABLE big AS SELECT n, md5(n::text) AS pad FROM generate_series(1, 60000) AS n");
+  await cluster.query('CREATE TABLE big AS SELECT n, md5(n::text) AS pad FROM generate_series(1, 60000) AS n');
   [{ id: systemIdentifier }] = await cluster.query<{ id: string }>('SELECT system_identifier::text AS id FROM pg_control_system()');
   for (const codec of CODEC_NAMES) backups.set(codec, await takeBackup(codec));
 });
@@ -132,7 +139,11 @@ test('a byte flipped at rest in a part fails the part and the backup', async (t)
 test('a part replaced by other bytes fails against the stored size and crc32c backup.json records', async (t) => {
   const { storage, meta } = await copyOf(t);
   await replaceObject(storage, meta.parts[0].key, await storedBytes(storage, meta.parts[1].key));
-  assertProblem(t, await validateBackup(storage, await metaInfo(storage, meta), expect()), /^part 0 \(.*part_00000\.tar\) of backup base_[0-9A-F]{24} is \d+ bytes with crc32c .*, but backup\.json records/);
+  assertProblem(
+    t,
+    await validateBackup(storage, await metaInfo(storage, meta), expect()),
+    /^part 0 \(.*part_00000\.tar\) of backup base_[0-9A-F]{24} is \d+ bytes with crc32c .*, but backup\.json records/,
+  );
 });
 
 test('a missing part fails the backup', async (t) => {
@@ -141,7 +152,7 @@ test('a missing part fails the backup', async (t) => {
   assertProblem(t, await validateBackup(storage, await metaInfo(storage, meta), expect()), /^part 2 \(.*\) of backup .* is missing$/);
 });
 
-test('a file changed inside a part, with the part\'s own checksums rewritten to match, fails against the manifest', async (t) => {
+test("a file changed inside a part, with the part's own checksums rewritten to match, fails against the manifest", async (t) => {
   const { storage, meta } = await copyOf(t);
   let changed = '';
   const next = await rewritePart(storage, meta, 1, (entries) => {
@@ -151,7 +162,11 @@ test('a file changed inside a part, with the part\'s own checksums rewritten to 
     return entries;
   });
   t.true((await validateBackupPart(storage, (await storage.stat(meta.parts[1].key))!)).ok, 'the part alone is a fine tar stream');
-  assertProblem(t, await validateBackup(storage, await metaInfo(storage, next), expect()), new RegExp(`^"${changed}" in part 1 \\(.*\\) of backup .* has crc32c .*, but the manifest says`));
+  assertProblem(
+    t,
+    await validateBackup(storage, await metaInfo(storage, next), expect()),
+    new RegExp(`^"${changed}" in part 1 \\(.*\\) of backup .* has crc32c .*, but the manifest says`),
+  );
 });
 
 test('a tar entry the manifest does not list fails, and so does a listed entry the tar lacks', async (t) => {
@@ -159,10 +174,22 @@ test('a tar entry the manifest does not list fails, and so does a listed entry t
   const dirs = (await import('./manifest-lines.ts')).directoriesOfPart;
   const [dropped] = await dirs(storage, meta, 0);
   const fewer = await rewriteManifest(storage, meta, (entries) => entries.filter((e) => e.path !== dropped));
-  assertProblem(t, await validateBackup(storage, await metaInfo(storage, fewer), expect()), new RegExp(`^"${dropped}" in part 0 \\(.*\\) of backup .* is not in the manifest for this part$`));
+  assertProblem(
+    t,
+    await validateBackup(storage, await metaInfo(storage, fewer), expect()),
+    new RegExp(`^"${dropped}" in part 0 \\(.*\\) of backup .* is not in the manifest for this part$`),
+  );
 
-  const more = await rewriteManifest(storage, fewer, (entries) => [...entries, { path: dropped, type: 'directory', size: 0, part: 0, mode: 0o700, mtime: new Date().toISOString() }, { path: 'base/imaginary', type: 'directory', size: 0, part: 0, mode: 0o700, mtime: new Date().toISOString() }]);
-  assertProblem(t, await validateBackup(storage, await metaInfo(storage, more), expect()), /^the manifest lists "base\/imaginary" in part 0 \(.*\) of backup .*, which does not hold it$/);
+  const more = await rewriteManifest(storage, fewer, (entries) => [
+    ...entries,
+    { path: dropped, type: 'directory', size: 0, part: 0, mode: 0o700, mtime: new Date().toISOString() },
+    { path: 'base/imaginary', type: 'directory', size: 0, part: 0, mode: 0o700, mtime: new Date().toISOString() },
+  ]);
+  assertProblem(
+    t,
+    await validateBackup(storage, await metaInfo(storage, more), expect()),
+    /^the manifest lists "base\/imaginary" in part 0 \(.*\) of backup .*, which does not hold it$/,
+  );
 });
 
 test('a manifest that lists a path twice fails', async (t) => {
@@ -183,7 +210,11 @@ test('a manifest whose counts differ from backup.json fails', async (t) => {
 test('a part cut at an entry boundary, without its end-of-archive marker, fails on its own and in the backup', async (t) => {
   const { storage, meta } = await copyOf(t, 'gzip');
   const next = await rewritePart(storage, meta, 0, (entries) => entries, 1024);
-  assertProblem(t, await validateBackupPart(storage, (await storage.stat(meta.parts[0].key))!), /part_00000\.tar is not a complete tar stream: it does not end with the end-of-archive marker/);
+  assertProblem(
+    t,
+    await validateBackupPart(storage, (await storage.stat(meta.parts[0].key))!),
+    /part_00000\.tar is not a complete tar stream: it does not end with the end-of-archive marker/,
+  );
   assertProblem(t, await validateBackup(storage, await metaInfo(storage, next), expect()), /is not a complete tar stream/);
 });
 
@@ -197,16 +228,40 @@ test('a part that is not a tar stream fails', async (t) => {
 test('a backup of another cluster, or with another segment size, fails', async (t) => {
   const { storage, meta } = backups.get('none')!;
   const info = await metaInfo(storage, meta);
-  assertProblem(t, await validateBackup(storage, info, { systemIdentifier: '42' }), new RegExp(`is a backup of cluster ${systemIdentifier}, not of the repository's cluster 42$`));
-  assertProblem(t, await validateBackup(storage, info, { walSegmentSize: 16 * 1024 * 1024 }), /records 1048576-byte segments, but the repository's are 16777216 bytes$/);
+  assertProblem(
+    t,
+    await validateBackup(storage, info, { systemIdentifier: '42' }),
+    new RegExp(`is a backup of cluster ${systemIdentifier}, not of the repository's cluster 42$`),
+  );
+  assertProblem(
+    t,
+    await validateBackup(storage, info, { walSegmentSize: 16 * 1024 * 1024 }),
+    /records 1048576-byte segments, but the repository's are 16777216 bytes$/,
+  );
 });
 
 const metaFaults: [string, (m: BackupMeta) => BackupMeta, RegExp][] = [
-  ['names another backup', (m) => ({ ...m, name: 'base_000000010000000000000099' }), /name is base_000000010000000000000099, but the object is in the folder of "base_0+1[0-9A-F]+"$/],
-  ['lists a part outside its folder', (m) => ({ ...m, parts: m.parts.map((p, i) => (i === 0 ? { ...p, key: 'wal/000000010000000000000001' } : p)) }), /parts\[0\]\.key is "wal\/000000010000000000000001", not backups\//],
+  [
+    'names another backup',
+    (m) => ({ ...m, name: 'base_000000010000000000000099' }),
+    /name is base_000000010000000000000099, but the object is in the folder of "base_0+1[0-9A-F]+"$/,
+  ],
+  [
+    'lists a part outside its folder',
+    (m) => ({ ...m, parts: m.parts.map((p, i) => (i === 0 ? { ...p, key: 'wal/000000010000000000000001' } : p)) }),
+    /parts\[0\]\.key is "wal\/000000010000000000000001", not backups\//,
+  ],
   ['stops before it starts', (m) => ({ ...m, stopLsn: '0/1' }), /stopLsn is 0\/1, before startLsn/],
-  ['has a start segment that does not hold its start', (m) => ({ ...m, startWalSegment: '000000010000000000000077' }), /startWalSegment is 000000010000000000000077, which does not hold startLsn/],
-  ['has a label for another start', (m) => ({ ...m, backupLabel: 'START WAL LOCATION: 0/1 (file 000000010000000000000000)\n' }), /backupLabel does not start at startLsn/],
+  [
+    'has a start segment that does not hold its start',
+    (m) => ({ ...m, startWalSegment: '000000010000000000000077' }),
+    /startWalSegment is 000000010000000000000077, which does not hold startLsn/,
+  ],
+  [
+    'has a label for another start',
+    (m) => ({ ...m, backupLabel: 'START WAL LOCATION: 0/1 (file 000000010000000000000000)\n' }),
+    /backupLabel does not start at startLsn/,
+  ],
   ['miscounts its stored bytes', (m) => ({ ...m, storedSize: m.storedSize + 1 }), /stored bytes, but its parts add up to/],
 ];
 for (const [label, edit, problem] of metaFaults) {

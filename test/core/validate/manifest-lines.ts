@@ -6,7 +6,10 @@ import { storedBytes } from './tamper.ts';
 /** The manifest's entries, as stored (uncompressed). */
 export async function manifestEntries(storage: FileStorage, meta: BackupMeta): Promise<ManifestEntry[]> {
   const text = (await storedBytes(storage, meta.manifest.key)).toString('utf8');
-  return text.trim().split('\n').map((line) => JSON.parse(line) as ManifestEntry);
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as ManifestEntry);
 }
 
 /** Paths of the directories the manifest places in part `index`. */

@@ -28,4 +28,11 @@ const sse = (() => {
     return undefined;
   }
 })();
-process.stdout.write(JSON.stringify({ results, packages: [...new Set(loaded)].sort(), crc32c: crc.calculate === sse?.calculate ? 'sse4' : 'javascript', check: crc32c(Buffer.from('123456789')) }));
+process.stdout.write(
+  JSON.stringify({
+    results,
+    packages: [...new Set(loaded)].sort(),
+    crc32c: crc.calculate === sse?.calculate ? 'sse4' : 'javascript',
+    check: crc32c(Buffer.from('123456789')),
+  }),
+);

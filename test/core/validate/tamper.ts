@@ -22,7 +22,11 @@ export function storedBytes(storage: FileStorage, key: string): Promise<Buffer> 
 }
 
 /** Edit the sidecar of `key` (size, crc32c, metadata, and whatever else the driver keeps). */
-export async function editSidecar(storage: FileStorage, key: string, edit: (sidecar: Record<string, unknown> & { metadata: Record<string, string> }) => void): Promise<void> {
+export async function editSidecar(
+  storage: FileStorage,
+  key: string,
+  edit: (sidecar: Record<string, unknown> & { metadata: Record<string, string> }) => void,
+): Promise<void> {
   const file = sidecarPath(storage, key);
   const sidecar = JSON.parse(await readFile(file, 'utf8'));
   edit(sidecar);

@@ -32,7 +32,12 @@ async function stored(header: SyntheticHeader) {
   await createRepositoryIdentity(storage, expect);
   const bytes = syntheticSegment(3n, header);
   const info = await storage.write(walObjectKey(NAME), Readable.from([bytes]), {
-    metadata: { [Meta.codec]: 'none', [Meta.rawSize]: String(bytes.length), [Meta.rawCrc32c]: crc32cBase64(crc32c(bytes)), [Meta.systemId]: header.systemIdentifier },
+    metadata: {
+      [Meta.codec]: 'none',
+      [Meta.rawSize]: String(bytes.length),
+      [Meta.rawCrc32c]: crc32cBase64(crc32c(bytes)),
+      [Meta.systemId]: header.systemIdentifier,
+    },
   });
   return { storage, info };
 }

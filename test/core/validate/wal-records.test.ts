@@ -38,7 +38,7 @@ async function validate(name: string): Promise<ValidationResult> {
   return validateWalObject(storage, (await storage.stat(walObjectKey(name)))!, { systemIdentifier, walSegmentSize: wal.segmentSize });
 }
 
-test('a valid segment\'s result carries its record count, transaction end times and restore points', async (t) => {
+test("a valid segment's result carries its record count, transaction end times and restore points", async (t) => {
   const withPoints = [];
   for (const name of wal.segments) {
     const result = await validate(name);
@@ -47,7 +47,10 @@ test('a valid segment\'s result carries its record count, transaction end times 
     t.deepEqual(facts, walkSegment(await readSegment(wal, name), name).facts, name);
     if (facts?.restorePoints.length) withPoints.push(...facts.restorePoints.map((p) => p.name));
   }
-  t.deepEqual(withPoints, wal.restorePoints.map((p) => p.name));
+  t.deepEqual(
+    withPoints,
+    wal.restorePoints.map((p) => p.name),
+  );
 });
 
 test('a segment whose record was damaged before the upload fails on its records, naming the segment and the record', async (t) => {
@@ -64,7 +67,10 @@ test('a segment whose record was damaged before the upload fails on its records,
   await pushWalFile(damaged, path.join(dir, name), { codec: 'lzo', level: undefined });
   const result = await validateWalObject(damaged, (await damaged.stat(walObjectKey(name)))!, { systemIdentifier, walSegmentSize: wal.segmentSize });
   t.false(result.ok);
-  t.regex(result.problem ?? '', new RegExp(`^${name}'s WAL records do not check out: (incorrect resource manager data checksum in record|record with invalid length) at 0/[0-9A-F]+$`));
+  t.regex(
+    result.problem ?? '',
+    new RegExp(`^${name}'s WAL records do not check out: (incorrect resource manager data checksum in record|record with invalid length) at 0/[0-9A-F]+$`),
+  );
   t.is(result.rawSize, undefined);
   t.is(recordFactsOf(result), undefined);
 });

@@ -89,7 +89,14 @@ for (const codec of CODEC_NAMES) {
 
 test('a segment reports its cluster, segment size and timelines', async (t) => {
   const result = await validate(repos.get('lzo')!, path.basename(source.segments[0]));
-  t.like(result.details, { kind: 'segment', systemIdentifier: source.systemIdentifier, walSegmentSize: source.segmentSize, timeline: 1, headerTimeline: 1, pgMajor: 15 });
+  t.like(result.details, {
+    kind: 'segment',
+    systemIdentifier: source.systemIdentifier,
+    walSegmentSize: source.segmentSize,
+    timeline: 1,
+    headerTimeline: 1,
+    pgMajor: 15,
+  });
 });
 
 test('the first segment of a new timeline may carry the old timeline in its header', async (t) => {
@@ -100,7 +107,10 @@ test('the first segment of a new timeline may carry the old timeline in its head
 test('history and backup history files report what they say', async (t) => {
   const history = await validate(repos.get('gzip')!, '00000002.history');
   t.like(history.details, { kind: 'history', timeline: 2 });
-  t.deepEqual((history.details!.history as { parentTimeline: number }[]).map((h) => h.parentTimeline), [1]);
+  t.deepEqual(
+    (history.details!.history as { parentTimeline: number }[]).map((h) => h.parentTimeline),
+    [1],
+  );
   t.regex((history.details!.history as { switchLsn: string }[])[0].switchLsn, /^0\/B[0-9A-F]{5}$/);
   const backup = await validate(repos.get('gzip')!, path.basename(source.backupFile));
   t.like(backup.details, { kind: 'backup', timeline: 1, label: 'validate' });
@@ -115,7 +125,11 @@ for (const codec of CODEC_NAMES) {
     const original = await storedBytes(storage, info.key);
     await overwriteBytes(storage, info.key, flipped(original, Math.floor(original.length / 2)));
     // The stored crc32c is known only at the end; a codec with its own checks may object first.
-    assertProblem(t, await validateWalObject(storage, info, expect), new RegExp(`^(stored bytes of )?wal/${name}: (crc32c .* does not match the recorded|.*(damaged|fails its|does not decode))`));
+    assertProblem(
+      t,
+      await validateWalObject(storage, info, expect),
+      new RegExp(`^(stored bytes of )?wal/${name}: (crc32c .* does not match the recorded|.*(damaged|fails its|does not decode))`),
+    );
   });
 
   test(`a byte flipped before the upload of a ${codec} segment fails its decoding or raw crc32c`, async (t) => {
@@ -139,7 +153,11 @@ for (const codec of CODEC_NAMES) {
     const storage = await repository(`renamed-${codec}`);
     const from = await push(storage, source.segments[0], codec);
     await copyObject(storage, from.key, storage, 'wal/000000010000000000000030');
-    assertProblem(t, await validate(storage, '000000010000000000000030'), /^000000010000000000000030 holds WAL from 0\/[0-9A-F]+, but its name places it at 0\/3000000$/);
+    assertProblem(
+      t,
+      await validate(storage, '000000010000000000000030'),
+      /^000000010000000000000030 holds WAL from 0\/[0-9A-F]+, but its name places it at 0\/3000000$/,
+    );
   });
 }
 
@@ -150,17 +168,29 @@ test('a segment of another cluster fails, by its metadata and by its header', as
   const info = await push(foreign, other.segments[1]);
   const name = path.basename(other.segments[1]);
   await copyObject(foreign, info.key, storage, info.key);
-  assertProblem(t, await validate(storage, name), new RegExp(`^${name} was archived by cluster ${other.systemIdentifier}, not by the repository's cluster ${source.systemIdentifier}$`));
+  assertProblem(
+    t,
+    await validate(storage, name),
+    new RegExp(`^${name} was archived by cluster ${other.systemIdentifier}, not by the repository's cluster ${source.systemIdentifier}$`),
+  );
   await editSidecar(storage, info.key, (s) => {
     delete s.metadata[Meta.systemId];
   });
-  assertProblem(t, await validate(storage, name), new RegExp(`^${name} is WAL of cluster ${other.systemIdentifier}, not of the repository's cluster ${source.systemIdentifier}$`));
+  assertProblem(
+    t,
+    await validate(storage, name),
+    new RegExp(`^${name} is WAL of cluster ${other.systemIdentifier}, not of the repository's cluster ${source.systemIdentifier}$`),
+  );
   t.true((await validate(storage, name, {})).ok, 'without expectations only the content is checked');
 });
 
-test('a segment whose size is not the repository\'s fails before it is read', async (t) => {
+test("a segment whose size is not the repository's fails before it is read", async (t) => {
   const name = path.basename(source.segments[0]);
-  assertProblem(t, await validate(repos.get('none')!, name, { ...expect, walSegmentSize: 16 * 1024 * 1024 }), new RegExp(`^${name} is 1048576 bytes, but the repository's segments are 16777216 bytes$`));
+  assertProblem(
+    t,
+    await validate(repos.get('none')!, name, { ...expect, walSegmentSize: 16 * 1024 * 1024 }),
+    new RegExp(`^${name} is 1048576 bytes, but the repository's segments are 16777216 bytes$`),
+  );
 });
 
 const badText: [string, string, string | Buffer, RegExp][] = [
@@ -186,7 +216,11 @@ test('a backup history file stored under another name fails', async (t) => {
   const from = walObjectKey(path.basename(source.backupFile));
   await copyObject(storage, from, storage, 'wal/000000010000000000000005.00000028.backup');
   t.teardown(() => storage.delete('wal/000000010000000000000005.00000028.backup'));
-  assertProblem(t, await validate(storage, '000000010000000000000005.00000028.backup'), /starts in segment 00000001000000000000000A, which its name does not give$/);
+  assertProblem(
+    t,
+    await validate(storage, '000000010000000000000005.00000028.backup'),
+    /starts in segment 00000001000000000000000A, which its name does not give$/,
+  );
 });
 
 test('an object under wal/ that is not named like a WAL file fails', async (t) => {
@@ -227,9 +261,14 @@ test('an aborted validation rejects', async (t) => {
 const exec = promisify(execFile);
 const here = path.dirname(new URL(import.meta.url).pathname);
 
-async function probe(codec: CodecName, preload: string[]): Promise<{ results: Record<string, ValidationResult>; packages: string[]; crc32c: string; check: number }> {
+async function probe(
+  codec: CodecName,
+  preload: string[],
+): Promise<{ results: Record<string, ValidationResult>; packages: string[]; crc32c: string; check: number }> {
   const keys = Object.values(files()).map((f) => walObjectKey(path.basename(f)));
-  const { stdout } = await exec(process.execPath, [...preload, '--import=tsx', path.join(here, 'probe.ts'), repos.get(codec)!.url, ...keys], { cwd: path.join(here, '../../..') });
+  const { stdout } = await exec(process.execPath, [...preload, '--import=tsx', path.join(here, 'probe.ts'), repos.get(codec)!.url, ...keys], {
+    cwd: path.join(here, '../../..'),
+  });
   return JSON.parse(stdout);
 }
 

@@ -5,7 +5,15 @@ import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { InvalidInputError } from '../../../core/errors.ts';
-import { checkSegmentHeader, isNewerWalMagic, LONG_PAGE_HEADER_SIZE, newerWalMagicWarning, parseLongPageHeader, pgMajorOfWalMagic, type LongPageHeader } from '../../../core/wal/header.ts';
+import {
+  checkSegmentHeader,
+  isNewerWalMagic,
+  LONG_PAGE_HEADER_SIZE,
+  newerWalMagicWarning,
+  parseLongPageHeader,
+  pgMajorOfWalMagic,
+  type LongPageHeader,
+} from '../../../core/wal/header.ts';
 import { formatLsn, parseLsn } from '../../../core/wal/lsn.ts';
 import { classifyWalFileName, parseWalSegmentName, segmentNumberOfLsn, segmentStartLsn, walSegmentName } from '../../../core/wal/name.ts';
 
@@ -27,7 +35,16 @@ interface Fields {
   blcksz: number;
 }
 
-const PG15: Fields = { magic: 0xD110, info: 0x0002, tli: 1, pageaddr: 0x300_0000n, remLen: 0, sysid: 7_312_876_102_998_401_234n, segSize: 16 * MiB, blcksz: 8192 };
+const PG15: Fields = {
+  magic: 0xd110,
+  info: 0x0002,
+  tli: 1,
+  pageaddr: 0x300_0000n,
+  remLen: 0,
+  sysid: 7_312_876_102_998_401_234n,
+  segSize: 16 * MiB,
+  blcksz: 8192,
+};
 
 function encode(fields: Partial<Fields>, byteOrder: 'little' | 'big' = 'little', size = 8192): Buffer {
   const f = { ...PG15, ...fields };
@@ -52,8 +69,8 @@ function encode(fields: Partial<Fields>, byteOrder: 'little' | 'big' = 'little',
     buf.writeUInt32BE(f.blcksz, 36);
   }
   // Padding and what follows the header must not matter.
-  buf.fill(0xAB, 20, 24);
-  buf.fill(0xCD, 40);
+  buf.fill(0xab, 20, 24);
+  buf.fill(0xcd, 40);
   return buf;
 }
 
@@ -65,12 +82,15 @@ test('the header is 40 bytes', (t) => {
 
 for (const byteOrder of ['little', 'big'] as const) {
   test(`parseLongPageHeader reads every field of a ${byteOrder}-endian header`, (t) => {
-    const buf = encode({ info: 0x0007, tli: 0x0102_0304, pageaddr: 0x16_B300_0000n, remLen: 0x1234, sysid: 0xFEDC_BA98_7654_3210n, segSize: 64 * MiB, blcksz: 32768 }, byteOrder);
+    const buf = encode(
+      { info: 0x0007, tli: 0x0102_0304, pageaddr: 0x16_b300_0000n, remLen: 0x1234, sysid: 0xfedc_ba98_7654_3210n, segSize: 64 * MiB, blcksz: 32768 },
+      byteOrder,
+    );
     t.deepEqual(parseLongPageHeader(buf), {
-      magic: 0xD110,
+      magic: 0xd110,
       info: 0x0007,
       timeline: 0x0102_0304,
-      pageAddress: 0x16_B300_0000n,
+      pageAddress: 0x16_b300_0000n,
       remLen: 0x1234,
       systemIdentifier: '18364758544493064720',
       segmentSize: 64 * MiB,
@@ -99,28 +119,34 @@ for (const length of [0, 1, 24, 39]) {
 
 test('parseLongPageHeader rejects a page without the long header flag', (t) => {
   for (const info of [0x0000, 0x0001, 0x0005]) {
-    t.throws(() => parseLongPageHeader(encode({ info })), { instanceOf: InvalidInputError, message: /^not a WAL segment: file does not start with a long page header$/ });
+    t.throws(() => parseLongPageHeader(encode({ info })), {
+      instanceOf: InvalidInputError,
+      message: /^not a WAL segment: file does not start with a long page header$/,
+    });
   }
   t.throws(() => parseLongPageHeader(Buffer.alloc(8192)), { instanceOf: InvalidInputError, message: /^not a WAL segment/ });
-  t.throws(() => parseLongPageHeader(Buffer.from('#!/bin/sh\necho this is a shell script, not WAL\n')), { instanceOf: InvalidInputError, message: /^not a WAL segment/ });
+  t.throws(() => parseLongPageHeader(Buffer.from('#!/bin/sh\necho this is a shell script, not WAL\n')), {
+    instanceOf: InvalidInputError,
+    message: /^not a WAL segment/,
+  });
 });
 
 // XLOG_PAGE_MAGIC on each release branch.
 const magics: [number, number | undefined][] = [
-  [0xD093, undefined], // 9.6
-  [0xD097, 10],
-  [0xD098, 11],
-  [0xD101, 12],
-  [0xD106, 13],
-  [0xD10D, 14],
-  [0xD110, 15],
-  [0xD113, 16],
-  [0xD116, 17],
-  [0xD118, 18], // read from the first segment a real 18.4 initdb writes
-  [0xD114, undefined], // 17 during development
-  [0xD119, undefined], // a release after 18: newer than known, see isNewerWalMagic
+  [0xd093, undefined], // 9.6
+  [0xd097, 10],
+  [0xd098, 11],
+  [0xd101, 12],
+  [0xd106, 13],
+  [0xd10d, 14],
+  [0xd110, 15],
+  [0xd113, 16],
+  [0xd116, 17],
+  [0xd118, 18], // read from the first segment a real 18.4 initdb writes
+  [0xd114, undefined], // 17 during development
+  [0xd119, undefined], // a release after 18: newer than known, see isNewerWalMagic
   [0x0000, undefined],
-  [0x10D1, undefined], // 15, byte-swapped
+  [0x10d1, undefined], // 15, byte-swapped
 ];
 
 for (const [magic, major] of magics) {
@@ -151,8 +177,8 @@ test('checkSegmentHeader accepts an earlier timeline in the first segment after 
   t.is(checked.headerTimeline, 1);
 });
 
-test('checkSegmentHeader reads the name with the header\'s segment size', (t) => {
-  t.is(checkSegmentHeader(headerOf({ segSize: MiB, pageaddr: 0x16B_3740_0000n }), '000000010000016B00000374').segNo, 0x16B374n);
+test("checkSegmentHeader reads the name with the header's segment size", (t) => {
+  t.is(checkSegmentHeader(headerOf({ segSize: MiB, pageaddr: 0x16b_3740_0000n }), '000000010000016B00000374').segNo, 0x16b374n);
   t.is(checkSegmentHeader(headerOf({ segSize: 1024 * MiB, pageaddr: 0x1_4000_0000n }), '000000010000000100000001').segNo, 5n);
 });
 
@@ -164,10 +190,10 @@ test('checkSegmentHeader accepts every release from 10 to 18 and a big-endian se
 });
 
 test('checkSegmentHeader accepts a magic newer than any it knows as a later release, checking the rest of the header', (t) => {
-  t.false(isNewerWalMagic(0xD118));
-  t.true(isNewerWalMagic(0xD119));
-  t.true(isNewerWalMagic(0xD180));
-  const checked = checkSegmentHeader(headerOf({ magic: 0xD119 }), '000000010000000000000003');
+  t.false(isNewerWalMagic(0xd118));
+  t.true(isNewerWalMagic(0xd119));
+  t.true(isNewerWalMagic(0xd180));
+  const checked = checkSegmentHeader(headerOf({ magic: 0xd119 }), '000000010000000000000003');
   t.deepEqual(checked, {
     timeline: 1,
     headerTimeline: 1,
@@ -179,8 +205,8 @@ test('checkSegmentHeader accepts a magic newer than any it knows as a later rele
     newerWalMagic: true,
   });
   // A later release may define more page flags; the layout is what is checked.
-  t.true(checkSegmentHeader(headerOf({ magic: 0xD11A, info: 0x0012 }), '000000010000000000000003').newerWalMagic);
-  t.regex(newerWalMagicWarning(0xD119), /^WAL page magic 0xD119 is newer than PostgreSQL 18's, the newest this gcwal knows; .*upgrade gcwal/);
+  t.true(checkSegmentHeader(headerOf({ magic: 0xd11a, info: 0x0012 }), '000000010000000000000003').newerWalMagic);
+  t.regex(newerWalMagicWarning(0xd119), /^WAL page magic 0xD119 is newer than PostgreSQL 18's, the newest this gcwal knows; .*upgrade gcwal/);
 });
 
 test('checkSegmentHeader refuses a newer magic whose header is inconsistent with its name', (t) => {
@@ -190,30 +216,35 @@ test('checkSegmentHeader refuses a newer magic whose header is inconsistent with
     [{ blcksz: 8193 }, /invalid WAL page size 8193$/],
     [{ tli: 2 }, /holds WAL of timeline 2, but its name says timeline 1$/],
   ] as [Partial<Fields>, RegExp][]) {
-    t.throws(() => checkSegmentHeader(headerOf({ ...fields, magic: 0xD119 }), '000000010000000000000003'), { instanceOf: InvalidInputError, message });
+    t.throws(() => checkSegmentHeader(headerOf({ ...fields, magic: 0xd119 }), '000000010000000000000003'), { instanceOf: InvalidInputError, message });
   }
 });
 
 // [title, header fields, file name, message]
 const rejected: [string, Partial<Fields>, string, RegExp][] = [
-  ['an unknown magic', { magic: 0xD093 }, '000000010000000000000003', /^000000010000000000000003 has unknown WAL page magic 0xD093$/],
-  ['an unknown magic between two releases', { magic: 0xD117 }, '000000010000000000000003', /^000000010000000000000003 has unknown WAL page magic 0xD117$/],
-  ['a magic far beyond any release', { magic: 0xE000 }, '000000010000000000000003', /^000000010000000000000003 has unknown WAL page magic 0xE000$/],
+  ['an unknown magic', { magic: 0xd093 }, '000000010000000000000003', /^000000010000000000000003 has unknown WAL page magic 0xD093$/],
+  ['an unknown magic between two releases', { magic: 0xd117 }, '000000010000000000000003', /^000000010000000000000003 has unknown WAL page magic 0xD117$/],
+  ['a magic far beyond any release', { magic: 0xe000 }, '000000010000000000000003', /^000000010000000000000003 has unknown WAL page magic 0xE000$/],
   ['flag bits PostgreSQL does not define', { info: 0x0012 }, '000000010000000000000003', /has undefined page header flags 0x0012$/],
   ['a segment size that is not a power of two', { segSize: 3 * MiB }, '000000010000000000000003', /header gives invalid segment size 3145728$/],
   ['a segment size of 0', { segSize: 0 }, '000000010000000000000003', /invalid segment size 0$/],
   ['a segment size above 1 GiB', { segSize: 2048 * MiB }, '000000010000000000000003', /invalid segment size 2147483648$/],
   ['a WAL page size that is not a power of two', { blcksz: 8193 }, '000000010000000000000003', /invalid WAL page size 8193$/],
   ['a WAL page size below 1 kB', { blcksz: 512 }, '000000010000000000000003', /invalid WAL page size 512$/],
-  ['a page address of the previous segment', { pageaddr: 0x200_0000n }, '000000010000000000000003', /^000000010000000000000003 holds WAL from 0\/2000000, but its name places it at 0\/3000000$/],
+  [
+    'a page address of the previous segment',
+    { pageaddr: 0x200_0000n },
+    '000000010000000000000003',
+    /^000000010000000000000003 holds WAL from 0\/2000000, but its name places it at 0\/3000000$/,
+  ],
   ['a page address in the middle of its segment', { pageaddr: 0x300_2000n }, '000000010000000000000003', /holds WAL from 0\/3002000/],
   ['a page address in another xlogid', { pageaddr: 0x1_0300_0000n }, '000000010000000000000003', /holds WAL from 1\/3000000/],
-  ['a name the header\'s segment size cannot produce', { segSize: 16 * MiB }, '000000010000000000000100', /cannot exist with 16777216-byte segments/],
-  ['a timeline after the name\'s', { tli: 2 }, '000000010000000000000003', /^000000010000000000000003 holds WAL of timeline 2, but its name says timeline 1$/],
+  ["a name the header's segment size cannot produce", { segSize: 16 * MiB }, '000000010000000000000100', /cannot exist with 16777216-byte segments/],
+  ["a timeline after the name's", { tli: 2 }, '000000010000000000000003', /^000000010000000000000003 holds WAL of timeline 2, but its name says timeline 1$/],
   ['timeline 0', { tli: 0 }, '000000010000000000000003', /holds WAL of timeline 0/],
   ['a history file name', {}, '00000001.history', /^"00000001\.history" is not a WAL segment file name$/],
   ['a backup file name', {}, '000000010000000000000003.00000028.backup', /is not a WAL segment file name$/],
-  ['a lowercase name', { pageaddr: 0xFF00_0000n }, '0000000100000000000000ff', /is not a WAL segment file name$/],
+  ['a lowercase name', { pageaddr: 0xff00_0000n }, '0000000100000000000000ff', /is not a WAL segment file name$/],
   ['a garbage name', {}, 'garbage.partial', /is not a WAL segment file name$/],
 ];
 
@@ -268,7 +299,12 @@ async function createCluster(initdbArgs: string[]): Promise<Cluster> {
 
 async function controlData(data: string): Promise<Map<string, string>> {
   const out = await asPostgres('pg_controldata', [data]);
-  return new Map(out.split('\n').filter((l) => l.includes(':')).map((l) => [l.slice(0, l.indexOf(':')).trim(), l.slice(l.indexOf(':') + 1).trim()]));
+  return new Map(
+    out
+      .split('\n')
+      .filter((l) => l.includes(':'))
+      .map((l) => [l.slice(0, l.indexOf(':')).trim(), l.slice(l.indexOf(':') + 1).trim()]),
+  );
 }
 
 function field(cluster: Cluster, name: string): string {
@@ -290,7 +326,11 @@ async function readHead(path: string, length = 64): Promise<Buffer> {
 
 test.before(async () => {
   binDir = await findBinDir();
-  [clusters.oneMiB, clusters.default, clusters.timelineTwo] = await Promise.all([createCluster(['--wal-segsize=1']), createCluster([]), createCluster(['--wal-segsize=1'])]);
+  [clusters.oneMiB, clusters.default, clusters.timelineTwo] = await Promise.all([
+    createCluster(['--wal-segsize=1']),
+    createCluster([]),
+    createCluster(['--wal-segsize=1']),
+  ]);
   // Move the third cluster to timeline 2 at the last segment of xlogid 1.
   await asPostgres('pg_resetwal', ['-l', '000000020000000100000FFF', '-D', clusters.timelineTwo.data]);
   clusters.timelineTwo.control = await controlData(clusters.timelineTwo.data);
@@ -300,14 +340,17 @@ test.after.always(async () => {
   await Promise.all(Object.values(clusters).map((c) => rm(c.dir, { recursive: true, force: true })));
 });
 
-for (const [key, segmentSize] of [['oneMiB', MiB], ['default', 16 * MiB]] as const) {
+for (const [key, segmentSize] of [
+  ['oneMiB', MiB],
+  ['default', 16 * MiB],
+] as const) {
   test.serial(`a fresh ${segmentSize / MiB} MiB cluster's REDO segment checks against its name and pg_controldata`, async (t) => {
     const cluster = clusters[key]!;
     const name = field(cluster, "Latest checkpoint's REDO WAL file");
     const header = parseLongPageHeader(await readHead(join(cluster.data, 'pg_wal', name)), name);
     const checked = checkSegmentHeader(header, name);
 
-    t.is(header.magic, 0xD110);
+    t.is(header.magic, 0xd110);
     t.is(header.byteOrder, 'little');
     t.is(checked.pgMajor, 15);
     t.is(header.segmentSize, segmentSize);
@@ -350,13 +393,13 @@ test.serial('a segment pg_resetwal wrote on timeline 2 at the end of an xlogid c
   t.deepEqual(checkSegmentHeader(header, name), {
     timeline: 2,
     headerTimeline: 2,
-    segNo: 0x1FFFn,
+    segNo: 0x1fffn,
     segmentSize: MiB,
     blockSize: 8192,
     systemIdentifier: field(cluster, 'Database system identifier'),
     pgMajor: 15,
   });
-  t.is(segmentNumberOfLsn(parseLsn(field(cluster, "Latest checkpoint's REDO location")), MiB), 0x1FFFn);
+  t.is(segmentNumberOfLsn(parseLsn(field(cluster, "Latest checkpoint's REDO location")), MiB), 0x1fffn);
 });
 
 test.serial('real timeline 2 WAL is accepted under a later timeline and rejected under an earlier one or another segment', async (t) => {
@@ -364,9 +407,15 @@ test.serial('real timeline 2 WAL is accepted under a later timeline and rejected
   const header = parseLongPageHeader(await readHead(join(cluster.data, 'pg_wal', '000000020000000100000FFF')));
   // The same bytes under other names, as a misnamed upload would present them.
   t.is(checkSegmentHeader(header, '000000030000000100000FFF').headerTimeline, 2);
-  t.is(checkSegmentHeader(header, '000000020000000100000FFF.partial').segNo, 0x1FFFn);
-  t.throws(() => checkSegmentHeader(header, '000000010000000100000FFF'), { instanceOf: InvalidInputError, message: /holds WAL of timeline 2, but its name says timeline 1$/ });
-  t.throws(() => checkSegmentHeader(header, '000000020000000100000FFE'), { instanceOf: InvalidInputError, message: /holds WAL from 1\/FFF00000, but its name places it at 1\/FFE00000$/ });
+  t.is(checkSegmentHeader(header, '000000020000000100000FFF.partial').segNo, 0x1fffn);
+  t.throws(() => checkSegmentHeader(header, '000000010000000100000FFF'), {
+    instanceOf: InvalidInputError,
+    message: /holds WAL of timeline 2, but its name says timeline 1$/,
+  });
+  t.throws(() => checkSegmentHeader(header, '000000020000000100000FFE'), {
+    instanceOf: InvalidInputError,
+    message: /holds WAL from 1\/FFF00000, but its name places it at 1\/FFE00000$/,
+  });
   t.throws(() => checkSegmentHeader(header, '000000020000000200000000'), { instanceOf: InvalidInputError, message: /but its name places it at 2\/0$/ });
   t.throws(() => checkSegmentHeader(header, '0000000200000001000000FF'), { instanceOf: InvalidInputError, message: /but its name places it at 1\/FF00000$/ });
 });

@@ -25,7 +25,7 @@ test('parseHistoryFile inverts formatHistoryFile', (t) => {
   const entries: TimelineHistoryEntry[] = [
     { parentTimeline: 1, switchLsn: 0n, reason: 'no recovery target specified' },
     { parentTimeline: 2, switchLsn: 0n, reason: 'at restore point "before upgrade"' },
-    { parentTimeline: 5, switchLsn: 0x16_B374_D848n, reason: 'after transaction 734' },
+    { parentTimeline: 5, switchLsn: 0x16_b374_d848n, reason: 'after transaction 734' },
     { parentTimeline: 6, switchLsn: MAX_LSN, reason: 'reason\twith a tab' },
   ];
   for (let n = 0; n <= entries.length; n++) {
@@ -35,7 +35,8 @@ test('parseHistoryFile inverts formatHistoryFile', (t) => {
 });
 
 test('parseHistoryFile ignores comments, blank lines, indentation and CRLF', (t) => {
-  const text = '# written by hand\r\n\r\n  1\t0/3000158\tno recovery target specified\r\n\t# indented comment\n\n2 0/5000000 before 2024-05-01 12:00:00+00   \n\n';
+  const text =
+    '# written by hand\r\n\r\n  1\t0/3000158\tno recovery target specified\r\n\t# indented comment\n\n2 0/5000000 before 2024-05-01 12:00:00+00   \n\n';
   t.deepEqual(parseHistoryFile(text, 3), THIRD_ENTRIES);
 });
 
@@ -59,8 +60,8 @@ const malformed: [string, string, number, RegExp][] = [
   ['a timeline beyond 32 bits', '4294967296\t0/1\treason\n', 4294967295, /line 1 has an invalid timeline/],
   ['a repeated timeline', '1\t0/1\ta\n\n1\t0/2\tb\n', 3, /line 3 does not increase the timeline/],
   ['decreasing timelines', '2\t0/1\ta\n1\t0/2\tb\n', 3, /line 2 does not increase the timeline/],
-  ['a parent equal to the file\'s timeline', '1\t0/1\ta\n\n2\t0/2\tb\n', 2, /line 3 names a timeline not below 2/],
-  ['a parent after the file\'s timeline', '5\t0/1\ta\n', 3, /line 1 names a timeline not below 3/],
+  ["a parent equal to the file's timeline", '1\t0/1\ta\n\n2\t0/2\tb\n', 2, /line 3 names a timeline not below 2/],
+  ["a parent after the file's timeline", '5\t0/1\ta\n', 3, /line 1 names a timeline not below 3/],
   ['switch points going backwards', '1\t0/5000000\ta\n\n2\t0/3000000\tb\n', 3, /line 3 has a switch point before the previous one/],
 ];
 
@@ -83,9 +84,9 @@ const points: [bigint, number][] = [
   [0n, 1],
   [0x300_0157n, 1],
   [0x300_0158n, 2],
-  [0x4FF_FFFFn, 2],
+  [0x4ff_ffffn, 2],
   [0x500_0000n, 3],
-  [0x16_B374_D848n, 3],
+  [0x16_b374_d848n, 3],
   [MAX_LSN, 3],
 ];
 
@@ -103,7 +104,7 @@ test('timelineOfLsn without history is the current timeline', (t) => {
 test('timelineOfLsn skips a timeline that ended where it began', (t) => {
   // Timeline 2 was promoted again before writing anything.
   const entries = parseHistoryFile('1\t0/3000000\ta\n\n2\t0/3000000\tb\n', 3);
-  t.is(timelineOfLsn(entries, 3, 0x2FF_FFFFn), 1);
+  t.is(timelineOfLsn(entries, 3, 0x2ff_ffffn), 1);
   t.is(timelineOfLsn(entries, 3, 0x300_0000n), 3);
 });
 

@@ -6,13 +6,13 @@ import { assertValidLsn, formatLsn, isValidLsn, MAX_LSN, parseLsn } from '../../
 const canonical: [string, bigint][] = [
   ['0/0', 0n],
   ['0/1', 1n],
-  ['0/FFFFFFFF', 0xFFFF_FFFFn],
+  ['0/FFFFFFFF', 0xffff_ffffn],
   ['1/0', 0x1_0000_0000n],
   ['1/1', 0x1_0000_0001n],
-  ['16/B374D848', 0x16_B374_D848n],
+  ['16/B374D848', 0x16_b374_d848n],
   ['0/3000158', 0x300_0158n],
-  ['A/10', 0xA_0000_0010n],
-  ['FFFFFFFF/0', 0xFFFF_FFFF_0000_0000n],
+  ['A/10', 0xa_0000_0010n],
+  ['FFFFFFFF/0', 0xffff_ffff_0000_0000n],
   ['FFFFFFFF/FFFFFFFF', MAX_LSN],
 ];
 
@@ -27,8 +27,8 @@ for (const [text, value] of canonical) {
 
 // Other spellings PostgreSQL's pg_lsn input accepts.
 const accepted: [string, bigint][] = [
-  ['16/b374d848', 0x16_B374_D848n],
-  ['00000016/B374D848', 0x16_B374_D848n],
+  ['16/b374d848', 0x16_b374_d848n],
+  ['00000016/B374D848', 0x16_b374_d848n],
   ['0/00000001', 1n],
   ['ffffffff/ffffffff', MAX_LSN],
 ];
@@ -40,7 +40,27 @@ for (const [text, value] of accepted) {
   });
 }
 
-const malformed = ['', '0', '/', '0/', '/0', '16B374D848', '123456789/0', '0/123456789', ' 0/0', '0/0 ', '0x1/0', '-1/0', '+1/0', 'G/0', '0//0', '0/0/0', '1/2\n', '1/2\nsecond line', '１/0'];
+const malformed = [
+  '',
+  '0',
+  '/',
+  '0/',
+  '/0',
+  '16B374D848',
+  '123456789/0',
+  '0/123456789',
+  ' 0/0',
+  '0/0 ',
+  '0x1/0',
+  '-1/0',
+  '+1/0',
+  'G/0',
+  '0//0',
+  '0/0/0',
+  '1/2\n',
+  '1/2\nsecond line',
+  '１/0',
+];
 
 for (const text of malformed) {
   test(`parseLsn rejects ${JSON.stringify(text)} with a one-line message and a hint`, (t) => {
@@ -73,14 +93,14 @@ test('isValidLsn and assertValidLsn accept exactly 0 to 2^64-1', (t) => {
 });
 
 // Deterministic pseudo-random 64-bit values (xorshift64), so failures reproduce.
-function* randomLsns(count: number, seed = 0x9E37_79B9_7F4A_7C15n): Generator<bigint> {
+function* randomLsns(count: number, seed = 0x9e37_79b9_7f4a_7c15n): Generator<bigint> {
   let x = seed;
   for (let i = 0; i < count; i++) {
     x ^= (x << 13n) & MAX_LSN;
     x ^= x >> 7n;
     x ^= (x << 17n) & MAX_LSN;
     // Mix in small and single-half values, where zero padding would show.
-    yield i % 3 === 0 ? x : i % 3 === 1 ? x & 0xFFFF_FFFFn : x >> 40n;
+    yield i % 3 === 0 ? x : i % 3 === 1 ? x & 0xffff_ffffn : x >> 40n;
   }
 }
 

@@ -30,7 +30,7 @@ test('isValidSegmentSize accepts exactly the powers of two from 1 MiB to 1 GiB',
 
 test('isValidTimeline accepts 1 to 2^32-1', (t) => {
   t.true(isValidTimeline(1));
-  t.true(isValidTimeline(0xFFFF_FFFF));
+  t.true(isValidTimeline(0xffff_ffff));
   t.false(isValidTimeline(0));
   t.false(isValidTimeline(0x1_0000_0000));
   t.false(isValidTimeline(1.5));
@@ -49,16 +49,16 @@ test('segmentsPerXLogId divides 4 GiB by the segment size', (t) => {
 const names: [number, bigint, number, string][] = [
   [1, 0n, 16 * MiB, '000000010000000000000000'],
   [1, 1n, 16 * MiB, '000000010000000000000001'],
-  [1, 0xFFn, 16 * MiB, '0000000100000000000000FF'],
+  [1, 0xffn, 16 * MiB, '0000000100000000000000FF'],
   [1, 0x100n, 16 * MiB, '000000010000000100000000'],
-  [1, 0x16B3n, 16 * MiB, '0000000100000016000000B3'],
-  [1, 0xFFFn, MiB, '000000010000000000000FFF'],
+  [1, 0x16b3n, 16 * MiB, '0000000100000016000000B3'],
+  [1, 0xfffn, MiB, '000000010000000000000FFF'],
   [1, 0x1000n, MiB, '000000010000000100000000'],
-  [1, 0x16B374n, MiB, '000000010000016B00000374'],
+  [1, 0x16b374n, MiB, '000000010000016B00000374'],
   [2, 3n, GiB, '000000020000000000000003'],
   [2, 4n, GiB, '000000020000000100000000'],
-  [0xA, 0x5An, 16 * MiB, '0000000A000000000000005A'],
-  [0xFFFF_FFFF, 2n ** 40n - 1n, 16 * MiB, 'FFFFFFFFFFFFFFFF000000FF'],
+  [0xa, 0x5an, 16 * MiB, '0000000A000000000000005A'],
+  [0xffff_ffff, 2n ** 40n - 1n, 16 * MiB, 'FFFFFFFFFFFFFFFF000000FF'],
   [1, 2n ** 44n - 1n, MiB, '00000001FFFFFFFF00000FFF'],
   [1, 2n ** 34n - 1n, GiB, '00000001FFFFFFFF00000003'],
 ];
@@ -85,7 +85,7 @@ test('parseWalSegmentName inverts walSegmentName around every xlogid boundary', 
     const max = maxSegmentNumber(segSize);
     const segNos = [0n, 1n, perId - 1n, perId, perId + 1n, 7n * perId - 1n, 0x1234n * perId + perId / 2n, max - perId, max - 1n, max];
     for (const segNo of segNos) {
-      for (const timeline of [1, 2, 0x7FFF_FFFF, 0xFFFF_FFFF]) {
+      for (const timeline of [1, 2, 0x7fff_ffff, 0xffff_ffff]) {
         const name = walSegmentName(timeline, segNo, segSize);
         t.regex(name, /^[0-9A-F]{24}$/);
         t.deepEqual(parseWalSegmentName(name, segSize), { timeline, segNo });
@@ -97,7 +97,10 @@ test('parseWalSegmentName inverts walSegmentName around every xlogid boundary', 
 
 test('parseWalSegmentName rejects a low part the segment size cannot produce', (t) => {
   t.deepEqual(parseWalSegmentName('000000010000000000000100', MiB), { timeline: 1, segNo: 0x100n });
-  t.throws(() => parseWalSegmentName('000000010000000000000100', 16 * MiB), { instanceOf: InvalidInputError, message: /cannot exist with 16777216-byte segments/ });
+  t.throws(() => parseWalSegmentName('000000010000000000000100', 16 * MiB), {
+    instanceOf: InvalidInputError,
+    message: /cannot exist with 16777216-byte segments/,
+  });
   t.throws(() => parseWalSegmentName('000000010000000000000004', GiB), { instanceOf: InvalidInputError, message: /cannot exist/ });
   t.throws(() => parseWalSegmentName('000000010000000000001000', MiB), { instanceOf: InvalidInputError, message: /cannot exist/ });
 });
@@ -136,12 +139,12 @@ test('walSegmentName rejects invalid timelines, segment numbers and sizes', (t) 
 const lsnSegments: [bigint, number, bigint, bigint | undefined][] = [
   [0n, 16 * MiB, 0n, undefined],
   [1n, 16 * MiB, 0n, 0n],
-  [0xFF_FFFFn, 16 * MiB, 0n, 0n],
+  [0xff_ffffn, 16 * MiB, 0n, 0n],
   [0x100_0000n, 16 * MiB, 1n, 0n],
   [0x100_0001n, 16 * MiB, 1n, 1n],
-  [0x16_B374_D848n, 16 * MiB, 0x16B3n, 0x16B3n],
-  [0x16_B374_D848n, MiB, 0x16B37n, 0x16B37n],
-  [0x16_B374_D848n, GiB, 0x5An, 0x5An],
+  [0x16_b374_d848n, 16 * MiB, 0x16b3n, 0x16b3n],
+  [0x16_b374_d848n, MiB, 0x16b37n, 0x16b37n],
+  [0x16_b374_d848n, GiB, 0x5an, 0x5an],
   [0x1_0000_0000n, GiB, 4n, 3n],
   [MAX_LSN, 16 * MiB, 2n ** 40n - 1n, 2n ** 40n - 1n],
   [MAX_LSN, GiB, 2n ** 34n - 1n, 2n ** 34n - 1n],
@@ -179,10 +182,10 @@ test('segmentRange lists the segments from the start LSN to the one before the e
   // A backup that starts and stops inside one segment.
   t.deepEqual(range(0x200_0028n, 0x200_0100n, 16 * MiB), ['000000010000000000000002']);
   // A stop LSN on a segment boundary does not reach into the next segment.
-  t.deepEqual(range(0x1FF_FFFFn, 0x300_0000n, 16 * MiB), ['000000010000000000000001', '000000010000000000000002']);
-  t.deepEqual(range(0x1FF_FFFFn, 0x300_0001n, 16 * MiB), ['000000010000000000000001', '000000010000000000000002', '000000010000000000000003']);
+  t.deepEqual(range(0x1ff_ffffn, 0x300_0000n, 16 * MiB), ['000000010000000000000001', '000000010000000000000002']);
+  t.deepEqual(range(0x1ff_ffffn, 0x300_0001n, 16 * MiB), ['000000010000000000000001', '000000010000000000000002', '000000010000000000000003']);
   // Across an xlogid on 1 GiB segments, timeline 2.
-  t.deepEqual(range(0xC000_0000n, 0x1_4000_0001n, GiB, 2), ['000000020000000000000003', '000000020000000100000000', '000000020000000100000001']);
+  t.deepEqual(range(0xc000_0000n, 0x1_4000_0001n, GiB, 2), ['000000020000000000000003', '000000020000000100000000', '000000020000000100000001']);
   // The last segments of the WAL space.
   t.deepEqual(range(MAX_LSN - BigInt(MiB), MAX_LSN, MiB), ['00000001FFFFFFFF00000FFE', '00000001FFFFFFFF00000FFF']);
   t.deepEqual(range(5n, 5n, 16 * MiB), []);
@@ -198,8 +201,8 @@ test('segmentRange is lazy, so a huge range costs nothing until read', (t) => {
 test('historyFileName writes 8 uppercase hex digits and .history', (t) => {
   t.is(historyFileName(1), '00000001.history');
   t.is(historyFileName(2), '00000002.history');
-  t.is(historyFileName(0xAB), '000000AB.history');
-  t.is(historyFileName(0xFFFF_FFFF), 'FFFFFFFF.history');
+  t.is(historyFileName(0xab), '000000AB.history');
+  t.is(historyFileName(0xffff_ffff), 'FFFFFFFF.history');
   t.throws(() => historyFileName(0), { instanceOf: InvalidInputError });
 });
 
@@ -208,9 +211,9 @@ const classified: [string, WalFileName | undefined][] = [
   ['0000000A0000001600000FFF', { kind: 'segment', timeline: 10, name: '0000000A0000001600000FFF' }],
   ['000000010000000000000003.partial', { kind: 'partial', timeline: 1, segmentName: '000000010000000000000003' }],
   ['00000002.history', { kind: 'history', timeline: 2 }],
-  ['FFFFFFFF.history', { kind: 'history', timeline: 0xFFFF_FFFF }],
+  ['FFFFFFFF.history', { kind: 'history', timeline: 0xffff_ffff }],
   ['000000010000000000000002.00000028.backup', { kind: 'backup', timeline: 1, segmentName: '000000010000000000000002', offset: 0x28 }],
-  ['000000030000000100000004.3FFFFFF8.backup', { kind: 'backup', timeline: 3, segmentName: '000000030000000100000004', offset: 0x3FFF_FFF8 }],
+  ['000000030000000100000004.3FFFFFF8.backup', { kind: 'backup', timeline: 3, segmentName: '000000030000000100000004', offset: 0x3fff_fff8 }],
   // lowercase: PostgreSQL never writes it
   ['0000000100000000000000ff', undefined],
   ['0000000100000000000000ff.partial', undefined],

@@ -35,7 +35,16 @@ function finalized(n: number, generation = String(1000 + n), created = T(0)): Ca
 }
 
 function verdict(n: number, ok: boolean, time = T(1), generation = String(1000 + n)): CatalogueEvent {
-  return { type: 'validated', key: `wal/${SEG(n)}`, generation, ok, time, systemIdentifier: CLUSTER, walSegmentSize: 16 * 1024 * 1024, ...(ok ? {} : { problem: 'raw crc32c mismatch' }) };
+  return {
+    type: 'validated',
+    key: `wal/${SEG(n)}`,
+    generation,
+    ok,
+    time,
+    systemIdentifier: CLUSTER,
+    walSegmentSize: 16 * 1024 * 1024,
+    ...(ok ? {} : { problem: 'raw crc32c mismatch' }),
+  };
 }
 
 /** Deep-freeze, so a test fails if absorb modifies its input. */
@@ -57,9 +66,10 @@ test('absorb records events and queues one open message for a new incident', (t)
   const id = `corrupt-object:wal/${SEG(2)}:1002`;
   t.deepEqual(Object.keys(after.alerts), [id]);
   t.like(walEntry(after, SEG(2)), { state: 'corrupt', problem: 'raw crc32c mismatch' });
-  t.deepEqual(after.outbox?.map((m) => ({ id: m.id, status: m.status, cluster: m.cluster, repository: m.repository, time: m.time })), [
-    { id, status: 'open', cluster: CLUSTER, repository: 'gs://bucket/db', time: now.toISOString() },
-  ]);
+  t.deepEqual(
+    after.outbox?.map((m) => ({ id: m.id, status: m.status, cluster: m.cluster, repository: m.repository, time: m.time })),
+    [{ id, status: 'open', cluster: CLUSTER, repository: 'gs://bucket/db', time: now.toISOString() }],
+  );
   t.is(start.outbox, undefined, 'the input is left alone');
 });
 
@@ -71,21 +81,32 @@ test('an alert raised before any good segment names the cluster gcwal.json recor
   const withIdentity = absorb(emptyCatalogue(now), [finalized(1), bad], now, { config }, { systemIdentifier: CLUSTER, walSegmentSize: 16 * 1024 * 1024 });
   t.is(withIdentity.outbox?.[0]?.cluster, CLUSTER);
   t.is(withIdentity.systemIdentifier, CLUSTER);
-  t.is(absorb(withIdentity, [finalized(1), bad], now, { config }, { systemIdentifier: CLUSTER, walSegmentSize: 16 * 1024 * 1024 }), withIdentity, 'still idempotent');
+  t.is(
+    absorb(withIdentity, [finalized(1), bad], now, { config }, { systemIdentifier: CLUSTER, walSegmentSize: 16 * 1024 * 1024 }),
+    withIdentity,
+    'still idempotent',
+  );
 });
 
 test('absorb opens a raised incident once: raised again, by any instance, it announces nothing', (t) => {
   const now = new Date(T(2));
   const alert = malformedEventAlert('validate', { id: 'ev-1' }, 'storage event "ev-1" has no object data', now);
   const first = frozen(absorb(emptyCatalogue(now), [], now, { config }, undefined, [alert]));
-  t.deepEqual(first.outbox?.map((m) => [m.id, m.status, m.kind]), [['malformed-event:ev-1', 'open', 'malformed-event']]);
+  t.deepEqual(
+    first.outbox?.map((m) => [m.id, m.status, m.kind]),
+    [['malformed-event:ev-1', 'open', 'malformed-event']],
+  );
   const outboxEmptied = frozen({ ...first, outbox: undefined });
-  const again = absorb(outboxEmptied, [], new Date(T(3)), { config }, undefined, [malformedEventAlert('catalogue', { id: 'ev-1' }, 'storage event "ev-1" has no object data', new Date(T(3)))]);
+  const again = absorb(outboxEmptied, [], new Date(T(3)), { config }, undefined, [
+    malformedEventAlert('catalogue', { id: 'ev-1' }, 'storage event "ev-1" has no object data', new Date(T(3))),
+  ]);
   t.is(again.outbox, undefined);
   t.deepEqual(Object.keys(again.alerts), ['malformed-event:ev-1']);
   t.is(again.alerts['malformed-event:ev-1'].opened, now.toISOString());
   t.deepEqual(absorb(outboxEmptied, [finalized(1)], new Date(T(4)), { config }).alerts, again.alerts, 'kept open by later changes');
-  const flooded = Array.from({ length: MALFORMED_EVENT_MAX_OPEN }, (_, n) => malformedEventAlert('catalogue', { id: `flood-${n}` }, 'storage event is about bucket "x"', now));
+  const flooded = Array.from({ length: MALFORMED_EVENT_MAX_OPEN }, (_, n) =>
+    malformedEventAlert('catalogue', { id: `flood-${n}` }, 'storage event is about bucket "x"', now),
+  );
   const full = absorb(emptyCatalogue(now), [], now, { config }, undefined, flooded);
   t.is(full.outbox?.length, MALFORMED_EVENT_MAX_OPEN);
   t.is(absorb({ ...full, outbox: undefined }, [], now, { config }, undefined, [alert]).outbox, undefined, 'beyond the cap, only the log says');
@@ -100,7 +121,7 @@ test('absorb is idempotent: applied again to its own result it returns that resu
   t.is(absorb(once, [verdict(2, false)], new Date(T(3)), { config }).outbox?.length, 1, 'a continuing incident is not announced again');
 });
 
-test('absorb keeps a continuing incident\'s opening time and takes its current details, announcing nothing', (t) => {
+test("absorb keeps a continuing incident's opening time and takes its current details, announcing nothing", (t) => {
   const now = new Date(T(0));
   const arrived = [finalized(1, '1001', T(0)), finalized(2, '1002', T(0))];
   const pending = absorb(emptyCatalogue(now), arrived, now, { config });
@@ -123,7 +144,13 @@ test('absorb queues a resolution when an incident clears, keeping what is still 
   const later = new Date(T(9));
   const cleared = absorb(opened, [{ type: 'deleted', key: `wal/${SEG(2)}`, generation: '1002', time: T(8) }], later, { config });
   t.deepEqual(cleared.alerts, {});
-  t.deepEqual(cleared.outbox?.map((m) => [m.status, m.time]), [['open', now.toISOString()], ['resolved', later.toISOString()]]);
+  t.deepEqual(
+    cleared.outbox?.map((m) => [m.status, m.time]),
+    [
+      ['open', now.toISOString()],
+      ['resolved', later.toISOString()],
+    ],
+  );
   t.regex(cleared.outbox![1].summary, /^resolved after 7 minutes: /);
 });
 
@@ -173,17 +200,25 @@ test('when pub/sub fails halfway, what was published leaves the outbox and the s
     close: () => rt.publisher.close(),
   };
   const outbox = outboxWith(rt, flaky);
-  await t.throwsAsync(outbox.record([finalized(1, '7', now), verdict(1, false, now, '7'), finalized(2, '8', now), verdict(2, false, now, '8')]), { message: /could not publish/ });
+  await t.throwsAsync(outbox.record([finalized(1, '7', now), verdict(1, false, now, '7'), finalized(2, '8', now), verdict(2, false, now, '8')]), {
+    message: /could not publish/,
+  });
   const [first] = await repo.alerts.waitFor((ms) => (ms.length > 0 ? ms : undefined), 'the first alert');
   t.is(first.id, `corrupt-object:wal/${SEG(1)}:7`);
-  t.deepEqual((await repo.catalogue()).outbox?.map((m) => m.id), [`corrupt-object:wal/${SEG(2)}:8`]);
+  t.deepEqual(
+    (await repo.catalogue()).outbox?.map((m) => m.id),
+    [`corrupt-object:wal/${SEG(2)}:8`],
+  );
 
   // Another instance leaves it alone: its committer may still be publishing it.
   t.is(await new CatalogueOutbox(repo.runtime()).flushOutbox(), 0);
   // The instance that queued it publishes it on its next run (the event's redelivery may land there).
   t.is(await outbox.flushOutbox(), 1);
   const all = await repo.alerts.quiet();
-  t.deepEqual(all.map((m) => m.id), [`corrupt-object:wal/${SEG(1)}:7`, `corrupt-object:wal/${SEG(2)}:8`]);
+  t.deepEqual(
+    all.map((m) => m.id),
+    [`corrupt-object:wal/${SEG(1)}:7`, `corrupt-object:wal/${SEG(2)}:8`],
+  );
   t.is((await repo.catalogue()).outbox, undefined);
 });
 
@@ -191,8 +226,20 @@ test('a message its instance could not publish goes out from any instance once t
   const repo = await h.repo(t);
   const now = new Date().toISOString();
   // Pub/Sub refuses everything for the instance that commits the incidents.
-  await t.throwsAsync(outboxWith(repo.runtime(), failingPublisher()).record([finalized(1, '3', now), verdict(1, false, now, '3'), finalized(2, '4', now), verdict(2, false, now, '4')]));
-  const queued = Date.parse((await repo.catalogue()).outbox!.map((m) => m.time).sort().at(-1)!);
+  await t.throwsAsync(
+    outboxWith(repo.runtime(), failingPublisher()).record([
+      finalized(1, '3', now),
+      verdict(1, false, now, '3'),
+      finalized(2, '4', now),
+      verdict(2, false, now, '4'),
+    ]),
+  );
+  const queued = Date.parse(
+    (await repo.catalogue())
+      .outbox!.map((m) => m.time)
+      .sort()
+      .at(-1)!,
+  );
   t.is((await repo.catalogue()).outbox?.length, 2);
 
   const soon = new CatalogueOutbox(repo.runtime({ now: () => new Date(queued + OUTBOX_CLAIM_MS - 5000) }));
@@ -204,7 +251,10 @@ test('a message its instance could not publish goes out from any instance once t
   const counts = await Promise.all([later.flushOutbox(), later.flushOutbox(), later.flushOutbox()]);
   t.is(counts[0], 2);
   const all = await repo.alerts.quiet();
-  t.deepEqual(all.map((m) => m.id), [`corrupt-object:wal/${SEG(1)}:3`, `corrupt-object:wal/${SEG(2)}:4`]);
+  t.deepEqual(
+    all.map((m) => m.id),
+    [`corrupt-object:wal/${SEG(1)}:3`, `corrupt-object:wal/${SEG(2)}:4`],
+  );
   t.is((await repo.catalogue()).outbox, undefined);
 });
 
@@ -221,6 +271,9 @@ test('two instances committing at once announce an incident once', async (t) => 
   await b.record([finalized(2, '12', now()), verdict(2, true, now(), '12')]);
   await recordA;
   const alerts = await repo.alerts.quiet(2000);
-  t.deepEqual(alerts.map((m) => `${m.id} ${m.status}`), [`corrupt-object:wal/${SEG(1)}:11 open`]);
+  t.deepEqual(
+    alerts.map((m) => `${m.id} ${m.status}`),
+    [`corrupt-object:wal/${SEG(1)}:11 open`],
+  );
   t.is((await repo.catalogue()).outbox, undefined);
 });

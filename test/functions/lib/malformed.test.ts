@@ -78,7 +78,8 @@ async function settledAlerts(expected: string[]): Promise<AlertMessage[]> {
   return stack.pipeline!.alerts().filter((a) => a.kind === 'malformed-event');
 }
 
-const object = (fields: Record<string, unknown>) => JSON.stringify({ kind: 'storage#object', bucket: 'malformed-events', name: 'db/wal/000000010000000000000001', generation: '1', size: '16', ...fields });
+const object = (fields: Record<string, unknown>) =>
+  JSON.stringify({ kind: 'storage#object', bucket: 'malformed-events', name: 'db/wal/000000010000000000000001', generation: '1', size: '16', ...fields });
 
 const STORAGE_CASES: { id: string; body: string; type?: string; structured?: boolean; problem: RegExp }[] = [
   { id: 'no-data', body: '{}', problem: /has bucket undefined, not a bucket name/ },
@@ -87,7 +88,11 @@ const STORAGE_CASES: { id: string; body: string; type?: string; structured?: boo
   { id: 'name-not-a-string', body: object({ name: ['db', 'wal'] }), problem: /has name \["db","wal"\], not an object name/ },
   { id: 'wrong-types', body: object({ generation: { high: 1 } }), problem: /lacks a generation/ },
   { id: 'size-not-a-count', body: object({ size: 'lots' }), problem: /has size "lots", not a byte count/ },
-  { id: 'not-our-bucket', body: object({ bucket: 'someone-elses' }), problem: /is about bucket "someone-elses", not the repository's bucket "malformed-events"/ },
+  {
+    id: 'not-our-bucket',
+    body: object({ bucket: 'someone-elses' }),
+    problem: /is about bucket "someone-elses", not the repository's bucket "malformed-events"/,
+  },
   { id: 'not-a-storage-event', body: object({}), type: 'google.cloud.pubsub.topic.v1.messagePublished', problem: /not a cloud storage object event/ },
 ];
 
@@ -95,7 +100,10 @@ test.serial('a malformed storage event is acknowledged by validate and catalogue
   for (const c of STORAGE_CASES) {
     // Eventarc delivers to both functions, and may deliver twice.
     const statuses = [await deliver('validate', c.id, c.body, c), await deliver('catalogue', c.id, c.body, c), await deliver('validate', c.id, c.body, c)];
-    t.true(statuses.every((s) => s >= 200 && s < 300), `${c.id}: ${statuses.join(', ')}\n${stack.pipeline!.logs().validate.slice(-2000)}`);
+    t.true(
+      statuses.every((s) => s >= 200 && s < 300),
+      `${c.id}: ${statuses.join(', ')}\n${stack.pipeline!.logs().validate.slice(-2000)}`,
+    );
   }
   const alerts = await settledAlerts(STORAGE_CASES.map((c) => `malformed-event:${c.id}`));
   t.deepEqual(alerts.map((a) => a.id).sort(), STORAGE_CASES.map((c) => `malformed-event:${c.id}`).sort(), 'one alert per bad event');
@@ -105,10 +113,20 @@ test.serial('a malformed storage event is acknowledged by validate and catalogue
     t.regex(alert.summary, c.problem, c.id);
     t.regex(alert.summary, /^the (validate|catalogue) function dropped a malformed event: /);
   }
-  const logged = stack.pipeline!.logs().validate.split('\n').filter((l) => l.startsWith('{"severity":"ERROR","message":"dropped a malformed event: ')).map((l) => JSON.parse(l) as { alert: string });
+  const logged = stack
+    .pipeline!.logs()
+    .validate.split('\n')
+    .filter((l) => l.startsWith('{"severity":"ERROR","message":"dropped a malformed event: '))
+    .map((l) => JSON.parse(l) as { alert: string });
   t.deepEqual([...new Set(logged.map((l) => l.alert))].sort(), STORAGE_CASES.map((c) => `malformed-event:${c.id}`).sort(), 'each delivery is logged');
   const { catalogue } = await stack.pipeline!.readCatalogue();
-  t.deepEqual(Object.keys(catalogue.alerts).filter((id) => id.startsWith('malformed-event:')).sort(), STORAGE_CASES.map((c) => `malformed-event:${c.id}`).sort(), 'open in the catalogue, so gcwal status shows them');
+  t.deepEqual(
+    Object.keys(catalogue.alerts)
+      .filter((id) => id.startsWith('malformed-event:'))
+      .sort(),
+    STORAGE_CASES.map((c) => `malformed-event:${c.id}`).sort(),
+    'open in the catalogue, so gcwal status shows them',
+  );
 });
 
 test.serial('a message on the prune or watchdog topic that is not its scheduler tick runs nothing and raises one alert', async (t) => {
@@ -117,8 +135,14 @@ test.serial('a message on the prune or watchdog topic that is not its scheduler 
   const sent = [await publish(topics.prune, '{"job": prune}'), await publish(topics.prune, '{"job":"watchdog"}'), await publish(topics.watchdog, '[]')];
   const fresh = (await settledAlerts(sent.map((id) => `malformed-event:${id}`))).filter((a) => !before.has(a.id));
   t.deepEqual(fresh.map((a) => a.id).sort(), sent.map((id) => `malformed-event:${id}`).sort());
-  t.regex(fresh.find((a) => a.id === `malformed-event:${sent[1]}`)!.summary, /^the prune function dropped a malformed event: scheduler message "\d+" is for job "watchdog", not prune/);
-  t.false(stack.pipeline!.events().some((e) => e.data.kind === 'pruned'), 'prune did not run');
+  t.regex(
+    fresh.find((a) => a.id === `malformed-event:${sent[1]}`)!.summary,
+    /^the prune function dropped a malformed event: scheduler message "\d+" is for job "watchdog", not prune/,
+  );
+  t.false(
+    stack.pipeline!.events().some((e) => e.data.kind === 'pruned'),
+    'prune did not run',
+  );
   // A real tick still runs it.
   await stack.pipeline!.tick('prune');
   t.like(await stack.pipeline!.nextEvent((e) => e.kind === 'pruned', 60_000), { kind: 'pruned', dryRun: false });

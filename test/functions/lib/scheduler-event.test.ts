@@ -8,13 +8,19 @@ const PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
 function tick(data: string | undefined, fields: Partial<IncomingEvent> = {}): IncomingEvent {
   const message: Record<string, unknown> = { messageId: '42', publishTime: '2026-03-01T12:00:00.000Z', attributes: {} };
   if (data !== undefined) message.data = Buffer.from(data).toString('base64');
-  return { id: '42', type: PUBLISHED, source: '//pubsub.googleapis.com/projects/p/topics/gcwal-prune', data: { subscription: 'projects/p/subscriptions/s', message }, ...fields };
+  return {
+    id: '42',
+    type: PUBLISHED,
+    source: '//pubsub.googleapis.com/projects/p/topics/gcwal-prune',
+    data: { subscription: 'projects/p/subscriptions/s', message },
+    ...fields,
+  };
 }
 
 const accepted: [string, IncomingEvent][] = [
-  ['cloud scheduler\'s own tick', tick('{"job":"prune"}')],
+  ["cloud scheduler's own tick", tick('{"job":"prune"}')],
   ['a tick naming no job', tick('{}')],
-  ['the local stack\'s tick', tick('{"source":"gcwal local","job":"prune","time":"2026-03-01T12:00:00.000Z"}')],
+  ["the local stack's tick", tick('{"source":"gcwal local","job":"prune","time":"2026-03-01T12:00:00.000Z"}')],
   ['a message without data', tick(undefined)],
 ];
 
@@ -30,7 +36,11 @@ const refused: [string, IncomingEvent, RegExp][] = [
   ['message data that is JSON but not an object', tick('[]'), /has message data \[\], not a JSON object$/],
   ['message data that is not a string', { ...tick(undefined), data: { message: { data: 17 } } }, /has message data 17, not base64$/],
   ['an event without a message', { ...tick(undefined), data: { subscription: 's' } }, /has no pub\/sub message$/],
-  ['a storage event', tick('{}', { type: 'google.cloud.storage.object.v1.finalized' }), /has type "google\.cloud\.storage\.object\.v1\.finalized", not google\.cloud\.pubsub\.topic\.v1\.messagePublished$/],
+  [
+    'a storage event',
+    tick('{}', { type: 'google.cloud.storage.object.v1.finalized' }),
+    /has type "google\.cloud\.storage\.object\.v1\.finalized", not google\.cloud\.pubsub\.topic\.v1\.messagePublished$/,
+  ],
 ];
 
 for (const [name, event, message] of refused) {

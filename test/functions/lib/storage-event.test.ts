@@ -6,7 +6,13 @@
  */
 import test from 'ava';
 import { InvalidInputError } from '../../../core/errors.ts';
-import { MalformedEventError, parseStorageEvent, type IncomingEvent, type RepositoryLocation, type StorageObjectEvent } from '../../../functions/lib/storage-event.ts';
+import {
+  MalformedEventError,
+  parseStorageEvent,
+  type IncomingEvent,
+  type RepositoryLocation,
+  type StorageObjectEvent,
+} from '../../../functions/lib/storage-event.ts';
 import { deliveryRequest } from '../../../local/gcs/events.ts';
 import { objectResource } from '../../../local/gcs/objects.ts';
 import type { ObjectRecord } from '../../../local/gcs/store.ts';
@@ -15,12 +21,29 @@ const CREATED = '2026-03-01T12:00:00.123Z';
 const EVENT_TIME = '2026-03-01T12:00:00.456Z';
 
 function record(name: string, fields: Partial<ObjectRecord> = {}): ObjectRecord {
-  return { bucket: 'archive', name, generation: '1772366400123456', metageneration: 1, size: 16777216, crc32c: 'AAAAAA==', contentType: 'application/octet-stream', timeCreated: CREATED, updated: CREATED, metadata: { 'gcwal-codec': 'lzo' }, ...fields };
+  return {
+    bucket: 'archive',
+    name,
+    generation: '1772366400123456',
+    metageneration: 1,
+    size: 16777216,
+    crc32c: 'AAAAAA==',
+    contentType: 'application/octet-stream',
+    timeCreated: CREATED,
+    updated: CREATED,
+    metadata: { 'gcwal-codec': 'lzo' },
+    ...fields,
+  };
 }
 
 /** The event a handler receives for `type` of the object `r`, as functions-framework builds it from the emulator's request. */
 function delivered(type: 'finalized' | 'deleted', r: ObjectRecord, id = 'event-1'): IncomingEvent & Record<string, unknown> {
-  const request = deliveryRequest({ kind: 'cloudevent', url: 'http://127.0.0.1:1/' }, { type, record: r, resource: objectResource(r, 'http://127.0.0.1:2'), time: EVENT_TIME }, id, 0);
+  const request = deliveryRequest(
+    { kind: 'cloudevent', url: 'http://127.0.0.1:1/' },
+    { type, record: r, resource: objectResource(r, 'http://127.0.0.1:2'), time: EVENT_TIME },
+    id,
+    0,
+  );
   const event: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(request.headers)) if (name.startsWith('ce-')) event[name.slice(3)] = value;
   event.data = JSON.parse(request.body);
@@ -40,7 +63,14 @@ test('a delivered event has the shape Eventarc gives it', (t) => {
     subject: 'objects/prod/db1/wal/000000010000000000000003',
     time: EVENT_TIME,
     bucket: 'archive',
-    data: { kind: 'storage#object', bucket: 'archive', name: 'prod/db1/wal/000000010000000000000003', generation: '1772366400123456', size: '16777216', timeCreated: CREATED },
+    data: {
+      kind: 'storage#object',
+      bucket: 'archive',
+      name: 'prod/db1/wal/000000010000000000000003',
+      generation: '1772366400123456',
+      size: '16777216',
+      timeCreated: CREATED,
+    },
   });
 });
 
@@ -49,25 +79,61 @@ const decoded: { name: string; event: IncomingEvent; location: RepositoryLocatio
     name: 'a finalized segment under the repository prefix',
     event: delivered('finalized', record('prod/db1/wal/000000010000000000000003')),
     location: AT_PREFIX,
-    expected: { kind: 'finalized', bucket: 'archive', name: 'prod/db1/wal/000000010000000000000003', key: 'wal/000000010000000000000003', generation: '1772366400123456', size: 16777216, created: CREATED, time: EVENT_TIME },
+    expected: {
+      kind: 'finalized',
+      bucket: 'archive',
+      name: 'prod/db1/wal/000000010000000000000003',
+      key: 'wal/000000010000000000000003',
+      generation: '1772366400123456',
+      size: 16777216,
+      created: CREATED,
+      time: EVENT_TIME,
+    },
   },
   {
     name: 'a deleted backup part',
     event: delivered('deleted', record('prod/db1/backups/base_000000010000000000000002/part_00000.tar', { size: 5 })),
     location: AT_PREFIX,
-    expected: { kind: 'deleted', bucket: 'archive', name: 'prod/db1/backups/base_000000010000000000000002/part_00000.tar', key: 'backups/base_000000010000000000000002/part_00000.tar', generation: '1772366400123456', size: 5, created: CREATED, time: EVENT_TIME },
+    expected: {
+      kind: 'deleted',
+      bucket: 'archive',
+      name: 'prod/db1/backups/base_000000010000000000000002/part_00000.tar',
+      key: 'backups/base_000000010000000000000002/part_00000.tar',
+      generation: '1772366400123456',
+      size: 5,
+      created: CREATED,
+      time: EVENT_TIME,
+    },
   },
   {
     name: 'an object of a repository at the bucket root',
     event: delivered('finalized', record('gcwal.json', { size: 120 })),
     location: AT_ROOT,
-    expected: { kind: 'finalized', bucket: 'archive', name: 'gcwal.json', key: 'gcwal.json', generation: '1772366400123456', size: 120, created: CREATED, time: EVENT_TIME },
+    expected: {
+      kind: 'finalized',
+      bucket: 'archive',
+      name: 'gcwal.json',
+      key: 'gcwal.json',
+      generation: '1772366400123456',
+      size: 120,
+      created: CREATED,
+      time: EVENT_TIME,
+    },
   },
   {
     name: 'a generation beyond 2^53, kept exact',
     event: delivered('finalized', record('wal/000000010000000000000003', { generation: '9007199254740993123' })),
     location: AT_ROOT,
-    expected: { kind: 'finalized', bucket: 'archive', name: 'wal/000000010000000000000003', key: 'wal/000000010000000000000003', generation: '9007199254740993123', size: 16777216, created: CREATED, time: EVENT_TIME },
+    expected: {
+      kind: 'finalized',
+      bucket: 'archive',
+      name: 'wal/000000010000000000000003',
+      key: 'wal/000000010000000000000003',
+      generation: '9007199254740993123',
+      size: 16777216,
+      created: CREATED,
+      time: EVENT_TIME,
+    },
   },
 ];
 
@@ -80,8 +146,14 @@ for (const c of decoded) {
 const outside: { name: string; event: IncomingEvent }[] = [
   { name: 'another prefix in the bucket', event: delivered('finalized', record('prod/db2/wal/000000010000000000000003')) },
   { name: 'a prefix that only starts with the same letters', event: delivered('finalized', record('prod/db1-old/wal/000000010000000000000003')) },
-  { name: 'a metadata update', event: { ...delivered('finalized', record('prod/db1/wal/000000010000000000000003')), type: 'google.cloud.storage.object.v1.metadataUpdated' } },
-  { name: 'an archived (noncurrent) version', event: { ...delivered('deleted', record('prod/db1/wal/000000010000000000000003')), type: 'google.cloud.storage.object.v1.archived' } },
+  {
+    name: 'a metadata update',
+    event: { ...delivered('finalized', record('prod/db1/wal/000000010000000000000003')), type: 'google.cloud.storage.object.v1.metadataUpdated' },
+  },
+  {
+    name: 'an archived (noncurrent) version',
+    event: { ...delivered('deleted', record('prod/db1/wal/000000010000000000000003')), type: 'google.cloud.storage.object.v1.archived' },
+  },
 ];
 
 for (const c of outside) {
@@ -118,14 +190,23 @@ const malformed: { name: string; data?: unknown; event?: Partial<IncomingEvent>;
   { name: 'a name that is not a string', data: { ...OBJ, name: 42 }, message: /has name 42, not an object name$/ },
   { name: 'a name that is an object', data: { ...OBJ, name: { toString: 'x' } }, message: /has name \{"toString":"x"\}, not an object name$/ },
   { name: 'no bucket', data: { name: 'wal/x', generation: '1' }, message: /has bucket undefined, not a bucket name$/ },
-  { name: 'a bucket that is not ours', data: { ...OBJ, bucket: 'someone-elses' }, message: /is about bucket "someone-elses", not the repository's bucket "archive"$/ },
+  {
+    name: 'a bucket that is not ours',
+    data: { ...OBJ, bucket: 'someone-elses' },
+    message: /is about bucket "someone-elses", not the repository's bucket "archive"$/,
+  },
   { name: 'no generation', data: { bucket: 'archive', name: 'prod/db1/wal/x' }, message: /lacks a generation/ },
   { name: 'a generation that is not decimal', data: { ...OBJ, generation: '0x1F' }, message: /has generation "0x1F"/ },
   { name: 'a negative generation', data: { ...OBJ, generation: -1 }, message: /has generation "-1"/ },
   { name: 'a size that is not a byte count', data: { ...OBJ, size: 'lots' }, message: /has size "lots", not a byte count$/ },
   { name: 'a creation time that is not a time', data: { ...OBJ, timeCreated: 17 }, message: /has timeCreated 17, not a time$/ },
   { name: 'an event time that is not a time', data: OBJ, event: { time: 'yesterday' }, message: /has time "yesterday", not a time$/ },
-  { name: 'a type that is not a storage event', data: OBJ, event: { type: 'google.cloud.pubsub.topic.v1.messagePublished' }, message: /has type "google\.cloud\.pubsub\.topic\.v1\.messagePublished", not a cloud storage object event$/ },
+  {
+    name: 'a type that is not a storage event',
+    data: OBJ,
+    event: { type: 'google.cloud.pubsub.topic.v1.messagePublished' },
+    message: /has type "google\.cloud\.pubsub\.topic\.v1\.messagePublished", not a cloud storage object event$/,
+  },
   { name: 'no type', data: OBJ, event: { type: undefined }, message: /has type undefined, not a cloud storage object event$/ },
 ];
 

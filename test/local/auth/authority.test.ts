@@ -97,8 +97,16 @@ test('issue rejects an empty identity and a non-positive lifetime', (t) => {
 });
 
 const ALL: Permission[] = [
-  'storage.buckets.create', 'storage.buckets.delete', 'storage.buckets.get', 'storage.buckets.list', 'storage.buckets.update',
-  'storage.objects.create', 'storage.objects.delete', 'storage.objects.get', 'storage.objects.list', 'storage.objects.update',
+  'storage.buckets.create',
+  'storage.buckets.delete',
+  'storage.buckets.get',
+  'storage.buckets.list',
+  'storage.buckets.update',
+  'storage.objects.create',
+  'storage.objects.delete',
+  'storage.objects.get',
+  'storage.objects.list',
+  'storage.objects.update',
 ];
 const OBJECTS = ALL.filter((p) => p.startsWith('storage.objects.'));
 

@@ -36,7 +36,9 @@ test.before(async (t) => {
   work = await makeTempDir('functions');
   const started = Date.now();
   [pubsub, fn] = await Promise.all([
-    startPubSubEmulator({ projectId: PROJECT, env: await childEnv() }).then((emulator) => (t.log(`pub/sub emulator ready in ${Date.now() - started} ms`), emulator)),
+    startPubSubEmulator({ projectId: PROJECT, env: await childEnv() }).then(
+      (emulator) => (t.log(`pub/sub emulator ready in ${Date.now() - started} ms`), emulator),
+    ),
     startFunction({
       source: SOURCE,
       target: 'record',
@@ -62,7 +64,10 @@ test.after.always(async () => {
 
 async function recorded(): Promise<Recorded[]> {
   const text = await readFile(path.join(work.path, 'events.jsonl'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Recorded);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Recorded);
 }
 
 async function until<T>(find: (events: Recorded[]) => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
@@ -106,7 +111,10 @@ function refusedAt(host: string, port: number): Promise<boolean> {
  */
 async function listeningAddresses(port: number): Promise<string[]> {
   const found: string[] = [];
-  for (const [file, ipv6] of [['/proc/net/tcp', false], ['/proc/net/tcp6', true]] as const) {
+  for (const [file, ipv6] of [
+    ['/proc/net/tcp', false],
+    ['/proc/net/tcp6', true],
+  ] as const) {
     const table = await readFile(file, 'utf8').catch(() => '');
     for (const line of table.split('\n').slice(1)) {
       const [, local, , state] = line.trim().split(/\s+/);
@@ -125,7 +133,9 @@ async function listeningAddresses(port: number): Promise<string[]> {
 test('the function listens on 127.0.0.1 only, so no other address of the host reaches it', async (t) => {
   const port = Number(new URL(fn.url).port);
   t.deepEqual(await listeningAddresses(port), ['127.0.0.1']);
-  const others = Object.values(networkInterfaces()).flat().filter((a) => a && !a.internal && !a.address.startsWith('fe80:'));
+  const others = Object.values(networkInterfaces())
+    .flat()
+    .filter((a) => a && !a.internal && !a.address.startsWith('fe80:'));
   if (others.length === 0) {
     t.log('this host has no non-loopback address: only the listening address is checked');
     return;
@@ -175,7 +185,7 @@ test('the push endpoint names the project and topic under the function url', (t)
   t.is(pubsubPushEndpoint('http://127.0.0.1:8080/', 'p', 't'), 'http://127.0.0.1:8080/projects/p/topics/t');
 });
 
-test('a target the module does not export fails at once with the framework\'s message', async (t) => {
+test("a target the module does not export fails at once with the framework's message", async (t) => {
   const started = Date.now();
   const error = await t.throwsAsync(startFunction({ source: SOURCE, target: 'nope', signatureType: 'cloudevent' }));
   t.regex(error!.message, /^function nope exited with code 1 before it was ready; its last output:\n.*Function 'nope' is not defined in the provided module/s);
@@ -183,7 +193,9 @@ test('a target the module does not export fails at once with the framework\'s me
 });
 
 test('a missing source is refused before anything starts', async (t) => {
-  await t.throwsAsync(startFunction({ source: path.join(work.path, 'absent.mjs'), target: 'record', signatureType: 'cloudevent' }), { message: /^function source .*absent\.mjs does not exist/ });
+  await t.throwsAsync(startFunction({ source: path.join(work.path, 'absent.mjs'), target: 'record', signatureType: 'cloudevent' }), {
+    message: /^function source .*absent\.mjs does not exist/,
+  });
 });
 
 test('close() stops the function and frees its port', async (t) => {

@@ -7,8 +7,16 @@ import { route, ROUTE_TABLE, type Op } from '../../../local/gcs/router.ts';
 import { logRequests, raw, startTestEmulator } from './harness.ts';
 
 const ALL: Permission[] = [
-  'storage.buckets.get', 'storage.buckets.list', 'storage.buckets.create', 'storage.buckets.update', 'storage.buckets.delete',
-  'storage.objects.create', 'storage.objects.delete', 'storage.objects.get', 'storage.objects.list', 'storage.objects.update',
+  'storage.buckets.get',
+  'storage.buckets.list',
+  'storage.buckets.create',
+  'storage.buckets.update',
+  'storage.buckets.delete',
+  'storage.objects.create',
+  'storage.objects.delete',
+  'storage.objects.get',
+  'storage.objects.list',
+  'storage.objects.update',
 ];
 
 /** A tiny authority: tokens name identities, identities hold permissions (on every bucket). */
@@ -29,7 +37,10 @@ function authority(grants: Record<string, { token: string; permissions: Permissi
 const GRANTS = {
   'admin@test.iam.gserviceaccount.com': { token: 'admin-token', permissions: ALL },
   'reader@test.iam.gserviceaccount.com': { token: 'reader-token', permissions: ['storage.objects.get', 'storage.objects.list'] as Permission[] },
-  'writer@test.iam.gserviceaccount.com': { token: 'writer-token', permissions: ['storage.objects.create', 'storage.objects.get', 'storage.objects.list'] as Permission[] },
+  'writer@test.iam.gserviceaccount.com': {
+    token: 'writer-token',
+    permissions: ['storage.objects.create', 'storage.objects.get', 'storage.objects.list'] as Permission[],
+  },
 };
 
 /**
@@ -93,10 +104,13 @@ test('a request without a token is 401 required and an unknown token 401 Invalid
   t.is(code(err), 401);
 });
 
-test('an identity lacking storage.objects.delete gets 403 with GCS\'s message', async (t) => {
+test("an identity lacking storage.objects.delete gets 403 with GCS's message", async (t) => {
   const { emu } = await startTestEmulator(t, { access: authority(GRANTS) });
   await emu.createBucket('bkt');
-  await clientWithToken(emu.url, 'admin-token').bucket('bkt').file('obj').save('x', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
+  await clientWithToken(emu.url, 'admin-token')
+    .bucket('bkt')
+    .file('obj')
+    .save('x', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
   const reader = clientWithToken(emu.url, 'reader-token').bucket('bkt').file('obj');
   t.is((await reader.download())[0].toString(), 'x');
   const err = await t.throwsAsync(reader.delete());
@@ -163,7 +177,10 @@ test('every route of the emulator answers 401 without a token and 403 without it
   const { emu } = await startTestEmulator(t, { access });
   await emu.createBucket('bkt');
   const admin = 'all-but-none';
-  await clientWithToken(emu.url, admin).bucket('bkt').file('obj').save('x', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
+  await clientWithToken(emu.url, admin)
+    .bucket('bkt')
+    .file('obj')
+    .save('x', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
   t.true(OPS.length >= 17, 'the table lists every operation');
   for (const op of OPS) {
     const { method, path } = ROUTE_TABLE[op].sample;
@@ -208,5 +225,8 @@ test('listing buckets needs storage.buckets.list on the project', async (t) => {
   t.is(reader.status, 403);
   t.regex(reader.json().error.message, /does not have storage\.buckets\.list access to the Google Cloud project/);
   const [buckets] = await clientWithToken(emu.url, 'admin-token').getBuckets();
-  t.deepEqual(buckets.map((b) => b.name), ['bkt']);
+  t.deepEqual(
+    buckets.map((b) => b.name),
+    ['bkt'],
+  );
 });

@@ -52,7 +52,7 @@ async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void
 const upload = (url: string, name: string, body: string, query = '') =>
   raw(`${url}/upload/storage/v1/b/bkt/o?uploadType=media&name=${encodeURIComponent(name)}${query}`, { method: 'POST', body });
 
-test('finalize and delete arrive as binary-mode CloudEvents with Eventarc\'s attributes', async (t) => {
+test("finalize and delete arrive as binary-mode CloudEvents with Eventarc's attributes", async (t) => {
   const sink = await receiver(t);
   const { emu } = await startTestEmulator(t, { events: [{ kind: 'cloudevent', url: sink.url }] });
   await emu.createBucket('bkt');
@@ -93,11 +93,14 @@ test('replacing an object deletes the old generation before finalizing the new o
   const second = (await upload(emu.url, 'wal/x', 'two', `&ifGenerationMatch=${first.generation}`)).json();
   await upload(emu.url, 'other/y', 'ignored by the prefix');
   await until(() => all.events.length === 3 && onlyFinalized.events.length === 3);
-  t.deepEqual(all.events.map((e) => [e.headers['ce-type'], e.body.generation]), [
-    ['google.cloud.storage.object.v1.finalized', first.generation],
-    ['google.cloud.storage.object.v1.deleted', first.generation],
-    ['google.cloud.storage.object.v1.finalized', second.generation],
-  ]);
+  t.deepEqual(
+    all.events.map((e) => [e.headers['ce-type'], e.body.generation]),
+    [
+      ['google.cloud.storage.object.v1.finalized', first.generation],
+      ['google.cloud.storage.object.v1.deleted', first.generation],
+      ['google.cloud.storage.object.v1.finalized', second.generation],
+    ],
+  );
   t.true(onlyFinalized.events.every((e) => e.headers['ce-type'] === 'google.cloud.storage.object.v1.finalized'));
 });
 
@@ -137,7 +140,9 @@ async function startPubsub(t: Parameters<typeof startTestEmulator>[0]): Promise<
   });
   await mkdir(`${config.path}/data`);
   const child: ChildProcess = spawn('gcloud', ['beta', 'emulators', 'pubsub', 'start', `--host-port=127.0.0.1:${port}`, `--data-dir=${config.path}/data`], {
-    env, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   t.teardown(() => {
     try {
@@ -186,7 +191,11 @@ test('finalize and delete are published to Pub/Sub as GCS notifications', async 
   const messages: { message: { data: string; attributes: Record<string, string> }; ackId: string }[] = [];
   const deadline = Date.now() + 10_000;
   while (messages.length < 2 && Date.now() < deadline) {
-    const pulled = await raw(`${base}/subscriptions/sub:pull`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ maxMessages: 10 }) });
+    const pulled = await raw(`${base}/subscriptions/sub:pull`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ maxMessages: 10 }),
+    });
     messages.push(...(pulled.json().receivedMessages ?? []));
   }
   t.is(messages.length, 2);

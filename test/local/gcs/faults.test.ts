@@ -31,7 +31,7 @@ test('a burst of 503s is retried by the Node client without the caller noticing'
   t.is(emu.stats().faults, 6);
 });
 
-test('injected statuses carry Google\'s error bodies', async (t) => {
+test("injected statuses carry Google's error bodies", async (t) => {
   const { emu } = await startTestEmulator(t);
   await emu.createBucket('bkt');
   emu.setFaults({ rate: 1, kinds: ['429'] });
@@ -69,7 +69,10 @@ test('a resumable upload whose chunks are reset at random ends as the complete o
   emu.setFaults(undefined);
   t.true(emu.stats().faults >= 1, 'the seed must produce at least one reset');
   const [files] = await client(emu.url).bucket('bkt').getFiles();
-  t.deepEqual(files.map((f) => f.name), ['resilient']);
+  t.deepEqual(
+    files.map((f) => f.name),
+    ['resilient'],
+  );
   t.true((await file.download())[0].equals(data));
 });
 
@@ -127,7 +130,11 @@ test('a corrupted upload arrives with one byte flipped: a media upload is stored
   emu.setFaults({ rate: 1, kinds: ['corrupt-upload'], match: isUpload });
   const stored = await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=damaged`, { method: 'POST', body: data });
   t.is(stored.status, 200);
-  const claimed = await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=checked`, { method: 'POST', body: data, headers: { 'x-goog-hash': `crc32c=${crc32cBase64(crc32c(data))}` } });
+  const claimed = await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=checked`, {
+    method: 'POST',
+    body: data,
+    headers: { 'x-goog-hash': `crc32c=${crc32cBase64(crc32c(data))}` },
+  });
   t.is(claimed.status, 400);
   t.regex(claimed.json().error.message, /CRC32C/);
   emu.setFaults(undefined);
@@ -142,7 +149,9 @@ test('a lost answer leaves the upload done: the client sees the connection drop,
   const { emu } = await startTestEmulator(t);
   await emu.createBucket('bkt');
   emu.setFaults({ rate: 1, kinds: ['lose-answer'], match: isUpload });
-  await t.throwsAsync(raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=landed`, { method: 'POST', body: 'made it' }), { message: /socket hang up|ECONNRESET/ });
+  await t.throwsAsync(raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=landed`, { method: 'POST', body: 'made it' }), {
+    message: /socket hang up|ECONNRESET/,
+  });
   emu.setFaults(undefined);
   t.is((await raw(`${emu.url}/storage/v1/b/bkt/o/landed?alt=media`)).body.toString(), 'made it');
 });

@@ -55,8 +55,14 @@ test('gcloud storage copies files up and down, lists, cats and removes them', as
   await writeFile(path.join(work.path, 'big.bin'), big);
 
   await gcloud('cp', 'small.txt', 'big.bin', 'gs://gc-bucket/dir/');
-  t.true(log.some((line) => line.startsWith('POST /upload/storage/v1/b/gc-bucket/o') && line.includes('uploadType=multipart')), log.join('\n'));
-  t.true(log.some((line) => line.startsWith('POST /resumable/upload/storage/v1/b/gc-bucket/o') && line.includes('uploadType=resumable')), log.join('\n'));
+  t.true(
+    log.some((line) => line.startsWith('POST /upload/storage/v1/b/gc-bucket/o') && line.includes('uploadType=multipart')),
+    log.join('\n'),
+  );
+  t.true(
+    log.some((line) => line.startsWith('POST /resumable/upload/storage/v1/b/gc-bucket/o') && line.includes('uploadType=resumable')),
+    log.join('\n'),
+  );
 
   const listed = await gcloud('ls', 'gs://gc-bucket/dir/');
   t.deepEqual(listed.stdout.trim().split('\n'), ['gs://gc-bucket/dir/big.bin', 'gs://gc-bucket/dir/small.txt']);
@@ -66,7 +72,10 @@ test('gcloud storage copies files up and down, lists, cats and removes them', as
 
   await gcloud('cp', 'gs://gc-bucket/dir/big.bin', 'down.bin');
   t.true((await readFile(path.join(work.path, 'down.bin'))).equals(big));
-  t.true(log.some((line) => line.startsWith('GET /download/storage/v1/b/gc-bucket/o/dir%2Fbig.bin')), log.join('\n'));
+  t.true(
+    log.some((line) => line.startsWith('GET /download/storage/v1/b/gc-bucket/o/dir%2Fbig.bin')),
+    log.join('\n'),
+  );
 
   await gcloud('rm', 'gs://gc-bucket/dir/small.txt');
   const after = await gcloud('ls', 'gs://gc-bucket/dir/');

@@ -48,7 +48,10 @@ export interface RawResponse {
 }
 
 /** Send one request with node:http and collect the whole answer. */
-export function raw(url: string, options: { method?: string; headers?: Record<string, string | number>; body?: string | Buffer | Buffer[] } = {}): Promise<RawResponse> {
+export function raw(
+  url: string,
+  options: { method?: string; headers?: Record<string, string | number>; body?: string | Buffer | Buffer[] } = {},
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];

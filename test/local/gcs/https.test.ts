@@ -8,11 +8,14 @@ import { startTestEmulator } from './harness.ts';
 function get(url: string, ca: Buffer, servername?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const req = request({ host: u.hostname, port: u.port, path: u.pathname + u.search, ca, servername, headers: { Host: `${servername ?? u.hostname}:${u.port}` }, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      { host: u.hostname, port: u.port, path: u.pathname + u.search, ca, servername, headers: { Host: `${servername ?? u.hostname}:${u.port}` }, agent: false },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });

@@ -7,7 +7,9 @@ const BOUNDARY = 'gcwal-test-boundary';
 
 function body(media: Buffer, metadata: object = { name: 'wal/x' }): Buffer {
   return Buffer.concat([
-    Buffer.from(`--${BOUNDARY}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${JSON.stringify(metadata)}\r\n--${BOUNDARY}\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    Buffer.from(
+      `--${BOUNDARY}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n${JSON.stringify(metadata)}\r\n--${BOUNDARY}\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    ),
     media,
     Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
   ]);

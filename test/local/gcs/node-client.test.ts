@@ -49,7 +49,7 @@ for (const resumable of [false, true]) {
   });
 }
 
-test('a 10 MiB resumable upload passes the client\'s crc32c check and downloads intact', async (t) => {
+test("a 10 MiB resumable upload passes the client's crc32c check and downloads intact", async (t) => {
   const { emu } = await startTestEmulator(t);
   await emu.createBucket('bkt');
   const file = client(emu.url).bucket('bkt').file('big');
@@ -105,26 +105,38 @@ test('getFiles honours prefix, delimiter, pagination, startOffset and endOffset'
   for (const name of [...names].reverse()) await bucket.file(name).save(name, { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
 
   const [all] = await bucket.getFiles();
-  t.deepEqual(all.map((f: File) => f.name), names);
+  t.deepEqual(
+    all.map((f: File) => f.name),
+    names,
+  );
 
   const [underP] = await bucket.getFiles({ prefix: 'p/' });
-  t.deepEqual(underP.map((f: File) => f.name), names.slice(0, 7));
+  t.deepEqual(
+    underP.map((f: File) => f.name),
+    names.slice(0, 7),
+  );
 
   const [top, , response] = await bucket.getFiles({ prefix: 'p/', delimiter: '/', autoPaginate: false });
-  t.deepEqual(top.map((f: File) => f.name), ['p/a', 'p/b', 'p/c', 'p/d', 'p/e']);
+  t.deepEqual(
+    top.map((f: File) => f.name),
+    ['p/a', 'p/b', 'p/c', 'p/d', 'p/e'],
+  );
   t.deepEqual((response as { prefixes?: string[] }).prefixes, ['p/sub/']);
 
   const pages: string[][] = [];
   let query: object | null = { prefix: 'p/', maxResults: 3, autoPaginate: false };
   while (query) {
-    const [files, next]: [File[], object | null, unknown] = await bucket.getFiles(query) as never;
+    const [files, next]: [File[], object | null, unknown] = (await bucket.getFiles(query)) as never;
     pages.push(files.map((f) => f.name));
     query = next;
   }
   t.deepEqual(pages, [['p/a', 'p/b', 'p/c'], ['p/d', 'p/e', 'p/sub/x'], ['p/sub/y']]);
 
   const [range] = await bucket.getFiles({ startOffset: 'p/b', endOffset: 'p/e' });
-  t.deepEqual(range.map((f: File) => f.name), ['p/b', 'p/c', 'p/d']);
+  t.deepEqual(
+    range.map((f: File) => f.name),
+    ['p/b', 'p/c', 'p/d'],
+  );
 });
 
 test('setMetadata merges user metadata, null deletes a key, and metageneration goes up', async (t) => {
@@ -186,7 +198,10 @@ test.serial('the client detects a download whose bytes do not match the stored c
 test('objects survive a restart of the emulator on the same directory', async (t) => {
   const first = await startTestEmulator(t);
   await first.emu.createBucket('bkt');
-  await client(first.emu.url).bucket('bkt').file('keep').save('kept', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
+  await client(first.emu.url)
+    .bucket('bkt')
+    .file('keep')
+    .save('kept', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
   const [before] = await client(first.emu.url).bucket('bkt').file('keep').getMetadata();
   await first.emu.close();
   const second = await startTestEmulator(t, {}, first.dir);
@@ -197,7 +212,7 @@ test('objects survive a restart of the emulator on the same directory', async (t
   t.true(BigInt(after.generation!) > BigInt(before.generation!));
 });
 
-test('with STORAGE_EMULATOR_HOST the client\'s unprefixed JSON paths and upload paths both work', async (t) => {
+test("with STORAGE_EMULATOR_HOST the client's unprefixed JSON paths and upload paths both work", async (t) => {
   const { emu } = await startTestEmulator(t);
   await emu.createBucket('bkt');
   const log = logRequests(emu);
@@ -213,17 +228,29 @@ test('with STORAGE_EMULATOR_HOST the client\'s unprefixed JSON paths and upload 
   await file.save('via env', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
   await file.save('via env, resumable', { resumable: true, preconditionOpts: { ifGenerationMatch: (await file.getMetadata())[0].generation! } });
   t.is((await file.download())[0].toString(), 'via env, resumable');
-  t.deepEqual((await storage.bucket('bkt').getFiles({ prefix: 'dir/' }))[0].map((f: File) => f.name), ['dir/e.txt']);
+  t.deepEqual(
+    (await storage.bucket('bkt').getFiles({ prefix: 'dir/' }))[0].map((f: File) => f.name),
+    ['dir/e.txt'],
+  );
   await file.delete();
-  t.true(log.some((line) => line.startsWith('GET /b/bkt/o/dir%2Fe.txt')), log.join('\n'));
-  t.true(log.some((line) => line.startsWith('POST /upload/storage/v1/b/bkt/o?')), log.join('\n'));
+  t.true(
+    log.some((line) => line.startsWith('GET /b/bkt/o/dir%2Fe.txt')),
+    log.join('\n'),
+  );
+  t.true(
+    log.some((line) => line.startsWith('POST /upload/storage/v1/b/bkt/o?')),
+    log.join('\n'),
+  );
 });
 
 test('close() ends keep-alive and in-flight connections and resolves promptly', async (t) => {
   const { emu } = await startTestEmulator(t);
   await emu.createBucket('bkt');
   const storage = client(emu.url);
-  await storage.bucket('bkt').file('x').save('x', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
+  await storage
+    .bucket('bkt')
+    .file('x')
+    .save('x', { resumable: false, preconditionOpts: { ifGenerationMatch: 0 } });
   emu.setFaults({ rate: 1, kinds: ['slow'], slowMs: 60_000 });
   // A raw request: the Node client would keep retrying against the closed port.
   const hanging = raw(`${emu.url}/storage/v1/b/bkt/o/x`).catch((err: Error) => err);

@@ -39,27 +39,30 @@ test('pgBackRest creates a stanza, pushes and gets WAL through the emulator over
   t.teardown(() => work.cleanup());
 
   const config = path.join(work.path, 'pgbackrest.conf');
-  await writeFile(config, [
-    '[global]',
-    'repo1-type=gcs',
-    'repo1-gcs-bucket=pgbr-bucket',
-    `repo1-gcs-endpoint=${new URL(emu.httpsUrl!).host}`,
-    'repo1-storage-verify-tls=n',
-    'repo1-gcs-key-type=token',
-    `repo1-gcs-key=${TOKEN}`,
-    'repo1-path=/pgbr',
-    `log-path=${work.path}`,
-    `lock-path=${work.path}`,
-    `spool-path=${work.path}`,
-    'log-level-console=warn',
-    'log-level-file=off',
-    '',
-    '[demo]',
-    `pg1-path=${cluster.pgdata}`,
-    `pg1-port=${cluster.port}`,
-    `pg1-socket-path=${cluster.host}`,
-    '',
-  ].join('\n'));
+  await writeFile(
+    config,
+    [
+      '[global]',
+      'repo1-type=gcs',
+      'repo1-gcs-bucket=pgbr-bucket',
+      `repo1-gcs-endpoint=${new URL(emu.httpsUrl!).host}`,
+      'repo1-storage-verify-tls=n',
+      'repo1-gcs-key-type=token',
+      `repo1-gcs-key=${TOKEN}`,
+      'repo1-path=/pgbr',
+      `log-path=${work.path}`,
+      `lock-path=${work.path}`,
+      `spool-path=${work.path}`,
+      'log-level-console=warn',
+      'log-level-file=off',
+      '',
+      '[demo]',
+      `pg1-path=${cluster.pgdata}`,
+      `pg1-port=${cluster.port}`,
+      `pg1-socket-path=${cluster.host}`,
+      '',
+    ].join('\n'),
+  );
 
   const env = await childEnv({}, true);
   const pgbackrest = async (...args: string[]): Promise<ExecResult> => {
@@ -70,7 +73,10 @@ test('pgBackRest creates a stanza, pushes and gets WAL through the emulator over
   };
 
   await pgbackrest('stanza-create');
-  t.true(log.some((line) => line.startsWith('POST /upload/storage/v1/b/pgbr-bucket/o') && line.includes('uploadType=media')), log.join('\n'));
+  t.true(
+    log.some((line) => line.startsWith('POST /upload/storage/v1/b/pgbr-bucket/o') && line.includes('uploadType=media')),
+    log.join('\n'),
+  );
 
   // archive_command is unset, so closed segments stay in pg_wal (.ready) for us to push by hand.
   await cluster.query('CREATE TABLE t (g int)');

@@ -60,7 +60,11 @@ test('uploads honour preconditions: ifGenerationMatch=0 creates only, a matching
 
 test('a resumable upload applies the preconditions given at session start when it finalises', async (t) => {
   const { emu } = await setup(t);
-  const start = await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=resumable&name=later&ifGenerationMatch=0`, { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } });
+  const start = await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=resumable&name=later&ifGenerationMatch=0`, {
+    method: 'POST',
+    body: '{}',
+    headers: { 'Content-Type': 'application/json' },
+  });
   t.is(start.status, 200);
   const session = start.headers.location as string;
   // Someone else creates the object while the session is open.

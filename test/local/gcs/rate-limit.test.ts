@@ -2,7 +2,8 @@ import test from 'ava';
 import { MutationRateLimiter, rateLimitFromEnv } from '../../../local/gcs/rate-limit.ts';
 import { raw, startTestEmulator } from './harness.ts';
 
-const upload = (url: string, name: string, body: string, query = '') => raw(`${url}/upload/storage/v1/b/bkt/o?uploadType=media&name=${name}${query}`, { method: 'POST', body });
+const upload = (url: string, name: string, body: string, query = '') =>
+  raw(`${url}/upload/storage/v1/b/bkt/o?uploadType=media&name=${name}${query}`, { method: 'POST', body });
 
 test('a second mutation of one object within the interval is refused with 429 rateLimitExceeded, by default', async (t) => {
   const { emu } = await startTestEmulator(t, { objectRateLimitMs: 60_000 });
@@ -11,7 +12,11 @@ test('a second mutation of one object within the interval is refused with 429 ra
   const again = await upload(emu.url, 'hot', 'two');
   t.is(again.status, 429);
   t.is(again.json().error.errors[0].reason, 'rateLimitExceeded');
-  const patch = await raw(`${emu.url}/storage/v1/b/bkt/o/hot`, { method: 'PATCH', headers: { 'Content-Type': 'application/json' }, body: '{"metadata":{"k":"v"}}' });
+  const patch = await raw(`${emu.url}/storage/v1/b/bkt/o/hot`, {
+    method: 'PATCH',
+    headers: { 'Content-Type': 'application/json' },
+    body: '{"metadata":{"k":"v"}}',
+  });
   t.is(patch.status, 429);
   t.is((await raw(`${emu.url}/storage/v1/b/bkt/o/hot`, { method: 'DELETE' })).status, 429);
   // The refused write changed nothing, and other names are not held back.

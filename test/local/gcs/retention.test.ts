@@ -2,7 +2,7 @@ import test from 'ava';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { raw, startTestEmulator } from './harness.ts';
 
-test('an object younger than the bucket\'s retention period can be neither deleted nor replaced', async (t) => {
+test("an object younger than the bucket's retention period can be neither deleted nor replaced", async (t) => {
   const { emu } = await startTestEmulator(t);
   await emu.createBucket('locked', { retentionPeriodSeconds: 3600 });
   const bucket = (await raw(`${emu.url}/storage/v1/b/locked`)).json();

@@ -30,34 +30,41 @@ async function ready(t: Parameters<typeof startTestEmulator>[0]) {
 
 const dialects = [
   {
-    title: 'the Node client\'s (CRLF, unquoted boundary, name in the query)',
+    title: "the Node client's (CRLF, unquoted boundary, name in the query)",
     contentType: 'multipart/related; boundary=abc123',
     query: '&name=dir%2Fa.txt',
-    body: (media: Buffer) => Buffer.concat([
-      Buffer.from('--abc123\r\nContent-Type: application/json\r\n\r\n{"contentType":"text/plain","metadata":{"k":"v"}}\r\n--abc123\r\nContent-Type: text/plain\r\n\r\n'),
-      media,
-      Buffer.from('\r\n--abc123--'),
-    ]),
+    body: (media: Buffer) =>
+      Buffer.concat([
+        Buffer.from(
+          '--abc123\r\nContent-Type: application/json\r\n\r\n{"contentType":"text/plain","metadata":{"k":"v"}}\r\n--abc123\r\nContent-Type: text/plain\r\n\r\n',
+        ),
+        media,
+        Buffer.from('\r\n--abc123--'),
+      ]),
   },
   {
-    title: 'gcloud\'s (bare LF, single-quoted boundary, name in the JSON part, MIME headers)',
+    title: "gcloud's (bare LF, single-quoted boundary, name in the JSON part, MIME headers)",
     contentType: "multipart/related; boundary='===============7330845974216740156=='",
     query: '',
-    body: (media: Buffer) => Buffer.concat([
-      Buffer.from('--===============7330845974216740156==\nContent-Type: application/json\nMIME-Version: 1.0\n\n{"name":"dir/a.txt","contentType":"text/plain","metadata":{"k":"v"}}\n--===============7330845974216740156==\nContent-Type: text/plain\nMIME-Version: 1.0\nContent-Transfer-Encoding: binary\n\n'),
-      media,
-      Buffer.from('\n--===============7330845974216740156==--\n'),
-    ]),
+    body: (media: Buffer) =>
+      Buffer.concat([
+        Buffer.from(
+          '--===============7330845974216740156==\nContent-Type: application/json\nMIME-Version: 1.0\n\n{"name":"dir/a.txt","contentType":"text/plain","metadata":{"k":"v"}}\n--===============7330845974216740156==\nContent-Type: text/plain\nMIME-Version: 1.0\nContent-Transfer-Encoding: binary\n\n',
+        ),
+        media,
+        Buffer.from('\n--===============7330845974216740156==--\n'),
+      ]),
   },
   {
     title: 'a double-quoted boundary with a preamble and part without headers',
     contentType: 'multipart/related; boundary="b o u n d"',
     query: '&name=dir%2Fa.txt',
-    body: (media: Buffer) => Buffer.concat([
-      Buffer.from('preamble to ignore\r\n--b o u n d\r\n\r\n{"contentType":"text/plain","metadata":{"k":"v"}}\r\n--b o u n d\r\n\r\n'),
-      media,
-      Buffer.from('\r\n--b o u n d--\r\nepilogue'),
-    ]),
+    body: (media: Buffer) =>
+      Buffer.concat([
+        Buffer.from('preamble to ignore\r\n--b o u n d\r\n\r\n{"contentType":"text/plain","metadata":{"k":"v"}}\r\n--b o u n d\r\n\r\n'),
+        media,
+        Buffer.from('\r\n--b o u n d--\r\nepilogue'),
+      ]),
   },
 ];
 
@@ -100,7 +107,8 @@ test('a multipart body that ends before its closing boundary is rejected and cre
 test('checksums claimed in x-goog-hash or the metadata are verified: a mismatch is 400 and stores nothing', async (t) => {
   const { emu } = await ready(t);
   const data = 'the bytes';
-  const post = (name: string, hash: string) => raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=${name}`, { method: 'POST', headers: { 'x-goog-hash': hash }, body: data });
+  const post = (name: string, hash: string) =>
+    raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=${name}`, { method: 'POST', headers: { 'x-goog-hash': hash }, body: data });
   t.is((await post('good', `crc32c=${crc(data)},md5=${md5(data)}`)).status, 200);
   const badCrc = await post('bad-crc', `crc32c=${crc('other')}`);
   t.is(badCrc.status, 400);
@@ -129,7 +137,8 @@ test('a resumable session acknowledges chunks with 308, answers status queries, 
   t.true(location.startsWith(`http://localhost:${port}/upload/storage/v1/b/bkt/o?`), location);
   t.is(new URL(location).searchParams.get('upload_id'), start.headers['x-guploader-uploadid'] as string);
   const session = location.replace('localhost', '127.0.0.1');
-  const put = (range: string, body = '') => raw(session, { method: 'PUT', headers: { 'Content-Range': range, 'Content-Length': Buffer.byteLength(body) }, body });
+  const put = (range: string, body = '') =>
+    raw(session, { method: 'PUT', headers: { 'Content-Range': range, 'Content-Length': Buffer.byteLength(body) }, body });
   const data = '0123456789abcdefghij';
 
   const empty = await put('bytes */*');
@@ -168,7 +177,9 @@ test('a session whose connection drops mid-chunk is not finalised; the client re
   // Declare the whole object, send 60 000 bytes, then vanish.
   await new Promise<void>((resolve, reject) => {
     const socket = connect(Number(session.port), session.hostname, () => {
-      socket.write(`PUT ${session.pathname}${session.search} HTTP/1.1\r\nHost: ${session.host}\r\nContent-Length: ${data.length}\r\nContent-Range: bytes 0-${data.length - 1}/${data.length}\r\n\r\n`);
+      socket.write(
+        `PUT ${session.pathname}${session.search} HTTP/1.1\r\nHost: ${session.host}\r\nContent-Length: ${data.length}\r\nContent-Range: bytes 0-${data.length - 1}/${data.length}\r\n\r\n`,
+      );
       socket.write(data.subarray(0, 60_000), () => setTimeout(() => (socket.destroy(), resolve()), 200));
     });
     socket.on('error', reject);
@@ -179,7 +190,11 @@ test('a session whose connection drops mid-chunk is not finalised; the client re
   t.is(status.status, 308);
   const persisted = Number(/^bytes=0-(\d+)$/.exec(status.headers.range as string)![1]) + 1;
   t.true(persisted > 0 && persisted <= 60_000, String(persisted));
-  const rest = await raw(session.href, { method: 'PUT', headers: { 'Content-Range': `bytes ${persisted}-${data.length - 1}/${data.length}` }, body: data.subarray(persisted) });
+  const rest = await raw(session.href, {
+    method: 'PUT',
+    headers: { 'Content-Range': `bytes ${persisted}-${data.length - 1}/${data.length}` },
+    body: data.subarray(persisted),
+  });
   t.is(rest.status, 200);
   t.deepEqual((await raw(`${emu.url}/storage/v1/b/bkt/o/dropped?alt=media`)).body, data);
 });
@@ -219,7 +234,9 @@ for (const { header, status, slice, contentRange } of ranges) {
 test('a download carries the headers clients verify with', async (t) => {
   const { emu } = await ready(t);
   const data = 'checked bytes';
-  const object = (await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=h`, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: data })).json();
+  const object = (
+    await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=h`, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body: data })
+  ).json();
   const response = await raw(`${emu.url}/storage/v1/b/bkt/o/h?alt=media`);
   t.is(response.headers['x-goog-hash'], `crc32c=${crc(data)},md5=${md5(data)}`);
   t.is(response.headers['x-goog-stored-content-encoding'], 'identity');
@@ -258,13 +275,16 @@ test('listing counts items and prefixes toward maxResults and can include traili
   const second = await list(`delimiter=/&maxResults=2&pageToken=${first.nextPageToken}`);
   t.deepEqual([second.items?.map((o: { name: string }) => o.name), second.prefixes, second.nextPageToken], [['d'], ['c/'], undefined]);
   const trailing = await list('delimiter=/&includeTrailingDelimiter=true');
-  t.deepEqual(trailing.items.map((o: { name: string }) => o.name), ['a/', 'b', 'd']);
+  t.deepEqual(
+    trailing.items.map((o: { name: string }) => o.name),
+    ['a/', 'b', 'd'],
+  );
   t.deepEqual(trailing.prefixes, ['a/', 'c/']);
   const empty = await list('prefix=zzz');
   t.deepEqual(empty, { kind: 'storage#objects' });
 });
 
-test('errors carry Google\'s JSON error body', async (t) => {
+test("errors carry Google's JSON error body", async (t) => {
   const { emu } = await ready(t);
   const missing = await raw(`${emu.url}/storage/v1/b/bkt/o/none`);
   t.is(missing.status, 404);
@@ -279,7 +299,10 @@ test('errors carry Google\'s JSON error body', async (t) => {
 
 test('compose concatenates sources and rewrite copies an object', async (t) => {
   const { emu } = await ready(t);
-  for (const [name, body] of [['p1', 'hello '], ['p2', 'world']]) {
+  for (const [name, body] of [
+    ['p1', 'hello '],
+    ['p2', 'world'],
+  ]) {
     await raw(`${emu.url}/upload/storage/v1/b/bkt/o?uploadType=media&name=${name}`, { method: 'POST', headers: { 'Content-Type': 'text/plain' }, body });
   }
   const composed = await raw(`${emu.url}/storage/v1/b/bkt/o/whole/compose`, {

@@ -11,9 +11,7 @@ import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const which = process.argv[2] ?? 'top';
-const modulePath = which === 'storage'
-  ? createRequire(require.resolve('@google-cloud/storage'))('google-auth-library')
-  : require('google-auth-library');
+const modulePath = which === 'storage' ? createRequire(require.resolve('@google-cloud/storage'))('google-auth-library') : require('google-auth-library');
 const { GoogleAuth } = modulePath as typeof import('google-auth-library');
 
 const out: Record<string, unknown> = { which };

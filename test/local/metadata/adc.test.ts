@@ -66,7 +66,10 @@ for (const which of ['top', 'storage'] as const) {
     t.is(err.status, 403);
     t.is(err.responseStatus, 403);
     t.is(err.responseData, `service account ${SA} is disabled or its credentials were revoked`);
-    t.regex(err.message, /^A Forbidden error was returned while attempting to retrieve an access token for the Compute Engine built-in service account\..*Could not refresh access token: /);
+    t.regex(
+      err.message,
+      /^A Forbidden error was returned while attempting to retrieve an access token for the Compute Engine built-in service account\..*Could not refresh access token: /,
+    );
     t.false(err.message.includes('\n'), 'one line');
   });
 

@@ -39,10 +39,21 @@ test('a child that exits before it is ready fails the wait at once with its outp
 test('a wait that times out or meets a fatal condition says so with the output', async (t) => {
   const child = await spawnGroup({ what: 'a quiet shell', command: 'sh', args: ['-c', 'echo "still loading"; sleep 300'], env });
   t.teardown(() => child.stop());
-  await t.throwsAsync(waitUntilReady('a quiet shell', { child, timeoutMs: 300, probe: async () => { throw new Error('refused'); } }), {
-    message: /^a quiet shell was not ready after 0.3 s .*; its last output:\nstill loading$/,
+  await t.throwsAsync(
+    waitUntilReady('a quiet shell', {
+      child,
+      timeoutMs: 300,
+      probe: async () => {
+        throw new Error('refused');
+      },
+    }),
+    {
+      message: /^a quiet shell was not ready after 0.3 s .*; its last output:\nstill loading$/,
+    },
+  );
+  await t.throwsAsync(waitUntilReady('a quiet shell', { child, timeoutMs: 10_000, probe: async () => false, fatal: () => new Error('port taken') }), {
+    message: 'port taken',
   });
-  await t.throwsAsync(waitUntilReady('a quiet shell', { child, timeoutMs: 10_000, probe: async () => false, fatal: () => new Error('port taken') }), { message: 'port taken' });
 });
 
 test('the tail is the last lines without the trailing newline', (t) => {

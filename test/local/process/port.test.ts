@@ -17,25 +17,34 @@ test('an attempt whose port was taken is retried on another port, up to three ti
   t.is(tried.length, 3);
 
   const always: number[] = [];
-  await t.throwsAsync(onFreePort(undefined, async (port) => {
-    always.push(port);
-    throw new PortTakenError(port, 'EADDRINUSE');
-  }), { instanceOf: PortTakenError });
+  await t.throwsAsync(
+    onFreePort(undefined, async (port) => {
+      always.push(port);
+      throw new PortTakenError(port, 'EADDRINUSE');
+    }),
+    { instanceOf: PortTakenError },
+  );
   t.is(always.length, 3);
 });
 
 test('other failures and a port the caller chose are not retried', async (t) => {
   let calls = 0;
-  await t.throwsAsync(onFreePort(undefined, async () => {
-    calls++;
-    throw new Error('broken');
-  }), { message: 'broken' });
+  await t.throwsAsync(
+    onFreePort(undefined, async () => {
+      calls++;
+      throw new Error('broken');
+    }),
+    { message: 'broken' },
+  );
   t.is(calls, 1);
 
   const fixed: number[] = [];
-  await t.throwsAsync(onFreePort(4321, async (port) => {
-    fixed.push(port);
-    throw new PortTakenError(port, 'EADDRINUSE');
-  }), { message: /^port 4321 was taken before the server could bind it: EADDRINUSE$/ });
+  await t.throwsAsync(
+    onFreePort(4321, async (port) => {
+      fixed.push(port);
+      throw new PortTakenError(port, 'EADDRINUSE');
+    }),
+    { message: /^port 4321 was taken before the server could bind it: EADDRINUSE$/ },
+  );
   t.deepEqual(fixed, [4321]);
 });

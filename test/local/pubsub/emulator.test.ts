@@ -80,7 +80,7 @@ test('topics and subscriptions are created, and creating them again is harmless'
   t.deepEqual(listed.subscriptions, [`projects/${PROJECT}/subscriptions/twice-sub`]);
 });
 
-test('an invalid name is refused with the emulator\'s own message', async (t) => {
+test("an invalid name is refused with the emulator's own message", async (t) => {
   await t.throwsAsync(shared.createTopic('x'), { message: /^pub\/sub emulator: PUT projects\/gcwal-test\/topics\/x answered 400: Invalid \[topics\] name/ });
   await t.throwsAsync(shared.createPullSubscription('orphan', 'no-such-topic'), { message: /answered 404/ });
 });
@@ -136,7 +136,13 @@ test('a pull subscriber reads the GCS notification of an uploaded object', async
   const created = (await res.json()) as { generation: string };
 
   const message = await until(() => messages[0], 'the pulled message');
-  t.like(message.attributes, { eventType: 'OBJECT_FINALIZE', bucketId: stack.bucket, objectId: name, objectGeneration: created.generation, payloadFormat: 'JSON_API_V1' });
+  t.like(message.attributes, {
+    eventType: 'OBJECT_FINALIZE',
+    bucketId: stack.bucket,
+    objectId: name,
+    objectGeneration: created.generation,
+    payloadFormat: 'JSON_API_V1',
+  });
   t.like(JSON.parse(message.data.toString('utf8')), { name, bucket: stack.bucket, size: '13', generation: created.generation });
 });
 
@@ -144,7 +150,10 @@ test('close() stops the launcher and its JVM and frees the port', async (t) => {
   const emulator = await startPubSubEmulator({ projectId: PROJECT, env: await childEnv() });
   const port = emulator.host.split(':')[1];
   const running = await processesMentioning(`--port=${port}`);
-  t.true(running.some((p) => /\bjava\b/.test(p.cmdline)), `no java process for port ${port}: ${JSON.stringify(running)}`);
+  t.true(
+    running.some((p) => /\bjava\b/.test(p.cmdline)),
+    `no java process for port ${port}: ${JSON.stringify(running)}`,
+  );
 
   await emulator.close();
   t.deepEqual(await processesMentioning(`--port=${port}`), []);

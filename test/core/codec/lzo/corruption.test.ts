@@ -89,11 +89,22 @@ test('lzo rejects or exactly restores damage the decoder meets in files without 
       t.true(restored.equals(data), `change at ${offset} gave different data without an error`);
     } catch (err) {
       t.is((err as { code?: string }).code, 'corrupt', (err as Error).message);
-      messages.add((err as Error).message.replace(/\d+/g, 'N').replace(/\(stored .*\)/, '').trim());
+      messages.add(
+        (err as Error).message
+          .replace(/\d+/g, 'N')
+          .replace(/\(stored .*\)/, '')
+          .trim(),
+      );
     }
   }
-  t.true([...messages].some((m) => m === 'lzo block N does not decode: failed to decompress'), [...messages].join('; '));
-  t.true([...messages].some((m) => m === 'lzo block N fails its adlerN check of uncompressed data'), [...messages].join('; '));
+  t.true(
+    [...messages].some((m) => m === 'lzo block N does not decode: failed to decompress'),
+    [...messages].join('; '),
+  );
+  t.true(
+    [...messages].some((m) => m === 'lzo block N fails its adlerN check of uncompressed data'),
+    [...messages].join('; '),
+  );
   // the codec replaced the wasm module the failures discarded and still works
   t.true((await runThrough(codec.decompressor(), [made.stdout])).equals(data));
 });
@@ -138,11 +149,23 @@ function rawBlock(uncompressed: number, compressed: number, sums: number[], data
 }
 
 const crafted: { name: string; input: Buffer; message: RegExp }[] = [
-  { name: 'a method that is not lzo1x', input: stream({ ...baseHeader, method: 0x1a }), message: /^lzo header names compression method 26, which is not lzo1x$/ },
+  {
+    name: 'a method that is not lzo1x',
+    input: stream({ ...baseHeader, method: 0x1a }),
+    message: /^lzo header names compression method 26, which is not lzo1x$/,
+  },
   { name: 'a level above 9', input: stream({ ...baseHeader, level: 12 }), message: /^lzo header has compression level 12, outside 1-9$/ },
-  { name: 'flags lzop never defined', input: stream({ ...baseHeader, flags: baseHeader.flags | 0x4000 }), message: /^lzo header has unknown flags 0x00004000$/ },
+  {
+    name: 'flags lzop never defined',
+    input: stream({ ...baseHeader, flags: baseHeader.flags | 0x4000 }),
+    message: /^lzo header has unknown flags 0x00004000$/,
+  },
   { name: 'a newer format version', input: stream({ ...baseHeader, versionNeeded: 0x2000 }), message: /^lzo stream needs lzop 0x2000 to extract/ },
-  { name: 'an undefined filter', input: stream({ ...baseHeader, flags: baseHeader.flags | Flag.filter, filter: 17 }), message: /^lzo header names filter 17; lzop defines filters 1-16$/ },
+  {
+    name: 'an undefined filter',
+    input: stream({ ...baseHeader, flags: baseHeader.flags | Flag.filter, filter: 17 }),
+    message: /^lzo header names filter 17; lzop defines filters 1-16$/,
+  },
   {
     name: 'a damaged extra field',
     input: (() => {
@@ -163,12 +186,36 @@ const crafted: { name: string; input: Buffer; message: RegExp }[] = [
     })(),
     message: /^lzo header extra field of 2147483647 bytes is larger than 1048576$/,
   },
-  { name: 'a block over the format limit of 64 MiB', input: stream(baseHeader, rawBlock(64 * 1024 * KiB + 1, 10, [1], Buffer.alloc(10))), message: /^lzo block 0 claims 67108865 uncompressed bytes, more than the 67108864 lzop allows$/ },
-  { name: 'more compressed bytes than uncompressed', input: stream(baseHeader, rawBlock(10, 11, [1], Buffer.alloc(11))), message: /^lzo block 0 claims 11 compressed bytes for 10 uncompressed ones$/ },
-  { name: 'a block of no compressed bytes', input: stream(baseHeader, rawBlock(10, 0, [1], Buffer.alloc(0))), message: /^lzo block 0 claims 0 compressed bytes for 10 uncompressed ones$/ },
-  { name: 'a compressed block larger than the decoder takes', input: stream(baseHeader, rawBlock(16 * 1024 * KiB, 100, [1], Buffer.alloc(100))), message: /^lzo block 0 holds 16777216 bytes; gcwal decodes blocks of up to 8388608/ },
-  { name: 'compressed bytes that do not decode', input: stream(baseHeader, rawBlock(1000, 10, [1], Buffer.alloc(10, 0xff))), message: /^lzo block 0 does not decode: failed to decompress$/ },
-  { name: 'a stored block whose checksum fails', input: stream(baseHeader, rawBlock(5, 5, [adler32(Buffer.from('hellp'))], Buffer.from('hello'))), message: /^lzo block 0 fails its adler32 check of uncompressed data/ },
+  {
+    name: 'a block over the format limit of 64 MiB',
+    input: stream(baseHeader, rawBlock(64 * 1024 * KiB + 1, 10, [1], Buffer.alloc(10))),
+    message: /^lzo block 0 claims 67108865 uncompressed bytes, more than the 67108864 lzop allows$/,
+  },
+  {
+    name: 'more compressed bytes than uncompressed',
+    input: stream(baseHeader, rawBlock(10, 11, [1], Buffer.alloc(11))),
+    message: /^lzo block 0 claims 11 compressed bytes for 10 uncompressed ones$/,
+  },
+  {
+    name: 'a block of no compressed bytes',
+    input: stream(baseHeader, rawBlock(10, 0, [1], Buffer.alloc(0))),
+    message: /^lzo block 0 claims 0 compressed bytes for 10 uncompressed ones$/,
+  },
+  {
+    name: 'a compressed block larger than the decoder takes',
+    input: stream(baseHeader, rawBlock(16 * 1024 * KiB, 100, [1], Buffer.alloc(100))),
+    message: /^lzo block 0 holds 16777216 bytes; gcwal decodes blocks of up to 8388608/,
+  },
+  {
+    name: 'compressed bytes that do not decode',
+    input: stream(baseHeader, rawBlock(1000, 10, [1], Buffer.alloc(10, 0xff))),
+    message: /^lzo block 0 does not decode: failed to decompress$/,
+  },
+  {
+    name: 'a stored block whose checksum fails',
+    input: stream(baseHeader, rawBlock(5, 5, [adler32(Buffer.from('hellp'))], Buffer.from('hello'))),
+    message: /^lzo block 0 fails its adler32 check of uncompressed data/,
+  },
   {
     name: 'a second block whose crc32 of compressed data fails',
     input: (() => {
@@ -202,5 +249,9 @@ test('with the decoded bytes checked by the caller, a wrong checksum of the unco
   t.true((await runThrough(codec.decompressor({ decodedVerifiedByCaller: true }), [rawWrong])).equals(small));
   const compressedWrong = Buffer.from(smallPacked);
   compressedWrong[checkOfCompressed]! ^= 0x01;
-  await assertCorrupt(t, runThrough(codec.decompressor({ decodedVerifiedByCaller: true }), [compressedWrong]), /^lzo block 0 fails its crc32 check of compressed data/);
+  await assertCorrupt(
+    t,
+    runThrough(codec.decompressor({ decodedVerifiedByCaller: true }), [compressedWrong]),
+    /^lzo block 0 fails its crc32 check of compressed data/,
+  );
 });

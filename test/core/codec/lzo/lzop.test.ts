@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import test from 'ava';
 import { getCodec } from '../../../../core/codec/index.ts';
 import { createRequire } from 'node:module';
-import { encodeBlock, encodeHeader, endMarker, Flag, Method, nativeCrc32, parseBlockHead, parseHeader, type LzopHeader } from '../../../../core/codec/lzo/format.ts';
+import {
+  encodeBlock,
+  encodeHeader,
+  endMarker,
+  Flag,
+  Method,
+  nativeCrc32,
+  parseBlockHead,
+  parseHeader,
+  type LzopHeader,
+} from '../../../../core/codec/lzo/format.ts';
 import { UsageError } from '../../../../core/errors.ts';
 import { mixedData, randomData, requireTool, runThrough, runTool, splitAt } from '../helpers.ts';
 import { roundTripSuite } from '../round-trip.ts';
@@ -88,7 +98,18 @@ test('lzo decompresses streams gcwal wrote with Adler-32 block checksums', async
   const lzo = createRequire(import.meta.url)('lzo') as { compress(b: Buffer): Buffer };
   const data = Buffer.concat([Buffer.alloc(256 * KiB, 'compressible '), randomData(100 * KiB, 34)]);
   const flags = Flag.osUnix | Flag.adler32D | Flag.adler32C;
-  const header: LzopHeader = { version: 0x1030, libVersion: 0x2090, versionNeeded: 0x0940, method: Method.lzo1x1, level: 5, flags, filter: 0, mode: 0o100644, mtime: 0, name: '' };
+  const header: LzopHeader = {
+    version: 0x1030,
+    libVersion: 0x2090,
+    versionNeeded: 0x0940,
+    method: Method.lzo1x1,
+    level: 5,
+    flags,
+    filter: 0,
+    mode: 0o100644,
+    mtime: 0,
+    name: '',
+  };
   const blocks = [data.subarray(0, 256 * KiB), data.subarray(256 * KiB)].map((raw) => {
     const packed = lzo.compress(raw);
     return encodeBlock(flags, raw, packed.length < raw.length ? packed : undefined);
@@ -146,7 +167,11 @@ const lzopVariants: { args: string[]; name: string; check: (h: LzopHeader) => bo
   { args: ['-1'], name: 'lzop -1', check: (h) => h.method === Method.lzo1x1_15 },
   { args: [], name: 'lzop at its default level', check: (h) => h.method === Method.lzo1x1 && (h.flags & Flag.adler32D) !== 0 },
   { args: ['-9'], name: 'lzop -9', check: (h) => h.method === Method.lzo1x999 },
-  { args: ['--crc32'], name: 'lzop --crc32', check: (h) => (h.flags & (Flag.headerCrc32 | Flag.crc32D)) === (Flag.headerCrc32 | Flag.crc32D) && (h.flags & Flag.adler32D) === 0 },
+  {
+    args: ['--crc32'],
+    name: 'lzop --crc32',
+    check: (h) => (h.flags & (Flag.headerCrc32 | Flag.crc32D)) === (Flag.headerCrc32 | Flag.crc32D) && (h.flags & Flag.adler32D) === 0,
+  },
   { args: ['-F'], name: 'lzop -F (no checksums)', check: (h) => (h.flags & (Flag.adler32D | Flag.crc32D | Flag.adler32C | Flag.crc32C)) === 0 },
   { args: ['--filter=1'], name: 'lzop --filter=1', check: (h) => h.filter === 1 },
   { args: ['--filter=7'], name: 'lzop --filter=7', check: (h) => h.filter === 7 },

@@ -34,8 +34,14 @@ for (const [what, input] of inputs) {
     const expected = lzo.compress(input);
     t.is(length, expected.length);
     t.deepEqual(slab.subarray(32, 32 + length), expected);
-    t.true(slab.subarray(0, 32).every((b) => b === 0xa5), 'nothing written before the output');
-    t.true(slab.subarray(32 + room).every((b) => b === 0xa5), 'nothing written after the room given');
+    t.true(
+      slab.subarray(0, 32).every((b) => b === 0xa5),
+      'nothing written before the output',
+    );
+    t.true(
+      slab.subarray(32 + room).every((b) => b === 0xa5),
+      'nothing written after the room given',
+    );
     t.deepEqual(lzo.decompress(slab.subarray(32, 32 + length), input.length), input);
   });
 }

@@ -65,7 +65,23 @@ const strace = ['/usr/bin/strace', '/bin/strace'].find((p) => existsSync(p));
   const s = await fresh();
   const script = fileURLToPath(new URL('./write-once.ts', import.meta.url));
   const trace = join(dirname(s.root), 'trace');
-  const r = await exec(strace!, ['-f', '-qq', '-o', trace, '-e', 'trace=mkdir,mkdirat,openat,fsync,close', process.execPath, '--import=tsx', script, s.url, 'wal/0000000100000001/000000010000000100000002'], { env: process.env });
+  const r = await exec(
+    strace!,
+    [
+      '-f',
+      '-qq',
+      '-o',
+      trace,
+      '-e',
+      'trace=mkdir,mkdirat,openat,fsync,close',
+      process.execPath,
+      '--import=tsx',
+      script,
+      s.url,
+      'wal/0000000100000001/000000010000000100000002',
+    ],
+    { env: process.env },
+  );
   t.is(r.code, 0, r.stderr);
   const events = parseTrace(await import('node:fs/promises').then((fs) => fs.readFile(trace, 'utf8')));
   const created = events.filter((e) => e.call === 'mkdir' && e.path.startsWith(s.root)).map((e) => e);

@@ -63,7 +63,10 @@ test('a list and a create of the key finish such a create too', async (t) => {
   await unrenameSidecar(s, 'a/one');
   const listed = [];
   for await (const info of s.list('a/')) listed.push(info);
-  t.deepEqual(listed.map((i) => i.metadata), [{ m: '1' }]);
+  t.deepEqual(
+    listed.map((i) => i.metadata),
+    [{ m: '1' }],
+  );
 
   await s.write('a/two', Readable.from([Buffer.from('2')]), { metadata: { m: '2' } });
   await unrenameSidecar(s, 'a/two');

@@ -161,7 +161,10 @@ test('file: a replace that died between its two renames is finished by the next 
   await rename(join(s.root, 'staging'), join(s.root, 'cat'));
   await mkdir(join(s.root, '.gcwal', 'locks'), { recursive: true });
   const journal = { tmpData: join(s.root, '.gcwal', 'tmp', 'crashed'), tmpMeta, metaPath: join(s.root, '.gcwal', 'meta', 'cat.json') };
-  await writeFile(lockPathOf(s, 'cat'), JSON.stringify({ ...journal, pid: await deadPid(), host: hostname(), nonce: 'dead', acquired: new Date().toISOString() }));
+  await writeFile(
+    lockPathOf(s, 'cat'),
+    JSON.stringify({ ...journal, pid: await deadPid(), host: hostname(), nonce: 'dead', acquired: new Date().toISOString() }),
+  );
   const st = await s.stat('cat');
   t.is(st?.generation, v2.generation);
   t.is(st?.size, 8);
@@ -179,7 +182,10 @@ test('file: a replace that died before renaming anything is undone', async (t) =
   await writeFile(journal.tmpData, 'half');
   await writeFile(journal.tmpMeta, '{}');
   await mkdir(join(s.root, '.gcwal', 'locks'), { recursive: true });
-  await writeFile(lockPathOf(s, 'cat'), JSON.stringify({ ...journal, pid: await deadPid(), host: hostname(), nonce: 'dead', acquired: new Date().toISOString() }));
+  await writeFile(
+    lockPathOf(s, 'cat'),
+    JSON.stringify({ ...journal, pid: await deadPid(), host: hostname(), nonce: 'dead', acquired: new Date().toISOString() }),
+  );
   const v2 = await s.write('cat', Readable.from([Buffer.from('two')]), { ifGenerationMatch: v1.generation });
   t.is((await s.stat('cat'))?.generation, v2.generation);
   await t.throwsAsync(stat(journal.tmpData), { code: 'ENOENT' });
@@ -193,7 +199,9 @@ test('file: read-modify-write from several processes at once loses no update', a
   const processes = 4;
   const iterations = 15;
   const results = await Promise.all(
-    Array.from({ length: processes }, (_, i) => exec(process.execPath, ['--import=tsx', worker, s.url, 'counter', String(iterations), `w${i}`], { env: process.env, timeoutMs: 120_000 })),
+    Array.from({ length: processes }, (_, i) =>
+      exec(process.execPath, ['--import=tsx', worker, s.url, 'counter', String(iterations), `w${i}`], { env: process.env, timeoutMs: 120_000 }),
+    ),
   );
   for (const r of results) t.is(r.code, 0, r.stderr);
   const body = JSON.parse((await readSmallObject(s, 'counter')).toString()) as { by: string[] };

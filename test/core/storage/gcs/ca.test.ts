@@ -33,7 +33,14 @@ test.after.always(async () => {
 
 function repo(caFile: string | undefined, prefix: string): GcsStorage {
   // retries 0: a certificate refused anywhere must fail the call, not be retried into success.
-  return new GcsStorage(`gs://${s.bucket}/${prefix}`, { endpoint: s.env.GCWAL_GCS_ENDPOINT, caFile, metadataServer: { host: s.metadata.host }, retries: 0, maxRetryDelaySeconds: 1, chunkSize: 256 * 1024 });
+  return new GcsStorage(`gs://${s.bucket}/${prefix}`, {
+    endpoint: s.env.GCWAL_GCS_ENDPOINT,
+    caFile,
+    metadataServer: { host: s.metadata.host },
+    retries: 0,
+    maxRetryDelaySeconds: 1,
+    chunkSize: 256 * 1024,
+  });
 }
 
 test.serial('with the CA file every path reaches the https endpoint: its own client for reads and uploads, the library for listings and deletes', async (t) => {
@@ -58,7 +65,10 @@ test.serial('with the CA file every path reaches the https endpoint: its own cli
   await slow.stat('none');
   const large = bytes(700 * 1024, 3);
   await slow.write('large', Readable.from([large]));
-  t.true(log.some((line) => line.startsWith('PUT ') && line.includes('upload_id=')), log.join('\n'));
+  t.true(
+    log.some((line) => line.startsWith('PUT ') && line.includes('upload_id=')),
+    log.join('\n'),
+  );
   s.emulator.setFaults({ rate: 0, kinds: [] });
   t.true((await collect(await slow.read('large'))).equals(large));
 });

@@ -19,7 +19,11 @@ const cases: [string, unknown, boolean][] = [
   ['a merged multi-line message that starts with the bucket wording', apiError(404, `${BUCKET_MESSAGE}\nsomething else`), true],
   ['a download body parsed by the driver', { code: 404, message: BUCKET_MESSAGE, errors: [{ reason: 'notFound' }] }, true],
   ['only errors[].message carrying the wording', { code: 404, message: 'Not Found', errors: [{ reason: 'notFound', message: BUCKET_MESSAGE }] }, true],
-  ['an XML API NoSuchBucket body', { code: 404, message: `<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchBucket</Code><Message>${BUCKET_MESSAGE}</Message></Error>` }, true],
+  [
+    'an XML API NoSuchBucket body',
+    { code: 404, message: `<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchBucket</Code><Message>${BUCKET_MESSAGE}</Message></Error>` },
+    true,
+  ],
   ['a missing object', apiError(404, 'No such object: b/wal/000000010000000000000001'), false],
   ['a missing object named like the bucket message', apiError(404, `No such object: b/${BUCKET_MESSAGE}`), false],
   ['a bare 404', { code: 404, message: 'Not Found' }, false],
@@ -56,14 +60,22 @@ for (const op of ['stat', 'read', 'delete'] as const) {
 }
 
 const objectCases: [string, unknown, boolean][] = [
-  ['Cloud Storage\'s JSON error for a missing object', apiError(404, 'No such object: b/repo/k'), true],
+  ["Cloud Storage's JSON error for a missing object", apiError(404, 'No such object: b/repo/k'), true],
   ['the text Cloud Storage answers a media download of a missing object with', { code: 404, message: 'No such object: b/repo/k', errors: [] }, true],
   ['a missing bucket', apiError(404, BUCKET_MESSAGE), false],
-  ['a proxy\'s page', { code: 404, message: '<html><head><title>404 Not Found</title></head><body><center>nginx</center></body></html>', errors: [] }, false],
-  ['the client library\'s merged message for a page', { code: 404, message: 'Multiple errors occurred during the request.\n\n    1. Not Found\n    2. <html>404</html>', errors: [] }, false],
-  ['Google\'s front end page for a path no API serves', { code: 404, message: '<!DOCTYPE html>\n<title>Error 404 (Not Found)!!1</title>', errors: [] }, false],
-  ['the XML API\'s NoSuchKey, from an endpoint path that is not the JSON API', { code: 404, message: '<?xml version=\'1.0\' encoding=\'UTF-8\'?><Error><Code>NoSuchKey</Code></Error>' }, false],
-  ['the text of another bucket\'s missing object', { code: 404, message: 'No such object: other/repo/k', errors: [] }, false],
+  ["a proxy's page", { code: 404, message: '<html><head><title>404 Not Found</title></head><body><center>nginx</center></body></html>', errors: [] }, false],
+  [
+    "the client library's merged message for a page",
+    { code: 404, message: 'Multiple errors occurred during the request.\n\n    1. Not Found\n    2. <html>404</html>', errors: [] },
+    false,
+  ],
+  ["Google's front end page for a path no API serves", { code: 404, message: '<!DOCTYPE html>\n<title>Error 404 (Not Found)!!1</title>', errors: [] }, false],
+  [
+    "the XML API's NoSuchKey, from an endpoint path that is not the JSON API",
+    { code: 404, message: "<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchKey</Code></Error>" },
+    false,
+  ],
+  ["the text of another bucket's missing object", { code: 404, message: 'No such object: other/repo/k', errors: [] }, false],
   ['a bare 404', { code: 404, message: 'Not Found' }, false],
 ];
 
@@ -75,7 +87,10 @@ for (const [what, err, expected] of objectCases) {
 
 for (const op of ops) {
   test(`a 404 from something other than Cloud Storage on ${op} is a storage error naming GCWAL_GCS_ENDPOINT, not "not found"`, (t) => {
-    const mapped = mapGcsError({ code: 404, message: '<html>404 Not Found</html>', errors: [] }, { op, name: 'repo/k', bucket: 'b', endpoint: 'https://proxy.example/gcs' });
+    const mapped = mapGcsError(
+      { code: 404, message: '<html>404 Not Found</html>', errors: [] },
+      { op, name: 'repo/k', bucket: 'b', endpoint: 'https://proxy.example/gcs' },
+    );
     t.is(mapped.code, 'storage');
     t.false((mapped as { transient?: boolean }).transient);
     t.regex(mapped.message, /HTTP 404 from something other than Cloud Storage/);
@@ -84,7 +99,12 @@ for (const op of ops) {
 }
 
 test('the server refusing an upload whose CRC32C does not match is a transient storage error: nothing was created, a retry sends it again', (t) => {
-  const mapped = mapGcsError(apiError(400, 'Provided CRC32C "AAAAAA==" doesn\'t match calculated CRC32C "BBBBBB==".', 'invalid'), { op: 'write', name: 'repo/k', bucket: 'b', expectedGeneration: '0' });
+  const mapped = mapGcsError(apiError(400, 'Provided CRC32C "AAAAAA==" doesn\'t match calculated CRC32C "BBBBBB==".', 'invalid'), {
+    op: 'write',
+    name: 'repo/k',
+    bucket: 'b',
+    expectedGeneration: '0',
+  });
   t.is(mapped.code, 'storage');
   t.true((mapped as { transient?: boolean }).transient);
   t.regex(mapped.message, /checksum mismatch in transit/);

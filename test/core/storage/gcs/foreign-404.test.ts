@@ -29,7 +29,11 @@ test.before(async () => {
   // A reverse proxy with no route for the API: nginx's page, to every request.
   const server = createServer((req, res) => {
     req.resume();
-    res.writeHead(404, { 'Content-Type': 'text/html' }).end('<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n');
+    res
+      .writeHead(404, { 'Content-Type': 'text/html' })
+      .end(
+        '<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n',
+      );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   proxy = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -48,9 +52,12 @@ function repo(endpoint: string): GcsStorage {
 const calls: [string, (s: Storage) => Promise<unknown>][] = [
   ['stat', (s) => s.stat('wal/000000010000000000000001')],
   ['read', (s) => s.read('wal/000000010000000000000001')],
-  ['list', async (s) => {
-    for await (const _ of s.list('wal/')) break;
-  }],
+  [
+    'list',
+    async (s) => {
+      for await (const _ of s.list('wal/')) break;
+    },
+  ],
   ['delete', (s) => s.delete('wal/000000010000000000000001')],
 ];
 
@@ -71,13 +78,15 @@ for (const [where, endpoint] of endpoints) {
   }
 }
 
-test('Cloud Storage\'s own answers for a missing object still mean absent: its JSON error on stat, its text on a media download', async (t) => {
+test("Cloud Storage's own answers for a missing object still mean absent: its JSON error on stat, its text on a media download", async (t) => {
   const s = repo(stack.emulator.url);
   await s.write('present', Readable.from([Buffer.from('x')]));
   t.is(await s.stat('absent'), undefined);
   await t.throwsAsync(s.read('absent'), { instanceOf: NotFoundError });
   await s.delete('absent');
-  const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o/foreign%2Fabsent?alt=media`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } });
+  const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o/foreign%2Fabsent?alt=media`, {
+    headers: { Authorization: `Bearer ${stack.adminToken()}` },
+  });
   t.is(res.status, 404);
   t.is(await res.text(), `No such object: ${stack.bucket}/foreign/absent`, 'the emulator answers a media download as GCS does');
 });

@@ -27,12 +27,23 @@ async function stack(t: ExecutionContext, roles: 'admin' | 'agent' = 'admin'): P
 }
 
 function client(s: LocalStack, options: { retries?: number; limiter?: AdaptiveLimiter } = {}): GcsHttpClient {
-  const c = new GcsHttpClient({ endpoint: s.emulator.url, tokens: new MetadataServerTokens({ host: s.metadata.host }), retries: options.retries ?? 3, maxRetryDelaySeconds: 0.05, limiter: options.limiter });
+  const c = new GcsHttpClient({
+    endpoint: s.emulator.url,
+    tokens: new MetadataServerTokens({ host: s.metadata.host }),
+    retries: options.retries ?? 3,
+    maxRetryDelaySeconds: 0.05,
+    limiter: options.limiter,
+  });
   return c;
 }
 
 function storage(s: LocalStack, prefix = 'repo'): GcsStorage {
-  return new GcsStorage(`gs://${s.bucket}/${prefix}`, { endpoint: s.emulator.url, metadataServer: { host: s.metadata.host }, retries: 3, maxRetryDelaySeconds: 0.05 });
+  return new GcsStorage(`gs://${s.bucket}/${prefix}`, {
+    endpoint: s.emulator.url,
+    metadataServer: { host: s.metadata.host },
+    retries: 3,
+    maxRetryDelaySeconds: 0.05,
+  });
 }
 
 /** Record "METHOD target" of every request from now on, faulting those `fault` picks (rate 1). */
@@ -47,7 +58,11 @@ test('a multipart upload carries name, metadata and CRC32C; a second create of t
   const http = client(s);
   const body = [Buffer.from('hello, '), Buffer.from('multipart')];
   const log = spy(s);
-  const stored = await http.upload(s.bucket, 'dir/obj', body, { ifGenerationMatch: '0', metadata: { 'gcwal-codec': 'none' }, contentType: 'application/x-test' });
+  const stored = await http.upload(s.bucket, 'dir/obj', body, {
+    ifGenerationMatch: '0',
+    metadata: { 'gcwal-codec': 'none' },
+    contentType: 'application/x-test',
+  });
   t.deepEqual(log, [`POST /upload/storage/v1/b/${s.bucket}/o?uploadType=multipart&ifGenerationMatch=0`], 'one request');
   t.is(stored.name, 'dir/obj');
   t.is(stored.size, '16');
@@ -148,7 +163,13 @@ test('ranged reads return exactly the bytes asked for', async (t) => {
   const repo = storage(s);
   const body = bytes(5000, 2);
   await repo.write('r', Readable.from([body]));
-  const cases: [number | undefined, number | undefined][] = [[10, 19], [4990, undefined], [0, 0], [undefined, 99], [4999, 4999]];
+  const cases: [number | undefined, number | undefined][] = [
+    [10, 19],
+    [4990, undefined],
+    [0, 0],
+    [undefined, 99],
+    [4999, 4999],
+  ];
   for (const [start, end] of cases) {
     t.deepEqual(await collect(await repo.read('r', { start, end })), body.subarray(start ?? 0, end === undefined ? undefined : end + 1), `${start}-${end}`);
   }
@@ -215,7 +236,11 @@ test('an abort stops a request waiting for its answer and a download in its body
 });
 
 /** A token source whose one token arrives (or fails) when the test says so. */
-function heldToken(): { tokens: { headers(): Promise<Record<string, string>>; invalidate(): boolean; identity(): Promise<string | undefined> }; give(): void; fail(err: Error): void } {
+function heldToken(): {
+  tokens: { headers(): Promise<Record<string, string>>; invalidate(): boolean; identity(): Promise<string | undefined> };
+  give(): void;
+  fail(err: Error): void;
+} {
   let give!: () => void;
   let fail!: (err: Error) => void;
   const token = new Promise<Record<string, string>>((resolve, reject) => {

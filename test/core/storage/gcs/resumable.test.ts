@@ -72,7 +72,14 @@ test('an object still coming in goes up in chunks while it comes and is stored w
   const data = bytes(5 * MiB + 12345, 7);
   const log = spy(s);
   const source = slowSource(data.subarray(256 * KiB), 256 * KiB, log);
-  const stored = await uploadResumable(http, s.bucket, 'p/obj', [data.subarray(0, 256 * KiB)], source, options({ metadata: { 'gcwal-codec': 'lzo' }, contentType: 'application/x-test' }));
+  const stored = await uploadResumable(
+    http,
+    s.bucket,
+    'p/obj',
+    [data.subarray(0, 256 * KiB)],
+    source,
+    options({ metadata: { 'gcwal-codec': 'lzo' }, contentType: 'application/x-test' }),
+  );
   t.is(stored.size, String(data.length));
   t.is(stored.crc32c, crc32cBase64(crc32c(data)));
   t.deepEqual(stored.metadata, { 'gcwal-codec': 'lzo' });
@@ -103,10 +110,15 @@ test('a source that fails midway leaves no object and cancels its session', asyn
   const s = await stack(t);
   const http = client(s);
   const log = spy(s);
-  const err = await t.throwsAsync(uploadResumable(http, s.bucket, 'p/broken', [], slowSource(bytes(3 * MiB), 256 * KiB, [], new Error('disk on fire')), options()));
+  const err = await t.throwsAsync(
+    uploadResumable(http, s.bucket, 'p/broken', [], slowSource(bytes(3 * MiB), 256 * KiB, [], new Error('disk on fire')), options()),
+  );
   t.is(err?.message, 'disk on fire');
   t.true(log.some(isChunk), 'chunks had gone up');
-  t.true(log.some((line) => line.startsWith('DELETE ') && line.includes('upload_id=')), 'the session was cancelled');
+  t.true(
+    log.some((line) => line.startsWith('DELETE ') && line.includes('upload_id=')),
+    'the session was cancelled',
+  );
   const missing = await t.throwsAsync(http.getMetadata(s.bucket, 'p/broken'));
   t.is((missing as GcsHttpError).code, 404);
 });
@@ -123,17 +135,29 @@ test('a create-only upload over an existing object fails with 412 at the last ch
 test('against a near endpoint the driver streams large writes and sends small ones in one request', async (t) => {
   const s = await stack(t);
   // A threshold no loaded test machine misses; the default is for real endpoints.
-  const repo = new GcsStorage(`gs://${s.bucket}/repo`, { endpoint: s.emulator.url, metadataServer: { host: s.metadata.host }, retries: 3, maxRetryDelaySeconds: 0.05, streamTurnaroundMs: 1000 });
+  const repo = new GcsStorage(`gs://${s.bucket}/repo`, {
+    endpoint: s.emulator.url,
+    metadataServer: { host: s.metadata.host },
+    retries: 3,
+    maxRetryDelaySeconds: 0.05,
+    streamTurnaroundMs: 1000,
+  });
   await repo.stat('nothing'); // a first answer, to know how quick the endpoint is
   const log = spy(s);
   const large = bytes(STREAM_FROM + 3 * MiB, 5);
   const info = await repo.write('large', slowSource(large, 512 * KiB));
   t.is(info.size, large.length);
-  t.true(log.some((line) => line.includes('uploadType=resumable')), log.join('\n'));
+  t.true(
+    log.some((line) => line.includes('uploadType=resumable')),
+    log.join('\n'),
+  );
   t.false(log.some((line) => line.includes('uploadType=multipart')));
   log.length = 0;
   await repo.write('small', slowSource(bytes(300 * KiB), 100 * KiB));
-  t.deepEqual(log.map((line) => line.replace(/\?.*/, '')), [`POST /upload/storage/v1/b/${s.bucket}/o`]);
+  t.deepEqual(
+    log.map((line) => line.replace(/\?.*/, '')),
+    [`POST /upload/storage/v1/b/${s.bucket}/o`],
+  );
   t.true(log[0]!.includes('uploadType=multipart'));
   // Create-only when streamed too.
   await t.throwsAsync(repo.write('large', slowSource(large, 512 * KiB)), { instanceOf: AlreadyExistsError });
@@ -142,7 +166,12 @@ test('against a near endpoint the driver streams large writes and sends small on
 
 test('against an endpoint slower to answer than the streaming threshold the driver sends an object within a chunk in one multipart request', async (t) => {
   const s = await stack(t);
-  const repo = new GcsStorage(`gs://${s.bucket}/repo`, { endpoint: s.emulator.url, metadataServer: { host: s.metadata.host }, retries: 3, maxRetryDelaySeconds: 0.05 });
+  const repo = new GcsStorage(`gs://${s.bucket}/repo`, {
+    endpoint: s.emulator.url,
+    metadataServer: { host: s.metadata.host },
+    retries: 3,
+    maxRetryDelaySeconds: 0.05,
+  });
   const log: string[] = [];
   // Every answer comes STREAM_TURNAROUND_MS + 20 ms late, as from a distant endpoint.
   s.emulator.setFaults({ rate: 1, kinds: ['slow'], slowMs: STREAM_TURNAROUND_MS + 20, match: (method, target) => (log.push(`${method} ${target}`), true) });
@@ -175,13 +204,22 @@ test('an abort while the source is still coming stops the upload and leaves no o
 
 /** `data` as a stream of `piece`-byte chunks. */
 function inPieces(data: Buffer, piece: number): Readable {
-  return Readable.from(Array.from({ length: Math.ceil(data.length / piece) }, (_, i) => data.subarray(i * piece, (i + 1) * piece)), { objectMode: false });
+  return Readable.from(
+    Array.from({ length: Math.ceil(data.length / piece) }, (_, i) => data.subarray(i * piece, (i + 1) * piece)),
+    { objectMode: false },
+  );
 }
 
 /** A GcsStorage of `chunk`-byte chunks that has seen the endpoint answer only slower than the streaming threshold. */
 async function distantRepo(s: LocalStack, prefix: string, chunk: number, log: string[]): Promise<GcsStorage> {
   s.emulator.setFaults({ rate: 0, kinds: [], latencyMs: STREAM_TURNAROUND_MS + 20, match: (method, target) => (log.push(`${method} ${target}`), false) });
-  const repo = new GcsStorage(`gs://${s.bucket}/${prefix}`, { endpoint: s.emulator.url, metadataServer: { host: s.metadata.host }, retries: 3, maxRetryDelaySeconds: 0.05, chunkSize: chunk });
+  const repo = new GcsStorage(`gs://${s.bucket}/${prefix}`, {
+    endpoint: s.emulator.url,
+    metadataServer: { host: s.metadata.host },
+    retries: 3,
+    maxRetryDelaySeconds: 0.05,
+    chunkSize: chunk,
+  });
   await repo.stat('nothing');
   log.length = 0;
   return repo;
@@ -195,18 +233,26 @@ test('against a distant endpoint an object larger than a chunk goes up in chunks
   const piece = 64 * KiB;
   let produced = 0;
   const readAhead: number[] = [];
-  const source = Readable.from((function* () {
-    for (let offset = 0; offset < data.length; offset += piece) {
-      const chunk = data.subarray(offset, offset + piece);
-      produced += chunk.length;
-      yield chunk;
-    }
-  })(), { objectMode: false });
-  s.emulator.setFaults({ rate: 0, kinds: [], latencyMs: STREAM_TURNAROUND_MS + 20, match: (method, target) => {
-    log.push(`${method} ${target}`);
-    if (isChunk(`${method} ${target}`)) readAhead.push(produced);
-    return false;
-  } });
+  const source = Readable.from(
+    (function* () {
+      for (let offset = 0; offset < data.length; offset += piece) {
+        const chunk = data.subarray(offset, offset + piece);
+        produced += chunk.length;
+        yield chunk;
+      }
+    })(),
+    { objectMode: false },
+  );
+  s.emulator.setFaults({
+    rate: 0,
+    kinds: [],
+    latencyMs: STREAM_TURNAROUND_MS + 20,
+    match: (method, target) => {
+      log.push(`${method} ${target}`);
+      if (isChunk(`${method} ${target}`)) readAhead.push(produced);
+      return false;
+    },
+  });
   const info = await repo.write('big', source);
   t.is(info.size, data.length);
   t.true(log[0]!.includes('uploadType=resumable'), log.join('\n'));
@@ -214,7 +260,9 @@ test('against a distant endpoint an object larger than a chunk goes up in chunks
   // When chunk k (1-based) goes up, k - 1 chunks are acknowledged; the
   // uploader holds one more chunk and a piece, the source's stream a few
   // pieces of its own: never more, however long the object.
-  readAhead.forEach((bytesRead, i) => t.true(bytesRead - i * 256 * KiB <= 256 * KiB + 3 * piece, `${bytesRead} bytes read when chunk ${i + 1} went up: ${readAhead.join(', ')}`));
+  readAhead.forEach((bytesRead, i) =>
+    t.true(bytesRead - i * 256 * KiB <= 256 * KiB + 3 * piece, `${bytesRead} bytes read when chunk ${i + 1} went up: ${readAhead.join(', ')}`),
+  );
   t.true((await collect(await repo.read('big'))).equals(data));
 });
 
@@ -224,7 +272,12 @@ test('a byte damaged in transit makes the server refuse the last chunk: no objec
   const repo = await distantRepo(s, 'damaged', 256 * KiB, log);
   const data = bytes(3 * 256 * KiB + 5, 6);
   let chunks = 0;
-  s.emulator.setFaults({ rate: 1, kinds: ['corrupt-upload'], latencyMs: STREAM_TURNAROUND_MS + 20, match: (method, target) => isChunk(`${method} ${target}`) && ++chunks === 2 });
+  s.emulator.setFaults({
+    rate: 1,
+    kinds: ['corrupt-upload'],
+    latencyMs: STREAM_TURNAROUND_MS + 20,
+    match: (method, target) => isChunk(`${method} ${target}`) && ++chunks === 2,
+  });
   const err = await t.throwsAsync(repo.write('obj', inPieces(data, 64 * KiB)), { instanceOf: StorageError, message: /checksum mismatch in transit.*CRC32C/ });
   t.true((err as StorageError).transient);
   t.is(chunks, 4);

@@ -29,7 +29,9 @@ function fresh(): Promise<GcsStorage> {
 }
 
 function freshDirect(): Promise<GcsStorage> {
-  return Promise.resolve(new GcsStorage(`gs://${stack.bucket}/contract-${++counter}`, { endpoint: stack.emulator.url, retries: 2, metadataServer: { host: stack.metadata.host } }));
+  return Promise.resolve(
+    new GcsStorage(`gs://${stack.bucket}/contract-${++counter}`, { endpoint: stack.emulator.url, retries: 2, metadataServer: { host: stack.metadata.host } }),
+  );
 }
 
 storageContract(test, 'gcs', fresh);
@@ -40,7 +42,10 @@ test('gcs: objects live under the URL prefix in the bucket', async (t) => {
   await s.write('wal/000000010000000000000001', Readable.from([Buffer.from('x')]));
   const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o?prefix=deep/`, { headers: { Authorization: `Bearer ${stack.adminToken()}` } });
   const body = (await res.json()) as { items: { name: string }[] };
-  t.deepEqual(body.items.map((i) => i.name), ['deep/prefix/wal/000000010000000000000001']);
+  t.deepEqual(
+    body.items.map((i) => i.name),
+    ['deep/prefix/wal/000000010000000000000001'],
+  );
   const listed: string[] = [];
   for await (const info of s.list('')) listed.push(info.key);
   t.deepEqual(listed, ['wal/000000010000000000000001']);

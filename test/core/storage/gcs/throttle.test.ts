@@ -5,11 +5,15 @@ import { AdaptiveLimiter } from '../../../../core/storage/gcs/throttle.ts';
 async function peakConcurrency(limiter: AdaptiveLimiter, calls: number): Promise<number> {
   let running = 0;
   let peak = 0;
-  await Promise.all(Array.from({ length: calls }, () => limiter.run(async () => {
-    peak = Math.max(peak, ++running);
-    await sleep(5);
-    running--;
-  })));
+  await Promise.all(
+    Array.from({ length: calls }, () =>
+      limiter.run(async () => {
+        peak = Math.max(peak, ++running);
+        await sleep(5);
+        running--;
+      }),
+    ),
+  );
   return peak;
 }
 

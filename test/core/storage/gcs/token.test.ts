@@ -136,7 +136,10 @@ test('a metadata server that misses one deadline is asked again and its token us
 });
 
 /** A one-off HTTP server answering each token request with the next of `answers` (the last repeats). */
-async function scripted(t: import('ava').ExecutionContext, answers: { status: number; body: string; flavor?: boolean }[]): Promise<{ host: string; requests: () => number }> {
+async function scripted(
+  t: import('ava').ExecutionContext,
+  answers: { status: number; body: string; flavor?: boolean }[],
+): Promise<{ host: string; requests: () => number }> {
   let n = 0;
   const server = createHttpServer((req, res) => {
     // Only token requests count; an email request (for a message) gets a 404.
@@ -155,7 +158,11 @@ async function scripted(t: import('ava').ExecutionContext, answers: { status: nu
 
 test('5xx answers from the metadata server are retried briefly', async (t) => {
   const token = JSON.stringify({ access_token: 'tok', expires_in: 3599, token_type: 'Bearer' });
-  const server = await scripted(t, [{ status: 503, body: 'busy' }, { status: 500, body: 'oops' }, { status: 200, body: token }]);
+  const server = await scripted(t, [
+    { status: 503, body: 'busy' },
+    { status: 500, body: 'oops' },
+    { status: 200, body: token },
+  ]);
   const tokens = new MetadataServerTokens({ host: server.host });
   t.deepEqual(await tokens.headers(), { Authorization: 'Bearer tok' });
   t.is(server.requests(), 3);
@@ -220,23 +227,26 @@ test('credentials google-auth-library cannot use are an auth error', async (t) =
   t.regex((err as AuthError).hint, /GOOGLE_APPLICATION_CREDENTIALS/);
 });
 
-test.serial('a metadata server that does not answer google-auth-library in time is a transient network failure for the caller to retry, not an auth error', async (t) => {
-  // Accepts the connection and never answers: gcp-metadata gives up after its own timeout.
-  const held: Socket[] = [];
-  const silent = createTcpServer((socket) => held.push(socket));
-  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-  const { Compute } = createRequire(import.meta.resolve('@google-cloud/storage'))('google-auth-library') as typeof import('google-auth-library');
-  const saved = process.env.GCE_METADATA_HOST;
-  process.env.GCE_METADATA_HOST = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
-  try {
-    const client = new Compute({ scopes: GCS_SCOPES });
-    const err = await t.throwsAsync(new GoogleAuthTokens(async () => ({ client, identity: 'agent@example.iam.gserviceaccount.com' })).headers());
-    t.false(err instanceof AuthError, String(err));
-    t.regex(String(err), /timeout/i);
-  } finally {
-    if (saved === undefined) delete process.env.GCE_METADATA_HOST;
-    else process.env.GCE_METADATA_HOST = saved;
-    for (const s of held) s.destroy();
-    silent.close();
-  }
-});
+test.serial(
+  'a metadata server that does not answer google-auth-library in time is a transient network failure for the caller to retry, not an auth error',
+  async (t) => {
+    // Accepts the connection and never answers: gcp-metadata gives up after its own timeout.
+    const held: Socket[] = [];
+    const silent = createTcpServer((socket) => held.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { Compute } = createRequire(import.meta.resolve('@google-cloud/storage'))('google-auth-library') as typeof import('google-auth-library');
+    const saved = process.env.GCE_METADATA_HOST;
+    process.env.GCE_METADATA_HOST = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      const client = new Compute({ scopes: GCS_SCOPES });
+      const err = await t.throwsAsync(new GoogleAuthTokens(async () => ({ client, identity: 'agent@example.iam.gserviceaccount.com' })).headers());
+      t.false(err instanceof AuthError, String(err));
+      t.regex(String(err), /timeout/i);
+    } finally {
+      if (saved === undefined) delete process.env.GCE_METADATA_HOST;
+      else process.env.GCE_METADATA_HOST = saved;
+      for (const s of held) s.destroy();
+      silent.close();
+    }
+  },
+);

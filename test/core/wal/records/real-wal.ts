@@ -11,7 +11,13 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkSegmentHeader, parseLongPageHeader } from '../../../../core/wal/header.ts';
 import { parseLsn } from '../../../../core/wal/lsn.ts';
-import { SegmentFactsCollector, SegmentRecordWalker, type SegmentRecordFacts, type SegmentWalk, type WalkedRecord } from '../../../../core/wal/records/index.ts';
+import {
+  SegmentFactsCollector,
+  SegmentRecordWalker,
+  type SegmentRecordFacts,
+  type SegmentWalk,
+  type WalkedRecord,
+} from '../../../../core/wal/records/index.ts';
 import { startCluster, type Cluster } from '../../../../local/testkit/cluster.ts';
 import type { PgMajor } from '../../../../local/testkit/pgbin.ts';
 import { makeTempDir, type TempDir } from '../../../../local/testkit/tmp.ts';
@@ -39,14 +45,24 @@ export async function makeRealWal(pgMajor?: PgMajor): Promise<RealWal> {
     cluster = await startCluster({
       archiveCommand: `cp %p ${archive}/%f`,
       walSegSizeMB: 1,
-      settings: { track_commit_timestamp: true, max_prepared_transactions: 2, autovacuum: false, 'TimeZone': 'UTC', full_page_writes: true, wal_compression: true },
+      settings: {
+        track_commit_timestamp: true,
+        max_prepared_transactions: 2,
+        autovacuum: false,
+        TimeZone: 'UTC',
+        full_page_writes: true,
+        wal_compression: true,
+      },
       ...(pgMajor !== undefined ? { pgMajor } : {}),
     });
     const c = cluster;
     const commitTimes: string[] = [];
     const restorePoints: RealWal['restorePoints'] = [];
     const commitTimeOf = async (table: string, id: number) => {
-      const [row] = await c.query<{ t: string }>(`SELECT to_char(pg_xact_commit_timestamp(xmin) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t FROM ${table} WHERE id = $1`, [id]);
+      const [row] = await c.query<{ t: string }>(
+        `SELECT to_char(pg_xact_commit_timestamp(xmin) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t FROM ${table} WHERE id = $1`,
+        [id],
+      );
       commitTimes.push(row.t);
     };
     const restorePoint = async (name: string) => {
@@ -56,13 +72,13 @@ export async function makeRealWal(pgMajor?: PgMajor): Promise<RealWal> {
       );
       restorePoints.push({ name, lsn: parseLsn(row.lsn), before: row.before, after: row.after });
     };
-    await c.query("CREATE TABLE t (id int PRIMARY KEY, pad text)");
+    await c.query('CREATE TABLE t (id int PRIMARY KEY, pad text)');
     for (let i = 1; i <= 40; i++) {
       await c.query("INSERT INTO t SELECT $1, repeat('x', 200)", [i]);
       await commitTimeOf('t', i);
     }
     await restorePoint('before the bulk load');
-    await c.query("INSERT INTO t SELECT n, repeat(md5(n::text), 8) FROM generate_series(1000, 9000) AS n");
+    await c.query('INSERT INTO t SELECT n, repeat(md5(n::text), 8) FROM generate_series(1000, 9000) AS n');
     await commitTimeOf('t', 1000);
     // An abort, and a prepared transaction committed and one rolled back.
     await c.query("DO $$ BEGIN INSERT INTO t VALUES (-1, 'x'); PERFORM txid_current(); RAISE EXCEPTION 'abort'; EXCEPTION WHEN OTHERS THEN NULL; END $$");
@@ -114,13 +130,28 @@ export function readSegment(wal: RealWal, name: string): Promise<Buffer> {
 }
 
 /** Walk segment `name` (bytes `buf`), written to the walker in chunks of `chunk` bytes; the walk, its facts, and every record. */
-export function walkSegment(buf: Buffer, name: string, chunk = 65536, options: { partial?: boolean } = {}): { walk: SegmentWalk; facts?: SegmentRecordFacts; records: WalkedRecord[] } {
+export function walkSegment(
+  buf: Buffer,
+  name: string,
+  chunk = 65536,
+  options: { partial?: boolean } = {},
+): { walk: SegmentWalk; facts?: SegmentRecordFacts; records: WalkedRecord[] } {
   const header = parseLongPageHeader(buf, name);
   const id = checkSegmentHeader(header, name);
   const collector = new SegmentFactsCollector();
   const records: WalkedRecord[] = [];
   const walker = new SegmentRecordWalker(
-    { name, segmentStart: header.pageAddress, segmentSize: header.segmentSize, blockSize: header.blockSize, magic: header.magic, pgMajor: id.pgMajor, byteOrder: header.byteOrder, timeline: id.timeline, partial: options.partial ?? false },
+    {
+      name,
+      segmentStart: header.pageAddress,
+      segmentSize: header.segmentSize,
+      blockSize: header.blockSize,
+      magic: header.magic,
+      pgMajor: id.pgMajor,
+      byteOrder: header.byteOrder,
+      timeline: id.timeline,
+      partial: options.partial ?? false,
+    },
     (record) => {
       records.push(record);
       collector.add(record);

@@ -83,11 +83,14 @@ function dumpedXactTimes(lines: DumpLine[]): string[] {
 
 test('the archive has the WAL the comparison needs: several segments, one wholly inside a record, restore points', (t) => {
   t.true(wal.segments.length >= 6, wal.segments.join(' '));
-  t.true(wal.segments.some((name) => (dumped.get(name) ?? []).length === 0), 'a segment no record starts in');
+  t.true(
+    wal.segments.some((name) => (dumped.get(name) ?? []).length === 0),
+    'a segment no record starts in',
+  );
   t.is(wal.restorePoints.length, 3);
 });
 
-test('record counts per segment equal pg_waldump\'s, and their sum its --stats=record total', (t) => {
+test("record counts per segment equal pg_waldump's, and their sum its --stats=record total", (t) => {
   let sum = 0;
   for (const [i, name] of wal.segments.entries()) {
     // Odd chunk sizes, so pages and records are split across writes.
@@ -99,7 +102,7 @@ test('record counts per segment equal pg_waldump\'s, and their sum its --stats=r
   t.is(sum, statsTotal);
 });
 
-test('each segment\'s earliest and latest transaction end times equal those of pg_waldump\'s COMMIT and ABORT lines', (t) => {
+test("each segment's earliest and latest transaction end times equal those of pg_waldump's COMMIT and ABORT lines", (t) => {
   let compared = 0;
   for (const name of wal.segments) {
     const { facts } = walkSegment(readSegmentSync(name), name);
@@ -120,10 +123,17 @@ test('every transaction end pg_waldump prints is one the walk reports, in the sa
   }
 });
 
-test('restore points equal pg_waldump\'s RESTORE_POINT lines, end where pg_create_restore_point said, and carry a time taken during the call', (t) => {
+test("restore points equal pg_waldump's RESTORE_POINT lines, end where pg_create_restore_point said, and carry a time taken during the call", (t) => {
   const found = wal.segments.flatMap((name) => walkSegment(readSegmentSync(name), name).facts?.restorePoints ?? []);
-  const fromDump = wal.segments.flatMap((name) => (dumped.get(name) ?? []).filter((l) => l.desc.startsWith('RESTORE_POINT ')).map((l) => ({ name: l.desc.slice('RESTORE_POINT '.length), lsn: formatLsn(l.lsn) })));
-  t.deepEqual(found.map(({ name, lsn }) => ({ name, lsn })), fromDump);
+  const fromDump = wal.segments.flatMap((name) =>
+    (dumped.get(name) ?? [])
+      .filter((l) => l.desc.startsWith('RESTORE_POINT '))
+      .map((l) => ({ name: l.desc.slice('RESTORE_POINT '.length), lsn: formatLsn(l.lsn) })),
+  );
+  t.deepEqual(
+    found.map(({ name, lsn }) => ({ name, lsn })),
+    fromDump,
+  );
   t.is(found.length, wal.restorePoints.length);
   for (const [i, point] of wal.restorePoints.entries()) {
     t.is(found[i].name, point.name);
@@ -134,9 +144,15 @@ test('restore points equal pg_waldump\'s RESTORE_POINT lines, end where pg_creat
 });
 
 test('the latest transaction end in the archive is the last commit the server reported', (t) => {
-  const latest = wal.segments.map((name) => walkSegment(readSegmentSync(name), name).facts?.lastXactTime).filter((x) => x !== undefined).sort().at(-1);
+  const latest = wal.segments
+    .map((name) => walkSegment(readSegmentSync(name), name).facts?.lastXactTime)
+    .filter((x) => x !== undefined)
+    .sort()
+    .at(-1);
   t.is(latest, wal.commitTimes.at(-1));
-  const all = new Set(wal.segments.flatMap((name) => walkSegment(readSegmentSync(name), name).records.flatMap((r) => (r.event?.kind === 'xact-end' ? [r.event.time] : []))));
+  const all = new Set(
+    wal.segments.flatMap((name) => walkSegment(readSegmentSync(name), name).records.flatMap((r) => (r.event?.kind === 'xact-end' ? [r.event.time] : []))),
+  );
   t.true(all.size > 0);
 });
 
@@ -148,7 +164,12 @@ test('the walk of a segment gives the same result whatever the chunking, down to
 });
 
 /** Copy segment `name` and its successor into a new directory, damage the copy of `name`, and compare walk and pg_waldump. */
-async function damaged(t: import('ava').ExecutionContext, label: string, name: string, damage: (b: Buffer) => void): Promise<{ problem?: string; dump: string }> {
+async function damaged(
+  t: import('ava').ExecutionContext,
+  label: string,
+  name: string,
+  damage: (b: Buffer) => void,
+): Promise<{ problem?: string; dump: string }> {
   const dir = path.join(wal.dir.path, `damaged-${label.replace(/\W+/g, '-')}`);
   await mkdir(dir);
   const next = wal.segments[wal.segments.indexOf(name) + 1];
@@ -178,7 +199,7 @@ test('a record whose bytes were changed fails with the checksum error pg_waldump
   t.is(problem, dump);
 });
 
-test('a record whose xl_prev was changed fails with pg_waldump\'s prev-link error', async (t) => {
+test("a record whose xl_prev was changed fails with pg_waldump's prev-link error", async (t) => {
   const name = wal.segments[1];
   const at = recordOffset(name, 50);
   const { problem, dump } = await damaged(t, 'prev', name, (b) => {
@@ -188,7 +209,7 @@ test('a record whose xl_prev was changed fails with pg_waldump\'s prev-link erro
   t.is(problem, dump);
 });
 
-test('a page whose address was changed fails with pg_waldump\'s unexpected pageaddr error', async (t) => {
+test("a page whose address was changed fails with pg_waldump's unexpected pageaddr error", async (t) => {
   const name = wal.segments[1];
   const { problem, dump } = await damaged(t, 'pageaddr', name, (b) => {
     b.writeBigUInt64LE(b.readBigUInt64LE(8192 * 5 + 8) + 0x100000n, 8192 * 5 + 8);
