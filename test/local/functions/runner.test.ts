@@ -201,6 +201,9 @@ test('a missing source is refused before anything starts', async (t) => {
 test('close() stops the function and frees its port', async (t) => {
   const own = await startFunction({ source: SOURCE, target: 'record', signatureType: 'cloudevent', env: { RECORD_FILE: path.join(work.path, 'own.jsonl') } });
   const port = Number(new URL(own.url).port);
+  // Ready means it answers; its banner on stdout may still be on its way.
+  for (const deadline = Date.now() + 30_000; !/Serving function/.test(own.logs()) && Date.now() < deadline; )
+    await new Promise((resolve) => setTimeout(resolve, 50));
   t.regex(own.logs(), /Serving function/);
   t.false(await refused(port));
   await own.close();
