@@ -200,6 +200,8 @@ test('a missing source is refused before anything starts', async (t) => {
 
 test('close() stops the function and frees its port', async (t) => {
   const own = await startFunction({ source: SOURCE, target: 'record', signatureType: 'cloudevent', env: { RECORD_FILE: path.join(work.path, 'own.jsonl') } });
+  // A failed assertion must not leave the function running (the test worker would never exit).
+  t.teardown(() => own.close());
   const port = Number(new URL(own.url).port);
   // Ready means it answers; its banner on stdout may still be on its way.
   for (const deadline = Date.now() + 30_000; !/Serving function/.test(own.logs()) && Date.now() < deadline; )
