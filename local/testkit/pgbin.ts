@@ -36,7 +36,7 @@ export function pgBinDir(env: Readonly<Record<string, string | undefined>> = pro
   throw new Error('initdb not found on PATH nor under /usr/lib/postgresql/*/bin; install postgresql (apt-get install postgresql-15)');
 }
 
-/** The PostgreSQL major versions gcwal supports and tests (docs/host-setup.md, "Supported versions"). */
+/** The PostgreSQL major versions gcwal supports and tests (README.md, "Supported PostgreSQL versions"). */
 export const SUPPORTED_PG_MAJORS = [13, 14, 15, 16, 17, 18] as const;
 export type PgMajor = (typeof SUPPORTED_PG_MAJORS)[number];
 

@@ -1,6 +1,6 @@
 /**
  * Every supported PostgreSQL major version through the installed CLI, one
- * round trip each (docs/host-setup.md, "Supported versions"): WAL archived by the
+ * round trip each (README.md, "Supported PostgreSQL versions"): WAL archived by the
  * server's own archiver with `gcwal wal-push` under a light concurrent load,
  * `backup-push` with that version's backup API, `backup-fetch --target-time`
  * and a start on the same version's binaries with exactly the rows committed

