@@ -14,12 +14,13 @@ export const FILE_MODE = 0o600;
 export const DIRECTORY_MODE = 0o700;
 
 /**
- * Create `dir` and its missing parents below `base` (never `base` itself,
- * the repository root, which only `gcwal repo-create` makes), each with
- * DIRECTORY_MODE, and fsync the parent of every level created so that the
- * new entry survives a power loss together with the files written into it
- * (`mkdir -p` with an fsync per level). An existing directory costs one
- * mkdir call. Throws the file system's error; ENOENT when `base` is missing.
+ * Create `dir` and its missing parents below `base` (never `base` itself:
+ * writes pass the repository root, which only `gcwal repo-create` makes, and
+ * createRoot the file system's root), each with DIRECTORY_MODE, and fsync
+ * the parent of every level created so that the new entry survives a power
+ * loss together with the files written into it (`mkdir -p` with an fsync per
+ * level). An existing directory costs one mkdir call. Throws the file
+ * system's error; ENOENT when `base` is missing.
  */
 export async function makeDirectories(base: string, dir: string): Promise<void> {
   const parent = path.dirname(dir);
@@ -27,7 +28,7 @@ export async function makeDirectories(base: string, dir: string): Promise<void> 
     await fs.mkdir(dir, { mode: DIRECTORY_MODE });
   } catch (err) {
     if (isErrno(err, 'EEXIST')) return;
-    if (!isErrno(err, 'ENOENT') || dir === base || !dir.startsWith(base + path.sep)) throw err;
+    if (!isErrno(err, 'ENOENT') || dir === base || !dir.startsWith(base.endsWith(path.sep) ? base : base + path.sep)) throw err;
     if (parent !== base) await makeDirectories(base, parent);
     try {
       await fs.mkdir(dir, { mode: DIRECTORY_MODE });

@@ -95,9 +95,8 @@ export class FileStorage implements Storage {
   async createRoot(): Promise<boolean> {
     if (await exists(this.root)) return false;
     try {
-      await fs.mkdir(this.root, { recursive: true, mode: 0o700 });
-      await fs.chmod(this.root, 0o700);
-      await fsyncPath(path.dirname(this.root));
+      // Level by level, each fsynced in its parent, up from the file system's root: a missing parent is created durably too.
+      await makeDirectories(path.parse(this.root).root, this.root);
     } catch (err) {
       throw mapFsError(err, `create directory ${this.root}`);
     }

@@ -3,11 +3,11 @@
  * pg_authid, so nothing in a repository is for other users whatever the
  * umask; a directory created for a write is fsynced in its parent.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FileStorage } from '../../../../core/storage/file/storage.ts';
@@ -61,36 +61,46 @@ test('with umask 0 every file the driver writes is 0600 and every directory 0700
 /** Which strace, if this machine has one that may trace (ptrace allowed). */
 const strace = ['/usr/bin/strace', '/bin/strace'].find((p) => existsSync(p));
 
-(strace ? test : test.skip)('every directory a write creates is fsynced in its parent after the mkdir (seen by strace)', async (t) => {
-  const s = await fresh();
+/** Run write-once.ts (`args`) under strace; the mkdir and fsync events, in order. */
+async function traced(t: ExecutionContext, traceDir: string, args: string[]): Promise<TraceEvent[]> {
   const script = fileURLToPath(new URL('./write-once.ts', import.meta.url));
-  const trace = join(dirname(s.root), 'trace');
-  const r = await exec(
-    strace!,
-    [
-      '-f',
-      '-qq',
-      '-o',
-      trace,
-      '-e',
-      'trace=mkdir,mkdirat,openat,fsync,close',
-      process.execPath,
-      '--import=tsx',
-      script,
-      s.url,
-      'wal/0000000100000001/000000010000000100000002',
-    ],
-    { env: process.env },
-  );
+  const trace = join(traceDir, 'trace');
+  const r = await exec(strace!, ['-f', '-qq', '-o', trace, '-e', 'trace=mkdir,mkdirat,openat,fsync,close', process.execPath, '--import=tsx', script, ...args], {
+    env: process.env,
+  });
   t.is(r.code, 0, r.stderr);
-  const events = parseTrace(await import('node:fs/promises').then((fs) => fs.readFile(trace, 'utf8')));
-  const created = events.filter((e) => e.call === 'mkdir' && e.path.startsWith(s.root)).map((e) => e);
-  // .gcwal, .gcwal/tmp, wal, wal/0000000100000001, .gcwal/meta, .gcwal/meta/wal, .gcwal/meta/wal/0000000100000001
-  t.is(created.length, 7, created.map((e) => e.path).join(' '));
+  return parseTrace(await readFile(trace, 'utf8'));
+}
+
+/** Each directory in `created` was fsynced in its parent after its mkdir. */
+function assertParentsSynced(t: ExecutionContext, events: TraceEvent[], created: TraceEvent[]): void {
   for (const dir of created) {
     const synced = events.some((e) => e.call === 'fsync' && e.path === dirname(dir.path) && e.index > dir.index);
     t.true(synced, `${dirname(dir.path)} fsynced after mkdir ${dir.path}`);
   }
+}
+
+(strace ? test : test.skip)('every directory a write creates is fsynced in its parent after the mkdir (seen by strace)', async (t) => {
+  const s = await fresh();
+  const events = await traced(t, dirname(s.root), [s.url, 'wal/0000000100000001/000000010000000100000002']);
+  const created = events.filter((e) => e.call === 'mkdir' && e.path.startsWith(s.root));
+  // .gcwal, .gcwal/tmp, wal, wal/0000000100000001, .gcwal/meta, .gcwal/meta/wal, .gcwal/meta/wal/0000000100000001
+  t.is(created.length, 7, created.map((e) => e.path).join(' '));
+  assertParentsSynced(t, events, created);
+});
+
+(strace ? test : test.skip)('createRoot makes each missing level of the root and fsyncs it in its parent (seen by strace)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'gcwal-file-dirs-'));
+  dirs.push(dir);
+  const root = join(dir, 'mnt', 'gcwal', 'repo');
+  const events = await traced(t, dir, [pathToFileURL(root).href]);
+  const created = events.filter((e) => e.call === 'mkdir' && e.path.startsWith(dir + sep));
+  t.deepEqual(
+    created.map((e) => e.path),
+    [join(dir, 'mnt'), join(dir, 'mnt', 'gcwal'), root],
+  );
+  assertParentsSynced(t, events, created);
+  for (const p of created) t.is((await stat(p.path)).mode & 0o777, 0o700, p.path);
 });
 
 interface TraceEvent {
