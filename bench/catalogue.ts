@@ -18,6 +18,7 @@ import * as esbuild from 'esbuild';
 import { CATALOGUE_KEY, Meta } from '../core/layout.ts';
 import { FileStorage } from '../core/storage/file/storage.ts';
 import { writeSmallObject } from '../core/storage/objects.ts';
+import { catalogueBytes } from '../core/catalogue/store.ts';
 import type { Catalogue, CatalogueBackup, CatalogueWalEntry, CatalogueWalRun } from '../core/catalogue/types.ts';
 import { walSegmentName } from '../core/wal/name.ts';
 import { formatLsn } from '../core/wal/lsn.ts';
@@ -158,6 +159,12 @@ function perFileCatalogue(files: number, format: 1 | 2): Catalogue {
   return c;
 }
 
+/** The events of a prune deleting the oldest backup's first part: about a settled backup, so the update reads them all. */
+function pruneEvents(files: number): object[] {
+  const name = `base_${walSegmentName(1, 1n, SEG)}`;
+  return [{ type: 'deleted', key: `backups/${name}/part_00000.tar`, generation: generation(1), time: created(files + 2) }];
+}
+
 /** The events of one more segment validated: the oldest pending one found valid, the next one arriving. */
 function nextEvents(files: number): object[] {
   const oldest = files - PENDING + 1;
@@ -205,12 +212,18 @@ export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups
   cleanups.add('the catalogue bench directory', dir.cleanup);
   const bundle = await bundleCatalogueOne(dir.path);
   let repos = 0;
+  // As the pipeline leaves it (settled backups in their own gzip member, core/catalogue/encoding.ts), or for
+  // the format-1 row as gcwal wrote it then (plain JSON); `bytes` is the JSON either way.
   const store = async (catalogue: Catalogue): Promise<{ url: string; bytes: number }> => {
     const url = pathToFileURL(path.join(dir.path, `repo-${++repos}`)).href;
     const storage = new FileStorage(url);
     await storage.createRoot();
     const text = JSON.stringify(catalogue);
-    await writeSmallObject(storage, CATALOGUE_KEY, text, { metadata: { [Meta.codec]: 'none' }, contentType: 'application/json' });
+    const old = (catalogue as { format: number }).format === 1;
+    await writeSmallObject(storage, CATALOGUE_KEY, old ? text : catalogueBytes(catalogue), {
+      metadata: { [Meta.codec]: old ? 'none' : 'gzip' },
+      contentType: old ? 'application/json' : 'application/gzip',
+    });
     return { url, bytes: Buffer.byteLength(text) };
   };
   const run = async (args: string[]): Promise<Measured> => {
@@ -224,7 +237,7 @@ export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups
   };
 
   const rows: string[][] = [];
-  const measure = async (name: string, files: number, make: () => Catalogue, ops: ('update' | 'status' | 'first-update')[]) => {
+  const measure = async (name: string, files: number, make: () => Catalogue, ops: ('update' | 'status' | 'first-update' | 'prune-update')[]) => {
     for (const op of ops) {
       const results: Measured[] = [];
       let before = 0;
@@ -233,11 +246,17 @@ export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups
         const { url, bytes } = await store(make());
         before = bytes;
         const now = created(files + 3);
-        results.push(await run(op === 'status' ? ['status', url, now] : ['update', url, now, JSON.stringify(nextEvents(files))]));
+        const events = op === 'prune-update' ? pruneEvents(files) : nextEvents(files);
+        results.push(await run(op === 'status' ? ['status', url, now] : ['update', url, now, JSON.stringify(events)]));
       }
       const med = (f: (m: Measured) => number) => median(results.map(f));
-      const label =
-        op === 'first-update' ? 'first update (converts to runs)' : op === 'update' ? 'update: one segment validated, one arrived' : 'gcwal status report';
+      const labels = {
+        'first-update': 'first update (converts to runs)',
+        update: 'update: one segment validated, one arrived',
+        'prune-update': "update: a settled backup's part deleted (reads every backup)",
+        status: 'gcwal status report',
+      };
+      const label = labels[op];
       rows.push([
         name,
         label,
@@ -251,7 +270,11 @@ export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups
     }
   };
   options.log('building the catalogues');
-  await measure(`runs (format 2), ${FILES.toLocaleString('en')} WAL files, ${BACKUPS} backups × ${PARTS} parts`, FILES, runsCatalogue, ['update', 'status']);
+  await measure(`runs (format 2), ${FILES.toLocaleString('en')} WAL files, ${BACKUPS} backups × ${PARTS} parts`, FILES, runsCatalogue, [
+    'update',
+    'prune-update',
+    'status',
+  ]);
   await measure(`per file, 100,000 WAL files, ${BACKUPS} backups × ${PARTS} parts`, 100_000, () => perFileCatalogue(100_000, 2), ['update', 'status']);
   await measure('format 1, 100,000 WAL files, converted on first use', 100_000, () => perFileCatalogue(100_000, 1), ['first-update']);
 

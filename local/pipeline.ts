@@ -14,11 +14,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AlertMessage, PipelineEventMessage } from '../core/alerts/types.ts';
-import { emptyCatalogue, type Catalogue } from '../core/catalogue/types.ts';
+import { emptyCatalogue } from '../core/catalogue/types.ts';
 import type { CatalogueSnapshot } from '../core/catalogue/store.ts';
 import { UsageError } from '../core/errors.ts';
 import { CATALOGUE_KEY } from '../core/layout.ts';
-import { catalogueText } from '../core/catalogue/store.ts';
+import { parseCatalogueObject } from '../core/catalogue/store.ts';
 import { FUNCTIONS_CONFIG_TABLE, readFunctionsConfig } from '../functions/config.ts';
 import type { TokenAuthority } from './auth/authority.ts';
 import { pubsubPushEndpoint, startFunction, type RunningFunction } from './functions/runner.ts';
@@ -313,5 +313,5 @@ async function fetchCatalogue(host: PipelineHost, name: string): Promise<Catalog
   if (!res.ok) throw new Error(`reading gs://${host.bucket}/${name} answered ${res.status}: ${body.toString('utf8').trim()}`);
   const generation = res.headers.get('x-goog-generation');
   if (!generation) throw new Error(`reading gs://${host.bucket}/${name} returned no generation`);
-  return { catalogue: JSON.parse(catalogueText(body, `gs://${host.bucket}/${name}`)) as Catalogue, generation };
+  return { catalogue: parseCatalogueObject(body, `gs://${host.bucket}/${name}`), generation };
 }

@@ -9,7 +9,7 @@ import { isPlaceholderBackup } from '../catalogue/apply.ts';
 import { catalogueSegmentSize, timelinesWithoutHistory, walGaps, type WalGap } from '../catalogue/derive.ts';
 import { compareTimes } from '../catalogue/keys.ts';
 import { spanBounds } from '../catalogue/runs.ts';
-import type { AlertKind, AlertSeverity, Catalogue, CatalogueBackup, OpenAlert } from '../catalogue/types.ts';
+import type { AlertKind, AlertSeverity, Catalogue, OpenAlert } from '../catalogue/types.ts';
 import { backupMetaKey, WAL_PREFIX, walObjectKey } from '../layout.ts';
 import { classifyWalFileName, historyFileName, parseWalSegmentName } from '../wal/name.ts';
 import { keptMalformedEventAlerts } from './malformed.ts';
@@ -197,6 +197,8 @@ function historyAlerts(catalogue: Catalogue, now: Date, thresholds: AlertThresho
     for (const e of Object.values(catalogue.wal)) if (classifyWalFileName(e.name)?.timeline === timeline) times.push(e.created);
     for (const r of catalogue.walRuns ?? []) if (r.timeline === timeline) times.push(r.firstCreated);
     for (const b of Object.values(catalogue.backups)) if (b.timeline === timeline) times.push(b.stopTime);
+    const settled = catalogue.settled?.timelines[String(timeline)];
+    if (settled !== undefined) times.push(settled);
     const first = times.sort(compareTimes)[0];
     if (!olderThan(first, thresholds.gapGraceSeconds, now)) continue;
     out.push(
@@ -230,7 +232,9 @@ function stallAlert(catalogue: Catalogue, now: Date, thresholds: AlertThresholds
 function backupAlerts(catalogue: Catalogue, now: Date, thresholds: AlertThresholds): OpenAlert[] {
   const known = Object.values(catalogue.backups).filter((b) => !isPlaceholderBackup(b));
   const valid = known.filter((b) => b.state === 'valid');
-  if (valid.length === 0) {
+  // Settled backups (settled.ts) are valid; an update sees only their summary.
+  const settled = catalogue.settled;
+  if (valid.length === 0 && !settled?.newest) {
     if (known.some((b) => b.state === 'pending' && !olderThan(b.stopTime, thresholds.unvalidatedSeconds, now))) return [];
     // A new archive gets as long as a backup may be old to receive its first one.
     const times = [
@@ -251,7 +255,9 @@ function backupAlerts(catalogue: Catalogue, now: Date, thresholds: AlertThreshol
       ),
     ];
   }
-  const newest = known.filter((b) => b.state !== 'corrupt').reduce((a: CatalogueBackup, b) => (compareTimes(b.stopTime, a.stopTime) > 0 ? b : a));
+  let newest: { name: string; stopTime: string } | undefined = settled?.newest;
+  for (const b of known) if (b.state !== 'corrupt' && (newest === undefined || compareTimes(b.stopTime, newest.stopTime) > 0)) newest = b;
+  if (newest === undefined) return [];
   if (!olderThan(newest.stopTime, thresholds.backupMaxAgeSeconds, now)) return [];
   return [
     alert(

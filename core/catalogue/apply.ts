@@ -10,6 +10,7 @@ import { InvalidInputError } from '../errors.ts';
 import { backupMetaKey } from '../layout.ts';
 import { settleBackup } from './backup-verdicts.ts';
 import { classifyCatalogueKey, compareGenerations, compareTimes, isGeneration } from './keys.ts';
+import { isSettledName, SettledNeeded } from './settled.ts';
 import { entryInRun, findSpan, segmentId, segmentTombstoneOf, withoutSegment, withSegment, withSegmentTombstone } from './runs.ts';
 import type {
   BackupSummaryForCatalogue,
@@ -255,7 +256,9 @@ function mergeTombstone(tombstone: Tombstone | undefined, event: DeletedEvent): 
  *   a valid segment's `records` (its transaction end times and restore points).
  *
  * Generations compare as numbers. Events with an uncatalogued key or a
- * generation that is not a decimal string are ignored.
+ * generation that is not a decimal string are ignored. On a catalogue in the
+ * form an update works on (`settled` set, see settled.ts), an event about an
+ * object of a settled backup throws SettledNeeded.
  */
 export function applyCatalogueEvents(catalogue: Catalogue, events: readonly CatalogueEvent[], now: Date): Catalogue {
   const wal = draft(catalogue.wal);
@@ -272,6 +275,13 @@ export function applyCatalogueEvents(catalogue: Catalogue, events: readonly Cata
   for (const event of events) {
     const target = classifyCatalogueKey(event.key);
     if (!target || !isGeneration(event.generation)) continue;
+    // A settled backup's objects live in the settled member (settled.ts): the store runs this again on the whole catalogue.
+    if (
+      (target.kind === 'part' || target.kind === 'backup-meta') &&
+      !(target.kind === 'part' ? parts.get(event.key) : backups.get(target.backup)) &&
+      isSettledName(catalogue, target.backup)
+    )
+      throw new SettledNeeded(event.key);
     const segment = target.kind === 'wal' && segSize !== undefined ? segmentId(target.name, segSize) : undefined;
     const range = segment ? segmentTombstoneOf(segmentTombstones, target.kind === 'wal' ? target.name : '', segSize!) : undefined;
     const tombstone = tombstones.get(event.key) ?? (range ? { generation: range.generation, deleted: range.deleted } : undefined);

@@ -278,6 +278,8 @@ function presentTimelines(catalogue: Catalogue): number[] {
   }
   for (const run of catalogue.walRuns ?? []) timelines.add(run.timeline);
   for (const backup of Object.values(catalogue.backups)) if (!isPlaceholderBackup(backup)) timelines.add(backup.timeline);
+  // In the form an update works on, settled backups are summarised (settled.ts).
+  for (const timeline of Object.keys(catalogue.settled?.timelines ?? {})) timelines.add(Number(timeline));
   return [...timelines].sort((a, b) => a - b);
 }
 

@@ -1,16 +1,17 @@
-import { gunzipSync, gzipSync } from 'node:zlib';
 import { retry } from '../retry.ts';
 import { AlreadyExistsError, CorruptObjectError, NotFoundError, PreconditionFailedError, StorageError } from '../errors.ts';
 import { CATALOGUE_KEY, Meta, WAL_PREFIX } from '../layout.ts';
 import { readSmallObject, writeSmallObject } from '../storage/objects.ts';
 import type { Storage } from '../storage/types.ts';
 import { foldValidSegments } from './apply.ts';
+import { CATALOGUE_LIMIT, type CatalogueParts, decodeCatalogueObject, decodeSettled, encodeCatalogueObject, encodeSettled } from './encoding.ts';
 import { segmentId, withSegmentTombstone } from './runs.ts';
+import { hasNewlySettled, mergeCatalogue, SettledNeeded, splitCatalogue } from './settled.ts';
 import { emptyCatalogue, type Catalogue, type CatalogueWalRun, type SegmentTombstones } from './types.ts';
 
 /**
- * Reading and updating the catalogue object (`CATALOGUE_KEY`, gzipped JSON,
- * see catalogueText; docs/catalogue.md). Updates are optimistic: read with its generation, change, write
+ * Reading and updating the catalogue object (`CATALOGUE_KEY`, gzipped JSON
+ * in two members, see encoding.ts; docs/catalogue.md). Updates are optimistic: read with its generation, change, write
  * back only if that generation is still live, and start over when someone
  * else wrote first. Several function instances may update at once.
  */
@@ -25,7 +26,11 @@ export interface CatalogueSnapshot {
   generation: string;
 }
 
-/** The outcome of a committed update. */
+/**
+ * The outcome of a committed update. Its catalogues are in the form the
+ * change worked on: when the object keeps settled backups apart (settled.ts),
+ * `backups` and `parts` hold only the others and `settled` summarises them.
+ */
 export interface CatalogueUpdate extends CatalogueSnapshot {
   /** the catalogue the change was applied to (the live one at the time of the write) */
   previous: Catalogue;
@@ -44,8 +49,6 @@ export interface UpdateCatalogueOptions extends ReadCatalogueOptions {
   maxAttempts?: number;
 }
 
-/** Largest catalogue read, well under V8's string limit. */
-const CATALOGUE_LIMIT = 256 * 1024 * 1024;
 const DEFAULT_ATTEMPTS = 25;
 /** Between lost races: from ~0.1 s up to 3 s, jittered so the losers spread out. */
 const RETRY_BASE_MS = 100;
@@ -63,44 +66,36 @@ const RETRY_MAX_MS = 3000;
 export async function readCatalogue(storage: Storage, options: ReadCatalogueOptions = {}): Promise<CatalogueSnapshot> {
   const read = await readRaw(storage, options);
   if (!read) return { catalogue: emptyCatalogue((options.now ?? (() => new Date()))()), generation: '0' };
-  return { catalogue: parseCatalogue(read.text, where(storage)).catalogue, generation: read.generation };
+  return { catalogue: wholeCatalogue(read, where(storage)), generation: read.generation };
 }
 
-async function readRaw(storage: Storage, options: ReadCatalogueOptions): Promise<{ text: string; generation: string } | undefined> {
+/** The whole catalogue (every backup, no `settled`) from the stored bytes; CorruptObjectError when they are not one. */
+export function parseCatalogueObject(body: Buffer, location: string): Catalogue {
+  return wholeCatalogue(decodeCatalogueObject(body, location), location);
+}
+
+function wholeCatalogue(read: CatalogueParts, location: string): Catalogue {
+  const main = parseCatalogue(read.text, location).catalogue;
+  return mergeCatalogue(main, read.settled ? decodeSettled(read.settled, location) : undefined);
+}
+
+async function readRaw(storage: Storage, options: ReadCatalogueOptions): Promise<(CatalogueParts & { generation: string }) | undefined> {
   return retry(
     async () => {
       const info = await storage.stat(CATALOGUE_KEY, { signal: options.signal });
       if (!info) return undefined;
       const body = await readSmallObject(storage, CATALOGUE_KEY, { signal: options.signal, limit: CATALOGUE_LIMIT });
-      return { text: catalogueText(body, where(storage)), generation: info.generation };
+      return { ...decodeCatalogueObject(body, where(storage)), generation: info.generation };
     },
     // Deleted between stat and read: look again at once (a few times, then say so).
     { retries: 2, baseMs: 0, maxMs: 0, transient: (err) => err instanceof NotFoundError },
   );
 }
 
-/**
- * The catalogue's JSON from the stored bytes: gzip since format 2 (its
- * backups and runs repeat the same field names and key prefixes: about a
- * tenth of the size, for a few milliseconds of CPU), plain JSON before.
- */
-export function catalogueText(body: Buffer, location: string): string {
-  if (body.length < 2 || body[0] !== 0x1f || body[1] !== 0x8b) return body.toString('utf8');
-  try {
-    return gunzipSync(body, { maxOutputLength: CATALOGUE_LIMIT }).toString('utf8');
-  } catch (err) {
-    throw new CorruptObjectError(
-      `catalogue ${location} is not valid gzip: ${(err as Error).message}`,
-      'the catalogue was damaged; move it aside and let the pipeline rebuild it from a listing',
-      { cause: err },
-    );
-  }
-}
-
-/** The bytes a catalogue is stored as (see catalogueText). */
+/** The bytes a whole catalogue is stored as (settled backups in their own member, see encoding.ts). */
 export function catalogueBytes(catalogue: Catalogue): Buffer {
-  // Level 1: most of the saving at a fraction of the default level's CPU.
-  return gzipSync(JSON.stringify(catalogue), { level: 1 });
+  const { main, settled } = splitCatalogue(catalogue);
+  return encodeCatalogueObject(JSON.stringify(main), settled ? encodeSettled(JSON.stringify(settled)) : undefined);
 }
 
 /** Stands for `updated` while serialising once (see updateCatalogue): no real time looks like it. */
@@ -205,25 +200,52 @@ export async function updateCatalogue(storage: Storage, change: CatalogueChange,
     options.signal?.throwIfAborted();
     const read = await readRaw(storage, options);
     const generation = read?.generation ?? '0';
-    const parsed = read ? parseCatalogue(read.text, where(storage)) : { catalogue: emptyCatalogue(now()), migrated: false };
-    const previous = parsed.catalogue;
+    const location = where(storage);
+    const parsed = read ? parseCatalogue(read.text, location) : { catalogue: emptyCatalogue(now()), migrated: false };
+    let previous = parsed.catalogue;
     // A second parse rather than a clone: the change may modify its copy freely.
-    const working = read ? parseCatalogue(read.text, where(storage)).catalogue : emptyCatalogue(now());
-    const changed = change(working);
+    const working = () => (read ? parseCatalogue(read.text, location).catalogue : emptyCatalogue(now()));
+    // The settled backups stay bytes (read.settled) unless the change needs them (SettledNeeded) or one more settles.
+    let settledText: string | undefined;
+    const loadSettled = () => {
+      if (!read?.settled) return undefined;
+      const settled = decodeSettled(read.settled, location);
+      settledText ??= JSON.stringify(settled);
+      return settled;
+    };
+    let changed: Catalogue;
+    try {
+      changed = change(working());
+    } catch (err) {
+      if (!(err instanceof SettledNeeded) || !previous.settled) throw err;
+      previous = mergeCatalogue(previous, loadSettled());
+      changed = change(mergeCatalogue(working(), loadSettled()));
+    }
+    // Worked on the main member only: the settled member is kept as it is, unless a backup settled since.
+    const summary = previous.settled;
+    let main: Catalogue = summary ? { ...changed, settled: summary } : changed;
+    let settledBytes = read?.settled;
+    if (!summary || hasNewlySettled(changed)) {
+      const split = splitCatalogue(summary ? mergeCatalogue(changed, loadSettled()) : changed);
+      main = split.main;
+      const text = split.settled ? JSON.stringify(split.settled) : undefined;
+      if (read?.settled && settledText === undefined) loadSettled();
+      if (text !== settledText) settledBytes = text === undefined ? undefined : encodeSettled(text);
+    }
     // A catalogue read in the old format is written back converted, even when nothing else changed.
     // Compared with the text read rather than previous serialised again: one serialisation fewer per update
     // (a stored text that is not JSON.stringify's own, e.g. with fields parseCatalogue filled in, is rewritten once).
     // One serialisation serves both the comparison and the write: `updated` (a
     // top-level string, written nowhere else) is a placeholder filled in either way.
-    const template = JSON.stringify({ ...changed, updated: UPDATED_PLACEHOLDER });
+    const template = JSON.stringify({ ...main, updated: UPDATED_PLACEHOLDER });
     const withUpdated = (time: string) => template.replace(PLACEHOLDER_JSON, () => JSON.stringify(time));
-    const unchanged = withUpdated(previous.updated) === (read ? read.text : JSON.stringify(previous));
+    const unchanged = withUpdated(previous.updated) === (read ? read.text : JSON.stringify(previous)) && settledBytes === read?.settled;
     if (!parsed.migrated && unchanged) {
-      return { catalogue: changed, generation, previous, written: false };
+      return { catalogue: main, generation, previous, written: false };
     }
-    const next: Catalogue = { ...changed, updated: now().toISOString() };
+    const next: Catalogue = { ...main, updated: now().toISOString() };
     try {
-      const info = await writeSmallObject(storage, CATALOGUE_KEY, gzipSync(withUpdated(next.updated), { level: 1 }), {
+      const info = await writeSmallObject(storage, CATALOGUE_KEY, encodeCatalogueObject(withUpdated(next.updated), settledBytes), {
         signal: options.signal,
         ifGenerationMatch: generation,
         metadata: { [Meta.codec]: 'gzip' },
@@ -357,6 +379,8 @@ function combine(members: Pending[], catalogue: Catalogue): Catalogue {
     try {
       result = member.change(result);
     } catch (error) {
+      // Not the member's failure: the store runs the whole batch again with every backup (settled.ts).
+      if (error instanceof SettledNeeded) throw error;
       member.failed = { error };
       throw new MemberFailed();
     }

@@ -219,6 +219,24 @@ export interface Catalogue {
    * same id).
    */
   outbox?: AlertMessage[];
+  /**
+   * Only in the form an update works on (core/catalogue/store.ts, settled.ts):
+   * the settled backups left out of `backups` and `parts`, summarised.
+   * Absent in a catalogue read with readCatalogue, which holds every backup.
+   */
+  settled?: SettledSummary;
+}
+
+/** What a change working on the main member knows of the settled backups (core/catalogue/settled.ts). */
+export interface SettledSummary {
+  /** their names, sorted */
+  backups: string[];
+  /** how many part entries they hold */
+  parts: number;
+  /** the one that finished last */
+  newest?: { name: string; stopTime: string };
+  /** by timeline (decimal), the earliest stopTime among them */
+  timelines: Record<string, string>;
 }
 
 /** The events a catalogue absorbs. Keys are relative to the repository root. */
