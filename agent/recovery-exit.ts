@@ -50,3 +50,20 @@ export function failureForRecovery(command: string | undefined, cwd: string, err
     { cause: err },
   );
 }
+
+/**
+ * Set (to 1) by the launcher when it runs wal-fetch as its child in archive
+ * recovery instead of exec'ing Node (agent/wal/launcher.sh): Node that fails
+ * before gcwal's own handlers run (a damaged bundle) exits 1, or 0 having
+ * done nothing, so the launcher must be able to tell gcwal's own "not in the
+ * archive" from that.
+ */
+export const LAUNCHER_CHILD_ENV = 'GCWAL_LAUNCHER_CHILD';
+
+/**
+ * wal-fetch's "not in the archive" when LAUNCHER_CHILD_ENV is set: a status
+ * neither gcwal's documented codes nor Node's own use, which the launcher
+ * turns back into 1. Below 126, so that it would still read as "not in the
+ * archive" if it ever reached PostgreSQL directly.
+ */
+export const NOT_FOUND_FOR_LAUNCHER = 125;

@@ -1,13 +1,15 @@
 import * as path from 'node:path';
 import { ExitCode } from '../../core/errors.ts';
+import { LAUNCHER_CHILD_ENV, NOT_FOUND_FOR_LAUNCHER } from '../recovery-exit.ts';
 import { restoreWalFile } from '../wal/restore.ts';
 import type { Command } from './types.ts';
 
 /**
  * `gcwal wal-fetch <name> <dest>`: restore_command; agent/wal/restore.ts
  * does the work (agent/wal/README.md). Exit 1 is returned only
- * for "not in the archive"; every failure is thrown, and the CLI turns it
- * into exit 126 during archive recovery (agent/recovery-exit.ts).
+ * for "not in the archive" (NOT_FOUND_FOR_LAUNCHER to the launcher that runs
+ * it as a child in archive recovery); every failure is thrown, and the CLI
+ * turns it into exit 126 during archive recovery (agent/recovery-exit.ts).
  */
 export const walFetch: Command = {
   name: 'wal-fetch',
@@ -51,6 +53,8 @@ recovery ends, the postmaster stops, or no call came for a minute.`,
       log: ctx.log,
       signal: ctx.signal,
     });
-    return result === 'not-found' ? ExitCode.notFound : ExitCode.ok;
+    if (result === 'restored') return ExitCode.ok;
+    // The launcher waiting for us (archive recovery) turns this back into 1.
+    return ctx.env[LAUNCHER_CHILD_ENV] === '1' ? NOT_FOUND_FOR_LAUNCHER : ExitCode.notFound;
   },
 };

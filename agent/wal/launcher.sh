@@ -269,4 +269,63 @@ esac
 # (see agent/self-command.ts).
 GCWAL_LAUNCHER=$0
 export GCWAL_LAUNCHER
-exec "$gcwal_node" @NODE_ARGS@ ${gcwal_ca_flag:+"$gcwal_ca_flag"} "$gcwal_bundle" "$@"
+
+# wal-fetch in archive recovery (the rule of gcwal_fail above) does not trust
+# Node's exit status alone: Node that fails before gcwal's handlers run (a
+# damaged or truncated bundle) exits 1, which PostgreSQL reads as "not in
+# the archive", or even 0 having written nothing. So Node runs as a child,
+# told (GCWAL_LAUNCHER_CHILD, agent/recovery-exit.ts) to report "not in the
+# archive" as 125, which becomes 1 here; 0 counts only with a file at %p; a
+# status above 125 (gcwal's own 126, a signal) is passed on; anything else
+# is a failure, 126. %p is the last argument that is neither an option nor
+# an option's value (every option takes a value but these booleans, the
+# configuration table's: agent/config.ts). --help keeps the exec.
+gcwal_child_mode=no
+if [ "${1-}" = wal-fetch ] && [ -e PG_VERSION ] && [ ! -e standby.signal ]; then
+  gcwal_child_mode=yes
+  gcwal_dest=
+  gcwal_skip=command
+  for gcwal_arg in "$@"; do
+    case $gcwal_skip in
+      command | value) gcwal_skip= ; continue ;;
+      rest) gcwal_dest=$gcwal_arg; continue ;;
+    esac
+    case $gcwal_arg in
+      --) gcwal_skip=rest ;;
+      --help | -h) gcwal_child_mode=no ;;
+      --verbose | --archive-async | --*=*) ;;
+      --*) gcwal_skip=value ;;
+      *) gcwal_dest=$gcwal_arg ;;
+    esac
+  done
+fi
+set -- @NODE_ARGS@ ${gcwal_ca_flag:+"$gcwal_ca_flag"} "$gcwal_bundle" "$@"
+[ "$gcwal_child_mode" = yes ] || exec "$gcwal_node" "$@"
+
+GCWAL_LAUNCHER_CHILD=1
+export GCWAL_LAUNCHER_CHILD
+"$gcwal_node" "$@" &
+gcwal_child=$!
+# Whatever stops this shell stops Node first, so that no fetch outlives it.
+gcwal_signalled=
+trap 'gcwal_signalled=yes; kill -TERM "$gcwal_child" 2>/dev/null' TERM
+trap 'gcwal_signalled=yes; kill -INT "$gcwal_child" 2>/dev/null' INT
+trap 'gcwal_signalled=yes; kill -QUIT "$gcwal_child" 2>/dev/null' QUIT
+trap 'gcwal_signalled=yes; kill -HUP "$gcwal_child" 2>/dev/null' HUP
+while :; do
+  gcwal_signalled=
+  wait "$gcwal_child"
+  gcwal_status=$?
+  # A trapped signal ends wait early, the child still running (or not yet
+  # reaped): wait again for its own status.
+  [ -n "$gcwal_signalled" ] && kill -0 "$gcwal_child" 2>/dev/null || break
+done
+case $gcwal_status in
+  0) [ -n "$gcwal_dest" ] && [ -f "$gcwal_dest" ] && exit 0
+     gcwal_why="wal-fetch exited 0 but no file is at ${gcwal_dest:-%p}" ;;
+  125) exit 1 ;;
+  12[6-9] | 1[3-9][0-9] | 2[0-9][0-9]) exit "$gcwal_status" ;;
+  *) gcwal_why="Node exited with status $gcwal_status before wal-fetch reported an outcome" ;;
+esac
+printf 'gcwal: error: %s; stopping recovery so that it does not end early (the install may be damaged: reinstall gcwal or run npm run build, then start PostgreSQL again to resume recovery)\n' "$gcwal_why" >&2
+exit 126

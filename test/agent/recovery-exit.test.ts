@@ -9,7 +9,9 @@
  */
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { constants } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -18,7 +20,9 @@ import { getCodec } from '../../core/codec/index.ts';
 import { Meta } from '../../core/layout.ts';
 import { createRepositoryIdentity } from '../../core/repository.ts';
 import { FileStorage } from '../../core/storage/file/storage.ts';
-import { writeLauncher } from '../../agent/wal/launcher.mjs';
+import { LAUNCHER_TEMPLATE, writeLauncher } from '../../agent/wal/launcher.mjs';
+import { walFetch } from '../../agent/commands/wal-fetch.ts';
+import { CONFIG_TABLE } from '../../agent/config.ts';
 import { execOk } from '../../local/testkit/exec.ts';
 import { installAgent, type InstalledAgent } from '../../local/testkit/install.ts';
 import { runGcwal } from '../../local/testkit/run.ts';
@@ -43,6 +47,23 @@ let broken: string;
 let unreadableCa: string;
 let throwInjection: string;
 let rejectInjection: string;
+/** installs whose gcwal-wal.cjs is cut short */
+let truncatedMidStatement: string;
+let truncatedAtBoundary: string;
+/** a preload that notes Node's pid and its parent's, then blocks before gcwal's handlers exist */
+let blockingPreload: string;
+
+/** A copy of the install (its packages linked) with `walBundle` as its gcwal-wal.cjs; its launcher. */
+async function copyInstall(name: string, walBundle: string): Promise<string> {
+  const install = path.join(work.path, name);
+  await mkdir(install);
+  for (const file of await readdir(agent.dir)) if (/\.(mjs|cjs)$/.test(file)) await copyFile(path.join(agent.dir, file), path.join(install, file));
+  await symlink(path.join(agent.dir, 'node_modules'), path.join(install, 'node_modules'));
+  await writeFile(path.join(install, 'gcwal-wal.cjs'), walBundle);
+  const launcher = path.join(install, 'gcwal');
+  await writeLauncher(launcher, { node: process.execPath, bundle: path.join(install, 'gcwal.mjs') });
+  return launcher;
+}
 
 test.before(async () => {
   agent = await installAgent();
@@ -71,6 +92,23 @@ test.before(async () => {
   }
   broken = path.join(install, 'gcwal');
   await writeLauncher(broken, { node: process.execPath, bundle: path.join(install, 'gcwal.mjs') });
+
+  // The WAL bundle cut short, as a full disk or an interrupted copy leaves
+  // it: in the middle of a statement (a SyntaxError as Node loads it, exit
+  // 1), and at a statement boundary (valid JavaScript that never runs the
+  // command, exit 0).
+  const walBundle = await readFile(path.join(agent.dir, 'gcwal-wal.cjs'), 'utf8');
+  const entry = walBundle.lastIndexOf('\nvoid runAsProcess(');
+  const table = walBundle.lastIndexOf('var WAL_COMMANDS = {');
+  if (entry < 0 || table < 0) throw new Error('the WAL bundle does not end as this test expects (agent/wal/cli.ts)');
+  truncatedMidStatement = await copyInstall('truncated-mid', walBundle.slice(0, table + 'var WAL_COMMANDS = {'.length));
+  truncatedAtBoundary = await copyInstall('truncated-boundary', walBundle.slice(0, entry + 1));
+
+  blockingPreload = path.join(work.path, 'block.cjs');
+  await writeFile(
+    blockingPreload,
+    "require('node:fs').writeFileSync(process.env.PID_FILE, `${process.pid} ${process.ppid}\\n`); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 120000);\n",
+  );
 
   // Faults from outside, through Node's own preload (no hook in gcwal): they
   // fire once the entry has run up to its first await, mid-command.
@@ -192,4 +230,98 @@ for (const { what, codes, env, args, launcher, says } of rows) {
     }
     t.deepEqual(got, expected);
   });
+}
+
+for (const [what, launcher, status] of [
+  ['in the middle of a statement', () => truncatedMidStatement, 1],
+  ['at a statement boundary', () => truncatedAtBoundary, 0],
+] as const) {
+  test(`a WAL bundle cut short ${what}: wal-fetch exits 126 in archive recovery, and Node's own ${status} on a standby and at a shell`, async (t) => {
+    const dirs = await places();
+    const got: Record<string, number> = {};
+    for (const place of PLACES) {
+      const r = await runGcwal(launcher(), ['wal-fetch', STORED, 'pg_wal/RECOVERYXLOG'], { asUser: 'postgres', cwd: dirs[place], env: { GCWAL_REPO: repo } });
+      got[place] = r.code;
+      t.false(existsSync(path.join(dirs[place], 'pg_wal', 'RECOVERYXLOG')), `${place}: nothing restored`);
+      if (place !== 'archive recovery') continue;
+      // Node's own report (a SyntaxError's lines) may come first; the launcher's is one line, the last.
+      const last = r.stderr.trimEnd().split('\n').at(-1) ?? '';
+      const why = status === 0 ? 'wal-fetch exited 0 but no file is at pg_wal/RECOVERYXLOG' : 'Node exited with status 1 before wal-fetch reported an outcome';
+      t.is(
+        last,
+        `gcwal: error: ${why}; stopping recovery so that it does not end early (the install may be damaged: reinstall gcwal or run npm run build, then start PostgreSQL again to resume recovery)`,
+      );
+    }
+    t.deepEqual(got, { 'archive recovery': 126, standby: status, 'a shell': status });
+  });
+}
+
+test('a segment in the archive: wal-fetch exits 0 with the file at %p in archive recovery, on a standby and at a shell, options before or among its arguments', async (t) => {
+  const dirs = await places();
+  for (const place of PLACES) {
+    for (const args of [
+      ['wal-fetch', STORED, 'pg_wal/RECOVERYXLOG'],
+      ['wal-fetch', '--retries', '0', STORED, '--verbose', 'pg_wal/RECOVERYXLOG'],
+    ]) {
+      const r = await runGcwal(agent.command, args, { asUser: 'postgres', cwd: dirs[place], env: { GCWAL_REPO: repo, GCWAL_PREFETCH: '0' } });
+      t.is(r.code, 0, `${place} ${args.join(' ')}: ${r.stderr}`);
+      t.is((await readFile(path.join(dirs[place], 'pg_wal', 'RECOVERYXLOG'))).length, 1024 * 1024, place);
+      await rm(path.join(dirs[place], 'pg_wal', 'RECOVERYXLOG'));
+    }
+  }
+});
+
+test('the launcher knows every boolean option, so that it finds %p among any options', async (t) => {
+  const script = await readFile(LAUNCHER_TEMPLATE, 'utf8');
+  const line = /^ *((?:--[a-z-]+ \| )+)--\*=\*\) ;;$/m.exec(script);
+  t.truthy(line, 'the case of boolean options in launcher.sh');
+  const known = line![1]
+    .split(' | ')
+    .map((w) => w.trim())
+    .filter(Boolean)
+    .sort();
+  const booleans = [
+    ...CONFIG_TABLE.filter((e) => e.kind === 'bool').map((e) => `--${e.flag}`),
+    ...Object.entries(walFetch.options)
+      .filter(([, o]) => o.type === 'boolean')
+      .map(([f]) => `--${f}`),
+  ].sort();
+  t.deepEqual(known, booleans);
+});
+
+for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+  test(`${signal} to the launcher waiting for wal-fetch in archive recovery ends Node too`, async (t) => {
+    const dirs = await places();
+    const pidFile = path.join(dirs['archive recovery'], 'node.pid');
+    const run = runGcwal(agent.command, ['wal-fetch', STORED, 'pg_wal/RECOVERYXLOG'], {
+      asUser: 'postgres',
+      cwd: dirs['archive recovery'],
+      env: { GCWAL_REPO: repo, NODE_OPTIONS: `--require ${blockingPreload}`, PID_FILE: pidFile },
+    });
+    let ids: number[] = [];
+    for (let i = 0; i < 1200 && ids.length !== 2; i++) {
+      ids = (await readFile(pidFile, 'utf8').catch(() => '')).trim().split(' ').filter(Boolean).map(Number);
+      if (ids.length !== 2) await sleep(50);
+    }
+    const [node, launcher] = ids;
+    t.truthy(node, 'Node started');
+    try {
+      process.kill(launcher, signal);
+      const r = await run;
+      t.is(r.code, 128 + constants.signals[signal], r.stderr);
+      t.false(alive(node), 'Node is gone with the launcher');
+    } finally {
+      if (node && alive(node)) process.kill(node, 'SIGKILL');
+    }
+  });
+}
+
+/** Whether the process `pid` exists. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

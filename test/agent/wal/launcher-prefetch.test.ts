@@ -3,8 +3,9 @@
  * agent/wal/README.md): `gcwal wal-fetch <segment> pg_wal/<file>` for a
  * segment the Node side spooled (agent/wal/spool.ts) for this repository and
  * this restore is a rename, without Node; every other call reaches Node.
- * "Node" is /bin/false (a call that reaches it fails) or a stub that exits
- * 42, so each test sees which way a call went.
+ * "Node" is /bin/false (a call that reaches it fails) or a stub that says
+ * so on stdout, so each test sees which way a call went (its exit status is
+ * the launcher's to map in archive recovery: test/agent/recovery-exit.test.ts).
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
@@ -22,7 +23,7 @@ import { childEnv } from '../../../local/testkit/users.ts';
 
 const NAME = '00000002000000000000002A';
 const REPO = "file:///srv/gcwal/it's a repo";
-const STUB_EXIT = 42;
+const STUB_SAYS = 'node reached\n';
 
 let work: TempDir;
 let withoutNode: string;
@@ -33,7 +34,7 @@ test.before(async () => {
   const bundle = path.join(work.path, 'gcwal.mjs');
   await writeFile(bundle, '');
   const stub = path.join(work.path, 'stub-node');
-  await writeFile(stub, `#!/bin/sh\nexit ${STUB_EXIT}\n`, { mode: 0o755 });
+  await writeFile(stub, `#!/bin/sh\nprintf '${STUB_SAYS.replace('\n', '\\n')}'\nexit 42\n`, { mode: 0o755 });
   withoutNode = path.join(work.path, 'gcwal-without-node');
   await writeLauncher(withoutNode, { node: '/bin/false', bundle });
   withStub = path.join(work.path, 'gcwal-with-stub');
@@ -118,7 +119,7 @@ for (const { how, change, args, env, repo } of refusals) {
     const d = await spooled({ repo });
     await change?.(d);
     const r = await run(withStub, args ?? ['wal-fetch', NAME, 'pg_wal/RECOVERYXLOG'], d.data, env);
-    t.is(r.code, STUB_EXIT, r.stderr);
+    t.is(r.stdout, STUB_SAYS, r.stderr);
     t.false(existsSync(path.join(d.walDir, 'RECOVERYXLOG')));
   });
 }
@@ -201,5 +202,5 @@ test('a temporary file left by a prefetcher that is gone is not waited for: the 
   await new Promise((resolve) => child.on('exit', resolve));
   const d = await inFlight(child.pid!);
   const r = await run(withStub, ['wal-fetch', NAME, 'pg_wal/RECOVERYXLOG'], d.data);
-  t.is(r.code, STUB_EXIT, r.stderr);
+  t.is(r.stdout, STUB_SAYS, r.stderr);
 });

@@ -260,7 +260,7 @@ test('filling the template quotes every setting for sh and refuses a broken temp
   const text = await renderLauncher({ node: "/opt/it's/node", nodeArgs: ['--max-old-space-size=64', 'a b'], bundle: '/x/gcwal.mjs' });
   t.true(text.includes(`gcwal_node='/opt/it'\\''s/node'\n`));
   t.true(text.includes(`gcwal_bundle='/x/gcwal.mjs'\n`));
-  t.true(text.includes(`exec "$gcwal_node" '--max-old-space-size=64' 'a b' \${gcwal_ca_flag:+"$gcwal_ca_flag"} "$gcwal_bundle" "$@"\n`));
+  t.true(text.includes(`set -- '--max-old-space-size=64' 'a b' \${gcwal_ca_flag:+"$gcwal_ca_flag"} "$gcwal_bundle" "$@"\n`));
   t.false(/@[A-Z_]+@/.test(text), 'no placeholder left');
   t.is((await execOk('sh', ['-n', '-c', text])).code, 0);
   t.throws(() => fillLauncher('gcwal_node=@NODE@\n', {}), { message: /@NODE_ARGS@ exactly once/ });
