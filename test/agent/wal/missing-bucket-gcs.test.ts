@@ -200,3 +200,19 @@ async function nothingReadable(t: ExecutionContext, dir: string): Promise<void> 
       [],
     );
 }
+
+for (const [command, args] of [
+  ['backup-push', () => [cluster.pgdata]],
+  ['backup-fetch', () => [path.join(work.path, 'restore-into-typo'), 'LATEST']],
+  ['backup-list', () => []],
+  ['status', () => []],
+] as const) {
+  // Serial: before the recovery test above stops the cluster, which backup-push could otherwise reach first.
+  test.serial(`${command} against an empty prefix of an existing bucket exits 13 naming repo-create, and writes nothing there`, async (t) => {
+    const r = await runGcwal(agent.command, [command, ...args()], { asUser: 'postgres', env: { ...cluster.env, ...emptyPrefixEnv() } });
+    t.is(r.code, 13, r.stderr);
+    t.regex(r.stderr, /repository gs:\/\/.*\/clusters\/db1-typo has no gcwal\.json .*gcwal repo-create/);
+    t.deepEqual(await objectsUnder('clusters/db1-typo'), []);
+    if (command === 'backup-fetch') t.false(existsSync(args()[0]!), 'no restore directory made');
+  });
+}
