@@ -16,6 +16,12 @@
  * relation file. Every restore is checked: the delta and the full restore
  * give the same files with the same contents.
  *
+ * The peer, same run, same changes: pgBackRest 2.45 (lz4, process-max 2,
+ * this machine's cores) `restore` of its own full backup of the same
+ * database into an empty directory, and `restore --delta` of it into a
+ * directory restored from its older backup. pgBackRest's delta compares
+ * each file's SHA-1 with its manifest and copies changed files whole.
+ *
  * Figures are printed, never asserted.
  */
 import path from 'node:path';
@@ -25,7 +31,10 @@ import { installAgent } from '../local/testkit/install.ts';
 import { runRepoCreate } from '../local/testkit/repo.ts';
 import { makeTempDir } from '../local/testkit/tmp.ts';
 import type { Cleanups } from './lib/cleanup.ts';
+import { emptyRestoreDir } from './lib/datadir.ts';
+import { configurePgBackRest, createStanza } from './lib/pgbackrest.ts';
 import { pgTool } from './lib/pgtool.ts';
+import { shellQuote } from './lib/shell.ts';
 import { postgresEnv, runOk, runTimed } from './lib/proc.ts';
 import { fixed, formatTable, median } from './lib/stats.ts';
 
@@ -38,6 +47,8 @@ export interface DeltaBenchOptions {
 
 /** The issue's target: delta ≤ 25% of a full restore after a 1% change. */
 const TARGET = 0.25;
+/** pgBackRest's process-max: this machine's cores, as in the backup bench's target. */
+const PROCESS_MAX = 2;
 
 /** Size and CRC of every file under `dir`, for comparing two restores. */
 async function fingerprint(dir: string): Promise<string> {
@@ -57,6 +68,21 @@ export async function runDeltaBench(options: DeltaBenchOptions, parent: Cleanups
     cleanups.add('the source cluster', () => source.destroy());
     await runRepoCreate(agent.command, source, repoEnv);
     const env = await postgresEnv({ ...source.env, ...repoEnv });
+    // The peer archives every segment too, so both tools' backups complete.
+    const pgbr = await configurePgBackRest(path.join(work.path, 'pgbackrest'), source, { compressType: 'lz4', processMax: PROCESS_MAX });
+    const archive = `${shellQuote(agent.command)} wal-push %p && ${['pgbackrest', ...pgbr.args('archive-push')].map(shellQuote).join(' ')} %p`;
+    await source.query(`ALTER SYSTEM SET archive_command = '${archive.replaceAll("'", "''")}'`);
+    await source.query('SELECT pg_reload_conf()');
+    await createStanza(pgbr, { env });
+    const pgbrBackup = async (): Promise<string> => {
+      await runOk('pgbackrest', pgbr.args('backup', '--type=full', `--process-max=${PROCESS_MAX}`), { env });
+      const info = JSON.parse((await runOk('pgbackrest', pgbr.args('info', '--output=json'), { env })).stdout) as { backup: { label: string }[] }[];
+      return info[0].backup.at(-1)!.label;
+    };
+    const pgbrRestore = async (dest: string, label: string, delta: boolean) =>
+      runTimed('pgbackrest', pgbr.args('restore', `--pg1-path=${dest}`, `--set=${label}`, `--process-max=${PROCESS_MAX}`, ...(delta ? ['--delta'] : [])), {
+        env,
+      });
     const pgbench = pgTool('pgbench');
     log(`delta: pgbench -i -s ${options.scale}`);
     await runOk(pgbench, ['-i', '-q', '-s', String(options.scale)], { env });
@@ -66,6 +92,11 @@ export async function runDeltaBench(options: DeltaBenchOptions, parent: Cleanups
     const [{ bytes }] = await source.query<{ bytes: string }>('SELECT pg_database_size(current_database()) AS bytes');
     const base = path.join(work.path, 'older');
     await runOk(agent.command, ['backup-fetch', base, older], { env });
+    await source.query('CHECKPOINT');
+    const olderPgbr = await pgbrBackup();
+    const basePgbr = path.join(work.path, 'older-pgbackrest');
+    await emptyRestoreDir(basePgbr);
+    await runOk('pgbackrest', pgbr.args('restore', `--pg1-path=${basePgbr}`, `--set=${olderPgbr}`, `--process-max=${PROCESS_MAX}`), { env });
 
     const fetch = (dest: string, backup: string, delta: boolean) =>
       runTimed(agent.command, ['backup-fetch', dest, backup, '--recovery', ...(delta ? ['--delta'] : [])], { env });
@@ -91,8 +122,12 @@ export async function runDeltaBench(options: DeltaBenchOptions, parent: Cleanups
       await scenario.change();
       await source.query('CHECKPOINT');
       const newer = await push();
+      await source.query('CHECKPOINT');
+      const newerPgbr = await pgbrBackup();
       const full: number[] = [];
       const delta: number[] = [];
+      const peerFull: number[] = [];
+      const peerDelta: number[] = [];
       let kept = '';
       for (let round = 0; round < options.rounds; round++) {
         const fullDir = path.join(work.path, `full-${rows.length}-${round}`);
@@ -109,15 +144,52 @@ export async function runDeltaBench(options: DeltaBenchOptions, parent: Cleanups
           throw new Error(`${scenario.name}: the delta restore differs from the full restore`);
         log(`delta: full ${fixed(f.ms / 1000, 2)} s, delta ${fixed(d.ms / 1000, 2)} s (${kept})`);
         await execOk('rm', ['-rf', fullDir, deltaDir]);
+
+        const peerFullDir = path.join(work.path, `pgbr-full-${rows.length}-${round}`);
+        await emptyRestoreDir(peerFullDir);
+        const pf = await pgbrRestore(peerFullDir, newerPgbr, false);
+        if (pf.code !== 0) throw new Error(`pgbackrest restore failed: ${pf.stderr}`);
+        peerFull.push(pf.ms);
+        const peerDeltaDir = path.join(work.path, `pgbr-delta-${rows.length}-${round}`);
+        await execOk('cp', ['-a', basePgbr, peerDeltaDir]);
+        const pd = await pgbrRestore(peerDeltaDir, newerPgbr, true);
+        if (pd.code !== 0) throw new Error(`pgbackrest restore --delta failed: ${pd.stderr}`);
+        peerDelta.push(pd.ms);
+        log(`delta: pgbackrest full ${fixed(pf.ms / 1000, 2)} s, delta ${fixed(pd.ms / 1000, 2)} s`);
+        await execOk('rm', ['-rf', peerFullDir, peerDeltaDir]);
       }
-      rows.push([scenario.name, fixed(median(full) / 1000, 2), fixed(median(delta) / 1000, 2), `${fixed((100 * median(delta)) / median(full), 0)}%`, kept]);
+      const share = (d: number[], f: number[]) => `${fixed((100 * median(d)) / median(f), 0)}%`;
+      rows.push([
+        scenario.name,
+        fixed(median(full) / 1000, 2),
+        fixed(median(delta) / 1000, 2),
+        share(delta, full),
+        fixed(median(peerFull) / 1000, 2),
+        fixed(median(peerDelta) / 1000, 2),
+        share(peerDelta, peerFull),
+        fixed(median(peerDelta) / median(delta), 2),
+        kept,
+      ]);
     }
     return [
       `## Delta restore (pgbench -s ${options.scale}, ${(Number(bytes) / 1024 ** 2).toFixed(0)} MiB; ${options.rounds} runs each, medians)`,
       '',
-      `A newer backup restored with \`backup-fetch --delta\` into a directory restored from an older one, beside a full \`backup-fetch\` into an empty directory. Target: delta ≤ ${TARGET * 100}% of full.`,
+      `A newer backup restored with \`backup-fetch --delta\` into a directory restored from an older one, beside a full \`backup-fetch\` into an empty directory; pgBackRest (lz4, process-max ${PROCESS_MAX}) \`restore\` and \`restore --delta\` of its own backups of the same states, same run. Target: gcwal's delta ≤ ${TARGET * 100}% of its full restore.`,
       '',
-      formatTable(['change between the backups', 'full s', 'delta s', 'delta ÷ full', 'what the delta kept'], rows),
+      formatTable(
+        [
+          'change between the backups',
+          'gcwal full s',
+          'gcwal delta s',
+          'delta ÷ full',
+          'pgBackRest full s',
+          'pgBackRest delta s',
+          'delta ÷ full',
+          'pgBackRest delta ÷ gcwal delta',
+          'what the gcwal delta kept',
+        ],
+        rows,
+      ),
     ].join('\n');
   });
 }

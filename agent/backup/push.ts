@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import type pg from 'pg';
 import type { BackupMeta, ManifestEntry } from '../../core/backup/meta.ts';
-import { serializeBackupMeta } from '../../core/backup/meta.ts';
+import { MANIFEST_FORMAT, serializeBackupMeta } from '../../core/backup/meta.ts';
 import { getCodec } from '../../core/codec/index.ts';
 import { ConflictError, ExitCode, GcwalError, UsageError } from '../../core/errors.ts';
 import { backupManifestKey, backupMetaKey, backupName, backupPrefix, Meta } from '../../core/layout.ts';
@@ -105,7 +105,7 @@ async function writeManifest(storage: Storage, name: string, entries: readonly M
     for (const entry of entries) yield Buffer.from(JSON.stringify(entry) + '\n');
   };
   const info = await writeOnce(storage, key, lines, { signal, metadata: { [Meta.codec]: 'none' }, contentType: 'application/x-ndjson' });
-  return { key, storedSize: info.size, storedCrc32c: info.crc32c, entries: entries.length };
+  return { key, storedSize: info.size, storedCrc32c: info.crc32c, entries: entries.length, format: MANIFEST_FORMAT };
 }
 
 /** The copy between start and stop: walk, tar parts, stop (the WAL is waited for by the caller). */

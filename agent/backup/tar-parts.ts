@@ -9,6 +9,7 @@ import type { Codec } from '../../core/codec/types.ts';
 import { GcwalError, InvalidInputError } from '../../core/errors.ts';
 import { Meta } from '../../core/layout.ts';
 import type { Storage } from '../../core/storage/types.ts';
+import { BlockIndex, recordOffsets, TarOffsets } from './offsets.ts';
 import type { PlannedPart } from './plan.ts';
 import type { WalkEntry } from './walk.ts';
 
@@ -233,8 +234,11 @@ export async function writePart(plan: PlannedPart, options: PartWriterOptions): 
   // 'error' that destroy(err) emits would crash the process.
   pack.on('error', () => {});
   const meter = new ChecksumMeter();
+  // Where each file lies in the part, for a delta restore's ranged reads (offsets.ts).
+  const offsets = new TarOffsets();
+  const blocks = new BlockIndex();
   // The part's raw size and CRC32C are recorded (rawSize, rawCrc32c) and checked by every reader.
-  const compressor = options.codec.compressor(options.level, { rawChecksumRecorded: true });
+  const compressor = options.codec.compressor(options.level, { rawChecksumRecorded: true, onBlock: blocks.add });
   const manifest: ManifestEntry[] = [];
 
   const upload = options.storage.write(options.key, compressor, {
@@ -247,10 +251,11 @@ export async function writePart(plan: PlannedPart, options: PartWriterOptions): 
   const tarBytes = async function* () {
     for await (const chunk of pack) yield chunk as Buffer;
   };
-  const piping = pipeline(tarBytes, meter, compressor, { signal });
+  const piping = pipeline(tarBytes, meter, offsets, compressor, { signal });
   const filling = fill(pack, plan, inner, manifest);
   try {
     const [info, , files] = await Promise.all([upload, piping, filling]);
+    recordOffsets(manifest, offsets.entries, blocks);
     return {
       part: {
         key: options.key,

@@ -36,6 +36,7 @@ import { SPOOL_DIR } from '../wal/spool-entry.ts';
 import { INCOMPLETE_MARKER } from './destination.ts';
 import { restoredMode } from './extract.ts';
 import { type BlockPatch, compareFile } from './patch.ts';
+import { planRangedPart, type RangedPart } from './ranges.ts';
 
 const CONTROL_FILE = 'global/pg_control';
 
@@ -144,6 +145,8 @@ export interface DeltaPlan {
   patch: Map<string, BlockPatch>;
   /** parts all of whose files are kept: not read */
   skipParts: Set<number>;
+  /** parts of which only the files to write are read (ranges.ts), by index */
+  ranged: Map<number, RangedPart>;
   keptBytes: number;
   removed: number;
 }
@@ -172,7 +175,7 @@ export async function prepareDelta(
   manifest: ReadonlyMap<string, ManifestEntry>,
   options: { concurrency: number; log: Logger; signal?: AbortSignal },
 ): Promise<DeltaPlan> {
-  const plan: DeltaPlan = { kept: new Set(), patch: new Map(), skipParts: new Set(), keptBytes: 0, removed: 0 };
+  const plan: DeltaPlan = { kept: new Set(), patch: new Map(), skipParts: new Set(), ranged: new Map(), keptBytes: 0, removed: 0 };
   await fs.rm(path.join(dest, CONTROL_FILE), { force: true });
   const candidates: { relative: string; absolute: string; entry: ManifestEntry; size: number }[] = [];
   const remove = async (absolute: string) => {
@@ -220,15 +223,24 @@ export async function prepareDelta(
     const mode = restoredMode(c.entry.mode);
     if (((await fs.lstat(c.absolute)).mode & 0o7777) !== mode) await fs.chmod(c.absolute, mode);
   });
-  // A part none of whose files is to be written need not be read.
-  const writes = new Set<number>();
-  for (const entry of manifest.values()) if (entry.type === 'file' && entry.part !== undefined && !plan.kept.has(entry.path)) writes.add(entry.part);
-  meta.parts.forEach((_, i) => {
-    if (!writes.has(i)) plan.skipParts.add(i);
+  // A part none of whose files is to be written need not be read; one with few, only in part (ranges.ts).
+  const files = meta.parts.map(() => ({ all: [] as ManifestEntry[], write: [] as ManifestEntry[] }));
+  for (const entry of manifest.values()) {
+    if (entry.type !== 'file' || entry.part === undefined) continue;
+    files[entry.part].all.push(entry);
+    if (!plan.kept.has(entry.path)) files[entry.part].write.push(entry);
+  }
+  meta.parts.forEach((part, i) => {
+    if (files[i].write.length === 0) plan.skipParts.add(i);
+    else {
+      const ranged = planRangedPart(part, files[i].write, files[i].all);
+      if (ranged) plan.ranged.set(i, ranged);
+    }
   });
   const patched = plan.patch.size > 0 ? `, ${plan.patch.size} patched in place (${patchedBlocks} of their ${blocks} blocks to write)` : '';
+  const ranged = plan.ranged.size > 0 ? `, ${plan.ranged.size} read only in the ranges of the files to write` : '';
   options.log.info(
-    `delta restore: ${plan.kept.size} files (${plan.keptBytes} bytes) unchanged and kept${patched}, ${plan.removed} removed or to be rewritten; ${plan.skipParts.size} of ${meta.parts.length} parts need not be read`,
+    `delta restore: ${plan.kept.size} files (${plan.keptBytes} bytes) unchanged and kept${patched}, ${plan.removed} removed or to be rewritten; ${plan.skipParts.size} of ${meta.parts.length} parts need not be read${ranged}`,
   );
   return plan;
 }

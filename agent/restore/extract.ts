@@ -20,6 +20,7 @@ import { type DirectorySet, writeAllv } from './disk.ts';
 import type { FileFinisher } from './file-finisher.ts';
 import { placeBackupPath } from './paths.ts';
 import { applyPatch, type BlockPatch, patchWhat } from './patch.ts';
+import type { RangedPart } from './ranges.ts';
 
 /**
  * Files written under a temporary name and renamed into place only once the
@@ -62,6 +63,8 @@ export interface ExtractTarget {
   patch?: ReadonlyMap<string, BlockPatch>;
   /** backup-fetch --delta: parts all of whose files are kept, not read */
   skipParts?: ReadonlySet<number>;
+  /** backup-fetch --delta: parts of which only the files to write are read, by part index (ranges.ts) */
+  ranged?: ReadonlyMap<number, RangedPart>;
   /** finishes written files (mode, times, fsync, close) in the background; without one each file is finished before the next */
   finisher?: FileFinisher;
 }
@@ -216,12 +219,32 @@ async function restoreEntry(
         await drain(entry);
         return listed.size;
       }
-      const patch = target.patch?.get(relative);
-      if (patch && !HELD_BACK.has(relative)) await patchFile(entry, listed, patch, relative, place.absolute, target, ledger, where, signal);
-      else await writeFile(entry, listed, relative, place.absolute, target, ledger, where, signal);
+      await restoreFileBytes(entry as AsyncIterable<Buffer>, listed, relative, place.absolute, target, ledger, where, signal);
       return listed.size;
     }
   }
+}
+
+/**
+ * Write one file of the backup from its bytes (`source`, exactly the file's
+ * data) to `absolute`: patched in place when the delta kept it with blocks
+ * to write, else created (`wx`), verified against the manifest's size and
+ * CRC32C either way. Shared by the tar extraction and a delta's ranged reads
+ * (ranges.ts).
+ */
+export async function restoreFileBytes(
+  source: AsyncIterable<Buffer>,
+  listed: ManifestEntry,
+  relative: string,
+  absolute: string,
+  target: ExtractTarget,
+  ledger: PartLedger,
+  where: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const patch = target.patch?.get(relative);
+  if (patch && !HELD_BACK.has(relative)) await patchFile(source, listed, patch, relative, absolute, target, ledger, where, signal);
+  else await writeFile(source, listed, relative, absolute, target, ledger, where, signal);
 }
 
 /** Gathered before one write: fewer system calls, each still under the 1 MiB where a write() gets slow here (docs/performance.md). */
@@ -233,7 +256,7 @@ const WRITE_BATCH = 512 * 1024;
  * attempt leaves it for the retry, which writes the same blocks again.
  */
 async function patchFile(
-  entry: TarEntry,
+  entry: AsyncIterable<Buffer>,
   listed: ManifestEntry,
   patch: BlockPatch,
   relative: string,
@@ -247,7 +270,7 @@ async function patchFile(
   const fh = await fs.open(absolute, fsConstants.O_RDWR | fsConstants.O_NOFOLLOW);
   let handedOver = false;
   try {
-    const written = await applyPatch(entry as AsyncIterable<Buffer>, fh, listed, patch, patchWhat(relative, target.backupName, where), signal);
+    const written = await applyPatch(entry, fh, listed, patch, patchWhat(relative, target.backupName, where), signal);
     target.progress.add(written);
     ledger.bytes += written;
     const mode = restoredMode(listed.mode);
@@ -268,7 +291,7 @@ async function patchFile(
 }
 
 async function writeFile(
-  entry: TarEntry,
+  entry: AsyncIterable<Buffer>,
   listed: ManifestEntry,
   relative: string,
   absolute: string,
@@ -303,7 +326,7 @@ async function writeFile(
     // Read the entry through its async iterator: if the parser was destroyed
     // before this point, the entry ends early (and fails verification)
     // instead of waiting for events that were already emitted.
-    for await (const chunk of entry as AsyncIterable<Buffer>) {
+    for await (const chunk of entry) {
       signal?.throwIfAborted();
       verifier.update(chunk);
       batch.push(chunk);

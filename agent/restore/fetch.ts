@@ -198,6 +198,7 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
       keep: kept || signals.length > 0 ? new Set([...(kept?.kept ?? []), ...signals]) : undefined,
       patch: kept?.patch,
       skipParts: kept?.skipParts,
+      ranged: kept?.ranged,
     };
     const totals = await restoreParts(storage, meta, target, { concurrency: options.concurrency, retries: options.retries, log, signal }).finally(() =>
       progress.done(),

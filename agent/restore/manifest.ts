@@ -20,8 +20,10 @@ import { backupTablespaces } from './tablespaces.ts';
  * CorruptObjectError when its stored bytes do not match the metadata, a line
  * is not a valid entry (checkManifestEntry) or lies under pg_tblspc/<oid> of
  * no tablespace of the backup, a path repeats, or the entry count differs
- * from the metadata's. Block checksums (ManifestEntry.blocks) are checked
- * and dropped unless `options.blocks`.
+ * from the metadata's. Block checksums (ManifestEntry.blocks) and file
+ * ranges (ManifestEntry.offset ...) are checked and dropped unless
+ * `options.blocks` (a delta restore); ranges also in a manifest older than
+ * format 2.
  */
 export async function readManifest(
   storage: Storage,
@@ -68,6 +70,13 @@ export async function readManifest(
     if (!options.blocks) {
       delete entry.blockSize;
       delete entry.blocks;
+    }
+    // File ranges serve only a delta restore, and only from a manifest of the format that defines them.
+    if (!options.blocks || (meta.manifest.format ?? 1) < 2) {
+      delete entry.offset;
+      delete entry.blockOffset;
+      delete entry.storedOffset;
+      delete entry.storedEnd;
     }
     if (entries.has(entry.path)) throw new CorruptObjectError(`${where} lists ${entry.path} twice`, 'the backup manifest is damaged; restore another backup');
     entries.set(entry.path, entry);

@@ -11,6 +11,7 @@ import { verifyingStream } from '../../core/checksum/verify.ts';
 import { codecFromName } from '../../core/codec/index.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import { type ExtractResult, type ExtractTarget, extractPart, type PartLedger } from './extract.ts';
+import { restorePartRanges } from './ranges.ts';
 
 /**
  * Stream part `index` (described by `part`) from `storage` onto disk.
@@ -29,6 +30,8 @@ export async function restorePart(
   signal?: AbortSignal,
 ): Promise<ExtractResult> {
   if (target.skipParts?.has(index)) return { files: 0, bytes: 0 };
+  const ranged = target.ranged?.get(index);
+  if (ranged) return restorePartRanges(storage, part, index, ranged, target, ledger, signal);
   const codec = codecFromName(part.codec, part.key);
   const stored = await storage.read(part.key, { signal });
   const raw = new PassThrough();

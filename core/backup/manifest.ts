@@ -37,7 +37,9 @@ export async function* readLines(stream: AsyncIterable<Buffer | string>, where: 
 }
 
 const TYPES: readonly string[] = ['file', 'directory', 'symlink'];
-const ENTRY_SHAPE = { required: ['path', 'type', 'size', 'mode', 'mtime'], optional: ['crc32c', 'part', 'target', 'blockSize', 'blocks'] };
+/** Where a file lies in its part (ManifestEntry.offset and the others, agent/backup/offsets.ts): all four or none. */
+const RANGE_FIELDS = ['offset', 'blockOffset', 'storedOffset', 'storedEnd'] as const;
+const ENTRY_SHAPE = { required: ['path', 'type', 'size', 'mode', 'mtime'], optional: ['crc32c', 'part', 'target', 'blockSize', 'blocks', ...RANGE_FIELDS] };
 
 /**
  * Check one parsed manifest line strictly. Throws CorruptObjectError naming
@@ -76,10 +78,21 @@ export function checkManifestEntry(value: unknown, partCount: number, where: str
       if (!f.has('blocks')) throw f.bad('blocks', 'is missing');
       if (decodeBlockCrcs(f.string('blocks', MAX_MANIFEST_LINE), count) === undefined) throw f.bad('blocks', `is not the base64 of ${count} block checksums`);
     }
+    const ranged = RANGE_FIELDS.filter((k) => f.has(k));
+    if (ranged.length > 0) {
+      const absent = RANGE_FIELDS.find((k) => !f.has(k));
+      if (absent) throw f.bad(absent, `is missing (${ranged.join(', ')} set)`);
+      if (f.count('size') === 0) throw f.bad('offset', 'is set on an empty file');
+      if (f.count('blockOffset') > f.count('offset')) throw f.bad('blockOffset', `is ${f.raw('blockOffset')}, after offset ${f.raw('offset')}`);
+      if (f.count('storedEnd') <= f.count('storedOffset'))
+        throw f.bad('storedEnd', `is ${f.raw('storedEnd')}, not after storedOffset ${f.raw('storedOffset')}`);
+    }
   } else {
     f.integer('size', 0, 0);
     if (f.has('crc32c')) throw f.bad('crc32c', `is set on a ${type}`);
     if (f.has('blockSize') || f.has('blocks')) throw f.bad(f.has('blocks') ? 'blocks' : 'blockSize', `is set on a ${type}`);
+    const ranged = RANGE_FIELDS.find((k) => f.has(k));
+    if (ranged) throw f.bad(ranged, `is set on a ${type}`);
   }
   if (type === 'symlink') {
     const parts = p.split('/');

@@ -54,7 +54,25 @@ export interface ManifestEntry {
   blockSize?: number;
   /** the CRC32C of each block of `blockSize` bytes (the last may be shorter), 4 bytes each, big-endian, base64 */
   blocks?: string;
+  /**
+   * Manifest format 2, non-empty files of lzo parts (agent/backup/offsets.ts):
+   * where the file's data begins in the part's raw tar bytes; the stored
+   * range [storedOffset, storedEnd) of the lzop blocks holding it, which
+   * decodes to raw bytes from blockOffset on. All four or none.
+   */
+  offset?: number;
+  blockOffset?: number;
+  storedOffset?: number;
+  storedEnd?: number;
 }
+
+/**
+ * The manifest format this gcwal writes and the newest it reads: 2 adds the
+ * file ranges (ManifestEntry.offset ...); a backup.json without
+ * `manifest.format` has a format 1 manifest. A newer one is refused by
+ * parseBackupMeta rather than misread.
+ */
+export const MANIFEST_FORMAT = 2;
 
 /**
  * The backup's metadata object (`backups/<name>/backup.json`). Written last:
@@ -91,7 +109,7 @@ export interface BackupMeta {
   backupLabel: string;
   tablespaceMap: string;
   /** manifest object key and its checksums */
-  manifest: { key: string; storedSize: number; storedCrc32c: string; entries: number };
+  manifest: { key: string; storedSize: number; storedCrc32c: string; entries: number; format?: number };
   /** gcwal version that wrote it */
   gcwalVersion: string;
 }
@@ -132,7 +150,7 @@ const META_SHAPE = {
 };
 const PART_SHAPE = { required: ['key', 'rawSize', 'rawCrc32c', 'storedSize', 'storedCrc32c', 'codec', 'files'] };
 const TABLESPACE_SHAPE = { required: ['oid', 'location'] };
-const MANIFEST_SHAPE = { required: ['key', 'storedSize', 'storedCrc32c', 'entries'] };
+const MANIFEST_SHAPE = { required: ['key', 'storedSize', 'storedCrc32c', 'entries'], optional: ['format'] };
 
 /** A system identifier: the decimal form of an unsigned 64-bit number other than 0. */
 const SYSTEM_IDENTIFIER = /^[1-9][0-9]{0,19}$/;
@@ -234,6 +252,12 @@ export function parseBackupMeta(text: string, key: string): BackupMeta {
   m.count('storedSize');
   m.matching('storedCrc32c', CRC32C_BASE64, 'a base64 crc32c');
   m.count('entries');
+  if (m.has('format') && m.integer('format', 1) > MANIFEST_FORMAT) {
+    throw new CorruptObjectError(
+      `backup metadata ${where}: the manifest has format ${m.raw('format')}, newer than this gcwal reads (up to ${MANIFEST_FORMAT})`,
+      'upgrade gcwal to restore this backup',
+    );
+  }
   f.string('gcwalVersion', 100);
   return value as BackupMeta;
 }

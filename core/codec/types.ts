@@ -47,4 +47,13 @@ export interface CompressorOptions {
    * would otherwise carry (lzop's: a whole pass over every byte).
    */
   rawChecksumRecorded?: boolean;
+  /**
+   * Called for each block the stored bytes hold that decodes on its own
+   * (lzo: every lzop block; other codecs never call it), before the block
+   * is pushed: where it begins in the raw and in the stored bytes; and once
+   * more after the last block, with where the blocks end in both. A reader
+   * can then decode any raw range from a ranged read of the stored bytes
+   * (agent/backup/offsets.ts records them, agent/restore/ranges.ts reads).
+   */
+  onBlock?: (rawOffset: number, storedOffset: number) => void;
 }

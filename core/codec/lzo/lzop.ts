@@ -18,13 +18,19 @@ import type { Codec, CompressorOptions, DecompressorOptions } from '../types.ts'
 /** Cuts input into 256 KiB blocks and writes each compressed, or stored when compression does not help. */
 class LzopCompressor extends Transform {
   readonly #blocks: LzopBlockEncoder;
+  readonly #onBlock: ((rawOffset: number, storedOffset: number) => void) | undefined;
   #staging = Buffer.allocUnsafe(LZOP_BLOCK_SIZE);
   #filled = 0;
+  #raw = 0;
+  #stored = 0;
 
-  constructor(compress: LzoBlockCompressor, flags: number) {
+  constructor(compress: LzoBlockCompressor, flags: number, onBlock?: (rawOffset: number, storedOffset: number) => void) {
     super();
     this.#blocks = new LzopBlockEncoder(compress, flags);
-    this.push(lzopStreamHeader(flags));
+    this.#onBlock = onBlock;
+    const header = lzopStreamHeader(flags);
+    this.#stored = header.length;
+    this.push(header);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -50,6 +56,7 @@ class LzopCompressor extends Transform {
   override _flush(callback: TransformCallback): void {
     try {
       if (this.#filled > 0) this.#emitStaging();
+      this.#onBlock?.(this.#raw, this.#stored);
       this.push(endMarker());
       callback();
     } catch (err) {
@@ -63,7 +70,11 @@ class LzopCompressor extends Transform {
   }
 
   #emit(raw: Buffer): void {
-    this.push(this.#blocks.encode(raw));
+    const block = this.#blocks.encode(raw);
+    this.#onBlock?.(this.#raw, this.#stored);
+    this.#raw += raw.length;
+    this.#stored += block.length;
+    this.push(block);
   }
 }
 
@@ -84,11 +95,20 @@ class LzopDecompressor extends Transform {
   #header: LzopHeader | undefined;
   #block = 0;
   #seen = 0;
+  /** a ranged read of whole blocks: it may end at any block boundary, the end marker being optional */
+  #blocksOnly = false;
 
-  constructor(decoders: () => Promise<LzoBlockDecoder>, options: DecompressorOptions) {
+  /** Without `header`, a whole lzop stream; with it, blocks from a block boundary of a stream with that header (#blocksOnly). */
+  constructor(decoders: () => Promise<LzoBlockDecoder>, options: DecompressorOptions, header?: LzopHeader) {
     super();
     this.#decoders = decoders;
     this.#checkDecoded = options.decodedVerifiedByCaller !== true;
+    if (header) {
+      this.#header = header;
+      this.#stage = 'blocks';
+      this.#need = 4;
+      this.#blocksOnly = true;
+    }
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -101,7 +121,8 @@ class LzopDecompressor extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    callback(this.#stage === 'end' ? null : this.#truncated());
+    const complete = this.#stage === 'end' || (this.#blocksOnly && this.#stage === 'blocks' && this.#queue.length === 0);
+    callback(complete ? null : this.#truncated());
   }
 
   #truncated(): CorruptObjectError {
@@ -241,10 +262,31 @@ export function lzoCodec(): Codec {
     compressor(level?: number, options: CompressorOptions = {}): Transform {
       if (level !== undefined)
         throw new UsageError(`compression level ${level} is not available for lzo`, 'lzo has a single level; leave the compression level unset');
-      return new LzopCompressor(loadLzoBlockCompressor(), options.rawChecksumRecorded ? LZOP_WRITE_FLAGS_RAW_RECORDED : LZOP_WRITE_FLAGS);
+      return new LzopCompressor(loadLzoBlockCompressor(), options.rawChecksumRecorded ? LZOP_WRITE_FLAGS_RAW_RECORDED : LZOP_WRITE_FLAGS, options.onBlock);
     },
     decompressor(options: DecompressorOptions = {}): Transform {
       return new LzopDecompressor(options.native ? nativeDecoders : decoders, options);
     },
   };
+}
+
+/**
+ * The header of an lzop stream from its first bytes: the header and the
+ * offset where its first block begins. Throws CorruptObjectError when
+ * `start` is not the start of an lzop stream or holds less than its header.
+ */
+export function readLzopHeader(start: Buffer): { header: LzopHeader; size: number } {
+  const parsed = parseHeader(start);
+  if ('need' in parsed) throw new CorruptObjectError(`lzo stream is truncated inside its header (${start.length} bytes)`);
+  return parsed;
+}
+
+/**
+ * Decodes whole lzop blocks of a stream with `header`, starting at a block
+ * boundary (a ranged read of a part, CompressorOptions.onBlock): every
+ * check of the full decompressor, but the input may end at any block
+ * boundary. With `native`, the addon's decoder where installed.
+ */
+export function lzopBlocksDecompressor(header: LzopHeader, options: DecompressorOptions = {}): Transform {
+  return new LzopDecompressor(decoderCache(options.native === true), options, header);
 }

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { crc32c } from '../../../core/checksum/crc32c.ts';
 import { INCOMPLETE_MARKER } from '../../../agent/restore/destination.ts';
+import { backupPartKey } from '../../../core/layout.ts';
 import { SPOOL_DIR } from '../../../agent/wal/spool-entry.ts';
 import { startCluster, startClusterFromDirectory, type Cluster } from '../../../local/testkit/cluster.ts';
 import { execOk } from '../../../local/testkit/exec.ts';
@@ -280,6 +281,8 @@ test.serial('a delta restore writes only the blocks of a large file that differ,
   const d = await fetch([dest, probed, '--delta']);
   t.is(d.code, 0, d.stderr);
   t.regex(d.stderr, /2 patched in place \(22 of their 160 blocks to write\)/);
+  // The two probes are a small share of their part: only their ranges are read (agent/restore/ranges.ts).
+  t.regex(d.stderr, /1 read only in the ranges of the files to write/);
   t.deepEqual(await readFile(sparseFile), sparse);
   t.deepEqual(await readFile(path.join(dest, 'probe.random')), random);
   const sparseAfter = await stat(sparseFile, { bigint: true });
@@ -291,4 +294,56 @@ test.serial('a delta restore writes only the blocks of a large file that differ,
   t.deepEqual(contents(await tree(dest)), restored);
   await rm(path.join(source.pgdata, 'probe.sparse'));
   await rm(path.join(source.pgdata, 'probe.random'));
+  probedBackup = { name: probed, dest, restored };
 });
+
+/** The block-level test's backup and its restore, the latter now exactly that backup. */
+let probedBackup: { name: string; dest: string; restored: Record<string, string> } | undefined;
+
+test.serial(
+  'a delta restore reads only the stored ranges of the files it writes: damage elsewhere in the part is never read, damage in a range is refused',
+  async (t) => {
+    if (!probedBackup) return t.fail('the block-level test did not leave its backup');
+    const { name, dest, restored } = probedBackup;
+    const repo = path.join(work.path, 'repo');
+    const manifest = (await readFile(path.join(repo, 'backups', name, 'manifest.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { path: string; part?: number; size: number; storedOffset?: number; storedEnd?: number });
+    const probe = manifest.find((e) => e.path === 'probe.random')!;
+    t.true(probe.storedOffset !== undefined && probe.storedEnd !== undefined, 'backup-push recorded where the file lies in its part');
+    const partFile = path.join(repo, ...backupPartKey(name, probe.part!).split('/'));
+    // A byte in the middle of the largest other file's range of the same part, away from the probe's.
+    const other = manifest
+      .filter((e) => e.part === probe.part && e.path !== 'probe.random' && e.storedOffset !== undefined)
+      .filter((e) => e.storedEnd! + (1 << 20) < probe.storedOffset! || e.storedOffset! > probe.storedEnd! + (1 << 20))
+      .sort((a, b) => b.size - a.size)[0];
+    t.truthy(other, 'a file of the part far from the probe');
+    const original = await readFile(partFile);
+    const damaged = Buffer.from(original);
+    damaged[Math.floor((other.storedOffset! + other.storedEnd!) / 2)] ^= 0xff;
+    await writeFile(partFile, damaged);
+    t.teardown(() => writeFile(partFile, original));
+
+    // The damage is real: a full restore reads it and refuses the part.
+    const full = await fetch([path.join(work.path, 'full-of-damaged'), name]);
+    t.is(full.code, 6, full.stderr);
+
+    const local = path.join(dest, 'probe.random');
+    const changed = await readFile(local);
+    changed[100] ^= 0xff;
+    await writeFile(local, changed);
+    const d = await fetch([dest, name, '--delta']);
+    t.is(d.code, 0, d.stderr);
+    t.deepEqual(contents(await tree(dest)), restored, 'the delta gives the backup, the damaged bytes never read');
+
+    // Damage inside the probe's own range: its bytes fail their checksum, and the delta says which file.
+    const inRange = Buffer.from(original);
+    inRange[Math.floor((probe.storedOffset! + probe.storedEnd!) / 2)] ^= 0xff;
+    await writeFile(partFile, inRange);
+    await writeFile(local, changed);
+    const refused = await fetch([dest, name, '--delta']);
+    t.is(refused.code, 6, refused.stderr);
+    t.regex(refused.stderr, /probe\.random/);
+  },
+);

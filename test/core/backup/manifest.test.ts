@@ -28,6 +28,8 @@ test('a line longer than the limit is corruption', async (t) => {
 const file = { path: 'base/1/2', type: 'file', size: 3, crc32c: 'AAAAAA==', part: 1, mode: 0o600, mtime: '2024-05-01T00:00:00Z' };
 // Three blocks of 8 KiB, the last one short.
 const blocked = { ...file, size: 20_000, blockSize: 8192, blocks: Buffer.alloc(12).toString('base64') };
+// Where the file lies in its part (manifest format 2).
+const ranged = { ...file, offset: 512, blockOffset: 0, storedOffset: 40, storedEnd: 90 };
 const link = { path: 'pg_tblspc/16385', type: 'symlink', size: 0, mode: 0o777, mtime: '2024-05-01T00:00:00.000Z', target: '/srv/ts' };
 const bad: [string, unknown, RegExp][] = [
   ['not an object', 'x', /an entry without a path/],
@@ -65,6 +67,15 @@ const bad: [string, unknown, RegExp][] = [
     /base has blocks that is set on a directory/,
   ],
   ['a tablespace link whose target is not a string', { ...link, target: 7 }, /pg_tblspc\/16385 has target that is 7, not a string/],
+  ['a file range without its stored end', { ...ranged, storedEnd: undefined }, /has storedEnd that is missing \(offset, blockOffset, storedOffset set\)/],
+  ['a file range whose block begins after the file', { ...ranged, blockOffset: 1024 }, /has blockOffset that is 1024, after offset 512/],
+  ['an empty stored range', { ...ranged, storedEnd: 40 }, /has storedEnd that is 40, not after storedOffset 40/],
+  ['a range on an empty file', { ...ranged, size: 0 }, /has offset that is set on an empty file/],
+  [
+    'a range on a directory',
+    { path: 'base', type: 'directory', size: 0, mode: 0o700, mtime: file.mtime, offset: 3 },
+    /base has offset that is set on a directory/,
+  ],
 ];
 for (const [name, value, message] of bad) {
   test(`a manifest entry with ${name} is corruption`, (t) => {
@@ -77,5 +88,6 @@ test('a well-formed entry is returned with its path normalised', (t) => {
   t.deepEqual(checkManifestEntry(dir, 1, 'm'), { ...dir, path: 'base' });
   t.deepEqual(checkManifestEntry(file, 2, 'm'), file);
   t.deepEqual(checkManifestEntry(blocked, 2, 'm'), blocked);
+  t.deepEqual(checkManifestEntry(ranged, 2, 'm'), ranged);
   t.deepEqual(checkManifestEntry(link, 1, 'm'), link);
 });

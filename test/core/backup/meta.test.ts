@@ -152,3 +152,12 @@ test('backup metadata that is not json, not an object, or of another format is d
   t.regex(err!.message, /backup\.json has format 2, which this gcwal does not know$/);
   t.regex(err!.hint, /upgrade gcwal/);
 });
+
+test('a manifest of a newer format than this gcwal reads is refused with a hint to upgrade; format 2 and none (format 1) are read', (t) => {
+  const err = t.throws(() => parse({ ...valid(), manifest: { ...valid().manifest, format: 3 } }), { instanceOf: CorruptObjectError });
+  t.regex(err!.message, /backup\.json: the manifest has format 3, newer than this gcwal reads \(up to 2\)$/);
+  t.regex(err!.hint, /upgrade gcwal/);
+  const current = { ...valid(), manifest: { ...valid().manifest, format: 2 } };
+  t.deepEqual(parse(current), current);
+  t.is(parse(valid()).manifest.format, undefined);
+});
