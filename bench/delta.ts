@@ -33,6 +33,7 @@ import { makeTempDir } from '../local/testkit/tmp.ts';
 import type { Cleanups } from './lib/cleanup.ts';
 import { emptyRestoreDir } from './lib/datadir.ts';
 import { configurePgBackRest, createStanza } from './lib/pgbackrest.ts';
+import { profileGcwal } from './lib/cpuprofile.ts';
 import { pgTool } from './lib/pgtool.ts';
 import { shellQuote } from './lib/shell.ts';
 import { postgresEnv, runOk, runTimed } from './lib/proc.ts';
@@ -42,6 +43,8 @@ export interface DeltaBenchOptions {
   scale: number;
   /** timed runs of each restore */
   rounds: number;
+  /** CPU-profile one more gcwal delta restore per change (node --cpu-prof) */
+  profile?: boolean;
   log: (line: string) => void;
 }
 
@@ -117,6 +120,7 @@ export async function runDeltaBench(options: DeltaBenchOptions, parent: Cleanups
       },
     ];
     const rows: string[][] = [];
+    const profiles: string[] = [];
     for (const scenario of scenarios) {
       log(`delta: ${scenario.name}`);
       await scenario.change();
@@ -158,6 +162,20 @@ export async function runDeltaBench(options: DeltaBenchOptions, parent: Cleanups
         log(`delta: pgbackrest full ${fixed(pf.ms / 1000, 2)} s, delta ${fixed(pd.ms / 1000, 2)} s`);
         await execOk('rm', ['-rf', peerFullDir, peerDeltaDir]);
       }
+      if (options.profile) {
+        const profiled = path.join(work.path, `delta-profiled-${rows.length}`);
+        await execOk('cp', ['-a', base, profiled]);
+        log(`delta: ${scenario.name}: gcwal backup-fetch --delta under node --cpu-prof`);
+        const { ms, summary } = await profileGcwal(agent.dir, ['backup-fetch', profiled, newer, '--recovery', '--delta'], {
+          env,
+          cwd: work.path,
+          dir: path.join(work.path, `profile-${rows.length}`),
+        });
+        profiles.push(
+          `#### gcwal backup-fetch --delta, ${scenario.name}: CPU profile (${fixed(ms / 1000, 1)} s wall while profiled), main thread self time\n\n${summary}`,
+        );
+        await execOk('rm', ['-rf', profiled]);
+      }
       const share = (d: number[], f: number[]) => `${fixed((100 * median(d)) / median(f), 0)}%`;
       rows.push([
         scenario.name,
@@ -190,6 +208,7 @@ export async function runDeltaBench(options: DeltaBenchOptions, parent: Cleanups
         ],
         rows,
       ),
+      ...profiles.flatMap((p) => ['', p]),
     ].join('\n');
   });
 }

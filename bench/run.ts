@@ -35,7 +35,7 @@
  *                      functions: timed cold starts per function (default 5)
  *   --repo file|gcs|both   backlog: which repositories (default both)
  *   --no-breakdown     skip the measurements of where gcwal wal-push spends its time (wal and gcs)
- *   --profile          CPU-profile one more gcwal backup-push and backup-fetch at --scale
+ *   --profile          CPU-profile one more gcwal backup-push and backup-fetch at --scale (delta: one more delta restore per change)
  *
  * Run as root (PostgreSQL and every measured command run as the postgres
  * user) on a machine with PostgreSQL 15, pgbackrest, lzop and /usr/bin/time
@@ -120,7 +120,7 @@ await withCleanups(async (cleanups) => {
     process.stdout.write(`\n${report}\n`);
   }
   if (which === 'delta') {
-    const report = await runDeltaBench({ scale, rounds: count('rounds', values.rounds ?? '1', 1), log }, cleanups);
+    const report = await runDeltaBench({ scale, rounds: count('rounds', values.rounds ?? '1', 1), profile: values.profile, log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }
   if (which === 'backup' || which === 'all') {
