@@ -66,6 +66,7 @@ was ready for a minute. Only one runs per pg_wal; exits at once otherwise.`,
             signal: ctx.signal,
             retries: 0,
             identity,
+            lzopHelper,
           });
           if (pushed.newerWalMagic !== undefined) await warnNewerWalOnce(walDir, pushed.newerWalMagic, (message) => log.warn(message));
           return pushed;

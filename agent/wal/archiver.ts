@@ -13,12 +13,13 @@
  * a while. `.partial`, `.history` and `.backup` files are left to the
  * foreground call.
  */
-import { existsSync, type FSWatcher, watch } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Logger } from '../log.ts';
 import { pushOne, readySegments } from './ahead.ts';
 import { ARCHIVER_COMMAND, ARCHIVER_PID, type ArchiverStatus, archiverDir, FAILING_FILE, writeArchiverStatus } from './archiver-control.ts';
+import { type DirWaiter, watchDirectory } from './dir-waiter.ts';
 import { hasValidMarker, pruneMarkers } from './marker.ts';
 import { acquirePidFile, readPid, releasePidFile } from './pid-file.ts';
 import type { PushResult } from './push.ts';
@@ -81,8 +82,7 @@ export async function runArchiver(o: ArchiverOptions): Promise<ArchiverResult> {
   const failed = new Map<string, { count: number; until: number }>();
   const running = new Set<Promise<void>>();
   let dirty = true;
-  let watcher: FSWatcher | undefined;
-  let wake: () => void = () => {};
+  let waiter: DirWaiter | undefined;
 
   const archiveOne = async (name: string) => {
     inFlight.add(name);
@@ -109,19 +109,12 @@ export async function runArchiver(o: ArchiverOptions): Promise<ArchiverResult> {
     } finally {
       inFlight.delete(name);
       dirty = true;
-      wake();
+      waiter?.wake();
     }
   };
 
   try {
-    try {
-      watcher = watch(path.join(o.walDir, 'archive_status'), (event) => {
-        if (event === 'rename') wake();
-      });
-      watcher.on('error', () => {});
-    } catch {
-      // the periodic scan alone then
-    }
+    waiter = watchDirectory(path.join(o.walDir, 'archive_status'));
     o.log.info('archiver started', { walDir: o.walDir, concurrency });
     let lastBusy = Date.now();
     for (;;) {
@@ -154,17 +147,10 @@ export async function runArchiver(o: ArchiverOptions): Promise<ArchiverResult> {
         await writeArchiverStatus(o.walDir, status).catch(() => {});
       }
       if (Date.now() - lastBusy > idleMs) return { reason: 'idle', ...counts(status) };
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, pollMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = () => {};
+      await waiter.wait(pollMs);
     }
   } finally {
-    watcher?.close();
+    waiter?.close();
     await Promise.allSettled([...running]);
     await writeArchiverStatus(o.walDir, { ...status, updated: new Date().toISOString(), inFlight: [] }).catch(() => {});
     await releasePidFile(pidFile);

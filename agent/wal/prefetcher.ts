@@ -9,7 +9,7 @@
  * nobody asked for a while. It never answers PostgreSQL itself: a failed or
  * missing prefetch only means wal-fetch fetches that segment on its own.
  */
-import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { walObjectKey } from '../../core/layout.ts';
@@ -18,6 +18,7 @@ import { openDecoded, recordedRawChecksum } from '../../core/storage/decode.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import { parseWalSegmentName } from '../../core/wal/name.ts';
 import type { Logger } from '../log.ts';
+import { type DirWaiter, watchDirectory } from './dir-waiter.ts';
 import { sameFile, type FileIdentity } from './marker.ts';
 import { acquirePrefetchLock, holdsPrefetchLock, readRequest, releasePrefetchLock, removeSpoolDir } from './prefetch-control.ts';
 import { deferUntil, planFetches, type PrefetchSettings, type PrefetchState } from './prefetch-plan.ts';
@@ -71,8 +72,7 @@ export async function runPrefetcher(o: PrefetcherOptions): Promise<PrefetcherRes
   if (!(await acquirePrefetchLock(o.walDir))) return { reason: 'another prefetcher runs', spooled: 0, served: 0 };
   const idleMs = o.idleMs ?? 60_000;
   const pollMs = o.pollMs ?? 200;
-  let watcher: FSWatcher | undefined;
-  let wake: () => void = () => {};
+  let waiter: DirWaiter | undefined;
   const counts = { spooled: 0, served: 0 };
   // Fetches in flight are cancelled and awaited before the spool is cleared on the way out.
   const inner = new AbortController();
@@ -95,15 +95,7 @@ export async function runPrefetcher(o: PrefetcherOptions): Promise<PrefetcherRes
     }
     await clearSpool(o.walDir, (name) => state.spooled.has(name), true);
 
-    try {
-      // Names appearing and disappearing only: a write's every chunk is not news.
-      watcher = watch(spoolDir(o.walDir), (event) => {
-        if (event === 'rename') wake();
-      });
-      watcher.on('error', () => {});
-    } catch {
-      // polling alone then
-    }
+    waiter = watchDirectory(spoolDir(o.walDir));
     const position = (name: string) => {
       try {
         return parseWalSegmentName(name, settings.segmentSize);
@@ -151,7 +143,7 @@ export async function runPrefetcher(o: PrefetcherOptions): Promise<PrefetcherRes
           });
       } finally {
         state.inFlight.delete(name);
-        wake();
+        waiter?.wake();
       }
     };
 
@@ -209,17 +201,10 @@ export async function runPrefetcher(o: PrefetcherOptions): Promise<PrefetcherRes
         }
       }
       if (running.size === 0 && Date.now() - lastActivity > idleMs) return { reason: 'idle', ...counts };
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, pollMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      wake = () => {};
+      await waiter.wait(pollMs);
     }
   } finally {
-    watcher?.close();
+    waiter?.close();
     inner.abort();
     o.signal?.removeEventListener('abort', abort);
     await Promise.allSettled([...running]);
