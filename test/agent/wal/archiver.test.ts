@@ -2,10 +2,11 @@
  * Asynchronous archiving (GCWAL_ARCHIVE_ASYNC=on) with a real PostgreSQL:
  * a backlog of ready segments piles up while archiving is paused, then
  * archive_command = 'gcwal wal-push %p' drains it through the background
- * archiver; the repository is then made unwritable for a while.
+ * archiver; the repository's file system (a small tmpfs of its own) is
+ * then filled for a while.
  */
 
-import { chmod, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
@@ -15,17 +16,21 @@ import type { ArchiverReport } from '../../../agent/wal/archiver-report.ts';
 import { openStorage } from '../../../core/storage/open.ts';
 import { type Cluster, startCluster } from '../../../local/testkit/cluster.ts';
 import { type InstalledAgent, installAgent } from '../../../local/testkit/install.ts';
+import { execOk } from '../../../local/testkit/exec.ts';
 import { repoCreate } from '../../../local/testkit/repo.ts';
 import { runGcwal } from '../../../local/testkit/run.ts';
 import { makeTempDir, type TempDir } from '../../../local/testkit/tmp.ts';
 import { checkRepository } from '../crash/kill.ts';
 
 const BACKLOG = 12;
+/** the repository's own file system, in MiB: the backlog's segments and the tests' fit with room to spare */
+const REPO_FS_MIB = 64;
 
 let agent: InstalledAgent;
 let work: TempDir;
 let cluster: Cluster;
 let repoDir: string;
+let mounted = false;
 let repo: string;
 /** the backlog's segments as PostgreSQL wrote them */
 let copies: string;
@@ -36,6 +41,10 @@ test.before(async () => {
   work = await makeTempDir('wal-archiver', { owner: 'postgres' });
   repoDir = path.join(work.path, 'repo');
   repo = `file://${repoDir}`;
+  // A file system of its own, which a test fills: a full disk under the repository.
+  await mkdir(repoDir);
+  await execOk('mount', ['-t', 'tmpfs', '-o', `size=${REPO_FS_MIB}m,mode=0755`, 'gcwal-archiver-test', repoDir]);
+  mounted = true;
   copies = path.join(work.path, 'copies');
   await mkdir(copies);
   cluster = await startCluster({ walSegSizeMB: 1, serverEnv: { GCWAL_REPO: repo, GCWAL_ARCHIVE_ASYNC: 'on' } });
@@ -50,6 +59,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   await cluster?.destroy();
+  if (mounted) await execOk('umount', [repoDir]).catch(() => {});
   await work?.cleanup();
   await agent?.cleanup();
 });
@@ -121,41 +131,47 @@ test.serial("a promotion's .history and .partial files are pushed by the call it
   }
 });
 
-test.serial('while the repository refuses writes no segment is acknowledged, pg_stat_archiver counts the failures, and archiving resumes', async (t) => {
-  const before = await stats();
-  await chmod(repoDir, 0o000);
-  let during: Awaited<ReturnType<typeof stats>>;
-  let failing: ArchiverReport;
-  try {
-    for (let i = 0; i < 3; i++) {
-      await cluster.query(`CREATE TABLE outage_${i} AS SELECT generate_series(1, 3000) AS n`);
-      await cluster.switchWal();
+test.serial(
+  "while the repository's disk is full no segment is acknowledged, pg_stat_archiver counts the failures, and archiving resumes once there is room",
+  async (t) => {
+    const before = await stats();
+    // The rest of the repository's file system taken by a filler file (a tmpfs of its own, mounted in test.before).
+    const filler = path.join(repoDir, 'filler');
+    await execOk('sh', ['-c', `dd if=/dev/zero of=${filler} bs=64k 2>/dev/null; true`]);
+    let during: Awaited<ReturnType<typeof stats>>;
+    let failing: ArchiverReport;
+    try {
+      for (let i = 0; i < 3; i++) {
+        await cluster.query(`CREATE TABLE full_disk_${i} AS SELECT generate_series(1, 3000) AS n`);
+        await cluster.switchWal();
+      }
+      const deadline = Date.now() + 60_000;
+      while (Number((during = await stats()).failed_count) <= Number(before.failed_count) && Date.now() < deadline) await sleep(200);
+      failing = await report();
+    } finally {
+      await rm(filler, { force: true });
     }
-    const deadline = Date.now() + 60_000;
-    while (Number((during = await stats()).failed_count) <= Number(before.failed_count) && Date.now() < deadline) await sleep(200);
-    failing = await report();
-  } finally {
-    await chmod(repoDir, 0o755);
-  }
-  t.true(Number(during!.failed_count) > Number(before.failed_count), 'PostgreSQL saw the failures');
-  t.is(during!.archived_count, before.archived_count, 'nothing was acknowledged while the repository refused writes');
-  t.truthy(failing!.lastError, JSON.stringify(failing!));
-  t.true(failing!.queue > 0);
+    t.true(Number(during!.failed_count) > Number(before.failed_count), 'PostgreSQL saw the failures');
+    t.is(during!.archived_count, before.archived_count, 'nothing was acknowledged while the disk was full');
+    t.truthy(failing!.lastError, JSON.stringify(failing!));
+    t.regex(failing!.lastError?.message ?? '', /ENOSPC|no space|full/i);
+    t.true(failing!.queue > 0);
 
-  // Resumes: a new segment wakes PostgreSQL's archiver, which retries the old ones first.
-  await cluster.query('CREATE TABLE after_outage AS SELECT generate_series(1, 3000) AS n');
-  const last = await cluster.switchWal();
-  await cluster.waitForArchived(last, 120_000);
-  const archived = new Set((await readdir(path.join(repoDir, 'wal'))).map((key) => key.slice(0, 24)));
-  const done = (await readdir(path.join(walDir(), 'archive_status')))
-    .filter((e) => e.endsWith('.done'))
-    .map((e) => e.slice(0, 24))
-    .filter((n) => /^[0-9A-F]{24}$/.test(n));
-  t.deepEqual(
-    done.filter((name) => !archived.has(name)),
-    [],
-    'every segment acknowledged is in the repository',
-  );
-  await t.notThrowsAsync(checkRepository(await openStorage(repo)));
-  t.true((await archiverLog()).some((l) => l.severity === 'WARNING' && /failed/.test(l.message)));
-});
+    // Resumes: a new segment wakes PostgreSQL's archiver, which retries the old ones first.
+    await cluster.query('CREATE TABLE after_full_disk AS SELECT generate_series(1, 3000) AS n');
+    const last = await cluster.switchWal();
+    await cluster.waitForArchived(last, 120_000);
+    const archived = new Set((await readdir(path.join(repoDir, 'wal'))).map((key) => key.slice(0, 24)));
+    const done = (await readdir(path.join(walDir(), 'archive_status')))
+      .filter((e) => e.endsWith('.done'))
+      .map((e) => e.slice(0, 24))
+      .filter((n) => /^[0-9A-F]{24}$/.test(n));
+    t.deepEqual(
+      done.filter((name) => !archived.has(name)),
+      [],
+      'every segment acknowledged is in the repository',
+    );
+    await t.notThrowsAsync(checkRepository(await openStorage(repo)));
+    t.true((await archiverLog()).some((l) => l.severity === 'WARNING' && /failed/.test(l.message)));
+  },
+);
