@@ -7,13 +7,16 @@
  * answers lost after the upload was carried out. Nothing damaged is ever
  * acknowledged: every object the agent reports stored holds its bytes, a
  * backup whose uploads cannot get through records no backup.json, and every
- * restore is byte-identical. Real PostgreSQL archives and is backed up with
+ * restore is byte-identical (each segment to the one PostgreSQL handed over,
+ * each restored file to the manifest's size and CRC32C of what the backup
+ * read). Real PostgreSQL archives and is backed up with
  * the installed CLI.
  */
 import test from 'ava';
 import { chmod, chown, mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { FaultKind, FaultPlan } from '../../local/gcs/faults.ts';
+import { crc32c, crc32cBase64 } from '../../core/checksum/crc32c.ts';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
 import { startCluster, startClusterFromDirectory, type Cluster } from '../../local/testkit/cluster.ts';
 import { installAgent, type InstalledAgent } from '../../local/testkit/install.ts';
@@ -77,6 +80,15 @@ async function names(sub: string): Promise<string[]> {
     pageToken = body.nextPageToken ?? '';
   } while (pageToken);
   return out;
+}
+
+/** An object of the repository, as an admin reads it. */
+async function objectText(key: string): Promise<string> {
+  const res = await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o/${encodeURIComponent(`${PREFIX}/${key}`)}?alt=media`, {
+    headers: { Authorization: `Bearer ${stack.adminToken()}` },
+  });
+  if (!res.ok) throw new Error(`${key}: ${res.status}`);
+  return res.text();
 }
 
 /** About one 1 MiB segment of WAL that lzo halves at best (hex digits), so it goes up in several chunks. */
@@ -176,13 +188,7 @@ test.serial('backup-push with parts above one chunk under the same faults stores
   await cluster.waitForArchived(await cluster.switchWal(), 300_000);
   stack.emulator.setFaults(undefined);
 
-  const meta = JSON.parse(
-    await (
-      await fetch(`${stack.emulator.url}/storage/v1/b/${stack.bucket}/o/${encodeURIComponent(`${PREFIX}/backups/${backup}/backup.json`)}?alt=media`, {
-        headers: { Authorization: `Bearer ${stack.adminToken()}` },
-      })
-    ).text(),
-  ) as { parts: { key: string; storedSize: number }[] };
+  const meta = JSON.parse(await objectText(`backups/${backup}/backup.json`)) as { parts: { key: string; storedSize: number }[] };
   t.true(meta.parts.length >= 3, `${meta.parts.length} parts`);
   t.true(
     meta.parts.some((p) => p.storedSize > 256 * 1024),
@@ -195,6 +201,37 @@ test.serial('backup-push with parts above one chunk under the same faults stores
   const dest = path.join(work.path, 'restored');
   const fetched = await runGcwal(agent.command, ['backup-fetch', dest, backup, '--recovery', '--gcwal-command', agent.command], { asUser: 'postgres', env });
   t.is(fetched.code, 0, fetched.stderr);
+  stack.emulator.setFaults(undefined);
+
+  // Byte for byte, before PostgreSQL changes anything: every file of the
+  // manifest has the size and CRC32C of the bytes the backup read, and
+  // nothing else is there but what a restore adds. postgresql.auto.conf is
+  // its bytes followed by the recovery settings backup-fetch appends.
+  const manifest = (await objectText(`backups/${backup}/manifest.jsonl`))
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { path: string; type: string; size: number; crc32c?: string });
+  const files = manifest.filter((e) => e.type === 'file');
+  t.true(files.length > 500, `${files.length} files in the manifest`);
+  for (const entry of files) {
+    const bytes = await readFile(path.join(dest, entry.path));
+    const original = entry.path === 'postgresql.auto.conf' ? bytes.subarray(0, entry.size) : bytes;
+    if (original !== bytes)
+      t.regex(
+        bytes.subarray(entry.size).toString(),
+        new RegExp(`^\\n?# recovery settings written by gcwal backup-fetch ${backup};.*\\nrestore_command = `),
+        'then the recovery settings',
+      );
+    t.is(original.length, entry.size, entry.path);
+    t.is(crc32cBase64(crc32c(original)), entry.crc32c ?? 'no crc32c', `${entry.path} restored byte-identical`);
+  }
+  const inManifest = new Set(files.map((e) => e.path));
+  const restoredFiles = (await readdir(dest, { recursive: true, withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dest, path.join(e.parentPath, e.name)));
+  t.deepEqual(restoredFiles.filter((p) => !inManifest.has(p)).sort(), ['backup_label', 'recovery.signal'], 'only what a restore adds');
+
+  faults(0.15, ['503'], 99);
   const restored = await startClusterFromDirectory(dest, { serverEnv: env });
   cleanups.push(() => restored.destroy());
   await restored.waitForRecoveryEnd(300_000);
