@@ -1,7 +1,7 @@
 import * as fs from 'node:fs/promises';
 import type pg from 'pg';
 import type { BackupMeta, ManifestEntry } from '../../core/backup/meta.ts';
-import { MANIFEST_FORMAT, serializeBackupMeta } from '../../core/backup/meta.ts';
+import { FULL_FORMAT, INCREMENTAL_FORMAT, MANIFEST_FORMAT, serializeBackupMeta } from '../../core/backup/meta.ts';
 import { getCodec } from '../../core/codec/index.ts';
 import { ConflictError, ExitCode, GcwalError, UsageError } from '../../core/errors.ts';
 import { backupManifestKey, backupMetaKey, backupName, backupPrefix, Meta } from '../../core/layout.ts';
@@ -22,6 +22,7 @@ import { parseBackupLabel, readArchiverStatus, readClusterInfo, startBackup, sto
 import { planParts } from './plan.ts';
 import { writeParts } from './parts.ts';
 import { walkDataDirectory } from './walk.ts';
+import { findParent, type ParentBackup, splitByParent } from './incremental.ts';
 
 /** Everything pushBackup needs; built by the backup-push command. */
 export interface PushOptions {
@@ -48,6 +49,12 @@ export interface PushOptions {
    * primary and with archiveCheck false.
    */
   primary?: PrimaryConninfo;
+  /**
+   * --incremental: store only the files changed since the newest backup of
+   * the cluster's timeline lineage (incremental.ts); refused with
+   * NoParentBackupError when there is none.
+   */
+  incremental?: boolean;
 }
 
 /**
@@ -109,16 +116,24 @@ async function writeManifest(storage: Storage, name: string, entries: readonly M
 }
 
 /** The copy between start and stop: walk, tar parts, stop (the WAL is waited for by the caller). */
-async function copyAndStop(client: pg.Client, info: ClusterInfo, pgdata: string, name: string, options: PushOptions) {
+async function copyAndStop(client: pg.Client, info: ClusterInfo, pgdata: string, name: string, parent: ParentBackup | undefined, options: PushOptions) {
   const { log, signal, config } = options;
   const walk = await walkDataDirectory(pgdata, {
     pgMajor: info.major,
     signal,
     onSkip: (path, reason, level) => (level === 'warn' ? log.warn : log.debug)(`skipping ${path}: ${reason}`),
   });
-  const plans = planParts(walk.entries, config.partSize, [CONTROL_FILE]);
-  log.debug('copying the data directory', { files: walk.fileCount, bytes: walk.totalBytes, parts: plans.length, tablespaces: walk.tablespaces.length });
-  const progress = options.progress(`backup ${name}`, walk.totalBytes, walk.fileCount);
+  const { copy, referenced } = parent ? splitByParent(walk.entries, parent) : { copy: walk.entries, referenced: [] };
+  const copied = copy.filter((e) => e.type === 'file');
+  const bytes = copied.reduce((n, e) => n + e.size, 0);
+  const plans = planParts(copy, config.partSize, [CONTROL_FILE]);
+  if (parent)
+    log.info(`incremental on ${parent.meta.name}: ${copied.length} files changed, ${referenced.length} unchanged`, {
+      changedBytes: bytes,
+      unchanged: referenced.length,
+    });
+  log.debug('copying the data directory', { files: copied.length, bytes, parts: plans.length, tablespaces: walk.tablespaces.length });
+  const progress = options.progress(`backup ${name}`, bytes, copied.length);
   // done() also on failure: the error must not land on the progress line.
   const written = await writeParts(plans, {
     storage: options.storage,
@@ -137,7 +152,7 @@ async function copyAndStop(client: pg.Client, info: ClusterInfo, pgdata: string,
   const links = walk.entries
     .filter((e) => e.type === 'symlink')
     .map((e): ManifestEntry => ({ path: e.path, type: 'symlink', size: 0, mode: e.mode, mtime: e.mtime.toISOString(), target: e.target }));
-  return { walk, written, stop, manifest: [...links, ...written.manifest] };
+  return { walk, written, stop, manifest: [...links, ...written.manifest, ...referenced] };
 }
 
 /**
@@ -255,9 +270,24 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
     try {
       const startSegment = walSegmentName(start.timeline, segmentNumberOfLsn(start.lsn, info.walSegmentSize), info.walSegmentSize);
       const name = await chooseBackupName(storage, startSegment, start.lsn, signal);
-      log.info(`backup ${name} started`, { startLsn: formatLsn(start.lsn) });
+      const parent = options.incremental
+        ? await findParent(
+            storage,
+            pgdata,
+            {
+              systemIdentifier: info.systemIdentifier,
+              pgVersionNum: info.versionNum,
+              walSegmentSize: info.walSegmentSize,
+              timeline: start.timeline,
+              startLsn: start.lsn,
+            },
+            log,
+            signal,
+          )
+        : undefined;
+      log.info(`backup ${name} started`, { startLsn: formatLsn(start.lsn), ...(parent ? { parent: parent.meta.name } : {}) });
 
-      const { walk, written, stop, manifest } = await copyAndStop(client, info, pgdata, name, options);
+      const { walk, written, stop, manifest } = await copyAndStop(client, info, pgdata, name, parent, options);
       stopped = true;
       const stopTime = new Date();
 
@@ -271,10 +301,12 @@ export async function pushBackup(options: PushOptions): Promise<BackupMeta> {
         await awaitArchived(client, info, name, needed, options.archiveCheck.timeoutSeconds, options);
       }
       const manifestRecord = await writeManifest(storage, name, manifest, signal);
-      const files = manifest.filter((e) => e.type === 'file');
+      // An incremental's own size and count: its referenced files are counted in the backups holding them.
+      const files = manifest.filter((e) => e.type === 'file' && e.ref === undefined);
       const meta: BackupMeta = {
-        format: 1,
+        format: parent ? INCREMENTAL_FORMAT : FULL_FORMAT,
         name,
+        ...(parent ? { parent: parent.meta.name, full: parent.full } : {}),
         systemIdentifier: info.systemIdentifier,
         pgVersionNum: info.versionNum,
         pgVersion: info.version,

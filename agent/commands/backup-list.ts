@@ -16,9 +16,10 @@ export function formatTable(rows: readonly (readonly string[])[]): string {
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]))).join('  ')).join('\n') + '\n';
 }
 
-/** The human table of backup-list, oldest first. */
+/** The human table of backup-list, oldest first; a PARENT column once a backup is incremental. */
 export function backupTable(backups: readonly BackupMeta[]): string {
-  const header = ['NAME', 'START TIME', 'TIMELINE', 'START LSN', 'RAW SIZE', 'STORED SIZE', 'PG'];
+  const chains = backups.some((b) => b.parent !== undefined);
+  const header = ['NAME', 'START TIME', 'TIMELINE', 'START LSN', 'RAW SIZE', 'STORED SIZE', 'PG', ...(chains ? ['PARENT'] : [])];
   const rows = backups.map((b) => [
     b.name,
     shortTime(b.startTime),
@@ -27,6 +28,7 @@ export function backupTable(backups: readonly BackupMeta[]): string {
     formatBytes(b.rawSize),
     formatBytes(b.storedSize),
     b.pgVersion,
+    ...(chains ? [b.parent ?? '-'] : []),
   ]);
   return formatTable([header, ...rows]);
 }
@@ -46,7 +48,11 @@ stable interface for scripts: name, startTime, stopTime (ISO 8601 UTC),
 timeline, startLsn, stopLsn (as PostgreSQL prints LSNs), startWalSegment,
 stopWalSegment (the first and last WAL files the backup needs), rawSize,
 storedSize (bytes), fileCount, pgVersion, systemIdentifier (a decimal
-string). An empty repository prints [].`,
+string); an incremental backup also has parent and full (the backup it
+holds the changes since, and the full backup of its chain), and its rawSize,
+storedSize and fileCount count only what it stores itself. An empty
+repository prints []. The table shows a PARENT column once a backup is
+incremental.`,
   options: {
     json: { type: 'boolean', description: 'print a JSON array instead of a table' },
   },

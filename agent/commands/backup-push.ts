@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { ExitCode } from '../../core/errors.ts';
+import { ExitCode, UsageError } from '../../core/errors.ts';
 import { pushBackup } from '../backup/push.ts';
 import { createProgress, formatBytes, formatDuration } from '../progress.ts';
 import { VERSION } from '../version.ts';
@@ -9,7 +9,7 @@ import type { Command } from './types.ts';
 export const backupPush: Command = {
   name: 'backup-push',
   summary: 'take a base backup of a running cluster',
-  usage: 'gcwal backup-push [--no-archive-check] <pgdata>',
+  usage: 'gcwal backup-push [--full | --incremental] [--no-archive-check] <pgdata>',
   details: `
 Takes a base backup of the running server whose data directory is <pgdata>,
 with PostgreSQL's non-exclusive backup API (pg_backup_start/pg_backup_stop)
@@ -49,14 +49,30 @@ backup starts (a primary of the same cluster, allowed to run
 pg_switch_wal()) and switch its WAL segment once the backup stops; without
 it the wait lasts until the primary switches by itself (archive_timeout).
 
+--incremental stores only what changed since a parent: the newest backup
+of the same cluster, major version and timeline lineage (a backup of an
+earlier timeline qualifies when the server's history file says this
+timeline branched off after it stopped). Any supported version, file level:
+a file whose size and modification time are those the parent recorded,
+that time a whole second before the parent started, is not read again (the
+manifest names the backup holding it); every other file is stored whole.
+backup-fetch rebuilds it from its chain (the full backup and the
+incrementals up to it), so every backup of the chain must stay. Without a
+parent it is refused with exit 2 (code no_parent_backup). --full, the
+default, stores everything.
+
 Prints the backup's name on stdout. The repository must exist (gcwal
 repo-create): one without gcwal.json exits 13. On failure the server's backup mode is
 ended and no backup.json is written (uploaded parts stay, invisible).`,
   options: {
+    full: { type: 'boolean', description: 'store every file (the default)' },
+    incremental: { type: 'boolean', description: 'store only the files changed since the newest backup of the lineage (see above)' },
     'no-archive-check': { type: 'boolean', description: 'do not refuse archive_mode = off nor wait for the WAL to reach the repository (warns)' },
   },
   positionals: 1,
   async run(ctx, [pgdata], options) {
+    if (options.full === true && options.incremental === true)
+      throw new UsageError('--full and --incremental exclude each other', 'pass one of them (--full is the default)');
     const storage = await ctx.storage();
     const started = Date.now();
     const meta = await pushBackup({
@@ -69,6 +85,7 @@ ended and no backup.json is written (uploaded parts stay, invisible).`,
       progress: (label, totalBytes, totalFiles) => createProgress({ out: ctx.stderr, interactive: ctx.interactive, label, totalBytes, totalFiles }),
       archiveCheck: options['no-archive-check'] === true ? false : { timeoutSeconds: ctx.config.archiveTimeout },
       primary: ctx.config.primary,
+      incremental: options.incremental === true,
     });
     const seconds = (Date.now() - started) / 1000;
     const rate = seconds > 0 ? meta.rawSize / seconds : 0;

@@ -65,6 +65,12 @@ export interface ExtractTarget {
   skipParts?: ReadonlySet<number>;
   /** backup-fetch --delta: parts of which only the files to write are read, by part index (ranges.ts) */
   ranged?: ReadonlyMap<number, RangedPart>;
+  /**
+   * An older backup of an incremental's chain (chain.ts): the paths its parts
+   * supply. Every other entry is checked against `manifest` and skipped, not
+   * written (newer backups of the chain supply it, or it is gone since).
+   */
+  take?: ReadonlySet<string>;
   /** finishes written files (mode, times, fsync, close) in the background; without one each file is finished before the next */
   finisher?: FileFinisher;
 }
@@ -197,6 +203,13 @@ async function restoreEntry(
   const tarType = header.type === 'contiguous-file' ? 'file' : header.type;
   if (tarType !== listed.type) throw corrupt(`${name} is a ${header.type} but the manifest lists a ${listed.type}`);
   if (listed.part !== undefined && listed.part !== partIndex) throw corrupt(`${name} belongs to part ${listed.part} according to the manifest`);
+  if (listed.ref !== undefined) throw corrupt(`${name} is stored in backup ${listed.ref} according to the manifest`);
+  if (target.take && !target.take.has(relative)) {
+    if (listed.type === 'file' && header.size !== listed.size) throw corrupt(`${name} holds ${header.size} bytes but the manifest says ${listed.size}`);
+    await drain(entry);
+    // Counted as a file of the part (its file count is checked), with no bytes restored.
+    return listed.type === 'file' ? 0 : undefined;
+  }
 
   const place = placeBackupPath(relative, target.dest, target.tablespaces, where);
   switch (listed.type) {

@@ -18,8 +18,8 @@
  * redoing it. Any other non-empty directory is still refused.
  */
 import * as path from 'node:path';
-import type { BackupMeta } from '../../core/backup/meta.ts';
-import { asGcwalError, DestinationNotEmptyError, type GcwalError } from '../../core/errors.ts';
+import { type BackupMeta, isIncremental } from '../../core/backup/meta.ts';
+import { asGcwalError, DestinationNotEmptyError, type GcwalError, UsageError } from '../../core/errors.ts';
 import { resolveBackupForTarget } from '../../core/restore/choose-backup.ts';
 import { recoveryConfigBlock, type RecoveryPlan } from '../../core/restore/recovery-config.ts';
 import type { Storage } from '../../core/storage/types.ts';
@@ -41,7 +41,8 @@ import type { ExtractTarget } from './extract.ts';
 import { checkDeltaBackup, inspectDeltaDestination, prepareDelta } from './delta.ts';
 import { finalizeRestore } from './finalize.ts';
 import { readManifest, withoutRecoverySignals } from './manifest.ts';
-import { restoreParts } from './parts.ts';
+import { type PartsOptions, restoreParts } from './parts.ts';
+import { type ChainLink, readChain } from './chain.ts';
 import { checkBackupForServer, type TargetServer } from './server-version.ts';
 import { backupTablespaces, parseTablespaceMap, planTablespaces, type TablespaceTarget } from './tablespaces.ts';
 
@@ -124,6 +125,11 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
       `ignored ${otherClusters.length} backup${otherClusters.length === 1 ? '' : 's'} of another cluster than the repository's (${otherClusters.join(', ')}); something other than this cluster's backup-push wrote ${otherClusters.length === 1 ? 'it' : 'them'}`,
     );
   if (options.server) checkBackupForServer(meta, options.server);
+  if (delta && isIncremental(meta))
+    throw new UsageError(
+      `backup ${meta.name} is incremental: --delta does not restore an incremental backup yet`,
+      `restore it into an empty directory, or restore its full backup ${meta.full} with --delta`,
+    );
   if (delta) checkDeltaBackup(delta, meta, dest);
   if (newerSkipped > 0)
     log.info(
@@ -145,6 +151,9 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
   // Block checksums serve only a delta restore; a full one does not hold them in memory.
   const listed = await readManifest(storage, meta, signal, { blocks: delta !== undefined });
   const { restored: manifest, signals } = withoutRecoverySignals(listed);
+  // An incremental's older backups, all checked before the first write.
+  const chain = isIncremental(meta) ? await readChain(storage, meta, manifest, signal) : [];
+  if (chain.length > 0) log.info(`${meta.name} is incremental: restoring it from its chain, ${[...chain.map((c) => c.meta.name), meta.name].join(' → ')}`);
   if (signals.length > 0)
     log.warn(
       `backup ${meta.name} holds ${signals.join(' and ')} (the server backed up was in recovery): not restored, the restore sets up its own recovery${signals.includes('standby.signal') ? '; write standby.signal yourself to start a standby' : ''}`,
@@ -153,7 +162,8 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
 
   // First writes: the directories and the marker.
   const dirs = new DirectorySet();
-  const progress = options.progress(meta);
+  const fromChain = chain.reduce((n, c) => ({ bytes: n.bytes + c.bytes, files: n.files + c.take.size }), { bytes: 0, files: 0 });
+  const progress = options.progress({ ...meta, rawSize: meta.rawSize + fromChain.bytes, fileCount: meta.fileCount + fromChain.files });
   const created = destState === 'absent' ? await createTarget(dest) : [];
   if (destState !== 'absent' && (await tightenDataDirectoryMode(dest))) log.info(`changed the mode of ${dest} to 0700, as PostgreSQL requires`);
   try {
@@ -200,13 +210,42 @@ export async function fetchBackup(storage: Storage, options: FetchOptions): Prom
       skipParts: kept?.skipParts,
       ranged: kept?.ranged,
     };
-    const totals = await restoreParts(storage, meta, target, { concurrency: options.concurrency, retries: options.retries, log, signal }).finally(() =>
-      progress.done(),
-    );
+    const partsOptions = { concurrency: options.concurrency, retries: options.retries, log, signal };
+    const totals = await restoreChain(storage, chain, target, partsOptions)
+      .then(() => restoreParts(storage, meta, target, partsOptions))
+      .finally(() => progress.done());
     await finalizeRestore({ meta, dest, tablespaces, manifest, seen: target.seen, dirs, recoveryBlock });
-    return { meta, dest, tablespaces, ...totals };
+    return { meta, dest, tablespaces, files: totals.files + fromChain.files, bytes: totals.bytes + fromChain.bytes };
   } catch (err) {
     throw withIncompleteHint(err, dest, tablespaces);
+  }
+}
+
+/**
+ * Restore the files the older backups of a chain supply (chain.ts), oldest
+ * first; each file they write counts as found (`target.seen`) for the last
+ * backup's completeness check.
+ */
+async function restoreChain(storage: Storage, chain: readonly ChainLink[], target: ExtractTarget, options: PartsOptions): Promise<void> {
+  for (const link of chain) {
+    const seen = new Set<string>();
+    await restoreParts(
+      storage,
+      link.meta,
+      {
+        ...target,
+        backupName: link.meta.name,
+        manifest: link.manifest,
+        seen,
+        take: link.take,
+        skipParts: link.skipParts,
+        keep: undefined,
+        patch: undefined,
+        ranged: undefined,
+      },
+      options,
+    );
+    for (const p of link.take) if (seen.has(p)) target.seen.add(p);
   }
 }
 

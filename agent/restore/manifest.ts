@@ -6,7 +6,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { checkManifestEntry, readLines } from '../../core/backup/manifest.ts';
-import type { BackupMeta, ManifestEntry } from '../../core/backup/meta.ts';
+import { type BackupMeta, isIncremental, type ManifestEntry } from '../../core/backup/meta.ts';
 import { verifyingStream } from '../../core/checksum/verify.ts';
 import { codecFromName } from '../../core/codec/index.ts';
 import { CorruptObjectError } from '../../core/errors.ts';
@@ -59,7 +59,7 @@ export async function readManifest(
     } catch {
       throw new CorruptObjectError(`${where}: line ${lineNo} is not valid json`, 'the backup manifest is damaged; restore another backup');
     }
-    const entry = checkManifestEntry(value, meta.parts.length, `${where}, line ${lineNo}`);
+    const entry = checkManifestEntry(value, meta.parts.length, `${where}, line ${lineNo}`, { refs: isIncremental(meta) });
     const [top, oid] = entry.path.split('/');
     if (top === 'pg_tblspc' && oid !== undefined && !tablespaces.has(oid)) {
       throw new CorruptObjectError(

@@ -116,6 +116,9 @@ export interface BackupSummary {
   fileCount: number;
   pgVersion: string;
   systemIdentifier: string;
+  /** an incremental backup's parent and its chain's full backup (absent for a full backup) */
+  parent?: string;
+  full?: string;
 }
 
 /** Project metadata onto the summary fields, in a fixed key order. */
@@ -134,5 +137,6 @@ export function backupSummary(meta: BackupMeta): BackupSummary {
     fileCount: meta.fileCount,
     pgVersion: meta.pgVersion,
     systemIdentifier: meta.systemIdentifier,
+    ...(meta.parent !== undefined ? { parent: meta.parent, full: meta.full } : {}),
   };
 }

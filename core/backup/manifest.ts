@@ -9,6 +9,7 @@ import type { ManifestEntry } from './meta.ts';
 import { quoteForMessage } from '../wal/quote.ts';
 import { CRC32C_BASE64, Fields, isoTime } from './fields.ts';
 import { checkBackupPath, isTablespaceOid } from './paths.ts';
+import { isBackupName } from '../layout.ts';
 import { blockCount, decodeBlockCrcs, MAX_BLOCKS, MIN_BLOCK_SIZE } from '../checksum/blocks.ts';
 
 /** Longest manifest line accepted: a path is at most a few KiB; this bounds memory on a damaged manifest. */
@@ -39,18 +40,23 @@ export async function* readLines(stream: AsyncIterable<Buffer | string>, where: 
 const TYPES: readonly string[] = ['file', 'directory', 'symlink'];
 /** Where a file lies in its part (ManifestEntry.offset and the others, agent/backup/offsets.ts): all four or none. */
 const RANGE_FIELDS = ['offset', 'blockOffset', 'storedOffset', 'storedEnd'] as const;
-const ENTRY_SHAPE = { required: ['path', 'type', 'size', 'mode', 'mtime'], optional: ['crc32c', 'part', 'target', 'blockSize', 'blocks', ...RANGE_FIELDS] };
+const ENTRY_SHAPE = {
+  required: ['path', 'type', 'size', 'mode', 'mtime'],
+  optional: ['crc32c', 'part', 'ref', 'target', 'blockSize', 'blocks', ...RANGE_FIELDS],
+};
 
 /**
  * Check one parsed manifest line strictly. Throws CorruptObjectError naming
  * `where` and the field unless it is a well-formed entry: only the fields of
  * the format, a safe path, a known type, a mode of at most 0o7777, an ISO
- * mtime; files with a size, a CRC32C and a part index below `partCount`;
+ * mtime; files with a size, a CRC32C and either a part index below
+ * `partCount` or (an incremental backup's file stored in an older backup,
+ * allowed only with `options.refs`) the name of that backup in `ref`;
  * directories and links with size 0 and no CRC32C; links only as
  * `pg_tblspc/<oid>` (a tablespace), their target (never used: restore links
  * to the directory the user chose) a string when present.
  */
-export function checkManifestEntry(value: unknown, partCount: number, where: string): ManifestEntry {
+export function checkManifestEntry(value: unknown, partCount: number, where: string, options: { refs?: boolean } = {}): ManifestEntry {
   const hint = 'the backup manifest is damaged; restore another backup';
   const path =
     typeof value === 'object' && value !== null && typeof (value as { path?: unknown }).path === 'string' ? (value as { path: string }).path : undefined;
@@ -69,7 +75,12 @@ export function checkManifestEntry(value: unknown, partCount: number, where: str
     f.count('size');
     if (!f.has('crc32c')) throw f.bad('crc32c', 'is missing');
     f.matching('crc32c', CRC32C_BASE64, 'a base64 crc32c');
-    if (!f.has('part')) throw f.bad('part', 'is missing');
+    if (f.has('ref')) {
+      if (!options.refs) throw f.bad('ref', 'is set in a full backup (only an incremental backup refers to another)');
+      const ref = f.string('ref', 200);
+      if (!isBackupName(ref)) throw f.bad('ref', `is ${quoteForMessage(ref)}, not a backup name`);
+      if (f.has('part')) throw f.bad('part', 'is set on a file stored in another backup (ref)');
+    } else if (!f.has('part')) throw f.bad('part', 'is missing');
     if (f.has('blockSize') || f.has('blocks')) {
       const blockSize = f.integer('blockSize', MIN_BLOCK_SIZE, 2 ** 30);
       if ((blockSize & (blockSize - 1)) !== 0) throw f.bad('blockSize', `is ${blockSize}, not a power of two`);
@@ -90,6 +101,7 @@ export function checkManifestEntry(value: unknown, partCount: number, where: str
   } else {
     f.integer('size', 0, 0);
     if (f.has('crc32c')) throw f.bad('crc32c', `is set on a ${type}`);
+    if (f.has('ref')) throw f.bad('ref', `is set on a ${type}`);
     if (f.has('blockSize') || f.has('blocks')) throw f.bad(f.has('blocks') ? 'blocks' : 'blockSize', `is set on a ${type}`);
     const ranged = RANGE_FIELDS.find((k) => f.has(k));
     if (ranged) throw f.bad(ranged, `is set on a ${type}`);

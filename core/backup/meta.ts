@@ -50,6 +50,12 @@ export interface ManifestEntry {
   mtime: string;
   /** symlink target */
   target?: string;
+  /**
+   * An incremental backup's file stored in an older backup of its chain: the
+   * name of the backup whose parts hold the bytes (then `part` is absent;
+   * `size` and `crc32c` are that backup's, which restore verifies).
+   */
+  ref?: string;
   /** files of BLOCKS_MIN_FILE bytes or more (core/checksum/blocks.ts): the size of the blocks of `blocks` */
   blockSize?: number;
   /** the CRC32C of each block of `blockSize` bytes (the last may be shorter), 4 bytes each, big-endian, base64 */
@@ -66,6 +72,17 @@ export interface ManifestEntry {
   storedEnd?: number;
 }
 
+/** backup.json's format of a full backup; gcwal before incremental backups knows only this one. */
+export const FULL_FORMAT = 1;
+/**
+ * backup.json's format of an incremental backup: `parent` and `full` are
+ * set, and manifest entries may name the backup holding a file (`ref`).
+ * A newer format number, so a gcwal that cannot rebuild a chain refuses it
+ * by name ("has format 2, which this gcwal does not know") instead of
+ * restoring an incomplete data directory.
+ */
+export const INCREMENTAL_FORMAT = 2;
+
 /**
  * The manifest format this gcwal writes and the newest it reads: 2 adds the
  * file ranges (ManifestEntry.offset ...); a backup.json without
@@ -79,8 +96,13 @@ export const MANIFEST_FORMAT = 2;
  * a backup without it is incomplete and invisible to list and restore.
  */
 export interface BackupMeta {
-  format: 1;
+  /** FULL_FORMAT, or INCREMENTAL_FORMAT with `parent` and `full` */
+  format: 1 | 2;
   name: string;
+  /** incremental backups: the backup it holds the changes since (a full or another incremental of the same chain) */
+  parent?: string;
+  /** incremental backups: the full backup its chain starts from */
+  full?: string;
   /** system identifier as a decimal string (it exceeds 2^53) */
   systemIdentifier: string;
   /** server_version_num, e.g. 150010 */
@@ -97,10 +119,11 @@ export interface BackupMeta {
   /** ISO times */
   startTime: string;
   stopTime: string;
-  /** sum of file sizes */
+  /** sum of the sizes of the files stored in this backup's parts (an incremental's referenced files are not counted) */
   rawSize: number;
   /** sum of stored part sizes */
   storedSize: number;
+  /** files stored in this backup's parts */
   fileCount: number;
   codec: CodecName;
   parts: BackupPart[];
@@ -147,6 +170,7 @@ const META_SHAPE = {
     'manifest',
     'gcwalVersion',
   ],
+  optional: ['parent', 'full'],
 };
 const PART_SHAPE = { required: ['key', 'rawSize', 'rawCrc32c', 'storedSize', 'storedCrc32c', 'codec', 'files'] };
 const TABLESPACE_SHAPE = { required: ['oid', 'location'] };
@@ -174,7 +198,7 @@ export function parseBackupMeta(text: string, key: string): BackupMeta {
   } catch {
     throw new CorruptObjectError(`backup metadata ${where} is not valid json`, HINT);
   }
-  if (typeof value === 'object' && value !== null && 'format' in value && value.format !== 1) {
+  if (typeof value === 'object' && value !== null && 'format' in value && value.format !== FULL_FORMAT && value.format !== INCREMENTAL_FORMAT) {
     throw new CorruptObjectError(
       `backup metadata ${where} has format ${describeValue(value.format)}, which this gcwal does not know`,
       'upgrade gcwal, or check the object',
@@ -184,6 +208,7 @@ export function parseBackupMeta(text: string, key: string): BackupMeta {
 
   const name = f.string('name', 200);
   if (!isBackupName(name)) throw f.bad('name', `is ${quoteForMessage(name)}, not a backup name`);
+  chainFields(f, name);
   const folder = backupNameFromKey(key);
   if (folder !== undefined && folder !== name) {
     throw new CorruptObjectError(
@@ -260,6 +285,26 @@ export function parseBackupMeta(text: string, key: string): BackupMeta {
   }
   f.string('gcwalVersion', 100);
   return value as BackupMeta;
+}
+
+/** `parent` and `full`: backup names other than the backup's own, both present exactly in format 2. */
+function chainFields(f: Fields, name: string): void {
+  const incremental = f.raw('format') === INCREMENTAL_FORMAT;
+  for (const key of ['parent', 'full']) {
+    if (!incremental) {
+      if (f.has(key)) throw f.bad(key, `is set on a full backup (format ${FULL_FORMAT})`);
+      continue;
+    }
+    if (!f.has(key)) throw f.bad(key, `is missing (an incremental backup, format ${INCREMENTAL_FORMAT}, names its ${key})`);
+    const other = f.string(key, 200);
+    if (!isBackupName(other)) throw f.bad(key, `is ${quoteForMessage(other)}, not a backup name`);
+    if (other === name) throw f.bad(key, 'is the backup itself');
+  }
+}
+
+/** Whether `meta` is an incremental backup (it has a parent in its chain). */
+export function isIncremental(meta: Pick<BackupMeta, 'parent'>): boolean {
+  return meta.parent !== undefined;
 }
 
 function codec(f: Fields, key: string): void {

@@ -150,6 +150,7 @@ const BACKUP_SUMMARY_FIELDS = [
 function summaryFields(name: string, summary: BackupSummaryForCatalogue): BackupSummaryForCatalogue {
   const out: Record<string, unknown> = { name };
   for (const field of BACKUP_SUMMARY_FIELDS) out[field] = summary[field];
+  if (summary.parent !== undefined) out.parent = summary.parent;
   out.keys = [...summary.keys];
   return out as unknown as BackupSummaryForCatalogue;
 }

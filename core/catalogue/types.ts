@@ -97,6 +97,8 @@ export interface CatalogueBackup {
   stopTime: string;
   rawSize: number;
   storedSize: number;
+  /** an incremental backup's parent (core/backup/meta.ts): retention keeps it while this backup is kept */
+  parent?: string;
   /** object keys of its parts, manifest and metadata (what deleting the backup removes) */
   keys: string[];
   /**

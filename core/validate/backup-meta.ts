@@ -122,6 +122,7 @@ export function backupSummary(meta: BackupMeta, metaKey: string): BackupSummaryF
     stopTime: meta.stopTime,
     rawSize: meta.rawSize,
     storedSize: meta.storedSize,
+    ...(meta.parent !== undefined ? { parent: meta.parent } : {}),
     keys: [...new Set(keys)],
   };
 }

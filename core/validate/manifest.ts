@@ -9,7 +9,7 @@
  */
 import type { Readable } from 'node:stream';
 import { checkManifestEntry } from '../backup/manifest.ts';
-import type { BackupMeta, ManifestEntry } from '../backup/meta.ts';
+import { type BackupMeta, isIncremental, type ManifestEntry } from '../backup/meta.ts';
 import { crc32c } from '../checksum/crc32c.ts';
 import { CorruptObjectError } from '../errors.ts';
 import { Meta } from '../layout.ts';
@@ -62,7 +62,7 @@ async function* lines(stream: AsyncIterable<Buffer>, where: string, base: number
   if (rest.length > 0) yield line(rest, rest.length);
 }
 
-function parseLine(line: Line, partCount: number, where: string): ManifestEntry | undefined {
+function parseLine(line: Line, meta: BackupMeta, where: string): ManifestEntry | undefined {
   if (line.text.trim() === '') return undefined;
   let value: unknown;
   try {
@@ -70,7 +70,7 @@ function parseLine(line: Line, partCount: number, where: string): ManifestEntry 
   } catch {
     throw new CorruptObjectError(`${where}: line ${line.number} is not valid json`, hint);
   }
-  return checkManifestEntry(value, partCount, `${where}, line ${line.number}`);
+  return checkManifestEntry(value, meta.parts.length, `${where}, line ${line.number}`, { refs: isIncremental(meta) });
 }
 
 /** What one part of the manifest lists, and where. */
@@ -170,11 +170,12 @@ export async function surveyManifest(
   const decoded = await openDecodedObject(storage, info, signal);
   try {
     for await (const line of lines(decoded as AsyncIterable<Buffer>, where, 0, 1)) {
-      const entry = parseLine(line, meta.parts.length, where);
+      const entry = parseLine(line, meta, where);
       if (!entry) continue;
       survey.entries++;
       hashes.push(pathHash(entry.path));
-      if (entry.type === 'file') {
+      // A file an incremental backup refers to is stored (and counted) in the backup holding it.
+      if (entry.type === 'file' && entry.ref === undefined) {
         survey.files++;
         survey.fileBytes += entry.size;
       }
@@ -231,7 +232,7 @@ export async function* entriesOfPart(
   const listing = survey.parts[index];
   if (listing.entries === 0) return;
   for await (const line of linesOf(storage, survey, listing, where, signal)) {
-    const entry = parseLine(line, meta.parts.length, where);
+    const entry = parseLine(line, meta, where);
     if (entry?.part === index) yield entry;
   }
 }
@@ -252,7 +253,7 @@ export async function findRepeatedPath(
   const seen = new Set<string>();
   const whole: PartListing = { entries: survey.entries, files: survey.files, start: 0, end: survey.info.size, firstLine: 1 };
   for await (const line of linesOf(storage, survey, whole, where, signal)) {
-    const entry = parseLine(line, meta.parts.length, where);
+    const entry = parseLine(line, meta, where);
     if (!entry || !survey.suspects.has(pathHash(entry.path))) continue;
     if (seen.has(entry.path)) return entry.path;
     seen.add(entry.path);

@@ -83,6 +83,28 @@ for (const [name, value, message] of bad) {
   });
 }
 
+const referenced = { path: 'base/1/2', type: 'file', size: 3, crc32c: 'AAAAAA==', ref: 'base_000000010000000000000002', mode: 0o600, mtime: file.mtime };
+const badRefs: [string, unknown, RegExp][] = [
+  ['a reference to another backup in a full backup', referenced, /base\/1\/2 has ref that is set in a full backup/],
+  ['a reference that is not a backup name', { ...referenced, ref: '../x' }, /has ref that is "\.\.\/x", not a backup name/],
+  ['both a reference and a part', { ...referenced, part: 0 }, /has part that is set on a file stored in another backup \(ref\)/],
+  [
+    'a reference on a directory',
+    { path: 'base', type: 'directory', size: 0, mode: 0o700, mtime: file.mtime, ref: referenced.ref },
+    /has ref that is set on a directory/,
+  ],
+];
+for (const [name, value, message] of badRefs) {
+  test(`a manifest entry with ${name} is corruption`, (t) => {
+    const refs = name !== 'a reference to another backup in a full backup';
+    t.throws(() => checkManifestEntry(value, 2, 'manifest line 3', { refs }), { instanceOf: CorruptObjectError, message });
+  });
+}
+
+test("an incremental backup's entry may name the backup holding the file instead of a part", (t) => {
+  t.deepEqual(checkManifestEntry(referenced, 2, 'm', { refs: true }), referenced);
+});
+
 test('a well-formed entry is returned with its path normalised', (t) => {
   const dir = { path: 'base/', type: 'directory', size: 0, mode: 0o700, mtime: '2024-05-01T00:00:00Z' };
   t.deepEqual(checkManifestEntry(dir, 1, 'm'), { ...dir, path: 'base' });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseBackupMeta, serializeBackupMeta, type BackupMeta } from '../../../core/backup/meta.ts';
+import { isIncremental, parseBackupMeta, serializeBackupMeta, type BackupMeta } from '../../../core/backup/meta.ts';
 import { CorruptObjectError } from '../../../core/errors.ts';
 import { backupManifestKey, backupMetaKey, backupPartKey } from '../../../core/layout.ts';
 
@@ -148,8 +148,8 @@ test('backup metadata in the folder of another backup is refused, with a hint to
 test('backup metadata that is not json, not an object, or of another format is damaged', (t) => {
   t.throws(() => parseBackupMeta('{ nope', KEY), { instanceOf: CorruptObjectError, message: /backup\.json is not valid json$/ });
   t.throws(() => parseBackupMeta('[1]', KEY), { instanceOf: CorruptObjectError, message: /backup\.json: the document is a list, not an object$/ });
-  const err = t.throws(() => parse({ ...valid(), format: 2 }), { instanceOf: CorruptObjectError });
-  t.regex(err!.message, /backup\.json has format 2, which this gcwal does not know$/);
+  const err = t.throws(() => parse({ ...valid(), format: 3 }), { instanceOf: CorruptObjectError });
+  t.regex(err!.message, /backup\.json has format 3, which this gcwal does not know$/);
   t.regex(err!.hint, /upgrade gcwal/);
 });
 
@@ -161,3 +161,32 @@ test('a manifest of a newer format than this gcwal reads is refused with a hint 
   t.deepEqual(parse(current), current);
   t.is(parse(valid()).manifest.format, undefined);
 });
+
+const PARENT = 'base_000000010000000000000002';
+const FULL = 'base_000000010000000000000001';
+
+/** An incremental backup's metadata: format 2 with its parent and its chain's full backup. */
+function incremental(): BackupMeta {
+  return { ...valid(), format: 2, parent: PARENT, full: FULL };
+}
+
+test('an incremental backup names its parent and its full backup, and is read back unchanged', (t) => {
+  t.deepEqual(parseBackupMeta(serializeBackupMeta(incremental()), KEY), incremental());
+  t.true(isIncremental(incremental()));
+  t.false(isIncremental(valid()));
+});
+
+const chainDamage: [string, (m: Record<string, any>) => void, RegExp][] = [
+  ['a parent on a full backup (format 1)', (m) => ((m.format = 1), delete m.full), /: parent is set on a full backup \(format 1\)$/],
+  ['no parent in format 2', (m) => delete m.parent, /: parent is missing \(an incremental backup, format 2, names its parent\)$/],
+  ['no full backup in format 2', (m) => delete m.full, /: full is missing/],
+  ['a parent that is not a backup name', (m) => (m.parent = '../x'), /: parent is "\.\.\/x", not a backup name$/],
+  ['itself as its parent', (m) => (m.parent = NAME), /: parent is the backup itself$/],
+];
+for (const [what, change, message] of chainDamage) {
+  test(`incremental backup metadata with ${what} is damaged`, (t) => {
+    const m = incremental() as unknown as Record<string, any>;
+    change(m);
+    t.throws(() => parse(m), { instanceOf: CorruptObjectError, message });
+  });
+}
