@@ -300,7 +300,9 @@ for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
     });
     let ids: number[] = [];
     for (let i = 0; i < 1200 && ids.length !== 2; i++) {
-      ids = (await readFile(pidFile, 'utf8').catch(() => '')).trim().split(' ').filter(Boolean).map(Number);
+      // Only a whole line counts: the preload may be writing it.
+      const line = await readFile(pidFile, 'utf8').catch(() => '');
+      ids = line.endsWith('\n') ? line.trim().split(' ').map(Number) : [];
       if (ids.length !== 2) await sleep(50);
     }
     const [node, launcher] = ids;
