@@ -10,6 +10,8 @@
  *             spawn to first handled event, on the local stack with the Pub/Sub emulator)
  *   backlog   only the archiver-driven benchmark: PostgreSQL's archiver drains a
  *             backlog of segments (not part of the default run)
+ *   steady    only the steady-state benchmark: pgbench writes for 60 s per tool while
+ *             PostgreSQL archives (archive lag, time per call; not part of the default run)
  *   replay    only archive recovery: PostgreSQL replays N segments after a base
  *             backup with restore_command cp from a directory vs gcwal wal-fetch
  *             with prefetch, file:// and gs:// (not part of the default run)
@@ -49,6 +51,7 @@ import { runBackupVerdictBench } from './backup-verdict.ts';
 import { runFunctionsBench } from './function-cold-start.ts';
 import { withCleanups } from './lib/cleanup.ts';
 import { runBacklogBench } from './wal-backlog.ts';
+import { runSteadyBench } from './wal-steady.ts';
 import { runReplayBench } from './replay.ts';
 import { runDeltaBench } from './delta.ts';
 import { runWalBench } from './wal-push.ts';
@@ -77,11 +80,11 @@ function count(name: string, text: string, min: number): number {
 
 const which = positionals[0] ?? 'all';
 if (
-  !['wal', 'gcs', 'backup', 'validate', 'records', 'functions', 'backlog', 'replay', 'delta', 'catalogue', 'verdicts', 'all'].includes(which) ||
+  !['wal', 'gcs', 'backup', 'validate', 'records', 'functions', 'backlog', 'steady', 'replay', 'delta', 'catalogue', 'verdicts', 'all'].includes(which) ||
   positionals.length > 1
 ) {
   throw new Error(
-    `usage: npm run bench -- [wal|gcs|backup|validate|records|functions|backlog|replay|delta|catalogue|verdicts] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`,
+    `usage: npm run bench -- [wal|gcs|backup|validate|records|functions|backlog|steady|replay|delta|catalogue|verdicts] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`,
   );
 }
 const repo = values.repo;
@@ -105,6 +108,10 @@ await withCleanups(async (cleanups) => {
   }
   if (which === 'backlog') {
     const report = await runBacklogBench({ segments, rounds, repo, scale: 10, log }, cleanups);
+    process.stdout.write(`\n${report}\n`);
+  }
+  if (which === 'steady') {
+    const report = await runSteadyBench({ seconds: 60, scale: 10, log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }
   if (which === 'replay') {
