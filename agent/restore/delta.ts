@@ -177,7 +177,7 @@ export async function prepareDelta(
 ): Promise<DeltaPlan> {
   const plan: DeltaPlan = { kept: new Set(), patch: new Map(), skipParts: new Set(), ranged: new Map(), keptBytes: 0, removed: 0 };
   await fs.rm(path.join(dest, CONTROL_FILE), { force: true });
-  const candidates: { relative: string; absolute: string; entry: ManifestEntry; size: number }[] = [];
+  const candidates: { relative: string; absolute: string; entry: ManifestEntry; size: number; mode: number }[] = [];
   const remove = async (absolute: string) => {
     await fs.rm(absolute, { recursive: true, force: true });
     plan.removed++;
@@ -194,7 +194,7 @@ export async function prepareDelta(
       } else if (entry?.type === 'file' && dirent.isFile()) {
         const st = await fs.lstat(absolute);
         // A file with block checksums may be patched even when its size changed (a relation grew or shrank).
-        if (st.size === entry.size || entry.blocks !== undefined) candidates.push({ relative, absolute, entry, size: st.size });
+        if (st.size === entry.size || entry.blocks !== undefined) candidates.push({ relative, absolute, entry, size: st.size, mode: st.mode & 0o7777 });
         else await remove(absolute);
       } else {
         // Not in the backup, or not as this type (a link is never followed).
@@ -221,7 +221,7 @@ export async function prepareDelta(
       patchedBlocks += found.patch.count;
     }
     const mode = restoredMode(c.entry.mode);
-    if (((await fs.lstat(c.absolute)).mode & 0o7777) !== mode) await fs.chmod(c.absolute, mode);
+    if (c.mode !== mode) await fs.chmod(c.absolute, mode);
   });
   // A part none of whose files is to be written need not be read; one with few, only in part (ranges.ts).
   const files = meta.parts.map(() => ({ all: [] as ManifestEntry[], write: [] as ManifestEntry[] }));

@@ -6,14 +6,12 @@
  * file is then streamed as usual, its whole size and CRC32C verified, and
  * only the bytes of differing blocks written, at their offsets.
  */
-import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as fs from 'node:fs/promises';
 import type { ManifestEntry } from '../../core/backup/meta.ts';
 import { BlockChecksums, blockCount, decodeBlockCrcs } from '../../core/checksum/blocks.ts';
 import { crc32cBase64 } from '../../core/checksum/crc32c.ts';
-import { fileChecksum } from '../../core/checksum/file.ts';
-import { Verifier } from '../../core/checksum/verify.ts';
+import { eachChunk, fileChecksum } from '../../core/checksum/file.ts';
 import { CorruptObjectError } from '../../core/errors.ts';
 import { quoteForMessage } from '../../core/wal/quote.ts';
 
@@ -69,7 +67,7 @@ export async function compareFile(absolute: string, localSize: number, entry: Ma
 
 async function feed(file: string, bytes: number, sums: BlockChecksums): Promise<void> {
   if (bytes === 0) return;
-  for await (const chunk of createReadStream(file, { end: bytes - 1, highWaterMark: 1024 * 1024 })) sums.update(chunk as Buffer);
+  await eachChunk(file, (chunk) => sums.update(chunk), bytes);
 }
 
 const HINT = 'the backup is damaged; restore another backup';
@@ -98,8 +96,8 @@ async function writeAt(fh: FileHandle, chunks: Buffer[], total: number, position
 /**
  * Stream one file's bytes from its part (`source`) over the local file
  * opened as `fh`, writing only the blocks `patch` marks. The bytes are
- * verified against the entry's size and CRC32C as they pass; throws
- * CorruptObjectError (from the Verifier) when they do not match. Returns
+ * verified against the entry's size, CRC32C and block checksums as they
+ * pass; throws CorruptObjectError when they do not match. Returns
  * the bytes written.
  */
 export async function applyPatch(
@@ -110,7 +108,6 @@ export async function applyPatch(
   what: string,
   signal?: AbortSignal,
 ): Promise<number> {
-  const verifier = new Verifier({ size: entry.size, crc32c: entry.crc32c ?? '' }, what);
   const { blockSize, differing } = patch;
   // The streamed blocks are checked against the manifest's block checksums
   // too: the blocks kept were judged by those, so they must be the backup's.
@@ -150,7 +147,8 @@ export async function applyPatch(
   try {
     for await (const chunk of source) {
       signal?.throwIfAborted();
-      verifier.update(chunk);
+      if (offset + chunk.length > entry.size) throw new CorruptObjectError(`${what}: more than the expected ${entry.size} bytes`, HINT);
+      // The whole CRC32C follows from the block CRCs (BlockChecksums.finish): one pass over the bytes, not two.
       sums.update(chunk);
       for (let at = 0; at < chunk.length; ) {
         const block = Math.floor(offset / blockSize);
@@ -167,8 +165,9 @@ export async function applyPatch(
       }
     }
     signal?.throwIfAborted();
-    verifier.finish();
-    sums.finish();
+    if (offset !== entry.size) throw new CorruptObjectError(`${what}: ${offset} bytes instead of ${entry.size}`, HINT);
+    const whole = crc32cBase64(sums.finish());
+    if (whole !== entry.crc32c) throw new CorruptObjectError(`${what}: crc32c ${whole} does not match the recorded ${entry.crc32c}`, HINT);
     const wrong = expected.findIndex((crc, i) => crc !== sums.crcs[i]);
     if (wrong >= 0) throw new CorruptObjectError(`${what}: block ${wrong} does not match the manifest's block checksum`, HINT);
     await flush();
