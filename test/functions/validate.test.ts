@@ -16,6 +16,12 @@ import { pushWal, startWalSource, type WalSource } from './wal-source.ts';
 import { walEntries, walEntry } from '../../core/catalogue/runs.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import { makeSyntheticBackup, writeObjects } from '../../local/testkit/synthetic-backup.ts';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pushWalFile } from '../../agent/wal/push.ts';
+import { createRepositoryIdentity } from '../../core/repository.ts';
+import { makeTempDir } from '../../local/testkit/tmp.ts';
+import { syntheticSegment } from '../core/wal/synthetic-segment.ts';
 
 let h: Harness;
 let wal: WalSource;
@@ -212,6 +218,28 @@ test('an alert survives a publish failure: the next run publishes it from the ou
     (await repo.alerts.quiet()).map((m) => [m.id, m.status]),
     [[id, 'open']],
   );
+});
+
+test('a segment with a page magic newer than gcwal knows is validated, and the function logs a WARNING saying so', async (t) => {
+  const repo = await h.repo(t);
+  await createRepositoryIdentity(repo.storage, { systemIdentifier: wal.systemIdentifier, walSegmentSize: wal.segmentSize });
+  // A release after 18 (0xD119), its header otherwise this cluster's: what the agent archives with a warning.
+  const dir = await makeTempDir('validate-newer-wal');
+  t.teardown(() => dir.cleanup());
+  const name = '000000010000000000000003';
+  await writeFile(path.join(dir.path, name), syntheticSegment(3n, { magic: 0xd119, systemIdentifier: wal.systemIdentifier, segmentSize: wal.segmentSize }));
+  await pushWalFile(repo.storage, path.join(dir.path, name), { codec: 'lzo', level: undefined });
+  const info = (await repo.storage.stat(walObjectKey(name)))!;
+
+  const outcome = await validate(repo.runtime())(await repo.event(walObjectKey(name), 'finalized', info.generation));
+  t.like(outcome, { status: 'validated', result: { ok: true } });
+  const warning = outcome.status === 'validated' ? outcome.result.details?.warning : undefined;
+  t.regex(String(warning), /^WAL page magic 0xD119 is newer than PostgreSQL 18's/);
+  const logged = repo.logs.filter((l) => l.key === walObjectKey(name) && String(l.message).startsWith(`validated ${walObjectKey(name)}`));
+  t.is(logged.length, 1, JSON.stringify(logged));
+  t.like(logged[0], { severity: 'WARNING', message: `validated ${walObjectKey(name)}: ${warning}`, generation: info.generation });
+  t.like(walEntry(await repo.catalogue(), name), { state: 'valid' });
+  t.deepEqual(await repo.alerts.quiet(), []);
 });
 
 test('a late event for an object that is gone is ignored', async (t) => {
