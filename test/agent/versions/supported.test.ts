@@ -37,6 +37,8 @@ async function versionRows(): Promise<Map<number, string[]>> {
 const STANDBY_CASES: readonly { words: string; title: RegExp }[] = [
   { words: 'backup under load, PITR from it', title: /a backup taken on (?:a|the) standby.* under load.* restores to a point in time/ },
   { words: 'backup on an idle primary', title: /^on an idle primary, backup-push on the standby/ },
+  { words: 'retention', title: /^backup-list shows the standby's backup, and delete .* plans to keep it/ },
+  { words: 'archiving itself (`archive_mode = always`, `wal-push`)', title: /^a standby archiving itself with archive_mode = always and wal-push/ },
 ];
 
 /** The titles of the tests in `file`, or none when there is no such file. */
