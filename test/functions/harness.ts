@@ -172,10 +172,16 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** the gcp-metadata module google-auth-library itself loads (its dependency, not ours) */
-function gcpMetadataOfAuthLibrary(): { setGCPResidency(value: boolean | null): void } {
+/**
+ * Each gcp-metadata google-auth-library loads (their dependencies, not ours):
+ * the top-level library's and the copy @google-cloud/storage carries, which
+ * the client library's own requests authenticate through.
+ */
+function gcpMetadataModules(): { setGCPResidency(value: boolean | null): void }[] {
   const require = createRequire(import.meta.url);
-  return createRequire(require.resolve('google-auth-library'))('gcp-metadata');
+  const storage = createRequire(require.resolve('@google-cloud/storage'));
+  const libraries = new Set([require.resolve('google-auth-library'), storage.resolve('google-auth-library')]);
+  return [...libraries].map((library) => createRequire(library)('gcp-metadata'));
 }
 
 /**
@@ -200,7 +206,7 @@ export async function startHarness(): Promise<Harness> {
   // for the metadata server without its 3 s off-cloud deadline. Here the
   // stand-in shares this process's event loop with the functions under test:
   // a busy loop would miss a deadline production does not have.
-  gcpMetadataOfAuthLibrary().setGCPResidency(true);
+  for (const metadata of gcpMetadataModules()) metadata.setGCPResidency(true);
 
   const client = new PubSub(pubsub.clientOptions);
   let counter = 0;
