@@ -6,7 +6,7 @@
  * then filled for a while.
  */
 
-import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
@@ -111,24 +111,6 @@ test.serial('archiver-status shows the running archiver, an empty queue and no e
   t.is(text.code, 0, text.stderr);
   t.regex(text.stdout, /archiver: running \(pid \d+\)/);
   t.regex(text.stdout, /queue: 0 segments/);
-});
-
-test.serial("a promotion's .history and .partial files are pushed by the call itself, not left to the archiver", async (t) => {
-  const history = '00000009.history';
-  const partial = `${backlog[0]}.partial`;
-  await writeFile(path.join(walDir(), history), '1\t0/3000000\tno recovery target specified\n');
-  await copyFile(path.join(copies, backlog[0]!), path.join(walDir(), partial));
-  for (const name of [history, partial]) {
-    await chmod(path.join(walDir(), name), 0o644);
-    const r = await gcwal(['wal-push', `pg_wal/${name}`], { GCWAL_ARCHIVE_ASYNC: 'on', GCWAL_VERBOSE: 'true' }, cluster.pgdata);
-    t.is(r.code, 0, r.stderr);
-    t.notRegex(r.stderr, /background archiver/);
-    t.regex(r.stderr, new RegExp(`archived ${name.replace('.', '\\.')}`));
-    t.true(
-      (await readdir(path.join(repoDir, 'wal'))).some((key) => key.startsWith(name)),
-      `${name} is in the repository`,
-    );
-  }
 });
 
 test.serial(
