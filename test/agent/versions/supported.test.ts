@@ -39,7 +39,19 @@ const STANDBY_CASES: readonly { words: string; title: RegExp }[] = [
   { words: 'backup on an idle primary', title: /^on an idle primary, backup-push on the standby/ },
   { words: 'retention', title: /^backup-list shows the standby's backup, and delete .* plans to keep it/ },
   { words: 'archiving itself (`archive_mode = always`, `wal-push`)', title: /^a standby archiving itself with archive_mode = always and wal-push/ },
+  {
+    words: 'archiving itself asynchronously (`GCWAL_ARCHIVE_ASYNC`), promoted',
+    title: /^a standby with archive_mode = always archives what it streams through its own archiver/,
+  },
 ];
+
+/**
+ * The standby tests of a major version: 15, the suite's default server, runs
+ * those that name no version (the asynchronous archiver's with its own
+ * pair); the others have a file each.
+ */
+const standbyFiles = (major: number) =>
+  major === 15 ? ['test/agent/pitr-standby.test.ts', 'test/agent/wal/archiver-promotion.test.ts'] : [`test/agent/pitr-standby-${major}.test.ts`];
 
 /** The titles of the tests in `file`, or none when there is no such file. */
 async function testTitles(file: string): Promise<string[]> {
@@ -70,19 +82,16 @@ test("each row names the server build the suite runs: Debian's for 15, the versi
 test('each row names the backup API of its version and on a standby exactly the cases whose tests run that version', async (t) => {
   for (const [major, [, , , api, standby]] of await versionRows()) {
     t.is(api, major >= 15 ? '`pg_backup_start`/`pg_backup_stop`' : '`pg_start_backup`/`pg_stop_backup`', `README.md row ${major}`);
-    // 15 is the suite's default server: pitr-standby.test.ts runs it; other versions have their own file.
-    const file = major === 15 ? 'test/agent/pitr-standby.test.ts' : `test/agent/pitr-standby-${major}.test.ts`;
-    const titles = await testTitles(file);
+    const files = standbyFiles(major);
+    const titles = (await Promise.all(files.map(testTitles))).flat();
     const tested = STANDBY_CASES.filter((c) => titles.some((title) => c.title.test(title))).map((c) => c.words);
-    t.is(standby, tested.join('; ') || 'not tested', `README.md row ${major}, against the titles of ${file}`);
+    t.is(standby, tested.join('; ') || 'not tested', `README.md row ${major}, against the titles of ${files.join(', ')}`);
   }
 });
 
 test('every standby case of the table is found among the titles of a standby test', async (t) => {
   // A title reworded so that its case pattern no longer matches would otherwise turn a claim into "not tested" silently.
-  const titles = (
-    await Promise.all(SUPPORTED_PG_MAJORS.map((m) => testTitles(m === 15 ? 'test/agent/pitr-standby.test.ts' : `test/agent/pitr-standby-${m}.test.ts`)))
-  ).flat();
+  const titles = (await Promise.all(SUPPORTED_PG_MAJORS.flatMap(standbyFiles).map(testTitles))).flat();
   for (const c of STANDBY_CASES)
     t.true(
       titles.some((title) => c.title.test(title)),
