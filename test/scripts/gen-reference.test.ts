@@ -10,26 +10,33 @@ import { COMMANDS } from '../../agent/commands/index.ts';
 import { CONFIG_TABLE } from '../../agent/config.ts';
 import { EXIT_CODES } from '../../agent/help.ts';
 import { ExitCode } from '../../core/errors.ts';
-import { renderReference } from '../../scripts/gen-reference.ts';
+import { renderReadme, renderReference } from '../../scripts/gen-reference.ts';
 
 const root = new URL('../../', import.meta.url);
 
-test('the committed docs/commands.md and docs/configuration.md are what npm run docs generates from the code', async (t) => {
+test("the committed docs/commands.md, docs/configuration.md and the README's exit codes are what npm run docs generates from the code", async (t) => {
   const generated = await renderReference();
-  t.deepEqual(Object.keys(generated).sort(), ['docs/commands.md', 'docs/configuration.md']);
+  t.deepEqual(Object.keys(generated).sort(), ['README.md', 'docs/commands.md', 'docs/configuration.md']);
   for (const [file, text] of Object.entries(generated)) {
     t.is(await readFile(new URL(file, root), 'utf8'), text, `${file} is stale: run npm run docs`);
   }
 });
 
-test('every exit code gcwal can return has a row in the reference, 126 and 130 included', async (t) => {
-  const commands = (await renderReference())['docs/commands.md'];
-  const table = commands.slice(commands.indexOf('\n## Exit codes\n'));
+test('every exit code gcwal can return has a row in the reference and in the README, 126 and 130 included', async (t) => {
+  const generated = await renderReference();
+  const commands = generated['docs/commands.md'];
+  const readme = generated['README.md'];
   t.deepEqual(
     EXIT_CODES.map(([exit]) => exit).sort((a, b) => a - b),
     Object.values(ExitCode).sort((a, b) => a - b),
   );
-  for (const exit of Object.values(ExitCode)) t.regex(table, new RegExp(`\\n\\| ${exit} \\| `), `exit ${exit}`);
+  for (const table of [commands.slice(commands.indexOf('\n## Exit codes\n')), readme.slice(readme.indexOf('\n## Exit codes\n'))]) {
+    for (const exit of Object.values(ExitCode)) t.regex(table, new RegExp(`\\n\\| ${exit} \\| `), `exit ${exit}`);
+  }
+});
+
+test('a README without the exit-code markers is refused rather than left without its table', (t) => {
+  t.throws(() => renderReadme('# gcwal\n'), { message: /lacks the markers/ });
 });
 
 test('the reference says how many segments wal-push archives ahead as the code does', async (t) => {
