@@ -91,13 +91,16 @@ function timelineLines(t: TimelineStatus, listing: boolean): string[] {
 }
 
 function backupRows(backups: readonly BackupStatus[]): string {
-  const header = ['NAME', 'TIMELINE', 'STOP TIME', 'STOP LSN', 'STORED SIZE', 'STATE'];
+  // A PARENT column once a backup is incremental.
+  const chains = backups.some((b) => b.parent !== undefined);
+  const header = ['NAME', 'TIMELINE', 'STOP TIME', 'STOP LSN', 'STORED SIZE', ...(chains ? ['PARENT'] : []), 'STATE'];
   const rows = backups.map((b) => [
     b.name,
     b.timeline === null ? '-' : String(b.timeline),
     b.stopTime === null ? '-' : shortTime(b.stopTime),
     b.stopLsn ?? '-',
     b.storedSize === null ? '-' : formatBytes(b.storedSize),
+    ...(chains ? [b.parent ?? '-'] : []),
     b.problem ? `${b.state}: ${b.problem}` : b.state,
   ]);
   return formatTable([header, ...rows])

@@ -95,6 +95,8 @@ export interface BackupStatus {
   storedSize: number | null;
   state: ReportedState;
   problem: string | null;
+  /** an incremental backup's parent (absent for a full backup) */
+  parent?: string;
 }
 
 /** An open alert, as the pipeline announced it or as evaluated from a listing. */
@@ -200,6 +202,7 @@ function backupStatus(b: CatalogueBackup, listing: boolean): BackupStatus {
     storedSize: b.storedSize,
     state,
     problem,
+    ...(b.parent !== undefined ? { parent: b.parent } : {}),
   };
 }
 

@@ -71,6 +71,28 @@ function olderDecision(
 }
 
 /**
+ * Keep every ancestor of a kept incremental backup (its parent, the
+ * parent's parent, up to the full backup): restoring it rebuilds files from
+ * all of them, so a chain is deleted only as a whole. Newest first, so an
+ * ancestor kept here keeps its own ancestors too.
+ */
+function keepChains(backups: readonly AssessedBackup[], decisions: Decision[]): Decision[] {
+  const index = new Map(backups.map((a, i) => [a.backup.name, i]));
+  for (let i = backups.length - 1; i >= 0; i--) {
+    const parent = backups[i].backup.parent;
+    if (decisions[i].action !== 'keep' || parent === undefined) continue;
+    const p = index.get(parent);
+    if (p === undefined || decisions[p].action === 'keep') continue;
+    decisions[p] = {
+      action: 'keep',
+      code: 'chain-parent',
+      reason: `the parent of kept incremental backup ${backups[i].backup.name}, which is restored from its whole chain`,
+    };
+  }
+  return decisions;
+}
+
+/**
  * Decide every backup (in `backups` order) and list the objects each owns:
  * the keys it records under its own folder, its backup.json, and every part
  * the catalogue has under its folder. Parts under a folder without a backup
@@ -102,11 +124,15 @@ export function decideBackups(
       });
     }
   }
+  const decided = keepChains(
+    backups,
+    backups.map((a) => keptReason(a, backups, sel, ctx) ?? olderDecision(a, (partsByBackup.get(a.backup.name) ?? []).sort(), sel, backups, ctx)),
+  );
   const decisions: PlannedBackup[] = [];
-  for (const a of backups) {
+  for (const [i, a] of backups.entries()) {
     const name = a.backup.name;
     const parts = (partsByBackup.get(name) ?? []).sort();
-    const decision = keptReason(a, backups, sel, ctx) ?? olderDecision(a, parts, sel, backups, ctx);
+    const decision = decided[i];
     decisions.push({ name, ...decision, restorable: a.restorable, ...(a.problem ? { problem: a.problem } : {}) });
     const prefix = backupPrefix(name);
     const outside = a.backup.keys.filter((k) => !k.startsWith(prefix));

@@ -77,6 +77,28 @@ function backupProblem(catalogue: Catalogue, a: Omit<AssessedBackup, 'restorable
 }
 
 /**
+ * An incremental backup restores only with its whole chain: one whose
+ * parent is not in the catalogue, or not restorable itself, is not
+ * restorable either. Parents start earlier, so they come first in `backups`
+ * and their own chain is settled by then.
+ */
+function chainProblems(backups: AssessedBackup[]): void {
+  const byName = new Map(backups.map((a) => [a.backup.name, a]));
+  for (const a of backups) {
+    const parentName = a.backup.parent;
+    if (parentName === undefined || !a.restorable) continue;
+    const parent = byName.get(parentName);
+    const problem =
+      parent === undefined
+        ? `its parent backup ${parentName} is missing`
+        : parent.index > a.index || !parent.restorable
+          ? `its parent backup ${parentName} is not restorable${parent.problem ? ` (${parent.problem})` : ''}`
+          : undefined;
+    if (problem) Object.assign(a, { restorable: false, problem });
+  }
+}
+
+/**
  * The repository's cluster: the catalogue's system identifier, or when it
  * has none yet, that of the oldest backup (backups of any other cluster are
  * then the ones left alone).
@@ -124,5 +146,6 @@ export function assessBackups(catalogue: Catalogue, now: Date): { backups: Asses
     const problem = backupProblem(catalogue, partial, clusterId);
     return { ...partial, index, restorable: problem === undefined, problem };
   });
+  chainProblems(backups);
   return { backups, clusterId };
 }

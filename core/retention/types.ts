@@ -57,6 +57,8 @@ export type KeepReasonCode =
   | 'timeline-branch'
   /** not restorable (corrupt, pending, incomplete WAL) but newer than the oldest kept restorable backup */
   | 'newer-than-restorable'
+  /** the full or incremental backup a kept incremental backup is rebuilt from: a chain is kept whole */
+  | 'chain-parent'
   /** a backup of another cluster (system identifier), or newer than one: never touched */
   | 'other-cluster'
   /** a WAL object a kept backup may replay */

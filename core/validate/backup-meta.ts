@@ -100,6 +100,26 @@ export function checkBackupMeta(meta: BackupMeta, name: string, expect: WalExpec
 }
 
 /**
+ * An incremental backup restores only with its chain: throws
+ * CorruptObjectError when the backup.json of its parent or of its full
+ * backup is not in the repository. (Whether they are valid is their own
+ * validation's verdict; retention and restore combine them.)
+ */
+export async function checkChainPresent(storage: Storage, meta: BackupMeta, signal?: AbortSignal): Promise<void> {
+  const needed: [string, string | undefined][] = [
+    ['parent', meta.parent],
+    ['full backup', meta.full],
+  ];
+  for (const [what, name] of needed) {
+    if (name === undefined || (await storage.stat(backupMetaKey(name), { signal }))) continue;
+    throw new CorruptObjectError(
+      `backup ${meta.name} is incremental, but its ${what} ${name} is missing from the repository`,
+      'the chain is broken: this backup cannot be restored; take a full backup',
+    );
+  }
+}
+
+/**
  * What the catalogue keeps about the backup: its identity, range, sizes and
  * the object keys deleting it removes: those backup.json lists, but only
  * inside its own folder (a damaged or hostile backup.json must not lead

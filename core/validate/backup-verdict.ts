@@ -12,7 +12,7 @@ import type { BackupMeta } from '../backup/meta.ts';
 import { backupMetaKey, backupNameFromKey, backupPrefix, isBackupName } from '../layout.ts';
 import type { ObjectInfo, Storage } from '../storage/types.ts';
 import { checkPartObject, checkSurvey, type BackupValidationResult } from './backup.ts';
-import { backupSummary, checkBackupMeta, readBackupMeta } from './backup-meta.ts';
+import { backupSummary, checkBackupMeta, checkChainPresent, readBackupMeta } from './backup-meta.ts';
 import { failed, resultOfError } from './decode.ts';
 import { findRepeatedPath, manifestObject, repeatedPathError, surveyManifest } from './manifest.ts';
 import { partSeal } from './seal.ts';
@@ -59,6 +59,7 @@ export async function checkBackupForVerdicts(
   const backup = backupSummary(meta, metaInfo.key);
   try {
     checkBackupMeta(meta, name, expect);
+    await checkChainPresent(storage, meta, signal);
     const listed = new Map<string, ObjectInfo>();
     for await (const info of storage.list(backupPrefix(name), { signal })) listed.set(info.key, info);
     const parts = meta.parts.map((part, i) => checkPartObject(meta, i, listed.get(part.key)));

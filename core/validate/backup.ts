@@ -9,7 +9,7 @@ import { CorruptObjectError } from '../errors.ts';
 import { backupMetaKey, backupNameFromKey, isBackupName, Meta } from '../layout.ts';
 import type { ObjectInfo, Storage } from '../storage/types.ts';
 import { quoteForMessage } from '../wal/quote.ts';
-import { backupSummary, checkBackupMeta, readBackupMeta } from './backup-meta.ts';
+import { backupSummary, checkBackupMeta, checkChainPresent, readBackupMeta } from './backup-meta.ts';
 import { failed, resultOfError } from './decode.ts';
 import { entriesOfPart, findRepeatedPath, manifestObject, repeatedPathError, surveyManifest, type ManifestSurvey } from './manifest.ts';
 import { scanPart } from './part.ts';
@@ -66,6 +66,7 @@ export async function validateBackup(
   const backup = backupSummary(meta, metaInfo.key);
   try {
     checkBackupMeta(meta, name, expect);
+    await checkChainPresent(storage, meta, signal);
     const parts = await statParts(storage, meta, signal);
     const where = `manifest of backup ${name}`;
     const manifestInfo = await storage.stat(meta.manifest.key, { signal });

@@ -73,3 +73,25 @@ test('the window says until when it is restorable by time, the last commit archi
   );
   t.regex(text, new RegExp(`^ {2}named {8}"before \\\\"the\\\\" upgrade" at 2024-05-01 00:01:40\\.000002Z \\(${lsnIn(2, 0x100)}\\)$`, 'm'));
 });
+
+test("an incremental backup's parent is in the report and in a PARENT column of the text", (t) => {
+  const full = summary(1, 1, 1, at(1));
+  const inc = { ...summary(1, 2, 2, at(2)), parent: full.name };
+  const entries = [walEntry(seg(1, 1), at(1)), walEntry(seg(1, 2), at(2))];
+  const report = buildStatusReport(
+    { catalogue: catalogueOf(entries, [backup(full), backup(inc)]), source: 'catalogue', location: 'x', generation: '5' },
+    'gs://b/p',
+    now,
+    thresholds,
+  );
+  t.deepEqual(
+    report.backups.map((b) => [b.name, b.parent]),
+    [
+      [full.name, undefined],
+      [inc.name, full.name],
+    ],
+  );
+  const text = formatStatusReport(report);
+  t.regex(text, /NAME +TIMELINE +STOP TIME +STOP LSN +STORED SIZE +PARENT +STATE/);
+  t.regex(text, new RegExp(`${inc.name} .* ${full.name} +valid`));
+});

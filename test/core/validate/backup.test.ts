@@ -29,8 +29,13 @@ const segmentSize = 1024 * 1024;
 async function takeBackup(codec: CodecName): Promise<{ storage: FileStorage; meta: BackupMeta }> {
   const storage = new FileStorage(pathToFileURL(path.join(work.path, codec)).href);
   await repoCreate(storage, cluster);
+  return { storage, meta: await pushInto(storage, codec) };
+}
+
+/** A backup of the cluster into `storage`, full unless `incremental`. */
+async function pushInto(storage: FileStorage, codec: CodecName, incremental = false): Promise<BackupMeta> {
   const quiet = new PassThrough().resume();
-  const meta = await pushBackup({
+  return pushBackup({
     pgdata: cluster.pgdata,
     storage,
     config: {
@@ -46,8 +51,8 @@ async function takeBackup(codec: CodecName): Promise<{ storage: FileStorage; met
     version: '0.0.0-test',
     progress: (label) => createProgress({ out: quiet, interactive: false, label }),
     archiveCheck: false, // archive_command is /bin/true: no WAL reaches this repository
+    incremental,
   });
-  return { storage, meta };
 }
 
 test.before(async () => {
@@ -122,6 +127,22 @@ for (const codec of CODEC_NAMES) {
     }
   });
 }
+
+test('an incremental backup validates with its parent present, and fails naming the parent once it is gone', async (t) => {
+  const { storage, meta: full } = await copyOf(t, 'none');
+  const inc = await pushInto(storage, 'none', true);
+  t.is(inc.parent, full.name);
+  const result = await validateBackup(storage, await metaInfo(storage, inc), expect());
+  t.true(result.ok, result.problem);
+  t.is(result.backup?.parent, full.name);
+  t.is(result.details?.files, inc.fileCount);
+  await storage.delete(backupMetaKey(full.name));
+  assertProblem(
+    t,
+    await validateBackup(storage, await metaInfo(storage, inc), expect()),
+    new RegExp(`^backup ${inc.name} is incremental, but its parent ${full.name} is missing from the repository$`),
+  );
+});
 
 test('a byte flipped at rest in a part fails the part and the backup', async (t) => {
   const { storage, meta } = await copyOf(t);
