@@ -15,6 +15,8 @@
  *   replay    only archive recovery: PostgreSQL replays N segments after a base
  *             backup with restore_command cp from a directory vs gcwal wal-fetch
  *             with prefetch, file:// and gs:// (not part of the default run)
+ *   incremental  only incremental backups: backup-push --incremental after 60 s of
+ *             pgbench -c 4 beside pgbackrest backup --type=incr (issue 16)
  *   delta     only delta restore: backup-fetch --delta after changing ~1% of a
  *             pgbench database, beside a full restore (not part of the default run)
  *   records   only the record walk: a 16 MiB segment validated with its record walk,
@@ -54,6 +56,7 @@ import { runBacklogBench } from './wal-backlog.ts';
 import { runSteadyBench } from './wal-steady.ts';
 import { runReplayBench } from './replay.ts';
 import { runDeltaBench } from './delta.ts';
+import { runIncrementalBench } from './incremental.ts';
 import { runWalBench } from './wal-push.ts';
 import { runGcsWalBench } from './wal-push-gcs.ts';
 import { runValidateBench } from './validate.ts';
@@ -80,11 +83,13 @@ function count(name: string, text: string, min: number): number {
 
 const which = positionals[0] ?? 'all';
 if (
-  !['wal', 'gcs', 'backup', 'validate', 'records', 'functions', 'backlog', 'steady', 'replay', 'delta', 'catalogue', 'verdicts', 'all'].includes(which) ||
+  !['wal', 'gcs', 'backup', 'validate', 'records', 'functions', 'backlog', 'steady', 'replay', 'delta', 'incremental', 'catalogue', 'verdicts', 'all'].includes(
+    which,
+  ) ||
   positionals.length > 1
 ) {
   throw new Error(
-    `usage: npm run bench -- [wal|gcs|backup|validate|records|functions|backlog|steady|replay|delta|catalogue|verdicts] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`,
+    `usage: npm run bench -- [wal|gcs|backup|validate|records|functions|backlog|steady|replay|delta|incremental|catalogue|verdicts] [--scale N] [--small-scale N] [--segments N] [--rounds N] [--repo file|gcs|both] [--no-breakdown] [--profile]; got ${positionals.join(' ')}`,
   );
 }
 const repo = values.repo;
@@ -124,6 +129,10 @@ await withCleanups(async (cleanups) => {
   }
   if (which === 'verdicts') {
     const report = await runBackupVerdictBench({ rounds: count('rounds', values.rounds ?? '3', 1), log }, cleanups);
+    process.stdout.write(`\n${report}\n`);
+  }
+  if (which === 'incremental') {
+    const report = await runIncrementalBench({ scale, seconds: 60, log }, cleanups);
     process.stdout.write(`\n${report}\n`);
   }
   if (which === 'delta') {
