@@ -237,7 +237,7 @@ export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups
   };
 
   const rows: string[][] = [];
-  const measure = async (name: string, files: number, make: () => Catalogue, ops: ('update' | 'status' | 'first-update' | 'prune-update')[]) => {
+  const measure = async (name: string, files: number, make: () => Catalogue, ops: ('update' | 'status' | 'first-update' | 'prune-update' | 'plan')[]) => {
     for (const op of ops) {
       const results: Measured[] = [];
       let before = 0;
@@ -247,7 +247,7 @@ export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups
         before = bytes;
         const now = created(files + 3);
         const events = op === 'prune-update' ? pruneEvents(files) : nextEvents(files);
-        results.push(await run(op === 'status' ? ['status', url, now] : ['update', url, now, JSON.stringify(events)]));
+        results.push(await run(op === 'status' || op === 'plan' ? [op, url, now] : ['update', url, now, JSON.stringify(events)]));
       }
       const med = (f: (m: Measured) => number) => median(results.map(f));
       const labels = {
@@ -255,13 +255,14 @@ export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups
         update: 'update: one segment validated, one arrived',
         'prune-update': "update: a settled backup's part deleted (reads every backup)",
         status: 'gcwal status report',
+        plan: "prune's plan (read, planRetention with retain-full 7)",
       };
       const label = labels[op];
       rows.push([
         name,
         label,
         (before / 1e6).toFixed(2),
-        op === 'status' ? '–' : (med((m) => m.bytes) / 1e6).toFixed(3),
+        op === 'status' || op === 'plan' ? '–' : (med((m) => m.bytes) / 1e6).toFixed(3),
         fixed(med((m) => m.cpuMs)),
         fixed(med((m) => m.wallMs)),
         (med((m) => m.hwmKiB) / 1024).toFixed(0),
@@ -275,7 +276,7 @@ export async function runCatalogueBench(options: CatalogueBenchOptions, cleanups
     'prune-update',
     'status',
   ]);
-  await measure(`per file, 100,000 WAL files, ${BACKUPS} backups × ${PARTS} parts`, 100_000, () => perFileCatalogue(100_000, 2), ['update', 'status']);
+  await measure(`per file, 100,000 WAL files, ${BACKUPS} backups × ${PARTS} parts`, 100_000, () => perFileCatalogue(100_000, 2), ['update', 'status', 'plan']);
   await measure('format 1, 100,000 WAL files, converted on first use', 100_000, () => perFileCatalogue(100_000, 1), ['first-update']);
 
   return [

@@ -10,6 +10,7 @@ import { readCatalogue } from '../core/catalogue/store.ts';
 import type { CatalogueEvent } from '../core/catalogue/types.ts';
 import { executeRetentionPlan, type ExecutionReport } from '../core/retention/execute.ts';
 import { planRetention } from '../core/retention/plan.ts';
+import { expandPlanned, plannedCount } from '../core/retention/planned.ts';
 import { reportMalformedEvent, type MalformedOutcome } from './lib/malformed.ts';
 import { CatalogueOutbox } from './lib/catalogue-outbox.ts';
 import { createRuntime, lazyRuntime, type Runtime } from './lib/runtime.ts';
@@ -68,13 +69,13 @@ export function makePruneHandler(runtime: () => Runtime): (event: IncomingEvent)
       kind: 'pruned',
       repository: rt.config.repo,
       dryRun: rt.config.pruneDryRun,
-      deleted: (rt.config.pruneDryRun ? plan.delete : report.deleted).map((o) => ({ key: o.key, reason: o.reason })),
+      deleted: (rt.config.pruneDryRun ? [...expandPlanned(plan.delete)] : report.deleted).map((o) => ({ key: o.key, reason: o.reason })),
       skipped: report.skipped.map((s) => ({ key: s.object.key, reason: s.why })),
       deletedBackups: plan.deletedBackups.filter(
         (b) => rt.config.pruneDryRun || plan.delete.some((o) => o.backup === b && o.kind === 'backup' && deletedSet.has(o.key)),
       ),
       keptBackups: plan.keptBackups,
-      kept: plan.keep.length,
+      kept: plannedCount(plan.keep),
       warnings: plan.warnings,
       time: rt.now().toISOString(),
     };

@@ -1,5 +1,6 @@
 import { AuthError, ExitCode, UsageError } from '../../core/errors.ts';
 import { executeRetentionPlan, type ExecutionReport } from '../../core/retention/execute.ts';
+import { plannedCount } from '../../core/retention/planned.ts';
 import { planRetention, validateRetentionPolicy, type RetentionPolicy } from '../../core/retention/plan.ts';
 import { loadCatalogue } from '../catalogue/load.ts';
 import { planOverListing, type AgentValidation } from '../retention/listing.ts';
@@ -106,9 +107,9 @@ Exit codes: 0 planned (and with --confirm, deleted); 2 no or a bad policy;
     } catch (err) {
       const done = (err as { report?: ExecutionReport }).report?.deleted.length ?? 0;
       if (err instanceof AuthError) {
-        throw new AuthError(`delete stopped after ${done} of ${plan.delete.length} objects: ${err.message}`, PERMISSION_HINT, { cause: err });
+        throw new AuthError(`delete stopped after ${done} of ${plannedCount(plan.delete)} objects: ${err.message}`, PERMISSION_HINT, { cause: err });
       }
-      if (done > 0) ctx.log.warn(`delete stopped after ${done} of ${plan.delete.length} objects; run it again to finish`);
+      if (done > 0) ctx.log.warn(`delete stopped after ${done} of ${plannedCount(plan.delete)} objects; run it again to finish`);
       throw err;
     }
     const finished = report(execution);

@@ -9,6 +9,7 @@ import type { Catalogue } from '../../core/catalogue/types.ts';
 import { backupNameFromKey, walFileNameFromKey } from '../../core/layout.ts';
 import type { ExecutionReport } from '../../core/retention/execute.ts';
 import type { PlannedObject, RetentionPlan, RetentionPolicy } from '../../core/retention/plan.ts';
+import { plannedCount } from '../../core/retention/planned.ts';
 import { walPosition } from '../../core/retention/wal-items.ts';
 import { formatBytes } from '../progress.ts';
 import { pointTime } from '../status/format.ts';
@@ -35,7 +36,8 @@ export interface DeleteReport {
 /** Stored bytes of a planned object as the catalogue knows them (0 when it does not: manifests). */
 function sizeOf(catalogue: Catalogue, o: PlannedObject): number {
   const name = walFileNameFromKey(o.key);
-  if (name !== undefined) return walEntry(catalogue, name)?.size ?? 0;
+  // A range of a run's segments: their run's mean size each (what walEntry gives a folded segment).
+  if (name !== undefined) return (walEntry(catalogue, name)?.size ?? 0) * (o.count ?? 1);
   if (o.kind === 'part') return catalogue.parts[o.key]?.size ?? 0;
   return 0;
 }
@@ -66,11 +68,11 @@ export function buildDeleteReport(args: {
     agentValidation: args.validation ?? null,
     plan,
     totals: {
-      deleteObjects: plan.delete.length,
+      deleteObjects: plannedCount(plan.delete),
       deleteBytes: bytes(catalogue, plan.delete),
       deleteBackups: plan.deletedBackups.length,
-      deleteWal: plan.delete.filter((o) => walFileNameFromKey(o.key) !== undefined).length,
-      keepObjects: plan.keep.length,
+      deleteWal: plannedCount(plan.delete.filter((o) => walFileNameFromKey(o.key) !== undefined)),
+      keepObjects: plannedCount(plan.keep),
     },
     result:
       execution === undefined
@@ -99,13 +101,19 @@ function walLines(objects: readonly PlannedObject[]): string[] {
     const position = o.kind === 'segment' ? walPosition(name) : undefined;
     if (position === undefined) {
       others.push(`  ${name}  (${o.code})`);
-    } else if (run && run.timeline === o.timeline && run.code === o.code && position === run.position + 1n) {
-      run.last = name;
-      run.count++;
-      run.position = position;
     } else {
-      flush();
-      run = { first: name, last: name, count: 1, timeline: o.timeline, code: o.code, position };
+      // A range (a run's segments planned alike) continues or starts a line as a whole.
+      const lastName = o.through !== undefined ? (walFileNameFromKey(o.through) ?? name) : name;
+      const lastPosition = walPosition(lastName) ?? position;
+      const count = o.count ?? 1;
+      if (run && run.timeline === o.timeline && run.code === o.code && position === run.position + 1n) {
+        run.last = lastName;
+        run.count += count;
+        run.position = lastPosition;
+      } else {
+        flush();
+        run = { first: name, last: lastName, count, timeline: o.timeline, code: o.code, position: lastPosition };
+      }
     }
   }
   flush();

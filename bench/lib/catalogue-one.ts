@@ -6,6 +6,7 @@
  *
  *   catalogue-one.mjs update <repo url> <now ISO> <events JSON>   the functions' commit (absorb in updateCatalogue)
  *   catalogue-one.mjs status <repo url> <now ISO>                 read it and build `gcwal status`'s report
+ *   catalogue-one.mjs plan <repo url> <now ISO>                   read it and plan retention (retain-full 7), as prune does
  *   catalogue-one.mjs verdict <repo url> <now ISO> <backup.json key>   validate's work when backup.json lands: its check
  *                                                                  (no part read) and the commit that settles the backup
  *   catalogue-one.mjs full <repo url> <now ISO> <backup.json key>      the check before verdicts: every part read (validateBackup)
@@ -19,10 +20,11 @@ import { CATALOGUE_KEY } from '../../core/layout.ts';
 import { FileStorage } from '../../core/storage/file/storage.ts';
 import { absorb } from '../../functions/lib/catalogue-outbox.ts';
 import { checkBackupForVerdicts, validateBackup } from '../../core/validate/index.ts';
+import { planRetention } from '../../core/retention/plan.ts';
 
 const [mode, url, nowIso, eventsJson] = process.argv.slice(2);
-if (!url || !nowIso || !['update', 'status', 'verdict', 'full'].includes(mode))
-  throw new Error('usage: catalogue-one update|status|verdict|full <repo url> <now> [<events json> | <backup.json key>]');
+if (!url || !nowIso || !['update', 'status', 'verdict', 'full', 'plan'].includes(mode))
+  throw new Error('usage: catalogue-one update|status|verdict|full|plan <repo url> <now> [<events json> | <backup.json key>]');
 const storage = new FileStorage(url);
 const now = new Date(nowIso);
 const thresholds = { stallSeconds: 1800, backupMaxAgeSeconds: 8 * 86400, unvalidatedSeconds: 3600, gapGraceSeconds: 300 };
@@ -54,6 +56,10 @@ if (mode === 'update') {
   const settled = update.catalogue.backups[result.backup!.name]?.state;
   if (settled !== 'valid') throw new Error(`the backup is ${settled} after the commit`);
   written = update.written;
+} else if (mode === 'plan') {
+  const { catalogue } = await readCatalogue(storage);
+  const plan = planRetention(catalogue, { retainFull: 7 }, now);
+  JSON.stringify(plan);
 } else {
   const { catalogue, generation } = await readCatalogue(storage);
   const report = buildStatusReport({ catalogue, source: 'catalogue', location: url, generation }, url, now, thresholds);

@@ -7,6 +7,7 @@
 import { compareGenerations } from '../catalogue/keys.ts';
 import { PreconditionFailedError } from '../errors.ts';
 import type { Storage } from '../storage/types.ts';
+import { expandPlanned } from './planned.ts';
 import type { PlannedObject, RetentionPlan } from './types.ts';
 
 export interface ExecutionReport {
@@ -23,7 +24,7 @@ export interface ExecuteOptions {
 }
 
 /**
- * Delete what `plan.delete` lists. An object whose live generation is not
+ * Delete what `plan.delete` lists, each segment of a range (plannedObjects) on its own, reported one by one. An object whose live generation is not
  * the planned one was replaced after planning: it is skipped, and so is the
  * rest of its backup when it was the backup's metadata. A missing object
  * counts as deleted (idempotent: running a plan twice is harmless). Any other
@@ -34,7 +35,8 @@ export interface ExecuteOptions {
 export async function executeRetentionPlan(storage: Storage, plan: RetentionPlan, options: ExecuteOptions = {}): Promise<ExecutionReport> {
   const report: ExecutionReport = { deleted: [], skipped: [] };
   const abandoned = new Set<string>();
-  for (const object of plan.delete) {
+  // A range (a run's segments planned alike) is deleted segment by segment, listed as it goes.
+  for (const object of expandPlanned(plan.delete)) {
     options.signal?.throwIfAborted();
     if (object.backup !== undefined && abandoned.has(object.backup)) {
       report.skipped.push({ object, why: `backup ${object.backup} changed after planning` });

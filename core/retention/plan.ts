@@ -66,7 +66,7 @@ function countReasons(keep: readonly PlannedObject[], del: readonly PlannedObjec
     for (const o of list) {
       const id = `${action}\0${o.code}`;
       const row = counts.get(id) ?? { action, code: o.code, objects: 0 };
-      row.objects++;
+      row.objects += o.count ?? 1;
       counts.set(id, row);
     }
   }

@@ -112,9 +112,14 @@ function extendForBranches(
     const first = list.reduce((min, o) => (o.position < min ? o.position : min), list[0].position);
     if (first >= a.startPosition) continue;
     // A NaN creation time compares false: such an object is treated as recent.
-    const inWindow = list.filter((o) => !(o.createdMs <= a.stopMs));
+    // A span of a run counts from its first segment in the window.
+    const inWindow: bigint[] = [];
+    for (const o of list) {
+      const position = o.firstCreatedAfter ? o.firstCreatedAfter(a.stopMs) : !(o.createdMs <= a.stopMs) ? o.position : undefined;
+      if (position !== undefined) inWindow.push(position);
+    }
     if (inWindow.length === 0) continue;
-    const firstInWindow = inWindow.reduce((min, o) => (o.position < min ? o.position : min), inWindow[0].position);
+    const firstInWindow = inWindow.reduce((min, p) => (p < min ? p : min), inWindow[0]);
     const reaches = (b: AssessedBackup) =>
       b.restorable && ((b.timeline === timeline && b.startPosition <= firstInWindow) || (b.timeline < timeline && b.startPosition <= first));
     if (backups.slice(keepFrom).some(reaches)) continue;

@@ -103,6 +103,14 @@ export interface PlannedObject {
    * after planning).
    */
   generationAtMost?: string;
+  /**
+   * For consecutive segments of one run planned alike (core/retention/wal-decide.ts):
+   * the key of the last; `key` is the first's, `count` how many they are and
+   * `segmentSize` what names them (plannedKeys lists them). Absent for one object.
+   */
+  through?: string;
+  count?: number;
+  segmentSize?: number;
   kind: PlannedObjectKind;
   /** the backup the object belongs to, for backup objects */
   backup?: string;

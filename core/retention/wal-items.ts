@@ -3,16 +3,30 @@
  * timeline in its name and, for objects that sit at a segment (segments,
  * `.partial` and `.backup` files), that segment's position in the WAL.
  */
-import { walEntries } from '../catalogue/runs.ts';
-import type { Catalogue, CatalogueWalEntry } from '../catalogue/types.ts';
+import { createdWithin, entryInRun, runSegmentSize, spanBounds } from '../catalogue/runs.ts';
+import type { Catalogue, CatalogueWalEntry, CatalogueWalRun } from '../catalogue/types.ts';
 import { walObjectKey } from '../layout.ts';
-import { classifyWalFileName, parseWalSegmentName } from '../wal/name.ts';
+import { classifyWalFileName, parseWalSegmentName, walSegmentName } from '../wal/name.ts';
 import type { PlannedObjectKind } from './types.ts';
 
-/** One object under `wal/`. */
+/**
+ * Segments `from` to `to` of a run (core/catalogue/runs.ts), taken together:
+ * retention decides a run by pieces within which every rule gives the same
+ * answer (wal-decide.ts), so a plan costs per run, not per segment.
+ */
+export interface WalSpan {
+  run: CatalogueWalRun;
+  from: bigint;
+  to: bigint;
+  segSize: number;
+}
+
+/** One object under `wal/`, or (with `span`) the segments of a run. */
 export interface WalItem {
-  /** `folded`: a segment of a run, whose generation is only known to be at most `entry.generation` */
+  /** `folded`: a segment of a run, whose generation is only known to be at most `entry.generation`; for a span, its first segment */
   entry: CatalogueWalEntry & { folded?: true };
+  /** set for the segments of a run, taken together; `entry`, `key`, `position` and `createdMs` are then its first segment's */
+  span?: WalSpan;
   key: string;
   kind: Extract<PlannedObjectKind, 'segment' | 'partial' | 'history' | 'backup-label' | 'other-wal'>;
   timeline?: number;
@@ -47,10 +61,45 @@ function fitsSegmentSize(segmentName: string, segSize: number | undefined): bool
   }
 }
 
-/** Every WAL object of the catalogue, classified, sorted by key. */
+/** The item of segment `segNo` of a span's run, alone. */
+export function spanSegment(span: WalSpan, segNo: bigint): WalItem {
+  const entry = { ...entryInRun(span.run, segNo, span.segSize), folded: true as const };
+  const item = { entry, key: walObjectKey(entry.name), kind: 'segment' as const, timeline: span.run.timeline, createdMs: Date.parse(entry.created) };
+  return { ...item, position: walPosition(entry.name) };
+}
+
+/** A span of `run` from `from` to `to`, as an item (its first segment's fields, and the span). */
+export function spanItem(run: CatalogueWalRun, from: bigint, to: bigint, segSize: number): WalItem {
+  const span = { run, from, to, segSize };
+  return { ...spanSegment(span, from), span };
+}
+
+/** The WAL position of segment `segNo` of a span (see walPosition). */
+export function spanPosition(span: WalSpan, segNo: bigint): bigint {
+  return walPosition(walSegmentName(span.run.timeline, segNo, span.segSize))!;
+}
+
+/** The creation time (ms) a span's run gives segment `segNo` (interpolated inside the run, see createdWithin). */
+export function spanCreatedMs(span: WalSpan, segNo: bigint): number {
+  return Date.parse(createdWithin(span.run, segNo, span.segSize));
+}
+
+/**
+ * Every WAL object of the catalogue, classified, sorted by key: one item per
+ * unfolded entry and one per run (a span of all its segments).
+ */
 export function walItems(catalogue: Catalogue): WalItem[] {
   const items: WalItem[] = [];
-  for (const entry of walEntries(catalogue)) {
+  const segSize = runSegmentSize(catalogue);
+  if (segSize !== undefined)
+    for (const run of catalogue.walRuns) {
+      const { from, to } = spanBounds(run, segSize);
+      // Pieces are found by binary search over creation times, so they must not decrease along the run;
+      // a run whose last segment was created before its first (uploads out of order) goes segment by segment.
+      if (Date.parse(run.lastCreated) >= Date.parse(run.firstCreated)) items.push(spanItem(run, from, to, segSize));
+      else for (let segNo = from; segNo <= to; segNo++) items.push(spanSegment({ run, from, to, segSize }, segNo));
+    }
+  for (const entry of Object.values(catalogue.wal)) {
     const key = walObjectKey(entry.name);
     const createdMs = Date.parse(entry.created);
     const parsed = classifyWalFileName(entry.name);
@@ -72,17 +121,55 @@ export function walItems(catalogue: Catalogue): WalItem[] {
   return items.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
-/** Per timeline, the positions and creation times of its positioned objects. */
-export type TimelineObjects = Map<number, { position: bigint; createdMs: number }[]>;
+/**
+ * A positioned object of a timeline, or a span of a run's segments (then
+ * `position` and `createdMs` are its first segment's).
+ */
+export interface TimelineObject {
+  position: bigint;
+  createdMs: number;
+  /** for a span: the position of its first segment created after `ms` (not at or before it), or undefined if none is */
+  firstCreatedAfter?: (ms: number) => bigint | undefined;
+}
 
-/** Group the positioned items (segments, partials, labels) by timeline. */
+/** Per timeline, its positioned objects. */
+export type TimelineObjects = Map<number, TimelineObject[]>;
+
+/** Group the positioned items (segments, partials, labels, spans) by timeline. */
 export function objectsByTimeline(items: readonly WalItem[]): TimelineObjects {
   const byTimeline: TimelineObjects = new Map();
   for (const item of items) {
     if (item.position === undefined || item.timeline === undefined) continue;
     let list = byTimeline.get(item.timeline);
     if (!list) byTimeline.set(item.timeline, (list = []));
-    list.push({ position: item.position, createdMs: item.createdMs });
+    const span = item.span;
+    if (!span) list.push({ position: item.position, createdMs: item.createdMs });
+    else
+      list.push({
+        position: item.position,
+        createdMs: item.createdMs,
+        firstCreatedAfter: (ms) => {
+          const segNo = firstWhere(span.from, span.to, (n) => !(spanCreatedMs(span, n) <= ms));
+          return segNo === undefined ? undefined : spanPosition(span, segNo);
+        },
+      });
   }
   return byTimeline;
+}
+
+/**
+ * The first n in `from`..`to` for which `holds(n)` is true, for a `holds`
+ * that is false and then true (monotone): a binary search. Undefined when it
+ * holds nowhere.
+ */
+export function firstWhere(from: bigint, to: bigint, holds: (n: bigint) => boolean): bigint | undefined {
+  if (from > to || !holds(to)) return undefined;
+  let lo = from;
+  let hi = to;
+  while (lo < hi) {
+    const mid = lo + (hi - lo) / 2n;
+    if (holds(mid)) hi = mid;
+    else lo = mid + 1n;
+  }
+  return lo;
 }

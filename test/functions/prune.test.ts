@@ -15,6 +15,7 @@ import { readCatalogue } from '../../core/catalogue/store.ts';
 import type { Catalogue } from '../../core/catalogue/types.ts';
 import { CATALOGUE_KEY, walObjectKey } from '../../core/layout.ts';
 import { planRetention } from '../../core/retention/plan.ts';
+import { expandPlanned, plannedCount } from '../../core/retention/planned.ts';
 import type { Storage } from '../../core/storage/types.ts';
 import type { Runtime } from '../../functions/lib/runtime.ts';
 import { makePruneHandler } from '../../functions/prune.ts';
@@ -131,7 +132,9 @@ test('prune deletes exactly the planned generations, records and announces them,
   const oldKeys = [oldest, middle].flatMap((b) => [...b.parts.map((p) => p.key), b.manifest.key, `backups/${b.name}/backup.json`]);
   const oldSegments = (await wal.archived()).filter((n) => /^[0-9A-F]{24}$/.test(n) && n < newest.startWalSegment).map(walObjectKey);
   t.true(oldSegments.length >= 4);
-  const planned = plan.delete.map((o) => o.key);
+  // A range of a run's segments planned alike stands for each of them.
+  const deletes = [...expandPlanned(plan.delete)];
+  const planned = deletes.map((o) => o.key);
   t.deepEqual(planned.filter((k) => k.startsWith('backups/')).sort(), oldKeys.sort());
   t.deepEqual(planned.filter((k) => /^wal\/[0-9A-F]{24}$/.test(k)).sort(), oldSegments.sort());
   const before = await listing(repo.storage);
@@ -139,11 +142,11 @@ test('prune deletes exactly the planned generations, records and announces them,
   const { message } = await prune(rt);
 
   const after = await listing(repo.storage);
-  for (const o of plan.delete) t.false(after.has(o.key), `${o.key} deleted`);
+  for (const o of deletes) t.false(after.has(o.key), `${o.key} deleted`);
   for (const [key, generation] of before) {
     if (!planned.includes(key) && key !== CATALOGUE_KEY) t.is(after.get(key), generation, `${key} kept as it was`);
   }
-  t.is(after.size, before.size - plan.delete.length);
+  t.is(after.size, before.size - deletes.length);
   t.like(message, {
     format: 1,
     kind: 'pruned',
@@ -151,13 +154,13 @@ test('prune deletes exactly the planned generations, records and announces them,
     dryRun: false,
     deletedBackups: [oldest.name, middle.name],
     keptBackups: [newest.name],
-    kept: plan.keep.length,
+    kept: plannedCount(plan.keep),
     skipped: [],
     time: now.toISOString(),
   });
   t.deepEqual(
     message.deleted,
-    plan.delete.map((o) => ({ key: o.key, reason: o.reason })),
+    deletes.map((o) => ({ key: o.key, reason: o.reason })),
   );
 
   const published = await repo.events.waitFor((ms) => ms.find((m) => m.kind === 'pruned'), 'the pruned message');
@@ -166,7 +169,7 @@ test('prune deletes exactly the planned generations, records and announces them,
 
   const recorded = (await readCatalogue(repo.storage)).catalogue;
   t.deepEqual(Object.keys(recorded.backups), [newest.name]);
-  for (const o of plan.delete) {
+  for (const o of deletes) {
     if (o.generation === undefined) continue;
     t.is(recorded.tombstones[o.key]?.generation, o.generation, `${o.key} tombstoned`);
     t.false(o.key in recorded.parts || (o.key.startsWith('wal/') && o.key.slice(4) in recorded.wal), `${o.key} out of the catalogue`);
@@ -197,7 +200,7 @@ test('a dry run publishes the plan and deletes nothing', async (t) => {
   t.like(message, { kind: 'pruned', dryRun: true, deletedBackups: plan.deletedBackups, keptBackups: plan.keptBackups, skipped: [] });
   t.deepEqual(
     message.deleted,
-    plan.delete.map((o) => ({ key: o.key, reason: o.reason })),
+    [...expandPlanned(plan.delete)].map((o) => ({ key: o.key, reason: o.reason })),
   );
   const published = await repo.events.waitFor((ms) => ms.find((m) => m.kind === 'pruned'), 'the pruned message');
   t.deepEqual(published, message);
