@@ -204,9 +204,10 @@ test.serial(
       kept++;
     }
     t.true(kept >= 200, `only ${kept} files kept`);
-    // The damaged file rewritten with the backup's content.
+    // The damaged file rewritten with the backup's content. (Not told by its
+    // inode: the file system may give the new file the number the old one freed.)
     t.not(after.get(damaged)!.crc, beforeDamage.crc);
-    t.not(after.get(damaged)!.ino, beforeDamage.ino);
+    t.is(after.get(damaged)!.crc, (await tree(full)).get(damaged)!.crc);
 
     const restored = await startClusterFromDirectory(dest, { serverEnv: env });
     cleanups.push(() => restored.destroy());
